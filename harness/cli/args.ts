@@ -1,0 +1,30 @@
+// Shared argument handling for the CLI commands: node's parseArgs, with usage errors
+// turned into exit code 2 and a message instead of a stack trace.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** A non-negative integer option, or a usage error naming the option. */
+export function intOption(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} takes a non-negative integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/** A comma-separated list option (`--tp 1,2,4`), or the fallback. */
+export function listOption(value: string | undefined, fallback: string[]): string[] {
+  if (value === undefined) return fallback;
+  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+}

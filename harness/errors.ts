@@ -1,0 +1,49 @@
+// The root of every typed error the harness raises. Each carries what a person needs to
+// act on it: which file, which tensor, what was expected and what was found. Subclasses
+// (one per failure kind) live beside the module that raises them.
+export interface ErrorContext {
+  file?: string;
+  tensor?: string;
+  layer?: number;
+  expected?: unknown;
+  found?: unknown;
+}
+
+export class MoeConformanceError extends Error {
+  readonly file?: string;
+  readonly tensor?: string;
+  readonly layer?: number;
+  readonly expected?: unknown;
+  readonly found?: unknown;
+
+  constructor(message: string, context: ErrorContext = {}) {
+    super(MoeConformanceError.describe(message, context));
+    this.name = new.target.name;
+    this.file = context.file;
+    this.tensor = context.tensor;
+    this.layer = context.layer;
+    this.expected = context.expected;
+    this.found = context.found;
+  }
+
+  private static describe(message: string, c: ErrorContext): string {
+    const where: string[] = [];
+    if (c.file !== undefined) where.push(`file ${c.file}`);
+    if (c.layer !== undefined) where.push(`layer ${c.layer}`);
+    if (c.tensor !== undefined) where.push(`tensor ${JSON.stringify(c.tensor)}`);
+    const wants =
+      c.expected !== undefined || c.found !== undefined
+        ? ` (expected ${show(c.expected)}, found ${show(c.found)})`
+        : '';
+    return `${message}${wants}${where.length ? ` [${where.join(', ')}]` : ''}`;
+  }
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,50 @@
+// What one MoE block computes, as data (../shared/docs/layouts.md §2). The layout
+// registry builds one of these per model type from config.json; kernels/ executes it.
+// Nothing here is per-test: a routing variant is a value, not a code path in a test.
+
+/** How router logits `l = x·Wr^T (+ router bias)` become selected experts and weights. */
+export type Routing =
+  /** top-k of softmax(l); renormalise to sum 1 if `renormalize`; dbrx divides by the p-norm instead. */
+  | { kind: 'softmax_topk'; renormalize: boolean; scaling: number }
+  /** dbrx: top-k of softmax(l), weights divided by their `p`-norm (`moe_normalize_expert_weights`). */
+  | { kind: 'softmax_topk_pnorm'; p: number }
+  /** deepseek_v2: softmax; greedy or group-limited greedy (group score = max); never renormalised; × scaling. */
+  | { kind: 'softmax_group_limited'; groups: number; topkGroups: number; scaling: number }
+  /**
+   * deepseek_v3, glm4_moe, dots1: s = σ(l), c = s + correction_bias; group score = sum of
+   * the top-2 c of each group; keep topkGroups groups; top-k of c; weights s[idx];
+   * if renormalize divide by (sum + 1e-20); × scaling.
+   */
+  | { kind: 'sigmoid_group_limited_bias'; groups: number; topkGroups: number; renormalize: boolean; scaling: number }
+  /** ernie4_5_moe: p = softmax(l); top-k of p + correction_bias; weights p[idx] / max(sum, normMin). */
+  | { kind: 'softmax_bias_normmin'; normMin: number }
+  /** lfm2_moe: s = σ(l); top-k of s + expert_bias (correction_bias); weights s[idx], renormalised if asked; × scaling. */
+  | { kind: 'sigmoid_bias'; renormalize: boolean; scaling: number }
+  /** gpt_oss, granitemoe: top-k of l; softmax over the k selected. */
+  | { kind: 'topk_softmax' }
+  /** llama4_text: top-k of l; s = σ(l[idx]) multiplies the expert's input, not its output. */
+  | { kind: 'topk_sigmoid_input' }
+  /** phimoe: sparsemixer in eval mode (top-2), with `jitterEps = router_jitter_noise`. */
+  | { kind: 'sparsemixer'; jitterEps: number };
+
+export type ExpertActivation =
+  /** down(silu(gate·x) * (up·x)) */
+  | { kind: 'silu_gated' }
+  /** gpt_oss: g = min(h_gate, limit), u = clamp(h_up, -limit, limit), ((u + 1) · g · σ(alpha·g)) */
+  | { kind: 'gpt_oss_clamped'; alpha: number; limit: number };
+
+export interface MoeSemantics {
+  modelType: string;
+  experts: number;
+  topK: number;
+  hidden: number;
+  intermediate: number;
+  /** Shared-expert intermediate size `Is`; 0 when the model has no shared expert. */
+  sharedIntermediate: number;
+  routing: Routing;
+  activation: ExpertActivation;
+  /** The shared expert's output is multiplied by σ(x · shared.gate). */
+  sharedGate: boolean;
+  /** Decoder layer indices `L` that hold an MoE block, ascending. */
+  moeLayers: number[];
+}

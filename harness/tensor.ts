@@ -1,0 +1,32 @@
+// The raw tensor and the canonical form of ../shared/spec/loader-protocol.md.
+// Loading moves bytes and never decodes floats: decoding happens only where numbers are
+// compared or computed (compare/, kernels/).
+import type { DType } from './safetensors/dtypes.js';
+
+export interface Tensor {
+  dtype: DType;
+  shape: number[];
+  /** Row-major little-endian bytes, exactly as stored. */
+  bytes: Uint8Array;
+}
+
+/** Protocol tensor name (`layers.L.experts.w13`, ...) to tensor, for one TP/EP rank. */
+export type Canonical = Map<string, Tensor>;
+
+export type EpPlacement = 'linear' | 'round_robin';
+
+export interface ParallelRequest {
+  tpSize: number;
+  tpRank: number;
+  epSize: number;
+  epRank: number;
+  epPlacement: EpPlacement;
+}
+
+export const WHOLE: ParallelRequest = { tpSize: 1, tpRank: 0, epSize: 1, epRank: 0, epPlacement: 'linear' };
+
+/** Anything that turns a checkpoint directory into one rank's canonical tensors. */
+export interface Loader {
+  readonly name: string;
+  load(dir: string, req: ParallelRequest): Promise<Canonical>;
+}
