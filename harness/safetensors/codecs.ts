@@ -1,0 +1,203 @@
+// Exact float codecs for the dtypes that hold real numbers. Decoding is exact (every
+// format here fits a double; decodeFloats rounds to float32 only for F64). Encoding
+// rounds to nearest, ties to even, directly from the double given (no double rounding
+// through float32).
+//
+// Overflow and special values follow ml_dtypes and torch (they agree):
+//   F16, BF16, F8_E5M2: IEEE-like; overflow -> +-inf, NaN -> a quiet NaN.
+//   F8_E4M3 (= float8_e4m3fn): no infinity; S.1111.111 is NaN and 448 the largest finite
+//     value. Non-saturating: anything that rounds above 448 (|x| > 464) and +-inf become
+//     NaN, as torch's `fp8e4m3fn_from_fp32_value` and ml_dtypes' default cast do.
+// Decode-only: F8_E8M0 (a power of two 2^(e-127); 0xFF is NaN) and F4 (= E2M1, packed two
+// per byte, low nibble first; no inf or NaN).
+import type { DType } from './dtypes.js';
+import { UnsupportedDtype } from './errors.js';
+
+/** A binary floating-point format with 1 sign bit, `exp` exponent bits, `man` mantissa bits. */
+interface MiniFloat {
+  exp: number;
+  man: number;
+  bias: number;
+  /** 'ieee': max exponent field is inf/NaN; 'fn': only all-ones exponent+mantissa is NaN (no inf). */
+  special: 'ieee' | 'fn' | 'none';
+  /** Bit pattern encoders produce for NaN. */
+  nan: number;
+}
+
+const F16: MiniFloat = { exp: 5, man: 10, bias: 15, special: 'ieee', nan: 0x7e00 };
+const BF16: MiniFloat = { exp: 8, man: 7, bias: 127, special: 'ieee', nan: 0x7fc0 };
+const E5M2: MiniFloat = { exp: 5, man: 2, bias: 15, special: 'ieee', nan: 0x7e };
+const E4M3: MiniFloat = { exp: 4, man: 3, bias: 7, special: 'fn', nan: 0x7f };
+const E2M1: MiniFloat = { exp: 2, man: 1, bias: 1, special: 'none', nan: 0 };
+
+/** Exact value of a bit pattern (sign bit at position exp+man). */
+function miniToNumber(f: MiniFloat, bits: number): number {
+  const manMask = (1 << f.man) - 1;
+  const expMax = (1 << f.exp) - 1;
+  const sign = (bits >> (f.exp + f.man)) & 1 ? -1 : 1;
+  const e = (bits >> f.man) & expMax;
+  const m = bits & manMask;
+  if (f.special === 'ieee' && e === expMax) return m === 0 ? sign * Infinity : NaN;
+  if (f.special === 'fn' && e === expMax && m === manMask) return NaN;
+  if (e === 0) return sign * m * 2 ** (1 - f.bias - f.man);
+  return sign * (1 + m / 2 ** f.man) * 2 ** (e - f.bias);
+}
+
+/** floor(log2(a)) exactly, for finite a > 0. */
+function exponentOf(a: number): number {
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  return e;
+}
+
+/** Round-to-nearest-even bit pattern for x. */
+function numberToMini(f: MiniFloat, x: number): number {
+  if (Number.isNaN(x)) return f.nan;
+  const signBit = x < 0 || Object.is(x, -0) ? 1 << (f.exp + f.man) : 0;
+  const a = Math.abs(x);
+  const expMax = (1 << f.exp) - 1;
+  const overflow = f.special === 'ieee' ? signBit | (expMax << f.man) : f.nan;
+  if (a === Infinity) return overflow;
+  if (a === 0) return signBit;
+  const eMin = 1 - f.bias;
+  // Quantum (spacing of representable values) at a's binade; subnormals share eMin's.
+  const e = Math.max(exponentOf(a), eMin);
+  const scaled = a / 2 ** (e - f.man); // exact: a power-of-two scaling
+  const floor = Math.floor(scaled);
+  const rest = scaled - floor;
+  const q = rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+  // q in [0, 2^(man+1)]; 2^(man+1) means the next binade.
+  let expField: number;
+  let man: number;
+  if (q >= 2 ** (f.man + 1)) {
+    expField = e + 1 + f.bias;
+    man = 0;
+  } else if (q >= 2 ** f.man) {
+    expField = e + f.bias;
+    man = q - 2 ** f.man;
+  } else {
+    expField = 0; // subnormal (only reachable when e === eMin)
+    man = q;
+  }
+  const maxField = f.special === 'ieee' ? expMax - 1 : expMax;
+  if (expField > maxField) return overflow;
+  if (f.special === 'fn' && expField === expMax && man === (1 << f.man) - 1) return overflow;
+  return signBit | (expField << f.man) | man;
+}
+
+export const f16BitsToNumber = (bits: number): number => miniToNumber(F16, bits);
+export const numberToF16Bits = (x: number): number => numberToMini(F16, x);
+export const bf16BitsToNumber = (bits: number): number => miniToNumber(BF16, bits);
+export const numberToBf16Bits = (x: number): number => numberToMini(BF16, x);
+export const e4m3BitsToNumber = (bits: number): number => miniToNumber(E4M3, bits);
+export const numberToE4m3Bits = (x: number): number => numberToMini(E4M3, x);
+export const e5m2BitsToNumber = (bits: number): number => miniToNumber(E5M2, bits);
+export const numberToE5m2Bits = (x: number): number => numberToMini(E5M2, x);
+export const e2m1BitsToNumber = (bits: number): number => miniToNumber(E2M1, bits);
+export const e8m0BitsToNumber = (bits: number): number => (bits === 0xff ? NaN : 2 ** (bits - 127));
+
+// Lookup tables, built on first use: every 8- and 16-bit pattern decoded once.
+const tables = new Map<string, Float64Array>();
+function table(name: string, size: number, decode: (bits: number) => number): Float64Array {
+  let t = tables.get(name);
+  if (!t) {
+    t = new Float64Array(size);
+    for (let i = 0; i < size; i++) t[i] = decode(i);
+    tables.set(name, t);
+  }
+  return t;
+}
+
+/** Typed arrays below assume a little-endian host, like the file format. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function aligned(bytes: Uint8Array, width: number): ArrayBuffer {
+  if (!LITTLE_ENDIAN) throw new UnsupportedDtype('big-endian hosts are not supported');
+  // Copy when the view is not aligned for the element width (or shares a larger buffer).
+  return bytes.byteOffset % width === 0 ? (bytes.buffer as ArrayBuffer).slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) : bytes.slice().buffer;
+}
+
+function checkLength(dtype: DType, bytes: Uint8Array, width: number): number {
+  if (bytes.length % width !== 0) {
+    throw new UnsupportedDtype(`${dtype} data is not a whole number of elements`, { expected: `a multiple of ${width} bytes`, found: bytes.length });
+  }
+  return bytes.length / width;
+}
+
+function lookup(dtype: DType, bytes: Uint8Array, t: Float64Array, width: 1 | 2): Float64Array {
+  const n = checkLength(dtype, bytes, width);
+  const out = new Float64Array(n);
+  if (width === 1) for (let i = 0; i < n; i++) out[i] = t[bytes[i]!]!;
+  else for (let i = 0; i < n; i++) out[i] = t[bytes[2 * i]! | (bytes[2 * i + 1]! << 8)]!;
+  return out;
+}
+
+/** Exact values of every element, for each float dtype listed in the module comment. */
+export function decodeFloats64(dtype: DType, bytes: Uint8Array): Float64Array {
+  switch (dtype) {
+    case 'F64':
+      checkLength(dtype, bytes, 8);
+      return new Float64Array(aligned(bytes, 8));
+    case 'F32':
+      checkLength(dtype, bytes, 4);
+      return Float64Array.from(new Float32Array(aligned(bytes, 4)));
+    case 'F16':
+      return lookup(dtype, bytes, table('F16', 65536, f16BitsToNumber), 2);
+    case 'BF16':
+      return lookup(dtype, bytes, table('BF16', 65536, bf16BitsToNumber), 2);
+    case 'F8_E4M3':
+      return lookup(dtype, bytes, table('F8_E4M3', 256, e4m3BitsToNumber), 1);
+    case 'F8_E5M2':
+      return lookup(dtype, bytes, table('F8_E5M2', 256, e5m2BitsToNumber), 1);
+    case 'F8_E8M0':
+      return lookup(dtype, bytes, table('F8_E8M0', 256, e8m0BitsToNumber), 1);
+    case 'F4': {
+      const t = table('F4', 16, e2m1BitsToNumber);
+      const out = new Float64Array(bytes.length * 2);
+      for (let i = 0; i < bytes.length; i++) {
+        out[2 * i] = t[bytes[i]! & 0xf]!;
+        out[2 * i + 1] = t[bytes[i]! >> 4]!;
+      }
+      return out;
+    }
+    default:
+      throw new UnsupportedDtype(`no float decoder for ${dtype}`, { found: dtype });
+  }
+}
+
+/** Values as float32: exact for every format but F64, which is rounded to nearest even. */
+export function decodeFloats(dtype: DType, bytes: Uint8Array): Float32Array {
+  if (dtype === 'F32') {
+    checkLength(dtype, bytes, 4);
+    return new Float32Array(aligned(bytes, 4));
+  }
+  return Float32Array.from(decodeFloats64(dtype, bytes));
+}
+
+/** Round-to-nearest-even encoding of `values` (see the module comment for overflow and NaN). */
+export function encodeFloats(dtype: DType, values: ArrayLike<number>): Uint8Array {
+  const n = values.length;
+  switch (dtype) {
+    case 'F64':
+      return new Uint8Array(Float64Array.from(values).buffer);
+    case 'F32':
+      return new Uint8Array(Float32Array.from(values).buffer);
+    case 'F16':
+    case 'BF16': {
+      const f = dtype === 'F16' ? F16 : BF16;
+      const out = new Uint16Array(n);
+      for (let i = 0; i < n; i++) out[i] = numberToMini(f, values[i]!);
+      return new Uint8Array(out.buffer);
+    }
+    case 'F8_E4M3':
+    case 'F8_E5M2': {
+      const f = dtype === 'F8_E4M3' ? E4M3 : E5M2;
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) out[i] = numberToMini(f, values[i]!);
+      return out;
+    }
+    default:
+      throw new UnsupportedDtype(`no float encoder for ${dtype}`, { found: dtype });
+  }
+}

@@ -1,0 +1,377 @@
+// The strict safetensors reader. Validation follows the reference reader
+// (huggingface/safetensors, safetensors/src/tensor.rs: `read_metadata`, `Metadata::validate`)
+// rule for rule and error kind for error kind; where this reader is stricter the comment
+// says so. Files are read with positional reads of just the ranges asked for.
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Tensor } from '../tensor.js';
+import { dtypeBits, isDType, type DType } from './dtypes.js';
+import {
+  DuplicateKey,
+  HeaderTooLarge,
+  HeaderTooSmall,
+  InvalidHeader,
+  InvalidHeaderDeserialization,
+  InvalidHeaderLength,
+  InvalidHeaderStart,
+  InvalidOffset,
+  InvalidSlice,
+  MetadataIncompleteBuffer,
+  MisalignedSlice,
+  SafetensorIoError,
+  TensorInvalidInfo,
+  TensorNotFound,
+  UnknownDtype,
+  ValidationOverflow,
+} from './errors.js';
+import { JsonDuplicateKey, JsonNumber, JsonSyntaxError, parseStrictJson, type JsonValue } from './json.js';
+
+/** Width of the little-endian u64 header length that starts every file. */
+export const HEADER_LENGTH_BYTES = 8;
+/** The reference's MAX_HEADER_SIZE. */
+export const MAX_HEADER_SIZE = 100_000_000;
+const U64_MAX = (1n << 64n) - 1n;
+
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** Byte offsets relative to the start of the data section. */
+  dataOffsets: [number, number];
+}
+
+export interface Header {
+  /** N: the JSON header's length in bytes, padding included. */
+  headerLength: number;
+  /** Tensors in data-offset order; names are plain Map keys (`__proto__` is just a name). */
+  tensors: Map<string, TensorInfo>;
+  metadata: Map<string, string> | undefined;
+  /** Absolute file offset of the data section: 8 + N. */
+  dataStart: number;
+}
+
+/** Byte length of a tensor, or the typed error the reference raises for its shape. */
+export function tensorByteLength(dtype: DType, shape: readonly (number | bigint)[], file?: string, tensor?: string): number {
+  let elements = 1n;
+  for (const d of shape) {
+    elements *= BigInt(d);
+    if (elements > U64_MAX) throw new ValidationOverflow('element count overflows u64', { file, tensor, found: shape.map(String) });
+  }
+  const bits = elements * BigInt(dtypeBits(dtype));
+  if (bits > U64_MAX) throw new ValidationOverflow('bit count overflows u64', { file, tensor, found: shape.map(String) });
+  if (bits % 8n !== 0n) {
+    throw new MisalignedSlice(`${dtype} tensor does not end on a byte boundary`, { file, tensor, expected: 'a multiple of 8 bits', found: `${bits} bits` });
+  }
+  const bytes = bits / 8n;
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new ValidationOverflow('byte length is not a safe integer', { file, tensor, found: bytes.toString() });
+  return Number(bytes);
+}
+
+/**
+ * Parse and fully validate a header. `bytes` holds at least the first 8 + N bytes of the
+ * file; `totalLength` is the whole file's length (default: `bytes.length`, i.e. `bytes` is
+ * the whole file), so that coverage of the data section is checked too.
+ */
+export function parseHeader(bytes: Uint8Array, file?: string, totalLength: number = bytes.length): Header {
+  if (totalLength < HEADER_LENGTH_BYTES || bytes.length < HEADER_LENGTH_BYTES) {
+    throw new HeaderTooSmall('file shorter than the 8-byte header length', { file, expected: '>= 8 bytes', found: totalLength });
+  }
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_SIZE)) throw new HeaderTooLarge('header length above the 100,000,000-byte limit', { file, found: n.toString() });
+  const headerLength = Number(n);
+  const dataStart = HEADER_LENGTH_BYTES + headerLength;
+  if (dataStart > totalLength) {
+    throw new InvalidHeaderLength('header runs past the end of the file', { file, expected: `<= ${totalLength} bytes`, found: dataStart });
+  }
+  if (dataStart > bytes.length) {
+    throw new InvalidHeaderLength('the bytes given stop before the end of the header', { file, expected: dataStart, found: bytes.length });
+  }
+  const json = decodeUtf8(bytes.subarray(HEADER_LENGTH_BYTES, dataStart), file);
+  const root = parseJson(json, file);
+  const { tensors, metadata } = readEntries(root, file);
+  const dataLength = validateOffsets(tensors, file);
+  if (BigInt(dataStart) + dataLength !== BigInt(totalLength)) {
+    throw new MetadataIncompleteBuffer('tensors do not cover the data section exactly', {
+      file,
+      expected: `${dataStart} + ${dataLength} bytes`,
+      found: totalLength,
+    });
+  }
+  const out = new Map<string, TensorInfo>();
+  for (const t of tensors) {
+    out.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape.map(Number), dataOffsets: [Number(t.begin), Number(t.end)] });
+  }
+  return { headerLength, tensors: out, metadata, dataStart };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function decodeUtf8(b: Uint8Array, file?: string): string {
+  try {
+    return utf8.decode(b);
+  } catch {
+    throw new InvalidHeader('header is not valid UTF-8', { file });
+  }
+}
+
+function parseJson(json: string, file?: string): Map<string, JsonValue> {
+  // serde_json skips JSON whitespace before the value (the reference allows padded headers
+  // since #686); anything else before the '{' is refused.
+  const first = /[^ \t\n\r]/.exec(json)?.[0];
+  if (first !== '{') {
+    throw new InvalidHeaderStart("header does not start with '{'", { file, expected: '{', found: first === undefined ? 'end of header' : JSON.stringify(first) });
+  }
+  let root: JsonValue;
+  try {
+    root = parseStrictJson(json);
+  } catch (e) {
+    if (e instanceof JsonDuplicateKey) throw new DuplicateKey(e.message, { file });
+    if (e instanceof JsonSyntaxError) throw new InvalidHeaderDeserialization(e.message, { file });
+    throw e;
+  }
+  return root as Map<string, JsonValue>; // an object: it starts with '{' and parsed
+}
+
+interface RawTensor {
+  name: string;
+  dtype: DType;
+  shape: bigint[];
+  begin: bigint;
+  end: bigint;
+}
+
+function readEntries(root: Map<string, JsonValue>, file?: string): { tensors: RawTensor[]; metadata: Map<string, string> | undefined } {
+  let metadata: Map<string, string> | undefined;
+  const tensors: RawTensor[] = [];
+  for (const [name, value] of root) {
+    if (name === '__metadata__') metadata = readMetadata(value, file);
+    else tensors.push(readTensor(name, value, file));
+  }
+  return { tensors, metadata };
+}
+
+function schema(what: string, file: string | undefined, tensor?: string, found?: unknown): never {
+  throw new InvalidHeaderDeserialization(what, { file, tensor, found });
+}
+
+function kind(v: JsonValue): string {
+  if (v === null) return 'null';
+  if (v instanceof JsonNumber) return `number ${v.text}`;
+  if (Array.isArray(v)) return 'array';
+  if (v instanceof Map) return 'object';
+  return typeof v;
+}
+
+/** `__metadata__`: an optional string-to-string map (null means absent, as serde's Option). */
+function readMetadata(v: JsonValue, file?: string): Map<string, string> | undefined {
+  if (v === null) return undefined;
+  if (!(v instanceof Map)) schema('__metadata__ must be an object of strings', file, '__metadata__', kind(v));
+  const out = new Map<string, string>();
+  for (const [k, x] of v) {
+    if (typeof x !== 'string') schema(`__metadata__ value of ${JSON.stringify(k)} must be a string`, file, '__metadata__', kind(x));
+    out.set(k, x);
+  }
+  return out;
+}
+
+function unsigned(v: JsonValue | undefined, what: string, file: string | undefined, tensor: string): bigint {
+  const u = v instanceof JsonNumber ? v.unsigned : undefined;
+  if (u === undefined || u > U64_MAX) schema(`${what} must be an integer in [0, 2^64-1]`, file, tensor, v === undefined ? 'nothing' : kind(v));
+  return u;
+}
+
+/**
+ * One tensor entry. Unknown fields are ignored, as the reference's `TensorInfo` (serde
+ * without deny_unknown_fields) does; the three known ones are required.
+ */
+function readTensor(name: string, v: JsonValue, file?: string): RawTensor {
+  if (!(v instanceof Map)) schema('tensor entry must be an object', file, name, kind(v));
+  const dtype = v.get('dtype');
+  if (typeof dtype !== 'string') schema('dtype must be a string', file, name, dtype === undefined ? 'nothing' : kind(dtype));
+  if (!isDType(dtype)) throw new UnknownDtype('unknown dtype', { file, tensor: name, found: dtype });
+  const shape = v.get('shape');
+  if (!Array.isArray(shape)) schema('shape must be an array', file, name, shape === undefined ? 'nothing' : kind(shape));
+  const offsets = v.get('data_offsets');
+  if (!Array.isArray(offsets) || offsets.length !== 2) {
+    schema('data_offsets must be an array of two integers', file, name, offsets === undefined ? 'nothing' : kind(offsets));
+  }
+  return {
+    name,
+    dtype,
+    shape: shape.map((d) => unsigned(d, 'shape entry', file, name)),
+    begin: unsigned(offsets[0], 'data_offsets entry', file, name),
+    end: unsigned(offsets[1], 'data_offsets entry', file, name),
+  };
+}
+
+/**
+ * The reference's `Metadata::validate`: sorted by offsets, each tensor starts where the
+ * previous ended, has end >= begin, and exactly the bytes its shape and dtype need.
+ * Stricter: every shape entry must also be a safe integer (else ValidationOverflow).
+ * Sorts `tensors` in place and returns the data section's length.
+ */
+function validateOffsets(tensors: RawTensor[], file?: string): bigint {
+  tensors.sort((a, b) => (a.begin !== b.begin ? (a.begin < b.begin ? -1 : 1) : a.end < b.end ? -1 : a.end > b.end ? 1 : 0));
+  let start = 0n;
+  for (const t of tensors) {
+    if (t.begin !== start || t.end < t.begin) {
+      throw new InvalidOffset('tensor data is not contiguous with the previous tensor', {
+        file,
+        tensor: t.name,
+        expected: `begin ${start}, end >= begin`,
+        found: [t.begin.toString(), t.end.toString()],
+      });
+    }
+    start = t.end;
+    const bytes = tensorByteLength(t.dtype, t.shape, file, t.name);
+    if (t.end - t.begin !== BigInt(bytes)) {
+      throw new TensorInvalidInfo('byte length disagrees with shape and dtype', { file, tensor: t.name, expected: bytes, found: (t.end - t.begin).toString() });
+    }
+    if (t.shape.some((d) => d > BigInt(Number.MAX_SAFE_INTEGER))) {
+      throw new ValidationOverflow('shape entry is not a safe integer', { file, tensor: t.name, found: t.shape.map(String) });
+    }
+  }
+  return start;
+}
+
+function lookup(tensors: Map<string, TensorInfo>, name: string, file?: string): TensorInfo {
+  const info = tensors.get(name);
+  if (!info) throw new TensorNotFound('no such tensor', { file, tensor: name });
+  return info;
+}
+
+function checkRange(info: TensorInfo, begin: number, end: number, file?: string): void {
+  const length = info.dataOffsets[1] - info.dataOffsets[0];
+  if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin || end > length) {
+    throw new InvalidSlice('byte range outside the tensor', { file, tensor: info.name, expected: `0 <= begin <= end <= ${length}`, found: [begin, end] });
+  }
+}
+
+export interface ParsedSafetensors extends Header {
+  /** A view (no copy) of one tensor's bytes. */
+  tensor(name: string): Tensor;
+}
+
+/** Parse a whole file held in memory; tensors are views into `bytes`. */
+export function parseSafetensors(bytes: Uint8Array, file?: string): ParsedSafetensors {
+  const header = parseHeader(bytes, file);
+  return {
+    ...header,
+    tensor(name: string): Tensor {
+      const info = lookup(header.tensors, name, file);
+      const [b, e] = info.dataOffsets;
+      return { dtype: info.dtype, shape: [...info.shape], bytes: bytes.subarray(header.dataStart + b, header.dataStart + e) };
+    },
+  };
+}
+
+/** A safetensors file on disk, validated on open, read by byte ranges. */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    private readonly header: Header,
+  ) {}
+
+  get tensors(): Map<string, TensorInfo> {
+    return this.header.tensors;
+  }
+  get metadata(): Map<string, string> | undefined {
+    return this.header.metadata;
+  }
+  get dataStart(): number {
+    return this.header.dataStart;
+  }
+
+  static async open(path: string): Promise<SafetensorsFile> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (e) {
+      throw new SafetensorIoError(`cannot open: ${(e as Error).message}`, { file: path });
+    }
+    try {
+      const size = (await handle.stat()).size;
+      if (size < HEADER_LENGTH_BYTES) throw new HeaderTooSmall('file shorter than the 8-byte header length', { file: path, expected: '>= 8 bytes', found: size });
+      const lengthBytes = await readExactly(handle, path, HEADER_LENGTH_BYTES, 0);
+      const n = new DataView(lengthBytes.buffer).getBigUint64(0, true);
+      // Check the declared length against the limit and the file size before allocating.
+      if (n > BigInt(MAX_HEADER_SIZE)) throw new HeaderTooLarge('header length above the 100,000,000-byte limit', { file: path, found: n.toString() });
+      if (BigInt(HEADER_LENGTH_BYTES) + n > BigInt(size)) {
+        throw new InvalidHeaderLength('header runs past the end of the file', { file: path, expected: `<= ${size} bytes`, found: (n + 8n).toString() });
+      }
+      const prefix = new Uint8Array(HEADER_LENGTH_BYTES + Number(n));
+      prefix.set(lengthBytes);
+      prefix.set(await readExactly(handle, path, Number(n), HEADER_LENGTH_BYTES), HEADER_LENGTH_BYTES);
+      return new SafetensorsFile(path, handle, parseHeader(prefix, path, size));
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+
+  info(name: string): TensorInfo {
+    return lookup(this.header.tensors, name, this.path);
+  }
+
+  async readTensor(name: string): Promise<Tensor> {
+    const info = this.info(name);
+    const [b, e] = info.dataOffsets;
+    return { dtype: info.dtype, shape: [...info.shape], bytes: await this.readBytes(name, 0, e - b) };
+  }
+
+  /** Bytes [begin, end) of one tensor, counted from the tensor's first byte. */
+  async readBytes(name: string, begin: number, end: number): Promise<Uint8Array> {
+    const info = this.info(name);
+    checkRange(info, begin, end, this.path);
+    return readExactly(this.handle, this.path, end - begin, this.header.dataStart + info.dataOffsets[0] + begin);
+  }
+
+  /**
+   * The concatenation of several byte ranges of one tensor, in the order given. Ranges
+   * that continue one another are coalesced into one positional read.
+   */
+  async readRanges(name: string, ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array> {
+    const info = this.info(name);
+    let total = 0;
+    for (const [b, e] of ranges) {
+      checkRange(info, b, e, this.path);
+      total += e - b;
+    }
+    const out = new Uint8Array(total);
+    const base = this.header.dataStart + info.dataOffsets[0];
+    let at = 0;
+    for (let i = 0; i < ranges.length; ) {
+      const begin = ranges[i]![0];
+      let end = ranges[i]![1];
+      for (i++; i < ranges.length && ranges[i]![0] === end; i++) end = ranges[i]![1];
+      await readInto(this.handle, this.path, out.subarray(at, at + end - begin), base + begin);
+      at += end - begin;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+async function readExactly(handle: FileHandle, file: string, length: number, position: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await readInto(handle, file, out, position);
+  return out;
+}
+
+/** Fill `into` from `position`; a file that shrank since it was opened is an error, not a short read. */
+async function readInto(handle: FileHandle, file: string, into: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    let got: number;
+    try {
+      ({ bytesRead: got } = await handle.read(into, done, into.length - done, position + done));
+    } catch (e) {
+      throw new SafetensorIoError(`read failed: ${(e as Error).message}`, { file });
+    }
+    if (got === 0) throw new SafetensorIoError('file ended early (changed since it was opened?)', { file, expected: position + into.length, found: position + done });
+    done += got;
+  }
+}
