@@ -1,0 +1,213 @@
+// A loader under test, run as a command (spec §2): the harness appends
+// `--checkpoint DIR --out FILE --tp-size T ...`, bounds the call in time, keeps a bounded
+// tail of stderr, and reads FILE with the strict safetensors reader. Every way a command
+// can go wrong becomes one typed error, so a run reports it and goes on.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MoeConformanceError, type ErrorContext } from '../errors.js';
+import { SafetensorsFile } from '../safetensors/read.js';
+import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
+
+/** The command could not start, or died from a signal (segfault, abort, OOM kill). */
+export class LoaderCrashed extends MoeConformanceError {}
+/** The command ran past its time limit; its process group was killed. */
+export class LoaderTimedOut extends MoeConformanceError {}
+/** The command exited non-zero: it refused the checkpoint or the request. */
+export class LoaderRefused extends MoeConformanceError {
+  constructor(message: string, context: ErrorContext, readonly stderr: string, readonly exitCode: number) {
+    super(message, context);
+  }
+}
+/** The command exited 0 but its output file is missing or not valid safetensors. */
+export class LoaderOutputInvalid extends MoeConformanceError {}
+export class CommandLineError extends MoeConformanceError {}
+
+export interface CommandLoaderOptions {
+  timeoutMs: number;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Bytes of stderr kept (the tail: that is where the reason usually is). Default 64 KiB. */
+  maxStderrBytes?: number;
+  /** Largest output file accepted. Default 8 GiB. */
+  maxOutputBytes?: number;
+}
+
+/** The arguments of spec §2, in its order. */
+export function protocolArgs(dir: string, out: string, req: ParallelRequest): string[] {
+  return [
+    '--checkpoint', dir, '--out', out,
+    '--tp-size', String(req.tpSize), '--tp-rank', String(req.tpRank),
+    '--ep-size', String(req.epSize), '--ep-rank', String(req.epRank),
+    '--ep-placement', req.epPlacement,
+  ];
+}
+
+/**
+ * Splits a command line into words like a POSIX shell does for simple quoting: blanks
+ * separate words, '...' is literal, "..." allows \" \\ \$ \`, a backslash outside quotes
+ * escapes the next character. Nothing is expanded: the words go to spawn() as an argv
+ * array, never through a shell.
+ */
+export function splitCommand(line: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === ' ' || c === '\t' || c === '\n') {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw new CommandLineError('unterminated single quote', { found: line });
+      word += line.slice(i + 1, end);
+      i = end;
+      inWord = true;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && j + 1 < line.length && '"\\$`'.includes(line[j + 1]!)) j++;
+        word += line[j];
+      }
+      if (j >= line.length) throw new CommandLineError('unterminated double quote', { found: line });
+      i = j;
+      inWord = true;
+    } else if (c === '\\') {
+      if (i + 1 >= line.length) throw new CommandLineError('trailing backslash', { found: line });
+      word += line[++i];
+      inWord = true;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  if (words.length === 0) throw new CommandLineError('empty loader command', { found: line });
+  return words;
+}
+
+/**
+ * `moe-conformance ...` names this package's own CLI, which need not be on PATH: the
+ * built one (dist/) when present, else the TypeScript source through tsx.
+ */
+export function resolveSelf(words: string[]): string[] {
+  if (words[0] !== 'moe-conformance') return words;
+  const root = packageRoot();
+  const built = join(root, 'dist/harness/cli/main.js');
+  if (existsSync(built)) return [process.execPath, built, ...words.slice(1)];
+  return [process.execPath, '--import', 'tsx', join(root, 'harness/cli/main.ts'), ...words.slice(1)];
+}
+
+function packageRoot(): string {
+  // This file is harness/conformance/command-loader.{ts,js}, under the root or under dist/.
+  const here = dirname(fileURLToPath(import.meta.url));
+  const up = resolve(here, '../..');
+  return existsSync(join(up, 'package.json')) ? up : resolve(up, '..');
+}
+
+export interface CommandResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Runs argv in its own process group; on timeout the whole group is killed. */
+export function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<CommandResult> {
+  const maxStderr = opts.maxStderrBytes ?? 64 * 1024;
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true, // its own process group, so a timeout kills grandchildren too
+    });
+    let stderr = Buffer.alloc(0);
+    let truncated = false;
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = Buffer.concat([stderr, chunk]);
+      if (stderr.length > maxStderr) {
+        stderr = stderr.subarray(stderr.length - maxStderr);
+        truncated = true;
+      }
+    });
+    let timedOut = false;
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+      child.stderr.destroy(); // a process that escaped the group must not keep the pipe, and us, waiting
+    }, opts.timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new LoaderCrashed(`could not start loader: ${e.message}`, { file: argv[0] }));
+    });
+    child.on('close', (exitCode, signal) => {
+      clearTimeout(timer);
+      if (!timedOut && exitCode === 0) killGroup(); // leave no stray grandchildren behind
+      const text = (truncated ? '[... stderr truncated ...]\n' : '') + stderr.toString('utf8');
+      resolvePromise({ exitCode, signal, stderr: text, timedOut });
+    });
+  });
+}
+
+export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
+  const argv = resolveSelf(splitCommand(cmd));
+  const maxOutput = opts.maxOutputBytes ?? 8 * 1024 ** 3;
+  return {
+    name: cmd,
+    async load(dir: string, req: ParallelRequest): Promise<Canonical> {
+      const work = await mkdtemp(join(tmpdir(), 'moe-cmd-'));
+      const out = join(work, 'rank.safetensors');
+      try {
+        const r = await runBounded([...argv, ...protocolArgs(dir, out, req)], opts);
+        const context = { file: dir };
+        const tail = r.stderr.trim() ? `\n--- loader stderr ---\n${r.stderr.trimEnd()}` : '';
+        if (r.timedOut) throw new LoaderTimedOut(`loader ran past ${opts.timeoutMs} ms and was killed${tail}`, context);
+        // A shell reports death by signal n as exit 128+n.
+        if (r.signal !== null || (r.exitCode !== null && r.exitCode > 128)) {
+          throw new LoaderCrashed(`loader crashed (${r.signal ?? `exit ${r.exitCode}`})${tail}`, context);
+        }
+        if (r.exitCode !== 0) {
+          throw new LoaderRefused(`loader exited ${r.exitCode}${tail}`, context, r.stderr, r.exitCode ?? -1);
+        }
+        return await readOutput(out, maxOutput, r.stderr);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+async function readOutput(out: string, maxOutput: number, stderr: string): Promise<Canonical> {
+  const size = await stat(out).then((s) => s.size, () => undefined);
+  if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, found: stderr.trim() || undefined });
+  if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
+  let file: SafetensorsFile;
+  try {
+    file = await SafetensorsFile.open(out);
+  } catch (e) {
+    // The reader's message already names the file.
+    throw new LoaderOutputInvalid(`loader output is not valid safetensors: ${(e as Error).name}: ${(e as Error).message}`);
+  }
+  try {
+    const canonical: Canonical = new Map();
+    for (const name of file.tensors.keys()) canonical.set(name, await file.readTensor(name));
+    return canonical;
+  } catch (e) {
+    throw new LoaderOutputInvalid(`cannot read loader output: ${(e as Error).message}`, { file: out });
+  } finally {
+    await file.close();
+  }
+}

@@ -1,0 +1,49 @@
+// The summary both the terminal and the HTML reports show: one row per model type ×
+// layout × dtype × parallel setting, with a count per status. Read from the case IDs, so
+// it works the same on merged shard outputs.
+import { param, parseCaseId, type CaseId } from '../case-id.js';
+import { countStatuses, type CaseResult, type StatusCounts } from '../results.js';
+
+export interface SummaryRow {
+  model: string;
+  layout: string;
+  dtype: string;
+  parallel: string;
+  counts: StatusCounts;
+}
+
+/** e.g. `tp=2 ep=3 round_robin`, or `-` for cases without a parallel setting. */
+export function parallelSetting(id: CaseId): string {
+  const parts: string[] = [];
+  const tp = param(id, 'tp');
+  const ep = param(id, 'ep');
+  if (tp !== undefined) parts.push(`tp=${tp}`);
+  if (ep !== undefined) parts.push(`ep=${ep}`);
+  const placement = param(id, 'placement');
+  if (placement !== undefined && ep !== '1') parts.push(placement);
+  return parts.length ? parts.join(' ') : '-';
+}
+
+export function summaryRows(results: readonly CaseResult[]): SummaryRow[] {
+  const groups = new Map<string, { key: Omit<SummaryRow, 'counts'>; results: CaseResult[] }>();
+  for (const r of results) {
+    const id = parseCaseId(r.id);
+    const key = {
+      model: param(id, 'model') ?? `${id.suite}:${id.test}`,
+      layout: param(id, 'layout') ?? '-',
+      dtype: param(id, 'dtype') ?? '-',
+      parallel: parallelSetting(id),
+    };
+    const k = JSON.stringify(key);
+    const g = groups.get(k) ?? { key, results: [] };
+    g.results.push(r);
+    groups.set(k, g);
+  }
+  return [...groups.values()]
+    .map((g) => ({ ...g.key, counts: countStatuses(g.results) }))
+    .sort((a, b) => cmp(a.model, b.model) || cmp(a.layout, b.layout) || cmp(a.dtype, b.dtype) || cmp(a.parallel, b.parallel));
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

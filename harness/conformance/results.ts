@@ -1,0 +1,71 @@
+// What a conformance run produces: one record per case. Reporters read only these, so a
+// merged set of `--shard` outputs reports exactly like a single run.
+import { MoeConformanceError } from '../errors.js';
+
+export type CaseStatus = 'pass' | 'warn' | 'fail' | 'skip' | 'xfail' | 'unexpected-pass';
+
+export interface CaseFailure {
+  message: string;
+  /** First mismatching tensor, where there is one. */
+  tensor?: string;
+  expected?: string;
+  found?: string;
+  /** Error by expert (rows) × output row (columns), for the HTML heat map. */
+  heatmap?: number[][];
+}
+
+export interface CaseResult {
+  /** The printed case ID (case-id.ts). */
+  id: string;
+  status: CaseStatus;
+  durationMs: number;
+  seed?: number;
+  /** A shell command that runs this one case again. */
+  replay: string;
+  /** Why a case warned, was skipped or was expected to fail. */
+  note?: string;
+  failure?: CaseFailure;
+}
+
+/** Statuses that make a run fail. `xfail` is an expected failure and does not. */
+export function isFailing(status: CaseStatus): boolean {
+  return status === 'fail' || status === 'unexpected-pass';
+}
+
+/** The failure record of a thrown error: typed errors keep their tensor and expected/found. */
+export function failureOf(e: unknown): CaseFailure {
+  if (e instanceof MoeConformanceError) {
+    return {
+      message: `${e.name}: ${e.message}`,
+      ...(e.tensor !== undefined && { tensor: e.tensor }),
+      ...(e.expected !== undefined && { expected: show(e.expected) }),
+      ...(e.found !== undefined && { found: show(e.found) }),
+    };
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { message: `${err.name}: ${err.message}` };
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+export interface StatusCounts {
+  pass: number;
+  warn: number;
+  fail: number;
+  skip: number;
+  xfail: number;
+  'unexpected-pass': number;
+}
+
+export function countStatuses(results: Iterable<CaseResult>): StatusCounts {
+  const c: StatusCounts = { pass: 0, warn: 0, fail: 0, skip: 0, xfail: 0, 'unexpected-pass': 0 };
+  for (const r of results) c[r.status]++;
+  return c;
+}
