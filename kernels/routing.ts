@@ -1,0 +1,225 @@
+// Router logits → selected experts and their weights, one pure function per `Routing`
+// variant (../shared/docs/layouts.md §2), each written like its formula and checked
+// against transformers 5.17's modeling code. Every function works on one token's row of
+// logits in float64; `route` applies the variant to every token. Float32 logits (from a
+// GPU backend) are accepted and widened exactly.
+import type { MoeSemantics, Routing } from '../harness/layouts/semantics.js';
+import { MoeConformanceError } from '../harness/errors.js';
+
+export type Logits = Float32Array | Float64Array;
+
+/**
+ * One token's choice: expert ids in selection order (best first), their weights, and the
+ * score of every expert that the final top-k ranked.
+ */
+export interface ScoredChoice {
+  ids: number[];
+  weights: number[];
+  score: number[];
+}
+
+export interface RoutingResult {
+  /** `[tokens, k]` global expert ids, best first. */
+  selected: Int32Array;
+  /** `[tokens, k]` the weight of each selected expert. */
+  weights: Float64Array;
+  /**
+   * `[tokens, experts]` the score each expert was ranked by in the final top-k (after
+   * biases and group masking): what a tie check compares.
+   */
+  scores: Float64Array;
+  /** llama4_text: the weight multiplies the expert's input instead of its output. */
+  inputScale: boolean;
+}
+
+export class RoutingError extends MoeConformanceError {}
+
+export const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
+
+/** softmax in float64, shifted by the maximum so that large logits never overflow. */
+export function softmax(l: ArrayLike<number>): number[] {
+  let max = -Infinity;
+  for (let i = 0; i < l.length; i++) max = Math.max(max, l[i]!);
+  const e = Array.from(l, (v) => Math.exp(v - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+/**
+ * Indices of the k largest scores, largest first. Equal scores keep index order (the
+ * lower id first), which is what torch.topk does on CPU for the small rows used here;
+ * where two scores are that close the comparison treats the token as a routing tie anyway.
+ * NaN ranks above everything, like torch.topk.
+ */
+export function topK(scores: ArrayLike<number>, k: number): number[] {
+  const order = Array.from({ length: scores.length }, (_, i) => i);
+  const key = (i: number) => (Number.isNaN(scores[i]!) ? Infinity : scores[i]!);
+  order.sort((a, b) => key(b) - key(a) || a - b);
+  return order.slice(0, k);
+}
+
+const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
+const pick = (v: ArrayLike<number>, idx: number[]) => idx.map((i) => v[i]!);
+
+/** mixtral, qwen*, olmoe, jamba, hunyuan: top-k of softmax(l), renormalised if asked, × scaling. */
+export function softmaxTopk(l: ArrayLike<number>, k: number, renormalize: boolean, scaling: number): ScoredChoice {
+  const p = softmax(l);
+  const ids = topK(p, k);
+  let w = pick(p, ids);
+  if (renormalize) {
+    const s = sum(w);
+    w = w.map((v) => v / s);
+  }
+  return { ids, weights: w.map((v) => v * scaling), score: p };
+}
+
+/** dbrx: top-k of softmax(l), divided by the p-norm of the selected weights. */
+export function softmaxTopkPnorm(l: ArrayLike<number>, k: number, p: number): ScoredChoice {
+  const probs = softmax(l);
+  const ids = topK(probs, k);
+  const w = pick(probs, ids);
+  const norm = sum(w.map((v) => Math.abs(v) ** p)) ** (1 / p);
+  return { ids, weights: w.map((v) => v / norm), score: probs };
+}
+
+/**
+ * Keeps the `topkGroups` best groups (by `groupScore` of each group's scores) and sets
+ * every expert outside them to 0.0: transformers uses masked_fill(..., 0.0), not -inf, so
+ * a masked expert can outrank a kept one whose score is negative. Reproduced on purpose.
+ */
+export function maskToBestGroups(c: number[], groups: number, topkGroups: number, groupScore: (members: number[]) => number): number[] {
+  if (groups < 1 || c.length % groups !== 0 || topkGroups > groups) {
+    throw new RoutingError('expert groups must divide the experts and topk_group must not exceed n_group', {
+      expected: `n_group dividing ${c.length}, topk_group ≤ n_group`,
+      found: { n_group: groups, topk_group: topkGroups },
+    });
+  }
+  const size = c.length / groups;
+  const groupScores = Array.from({ length: groups }, (_, g) => groupScore(c.slice(g * size, (g + 1) * size)));
+  const kept = new Set(topK(groupScores, topkGroups));
+  return c.map((v, i) => (kept.has(Math.floor(i / size)) ? v : 0.0));
+}
+
+/** deepseek_v2: p = softmax(l); greedy or group-limited (group score = max); weights p[idx] × scaling, never renormalised. */
+export function softmaxGroupLimited(l: ArrayLike<number>, k: number, groups: number, topkGroups: number, scaling: number): ScoredChoice {
+  const p = softmax(l);
+  const masked = groups > 1 ? maskToBestGroups(p, groups, topkGroups, (m) => Math.max(...m)) : p;
+  const ids = topK(masked, k);
+  return { ids, weights: pick(masked, ids).map((v) => v * scaling), score: masked };
+}
+
+/**
+ * deepseek_v3, glm4_moe, dots1: s = σ(l), c = s + bias; group score = sum of the top-2 c
+ * of each group; top-k of c over the kept groups; weights s[idx] (no bias), divided by
+ * (sum + 1e-20) if renormalised; × scaling.
+ */
+export function sigmoidGroupLimitedBias(
+  l: ArrayLike<number>, k: number, groups: number, topkGroups: number, renormalize: boolean, scaling: number, bias: ArrayLike<number> | undefined,
+): ScoredChoice {
+  const s = Array.from(l, sigmoid);
+  const c = s.map((v, i) => v + (bias?.[i] ?? 0));
+  const top2Sum = (m: number[]) => sum(pick(m, topK(m, 2)));
+  const masked = maskToBestGroups(c, groups, topkGroups, top2Sum);
+  const ids = topK(masked, k);
+  let w = pick(s, ids);
+  if (renormalize) {
+    const d = sum(w) + 1e-20;
+    w = w.map((v) => v / d);
+  }
+  return { ids, weights: w.map((v) => v * scaling), score: masked };
+}
+
+/** ernie4_5_moe: p = softmax(l); top-k of p + bias; weights p[idx] / max(sum, normMin). */
+export function softmaxBiasNormmin(l: ArrayLike<number>, k: number, normMin: number, bias: ArrayLike<number> | undefined): ScoredChoice {
+  const p = softmax(l);
+  const c = p.map((v, i) => v + (bias?.[i] ?? 0));
+  const ids = topK(c, k);
+  const w = pick(p, ids);
+  const d = Math.max(sum(w), normMin);
+  return { ids, weights: w.map((v) => v / d), score: c };
+}
+
+/** lfm2_moe: s = σ(l); top-k of s + bias; weights s[idx], divided by (sum + 1e-6) if renormalised; × scaling. */
+export function sigmoidBias(l: ArrayLike<number>, k: number, renormalize: boolean, scaling: number, bias: ArrayLike<number> | undefined): ScoredChoice {
+  const s = Array.from(l, sigmoid);
+  const c = s.map((v, i) => v + (bias?.[i] ?? 0));
+  const ids = topK(c, k);
+  let w = pick(s, ids);
+  if (renormalize) {
+    const d = sum(w) + 1e-6;
+    w = w.map((v) => v / d);
+  }
+  return { ids, weights: w.map((v) => v * scaling), score: c };
+}
+
+/** gpt_oss, granitemoe: top-k of l; softmax over the k selected logits. */
+export function topkSoftmax(l: ArrayLike<number>, k: number): ScoredChoice {
+  const ids = topK(l, k);
+  return { ids, weights: softmax(pick(l, ids)), score: Array.from(l) };
+}
+
+/** llama4_text: top-k of l; σ(l[idx]) scales the expert's input. */
+export function topkSigmoidInput(l: ArrayLike<number>, k: number): ScoredChoice {
+  const ids = topK(l, k);
+  return { ids, weights: pick(l, ids).map(sigmoid), score: Array.from(l) };
+}
+
+/**
+ * phimoe sparsemixer, eval mode. Round r: among the experts not yet chosen, e = argmax l;
+ * every expert j with (max - l_j) / max(|l_j|, max) > 2·jitterEps is masked to -inf;
+ * the weight is softmax(masked)[e]. transformers does exactly two rounds (top-2).
+ */
+export function sparsemixer(l: ArrayLike<number>, k: number, jitterEps: number): ScoredChoice {
+  const current = Array.from(l);
+  const ids: number[] = [];
+  const weights: number[] = [];
+  for (let round = 0; round < k; round++) {
+    const e = topK(current, 1)[0]!;
+    const max = current[e]!;
+    const masked = current.map((v, j) => ((max - l[j]!) / Math.max(Math.abs(l[j]!), max) > 2 * jitterEps ? -Infinity : v));
+    ids.push(e);
+    weights.push(softmax(masked)[e]!);
+    current[e] = -Infinity;
+  }
+  return { ids, weights, score: Array.from(l) };
+}
+
+function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<number> | undefined): ScoredChoice {
+  switch (r.kind) {
+    case 'softmax_topk': return softmaxTopk(l, k, r.renormalize, r.scaling);
+    case 'softmax_topk_pnorm': return softmaxTopkPnorm(l, k, r.p);
+    case 'softmax_group_limited': return softmaxGroupLimited(l, k, r.groups, r.topkGroups, r.scaling);
+    case 'sigmoid_group_limited_bias': return sigmoidGroupLimitedBias(l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias);
+    case 'softmax_bias_normmin': return softmaxBiasNormmin(l, k, r.normMin, bias);
+    case 'sigmoid_bias': return sigmoidBias(l, k, r.renormalize, r.scaling, bias);
+    case 'topk_softmax': return topkSoftmax(l, k);
+    case 'topk_sigmoid_input': return topkSigmoidInput(l, k);
+    case 'sparsemixer': return sparsemixer(l, k, r.jitterEps);
+  }
+}
+
+/**
+ * Routes every token: `logits` is `[tokens, experts]` including the router bias;
+ * `correctionBias` (`[experts]`) is the selection-only bias where the model has one.
+ */
+export function route(sem: MoeSemantics, logits: Logits, tokens: number, correctionBias?: ArrayLike<number>): RoutingResult {
+  const E = sem.experts;
+  const k = sem.topK;
+  if (!Number.isSafeInteger(tokens) || tokens < 0 || logits.length !== tokens * E) {
+    throw new RoutingError('router logits do not have the shape [tokens, experts]', { expected: [tokens, E], found: logits.length });
+  }
+  if (k < 1 || k > E) throw new RoutingError('top-k must be between 1 and the number of experts', { expected: `1..${E}`, found: k });
+  if (correctionBias !== undefined && correctionBias.length !== E) {
+    throw new RoutingError('correction bias does not have one value per expert', { expected: E, found: correctionBias.length });
+  }
+  const selected = new Int32Array(tokens * k);
+  const weights = new Float64Array(tokens * k);
+  const scores = new Float64Array(tokens * E);
+  for (let t = 0; t < tokens; t++) {
+    const choice = chooseOne(sem.routing, logits.subarray(t * E, (t + 1) * E), k, correctionBias);
+    selected.set(choice.ids, t * k);
+    weights.set(choice.weights, t * k);
+    scores.set(choice.score, t * E);
+  }
+  return { selected, weights, scores, inputScale: sem.routing.kind === 'topk_sigmoid_input' };
+}
