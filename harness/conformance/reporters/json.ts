@@ -18,7 +18,8 @@ export interface ResultsFile {
 
 export function jsonReport(results: readonly CaseResult[]): string {
   const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, results: [...results] };
-  return JSON.stringify(file, null, 1) + '\n';
+  // JSON has no NaN or Infinity, and a NaN in a heat map is a finding: keep it as a string.
+  return JSON.stringify(file, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n';
 }
 
 const STATUSES: ReadonlySet<CaseStatus> = new Set(['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass']);
@@ -39,6 +40,7 @@ export function parseResults(text: string, file?: string): CaseResult[] {
     if (typeof c?.id !== 'string' || !STATUSES.has(c.status as CaseStatus) || typeof c.durationMs !== 'number' || typeof c.replay !== 'string') {
       throw new ResultsFileError(`record ${i} is not a case result`, { file, found: JSON.stringify(r).slice(0, 120) });
     }
+    if (c.failure?.heatmap) c.failure.heatmap = c.failure.heatmap.map((row) => row.map(Number));
     try {
       parseCaseId(c.id);
     } catch (e) {
