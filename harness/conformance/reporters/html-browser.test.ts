@@ -43,7 +43,7 @@ it('renders the table and a heat map in Chromium', async () => {
     const box = await svg.boundingBox();
     expect(box!.width).toBe(80);
     expect(box!.height).toBe(32);
-    const rects = await svg.locator('rect').evaluateAll((els) => els.map((el) => (el as SVGGraphicsElement).getBBox()).map((b) => [b.width, b.height]));
+    const rects = await svg.locator('rect').evaluateAll((els) => els.map((el) => (el as unknown as { getBBox(): { width: number; height: number } }).getBBox()).map((b) => [b.width, b.height]));
     expect(rects).toHaveLength(40);
     expect(rects.every(([w, h]) => w! > 0 && h! > 0)).toBe(true);
   } finally {
