@@ -1,0 +1,562 @@
+"""Make the golden MoE fixtures in golden/hf/ with Hugging Face transformers.
+
+Set-up (CPU only, no network: the machine's local package mirror):
+
+    python3 -m venv .venv
+    .venv/bin/pip install --index-url file:///opt/pypi/simple \
+        --extra-index-url file:///opt/pypi-more/simple --find-links /opt/wheels \
+        -r golden/tools/requirements.txt
+
+Make the eight fixtures added after the first twelve (16 folders, f32 and bf16):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf \
+        --types minimax phimoe deepseek_v2 ernie4_5_moe hunyuan_v1_moe dots1 qwen3_next flex_olmo
+
+Regenerate a shipped type into a scratch folder and check that its tensor names, shapes
+and dtypes (checkpoint files and golden.safetensors) and its golden.json match the
+shipped folder (values differ: they depend on the seed):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out /tmp/regen --types mixtral \
+        --check-against golden/hf
+
+Write the tensor-name and routing-field table for the layout registry:
+
+    .venv/bin/python golden/tools/make_fixtures.py --names-only --out golden/hf \
+        --types ... --names golden/tools/NAMES.md
+
+What each folder holds is described in golden/hf/README.md. In short: a tiny random model
+(hidden 48, expert intermediate 20, 8 routed experts, top-2, 2 decoder layers, both MoE),
+every saved tensor redrawn from N(0, 0.1^2) (1-D tensors N(0, 0.05^2)); `original/` and
+`fused/` saves; per MoE layer the block's input (N(0, 1), 24 tokens), output and the
+router's raw logits, captured by forward hooks on the MoE block and on its router.
+bf16 folders: the weights are rounded to bf16 and the forward still runs in float32.
+Every folder is reloaded from both layouts and recomputed before the script reports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shutil
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import transformers
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import AutoConfig, AutoModelForCausalLM
+
+TOKENS = 24
+HIDDEN = 48
+EXPERT_INTERMEDIATE = 20
+EXPERTS = 8
+TOP_K = 2
+DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16}
+SAFETENSORS_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16"}
+# Recomputing the block from the reloaded checkpoint runs the same code on the same
+# bits, so anything above float32 rounding noise means the save or the load changed a value.
+RECOMPUTE_TOLERANCE = 1e-6
+
+# Fields shared by every tiny model: small vocabulary and attention, no tied embeddings.
+BASE_CONFIG: dict[str, Any] = {
+    "vocab_size": 96,
+    "hidden_size": HIDDEN,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 12,
+    "max_position_embeddings": 64,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "tie_word_embeddings": False,
+}
+
+
+@dataclass(frozen=True)
+class FixtureSpec:
+    """One model type: its config for a dtype and where its router's raw logits come from."""
+
+    model_type: str
+    config: Callable[[str], dict[str, Any]]  # dtype tag ("f32" | "bf16") -> config overrides
+    router_attr: str | None  # child of the MoE block whose output[0] is the raw logits
+    routing_fields: tuple[str, ...]  # config fields that drive routing (for NAMES.md)
+
+
+def _mixtral(_: str) -> dict[str, Any]:
+    return {"intermediate_size": EXPERT_INTERMEDIATE, "num_local_experts": EXPERTS, "num_experts_per_tok": TOP_K}
+
+
+def _minimax(_: str) -> dict[str, Any]:
+    # One lightning (linear) and one full attention layer, both followed by the MoE block.
+    return {
+        "intermediate_size": EXPERT_INTERMEDIATE,
+        "num_local_experts": EXPERTS,
+        "num_experts_per_tok": TOP_K,
+        "layer_types": ["linear_attention", "full_attention"],
+        "block_size": 16,
+    }
+
+
+def _phimoe(_: str) -> dict[str, Any]:
+    # router_jitter_noise keeps its config default (0.01): in eval it sets sparsemixer's mask threshold.
+    return {"intermediate_size": EXPERT_INTERMEDIATE, "num_local_experts": EXPERTS, "num_experts_per_tok": TOP_K}
+
+
+def _deepseek_v2(dtype: str) -> dict[str, Any]:
+    # f32 exercises group-limited selection (group score = max), bf16 plain greedy.
+    routing = (
+        {"topk_method": "group_limited_greedy", "n_group": 2, "topk_group": 1}
+        if dtype == "f32"
+        else {"topk_method": "greedy", "n_group": 1, "topk_group": 1}
+    )
+    return {
+        "intermediate_size": 36,
+        "moe_intermediate_size": EXPERT_INTERMEDIATE,
+        "n_routed_experts": EXPERTS,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": TOP_K,
+        "first_k_dense_replace": 0,
+        "routed_scaling_factor": 1.5,
+        "kv_lora_rank": 16,
+        "q_lora_rank": 32,
+        "qk_nope_head_dim": 8,
+        "qk_rope_head_dim": 4,
+        "v_head_dim": 12,
+        **routing,
+    }
+
+
+def _ernie4_5_moe(dtype: str) -> dict[str, Any]:
+    # f32: moe_norm_min above most top-2 probability sums, so the clamp is taken for many
+    # tokens; bf16: the default (plain renormalisation).
+    return {
+        "intermediate_size": 36,
+        "moe_intermediate_size": EXPERT_INTERMEDIATE,
+        "moe_num_experts": EXPERTS,
+        "moe_k": TOP_K,
+        "moe_num_shared_experts": 1,
+        "moe_layer_start_index": 0,
+        "moe_layer_end_index": -1,
+        "moe_layer_interval": 1,
+        "moe_norm_min": 0.5 if dtype == "f32" else 1e-12,
+    }
+
+
+def _hunyuan_v1_moe(_: str) -> dict[str, Any]:
+    # The shared MLP uses intermediate_size too, so Is = I = 20 here.
+    return {
+        "intermediate_size": EXPERT_INTERMEDIATE,
+        "num_experts": EXPERTS,
+        "moe_topk": TOP_K,
+        "use_qk_norm": True,
+    }
+
+
+def _dots1(dtype: str) -> dict[str, Any]:
+    groups = {"n_group": 4, "topk_group": 2} if dtype == "f32" else {"n_group": 2, "topk_group": 1}
+    return {
+        "intermediate_size": 36,
+        "moe_intermediate_size": EXPERT_INTERMEDIATE,
+        "n_routed_experts": EXPERTS,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": TOP_K,
+        "first_k_dense_replace": 0,
+        "norm_topk_prob": dtype == "f32",
+        "routed_scaling_factor": 2.0,
+        "sliding_window": None,
+        **groups,
+    }
+
+
+def _qwen3_next(dtype: str) -> dict[str, Any]:
+    # One linear (gated delta net) and one full attention layer, kept tiny; only the MoE block is hooked.
+    return {
+        "intermediate_size": 36,
+        "moe_intermediate_size": EXPERT_INTERMEDIATE,
+        "shared_expert_intermediate_size": 28,
+        "num_experts": EXPERTS,
+        "num_experts_per_tok": TOP_K,
+        "norm_topk_prob": dtype == "f32",
+        "decoder_sparse_step": 1,
+        "mlp_only_layers": [],
+        "layer_types": ["linear_attention", "full_attention"],
+        "linear_conv_kernel_dim": 4,
+        "linear_key_head_dim": 8,
+        "linear_value_head_dim": 8,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+    }
+
+
+def _flex_olmo(dtype: str) -> dict[str, Any]:
+    return {
+        "intermediate_size": EXPERT_INTERMEDIATE,
+        "num_experts": EXPERTS,
+        "num_experts_per_tok": TOP_K,
+        "norm_topk_prob": dtype == "bf16",
+    }
+
+
+SPECS: dict[str, FixtureSpec] = {
+    s.model_type: s
+    for s in [
+        FixtureSpec("mixtral", _mixtral, "gate", ("num_local_experts", "num_experts_per_tok")),
+        FixtureSpec("minimax", _minimax, "gate", ("num_local_experts", "num_experts_per_tok")),
+        FixtureSpec(
+            "phimoe", _phimoe, "router", ("num_local_experts", "num_experts_per_tok", "router_jitter_noise")
+        ),
+        FixtureSpec(
+            "deepseek_v2",
+            _deepseek_v2,
+            "gate",
+            (
+                "n_routed_experts",
+                "num_experts_per_tok",
+                "topk_method",
+                "n_group",
+                "topk_group",
+                "routed_scaling_factor",
+                "norm_topk_prob",
+                "n_shared_experts",
+                "moe_intermediate_size",
+            ),
+        ),
+        FixtureSpec(
+            "ernie4_5_moe",
+            _ernie4_5_moe,
+            "gate",
+            ("moe_num_experts", "moe_k", "moe_norm_min", "moe_num_shared_experts", "moe_intermediate_size"),
+        ),
+        FixtureSpec("hunyuan_v1_moe", _hunyuan_v1_moe, "gate", ("num_experts", "moe_topk", "intermediate_size")),
+        FixtureSpec(
+            "dots1",
+            _dots1,
+            "gate",
+            (
+                "n_routed_experts",
+                "num_experts_per_tok",
+                "n_group",
+                "topk_group",
+                "norm_topk_prob",
+                "routed_scaling_factor",
+                "n_shared_experts",
+                "moe_intermediate_size",
+            ),
+        ),
+        FixtureSpec(
+            "qwen3_next",
+            _qwen3_next,
+            "gate",
+            ("num_experts", "num_experts_per_tok", "norm_topk_prob", "shared_expert_intermediate_size"),
+        ),
+        FixtureSpec("flex_olmo", _flex_olmo, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob")),
+    ]
+}
+
+
+class FixtureError(Exception):
+    """A fixture that does not round-trip through transformers, or differs from a shipped one."""
+
+
+def fixture_seed(seed: int, model_type: str, dtype: str) -> int:
+    # Stable across runs and Python versions (unlike hash()), different per folder.
+    return seed + zlib.crc32(f"{model_type}-{dtype}".encode())
+
+
+def build_config(spec: FixtureSpec, dtype: str) -> transformers.PretrainedConfig:
+    return AutoConfig.for_model(spec.model_type, **{**BASE_CONFIG, **spec.config(dtype)})
+
+
+def moe_blocks(model: torch.nn.Module) -> dict[int, tuple[str, torch.nn.Module]]:
+    """Each decoder layer's MoE block: the direct child of the layer that holds `experts`."""
+    blocks: dict[int, tuple[str, torch.nn.Module]] = {}
+    for name, module in model.named_modules():
+        parts = name.split(".")
+        if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] == "layers" and hasattr(module, "experts"):
+            layer = int(parts[-2])
+            if layer in blocks:
+                raise FixtureError(f"layer {layer}: two MoE blocks ({blocks[layer][0]}, {name})")
+            blocks[layer] = (name, module)
+    return blocks
+
+
+def redraw(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """Every saved float tensor from N(0, 0.1^2), 1-D ones from N(0, 0.05^2), so no bias is zero."""
+    with torch.no_grad():
+        for _, tensor in sorted(model.state_dict(keep_vars=True).items()):
+            if not tensor.is_floating_point():
+                continue
+            std = 0.05 if tensor.dim() == 1 else 0.1
+            tensor.copy_(torch.randn(tensor.shape, generator=gen, dtype=torch.float32) * std)
+
+
+def round_to_bf16(model: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for tensor in model.state_dict(keep_vars=True).values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(torch.bfloat16).to(torch.float32))
+
+
+def capture(
+    spec: FixtureSpec, model: torch.nn.Module, gen: torch.Generator
+) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, str]]:
+    """Feed each MoE block N(0, 1) tokens and record input, output and raw router logits by hooks."""
+    golden: dict[str, torch.Tensor] = {}
+    paths: dict[str, str] = {}
+    classes: dict[str, str] = {}
+    blocks = moe_blocks(model)
+    if sorted(blocks) != list(range(model.config.num_hidden_layers)):
+        raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected every layer")
+    for layer, (path, block) in sorted(blocks.items()):
+        seen: dict[str, torch.Tensor] = {}
+
+        def on_block(_m: torch.nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            seen["input"] = args[0].detach().clone()
+            seen["output"] = (out[0] if isinstance(out, tuple) else out).detach().clone()
+
+        def on_router(_m: torch.nn.Module, _args: tuple[Any, ...], out: Any) -> None:
+            seen["router_logits"] = out[0].detach().clone()
+
+        hooks = [block.register_forward_hook(on_block)]
+        if spec.router_attr is not None:
+            hooks.append(getattr(block, spec.router_attr).register_forward_hook(on_router))
+        x = torch.randn(1, TOKENS, HIDDEN, generator=gen, dtype=torch.float32)
+        with torch.no_grad():
+            block(x)
+        for h in hooks:
+            h.remove()
+        golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, HIDDEN).float().contiguous()
+        golden[f"moe.{layer}.output"] = seen["output"].reshape(TOKENS, HIDDEN).float().contiguous()
+        if "router_logits" in seen:
+            golden[f"moe.{layer}.router_logits"] = seen["router_logits"].reshape(TOKENS, -1).float().contiguous()
+        paths[str(layer)] = path
+        classes["moe"] = type(block).__name__
+        classes["experts"] = type(block.experts).__name__
+    return golden, paths, classes
+
+
+def save_layout(model: torch.nn.Module, folder: Path, original: bool, sharded: bool) -> None:
+    total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    # About two thirds of the model per file: two files, with one layer's tensors split across them.
+    shard = f"{math.ceil(total * 0.65 / 1000)}KB" if sharded else "1GB"
+    model.save_pretrained(folder, save_original_format=original, max_shard_size=shard)
+    # Not part of the fixture format (the shipped folders have none); generation is irrelevant here.
+    (folder / "generation_config.json").unlink(missing_ok=True)
+    files = sorted(p.name for p in folder.glob("*.safetensors"))
+    if sharded != (len(files) > 1):
+        raise FixtureError(f"{folder}: wanted sharded={sharded}, got files {files}")
+
+
+def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
+    folder = out / f"{spec.model_type}-{dtype}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(fixture_seed(seed, spec.model_type, dtype))
+    torch.manual_seed(fixture_seed(seed, spec.model_type, dtype))  # from_config's own init, overwritten anyway
+    model = AutoModelForCausalLM.from_config(build_config(spec, dtype), dtype=torch.float32).eval()
+    redraw(model, gen)
+    if dtype == "bf16":
+        round_to_bf16(model)
+    golden, paths, classes = capture(spec, model, gen)
+    save_file(golden, str(folder / "golden.safetensors"))
+    meta = {
+        "model_type": spec.model_type,
+        "moe_layers": paths,
+        "moe_class": classes["moe"],
+        "experts_class": classes["experts"],
+        "checkpoint_dtype": SAFETENSORS_DTYPE[DTYPES[dtype]],
+        "compute_dtype": "F32",
+        "tokens": TOKENS,
+        "router_logits": any(k.endswith(".router_logits") for k in golden),
+        "produced_by": f"transformers {transformers.__version__}, torch {torch.__version__}, "
+        "CPU float32 forward of each MoE block",
+    }
+    (folder / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
+    saved = model.to(DTYPES[dtype])
+    save_layout(saved, folder / "original", original=True, sharded=dtype == "f32")
+    save_layout(saved, folder / "fused", original=False, sharded=dtype == "bf16")
+    return folder
+
+
+def verify_fixture(folder: Path) -> list[str]:
+    """Reload both layouts with transformers, compare them and recompute every hooked tensor."""
+    meta = json.loads((folder / "golden.json").read_text())
+    spec = SPECS[meta["model_type"]]
+    with safe_open(str(folder / "golden.safetensors"), framework="pt") as f:
+        golden = {k: f.get_tensor(k) for k in f.keys()}
+    notes: list[str] = []
+    states: dict[str, dict[str, torch.Tensor]] = {}
+    for layout in ("original", "fused"):
+        model, info = AutoModelForCausalLM.from_pretrained(folder / layout, dtype="auto", output_loading_info=True)
+        problems = {k: v for k, v in info.items() if v}
+        if problems:
+            raise FixtureError(f"{folder / layout}: loading reported {problems}")
+        wrong = {n for n, p in model.state_dict().items() if p.is_floating_point() and SAFETENSORS_DTYPE.get(p.dtype) != meta["checkpoint_dtype"]}
+        if wrong:
+            notes.append(f"{layout}: kept in another dtype after loading: {sorted(wrong)}")
+        states[layout] = {k: v.clone() for k, v in model.state_dict().items()}
+        model = model.float().eval()
+        blocks = moe_blocks(model)
+        for layer, path in meta["moe_layers"].items():
+            name, block = blocks[int(layer)]
+            if name != path:
+                raise FixtureError(f"{folder / layout}: layer {layer} block at {name}, golden.json says {path}")
+            seen: dict[str, torch.Tensor] = {}
+            hook = None
+            if spec.router_attr is not None:
+                hook = getattr(block, spec.router_attr).register_forward_hook(
+                    lambda _m, _a, out: seen.__setitem__("router_logits", out[0].detach())
+                )
+            with torch.no_grad():
+                y = block(golden[f"moe.{layer}.input"].unsqueeze(0))
+            if hook is not None:
+                hook.remove()
+            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, HIDDEN)
+            diffs = {"output": (y - golden[f"moe.{layer}.output"]).abs().max().item()}
+            if f"moe.{layer}.router_logits" in golden:
+                diffs["router_logits"] = (
+                    (seen["router_logits"].reshape(TOKENS, -1) - golden[f"moe.{layer}.router_logits"]).abs().max().item()
+                )
+            for what, d in diffs.items():
+                if not d <= RECOMPUTE_TOLERANCE:
+                    raise FixtureError(f"{folder / layout}: layer {layer} {what} recomputed differs by {d}")
+    a, b = states["original"], states["fused"]
+    if a.keys() != b.keys() or any(not torch.equal(a[k], b[k]) for k in a):
+        raise FixtureError(f"{folder}: original/ and fused/ load to different weights")
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    if size >= 1_000_000:
+        raise FixtureError(f"{folder}: {size} bytes, fixtures must stay under 1 MB")
+    notes.append(f"{size} bytes")
+    return notes
+
+
+def tensor_table(folder: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Every tensor of a checkpoint folder (all shards): name -> (dtype, shape)."""
+    table: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            for k in f.keys():
+                s = f.get_slice(k)
+                table[k] = (s.get_dtype(), tuple(s.get_shape()))
+    return table
+
+
+def check_against(made: Path, shipped: Path) -> list[str]:
+    """Names, shapes and dtypes of a regenerated folder against the shipped one (not values)."""
+    differences: list[str] = []
+    for sub in ("original", "fused"):
+        mine, theirs = tensor_table(made / sub), tensor_table(shipped / sub)
+        if mine != theirs:
+            only_mine = sorted(set(mine) - set(theirs))
+            only_theirs = sorted(set(theirs) - set(mine))
+            changed = sorted(k for k in set(mine) & set(theirs) if mine[k] != theirs[k])
+            differences.append(f"{sub}/: only here {only_mine}, only shipped {only_theirs}, differ {changed}")
+        if not (made / sub / "config.json").is_file():
+            differences.append(f"{sub}/config.json missing")
+        cfg_mine = json.loads((made / sub / "config.json").read_text())
+        cfg_theirs = json.loads((shipped / sub / "config.json").read_text())
+        if cfg_mine != cfg_theirs:
+            keys = sorted(k for k in cfg_mine.keys() | cfg_theirs.keys() if cfg_mine.get(k) != cfg_theirs.get(k))
+            differences.append(f"{sub}/config.json differs in {keys}")
+    gm = tensor_table_file(made / "golden.safetensors")
+    gt = tensor_table_file(shipped / "golden.safetensors")
+    if gm != gt:
+        differences.append(f"golden.safetensors: {gm} vs shipped {gt}")
+    jm = json.loads((made / "golden.json").read_text())
+    jt = json.loads((shipped / "golden.json").read_text())
+    keys = sorted(k for k in jm.keys() | jt.keys() if k != "produced_by" and jm.get(k) != jt.get(k))
+    if keys or jm.keys() != jt.keys():
+        differences.append(f"golden.json differs in {keys}")
+    return differences
+
+
+def tensor_table_file(file: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    with safe_open(str(file), framework="pt") as f:
+        return {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}
+
+
+def names_markdown(out: Path, types: list[str]) -> str:
+    """Layer-0 MoE tensors of each f32 fixture in both layouts, and the routing fields of both dtypes."""
+    lines = [
+        "# Tensor names of the transformers-made fixtures (layer 0 of the f32 folder)",
+        "",
+        "Written by `golden/tools/make_fixtures.py --names`. Shapes are `[dims]` as stored;",
+        "other layers differ only in the layer index. Routing fields are read from each folder's config.json.",
+        "",
+    ]
+    for t in types:
+        spec = SPECS[t]
+        meta = json.loads((out / f"{t}-f32" / "golden.json").read_text())
+        prefix = meta["moe_layers"]["0"].rsplit(".", 1)[0] + "."
+        lines.append(f"## {t}")
+        lines.append("")
+        lines.append(f"MoE block `{meta['moe_layers']['0']}` ({meta['moe_class']}, experts {meta['experts_class']}).")
+        lines.append("")
+        for sub in ("original", "fused"):
+            table = tensor_table(out / f"{t}-f32" / sub)
+            layer = sorted(
+                (k, v) for k, v in table.items() if k.startswith(prefix) and "attn" not in k and "layernorm" not in k
+                and "norm." not in k and "mixer" not in k and "linear_attn" not in k
+            )
+            # Per-expert tensors collapse to one line with `{e}` for the expert index.
+            collapsed: dict[str, tuple[str, tuple[int, ...], int]] = {}
+            for k, (dt, shape) in layer:
+                pattern = re.sub(r"\.experts\.\d+\.", ".experts.{e}.", k)
+                seen = collapsed.get(pattern)
+                collapsed[pattern] = (dt, shape, (seen[2] if seen else 0) + 1)
+            lines.append(f"{sub}/:")
+            lines.append("")
+            for k, (dt, shape, count) in sorted(collapsed.items()):
+                times = f" (e = 0..{count - 1})" if "{e}" in k else ""
+                lines.append(f"- `{k}` {list(shape)} {dt}{times}")
+            lines.append("")
+        for dtype in DTYPES:
+            cfg = json.loads((out / f"{t}-{dtype}" / "original" / "config.json").read_text())
+            fields = ", ".join(f"{f}={json.dumps(cfg.get(f))}" for f in spec.routing_fields)
+            lines.append(f"- routing ({dtype}): {fields}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--types", nargs="+", required=True, choices=sorted(SPECS))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=20260601)
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--check-against", type=Path, help="shipped fixtures folder to compare names/shapes/dtypes with")
+    parser.add_argument("--names", type=Path, help="write the tensor-name table (NAMES.md) here")
+    parser.add_argument("--names-only", action="store_true", help="skip making, only write --names from --out")
+    args = parser.parse_args(argv)
+    torch.use_deterministic_algorithms(True)
+    transformers.utils.logging.disable_progress_bar()
+    failed = False
+    if not args.names_only:
+        for t in args.types:
+            for dtype in args.dtypes:
+                try:
+                    folder = make_fixture(SPECS[t], dtype, args.out, args.seed)
+                    notes = verify_fixture(folder)
+                    if args.check_against is not None:
+                        differences = check_against(folder, args.check_against / folder.name)
+                        notes.append("matches the shipped names/shapes/dtypes" if not differences else "; ".join(differences))
+                        failed |= bool(differences)
+                    print(f"ok {folder}: {'; '.join(notes)}")
+                except FixtureError as e:
+                    failed = True
+                    print(f"FAILED {t}-{dtype}: {e}", file=sys.stderr)
+    if args.names is not None:
+        args.names.write_text(names_markdown(args.out, args.types))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
