@@ -1,0 +1,181 @@
+// The float64 reference MoE forward: router logits, routing, and for every TP/EP rank the
+// partial output of its own experts over its own slice of I, summed over the ranks
+// (spec §1 "Summing the ranks"): w2_bias once per selected expert per token (TP rank 0
+// only), the shared expert once per TP shard (EP rank 0 only). Plain loops over
+// Float64Array, so it is obviously right; every fast path is checked against it.
+import type { MoeSemantics } from '../harness/layouts/semantics.js';
+import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
+import { MoeConformanceError } from '../harness/errors.js';
+import { gamma, LOOSE_FACTOR, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
+import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights } from './experts.js';
+import { route, sigmoid, type RoutingResult } from './routing.js';
+
+/** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
+export class ForwardInputError extends MoeConformanceError {}
+
+/** Per-element float32 error bounds of a forward (harness/compare/tolerance.ts). */
+export interface ForwardBounds {
+  /** `[tokens, hidden]` the strict bound of the output. */
+  strict: Float64Array;
+  /** `[tokens, hidden]` the loose bound of the output. */
+  loose: Float64Array;
+  /** `[tokens, experts]` the strict bound of the router logits. */
+  logits: Float64Array;
+}
+
+export interface ReferenceResult extends MoeForwardResult {
+  output: Float64Array;
+  routerLogits: Float64Array;
+  selected: Int32Array;
+  routing: RoutingResult;
+  bounds?: ForwardBounds;
+}
+
+function checkRankSet(sem: MoeSemantics, layer: number, ranks: RankTensors[]): void {
+  const first = ranks[0];
+  if (first === undefined) throw new ForwardInputError('a forward needs at least one rank', { layer, expected: '≥ 1 rank', found: 0 });
+  const { tpSize, epSize } = first.req;
+  const seen = new Set<string>();
+  for (const { req } of ranks) {
+    const key = `${req.tpRank}/${req.epRank}`;
+    const inRange = req.tpRank >= 0 && req.tpRank < tpSize && req.epRank >= 0 && req.epRank < epSize;
+    if (req.tpSize !== tpSize || req.epSize !== epSize || !inRange || seen.has(key)) {
+      throw new ForwardInputError('ranks are not one TP × EP set (mixed sizes, out of range or repeated rank)', { layer, expected: `TP ${tpSize} × EP ${epSize}`, found: key });
+    }
+    seen.add(key);
+  }
+  if (seen.size !== tpSize * epSize) {
+    throw new ForwardInputError('some ranks are missing: a partial sum would pass for an output', { layer, expected: tpSize * epSize, found: seen.size });
+  }
+  if (sem.intermediate % tpSize !== 0 || sem.sharedIntermediate % tpSize !== 0) {
+    throw new ForwardInputError('TP size does not divide the intermediate sizes', { layer, expected: `a divisor of ${sem.intermediate} and ${sem.sharedIntermediate}`, found: tpSize });
+  }
+}
+
+/** `[tokens, experts]` x·Wr^T + b, and its float32 error bound when asked for. */
+function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Array | undefined, x: Float64Array, tokens: number, withBound: boolean) {
+  const { hidden: H, experts: E } = sem;
+  const logits = new Float64Array(tokens * E);
+  const bound = new Float64Array(withBound ? tokens * E : 0);
+  for (let t = 0; t < tokens; t++) {
+    for (let e = 0; e < E; e++) {
+      let s = 0;
+      let m = 0;
+      for (let c = 0; c < H; c++) {
+        s += x[t * H + c]! * weight[e * H + c]!;
+        if (withBound) m += Math.abs(x[t * H + c]! * weight[e * H + c]!);
+      }
+      const b = bias ? bias[e]! : 0;
+      logits[t * E + e] = s + b;
+      if (withBound) bound[t * E + e] = gamma(H + 1) * (m + Math.abs(b));
+    }
+  }
+  return { logits, bound };
+}
+
+function maxOf(v: Float64Array, from: number, to: number): number {
+  let m = 0;
+  for (let i = from; i < to; i++) m = Math.max(m, v[i]!);
+  return m;
+}
+
+/**
+ * The reference forward of MoE layer `layer`; with `bound`, also the float32 error bound
+ * of every output element and router logit.
+ */
+export function referenceForward(
+  sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number, options: { bound?: boolean } = {},
+): ReferenceResult {
+  const { hidden: H, experts: E, topK: k } = sem;
+  if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * H) {
+    throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, H], found: x.length });
+  }
+  checkRankSet(sem, layer, ranks);
+  const decoded: RankWeights[] = ranks.map((r) => decodeRank(sem, layer, r));
+  const tpSize = ranks[0]!.req.tpSize;
+  for (const r of decoded) {
+    if (r.experts.rows * tpSize !== sem.intermediate) {
+      throw new ForwardInputError('w13 rows times TP size is not the intermediate size', { layer, tensor: `layers.${layer}.experts.w13`, expected: sem.intermediate, found: r.experts.rows * tpSize });
+    }
+  }
+  // The router and the selection-only bias are whole on every rank: rank 0's are used.
+  const r0 = ranks[0]!;
+  const decodeWhole = (name: string, shape: number[]) => decodeFloatTensor(r0, `layers.${layer}.${name}`, shape);
+  const weight = decodeWhole('router.weight', [E, H]);
+  const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [E]) : undefined;
+  const correction = r0.tensors.has(`layers.${layer}.router.correction_bias`) ? decodeWhole('router.correction_bias', [E]) : undefined;
+
+  const xs = Float64Array.from(x);
+  const withBound = options.bound === true;
+  const { logits, bound: logitBound } = routerLogits(sem, weight, bias, xs, tokens, withBound);
+  const routing = route(sem, logits, tokens, correction);
+
+  const output = new Float64Array(tokens * H);
+  const error = new Float64Array(withBound ? tokens * H : 0);
+  const magnitude = new Float64Array(withBound ? tokens * H : 0);
+  const scratch = new Float64Array(2 * Math.max(sem.intermediate, sem.sharedIntermediate, 1));
+
+  for (const rank of decoded) {
+    const ex = rank.experts;
+    const R = ex.rows;
+    const slotOf = new Map<number, number>(Array.from(ex.ids, (id, slot) => [id, slot]));
+    const mlps = Array.from(ex.ids, (_, slot): GatedMlp => ({
+      act: sem.activation, hidden: H, rows: R,
+      w13: ex.w13, w13Offset: slot * 2 * R * H,
+      w2: ex.w2, w2Offset: slot * H * R,
+      ...(ex.w13Bias ? { bias13: ex.w13Bias, bias13Offset: slot * 2 * R } : {}),
+      // The down bias belongs to the whole output: only TP rank 0 adds it.
+      ...(ex.w2Bias && rank.tpRank === 0 ? { bias2: ex.w2Bias, bias2Offset: slot * H } : {}),
+    }));
+    const shared = rank.epRank === 0 ? rank.shared : undefined;
+    const sharedMlp: GatedMlp | undefined = shared && {
+      act: { kind: 'silu_gated' }, hidden: H, rows: shared.rows, w13: shared.w13, w13Offset: 0, w2: shared.w2, w2Offset: 0,
+    };
+    for (let t = 0; t < tokens; t++) {
+      const acc: BoundAccumulator | undefined = withBound
+        ? { error: error.subarray(t * H, (t + 1) * H), magnitude: magnitude.subarray(t * H, (t + 1) * H), inputScaleRelError: 0, scaleRelError: 0 }
+        : undefined;
+      const weightRelError = withBound ? routingWeightRelError(maxOf(logitBound, t * E, (t + 1) * E)) : 0;
+      for (let j = 0; j < k; j++) {
+        const slot = slotOf.get(routing.selected[t * k + j]!);
+        if (slot === undefined) continue;
+        const w = routing.weights[t * k + j]!;
+        if (acc) {
+          acc.inputScaleRelError = routing.inputScale ? weightRelError : 0;
+          acc.scaleRelError = routing.inputScale ? 0 : weightRelError;
+        }
+        const [inputScale, scale] = routing.inputScale ? [w, 1] : [1, w];
+        addGatedMlp(mlps[slot]!, xs, t * H, inputScale, scale, output, t * H, scratch, acc);
+      }
+      if (shared && sharedMlp) {
+        let scale = 1;
+        if (shared.gate) {
+          let z = 0;
+          let zAbs = 0;
+          for (let c = 0; c < H; c++) {
+            z += xs[t * H + c]! * shared.gate[c]!;
+            zAbs += Math.abs(xs[t * H + c]! * shared.gate[c]!);
+          }
+          scale = sigmoid(z);
+          if (acc) acc.scaleRelError = sigmoidRelError(gamma(H) * zAbs);
+        } else if (acc) acc.scaleRelError = 0;
+        if (acc) acc.inputScaleRelError = 0;
+        addGatedMlp(sharedMlp, xs, t * H, 1, scale, output, t * H, scratch, acc);
+      }
+    }
+  }
+
+  const result: ReferenceResult = { output, routerLogits: logits, selected: routing.selected, routing };
+  if (withBound) {
+    // The final float32 sum of k experts, the shared expert and every rank's partial output.
+    const terms = gamma(k + 2 + ranks.length);
+    const strict = error.map((e, i) => e + terms * magnitude[i]! + U32 * Math.abs(output[i]!));
+    result.bounds = { strict, loose: strict.map((s) => LOOSE_FACTOR * s), logits: logitBound };
+  }
+  return result;
+}
+
+export const referenceBackend: MoeBackend = {
+  name: 'reference-f64',
+  forward: async (sem, layer, ranks, x, tokens) => referenceForward(sem, layer, ranks, x, tokens),
+};
