@@ -1,0 +1,144 @@
+// Each gpu.js mode against the float64 reference, element by element within the float32
+// rounding bound the reference carries (harness/compare/tolerance.ts), on random layers of
+// several routing variants and TP/EP splits; plus sizes past gpu.js's 1000-iteration loop
+// cap and past 2^24 weight elements, and proof that the mode asked for is the mode that ran.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MoeSemantics } from '../../harness/layouts/semantics.js';
+import type { RankTensors } from '../backend.js';
+import { referenceForward } from '../moe.js';
+import { createGpujsBackend, type GpujsBackend, type GpujsMode } from './backend.js';
+import { randomFloats, randomRanks, seededRandom, type LayerExtras, type Split } from './random-ranks.js';
+
+const SEED = Number(process.env.FC_SEED ?? 42);
+const skipWebGpu = process.env.MOE_SKIP_WEBGPU === '1';
+
+function semantics(over: Partial<MoeSemantics>): MoeSemantics {
+  return {
+    modelType: 'mixtral',
+    experts: 6,
+    topK: 2,
+    hidden: 24,
+    intermediate: 12,
+    sharedIntermediate: 0,
+    routing: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+    activation: { kind: 'silu_gated' },
+    sharedGate: false,
+    moeLayers: [0],
+    ...over,
+  };
+}
+
+interface Case {
+  name: string;
+  sem: MoeSemantics;
+  split: Split;
+  extras?: LayerExtras;
+}
+
+const WHOLE: Split = { tpSize: 1, epSize: 1, placement: 'linear' };
+
+const CASES: Case[] = [
+  { name: 'mixtral softmax top-k renormalised', sem: semantics({}), split: WHOLE },
+  {
+    name: 'qwen2_moe with gated shared expert, TP2 x EP2 linear',
+    sem: semantics({ modelType: 'qwen2_moe', routing: { kind: 'softmax_topk', renormalize: false, scaling: 1 }, sharedIntermediate: 8, sharedGate: true }),
+    split: { tpSize: 2, epSize: 2, placement: 'linear' },
+  },
+  {
+    name: 'deepseek_v3 sigmoid group-limited with correction bias and shared expert, EP3 round robin',
+    sem: semantics({
+      modelType: 'deepseek_v3', experts: 8, topK: 3, sharedIntermediate: 12,
+      routing: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+    }),
+    split: { tpSize: 1, epSize: 3, placement: 'round_robin' },
+    extras: { correctionBias: true },
+  },
+  {
+    name: 'gpt_oss clamped activation with router and expert biases, TP2 (w2 bias counted once)',
+    sem: semantics({ modelType: 'gpt_oss', routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } }),
+    split: { tpSize: 2, epSize: 1, placement: 'linear' },
+    extras: { biases: true },
+  },
+  {
+    name: 'gpt_oss with a clamp that bites (limit 0.05)',
+    sem: semantics({ modelType: 'gpt_oss', routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.05 } }),
+    split: WHOLE,
+    extras: { biases: true },
+  },
+  {
+    name: 'llama4_text sigmoid on the expert input, shared expert, top-1',
+    sem: semantics({ modelType: 'llama4_text', topK: 1, routing: { kind: 'topk_sigmoid_input' }, sharedIntermediate: 12 }),
+    split: WHOLE,
+  },
+];
+
+/** Asserts every element of `found` is within `bound` of `expected`, naming the first miss. */
+function expectWithin(what: string, found: Float32Array, expected: Float64Array, bound: Float64Array): void {
+  expect(found.length).toBe(expected.length);
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < found.length; i++) {
+    const excess = Math.abs(found[i]! - expected[i]!) - bound[i]!;
+    if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  if (worst >= 0) {
+    expect.fail(`${what}[${worst}] = ${found[worst]}, reference ${expected[worst]}, allowed ±${bound[worst]} (seed ${SEED})`);
+  }
+}
+
+async function checkAgainstReference(backend: GpujsBackend, sem: MoeSemantics, ranks: RankTensors[], tokens: number, seed: number): Promise<void> {
+  const x = randomFloats(seededRandom(seed), tokens * sem.hidden, 1);
+  const ref = referenceForward(sem, 0, ranks, x, tokens, { bound: true });
+  const got = await backend.forward(sem, 0, ranks, x, tokens);
+  expect(got.ranOn).toBe(backend.mode);
+  expectWithin('router logits', got.routerLogits, ref.routerLogits, ref.bounds!.logits);
+  // Random logits sit far apart compared with float32 rounding: the selection must agree.
+  expect(Array.from(got.selected)).toEqual(Array.from(ref.selected));
+  expectWithin('output', got.output, ref.output, ref.bounds!.strict);
+}
+
+const MODES: { mode: GpujsMode; skip: boolean }[] = [
+  { mode: 'cpu', skip: false },
+  { mode: 'webasm', skip: false },
+  { mode: 'webgpu', skip: skipWebGpu },
+];
+
+for (const { mode, skip } of MODES) {
+  describe.skipIf(skip)(`gpujs-${mode}`, () => {
+    let backend: GpujsBackend;
+    beforeAll(async () => {
+      backend = await createGpujsBackend(mode);
+      if (backend.adapter) console.log(`gpujs-${mode} adapter:`, backend.adapter);
+    });
+    afterAll(async () => {
+      await backend?.dispose();
+    });
+
+    it('is named after its mode', () => {
+      expect(backend.name).toBe(`gpujs-${mode}`);
+    });
+
+    for (const [i, c] of CASES.entries()) {
+      it(`matches the float64 reference: ${c.name}`, async () => {
+        const ranks = randomRanks(c.sem, 0, c.split, SEED + i, c.extras);
+        await checkAgainstReference(backend, c.sem, ranks, 9, SEED + 100 + i);
+      });
+    }
+
+    it('refuses an incomplete rank set instead of returning a partial sum', async () => {
+      const sem = CASES[1]!.sem;
+      const ranks = randomRanks(sem, 0, CASES[1]!.split, SEED);
+      const x = new Float32Array(3 * sem.hidden);
+      await expect(backend.forward(sem, 0, ranks.slice(1), x, 3)).rejects.toThrow(/ranks/);
+    });
+
+    it('refuses an input of the wrong size', async () => {
+      const sem = CASES[0]!.sem;
+      const ranks = randomRanks(sem, 0, WHOLE, SEED);
+      await expect(backend.forward(sem, 0, ranks, new Float32Array(5), 3)).rejects.toThrow(/shape/);
+    });
+  });
+}

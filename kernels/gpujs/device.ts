@@ -1,0 +1,168 @@
+// A WebGPU adapter for gpu.js in Node, through Dawn (the `webgpu` package); recipe in
+// ../../../shared/docs/gpu.md. gpu.js only looks at `navigator.gpu`, so a session installs
+// that global and removes it on dispose (a live Dawn device would otherwise keep Node
+// running). One session is shared by every caller in the process, counted by references.
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebGpuUnavailableError } from './errors.js';
+
+/** What the adapter says it is, for logs and for tests that must prove a real GPU path ran. */
+export interface AdapterDescription {
+  /** Dawn backend asked for: `opengles` (Mesa llvmpipe on CPU machines), `vulkan` (NVIDIA), ... */
+  backend: string;
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+export interface WebGpuSession {
+  readonly adapter: AdapterDescription;
+  /** Drops this reference; the last one destroys the device and removes `navigator`. */
+  dispose(): Promise<void>;
+}
+
+export interface WebGpuOptions {
+  /** Dawn backend; default `MOE_WEBGPU_BACKEND` or `opengles`. */
+  backend?: string;
+  /** Bound on adapter + device creation; default `MOE_WEBGPU_TIMEOUT_MS` or 60 s. */
+  timeoutMs?: number;
+}
+
+// Only the parts of the WebGPU and gpu.js surfaces this module touches.
+interface AdapterInfoLike { vendor?: string; architecture?: string; device?: string; description?: string }
+interface AdapterLike { info?: AdapterInfoLike }
+interface DawnGpu {
+  requestAdapter(options?: Record<string, unknown>): Promise<AdapterLike | null>;
+  getPreferredCanvasFormat(): string;
+}
+interface GpujsWebGpuContext {
+  acquire(): Promise<{ adapter: AdapterLike }>;
+  destroy(): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+
+interface OpenSession {
+  promise: Promise<AdapterDescription>;
+  references: number;
+  previousNavigator: PropertyDescriptor | undefined;
+}
+let open: OpenSession | null = null;
+
+export function requestedBackend(options: WebGpuOptions = {}): string {
+  return options.backend ?? process.env.MOE_WEBGPU_BACKEND ?? 'opengles';
+}
+
+/** Opens (or joins) the process's WebGPU session; throws WebGpuUnavailableError, never hangs. */
+export async function openWebGpu(options: WebGpuOptions = {}): Promise<WebGpuSession> {
+  if (open === null) {
+    const previousNavigator = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    const session: OpenSession = { promise: acquire(options), references: 0, previousNavigator };
+    open = session;
+    session.promise.catch(() => undefined);
+  }
+  const session = open;
+  session.references++;
+  try {
+    const adapter = await session.promise;
+    let disposed = false;
+    return {
+      adapter,
+      dispose: async () => {
+        if (disposed) return;
+        disposed = true;
+        await release(session);
+      },
+    };
+  } catch (error) {
+    await release(session);
+    throw error;
+  }
+}
+
+async function release(session: OpenSession): Promise<void> {
+  session.references--;
+  if (session.references > 0 || open !== session) return;
+  open = null;
+  await gpujsContext().destroy();
+  if (session.previousNavigator) Object.defineProperty(globalThis, 'navigator', session.previousNavigator);
+  else delete (globalThis as { navigator?: unknown }).navigator;
+}
+
+async function acquire(options: WebGpuOptions): Promise<AdapterDescription> {
+  const backend = requestedBackend(options);
+  // Dawn's null backend answers with an adapter that computes nothing.
+  if (backend === 'null') {
+    throw new WebGpuUnavailableError('the null Dawn backend cannot run kernels', { expected: 'a real backend', found: backend });
+  }
+  prepareEnvironment();
+  const timeoutMs = options.timeoutMs ?? Number(process.env.MOE_WEBGPU_TIMEOUT_MS ?? 60_000);
+  const dawn = await createDawn(backend);
+  // Mesa's GLES path only offers a compatibility-level adapter; a plain request answers null.
+  const compatibility = backend === 'opengles' || backend === 'opengl';
+  const gpu: DawnGpu = {
+    requestAdapter: (o = {}) => dawn.requestAdapter(compatibility ? { ...o, featureLevel: 'compatibility' } : o),
+    getPreferredCanvasFormat: () => dawn.getPreferredCanvasFormat(),
+  };
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  try {
+    // gpu.js keeps one device per process: creating it here proves it exists before any kernel.
+    const { adapter } = await withTimeout(gpujsContext().acquire(), timeoutMs, backend);
+    const info = adapter.info ?? {};
+    return {
+      backend,
+      vendor: info.vendor ?? '',
+      architecture: info.architecture ?? '',
+      device: info.device ?? '',
+      description: info.description ?? '',
+    };
+  } catch (error) {
+    if (error instanceof WebGpuUnavailableError) throw error;
+    throw new WebGpuUnavailableError(`no WebGPU adapter through Dawn: ${(error as Error).message}`, {
+      expected: `an adapter from backend=${backend}`,
+      found: 'none',
+    });
+  }
+}
+
+async function createDawn(backend: string): Promise<DawnGpu> {
+  try {
+    // Loaded on demand: cpu and webasm modes never touch Dawn's native module.
+    const { create } = (await import('webgpu')) as unknown as { create(options: string[]): DawnGpu };
+    return create([`backend=${backend}`]);
+  } catch (error) {
+    throw new WebGpuUnavailableError(`cannot create Dawn: ${(error as Error).message.split('\n')[0]}`, {
+      expected: 'a usable Dawn backend',
+      found: backend,
+    });
+  }
+}
+
+/** Mesa needs a headless EGL platform; XDG_RUNTIME_DIR only silences its warnings. */
+function prepareEnvironment(): void {
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  if (process.env.XDG_RUNTIME_DIR === undefined) {
+    const dir = join(tmpdir(), `moe-conformance-xdg-${process.getuid?.() ?? 'user'}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  }
+}
+
+function gpujsContext(): GpujsWebGpuContext {
+  return (require('gpu.js') as { WebGPUContext: GpujsWebGpuContext }).WebGPUContext;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, backend: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new WebGpuUnavailableError(`WebGPU adapter did not answer within ${ms} ms`, { expected: `an adapter from backend=${backend}`, found: 'timeout' })),
+      ms,
+    );
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
