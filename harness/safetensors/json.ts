@@ -3,8 +3,8 @@
 // imprecise doubles, and recurses without a bound. This one follows RFC 8259 exactly as
 // serde_json does (the parser behind the reference reader): no BOM, no comments, no
 // trailing commas, no raw control characters in strings, no lone surrogate escapes
-// (serde_json refuses them when the target is a Rust String), nesting at most 128 deep
-// (serde_json's recursion limit). In addition a key repeated in one object is an error.
+// (serde_json refuses them when the target is a Rust String), nesting at most 127 deep
+// (serde_json's recursion limit of 128 refuses the 128th level). In addition a key repeated in one object is an error.
 import { MoeConformanceError, type ErrorContext } from '../errors.js';
 
 export class JsonSyntaxError extends MoeConformanceError {}
@@ -27,7 +27,7 @@ export type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | Jso
 /** Objects keep key order and treat every key (`__proto__` included) as plain data. */
 export type JsonObject = Map<string, JsonValue>;
 
-export const MAX_JSON_DEPTH = 128;
+export const MAX_JSON_DEPTH = 127;
 
 export function parseStrictJson(text: string, context: ErrorContext = {}): JsonValue {
   return new Parser(text, context).document();
