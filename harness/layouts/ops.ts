@@ -1,0 +1,295 @@
+// The reversible operations between the logical parts of an MoE layer (one expert's gate
+// [I,H], the router [E,H], ...) and the tensors a checkpoint stores. Each operation is a
+// bijection of index spaces: it says where every element of its inputs lands in its
+// output. Loading gathers through that map and writing scatters through the same map, so
+// the inverse of every operation (chunk for concat, split for stack, de-interleave for
+// interleave, ...) is the same data read the other way: a loader and a writer cannot
+// disagree about a layout because there is only one description of it.
+
+/** The logical pieces of one MoE layer, in the model's own `[out, in]` orientation. */
+export type PartName =
+  | 'gate' // per expert [I, H]
+  | 'up' // per expert [I, H]
+  | 'down' // per expert [H, I]
+  | 'gate_bias' // per expert [I]
+  | 'up_bias' // per expert [I]
+  | 'down_bias' // per expert [H]
+  | 'router' // [E, H]
+  | 'router_bias' // [E]
+  | 'correction_bias' // [E]
+  | 'shared_gate_proj' // [Is, H]
+  | 'shared_up_proj' // [Is, H]
+  | 'shared_down_proj' // [H, Is]
+  | 'shared_gate'; // [1, H]
+
+export const EXPERT_PARTS: ReadonlySet<PartName> = new Set(['gate', 'up', 'down', 'gate_bias', 'up_bias', 'down_bias']);
+
+/** The sizes that fix every part's shape. */
+export interface PartSizes {
+  experts: number;
+  hidden: number;
+  intermediate: number;
+  sharedIntermediate: number;
+}
+
+export function partShape(part: PartName, s: PartSizes): number[] {
+  switch (part) {
+    case 'gate':
+    case 'up':
+      return [s.intermediate, s.hidden];
+    case 'down':
+      return [s.hidden, s.intermediate];
+    case 'gate_bias':
+    case 'up_bias':
+      return [s.intermediate];
+    case 'down_bias':
+      return [s.hidden];
+    case 'router':
+      return [s.experts, s.hidden];
+    case 'router_bias':
+    case 'correction_bias':
+      return [s.experts];
+    case 'shared_gate_proj':
+    case 'shared_up_proj':
+      return [s.sharedIntermediate, s.hidden];
+    case 'shared_down_proj':
+      return [s.hidden, s.sharedIntermediate];
+    case 'shared_gate':
+      return [1, s.hidden];
+  }
+}
+
+/** One output coordinate as an affine function of the part's own indices and the expert id. */
+interface Coordinate {
+  constant: number;
+  perIndex: number[];
+  perExpert: number;
+}
+
+interface Placement {
+  part: PartName;
+  coords: Coordinate[];
+}
+
+/** A composed tensor: its shape and where each part's elements sit in it. */
+export interface Composite {
+  shape: number[];
+  placements: Placement[];
+}
+
+/** An operation tree evaluated for given sizes. */
+export type Op = (s: PartSizes) => Composite;
+
+/** Where one part sits inside a stored tensor, in elements of that tensor (row-major). */
+export interface PartView {
+  part: PartName;
+  /** The part's own shape (`[I, H]` for gate, `[E]` for a bias vector, ...). */
+  shape: number[];
+  offset: number;
+  /** Element stride in the stored tensor for each of the part's own dimensions. */
+  strides: number[];
+  /** Element stride between experts where the tensor stacks experts; 0 otherwise. */
+  expertStride: number;
+}
+
+/** A part as stored on its own (`experts.3.gate_proj.weight`, `gate.weight`). */
+export function part(name: PartName): Op {
+  return (s) => {
+    const shape = partShape(name, s);
+    const coords = shape.map((_, d) => ({ constant: 0, perIndex: shape.map((__, k) => (k === d ? 1 : 0)), perExpert: 0 }));
+    return { shape, placements: [{ part: name, coords }] };
+  };
+}
+
+/** Stack the E experts along a new leading axis (transformers' MergeModulelist; inverse: split). */
+export function stackExperts(inner: Op): Op {
+  return (s) => {
+    const x = inner(s);
+    return {
+      shape: [s.experts, ...x.shape],
+      placements: x.placements.map((p) => ({
+        part: p.part,
+        coords: [{ constant: 0, perIndex: zeros(p), perExpert: 1 }, ...p.coords],
+      })),
+    };
+  };
+}
+
+/** Concatenate along `axis` (transformers' Concatenate; inverse: chunk). */
+export function concat(axis: number, ...inputs: Op[]): Op {
+  return (s) => {
+    const xs = inputs.map((op) => op(s));
+    const first = xs[0]!;
+    let at = 0;
+    const placements: Placement[] = [];
+    for (const x of xs) {
+      assertSameRank(first.shape, x.shape, axis, 'concat');
+      for (const p of x.placements) placements.push(shiftAxis(p, axis, (c) => ({ ...c, constant: c.constant + at })));
+      at += x.shape[axis]!;
+    }
+    return { shape: first.shape.map((n, d) => (d === axis ? at : n)), placements };
+  };
+}
+
+/** Interleave two equal tensors along `axis`: a at even, b at odd positions (inverse: de-interleave). */
+export function interleave(axis: number, a: Op, b: Op): Op {
+  return (s) => {
+    const xa = a(s);
+    const xb = b(s);
+    assertSameRank(xa.shape, xb.shape, -1, 'interleave');
+    const twice = (plus: number) => (c: Coordinate) => ({
+      constant: 2 * c.constant + plus,
+      perIndex: c.perIndex.map((v) => 2 * v),
+      perExpert: 2 * c.perExpert,
+    });
+    return {
+      shape: xa.shape.map((n, d) => (d === axis ? 2 * n : n)),
+      placements: [...xa.placements.map((p) => shiftAxis(p, axis, twice(0))), ...xb.placements.map((p) => shiftAxis(p, axis, twice(1)))],
+    };
+  };
+}
+
+/** Swap the last two axes (its own inverse). */
+export function transposeLast(inner: Op): Op {
+  return (s) => {
+    const x = inner(s);
+    const n = x.shape.length;
+    const swap = <T>(v: T[]): T[] => [...v.slice(0, n - 2), v[n - 1]!, v[n - 2]!];
+    return { shape: swap(x.shape), placements: x.placements.map((p) => ({ part: p.part, coords: swap(p.coords) })) };
+  };
+}
+
+/** Merge the first two axes, `[E, I, H]` to `[E*I, H]` (inverse: view as `[E, I, H]`). */
+export function flattenLeading(inner: Op): Op {
+  return (s) => {
+    const x = inner(s);
+    const [d0, d1, ...rest] = x.shape;
+    return {
+      shape: [d0! * d1!, ...rest],
+      placements: x.placements.map((p) => {
+        const [c0, c1, ...others] = p.coords;
+        return { part: p.part, coords: [combine(c0!, d1!, c1!), ...others] };
+      }),
+    };
+  };
+}
+
+/** Add a leading axis of size 1, `[E]` to `[1, E]` (inverse: squeeze that axis only). */
+export function unsqueezeLeading(inner: Op): Op {
+  return (s) => {
+    const x = inner(s);
+    return {
+      shape: [1, ...x.shape],
+      placements: x.placements.map((p) => ({ part: p.part, coords: [{ constant: 0, perIndex: zeros(p), perExpert: 0 }, ...p.coords] })),
+    };
+  };
+}
+
+/** Resolve a composite into one row-major element view per part. */
+export function partViews(c: Composite, s: PartSizes): PartView[] {
+  const rowMajor = rowMajorStrides(c.shape);
+  return c.placements.map((p) => {
+    const shape = partShape(p.part, s);
+    let offset = 0;
+    let expertStride = 0;
+    const strides = shape.map(() => 0);
+    p.coords.forEach((coord, d) => {
+      const stride = rowMajor[d]!;
+      offset += coord.constant * stride;
+      expertStride += coord.perExpert * stride;
+      coord.perIndex.forEach((v, k) => (strides[k]! += v * stride));
+    });
+    return { part: p.part, shape, offset, strides, expertStride };
+  });
+}
+
+export function rowMajorStrides(shape: number[]): number[] {
+  const strides = shape.map(() => 1);
+  for (let d = shape.length - 2; d >= 0; d--) strides[d] = strides[d + 1]! * shape[d + 1]!;
+  return strides;
+}
+
+/**
+ * A rectangle of a part, as seen in the stored tensor: `rows` runs of `cols` elements,
+ * element (i, j) at `offset + i*rowStride + j*colStride`. 1-D parts are one row.
+ */
+export interface StridedBlock {
+  offset: number;
+  rows: number;
+  cols: number;
+  rowStride: number;
+  colStride: number;
+}
+
+/** The block of `view` for expert `expert`, rows [r0, r1) and columns [c0, c1) of the part. */
+export function blockOf(view: PartView, expert: number, rows: [number, number], cols: [number, number]): StridedBlock {
+  const two = view.shape.length === 2;
+  const rowStride = two ? view.strides[0]! : 0;
+  const colStride = two ? view.strides[1]! : view.strides[0]!;
+  return {
+    offset: view.offset + expert * view.expertStride + rows[0] * rowStride + cols[0] * colStride,
+    rows: rows[1] - rows[0],
+    cols: cols[1] - cols[0],
+    rowStride,
+    colStride,
+  };
+}
+
+/** Last element index the block touches, plus one (for the window to read). */
+export function blockEnd(b: StridedBlock): number {
+  if (b.rows === 0 || b.cols === 0) return b.offset;
+  return b.offset + (b.rows - 1) * b.rowStride + (b.cols - 1) * b.colStride + 1;
+}
+
+/** Copy the block out of `source` (whose element 0 is element `base` of the tensor) into row-major bytes. */
+export function gather(source: Uint8Array, base: number, b: StridedBlock, elemBytes: number): Uint8Array {
+  const out = new Uint8Array(b.rows * b.cols * elemBytes);
+  let o = 0;
+  for (let i = 0; i < b.rows; i++) {
+    const row = b.offset - base + i * b.rowStride;
+    if (b.colStride === 1) {
+      out.set(source.subarray(row * elemBytes, (row + b.cols) * elemBytes), o);
+      o += b.cols * elemBytes;
+      continue;
+    }
+    for (let j = 0; j < b.cols; j++) {
+      const at = (row + j * b.colStride) * elemBytes;
+      for (let k = 0; k < elemBytes; k++) out[o++] = source[at + k]!;
+    }
+  }
+  return out;
+}
+
+/** The inverse of `gather`: write row-major `values` into the block of `target` (element 0 = tensor element 0). */
+export function scatter(target: Uint8Array, b: StridedBlock, values: Uint8Array, elemBytes: number): void {
+  let o = 0;
+  for (let i = 0; i < b.rows; i++) {
+    const row = b.offset + i * b.rowStride;
+    for (let j = 0; j < b.cols; j++) {
+      const at = (row + j * b.colStride) * elemBytes;
+      for (let k = 0; k < elemBytes; k++) target[at + k] = values[o++]!;
+    }
+  }
+}
+
+function zeros(p: Placement): number[] {
+  return p.coords[0]?.perIndex.map(() => 0) ?? [];
+}
+
+function shiftAxis(p: Placement, axis: number, f: (c: Coordinate) => Coordinate): Placement {
+  return { part: p.part, coords: p.coords.map((c, d) => (d === axis ? f(c) : c)) };
+}
+
+function combine(outer: Coordinate, innerSize: number, inner: Coordinate): Coordinate {
+  return {
+    constant: outer.constant * innerSize + inner.constant,
+    perIndex: outer.perIndex.map((v, k) => v * innerSize + inner.perIndex[k]!),
+    perExpert: outer.perExpert * innerSize + inner.perExpert,
+  };
+}
+
+function assertSameRank(a: number[], b: number[], except: number, op: string): void {
+  const same = a.length === b.length && a.every((n, d) => d === except || n === b[d]);
+  // A registry entry combining mismatched parts is a programming error, not bad input.
+  if (!same) throw new Error(`${op}: shapes ${JSON.stringify(a)} and ${JSON.stringify(b)} do not fit`);
+}

@@ -1,0 +1,145 @@
+// The reference loader. It first makes a plan: every output tensor of one TP/EP rank with
+// the exact pieces of stored tensors it is made of (contiguous row runs, or a strided
+// block for transposed and interleaved layouts). The plan is then either materialised in
+// memory or streamed into one safetensors file piece by piece, so memory stays bounded by
+// the largest piece (one expert's slab of one stored tensor) whatever the checkpoint size.
+// Loading moves bytes; it never decodes floats.
+import { CheckpointDir } from '../checkpoint/directory.js';
+import { detect, type LayerLayout } from '../layouts/detect.js';
+import { DtypeMismatch } from '../layouts/errors.js';
+import { blockEnd, blockOf, gather, type StridedBlock } from '../layouts/ops.js';
+import type { MoeDims } from '../layouts/registry.js';
+import { dtypeBits, type DType } from '../safetensors/dtypes.js';
+import { writeSafetensors, type LazyTensor } from '../safetensors/write.js';
+import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
+import { canonicalName, canonicalSpecs, elementCount, expertIds, type CanonicalSpec } from './canonical.js';
+import { checkRequest } from './cut.js';
+
+/** Bytes of one output tensor: either read from a stored tensor, or given (the expert ids). */
+export type PlanPiece =
+  | { kind: 'read'; tensor: string; file: string; block: StridedBlock; elemBytes: number }
+  | { kind: 'literal'; bytes: Uint8Array };
+
+export interface PlannedTensor {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  byteLength: number;
+  /** Concatenated in order, they are the tensor's row-major bytes. */
+  pieces: PlanPiece[];
+}
+
+export interface LoadPlan {
+  dir: CheckpointDir;
+  modelType: string;
+  dims: MoeDims;
+  request: ParallelRequest;
+  layers: LayerLayout[];
+  tensors: PlannedTensor[];
+}
+
+/** Plan one rank's canonical tensors. Refuses an invalid request or checkpoint before reading any tensor data. */
+export async function planLoad(dir: string | CheckpointDir, req: ParallelRequest): Promise<LoadPlan> {
+  const checkpoint = typeof dir === 'string' ? await CheckpointDir.open(dir) : dir;
+  try {
+    const found = detect(checkpoint);
+    checkRequest(req, found.dims);
+    const tensors: PlannedTensor[] = [];
+    for (const layer of found.layers) {
+      const ids = expertIds(found.dims, req);
+      const idBytes = new Uint8Array(new Int32Array(ids).buffer);
+      tensors.push({
+        name: canonicalName(layer.layer, 'experts.ids'),
+        dtype: 'I32',
+        shape: [ids.length],
+        byteLength: idBytes.length,
+        pieces: [{ kind: 'literal', bytes: idBytes }],
+      });
+      for (const spec of canonicalSpecs(layer.layer, found.dims, req)) tensors.push(planTensor(layer, spec));
+    }
+    return { dir: checkpoint, modelType: found.modelType, dims: found.dims, request: req, layers: found.layers, tensors };
+  } catch (e) {
+    if (typeof dir === 'string') await checkpoint.close();
+    throw e;
+  }
+}
+
+function planTensor(layer: LayerLayout, spec: CanonicalSpec): PlannedTensor {
+  let dtype: DType | undefined;
+  let first = '';
+  const pieces: PlanPiece[] = spec.slices.map((s) => {
+    const at = layer.locate(s.part, s.expert);
+    if (dtype === undefined) [dtype, first] = [at.dtype, at.key];
+    if (at.dtype !== dtype) {
+      throw new DtypeMismatch(`tensors forming ${spec.name} disagree on dtype`, { layer: layer.layer, tensor: at.key, file: at.file, expected: `${dtype} (as ${first})`, found: at.dtype });
+    }
+    const bits = dtypeBits(at.dtype);
+    if (bits % 8 !== 0) {
+      throw new DtypeMismatch('sub-byte dtypes cannot be cut by element', { layer: layer.layer, tensor: at.key, file: at.file, expected: 'a whole-byte dtype', found: at.dtype });
+    }
+    return { kind: 'read', tensor: at.key, file: at.file, block: blockOf(at.view, s.expert ?? 0, s.rows, s.cols), elemBytes: bits / 8 };
+  });
+  const elemBytes = dtypeBits(dtype!) / 8;
+  return { name: spec.name, dtype: dtype!, shape: spec.shape, byteLength: elementCount(spec.shape) * elemBytes, pieces };
+}
+
+/** The bytes of one piece: row runs read as they are, strided blocks read as one window and gathered. */
+export async function readPiece(dir: CheckpointDir, piece: PlanPiece): Promise<Uint8Array> {
+  if (piece.kind === 'literal') return piece.bytes;
+  const { block: b, elemBytes: n } = piece;
+  if (b.rows === 0 || b.cols === 0) return new Uint8Array(0);
+  if (b.colStride === 1) {
+    const ranges: Array<[number, number]> = [];
+    for (let i = 0; i < b.rows; i++) {
+      const start = (b.offset + i * b.rowStride) * n;
+      ranges.push([start, start + b.cols * n]);
+    }
+    return dir.readRanges(piece.tensor, ranges);
+  }
+  const window = await dir.readBytes(piece.tensor, b.offset * n, blockEnd(b) * n);
+  return gather(window, b.offset, b, n);
+}
+
+/** Build the planned tensors in memory. */
+export async function materialize(plan: LoadPlan): Promise<Canonical> {
+  const out: Canonical = new Map();
+  for (const t of plan.tensors) {
+    const bytes = new Uint8Array(t.byteLength);
+    let at = 0;
+    for (const piece of t.pieces) {
+      const chunk = await readPiece(plan.dir, piece);
+      bytes.set(chunk, at);
+      at += chunk.length;
+    }
+    out.set(t.name, { dtype: t.dtype, shape: t.shape, bytes });
+  }
+  return out;
+}
+
+/** Stream the planned tensors into one safetensors file, one piece in memory at a time. */
+export async function writePlan(plan: LoadPlan, outFile: string): Promise<void> {
+  const sources = plan.tensors.map((t): [string, LazyTensor] => [
+    t.name,
+    {
+      dtype: t.dtype,
+      shape: t.shape,
+      byteLength: t.byteLength,
+      async *chunks() {
+        for (const piece of t.pieces) yield await readPiece(plan.dir, piece);
+      },
+    },
+  ]);
+  await writeSafetensors(outFile, sources);
+}
+
+/** Load one rank's canonical tensors from a checkpoint directory. */
+export async function loadCanonical(dir: string, req: ParallelRequest): Promise<Canonical> {
+  const plan = await planLoad(dir, req);
+  try {
+    return await materialize(plan);
+  } finally {
+    await plan.dir.close();
+  }
+}
+
+export const referenceLoader: Loader = { name: 'reference', load: loadCanonical };
