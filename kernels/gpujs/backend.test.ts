@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { RankTensors } from '../backend.js';
-import { referenceForward } from '../moe.js';
+import { referenceForward, type ReferenceResult } from '../moe.js';
 import { createGpujsBackend, type GpujsBackend, type GpujsMode } from './backend.js';
 import { randomFloats, randomRanks, seededRandom, type LayerExtras, type Split } from './random-ranks.js';
 
@@ -100,6 +100,32 @@ async function checkAgainstReference(backend: GpujsBackend, sem: MoeSemantics, r
   expectWithin('output', got.output, ref.output, ref.bounds!.strict);
 }
 
+/**
+ * H = I = 1040 (past gpu.js's default 1000-iteration loop cap) and E = 8, so that w13
+ * holds 8·2080·1040 ≈ 17.3M elements, past 2^24 where f32 index arithmetic goes wrong.
+ * The router makes every token pick experts 7 and 6 (the last slots, whose up rows lie
+ * past 2^24) with sigmoid weights near 1, so an error in either would show.
+ */
+const BIG = semantics({
+  modelType: 'lfm2_moe', experts: 8, hidden: 1040, intermediate: 1040,
+  routing: { kind: 'sigmoid_bias', renormalize: false, scaling: 1 },
+});
+let bigLayer: { ranks: RankTensors[]; x: Float32Array; tokens: number; ref: ReferenceResult } | undefined;
+function big() {
+  if (!bigLayer) {
+    const { hidden: H, experts: E } = BIG;
+    const random = seededRandom(SEED);
+    const routerWeight = randomFloats(random, E * H, 0.001);
+    routerWeight.fill(0.05, 7 * H, 8 * H);
+    routerWeight.fill(0.03, 6 * H, 7 * H);
+    const tokens = 3;
+    const x = randomFloats(random, tokens * H, 0.25).map((v) => v + 0.75);
+    const ranks = randomRanks(BIG, 0, WHOLE, SEED, { routerWeight }, 0.05);
+    bigLayer = { ranks, x, tokens, ref: referenceForward(BIG, 0, ranks, x, tokens, { bound: true }) };
+  }
+  return bigLayer;
+}
+
 const MODES: { mode: GpujsMode; skip: boolean }[] = [
   { mode: 'cpu', skip: false },
   { mode: 'webasm', skip: false },
@@ -117,8 +143,14 @@ for (const { mode, skip } of MODES) {
       await backend?.dispose();
     });
 
-    it('is named after its mode', () => {
+    it('is named after its mode, and webgpu runs on a real adapter', () => {
       expect(backend.name).toBe(`gpujs-${mode}`);
+      if (mode === 'webgpu') {
+        expect(backend.adapter?.device).toBeTruthy();
+        expect(backend.adapter?.device).not.toBe('null-backend');
+      } else {
+        expect(backend.adapter).toBeUndefined();
+      }
     });
 
     for (const [i, c] of CASES.entries()) {
@@ -127,6 +159,14 @@ for (const { mode, skip } of MODES) {
         await checkAgainstReference(backend, c.sem, ranks, 9, SEED + 100 + i);
       });
     }
+
+    it('computes H and I past 1000 and weights past 2^24 elements without truncation', async () => {
+      const { ranks, x, tokens, ref } = big();
+      const got = await backend.forward(BIG, 0, ranks, x, tokens);
+      expect(Array.from(got.selected)).toEqual(Array(tokens).fill([7, 6]).flat());
+      expectWithin('router logits', got.routerLogits, ref.routerLogits, ref.bounds!.logits);
+      expectWithin('output', got.output, ref.output, ref.bounds!.strict);
+    });
 
     it('refuses an incomplete rank set instead of returning a partial sum', async () => {
       const sem = CASES[1]!.sem;

@@ -155,7 +155,8 @@ function gpujsContext(): GpujsWebGpuContext {
   return (require('gpu.js') as { WebGPUContext: GpujsWebGpuContext }).WebGPUContext;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, backend: string): Promise<T> {
+/** `promise`, or WebGpuUnavailableError after `ms`: an adapter request must never hang a run. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, backend: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
