@@ -58,33 +58,39 @@ function tile(mr: number, nr: number): FunctionDef {
 }
 
 /**
- * `gemm_nt(a, b, c, M, kBytes, lda, ldb, ldc, n0, n1)`: columns n0 ≤ j < n1 of C, every row.
- * Strides are in bytes. Column blocks outside, row blocks inside, so that an NR-row block of
- * B stays in L1 while A streams from L2. Edge blocks dispatch to smaller tiles via the table.
+ * `gemm_nt(a, b, c, M, N, kBytes, lda, ldb, ldc, counter, chunk)`: every thread calling it
+ * at once claims `chunk` columns at a time by an atomic add on the i32 at `counter`, until
+ * all N columns of C are done. Claiming (not a fixed split) keeps both cores busy when one
+ * of them is also serving another process. Within a claim: column blocks outside, row
+ * blocks inside, so that an NR-row block of B stays in L1 while A streams from L2. Edge
+ * blocks dispatch to smaller tiles through the table. Strides are in bytes.
  */
 function gemm(tileType: number): FunctionDef {
-  const [a, b, c, M, kBytes, lda, ldb, ldc, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  const [i, j, mr, nr] = [10, 11, 12, 13];
-  const minInto = (limit: number, remaining: number[], target: number) => [
-    ...remaining, ...op.i32Const(limit), ...remaining, ...op.i32Const(limit), ...op.i32LtU, ...op.select, ...op.localSet(target),
+  const [a, b, c, M, N, kBytes, lda, ldb, ldc, counter, chunk] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const [i, j, mr, nr, n1] = [11, 12, 13, 14, 15];
+  const minInto = (limit: number[], remaining: number[], target: number) => [
+    ...remaining, ...limit, ...remaining, ...limit, ...op.i32LtU, ...op.select, ...op.localSet(target),
   ];
   const mulAdd = (base: number, index: number, stride: number) => [
     ...op.localGet(base), ...op.localGet(index), ...op.localGet(stride), ...op.i32Mul, ...op.i32Add,
   ];
   return {
-    params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32],
+    params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32],
     results: [],
-    locals: [I32, I32, I32, I32],
+    locals: [I32, I32, I32, I32, I32],
     exportName: 'gemm_nt',
     body: [
-      [...op.localGet(n0), ...op.localSet(j)],
+      op.block, op.loop,
+      [...op.localGet(counter), ...op.localGet(chunk), ...op.i32AtomicRmwAdd(), ...op.localTee(j), ...op.localGet(N), ...op.i32GeU, ...op.brIf(1)],
+      minInto(op.localGet(chunk), [...op.localGet(N), ...op.localGet(j), ...op.i32Sub], n1),
+      [...op.localGet(n1), ...op.localGet(j), ...op.i32Add, ...op.localSet(n1)],
       op.block, op.loop,
       [...op.localGet(j), ...op.localGet(n1), ...op.i32GeU, ...op.brIf(1)],
-      minInto(NR, [...op.localGet(n1), ...op.localGet(j), ...op.i32Sub], nr),
+      minInto(op.i32Const(NR), [...op.localGet(n1), ...op.localGet(j), ...op.i32Sub], nr),
       [...op.i32Const(0), ...op.localSet(i)],
       op.block, op.loop,
       [...op.localGet(i), ...op.localGet(M), ...op.i32GeU, ...op.brIf(1)],
-      minInto(MR, [...op.localGet(M), ...op.localGet(i), ...op.i32Sub], mr),
+      minInto(op.i32Const(MR), [...op.localGet(M), ...op.localGet(i), ...op.i32Sub], mr),
       mulAdd(a, i, lda),
       mulAdd(b, j, ldb),
       [...mulAdd(c, i, ldc), ...op.localGet(j), ...op.i32Const(4), ...op.i32Mul, ...op.i32Add],
@@ -94,6 +100,8 @@ function gemm(tileType: number): FunctionDef {
       [...op.localGet(i), ...op.i32Const(MR), ...op.i32Add, ...op.localSet(i), ...op.br(0)],
       op.end, op.end,
       [...op.localGet(j), ...op.i32Const(NR), ...op.i32Add, ...op.localSet(j), ...op.br(0)],
+      op.end, op.end,
+      op.br(0),
       op.end, op.end,
     ],
   };

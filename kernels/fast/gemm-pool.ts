@@ -2,7 +2,8 @@
 // memory. The calling thread computes the first share itself and worker threads the rest;
 // they meet through Atomics on a control block at the bottom of the memory, not through
 // messages, so a GEMM costs no event-loop round trip. Work is split by output columns
-// (rows of the weight): each thread streams its own part of the big matrix.
+// (rows of the weight), claimed chunk by chunk by whichever thread is free: each thread
+// streams its own part of the big matrix.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { MoeConformanceError } from '../../harness/errors.js';
@@ -13,10 +14,14 @@ import { wasm, type WasmMemory } from './wasm-api.js';
 export class FastKernelError extends MoeConformanceError {}
 
 const PAGE = 65536;
-/** Int32 fields per worker in the control block: generation, done, status, 10 arguments. */
+/** Int32 fields per worker in the control block: generation, done, status, 11 arguments. */
 const SLOT = 16;
 const [GEN, DONE, STATUS, ARGS] = [0, 1, 2, 3];
 const CONTROL_BYTES = 4096;
+/** Byte address of the column counter that the threads claim chunks from. */
+const COUNTER = CONTROL_BYTES - 64;
+/** Claims per thread and GEMM: enough to even out a busy core, few enough to be cheap. */
+const CLAIMS_PER_THREAD = 8;
 /** A worker that does not answer within this time is treated as dead (never hang). */
 const WORKER_TIMEOUT_MS = 120_000;
 
@@ -35,8 +40,8 @@ for (;;) {
   if (seen < 0) break;
   let status = 0;
   try {
-    const a = ctrl.subarray(base + ${ARGS}, base + ${ARGS} + 10);
-    gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+    const a = ctrl.subarray(base + ${ARGS}, base + ${ARGS} + 11);
+    gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
   } catch {
     status = 1;
   }
@@ -145,20 +150,21 @@ export class GemmPool {
     if (M === 0 || N === 0) return;
     // K runs to the next multiple of 4; both operands' padding there is zero.
     const kBytes = Math.ceil(a.cols / 4) * 16;
-    const args = (n0: number, n1: number) => [a.offset, b.offset, c.offset, M, kBytes, a.stride * 4, b.stride * 4, c.stride * 4, n0, n1];
-    // Shares of whole NR-column blocks; small products stay on this thread.
     const blocks = Math.ceil(N / NR);
+    // Small products stay on this thread: waking a worker costs more than they do.
     const helpers = Math.min(this.workers.length, blocks - 1, Math.floor((M * N * a.cols) / 2e5));
-    const share = Math.ceil(blocks / (helpers + 1)) * NR;
+    const chunk = NR * Math.max(1, Math.ceil(blocks / ((helpers + 1) * CLAIMS_PER_THREAD)));
+    const args = [a.offset, b.offset, c.offset, M, N, kBytes, a.stride * 4, b.stride * 4, c.stride * 4, COUNTER, chunk];
     const ctrl = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
+    Atomics.store(ctrl, COUNTER / 4, 0);
     for (let w = 0; w < helpers; w++) {
       const base = w * SLOT;
-      ctrl.set(args(Math.min(N, (w + 1) * share), Math.min(N, (w + 2) * share)), base + ARGS);
+      ctrl.set(args, base + ARGS);
       this.generation[w]! += 1;
       Atomics.store(ctrl, base + GEN, this.generation[w]!);
       Atomics.notify(ctrl, base + GEN);
     }
-    this.gemm(...args(0, Math.min(N, share)));
+    this.gemm(...args);
     for (let w = 0; w < helpers; w++) {
       const base = w * SLOT;
       const gen = this.generation[w]!;

@@ -58,6 +58,7 @@ export const op = {
   brIf: (depth: number) => [0x0d, ...uleb(depth)],
   callIndirect: (typeIndex: number) => [0x11, ...uleb(typeIndex), 0x00],
   f32Add: [0x92],
+  i32AtomicRmwAdd: (offset = 0) => [0xfe, ...uleb(0x1e), 0x02, ...uleb(offset)],
   f32Store: (offset = 0) => [0x38, 0x02, ...uleb(offset)],
   v128Load: (offset = 0) => [0xfd, ...uleb(0x00), 0x04, ...uleb(offset)],
   f32x4ExtractLane: (lane: number) => [0xfd, ...uleb(0x1f), lane],
