@@ -1,0 +1,179 @@
+// A Hugging Face checkpoint folder: config.json plus either one `model.safetensors` (or
+// several un-indexed *.safetensors files) or shards named by `model.safetensors.index.json`.
+// Opening validates every shard's header and that shards and index agree exactly; after
+// that, tensors are read by byte range from whichever shard holds them.
+//
+// An extra *.safetensors file that the index does not name is refused (UnreferencedShard).
+// transformers ignores such files when loading, but a conformance check should not: it is
+// usually a stale shard of an earlier save, and another loader may well pick it up.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Tensor } from '../tensor.js';
+import { TensorNotFound } from '../safetensors/errors.js';
+import { JsonDuplicateKey, JsonNumber, JsonSyntaxError, parseStrictJson, type JsonValue } from '../safetensors/json.js';
+import { SafetensorsFile, type TensorInfo } from '../safetensors/read.js';
+import { ModelConfig } from './config.js';
+import {
+  BadShardName,
+  DuplicateIndexKey,
+  DuplicateTensor,
+  InvalidIndex,
+  MissingShard,
+  NoWeights,
+  TensorMissingFromShard,
+  TensorNotIndexed,
+  TotalSizeMismatch,
+  UnreferencedShard,
+  UnsafeShardPath,
+} from './errors.js';
+
+export const INDEX_FILE = 'model.safetensors.index.json';
+export const SINGLE_FILE = 'model.safetensors';
+
+/** Where a tensor lives: its header entry plus the full path of its shard. */
+export type TensorLocation = TensorInfo & { file: string };
+
+export class CheckpointDir {
+  private constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    /** Shard file names (relative to `dir`), sorted. */
+    readonly files: string[],
+    private readonly shards: Map<string, SafetensorsFile>,
+    private readonly where: Map<string, SafetensorsFile>,
+  ) {}
+
+  static async open(dir: string): Promise<CheckpointDir> {
+    const config = await ModelConfig.read(dir);
+    const present = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+    const index = present.includes(INDEX_FILE) ? await readIndex(join(dir, INDEX_FILE)) : undefined;
+    const weightFiles = present.filter((n) => n.endsWith('.safetensors')).sort();
+    const files = index ? [...new Set(index.weightMap.values())].sort() : weightFiles;
+    if (files.length === 0) throw new NoWeights('no *.safetensors file and no index', { file: dir });
+    if (index) checkShardNames(dir, files, weightFiles);
+
+    const shards = new Map<string, SafetensorsFile>();
+    try {
+      for (const name of files) shards.set(name, await SafetensorsFile.open(join(dir, name)));
+      const where = locate(shards);
+      if (index) checkIndex(dir, index, shards, where);
+      return new CheckpointDir(dir, config, files, shards, where);
+    } catch (e) {
+      await Promise.all([...shards.values()].map((s) => s.close()));
+      throw e;
+    }
+  }
+
+  /** Every tensor name, sorted. */
+  tensorNames(): string[] {
+    return [...this.where.keys()].sort();
+  }
+
+  has(name: string): boolean {
+    return this.where.has(name);
+  }
+
+  info(name: string): TensorLocation {
+    const shard = this.shard(name);
+    return { ...shard.info(name), file: shard.path };
+  }
+
+  read(name: string): Promise<Tensor> {
+    return this.shard(name).readTensor(name);
+  }
+
+  readBytes(name: string, begin: number, end: number): Promise<Uint8Array> {
+    return this.shard(name).readBytes(name, begin, end);
+  }
+
+  readRanges(name: string, ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array> {
+    return this.shard(name).readRanges(name, ranges);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.shards.values()].map((s) => s.close()));
+  }
+
+  private shard(name: string): SafetensorsFile {
+    const s = this.where.get(name);
+    if (!s) throw new TensorNotFound('no such tensor in the checkpoint', { file: this.dir, tensor: name });
+    return s;
+  }
+}
+
+interface Index {
+  file: string;
+  weightMap: Map<string, string>;
+  totalSize: bigint | undefined;
+}
+
+async function readIndex(file: string): Promise<Index> {
+  let root: JsonValue;
+  try {
+    root = parseStrictJson(await readFile(file, 'utf8'), { file });
+  } catch (e) {
+    if (e instanceof JsonDuplicateKey) throw new DuplicateIndexKey(e.message, { file });
+    if (e instanceof JsonSyntaxError) throw new InvalidIndex(e.message, { file });
+    throw e;
+  }
+  if (!(root instanceof Map)) throw new InvalidIndex('index must be a JSON object', { file });
+  const map = root.get('weight_map');
+  if (!(map instanceof Map)) throw new InvalidIndex('weight_map must be an object', { file, expected: 'object', found: map === undefined ? 'nothing' : typeof map });
+  const weightMap = new Map<string, string>();
+  for (const [tensor, shard] of map) {
+    if (typeof shard !== 'string') throw new InvalidIndex('weight_map values must be file names', { file, tensor, expected: 'string', found: typeof shard });
+    weightMap.set(tensor, shard);
+  }
+  const metadata = root.get('metadata');
+  if (metadata !== undefined && metadata !== null && !(metadata instanceof Map)) throw new InvalidIndex('metadata must be an object', { file });
+  const total = metadata instanceof Map ? metadata.get('total_size') : undefined;
+  // transformers writes total_size as an integer; accept nothing else when it is there.
+  const totalSize = total instanceof JsonNumber ? total.unsigned : undefined;
+  if (total !== undefined && totalSize === undefined) throw new InvalidIndex('metadata.total_size must be a non-negative integer', { file, found: String(total) });
+  return { file, weightMap, totalSize };
+}
+
+/** A shard name must be a plain file name in the folder, ending in .safetensors. */
+function checkShardNames(dir: string, named: string[], present: string[]): void {
+  for (const name of named) {
+    if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name) || /^[A-Za-z]:/.test(name)) {
+      throw new UnsafeShardPath('shard path leaves the folder or is not a plain file name', { file: join(dir, INDEX_FILE), found: name });
+    }
+    if (!name.endsWith('.safetensors')) throw new BadShardName('shard name does not end in .safetensors', { file: join(dir, INDEX_FILE), found: name });
+    if (!present.includes(name)) throw new MissingShard('index names a shard that is not in the folder', { file: join(dir, name) });
+  }
+  for (const name of present) {
+    if (!named.includes(name)) throw new UnreferencedShard('a .safetensors file the index does not name', { file: join(dir, name) });
+  }
+}
+
+/** Tensor name to the shard that holds it; a name in two shards is refused. */
+function locate(shards: Map<string, SafetensorsFile>): Map<string, SafetensorsFile> {
+  const where = new Map<string, SafetensorsFile>();
+  for (const shard of shards.values()) {
+    for (const name of shard.tensors.keys()) {
+      const other = where.get(name);
+      if (other) throw new DuplicateTensor('tensor stored in two files', { tensor: name, file: shard.path, found: [other.path, shard.path] });
+      where.set(name, shard);
+    }
+  }
+  return where;
+}
+
+function checkIndex(dir: string, index: Index, shards: Map<string, SafetensorsFile>, where: Map<string, SafetensorsFile>): void {
+  for (const [tensor, name] of index.weightMap) {
+    const shard = shards.get(name)!;
+    if (!shard.tensors.has(tensor)) {
+      throw new TensorMissingFromShard('index maps the tensor to a shard that does not hold it', { file: shard.path, tensor, found: where.get(tensor)?.path ?? 'in no shard' });
+    }
+  }
+  let total = 0n;
+  for (const [tensor, shard] of where) {
+    if (index.weightMap.get(tensor) === undefined) throw new TensorNotIndexed('shard holds a tensor the index does not list', { file: shard.path, tensor });
+    const [b, e] = shard.info(tensor).dataOffsets;
+    total += BigInt(e - b);
+  }
+  if (index.totalSize !== undefined && index.totalSize !== total) {
+    throw new TotalSizeMismatch('metadata.total_size is not the sum of the tensor byte lengths', { file: join(dir, INDEX_FILE), expected: total.toString(), found: index.totalSize.toString() });
+  }
+}
