@@ -1,0 +1,272 @@
+"""A loader under test for the moe-conformance protocol, built on Hugging Face transformers.
+
+It lets transformers do all the loading (`from_pretrained(dtype="auto")`, with the model type's
+own on-disk conversions), then reads each MoE block's in-memory parameters and writes the
+canonical tensors of spec/loader-protocol.md §1 for one TP/EP rank. The harness therefore
+checks transformers' loading: whatever transformers gets wrong, this loader gets wrong.
+
+Run it under the conformance checker (from the repository root, after the set-up in
+golden/tools/requirements.txt):
+
+    npx moe-conformance check --loader ".venv/bin/python examples/python/hf_transformers_loader.py"
+
+or by hand, with the protocol's arguments:
+
+    .venv/bin/python examples/python/hf_transformers_loader.py --checkpoint golden/hf/mixtral-f32/original \
+        --out /tmp/rank.safetensors --tp-size 2 --tp-rank 0 --ep-size 2 --ep-rank 1 --ep-placement linear
+
+Exit status: 0 written; 1 the checkpoint or the request cannot be loaded correctly (reason on
+stderr, nothing written); 2 bad command line.
+
+In-memory layouts read here (transformers 5.17), per MoE block:
+- most types: `experts.gate_up_proj` [E, 2I, H] (gate rows first), `experts.down_proj` [E, H, I];
+- gpt_oss: `experts.gate_up_proj` [E, H, 2I] with gate/up interleaved on the last axis, biases
+  `gate_up_proj_bias` [E, 2I] interleaved the same way and `down_proj_bias` [E, H]; `down_proj` [E, I, H];
+- llama4_text: `experts.gate_up_proj` [E, H, 2I] (gate half first), `down_proj` [E, I, H];
+- dbrx: `experts.mlp.w1` / `v1` [E*I, H] gate / up, `w2` [E*I, H] the down projection transposed.
+The layout is chosen by model type, never guessed from shapes (transformers issue 47031).
+Every parameter and buffer of the block must be consumed; an unknown one is an error, so a
+tensor is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+TRANSPOSED_INTERLEAVED = {"gpt_oss"}
+TRANSPOSED_CONCATENATED = {"llama4_text", "llama4"}
+FLATTENED = {"dbrx"}
+# In-memory names (relative to the MoE block) of the tensors around the experts.
+ROUTER_WEIGHT = ("gate.weight", "router.weight", "gate.wg.weight", "router.layer.weight")
+ROUTER_BIAS = ("router.bias",)
+CORRECTION_BIAS = ("gate.e_score_correction_bias", "gate.moe_statics.e_score_correction_bias", "expert_bias")
+SHARED_PREFIXES = ("shared_experts.", "shared_expert.", "shared_mlp.")
+SHARED_GATE = ("shared_expert_gate.weight",)
+SAFETENSORS_TO_TORCH = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+}
+
+
+class LoaderError(Exception):
+    """The checkpoint or the request cannot be turned into correct canonical tensors."""
+
+
+@dataclass(frozen=True)
+class Request:
+    tp_size: int
+    tp_rank: int
+    ep_size: int
+    ep_rank: int
+    ep_placement: str
+
+
+def parse_args(argv: list[str]) -> tuple[Path, Path, Request]:
+    p = argparse.ArgumentParser(description="moe-conformance loader built on transformers")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tp-size", type=int, required=True)
+    p.add_argument("--tp-rank", type=int, required=True)
+    p.add_argument("--ep-size", type=int, required=True)
+    p.add_argument("--ep-rank", type=int, required=True)
+    p.add_argument("--ep-placement", choices=["linear", "round_robin"], required=True)
+    a = p.parse_args(argv)
+    return a.checkpoint, a.out, Request(a.tp_size, a.tp_rank, a.ep_size, a.ep_rank, a.ep_placement)
+
+
+def check_request(req: Request) -> None:
+    if req.tp_size < 1 or not 0 <= req.tp_rank < req.tp_size:
+        raise LoaderError(f"TP rank {req.tp_rank} of size {req.tp_size} is not a rank")
+    if req.ep_size < 1 or not 0 <= req.ep_rank < req.ep_size:
+        raise LoaderError(f"EP rank {req.ep_rank} of size {req.ep_size} is not a rank")
+
+
+def expert_ids(num_experts: int, req: Request) -> list[int]:
+    """Global ids held by EP rank q, in slot order (spec §1, Expert placement)."""
+    p, q = req.ep_size, req.ep_rank
+    if req.ep_placement == "round_robin":
+        return list(range(q, num_experts, p))
+    base, rem = divmod(num_experts, p)
+    start = q * base + min(q, rem)
+    return list(range(start, start + base + (1 if q < rem else 0)))
+
+
+def rows_of_rank(size: int, req: Request, what: str) -> slice:
+    if size % req.tp_size != 0:
+        raise LoaderError(f"{what} intermediate size {size} is not divisible by TP size {req.tp_size}")
+    part = size // req.tp_size
+    return slice(req.tp_rank * part, (req.tp_rank + 1) * part)
+
+
+def disk_dtypes(checkpoint: Path) -> dict[str, torch.dtype]:
+    """The dtype each tensor has on disk, so tensors transformers keeps in f32 are written back as stored."""
+    dtypes: dict[str, torch.dtype] = {}
+    for file in sorted(checkpoint.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            for name in f.keys():
+                dt = f.get_slice(name).get_dtype()
+                if dt in SAFETENSORS_TO_TORCH:
+                    dtypes[name] = SAFETENSORS_TO_TORCH[dt]
+    return dtypes
+
+
+def load_model(checkpoint: Path) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    if not (checkpoint / "config.json").is_file():
+        raise LoaderError(f"{checkpoint}: no config.json")
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(checkpoint, dtype="auto", output_loading_info=True)
+    except Exception as e:  # transformers' own refusal (shape mismatch, missing shard, bad header, ...)
+        raise LoaderError(f"transformers refused {checkpoint}: {type(e).__name__}: {e}") from e
+    # from_pretrained initialises missing weights randomly and only warns: that is a failure here.
+    problems = {k: v for k, v in info.items() if v}
+    if problems:
+        raise LoaderError(f"transformers loaded {checkpoint} incompletely: {problems}")
+    return model
+
+
+def moe_blocks(model: torch.nn.Module) -> list[tuple[int, str, torch.nn.Module]]:
+    """(layer index as in the key names, module path, block) for each child of a decoder layer holding `experts`."""
+    found = []
+    for name, module in model.named_modules():
+        parts = name.split(".")
+        if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] in ("layers", "blocks") and hasattr(module, "experts"):
+            found.append((int(parts[-2]), name, module))
+    if not found:
+        raise LoaderError(f"{type(model).__name__}: no MoE block found")
+    return sorted(found)
+
+
+def split_experts(model_type: str, params: dict[str, torch.Tensor], num_experts: int) -> dict[str, torch.Tensor]:
+    """Per-model-type in-memory expert layout -> gate [E,I,H], up [E,I,H], down [E,H,I] (+ biases)."""
+    take = params.pop
+    out: dict[str, torch.Tensor] = {}
+    if model_type in FLATTENED:
+        w1, v1, w2 = take("experts.mlp.w1"), take("experts.mlp.v1"), take("experts.mlp.w2")
+        if w1.shape[0] % num_experts != 0:
+            raise LoaderError(f"dbrx w1 {list(w1.shape)} does not split into {num_experts} experts")
+        inter = w1.shape[0] // num_experts
+        out["gate"] = w1.reshape(num_experts, inter, -1)
+        out["up"] = v1.reshape(num_experts, inter, -1)
+        out["down"] = w2.reshape(num_experts, inter, -1).transpose(1, 2)
+    elif model_type in TRANSPOSED_INTERLEAVED or model_type in TRANSPOSED_CONCATENATED:
+        gu, down = take("experts.gate_up_proj"), take("experts.down_proj")
+        if model_type in TRANSPOSED_INTERLEAVED:
+            gate, up = gu[..., 0::2], gu[..., 1::2]
+        else:
+            gate, up = gu.chunk(2, dim=-1)
+        out["gate"], out["up"], out["down"] = gate.transpose(1, 2), up.transpose(1, 2), down.transpose(1, 2)
+        if "experts.gate_up_proj_bias" in params:
+            gub = take("experts.gate_up_proj_bias")
+            out["gate_bias"], out["up_bias"] = (gub[..., 0::2], gub[..., 1::2]) if model_type in TRANSPOSED_INTERLEAVED else gub.chunk(2, dim=-1)
+        if "experts.down_proj_bias" in params:
+            out["down_bias"] = take("experts.down_proj_bias")
+    else:
+        gu, down = take("experts.gate_up_proj"), take("experts.down_proj")
+        gate, up = gu.chunk(2, dim=1)
+        out["gate"], out["up"], out["down"] = gate, up, down
+    if out["gate"].shape[0] != num_experts or out["down"].shape[0] != num_experts:
+        raise LoaderError(f"experts tensors hold {out['gate'].shape[0]} experts, the router has {num_experts}")
+    return out
+
+
+def take_one(params: dict[str, torch.Tensor], names: tuple[str, ...]) -> tuple[str, torch.Tensor] | None:
+    present = [n for n in names if n in params]
+    if len(present) > 1:
+        raise LoaderError(f"ambiguous MoE block: both {present}")
+    return (present[0], params.pop(present[0])) if present else None
+
+
+def canonical_layer(
+    model_type: str, layer: int, path: str, block: torch.nn.Module, req: Request, on_disk: dict[str, torch.dtype]
+) -> dict[str, torch.Tensor]:
+    params = {n: t.detach() for n, t in list(block.named_parameters()) + list(block.named_buffers())}
+    full_names = {n: f"{path}.{n}" for n in params}
+    router = take_one(params, ROUTER_WEIGHT)
+    if router is None:
+        raise LoaderError(f"{path}: no router weight among {sorted(params)}")
+    num_experts = router[1].shape[0]
+    experts = split_experts(model_type, params, num_experts)
+    ids = expert_ids(num_experts, req)
+    index = torch.tensor(ids, dtype=torch.long)
+    inter = experts["gate"].shape[1]
+    rows = rows_of_rank(inter, req, "expert")
+    expert_dtype = experts["gate"].dtype
+    pre = f"layers.{layer}."
+    out: dict[str, torch.Tensor] = {pre + "experts.ids": torch.tensor(ids, dtype=torch.int32)}
+    out[pre + "experts.w13"] = torch.cat([experts["gate"][index, rows], experts["up"][index, rows]], dim=1)
+    out[pre + "experts.w2"] = experts["down"][index][:, :, rows]
+    if "gate_bias" in experts:
+        out[pre + "experts.w13_bias"] = torch.cat([experts["gate_bias"][index, rows], experts["up_bias"][index, rows]], dim=1)
+    if "down_bias" in experts:
+        out[pre + "experts.w2_bias"] = experts["down_bias"][index]
+
+    def as_stored(name: str, t: torch.Tensor) -> torch.Tensor:
+        # Back to the on-disk dtype where transformers upcast (e.g. routers kept in f32); must be exact.
+        target = on_disk.get(full_names[name], expert_dtype)
+        cast = t.to(target)
+        if not torch.equal(cast.to(t.dtype), t):
+            raise LoaderError(f"{full_names[name]}: in-memory {t.dtype} values do not fit the stored {target}")
+        return cast
+
+    out[pre + "router.weight"] = as_stored(router[0], router[1])
+    bias = take_one(params, ROUTER_BIAS)
+    if bias is not None:
+        out[pre + "router.bias"] = as_stored(*bias)
+    correction = take_one(params, CORRECTION_BIAS)
+    if correction is not None:
+        out[pre + "router.correction_bias"] = as_stored(*correction).reshape(num_experts)
+    shared_names = [n for n in params if n.startswith(SHARED_PREFIXES)]
+    if shared_names:
+        prefixes = {n.split(".")[0] for n in shared_names}
+        if len(prefixes) != 1:
+            raise LoaderError(f"{path}: several shared experts {sorted(prefixes)}")
+        sp = prefixes.pop() + "."
+        sg, su, sd = (params.pop(sp + k) for k in ("gate_proj.weight", "up_proj.weight", "down_proj.weight"))
+        srows = rows_of_rank(sg.shape[0], req, "shared-expert")
+        out[pre + "shared.w13"] = torch.cat([as_stored(sp + "gate_proj.weight", sg)[srows], as_stored(sp + "up_proj.weight", su)[srows]], dim=0)
+        out[pre + "shared.w2"] = as_stored(sp + "down_proj.weight", sd)[:, srows]
+    shared_gate = take_one(params, SHARED_GATE)
+    if shared_gate is not None:
+        out[pre + "shared.gate"] = as_stored(*shared_gate)
+    if params:
+        raise LoaderError(f"{path}: tensors this loader does not know how to place: {sorted(params)}")
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def run(argv: list[str]) -> int:
+    checkpoint, out_file, req = parse_args(argv)
+    try:
+        check_request(req)
+        model = load_model(checkpoint)
+        model_type = model.config.model_type
+        on_disk = disk_dtypes(checkpoint)
+        tensors: dict[str, torch.Tensor] = {}
+        for layer, path, block in moe_blocks(model):
+            tensors.update(canonical_layer(model_type, layer, path, block, req, on_disk))
+        save_file(tensors, str(out_file))
+    except LoaderError as e:
+        print(f"hf_transformers_loader: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # anything unforeseen is a refusal with a reason, never a partial file
+        print(f"hf_transformers_loader: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))
