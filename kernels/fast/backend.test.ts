@@ -12,7 +12,7 @@ import type { RankTensors } from '../backend.js';
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import { WHOLE, type Canonical, type Tensor } from '../../harness/tensor.js';
 
-const backend = new FastCpuBackend(2);
+const backend = new FastCpuBackend({ threads: 2 });
 afterAll(() => backend.dispose());
 
 async function expectMatchesReference(seed: number, o: LayerOptions, tokens: number, tp: number, ep: number, placement: 'linear' | 'round_robin' = 'linear') {
@@ -83,6 +83,22 @@ describe('fast-cpu-wasm against reference-f64', () => {
   it('an EP rank with no experts, and experts that no token chose', async () => {
     const { ref } = await expectMatchesReference(7, { experts: 2, topK: 1, hidden: 12, intermediate: 4 }, 1, 1, 3);
     expect(new Set(ref.selected).size).toBe(1);
+  });
+
+  it('resident weights: repeated forwards and a change of tensors give the streaming result, bit for bit', async () => {
+    const resident = new FastCpuBackend({ threads: 2, residentWeights: true });
+    try {
+      for (const seed of [10, 11]) {
+        const layer = randomLayer(seed, { experts: 4, topK: 2, hidden: 24, intermediate: 10, sharedIntermediate: 6 });
+        const ranks = allRanks(layer, 2, 2);
+        const x = randomInput(seed, 9, 24);
+        const streamed = await backend.forward(layer.sem, 3, ranks, x, 9);
+        expect((await resident.forward(layer.sem, 3, ranks, x, 9)).output).toEqual(streamed.output);
+        expect((await resident.forward(layer.sem, 3, ranks, x, 9)).output).toEqual(streamed.output);
+      }
+    } finally {
+      await resident.dispose();
+    }
   });
 
   it('zero tokens gives an empty output', async () => {

@@ -13,6 +13,7 @@ import { activation, CanonicalTensorError } from '../experts.js';
 import { ForwardInputError } from '../moe.js';
 import { route, sigmoid } from '../routing.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
+import { ResidentWeights, type StackedMatrices } from './weights.js';
 
 function tensorOf(rank: RankTensors, name: string, shape: number[]): Tensor {
   const t = rank.tensors.get(name);
@@ -22,23 +23,44 @@ function tensorOf(rank: RankTensors, name: string, shape: number[]): Tensor {
   return t;
 }
 
-/** Elements `[from, from + count)` of a float tensor, as float32. */
-function floatsOf(t: Tensor, name: string, from: number, count: number): Float32Array {
-  const total = t.shape.reduce((a, b) => a * b, 1);
-  const bytesPer = t.bytes.length / total;
-  if (!Number.isInteger(bytesPer) || bytesPer < 1) {
-    throw new CanonicalTensorError('canonical tensor byte length does not fit whole elements', { tensor: name, expected: `${total} elements`, found: t.bytes.length });
-  }
+/** A small float tensor (router, biases, gate), checked and decoded to float32. */
+function wholeFloats(rank: RankTensors, name: string, shape: number[]): Float32Array {
+  const t = tensorOf(rank, name, shape);
+  const count = t.shape.reduce((a, b) => a * b, 1);
+  let values: Float32Array;
   try {
-    return decodeFloats(t.dtype, t.bytes.subarray(from * bytesPer, (from + count) * bytesPer));
+    values = decodeFloats(t.dtype, t.bytes);
   } catch (e) {
     throw new CanonicalTensorError(`canonical tensor cannot be decoded as floats: ${(e as Error).message}`, { tensor: name, found: t.dtype });
   }
+  if (values.length !== count) throw new CanonicalTensorError('canonical tensor byte length does not match its shape', { tensor: name, expected: count, found: values.length });
+  return values;
 }
 
-function wholeFloats(rank: RankTensors, name: string, shape: number[]): Float32Array {
-  const t = tensorOf(rank, name, shape);
-  return floatsOf(t, name, 0, t.shape.reduce((a, b) => a * b, 1));
+/** One rank's expert (and shared-expert) weight matrices, shapes checked, not yet copied. */
+interface RankWeights {
+  ids: Int32Array;
+  w13: StackedMatrices;
+  w2: StackedMatrices;
+  shared?: { w13: StackedMatrices; w2: StackedMatrices };
+}
+
+function rankWeights(sem: MoeSemantics, layer: number, rank: RankTensors): RankWeights {
+  const p = `layers.${layer}.`;
+  const H = sem.hidden;
+  const R = sem.intermediate / rank.req.tpSize;
+  const ids = expertIds(rank, `${p}experts.ids`, sem.experts);
+  const n = ids.length;
+  const stacked = (name: string, count: number, rows: number, cols: number): StackedMatrices => {
+    const shape = count === 1 && name.includes('shared') ? [rows, cols] : [count, rows, cols];
+    return { tensor: tensorOf(rank, `${p}${name}`, shape), name: `${p}${name}`, count, rows, cols };
+  };
+  const w: RankWeights = { ids, w13: stacked('experts.w13', n, 2 * R, H), w2: stacked('experts.w2', n, H, R) };
+  if (sem.sharedIntermediate > 0) {
+    const Rs = sem.sharedIntermediate / rank.req.tpSize;
+    w.shared = { w13: stacked('shared.w13', 1, 2 * Rs, H), w2: stacked('shared.w2', 1, H, Rs) };
+  }
+  return w;
 }
 
 function expertIds(rank: RankTensors, name: string, experts: number): Int32Array {
@@ -84,12 +106,23 @@ interface Scratch {
 
 const withRows = (m: MatrixRef, rows: number): MatrixRef => ({ ...m, rows });
 
+export interface FastCpuOptions {
+  /** Threads running the GEMMs (default: the machine's parallelism). */
+  threads?: number;
+  /** Keep the last forward's weight matrices in memory across forwards (weights.ts says when that is safe). */
+  residentWeights?: boolean;
+}
+
 export class FastCpuBackend implements MoeBackend {
   readonly name = 'fast-cpu-wasm';
   private readonly pool: GemmPool;
+  private readonly resident: ResidentWeights;
+  private readonly keepResident: boolean;
 
-  constructor(threads?: number) {
-    this.pool = GemmPool.create(threads);
+  constructor(options: FastCpuOptions = {}) {
+    this.pool = GemmPool.create(options.threads);
+    this.resident = new ResidentWeights(this.pool);
+    this.keepResident = options.residentWeights ?? false;
   }
 
   get threads(): number {
@@ -101,16 +134,18 @@ export class FastCpuBackend implements MoeBackend {
       throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, sem.hidden], found: x.length });
     }
     checkRankSet(sem, layer, ranks);
+    const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
+    if (this.keepResident) this.resident.hold(weights.flatMap((w) => (w.shared ? [w.w13, w.w2, w.shared.w13, w.shared.w2] : [w.w13, w.w2])));
     const pool = this.pool;
     const base = pool.mark();
     try {
-      return this.forwardIn(sem, layer, ranks, x, tokens);
+      return this.forwardIn(sem, layer, ranks, weights, x, tokens);
     } finally {
       pool.release(base);
     }
   }
 
-  private forwardIn(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): MoeForwardResult {
+  private forwardIn(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number): MoeForwardResult {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
     const pool = this.pool;
@@ -143,11 +178,9 @@ export class FastCpuBackend implements MoeBackend {
     for (let i = 0; i < tokens * k; i++) byExpert[routing.selected[i]!]!.push(i);
 
     const output = new Float32Array(tokens * H);
-    for (const rank of ranks) {
-      const ids = expertIds(rank, `${p}experts.ids`, E);
+    ranks.forEach((rank, r) => {
+      const { ids, w13, w2, shared } = weights[r]!;
       const n = ids.length;
-      const w13 = tensorOf(rank, `${p}experts.w13`, [n, 2 * rows, H]);
-      const w2 = tensorOf(rank, `${p}experts.w2`, [n, H, rows]);
       const w13Bias = rank.tensors.has(`${p}experts.w13_bias`) ? wholeFloats(rank, `${p}experts.w13_bias`, [n, 2 * rows]) : undefined;
       // The down bias belongs to the whole output: only TP rank 0 adds it.
       const w2Bias = rank.tensors.has(`${p}experts.w2_bias`) && rank.req.tpRank === 0 ? wholeFloats(rank, `${p}experts.w2_bias`, [n, H]) : undefined;
@@ -157,18 +190,18 @@ export class FastCpuBackend implements MoeBackend {
       for (let slot = 0; slot < n; slot++) {
         const pairs = byExpert[ids[slot]!]!;
         if (pairs.length === 0) continue;
-        pool.write(w13m, floatsOf(w13, `${p}experts.w13`, slot * 2 * rows * H, 2 * rows * H));
-        pool.write(w2m, floatsOf(w2, `${p}experts.w2`, slot * H * rows, H * rows));
         const tokenOf = pairs.map((i) => Math.floor(i / k));
         const inputScale = routing.inputScale ? pairs.map((i) => routing.weights[i]!) : undefined;
         const outputScale = pairs.map((i) => (routing.inputScale ? 1 : routing.weights[i]!));
-        this.gatedMlp(sem, s, tokenOf, inputScale, w13m, w2m, rows, sem.activation, w13Bias?.subarray(slot * 2 * rows, (slot + 1) * 2 * rows));
+        const w13s = this.resident.get(w13, slot, w13m);
+        const w2s = this.resident.get(w2, slot, w2m);
+        this.gatedMlp(sem, s, tokenOf, inputScale, w13s, w2s, rows, sem.activation, w13Bias?.subarray(slot * 2 * rows, (slot + 1) * 2 * rows));
         this.scatter(s, H, tokenOf, outputScale, output, w2Bias?.subarray(slot * H, (slot + 1) * H));
       }
       pool.release(top);
       // The shared expert: once per TP shard, from EP rank 0 only.
-      if (sem.sharedIntermediate > 0 && rank.req.epRank === 0) this.shared(sem, p, rank, s, tokens, sharedRows, x, output);
-    }
+      if (shared && rank.req.epRank === 0) this.shared(sem, p, rank, shared, s, tokens, x, output);
+    });
     return { output, routerLogits: logits, selected: routing.selected };
   }
 
@@ -219,14 +252,13 @@ export class FastCpuBackend implements MoeBackend {
     }
   }
 
-  private shared(sem: MoeSemantics, p: string, rank: RankTensors, s: Scratch, tokens: number, R: number, x: Float32Array, output: Float32Array): void {
+  private shared(sem: MoeSemantics, p: string, rank: RankTensors, mlp: { w13: StackedMatrices; w2: StackedMatrices }, s: Scratch, tokens: number, x: Float32Array, output: Float32Array): void {
     const H = sem.hidden;
+    const R = mlp.w2.cols;
     const pool = this.pool;
     const top = pool.mark();
-    const w13 = pool.alloc(2 * R, H);
-    const w2 = pool.alloc(H, R);
-    pool.write(w13, wholeFloats(rank, `${p}shared.w13`, [2 * R, H]));
-    pool.write(w2, wholeFloats(rank, `${p}shared.w2`, [H, R]));
+    const w13 = this.resident.get(mlp.w13, 0, pool.alloc(2 * R, H));
+    const w2 = this.resident.get(mlp.w2, 0, pool.alloc(H, R));
     const gate = sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined;
     const all = Array.from({ length: tokens }, (_, t) => t);
     this.gatedMlp(sem, s, all, undefined, w13, w2, R, { kind: 'silu_gated' }, undefined);

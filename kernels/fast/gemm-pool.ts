@@ -136,6 +136,14 @@ export class GemmPool {
     else for (let r = 0; r < m.rows; r++) v.set(src.subarray(r * m.cols, (r + 1) * m.cols), r * m.stride);
   }
 
+  /** Copies `rows × cols` little-endian f32 values given as bytes (any alignment) into `m`. */
+  writeBytes(m: MatrixRef, src: Uint8Array): void {
+    const rowBytes = m.cols * 4;
+    const dst = new Uint8Array(this.memory.buffer, m.offset, m.rows * m.stride * 4);
+    if (m.stride === m.cols) dst.set(src.subarray(0, m.rows * rowBytes));
+    else for (let r = 0; r < m.rows; r++) dst.set(src.subarray(r * rowBytes, (r + 1) * rowBytes), r * m.stride * 4);
+  }
+
   /**
    * `c[:, 0:b.rows] = a · b^T` over K = a.cols = b.cols, split across the threads. Both
    * operands must hold zeros in the columns from K to the next multiple of 4.
