@@ -12,6 +12,8 @@ export interface CaseFailure {
   found?: string;
   /** Error by expert (rows) × output row (columns), for the HTML heat map. */
   heatmap?: number[][];
+  /** What the heat map's rows and columns are, when not expert × row (e.g. token × column). */
+  heatmapAxes?: [string, string];
 }
 
 export interface CaseResult {

@@ -53,11 +53,11 @@ function failureSection(r: CaseResult): string {
   ].filter((s) => s !== '');
   return `<section class="failure"><h3>${esc(r.status)} <code>${esc(r.id)}</code></h3>
 <pre>${esc(f?.message ?? '')}\n\n${esc(facts.join('\n'))}</pre>
-${f?.heatmap ? heatmapSvg(f.heatmap) : ''}</section>`;
+${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes) : ''}</section>`;
 }
 
 /** Rows are experts, columns are output rows; colour is the error relative to the largest. */
-export function heatmapSvg(map: readonly (readonly number[])[]): string {
+export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [string, string] = ['expert', 'row']): string {
   const pooled = pool(map);
   const rows = pooled.length;
   const cols = Math.max(0, ...pooled.map((r) => r.length));
@@ -73,7 +73,7 @@ export function heatmapSvg(map: readonly (readonly number[])[]): string {
   const w = cols * CELL_PX;
   const h = rows * CELL_PX;
   return `<figure><svg class="heatmap" xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">${rects.join('')}</svg>
-<figcaption>error by expert (rows, ${map.length}) × row (columns, ${Math.max(0, ...map.map((r) => r.length))}); max ${max.toPrecision(3)}${pooled.length < map.length || cols < Math.max(0, ...map.map((r) => r.length)) ? ', max-pooled' : ''}</figcaption></figure>`;
+<figcaption>error by ${esc(axes[0])} (rows, ${map.length}) × ${esc(axes[1])} (columns, ${Math.max(0, ...map.map((r) => r.length))}); max ${max.toPrecision(3)}${pooled.length < map.length || cols < Math.max(0, ...map.map((r) => r.length)) ? ', max-pooled' : ''}</figcaption></figure>`;
 }
 
 function pool(map: readonly (readonly number[])[]): number[][] {

@@ -1,0 +1,27 @@
+// Whole conformance cases, composed from the arbitraries above: valid loads over all ranks
+// of a parallel setting, layout invariance, broken checkpoints and invalid requests.
+import fc from 'fast-check';
+import { hasTwoLayouts } from '../materialize.js';
+import { BREAKAGES, type Breakage, type CaseSpec } from '../spec.js';
+import { checkpointArb, type CheckpointFilter } from './checkpoint.js';
+import { badRequestArb, validParallelArb, type ParallelLimits } from './parallel.js';
+
+export interface CaseFilter extends CheckpointFilter, ParallelLimits {
+  kinds?: readonly CaseSpec['kind'][];
+}
+
+/** A defect this model's checkpoints can have: only models with two layouts can be half fused. */
+export function breakageArb(modelType: string): fc.Arbitrary<Breakage> {
+  return fc.constantFrom(...BREAKAGES.filter((b) => b !== 'half-fused' || hasTwoLayouts(modelType)));
+}
+
+export function caseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {
+  const kinds = f.kinds ?? ['load', 'layout', 'refuse', 'request'];
+  const byKind: Record<CaseSpec['kind'], { arbitrary: fc.Arbitrary<CaseSpec>; weight: number }> = {
+    load: { arbitrary: checkpointArb(f).chain((checkpoint) => validParallelArb(checkpoint.model, f).map((parallel): CaseSpec => ({ kind: 'load', checkpoint, parallel }))), weight: 6 },
+    layout: { arbitrary: checkpointArb(f).chain((checkpoint) => validParallelArb(checkpoint.model, f).map((parallel): CaseSpec => ({ kind: 'layout', checkpoint, parallel }))), weight: 2 },
+    refuse: { arbitrary: checkpointArb(f).chain((checkpoint) => breakageArb(checkpoint.model.modelType).map((broken): CaseSpec => ({ kind: 'refuse', checkpoint, broken }))), weight: 2 },
+    request: { arbitrary: checkpointArb(f).chain((checkpoint) => badRequestArb(checkpoint.model).map(({ parallel, bad }): CaseSpec => ({ kind: 'request', checkpoint, parallel, bad }))), weight: 1 },
+  };
+  return fc.oneof(...kinds.map((k) => byKind[k]));
+}

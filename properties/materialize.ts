@@ -1,0 +1,153 @@
+// Turns a checkpoint spec into a Hugging Face directory on disk: config.json from the
+// writer's config builder, whole canonical weights from the seeded generator, the layout
+// written by the writer, sharded as the spec says; and, for broken checkpoints, the one
+// defect the spec names, made the way it happens in the wild.
+import { readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ModelConfig } from '../harness/checkpoint/config.js';
+import { writeCheckpointDir, type ShardPlan } from '../harness/checkpoint/write.js';
+import { MoeConformanceError } from '../harness/errors.js';
+import { entryFor, type MoeDims } from '../harness/layouts/registry.js';
+import type { DType } from '../harness/safetensors/dtypes.js';
+import type { Canonical, Tensor } from '../harness/tensor.js';
+import { buildConfig, type ConfigDtype } from '../harness/writer/config.js';
+import { randomCanonical, xoshiro128ss } from '../harness/writer/random.js';
+import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
+import { MODEL_TRAITS } from './arbitraries/models.js';
+import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, ShardSpec } from './spec.js';
+
+export class MaterializeError extends MoeConformanceError {}
+
+const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype }> = {
+  f32: { dtype: 'F32', config: 'float32' },
+  f16: { dtype: 'F16', config: 'float16' },
+  bf16: { dtype: 'BF16', config: 'bfloat16' },
+};
+
+/** config.json for the spec: the writer's builder plus the routing fields it leaves at defaults. */
+export function configFor(m: ModelSpec, dtype: DtypeName): Record<string, unknown> {
+  const grouped = MODEL_TRAITS[m.modelType]?.grouped ?? false;
+  const overrides: Record<string, unknown> = grouped ? { n_group: m.groups, topk_group: m.topkGroups } : {};
+  if (m.modelType === 'deepseek_v2') overrides['topk_method'] = m.groups > 1 ? 'group_limited_greedy' : 'greedy';
+  return buildConfig({ ...m }, DTYPES[dtype].config, overrides);
+}
+
+/** The model's config, its sizes as the registry reads them, and its whole weights. */
+export interface Generated {
+  config: ModelConfig;
+  dims: MoeDims;
+  canonical: Canonical;
+}
+
+/** Writes config.json into `dir` (which must exist) and generates the weights. */
+export async function generate(spec: CheckpointSpec, seed: number, dir: string): Promise<Generated> {
+  await writeFile(join(dir, 'config.json'), JSON.stringify(configFor(spec.model, spec.dtype), null, 2));
+  const config = await ModelConfig.read(dir);
+  const dims = entryFor(config.modelType).dims(config);
+  return { config, dims, canonical: randomCanonical(dims, DTYPES[spec.dtype].dtype, seed) };
+}
+
+/** Writes a valid checkpoint in `layout` (default the spec's) into the empty folder `dir`. */
+export async function writeCheckpoint(spec: CheckpointSpec, seed: number, dir: string, layout: Layout = spec.layout): Promise<Generated> {
+  const g = await generate(spec, seed, dir);
+  const keys = [...storedTensors({ config: g.config, layout, canonical: g.canonical }).keys()];
+  const { plan, order } = shardPlan(spec.shards, keys, seed);
+  await writeMoeCheckpoint(dir, { config: g.config, layout, canonical: g.canonical, plan, order });
+  return g;
+}
+
+function shardPlan(s: ShardSpec, keys: string[], seed: number): { plan?: ShardPlan; order?: (k: string[]) => string[] } {
+  if (s.kind === 'single') return {};
+  if (s.kind === 'max') return { plan: { maxShardBytes: s.bytes } };
+  // Every file gets at least one tensor; the rest land anywhere; keys are written in random order.
+  const random = xoshiro128ss(seed ^ 0x5eed);
+  const files = Math.max(1, Math.min(s.files, keys.length));
+  const shuffled = shuffle(keys, random);
+  const assignment = new Map(shuffled.map((k, i) => [k, i < files ? i : Math.floor(random() * files)]));
+  return { plan: { assignment, files }, order: () => shuffled };
+}
+
+function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+/** Whether the model's original and fused layouts differ (gpt_oss, llama4_text and dbrx have one layout). */
+export function hasTwoLayouts(modelType: string): boolean {
+  const l = entryFor(modelType).layouts;
+  return l.original !== l.fused;
+}
+
+/** Writes the checkpoint with one defect into the empty folder `dir`. */
+export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Breakage, dir: string): Promise<void> {
+  if (broken === 'missing-shard' || broken === 'truncated-shard') {
+    await writeCheckpoint(spec, seed, dir);
+    const shards = (await readdir(dir)).filter((f) => f.endsWith('.safetensors')).sort();
+    const victim = join(dir, shards[shards.length - 1]!);
+    if (broken === 'missing-shard') await rm(victim);
+    else await truncate(victim, (await stat(victim)).size - 1);
+    return;
+  }
+  const g = await generate(spec, seed, dir);
+  const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical });
+  const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical });
+  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(input|output)_linear\./.test(k)); // not shared_experts.
+  const victim = expertKeys[expertKeys.length - 1];
+  if (victim === undefined) throw new MaterializeError('no expert tensor to break', { expected: 'an experts.* tensor', found: [...stored.keys()] });
+  const t = stored.get(victim)!;
+  switch (broken) {
+    case 'missing-expert': {
+      // Per-expert layouts lose one expert's tensor; stacked layouts lose the last expert's slice.
+      const perExpert = expertKeys.filter((k) => /\.\d+\.[^.]+(\.weight)?$/.test(k) && /experts\.\d+\./.test(k));
+      if (perExpert.length) stored.delete(perExpert[perExpert.length - 1]!);
+      else stored.set(victim, dropLastExpert(t, g.dims.experts));
+      break;
+    }
+    case 'duplicate-expert': {
+      // An expert stored twice: the other layout's form of it added beside this one's.
+      const extra = [...other.keys()].find((k) => !stored.has(k) && /experts|_linear/.test(k));
+      if (extra !== undefined) stored.set(extra, other.get(extra)!);
+      else stored.set(victim.replace(/experts\..*$/, 'experts.0.gate_proj.weight'), { ...t });
+      break;
+    }
+    case 'wrong-shape':
+      stored.set(victim, extraRow(t));
+      break;
+    case 'half-fused': {
+      // The first MoE layer: half of its original-only tensors, half of its fused-only ones.
+      const layer = g.dims.moeLayers[0]!;
+      const inLayer = (k: string) => new RegExp(`(^|\\.)(layers|blocks)\\.${layer}\\.`).test(k);
+      const [original, fused] = spec.layout === 'original' ? [new Map(stored), other] : [other, new Map(stored)];
+      const originalOnly = [...original.keys()].filter((k) => inLayer(k) && !fused.has(k)).sort();
+      const fusedOnly = [...fused.keys()].filter((k) => inLayer(k) && !original.has(k)).sort();
+      if (originalOnly.length === 0 || fusedOnly.length === 0) throw new MaterializeError('this model has one layout: it cannot be half fused', { found: spec.model.modelType });
+      for (const k of [...originalOnly, ...fusedOnly]) stored.delete(k);
+      for (const k of originalOnly.slice(0, Math.ceil(originalOnly.length / 2))) stored.set(k, original.get(k)!);
+      for (const k of fusedOnly.slice(Math.floor(fusedOnly.length / 2))) stored.set(k, fused.get(k)!);
+      break;
+    }
+  }
+  const { plan, order } = shardPlan(spec.shards, [...stored.keys()], seed);
+  const keys = order ? order([...stored.keys()]) : [...stored.keys()];
+  await writeCheckpointDir(dir, g.config.raw, keys.map((k) => [k, stored.get(k)!]), plan);
+}
+
+function dropLastExpert(t: Tensor, experts: number): Tensor {
+  const rows = t.shape[0]!;
+  const keep = rows - rows / experts;
+  const rowBytes = t.bytes.length / rows;
+  return { dtype: t.dtype, shape: [keep, ...t.shape.slice(1)], bytes: t.bytes.slice(0, keep * rowBytes) };
+}
+
+function extraRow(t: Tensor): Tensor {
+  const rows = t.shape[0]!;
+  const rowBytes = rows === 0 ? 0 : t.bytes.length / rows;
+  const bytes = new Uint8Array(t.bytes.length + rowBytes);
+  bytes.set(t.bytes);
+  bytes.set(t.bytes.subarray(0, rowBytes), t.bytes.length);
+  return { dtype: t.dtype, shape: [rows + 1, ...t.shape.slice(1)], bytes };
+}

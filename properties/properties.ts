@@ -1,0 +1,213 @@
+// The properties of spec §3, for any Loader (and optionally a forward backend), one
+// function per case kind. Each writes the case's checkpoint into a fresh folder, asks the
+// loader for every rank, and compares with the reference loader and kernels:
+//   load    every rank bit-exact; the ranks reassemble the whole; the forward of the
+//           summed ranks equals the unsharded forward (and the backend under test agrees
+//           with the reference); loading twice gives the same bytes
+//   layout  original and fused saves of the same weights load to the same bytes
+//   refuse  a broken checkpoint is refused (exiting 0 with tensors is the worst failure)
+//   request an invalid request (I % T != 0, P > E, rank out of range) is refused
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LoaderCrashed, LoaderOutputInvalid, LoaderTimedOut } from '../harness/conformance/command-loader.js';
+import type { CaseFailure } from '../harness/conformance/results.js';
+import type { CaseOutcome } from '../harness/conformance/runner.js';
+import { MoeConformanceError } from '../harness/errors.js';
+import { semanticsOf } from '../harness/layouts/registry.js';
+import { referenceLoader } from '../harness/loader/load.js';
+import { writeSafetensors } from '../harness/safetensors/write.js';
+import { WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
+import { xoshiro128ss, normals } from '../harness/writer/random.js';
+import type { MoeBackend, RankTensors } from '../kernels/backend.js';
+import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
+import { diffCanonical } from './diff.js';
+import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
+import { reassemble } from './reassemble.js';
+import { specIdText, specSeed, type CaseSpec, type ParallelSpec } from './spec.js';
+
+export interface Target {
+  loader: Loader;
+  /** A forward backend under test, compared with the float64 reference on the loader's ranks. */
+  forward?: MoeBackend;
+}
+
+export interface PropertyContext {
+  /** A folder for the case's checkpoints (removed afterwards). */
+  workDir: string;
+  /** Where a failing case's checkpoint and loader outputs are kept. */
+  keepFailures?: string;
+  /** Tokens of the forward input (default 16). */
+  tokens?: number;
+}
+
+/** Every rank of a parallel setting, TP-major. */
+export function allRanks(p: ParallelSpec): ParallelRequest[] {
+  const out: ParallelRequest[] = [];
+  for (let q = 0; q < p.ep; q++) for (let r = 0; r < p.tp; r++) out.push({ tpSize: p.tp, tpRank: r, epSize: p.ep, epRank: q, epPlacement: p.placement });
+  return out;
+}
+
+const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;
+const fail = (failure: CaseFailure): CaseOutcome => ({ status: 'fail', failure });
+
+/** Runs one case against a target. Loader errors on valid input propagate: the runner records them as failures. */
+export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyContext): Promise<CaseOutcome> {
+  await mkdir(ctx.workDir, { recursive: true });
+  const dir = await mkdtemp(join(ctx.workDir, 'case-'));
+  const outputs: Array<[string, Canonical]> = [];
+  let outcome: CaseOutcome | undefined;
+  try {
+    outcome = await dispatch(spec, target, ctx, dir, outputs);
+    return outcome;
+  } finally {
+    if (ctx.keepFailures && outcome?.status !== 'pass' && outcome?.status !== 'warn') await keep(spec, dir, outputs, ctx.keepFailures);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function dispatch(spec: CaseSpec, target: Target, ctx: PropertyContext, dir: string, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
+  const seed = specSeed(spec);
+  const ckpt = join(dir, 'checkpoint');
+  await mkdir(ckpt);
+  switch (spec.kind) {
+    case 'load': {
+      const g = await writeCheckpoint(spec.checkpoint, seed, ckpt);
+      return checkLoad(g, ckpt, spec.parallel, target, ctx, seed, outputs);
+    }
+    case 'layout': {
+      const fusedDir = join(dir, 'checkpoint-fused');
+      await mkdir(fusedDir);
+      await writeCheckpoint(spec.checkpoint, seed, ckpt, 'original');
+      await writeCheckpoint(spec.checkpoint, seed, fusedDir, 'fused');
+      for (const req of allRanks(spec.parallel)) {
+        const a = await target.loader.load(ckpt, req);
+        const b = await target.loader.load(fusedDir, req);
+        outputs.push([`original-${req.tpRank}-${req.epRank}`, a], [`fused-${req.tpRank}-${req.epRank}`, b]);
+        const d = diffCanonical(a, b, `${rankName(req)}: original (expected) vs fused (found) layout`);
+        if (d) return fail(d);
+        const r = diffCanonical(await referenceLoader.load(ckpt, req), a, `${rankName(req)}: vs the reference`);
+        if (r) return fail(r);
+      }
+      return { status: 'pass' };
+    }
+    case 'refuse': {
+      await writeBroken(spec.checkpoint, seed, spec.broken, ckpt);
+      return expectRefusal(() => target.loader.load(ckpt, WHOLE), `a checkpoint with a ${spec.broken} defect`, outputs);
+    }
+    case 'request': {
+      await writeCheckpoint(spec.checkpoint, seed, ckpt);
+      const p = spec.parallel;
+      const req: ParallelRequest = {
+        tpSize: p.tp,
+        tpRank: spec.bad === 'tp-rank-out-of-range' ? p.tp : 0,
+        epSize: p.ep,
+        epRank: spec.bad === 'ep-rank-out-of-range' ? p.ep : 0,
+        epPlacement: p.placement,
+      };
+      return expectRefusal(() => target.loader.load(ckpt, req), `an invalid request (${spec.bad}: ${rankName(req)})`, outputs);
+    }
+  }
+}
+
+async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: PropertyContext, seed: number, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
+  const ranks: RankTensors[] = [];
+  for (const req of allRanks(p)) {
+    const found = await target.loader.load(dir, req);
+    outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, found]);
+    const d = diffCanonical(await referenceLoader.load(dir, req), found, rankName(req));
+    if (d) return fail(d);
+    ranks.push({ req, tensors: found });
+  }
+  // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
+  const whole = await referenceLoader.load(dir, WHOLE);
+  let rebuilt: Canonical;
+  try {
+    rebuilt = reassemble(ranks);
+  } catch (e) {
+    return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
+  }
+  const d = diffCanonical(whole, rebuilt, 'the ranks reassembled (found) vs the whole checkpoint');
+  if (d) return fail(d);
+
+  // The forward of the summed ranks equals the forward of the whole weights.
+  const sem = semanticsOf(g.config);
+  const tokens = ctx.tokens ?? 16;
+  const x = Float32Array.from(normals(xoshiro128ss(seed ^ 0x1f0), tokens * sem.hidden, 1));
+  let warned: string | undefined;
+  for (const layer of sem.moeLayers) {
+    const want = referenceForward(sem, layer, [{ req: WHOLE, tensors: whole }], x, tokens, { bound: true });
+    const got = referenceForward(sem, layer, ranks, x, tokens);
+    const v = forwardVerdict(want, got.output, tokens, `layer ${layer}: forward of the summed ranks vs the unsharded forward`);
+    if (v.status === 'fail') return v;
+    if (target.forward) {
+      const fast = await target.forward.forward(sem, layer, ranks, x, tokens);
+      const w = forwardVerdict(want, fast.output, tokens, `layer ${layer}: ${target.forward.name} forward of the ranks vs the float64 reference`);
+      if (w.status === 'fail') return w;
+      if (w.status === 'warn') warned = w.note;
+    }
+  }
+  // Loading is a function of its input: a second load gives the same bytes.
+  const again = await target.loader.load(dir, ranks[0]!.req);
+  const twice = diffCanonical(ranks[0]!.tensors, again, `${rankName(ranks[0]!.req)}: first load (expected) vs second load (found)`);
+  if (twice) return fail(twice);
+  return warned ? { status: 'warn', note: warned } : { status: 'pass' };
+}
+
+/** Strict bound: pass; loose bound: warn; beyond, or NaN: fail, with the error by token and column. */
+export function forwardVerdict(want: ReferenceResult, got: ArrayLike<number>, tokens: number, where: string): CaseOutcome {
+  const bounds = want.bounds!;
+  let worst = -1;
+  let worstRatio = 0;
+  let tier: 'pass' | 'warn' | 'fail' = 'pass';
+  for (let i = 0; i < want.output.length; i++) {
+    const err = Math.abs(got[i]! - want.output[i]!);
+    if (!(err <= bounds.loose[i]!)) tier = 'fail';
+    else if (err > bounds.strict[i]! && tier === 'pass') tier = 'warn';
+    const ratio = Number.isNaN(err) ? Infinity : err / Math.max(bounds.strict[i]!, Number.MIN_VALUE);
+    if (ratio > worstRatio || worst < 0) {
+      worstRatio = ratio;
+      worst = i;
+    }
+  }
+  if (tier === 'pass') return { status: 'pass' };
+  const fact = `at element ${worst}: error ${Math.abs(got[worst]! - want.output[worst]!)} vs strict bound ${bounds.strict[worst]}`;
+  if (tier === 'warn') return { status: 'warn', note: `${where}: within the loose bound only (${fact})` };
+  return {
+    status: 'fail',
+    failure: {
+      message: `${where}: beyond the loose tolerance (${fact})`,
+      expected: String(want.output[worst]),
+      found: String(got[worst]),
+      heatmap: errorByTokenAndColumn(want.output, got, tokens),
+      heatmapAxes: ['token', 'column'],
+    },
+  };
+}
+
+function errorByTokenAndColumn(want: ArrayLike<number>, got: ArrayLike<number>, tokens: number): number[][] {
+  const cols = want.length / tokens;
+  return Array.from({ length: tokens }, (_, t) => Array.from({ length: cols }, (_, c) => Math.abs(got[t * cols + c]! - want[t * cols + c]!)));
+}
+
+/** A refusal is a typed error from the loader; a crash, a timeout or unreadable output is not one. */
+async function expectRefusal(load: () => Promise<Canonical>, what: string, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
+  let accepted: Canonical;
+  try {
+    accepted = await load();
+  } catch (e) {
+    if (e instanceof LoaderCrashed || e instanceof LoaderTimedOut || e instanceof LoaderOutputInvalid) {
+      return fail({ message: `${what} must be refused with a non-zero exit and a reason, but the loader failed otherwise: ${e.name}: ${e.message}` });
+    }
+    if (e instanceof MoeConformanceError) return { status: 'pass' };
+    return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}` });
+  }
+  outputs.push(['accepted', accepted]);
+  return fail({ message: `${what} was silently accepted: the loader returned ${accepted.size} tensors instead of refusing`, expected: 'refusal', found: `${accepted.size} tensors` });
+}
+
+async function keep(spec: CaseSpec, dir: string, outputs: Array<[string, Canonical]>, root: string): Promise<void> {
+  const target = join(root, specIdText(spec).replace(/[^A-Za-z0-9_.=-]+/g, '_'));
+  await mkdir(target, { recursive: true });
+  await cp(dir, target, { recursive: true });
+  for (const [name, tensors] of outputs) await writeSafetensors(join(target, `loader-output-${name}.safetensors`), tensors);
+}
