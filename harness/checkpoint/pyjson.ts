@@ -1,16 +1,17 @@
 // JSON text the way Python's `json.dumps(value, indent=2, sort_keys=True)` writes it, which
 // is how transformers writes config.json and model.safetensors.index.json: keys sorted by
 // code point, non-ASCII escaped as \uXXXX (ensure_ascii), ", " -> ",\n", ": " after keys.
-// Numbers: integers as integers, other finite numbers like Python's float repr (exponent
-// form below 1e-4 and from 1e16, written 1e-06). JS cannot tell 1.0 from 1, so an
-// integral float is written as an integer; non-finite numbers are refused by the caller.
+// Numbers: safe integers as integers, other finite numbers like Python's float repr
+// (exponent form below 1e-4 and from 1e16, written 1e-06). JS cannot tell 1.0 from 1, so
+// an integral float below 2^53 is written as an integer; non-finite numbers are refused by
+// the caller.
 
 function pyString(s: string): string {
   return JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function pyNumber(x: number): string {
-  if (Number.isInteger(x)) return BigInt(x).toString();
+  if (Number.isSafeInteger(x)) return String(x);
   const [mantissa, exp] = x.toExponential().split('e') as [string, string];
   const e = Number(exp);
   if (e < -4 || e >= 16) return `${mantissa}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
