@@ -5,95 +5,14 @@
 // [gate; up] = X_e · W13^T, then Y_e = act(gate, up) · W2^T, scattered back with the
 // routing weights. The per-token float work (activation, scatter) is O(T·k·(I + H)) and
 // stays in JavaScript; the O(T·k·I·H) work is all in the GEMM.
-import type { MoeSemantics } from '../../harness/layouts/semantics.js';
-import type { Tensor } from '../../harness/tensor.js';
+import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
-import { decodeFloats } from '../../harness/safetensors/codecs.js';
-import { activation, CanonicalTensorError } from '../experts.js';
+import { activation } from '../experts.js';
 import { ForwardInputError } from '../moe.js';
-import { route, sigmoid } from '../routing.js';
+import { route } from '../routing.js';
+import { checkRankSet, expertBatches, rankWeights, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
-import { ResidentWeights, type StackedMatrices } from './weights.js';
-
-function tensorOf(rank: RankTensors, name: string, shape: number[]): Tensor {
-  const t = rank.tensors.get(name);
-  if (t === undefined) throw new CanonicalTensorError('canonical tensor missing', { tensor: name, expected: 'present', found: 'absent' });
-  const fits = t.shape.length === shape.length && shape.every((d, i) => d < 0 || d === t.shape[i]);
-  if (!fits) throw new CanonicalTensorError('canonical tensor has the wrong shape', { tensor: name, expected: shape, found: t.shape });
-  return t;
-}
-
-/** A small float tensor (router, biases, gate), checked and decoded to float32. */
-function wholeFloats(rank: RankTensors, name: string, shape: number[]): Float32Array {
-  const t = tensorOf(rank, name, shape);
-  const count = t.shape.reduce((a, b) => a * b, 1);
-  let values: Float32Array;
-  try {
-    values = decodeFloats(t.dtype, t.bytes);
-  } catch (e) {
-    throw new CanonicalTensorError(`canonical tensor cannot be decoded as floats: ${(e as Error).message}`, { tensor: name, found: t.dtype });
-  }
-  if (values.length !== count) throw new CanonicalTensorError('canonical tensor byte length does not match its shape', { tensor: name, expected: count, found: values.length });
-  return values;
-}
-
-/** One rank's expert (and shared-expert) weight matrices, shapes checked, not yet copied. */
-interface RankWeights {
-  ids: Int32Array;
-  w13: StackedMatrices;
-  w2: StackedMatrices;
-  shared?: { w13: StackedMatrices; w2: StackedMatrices };
-}
-
-function rankWeights(sem: MoeSemantics, layer: number, rank: RankTensors): RankWeights {
-  const p = `layers.${layer}.`;
-  const H = sem.hidden;
-  const R = sem.intermediate / rank.req.tpSize;
-  const ids = expertIds(rank, `${p}experts.ids`, sem.experts);
-  const n = ids.length;
-  const stacked = (name: string, count: number, rows: number, cols: number): StackedMatrices => {
-    const shape = count === 1 && name.includes('shared') ? [rows, cols] : [count, rows, cols];
-    return { tensor: tensorOf(rank, `${p}${name}`, shape), name: `${p}${name}`, count, rows, cols };
-  };
-  const w: RankWeights = { ids, w13: stacked('experts.w13', n, 2 * R, H), w2: stacked('experts.w2', n, H, R) };
-  if (sem.sharedIntermediate > 0) {
-    const Rs = sem.sharedIntermediate / rank.req.tpSize;
-    w.shared = { w13: stacked('shared.w13', 1, 2 * Rs, H), w2: stacked('shared.w2', 1, H, Rs) };
-  }
-  return w;
-}
-
-function expertIds(rank: RankTensors, name: string, experts: number): Int32Array {
-  const t = tensorOf(rank, name, [-1]);
-  if (t.dtype !== 'I32' || t.bytes.length !== 4 * t.shape[0]!) {
-    throw new CanonicalTensorError('expert ids must be a 1-D I32 tensor', { tensor: name, expected: 'I32 [E_local]', found: `${t.dtype} [${t.shape.join(', ')}]` });
-  }
-  const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  const ids = Int32Array.from({ length: t.shape[0]! }, (_, i) => view.getInt32(4 * i, true));
-  if (ids.some((id, i) => id < 0 || id >= experts || ids.indexOf(id) !== i)) {
-    throw new CanonicalTensorError('expert id out of range or repeated', { tensor: name, expected: `distinct ids in 0..${experts - 1}`, found: Array.from(ids) });
-  }
-  return ids;
-}
-
-/** Every (tpRank, epRank) of one TP × EP grid exactly once: a partial sum must not pass for an output. */
-function checkRankSet(sem: MoeSemantics, layer: number, ranks: RankTensors[]): void {
-  const first = ranks[0];
-  if (first === undefined) throw new ForwardInputError('a forward needs at least one rank', { layer, expected: '≥ 1 rank', found: 0 });
-  const { tpSize, epSize } = first.req;
-  const seen = new Set<string>();
-  for (const { req } of ranks) {
-    const key = `${req.tpRank}/${req.epRank}`;
-    const inRange = req.tpRank >= 0 && req.tpRank < tpSize && req.epRank >= 0 && req.epRank < epSize;
-    if (req.tpSize !== tpSize || req.epSize !== epSize || !inRange || seen.has(key)) {
-      throw new ForwardInputError('ranks are not one TP × EP set (mixed sizes, out of range or repeated rank)', { layer, expected: `TP ${tpSize} × EP ${epSize}`, found: key });
-    }
-    seen.add(key);
-  }
-  if (seen.size !== tpSize * epSize || sem.intermediate % tpSize !== 0 || sem.sharedIntermediate % tpSize !== 0) {
-    throw new ForwardInputError('ranks are not a complete TP × EP set whose TP size divides I and Is', { layer, expected: tpSize * epSize, found: seen.size });
-  }
-}
+import { ResidentWeights } from './weights.js';
 
 /** Scratch matrices of one forward, sized for the most rows any GEMM will see. */
 interface Scratch {
@@ -149,9 +68,7 @@ export class FastCpuBackend implements MoeBackend {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
     const pool = this.pool;
-    const rows = sem.intermediate / ranks[0]!.req.tpSize;
-    const sharedRows = sem.sharedIntermediate / ranks[0]!.req.tpSize;
-    const widest = Math.max(rows, sharedRows, 1);
+    const widest = Math.max(...weights.map((w) => Math.max(w.w2.cols, w.shared?.w2.cols ?? 0)), 1);
     const s: Scratch = {
       x: pool.alloc(tokens, H),
       gathered: pool.alloc(tokens, H),
@@ -173,55 +90,51 @@ export class FastCpuBackend implements MoeBackend {
     const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
     const routing = route(sem, logits, tokens, correction);
 
-    // Which (token, choice) pairs each global expert serves.
-    const byExpert: number[][] = Array.from({ length: E }, () => []);
-    for (let i = 0; i < tokens * k; i++) byExpert[routing.selected[i]!]!.push(i);
-
     const output = new Float32Array(tokens * H);
     ranks.forEach((rank, r) => {
       const { ids, w13, w2, shared } = weights[r]!;
       const n = ids.length;
-      const w13Bias = rank.tensors.has(`${p}experts.w13_bias`) ? wholeFloats(rank, `${p}experts.w13_bias`, [n, 2 * rows]) : undefined;
+      const R = w2.cols;
+      const w13Bias = rank.tensors.has(`${p}experts.w13_bias`) ? wholeFloats(rank, `${p}experts.w13_bias`, [n, 2 * R]) : undefined;
       // The down bias belongs to the whole output: only TP rank 0 adds it.
       const w2Bias = rank.tensors.has(`${p}experts.w2_bias`) && rank.req.tpRank === 0 ? wholeFloats(rank, `${p}experts.w2_bias`, [n, H]) : undefined;
       const top = pool.mark();
-      const w13m = pool.alloc(2 * rows, H);
-      const w2m = pool.alloc(H, rows);
-      for (let slot = 0; slot < n; slot++) {
-        const pairs = byExpert[ids[slot]!]!;
-        if (pairs.length === 0) continue;
-        const tokenOf = pairs.map((i) => Math.floor(i / k));
-        const inputScale = routing.inputScale ? pairs.map((i) => routing.weights[i]!) : undefined;
-        const outputScale = pairs.map((i) => (routing.inputScale ? 1 : routing.weights[i]!));
-        const w13s = this.resident.get(w13, slot, w13m);
-        const w2s = this.resident.get(w2, slot, w2m);
-        this.gatedMlp(sem, s, tokenOf, inputScale, w13s, w2s, rows, sem.activation, w13Bias?.subarray(slot * 2 * rows, (slot + 1) * 2 * rows));
-        this.scatter(s, H, tokenOf, outputScale, output, w2Bias?.subarray(slot * H, (slot + 1) * H));
+      const w13Scratch = pool.alloc(2 * R, H);
+      const w2Scratch = pool.alloc(H, R);
+      for (const batch of expertBatches(routing, ids, tokens, k)) {
+        const slot = batch.slot;
+        const w13m = this.resident.get(w13, slot, w13Scratch);
+        const w2m = this.resident.get(w2, slot, w2Scratch);
+        this.gatedMlp(s, H, batch, w13m, w2m, sem.activation, w13Bias?.subarray(slot * 2 * R, (slot + 1) * 2 * R));
+        this.scatter(s, H, batch, output, w2Bias?.subarray(slot * H, (slot + 1) * H));
+      }
+      // The shared expert: once per TP shard, from EP rank 0 only.
+      if (shared && rank.req.epRank === 0) {
+        const Rs = shared.w2.cols;
+        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined);
+        const w13m = this.resident.get(shared.w13, 0, pool.alloc(2 * Rs, H));
+        const w2m = this.resident.get(shared.w2, 0, pool.alloc(H, Rs));
+        this.gatedMlp(s, H, batch, w13m, w2m, { kind: 'silu_gated' }, undefined);
+        this.scatter(s, H, batch, output, undefined);
       }
       pool.release(top);
-      // The shared expert: once per TP shard, from EP rank 0 only.
-      if (shared && rank.req.epRank === 0) this.shared(sem, p, rank, shared, s, tokens, x, output);
     });
     return { output, routerLogits: logits, selected: routing.selected };
   }
 
-  /** y[i] = (act(gate, up) of rows X[tokenOf[i]]·inputScale[i]) · W2^T, into s.y. */
-  private gatedMlp(
-    sem: MoeSemantics, s: Scratch, tokenOf: number[], inputScale: number[] | undefined,
-    w13: MatrixRef, w2: MatrixRef, R: number, act: MoeSemantics['activation'], bias13: Float32Array | undefined,
-  ): void {
+  /** s.y[i] = act(gate, up of X[tokens[i]]·inputScale[i]) · W2^T. */
+  private gatedMlp(s: Scratch, H: number, batch: ExpertBatch, w13: MatrixRef, w2: MatrixRef, act: ExpertActivation, bias13: Float32Array | undefined): void {
     const pool = this.pool;
-    const M = tokenOf.length;
-    const H = sem.hidden;
+    const M = batch.tokens.length;
+    const R = w2.cols;
     const xv = pool.view(s.x);
     const gv = pool.view(s.gathered);
     for (let i = 0; i < M; i++) {
-      const src = tokenOf[i]! * s.x.stride;
+      const src = batch.tokens[i]! * s.x.stride;
       const dst = i * s.gathered.stride;
-      if (inputScale) {
-        const c = inputScale[i]!;
-        for (let j = 0; j < H; j++) gv[dst + j] = xv[src + j]! * c;
-      } else gv.set(xv.subarray(src, src + H), dst);
+      const c = batch.inputScale[i]!;
+      if (c === 1) gv.set(xv.subarray(src, src + H), dst);
+      else for (let j = 0; j < H; j++) gv[dst + j] = xv[src + j]! * c;
     }
     const hidden13 = withRows(s.hidden13, M);
     pool.matmulNT(withRows(s.gathered, M), w13, hidden13);
@@ -241,35 +154,15 @@ export class FastCpuBackend implements MoeBackend {
     pool.matmulNT(withRows({ ...s.activated, cols: R }, M), w2, withRows(s.y, M));
   }
 
-  /** output[tokenOf[i]] += scale[i] · (y[i] + bias2). */
-  private scatter(s: Scratch, H: number, tokenOf: number[], scale: number[], output: Float32Array, bias2: Float32Array | undefined): void {
+  /** output[tokens[i]] += outputScale[i] · (y[i] + bias2). */
+  private scatter(s: Scratch, H: number, batch: ExpertBatch, output: Float32Array, bias2: Float32Array | undefined): void {
     const yv = this.pool.view(s.y);
-    for (let i = 0; i < tokenOf.length; i++) {
-      const o = tokenOf[i]! * H;
+    for (let i = 0; i < batch.tokens.length; i++) {
+      const o = batch.tokens[i]! * H;
       const y = i * s.y.stride;
-      const c = scale[i]!;
+      const c = batch.outputScale[i]!;
       for (let j = 0; j < H; j++) output[o + j] = output[o + j]! + c * (yv[y + j]! + (bias2 ? bias2[j]! : 0));
     }
-  }
-
-  private shared(sem: MoeSemantics, p: string, rank: RankTensors, mlp: { w13: StackedMatrices; w2: StackedMatrices }, s: Scratch, tokens: number, x: Float32Array, output: Float32Array): void {
-    const H = sem.hidden;
-    const R = mlp.w2.cols;
-    const pool = this.pool;
-    const top = pool.mark();
-    const w13 = this.resident.get(mlp.w13, 0, pool.alloc(2 * R, H));
-    const w2 = this.resident.get(mlp.w2, 0, pool.alloc(H, R));
-    const gate = sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined;
-    const all = Array.from({ length: tokens }, (_, t) => t);
-    this.gatedMlp(sem, s, all, undefined, w13, w2, R, { kind: 'silu_gated' }, undefined);
-    const scale = all.map((t) => {
-      if (!gate) return 1;
-      let z = 0;
-      for (let c = 0; c < H; c++) z += x[t * H + c]! * gate[c]!;
-      return sigmoid(z);
-    });
-    this.scatter(s, H, all, scale, output, undefined);
-    pool.release(top);
   }
 
   async dispose(): Promise<void> {

@@ -5,40 +5,12 @@
 // weights (benchmarks, serving) skip the copy; it assumes tensors are not mutated in place
 // between forwards, which is why it is not the default for conformance runs.
 import type { Tensor } from '../../harness/tensor.js';
-import { decodeFloats } from '../../harness/safetensors/codecs.js';
-import { CanonicalTensorError } from '../experts.js';
+import { matrixBytesF32, type StackedMatrices } from './canonical.js';
 import { FastKernelError, type GemmPool, type MatrixRef } from './gemm-pool.js';
 
-/** `count` stacked `rows × cols` matrices of a canonical tensor. */
-export interface StackedMatrices {
-  tensor: Tensor;
-  name: string;
-  count: number;
-  rows: number;
-  cols: number;
-}
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** Copies matrix `index` of `w` into `target` (F32 bytes straight, other dtypes decoded). */
+/** Copies matrix `index` of `w` into `target`. */
 export function loadMatrix(pool: GemmPool, w: StackedMatrices, index: number, target: MatrixRef): void {
-  const n = w.rows * w.cols;
-  const bytesPer = w.tensor.bytes.length / (w.count * n);
-  if (!Number.isInteger(bytesPer) || bytesPer < 1) {
-    throw new CanonicalTensorError('canonical tensor byte length does not fit whole elements', { tensor: w.name, expected: `${w.count * n} elements`, found: w.tensor.bytes.length });
-  }
-  const bytes = w.tensor.bytes.subarray(index * n * bytesPer, (index + 1) * n * bytesPer);
-  if (w.tensor.dtype === 'F32' && LITTLE_ENDIAN) {
-    pool.writeBytes(target, bytes);
-    return;
-  }
-  let values: Float32Array;
-  try {
-    values = decodeFloats(w.tensor.dtype, bytes);
-  } catch (e) {
-    throw new CanonicalTensorError(`canonical tensor cannot be decoded as floats: ${(e as Error).message}`, { tensor: w.name, found: w.tensor.dtype });
-  }
-  pool.write(target, values);
+  pool.writeBytes(target, matrixBytesF32(w, index));
 }
 
 export class ResidentWeights {

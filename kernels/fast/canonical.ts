@@ -1,0 +1,162 @@
+// Float32 access to one rank's canonical tensors for the fast paths (CPU and WGSL): shape
+// and id checks with the reference's typed errors, small tensors decoded whole, the big
+// stacked expert matrices described (not copied) until a path moves them where it computes,
+// and the grouping of routed tokens by expert that both paths execute.
+import type { MoeSemantics } from '../../harness/layouts/semantics.js';
+import type { Tensor } from '../../harness/tensor.js';
+import type { RankTensors } from '../backend.js';
+import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js';
+import { CanonicalTensorError } from '../experts.js';
+import { ForwardInputError } from '../moe.js';
+import { sigmoid, type RoutingResult } from '../routing.js';
+
+/** `count` stacked `rows × cols` matrices of a canonical tensor. */
+export interface StackedMatrices {
+  tensor: Tensor;
+  name: string;
+  count: number;
+  rows: number;
+  cols: number;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Matrix `index` of `w` as little-endian f32 bytes: F32 data as stored, other dtypes decoded. */
+export function matrixBytesF32(w: StackedMatrices, index: number): Uint8Array {
+  const n = w.rows * w.cols;
+  const bytesPer = w.tensor.bytes.length / (w.count * n);
+  if (!Number.isInteger(bytesPer) || bytesPer < 1) {
+    throw new CanonicalTensorError('canonical tensor byte length does not fit whole elements', { tensor: w.name, expected: `${w.count * n} elements`, found: w.tensor.bytes.length });
+  }
+  const bytes = w.tensor.bytes.subarray(index * n * bytesPer, (index + 1) * n * bytesPer);
+  if (w.tensor.dtype === 'F32' && LITTLE_ENDIAN) return bytes;
+  try {
+    return encodeFloats('F32', decodeFloats(w.tensor.dtype, bytes));
+  } catch (e) {
+    throw new CanonicalTensorError(`canonical tensor cannot be decoded as floats: ${(e as Error).message}`, { tensor: w.name, found: w.tensor.dtype });
+  }
+}
+
+/** The tokens one local expert serves, with the scale of its input and of its output. */
+export interface ExpertBatch {
+  slot: number;
+  tokens: Int32Array;
+  inputScale: Float32Array;
+  outputScale: Float32Array;
+}
+
+/** Groups the routed (token, choice) pairs by the local slots of `ids`; slots no token chose are left out. */
+export function expertBatches(routing: RoutingResult, ids: Int32Array, tokens: number, k: number): ExpertBatch[] {
+  const slotOf = new Map<number, number>(Array.from(ids, (id, slot) => [id, slot]));
+  const pairs: number[][] = Array.from(ids, () => []);
+  for (let i = 0; i < tokens * k; i++) {
+    const slot = slotOf.get(routing.selected[i]!);
+    if (slot !== undefined) pairs[slot]!.push(i);
+  }
+  return pairs.flatMap((list, slot) => {
+    if (list.length === 0) return [];
+    const w = (i: number) => routing.weights[i]!;
+    return [{
+      slot,
+      tokens: Int32Array.from(list, (i) => Math.floor(i / k)),
+      inputScale: Float32Array.from(list, (i) => (routing.inputScale ? w(i) : 1)),
+      outputScale: Float32Array.from(list, (i) => (routing.inputScale ? 1 : w(i))),
+    }];
+  });
+}
+
+/** The shared expert's batch: every token, scaled by σ(x·gate) where the model has that gate. */
+export function sharedBatch(x: Float32Array, tokens: number, hidden: number, gate: Float32Array | undefined): ExpertBatch {
+  return {
+    slot: 0,
+    tokens: Int32Array.from({ length: tokens }, (_, t) => t),
+    inputScale: new Float32Array(tokens).fill(1),
+    outputScale: Float32Array.from({ length: tokens }, (_, t) => {
+      if (!gate) return 1;
+      let z = 0;
+      for (let c = 0; c < hidden; c++) z += x[t * hidden + c]! * gate[c]!;
+      return sigmoid(z);
+    }),
+  };
+}
+
+export function tensorOf(rank: RankTensors, name: string, shape: number[]): Tensor {
+  const t = rank.tensors.get(name);
+  if (t === undefined) throw new CanonicalTensorError('canonical tensor missing', { tensor: name, expected: 'present', found: 'absent' });
+  const fits = t.shape.length === shape.length && shape.every((d, i) => d < 0 || d === t.shape[i]);
+  if (!fits) throw new CanonicalTensorError('canonical tensor has the wrong shape', { tensor: name, expected: shape, found: t.shape });
+  return t;
+}
+
+/** A small float tensor (router, biases, gate), checked and decoded to float32. */
+export function wholeFloats(rank: RankTensors, name: string, shape: number[]): Float32Array {
+  const t = tensorOf(rank, name, shape);
+  const count = t.shape.reduce((a, b) => a * b, 1);
+  let values: Float32Array;
+  try {
+    values = decodeFloats(t.dtype, t.bytes);
+  } catch (e) {
+    throw new CanonicalTensorError(`canonical tensor cannot be decoded as floats: ${(e as Error).message}`, { tensor: name, found: t.dtype });
+  }
+  if (values.length !== count) throw new CanonicalTensorError('canonical tensor byte length does not match its shape', { tensor: name, expected: count, found: values.length });
+  return values;
+}
+
+/** One rank's expert (and shared-expert) weight matrices, shapes checked, not yet copied. */
+export interface RankWeights {
+  ids: Int32Array;
+  w13: StackedMatrices;
+  w2: StackedMatrices;
+  shared?: { w13: StackedMatrices; w2: StackedMatrices };
+}
+
+export function rankWeights(sem: MoeSemantics, layer: number, rank: RankTensors): RankWeights {
+  const p = `layers.${layer}.`;
+  const H = sem.hidden;
+  const R = sem.intermediate / rank.req.tpSize;
+  const ids = expertIds(rank, `${p}experts.ids`, sem.experts);
+  const n = ids.length;
+  const stacked = (name: string, count: number, rows: number, cols: number): StackedMatrices => {
+    const shape = count === 1 && name.includes('shared') ? [rows, cols] : [count, rows, cols];
+    return { tensor: tensorOf(rank, `${p}${name}`, shape), name: `${p}${name}`, count, rows, cols };
+  };
+  const w: RankWeights = { ids, w13: stacked('experts.w13', n, 2 * R, H), w2: stacked('experts.w2', n, H, R) };
+  if (sem.sharedIntermediate > 0) {
+    const Rs = sem.sharedIntermediate / rank.req.tpSize;
+    w.shared = { w13: stacked('shared.w13', 1, 2 * Rs, H), w2: stacked('shared.w2', 1, H, Rs) };
+  }
+  return w;
+}
+
+export function expertIds(rank: RankTensors, name: string, experts: number): Int32Array {
+  const t = tensorOf(rank, name, [-1]);
+  if (t.dtype !== 'I32' || t.bytes.length !== 4 * t.shape[0]!) {
+    throw new CanonicalTensorError('expert ids must be a 1-D I32 tensor', { tensor: name, expected: 'I32 [E_local]', found: `${t.dtype} [${t.shape.join(', ')}]` });
+  }
+  const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
+  const ids = Int32Array.from({ length: t.shape[0]! }, (_, i) => view.getInt32(4 * i, true));
+  if (ids.some((id, i) => id < 0 || id >= experts || ids.indexOf(id) !== i)) {
+    throw new CanonicalTensorError('expert id out of range or repeated', { tensor: name, expected: `distinct ids in 0..${experts - 1}`, found: Array.from(ids) });
+  }
+  return ids;
+}
+
+/** Every (tpRank, epRank) of one TP × EP grid exactly once: a partial sum must not pass for an output. */
+export function checkRankSet(sem: MoeSemantics, layer: number, ranks: RankTensors[]): void {
+  const first = ranks[0];
+  if (first === undefined) throw new ForwardInputError('a forward needs at least one rank', { layer, expected: '≥ 1 rank', found: 0 });
+  const { tpSize, epSize } = first.req;
+  const seen = new Set<string>();
+  for (const { req } of ranks) {
+    const key = `${req.tpRank}/${req.epRank}`;
+    const inRange = req.tpRank >= 0 && req.tpRank < tpSize && req.epRank >= 0 && req.epRank < epSize;
+    if (req.tpSize !== tpSize || req.epSize !== epSize || !inRange || seen.has(key)) {
+      throw new ForwardInputError('ranks are not one TP × EP set (mixed sizes, out of range or repeated rank)', { layer, expected: `TP ${tpSize} × EP ${epSize}`, found: key });
+    }
+    seen.add(key);
+  }
+  if (seen.size !== tpSize * epSize || sem.intermediate % tpSize !== 0 || sem.sharedIntermediate % tpSize !== 0) {
+    throw new ForwardInputError('ranks are not a complete TP × EP set whose TP size divides I and Is', { layer, expected: tpSize * epSize, found: seen.size });
+  }
+}
+
