@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { RankTensors } from '../backend.js';
 import { referenceForward, type ReferenceResult } from '../moe.js';
+import { KernelInputError } from './errors.js';
 import { createGpujsBackend, type GpujsBackend, type GpujsMode } from './backend.js';
 import { randomFloats, randomRanks, seededRandom, type LayerExtras, type Split } from './random-ranks.js';
 
@@ -166,6 +167,25 @@ for (const { mode, skip } of MODES) {
       expect(Array.from(got.selected)).toEqual(Array(tokens).fill([7, 6]).flat());
       expectWithin('router logits', got.routerLogits, ref.routerLogits, ref.bounds!.logits);
       expectWithin('output', got.output, ref.output, ref.bounds!.strict);
+    });
+
+    it('splits experts into kernel calls under a buffer limit and still matches the reference', async () => {
+      const c = CASES[2]!;
+      const perExpert = 4 * 2 * c.sem.intermediate * c.sem.hidden;
+      // Two experts per call (a partial last chunk on the 3-expert rank), shared expert alone.
+      const chunked = await createGpujsBackend(mode, { maxBufferBytes: 2 * perExpert });
+      try {
+        await checkAgainstReference(chunked, c.sem, randomRanks(c.sem, 0, c.split, SEED, c.extras), 9, SEED);
+        const tooSmall = await createGpujsBackend(mode, { maxBufferBytes: perExpert - 4 });
+        try {
+          await expect(tooSmall.forward(c.sem, 0, randomRanks(c.sem, 0, c.split, SEED, c.extras), new Float32Array(c.sem.hidden), 1))
+            .rejects.toBeInstanceOf(KernelInputError);
+        } finally {
+          await tooSmall.dispose();
+        }
+      } finally {
+        await chunked.dispose();
+      }
     });
 
     it('refuses an incomplete rank set instead of returning a partial sum', async () => {

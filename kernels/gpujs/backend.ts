@@ -8,7 +8,7 @@
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { decodeFloatTensor, decodeRank, type RankWeights } from '../experts.js';
-import { route, sigmoid, type RoutingResult } from '../routing.js';
+import { route, sigmoid } from '../routing.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -42,6 +42,16 @@ interface RankF32 {
   w13Bias: Float32Array;
   w2Bias: Float32Array;
   shared?: { rows: number; w13: Float32Array; w2: Float32Array; gate?: Float32Array };
+}
+
+/** Stacked experts as the kernels take them: `w13` `[S, 2R, H]`, `w2` `[S, H, R]`, biases (zeros where absent). */
+interface Experts {
+  slots: number;
+  rows: number;
+  w13: Float32Array;
+  w2: Float32Array;
+  b13: Float32Array;
+  b2: Float32Array;
 }
 
 /** float64 → float32 is exact here: every canonical dtype the forward accepts fits in f32. */
@@ -103,6 +113,8 @@ class GpujsMoeBackend implements GpujsBackend {
     readonly mode: GpujsMode,
     private readonly kernels: GpujsKernels,
     private readonly session: WebGpuSession | undefined,
+    /** The most bytes of expert weights handed to one kernel call. */
+    private readonly maxBufferBytes: number,
   ) {
     this.name = `gpujs-${mode}`;
   }
@@ -112,7 +124,7 @@ class GpujsMoeBackend implements GpujsBackend {
   }
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<GpujsForwardResult> {
-    const { hidden: H, experts: E } = sem;
+    const { hidden: H, experts: E, topK: k } = sem;
     if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * H) {
       throw new KernelInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, H], found: x.length });
     }
@@ -130,60 +142,76 @@ class GpujsMoeBackend implements GpujsBackend {
     const logits = await this.kernels.linear(x, tokens, H, routerWeight, E, routerBias);
     const routing = route(sem, logits, tokens, correction);
 
+    // Row a = t*k + c: token t's c-th choice. llama4_text scales the expert's input by the
+    // routing weight (rounded to f32 like the product on a device); the others its output.
+    const rowInput = new Float32Array(tokens * k * H);
+    const rowWeight = new Float32Array(tokens * k);
+    for (let a = 0; a < tokens * k; a++) {
+      const t = Math.floor(a / k);
+      const w = routing.weights[a]!;
+      const s = routing.inputScale ? w : 1;
+      for (let h = 0; h < H; h++) rowInput[a * H + h] = x[t * H + h]! * s;
+      rowWeight[a] = routing.inputScale ? 1 : w;
+    }
+
     const output = new Float32Array(tokens * H);
+    // The all-reduce: float32 sums of every rank's (and weight chunk's) partial output.
+    const accumulate = (part: Float32Array) => {
+      for (let i = 0; i < output.length; i++) output[i]! += part[i]!;
+    };
     for (const rank of decoded) {
-      // The all-reduce: float32 sums of the ranks' partial outputs.
-      const partials = [await this.routedPartial(sem, rank, routing, x, tokens)];
-      if (rank.epRank === 0 && rank.shared) partials.push(await this.sharedPartial(sem, rank.shared, x, tokens));
-      for (const part of partials) {
-        if (part) for (let i = 0; i < output.length; i++) output[i]! += part[i]!;
-      }
+      const slotOf = new Map<number, number>(Array.from(rank.ids, (id, slot) => [id, slot]));
+      const rowSlot = Int32Array.from(routing.selected, (id) => slotOf.get(id) ?? -1);
+      const experts: Experts = { slots: rank.ids.length, rows: rank.rows, w13: rank.w13, w2: rank.w2, b13: rank.w13Bias, b2: rank.w2Bias };
+      // The down bias belongs to the whole output: only TP rank 0 adds it.
+      await this.expertsPartial(sem, experts, activationConstants(sem), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
+      if (rank.epRank === 0 && rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
     }
     return { output, routerLogits: logits, selected: routing.selected, ranOn: this.mode };
   }
 
-  /** This rank's experts for every (token, choice) row whose expert it holds; null if none. */
-  private async routedPartial(sem: MoeSemantics, rank: RankF32, routing: RoutingResult, x: Float32Array, tokens: number): Promise<Float32Array | null> {
-    const { hidden: H, topK: k } = sem;
-    const slots = rank.ids.length;
-    const slotOf = new Map<number, number>(Array.from(rank.ids, (id, slot) => [id, slot]));
-    const rowCount = tokens * k;
-    const token = new Int32Array(rowCount);
-    const slot = new Int32Array(rowCount);
-    const scale = new Float32Array(rowCount);
-    const weight = new Float32Array(rowCount);
-    let local = 0;
-    for (let a = 0; a < rowCount; a++) {
-      const s = slotOf.get(routing.selected[a]!) ?? -1;
-      const w = routing.weights[a]!;
-      token[a] = Math.floor(a / k);
-      slot[a] = s;
-      // llama4_text scales the expert's input; every other routing scales its output.
-      scale[a] = routing.inputScale ? w : 1;
-      weight[a] = routing.inputScale ? 1 : w;
-      if (s >= 0) local++;
+  /**
+   * Σ over the rows a = t*k + c whose slot is held here of weight[a]·expert_slot(input[a]),
+   * into `accumulate` one `[T, H]` partial at a time. Experts go to the device in chunks
+   * small enough for one storage buffer (llvmpipe allows 128 MiB: less than 8 experts of
+   * H=1024, I=2816).
+   */
+  private async expertsPartial(
+    sem: MoeSemantics, experts: Experts, act: ActivationConstants,
+    rowInput: Float32Array, rowSlot: Int32Array, rowWeight: Float32Array, k: number, biasOn: 0 | 1,
+    layer: number, accumulate: (part: Float32Array) => void,
+  ): Promise<void> {
+    const H = sem.hidden;
+    const { slots, rows: r } = experts;
+    const slotBytes = 4 * 2 * r * H;
+    if (slotBytes > this.maxBufferBytes) {
+      throw new KernelInputError("one expert's w13 does not fit in one device buffer", { layer, expected: `≤ ${this.maxBufferBytes} bytes`, found: slotBytes });
     }
-    if (local === 0) return null;
-    const act = await this.kernels.gatedUp(x, tokens, H, { token, slot, scale }, rank.w13, slots, rank.rows, rank.w13Bias, activationConstants(sem));
-    const y = await this.kernels.down(act, slot, rank.w2, slots, H, rank.rows);
-    // The down bias belongs to the whole output: only TP rank 0 adds it.
-    return this.kernels.combine(y, weight, slot, k, H, rank.w2Bias, slots, rank.tpRank === 0 ? 1 : 0);
+    const perChunk = Math.max(1, Math.floor(this.maxBufferBytes / slotBytes));
+    for (let first = 0; first < slots; first += perChunk) {
+      const end = Math.min(slots, first + perChunk);
+      const chunkSlot = rowSlot.map((s) => (s >= first && s < end ? s - first : -1));
+      if (chunkSlot.every((s) => s < 0)) continue;
+      const n = end - first;
+      const h = await this.kernels.gatedUp(rowInput, H, chunkSlot, experts.w13.subarray(first * 2 * r * H, end * 2 * r * H), n, r, experts.b13.subarray(first * 2 * r, end * 2 * r), act);
+      const y = await this.kernels.down(h, chunkSlot, experts.w2.subarray(first * H * r, end * H * r), n, H, r);
+      accumulate(await this.kernels.combine(y, rowWeight, chunkSlot, k, H, experts.b2.subarray(first * H, end * H), n, biasOn));
+    }
   }
 
-  /** The shared expert over every token, × σ(x·gate) where the model has that gate. */
-  private async sharedPartial(sem: MoeSemantics, shared: NonNullable<RankF32['shared']>, x: Float32Array, tokens: number): Promise<Float32Array> {
+  /** The shared expert over every token (one row each), × σ(x·gate) where the model has that gate. */
+  private async sharedPartial(
+    sem: MoeSemantics, shared: NonNullable<RankF32['shared']>, x: Float32Array, tokens: number,
+    layer: number, accumulate: (part: Float32Array) => void,
+  ): Promise<void> {
     const H = sem.hidden;
-    const token = Int32Array.from({ length: tokens }, (_, t) => t);
-    const slot = new Int32Array(tokens);
-    const ones = new Float32Array(tokens).fill(1);
-    const act = await this.kernels.gatedUp(x, tokens, H, { token, slot, scale: ones }, shared.w13, 1, shared.rows, new Float32Array(2 * shared.rows), SILU_GATED);
-    const y = await this.kernels.down(act, slot, shared.w2, 1, H, shared.rows);
-    let gate = ones;
+    let gate = new Float32Array(tokens).fill(1);
     if (shared.gate) {
       const z = await this.kernels.linear(x, tokens, H, shared.gate, 1, new Float32Array(1));
       gate = z.map(sigmoid);
     }
-    return this.kernels.combine(y, gate, slot, 1, H, new Float32Array(H), 1, 0);
+    const experts: Experts = { slots: 1, rows: shared.rows, w13: shared.w13, w2: shared.w2, b13: new Float32Array(2 * shared.rows), b2: new Float32Array(H) };
+    await this.expertsPartial(sem, experts, SILU_GATED, x, new Int32Array(tokens), gate, 1, 0, layer, accumulate);
   }
 
   async dispose(): Promise<void> {
@@ -192,15 +220,27 @@ class GpujsMoeBackend implements GpujsBackend {
   }
 }
 
+export interface GpujsBackendOptions {
+  /**
+   * The most bytes of expert weights passed to one kernel call; experts are sent in chunks
+   * under it. Default 1 GiB (webasm keeps every argument in one 32-bit wasm memory), and
+   * never more than the WebGPU device's storage-buffer limit.
+   */
+  maxBufferBytes?: number;
+}
+
+const DEFAULT_MAX_BUFFER_BYTES = 2 ** 30;
+
 /**
  * A gpu.js MoE backend (`gpujs-cpu`, `gpujs-webasm`, `gpujs-webgpu`). The webgpu mode opens
  * a Dawn adapter first and throws WebGpuUnavailableError when there is none; call
  * `dispose()` when done so that Node can exit.
  */
-export async function createGpujsBackend(mode: GpujsMode): Promise<GpujsBackend> {
+export async function createGpujsBackend(mode: GpujsMode, options: GpujsBackendOptions = {}): Promise<GpujsBackend> {
   const session = mode === 'webgpu' ? await openWebGpu() : undefined;
   try {
-    return new GpujsMoeBackend(mode, new GpujsKernels(mode), session);
+    const limit = Math.min(options.maxBufferBytes ?? DEFAULT_MAX_BUFFER_BYTES, session?.adapter.maxStorageBufferBytes ?? Infinity);
+    return new GpujsMoeBackend(mode, new GpujsKernels(mode), session, limit);
   } catch (error) {
     await session?.dispose();
     throw error;

@@ -16,6 +16,8 @@ export interface AdapterDescription {
   architecture: string;
   device: string;
   description: string;
+  /** The largest storage buffer one kernel argument may use on this device. */
+  maxStorageBufferBytes: number;
 }
 
 export interface WebGpuSession {
@@ -34,12 +36,13 @@ export interface WebGpuOptions {
 // Only the parts of the WebGPU and gpu.js surfaces this module touches.
 interface AdapterInfoLike { vendor?: string; architecture?: string; device?: string; description?: string }
 interface AdapterLike { info?: AdapterInfoLike }
+interface DeviceLike { limits: { maxStorageBufferBindingSize: number; maxBufferSize: number } }
 interface DawnGpu {
   requestAdapter(options?: Record<string, unknown>): Promise<AdapterLike | null>;
   getPreferredCanvasFormat(): string;
 }
 interface GpujsWebGpuContext {
-  acquire(): Promise<{ adapter: AdapterLike }>;
+  acquire(): Promise<{ adapter: AdapterLike; device: DeviceLike }>;
   destroy(): Promise<void>;
 }
 
@@ -110,7 +113,7 @@ async function acquire(options: WebGpuOptions): Promise<AdapterDescription> {
   Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   try {
     // gpu.js keeps one device per process: creating it here proves it exists before any kernel.
-    const { adapter } = await withTimeout(gpujsContext().acquire(), timeoutMs, backend);
+    const { adapter, device } = await withTimeout(gpujsContext().acquire(), timeoutMs, backend);
     const info = adapter.info ?? {};
     return {
       backend,
@@ -118,6 +121,7 @@ async function acquire(options: WebGpuOptions): Promise<AdapterDescription> {
       architecture: info.architecture ?? '',
       device: info.device ?? '',
       description: info.description ?? '',
+      maxStorageBufferBytes: Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
     };
   } catch (error) {
     if (error instanceof WebGpuUnavailableError) throw error;

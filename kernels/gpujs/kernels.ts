@@ -40,10 +40,8 @@ function linearBody(this: IKernelFunctionThis<{ H: number }>, x: Matrix, w: Matr
 
 function gatedUpBody(
   this: IKernelFunctionThis<{ H: number; R: number; act: number; alpha: number; limit: number }>,
-  x: Matrix,
-  rowToken: Row,
+  rowInput: Matrix,
   rowSlot: Row,
-  rowScale: Row,
   w13: Stack,
   b13: Matrix,
 ): number {
@@ -51,13 +49,11 @@ function gatedUpBody(
   if (slot < 0) {
     return 0;
   }
-  const t = rowToken[this.thread.y]!;
-  const scale = rowScale[this.thread.y]!;
   const i = this.thread.x;
   let gate = 0;
   let up = 0;
   for (let h = 0; h < this.constants.H; h++) {
-    const xv = x[t]![h]! * scale;
+    const xv = rowInput[this.thread.y]![h]!;
     gate += xv * w13[slot]![i]![h]!;
     up += xv * w13[slot]![i + this.constants.R]![h]!;
   }
@@ -163,23 +159,23 @@ export class GpujsKernels {
 
   /**
    * `[A, R]`: the activated intermediate act(gate, up) of each row, where gate/up are rows
-   * i and R+i of `w13[slot]` (`[S, 2R, H]`) applied to `x[token] · scale`, plus `b13[slot]`.
+   * i and R+i of `w13[slot]` (`[S, 2R, H]`) applied to that row's input (`[A, H]`), plus
+   * `b13[slot]` (`[S, 2R]`).
    */
   gatedUp(
-    x: Float32Array,
-    tokens: number,
+    rowInput: Float32Array,
     hidden: number,
-    rows: { token: Int32Array; slot: Int32Array; scale: Float32Array },
+    slot: Int32Array,
     w13: Float32Array,
     slots: number,
     r: number,
     b13: Float32Array,
     activation: ActivationConstants,
   ): Promise<Float32Array> {
-    const a = rows.slot.length;
-    const key = `gatedUp:${tokens}:${hidden}:${a}:${slots}:${r}:${activation.act}:${activation.alpha}:${activation.limit}`;
+    const a = slot.length;
+    const key = `gatedUp:${a}:${hidden}:${slots}:${r}:${activation.act}:${activation.alpha}:${activation.limit}`;
     const kernel = this.kernel(key, gatedUpBody, [r, a], { H: hidden, R: r, ...activation }, hidden);
-    const args = [shaped(x, [hidden, tokens]), rows.token, rows.slot, rows.scale, shaped(w13, [hidden, 2 * r, slots]), shaped(b13, [2 * r, slots])];
+    const args = [shaped(rowInput, [hidden, a]), slot, shaped(w13, [hidden, 2 * r, slots]), shaped(b13, [2 * r, slots])];
     return this.run(kernel, 'gatedUp', args, a, r);
   }
 
