@@ -100,9 +100,10 @@ describe.each(fixtures)('golden %s', (fixture) => {
   it('whole w13 and w2 equal an independent derivation from the stored tensors, in both layouts', async () => {
     const type = fixture.replace(/-(f32|bf16)$/, '');
     for (const layout of ['original', 'fused'] as const) {
+      const loaded = await load(dirs[layout], WHOLE);
       for (const layer of [0, 1]) {
-        const w13 = whole.get(`layers.${layer}.experts.w13`)!;
-        const w2 = whole.get(`layers.${layer}.experts.w2`)!;
+        const w13 = loaded.get(`layers.${layer}.experts.w13`)!;
+        const w2 = loaded.get(`layers.${layer}.experts.w2`)!;
         const [E, twoI, H] = w13.shape as [number, number, number];
         const o = await oracle(dirs[layout], type, layer, twoI / 2);
         const wrong: string[] = [];
