@@ -7,7 +7,7 @@
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
-import { decodeFloatTensor, decodeRank, type RankWeights } from '../experts.js';
+import { checkRankSet, matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { route, sigmoid } from '../routing.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
@@ -31,19 +31,6 @@ export interface GpujsForwardResult extends MoeForwardResult {
   ranOn: GpujsMode;
 }
 
-/** A rank's weights in float32, as the kernels read them. */
-interface RankF32 {
-  tpRank: number;
-  epRank: number;
-  ids: Int32Array;
-  rows: number;
-  w13: Float32Array;
-  w2: Float32Array;
-  w13Bias: Float32Array;
-  w2Bias: Float32Array;
-  shared?: { rows: number; w13: Float32Array; w2: Float32Array; gate?: Float32Array };
-}
-
 /** Stacked experts as the kernels take them: `w13` `[S, 2R, H]`, `w2` `[S, H, R]`, biases (zeros where absent). */
 interface Experts {
   slots: number;
@@ -54,56 +41,58 @@ interface Experts {
   b2: Float32Array;
 }
 
-/** float64 → float32 is exact here: every canonical dtype the forward accepts fits in f32. */
-const f32 = (v: Float64Array): Float32Array => Float32Array.from(v);
+/** A rank's weights in float32, as the kernels read them. */
+interface RankF32 {
+  tpRank: number;
+  epRank: number;
+  ids: Int32Array;
+  experts: Experts;
+  shared?: { experts: Experts; gate?: Float32Array };
+}
 
-function toF32(sem: MoeSemantics, r: RankWeights): RankF32 {
-  const ex = r.experts;
-  const slots = ex.ids.length;
-  const rank: RankF32 = {
-    tpRank: r.tpRank,
-    epRank: r.epRank,
-    ids: ex.ids,
-    rows: ex.rows,
-    w13: f32(ex.w13),
-    w2: f32(ex.w2),
-    // Absent biases are zeros: one kernel shape serves models with and without them.
-    w13Bias: ex.w13Bias ? f32(ex.w13Bias) : new Float32Array(slots * 2 * ex.rows),
-    w2Bias: ex.w2Bias ? f32(ex.w2Bias) : new Float32Array(slots * sem.hidden),
-  };
-  if (r.shared) {
-    rank.shared = { rows: r.shared.rows, w13: f32(r.shared.w13), w2: f32(r.shared.w2), ...(r.shared.gate ? { gate: f32(r.shared.gate) } : {}) };
+/** Every matrix of `w` in one float32 array (one copy; other dtypes decoded exactly). */
+function stackedFloats(w: StackedMatrices): Float32Array {
+  const size = w.rows * w.cols;
+  const out = new Float32Array(w.count * size);
+  for (let i = 0; i < w.count; i++) {
+    const b = matrixBytesF32(w, i);
+    const aligned = b.byteOffset % 4 === 0 ? b : b.slice();
+    out.set(new Float32Array(aligned.buffer, aligned.byteOffset, size), i * size);
   }
-  return rank;
+  return out;
+}
+
+/** One rank's tensors of layer `layer`, checked (kernels/fast/canonical.ts) and in float32. */
+function rankF32(sem: MoeSemantics, layer: number, rank: RankTensors): RankF32 {
+  const p = `layers.${layer}.`;
+  const H = sem.hidden;
+  const w = rankWeights(sem, layer, rank);
+  const slots = w.ids.length;
+  const r = w.w13.rows / 2;
+  // Absent biases are zeros: one kernel shape serves models with and without them.
+  const optional = (name: string, shape: number[]) =>
+    rank.tensors.has(`${p}${name}`) ? wholeFloats(rank, `${p}${name}`, shape) : new Float32Array(shape.reduce((a, b) => a * b, 1));
+  const out: RankF32 = {
+    tpRank: rank.req.tpRank,
+    epRank: rank.req.epRank,
+    ids: w.ids,
+    experts: {
+      slots, rows: r, w13: stackedFloats(w.w13), w2: stackedFloats(w.w2),
+      b13: optional('experts.w13_bias', [slots, 2 * r]), b2: optional('experts.w2_bias', [slots, H]),
+    },
+  };
+  // Every EP rank holds the same shared expert; only EP rank 0's is counted.
+  if (w.shared && rank.req.epRank === 0) {
+    const rs = w.shared.w13.rows / 2;
+    const experts: Experts = { slots: 1, rows: rs, w13: stackedFloats(w.shared.w13), w2: stackedFloats(w.shared.w2), b13: new Float32Array(2 * rs), b2: new Float32Array(H) };
+    out.shared = { experts, ...(sem.sharedGate ? { gate: wholeFloats(rank, `${p}shared.gate`, [1, H]) } : {}) };
+  }
+  return out;
 }
 
 function activationConstants(sem: MoeSemantics): ActivationConstants {
   const a = sem.activation;
   return a.kind === 'gpt_oss_clamped' ? { act: 1, alpha: a.alpha, limit: a.limit } : SILU_GATED;
-}
-
-/**
- * The ranks must be one whole TP × EP set: a missing rank would turn into a partial sum
- * that looks like an output.
- * TODO(kernels-reference): kernels/moe.ts has the same check as a private function; use
- * it once exported.
- */
-function checkRankSet(sem: MoeSemantics, layer: number, ranks: RankTensors[]): void {
-  const first = ranks[0];
-  if (first === undefined) throw new KernelInputError('a forward needs at least one rank', { layer, expected: '≥ 1 rank', found: 0 });
-  const { tpSize, epSize } = first.req;
-  const seen = new Set<string>();
-  for (const { req } of ranks) {
-    const key = `${req.tpRank}/${req.epRank}`;
-    const inRange = req.tpRank >= 0 && req.tpRank < tpSize && req.epRank >= 0 && req.epRank < epSize;
-    if (req.tpSize !== tpSize || req.epSize !== epSize || !inRange || seen.has(key)) {
-      throw new KernelInputError('ranks are not one TP × EP set', { layer, expected: `TP ${tpSize} × EP ${epSize}`, found: key });
-    }
-    seen.add(key);
-  }
-  if (seen.size !== tpSize * epSize || sem.intermediate % tpSize !== 0) {
-    throw new KernelInputError('ranks missing or TP size not dividing I', { layer, expected: tpSize * epSize, found: seen.size });
-  }
 }
 
 class GpujsMoeBackend implements GpujsBackend {
@@ -130,14 +119,14 @@ class GpujsMoeBackend implements GpujsBackend {
     }
     checkRankSet(sem, layer, ranks);
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0), ranOn: this.mode };
-    const decoded = ranks.map((r) => toF32(sem, decodeRank(sem, layer, r)));
+    const decoded = ranks.map((r) => rankF32(sem, layer, r));
 
     // The router and the selection-only bias are whole on every rank: rank 0's are used.
     const r0 = ranks[0]!;
     const p = `layers.${layer}.`;
-    const routerWeight = f32(decodeFloatTensor(r0, `${p}router.weight`, [E, H]));
-    const routerBias = r0.tensors.has(`${p}router.bias`) ? f32(decodeFloatTensor(r0, `${p}router.bias`, [E])) : new Float32Array(E);
-    const correction = r0.tensors.has(`${p}router.correction_bias`) ? decodeFloatTensor(r0, `${p}router.correction_bias`, [E]) : undefined;
+    const routerWeight = wholeFloats(r0, `${p}router.weight`, [E, H]);
+    const routerBias = r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : new Float32Array(E);
+    const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
 
     const logits = await this.kernels.linear(x, tokens, H, routerWeight, E, routerBias);
     const routing = route(sem, logits, tokens, correction);
@@ -162,10 +151,9 @@ class GpujsMoeBackend implements GpujsBackend {
     for (const rank of decoded) {
       const slotOf = new Map<number, number>(Array.from(rank.ids, (id, slot) => [id, slot]));
       const rowSlot = Int32Array.from(routing.selected, (id) => slotOf.get(id) ?? -1);
-      const experts: Experts = { slots: rank.ids.length, rows: rank.rows, w13: rank.w13, w2: rank.w2, b13: rank.w13Bias, b2: rank.w2Bias };
       // The down bias belongs to the whole output: only TP rank 0 adds it.
-      await this.expertsPartial(sem, experts, activationConstants(sem), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
-      if (rank.epRank === 0 && rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
+      await this.expertsPartial(sem, rank.experts, activationConstants(sem), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
+      if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
     }
     return { output, routerLogits: logits, selected: routing.selected, ranOn: this.mode };
   }
@@ -204,14 +192,12 @@ class GpujsMoeBackend implements GpujsBackend {
     sem: MoeSemantics, shared: NonNullable<RankF32['shared']>, x: Float32Array, tokens: number,
     layer: number, accumulate: (part: Float32Array) => void,
   ): Promise<void> {
-    const H = sem.hidden;
     let gate = new Float32Array(tokens).fill(1);
     if (shared.gate) {
-      const z = await this.kernels.linear(x, tokens, H, shared.gate, 1, new Float32Array(1));
+      const z = await this.kernels.linear(x, tokens, sem.hidden, shared.gate, 1, new Float32Array(1));
       gate = z.map(sigmoid);
     }
-    const experts: Experts = { slots: 1, rows: shared.rows, w13: shared.w13, w2: shared.w2, b13: new Float32Array(2 * shared.rows), b2: new Float32Array(H) };
-    await this.expertsPartial(sem, experts, SILU_GATED, x, new Int32Array(tokens), gate, 1, 0, layer, accumulate);
+    await this.expertsPartial(sem, shared.experts, SILU_GATED, x, new Int32Array(tokens), gate, 1, 0, layer, accumulate);
   }
 
   async dispose(): Promise<void> {
