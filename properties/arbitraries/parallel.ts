@@ -8,17 +8,19 @@ import type { BadRequest, ModelSpec, ParallelSpec } from '../spec.js';
 export const placementArb: fc.Arbitrary<EpPlacement> = fc.constantFrom('linear', 'round_robin');
 
 export interface ParallelLimits {
-  maxTp?: number;
-  maxEp?: number;
+  /** TP sizes to try (default 1..4); those that do not divide I become invalid-request cases. */
+  tpSizes?: readonly number[];
+  /** EP sizes to try (default 1..4); those past E become invalid-request cases. */
+  epSizes?: readonly number[];
 }
 
-const divisorsUpTo = (n: number, max: number) => Array.from({ length: Math.min(n, max) }, (_, i) => i + 1).filter((d) => n % d === 0);
+const DEFAULT_SIZES = [1, 2, 3, 4];
 
-/** A setting every conforming loader must serve, over all its ranks. */
+/** A setting every conforming loader must serve, over all its ranks (TP 1 / EP 1 when no listed size fits). */
 export function validParallelArb(m: ModelSpec, limits: ParallelLimits = {}): fc.Arbitrary<ParallelSpec> {
-  const tps = divisorsUpTo(m.sharedIntermediate === 0 ? m.intermediate : gcd(m.intermediate, m.sharedIntermediate), limits.maxTp ?? 4);
-  const maxEp = Math.min(m.experts, limits.maxEp ?? 4);
-  const eps = Array.from({ length: maxEp }, (_, i) => i + 1);
+  const both = m.sharedIntermediate === 0 ? m.intermediate : gcd(m.intermediate, m.sharedIntermediate);
+  const tps = orOne((limits.tpSizes ?? DEFAULT_SIZES).filter((t) => t >= 1 && both % t === 0));
+  const eps = orOne((limits.epSizes ?? DEFAULT_SIZES).filter((p) => p >= 1 && p <= m.experts));
   const remainder = eps.filter((p) => m.experts % p !== 0);
   const epArb = remainder.length ? fc.oneof(fc.constantFrom(...eps), fc.constantFrom(...remainder)) : fc.constantFrom(...eps);
   return fc.record({ tp: fc.constantFrom(...tps), ep: epArb, placement: placementArb });
@@ -36,6 +38,10 @@ export function badRequestArb(m: ModelSpec): fc.Arbitrary<{ parallel: ParallelSp
     options.push(fc.record({ tp: fc.constantFrom(...nonDividing), placement: placementArb }).map(({ tp, placement }) => ({ parallel: { tp, ep: 1, placement }, bad: 'tp-not-dividing' as const })));
   }
   return fc.oneof(...options);
+}
+
+function orOne(sizes: number[]): number[] {
+  return sizes.length ? sizes : [1];
 }
 
 function gcd(a: number, b: number): number {

@@ -18,7 +18,7 @@ export function htmlReport(results: readonly CaseResult[], title = 'moe-conforma
     .map((r) => {
       const cls = r.counts.fail + r.counts['unexpected-pass'] > 0 ? 'bad' : 'ok';
       const cells = COLUMNS.map((k) => `<td class="n">${r.counts[k] || ''}</td>`).join('');
-      return `<tr class="${cls}"><td>${esc(r.model)}</td><td>${esc(r.layout)}</td><td>${esc(r.dtype)}</td><td>${esc(r.parallel)}</td>${cells}</tr>`;
+      return `<tr class="${cls}"><td>${esc(r.check)}</td><td>${esc(r.model)}</td><td>${esc(r.layout)}</td><td>${esc(r.dtype)}</td><td>${esc(r.parallel)}</td>${cells}</tr>`;
     })
     .join('\n');
   const failures = failing.map(failureSection).join('\n');
@@ -32,7 +32,7 @@ pre{background:#f6f6f6;padding:8px;white-space:pre-wrap}section{margin:2em 0}
 </style></head><body>
 <h1>${esc(title)}</h1>
 <p id="totals">${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
-<table id="summary"><thead><tr><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
+<table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}
 </tbody></table>

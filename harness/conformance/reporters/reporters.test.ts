@@ -25,14 +25,16 @@ describe('terminal report', () => {
   it('shows the table, each failure with tensor, expected/found and replay, and the verdict', () => {
     const text = terminalReport(results);
     const lines = text.split('\n');
-    expect(lines[0]).toMatch(/^model\s+layout\s+dtype\s+parallel\s+pass\s+warn\s+fail\s+skip\s+xfail\s+unexpected-pass$/);
-    expect(text).toMatch(/mixtral\s+fused\s+bf16\s+tp=2 ep=1\s+1\s+1\s+\.\s+\./);
+    expect(lines[0]).toMatch(/^check\s+model\s+layout\s+dtype\s+parallel\s+pass\s+warn\s+fail\s+skip\s+xfail\s+unexpected-pass$/);
+    expect(text).toMatch(/load\s+mixtral\s+fused\s+bf16\s+tp=2 ep=1\s+1\s+1\s+\.\s+\./);
     expect(text).toMatch(/dbrx\s+original\s+f32\s+tp=1 ep=3 round_robin\s+\.\s+\.\s+1/);
     expect(text).toContain('FAIL moe:load:model=dbrx;layout=original;dtype=f32;tp=1;ep=3;placement=round_robin');
     expect(text).toContain('  tensor:   layers.0.experts.w13\n  expected: 0x3f80\n  found:    0x0000\n  replay:   moe-conformance check --case X --seed 7');
     expect(text).toContain('UNEXPECTED PASS moe:refuse:model=olmoe;broken=truncated');
     expect(text.trimEnd().split('\n').at(-1)).toBe('6 cases: 1 passed, 1 warned, 1 failed, 1 skipped, 1 expected failures, 1 unexpected passes — FAILED');
     expect(terminalReport(results.slice(0, 2))).toMatch(/— OK\n$/);
+    const golden: CaseResult = { id: 'moe:golden:fixture=qwen3_moe-bf16;layout=fused;tp=2;ep=3;placement=round_robin', status: 'pass', durationMs: 1, replay: '' };
+    expect(terminalReport([golden])).toMatch(/golden\s+qwen3_moe\s+fused\s+bf16\s+tp=2 ep=3 round_robin\s+1/);
   });
 });
 
@@ -80,6 +82,7 @@ describe('HTML report', () => {
   it('holds the table, the failures and escaped text, with no external resources', () => {
     const html = htmlReport(results);
     expect(html.match(/<tr class="(ok|bad)">/g)).toHaveLength(4);
+    expect(html).toContain('<td>refuse</td><td>dbrx</td><td>-</td><td>-</td><td>-</td>');
     expect(html).toContain('bytes differ &lt;&amp;&gt;');
     expect(html).not.toMatch(/<script|src=|href=/);
     expect(html.match(/<svg class="heatmap"/g)).toHaveLength(1);

@@ -5,6 +5,8 @@ import { param, parseCaseId, type CaseId } from '../case-id.js';
 import { countStatuses, type CaseResult, type StatusCounts } from '../results.js';
 
 export interface SummaryRow {
+  /** The case's test (load, layout, refuse, request, golden, ...). */
+  check: string;
   model: string;
   layout: string;
   dtype: string;
@@ -28,10 +30,13 @@ export function summaryRows(results: readonly CaseResult[]): SummaryRow[] {
   const groups = new Map<string, { key: Omit<SummaryRow, 'counts'>; results: CaseResult[] }>();
   for (const r of results) {
     const id = parseCaseId(r.id);
+    // Golden fixtures are named `<model_type>-<dtype>`.
+    const fixture = /^(.+)-([a-z0-9]+)$/.exec(param(id, 'fixture') ?? '');
     const key = {
-      model: param(id, 'model') ?? `${id.suite}:${id.test}`,
+      check: id.test,
+      model: param(id, 'model') ?? fixture?.[1] ?? '-',
       layout: param(id, 'layout') ?? '-',
-      dtype: param(id, 'dtype') ?? '-',
+      dtype: param(id, 'dtype') ?? fixture?.[2] ?? '-',
       parallel: parallelSetting(id),
     };
     const k = JSON.stringify(key);
@@ -41,7 +46,7 @@ export function summaryRows(results: readonly CaseResult[]): SummaryRow[] {
   }
   return [...groups.values()]
     .map((g) => ({ ...g.key, counts: countStatuses(g.results) }))
-    .sort((a, b) => cmp(a.model, b.model) || cmp(a.layout, b.layout) || cmp(a.dtype, b.dtype) || cmp(a.parallel, b.parallel));
+    .sort((a, b) => cmp(a.check, b.check) || cmp(a.model, b.model) || cmp(a.layout, b.layout) || cmp(a.dtype, b.dtype) || cmp(a.parallel, b.parallel));
 }
 
 function cmp(a: string, b: string): number {

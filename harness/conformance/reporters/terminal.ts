@@ -6,9 +6,9 @@ import { summaryRows } from './table.js';
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 
 export function terminalReport(results: readonly CaseResult[]): string {
-  const header = ['model', 'layout', 'dtype', 'parallel', ...COLUMNS];
-  const body = summaryRows(results).map((r) => [r.model, r.layout, r.dtype, r.parallel, ...COLUMNS.map((c) => (r.counts[c] ? String(r.counts[c]) : '.'))]);
-  const out = [table(header, body, 4)];
+  const header = ['check', 'model', 'layout', 'dtype', 'parallel', ...COLUMNS];
+  const body = summaryRows(results).map((r) => [r.check, r.model, r.layout, r.dtype, r.parallel, ...COLUMNS.map((c) => (r.counts[c] ? String(r.counts[c]) : '.'))]);
+  const out = [table(header, body, 5)];
 
   const failing = results.filter((r) => isFailing(r.status));
   for (const r of failing) {

@@ -1,0 +1,181 @@
+// moe-conformance check: the conformance suite against a loader command (spec §2). It
+// generates checkpoints into a temporary folder, calls the command once per rank, checks
+// everything spec §3 asks, and reports. Exit 0 only if every case passed.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { intOption, listOption, parse, UsageError } from '../args.js';
+import { commandLoader } from '../../conformance/command-loader.js';
+import { Expectations } from '../../conformance/expectations.js';
+import { createProgress } from '../../conformance/progress.js';
+import { htmlReport } from '../../conformance/reporters/html.js';
+import { jsonReport, mergeResults, readResults } from '../../conformance/reporters/json.js';
+import { junitReport } from '../../conformance/reporters/junit.js';
+import { terminalReport } from '../../conformance/reporters/terminal.js';
+import { isFailing, type CaseResult } from '../../conformance/results.js';
+import { parseShard, runCases, type ConformanceCase } from '../../conformance/runner.js';
+import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
+import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
+import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
+import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
+
+const USAGE = `usage: moe-conformance check --loader "CMD ARGS" [options]
+       moe-conformance check --merge A.json B.json ... [--report FORMAT FILE ...]
+
+Runs the conformance suite against a loader command. The harness appends
+--checkpoint DIR --out FILE --tp-size T --tp-rank r --ep-size P --ep-rank q --ep-placement X
+(spec §2). "moe-conformance ..." names this package's own CLI.
+
+options:
+  --cases N               generated cases (default 100)
+  --seed S                seed of the case sampler (default $FC_SEED or 42)
+  --model-types A,B       model types (default all 20)
+  --layouts original,fused
+  --dtypes f32,f16,bf16
+  --tp 1,2,4              TP sizes to try (default 1,2,3,4)
+  --ep 1,2,3              EP sizes to try (default 1,2,3,4)
+  --timeout SECONDS       per loader call (default 60)
+  --jobs N                cases at once (default 2)
+  --golden DIR ...        golden fixture folders, or folders holding them
+  --report FORMAT FILE    junit | json | html; repeatable
+  --keep-failures DIR     keep each failing case's checkpoint and loader outputs
+  --expectations FILE     lines "ID-or-pattern fail|skip # reason"
+  --shard i/n             run the i-th of n disjoint parts
+  --case ID               replay one case (repeatable); no sampling
+  --merge FILE ...        merge JSON results of --shard runs instead of running`;
+
+const FORMATS = ['junit', 'json', 'html'] as const;
+type Format = (typeof FORMATS)[number];
+
+/** `--report FORMAT FILE` and the multi-value `--golden`/`--merge` take several words; parseArgs takes one. */
+function extractMultiWord(argv: string[]): { rest: string[]; reports: Array<[Format, string]>; golden: string[]; merge: string[] } {
+  const rest: string[] = [];
+  const reports: Array<[Format, string]> = [];
+  const golden: string[] = [];
+  const merge: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--report') {
+      const format = argv[i + 1];
+      const file = argv[i + 2];
+      if (!format || !file || !(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--report takes FORMAT FILE with FORMAT one of ${FORMATS.join(', ')}`);
+      reports.push([format as Format, file]);
+      i += 2;
+    } else if (a === '--golden' || a === '--merge') {
+      const into = a === '--golden' ? golden : merge;
+      let j = i + 1;
+      while (j < argv.length && !argv[j]!.startsWith('--')) into.push(argv[j++]!);
+      if (j === i + 1) throw new UsageError(`${a} takes at least one path`);
+      i = j - 1;
+    } else rest.push(a);
+  }
+  return { rest, reports, golden, merge };
+}
+
+function sizes(value: string | undefined, name: string): number[] | undefined {
+  if (value === undefined) return undefined;
+  return listOption(value, []).map((v) => intOption(v, name, 0)).filter((n) => n >= 1);
+}
+
+function oneOfList<T extends string>(value: string | undefined, allowed: readonly T[], name: string): T[] | undefined {
+  if (value === undefined) return undefined;
+  const items = listOption(value, []);
+  for (const it of items) if (!(allowed as readonly string[]).includes(it)) throw new UsageError(`--${name}: unknown ${JSON.stringify(it)} (one of ${allowed.join(', ')})`);
+  return items as T[];
+}
+
+/** Single-quotes a word for a POSIX shell when it needs it. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=,+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export async function writeReports(results: readonly CaseResult[], reports: ReadonlyArray<[Format, string]>): Promise<void> {
+  for (const [format, file] of reports) {
+    const text = format === 'junit' ? junitReport(results) : format === 'json' ? jsonReport(results) : htmlReport(results);
+    await writeFile(file, text);
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { rest, reports, golden, merge } = extractMultiWord(argv);
+  const { values } = parse(rest, {
+    loader: { type: 'string' },
+    cases: { type: 'string' },
+    seed: { type: 'string' },
+    'model-types': { type: 'string' },
+    layouts: { type: 'string' },
+    dtypes: { type: 'string' },
+    tp: { type: 'string' },
+    ep: { type: 'string' },
+    timeout: { type: 'string' },
+    jobs: { type: 'string' },
+    'keep-failures': { type: 'string' },
+    expectations: { type: 'string' },
+    shard: { type: 'string' },
+    case: { type: 'string', multiple: true },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (merge.length) {
+    const sets = await Promise.all(merge.map(async (file) => ({ file, results: await readResults(file) })));
+    const results = mergeResults(sets);
+    await writeReports(results, reports);
+    process.stdout.write(terminalReport(results));
+    return results.some((r) => isFailing(r.status)) ? 1 : 0;
+  }
+  if (values.loader === undefined) throw new UsageError('--loader "CMD ARGS" is required (or --merge)');
+  const loaderCommand = values.loader;
+  const timeoutMs = 1000 * intOption(values.timeout, 'timeout', 60);
+  if (timeoutMs === 0) throw new UsageError('--timeout must be at least 1 second');
+  const seed = intOption(values.seed, 'seed', Number(process.env.FC_SEED ?? 42));
+  const modelTypes = oneOfList(values['model-types'], ALL_MODEL_TYPES, 'model-types');
+  const layouts = oneOfList<Layout>(values.layouts, LAYOUTS, 'layouts');
+  const dtypes = oneOfList<DtypeName>(values.dtypes, DTYPE_NAMES, 'dtypes');
+  const expectations = values.expectations ? await Expectations.read(values.expectations) : undefined;
+  const shard = values.shard ? parseShard(values.shard) : undefined;
+  const keepFailures = values['keep-failures'] ? resolve(values['keep-failures']) : undefined;
+
+  const loader = commandLoader(loaderCommand, { timeoutMs });
+  const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
+  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}`;
+  try {
+    const ctx = { workDir, ...(keepFailures && { keepFailures }) };
+    let cases: ConformanceCase[];
+    if (values.case?.length) {
+      const specs: CaseSpec[] = [];
+      cases = [];
+      for (const id of values.case) {
+        const g = parseGoldenCaseId(id, golden);
+        if (g) cases.push(...(await goldenCases([], { loader }, replay, g)));
+        else specs.push(parseSpec(id));
+      }
+      cases.push(...generatedCases(specs, { loader }, ctx, replay));
+    } else {
+      const specs = sampleSpecs(intOption(values.cases, 'cases', 100), seed, {
+        ...(modelTypes && { modelTypes }),
+        ...(layouts && { layouts }),
+        ...(dtypes && { dtypes }),
+        ...(values.tp !== undefined && { tpSizes: sizes(values.tp, 'tp') }),
+        ...(values.ep !== undefined && { epSizes: sizes(values.ep, 'ep') }),
+      });
+      cases = [...(await goldenCases(golden, { loader }, replay)), ...generatedCases(specs, { loader }, ctx, replay)];
+    }
+    const results = await runCases(cases, {
+      jobs: intOption(values.jobs, 'jobs', 2),
+      // A case calls the loader once per rank and a few times more: bound the whole case too.
+      timeoutMs: timeoutMs * 40,
+      ...(expectations && { expectations }),
+      ...(shard && { shard }),
+      progress: createProgress(process.stderr),
+    });
+    await writeReports(results, reports);
+    process.stdout.write(terminalReport(results));
+    for (const line of expectations?.unused() ?? []) process.stderr.write(`warning: ${line}\n`);
+    return results.some((r) => isFailing(r.status)) ? 1 : 0;
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
