@@ -1,0 +1,74 @@
+// The hand-written WGSL forward against the float64 reference, on the real WebGPU adapter
+// of this machine (Mesa llvmpipe here, NVIDIA on the GPU machine): every output element
+// within the reference's strict float32 bound, the same experts selected. Sizes are tiny
+// (llvmpipe is a CPU) but cross the 64 × 64 tile and 16-deep slab edges. A missing adapter
+// FAILS this file unless MOE_SKIP_WEBGPU=1 is set explicitly.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WgslWebGpuBackend } from './backend.js';
+import { referenceForward, ForwardInputError } from '../moe.js';
+import { allRanks, randomInput, randomLayer, type LayerOptions } from '../test/synthetic.js';
+
+const skip = process.env.MOE_SKIP_WEBGPU === '1';
+let backend: WgslWebGpuBackend;
+beforeAll(async () => {
+  if (!skip) backend = await WgslWebGpuBackend.create();
+});
+afterAll(async () => {
+  await backend?.dispose();
+});
+
+async function expectMatchesReference(seed: number, o: LayerOptions, tokens: number, tp: number, ep: number, b = backend) {
+  const layer = randomLayer(seed, o);
+  const ranks = allRanks(layer, tp, ep);
+  const x = randomInput(seed + 1, tokens, o.hidden);
+  const ref = referenceForward(layer.sem, 3, ranks, x, tokens, { bound: true });
+  const got = await b.forward(layer.sem, 3, ranks, x, tokens);
+  expect(got.selected).toEqual(ref.selected);
+  for (let i = 0; i < ref.output.length; i++) {
+    const err = Math.abs(got.output[i]! - ref.output[i]!);
+    if (!(err <= ref.bounds!.strict[i]!)) {
+      throw new Error(`element ${i}: wgsl ${got.output[i]} vs reference ${ref.output[i]}, error ${err} > bound ${ref.bounds!.strict[i]}`);
+    }
+  }
+  return got;
+}
+
+describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
+  it('runs on a real adapter', () => {
+    console.log('wgsl-webgpu adapter:', backend.adapter);
+    expect(backend.adapter.device).not.toBe('');
+  });
+
+  it('mixtral routing across tile edges (70 tokens, H 67, I 40), TP 2 × EP 2', async () => {
+    await expectMatchesReference(21, { experts: 4, topK: 2, hidden: 67, intermediate: 40 }, 70, 2, 2);
+  });
+
+  it('gpt_oss clamped activation with biases; deepseek_v3 routing with a shared expert', async () => {
+    await expectMatchesReference(22, {
+      experts: 6, topK: 2, hidden: 20, intermediate: 14, biases: true, routerBias: true,
+      routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.3 },
+    }, 9, 2, 1);
+    await expectMatchesReference(23, {
+      experts: 8, topK: 2, hidden: 18, intermediate: 10, sharedIntermediate: 12, sharedGate: true, correction: true,
+      routing: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+    }, 7, 1, 3);
+  });
+
+  it('llama4 input scaling; an EP rank without experts; resident weights give the same bits twice', async () => {
+    await expectMatchesReference(24, { experts: 4, topK: 1, hidden: 15, intermediate: 9, sharedIntermediate: 9, routing: { kind: 'topk_sigmoid_input' } }, 6, 1, 1);
+    await expectMatchesReference(25, { experts: 2, topK: 1, hidden: 12, intermediate: 4 }, 3, 1, 3);
+    const resident = await WgslWebGpuBackend.create({ residentWeights: true });
+    try {
+      const first = await expectMatchesReference(26, { experts: 3, topK: 2, hidden: 16, intermediate: 8 }, 5, 1, 1, resident);
+      const second = await expectMatchesReference(26, { experts: 3, topK: 2, hidden: 16, intermediate: 8 }, 5, 1, 1, resident);
+      expect(second.output).toEqual(first.output);
+    } finally {
+      await resident.dispose();
+    }
+  });
+
+  it('refuses a malformed input with a typed error', async () => {
+    const layer = randomLayer(27, { experts: 3, topK: 2, hidden: 8, intermediate: 4 });
+    await expect(backend.forward(layer.sem, 3, allRanks(layer, 1, 1), new Float32Array(5), 1)).rejects.toBeInstanceOf(ForwardInputError);
+  });
+});
