@@ -4,6 +4,7 @@ import { parse, UsageError } from '../args.js';
 import { MoeConformanceError } from '../../errors.js';
 import { CheckpointDir } from '../../checkpoint/directory.js';
 import { detect } from '../../layouts/detect.js';
+import { relative } from 'node:path';
 
 const USAGE = 'usage: moe-conformance inspect DIR';
 
@@ -34,7 +35,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const layer of found.layers) {
       const family = layer.layoutsIdentical ? `${layer.layout} (this model's original and fused layouts are the same)` : layer.layout;
       out.push(`layer ${layer.layer}: ${family}, ${layer.tensors.length} tensors`);
-      for (const t of layer.tensors) out.push(`  ${t}  ${dir.info(t).dtype} [${dir.info(t).shape.join(', ')}]  ${dir.info(t).file}`);
+      for (const t of layer.tensors) out.push(`  ${t}  ${dir.info(t).dtype} [${dir.info(t).shape.join(', ')}]  ${relative(dirPath, dir.info(t).file)}`);
     }
     process.stdout.write(out.join('\n') + '\n');
     return 0;
