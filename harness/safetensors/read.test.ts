@@ -179,24 +179,27 @@ async function* safetensorsUnder(dir: string): AsyncGenerator<string> {
 
 describe('golden fixtures (written by the Rust/Python safetensors)', () => {
   it('every file validates, from memory and from disk, and re-serializes byte for byte', async () => {
+    const problems: string[] = [];
     let count = 0;
     for await (const path of safetensorsUnder(GOLDEN)) {
       const bytes = new Uint8Array(await readFile(path));
       const parsed = parseSafetensors(bytes, path);
       // Checkpoint shards carry {"format":"pt"}; golden.safetensors was saved without metadata.
-      expect(parsed.metadata).toEqual(path.endsWith('golden.safetensors') ? undefined : new Map([['format', 'pt']]));
+      const meta = JSON.stringify(parsed.metadata && [...parsed.metadata]);
+      if (meta !== (path.endsWith('golden.safetensors') ? undefined : '[["format","pt"]]')) problems.push(`${path}: metadata ${meta}`);
       const again = serializeSafetensors([...parsed.tensors.keys()].map((k) => [k, parsed.tensor(k)]), parsed.metadata);
-      expect(Buffer.compare(Buffer.from(again), Buffer.from(bytes)), path).toBe(0);
+      if (!Buffer.from(again).equals(Buffer.from(bytes))) problems.push(`${path}: re-serialized bytes differ`);
       const f = await SafetensorsFile.open(path);
       try {
-        expect([...f.tensors.values()]).toEqual([...parsed.tensors.values()]);
+        if (JSON.stringify([...f.tensors]) !== JSON.stringify([...parsed.tensors])) problems.push(`${path}: disk header differs`);
         const last = [...f.tensors.keys()].pop()!;
-        expect(Buffer.from(await f.readTensor(last).then((x) => x.bytes))).toEqual(Buffer.from(parsed.tensor(last).bytes));
+        if (!Buffer.from((await f.readTensor(last)).bytes).equals(Buffer.from(parsed.tensor(last).bytes))) problems.push(`${path}: ${last} bytes differ`);
       } finally {
         await f.close();
       }
       count++;
     }
+    expect(problems).toEqual([]);
     expect(count).toBeGreaterThanOrEqual(24);
   });
 });
@@ -308,7 +311,7 @@ describe('random inputs', () => {
           outcome(bytes);
         },
       ),
-      { seed, numRuns: 3000 },
+      { seed, numRuns: 2000 },
     );
   });
 
@@ -326,7 +329,7 @@ describe('random inputs', () => {
       fc.property(header, fc.nat(64), (h, data) => {
         outcome(file(h, data));
       }),
-      { seed, numRuns: 2000 },
+      { seed, numRuns: 1000 },
     );
   });
 
@@ -335,7 +338,7 @@ describe('random inputs', () => {
       fc.property(fc.oneof(fc.json(), fc.string({ unit: fc.constantFrom(...'{}[]":,0123-.e\\u ntrfals'.split('')), maxLength: 60 })), (h) => {
         outcome(file(h));
       }),
-      { seed, numRuns: 2000 },
+      { seed, numRuns: 1000 },
     );
   });
 });

@@ -141,7 +141,7 @@ export async function writeSafetensors(
   try {
     await writeAll(handle, header);
     for (const name of order) await writeSource(handle, path, name, byName.get(name)!);
-    await handle.sync();
+    // No fsync, like the reference (tempfile + persist): the rename is what readers rely on.
     await handle.close();
     await rename(temp, path);
     ok = true;
