@@ -1,0 +1,117 @@
+// The registry's reading of config.json: MoE layer selection per model type, sizes, and
+// the routing semantics (parameters and defaults) of docs/layouts.md §2.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ModelConfig } from '../checkpoint/config.js';
+import { ConfigError } from '../checkpoint/errors.js';
+import { UnknownModelType } from './errors.js';
+import { entryFor, MODEL_TYPES, semanticsOf } from './registry.js';
+import type { Routing } from './semantics.js';
+
+const GOLDEN = join(import.meta.dirname, '../../golden/hf');
+const fixtures = readdirSync(GOLDEN, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
+const goldenConfig = (fixture: string) => new ModelConfig(JSON.parse(readFileSync(join(GOLDEN, fixture, 'original', 'config.json'), 'utf8')));
+
+// Read by hand from each fixture's config.json and docs/layouts.md §2.
+const ROUTING: Record<string, Routing> = {
+  mixtral: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  minimax: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  hunyuan_v1_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen2_moe: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  qwen3_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen3_next: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  olmoe: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  flex_olmo: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  jamba: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  deepseek_v2: { kind: 'softmax_group_limited', groups: 2, topkGroups: 1, scaling: 1.5 },
+  deepseek_v3: { kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: true, scaling: 2.5 },
+  glm4_moe: { kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  dots1: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2 },
+  ernie4_5_moe: { kind: 'softmax_bias_normmin', normMin: 0.5 },
+  lfm2_moe: { kind: 'sigmoid_bias', renormalize: true, scaling: 1 },
+  gpt_oss: { kind: 'topk_softmax' },
+  granitemoe: { kind: 'topk_softmax' },
+  llama4_text: { kind: 'topk_sigmoid_input' },
+  dbrx: { kind: 'softmax_topk_pnorm', p: 1 },
+  phimoe: { kind: 'sparsemixer', jitterEps: 0.01 },
+};
+
+// The bf16 fixtures of these types were made with other routing options.
+const ROUTING_BF16: Record<string, Routing> = {
+  deepseek_v2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
+  dots1: { kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: false, scaling: 2 },
+  ernie4_5_moe: { kind: 'softmax_bias_normmin', normMin: 1e-12 },
+  flex_olmo: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen3_next: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+};
+
+describe('semantics of the golden fixtures', () => {
+  it('covers the 20 model types', () => {
+    expect([...MODEL_TYPES].sort()).toEqual(Object.keys(ROUTING).sort());
+  });
+  it.each(fixtures)('%s: routing, sizes and MoE layers', (fixture) => {
+    const golden = JSON.parse(readFileSync(join(GOLDEN, fixture, 'golden.json'), 'utf8')) as { model_type: string; moe_layers: Record<string, string> };
+    const s = semanticsOf(goldenConfig(fixture));
+    expect(s.modelType).toBe(golden.model_type);
+    expect(s.routing).toEqual((fixture.endsWith('bf16') ? ROUTING_BF16[golden.model_type] : undefined) ?? ROUTING[golden.model_type]);
+    expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
+    expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual({ E: 8, H: 48, I: 20 });
+    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : 2);
+    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next'].includes(golden.model_type));
+    expect(s.activation).toEqual(golden.model_type === 'gpt_oss' ? { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } : { kind: 'silu_gated' });
+  });
+});
+
+const config = (raw: Record<string, unknown>) => new ModelConfig(raw);
+const base = { hidden_size: 8, num_experts_per_tok: 2 };
+
+describe('MoE layer selection', () => {
+  const cases: Array<[string, Record<string, unknown>, number[]]> = [
+    ['qwen2_moe: every 2nd layer, minus mlp_only_layers', { model_type: 'qwen2_moe', ...base, num_hidden_layers: 6, num_experts: 4, moe_intermediate_size: 4, shared_expert_intermediate_size: 4, decoder_sparse_step: 2, mlp_only_layers: [3] }, [1, 5]],
+    ['deepseek_v3: dense before first_k_dense_replace', { model_type: 'deepseek_v3', ...base, num_hidden_layers: 5, n_routed_experts: 4, moe_intermediate_size: 4, first_k_dense_replace: 2 }, [2, 3, 4]],
+    ['jamba: period and offset', { model_type: 'jamba', ...base, num_hidden_layers: 6, num_experts: 4, intermediate_size: 4, expert_layer_period: 2, expert_layer_offset: 1 }, [1, 3, 5]],
+    ['llama4_text: interleave step', { model_type: 'llama4_text', ...base, num_hidden_layers: 6, num_local_experts: 4, intermediate_size: 4, interleave_moe_layer_step: 2 }, [1, 3, 5]],
+    ['llama4_text: explicit moe_layers', { model_type: 'llama4_text', ...base, num_hidden_layers: 6, num_local_experts: 4, intermediate_size: 4, moe_layers: [4, 0] }, [0, 4]],
+    ['ernie4_5_moe: start index and interval', { model_type: 'ernie4_5_moe', hidden_size: 8, num_hidden_layers: 6, moe_num_experts: 4, moe_intermediate_size: 4, moe_k: 2, moe_layer_start_index: 1, moe_layer_interval: 2 }, [1, 3, 5]],
+    ['lfm2_moe: num_dense_layers (default 2)', { model_type: 'lfm2_moe', ...base, num_hidden_layers: 4, num_experts: 4, moe_intermediate_size: 4 }, [2, 3]],
+    ['dbrx: every block', { model_type: 'dbrx', d_model: 8, n_layers: 3, ffn_config: { moe_num_experts: 4, ffn_hidden_size: 4, moe_top_k: 1 } }, [0, 1, 2]],
+  ];
+  it.each(cases)('%s', (_why, raw, layers) => {
+    expect(semanticsOf(config(raw)).moeLayers).toEqual(layers);
+  });
+});
+
+describe('defaults when a config field is absent', () => {
+  it('deepseek_v3 takes n_group 8, topk_group 4, norm_topk_prob true, scaling 2.5', () => {
+    const s = semanticsOf(config({ model_type: 'deepseek_v3', ...base, num_hidden_layers: 4, n_routed_experts: 16, moe_intermediate_size: 4 }));
+    expect(s.routing).toEqual({ kind: 'sigmoid_group_limited_bias', groups: 8, topkGroups: 4, renormalize: true, scaling: 2.5 });
+    expect(s.moeLayers).toEqual([3]);
+    expect(s.sharedIntermediate).toBe(4);
+  });
+  it('phimoe takes router_jitter_noise 0.01; dbrx with moe_normalize_expert_weights null does not normalise', () => {
+    expect(semanticsOf(config({ model_type: 'phimoe', ...base, num_hidden_layers: 1, num_local_experts: 4, intermediate_size: 4 })).routing).toEqual({ kind: 'sparsemixer', jitterEps: 0.01 });
+    const dbrx = { model_type: 'dbrx', d_model: 8, n_layers: 1, ffn_config: { moe_num_experts: 4, ffn_hidden_size: 4, moe_top_k: 1, moe_normalize_expert_weights: null } };
+    expect(semanticsOf(config(dbrx)).routing).toEqual({ kind: 'softmax_topk', renormalize: false, scaling: 1 });
+  });
+  it('deepseek_v2 greedy routing keeps one group whole', () => {
+    const s = semanticsOf(config({ model_type: 'deepseek_v2', ...base, num_hidden_layers: 1, n_routed_experts: 4, moe_intermediate_size: 4 }));
+    expect(s.routing).toEqual({ kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1 });
+    expect(s.sharedIntermediate).toBe(0);
+  });
+});
+
+describe('config refusals', () => {
+  it('an unknown model type', () => {
+    expect(() => entryFor('mixtral2')).toThrow(UnknownModelType);
+  });
+  it('a missing expert count, naming the field', () => {
+    expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, intermediate_size: 4 }))).toThrow(ConfigError);
+  });
+  it('top-k above the expert count', () => {
+    expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, num_local_experts: 1, intermediate_size: 4 }))).toThrow(/top-k/);
+  });
+});
