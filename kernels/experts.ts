@@ -141,13 +141,22 @@ export interface GatedMlp {
 
 /** Where the float32 error bound is accumulated, when asked for. */
 export interface BoundAccumulator {
-  /** `[H]` error bound of the terms added so far. */
+  /** `[tokens, H]` error bound of the terms added so far. */
   error: Float64Array;
-  /** `[H]` Σ|term| of the terms added so far (for the rounding of their final sum). */
+  /** `[tokens, H]` Σ|term| of the terms added so far (for the rounding of their final sum). */
   magnitude: Float64Array;
-  /** Relative error of the input scale (llama4) and of the output scale (routing weight). */
-  inputScaleRelError: number;
-  scaleRelError: number;
+}
+
+/** The tokens one MLP runs on, with each token's input and output scale. */
+export interface TokenBatch {
+  tokens: number[];
+  /** llama4: the routing weight multiplies the input; 1 elsewhere. */
+  inputScale: number[];
+  /** The routing weight (or the shared expert's gate) multiplying the output. */
+  scale: number[];
+  /** Relative float32 error of each scale, for the bound. */
+  inputScaleRelError: number[];
+  scaleRelError: number[];
 }
 
 export function activation(act: ExpertActivation, g: number, u: number): number {
@@ -157,62 +166,88 @@ export function activation(act: ExpertActivation, g: number, u: number): number 
   return (uc + 1) * (gc / (1 + Math.exp(-act.alpha * gc)));
 }
 
+/** Tokens are processed this many at a time, so that every weight loaded serves four dot products. */
+const BLOCK = 4;
+
 /**
- * out[o + j] += scale · (Σ_i w2[j, i] · act(gate_i·x', up_i·x') + bias2_j) with x' = x·inputScale,
- * for the row of x starting at `xo`. `scratch` holds at least 2·rows numbers.
+ * For each token t of the batch: out[t, j] += scale_t · (Σ_i w2[j, i] · act(gate_i·x'_t, up_i·x'_t) + bias2_j)
+ * with x'_t = x_t · inputScale_t. The batch's inputs are gathered into a contiguous matrix
+ * padded with zero rows to a multiple of BLOCK; loops run weight row by weight row with a
+ * block of tokens inside, so each row is read from memory once per batch, not per token.
  */
-export function addGatedMlp(
-  m: GatedMlp, x: Float64Array, xo: number, inputScale: number, scale: number, out: Float64Array, o: number,
-  scratch: Float64Array, bound?: BoundAccumulator,
-): void {
+export function addGatedMlp(m: GatedMlp, x: Float64Array, batch: TokenBatch, out: Float64Array, bound?: BoundAccumulator): void {
   const { hidden: H, rows: R, w13, w2 } = m;
-  const a = scratch;
-  const errA = bound ? scratch.subarray(R, 2 * R) : undefined;
+  const n = batch.tokens.length;
+  const padded = Math.ceil(n / BLOCK) * BLOCK;
+  const xb = new Float64Array(padded * H);
+  batch.tokens.forEach((t, b) => xb.set(x.subarray(t * H, (t + 1) * H), b * H));
+  const a = new Float64Array(padded * R);
+  const errA = new Float64Array(bound ? n * R : 0);
   for (let i = 0; i < R; i++) {
     const gBase = m.w13Offset + i * H;
     const uBase = m.w13Offset + (R + i) * H;
-    let g = 0;
-    let u = 0;
-    for (let c = 0; c < H; c++) {
-      const xc = x[xo + c]!;
-      g += w13[gBase + c]! * xc;
-      u += w13[uBase + c]! * xc;
-    }
-    g *= inputScale;
-    u *= inputScale;
     const bg = m.bias13 ? m.bias13[m.bias13Offset! + i]! : 0;
     const bu = m.bias13 ? m.bias13[m.bias13Offset! + R + i]! : 0;
-    a[i] = activation(m.act, g + bg, u + bu);
-    if (bound && errA) {
-      let gAbs = 0;
-      let uAbs = 0;
+    for (let b = 0; b < padded; b += BLOCK) {
+      const x0 = b * H, x1 = x0 + H, x2 = x1 + H, x3 = x2 + H;
+      let g0 = 0, g1 = 0, g2 = 0, g3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
       for (let c = 0; c < H; c++) {
-        const xc = Math.abs(x[xo + c]!);
-        gAbs += Math.abs(w13[gBase + c]!) * xc;
-        uAbs += Math.abs(w13[uBase + c]!) * xc;
+        const wg = w13[gBase + c]!;
+        const wu = w13[uBase + c]!;
+        const v0 = xb[x0 + c]!, v1 = xb[x1 + c]!, v2 = xb[x2 + c]!, v3 = xb[x3 + c]!;
+        g0 += wg * v0; g1 += wg * v1; g2 += wg * v2; g3 += wg * v3;
+        u0 += wu * v0; u1 += wu * v1; u2 += wu * v2; u3 += wu * v3;
       }
-      const s = Math.abs(inputScale);
-      const rel = gamma(H + 2) + bound.inputScaleRelError;
-      errA[i] = activationError(m.act, g + bg, u + bu, rel * s * gAbs + U32 * Math.abs(bg), rel * s * uAbs + U32 * Math.abs(bu));
+      const gs = [g0, g1, g2, g3];
+      const us = [u0, u1, u2, u3];
+      for (let q = 0; q < BLOCK && b + q < n; q++) {
+        const s = batch.inputScale[b + q]!;
+        a[(b + q) * R + i] = activation(m.act, gs[q]! * s + bg, us[q]! * s + bu);
+      }
+    }
+    for (let b = 0; bound && b < n; b++) {
+      let g = 0, u = 0, gAbs = 0, uAbs = 0;
+      for (let c = 0; c < H; c++) {
+        const xc = xb[b * H + c]!;
+        g += w13[gBase + c]! * xc;
+        u += w13[uBase + c]! * xc;
+        gAbs += Math.abs(w13[gBase + c]! * xc);
+        uAbs += Math.abs(w13[uBase + c]! * xc);
+      }
+      const s = batch.inputScale[b]!;
+      const rel = Math.abs(s) * (gamma(H + 2) + batch.inputScaleRelError[b]!);
+      errA[b * R + i] = activationError(m.act, g * s + bg, u * s + bu, rel * gAbs + U32 * Math.abs(bg), rel * uAbs + U32 * Math.abs(bu));
     }
   }
   for (let j = 0; j < H; j++) {
     const base = m.w2Offset + j * R;
-    let y = 0;
-    for (let i = 0; i < R; i++) y += w2[base + i]! * a[i]!;
     const b2 = m.bias2 ? m.bias2[m.bias2Offset! + j]! : 0;
-    out[o + j] = out[o + j]! + scale * (y + b2);
-    if (bound && errA) {
-      let yAbs = 0;
-      let yErr = 0;
+    for (let b = 0; b < padded; b += BLOCK) {
+      const a0 = b * R, a1 = a0 + R, a2 = a1 + R, a3 = a2 + R;
+      let y0 = 0, y1 = 0, y2 = 0, y3 = 0;
       for (let i = 0; i < R; i++) {
-        const w = Math.abs(w2[base + i]!);
-        yAbs += w * Math.abs(a[i]!);
-        yErr += w * errA[i]!;
+        const w = w2[base + i]!;
+        y0 += w * a[a0 + i]!; y1 += w * a[a1 + i]!; y2 += w * a[a2 + i]!; y3 += w * a[a3 + i]!;
       }
-      const term = Math.abs(scale * (y + b2));
-      bound.error[j] = bound.error[j]! + Math.abs(scale) * (gamma(R + 1) * (yAbs + Math.abs(b2)) + yErr) + (bound.scaleRelError + U32) * term;
-      bound.magnitude[j] = bound.magnitude[j]! + Math.abs(scale) * (yAbs + Math.abs(b2));
+      const ys = [y0, y1, y2, y3];
+      for (let q = 0; q < BLOCK && b + q < n; q++) {
+        const o = batch.tokens[b + q]! * H + j;
+        out[o] = out[o]! + batch.scale[b + q]! * (ys[q]! + b2);
+      }
+    }
+    for (let b = 0; bound && b < n; b++) {
+      let y = 0, yAbs = 0, yErr = 0;
+      for (let i = 0; i < R; i++) {
+        const w = w2[base + i]!;
+        y += w * a[b * R + i]!;
+        yAbs += Math.abs(w * a[b * R + i]!);
+        yErr += Math.abs(w) * errA[b * R + i]!;
+      }
+      const scale = batch.scale[b]!;
+      const o = batch.tokens[b]! * H + j;
+      const s = Math.abs(scale);
+      bound.error[o] = bound.error[o]! + s * (gamma(R + 1) * (yAbs + Math.abs(b2)) + yErr) + (batch.scaleRelError[b]! + U32) * Math.abs(scale * (y + b2));
+      bound.magnitude[o] = bound.magnitude[o]! + s * (yAbs + Math.abs(b2));
     }
   }
 }

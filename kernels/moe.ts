@@ -7,7 +7,7 @@ import type { MoeSemantics } from '../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, LOOSE_FACTOR, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
-import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights } from './experts.js';
+import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { route, sigmoid, type RoutingResult } from './routing.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
@@ -79,6 +79,26 @@ function maxOf(v: Float64Array, from: number, to: number): number {
   return m;
 }
 
+/** Every token through the shared expert, scaled by σ(x · gate) where it has a gate. */
+function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Float64Array, tokens: number): TokenBatch {
+  const H = sem.hidden;
+  const batch: TokenBatch = { tokens: [], inputScale: [], scale: [], inputScaleRelError: [], scaleRelError: [] };
+  for (let t = 0; t < tokens; t++) {
+    let z = 0;
+    let zAbs = 0;
+    for (let c = 0; gate && c < H; c++) {
+      z += x[t * H + c]! * gate[c]!;
+      zAbs += Math.abs(x[t * H + c]! * gate[c]!);
+    }
+    batch.tokens.push(t);
+    batch.inputScale.push(1);
+    batch.inputScaleRelError.push(0);
+    batch.scale.push(gate ? sigmoid(z) : 1);
+    batch.scaleRelError.push(gate ? sigmoidRelError(gamma(H) * zAbs) : 0);
+  }
+  return batch;
+}
+
 /**
  * The reference forward of MoE layer `layer`; with `bound`, also the float32 error bound
  * of every output element and router logit.
@@ -111,57 +131,47 @@ export function referenceForward(
   const routing = route(sem, logits, tokens, correction);
 
   const output = new Float64Array(tokens * H);
-  const error = new Float64Array(withBound ? tokens * H : 0);
-  const magnitude = new Float64Array(withBound ? tokens * H : 0);
-  const scratch = new Float64Array(2 * Math.max(sem.intermediate, sem.sharedIntermediate, 1));
+  const acc: BoundAccumulator | undefined = withBound ? { error: new Float64Array(tokens * H), magnitude: new Float64Array(tokens * H) } : undefined;
+  const weightRelError = Array.from({ length: tokens }, (_, t) => (withBound ? routingWeightRelError(maxOf(logitBound, t * E, (t + 1) * E)) : 0));
+  const shared = decoded.map((r) => (r.epRank === 0 ? r.shared : undefined));
+  const sharedScale = sharedScales(sem, shared.find((s) => s !== undefined)?.gate, xs, tokens);
 
-  for (const rank of decoded) {
+  for (const [r, rank] of decoded.entries()) {
     const ex = rank.experts;
     const R = ex.rows;
+    // The tokens routed to each expert this rank holds, with their weights.
+    const batches = Array.from(ex.ids, (): TokenBatch => ({ tokens: [], inputScale: [], scale: [], inputScaleRelError: [], scaleRelError: [] }));
     const slotOf = new Map<number, number>(Array.from(ex.ids, (id, slot) => [id, slot]));
-    const mlps = Array.from(ex.ids, (_, slot): GatedMlp => ({
-      act: sem.activation, hidden: H, rows: R,
-      w13: ex.w13, w13Offset: slot * 2 * R * H,
-      w2: ex.w2, w2Offset: slot * H * R,
-      ...(ex.w13Bias ? { bias13: ex.w13Bias, bias13Offset: slot * 2 * R } : {}),
-      // The down bias belongs to the whole output: only TP rank 0 adds it.
-      ...(ex.w2Bias && rank.tpRank === 0 ? { bias2: ex.w2Bias, bias2Offset: slot * H } : {}),
-    }));
-    const shared = rank.epRank === 0 ? rank.shared : undefined;
-    const sharedMlp: GatedMlp | undefined = shared && {
-      act: { kind: 'silu_gated' }, hidden: H, rows: shared.rows, w13: shared.w13, w13Offset: 0, w2: shared.w2, w2Offset: 0,
-    };
     for (let t = 0; t < tokens; t++) {
-      const acc: BoundAccumulator | undefined = withBound
-        ? { error: error.subarray(t * H, (t + 1) * H), magnitude: magnitude.subarray(t * H, (t + 1) * H), inputScaleRelError: 0, scaleRelError: 0 }
-        : undefined;
-      const weightRelError = withBound ? routingWeightRelError(maxOf(logitBound, t * E, (t + 1) * E)) : 0;
       for (let j = 0; j < k; j++) {
         const slot = slotOf.get(routing.selected[t * k + j]!);
         if (slot === undefined) continue;
         const w = routing.weights[t * k + j]!;
-        if (acc) {
-          acc.inputScaleRelError = routing.inputScale ? weightRelError : 0;
-          acc.scaleRelError = routing.inputScale ? 0 : weightRelError;
-        }
-        const [inputScale, scale] = routing.inputScale ? [w, 1] : [1, w];
-        addGatedMlp(mlps[slot]!, xs, t * H, inputScale, scale, output, t * H, scratch, acc);
+        const batch = batches[slot]!;
+        batch.tokens.push(t);
+        batch.inputScale.push(routing.inputScale ? w : 1);
+        batch.scale.push(routing.inputScale ? 1 : w);
+        batch.inputScaleRelError.push(routing.inputScale ? weightRelError[t]! : 0);
+        batch.scaleRelError.push(routing.inputScale ? 0 : weightRelError[t]!);
       }
-      if (shared && sharedMlp) {
-        let scale = 1;
-        if (shared.gate) {
-          let z = 0;
-          let zAbs = 0;
-          for (let c = 0; c < H; c++) {
-            z += xs[t * H + c]! * shared.gate[c]!;
-            zAbs += Math.abs(xs[t * H + c]! * shared.gate[c]!);
-          }
-          scale = sigmoid(z);
-          if (acc) acc.scaleRelError = sigmoidRelError(gamma(H) * zAbs);
-        } else if (acc) acc.scaleRelError = 0;
-        if (acc) acc.inputScaleRelError = 0;
-        addGatedMlp(sharedMlp, xs, t * H, 1, scale, output, t * H, scratch, acc);
-      }
+    }
+    batches.forEach((batch, slot) => {
+      if (batch.tokens.length === 0) return;
+      const mlp: GatedMlp = {
+        act: sem.activation, hidden: H, rows: R,
+        w13: ex.w13, w13Offset: slot * 2 * R * H,
+        w2: ex.w2, w2Offset: slot * H * R,
+        ...(ex.w13Bias ? { bias13: ex.w13Bias, bias13Offset: slot * 2 * R } : {}),
+        // The down bias belongs to the whole output: only TP rank 0 adds it.
+        ...(ex.w2Bias && rank.tpRank === 0 ? { bias2: ex.w2Bias, bias2Offset: slot * H } : {}),
+      };
+      addGatedMlp(mlp, xs, batch, output, acc);
+    });
+    // The shared expert: every EP rank holds it, so only EP rank 0's TP shards count.
+    const s = shared[r];
+    if (s) {
+      const mlp: GatedMlp = { act: { kind: 'silu_gated' }, hidden: H, rows: s.rows, w13: s.w13, w13Offset: 0, w2: s.w2, w2Offset: 0 };
+      addGatedMlp(mlp, xs, sharedScale, output, acc);
     }
   }
 
@@ -169,7 +179,7 @@ export function referenceForward(
   if (withBound) {
     // The final float32 sum of k experts, the shared expert and every rank's partial output.
     const terms = gamma(k + 2 + ranks.length);
-    const strict = error.map((e, i) => e + terms * magnitude[i]! + U32 * Math.abs(output[i]!));
+    const strict = acc!.error.map((e, i) => e + terms * acc!.magnitude[i]! + U32 * Math.abs(output[i]!));
     result.bounds = { strict, loose: strict.map((s) => LOOSE_FACTOR * s), logits: logitBound };
   }
   return result;
