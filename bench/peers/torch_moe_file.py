@@ -1,0 +1,75 @@
+"""Times bench/python/torch_forward.py's `moe_forward` on the inputs of a safetensors file,
+so that torch and the TypeScript backends run on the same numbers in the same benchmark.
+
+The file holds `x` [T, H], `router` [E, H], `w13` [E, 2I, H], `w2` [E, H, I] (float32) and
+metadata `top_k`. Prints one JSON line {ms, runs_ms, gflops, ...}; with --out, also writes
+the output `y` [T, H] there for the harness to check against its float64 reference.
+
+    python bench/peers/torch_moe_file.py INPUT.safetensors [--device cuda] [--threads 2] [--runs 5] [--out Y.safetensors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from torch_forward import moe_forward  # noqa: E402  (the peer's own forward, not a copy)
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--out")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    with safe_open(a.input, framework="pt") as f:
+        top_k = int(f.metadata()["top_k"])
+        x, router, w13, w2 = (f.get_tensor(n).float().to(device) for n in ("x", "router", "w13", "w2"))
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    times = []
+    with torch.no_grad():
+        for i in range(a.warmup + a.runs):
+            sync()
+            start = time.perf_counter()
+            y = moe_forward(x, router, w13, w2, top_k)
+            sync()
+            if i >= a.warmup:
+                times.append((time.perf_counter() - start) * 1e3)
+    tokens, hidden = x.shape
+    experts, two_inter, _ = w13.shape
+    inter = two_inter // 2
+    flops = 2 * tokens * hidden * experts + tokens * top_k * (2 * hidden * 2 * inter + 2 * inter * hidden)
+    ms = statistics.median(times)
+    if a.out:
+        save_file({"y": y.float().cpu().contiguous()}, a.out)
+    print(json.dumps({
+        "ms": ms, "runs_ms": times, "gflops": flops / ms / 1e6, "device": str(device),
+        "threads": a.threads, "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

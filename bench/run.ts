@@ -1,0 +1,62 @@
+// `npm run bench [-- NAME...] [--runs N]`: runs the named benchmarks (default: all) and
+// prints each one's table; results go to bench/results/<name>-<timestamp>.json.
+// Benchmarks are never part of `npm test`: nothing here asserts a time.
+import { benchKernels, kernelsTable } from './kernels.js';
+
+interface Benchmark {
+  describe: string;
+  run(runs: number): Promise<string>;
+}
+
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+
+const BENCHMARKS: Record<string, Benchmark> = {
+  kernels: {
+    describe: 'MoE forward T=256 H=1024 I=2816 E=8 top-2 f32: every backend vs torch CPU (2 threads) on the same input',
+    async run(runs) {
+      const { rows, file } = await benchKernels({
+        size: { tokens: env('BENCH_TOKENS', 256), hidden: env('BENCH_HIDDEN', 1024), intermediate: env('BENCH_INTERMEDIATE', 2816), experts: env('BENCH_EXPERTS', 8), topK: 2 },
+        runs, checkTokens: 8, peerDevice: 'cpu', peerThreads: 2,
+        only: process.env.BENCH_BACKENDS?.split(','),
+      });
+      return `${kernelsTable(rows)}\n\nresults: ${file}`;
+    },
+  },
+};
+
+function usage(): string {
+  return `usage: npm run bench -- [${Object.keys(BENCHMARKS).join('|')}]... [--runs N]\n${Object.entries(BENCHMARKS).map(([n, b]) => `  ${n}: ${b.describe}`).join('\n')}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let runs = 5;
+  const names: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--runs') runs = Number(argv[++i]);
+    else if (a === '--help' || a === '-h') {
+      console.log(usage());
+      return 0;
+    } else names.push(a);
+  }
+  const unknown = names.filter((n) => !(n in BENCHMARKS));
+  if (unknown.length || !Number.isInteger(runs) || runs < 1) {
+    console.error(unknown.length ? `unknown benchmark: ${unknown.join(', ')}` : '--runs needs a positive integer');
+    console.error(usage());
+    return 2;
+  }
+  let failed = false;
+  for (const name of names.length ? names : Object.keys(BENCHMARKS)) {
+    const b = BENCHMARKS[name]!;
+    console.log(`\n## ${name}: ${b.describe}\n`);
+    try {
+      console.log(await b.run(runs));
+    } catch (e) {
+      failed = true;
+      console.error(`${name} failed: ${(e as Error).stack ?? e}`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
