@@ -53,3 +53,161 @@ export function activationError(act: ExpertActivation, g: number, u: number, eg:
   const glu = gc / (1 + Math.exp(-act.alpha * gc));
   return 1.1 * eg * Math.abs(uc + 1) + Math.abs(glu) * eu + eg * eu + 6 * U32 * Math.abs(glu * (uc + 1));
 }
+
+export type Tier = 'pass' | 'warn' | 'fail';
+
+const TIER_ORDER: Record<Tier, number> = { pass: 0, warn: 1, fail: 2 };
+/** The worse of some verdicts. */
+export function worstTier(...tiers: Tier[]): Tier {
+  return tiers.reduce<Tier>((a, b) => (TIER_ORDER[b] > TIER_ORDER[a] ? b : a), 'pass');
+}
+
+/** Per-element bounds of a comparison: within `strict` passes, within `loose` warns. */
+export interface Bounds {
+  strict: ArrayLike<number>;
+  loose: ArrayLike<number>;
+}
+
+/**
+ * A token whose k-th and (k+1)-th selection scores are closer than their float32 error
+ * bound: two implementations may legitimately pick different experts for it.
+ */
+export interface RoutingTie {
+  token: number;
+  /** The k-th and the (k+1)-th expert. */
+  experts: [number, number];
+  gap: number;
+  epsilon: number;
+}
+
+/**
+ * Tokens whose selection is decided within rounding. `scores` is `[tokens, experts]` (what
+ * the top-k ranked), `logitBound` the strict bound of each router logit: every score used by
+ * the routing variants moves by at most twice a logit's error (softmax, sigmoid, raw logits),
+ * plus its own rounding.
+ */
+export function findRoutingTies(scores: Float64Array, logitBound: ArrayLike<number>, tokens: number, experts: number, k: number): RoutingTie[] {
+  const ties: RoutingTie[] = [];
+  if (k >= experts) return ties;
+  for (let t = 0; t < tokens; t++) {
+    const row = Array.from(scores.subarray(t * experts, (t + 1) * experts));
+    let delta = 0;
+    for (let e = 0; e < experts; e++) delta = Math.max(delta, logitBound[t * experts + e]!);
+    const order = row.map((_, e) => e).sort((a, b) => row[b]! - row[a]! || a - b);
+    const a = order[k - 1]!;
+    const b = order[k]!;
+    const epsilon = 2 * (2 * delta + 4 * U32 * Math.max(Math.abs(row[a]!), Math.abs(row[b]!)));
+    const gap = row[a]! - row[b]!;
+    if (gap <= epsilon) ties.push({ token: t, experts: [a, b], gap, epsilon });
+  }
+  return ties;
+}
+
+export interface Located {
+  value: number;
+  row: number;
+  col: number;
+}
+
+export interface MismatchReport {
+  tier: Tier;
+  elements: number;
+  /** Elements beyond the strict bound (tie-ambiguous tokens excluded). */
+  mismatches: number;
+  /** mismatches / elements */
+  share: number;
+  /** Elements beyond the loose bound (tie-ambiguous tokens excluded). */
+  failures: number;
+  maxAbs: Located & { bound: number };
+  maxRel: Located;
+  nan: number;
+  inf: number;
+  ties: RoutingTie[];
+  /**
+   * Tie tokens whose values are beyond the strict bound: excluded from the verdict (the
+   * other legitimate choice of experts may explain them) but shown, and they make the
+   * verdict at least `warn`. If no token outside the ties was compared, the verdict is
+   * `fail`: nothing was verified.
+   */
+  tieAmbiguous: number[];
+  /** Mismatching tokens per selected expert, where the selection is known. */
+  perExpert: Map<number, number>;
+  /** Mismatching tokens per rank label (`tp r/ep q`) holding one of the token's experts. */
+  perRank: Map<string, number>;
+  notes: string[];
+}
+
+export interface CompareContext {
+  /** `[rows, k]` selected experts per row (token), for the per-expert breakdown. */
+  selected?: Int32Array;
+  k?: number;
+  /** Which ranks hold each expert, for the per-rank breakdown. */
+  ranksOfExpert?: Map<number, string[]>;
+  ties?: RoutingTie[];
+}
+
+/** Compares `found` with `expected` (`[rows, cols]`) under per-element bounds. */
+export function compareToBounds(found: ArrayLike<number>, expected: ArrayLike<number>, bounds: Bounds, cols: number, context: CompareContext = {}): MismatchReport {
+  const notes: string[] = [];
+  const report: MismatchReport = {
+    tier: 'pass', elements: expected.length, mismatches: 0, share: 0, failures: 0,
+    maxAbs: { value: 0, row: -1, col: -1, bound: 0 }, maxRel: { value: 0, row: -1, col: -1 },
+    nan: 0, inf: 0, ties: context.ties ?? [], tieAmbiguous: [], perExpert: new Map(), perRank: new Map(), notes,
+  };
+  if (found.length !== expected.length || bounds.strict.length !== expected.length || bounds.loose.length !== expected.length || cols <= 0 || expected.length % cols !== 0) {
+    notes.push(`shape mismatch: expected ${expected.length} values in rows of ${cols}, found ${found.length}`);
+    report.tier = 'fail';
+    return report;
+  }
+  const rows = expected.length / cols;
+  const tieRows = new Set(report.ties.map((t) => t.token));
+  const mismatchedRows = new Set<number>();
+  let verified = 0;
+  for (let r = 0; r < rows; r++) {
+    let rowMismatch = false;
+    let rowFailure = false;
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      const f = found[i]!;
+      const e = expected[i]!;
+      if (Number.isNaN(f) || Number.isNaN(e)) report.nan++;
+      else if (!Number.isFinite(f) || !Number.isFinite(e)) report.inf++;
+      const abs = Math.abs(f - e);
+      const rel = abs / Math.abs(e);
+      if (!(abs <= report.maxAbs.value)) report.maxAbs = { value: abs, row: r, col: c, bound: bounds.strict[i]! };
+      if (Math.abs(e) > 0 && !(rel <= report.maxRel.value)) report.maxRel = { value: rel, row: r, col: c };
+      if (!(abs <= bounds.strict[i]!)) rowMismatch = true;
+      if (!(abs <= bounds.loose[i]!)) rowFailure = true;
+      if (!(abs <= bounds.strict[i]!) && !tieRows.has(r)) report.mismatches++;
+      if (!(abs <= bounds.loose[i]!) && !tieRows.has(r)) report.failures++;
+    }
+    if (tieRows.has(r) && rowMismatch) report.tieAmbiguous.push(r);
+    else verified++;
+    if (rowMismatch && !tieRows.has(r)) mismatchedRows.add(r);
+    if (rowFailure && !tieRows.has(r)) mismatchedRows.add(r);
+  }
+  report.share = report.elements ? report.mismatches / report.elements : 0;
+  const { selected, k } = context;
+  for (const r of mismatchedRows) {
+    if (!selected || !k) break;
+    const ranks = new Set<string>();
+    for (let j = 0; j < k; j++) {
+      const e = selected[r * k + j]!;
+      report.perExpert.set(e, (report.perExpert.get(e) ?? 0) + 1);
+      for (const label of context.ranksOfExpert?.get(e) ?? []) ranks.add(label);
+    }
+    for (const label of ranks) report.perRank.set(label, (report.perRank.get(label) ?? 0) + 1);
+  }
+  for (const t of report.ties) {
+    notes.push(`tie at token ${t.token}: experts ${t.experts[0]}/${t.experts[1]} within ε=${t.epsilon.toExponential(2)} (gap ${t.gap.toExponential(2)})`);
+  }
+  if (report.nan + report.inf > 0) notes.push(`${report.nan} NaN and ${report.inf} infinite values`);
+  if (rows > 0 && report.ties.length === rows) notes.push('every token is a routing tie');
+  const nothingVerified = rows > 0 && verified === 0 && report.tieAmbiguous.length > 0;
+  if (nothingVerified) notes.push('every token is tie-ambiguous: nothing was verified');
+  report.tier =
+    report.failures > 0 || report.nan + report.inf > 0 || nothingVerified ? 'fail'
+      : report.mismatches > 0 || report.tieAmbiguous.length > 0 ? 'warn'
+        : 'pass';
+  return report;
+}

@@ -1,0 +1,37 @@
+// Every MoE forward implementation the harness can run, by name. Each entry creates its
+// backend on demand, so that asking for the reference never starts a GPU device; a new
+// backend is one line here.
+import type { MoeBackend } from './backend.js';
+import { MoeConformanceError } from '../harness/errors.js';
+import { referenceBackend } from './moe.js';
+
+export interface BackendEntry {
+  name: string;
+  /** Shorter names accepted on the command line. */
+  aliases?: string[];
+  create(): Promise<MoeBackend>;
+}
+
+export class UnknownBackend extends MoeConformanceError {}
+
+export const BACKENDS: readonly BackendEntry[] = [
+  { name: 'reference-f64', aliases: ['reference'], create: async () => referenceBackend },
+];
+
+export function backendNames(): string[] {
+  return BACKENDS.map((b) => b.name);
+}
+
+export function findBackend(name: string): BackendEntry {
+  const entry = BACKENDS.find((b) => b.name === name || b.aliases?.includes(name));
+  if (!entry) throw new UnknownBackend('no such kernel backend', { expected: backendNames().join('|'), found: name });
+  return entry;
+}
+
+/** Creates the named backends, in order; an unknown name is refused before any is created. */
+export async function createBackends(names: string[]): Promise<MoeBackend[]> {
+  const entries = names.map(findBackend);
+  const created: MoeBackend[] = [];
+  for (const e of entries) created.push(await e.create());
+  return created;
+}
