@@ -235,3 +235,18 @@ describe('other formats', () => {
     expect(() => decodeFloats('F32', new Uint8Array(6))).toThrow(UnsupportedDtype);
   });
 });
+
+describe('fast paths agree with the generic codec', () => {
+  it('BF16 encode from Float32Array equals the generic encoder on random and special float32 values', () => {
+    const specials = new Uint32Array([0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffffffff, 0x7f7fffff, 0x00000001, 0x3f808000, 0x3f818000, 0x3f807fff, 0x3f808001]);
+    fc.assert(
+      fc.property(fc.array(fc.float(), { maxLength: 64 }), (xs) => {
+        const values = new Float32Array([...new Float32Array(specials.buffer), ...xs]);
+        const fast = encodeFloats('BF16', values);
+        const generic = encodeFloats('BF16', Array.from(values));
+        expect(Buffer.from(fast).equals(Buffer.from(generic))).toBe(true);
+      }),
+      { seed, numRuns: 300 },
+    );
+  });
+});

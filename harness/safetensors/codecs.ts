@@ -13,6 +13,9 @@
 import type { DType } from './dtypes.js';
 import { UnsupportedDtype } from './errors.js';
 
+/** Typed arrays here assume a little-endian host, like the file format. */
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** A binary floating-point format with 1 sign bit, `exp` exponent bits, `man` mantissa bits. */
 interface MiniFloat {
   exp: number;
@@ -43,12 +46,17 @@ function miniToNumber(f: MiniFloat, bits: number): number {
   return sign * (1 + m / 2 ** f.man) * 2 ** (e - f.bias);
 }
 
-/** floor(log2(a)) exactly, for finite a > 0. */
+// floor(log2(a)) read from the double's exponent field (a scratch view, no allocation).
+const scratch = new Float64Array(1);
+const scratchHigh = new Uint32Array(scratch.buffer, LITTLE_ENDIAN_HOST ? 4 : 0, 1);
+/** 2^k for every k a finite double can need, so scaling is one exact multiply. */
+const POW2 = Float64Array.from({ length: 2 * 1100 + 1 }, (_, i) => 2 ** (i - 1100));
+const pow2 = (k: number): number => POW2[k + 1100]!;
+
+/** floor(log2(a)) for finite a >= 2^-1022 (smaller doubles round to zero in every format here). */
 function exponentOf(a: number): number {
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  else if (2 ** (e + 1) <= a) e++;
-  return e;
+  scratch[0] = a;
+  return ((scratchHigh[0]! >>> 20) & 0x7ff) - 1023;
 }
 
 /** Round-to-nearest-even bit pattern for x. */
@@ -59,23 +67,25 @@ function numberToMini(f: MiniFloat, x: number): number {
   const expMax = (1 << f.exp) - 1;
   const overflow = f.special === 'ieee' ? signBit | (expMax << f.man) : f.nan;
   if (a === Infinity) return overflow;
-  if (a === 0) return signBit;
+  // Below 2^-1022 (and zero): far under half the smallest subnormal of every format here.
+  if (a < 2 ** -1022) return signBit;
   const eMin = 1 - f.bias;
   // Quantum (spacing of representable values) at a's binade; subnormals share eMin's.
   const e = Math.max(exponentOf(a), eMin);
-  const scaled = a / 2 ** (e - f.man); // exact: a power-of-two scaling
+  const scaled = a * pow2(f.man - e); // exact: a power-of-two scaling
   const floor = Math.floor(scaled);
   const rest = scaled - floor;
   const q = rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
   // q in [0, 2^(man+1)]; 2^(man+1) means the next binade.
+  const implicit = 1 << f.man;
   let expField: number;
   let man: number;
-  if (q >= 2 ** (f.man + 1)) {
+  if (q >= 2 * implicit) {
     expField = e + 1 + f.bias;
     man = 0;
-  } else if (q >= 2 ** f.man) {
+  } else if (q >= implicit) {
     expField = e + f.bias;
-    man = q - 2 ** f.man;
+    man = q - implicit;
   } else {
     expField = 0; // subnormal (only reachable when e === eMin)
     man = q;
@@ -109,11 +119,8 @@ function table(name: string, size: number, decode: (bits: number) => number): Fl
   return t;
 }
 
-/** Typed arrays below assume a little-endian host, like the file format. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
 function aligned(bytes: Uint8Array, width: number): ArrayBuffer {
-  if (!LITTLE_ENDIAN) throw new UnsupportedDtype('big-endian hosts are not supported');
+  if (!LITTLE_ENDIAN_HOST) throw new UnsupportedDtype('big-endian hosts are not supported');
   // Copy when the view is not aligned for the element width (or shares a larger buffer).
   return bytes.byteOffset % width === 0 ? (bytes.buffer as ArrayBuffer).slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) : bytes.slice().buffer;
 }
@@ -172,7 +179,31 @@ export function decodeFloats(dtype: DType, bytes: Uint8Array): Float32Array {
     checkLength(dtype, bytes, 4);
     return new Float32Array(aligned(bytes, 4));
   }
+  if (dtype === 'BF16') {
+    // Fast path: a bf16 is the high half of a float32. Checked against the table on every
+    // pattern in the tests.
+    const n = checkLength(dtype, bytes, 2);
+    const out = new Float32Array(n);
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) bits[i] = ((bytes[2 * i + 1]! << 8) | bytes[2 * i]!) << 16;
+    return out;
+  }
   return Float32Array.from(decodeFloats64(dtype, bytes));
+}
+
+/**
+ * Fast path for float32 input to BF16: round the float32 bit pattern to its high half by
+ * adding 0x7FFF plus the kept half's lowest bit (ties to even); NaN becomes the canonical
+ * quiet NaN like the generic path. Checked against the generic path in the tests.
+ */
+function float32ToBf16(values: Float32Array): Uint8Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const b = bits[i]!;
+    out[i] = (b & 0x7fffffff) > 0x7f800000 ? BF16.nan : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return new Uint8Array(out.buffer);
 }
 
 /** Round-to-nearest-even encoding of `values` (see the module comment for overflow and NaN). */
@@ -185,6 +216,7 @@ export function encodeFloats(dtype: DType, values: ArrayLike<number>): Uint8Arra
       return new Uint8Array(Float32Array.from(values).buffer);
     case 'F16':
     case 'BF16': {
+      if (dtype === 'BF16' && values instanceof Float32Array && values.byteOffset % 4 === 0) return float32ToBf16(values);
       const f = dtype === 'F16' ? F16 : BF16;
       const out = new Uint16Array(n);
       for (let i = 0; i < n; i++) out[i] = numberToMini(f, values[i]!);
