@@ -244,12 +244,20 @@ export function blockEnd(b: StridedBlock): number {
 /** Copy the block out of `source` (whose element 0 is element `base` of the tensor) into row-major bytes. */
 export function gather(source: Uint8Array, base: number, b: StridedBlock, elemBytes: number): Uint8Array {
   const out = new Uint8Array(b.rows * b.cols * elemBytes);
-  let o = 0;
+  gatherInto(out, b.cols, 0, source, base, b, elemBytes);
+  return out;
+}
+
+/**
+ * Like `gather`, into columns [firstCol, firstCol + b.cols) of a row-major `out` that has
+ * `outCols` columns: a block gathered in column strips lands in one output.
+ */
+export function gatherInto(out: Uint8Array, outCols: number, firstCol: number, source: Uint8Array, base: number, b: StridedBlock, elemBytes: number): void {
   for (let i = 0; i < b.rows; i++) {
     const row = b.offset - base + i * b.rowStride;
+    let o = (i * outCols + firstCol) * elemBytes;
     if (b.colStride === 1) {
       out.set(source.subarray(row * elemBytes, (row + b.cols) * elemBytes), o);
-      o += b.cols * elemBytes;
       continue;
     }
     for (let j = 0; j < b.cols; j++) {
@@ -257,7 +265,6 @@ export function gather(source: Uint8Array, base: number, b: StridedBlock, elemBy
       for (let k = 0; k < elemBytes; k++) out[o++] = source[at + k]!;
     }
   }
-  return out;
 }
 
 /** The inverse of `gather`: write row-major `values` into the block of `target` (element 0 = tensor element 0). */

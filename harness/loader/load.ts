@@ -7,7 +7,7 @@
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { detect, type LayerLayout } from '../layouts/detect.js';
 import { DtypeMismatch } from '../layouts/errors.js';
-import { blockEnd, blockOf, gather, type StridedBlock } from '../layouts/ops.js';
+import { blockEnd, blockOf, gatherInto, type StridedBlock } from '../layouts/ops.js';
 import type { MoeDims } from '../layouts/registry.js';
 import { dtypeBits, type DType } from '../safetensors/dtypes.js';
 import { writeSafetensors, type LazyTensor } from '../safetensors/write.js';
@@ -84,13 +84,16 @@ function planTensor(layer: LayerLayout, spec: CanonicalSpec): PlannedTensor {
 }
 
 // A piece whose covering window is at most WINDOW_SLACK times its own size (or small) is read
-// as one window and gathered in memory: one read instead of one per row. Sparser pieces are
-// read as their row runs only, so a TP rank reads about 1/T of the expert bytes.
+// as windows and gathered in memory: one read instead of one per row. Sparser pieces are
+// read as their row runs only, so a TP rank reads about 1/T of the expert bytes. Windows
+// are read in strips of at most MAX_WINDOW bytes along the block's outer axis, so a
+// transposed expert never needs its whole slab in memory at once.
 const WINDOW_SLACK = 2;
 const SMALL_WINDOW = 1 << 16;
+const MAX_WINDOW = 16 << 20;
 
-/** The bytes of one piece: sparse row runs read as they are, other blocks read as one window and gathered. */
-export async function readPiece(dir: CheckpointDir, piece: PlanPiece): Promise<Uint8Array> {
+/** The bytes of one piece: sparse row runs read as they are, other blocks read in windows and gathered. */
+export async function readPiece(dir: CheckpointDir, piece: PlanPiece, maxWindow: number = MAX_WINDOW): Promise<Uint8Array> {
   if (piece.kind === 'literal') return piece.bytes;
   const { block: b, elemBytes: n } = piece;
   if (b.rows === 0 || b.cols === 0) return new Uint8Array(0);
@@ -104,8 +107,21 @@ export async function readPiece(dir: CheckpointDir, piece: PlanPiece): Promise<U
     }
     return dir.readRanges(piece.tensor, ranges);
   }
-  const window = await dir.readBytes(piece.tensor, b.offset * n, b.offset * n + windowBytes);
-  return gather(window, b.offset, b, n);
+  // Strips along the axis with the larger stride: each strip's window is contiguous and small.
+  const alongCols = b.colStride > b.rowStride;
+  const lines = alongCols ? b.cols : b.rows;
+  const perLine = Math.max(1, Math.floor(lines * (maxWindow / windowBytes)));
+  const out = new Uint8Array(b.rows * b.cols * n);
+  for (let first = 0; first < lines; first += perLine) {
+    const count = Math.min(perLine, lines - first);
+    const strip: StridedBlock = alongCols
+      ? { ...b, offset: b.offset + first * b.colStride, cols: count }
+      : { ...b, offset: b.offset + first * b.rowStride, rows: count };
+    const window = await dir.readBytes(piece.tensor, strip.offset * n, blockEnd(strip) * n);
+    if (alongCols) gatherInto(out, b.cols, first, window, strip.offset, strip, n);
+    else gatherInto(out.subarray(first * b.cols * n), b.cols, 0, window, strip.offset, strip, n);
+  }
+  return out;
 }
 
 /** Build the planned tensors in memory. */
