@@ -16,6 +16,9 @@ export class UnknownBackend extends MoeConformanceError {}
 
 export const BACKENDS: readonly BackendEntry[] = [
   { name: 'reference-f64', aliases: ['reference'], create: async () => referenceBackend },
+  { name: 'gpujs-cpu', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('cpu') },
+  { name: 'gpujs-webasm', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('webasm') },
+  { name: 'gpujs-webgpu', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('webgpu') },
 ];
 
 export function backendNames(): string[] {

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { RankTensors } from '../backend.js';
+import { findBackend } from '../backends.js';
 import { referenceForward, type ReferenceResult } from '../moe.js';
 import { KernelInputError } from './errors.js';
 import { createGpujsBackend, type GpujsBackend, type GpujsMode } from './backend.js';
@@ -185,6 +186,16 @@ for (const { mode, skip } of MODES) {
         }
       } finally {
         await chunked.dispose();
+      }
+    });
+
+    it('is created by name from the backend registry', async () => {
+      const created = await findBackend(`gpujs-${mode}`).create();
+      try {
+        expect(created.name).toBe(`gpujs-${mode}`);
+        expect((created as GpujsBackend).mode).toBe(mode);
+      } finally {
+        await created.dispose?.();
       }
     });
 
