@@ -1,5 +1,5 @@
 // CheckpointDir on the golden folders and on hand-made broken folders, one per refusal.
-import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +113,16 @@ describe('CheckpointDir', () => {
     const two = await CheckpointDir.open(await folder({ 'config.json': CONFIG, 'x.safetensors': shard([['a', u8(1)]]), 'y.safetensors': shard([['b', u8(2)]]) }));
     expect(two.tensorNames()).toEqual(['a', 'b']);
     await two.close();
+  });
+
+  it('follows symbolic links, as in the Hugging Face hub cache', async () => {
+    const blobs = await sharded();
+    const dir = await folder({});
+    for (const f of ['config.json', S1, S2, 'model.safetensors.index.json']) await symlink(join(blobs, f), join(dir, f));
+    const c = await CheckpointDir.open(dir);
+    expect(c.files).toEqual([S1, S2]);
+    expect([...(await c.read('c')).bytes]).toEqual([4, 5]);
+    await c.close();
   });
 
   const REFUSALS: Array<[string, () => Promise<string>, new (...a: never[]) => Error]> = [

@@ -45,7 +45,8 @@ export class CheckpointDir {
 
   static async open(dir: string): Promise<CheckpointDir> {
     const config = await ModelConfig.read(dir);
-    const present = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+    // Symbolic links count as files: the Hugging Face hub cache links every file to a blob.
+    const present = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() || e.isSymbolicLink()).map((e) => e.name);
     const index = present.includes(INDEX_FILE) ? await readIndex(join(dir, INDEX_FILE)) : undefined;
     const weightFiles = present.filter((n) => n.endsWith('.safetensors')).sort();
     const files = index ? [...new Set(index.weightMap.values())].sort() : weightFiles;
@@ -128,7 +129,7 @@ async function readIndex(file: string): Promise<Index> {
   if (metadata !== undefined && metadata !== null && !(metadata instanceof Map)) throw new InvalidIndex('metadata must be an object', { file });
   const total = metadata instanceof Map ? metadata.get('total_size') : undefined;
   // transformers writes total_size as an integer; accept nothing else when it is there.
-  const totalSize = total instanceof JsonNumber ? total.unsigned : undefined;
+  const totalSize = total instanceof JsonNumber ? total.u64 : undefined;
   if (total !== undefined && totalSize === undefined) throw new InvalidIndex('metadata.total_size must be a non-negative integer', { file, found: String(total) });
   return { file, weightMap, totalSize };
 }

@@ -17,9 +17,15 @@ export class JsonNumber {
   get value(): number {
     return Number(this.text);
   }
-  /** The value when the text is a non-negative integer without fraction or exponent. */
-  get unsigned(): bigint | undefined {
-    return /^(0|[1-9][0-9]*)$/.test(this.text) ? BigInt(this.text) : undefined;
+  /**
+   * The value when the text is an integer in [0, 2^64-1] without sign, fraction or
+   * exponent (what serde_json accepts for a u64/usize). The length is checked before any
+   * BigInt is made: a hostile megabyte of digits must not cost a quadratic parse.
+   */
+  get u64(): bigint | undefined {
+    if (this.text.length > 20 || !/^(0|[1-9][0-9]*)$/.test(this.text)) return undefined;
+    const v = BigInt(this.text);
+    return v <= U64_MAX ? v : undefined;
   }
 }
 
@@ -28,6 +34,7 @@ export type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | Jso
 export type JsonObject = Map<string, JsonValue>;
 
 export const MAX_JSON_DEPTH = 127;
+const U64_MAX = (1n << 64n) - 1n;
 
 export function parseStrictJson(text: string, context: ErrorContext = {}): JsonValue {
   return new Parser(text, context).document();

@@ -95,6 +95,7 @@ const BAD: Case[] = [
   ['exponent in an offset', file(one('U8', [1], [0, '1e0']), 1), InvalidHeaderDeserialization],
   ['leading zero', file(one('U8', ['01'], [0, 1]), 1), InvalidHeaderDeserialization],
   ['offset 2^64', file(one('U8', [1], [0, '18446744073709551616']), 1), InvalidHeaderDeserialization],
+  ['offset of a million digits', file(one('U8', [1], [0, '9'.repeat(1_000_000)]), 1), InvalidHeaderDeserialization],
   ['shape entry a string', file(one('U8', ['"1"'], [0, 1]), 1), InvalidHeaderDeserialization],
   ['tensor entry a string', file('{"w":"F32"}'), InvalidHeaderDeserialization],
   ['__metadata__ with tensor fields', file(`{${t('__metadata__', 'U8', [1], [0, 1])}}`, 1), InvalidHeaderDeserialization],

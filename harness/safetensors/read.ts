@@ -174,8 +174,8 @@ function readMetadata(v: JsonValue, file?: string): Map<string, string> | undefi
 }
 
 function unsigned(v: JsonValue | undefined, what: string, file: string | undefined, tensor: string): bigint {
-  const u = v instanceof JsonNumber ? v.unsigned : undefined;
-  if (u === undefined || u > U64_MAX) schema(`${what} must be an integer in [0, 2^64-1]`, file, tensor, v === undefined ? 'nothing' : kind(v));
+  const u = v instanceof JsonNumber ? v.u64 : undefined;
+  if (u === undefined) schema(`${what} must be an integer in [0, 2^64-1]`, file, tensor, v === undefined ? 'nothing' : kind(v));
   return u;
 }
 
