@@ -1,0 +1,83 @@
+// Every golden fixture made by transformers, through the reference loader and the float64
+// reference forward, on both layouts and every allowed TP/EP split; and the same pipeline
+// on deliberately broken canonical tensors, which must fail with a report that points at
+// the broken expert.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Canonical, Loader } from '../../harness/tensor.js';
+import { referenceLoader } from '../../harness/loader/load.js';
+import { ModelConfig } from '../../harness/checkpoint/config.js';
+import { semanticsOf } from '../../harness/layouts/registry.js';
+import { referenceBackend } from '../../kernels/moe.js';
+import { DEFAULT_SPLITS, defaultGoldenRoot, discoverFixtures, GoldenFixtureError, runGolden, splitAllowed, type GoldenRow } from '../golden.js';
+
+const describeRow = (r: GoldenRow) => `${r.fixture} ${r.layout} ${r.split} ${r.backend}: ${r.tier} ${r.error ?? r.layers.map((l) => l.output.notes.join('; ')).join(' | ')}`;
+
+describe('golden fixtures with the reference', () => {
+  it('every fixture, layout and allowed split matches transformers within the float32 bound', async () => {
+    const fixtures = await discoverFixtures();
+    expect(fixtures.length).toBeGreaterThanOrEqual(24);
+    let expectedRows = 0;
+    for (const f of fixtures) {
+      for (const l of f.layouts) {
+        const sem = semanticsOf(await ModelConfig.read(l.dir));
+        expectedRows += DEFAULT_SPLITS.filter((s) => splitAllowed(sem, s)).length;
+      }
+    }
+    const rows = await runGolden({ fixtures, backends: [referenceBackend] });
+    expect(rows.filter((r) => r.tier !== 'pass').map(describeRow)).toEqual([]);
+    expect(rows.length).toBe(expectedRows);
+    expect(new Set(rows.map((r) => `${r.fixture}/${r.layout}`)).size).toBe(fixtures.length * 2);
+    expect(new Set(rows.map((r) => r.split)).size).toBe(DEFAULT_SPLITS.length);
+    expect(rows.every((r) => r.layers.length >= 1 && r.layers.every((l) => l.output.elements > 0))).toBe(true);
+  });
+});
+
+/** Swaps the gate and up halves of expert `expert`'s w13 in every rank that holds it. */
+function swapGateUp(c: Canonical, expert: number): Canonical {
+  const out = new Map(c);
+  for (const [name, ids] of c) {
+    if (!name.endsWith('.experts.ids')) continue;
+    const prefix = name.slice(0, -'ids'.length);
+    const w13 = c.get(`${prefix}w13`)!;
+    const slot = Array.from(new Int32Array(ids.bytes.slice().buffer)).indexOf(expert);
+    if (slot < 0) continue;
+    const [, twoRows, H] = w13.shape as [number, number, number];
+    const rowBytes = (w13.bytes.length / w13.shape.reduce((a, b) => a * b, 1)) * H;
+    const half = (twoRows / 2) * rowBytes;
+    const bytes = w13.bytes.slice();
+    const start = slot * twoRows * rowBytes;
+    bytes.set(w13.bytes.subarray(start + half, start + 2 * half), start);
+    bytes.set(w13.bytes.subarray(start, start + half), start + half);
+    out.set(`${prefix}w13`, { ...w13, bytes });
+  }
+  return out;
+}
+
+describe('broken weights fail', () => {
+  const broken = (expert: number): Loader => ({ name: 'swapped-gate-up', load: async (dir, req) => swapGateUp(await referenceLoader.load(dir, req), expert) });
+
+  it.each(['mixtral-f32', 'gpt_oss-bf16', 'qwen2_moe-bf16'])('%s with one expert\'s gate and up swapped fails, naming that expert', async (name) => {
+    const fixtures = await discoverFixtures(join(defaultGoldenRoot(), name));
+    const rows = await runGolden({
+      fixtures, backends: [referenceBackend], loader: broken(3), layouts: ['original'],
+      splits: [{ tp: 1, ep: 1, placement: 'linear' }, { tp: 2, ep: 3, placement: 'round_robin' }],
+    });
+    expect(rows.length).toBe(2);
+    for (const row of rows) {
+      expect(row.tier, describeRow(row)).toBe('fail');
+      const failing = row.layers.filter((l) => l.output.tier === 'fail');
+      expect(failing.length).toBeGreaterThan(0);
+      for (const l of failing) {
+        const [worst] = [...l.output.perExpert].sort((a, b) => b[1] - a[1]);
+        expect(worst?.[0]).toBe(3);
+        expect(l.output.failures).toBeGreaterThan(0);
+        expect(l.output.perRank.size).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('refuses a folder without fixtures', async () => {
+    await expect(discoverFixtures(join(defaultGoldenRoot(), 'mixtral-f32', 'original'))).rejects.toThrow(GoldenFixtureError);
+  });
+});
