@@ -236,6 +236,40 @@ describe('SafetensorsFile', () => {
     }
   });
 
+  it('readRanges equals the concatenation of the ranges sliced from the whole tensor', async () => {
+    const size = 300_000; // larger than the gap the reader reads through
+    const data = Uint8Array.from({ length: size }, (_, i) => (i * 7 + (i >> 8)) & 0xff);
+    const path = join(dir, 'ranges.safetensors');
+    await writeFile(path, file(one('U8', [size], [0, size]), data));
+    const f = await SafetensorsFile.open(path);
+    const range = fc.tuple(fc.nat(size), fc.nat(size)).map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]);
+    const near = fc.tuple(fc.nat(size - 1), fc.nat(100), fc.nat(100)).map(([a, len, gap]) => [a, len, gap] as const);
+    // Runs of nearby forward ranges (the shape of a column slice), plus arbitrary ranges.
+    const rows = fc.array(near, { maxLength: 20 }).map((xs) => {
+      const out: Array<[number, number]> = [];
+      let at = xs[0]?.[0] ?? 0;
+      for (const [, len, gap] of xs) {
+        const b = Math.min(at + gap, size);
+        const e = Math.min(b + len, size);
+        out.push([b, e]);
+        at = e;
+      }
+      return out;
+    });
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.oneof(range.map((r) => [r]), rows), { maxLength: 6 }), async (groups) => {
+          const ranges = groups.flat();
+          const want = Buffer.concat(ranges.map(([b, e]) => data.subarray(b, e)));
+          expect(Buffer.from(await f.readRanges('w', ranges)).equals(want)).toBe(true);
+        }),
+        { seed, numRuns: 200 },
+      );
+    } finally {
+      await f.close();
+    }
+  });
+
   it('a missing file and a file truncated after opening are I/O errors', async () => {
     await expect(SafetensorsFile.open(join(dir, 'absent.safetensors'))).rejects.toThrow(SafetensorIoError);
     const path = join(dir, 'shrinks.safetensors');

@@ -327,8 +327,9 @@ export class SafetensorsFile {
   }
 
   /**
-   * The concatenation of several byte ranges of one tensor, in the order given. Ranges
-   * that continue one another are coalesced into one positional read.
+   * The concatenation of several byte ranges of one tensor, in the order given. Runs of
+   * ranges that move forward with small gaps (the rows of a column slice, say) are served
+   * by one positional read of their span; runs without gaps are read straight into place.
    */
   async readRanges(name: string, ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array> {
     const info = this.info(name);
@@ -340,12 +341,20 @@ export class SafetensorsFile {
     const out = new Uint8Array(total);
     const base = this.header.dataStart + info.dataOffsets[0];
     let at = 0;
-    for (let i = 0; i < ranges.length; ) {
-      const begin = ranges[i]![0];
-      let end = ranges[i]![1];
-      for (i++; i < ranges.length && ranges[i]![0] === end; i++) end = ranges[i]![1];
-      await readInto(this.handle, this.path, out.subarray(at, at + end - begin), base + begin);
-      at += end - begin;
+    for (const run of coalesce(ranges)) {
+      const [first, last] = [run[0]!, run[run.length - 1]!];
+      const span = last[1] - first[0];
+      const length = run.reduce((a, [b, e]) => a + e - b, 0);
+      if (length === span) {
+        await readInto(this.handle, this.path, out.subarray(at, at + length), base + first[0]);
+        at += length;
+        continue;
+      }
+      const buffer = await readExactly(this.handle, this.path, span, base + first[0]);
+      for (const [b, e] of run) {
+        out.set(buffer.subarray(b - first[0], e - first[0]), at);
+        at += e - b;
+      }
     }
     return out;
   }
@@ -353,6 +362,27 @@ export class SafetensorsFile {
   async close(): Promise<void> {
     await this.handle.close();
   }
+}
+
+/** Gaps up to this many bytes are read through rather than paying for another read. */
+const MAX_GAP = 64 * 1024;
+/** The most a single coalesced read may span. */
+const MAX_SPAN = 16 * 1024 * 1024;
+
+/** Split ranges (in order) into runs that one read of their span can serve. */
+function coalesce(ranges: ReadonlyArray<readonly [number, number]>): Array<Array<readonly [number, number]>> {
+  const runs: Array<Array<readonly [number, number]>> = [];
+  let run: Array<readonly [number, number]> = [];
+  for (const r of ranges) {
+    const prev = run[run.length - 1];
+    if (prev && r[0] >= prev[1] && r[0] - prev[1] <= MAX_GAP && r[1] - run[0]![0] <= MAX_SPAN) run.push(r);
+    else {
+      if (run.length) runs.push(run);
+      run = [r];
+    }
+  }
+  if (run.length) runs.push(run);
+  return runs;
 }
 
 async function readExactly(handle: FileHandle, file: string, length: number, position: number): Promise<Uint8Array> {
