@@ -1,0 +1,123 @@
+// Bit-exact comparison of two canonical maps: same names, dtypes, shapes and bytes. The
+// first difference is returned with everything needed to act on it: the tensor, the flat
+// element index, the expected and found bytes, and their decoded values.
+import type { Canonical, Tensor } from '../tensor.js';
+import type { DType } from '../safetensors/dtypes.js';
+import { dtypeBits } from '../safetensors/dtypes.js';
+import { decodeFloats64 } from '../safetensors/codecs.js';
+import { MoeConformanceError } from '../errors.js';
+
+export type BitDifference =
+  | { kind: 'missing' | 'extra'; tensor: string }
+  | { kind: 'dtype'; tensor: string; expected: DType; found: DType }
+  | { kind: 'shape'; tensor: string; expected: number[]; found: number[] }
+  | {
+      kind: 'bytes';
+      tensor: string;
+      /** Flat element index (byte index for sub-byte dtypes). */
+      index: number;
+      /** Hex of the element's bytes, in file order. */
+      expectedBytes: string;
+      foundBytes: string;
+      /** Decoded element values, where the dtype has a decoder. */
+      expectedValue?: number | bigint;
+      foundValue?: number | bigint;
+      /** How many elements of this tensor differ in all. */
+      differing: number;
+    };
+
+/** Raised where a bit-exact match is required; carries the first difference. */
+export class BitMismatch extends MoeConformanceError {
+  constructor(readonly difference: BitDifference) {
+    super(describeDifference(difference), {
+      tensor: difference.tensor,
+      ...('expected' in difference ? { expected: difference.expected, found: difference.found } : {}),
+      ...(difference.kind === 'bytes' ? { expected: difference.expectedBytes, found: difference.foundBytes } : {}),
+    });
+  }
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+/** One element's value, decoded independently of any bulk codec path where it is an integer. */
+function elementValue(dtype: DType, bytes: Uint8Array): number | bigint | undefined {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  switch (dtype) {
+    case 'BOOL': case 'U8': return v.getUint8(0);
+    case 'I8': return v.getInt8(0);
+    case 'I16': return v.getInt16(0, true);
+    case 'U16': return v.getUint16(0, true);
+    case 'I32': return v.getInt32(0, true);
+    case 'U32': return v.getUint32(0, true);
+    case 'I64': return v.getBigInt64(0, true);
+    case 'U64': return v.getBigUint64(0, true);
+    default:
+      try {
+        return decodeFloats64(dtype, bytes)[0];
+      } catch {
+        return undefined;
+      }
+  }
+}
+
+function compareBytes(name: string, e: Tensor, f: Tensor): BitDifference | undefined {
+  const bits = dtypeBits(e.dtype);
+  const size = bits % 8 === 0 ? bits / 8 : 1;
+  let first = -1;
+  let differing = 0;
+  const n = Math.max(e.bytes.length, f.bytes.length);
+  for (let i = 0; i < n; i += size) {
+    let same = true;
+    for (let j = i; j < i + size; j++) if (e.bytes[j] !== f.bytes[j]) same = false;
+    if (!same) {
+      differing++;
+      if (first < 0) first = i;
+    }
+  }
+  if (first < 0) return undefined;
+  const eb = e.bytes.subarray(first, first + size);
+  const fb = f.bytes.subarray(first, first + size);
+  const diff: BitDifference = { kind: 'bytes', tensor: name, index: first / size, expectedBytes: hex(eb), foundBytes: hex(fb), differing };
+  if (bits % 8 === 0 && eb.length === size && fb.length === size) {
+    const ev = elementValue(e.dtype, eb);
+    const fv = elementValue(f.dtype, fb);
+    if (ev !== undefined) diff.expectedValue = ev;
+    if (fv !== undefined) diff.foundValue = fv;
+  }
+  return diff;
+}
+
+/** The first difference between two canonical maps (names in sorted order), or undefined. */
+export function firstDifference(expected: Canonical, found: Canonical): BitDifference | undefined {
+  const names = [...new Set([...expected.keys(), ...found.keys()])].sort();
+  for (const name of names) {
+    const e = expected.get(name);
+    const f = found.get(name);
+    if (!f) return { kind: 'missing', tensor: name };
+    if (!e) return { kind: 'extra', tensor: name };
+    if (e.dtype !== f.dtype) return { kind: 'dtype', tensor: name, expected: e.dtype, found: f.dtype };
+    if (e.shape.length !== f.shape.length || e.shape.some((d, i) => d !== f.shape[i])) return { kind: 'shape', tensor: name, expected: e.shape, found: f.shape };
+    const d = compareBytes(name, e, f);
+    if (d) return d;
+  }
+  return undefined;
+}
+
+/** Throws BitMismatch at the first difference. */
+export function assertBitIdentical(expected: Canonical, found: Canonical): void {
+  const d = firstDifference(expected, found);
+  if (d) throw new BitMismatch(d);
+}
+
+export function describeDifference(d: BitDifference): string {
+  switch (d.kind) {
+    case 'missing': return `tensor ${d.tensor} is missing`;
+    case 'extra': return `tensor ${d.tensor} is not expected`;
+    case 'dtype': return `tensor ${d.tensor} has dtype ${d.found}, expected ${d.expected}`;
+    case 'shape': return `tensor ${d.tensor} has shape [${d.found.join(', ')}], expected [${d.expected.join(', ')}]`;
+    case 'bytes': {
+      const values = d.expectedValue !== undefined || d.foundValue !== undefined ? ` (value ${String(d.foundValue)}, expected ${String(d.expectedValue)})` : '';
+      return `tensor ${d.tensor} differs at element ${d.index}: bytes ${d.foundBytes}, expected ${d.expectedBytes}${values}; ${d.differing} element(s) differ`;
+    }
+  }
+}
