@@ -3,7 +3,7 @@
 // one for one, so a finding here can be compared with what the Rust/Python loader says.
 // The rest refine one of those kinds (a subclass) or cover what the reference leaves to
 // its callers (I/O, byte ranges, lazy sources).
-import { MoeConformanceError, type ErrorContext } from '../errors.js';
+import { MoeConformanceError } from '../errors.js';
 
 export class SafetensorError extends MoeConformanceError {}
 
@@ -51,5 +51,3 @@ export class InvalidTensorName extends SafetensorError {}
 export class UnsupportedDtype extends SafetensorError {}
 /** The operating system refused a read or write, or the file changed under us. */
 export class SafetensorIoError extends SafetensorError {}
-
-export type { ErrorContext };

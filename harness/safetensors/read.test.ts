@@ -1,6 +1,6 @@
 // The reader against malformed files (one exact error class each), the golden fixtures
 // written by the Rust/Python safetensors, and random mutations of valid files.
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
