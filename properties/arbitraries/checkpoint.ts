@@ -12,7 +12,7 @@ export const dtypeArb = (allowed: readonly DtypeName[] = DTYPE_NAMES): fc.Arbitr
 /** One file (most often), a size cap that splits layers across files, or tensors scattered over files in random key order. */
 export const shardArb: fc.Arbitrary<ShardSpec> = fc.oneof(
   { arbitrary: fc.constant<ShardSpec>({ kind: 'single' }), weight: 3 },
-  { arbitrary: fc.constantFrom(256, 1024, 4096).map((bytes): ShardSpec => ({ kind: 'max', bytes })), weight: 2 },
+  { arbitrary: fc.constantFrom(1024, 4096).map((bytes): ShardSpec => ({ kind: 'max', bytes })), weight: 2 },
   { arbitrary: fc.integer({ min: 2, max: 4 }).map((files): ShardSpec => ({ kind: 'scatter', files })), weight: 2 },
 );
 

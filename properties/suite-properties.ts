@@ -1,0 +1,134 @@
+// The conformance suite as fast-check properties, independent of any test runner: one
+// property per model type for valid loads, and one each for layout invariance, broken
+// checkpoints and invalid requests. properties/vitest.ts registers them as tests; the
+// mutant test runs them directly to see how soon each wrong loader is caught.
+import fc from 'fast-check';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { caseHash, parseCaseId } from '../harness/conformance/case-id.js';
+import { Expectations } from '../harness/conformance/expectations.js';
+import { failureOf } from '../harness/conformance/results.js';
+import type { CaseOutcome } from '../harness/conformance/runner.js';
+import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
+import type { MoeBackend } from '../kernels/backend.js';
+import { caseArb } from './arbitraries/cases.js';
+import { ALL_MODEL_TYPES } from './arbitraries/models.js';
+import { checkCase, type Target } from './properties.js';
+import { DTYPE_NAMES, LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
+
+export interface Capabilities {
+  dtypes?: readonly DtypeName[];
+  layouts?: readonly Layout[];
+  modelTypes?: readonly string[];
+  maxTp?: number;
+  maxEp?: number;
+}
+
+export interface SuiteOptions {
+  name: string;
+  load: Loader | ((dir: string, req: ParallelRequest) => Promise<Canonical>);
+  forward?: MoeBackend;
+  capabilities?: Capabilities;
+  /** Expectations text (`ID-or-pattern fail|skip # reason` lines) or a parsed set. */
+  expectations?: string | Expectations;
+  /** Generated cases per property (default 5; the load property runs this many per model type). */
+  cases?: number;
+  /** Default: $FC_SEED, else 42. */
+  seed?: number;
+}
+
+export interface SuiteProperty {
+  title: string;
+  arb: fc.Arbitrary<CaseSpec>;
+  numRuns: number;
+  /** Added to the suite's seed, so properties that differ only in model type draw different sizes. */
+  seedOffset: number;
+}
+
+/** A case failed: the message carries the case ID and the way to replay it. */
+export class ConformanceCaseFailure extends Error {
+  override readonly name = 'ConformanceCaseFailure';
+}
+
+export const DEFAULT_CASES = 5;
+
+export function defaultSeed(): number {
+  return Number(process.env.FC_SEED ?? 42);
+}
+
+export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
+  const c = opts.capabilities ?? {};
+  const n = opts.cases ?? DEFAULT_CASES;
+  const sizes = (max: number | undefined) => Array.from({ length: Math.max(1, max ?? 4) }, (_, i) => i + 1);
+  const filter = {
+    ...(c.dtypes && { dtypes: c.dtypes }),
+    ...(c.layouts && { layouts: c.layouts }),
+    tpSizes: sizes(c.maxTp),
+    epSizes: sizes(c.maxEp),
+  };
+  const types = c.modelTypes ?? ALL_MODEL_TYPES;
+  const twoLayouts = (c.layouts ?? LAYOUTS).length === LAYOUTS.length;
+  const properties: Array<Omit<SuiteProperty, 'seedOffset'>> = [
+    ...types.map((t) => ({ title: `${t}: every rank loads bit-exact, reassembles, and computes the unsharded forward`, arb: caseArb({ ...filter, modelTypes: [t], kinds: ['load'] }), numRuns: n })),
+    ...(twoLayouts ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
+    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n },
+    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n },
+  ];
+  return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
+}
+
+export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward'>): Target {
+  const loader: Loader = typeof opts.load === 'function' ? { name: opts.name, load: opts.load } : opts.load;
+  return { loader, ...(opts.forward && { forward: opts.forward }) };
+}
+
+function expectationsOf(e: SuiteOptions['expectations']): Expectations {
+  return e === undefined ? Expectations.empty() : typeof e === 'string' ? Expectations.parse(e) : e;
+}
+
+/** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
+export function casePredicate(target: Target, workDir: string, expectations: Expectations, seed: number): (spec: CaseSpec) => Promise<void> {
+  return async (spec) => {
+    const id = specIdText(spec);
+    const expected = expectations.lookup(parseCaseId(id));
+    if (expected?.kind === 'skip') return;
+    let outcome: CaseOutcome;
+    try {
+      outcome = await checkCase(spec, target, { workDir });
+    } catch (e) {
+      outcome = { status: 'fail', failure: failureOf(e) };
+    }
+    const replay = `replay: FC_SEED=${seed} FC_PATH=<the path fast-check prints> npx vitest run -t '<this test>', or for a command loader: moe-conformance check --loader "CMD" --case '${id}'`;
+    if (expected?.kind === 'fail') {
+      if (outcome.status === 'fail') return;
+      throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
+    }
+    if (outcome.status === 'fail') {
+      const f = outcome.failure;
+      const facts = [f.tensor && `tensor:   ${f.tensor}`, f.expected && `expected: ${f.expected}`, f.found && `found:    ${f.found}`].filter(Boolean).join('\n');
+      throw new ConformanceCaseFailure(`case ${id}\n${f.message}${facts ? `\n${facts}` : ''}\n${replay}`);
+    }
+  };
+}
+
+/** Runs one property without throwing; fast-check's details say whether, when and how it failed. */
+export async function checkSuiteProperty(
+  p: SuiteProperty,
+  opts: SuiteOptions,
+  params: { path?: string; endOnFailure?: boolean } = {},
+): Promise<fc.RunDetails<[CaseSpec]>> {
+  const seed = opts.seed ?? defaultSeed();
+  const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
+  try {
+    const predicate = casePredicate(targetOf(opts), workDir, expectationsOf(opts.expectations), seed);
+    return await fc.check(fc.asyncProperty(p.arb, predicate), {
+      seed: (seed + p.seedOffset) | 0,
+      numRuns: p.numRuns,
+      ...(params.path !== undefined && { path: params.path }),
+      ...(params.endOnFailure && { endOnFailure: true }),
+    });
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
