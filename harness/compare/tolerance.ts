@@ -38,7 +38,8 @@ export function sigmoidRelError(zError: number): number {
 }
 
 /**
- * Error of the activation a = act(g, u) in float32 when g and u are off by at most eg, eu.
+ * Error of the activation a = act(g, u) in float32 when g and u are off by at most eg, eu:
+ * |Δ(s(g)·u)| ≤ |s(g + eg) − s(g)|·(|u| + eu) + |s(g)|·eu, with s's slope bounded below.
  * |d silu(g)/dg| ≤ 1.1, and |d (g·σ(αg))/dg| = σ(αg) + αg·σ(αg)(1 − σ(αg)) ≤ 1.1 for any α
  * (both peak near 1.0998); the
  * clamps of gpt_oss only shrink errors. Plus a few roundings of the result.
@@ -46,12 +47,12 @@ export function sigmoidRelError(zError: number): number {
 export function activationError(act: ExpertActivation, g: number, u: number, eg: number, eu: number): number {
   if (act.kind === 'silu_gated') {
     const silu = g / (1 + Math.exp(-g));
-    return 1.1 * eg * Math.abs(u) + Math.abs(silu) * eu + eg * eu + 4 * U32 * Math.abs(silu * u);
+    return 1.1 * eg * (Math.abs(u) + eu) + Math.abs(silu) * eu + 4 * U32 * Math.abs(silu * u);
   }
   const gc = Math.min(g, act.limit);
   const uc = Math.min(Math.max(u, -act.limit), act.limit);
   const glu = gc / (1 + Math.exp(-act.alpha * gc));
-  return 1.1 * eg * Math.abs(uc + 1) + Math.abs(glu) * eu + eg * eu + 6 * U32 * Math.abs(glu * (uc + 1));
+  return 1.1 * eg * (Math.abs(uc + 1) + eu) + Math.abs(glu) * eu + 6 * U32 * Math.abs(glu * (uc + 1));
 }
 
 export type Tier = 'pass' | 'warn' | 'fail';
