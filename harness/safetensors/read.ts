@@ -72,16 +72,8 @@ export function tensorByteLength(dtype: DType, shape: readonly (number | bigint)
  * the whole file), so that coverage of the data section is checked too.
  */
 export function parseHeader(bytes: Uint8Array, file?: string, totalLength: number = bytes.length): Header {
-  if (totalLength < HEADER_LENGTH_BYTES || bytes.length < HEADER_LENGTH_BYTES) {
-    throw new HeaderTooSmall('file shorter than the 8-byte header length', { file, expected: '>= 8 bytes', found: totalLength });
-  }
-  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_SIZE)) throw new HeaderTooLarge('header length above the 100,000,000-byte limit', { file, found: n.toString() });
-  const headerLength = Number(n);
+  const headerLength = declaredHeaderLength(bytes, totalLength, file);
   const dataStart = HEADER_LENGTH_BYTES + headerLength;
-  if (dataStart > totalLength) {
-    throw new InvalidHeaderLength('header runs past the end of the file', { file, expected: `<= ${totalLength} bytes`, found: dataStart });
-  }
   if (dataStart > bytes.length) {
     throw new InvalidHeaderLength('the bytes given stop before the end of the header', { file, expected: dataStart, found: bytes.length });
   }
@@ -101,6 +93,23 @@ export function parseHeader(bytes: Uint8Array, file?: string, totalLength: numbe
     out.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape.map(Number), dataOffsets: [Number(t.begin), Number(t.end)] });
   }
   return { headerLength, tensors: out, metadata, dataStart };
+}
+
+/**
+ * N from the first 8 bytes, checked against the limit and the file's length (in this
+ * order, as the reference does) before anything of size N is allocated.
+ */
+function declaredHeaderLength(first: Uint8Array, totalLength: number, file?: string): number {
+  if (totalLength < HEADER_LENGTH_BYTES || first.length < HEADER_LENGTH_BYTES) {
+    throw new HeaderTooSmall('file shorter than the 8-byte header length', { file, expected: '>= 8 bytes', found: totalLength });
+  }
+  const n = new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_SIZE)) throw new HeaderTooLarge('header length above the 100,000,000-byte limit', { file, found: n.toString() });
+  const dataStart = HEADER_LENGTH_BYTES + Number(n);
+  if (dataStart > totalLength) {
+    throw new InvalidHeaderLength('header runs past the end of the file', { file, expected: `<= ${totalLength} bytes`, found: dataStart });
+  }
+  return Number(n);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -291,17 +300,11 @@ export class SafetensorsFile {
     }
     try {
       const size = (await handle.stat()).size;
-      if (size < HEADER_LENGTH_BYTES) throw new HeaderTooSmall('file shorter than the 8-byte header length', { file: path, expected: '>= 8 bytes', found: size });
-      const lengthBytes = await readExactly(handle, path, HEADER_LENGTH_BYTES, 0);
-      const n = new DataView(lengthBytes.buffer).getBigUint64(0, true);
-      // Check the declared length against the limit and the file size before allocating.
-      if (n > BigInt(MAX_HEADER_SIZE)) throw new HeaderTooLarge('header length above the 100,000,000-byte limit', { file: path, found: n.toString() });
-      if (BigInt(HEADER_LENGTH_BYTES) + n > BigInt(size)) {
-        throw new InvalidHeaderLength('header runs past the end of the file', { file: path, expected: `<= ${size} bytes`, found: (n + 8n).toString() });
-      }
-      const prefix = new Uint8Array(HEADER_LENGTH_BYTES + Number(n));
-      prefix.set(lengthBytes);
-      prefix.set(await readExactly(handle, path, Number(n), HEADER_LENGTH_BYTES), HEADER_LENGTH_BYTES);
+      const first = await readExactly(handle, path, Math.min(HEADER_LENGTH_BYTES, size), 0);
+      const n = declaredHeaderLength(first, size, path);
+      const prefix = new Uint8Array(HEADER_LENGTH_BYTES + n);
+      prefix.set(first);
+      await readInto(handle, path, prefix.subarray(HEADER_LENGTH_BYTES), HEADER_LENGTH_BYTES);
       return new SafetensorsFile(path, handle, parseHeader(prefix, path, size));
     } catch (e) {
       await handle.close();
