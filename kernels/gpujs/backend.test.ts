@@ -7,6 +7,7 @@ import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { RankTensors } from '../backend.js';
 import { findBackend } from '../backends.js';
 import { compareToBounds } from '../../harness/compare/tolerance.js';
+import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js';
 import { referenceForward, type ReferenceResult } from '../moe.js';
 import { KernelInputError } from './errors.js';
 import { createGpujsBackend, type GpujsBackend, type GpujsMode } from './backend.js';
@@ -36,6 +37,8 @@ interface Case {
   sem: MoeSemantics;
   split: Split;
   extras?: LayerExtras;
+  /** Weights uniform in ±scale (default 0.1). */
+  scale?: number;
 }
 
 const WHOLE: Split = { tpSize: 1, epSize: 1, placement: 'linear' };
@@ -67,6 +70,12 @@ const CASES: Case[] = [
     sem: semantics({ modelType: 'gpt_oss', routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.05 } }),
     split: WHOLE,
     extras: { biases: true },
+  },
+  {
+    name: 'gate values of several hundred, where exp(-gate) overflows float32',
+    sem: semantics({}),
+    split: WHOLE,
+    scale: 40,
   },
   {
     name: 'llama4_text sigmoid on the expert input, shared expert, top-1',
@@ -149,7 +158,7 @@ for (const { mode, skip } of MODES) {
 
     for (const [i, c] of CASES.entries()) {
       it(`matches the float64 reference: ${c.name}`, async () => {
-        const ranks = randomRanks(c.sem, 0, c.split, SEED + i, c.extras);
+        const ranks = randomRanks(c.sem, 0, c.split, SEED + i, c.extras, c.scale);
         await checkAgainstReference(backend, c.sem, ranks, 9, SEED + 100 + i);
       });
     }
@@ -179,6 +188,15 @@ for (const { mode, skip } of MODES) {
       } finally {
         await chunked.dispose();
       }
+    });
+
+    it('reads BF16 canonical tensors (decoded exactly to float32)', async () => {
+      const c = CASES[1]!;
+      const ranks = randomRanks(c.sem, 0, c.split, SEED, c.extras).map((r) => ({
+        req: r.req,
+        tensors: new Map([...r.tensors].map(([name, t]) => [name, t.dtype === 'F32' ? { dtype: 'BF16' as const, shape: t.shape, bytes: encodeFloats('BF16', decodeFloats('F32', t.bytes)) } : t])),
+      }));
+      await checkAgainstReference(backend, c.sem, ranks, 5, SEED);
     });
 
     it('is created by name from the backend registry', async () => {

@@ -97,6 +97,7 @@ function activationConstants(sem: MoeSemantics): ActivationConstants {
 
 class GpujsMoeBackend implements GpujsBackend {
   readonly name: string;
+  private disposed = false;
 
   constructor(
     readonly mode: GpujsMode,
@@ -117,6 +118,7 @@ class GpujsMoeBackend implements GpujsBackend {
     if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * H) {
       throw new KernelInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, H], found: x.length });
     }
+    if (this.disposed) throw new KernelInputError(`${this.name} was disposed`, { layer });
     checkRankSet(sem, layer, ranks);
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0), ranOn: this.mode };
     const decoded = ranks.map((r) => rankF32(sem, layer, r));
@@ -201,6 +203,8 @@ class GpujsMoeBackend implements GpujsBackend {
   }
 
   async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
     await this.kernels.destroy();
     await this.session?.dispose();
   }

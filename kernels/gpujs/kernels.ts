@@ -59,12 +59,21 @@ function gatedUpBody(
   }
   gate += b13[slot]![i]!;
   up += b13[slot]![i + this.constants.R]!;
+  let g = gate;
+  let u = up;
+  let z = gate;
   if (this.constants.act === 1) {
-    const g = Math.min(gate, this.constants.limit);
-    const u = Math.max(Math.min(up, this.constants.limit), -this.constants.limit);
-    return (u + 1) * g / (1 + Math.exp(-this.constants.alpha * g));
+    g = Math.min(gate, this.constants.limit);
+    u = Math.max(Math.min(up, this.constants.limit), -this.constants.limit) + 1;
+    z = this.constants.alpha * g;
   }
-  return gate / (1 + Math.exp(-gate)) * up;
+  // σ(z) from exp(-|z|), which never overflows (WGSL leaves an overflowing exp undefined).
+  const e = Math.exp(-Math.abs(z));
+  let sigma = 1 / (1 + e);
+  if (z < 0) {
+    sigma = e / (1 + e);
+  }
+  return g * sigma * u;
 }
 
 function downBody(this: IKernelFunctionThis<{ R: number }>, act: Matrix, rowSlot: Row, w2: Stack): number {
