@@ -4,6 +4,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { dtypeBits, type DType } from '../safetensors/dtypes.js';
 import type { Tensor } from '../tensor.js';
 import { CheckpointDir } from './directory.js';
 import { ConfigError, ShardPlanError } from './errors.js';
@@ -140,5 +142,50 @@ describe('pythonJson (json.dumps(indent=2, sort_keys=True))', () => {
     ]);
     expect(pythonJson(1.5e300)).toBe('1.5e+300');
     expect(pythonJson({ '\uFF61': 1, '\u{1F600}': 2, B: 3, a: 4 })).toBe('{\n  "B": 3,\n  "a": 4,\n  "\\uff61": 1,\n  "\\ud83d\\ude00": 2\n}');
+  });
+});
+
+describe('write -> open -> read over random tensors and shard plans', () => {
+  const seed = Number(process.env.FC_SEED ?? 42);
+  const tensorArb = fc
+    .tuple(fc.constantFrom<DType>('F32', 'BF16', 'U8', 'I64'), fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 3 }))
+    .chain(([dtype, shape]) => {
+      const n = shape.reduce((a, b) => a * b, 1) * (dtypeBits(dtype) / 8);
+      return fc.uint8Array({ minLength: n, maxLength: n }).map((bytes): Tensor => ({ dtype, shape, bytes }));
+    });
+  const entries = fc.uniqueArray(fc.tuple(fc.string({ minLength: 1, maxLength: 5 }).filter((s) => s !== '__metadata__'), tensorArb), { selector: ([n]) => n, minLength: 1, maxLength: 8 });
+
+  it('both plans give back every tensor, byte for byte, in files that respect the plan', async () => {
+    await fc.assert(
+      fc.asyncProperty(entries, fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 4 }), fc.infiniteStream(fc.nat()), async (list, maxShardBytes, files, picks) => {
+        const want = new Map(list.map(([n, t]) => [n, [...t.bytes]]));
+        const greedy = fresh();
+        await writeCheckpointDir(greedy, CONFIG, list, { maxShardBytes });
+        expect(await contents(greedy)).toEqual(want);
+        const g = await CheckpointDir.open(greedy);
+        try {
+          // Each shard stays within the limit unless it holds one tensor that alone exceeds it.
+          const perFile = new Map<string, number[]>();
+          for (const n of g.tensorNames()) perFile.set(g.info(n).file, [...(perFile.get(g.info(n).file) ?? []), g.info(n).dataOffsets[1] - g.info(n).dataOffsets[0]]);
+          for (const sizes of perFile.values()) expect(sizes.length === 1 || sizes.reduce((a, b) => a + b, 0) <= maxShardBytes).toBe(true);
+        } finally {
+          await g.close();
+        }
+        const k = Math.min(files, list.length);
+        // Every file gets one tensor first, the rest go anywhere.
+        const assignment = new Map(list.map(([n], i) => [n, i < k ? i : picks.next().value % k]));
+        const explicit = fresh();
+        await writeCheckpointDir(explicit, CONFIG, list, { assignment, files: k });
+        const c = await CheckpointDir.open(explicit);
+        try {
+          expect(c.files.length).toBe(k);
+          for (const [n, i] of assignment) expect(c.info(n).file).toBe(join(explicit, k === 1 ? 'model.safetensors' : c.files[i]!));
+        } finally {
+          await c.close();
+        }
+        expect(await contents(explicit)).toEqual(want);
+      }),
+      { seed, numRuns: 40 },
+    );
   });
 });
