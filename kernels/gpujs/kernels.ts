@@ -1,11 +1,13 @@
 // The MoE building blocks as gpu.js kernels, float32, one compiled kernel per shape.
 // The host decides *which* rows to compute (routing, slot lookup); the device does every
 // dot product. Rows are "assignments": row a = t*K + c is token t's c-th selected expert,
-// with slot -1 when that expert lives on another EP rank (the row then yields zeros).
+// with its own input row (x[t], or x[t]·s where routing scales the input) and slot -1 when
+// that expert is not among the weights passed (another EP rank or chunk): it yields zeros.
 //
 // Two gpu.js traps are handled here once for all callers:
-// - loops over H or I are bounded by `this.constants`, and loopMaxIterations is raised past
-//   them: gpu.js silently stops a loop at 1000 iterations otherwise;
+// - loops over H or I are bounded by `this.constants` (gpu.js runs such loops to their
+//   bound) and loopMaxIterations is raised past them as well: gpu.js silently stops any
+//   other loop at 1000 iterations;
 // - weights are indexed as 3-D inputs (w[slot][row][col]), never as flat arrays with a
 //   computed offset: webasm and webgpu do that arithmetic in f32 and read the wrong
 //   element past 2^24 (seen with a [3, 5000, 1201] tensor).
