@@ -14,7 +14,7 @@ import { createGpujsBackend } from '../kernels/gpujs/backend.js';
 import { decodeFloats } from '../harness/safetensors/codecs.js';
 import { SafetensorsFile } from '../harness/safetensors/read.js';
 import { fmt, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, timeRuns, writeResult, type Timing } from './common.js';
-import { firstTokens, moeProblem, writePeerInput, type MoeProblem, type ProblemSize } from './moe-problem.js';
+import { firstTokens, moeProblem, writePeerInput, type ProblemSize } from './moe-problem.js';
 
 export interface KernelsOptions {
   size: ProblemSize;
@@ -51,7 +51,7 @@ export interface BackendRow {
 }
 
 /** Our output rows against the reference's (first `checkTokens` tokens), within its strict bound. */
-function accuracy(ref: ReturnType<typeof referenceForward>, out: ArrayLike<number>): Accuracy {
+export function accuracy(ref: ReturnType<typeof referenceForward>, out: ArrayLike<number>): Accuracy {
   const strict = ref.bounds!.strict;
   let overBound = 0;
   let maxAbsError = 0;
@@ -83,28 +83,35 @@ function candidates(o: KernelsOptions): Candidate[] {
   ].filter((c) => !o.only || o.only.includes(c.name));
 }
 
-async function runPeer(p: MoeProblem, o: KernelsOptions, dir: string): Promise<{ row: BackendRow; output?: Float32Array }> {
-  const input = join(dir, 'input.safetensors');
-  const out = join(dir, 'torch-y.safetensors');
+export interface PeerOptions {
+  device: string;
+  threads: number;
+  runs: number;
+  /** Only the first `tokens` rows of the file's x. */
+  tokens?: number;
+}
+
+/** Runs the torch peer on an input file written by writePeerInput; its output comes back for checking. */
+export async function runTorchPeer(input: string, o: PeerOptions): Promise<{ row: BackendRow; output?: Float32Array }> {
+  const out = `${input}.torch-y.safetensors`;
   try {
-    await mkdir(dir, { recursive: true });
-    await writePeerInput(p, input);
     const r = await runProcess(python(), [
-      join(REPO_DIR, 'bench', 'peers', 'torch_moe_file.py'), input, '--device', o.peerDevice, '--threads', String(o.peerThreads),
-      '--runs', String(o.runs), '--out', out,
+      join(REPO_DIR, 'bench', 'peers', 'torch_moe_file.py'), input, '--device', o.device, '--threads', String(o.threads),
+      '--runs', String(o.runs), '--out', out, ...(o.tokens === undefined ? [] : ['--tokens', String(o.tokens)]),
     ], 30 * 60_000);
     const j = lastJsonLine<{ ms: number; runs_ms: number[]; torch: string; gpu: string | null }>(r, 'torch peer');
-    const file = await SafetensorsFile.open(out);
-    const y = await file.readTensor('y');
+    const y = await (await SafetensorsFile.open(out)).readTensor('y');
     return {
       row: {
-        backend: `torch-${o.peerDevice}`, detail: `torch ${j.torch}${j.gpu ? ` on ${j.gpu}` : `, ${o.peerThreads} threads`}`,
+        backend: `torch-${o.device}`, detail: `torch ${j.torch}${j.gpu ? ` on ${j.gpu}` : `, ${o.threads} threads`}`,
         timing: { medianMs: j.ms, minMs: Math.min(...j.runs_ms), maxMs: Math.max(...j.runs_ms), runsMs: j.runs_ms },
       },
       output: decodeFloats(y.dtype, y.bytes),
     };
   } catch (e) {
-    return { row: { backend: `torch-${o.peerDevice}`, error: (e as Error).message } };
+    return { row: { backend: `torch-${o.device}`, error: (e as Error).message } };
+  } finally {
+    await rm(out, { force: true });
   }
 }
 
@@ -115,8 +122,15 @@ export async function benchKernels(o: KernelsOptions): Promise<{ rows: BackendRo
   const dir = join(tmpdir(), `moe-bench-kernels-${process.pid}`);
   const rows: BackendRow[] = [];
   const outRows = checked.tokens * p.sem.hidden;
-  const peer = await runPeer(p, o, dir);
-  await rm(dir, { recursive: true, force: true });
+  const input = join(dir, 'input.safetensors');
+  await mkdir(dir, { recursive: true });
+  let peer: Awaited<ReturnType<typeof runTorchPeer>>;
+  try {
+    await writePeerInput(p, input);
+    peer = await runTorchPeer(input, { device: o.peerDevice, threads: o.peerThreads, runs: o.runs });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
   if (peer.output) peer.row.accuracy = accuracy(ref, peer.output.subarray(0, outRows));
   rows.push(peer.row);
   for (const c of candidates(o)) {

@@ -2,6 +2,7 @@
 // prints each one's table; results go to bench/results/<name>-<timestamp>.json.
 // Benchmarks are never part of `npm test`: nothing here asserts a time.
 import { benchKernels, kernelsTable } from './kernels.js';
+import { benchLoader, loaderTable, LOADER_DEFAULTS } from './loader.js';
 
 interface Benchmark {
   describe: string;
@@ -12,7 +13,7 @@ const env = (name: string, fallback: number) => Number(process.env[name] ?? fall
 
 const BENCHMARKS: Record<string, Benchmark> = {
   kernels: {
-    describe: 'MoE forward T=256 H=1024 I=2816 E=8 top-2 f32: every backend vs torch CPU (2 threads) on the same input',
+    describe: 'MoE forward (T=256 H=1024 I=2816 E=8 top-2 f32 unless BENCH_* say otherwise): every backend vs torch CPU (2 threads) on the same input',
     async run(runs) {
       const { rows, file } = await benchKernels({
         size: { tokens: env('BENCH_TOKENS', 256), hidden: env('BENCH_HIDDEN', 1024), intermediate: env('BENCH_INTERMEDIATE', 2816), experts: env('BENCH_EXPERTS', 8), topK: 2 },
@@ -20,6 +21,16 @@ const BENCHMARKS: Record<string, Benchmark> = {
         only: process.env.BENCH_BACKENDS?.split(','),
       });
       return `${kernelsTable(rows)}\n\nresults: ${file}`;
+    },
+  },
+  loader: {
+    describe: 'load and cut a generated 4+ GB mixtral checkpoint (bf16, original and fused), TP 2 and 8, every rank: ours vs Python safe_open/get_slice',
+    async run() {
+      const o = { ...LOADER_DEFAULTS };
+      if (process.env.BENCH_HIDDEN) o.hidden = env('BENCH_HIDDEN', o.hidden);
+      if (process.env.BENCH_INTERMEDIATE) o.intermediate = env('BENCH_INTERMEDIATE', o.intermediate);
+      const { rows, file } = await benchLoader(o);
+      return `${loaderTable(rows)}\n\nresults: ${file}`;
     },
   },
 };

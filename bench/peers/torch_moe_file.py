@@ -1,11 +1,11 @@
 """Times bench/python/torch_forward.py's `moe_forward` on the inputs of a safetensors file,
 so that torch and the TypeScript backends run on the same numbers in the same benchmark.
 
-The file holds `x` [T, H], `router` [E, H], `w13` [E, 2I, H], `w2` [E, H, I] (float32) and
+The file holds `x` [T, H], `router` [E, H], `w13` [E, 2I, H], `w2` [E, H, I] (F32) and
 metadata `top_k`. Prints one JSON line {ms, runs_ms, gflops, ...}; with --out, also writes
 the output `y` [T, H] there for the harness to check against its float64 reference.
 
-    python bench/peers/torch_moe_file.py INPUT.safetensors [--device cuda] [--threads 2] [--runs 5] [--out Y.safetensors]
+    python bench/peers/torch_moe_file.py INPUT.safetensors [--device cuda] [--threads 2] [--runs 5] [--tokens T] [--out Y.safetensors]
 """
 
 from __future__ import annotations
@@ -17,12 +17,36 @@ import statistics
 import sys
 import time
 
+import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 from torch_forward import moe_forward  # noqa: E402  (the peer's own forward, not a copy)
+
+
+# F32 safetensors read and written directly (8-byte header length, JSON header, data), so
+# the peer needs only torch and numpy on the GPU machine.
+def read_f32_file(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    meta = header.pop("__metadata__", {})
+    out = {}
+    for name, info in header.items():
+        if info["dtype"] != "F32":
+            raise SystemExit(f"{name}: only F32 inputs are supported, found {info['dtype']}")
+        begin, end = info["data_offsets"]
+        data = np.fromfile(path, dtype="<f4", count=(end - begin) // 4, offset=8 + n + begin)
+        out[name] = torch.from_numpy(data).reshape(info["shape"])
+    return out, meta
+
+
+def write_f32_file(path: str, name: str, t: torch.Tensor) -> None:
+    data = t.detach().float().cpu().contiguous().numpy().astype("<f4").tobytes()
+    header = json.dumps({name: {"dtype": "F32", "shape": list(t.shape), "data_offsets": [0, len(data)]}}).encode()
+    header += b" " * (-len(header) % 8)
+    with open(path, "wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header + data)
 
 
 def main(argv: list[str]) -> int:
@@ -32,6 +56,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--tokens", type=int, help="use only the first TOKENS rows of x")
     p.add_argument("--out")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -39,9 +64,11 @@ def main(argv: list[str]) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    with safe_open(a.input, framework="pt") as f:
-        top_k = int(f.metadata()["top_k"])
-        x, router, w13, w2 = (f.get_tensor(n).float().to(device) for n in ("x", "router", "w13", "w2"))
+    tensors, meta = read_f32_file(a.input)
+    top_k = int(meta["top_k"])
+    x, router, w13, w2 = (tensors.pop(n).to(device) for n in ("x", "router", "w13", "w2"))
+    if a.tokens is not None:
+        x = x[: a.tokens].contiguous()
 
     def sync() -> None:
         if device.type == "cuda":
@@ -62,7 +89,7 @@ def main(argv: list[str]) -> int:
     flops = 2 * tokens * hidden * experts + tokens * top_k * (2 * hidden * 2 * inter + 2 * inter * hidden)
     ms = statistics.median(times)
     if a.out:
-        save_file({"y": y.float().cpu().contiguous()}, a.out)
+        write_f32_file(a.out, "y", y)
     print(json.dumps({
         "ms": ms, "runs_ms": times, "gflops": flops / ms / 1e6, "device": str(device),
         "threads": a.threads, "torch": torch.__version__,
