@@ -1,0 +1,78 @@
+// The golden command in-process: a real fixture passes with exit 0 and a table; the same
+// fixture with one recorded output value changed fails with exit 1 and says where; bad
+// options are usage errors.
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { UsageError } from '../args.js';
+import { SafetensorsFile } from '../../safetensors/read.js';
+import { writeSafetensors } from '../../safetensors/write.js';
+import { decodeFloats, encodeFloats } from '../../safetensors/codecs.js';
+import type { Tensor } from '../../tensor.js';
+import { defaultGoldenRoot } from '../../../golden/golden.js';
+import { run } from './golden.js';
+
+async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+  try {
+    return { code: await run(argv), out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+const FIXTURE = join(defaultGoldenRoot(), 'mixtral-bf16');
+let tmp: string;
+let tampered: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'golden-cli-'));
+  tampered = join(tmp, 'mixtral-bf16');
+  await cp(FIXTURE, tampered, { recursive: true });
+  // Token 5, column 7 of layer 1's recorded output moves by 0.05.
+  const file = join(tampered, 'golden.safetensors');
+  const st = await SafetensorsFile.open(file);
+  const tensors = new Map<string, Tensor>();
+  for (const name of st.tensors.keys()) tensors.set(name, await st.readTensor(name));
+  await st.close();
+  const out = tensors.get('moe.1.output')!;
+  const values = decodeFloats('F32', out.bytes);
+  values[5 * out.shape[1]! + 7]! += 0.05;
+  tensors.set('moe.1.output', { ...out, bytes: encodeFloats('F32', values) });
+  await writeSafetensors(file, tensors, { format: 'pt' });
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('moe-conformance golden', () => {
+  it('passes a fixture made by transformers and prints one row per layout and split', async () => {
+    const r = await capture([FIXTURE, '--layouts', 'original', '--backends', 'reference']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/mixtral-bf16\s+original\s+TP1\s+reference-f64\s+\S+\s+\S+\s+pass/);
+    expect(r.out).toMatch(/TP2×EP3 round_robin/);
+    expect(r.out).toMatch(/5 comparisons: 5 pass, 0 warn, 0 fail/);
+  });
+  it('fails a fixture whose recorded output was changed, naming layer, token and column', async () => {
+    const r = await capture([tampered, '--layouts', 'fused']);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/layer 1 output: fail, 1\/\d+ beyond the strict bound.*max abs 5\.00e-2 at token 5 column 7/);
+    expect(r.out).toMatch(/mismatching tokens per expert/);
+    expect(r.out).toMatch(/0 pass, 0 warn, 5 fail/);
+  });
+  it('refuses a folder without fixtures with exit 1 and a typed error', async () => {
+    const r = await capture([join(FIXTURE, 'original')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/GoldenFixtureError/);
+  });
+  it('turns unknown backends and layouts into usage errors', async () => {
+    await expect(capture(['--backends', 'nope'])).rejects.toThrow(UsageError);
+    await expect(capture(['--layouts', 'sideways'])).rejects.toThrow(UsageError);
+    await expect(capture(['--frobnicate'])).rejects.toThrow(UsageError);
+    expect((await capture(['--help'])).out).toMatch(/usage: moe-conformance golden/);
+  });
+});
