@@ -167,8 +167,7 @@ export async function compareLayer(sem: MoeSemantics, ranks: RankTensors[], gold
   });
   const comparison: LayerComparison = { layer: golden.layer, output };
   if (golden.routerLogits && result.routerLogits) {
-    const strict = twice(bounds.logits);
-    comparison.routerLogits = compareToBounds(result.routerLogits, golden.routerLogits, { strict, loose: strict.map((v) => 256 * v) }, sem.experts);
+    comparison.routerLogits = compareToBounds(result.routerLogits, golden.routerLogits, { strict: twice(bounds.logits), loose: twice(bounds.logitsLoose) }, sem.experts);
   }
   return comparison;
 }

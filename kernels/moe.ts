@@ -6,7 +6,7 @@
 import type { MoeSemantics } from '../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
-import { gamma, LOOSE_FACTOR, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
+import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { route, sigmoid, type RoutingResult } from './routing.js';
 
@@ -21,6 +21,8 @@ export interface ForwardBounds {
   loose: Float64Array;
   /** `[tokens, experts]` the strict bound of the router logits. */
   logits: Float64Array;
+  /** `[tokens, experts]` the loose bound of the router logits. */
+  logitsLoose: Float64Array;
 }
 
 export interface ReferenceResult extends MoeForwardResult {
@@ -57,6 +59,7 @@ function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Arra
   const { hidden: H, experts: E } = sem;
   const logits = new Float64Array(tokens * E);
   const bound = new Float64Array(withBound ? tokens * E : 0);
+  const loose = new Float64Array(withBound ? tokens * E : 0);
   for (let t = 0; t < tokens; t++) {
     for (let e = 0; e < E; e++) {
       let s = 0;
@@ -67,10 +70,13 @@ function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Arra
       }
       const b = bias ? bias[e]! : 0;
       logits[t * E + e] = s + b;
-      if (withBound) bound[t * E + e] = gamma(H + 1) * (m + Math.abs(b));
+      if (withBound) {
+        bound[t * E + e] = gamma(H + 1) * (m + Math.abs(b));
+        loose[t * E + e] = looseBound(bound[t * E + e]!, m + Math.abs(b));
+      }
     }
   }
-  return { logits, bound };
+  return { logits, bound, loose };
 }
 
 function maxOf(v: Float64Array, from: number, to: number): number {
@@ -127,7 +133,7 @@ export function referenceForward(
 
   const xs = Float64Array.from(x);
   const withBound = options.bound === true;
-  const { logits, bound: logitBound } = routerLogits(sem, weight, bias, xs, tokens, withBound);
+  const { logits, bound: logitBound, loose: logitLoose } = routerLogits(sem, weight, bias, xs, tokens, withBound);
   const routing = route(sem, logits, tokens, correction);
 
   const output = new Float64Array(tokens * H);
@@ -180,7 +186,7 @@ export function referenceForward(
     // The final float32 sum of k experts, the shared expert and every rank's partial output.
     const terms = gamma(k + 2 + ranks.length);
     const strict = acc!.error.map((e, i) => e + terms * acc!.magnitude[i]! + U32 * Math.abs(output[i]!));
-    result.bounds = { strict, loose: strict.map((s) => LOOSE_FACTOR * s), logits: logitBound };
+    result.bounds = { strict, loose: strict.map((s, i) => looseBound(s, acc!.magnitude[i]!)), logits: logitBound, logitsLoose: logitLoose };
   }
   return result;
 }

@@ -1,9 +1,17 @@
 // The tiers of the bound comparison, NaN and infinity, the routing-tie rules, and the error
 // model's building blocks against values worked out by hand.
 import { describe, expect, it } from 'vitest';
-import { activationError, compareToBounds, findRoutingTies, gamma, LOOSE_FACTOR, U32, worstTier } from './tolerance.js';
+import { activationError, compareToBounds, findRoutingTies, gamma, looseBound, LOOSE_RELATIVE, U32, worstTier } from './tolerance.js';
 
-const bounds = (n: number, strict: number) => ({ strict: new Float64Array(n).fill(strict), loose: new Float64Array(n).fill(strict * LOOSE_FACTOR) });
+// Bounds as the reference produces them for elements whose terms have magnitude 0.01.
+const bounds = (n: number, strict: number) => ({ strict: new Float64Array(n).fill(strict), loose: new Float64Array(n).fill(looseBound(strict, 0.01)) });
+
+describe('looseBound', () => {
+  it('adds bf16-level error of the magnitude to the strict bound', () => {
+    expect(looseBound(1e-6, 1)).toBe(1e-6 + 2 ** -8);
+    expect(LOOSE_RELATIVE).toBe(2 ** -8);
+  });
+});
 
 describe('gamma', () => {
   it('is K·u / (1 − K·u) and infinite once K·u reaches 1', () => {

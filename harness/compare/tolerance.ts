@@ -6,15 +6,20 @@
 // γ_K = K·u / (1 − K·u) and u = 2^-24. The reference forward (kernels/moe.ts) carries these
 // bounds element by element through the router, the gate/up products, the activation, the
 // down product and the combine, from the actual magnitudes; the functions below are that
-// error model. The loose tier is the same bound LOOSE_FACTOR times wider: what a backend
-// that keeps 8 fewer significant bits somewhere (a bf16 accumulator, a fast-math exp) could
-// reach, still far below what a wrong weight does.
+// error model. The loose tier adds LOOSE_RELATIVE (bf16 level) of the magnitude Σ|terms|
+// of each element: what a backend that rounds to bf16 somewhere (an accumulator, a cast of
+// the activations) could reach, still far below what a wrong weight or a doubled bias does.
 import type { ExpertActivation } from '../layouts/semantics.js';
 
 /** float32 unit roundoff. */
 export const U32 = 2 ** -24;
-/** The loose tier is this many times the strict bound. */
-export const LOOSE_FACTOR = 256;
+/** The loose tier: the strict bound plus this much of the magnitude Σ|terms| (bf16's 2^-8 unit). */
+export const LOOSE_RELATIVE = 2 ** -8;
+
+/** The loose bound of one element from its strict bound and the magnitude of its terms. */
+export function looseBound(strict: number, magnitude: number): number {
+  return strict + LOOSE_RELATIVE * magnitude;
+}
 
 /** γ_K for float32: the relative error bound of a K-term sum or dot product. */
 export function gamma(k: number): number {
