@@ -18,8 +18,10 @@ import { referenceLoader } from '../harness/loader/load.js';
 import { writeSafetensors } from '../harness/safetensors/write.js';
 import { WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
 import { xoshiro128ss, normals } from '../harness/writer/random.js';
-import type { MoeBackend, RankTensors } from '../kernels/backend.js';
+import type { MoeBackend } from '../kernels/backend.js';
+import { loadRanks } from '../kernels/ranks.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
+import { compareToBounds, type Bounds } from '../harness/compare/tolerance.js';
 import { diffCanonical } from './diff.js';
 import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
@@ -40,14 +42,7 @@ export interface PropertyContext {
   tokens?: number;
 }
 
-/** Every rank of a parallel setting, TP-major. */
-export function allRanks(p: ParallelSpec): ParallelRequest[] {
-  const out: ParallelRequest[] = [];
-  for (let q = 0; q < p.ep; q++) for (let r = 0; r < p.tp; r++) out.push({ tpSize: p.tp, tpRank: r, epSize: p.ep, epRank: q, epPlacement: p.placement });
-  return out;
-}
-
-const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;
+export const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;
 const fail = (failure: CaseFailure): CaseOutcome => ({ status: 'fail', failure });
 
 /** Runs one case against a target. Loader errors on valid input propagate: the runner records them as failures. */
@@ -79,13 +74,13 @@ async function dispatch(spec: CaseSpec, target: Target, ctx: PropertyContext, di
       await mkdir(fusedDir);
       await writeCheckpoint(spec.checkpoint, seed, ckpt, 'original');
       await writeCheckpoint(spec.checkpoint, seed, fusedDir, 'fused');
-      for (const req of allRanks(spec.parallel)) {
-        const a = await target.loader.load(ckpt, req);
-        const b = await target.loader.load(fusedDir, req);
-        outputs.push([`original-${req.tpRank}-${req.epRank}`, a], [`fused-${req.tpRank}-${req.epRank}`, b]);
-        const d = diffCanonical(a, b, `${rankName(req)}: original (expected) vs fused (found) layout`);
+      const original = await loadRanks(target.loader, ckpt, spec.parallel);
+      const fused = await loadRanks(target.loader, fusedDir, spec.parallel);
+      for (const [i, { req, tensors }] of original.entries()) {
+        outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
+        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`);
         if (d) return fail(d);
-        const r = diffCanonical(await referenceLoader.load(ckpt, req), a, `${rankName(req)}: vs the reference`);
+        const r = diffCanonical(await referenceLoader.load(ckpt, req), tensors, `${rankName(req)}: vs the reference`);
         if (r) return fail(r);
       }
       return { status: 'pass' };
@@ -110,13 +105,11 @@ async function dispatch(spec: CaseSpec, target: Target, ctx: PropertyContext, di
 }
 
 async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: PropertyContext, seed: number, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
-  const ranks: RankTensors[] = [];
-  for (const req of allRanks(p)) {
-    const found = await target.loader.load(dir, req);
-    outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, found]);
-    const d = diffCanonical(await referenceLoader.load(dir, req), found, rankName(req));
+  const ranks = await loadRanks(target.loader, dir, p);
+  for (const { req, tensors } of ranks) {
+    outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
+    const d = diffCanonical(await referenceLoader.load(dir, req), tensors, rankName(req));
     if (d) return fail(d);
-    ranks.push({ req, tensors: found });
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
   const whole = await referenceLoader.load(dir, WHOLE);
@@ -153,40 +146,23 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   return warned ? { status: 'warn', note: warned } : { status: 'pass' };
 }
 
-/** Strict bound: pass; loose bound: warn; beyond, or NaN: fail, with the error by token and column. */
-export function forwardVerdict(want: ReferenceResult, got: ArrayLike<number>, tokens: number, where: string): CaseOutcome {
-  const bounds = want.bounds!;
-  let worst = -1;
-  let worstRatio = 0;
-  let tier: 'pass' | 'warn' | 'fail' = 'pass';
-  for (let i = 0; i < want.output.length; i++) {
-    const err = Math.abs(got[i]! - want.output[i]!);
-    if (!(err <= bounds.loose[i]!)) tier = 'fail';
-    else if (err > bounds.strict[i]! && tier === 'pass') tier = 'warn';
-    const ratio = Number.isNaN(err) ? Infinity : err / Math.max(bounds.strict[i]!, Number.MIN_VALUE);
-    if (ratio > worstRatio || worst < 0) {
-      worstRatio = ratio;
-      worst = i;
-    }
-  }
-  if (tier === 'pass') return { status: 'pass' };
-  const fact = `at element ${worst}: error ${Math.abs(got[worst]! - want.output[worst]!)} vs strict bound ${bounds.strict[worst]}`;
-  if (tier === 'warn') return { status: 'warn', note: `${where}: within the loose bound only (${fact})` };
+/** The verdict of harness/compare/tolerance.ts as a case outcome, with the error by token and column on failure. */
+export function forwardVerdict(want: ReferenceResult, got: ArrayLike<number>, tokens: number, where: string, bounds: Bounds = want.bounds!): CaseOutcome {
+  const cols = want.output.length / tokens;
+  const r = compareToBounds(got, want.output, bounds, cols, { selected: want.selected, k: want.selected.length / tokens });
+  if (r.tier === 'pass') return { status: 'pass' };
+  const at = `max abs error ${r.maxAbs.value} at token ${r.maxAbs.row}, column ${r.maxAbs.col} (strict bound ${r.maxAbs.bound}); ${r.mismatches} of ${r.elements} beyond strict, ${r.failures} beyond loose${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`;
+  if (r.tier === 'warn') return { status: 'warn', note: `${where}: ${at}` };
+  const i = r.maxAbs.row * cols + r.maxAbs.col;
   return {
     status: 'fail',
     failure: {
-      message: `${where}: beyond the loose tolerance (${fact})`,
-      expected: String(want.output[worst]),
-      found: String(got[worst]),
-      heatmap: errorByTokenAndColumn(want.output, got, tokens),
+      message: `${where}: beyond the tolerance: ${at}`,
+      ...(i >= 0 && { expected: String(want.output[i]), found: String(got[i]) }),
+      heatmap: Array.from({ length: tokens }, (_, t) => Array.from({ length: cols }, (_, c) => Math.abs(got[t * cols + c]! - want.output[t * cols + c]!))),
       heatmapAxes: ['token', 'column'],
     },
   };
-}
-
-function errorByTokenAndColumn(want: ArrayLike<number>, got: ArrayLike<number>, tokens: number): number[][] {
-  const cols = want.length / tokens;
-  return Array.from({ length: tokens }, (_, t) => Array.from({ length: cols }, (_, c) => Math.abs(got[t * cols + c]! - want[t * cols + c]!)));
 }
 
 /** A refusal is a typed error from the loader; a crash, a timeout or unreadable output is not one. */

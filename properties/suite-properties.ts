@@ -132,3 +132,10 @@ export async function checkSuiteProperty(
     await rm(workDir, { recursive: true, force: true });
   }
 }
+
+/** fast-check's report of a failed run: seed, path, the shrunk counterexample and our message with the case ID. */
+export function failureReport(details: fc.RunDetails<[CaseSpec]>): string | undefined {
+  if (!details.failed) return undefined;
+  const id = details.counterexample ? `\nshrunk case: ${specIdText(details.counterexample[0])}` : '';
+  return `${fc.defaultReportMessage(details) ?? 'property failed'}${id}`;
+}

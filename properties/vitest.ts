@@ -2,9 +2,8 @@
 // suite as vitest tests for a loader written in TypeScript/JavaScript (transformers.js,
 // a WebGPU runtime, ...). Every failure names the case ID, the seed and path to replay
 // it, and the shrunk counterexample (fast-check's report).
-import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { defaultSeed, checkSuiteProperty, suiteProperties, type SuiteOptions } from './suite-properties.js';
+import { checkSuiteProperty, defaultSeed, failureReport, suiteProperties, type SuiteOptions } from './suite-properties.js';
 
 export type { Capabilities, SuiteOptions } from './suite-properties.js';
 
@@ -16,8 +15,8 @@ export function defineMoeConformanceSuite(opts: SuiteOptions): void {
     for (const p of suiteProperties(opts)) {
       it(p.title, async () => {
         const details = await checkSuiteProperty(p, { ...opts, seed }, { ...(path !== undefined && { path }) });
-        // fast-check's report: seed, path, the shrunk case, and our message with the case ID.
-        if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? 'property failed');
+        const report = failureReport(details);
+        if (report !== undefined) throw new Error(report);
       });
     }
   });

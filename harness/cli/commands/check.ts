@@ -1,20 +1,19 @@
 // moe-conformance check: the conformance suite against a loader command (spec §2). It
 // generates checkpoints into a temporary folder, calls the command once per rank, checks
 // everything spec §3 asks, and reports. Exit 0 only if every case passed.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intOption, listOption, parse, UsageError } from '../args.js';
 import { commandLoader } from '../../conformance/command-loader.js';
 import { Expectations } from '../../conformance/expectations.js';
 import { createProgress } from '../../conformance/progress.js';
-import { htmlReport } from '../../conformance/reporters/html.js';
-import { jsonReport, mergeResults, readResults } from '../../conformance/reporters/json.js';
-import { junitReport } from '../../conformance/reporters/junit.js';
+import { ReportOptionError, takeReportOptions, writeReports, type ReportFormat } from '../../conformance/reporters/files.js';
+import { mergeResults, readResults } from '../../conformance/reporters/json.js';
 import { terminalReport } from '../../conformance/reporters/terminal.js';
 import { isFailing, type CaseResult } from '../../conformance/results.js';
 import { parseShard, runCases, type ConformanceCase } from '../../conformance/runner.js';
-import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
+import { fixturesIn, goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
@@ -44,32 +43,33 @@ options:
   --case ID               replay one case (repeatable); no sampling
   --merge FILE ...        merge JSON results of --shard runs instead of running`;
 
-const FORMATS = ['junit', 'json', 'html'] as const;
-type Format = (typeof FORMATS)[number];
-
-/** `--report FORMAT FILE` and the multi-value `--golden`/`--merge` take several words; parseArgs takes one. */
-function extractMultiWord(argv: string[]): { rest: string[]; reports: Array<[Format, string]>; golden: string[]; merge: string[] } {
+/** The multi-word options: `--report FORMAT FILE` and the path lists of `--golden` and `--merge`. */
+function extractMultiWord(argv: string[]): { rest: string[]; reports: Array<[ReportFormat, string]>; golden: string[]; merge: string[] } {
+  const { rest: afterReports, reports } = reportOptions(argv);
   const rest: string[] = [];
-  const reports: Array<[Format, string]> = [];
   const golden: string[] = [];
   const merge: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--report') {
-      const format = argv[i + 1];
-      const file = argv[i + 2];
-      if (!format || !file || !(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--report takes FORMAT FILE with FORMAT one of ${FORMATS.join(', ')}`);
-      reports.push([format as Format, file]);
-      i += 2;
-    } else if (a === '--golden' || a === '--merge') {
+  for (let i = 0; i < afterReports.length; i++) {
+    const a = afterReports[i]!;
+    if (a === '--golden' || a === '--merge') {
       const into = a === '--golden' ? golden : merge;
       let j = i + 1;
-      while (j < argv.length && !argv[j]!.startsWith('--')) into.push(argv[j++]!);
+      while (j < afterReports.length && !afterReports[j]!.startsWith('--')) into.push(afterReports[j++]!);
       if (j === i + 1) throw new UsageError(`${a} takes at least one path`);
       i = j - 1;
     } else rest.push(a);
   }
   return { rest, reports, golden, merge };
+}
+
+/** `--report` pairs, with a malformed one as a usage error (exit 2). */
+export function reportOptions(argv: string[]): ReturnType<typeof takeReportOptions> {
+  try {
+    return takeReportOptions(argv);
+  } catch (e) {
+    if (e instanceof ReportOptionError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 function sizes(value: string | undefined, name: string): number[] | undefined {
@@ -87,13 +87,6 @@ function oneOfList<T extends string>(value: string | undefined, allowed: readonl
 /** Single-quotes a word for a POSIX shell when it needs it. */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:=,+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-export async function writeReports(results: readonly CaseResult[], reports: ReadonlyArray<[Format, string]>): Promise<void> {
-  for (const [format, file] of reports) {
-    const text = format === 'junit' ? junitReport(results) : format === 'json' ? jsonReport(results) : htmlReport(results);
-    await writeFile(file, text);
-  }
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -148,7 +141,7 @@ export async function run(argv: string[]): Promise<number> {
       const specs: CaseSpec[] = [];
       cases = [];
       for (const id of values.case) {
-        const g = parseGoldenCaseId(id, golden);
+        const g = await parseGoldenCaseId(id, golden);
         if (g) cases.push(...(await goldenCases([], { loader }, replay, g)));
         else specs.push(parseSpec(id));
       }
@@ -161,7 +154,8 @@ export async function run(argv: string[]): Promise<number> {
         ...(values.tp !== undefined && { tpSizes: sizes(values.tp, 'tp') }),
         ...(values.ep !== undefined && { epSizes: sizes(values.ep, 'ep') }),
       });
-      cases = [...(await goldenCases(golden, { loader }, replay)), ...generatedCases(specs, { loader }, ctx, replay)];
+      const fixtures = golden.length ? await fixturesIn(golden) : [];
+      cases = [...(await goldenCases(fixtures, { loader }, replay)), ...generatedCases(specs, { loader }, ctx, replay)];
     }
     const results = await runCases(cases, {
       jobs: intOption(values.jobs, 'jobs', 2),

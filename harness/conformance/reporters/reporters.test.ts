@@ -34,6 +34,10 @@ describe('terminal report', () => {
     expect(text.trimEnd().split('\n').at(-1)).toBe('6 cases: 1 passed, 1 warned, 1 failed, 1 skipped, 1 expected failures, 1 unexpected passes — FAILED');
     expect(terminalReport(results.slice(0, 2))).toMatch(/— OK\n$/);
     const golden: CaseResult = { id: 'moe:golden:fixture=qwen3_moe-bf16;layout=fused;tp=2;ep=3;placement=round_robin', status: 'pass', durationMs: 1, replay: '' };
+    const many: CaseResult[] = Array.from({ length: 70 }, (_, i) => ({ id: `moe:load:model=m${i % 2};layout=fused;dtype=f32;tp=${i};ep=1;placement=linear`, status: 'pass', durationMs: 1, replay: '' }));
+    const folded = terminalReport(many);
+    expect(folded).toMatch(/load\s+m0\s+fused\s+f32\s+35 settings\s+35/);
+    expect(folded.split('\n').filter((l) => l.startsWith('load'))).toHaveLength(2);
     expect(terminalReport([golden])).toMatch(/golden\s+qwen3_moe\s+fused\s+bf16\s+tp=2 ep=3 round_robin\s+1/);
   });
 });

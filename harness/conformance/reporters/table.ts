@@ -26,8 +26,13 @@ export function parallelSetting(id: CaseId): string {
   return parts.length ? parts.join(' ') : '-';
 }
 
-export function summaryRows(results: readonly CaseResult[]): SummaryRow[] {
-  const groups = new Map<string, { key: Omit<SummaryRow, 'counts'>; results: CaseResult[] }>();
+/**
+ * Rows of the summary. With `foldParallel`, the parallel settings of one check × model ×
+ * layout × dtype share a row (the column then says how many there were), for a table
+ * that fits a terminal.
+ */
+export function summaryRows(results: readonly CaseResult[], opts: { foldParallel?: boolean } = {}): SummaryRow[] {
+  const groups = new Map<string, { key: Omit<SummaryRow, 'counts'>; results: CaseResult[]; settings: Set<string> }>();
   for (const r of results) {
     const id = parseCaseId(r.id);
     // Golden fixtures are named `<model_type>-<dtype>`.
@@ -37,15 +42,17 @@ export function summaryRows(results: readonly CaseResult[]): SummaryRow[] {
       model: param(id, 'model') ?? fixture?.[1] ?? '-',
       layout: param(id, 'layout') ?? '-',
       dtype: param(id, 'dtype') ?? fixture?.[2] ?? '-',
-      parallel: parallelSetting(id),
+      parallel: opts.foldParallel ? '' : parallelSetting(id),
     };
     const k = JSON.stringify(key);
-    const g = groups.get(k) ?? { key, results: [] };
+    const g = groups.get(k) ?? { key, results: [], settings: new Set<string>() };
     g.results.push(r);
+    g.settings.add(parallelSetting(id));
     groups.set(k, g);
   }
+  const folded = (g: { settings: Set<string> }) => (g.settings.size === 1 ? [...g.settings][0]! : `${g.settings.size} settings`);
   return [...groups.values()]
-    .map((g) => ({ ...g.key, counts: countStatuses(g.results) }))
+    .map((g) => ({ ...g.key, ...(opts.foldParallel && { parallel: folded(g) }), counts: countStatuses(g.results) }))
     .sort((a, b) => cmp(a.check, b.check) || cmp(a.model, b.model) || cmp(a.layout, b.layout) || cmp(a.dtype, b.dtype) || cmp(a.parallel, b.parallel));
 }
 

@@ -5,9 +5,14 @@ import { summaryRows } from './table.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 
+/** Past this many rows, parallel settings share a row (the HTML report keeps them apart). */
+const MAX_ROWS = 60;
+
 export function terminalReport(results: readonly CaseResult[]): string {
+  let rows = summaryRows(results);
+  if (rows.length > MAX_ROWS) rows = summaryRows(results, { foldParallel: true });
   const header = ['check', 'model', 'layout', 'dtype', 'parallel', ...COLUMNS];
-  const body = summaryRows(results).map((r) => [r.check, r.model, r.layout, r.dtype, r.parallel, ...COLUMNS.map((c) => (r.counts[c] ? String(r.counts[c]) : '.'))]);
+  const body = rows.map((r) => [r.check, r.model, r.layout, r.dtype, r.parallel, ...COLUMNS.map((c) => (r.counts[c] ? String(r.counts[c]) : '.'))]);
   const out = [table(header, body, 5)];
 
   const failing = results.filter((r) => isFailing(r.status));
