@@ -2,9 +2,12 @@
 // reference forward, on both layouts and every allowed TP/EP split; and the same pipeline
 // on deliberately broken canonical tensors, which must fail with a report that points at
 // the broken expert.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import type { Canonical, Loader } from '../../harness/tensor.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { WHOLE, type Canonical, type Loader } from '../../harness/tensor.js';
+import { writeMoeCheckpoint } from '../../harness/writer/write-checkpoint.js';
 import { referenceLoader } from '../../harness/loader/load.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
 import { semanticsOf } from '../../harness/layouts/registry.js';
@@ -75,6 +78,35 @@ describe('broken weights fail', () => {
         expect(l.output.perRank.size).toBeGreaterThan(0);
       }
     }
+  });
+
+  describe('in a written checkpoint', () => {
+    const dirs: string[] = [];
+    afterAll(async () => {
+      for (const d of dirs) await rm(d, { recursive: true, force: true });
+    });
+    // The fixture's weights written back in the fused layout, with or without the swap;
+    // the recorded golden output stays the fixture's.
+    async function rewritten(swap: boolean): Promise<GoldenRow[]> {
+      const [fixture] = await discoverFixtures(join(defaultGoldenRoot(), 'mixtral-f32'));
+      const source = fixture!.layouts[0]!.dir;
+      const whole = await referenceLoader.load(source, WHOLE);
+      const dir = await mkdtemp(join(tmpdir(), 'golden-swap-'));
+      dirs.push(dir);
+      await writeMoeCheckpoint(dir, { config: await ModelConfig.read(source), layout: 'fused', canonical: swap ? swapGateUp(whole, 3) : whole });
+      return runGolden({
+        fixtures: [{ ...fixture!, layouts: [{ layout: 'fused', dir }] }], backends: [referenceBackend],
+        splits: [{ tp: 2, ep: 2, placement: 'round_robin' }],
+      });
+    }
+    it('unchanged weights written again still pass (the control)', async () => {
+      expect((await rewritten(false)).map((r) => r.tier)).toEqual(['pass']);
+    });
+    it('swapped gate and up of expert 3 fail', async () => {
+      const [row] = await rewritten(true);
+      expect(row!.tier).toBe('fail');
+      expect(row!.layers.some((l) => [...l.output.perExpert].sort((a, b) => b[1] - a[1])[0]?.[0] === 3)).toBe(true);
+    });
   });
 
   it('refuses a folder without fixtures', async () => {
