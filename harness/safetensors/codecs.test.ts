@@ -216,6 +216,15 @@ describe('other formats', () => {
     for (let b = 0; b < 16; b++) expect(Object.is(e2m1BitsToNumber(b), b < 8 ? table[b] : -table[b - 8]!)).toBe(true);
     expect([...decodeFloats64('F4', Uint8Array.from([0x72, 0x9f]))]).toEqual([1, 6, -6, -0.5]);
   });
+  it('decodeFloats gives the same values as decodeFloats64 for every F8_E8M0 and F4 byte (both fit float32)', () => {
+    const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+    for (const dtype of ['F8_E8M0', 'F4'] as const) {
+      const wide = decodeFloats64(dtype, all);
+      const narrow = decodeFloats(dtype, all);
+      expect(narrow.length).toBe(wide.length);
+      expect([...wide].filter((v, i) => !Object.is(v, narrow[i]))).toEqual([]);
+    }
+  });
   it('F32 and F64 decode exactly, from unaligned views too; F64 to float32 rounds to nearest', () => {
     const values = [1.5, -2.25, 3.4028234663852886e38, 1e-45];
     const f32 = encodeFloats('F32', values);

@@ -107,14 +107,20 @@ export const numberToE5m2Bits = (x: number): number => numberToMini(E5M2, x);
 export const e2m1BitsToNumber = (bits: number): number => miniToNumber(E2M1, bits);
 export const e8m0BitsToNumber = (bits: number): number => (bits === 0xff ? NaN : 2 ** (bits - 127));
 
-// Lookup tables, built on first use: every 8- and 16-bit pattern decoded once.
-const tables = new Map<string, Float64Array>();
-function table(name: string, size: number, decode: (bits: number) => number): Float64Array {
-  let t = tables.get(name);
+// Formats decoded through a table of every bit pattern, built on first use.
+const TABLED: Partial<Record<DType, { width: 1 | 2; decode: (bits: number) => number }>> = {
+  F16: { width: 2, decode: f16BitsToNumber },
+  BF16: { width: 2, decode: bf16BitsToNumber },
+  F8_E4M3: { width: 1, decode: e4m3BitsToNumber },
+  F8_E5M2: { width: 1, decode: e5m2BitsToNumber },
+  F8_E8M0: { width: 1, decode: e8m0BitsToNumber },
+};
+const tables = new Map<DType, Float64Array>();
+function table(dtype: DType, width: 1 | 2, decode: (bits: number) => number): Float64Array {
+  let t = tables.get(dtype);
   if (!t) {
-    t = new Float64Array(size);
-    for (let i = 0; i < size; i++) t[i] = decode(i);
-    tables.set(name, t);
+    t = Float64Array.from({ length: 256 ** width }, (_, i) => decode(i));
+    tables.set(dtype, t);
   }
   return t;
 }
@@ -132,16 +138,31 @@ function checkLength(dtype: DType, bytes: Uint8Array, width: number): number {
   return bytes.length / width;
 }
 
-function lookup(dtype: DType, bytes: Uint8Array, t: Float64Array, width: 1 | 2): Float64Array {
-  const n = checkLength(dtype, bytes, width);
-  const out = new Float64Array(n);
-  if (width === 1) for (let i = 0; i < n; i++) out[i] = t[bytes[i]!]!;
+/** Table lookup straight into `out` (a Float32Array store is exact: every table value fits). */
+function lookup<T extends Float32Array | Float64Array>(dtype: DType, bytes: Uint8Array, make: (n: number) => T): T | undefined {
+  const spec = TABLED[dtype];
+  if (!spec) return undefined;
+  const t = table(dtype, spec.width, spec.decode);
+  const n = checkLength(dtype, bytes, spec.width);
+  const out = make(n);
+  if (spec.width === 1) for (let i = 0; i < n; i++) out[i] = t[bytes[i]!]!;
   else for (let i = 0; i < n; i++) out[i] = t[bytes[2 * i]! | (bytes[2 * i + 1]! << 8)]!;
+  return out;
+}
+
+/** F4 (E2M1), two per byte, low nibble first. */
+function decodeF4<T extends Float32Array | Float64Array>(bytes: Uint8Array, make: (n: number) => T): T {
+  const out = make(bytes.length * 2);
+  for (let i = 0; i < bytes.length; i++) {
+    out[2 * i] = e2m1BitsToNumber(bytes[i]! & 0xf);
+    out[2 * i + 1] = e2m1BitsToNumber(bytes[i]! >> 4);
+  }
   return out;
 }
 
 /** Exact values of every element, for each float dtype listed in the module comment. */
 export function decodeFloats64(dtype: DType, bytes: Uint8Array): Float64Array {
+  const make = (n: number) => new Float64Array(n);
   switch (dtype) {
     case 'F64':
       checkLength(dtype, bytes, 8);
@@ -149,46 +170,40 @@ export function decodeFloats64(dtype: DType, bytes: Uint8Array): Float64Array {
     case 'F32':
       checkLength(dtype, bytes, 4);
       return Float64Array.from(new Float32Array(aligned(bytes, 4)));
-    case 'F16':
-      return lookup(dtype, bytes, table('F16', 65536, f16BitsToNumber), 2);
-    case 'BF16':
-      return lookup(dtype, bytes, table('BF16', 65536, bf16BitsToNumber), 2);
-    case 'F8_E4M3':
-      return lookup(dtype, bytes, table('F8_E4M3', 256, e4m3BitsToNumber), 1);
-    case 'F8_E5M2':
-      return lookup(dtype, bytes, table('F8_E5M2', 256, e5m2BitsToNumber), 1);
-    case 'F8_E8M0':
-      return lookup(dtype, bytes, table('F8_E8M0', 256, e8m0BitsToNumber), 1);
-    case 'F4': {
-      const t = table('F4', 16, e2m1BitsToNumber);
-      const out = new Float64Array(bytes.length * 2);
-      for (let i = 0; i < bytes.length; i++) {
-        out[2 * i] = t[bytes[i]! & 0xf]!;
-        out[2 * i + 1] = t[bytes[i]! >> 4]!;
-      }
-      return out;
-    }
+    case 'F4':
+      return decodeF4(bytes, make);
     default:
-      throw new UnsupportedDtype(`no float decoder for ${dtype}`, { found: dtype });
+      return lookup(dtype, bytes, make) ?? unsupported(dtype);
   }
 }
 
 /** Values as float32: exact for every format but F64, which is rounded to nearest even. */
 export function decodeFloats(dtype: DType, bytes: Uint8Array): Float32Array {
-  if (dtype === 'F32') {
-    checkLength(dtype, bytes, 4);
-    return new Float32Array(aligned(bytes, 4));
+  const make = (n: number) => new Float32Array(n);
+  switch (dtype) {
+    case 'F32':
+      checkLength(dtype, bytes, 4);
+      return new Float32Array(aligned(bytes, 4));
+    case 'F64':
+      return Float32Array.from(decodeFloats64(dtype, bytes));
+    case 'BF16': {
+      // Fast path: a bf16 is the high half of a float32. Checked against the table on every
+      // pattern in the tests.
+      const n = checkLength(dtype, bytes, 2);
+      const out = new Float32Array(n);
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) bits[i] = ((bytes[2 * i + 1]! << 8) | bytes[2 * i]!) << 16;
+      return out;
+    }
+    case 'F4':
+      return decodeF4(bytes, make);
+    default:
+      return lookup(dtype, bytes, make) ?? unsupported(dtype);
   }
-  if (dtype === 'BF16') {
-    // Fast path: a bf16 is the high half of a float32. Checked against the table on every
-    // pattern in the tests.
-    const n = checkLength(dtype, bytes, 2);
-    const out = new Float32Array(n);
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) bits[i] = ((bytes[2 * i + 1]! << 8) | bytes[2 * i]!) << 16;
-    return out;
-  }
-  return Float32Array.from(decodeFloats64(dtype, bytes));
+}
+
+function unsupported(dtype: DType): never {
+  throw new UnsupportedDtype(`no float codec for ${dtype}`, { found: dtype });
 }
 
 /**
@@ -230,6 +245,6 @@ export function encodeFloats(dtype: DType, values: ArrayLike<number>): Uint8Arra
       return out;
     }
     default:
-      throw new UnsupportedDtype(`no float encoder for ${dtype}`, { found: dtype });
+      return unsupported(dtype);
   }
 }
