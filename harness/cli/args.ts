@@ -2,13 +2,15 @@
 // turned into exit code 2 and a message instead of a stack trace.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>>;
+
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
-export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {
+export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false): Parsed<O> {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (e) {
