@@ -2,6 +2,8 @@
 // on every TP/EP split (the ranks are cut by hand in test/synthetic.ts, not by the loader),
 // and its float32 error bound against an actual float32 forward.
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { findRoutingTies } from '../harness/compare/tolerance.js';
 import { referenceBackend, referenceForward, ForwardInputError } from './moe.js';
 import { CanonicalTensorError } from './experts.js';
 import { allRanks, naiveForward, randomInput, randomLayer, type LayerOptions } from './test/synthetic.js';
@@ -87,6 +89,15 @@ describe('refusals', () => {
     expect(() => referenceForward(layer.sem, 3, [ranks[0]!, ranks[0]!, ranks[1]!, ranks[2]!], x, T)).toThrow(ForwardInputError);
     expect(() => referenceForward(layer.sem, 3, [], x, T)).toThrow(ForwardInputError);
   });
+  it('refuses ranks that disagree on the router', () => {
+    const ranks = allRanks(layer, 1, 2);
+    const other = new Map(ranks[1]!.tensors);
+    const w = other.get('layers.3.router.weight')!;
+    const bytes = w.bytes.slice();
+    bytes[5] = bytes[5]! ^ 1;
+    other.set('layers.3.router.weight', { ...w, bytes });
+    expect(() => referenceForward(layer.sem, 3, [ranks[0]!, { ...ranks[1]!, tensors: other }], x, T)).toThrow(/disagree.*router\.weight/);
+  });
   it('refuses an input of the wrong length', () => {
     expect(() => referenceForward(layer.sem, 3, allRanks(layer, 1, 1), x.subarray(1), T)).toThrow(ForwardInputError);
   });
@@ -102,5 +113,52 @@ describe('refusals', () => {
     const badIds = new Map(rank!.tensors);
     badIds.set('layers.3.experts.ids', { dtype: 'I32', shape: [5], bytes: new Uint8Array(Int32Array.from([0, 1, 2, 3, 3]).buffer) });
     expect(() => referenceForward(layer.sem, 3, [{ ...rank!, tensors: badIds }], x, T)).toThrow(/repeated/);
+  });
+});
+
+describe('random layers (fast-check, FC_SEED)', () => {
+  const SEED = Number(process.env.FC_SEED ?? 42);
+  const layers = fc
+    .record({
+      experts: fc.integer({ min: 2, max: 6 }),
+      hidden: fc.integer({ min: 1, max: 12 }),
+      tp: fc.integer({ min: 1, max: 3 }),
+      rowsPerRank: fc.integer({ min: 1, max: 4 }),
+      sharedPerRank: fc.integer({ min: 0, max: 3 }),
+      sharedGate: fc.boolean(),
+      variant: fc.constantFrom('renormalised', 'plain', 'gpt_oss'),
+      seed: fc.integer({ min: 0, max: 1 << 30 }),
+      tokens: fc.integer({ min: 0, max: 6 }),
+      placement: fc.constantFrom('linear' as const, 'round_robin' as const),
+    })
+    .chain((o) => fc.record({ o: fc.constant(o), topK: fc.integer({ min: 1, max: o.experts }), ep: fc.integer({ min: 1, max: o.experts }) }));
+
+  it('every split sums to the naive forward, and a float32 forward stays within the strict bound', () => {
+    fc.assert(
+      fc.property(layers, ({ o, topK, ep }) => {
+        const gptOss = o.variant === 'gpt_oss';
+        const options: LayerOptions = {
+          experts: o.experts, topK, hidden: o.hidden, intermediate: o.tp * o.rowsPerRank,
+          ...(gptOss
+            ? { routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 }, biases: true, routerBias: true, scale: 3 }
+            : { routing: { kind: 'softmax_topk', renormalize: o.variant === 'renormalised', scaling: 1 }, sharedIntermediate: o.tp * o.sharedPerRank, sharedGate: o.sharedGate }),
+        };
+        const layer = randomLayer(o.seed, options);
+        const x = randomInput(o.seed + 1, o.tokens, o.hidden);
+        const exact = naiveForward(layer, x, o.tokens);
+        const whole = referenceForward(layer.sem, 3, allRanks(layer, 1, 1), x, o.tokens, { bound: true });
+        const split = referenceForward(layer.sem, 3, allRanks(layer, o.tp, ep, o.placement), x, o.tokens);
+        const scale = 1 + Math.max(0, ...Array.from(exact, Math.abs));
+        expect(maxDiff(whole.output, exact)).toBeLessThan(1e-12 * scale);
+        expect(maxDiff(split.output, exact)).toBeLessThan(1e-12 * scale);
+        const single = naiveForward(layer, x, o.tokens, Math.fround);
+        const ties = new Set(findRoutingTies(whole.routing.scores, whole.bounds!.logits, o.tokens, o.experts, topK).map((t) => t.token));
+        for (let i = 0; i < single.length; i++) {
+          if (ties.has(Math.floor(i / o.hidden))) continue;
+          expect(Math.abs(single[i]! - whole.output[i]!)).toBeLessThanOrEqual(whole.bounds!.strict[i]!);
+        }
+      }),
+      { seed: SEED, numRuns: 150 },
+    );
   });
 });

@@ -124,8 +124,19 @@ export function referenceForward(
       throw new ForwardInputError('w13 rows times TP size is not the intermediate size', { layer, tensor: `layers.${layer}.experts.w13`, expected: sem.intermediate, found: r.experts.rows * tpSize });
     }
   }
-  // The router and the selection-only bias are whole on every rank: rank 0's are used.
+  // The router and the selection-only bias are whole on every rank: rank 0's are used,
+  // after checking that every rank holds the same bytes.
   const r0 = ranks[0]!;
+  for (const name of ['router.weight', 'router.bias', 'router.correction_bias'].map((n) => `layers.${layer}.${n}`)) {
+    const first = r0.tensors.get(name);
+    for (const r of ranks) {
+      const t = r.tensors.get(name);
+      const same = t === first || (t !== undefined && first !== undefined && t.dtype === first.dtype && Buffer.compare(t.bytes, first.bytes) === 0);
+      if (!same) {
+        throw new ForwardInputError('ranks disagree on a tensor that every rank holds whole', { layer, tensor: name, expected: 'the bytes of rank tp0/ep0', found: `other bytes at tp${r.req.tpRank}/ep${r.req.epRank}` });
+      }
+    }
+  }
   const decodeWhole = (name: string, shape: number[]) => decodeFloatTensor(r0, `layers.${layer}.${name}`, shape);
   const weight = decodeWhole('router.weight', [E, H]);
   const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [E]) : undefined;
