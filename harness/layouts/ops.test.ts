@@ -99,6 +99,26 @@ describe('reversible layout operations', () => {
     });
   }
 
+  it('the word-copy fast path of gather equals the byte copy (aligned and misaligned buffers)', () => {
+    fc.assert(
+      fc.property(sizes, fc.constantFrom(1, 2, 4, 8), fc.boolean(), (s, elemBytes, misalign) => {
+        const c = families[1]!.op(s); // transposed: strided columns
+        const view = partViews(c, s)[1]!;
+        const elems = c.shape.reduce((a, b) => a * b, 1);
+        const backing = Uint8Array.from({ length: elems * elemBytes + 1 }, (_, i) => (i * 31 + 7) & 0xff);
+        const source = misalign ? backing.subarray(1) : backing.subarray(0, elems * elemBytes);
+        const b = blockOf(view, 0, [0, view.shape[0]!], [0, view.shape[1]!]);
+        const bytewise = new Uint8Array(b.rows * b.cols * elemBytes);
+        let o = 0;
+        for (let i = 0; i < b.rows; i++)
+          for (let j = 0; j < b.cols; j++)
+            for (let k = 0; k < elemBytes; k++) bytewise[o++] = source[(b.offset + i * b.rowStride + j * b.colStride) * elemBytes + k]!;
+        expect(gather(source, 0, b, elemBytes)).toEqual(bytewise);
+      }),
+      { seed, numRuns: 60 },
+    );
+  });
+
   it('gather is the inverse of scatter on a cut block (F16 elements)', () => {
     fc.assert(
       fc.property(sizes, fc.integer({ min: 0, max: 3 }), (s, pick) => {

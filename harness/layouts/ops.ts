@@ -253,18 +253,53 @@ export function gather(source: Uint8Array, base: number, b: StridedBlock, elemBy
  * `outCols` columns: a block gathered in column strips lands in one output.
  */
 export function gatherInto(out: Uint8Array, outCols: number, firstCol: number, source: Uint8Array, base: number, b: StridedBlock, elemBytes: number): void {
+  if (b.colStride === 1) {
+    for (let i = 0; i < b.rows; i++) {
+      const row = b.offset - base + i * b.rowStride;
+      out.set(source.subarray(row * elemBytes, (row + b.cols) * elemBytes), (i * outCols + firstCol) * elemBytes);
+    }
+    return;
+  }
+  const words = wordViews(out, source, elemBytes);
+  if (words) {
+    gatherWordsTiled(words[0], words[1], outCols, firstCol, base, b);
+    return;
+  }
   for (let i = 0; i < b.rows; i++) {
     const row = b.offset - base + i * b.rowStride;
     let o = (i * outCols + firstCol) * elemBytes;
-    if (b.colStride === 1) {
-      out.set(source.subarray(row * elemBytes, (row + b.cols) * elemBytes), o);
-      continue;
-    }
     for (let j = 0; j < b.cols; j++) {
       const at = (row + j * b.colStride) * elemBytes;
       for (let k = 0; k < elemBytes; k++) out[o++] = source[at + k]!;
     }
   }
+}
+
+// A transposed gather walks one side with a large stride: in square tiles both the reads
+// and the writes stay in cache (a plain double loop is about 50x slower on big experts).
+const TILE = 64;
+
+function gatherWordsTiled(to: Uint16Array | Uint32Array, from: Uint16Array | Uint32Array, outCols: number, firstCol: number, base: number, b: StridedBlock): void {
+  for (let i0 = 0; i0 < b.rows; i0 += TILE) {
+    const i1 = Math.min(b.rows, i0 + TILE);
+    for (let j0 = 0; j0 < b.cols; j0 += TILE) {
+      const j1 = Math.min(b.cols, j0 + TILE);
+      for (let j = j0; j < j1; j++) {
+        const src = b.offset - base + j * b.colStride;
+        for (let i = i0; i < i1; i++) to[i * outCols + firstCol + j] = from[src + i * b.rowStride]!;
+      }
+    }
+  }
+}
+
+/** 16- or 32-bit views of both buffers where their alignment allows, else null (byte copy). */
+function wordViews(out: Uint8Array, source: Uint8Array, elemBytes: number): [Uint16Array | Uint32Array, Uint16Array | Uint32Array] | null {
+  const View = elemBytes === 2 ? Uint16Array : elemBytes === 4 ? Uint32Array : null;
+  if (View === null || out.byteOffset % elemBytes !== 0 || source.byteOffset % elemBytes !== 0) return null;
+  return [
+    new View(out.buffer as ArrayBuffer, out.byteOffset, Math.floor(out.length / elemBytes)),
+    new View(source.buffer as ArrayBuffer, source.byteOffset, Math.floor(source.length / elemBytes)),
+  ];
 }
 
 /** The inverse of `gather`: write row-major `values` into the block of `target` (element 0 = tensor element 0). */
