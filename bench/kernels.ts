@@ -133,6 +133,7 @@ export async function benchKernels(o: KernelsOptions): Promise<{ rows: BackendRo
   }
   if (peer.output) peer.row.accuracy = accuracy(ref, peer.output.subarray(0, outRows));
   rows.push(peer.row);
+  console.error(kernelsTable([peer.row]).split('\n').pop());
   for (const c of candidates(o)) {
     let backend: MoeBackend | undefined;
     try {
@@ -152,6 +153,7 @@ export async function benchKernels(o: KernelsOptions): Promise<{ rows: BackendRo
     } finally {
       await backend?.dispose?.();
     }
+    console.error(kernelsTable([rows[rows.length - 1]!]).split('\n').pop());
   }
   const torchMs = peer.row.timing?.medianMs;
   for (const r of rows) {

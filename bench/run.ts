@@ -3,6 +3,7 @@
 // Benchmarks are never part of `npm test`: nothing here asserts a time.
 import { benchKernels, kernelsTable } from './kernels.js';
 import { benchLoader, loaderTable, LOADER_DEFAULTS } from './loader.js';
+import { benchSuite, suiteTable } from './suite.js';
 
 interface Benchmark {
   describe: string;
@@ -31,6 +32,15 @@ const BENCHMARKS: Record<string, Benchmark> = {
       if (process.env.BENCH_INTERMEDIATE) o.intermediate = env('BENCH_INTERMEDIATE', o.intermediate);
       const { rows, file } = await benchLoader(o);
       return `${loaderTable(rows)}\n\nresults: ${file}`;
+    },
+  },
+  suite: {
+    describe: 'conformance cases per second: in process, and through the command protocol with our loader vs the Python transformers example loader',
+    async run() {
+      const { rows, file } = await benchSuite({
+        runCases: env('BENCH_SUITE_CASES', 100), checkCases: env('BENCH_CHECK_CASES', 10), seed: env('FC_SEED', 42), jobs: 2,
+      });
+      return `${suiteTable(rows)}\n\nresults: ${file}`;
     },
   },
 };

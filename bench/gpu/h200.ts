@@ -5,7 +5,8 @@
 // against the float64 reference within its strict bound, so the NVIDIA run of the kernels
 // is checked exactly like the llvmpipe one.
 //   node --import tsx bench/gpu/h200.ts [--runs N] [--tilings default,big] [--tokens 256,2048]
-// (`--hidden 256 --intermediate 512 --peer-device cpu --tilings compat` make a smoke test on a CPU machine.)
+// (`--hidden 256 --intermediate 512 --check-hidden 64 --check-intermediate 96 --peer-device cpu
+// --tilings compat` make a smoke test on a CPU machine.)
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   const report: Record<string, unknown> = { benchmark: 'h200', host: await hostInfo(), runs };
 
   // 1. The kernels on this device against the float64 reference (CPU size, first 8 tokens).
-  const small = moeProblem({ tokens: 256, hidden: 1024, intermediate: 2816, experts: 8, topK: 2 });
+  const small = moeProblem({ tokens: 256, hidden: Number(option('check-hidden', '1024')), intermediate: Number(option('check-intermediate', '2816')), experts: 8, topK: 2 });
   const check = firstTokens(small, 8);
   const ref = referenceForward(small.sem, 0, small.ranks, check.x, check.tokens, { bound: true });
   const checks: Record<string, unknown> = {};
