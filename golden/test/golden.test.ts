@@ -12,7 +12,8 @@ import { referenceLoader } from '../../harness/loader/load.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
 import { semanticsOf } from '../../harness/layouts/registry.js';
 import { referenceBackend } from '../../kernels/moe.js';
-import { DEFAULT_SPLITS, defaultGoldenRoot, discoverFixtures, GoldenFixtureError, runGolden, splitAllowed, type GoldenRow } from '../golden.js';
+import { DEFAULT_SPLITS, defaultGoldenRoot, discoverFixtures, GoldenFixtureError, readGolden, runGolden, splitAllowed, type GoldenRow } from '../golden.js';
+import { MoeConformanceError } from '../../harness/errors.js';
 
 const describeRow = (r: GoldenRow) => `${r.fixture} ${r.layout} ${r.split} ${r.backend}: ${r.tier} ${r.error ?? r.layers.map((l) => l.output.notes.join('; ')).join(' | ')}`;
 
@@ -109,7 +110,25 @@ describe('broken weights fail', () => {
     });
   });
 
+  it('a loader that refuses makes the rows fail with its reason; a crash is not swallowed', async () => {
+    const fixtures = await discoverFixtures(join(defaultGoldenRoot(), 'olmoe-f32'));
+    class Refused extends MoeConformanceError {}
+    const refusing: Loader = { name: 'refusing', load: async () => { throw new Refused('no such tensor', { tensor: 'x' }); } };
+    const rows = await runGolden({ fixtures, backends: [referenceBackend], loader: refusing, layouts: ['fused'], splits: [{ tp: 1, ep: 1, placement: 'linear' }] });
+    expect(rows).toMatchObject([{ tier: 'fail', error: expect.stringMatching(/Refused: no such tensor/) }]);
+    const crashing: Loader = { name: 'crashing', load: async () => { throw new TypeError('bug'); } };
+    await expect(runGolden({ fixtures, backends: [referenceBackend], loader: crashing, layouts: ['fused'] })).rejects.toThrow(TypeError);
+  });
+
+  it('refuses golden records that lack a layer or have the wrong shape', async () => {
+    const [fixture] = await discoverFixtures(join(defaultGoldenRoot(), 'olmoe-f32'));
+    const sem = semanticsOf(await ModelConfig.read(fixture!.layouts[0]!.dir));
+    await expect(readGolden(fixture!, { ...sem, moeLayers: [...sem.moeLayers, 9] })).rejects.toThrow(/moe\.9\.input/);
+    await expect(readGolden(fixture!, { ...sem, hidden: sem.hidden + 1 })).rejects.toThrow(GoldenFixtureError);
+  });
+
   it('refuses a folder without fixtures', async () => {
     await expect(discoverFixtures(join(defaultGoldenRoot(), 'mixtral-f32', 'original'))).rejects.toThrow(GoldenFixtureError);
+    await expect(discoverFixtures(join(defaultGoldenRoot(), 'no-such-folder'))).rejects.toThrow(GoldenFixtureError);
   });
 });

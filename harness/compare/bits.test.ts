@@ -1,7 +1,7 @@
 // Bit-exact comparison: each kind of difference is found, located and decoded.
 import { describe, expect, it } from 'vitest';
 import type { Canonical, Tensor } from '../tensor.js';
-import { assertBitIdentical, BitMismatch, firstDifference } from './bits.js';
+import { assertBitIdentical, BitMismatch, describeDifference, firstDifference } from './bits.js';
 
 const f32 = (values: number[], shape = [values.length]): Tensor => ({ dtype: 'F32', shape, bytes: new Uint8Array(Float32Array.from(values).buffer) });
 const i32 = (values: number[]): Tensor => ({ dtype: 'I32', shape: [values.length], bytes: new Uint8Array(Int32Array.from(values).buffer) });
@@ -53,5 +53,50 @@ describe('firstDifference', () => {
     const found = base().set('layers.0.router.weight', f32([1, 2, 3, 5], [2, 2]));
     expect(() => assertBitIdentical(base(), found)).toThrow(BitMismatch);
     expect(() => assertBitIdentical(base(), found)).toThrow(/layers\.0\.router\.weight.*element 3/);
+  });
+});
+
+describe('element values and messages', () => {
+  const ints: Array<[Tensor['dtype'], number[], number[], number | bigint, number | bigint]> = [
+    ['BOOL', [0], [1], 0, 1],
+    ['U8', [200], [201], 200, 201],
+    ['I8', [0xff], [0x01], -1, 1],
+    ['I16', [0xff, 0xff], [0x00, 0x80], -1, -32768],
+    ['U16', [0xff, 0xff], [0x01, 0x00], 65535, 1],
+    ['U32', [0xff, 0xff, 0xff, 0xff], [0, 0, 0, 0], 4294967295, 0],
+    ['I64', [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [1, 0, 0, 0, 0, 0, 0, 0], -2n, 1n],
+    ['U64', [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [1, 0, 0, 0, 0, 0, 0, 0], 18446744073709551615n, 1n],
+  ];
+  it.each(ints)('decodes %s elements from their little-endian bytes', (dtype, e, f, ev, fv) => {
+    const t = (bytes: number[]): Canonical => new Map([['t', { dtype, shape: [1], bytes: Uint8Array.from(bytes) }]]);
+    expect(firstDifference(t(e), t(f))).toMatchObject({ kind: 'bytes', index: 0, expectedValue: ev, foundValue: fv });
+  });
+  it('reports sub-byte dtypes by byte, without a value', () => {
+    const t = (b: number): Canonical => new Map([['t', { dtype: 'F4', shape: [2], bytes: Uint8Array.from([b]) }]]);
+    const d = firstDifference(t(0x12), t(0x13));
+    expect(d).toMatchObject({ kind: 'bytes', index: 0, expectedBytes: '12', foundBytes: '13' });
+    expect(d && 'expectedValue' in d).toBe(false);
+  });
+  it('reports a tensor whose byte length differs from the expected one', () => {
+    const a = new Map([['t', f32([1, 2])]]);
+    const b = new Map([['t', { ...f32([1]), shape: [2] }]]);
+    expect(firstDifference(a, b)).toMatchObject({ kind: 'bytes', index: 1, foundBytes: '' });
+  });
+  it('describes every kind in one line naming the tensor', () => {
+    expect(describeDifference({ kind: 'missing', tensor: 'a' })).toBe('tensor a is missing');
+    expect(describeDifference({ kind: 'extra', tensor: 'a' })).toBe('tensor a is not expected');
+    expect(describeDifference({ kind: 'dtype', tensor: 'a', expected: 'F32', found: 'BF16' })).toBe('tensor a has dtype BF16, expected F32');
+    expect(describeDifference({ kind: 'shape', tensor: 'a', expected: [2, 3], found: [3, 2] })).toBe('tensor a has shape [3, 2], expected [2, 3]');
+    expect(describeDifference({ kind: 'bytes', tensor: 'a', index: 4, expectedBytes: '00', foundBytes: '01', differing: 1 })).toBe('tensor a differs at element 4: bytes 01, expected 00; 1 element(s) differ');
+  });
+  it('the typed error carries the tensor and expected/found', () => {
+    const found = base().set('layers.0.router.weight', { ...f32([1, 2, 3, 4], [2, 2]), dtype: 'I32' });
+    try {
+      assertBitIdentical(base(), found);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(BitMismatch);
+      expect(e).toMatchObject({ tensor: 'layers.0.router.weight', expected: 'F32', found: 'I32' });
+    }
   });
 });

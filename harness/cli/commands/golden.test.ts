@@ -43,6 +43,11 @@ beforeAll(async () => {
   const values = decodeFloats('F32', out.bytes);
   values[5 * out.shape[1]! + 7]! += 0.05;
   tensors.set('moe.1.output', { ...out, bytes: encodeFloats('F32', values) });
+  // And layer 0's router logit of token 2, expert 1 moves by 1.
+  const logits = tensors.get('moe.0.router_logits')!;
+  const l = decodeFloats('F32', logits.bytes);
+  l[2 * logits.shape[1]! + 1]! += 1;
+  tensors.set('moe.0.router_logits', { ...logits, bytes: encodeFloats('F32', l) });
   await writeSafetensors(file, tensors, { format: 'pt' });
 });
 afterAll(async () => {
@@ -62,6 +67,7 @@ describe('moe-conformance golden', () => {
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/layer 1 output: fail, 1\/\d+ beyond the strict bound.*max abs 5\.00e-2 at token 5 column 7/);
     expect(r.out).toMatch(/mismatching tokens per expert/);
+    expect(r.out).toMatch(/layer 0 router logits: fail, 1\/\d+ beyond the strict bound.*at token 2 column 1/);
     expect(r.out).toMatch(/0 pass, 0 warn, 5 fail/);
   });
   it('refuses a folder without fixtures with exit 1 and a typed error', async () => {
