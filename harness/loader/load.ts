@@ -7,7 +7,7 @@
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { detect, type LayerLayout } from '../layouts/detect.js';
 import { DtypeMismatch } from '../layouts/errors.js';
-import { blockEnd, blockOf, gatherInto, type StridedBlock } from '../layouts/ops.js';
+import { blockEnd, blockOf, gather, gatherInto, type StridedBlock } from '../layouts/ops.js';
 import type { MoeDims } from '../layouts/registry.js';
 import { dtypeBits, type DType } from '../safetensors/dtypes.js';
 import { writeSafetensors, type LazyTensor } from '../safetensors/write.js';
@@ -93,12 +93,24 @@ const SMALL_WINDOW = 1 << 16;
 const MAX_WINDOW = 16 << 20;
 
 /** The bytes of one piece: sparse row runs read as they are, other blocks read in windows and gathered. */
-export async function readPiece(dir: CheckpointDir, piece: PlanPiece, maxWindow: number = MAX_WINDOW): Promise<Uint8Array> {
+/** How readPiece reads; the defaults are the loader's, tests vary them to reach every path. */
+export interface ReadOptions {
+  /** Largest window read at once. */
+  maxWindow?: number;
+  /** Windows up to this size are read whole even when sparse. */
+  smallWindow?: number;
+  small?: SmallTensorCache;
+}
+
+export async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: ReadOptions = {}): Promise<Uint8Array> {
+  const { maxWindow = MAX_WINDOW, smallWindow = SMALL_WINDOW, small } = options;
   if (piece.kind === 'literal') return piece.bytes;
   const { block: b, elemBytes: n } = piece;
   if (b.rows === 0 || b.cols === 0) return new Uint8Array(0);
+  const whole = small ? await small.get(dir, piece.tensor) : undefined;
+  if (whole) return gather(whole, 0, b, n);
   const windowBytes = (blockEnd(b) - b.offset) * n;
-  if (b.colStride === 1 && windowBytes > Math.max(WINDOW_SLACK * b.rows * b.cols * n, SMALL_WINDOW)) {
+  if (b.colStride === 1 && windowBytes > Math.max(WINDOW_SLACK * b.rows * b.cols * n, smallWindow)) {
     // Sparse row runs (a TP column cut of a large tensor): read only the runs.
     const ranges: Array<[number, number]> = [];
     for (let i = 0; i < b.rows; i++) {
@@ -124,14 +136,35 @@ export async function readPiece(dir: CheckpointDir, piece: PlanPiece, maxWindow:
   return out;
 }
 
+// Stored tensors up to SMALL_TENSOR bytes are read whole once per output tensor: a fused
+// tensor of a small model then costs one read instead of one per expert and projection.
+const SMALL_TENSOR = 1 << 20;
+
+/** Whole small stored tensors, kept while one output tensor is assembled. */
+export class SmallTensorCache {
+  private readonly bytes = new Map<string, Uint8Array>();
+
+  async get(dir: CheckpointDir, tensor: string): Promise<Uint8Array | undefined> {
+    const [begin, end] = dir.info(tensor).dataOffsets;
+    if (end - begin > SMALL_TENSOR) return undefined;
+    let whole = this.bytes.get(tensor);
+    if (!whole) {
+      whole = (await dir.read(tensor)).bytes;
+      this.bytes.set(tensor, whole);
+    }
+    return whole;
+  }
+}
+
 /** Build the planned tensors in memory. */
 export async function materialize(plan: LoadPlan): Promise<Canonical> {
   const out: Canonical = new Map();
   for (const t of plan.tensors) {
     const bytes = new Uint8Array(t.byteLength);
     let at = 0;
+    const small = new SmallTensorCache();
     for (const piece of t.pieces) {
-      const chunk = await readPiece(plan.dir, piece);
+      const chunk = await readPiece(plan.dir, piece, { small });
       bytes.set(chunk, at);
       at += chunk.length;
     }
@@ -149,7 +182,8 @@ export async function writePlan(plan: LoadPlan, outFile: string): Promise<void> 
       shape: t.shape,
       byteLength: t.byteLength,
       async *chunks() {
-        for (const piece of t.pieces) yield await readPiece(plan.dir, piece);
+        const small = new SmallTensorCache();
+        for (const piece of t.pieces) yield await readPiece(plan.dir, piece, { small });
       },
     },
   ]);
