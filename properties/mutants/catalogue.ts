@@ -24,12 +24,35 @@ interface Model {
   experts: number;
 }
 
-async function modelOf(dir: string): Promise<Model> {
-  const sem = semanticsOf(await ModelConfig.read(dir));
-  return { modelType: sem.modelType, hidden: sem.hidden, intermediate: sem.intermediate, sharedIntermediate: sem.sharedIntermediate, experts: sem.experts };
+/**
+ * A few recent results by key: a mutant asks for the same whole tensors once per rank, and
+ * the suite runs every mutant over many cases, so this keeps the catch test fast.
+ */
+function recent<T>(size: number): (key: string, make: () => Promise<T>) => Promise<T> {
+  const memo = new Map<string, Promise<T>>();
+  return (key, make) => {
+    let hit = memo.get(key);
+    if (!hit) {
+      hit = make();
+      memo.set(key, hit);
+      if (memo.size > size) memo.delete(memo.keys().next().value!);
+    }
+    return hit;
+  };
 }
 
-const load = (dir: string, req: ParallelRequest) => referenceLoader.load(dir, req);
+const models = recent<Model>(8);
+const loads = recent<Canonical>(16);
+
+function modelOf(dir: string): Promise<Model> {
+  return models(dir, async () => {
+    const sem = semanticsOf(await ModelConfig.read(dir));
+    return { modelType: sem.modelType, hidden: sem.hidden, intermediate: sem.intermediate, sharedIntermediate: sem.sharedIntermediate, experts: sem.experts };
+  });
+}
+
+/** The reference's tensors (shared between mutants: callers copy before changing the map). */
+const load = (dir: string, req: ParallelRequest) => loads(`${dir}|${req.tpSize}/${req.tpRank}/${req.epSize}/${req.epRank}/${req.epPlacement}`, () => referenceLoader.load(dir, req));
 const layersOf = (c: Canonical) => [...new Set([...c.keys()].map((k) => Number(/^layers\.(\d+)\./.exec(k)?.[1])))].filter((n) => !Number.isNaN(n));
 
 /** Applies `fix` to every tensor whose name ends with `suffix`. */
