@@ -3,10 +3,9 @@
 // tail of stderr, and reads FILE with the strict safetensors reader. Every way a command
 // can go wrong becomes one typed error, so a run reports it and goes on.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MoeConformanceError, type ErrorContext } from '../errors.js';
 import { SafetensorsFile } from '../safetensors/read.js';
@@ -92,22 +91,15 @@ export function splitCommand(line: string): string[] {
 }
 
 /**
- * `moe-conformance ...` names this package's own CLI, which need not be on PATH: the
- * built one (dist/) when present, else the TypeScript source through tsx.
+ * `moe-conformance ...` names this package's own CLI, which need not be on PATH: the one
+ * this harness runs from, so source and build never mix (the TypeScript source through
+ * tsx when running from source, the built main.js when running from dist/).
  */
 export function resolveSelf(words: string[]): string[] {
   if (words[0] !== 'moe-conformance') return words;
-  const root = packageRoot();
-  const built = join(root, 'dist/harness/cli/main.js');
-  if (existsSync(built)) return [process.execPath, built, ...words.slice(1)];
-  return [process.execPath, '--import', 'tsx', join(root, 'harness/cli/main.ts'), ...words.slice(1)];
-}
-
-function packageRoot(): string {
-  // This file is harness/conformance/command-loader.{ts,js}, under the root or under dist/.
-  const here = dirname(fileURLToPath(import.meta.url));
-  const up = resolve(here, '../..');
-  return existsSync(join(up, 'package.json')) ? up : resolve(up, '..');
+  const here = fileURLToPath(import.meta.url);
+  const main = join(dirname(here), '..', 'cli', here.endsWith('.ts') ? 'main.ts' : 'main.js');
+  return here.endsWith('.ts') ? [process.execPath, '--import', 'tsx', main, ...words.slice(1)] : [process.execPath, main, ...words.slice(1)];
 }
 
 export interface CommandResult {
