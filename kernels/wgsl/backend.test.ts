@@ -5,6 +5,7 @@
 // FAILS this file unless MOE_SKIP_WEBGPU=1 is set explicitly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WgslWebGpuBackend } from './backend.js';
+import { gemmShader } from './shaders.js';
 import { referenceForward, ForwardInputError } from '../moe.js';
 import { allRanks, randomInput, randomLayer, type LayerOptions } from '../test/synthetic.js';
 
@@ -65,6 +66,16 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     } finally {
       await resident.dispose();
     }
+  });
+
+  it('another tiling (8 × 16 threads, 2 × 8 per thread, 8-deep slabs) gives the same answers', async () => {
+    const other = await WgslWebGpuBackend.create({ tiling: { wx: 8, wy: 16, rm: 2, rn: 8, bk: 8 } });
+    try {
+      await expectMatchesReference(28, { experts: 4, topK: 2, hidden: 45, intermediate: 70 }, 33, 1, 2, other);
+    } finally {
+      await other.dispose();
+    }
+    expect(() => gemmShader({ wx: 16, wy: 8, rm: 3, rn: 1, bk: 5 })).toThrow(RangeError);
   });
 
   it('refuses a malformed input with a typed error', async () => {
