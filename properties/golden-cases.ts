@@ -51,11 +51,13 @@ export async function parseGoldenCaseId(text: string, roots: readonly string[] =
   return { fixture, layout: layout as GoldenLayout, parallel: { tp, ep, placement } };
 }
 
-/** Every fixture × layout × allowed split, or just `only`. */
-export async function goldenCases(fixtures: readonly Fixture[], target: Target, replay: (id: string) => string, only?: GoldenCaseSelector): Promise<ConformanceCase[]> {
+/** Every fixture × layout (of `layouts`, default both) × allowed split, or just `only`. */
+export async function goldenCases(
+  fixtures: readonly Fixture[], target: Target, replay: (id: string) => string, only?: GoldenCaseSelector, layouts?: readonly GoldenLayout[],
+): Promise<ConformanceCase[]> {
   const selectors: GoldenCaseSelector[] = only ? [only] : [];
   for (const fixture of only ? [] : fixtures) {
-    for (const { layout, dir } of fixture.layouts) {
+    for (const { layout, dir } of fixture.layouts.filter((l) => !layouts || layouts.includes(l.layout))) {
       const sem = semanticsOf(await ModelConfig.read(dir));
       for (const parallel of DEFAULT_SPLITS.filter((s) => splitAllowed(sem, s))) selectors.push({ fixture, layout, parallel });
     }

@@ -15,7 +15,7 @@ import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type Target } from './properties.js';
-import { DTYPE_NAMES, LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
+import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
 
 export interface Capabilities {
   dtypes?: readonly DtypeName[];

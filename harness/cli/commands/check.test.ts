@@ -46,16 +46,22 @@ describe('check', () => {
   it('fails a loader that writes garbage, keeps the failing checkpoint, and exits 1', async () => {
     const keep = join(dir, 'kept');
     const json = join(dir, 'garbage.json');
-    const code = await check(['--loader', fake('garbage.mjs'), '--cases', '3', '--model-types', 'mixtral', '--dtypes', 'f32', '--tp', '1', '--ep', '1', '--keep-failures', keep, '--report', 'json', json]);
+    const goldenRoot = fileURLToPath(new URL('../../../golden/hf', import.meta.url));
+    const code = await check(['--loader', fake('garbage.mjs'), '--cases', '3', '--model-types', 'mixtral', '--dtypes', 'f32', '--layouts', 'fused', '--tp', '1', '--ep', '1', '--golden', goldenRoot, '--keep-failures', keep, '--report', 'json', json]);
     expect(code).toBe(1);
     const results = parseResults(await readFile(json, 'utf8'));
+    // Only the mixtral-f32 fixture, fused, at its allowed splits.
+    const goldenIds = results.filter((r) => r.id.startsWith('moe:golden:')).map((r) => r.id);
+    expect(goldenIds.length).toBeGreaterThan(0);
+    expect(goldenIds.every((id) => id.startsWith('moe:golden:fixture=mixtral-f32;layout=fused;'))).toBe(true);
+    expect(results.find((r) => r.id.startsWith('moe:golden:'))!.replay).toContain(`--golden ${goldenRoot}`);
     const loads = results.filter((r) => r.id.startsWith('moe:load:') || r.id.startsWith('moe:layout:'));
     for (const r of loads) {
       expect(r.status).toBe('fail');
       expect(r.failure!.message).toMatch(/LoaderOutputInvalid: loader output is not valid safetensors/);
     }
     const kept = await readdir(keep);
-    expect(kept.length).toBe(results.filter((r) => r.status === 'fail').length);
+    expect(kept.length).toBe(results.filter((r) => r.status === 'fail' && !r.id.startsWith('moe:golden:')).length);
     expect(await readdir(join(keep, kept[0]!))).toContain('checkpoint');
   });
 

@@ -11,7 +11,7 @@ import { createProgress } from '../../conformance/progress.js';
 import { ReportOptionError, takeReportOptions, writeReports, type ReportFormat } from '../../conformance/reporters/files.js';
 import { mergeResults, readResults } from '../../conformance/reporters/json.js';
 import { terminalReport } from '../../conformance/reporters/terminal.js';
-import { isFailing, type CaseResult } from '../../conformance/results.js';
+import { isFailing } from '../../conformance/results.js';
 import { parseShard, runCases, type ConformanceCase } from '../../conformance/runner.js';
 import { fixturesIn, goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
@@ -133,7 +133,8 @@ export async function run(argv: string[]): Promise<number> {
 
   const loader = commandLoader(loaderCommand, { timeoutMs });
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
-  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}`;
+  const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
+  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
     const ctx = { workDir, ...(keepFailures && { keepFailures }) };
     let cases: ConformanceCase[];
@@ -154,8 +155,11 @@ export async function run(argv: string[]): Promise<number> {
         ...(values.tp !== undefined && { tpSizes: sizes(values.tp, 'tp') }),
         ...(values.ep !== undefined && { epSizes: sizes(values.ep, 'ep') }),
       });
-      const fixtures = golden.length ? await fixturesIn(golden) : [];
-      cases = [...(await goldenCases(fixtures, { loader }, replay)), ...generatedCases(specs, { loader }, ctx, replay)];
+      // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
+      const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
+        (f) => (!modelTypes || modelTypes.includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
+      );
+      cases = [...(await goldenCases(fixtures, { loader }, replay, undefined, layouts)), ...generatedCases(specs, { loader }, ctx, replay)];
     }
     const results = await runCases(cases, {
       jobs: intOption(values.jobs, 'jobs', 2),
