@@ -116,6 +116,10 @@ describe('fast-cpu-wasm against reference-f64', () => {
     const broken: RankTensors[] = ranks.map((r) => ({ req: r.req, tensors: new Map(r.tensors) }));
     broken[0]!.tensors.set('layers.3.experts.ids', { dtype: 'I32', shape: [4], bytes: new Uint8Array(Int32Array.from([0, 1, 1, 3]).buffer) });
     await expect(backend.forward(layer.sem, 3, broken, x, 3)).rejects.toBeInstanceOf(CanonicalTensorError);
+    const w13 = ranks[0]!.tensors.get('layers.3.experts.w13')!;
+    const hostile: RankTensors[] = ranks.map((r) => ({ req: r.req, tensors: new Map(r.tensors) }));
+    hostile[0]!.tensors.set('layers.3.experts.w13', { ...w13, bytes: w13.bytes.subarray(0, 8) });
+    await expect(backend.forward(layer.sem, 3, hostile, x, 3)).rejects.toThrow(/byte length does not match/);
     broken[0]!.tensors.delete('layers.3.experts.w2');
     await expect(backend.forward(layer.sem, 3, broken, x, 3)).rejects.toBeInstanceOf(CanonicalTensorError);
   });

@@ -6,6 +6,7 @@ import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { Tensor } from '../../harness/tensor.js';
 import type { RankTensors } from '../backend.js';
 import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js';
+import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError } from '../experts.js';
 import { ForwardInputError } from '../moe.js';
 import { sigmoid, type RoutingResult } from '../routing.js';
@@ -118,7 +119,13 @@ export function rankWeights(sem: MoeSemantics, layer: number, rank: RankTensors)
   const n = ids.length;
   const stacked = (name: string, count: number, rows: number, cols: number): StackedMatrices => {
     const shape = count === 1 && name.includes('shared') ? [rows, cols] : [count, rows, cols];
-    return { tensor: tensorOf(rank, `${p}${name}`, shape), name: `${p}${name}`, count, rows, cols };
+    const tensor = tensorOf(rank, `${p}${name}`, shape);
+    // Checked before anything is sized from the shape: a shape its bytes do not back is refused.
+    const bits = isDType(tensor.dtype) ? dtypeBits(tensor.dtype) : NaN;
+    if (tensor.bytes.length * 8 !== count * rows * cols * bits) {
+      throw new CanonicalTensorError('canonical tensor byte length does not match its shape and dtype', { tensor: `${p}${name}`, expected: (count * rows * cols * bits) / 8, found: tensor.bytes.length });
+    }
+    return { tensor, name: `${p}${name}`, count, rows, cols };
   };
   const w: RankWeights = { ids, w13: stacked('experts.w13', n, 2 * R, H), w2: stacked('experts.w2', n, H, R) };
   if (sem.sharedIntermediate > 0) {
