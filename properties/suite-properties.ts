@@ -36,6 +36,8 @@ export interface SuiteOptions {
   cases?: number;
   /** Default: $FC_SEED, else 42. */
   seed?: number;
+  /** Time limit of each property's test in milliseconds (default 300000: vitest's own 5 s default is far too short). */
+  testTimeoutMs?: number;
 }
 
 export interface SuiteProperty {

@@ -17,7 +17,7 @@ export function defineMoeConformanceSuite(opts: SuiteOptions): void {
         const details = await checkSuiteProperty(p, { ...opts, seed }, { ...(path !== undefined && { path }) });
         const report = failureReport(details);
         if (report !== undefined) throw new Error(report);
-      });
+      }, opts.testTimeoutMs ?? 300_000);
     }
   });
 }

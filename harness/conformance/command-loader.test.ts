@@ -121,6 +121,12 @@ describe('commandLoader', () => {
     expect(err.stderr).toMatch(/truncated[\s\S]*the real reason/);
   });
 
+  it('refuses an output file larger than allowed', async () => {
+    const err = await commandLoader(fake('echo.mjs'), { timeoutMs: 20_000, maxOutputBytes: 16 }).load(dir, req).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LoaderOutputInvalid);
+    expect((err as Error).message).toMatch(/larger than allowed/);
+  });
+
   it('reports a command that cannot start as LoaderCrashed', async () => {
     const err = await commandLoader('/nonexistent/loader --flag', { timeoutMs: 20_000 }).load(dir, WHOLE).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LoaderCrashed);

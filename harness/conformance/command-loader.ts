@@ -31,7 +31,7 @@ export interface CommandLoaderOptions {
   env?: NodeJS.ProcessEnv;
   /** Bytes of stderr kept (the tail: that is where the reason usually is). Default 64 KiB. */
   maxStderrBytes?: number;
-  /** Largest output file accepted. Default 8 GiB. */
+  /** Largest output file accepted (it is read into memory). Default 1 GiB. */
   maxOutputBytes?: number;
 }
 
@@ -156,7 +156,7 @@ export function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<
 
 export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
   const argv = resolveSelf(splitCommand(cmd));
-  const maxOutput = opts.maxOutputBytes ?? 8 * 1024 ** 3;
+  const maxOutput = opts.maxOutputBytes ?? 1024 ** 3;
   return {
     name: cmd,
     async load(dir: string, req: ParallelRequest): Promise<Canonical> {
