@@ -159,7 +159,7 @@ function ranksOfExpert(ranks: RankTensors[], layer: number): Map<number, string[
 export async function compareLayer(sem: MoeSemantics, ranks: RankTensors[], golden: GoldenLayer, backend: MoeBackend, reference: ReferenceResult): Promise<LayerComparison> {
   const bounds = reference.bounds!;
   const twice = (b: Float64Array) => b.map((v) => 2 * v);
-  const ties = findRoutingTies(reference.routing.scores, bounds.logits, golden.tokens, sem.experts, sem.topK);
+  const ties = findRoutingTies(reference.routing.scores, bounds.logits, golden.tokens, sem.experts, sem.topK, reference.routing.groups);
   // The reference's forward was already computed (with the bounds): no need to run it twice.
   const result = backend === referenceBackend ? reference : await backend.forward(sem, golden.layer, ranks, golden.input, golden.tokens);
   const output = compareToBounds(result.output, golden.output, { strict: twice(bounds.strict), loose: twice(bounds.loose) }, sem.hidden, {

@@ -152,7 +152,7 @@ describe('random layers (fast-check, FC_SEED)', () => {
         expect(maxDiff(whole.output, exact)).toBeLessThan(1e-12 * scale);
         expect(maxDiff(split.output, exact)).toBeLessThan(1e-12 * scale);
         const single = naiveForward(layer, x, o.tokens, Math.fround);
-        const ties = new Set(findRoutingTies(whole.routing.scores, whole.bounds!.logits, o.tokens, o.experts, topK).map((t) => t.token));
+        const ties = new Set(findRoutingTies(whole.routing.scores, whole.bounds!.logits, o.tokens, o.experts, topK, whole.routing.groups).map((t) => t.token));
         for (let i = 0; i < single.length; i++) {
           if (ties.has(Math.floor(i / o.hidden))) continue;
           expect(Math.abs(single[i]! - whole.output[i]!)).toBeLessThanOrEqual(whole.bounds!.strict[i]!);

@@ -90,6 +90,12 @@ describe('sigmoid_group_limited_bias (deepseek_v3, glm4_moe)', () => {
     expect(c.ids).toEqual([4, 5]);
     closeTo(c.weights, [0.8, 0.7]);
   });
+  it('route reports the group scores that decided the kept groups', () => {
+    const r = route(sem({ kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: false, scaling: 1 }, 8, 2), Float64Array.from(l), 1);
+    expect(r.groups).toMatchObject({ count: 2, kept: 1 });
+    closeTo(Array.from(r.groups!.scores), [1.2, 1.5]);
+    expect(route(sem({ kind: 'topk_softmax' }, 8, 2), Float64Array.from(l), 1).groups).toBeUndefined();
+  });
   it('refuses groups that do not divide the experts', () => {
     expect(() => sigmoidGroupLimitedBias(l, 2, 3, 1, false, 1, undefined)).toThrow(RoutingError);
   });

@@ -16,6 +16,8 @@ export interface ScoredChoice {
   ids: number[];
   weights: number[];
   score: number[];
+  /** Group-limited variants: the score of each expert group, which decided the kept groups. */
+  groupScore?: number[];
 }
 
 export interface RoutingResult {
@@ -30,6 +32,8 @@ export interface RoutingResult {
   scores: Float64Array;
   /** llama4_text: the weight multiplies the expert's input instead of its output. */
   inputScale: boolean;
+  /** Group-limited variants: `[tokens, groups]` group scores, of which the best `keptGroups` were kept. */
+  groups?: { scores: Float64Array; count: number; kept: number };
 }
 
 export class RoutingError extends MoeConformanceError {}
@@ -87,7 +91,9 @@ export function softmaxTopkPnorm(l: ArrayLike<number>, k: number, p: number): Sc
  * every expert outside them to 0.0: transformers uses masked_fill(..., 0.0), not -inf, so
  * a masked expert can outrank a kept one whose score is negative. Reproduced on purpose.
  */
-export function maskToBestGroups(c: number[], groups: number, topkGroups: number, groupScore: (members: number[]) => number): number[] {
+export function maskToBestGroups(
+  c: number[], groups: number, topkGroups: number, groupScore: (members: number[]) => number,
+): { masked: number[]; groupScores: number[] } {
   if (groups < 1 || c.length % groups !== 0 || topkGroups > groups) {
     throw new RoutingError('expert groups must divide the experts and topk_group must not exceed n_group', {
       expected: `n_group dividing ${c.length}, topk_group ≤ n_group`,
@@ -97,15 +103,19 @@ export function maskToBestGroups(c: number[], groups: number, topkGroups: number
   const size = c.length / groups;
   const groupScores = Array.from({ length: groups }, (_, g) => groupScore(c.slice(g * size, (g + 1) * size)));
   const kept = new Set(topK(groupScores, topkGroups));
-  return c.map((v, i) => (kept.has(Math.floor(i / size)) ? v : 0.0));
+  return { masked: c.map((v, i) => (kept.has(Math.floor(i / size)) ? v : 0.0)), groupScores };
 }
 
 /** deepseek_v2: p = softmax(l); greedy or group-limited (group score = max); weights p[idx] × scaling, never renormalised. */
 export function softmaxGroupLimited(l: ArrayLike<number>, k: number, groups: number, topkGroups: number, scaling: number): ScoredChoice {
   const p = softmax(l);
-  const masked = groups > 1 ? maskToBestGroups(p, groups, topkGroups, (m) => Math.max(...m)) : p;
+  if (groups <= 1) {
+    const ids = topK(p, k);
+    return { ids, weights: pick(p, ids).map((v) => v * scaling), score: p };
+  }
+  const { masked, groupScores } = maskToBestGroups(p, groups, topkGroups, (m) => Math.max(...m));
   const ids = topK(masked, k);
-  return { ids, weights: pick(masked, ids).map((v) => v * scaling), score: masked };
+  return { ids, weights: pick(masked, ids).map((v) => v * scaling), score: masked, groupScore: groupScores };
 }
 
 /**
@@ -119,14 +129,14 @@ export function sigmoidGroupLimitedBias(
   const s = Array.from(l, sigmoid);
   const c = s.map((v, i) => v + (bias?.[i] ?? 0));
   const top2Sum = (m: number[]) => sum(pick(m, topK(m, 2)));
-  const masked = maskToBestGroups(c, groups, topkGroups, top2Sum);
+  const { masked, groupScores } = maskToBestGroups(c, groups, topkGroups, top2Sum);
   const ids = topK(masked, k);
   let w = pick(s, ids);
   if (renormalize) {
     const d = sum(w) + 1e-20;
     w = w.map((v) => v / d);
   }
-  return { ids, weights: w.map((v) => v * scaling), score: masked };
+  return { ids, weights: w.map((v) => v * scaling), score: masked, groupScore: groupScores };
 }
 
 /** ernie4_5_moe: p = softmax(l); top-k of p + bias; weights p[idx] / max(sum, normMin). */
@@ -215,11 +225,17 @@ export function route(sem: MoeSemantics, logits: Logits, tokens: number, correct
   const selected = new Int32Array(tokens * k);
   const weights = new Float64Array(tokens * k);
   const scores = new Float64Array(tokens * E);
+  const r = sem.routing;
+  const grouped = (r.kind === 'softmax_group_limited' || r.kind === 'sigmoid_group_limited_bias') && r.groups > 1;
+  const groups = grouped ? { scores: new Float64Array(tokens * r.groups), count: r.groups, kept: r.topkGroups } : undefined;
   for (let t = 0; t < tokens; t++) {
-    const choice = chooseOne(sem.routing, logits.subarray(t * E, (t + 1) * E), k, correctionBias);
+    const choice = chooseOne(r, logits.subarray(t * E, (t + 1) * E), k, correctionBias);
     selected.set(choice.ids, t * k);
     weights.set(choice.weights, t * k);
     scores.set(choice.score, t * E);
+    if (groups && choice.groupScore) groups.scores.set(choice.groupScore, t * groups.count);
   }
-  return { selected, weights, scores, inputScale: sem.routing.kind === 'topk_sigmoid_input' };
+  const result: RoutingResult = { selected, weights, scores, inputScale: r.kind === 'topk_sigmoid_input' };
+  if (groups) result.groups = groups;
+  return result;
 }

@@ -91,7 +91,7 @@ describe('routing ties', () => {
   const ties = findRoutingTies(scores, logitBound, 2, 3, 1);
   it('flags only tokens whose k-th and (k+1)-th scores are within rounding', () => {
     expect(ties).toHaveLength(1);
-    expect(ties[0]).toMatchObject({ token: 0, experts: [0, 1] });
+    expect(ties[0]).toMatchObject({ token: 0, kind: 'experts', pair: [0, 1] });
     expect(findRoutingTies(scores, new Float64Array(6), 2, 3, 1)).toHaveLength(0);
     expect(findRoutingTies(scores, logitBound, 2, 3, 3)).toHaveLength(0);
   });
@@ -102,11 +102,19 @@ describe('routing ties', () => {
     expect(r).toMatchObject({ tier: 'warn', tieAmbiguous: [0], failures: 0 });
     expect(r.notes.join('\n')).toMatch(/tie at token 0: experts 0\/1/);
   });
+  it('flags a token whose kept and dropped groups are within rounding', () => {
+    // One token, four experts in two groups, one group kept: group scores 1.0 and 1.0 - 1e-6.
+    const groups = { scores: Float64Array.from([1, 1 - 1e-6]), count: 2, kept: 1 };
+    const found = findRoutingTies(Float64Array.from([0.9, 0.1, 0, 0]), new Float64Array(4).fill(1e-6), 1, 4, 1, groups);
+    expect(found).toEqual([expect.objectContaining({ token: 0, kind: 'groups', pair: [0, 1] })]);
+    const clear = { ...groups, scores: Float64Array.from([1, 0.5]) };
+    expect(findRoutingTies(Float64Array.from([0.9, 0.1, 0, 0]), new Float64Array(4).fill(1e-6), 1, 4, 1, clear)).toEqual([]);
+  });
   it('a tie token that matches passes', () => {
     expect(compareToBounds([1, 1, 2, 2], expected, b, 2, { ties }).tier).toBe('pass');
   });
   it('never passes blindly: if every token is an ambiguous tie, nothing was verified and it fails', () => {
-    const all = [{ token: 0, experts: [0, 1] as [number, number], gap: 0, epsilon: 1 }, { token: 1, experts: [0, 1] as [number, number], gap: 0, epsilon: 1 }];
+    const all = [0, 1].map((token) => ({ token, kind: 'experts' as const, pair: [0, 1] as [number, number], gap: 0, epsilon: 1 }));
     const r = compareToBounds([7, 7, 9, 9], expected, b, 2, { ties: all });
     expect(r.tier).toBe('fail');
     expect(r.notes.join('\n')).toMatch(/every token is a routing tie/);

@@ -75,36 +75,55 @@ export interface Bounds {
 }
 
 /**
- * A token whose k-th and (k+1)-th selection scores are closer than their float32 error
- * bound: two implementations may legitimately pick different experts for it.
+ * A token whose selection is decided within rounding: its k-th and (k+1)-th selection
+ * scores (`experts`), or for group-limited routing the last kept and the first dropped
+ * group's scores (`groups`), are closer than their float32 error bound. Two correct
+ * implementations may legitimately choose differently for it.
  */
 export interface RoutingTie {
   token: number;
-  /** The k-th and the (k+1)-th expert. */
-  experts: [number, number];
+  kind: 'experts' | 'groups';
+  /** The two experts (or groups) on either side of the cut. */
+  pair: [number, number];
   gap: number;
   epsilon: number;
+}
+
+/** The two entries either side of the cut after the best `keep`, when they are within `epsilon(a, b)`. */
+function cutTie(row: number[], keep: number, epsilon: (a: number, b: number) => number): { pair: [number, number]; gap: number; epsilon: number } | undefined {
+  if (keep <= 0 || keep >= row.length) return undefined;
+  const order = row.map((_, e) => e).sort((a, b) => row[b]! - row[a]! || a - b);
+  const a = order[keep - 1]!;
+  const b = order[keep]!;
+  const eps = epsilon(row[a]!, row[b]!);
+  const gap = row[a]! - row[b]!;
+  return gap <= eps ? { pair: [a, b], gap, epsilon: eps } : undefined;
 }
 
 /**
  * Tokens whose selection is decided within rounding. `scores` is `[tokens, experts]` (what
  * the top-k ranked), `logitBound` the strict bound of each router logit: every score used by
  * the routing variants moves by at most twice a logit's error (softmax, sigmoid, raw logits),
- * plus its own rounding.
+ * plus its own rounding; both sides of the cut can move, hence twice again. A group score
+ * sums at most two expert scores, so its error is twice an expert score's.
  */
-export function findRoutingTies(scores: Float64Array, logitBound: ArrayLike<number>, tokens: number, experts: number, k: number): RoutingTie[] {
+export function findRoutingTies(
+  scores: Float64Array, logitBound: ArrayLike<number>, tokens: number, experts: number, k: number,
+  groups?: { scores: Float64Array; count: number; kept: number },
+): RoutingTie[] {
   const ties: RoutingTie[] = [];
-  if (k >= experts) return ties;
   for (let t = 0; t < tokens; t++) {
-    const row = Array.from(scores.subarray(t * experts, (t + 1) * experts));
     let delta = 0;
     for (let e = 0; e < experts; e++) delta = Math.max(delta, logitBound[t * experts + e]!);
-    const order = row.map((_, e) => e).sort((a, b) => row[b]! - row[a]! || a - b);
-    const a = order[k - 1]!;
-    const b = order[k]!;
-    const epsilon = 2 * (2 * delta + 4 * U32 * Math.max(Math.abs(row[a]!), Math.abs(row[b]!)));
-    const gap = row[a]! - row[b]!;
-    if (gap <= epsilon) ties.push({ token: t, experts: [a, b], gap, epsilon });
+    const scoreError = (v: number) => 2 * delta + 4 * U32 * Math.abs(v);
+    if (groups) {
+      const row = Array.from(groups.scores.subarray(t * groups.count, (t + 1) * groups.count));
+      const tie = cutTie(row, groups.kept, (a, b) => 2 * (2 * scoreError(Math.max(Math.abs(a), Math.abs(b)))));
+      if (tie) ties.push({ token: t, kind: 'groups', ...tie });
+    }
+    const row = Array.from(scores.subarray(t * experts, (t + 1) * experts));
+    const tie = cutTie(row, k, (a, b) => 2 * scoreError(Math.max(Math.abs(a), Math.abs(b))));
+    if (tie) ties.push({ token: t, kind: 'experts', ...tie });
   }
   return ties;
 }
@@ -205,10 +224,10 @@ export function compareToBounds(found: ArrayLike<number>, expected: ArrayLike<nu
     for (const label of ranks) report.perRank.set(label, (report.perRank.get(label) ?? 0) + 1);
   }
   for (const t of report.ties) {
-    notes.push(`tie at token ${t.token}: experts ${t.experts[0]}/${t.experts[1]} within ε=${t.epsilon.toExponential(2)} (gap ${t.gap.toExponential(2)})`);
+    notes.push(`tie at token ${t.token}: ${t.kind} ${t.pair[0]}/${t.pair[1]} within ε=${t.epsilon.toExponential(2)} (gap ${t.gap.toExponential(2)})`);
   }
   if (report.nan + report.inf > 0) notes.push(`${report.nan} NaN and ${report.inf} infinite values`);
-  if (rows > 0 && report.ties.length === rows) notes.push('every token is a routing tie');
+  if (rows > 0 && tieRows.size === rows) notes.push('every token is a routing tie');
   const nothingVerified = rows > 0 && verified === 0 && report.tieAmbiguous.length > 0;
   if (nothingVerified) notes.push('every token is tie-ambiguous: nothing was verified');
   report.tier =
