@@ -73,6 +73,7 @@ export async function run(argv: string[]): Promise<number> {
     });
     await writeReports(results, reports);
     process.stdout.write(terminalReport(results));
+    for (const line of expectations?.unused() ?? []) process.stderr.write(`warning: ${line}\n`);
     return results.some((r) => isFailing(r.status)) ? 1 : 0;
   } finally {
     await forward!.dispose?.();
