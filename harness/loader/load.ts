@@ -88,7 +88,7 @@ function planTensor(layer: LayerLayout, spec: CanonicalSpec): PlannedTensor {
 // read as their row runs only, so a TP rank reads about 1/T of the expert bytes. Windows
 // are read in strips of at most MAX_WINDOW bytes along the block's outer axis, so a
 // transposed expert never needs its whole slab in memory at once.
-const WINDOW_SLACK = 2;
+const WINDOW_SLACK = 1.5;
 const SMALL_WINDOW = 1 << 16;
 const MAX_WINDOW = 16 << 20;
 
@@ -110,14 +110,20 @@ export async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: R
   const whole = small ? await small.get(dir, piece.tensor) : undefined;
   if (whole) return gather(whole, 0, b, n);
   const windowBytes = (blockEnd(b) - b.offset) * n;
-  if (b.colStride === 1 && windowBytes > Math.max(WINDOW_SLACK * b.rows * b.cols * n, smallWindow)) {
-    // Sparse row runs (a TP column cut of a large tensor): read only the runs.
-    const ranges: Array<[number, number]> = [];
-    for (let i = 0; i < b.rows; i++) {
-      const start = (b.offset + i * b.rowStride) * n;
-      ranges.push([start, start + b.cols * n]);
-    }
-    return dir.readRanges(piece.tensor, ranges);
+  const sparse = windowBytes > Math.max(WINDOW_SLACK * b.rows * b.cols * n, smallWindow);
+  if (sparse) {
+    // A TP cut of a large tensor: for each line along the outer (larger-stride) axis, read
+    // only the span that covers the inner axis, then gather from those spans. For a plain
+    // or transposed layout the spans are exactly the elements needed; interleaved gate/up
+    // spans also hold the other half.
+    const innerRows = b.cols === 1 || (b.rows > 1 && b.rowStride < b.colStride);
+    const [inner, innerStride, outer, outerStride] = innerRows ? [b.rows, b.rowStride, b.cols, b.colStride] : [b.cols, b.colStride, b.rows, b.rowStride];
+    const span = (inner - 1) * innerStride + 1;
+    const spans = await dir.readRanges(piece.tensor, runs(b.offset, outer, outerStride, span, n));
+    const compact: StridedBlock = innerRows
+      ? { offset: 0, rows: b.rows, cols: b.cols, rowStride: innerStride, colStride: span }
+      : { offset: 0, rows: b.rows, cols: b.cols, rowStride: span, colStride: innerStride };
+    return gather(spans, 0, compact, n);
   }
   // Strips along the axis with the larger stride: each strip's window is contiguous and small.
   const alongCols = b.colStride > b.rowStride;
@@ -134,6 +140,11 @@ export async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: R
     else gatherInto(out.subarray(first * b.cols * n), b.cols, 0, window, strip.offset, strip, n);
   }
   return out;
+}
+
+/** Byte ranges of `count` runs of `length` elements, `stride` elements apart from `offset`. */
+function runs(offset: number, count: number, stride: number, length: number, n: number): Array<[number, number]> {
+  return Array.from({ length: count }, (_, k): [number, number] => [(offset + k * stride) * n, (offset + k * stride + length) * n]);
 }
 
 // Stored tensors up to SMALL_TENSOR bytes are read whole once per output tensor: a fused

@@ -1,10 +1,19 @@
 // Reading a plan's pieces as row runs or in windows of any size (strips) gives the same bytes
 // as gathering them from the whole stored tensor: the bounded-memory paths are checked against the simple one on the
 // transposed, interleaved and flattened golden layouts, for whole and cut ranks.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ModelConfig } from '../checkpoint/config.js';
 import { CheckpointDir } from '../checkpoint/directory.js';
-import { planLoad, readPiece, SmallTensorCache } from './load.js';
+import { writeCheckpointDir } from '../checkpoint/write.js';
+import { expandLayout } from '../layouts/detect.js';
+import { entryFor, type LayoutName } from '../layouts/registry.js';
+import type { LazyTensor } from '../safetensors/write.js';
+import type { ParallelRequest } from '../tensor.js';
+import { buildConfig } from '../writer/config.js';
+import { materialize, planLoad, readPiece, SmallTensorCache } from './load.js';
 
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
 
@@ -30,5 +39,62 @@ describe('windowed piece reads', () => {
     } finally {
       await dir.close();
     }
+  });
+});
+
+describe('a rank reads only what it holds', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'moe-reads-'));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  /** A checkpoint of stored tensors above the whole-read size, with patterned bytes. */
+  async function bigCheckpoint(modelType: string, layout: LayoutName): Promise<{ dir: string; expertBytes: number }> {
+    const raw = buildConfig({ modelType, experts: 4, hidden: 512, intermediate: 1024, sharedIntermediate: modelType === 'llama4_text' ? 1024 : 0, topK: 1, layers: 1 }, 'float32');
+    const dims = entryFor(modelType).dims(new ModelConfig(raw));
+    const stored = expandLayout(entryFor(modelType).layouts[layout], 0, dims);
+    const chunk = Uint8Array.from({ length: 1 << 16 }, (_, i) => (i * 2654435761) >>> 24);
+    const tensors = stored.map((s): [string, LazyTensor] => {
+      const byteLength = s.shape.reduce((a, b) => a * b, 1) * 4;
+      return [s.key, { dtype: 'F32', shape: s.shape, byteLength, async *chunks() { for (let at = 0; at < byteLength; at += chunk.length) yield chunk.subarray(0, Math.min(chunk.length, byteLength - at)); } }];
+    });
+    const dir = join(scratch, `${modelType}-${layout}`);
+    await writeCheckpointDir(dir, raw, tensors);
+    return { dir, expertBytes: 3 * 4 * 512 * 1024 * 4 };
+  }
+
+  // Small stored tensors (gpt_oss's expert biases here) are read whole by design.
+  const SMALL_SLACK = 64 << 10;
+
+  /** Bytes read from stored expert tensors while loading one rank. */
+  async function bytesRead(dirPath: string, req: ParallelRequest): Promise<number> {
+    const dir = await CheckpointDir.open(dirPath);
+    let total = 0;
+    const count = (name: string, n: number) => (total += /experts/.test(name) ? n : 0);
+    const readBytes = dir.readBytes.bind(dir);
+    const readRanges = dir.readRanges.bind(dir);
+    const read = dir.read.bind(dir);
+    dir.readBytes = async (name, b, e) => (count(name, e - b), readBytes(name, b, e));
+    dir.readRanges = async (name, ranges) => (count(name, ranges.reduce((a, [b, e]) => a + e - b, 0)), readRanges(name, ranges));
+    dir.read = async (name) => (count(name, dir.info(name).dataOffsets[1] - dir.info(name).dataOffsets[0]), read(name));
+    try {
+      await materialize(await planLoad(dir, req));
+    } finally {
+      await dir.close();
+    }
+    return total;
+  }
+
+  it.each([
+    ['mixtral', 'original', 1],
+    ['mixtral', 'fused', 1],
+    ['llama4_text', 'fused', 1],
+    ['gpt_oss', 'fused', 2], // interleaved gate/up: each gate or up span also holds the other: w13 reads x2, w2 x1
+  ] as const)('%s %s: TP 8 reads 1/8 of the expert bytes, EP 4 reads 1/4', async (modelType, layout, interleaved) => {
+    const { dir, expertBytes } = await bigCheckpoint(modelType, layout);
+    const tp8 = await bytesRead(dir, { tpSize: 8, tpRank: 5, epSize: 1, epRank: 0, epPlacement: 'linear' });
+    expect(tp8).toBeLessThanOrEqual((expertBytes / 8) * (interleaved === 2 ? 5 / 3 : 1) + SMALL_SLACK);
+    expect(tp8).toBeGreaterThanOrEqual(expertBytes / 8);
+    const ep4 = await bytesRead(dir, { tpSize: 1, tpRank: 0, epSize: 4, epRank: 2, epPlacement: 'round_robin' });
+    expect(ep4).toBeLessThanOrEqual((expertBytes / 4) * (interleaved === 2 ? 5 / 3 : 1) + SMALL_SLACK);
+    expect(ep4).toBeGreaterThanOrEqual(expertBytes / 4);
   });
 });
