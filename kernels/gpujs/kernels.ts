@@ -228,6 +228,9 @@ export class GpujsKernels {
         constantTypes: constantTypes(constants),
         precision: 'single',
         tactic: 'precision',
+        // webasm then splits kernels of ≥ 4096 cells over a worker pool, one per core
+        // (same results whatever the split); webgpu is asynchronous anyway, cpu unaffected.
+        asyncMode: true,
       })
       .setLoopMaxIterations(longestLoop + 1);
     this.cache.set(key, kernel);
