@@ -1,0 +1,513 @@
+"""Make the quantized golden MoE fixtures in golden/hf-quant/ with Hugging Face transformers.
+
+Set-up: the same venv as make_fixtures.py (whose helpers this script imports). Then
+
+    .venv/bin/python golden/tools/make_quant_fixtures.py --out golden/hf-quant
+
+makes two folders:
+
+- `qwen3_moe-fp8/`: FP8 block-scaled experts (DeepSeek-V3 style, `quant_method: "fp8"`,
+  `weight_block_size: [128, 128]`) with hidden 192 and expert intermediate 160, so both
+  axes end in a partial block (64 and 32 wide). `original/` holds per-expert
+  `gate_proj.weight` F8_E4M3 [I, H] + `gate_proj.weight_scale_inv` F32
+  [ceil(I/128), ceil(H/128)] (likewise up and down); `fused/` holds `experts.gate_up_proj`
+  [E, 2I, H] + `experts.gate_up_proj_scale_inv` [E, 2*ceil(I/128), ceil(H/128)] (the gate's
+  and the up's scale rows stacked and concatenated like the weights) and `experts.down_proj`
+  [E, H, I] + `experts.down_proj_scale_inv` [E, ceil(H/128), ceil(I/128)].
+- `gpt_oss-mxfp4/`: MXFP4 experts as gpt-oss is published: `gate_up_proj_blocks` U8
+  [E, 2I, H/32, 16], `gate_up_proj_scales` U8 [E, 2I, H/32], `down_proj_blocks`
+  [E, H, I/32, 16], `down_proj_scales` [E, H, I/32], everything else bf16. gpt_oss has one
+  layout, so `original/` and `fused/` are the same files (as in golden/hf/gpt_oss-*).
+
+How the numbers are made: a tiny random model (parameters redrawn like make_fixtures.py);
+each expert projection is quantized here (numpy, block amax scaling) and the model's
+experts are set to the exact dequantized values W = q * s. `moe.L.output` is then
+transformers' own float32 forward of those values (its ordinary, unquantized MoE block).
+Independently, `numpy_forward` dequantizes the saved files from their raw bytes and runs the
+block's math in float64; the script checks it against `moe.L.output`.
+
+Then transformers loads the quantized checkpoint itself (on CPU it always dequantizes:
+`Fp8Dequantize` / `Mxfp4Dequantize`) and its forward is stored as `moe.L.output_hf_load`.
+For MXFP4 it agrees. For FP8 with I = 160 and H = 192 it does not: `Fp8Dequantize` takes the
+block size from the grid, `block = rows // scale_rows`, i.e. 80 x 96 blocks instead of
+128 x 128 with partial edges; the script proves that by reproducing transformers' output
+with numpy under that uniform-block reading. Details in golden/hf-quant/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import transformers
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModelForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_fixtures import fixture_seed, moe_blocks, redraw, round_to_bf16  # noqa: E402
+
+TOKENS = 24
+FP8_MAX = 448.0
+FP8_BLOCK = 128
+MX_BLOCK = 32
+# numpy float64 against torch float32 of the same weights: float32 rounding noise only.
+AGREE = 2e-5
+# A disagreement that is a real difference, not noise.
+DISAGREE = 1e-3
+
+BASE = {
+    "vocab_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 12,
+    "max_position_embeddings": 64,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "tie_word_embeddings": False,
+}
+
+
+class FixtureError(Exception):
+    """A fixture whose independent recomputation does not match."""
+
+
+# ---------------------------------------------------------------- FP8 block scales
+
+
+def e4m3_values() -> np.ndarray:
+    """Value of each of the 256 F8_E4M3 (fn) bit patterns, from the bits (not from torch)."""
+    b = np.arange(256)
+    sign = np.where(b & 0x80, -1.0, 1.0)
+    e = (b >> 3) & 15
+    m = (b & 7).astype(np.float64)
+    v = np.where(e == 0, m / 8 * 2.0**-6, (1 + m / 8) * 2.0 ** (e - 7))
+    v = sign * v
+    v[(e == 15) & ((b & 7) == 7)] = np.nan
+    return v
+
+
+def fp8_quantize(w: np.ndarray, block: int = FP8_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """[R, C] float -> (F8_E4M3 bits [R, C] uint8, scale [ceil(R/b), ceil(C/b)] float32), partial edge blocks."""
+    rows, cols = w.shape
+    grid = np.zeros((-(-rows // block), -(-cols // block)), dtype=np.float32)
+    q = torch.empty(rows, cols, dtype=torch.float8_e4m3fn)
+    for bi in range(grid.shape[0]):
+        for bj in range(grid.shape[1]):
+            tile = w[bi * block : (bi + 1) * block, bj * block : (bj + 1) * block]
+            s = np.float32(np.abs(tile).max() / FP8_MAX)
+            grid[bi, bj] = s
+            q[bi * block : (bi + 1) * block, bj * block : (bj + 1) * block] = torch.from_numpy(
+                np.clip(tile.astype(np.float64) / np.float64(s), -FP8_MAX, FP8_MAX)
+            ).to(torch.float8_e4m3fn)
+    return q.view(torch.uint8).numpy(), grid
+
+
+def fp8_dequantize(bits: np.ndarray, scale: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
+    """W = q * s with blocks of block_rows x block_cols (the last ones partial), as float32."""
+    q = e4m3_values()[bits]
+    s = np.repeat(np.repeat(scale.astype(np.float64), block_rows, axis=0), block_cols, axis=1)
+    return (q * s[: bits.shape[0], : bits.shape[1]]).astype(np.float32)
+
+
+def hf_uniform_block_dequantize(bits: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """transformers' Fp8Dequantize reading: block = rows // scale_rows (raises when not divisible)."""
+    rows, cols = bits.shape
+    if rows % scale.shape[0] or cols % scale.shape[1]:
+        raise FixtureError(f"transformers would refuse {bits.shape} with grid {scale.shape}")
+    return fp8_dequantize(bits, scale, rows // scale.shape[0], cols // scale.shape[1])
+
+
+# ---------------------------------------------------------------- MXFP4
+
+E2M1 = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=np.float64)
+
+
+def e2m1_from_bits(n: np.ndarray) -> np.ndarray:
+    """E2M1 value from its 4 bits (sign, 2 exponent bits with bias 1, 1 mantissa bit)."""
+    sign = np.where(n & 8, -1.0, 1.0)
+    e = (n >> 1) & 3
+    m = (n & 1).astype(np.float64)
+    return sign * np.where(e == 0, m * 0.5, (1 + m / 2) * 2.0 ** (e - 1))
+
+
+def mxfp4_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[R, C] -> (blocks uint8 [R, C/32, 16], scales uint8 [R, C/32]); nearest E2M1 under 2^k with amax / 2^k <= 6."""
+    rows, cols = w.shape
+    g = w.reshape(rows, cols // MX_BLOCK, MX_BLOCK).astype(np.float64)
+    amax = np.abs(g).max(axis=-1)
+    k = np.ceil(np.log2(np.maximum(amax, 2.0**-100) / 6.0)).astype(np.int64)
+    scaled = g / (2.0**k)[..., None]
+    codes = np.abs(scaled[..., None] - E2M1[:8]).argmin(axis=-1)  # magnitude code, ties to the smaller
+    codes = codes | np.where(scaled < 0, 8, 0)
+    blocks = (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
+    return blocks, (k + 127).astype(np.uint8)
+
+
+def mxfp4_dequantize(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """blocks [..., G, 16], scales [..., G] -> [..., G*32] float64, low nibble first."""
+    lo = e2m1_from_bits(blocks & 15)
+    hi = e2m1_from_bits(blocks >> 4)
+    vals = np.stack([lo, hi], axis=-1).reshape(*blocks.shape[:-1], MX_BLOCK)
+    vals = vals * 2.0 ** (scales.astype(np.float64) - 127)[..., None]
+    return vals.reshape(*blocks.shape[:-2], blocks.shape[-2] * MX_BLOCK)
+
+
+# ---------------------------------------------------------------- model helpers
+
+
+def capture(model: torch.nn.Module, inputs: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each MoE block's output (and router logits) for the given input, by hooks."""
+    out: dict[str, torch.Tensor] = {}
+    for layer, (_, block) in sorted(moe_blocks(model).items()):
+        seen: dict[str, torch.Tensor] = {}
+        router = getattr(block, "gate", None) or getattr(block, "router")
+        h = router.register_forward_hook(lambda _m, _a, o: seen.__setitem__("logits", o[0].detach().clone()))
+        with torch.no_grad():
+            y = block(inputs[layer].reshape(1, TOKENS, -1))
+        h.remove()
+        y = y[0] if isinstance(y, tuple) else y
+        out[f"moe.{layer}.output"] = y.reshape(TOKENS, -1).float().contiguous()
+        out[f"moe.{layer}.router_logits"] = seen["logits"].reshape(TOKENS, -1).float().contiguous()
+    return out
+
+
+def read_dir(folder: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a checkpoint folder as raw numpy (F8 as uint8 bits, BF16 as float32)."""
+    out: dict[str, np.ndarray] = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as h:
+            for k in h.keys():
+                t = h.get_tensor(k)
+                if t.dtype == torch.float8_e4m3fn:
+                    out[k] = t.view(torch.uint8).numpy()
+                elif t.dtype == torch.bfloat16:
+                    out[k] = t.float().numpy()
+                else:
+                    out[k] = t.numpy()
+    return out
+
+
+def rewrite(folder: Path, replace: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]], quant: dict[str, Any]) -> None:
+    """Replace a saved folder's tensors (one model.safetensors) and add quantization_config."""
+    f = folder / "model.safetensors"
+    tensors = replace(load_file(str(f)))
+    save_file(tensors, str(f), metadata={"format": "pt"})
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["quantization_config"] = quant
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    (folder / "generation_config.json").unlink(missing_ok=True)
+
+
+def hf_load_forward(folder: Path, inputs: dict[int, torch.Tensor]) -> tuple[dict[str, torch.Tensor] | None, str, dict[str, torch.Tensor] | None]:
+    """transformers' own load of the quantized folder (CPU: dequantized) and its forward, or why
+    it failed; then the same model with every parameter cast to float32 (MXFP4 dequantizes the
+    experts to bf16 whatever `dtype` asks, so its forward runs partly in bf16)."""
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    except Exception as e:  # noqa: BLE001 - the failure is a finding, recorded in golden.json
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}", None
+    as_loaded = capture(model, inputs)
+    return as_loaded, "loaded", capture(model.float(), inputs)
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def silu(z: np.ndarray) -> np.ndarray:
+    return z / (1 + np.exp(-z))
+
+
+# ---------------------------------------------------------------- qwen3_moe FP8
+
+# Both axes end in a partial 128-block (64 and 32 wide); the control has none.
+FP8_SIZES = {"qwen3_moe-fp8": (192, 160), "control": (256, 128)}
+FP8_E = 4
+
+
+def qwen3_fp8_config(hidden: int, inter: int) -> transformers.PretrainedConfig:
+    return AutoConfig.for_model(
+        "qwen3_moe",
+        **BASE,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        moe_intermediate_size=inter,
+        num_experts=FP8_E,
+        num_experts_per_tok=2,
+        norm_topk_prob=True,
+    )
+
+
+FP8_QUANT = {
+    "quant_method": "fp8",
+    "fmt": "e4m3",
+    "activation_scheme": "dynamic",
+    "weight_block_size": [FP8_BLOCK, FP8_BLOCK],
+    # Only the routed experts are quantized here (the router, attention and head stay float).
+    "modules_to_not_convert": ["lm_head", "model.embed_tokens", "model.layers.0.self_attn", "model.layers.1.self_attn", "model.layers.0.mlp.gate", "model.layers.1.mlp.gate"],
+}
+
+
+def qwen3_numpy_forward(t: dict[str, np.ndarray], layer: int, x: np.ndarray, fused: bool, dequant) -> np.ndarray:
+    """Qwen3-MoE block in float64: softmax, top-2, renormalised; down(silu(gate x) * up x)."""
+    p = f"model.layers.{layer}.mlp."
+    logits = x @ t[p + "gate.weight"].astype(np.float64).T
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    y = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        top = np.argsort(-probs[n], kind="stable")[:2]
+        w = probs[n, top] / probs[n, top].sum()
+        for e, we in zip(top, w):
+            if fused:
+                gu = t[p + "experts.gate_up_proj"][e]
+                gus = t[p + "experts.gate_up_proj_scale_inv"][e]
+                nb = gus.shape[0] // 2
+                half = gu.shape[0] // 2
+                gate = dequant(gu[:half], gus[:nb])
+                up = dequant(gu[half:], gus[nb:])
+                down = dequant(t[p + "experts.down_proj"][e], t[p + "experts.down_proj_scale_inv"][e])
+            else:
+                q = lambda name: dequant(t[f"{p}experts.{e}.{name}.weight"], t[f"{p}experts.{e}.{name}.weight_scale_inv"])  # noqa: E731
+                gate, up, down = q("gate_proj"), q("up_proj"), q("down_proj")
+            h = silu(gate.astype(np.float64) @ x[n]) * (up.astype(np.float64) @ x[n])
+            y[n] += we * (down.astype(np.float64) @ h)
+    return y
+
+
+def make_qwen3_fp8(out: Path, seed: int, name: str) -> dict[str, Any]:
+    """The FP8 fixture, or (name "control") the same with sizes that are multiples of 128, to
+    show that transformers and this script agree on the format wherever no block is partial."""
+    hidden, inter = FP8_SIZES[name]
+    folder = out / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(fixture_seed(seed, "qwen3_moe", "fp8"))
+    torch.manual_seed(fixture_seed(seed, "qwen3_moe", "fp8"))
+    model = AutoModelForCausalLM.from_config(qwen3_fp8_config(hidden, inter), dtype=torch.float32).eval()
+    redraw(model, gen)
+    round_to_bf16(model)  # everything but the experts is saved in bf16 (a smaller folder)
+    # Quantize each expert's gate, up and down; the model then holds exactly q * s.
+    quantized: dict[tuple[int, int, str], tuple[np.ndarray, np.ndarray]] = {}
+    blocks = moe_blocks(model)
+    with torch.no_grad():
+        for layer, (_, block) in blocks.items():
+            gu, dn = block.experts.gate_up_proj, block.experts.down_proj
+            for e in range(FP8_E):
+                for proj, w in (("gate_proj", gu[e, :inter]), ("up_proj", gu[e, inter:]), ("down_proj", dn[e])):
+                    bits, scale = fp8_quantize(w.numpy())
+                    quantized[(layer, e, proj)] = (bits, scale)
+                    w.copy_(torch.from_numpy(fp8_dequantize(bits, scale, FP8_BLOCK, FP8_BLOCK)))
+    inputs = {layer: torch.randn(TOKENS, hidden, generator=gen) for layer in blocks}
+    golden = {f"moe.{layer}.input": x for layer, x in inputs.items()}
+    golden.update(capture(model, inputs))
+
+    def per_expert(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for (layer, e, proj), (bits, scale) in quantized.items():
+            key = f"model.layers.{layer}.mlp.experts.{e}.{proj}.weight"
+            if key not in t:
+                raise FixtureError(f"original save has no {key}")
+            t[key] = torch.from_numpy(bits).view(torch.float8_e4m3fn)
+            t[key[: -len(".weight")] + ".weight_scale_inv"] = torch.from_numpy(scale)
+        return t
+
+    def fused(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for layer in blocks:
+            p = f"model.layers.{layer}.mlp.experts."
+            q = lambda e, n: quantized[(layer, e, n)]  # noqa: E731
+            gu = np.stack([np.concatenate([q(e, "gate_proj")[0], q(e, "up_proj")[0]]) for e in range(FP8_E)])
+            gus = np.stack([np.concatenate([q(e, "gate_proj")[1], q(e, "up_proj")[1]]) for e in range(FP8_E)])
+            t[p + "gate_up_proj"] = torch.from_numpy(gu).view(torch.float8_e4m3fn)
+            t[p + "gate_up_proj_scale_inv"] = torch.from_numpy(gus)
+            t[p + "down_proj"] = torch.from_numpy(np.stack([q(e, "down_proj")[0] for e in range(FP8_E)])).view(torch.float8_e4m3fn)
+            t[p + "down_proj_scale_inv"] = torch.from_numpy(np.stack([q(e, "down_proj")[1] for e in range(FP8_E)]))
+        return t
+
+    saved = model.to(torch.bfloat16)  # the experts' bf16 copies are replaced by their FP8 form
+    for layout, original, replace in (("original", True, per_expert), ("fused", False, fused)):
+        saved.save_pretrained(folder / layout, save_original_format=original, max_shard_size="1GB")
+        rewrite(folder / layout, replace, FP8_QUANT)
+
+    report: dict[str, Any] = {}
+    correct = lambda b, s: fp8_dequantize(b, s, FP8_BLOCK, FP8_BLOCK)  # noqa: E731
+    for layout in ("original", "fused"):
+        t = read_dir(folder / layout)
+        hf, how, _ = hf_load_forward(folder / layout, inputs)
+        report[layout] = {"transformers_load": how}
+        for layer in blocks:
+            x = inputs[layer].double().numpy()
+            ref = golden[f"moe.{layer}.output"].numpy()
+            ours = qwen3_numpy_forward(t, layer, x, layout == "fused", correct)
+            if rel_err(ours, ref) > AGREE:
+                raise FixtureError(f"fp8 {layout} layer {layer}: numpy forward differs from transformers' float forward by {rel_err(ours, ref)}")
+            uniform = qwen3_numpy_forward(t, layer, x, layout == "fused", hf_uniform_block_dequantize)
+            entry = {"numpy_vs_output": rel_err(ours, ref), "uniform_block_numpy_vs_output": rel_err(uniform, ref)}
+            if hf is not None:
+                got = hf[f"moe.{layer}.output"].numpy()
+                entry["hf_load_vs_output"] = rel_err(got, ref)
+                entry["hf_load_vs_uniform_block_numpy"] = rel_err(got, uniform)
+                if layout == "original":
+                    golden[f"moe.{layer}.output_hf_load"] = hf[f"moe.{layer}.output"]
+            report[layout][str(layer)] = entry
+    save_file(golden, str(folder / "golden.safetensors"))
+    write_meta(folder, "qwen3_moe", blocks, "F8_E4M3 experts, F32 block scales, BF16 elsewhere", report)
+    return report
+
+
+# ---------------------------------------------------------------- gpt_oss MXFP4
+
+MX_H = 96
+MX_I = 64
+MX_E = 8
+
+
+def gpt_oss_config() -> transformers.PretrainedConfig:
+    return AutoConfig.for_model(
+        "gpt_oss",
+        **BASE,
+        hidden_size=MX_H,
+        intermediate_size=MX_I,
+        num_local_experts=MX_E,
+        num_experts_per_tok=2,
+        sliding_window=16,
+        layer_types=["full_attention", "full_attention"],
+    )
+
+
+MX_QUANT = {
+    "quant_method": "mxfp4",
+    # As gpt-oss-20b's config: only the experts are MXFP4.
+    "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+}
+
+
+def gpt_oss_numpy_forward(t: dict[str, np.ndarray], layer: int, x: np.ndarray) -> np.ndarray:
+    """gpt_oss block in float64 from the MXFP4 tensors (stored [out, in], rows interleaved)."""
+    p = f"model.layers.{layer}.mlp."
+    logits = x @ t[p + "router.weight"].astype(np.float64).T + t[p + "router.bias"]
+    w13 = mxfp4_dequantize(t[p + "experts.gate_up_proj_blocks"], t[p + "experts.gate_up_proj_scales"])  # [E, 2I, H]
+    w2 = mxfp4_dequantize(t[p + "experts.down_proj_blocks"], t[p + "experts.down_proj_scales"])  # [E, H, I]
+    b13 = t[p + "experts.gate_up_proj_bias"].astype(np.float64)
+    b2 = t[p + "experts.down_proj_bias"].astype(np.float64)
+    y = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        top = np.argsort(-logits[n], kind="stable")[:2]
+        sel = np.exp(logits[n, top] - logits[n, top].max())
+        sel /= sel.sum()
+        for e, we in zip(top, sel):
+            h = w13[e] @ x[n] + b13[e]
+            g = np.minimum(h[0::2], 7.0)
+            u = np.clip(h[1::2], -7.0, 7.0)
+            a = (u + 1) * g / (1 + np.exp(-1.702 * g))
+            y[n] += we * (w2[e] @ a + b2[e])
+    return y
+
+
+def make_gpt_oss_mxfp4(out: Path, seed: int) -> dict[str, Any]:
+    folder = out / "gpt_oss-mxfp4"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(fixture_seed(seed, "gpt_oss", "mxfp4"))
+    torch.manual_seed(fixture_seed(seed, "gpt_oss", "mxfp4"))
+    model = AutoModelForCausalLM.from_config(gpt_oss_config(), dtype=torch.float32).eval()
+    redraw(model, gen)
+    round_to_bf16(model)
+    packed: dict[int, dict[str, np.ndarray]] = {}
+    blocks = moe_blocks(model)
+    with torch.no_grad():
+        for layer, (_, block) in blocks.items():
+            ex = block.experts
+            # Stored [out, in]: gate_up_proj [E, H, 2I] -> [E, 2I, H]; down_proj [E, I, H] -> [E, H, I].
+            gu_b, gu_s = zip(*(mxfp4_quantize(ex.gate_up_proj[e].T.numpy()) for e in range(MX_E)))
+            dn_b, dn_s = zip(*(mxfp4_quantize(ex.down_proj[e].T.numpy()) for e in range(MX_E)))
+            packed[layer] = {
+                "gate_up_proj_blocks": np.stack(gu_b),
+                "gate_up_proj_scales": np.stack(gu_s),
+                "down_proj_blocks": np.stack(dn_b),
+                "down_proj_scales": np.stack(dn_s),
+            }
+            p = packed[layer]
+            ex.gate_up_proj.copy_(torch.from_numpy(mxfp4_dequantize(p["gate_up_proj_blocks"], p["gate_up_proj_scales"])).transpose(1, 2))
+            ex.down_proj.copy_(torch.from_numpy(mxfp4_dequantize(p["down_proj_blocks"], p["down_proj_scales"])).transpose(1, 2))
+    inputs = {layer: torch.randn(TOKENS, MX_H, generator=gen) for layer in blocks}
+    golden = {f"moe.{layer}.input": x for layer, x in inputs.items()}
+    golden.update(capture(model, inputs))
+
+    def mxfp4(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for layer, p in packed.items():
+            pre = f"model.layers.{layer}.mlp.experts."
+            del t[pre + "gate_up_proj"], t[pre + "down_proj"]
+            for name, arr in p.items():
+                t[pre + name] = torch.from_numpy(np.ascontiguousarray(arr))
+        return t
+
+    saved = model.to(torch.bfloat16)
+    for layout in ("original", "fused"):
+        saved.save_pretrained(folder / layout, save_original_format=layout == "original", max_shard_size="1GB")
+        rewrite(folder / layout, mxfp4, MX_QUANT)
+
+    report: dict[str, Any] = {}
+    for layout in ("original", "fused"):
+        t = read_dir(folder / layout)
+        hf, how, hf32 = hf_load_forward(folder / layout, inputs)
+        report[layout] = {"transformers_load": how}
+        for layer in blocks:
+            ref = golden[f"moe.{layer}.output"].numpy()
+            ours = gpt_oss_numpy_forward(t, layer, inputs[layer].double().numpy())
+            if rel_err(ours, ref) > AGREE:
+                raise FixtureError(f"mxfp4 {layout} layer {layer}: numpy forward differs by {rel_err(ours, ref)}")
+            entry = {"numpy_vs_output": rel_err(ours, ref)}
+            if hf is not None:
+                entry["hf_load_vs_output"] = rel_err(hf[f"moe.{layer}.output"].numpy(), ref)
+                entry["hf_load_cast_f32_vs_output"] = rel_err(hf32[f"moe.{layer}.output"].numpy(), ref)
+                if layout == "original":
+                    golden[f"moe.{layer}.output_hf_load"] = hf[f"moe.{layer}.output"]
+            report[layout][str(layer)] = entry
+    save_file(golden, str(folder / "golden.safetensors"))
+    write_meta(folder, "gpt_oss", blocks, "MXFP4 experts (U8 blocks and E8M0 scales), BF16 elsewhere", report)
+    return report
+
+
+def write_meta(folder: Path, model_type: str, blocks: dict[int, tuple[str, torch.nn.Module]], dtype: str, report: dict[str, Any]) -> None:
+    meta = {
+        "model_type": model_type,
+        "moe_layers": {str(layer): path for layer, (path, _) in sorted(blocks.items())},
+        "checkpoint_dtype": dtype,
+        "compute_dtype": "F32",
+        "tokens": TOKENS,
+        "router_logits": True,
+        "produced_by": f"transformers {transformers.__version__}, torch {torch.__version__}: CPU float32 forward "
+        "of each MoE block holding the exactly dequantized expert weights",
+        "output_hf_load": "transformers' own load of original/ (dequantized on CPU) and its forward",
+        "checks": report,
+    }
+    (folder / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--only", choices=["fp8", "mxfp4", "control"], help="control: FP8 with H = 256, I = 128 (not shipped)")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    if a.only in (None, "fp8"):
+        print("qwen3_moe-fp8", json.dumps(make_qwen3_fp8(a.out, a.seed, "qwen3_moe-fp8"), indent=1))
+    if a.only == "control":
+        print("control", json.dumps(make_qwen3_fp8(a.out, a.seed, "control"), indent=1))
+    if a.only in (None, "mxfp4"):
+        print("gpt_oss-mxfp4", json.dumps(make_gpt_oss_mxfp4(a.out, a.seed), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
