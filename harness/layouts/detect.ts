@@ -50,21 +50,46 @@ export interface Detected {
   layers: LayerLayout[];
 }
 
-/** The stored tensors of one layer in one layout, for these dimensions. */
-export function expandLayout(layout: ModuleLayout, layer: number, d: MoeDims): StoredTensor[] {
+/** One stored-tensor spec of a layer, resolved for given sizes (`{e}` still open in per-expert keys). */
+interface CompiledSpec {
+  key: string;
+  shape: number[];
+  views: PartView[];
+  perExpert: boolean;
+}
+
+function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[] {
   const module = moduleOf(layout, layer);
-  const out: StoredTensor[] = [];
-  for (const spec of layout.tensors) {
-    if (spec.when && !spec.when(d.features)) continue;
-    const composite = spec.op(d);
-    const views = partViews(composite, d);
-    if (spec.key.includes('{e}')) {
-      for (let e = 0; e < d.experts; e++) out.push({ key: `${module}.${spec.key.replace('{e}', String(e))}`, shape: composite.shape, expert: e, views });
-    } else {
-      out.push({ key: `${module}.${spec.key}`, shape: composite.shape, expert: null, views });
+  return layout.tensors
+    .filter((spec) => !spec.when || spec.when(d.features))
+    .map((spec) => {
+      const composite = spec.op(d);
+      return { key: `${module}.${spec.key}`, shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}') };
+    });
+}
+
+const keyOf = (spec: CompiledSpec, expert: number | null) => (expert === null ? spec.key : spec.key.replace('{e}', String(expert)));
+
+/** Which spec (and expert) a stored key is, if any; expert ids must be canonical decimals below E. */
+function matchKey(specs: CompiledSpec[], key: string, experts: number): { spec: CompiledSpec; expert: number | null } | undefined {
+  for (const spec of specs) {
+    if (!spec.perExpert) {
+      if (spec.key === key) return { spec, expert: null };
+      continue;
     }
+    const [head, tail] = spec.key.split('{e}') as [string, string];
+    if (!key.startsWith(head) || !key.endsWith(tail) || key.length <= head.length + tail.length) continue;
+    const id = key.slice(head.length, key.length - tail.length);
+    if (/^(0|[1-9]\d{0,8})$/.test(id) && Number(id) < experts) return { spec, expert: Number(id) };
   }
-  return out;
+  return undefined;
+}
+
+/** The stored tensors of one layer in one layout, for these dimensions (the writer's list). */
+export function expandLayout(layout: ModuleLayout, layer: number, d: MoeDims): StoredTensor[] {
+  return compile(layout, layer, d).flatMap((spec) =>
+    (spec.perExpert ? Array.from({ length: d.experts }, (_, e) => e) : [null]).map((e) => ({ key: keyOf(spec, e), shape: spec.shape, expert: e, views: spec.views })),
+  );
 }
 
 export function moduleOf(layout: ModuleLayout, layer: number): string {
@@ -75,34 +100,33 @@ export function moduleOf(layout: ModuleLayout, layer: number): string {
 export function detect(dir: TensorDirectory): Detected {
   const entry = entryFor(dir.config.modelType);
   const dims = entry.dims(dir.config);
-  const byModule = groupByModule(dir.tensorNames(), entry);
+  const byLayer = groupByLayer(dir.tensorNames(), entry);
   const moe = new Set(dims.moeLayers);
-  const layers: LayerLayout[] = [];
-  for (let layer = 0; layer < dims.layers; layer++) {
-    const present = modulesOf(entry, layer).flatMap((m) => byModule.get(m) ?? []);
-    if (!moe.has(layer)) {
-      const stray = present.find((k) => /(^|\.)experts\./.test(k));
-      if (stray !== undefined) {
-        throw new UnrecognisedTensor('expert tensors in a layer that config.json makes dense', { layer, tensor: stray, file: dir.info(stray).file });
-      }
-      continue;
+  for (const [layer, names] of byLayer) {
+    // Dense decoder layers may hold anything but experts. Layers past num_hidden_layers are
+    // not decoder layers (deepseek_v3's multi-token-prediction layer has experts): ignored.
+    if (moe.has(layer) || layer >= dims.layers) continue;
+    const stray = names.find((k) => /(^|\.)experts\./.test(k));
+    if (stray !== undefined) {
+      throw new UnrecognisedTensor('expert tensors in a layer that config.json makes dense', { layer, tensor: stray, file: dir.info(stray).file });
     }
-    layers.push(detectLayer(dir, entry, dims, layer, present));
   }
+  const layers = dims.moeLayers.map((layer) => detectLayer(dir, entry, dims, layer, byLayer.get(layer) ?? []));
   return { modelType: dir.config.modelType, entry, dims, layers };
 }
 
+// Per-expert keys are matched, never enumerated up front: a hostile expert count in
+// config.json costs nothing until tensors are checked, and the first missing one stops it.
 function detectLayer(dir: TensorDirectory, entry: ModelEntry, d: MoeDims, layer: number, present: string[]): LayerLayout {
-  const expanded = new Map(LAYOUT_NAMES.map((name) => [name, new Map(expandLayout(entry.layouts[name], layer, d).map((s) => [s.key, s]))]));
-  const original = expanded.get('original')!;
-  const fused = expanded.get('fused')!;
-  const layoutsIdentical = original.size === fused.size && [...original.keys()].every((k) => fused.has(k));
+  const original = compile(entry.layouts.original, layer, d);
+  const fused = compile(entry.layouts.fused, layer, d);
+  const layoutsIdentical = entry.layouts.original === entry.layouts.fused;
 
   const onlyOriginal: string[] = [];
   const onlyFused: string[] = [];
   for (const key of present) {
-    const inOriginal = original.has(key);
-    const inFused = fused.has(key);
+    const inOriginal = matchKey(original, key, d.experts) !== undefined;
+    const inFused = matchKey(fused, key, d.experts) !== undefined;
     if (!inOriginal && !inFused) refuseUnknown(dir, key, layer, d.experts);
     if (inOriginal && !inFused) onlyOriginal.push(key);
     if (inFused && !inOriginal) onlyFused.push(key);
@@ -116,26 +140,29 @@ function detectLayer(dir: TensorDirectory, entry: ModelEntry, d: MoeDims, layer:
     });
   }
   const layout: LayoutName = onlyFused.length > 0 ? 'fused' : 'original';
-  const stored = expanded.get(layout)!;
   const have = new Set(present);
   const locations = new Map<string, PartLocation>();
-  for (const s of stored.values()) {
-    if (!have.has(s.key)) {
-      throw new MissingTensor(`missing MoE tensor (layer in the ${layout} layout)`, { layer, tensor: s.key, expected: 'present', found: 'absent' });
-    }
-    const info = dir.info(s.key);
-    if (info.shape.length !== s.shape.length || info.shape.some((n, i) => n !== s.shape[i])) {
-      throw new ShapeMismatch('tensor shape does not fit config.json', { layer, tensor: s.key, file: info.file, expected: s.shape, found: info.shape });
-    }
-    for (const view of s.views) {
-      locations.set(locationKey(view.part, s.expert), { key: s.key, file: info.file, dtype: info.dtype, view });
+  const tensors: string[] = [];
+  for (const spec of layout === 'fused' ? fused : original) {
+    for (let e = 0; e < (spec.perExpert ? d.experts : 1); e++) {
+      const expert = spec.perExpert ? e : null;
+      const key = keyOf(spec, expert);
+      if (!have.has(key)) {
+        throw new MissingTensor(`missing MoE tensor (layer in the ${layout} layout)`, { layer, tensor: key, expected: 'present', found: 'absent' });
+      }
+      const info = dir.info(key);
+      if (info.shape.length !== spec.shape.length || info.shape.some((n, i) => n !== spec.shape[i])) {
+        throw new ShapeMismatch('tensor shape does not fit config.json', { layer, tensor: key, file: info.file, expected: spec.shape, found: info.shape });
+      }
+      for (const view of spec.views) locations.set(locationKey(view.part, expert), { key, file: info.file, dtype: info.dtype, view });
+      tensors.push(key);
     }
   }
   return {
     layer,
     layout,
     layoutsIdentical,
-    tensors: [...stored.keys()],
+    tensors,
     locate(part, expert) {
       const perExpert = EXPERT_PARTS.has(part);
       const found = locations.get(locationKey(part, perExpert ? expert : null)) ?? (perExpert ? locations.get(locationKey(part, null)) : undefined);
@@ -159,24 +186,21 @@ function locationKey(part: PartName, expert: number | null): string {
   return expert === null ? part : `${part}#${expert}`;
 }
 
-/** Every module prefix (`model.layers.3.mlp`) a layer's MoE tensors may sit under. */
-function modulesOf(entry: ModelEntry, layer: number): string[] {
-  return [...new Set(LAYOUT_NAMES.map((n) => moduleOf(entry.layouts[n], layer)))];
-}
-
-/** Group tensor names by the MoE module prefix they sit under (one pass over the names). */
-function groupByModule(names: string[], entry: ModelEntry): Map<string, string[]> {
+/** Tensor names under any MoE module of the model, by decoder layer (one pass over the names). */
+function groupByLayer(names: string[], entry: ModelEntry): Map<number, string[]> {
   const patterns = [...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map(
-    (m) => new RegExp(`^(${m.split('{L}').map(escapeRegExp).join('(?:0|[1-9]\\d*)')})\\.`),
+    (m) => new RegExp(`^${m.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}\\.`),
   );
-  const groups = new Map<string, string[]>();
+  const groups = new Map<number, string[]>();
   for (const name of names) {
     for (const p of patterns) {
       const m = p.exec(name);
       if (!m) continue;
-      const list = groups.get(m[1]!) ?? [];
+      const layer = Number(m[1]);
+      const list = groups.get(layer) ?? [];
       list.push(name);
-      groups.set(m[1]!, list);
+      groups.set(layer, list);
+      break;
     }
   }
   return groups;

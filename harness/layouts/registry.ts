@@ -156,8 +156,15 @@ interface DimFields {
   features?: (c: ModelConfig) => Partial<Features>;
 }
 
+const MAX_LAYERS = 1 << 16;
+
 function dimsFrom(f: DimFields): (c: ModelConfig) => MoeDims {
   return (c) => {
+    // Layer lists are built from num_hidden_layers: bound it before anything is allocated.
+    const layers = layerCount(c);
+    if (layers > MAX_LAYERS) {
+      throw new LayoutConfigError('implausible number of layers', { file: 'config.json', expected: `<= ${MAX_LAYERS}`, found: layers });
+    }
     const sharedIntermediate = f.shared ? f.shared(c) : 0;
     const features: Features = {
       sharedExpert: sharedIntermediate > 0,
@@ -173,7 +180,7 @@ function dimsFrom(f: DimFields): (c: ModelConfig) => MoeDims {
       intermediate: c.int(f.intermediate),
       sharedIntermediate,
       topK: c.int(f.topK),
-      layers: layerCount(c),
+      layers,
       moeLayers: (f.moeLayers ?? allLayers)(c),
       features,
     };

@@ -8,7 +8,7 @@ import { ModelConfig } from '../checkpoint/config.js';
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { writeCheckpointDir } from '../checkpoint/write.js';
 import { entryFor, type LayoutName } from '../layouts/registry.js';
-import { DtypeMismatch, ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnknownModelType, UnrecognisedTensor } from '../layouts/errors.js';
+import { DtypeMismatch, ExpertOutOfRange, LayoutConfigError, MissingTensor, MixedLayout, ShapeMismatch, UnknownModelType, UnrecognisedTensor } from '../layouts/errors.js';
 import { WHOLE, type ParallelRequest, type Tensor } from '../tensor.js';
 import { buildConfig, type ModelSizes } from '../writer/config.js';
 import { randomCanonical } from '../writer/random.js';
@@ -146,5 +146,27 @@ describe('expert order', () => {
     const slot = w13.bytes.length / 12;
     expect(Buffer.from(w13.bytes.subarray(10 * slot, 10 * slot + gate10.bytes.length)).equals(Buffer.from(gate10.bytes))).toBe(true);
     await checkpoint.close();
+  });
+});
+
+describe('hostile sizes in config.json', () => {
+  it('a huge expert count is refused at the first tensor that disagrees, without enumerating experts', async () => {
+    const { raw, tensors } = tensorsOf(mixtral, 'original');
+    const err = await loadCanonical(await write({ ...raw, num_local_experts: 2 ** 40 }, tensors), WHOLE).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ShapeMismatch);
+    expect(err).toMatchObject({ tensor: 'model.layers.0.block_sparse_moe.gate.weight' });
+    // Without the router to disagree, the first absent expert stops it.
+    tensors.delete('model.layers.0.block_sparse_moe.gate.weight');
+    const missing = await loadCanonical(await write({ ...raw, num_local_experts: 2 ** 40 }, tensors), WHOLE).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(MissingTensor);
+    expect(missing).toMatchObject({ tensor: 'model.layers.0.block_sparse_moe.gate.weight' });
+  });
+  it('a huge layer count is refused before any layer list is built', async () => {
+    const { raw, tensors } = tensorsOf(mixtral, 'fused');
+    await expect(loadCanonical(await write({ ...raw, num_hidden_layers: 2 ** 50 }, tensors), WHOLE)).rejects.toThrow(LayoutConfigError);
+  });
+  it('a huge hidden size is a shape mismatch, not an allocation', async () => {
+    const { raw, tensors } = tensorsOf(mixtral, 'fused');
+    await expect(loadCanonical(await write({ ...raw, hidden_size: 2 ** 45 }, tensors), WHOLE)).rejects.toThrow(ShapeMismatch);
   });
 });
