@@ -5,6 +5,7 @@
 // protocol says.
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { Canonical, EpPlacement, Tensor } from '../../harness/tensor.js';
+import { expertsOf } from '../../harness/loader/cut.js';
 import type { RankTensors } from '../backend.js';
 
 /** mulberry32: small, fast, and the same sequence everywhere for one seed. */
@@ -33,19 +34,6 @@ function f32Tensor(values: Float32Array, shape: number[]): Tensor {
 function idsTensor(ids: number[]): Tensor {
   const v = Int32Array.from(ids);
   return { dtype: 'I32', shape: [ids.length], bytes: new Uint8Array(v.buffer) };
-}
-
-/** Global ids held by EP rank `q` of `P` (spec §1 "Expert placement"). */
-export function expertsOf(experts: number, epSize: number, epRank: number, placement: EpPlacement): number[] {
-  if (placement === 'round_robin') {
-    const ids: number[] = [];
-    for (let e = epRank; e < experts; e += epSize) ids.push(e);
-    return ids;
-  }
-  const base = Math.floor(experts / epSize);
-  const rem = experts % epSize;
-  const start = epRank * base + Math.min(epRank, rem);
-  return Array.from({ length: base + (epRank < rem ? 1 : 0) }, (_, i) => start + i);
 }
 
 export interface LayerExtras {
