@@ -11,7 +11,8 @@ import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js'
 import { referenceForward, type ReferenceResult } from '../moe.js';
 import { KernelInputError } from './errors.js';
 import { createGpujsBackend, type GpujsBackend, type GpujsMode } from './backend.js';
-import { randomFloats, randomRanks, seededRandom, type LayerExtras, type Split } from './random-ranks.js';
+import { xoshiro128ss } from '../../harness/writer/random.js';
+import { randomFloats, randomRanks, type LayerExtras, type Split } from './random-ranks.js';
 
 const SEED = Number(process.env.FC_SEED ?? 42);
 const skipWebGpu = process.env.MOE_SKIP_WEBGPU === '1';
@@ -93,7 +94,7 @@ function expectWithin(what: string, found: Float32Array, expected: Float64Array,
 }
 
 async function checkAgainstReference(backend: GpujsBackend, sem: MoeSemantics, ranks: RankTensors[], tokens: number, seed: number): Promise<void> {
-  const x = randomFloats(seededRandom(seed), tokens * sem.hidden, 1);
+  const x = randomFloats(xoshiro128ss(seed), tokens * sem.hidden, 1);
   const ref = referenceForward(sem, 0, ranks, x, tokens, { bound: true });
   const got = await backend.forward(sem, 0, ranks, x, tokens);
   expect(got.ranOn).toBe(backend.mode);
@@ -117,7 +118,7 @@ let bigLayer: { ranks: RankTensors[]; x: Float32Array; tokens: number; ref: Refe
 function big() {
   if (!bigLayer) {
     const { hidden: H, experts: E } = BIG;
-    const random = seededRandom(SEED);
+    const random = xoshiro128ss(SEED);
     const routerWeight = randomFloats(random, E * H, 0.001);
     routerWeight.fill(0.05, 7 * H, 8 * H);
     routerWeight.fill(0.03, 6 * H, 7 * H);

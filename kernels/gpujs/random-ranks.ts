@@ -6,19 +6,8 @@
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { Canonical, EpPlacement, Tensor } from '../../harness/tensor.js';
 import { expertsOf } from '../../harness/loader/cut.js';
+import { xoshiro128ss } from '../../harness/writer/random.js';
 import type { RankTensors } from '../backend.js';
-
-/** mulberry32: small, fast, and the same sequence everywhere for one seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Uniform in [-scale, scale). */
 export function randomFloats(random: () => number, n: number, scale: number): Float32Array {
@@ -53,7 +42,7 @@ export interface Split {
 
 /** Every rank of `split` for layer `layer`, weights uniform in ±`scale`. */
 export function randomRanks(sem: MoeSemantics, layer: number, split: Split, seed: number, extras: LayerExtras = {}, scale = 0.1): RankTensors[] {
-  const random = seededRandom(seed);
+  const random = xoshiro128ss(seed);
   const { hidden: H, experts: E } = sem;
   const p = `layers.${layer}.`;
   const whole = new Map<string, Tensor>();
