@@ -84,15 +84,13 @@ function planTensor(layer: LayerLayout, spec: CanonicalSpec): PlannedTensor {
 }
 
 // A piece whose covering window is at most WINDOW_SLACK times its own size (or small) is read
-// as windows and gathered in memory: one read instead of one per row. Sparser pieces are
-// read as their row runs only, so a TP rank reads about 1/T of the expert bytes. Windows
-// are read in strips of at most MAX_WINDOW bytes along the block's outer axis, so a
-// transposed expert never needs its whole slab in memory at once.
+// as windows and gathered in memory: one read instead of one per row. Sparser pieces read
+// only the spans they need, so a TP rank reads about 1/T of the expert bytes. Both are read
+// in strips of at most MAX_WINDOW bytes, so memory holds one output piece and one strip.
 const WINDOW_SLACK = 1.5;
 const SMALL_WINDOW = 1 << 16;
 const MAX_WINDOW = 16 << 20;
 
-/** The bytes of one piece: sparse row runs read as they are, other blocks read in windows and gathered. */
 /** How readPiece reads; the defaults are the loader's, tests vary them to reach every path. */
 export interface ReadOptions {
   /** Largest window read at once. */
@@ -102,6 +100,7 @@ export interface ReadOptions {
   small?: SmallTensorCache;
 }
 
+/** The bytes of one piece, read as spans or windows, in strips, and gathered. */
 export async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: ReadOptions = {}): Promise<Uint8Array> {
   const { maxWindow = MAX_WINDOW, smallWindow = SMALL_WINDOW, small } = options;
   if (piece.kind === 'literal') return piece.bytes;
@@ -110,34 +109,33 @@ export async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: R
   const whole = small ? await small.get(dir, piece.tensor) : undefined;
   if (whole) return gather(whole, 0, b, n);
   const windowBytes = (blockEnd(b) - b.offset) * n;
+  // Sparse pieces (a TP cut of a large tensor) read, for each line along the outer
+  // (larger-stride) axis, only the span that covers the inner axis: for plain and transposed
+  // layouts exactly the elements needed (interleaved gate/up spans also hold the other half).
+  // Dense pieces read whole windows. Either way in strips of at most maxWindow bytes.
   const sparse = windowBytes > Math.max(WINDOW_SLACK * b.rows * b.cols * n, smallWindow);
-  if (sparse) {
-    // A TP cut of a large tensor: for each line along the outer (larger-stride) axis, read
-    // only the span that covers the inner axis, then gather from those spans. For a plain
-    // or transposed layout the spans are exactly the elements needed; interleaved gate/up
-    // spans also hold the other half.
-    const innerRows = b.cols === 1 || (b.rows > 1 && b.rowStride < b.colStride);
-    const [inner, innerStride, outer, outerStride] = innerRows ? [b.rows, b.rowStride, b.cols, b.colStride] : [b.cols, b.colStride, b.rows, b.rowStride];
-    const span = (inner - 1) * innerStride + 1;
-    const spans = await dir.readRanges(piece.tensor, runs(b.offset, outer, outerStride, span, n));
-    const compact: StridedBlock = innerRows
-      ? { offset: 0, rows: b.rows, cols: b.cols, rowStride: innerStride, colStride: span }
-      : { offset: 0, rows: b.rows, cols: b.cols, rowStride: span, colStride: innerStride };
-    return gather(spans, 0, compact, n);
-  }
-  // Strips along the axis with the larger stride: each strip's window is contiguous and small.
-  const alongCols = b.colStride > b.rowStride;
-  const lines = alongCols ? b.cols : b.rows;
-  const perLine = Math.max(1, Math.floor(lines * (maxWindow / windowBytes)));
+  const innerRows = b.cols === 1 || (b.rows > 1 && b.rowStride < b.colStride);
+  const [inner, innerStride, outer, outerStride] = innerRows ? [b.rows, b.rowStride, b.cols, b.colStride] : [b.cols, b.colStride, b.rows, b.rowStride];
+  const span = (inner - 1) * innerStride + 1;
+  const lineBytes = (sparse ? span : outerStride) * n;
+  const perStrip = Math.max(1, Math.floor(maxWindow / Math.max(1, lineBytes)));
   const out = new Uint8Array(b.rows * b.cols * n);
-  for (let first = 0; first < lines; first += perLine) {
-    const count = Math.min(perLine, lines - first);
-    const strip: StridedBlock = alongCols
-      ? { ...b, offset: b.offset + first * b.colStride, cols: count }
-      : { ...b, offset: b.offset + first * b.rowStride, rows: count };
-    const window = await dir.readBytes(piece.tensor, strip.offset * n, blockEnd(strip) * n);
-    if (alongCols) gatherInto(out, b.cols, first, window, strip.offset, strip, n);
-    else gatherInto(out.subarray(first * b.cols * n), b.cols, 0, window, strip.offset, strip, n);
+  for (let first = 0; first < outer; first += perStrip) {
+    const count = Math.min(perStrip, outer - first);
+    const strip: StridedBlock = innerRows
+      ? { ...b, offset: b.offset + first * outerStride, cols: count }
+      : { ...b, offset: b.offset + first * outerStride, rows: count };
+    let source: Uint8Array;
+    let local: StridedBlock;
+    if (sparse) {
+      source = await dir.readRanges(piece.tensor, runs(strip.offset, count, outerStride, span, n));
+      local = innerRows ? { ...strip, offset: 0, rowStride: innerStride, colStride: span } : { ...strip, offset: 0, rowStride: span, colStride: innerStride };
+    } else {
+      source = await dir.readBytes(piece.tensor, strip.offset * n, blockEnd(strip) * n);
+      local = { ...strip, offset: 0 };
+    }
+    if (innerRows) gatherInto(out, b.cols, first, source, 0, local, n);
+    else gatherInto(out.subarray(first * b.cols * n), b.cols, 0, source, 0, local, n);
   }
   return out;
 }
