@@ -55,11 +55,14 @@ interface OpenSession {
 }
 let open: OpenSession | null = null;
 
-export function requestedBackend(options: WebGpuOptions = {}): string {
+function requestedBackend(options: WebGpuOptions = {}): string {
   return options.backend ?? process.env.MOE_WEBGPU_BACKEND ?? 'opengles';
 }
 
-/** Opens (or joins) the process's WebGPU session; throws WebGpuUnavailableError, never hangs. */
+/**
+ * Opens the process's WebGPU session, or joins the open one (whose backend then holds:
+ * gpu.js keeps one device per process). Throws WebGpuUnavailableError; never hangs.
+ */
 export async function openWebGpu(options: WebGpuOptions = {}): Promise<WebGpuSession> {
   if (open === null) {
     const previousNavigator = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
