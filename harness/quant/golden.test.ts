@@ -1,0 +1,247 @@
+// The quantized golden fixtures (golden/hf-quant) against harness/quant: each TP/EP rank's
+// quantized canonical tensors are derived here independently of the loader (straight from
+// the stored tensors, by index lists), dequantized by dequantizeCanonical, and the summed
+// reference forward is compared with transformers' output under the float32 bounds.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CheckpointDir } from '../checkpoint/directory.js';
+import { semanticsOf } from '../layouts/registry.js';
+import type { MoeSemantics } from '../layouts/semantics.js';
+import { InvalidParallelRequest } from '../loader/errors.js';
+import { expertsOf } from '../loader/cut.js';
+import { dtypeBits } from '../safetensors/dtypes.js';
+import { SafetensorsFile } from '../safetensors/read.js';
+import { decodeFloats } from '../safetensors/codecs.js';
+import type { Canonical, EpPlacement, ParallelRequest, Tensor } from '../tensor.js';
+import type { RankTensors } from '../../kernels/backend.js';
+import { referenceBackend, referenceForward } from '../../kernels/moe.js';
+import { compareToBounds } from '../compare/tolerance.js';
+import { compareLayer, discoverFixtures, readGolden, type Fixture } from '../../golden/golden.js';
+import { dequantizeCanonical } from './dequantize.js';
+import { checkMxfp4Tp, MX_BLOCK } from './mxfp4.js';
+import { quantSchemeOf, type QuantScheme } from './scheme.js';
+import { ScaleMismatch } from './errors.js';
+
+const ROOT = join(import.meta.dirname, '../../golden/hf-quant');
+
+// ---- independent index-list tensor surgery (any whole-byte dtype) ----
+
+const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+
+/** The elements of `t` at `indices` along `axis`, in that order. */
+function take(t: Tensor, axis: number, indices: number[]): Tensor {
+  const w = dtypeBits(t.dtype) / 8;
+  const outer = t.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = t.shape.slice(axis + 1).reduce((a, b) => a * b, 1) * w;
+  const n = t.shape[axis]!;
+  const out = new Uint8Array(outer * indices.length * inner);
+  let k = 0;
+  for (let o = 0; o < outer; o++) {
+    for (const i of indices) {
+      out.set(t.bytes.subarray((o * n + i) * inner, (o * n + i + 1) * inner), k);
+      k += inner;
+    }
+  }
+  const shape = t.shape.slice();
+  shape[axis] = indices.length;
+  return { dtype: t.dtype, shape, bytes: out };
+}
+
+/** Concatenation along `axis`. */
+function cat(ts: Tensor[], axis: number): Tensor {
+  const w = dtypeBits(ts[0]!.dtype) / 8;
+  const outer = ts[0]!.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const chunk = (t: Tensor) => t.shape.slice(axis).reduce((a, b) => a * b, 1) * w;
+  const out = new Uint8Array(ts.reduce((s, t) => s + t.bytes.length, 0));
+  let k = 0;
+  for (let o = 0; o < outer; o++) {
+    for (const t of ts) {
+      out.set(t.bytes.subarray(o * chunk(t), (o + 1) * chunk(t)), k);
+      k += chunk(t);
+    }
+  }
+  const shape = ts[0]!.shape.slice();
+  shape[axis] = ts.reduce((s, t) => s + t.shape[axis]!, 0);
+  return { dtype: ts[0]!.dtype, shape, bytes: out };
+}
+
+const lead = (t: Tensor): Tensor => ({ ...t, shape: [1, ...t.shape] });
+
+// ---- one rank's quantized canonical tensors, per format ----
+
+interface Source {
+  dir: CheckpointDir;
+  sem: MoeSemantics;
+  scheme: QuantScheme;
+  fused: boolean;
+}
+
+async function quantizedRank(src: Source, layer: number, req: ParallelRequest): Promise<Canonical> {
+  const { dir, sem } = src;
+  const I = sem.intermediate;
+  const Ir = I / req.tpSize;
+  const lo = req.tpRank * Ir;
+  const hi = lo + Ir;
+  const ids = expertsOf(sem.experts, req.epSize, req.epRank, req.epPlacement);
+  const p = `model.layers.${layer}.mlp.`;
+  const out: Canonical = new Map();
+  const put = (name: string, t: Tensor) => out.set(`layers.${layer}.${name}`, t);
+  put('experts.ids', { dtype: 'I32', shape: [ids.length], bytes: new Uint8Array(new Int32Array(ids).buffer) });
+  const w13: Tensor[] = [];
+  const s13: Tensor[] = [];
+  const w2: Tensor[] = [];
+  const s2: Tensor[] = [];
+  if (src.scheme.method === 'fp8') {
+    const { rows: bm, cols: bn } = src.scheme.block;
+    // The scale rows (columns) of the blocks holding the rank's first and last row (column).
+    const sRows = range(Math.floor(lo / bm), Math.floor((hi - 1) / bm) + 1);
+    const sCols = range(Math.floor(lo / bn), Math.floor((hi - 1) / bn) + 1);
+    const gu = src.fused ? await dir.read(`${p}experts.gate_up_proj`) : undefined;
+    const gus = src.fused ? await dir.read(`${p}experts.gate_up_proj_scale_inv`) : undefined;
+    const dn = src.fused ? await dir.read(`${p}experts.down_proj`) : undefined;
+    const dns = src.fused ? await dir.read(`${p}experts.down_proj_scale_inv`) : undefined;
+    for (const e of ids) {
+      if (src.fused) {
+        const half = gus!.shape[1]! / 2;
+        const g = take(gu!, 0, [e]);
+        const gs = take(gus!, 0, [e]);
+        w13.push(cat([take(g, 1, range(lo, hi)), take(g, 1, range(I + lo, I + hi))], 1));
+        s13.push(cat([take(gs, 1, sRows), take(gs, 1, sRows.map((r) => half + r))], 1));
+        w2.push(take(take(dn!, 0, [e]), 2, range(lo, hi)));
+        s2.push(take(take(dns!, 0, [e]), 2, sCols));
+      } else {
+        const q = (n: string) => dir.read(`${p}experts.${e}.${n}`);
+        const [g, u, d] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => q(`${n}.weight`)));
+        const [gs, us, ds] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => q(`${n}.weight_scale_inv`)));
+        w13.push(lead(cat([take(g!, 0, range(lo, hi)), take(u!, 0, range(lo, hi))], 0)));
+        s13.push(lead(cat([take(gs!, 0, sRows), take(us!, 0, sRows)], 0)));
+        w2.push(lead(take(d!, 1, range(lo, hi))));
+        s2.push(lead(take(ds!, 1, sCols)));
+      }
+    }
+    put('router.weight', await dir.read(`${p}gate.weight`));
+  } else {
+    const [gub, gus, gubias, dnb, dns, dnbias] = await Promise.all(
+      ['gate_up_proj_blocks', 'gate_up_proj_scales', 'gate_up_proj_bias', 'down_proj_blocks', 'down_proj_scales', 'down_proj_bias'].map((n) => dir.read(`${p}experts.${n}`)),
+    );
+    // Stored rows interleaved: gate row i is row 2i, up row i is row 2i + 1.
+    const gateRows = range(lo, hi).map((i) => 2 * i);
+    const upRows = gateRows.map((r) => r + 1);
+    const blocks = range(lo / MX_BLOCK, hi / MX_BLOCK);
+    const b13: Tensor[] = [];
+    const b2: Tensor[] = [];
+    for (const e of ids) {
+      const pick = (t: Tensor) => take(t!, 0, [e]);
+      w13.push(cat([take(pick(gub!), 1, gateRows), take(pick(gub!), 1, upRows)], 1));
+      s13.push(cat([take(pick(gus!), 1, gateRows), take(pick(gus!), 1, upRows)], 1));
+      b13.push(cat([take(pick(gubias!), 1, gateRows), take(pick(gubias!), 1, upRows)], 1));
+      w2.push(take(pick(dnb!), 2, blocks));
+      s2.push(take(pick(dns!), 2, blocks));
+      b2.push(pick(dnbias!));
+    }
+    put('experts.w13_bias', cat(b13, 0));
+    put('experts.w2_bias', cat(b2, 0));
+    put('router.weight', await dir.read(`${p}router.weight`));
+    put('router.bias', await dir.read(`${p}router.bias`));
+  }
+  put('experts.w13', cat(w13, 0));
+  put('experts.w13_scale', cat(s13, 0));
+  put('experts.w2', cat(w2, 0));
+  put('experts.w2_scale', cat(s2, 0));
+  return out;
+}
+
+interface SplitCase {
+  tp: number;
+  ep: number;
+  placement: EpPlacement;
+}
+const requests = (s: SplitCase): ParallelRequest[] =>
+  range(0, s.tp).flatMap((tpRank) => range(0, s.ep).map((epRank) => ({ tpSize: s.tp, tpRank, epSize: s.ep, epRank, epPlacement: s.placement })));
+
+// FP8, I = 160: TP 2 and 5 give 80 and 32 rows per rank, so blocks straddle ranks.
+const SPLITS: Record<QuantScheme['method'], SplitCase[]> = {
+  fp8: [
+    { tp: 1, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 1, placement: 'linear' },
+    { tp: 5, ep: 2, placement: 'linear' },
+    { tp: 2, ep: 3, placement: 'round_robin' },
+  ],
+  mxfp4: [
+    { tp: 1, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 3, placement: 'round_robin' },
+  ],
+};
+
+const fixtures: Fixture[] = await discoverFixtures(ROOT);
+
+describe('quantized golden fixtures', () => {
+  it('are the two expected ones', () => {
+    expect(fixtures.map((f) => f.name)).toEqual(['gpt_oss-mxfp4', 'qwen3_moe-fp8']);
+  });
+
+  for (const fixture of fixtures) {
+    for (const { layout, dir: path } of fixture.layouts) {
+      it(`${fixture.name} ${layout}: every split, dequantized rank by rank, sums to transformers' output`, async () => {
+        const dir = await CheckpointDir.open(path);
+        try {
+          const sem = semanticsOf(dir.config);
+          const scheme = quantSchemeOf(dir.config.raw)!;
+          const src: Source = { dir, sem, scheme, fused: layout === 'fused' };
+          for (const golden of await readGolden(fixture, sem)) {
+            for (const split of SPLITS[scheme.method]) {
+              const ranks: RankTensors[] = [];
+              for (const req of requests(split)) {
+                ranks.push({ req, tensors: dequantizeCanonical(await quantizedRank(src, golden.layer, req), scheme, req) });
+              }
+              const reference = referenceForward(sem, golden.layer, ranks, golden.input, golden.tokens, { bound: true });
+              const cmp = await compareLayer(sem, ranks, golden, referenceBackend, reference);
+              expect({ split, layer: golden.layer, tier: cmp.output.tier, logits: cmp.routerLogits?.tier }).toEqual({ split, layer: golden.layer, tier: 'pass', logits: 'pass' });
+            }
+          }
+        } finally {
+          await dir.close();
+        }
+      });
+    }
+  }
+
+  it('FP8: transformers\' own load (80x96 blocks for a [160, 192] weight) is outside the bounds of the right dequantization', async () => {
+    const fixture = fixtures.find((f) => f.name === 'qwen3_moe-fp8')!;
+    const dir = await CheckpointDir.open(join(fixture.dir, 'original'));
+    const st = await SafetensorsFile.open(join(fixture.dir, 'golden.safetensors'));
+    try {
+      const sem = semanticsOf(dir.config);
+      const scheme = quantSchemeOf(dir.config.raw)!;
+      for (const golden of await readGolden(fixture, sem)) {
+        const req = requests({ tp: 1, ep: 1, placement: 'linear' })[0]!;
+        const ranks = [{ req, tensors: dequantizeCanonical(await quantizedRank({ dir, sem, scheme, fused: false }, golden.layer, req), scheme, req) }];
+        const ref = referenceForward(sem, golden.layer, ranks, golden.input, golden.tokens, { bound: true });
+        const hf = decodeFloats('F32', (await st.readTensor(`moe.${golden.layer}.output_hf_load`)).bytes);
+        expect(compareToBounds(hf, ref.output, ref.bounds!, sem.hidden).tier).toBe('fail');
+      }
+    } finally {
+      await st.close();
+      await dir.close();
+    }
+  });
+
+  it('a rank that takes its rows to start on a block boundary is refused (FP8 TP 2, rank 1 starts 80 rows into block 0)', async () => {
+    const fixture = fixtures.find((f) => f.name === 'qwen3_moe-fp8')!;
+    const dir = await CheckpointDir.open(join(fixture.dir, 'fused'));
+    try {
+      const sem = semanticsOf(dir.config);
+      const scheme = quantSchemeOf(dir.config.raw)!;
+      const req = requests({ tp: 2, ep: 1, placement: 'linear' })[1]!;
+      const q = await quantizedRank({ dir, sem, scheme, fused: true }, 0, req);
+      expect(() => dequantizeCanonical(q, scheme, { ...req, tpRank: 0 })).toThrow(ScaleMismatch);
+    } finally {
+      await dir.close();
+    }
+  });
+
+  it('MXFP4: TP 4 of I = 64 would split 32-element blocks and is refused', () => {
+    expect(() => checkMxfp4Tp(64, 4)).toThrow(InvalidParallelRequest);
+  });
+});

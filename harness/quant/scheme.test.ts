@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { WHOLE, type Canonical, type Tensor } from '../tensor.js';
+import { dequantizeCanonical } from './dequantize.js';
+import { QuantConfigError, ScaleMismatch } from './errors.js';
+import { declaresDequantized, DEQUANTIZED_METADATA_KEY, quantSchemeOf } from './scheme.js';
+
+describe('quantization_config', () => {
+  it('reads fp8 (block size, default [128, 128] as transformers) and mxfp4; no config means unquantized', () => {
+    expect(quantSchemeOf({})).toBeUndefined();
+    expect(quantSchemeOf({ quantization_config: null })).toBeUndefined();
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', weight_block_size: [64, 32] } })).toEqual({ method: 'fp8', block: { rows: 64, cols: 32 } });
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', fmt: 'e4m3' } })).toEqual({ method: 'fp8', block: { rows: 128, cols: 128 } });
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'mxfp4' } })).toEqual({ method: 'mxfp4' });
+  });
+
+  it('refuses other methods, other FP8 formats and malformed configs', () => {
+    for (const q of ['fp8', [1], { quant_method: 'awq' }, { quant_method: 'fp8', fmt: 'e5m2' }, { quant_method: 'fp8', weight_block_size: [128] }]) {
+      expect(() => quantSchemeOf({ quantization_config: q })).toThrow(QuantConfigError);
+    }
+  });
+});
+
+describe('the dequantized declaration', () => {
+  it('is the metadata key set to "true"; absent or "false" means quantized; anything else is refused', () => {
+    expect(declaresDequantized(undefined)).toBe(false);
+    expect(declaresDequantized({ format: 'pt' })).toBe(false);
+    expect(declaresDequantized({ [DEQUANTIZED_METADATA_KEY]: 'false' })).toBe(false);
+    expect(declaresDequantized({ [DEQUANTIZED_METADATA_KEY]: 'true' })).toBe(true);
+    expect(() => declaresDequantized({ [DEQUANTIZED_METADATA_KEY]: 'yes' })).toThrow(QuantConfigError);
+  });
+});
+
+describe('dequantizeCanonical', () => {
+  const u8 = (shape: number[]) => ({ dtype: 'U8' as const, shape, bytes: new Uint8Array(shape.reduce((a, b) => a * b, 1)) });
+  const router = { dtype: 'F32' as const, shape: [1, 32], bytes: new Uint8Array(128) };
+  it('replaces weights and scales by F32 weights and passes the rest through unchanged', () => {
+    const c: Canonical = new Map<string, Tensor>([
+      ['layers.0.experts.w13', u8([1, 2, 1, 16])],
+      ['layers.0.experts.w13_scale', u8([1, 2, 1])],
+      ['layers.0.experts.w2', u8([1, 32, 1, 16])],
+      ['layers.0.experts.w2_scale', u8([1, 32, 1])],
+      ['layers.0.router.weight', router],
+    ]);
+    const out = dequantizeCanonical(c, { method: 'mxfp4' }, WHOLE);
+    expect([...out.keys()].sort()).toEqual(['layers.0.experts.w13', 'layers.0.experts.w2', 'layers.0.router.weight']);
+    expect(out.get('layers.0.experts.w13')!.shape).toEqual([1, 2, 32]);
+    expect(out.get('layers.0.experts.w2')!.shape).toEqual([1, 32, 32]);
+    expect(out.get('layers.0.router.weight')).toBe(router);
+  });
+
+  it('refuses a weight without its scale and a scale without its weight', () => {
+    expect(() => dequantizeCanonical(new Map([['layers.0.experts.w13', u8([1, 2, 1, 16])]]), { method: 'mxfp4' }, WHOLE)).toThrow(ScaleMismatch);
+    expect(() => dequantizeCanonical(new Map([['layers.0.experts.w2_scale', u8([1, 32, 1])]]), { method: 'mxfp4' }, WHOLE)).toThrow(ScaleMismatch);
+  });
+});

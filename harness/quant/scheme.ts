@@ -1,0 +1,44 @@
+// Which quantization a checkpoint uses (config.json's `quantization_config`), and which form
+// a loader's output is in (spec §4): quantized bytes with scale tensors, or declared
+// dequantized by the `__metadata__` key below.
+import { parseBlockSize, type BlockSize } from './fp8-block.js';
+import { QuantConfigError } from './errors.js';
+
+export type QuantScheme = { method: 'fp8'; block: BlockSize } | { method: 'mxfp4' };
+
+export const QUANT_METHODS = ['fp8', 'mxfp4'] as const;
+
+/** transformers' FineGrainedFP8Config default, used where `weight_block_size` is absent. */
+const DEFAULT_FP8_BLOCK = [128, 128];
+
+/** The scheme of a config.json (its raw object), or undefined where it has no quantization_config. */
+export function quantSchemeOf(config: Record<string, unknown>, file = 'config.json'): QuantScheme | undefined {
+  const q = config.quantization_config;
+  if (q === undefined || q === null) return undefined;
+  if (typeof q !== 'object' || Array.isArray(q)) {
+    throw new QuantConfigError('quantization_config must be an object', { file, expected: 'object', found: Array.isArray(q) ? 'array' : typeof q });
+  }
+  const c = q as Record<string, unknown>;
+  switch (c.quant_method) {
+    case 'fp8':
+      if (c.fmt !== undefined && c.fmt !== 'e4m3') {
+        throw new QuantConfigError('only E4M3 FP8 weights are supported', { file, tensor: 'quantization_config.fmt', expected: 'e4m3', found: c.fmt });
+      }
+      return { method: 'fp8', block: parseBlockSize(c.weight_block_size ?? DEFAULT_FP8_BLOCK) };
+    case 'mxfp4':
+      return { method: 'mxfp4' };
+    default:
+      throw new QuantConfigError('unsupported quant_method', { file, tensor: 'quantization_config.quant_method', expected: QUANT_METHODS.join('|'), found: c.quant_method });
+  }
+}
+
+/** The output-file metadata key by which a loader declares that it wrote dequantized F32 weights. */
+export const DEQUANTIZED_METADATA_KEY = 'moe_conformance.dequantized';
+
+/** Whether an output file's `__metadata__` declares the dequantized form; any value but "true"/"false" is refused. */
+export function declaresDequantized(metadata: Readonly<Record<string, string>> | undefined, file?: string): boolean {
+  const v = metadata?.[DEQUANTIZED_METADATA_KEY];
+  if (v === undefined || v === 'false') return false;
+  if (v === 'true') return true;
+  throw new QuantConfigError(`__metadata__ ${DEQUANTIZED_METADATA_KEY} must be "true" or "false"`, { file, expected: '"true" | "false"', found: v });
+}
