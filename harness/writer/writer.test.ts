@@ -16,6 +16,7 @@ import { WHOLE, type Canonical } from '../tensor.js';
 import { buildConfig, sharedSizeRule } from './config.js';
 import { randomCanonical } from './random.js';
 import { storedTensors, writeMoeCheckpoint } from './write-checkpoint.js';
+import { WriterInputError } from './errors.js';
 
 const seed = Number(process.env.FC_SEED ?? 42);
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
@@ -132,5 +133,34 @@ describe('write then load', () => {
         expectSameTensors(canonical, await loadCanonical(dir, WHOLE), `${modelType}/${layout}`);
       }
     }
+  });
+});
+
+describe('the writer refuses canonical weights that do not fit', () => {
+  const sizes = { modelType: 'qwen2_moe', experts: 4, hidden: 6, intermediate: 4, sharedIntermediate: 4, topK: 2, layers: 1 };
+  const config = new ModelConfig(buildConfig(sizes, 'float32'));
+  const fresh = () => randomCanonical(entryFor('qwen2_moe').dims(config), 'F32', 3);
+  const attempt = (canonical: Canonical) => () => storedTensors({ config, layout: 'fused', canonical });
+
+  it('a missing or mis-shaped canonical tensor, or ids other than 0..E-1', () => {
+    const missing = fresh();
+    missing.delete('layers.0.shared.gate');
+    expect(attempt(missing)).toThrow(WriterInputError);
+    const shape = fresh();
+    shape.set('layers.0.experts.w2', { ...shape.get('layers.0.experts.w2')!, shape: [4, 4, 6] });
+    expect(attempt(shape)).toThrow(/wrong shape/);
+    const ids = fresh();
+    ids.set('layers.0.experts.ids', { dtype: 'I32', shape: [4], bytes: new Uint8Array(new Int32Array([0, 1, 3, 2]).buffer) });
+    expect(attempt(ids)).toThrow(/experts\.ids/);
+  });
+  it('an extra tensor under the name of an MoE tensor', async () => {
+    const canonical = fresh();
+    const extra = new Map([['model.layers.0.mlp.gate.weight', canonical.get('layers.0.router.weight')!]]);
+    await expect(writeMoeCheckpoint(join(scratch, 'clash'), { config, layout: 'fused', canonical, extra })).rejects.toThrow(WriterInputError);
+    const ok = new Map([['model.embed_tokens.weight', { dtype: 'F32' as const, shape: [2, 6], bytes: new Uint8Array(48) }]]);
+    await writeMoeCheckpoint(join(scratch, 'extra'), { config, layout: 'fused', canonical, extra: ok });
+    const dir = await CheckpointDir.open(join(scratch, 'extra'));
+    expect(dir.has('model.embed_tokens.weight')).toBe(true);
+    await dir.close();
   });
 });

@@ -115,3 +115,15 @@ describe('load', () => {
     await expect(load(['--checkpoint', gptOss, '--out', 'x', '--ep-placement', 'random'])).rejects.toThrow(UsageError);
   });
 });
+
+describe('--help', () => {
+  it.each([
+    ['load', load],
+    ['generate', generate],
+    ['inspect', inspect],
+  ] as const)('%s prints its usage and exits 0', async (name, command) => {
+    const r = await capture(command, ['--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`usage: moe-conformance ${name}`));
+  });
+});
