@@ -64,7 +64,7 @@ describe('compareToBounds tiers', () => {
   });
   it('NaN and infinity fail even where the bound is infinite', () => {
     const wide = { strict: [Infinity, Infinity, Infinity, Infinity], loose: [Infinity, Infinity, Infinity, Infinity] };
-    expect(compareToBounds([1, Number.NaN, 3, 4], expected, wide, 2)).toMatchObject({ tier: 'fail', nan: 1 });
+    expect(compareToBounds([1, Number.NaN, 3, 4], expected, wide, 2)).toMatchObject({ tier: 'fail', nan: 1, maxAbs: { row: 0, col: 1 } });
     expect(compareToBounds([1, 2, Infinity, 4], expected, wide, 2)).toMatchObject({ tier: 'fail', inf: 1 });
   });
   it('a shape mismatch fails', () => {

@@ -171,6 +171,9 @@ export interface CompareContext {
   ties?: RoutingTie[];
 }
 
+/** A new maximum: larger, or the first NaN (which then stays, pointing at the first NaN). */
+const exceeds = (v: number, max: number) => v > max || (Number.isNaN(v) && !Number.isNaN(max));
+
 /** Compares `found` with `expected` (`[rows, cols]`) under per-element bounds. */
 export function compareToBounds(found: ArrayLike<number>, expected: ArrayLike<number>, bounds: Bounds, cols: number, context: CompareContext = {}): MismatchReport {
   const notes: string[] = [];
@@ -199,8 +202,8 @@ export function compareToBounds(found: ArrayLike<number>, expected: ArrayLike<nu
       else if (!Number.isFinite(f) || !Number.isFinite(e)) report.inf++;
       const abs = Math.abs(f - e);
       const rel = abs / Math.abs(e);
-      if (!(abs <= report.maxAbs.value)) report.maxAbs = { value: abs, row: r, col: c, bound: bounds.strict[i]! };
-      if (Math.abs(e) > 0 && !(rel <= report.maxRel.value)) report.maxRel = { value: rel, row: r, col: c };
+      if (exceeds(abs, report.maxAbs.value)) report.maxAbs = { value: abs, row: r, col: c, bound: bounds.strict[i]! };
+      if (Math.abs(e) > 0 && exceeds(rel, report.maxRel.value)) report.maxRel = { value: rel, row: r, col: c };
       if (!(abs <= bounds.strict[i]!)) rowMismatch = true;
       if (!(abs <= bounds.loose[i]!)) rowFailure = true;
       if (!(abs <= bounds.strict[i]!) && !tieRows.has(r)) report.mismatches++;
