@@ -86,7 +86,8 @@ function planTensor(layer: LayerLayout, spec: CanonicalSpec): PlannedTensor {
 // A piece whose covering window is at most WINDOW_SLACK times its own size (or small) is read
 // as windows and gathered in memory: one read instead of one per row. Sparser pieces read
 // only the spans they need, so a TP rank reads about 1/T of the expert bytes. Both are read
-// in strips of at most MAX_WINDOW bytes, so memory holds one output piece and one strip.
+// in row bands and strips of at most MAX_WINDOW bytes: memory holds one band and one strip,
+// whatever the size of an expert.
 const WINDOW_SLACK = 1.5;
 const SMALL_WINDOW = 1 << 16;
 const MAX_WINDOW = 16 << 20;
@@ -100,13 +101,23 @@ export interface ReadOptions {
   small?: SmallTensorCache;
 }
 
-/** The bytes of one piece, read as spans or windows, in strips, and gathered. */
-export async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: ReadOptions = {}): Promise<Uint8Array> {
-  const { maxWindow = MAX_WINDOW, smallWindow = SMALL_WINDOW, small } = options;
-  if (piece.kind === 'literal') return piece.bytes;
+/** The bytes of one piece, as row bands of at most maxWindow bytes each (one row at least). */
+export async function* pieceChunks(dir: CheckpointDir, piece: PlanPiece, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
+  if (piece.kind === 'literal') {
+    yield piece.bytes;
+    return;
+  }
   const { block: b, elemBytes: n } = piece;
-  if (b.rows === 0 || b.cols === 0) return new Uint8Array(0);
-  const whole = small ? await small.get(dir, piece.tensor) : undefined;
+  const band = Math.max(1, Math.floor((options.maxWindow ?? MAX_WINDOW) / Math.max(1, b.cols * n)));
+  for (let first = 0; first < b.rows && b.cols > 0; first += band) {
+    yield await readBlock(dir, piece.tensor, { ...b, offset: b.offset + first * b.rowStride, rows: Math.min(band, b.rows - first) }, n, options);
+  }
+}
+
+/** One block of a stored tensor, read as spans or windows, in strips, and gathered. */
+async function readBlock(dir: CheckpointDir, tensor: string, b: StridedBlock, n: number, options: ReadOptions): Promise<Uint8Array> {
+  const { maxWindow = MAX_WINDOW, smallWindow = SMALL_WINDOW, small } = options;
+  const whole = small ? await small.get(dir, tensor) : undefined;
   if (whole) return gather(whole, 0, b, n);
   const windowBytes = (blockEnd(b) - b.offset) * n;
   // Sparse pieces (a TP cut of a large tensor) read, for each line along the outer
@@ -128,10 +139,10 @@ export async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: R
     let source: Uint8Array;
     let local: StridedBlock;
     if (sparse) {
-      source = await dir.readRanges(piece.tensor, runs(strip.offset, count, outerStride, span, n));
+      source = await dir.readRanges(tensor, runs(strip.offset, count, outerStride, span, n));
       local = innerRows ? { ...strip, offset: 0, rowStride: innerStride, colStride: span } : { ...strip, offset: 0, rowStride: span, colStride: innerStride };
     } else {
-      source = await dir.readBytes(piece.tensor, strip.offset * n, blockEnd(strip) * n);
+      source = await dir.readBytes(tensor, strip.offset * n, blockEnd(strip) * n);
       local = { ...strip, offset: 0 };
     }
     if (innerRows) gatherInto(out, b.cols, first, source, 0, local, n);
@@ -173,16 +184,17 @@ export async function materialize(plan: LoadPlan): Promise<Canonical> {
     let at = 0;
     const small = new SmallTensorCache();
     for (const piece of t.pieces) {
-      const chunk = await readPiece(plan.dir, piece, { small });
-      bytes.set(chunk, at);
-      at += chunk.length;
+      for await (const chunk of pieceChunks(plan.dir, piece, { small })) {
+        bytes.set(chunk, at);
+        at += chunk.length;
+      }
     }
     out.set(t.name, { dtype: t.dtype, shape: t.shape, bytes });
   }
   return out;
 }
 
-/** Stream the planned tensors into one safetensors file, one piece in memory at a time. */
+/** Stream the planned tensors into one safetensors file, one band of one piece in memory at a time. */
 export async function writePlan(plan: LoadPlan, outFile: string): Promise<void> {
   const sources = plan.tensors.map((t): [string, LazyTensor] => [
     t.name,
@@ -192,7 +204,7 @@ export async function writePlan(plan: LoadPlan, outFile: string): Promise<void> 
       byteLength: t.byteLength,
       async *chunks() {
         const small = new SmallTensorCache();
-        for (const piece of t.pieces) yield await readPiece(plan.dir, piece, { small });
+        for (const piece of t.pieces) yield* pieceChunks(plan.dir, piece, { small });
       },
     },
   ]);

@@ -13,7 +13,13 @@ import { entryFor, type LayoutName } from '../layouts/registry.js';
 import type { LazyTensor } from '../safetensors/write.js';
 import type { ParallelRequest } from '../tensor.js';
 import { buildConfig } from '../writer/config.js';
-import { materialize, planLoad, readPiece, SmallTensorCache } from './load.js';
+import { materialize, pieceChunks, planLoad, SmallTensorCache, type PlanPiece, type ReadOptions } from './load.js';
+
+async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: ReadOptions = {}): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of pieceChunks(dir, piece, options)) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
 
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
 
