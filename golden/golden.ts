@@ -61,7 +61,12 @@ export async function discoverFixtures(root: string = defaultGoldenRoot()): Prom
   }
   const fixtures: Fixture[] = [];
   for (const dir of dirs) {
-    const meta = JSON.parse(await readFile(join(dir, 'golden.json'), 'utf8')) as { model_type?: unknown };
+    let meta: { model_type?: unknown };
+    try {
+      meta = JSON.parse(await readFile(join(dir, 'golden.json'), 'utf8')) as { model_type?: unknown };
+    } catch (e) {
+      throw new GoldenFixtureError(`golden.json is not readable JSON: ${(e as Error).message}`, { file: join(dir, 'golden.json') });
+    }
     const layouts = LAYOUTS.filter((l) => existsSync(join(dir, l, 'config.json'))).map((layout) => ({ layout, dir: join(dir, layout) }));
     if (layouts.length === 0) throw new GoldenFixtureError('fixture has neither original/ nor fused/', { file: dir });
     fixtures.push({ name: dir.split(/[\\/]/).pop()!, dir, modelType: String(meta.model_type), layouts });

@@ -2,7 +2,7 @@
 // reference forward, on both layouts and every allowed TP/EP split; and the same pipeline
 // on deliberately broken canonical tensors, which must fail with a report that points at
 // the broken expert.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -125,6 +125,19 @@ describe('broken weights fail', () => {
     const sem = semanticsOf(await ModelConfig.read(fixture!.layouts[0]!.dir));
     await expect(readGolden(fixture!, { ...sem, moeLayers: [...sem.moeLayers, 9] })).rejects.toThrow(/moe\.9\.input/);
     await expect(readGolden(fixture!, { ...sem, hidden: sem.hidden + 1 })).rejects.toThrow(GoldenFixtureError);
+  });
+
+  it('refuses a fixture whose golden.json is not JSON', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'golden-bad-'));
+    try {
+      await mkdir(join(dir, 'original'));
+      await writeFile(join(dir, 'golden.safetensors'), '');
+      await writeFile(join(dir, 'golden.json'), '{"model_type": ');
+      await writeFile(join(dir, 'original', 'config.json'), '{}');
+      await expect(discoverFixtures(dir)).rejects.toThrow(GoldenFixtureError);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a folder without fixtures', async () => {
