@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { WHOLE, type Canonical, type EpPlacement, type ParallelRequest, type Tensor } from '../tensor.js';
+import { detect } from '../layouts/detect.js';
 import { materialize, planLoad } from './load.js';
 import { InvalidParallelRequest } from './errors.js';
 
@@ -90,6 +91,14 @@ describe.each(fixtures)('golden %s', (fixture) => {
   afterAll(async () => {
     await dirs.original.close();
     await dirs.fused.close();
+  });
+
+  it('detection names each folder\'s layout for every MoE layer', () => {
+    const original = detect(dirs.original);
+    const fused = detect(dirs.fused);
+    const identical = ['gpt_oss', 'llama4_text', 'dbrx'].includes(original.modelType);
+    expect(original.layers.map((l) => [l.layer, l.layout, l.layoutsIdentical])).toEqual([0, 1].map((l) => [l, 'original', identical]));
+    expect(fused.layers.map((l) => [l.layer, l.layout])).toEqual([0, 1].map((l) => [l, identical ? 'original' : 'fused']));
   });
 
   it('original/ and fused/ load to byte-identical canonical tensors', async () => {
