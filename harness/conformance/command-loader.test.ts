@@ -12,6 +12,7 @@ import {
   LoaderRefused,
   LoaderTimedOut,
   commandLoader,
+  killRunningLoaders,
   protocolArgs,
   resolveSelf,
   splitCommand,
@@ -93,6 +94,20 @@ describe('commandLoader', () => {
     const grandchild = Number(await readFile(pidFile, 'utf8'));
     await new Promise((r) => setTimeout(r, 200));
     expect(alive(grandchild)).toBe(false); // gone with its group
+  });
+
+  it('ends running loaders on request (an interrupted run)', async () => {
+    const pidFile = join(dir, 'grandchild2.pid');
+    const pending = commandLoader(fake('hang.mjs'), { timeoutMs: 60_000, env: { ...process.env, GRANDCHILD_PID_FILE: pidFile } }).load(dir, WHOLE).catch((e: unknown) => e);
+    let grandchild = NaN;
+    for (let i = 0; i < 100 && Number.isNaN(grandchild); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      grandchild = Number(await readFile(pidFile, 'utf8').catch(() => 'NaN'));
+    }
+    killRunningLoaders();
+    expect(await pending).toBeInstanceOf(LoaderCrashed); // killed by a signal
+    await new Promise((r) => setTimeout(r, 200));
+    expect(alive(grandchild)).toBe(false);
   });
 
   it('reports a garbage output file as LoaderOutputInvalid naming the reader error', async () => {

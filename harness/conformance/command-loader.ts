@@ -109,6 +109,23 @@ export interface CommandResult {
   timedOut: boolean;
 }
 
+/** Process groups of loader commands still running, so an interrupted run can end them. */
+const running = new Set<number>();
+
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Kills every loader command still running (a loader has its own process group, so Ctrl-C does not reach it). */
+export function killRunningLoaders(): void {
+  for (const pgid of running) killGroup(pgid);
+  running.clear();
+}
+
 /** Runs argv in its own process group; on timeout the whole group is killed. */
 export function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<CommandResult> {
   const maxStderr = opts.maxStderrBytes ?? 64 * 1024;
@@ -129,16 +146,11 @@ export function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<
       }
     });
     let timedOut = false;
-    const killGroup = () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
+    const pgid = child.pid;
+    if (pgid !== undefined) running.add(pgid);
     const timer = setTimeout(() => {
       timedOut = true;
-      killGroup();
+      if (pgid !== undefined) killGroup(pgid);
       child.stderr.destroy(); // a process that escaped the group must not keep the pipe, and us, waiting
     }, opts.timeoutMs);
     child.on('error', (e) => {
@@ -147,7 +159,10 @@ export function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<
     });
     child.on('close', (exitCode, signal) => {
       clearTimeout(timer);
-      if (!timedOut && exitCode === 0) killGroup(); // leave no stray grandchildren behind
+      if (pgid !== undefined) {
+        running.delete(pgid);
+        if (!timedOut && exitCode === 0) killGroup(pgid); // leave no stray grandchildren behind
+      }
       const text = (truncated ? '[... stderr truncated ...]\n' : '') + stderr.toString('utf8');
       resolvePromise({ exitCode, signal, stderr: text, timedOut });
     });

@@ -1,11 +1,12 @@
 // moe-conformance check: the conformance suite against a loader command (spec §2). It
 // generates checkpoints into a temporary folder, calls the command once per rank, checks
 // everything spec §3 asks, and reports. Exit 0 only if every case passed.
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intOption, listOption, parse, UsageError } from '../args.js';
-import { commandLoader } from '../../conformance/command-loader.js';
+import { commandLoader, killRunningLoaders } from '../../conformance/command-loader.js';
 import { Expectations } from '../../conformance/expectations.js';
 import { createProgress } from '../../conformance/progress.js';
 import { ReportOptionError, takeReportOptions, writeReports, type ReportFormat } from '../../conformance/reporters/files.js';
@@ -133,6 +134,14 @@ export async function run(argv: string[]): Promise<number> {
 
   const loader = commandLoader(loaderCommand, { timeoutMs });
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
+  // Loaders run in their own process groups: on Ctrl-C or kill, end them and the temporary folder too.
+  const interrupted = (signal: NodeJS.Signals) => {
+    killRunningLoaders();
+    rmSync(workDir, { recursive: true, force: true });
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
   const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
@@ -174,6 +183,8 @@ export async function run(argv: string[]): Promise<number> {
     for (const line of expectations?.unused() ?? []) process.stderr.write(`warning: ${line}\n`);
     return results.some((r) => isFailing(r.status)) ? 1 : 0;
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     await rm(workDir, { recursive: true, force: true });
   }
 }
