@@ -32,6 +32,7 @@ tensor is never silently dropped.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,31 +110,77 @@ def rows_of_rank(size: int, req: Request, what: str) -> slice:
     return slice(req.tp_rank * part, (req.tp_rank + 1) * part)
 
 
-def disk_dtypes(checkpoint: Path) -> dict[str, torch.dtype]:
-    """The dtype each tensor has on disk, so tensors transformers keeps in f32 are written back as stored."""
-    dtypes: dict[str, torch.dtype] = {}
+def disk_tensors(checkpoint: Path) -> dict[str, torch.dtype | None]:
+    """Every stored tensor's name and dtype, so tensors transformers keeps in f32 are written back as stored."""
+    tensors: dict[str, torch.dtype | None] = {}
     for file in sorted(checkpoint.glob("*.safetensors")):
         with safe_open(str(file), framework="pt") as f:
             for name in f.keys():
-                dt = f.get_slice(name).get_dtype()
-                if dt in SAFETENSORS_TO_TORCH:
-                    dtypes[name] = SAFETENSORS_TO_TORCH[dt]
-    return dtypes
+                tensors[name] = SAFETENSORS_TO_TORCH.get(f.get_slice(name).get_dtype())
+    return tensors
 
 
-def load_model(checkpoint: Path) -> torch.nn.Module:
-    from transformers import AutoModelForCausalLM
+def is_moe_only(stored: dict[str, torch.dtype | None]) -> bool:
+    """A checkpoint of MoE blocks alone (what the conformance generator writes): no embeddings, no head."""
+    return not any("embed" in name or "lm_head" in name or ".wte." in name for name in stored)
+
+
+# Sizes of the layers around the MoE blocks, for an MoE-only checkpoint (see load_model).
+SMALL_NON_MOE = {
+    "num_attention_heads": 1, "num_key_value_heads": 1, "n_heads": 1, "head_dim": 2, "vocab_size": 2,
+    "pad_token_id": None, "q_lora_rank": 2, "kv_lora_rank": 2, "qk_rope_head_dim": 2, "qk_nope_head_dim": 2,
+    "v_head_dim": 2, "linear_num_key_heads": 1, "linear_num_value_heads": 1, "linear_key_head_dim": 2,
+    "linear_value_head_dim": 2, "mamba_d_state": 2, "mamba_expand": 1,
+}
+
+
+def small_config(checkpoint: Path):
+    """The checkpoint's config with tiny layers around the MoE blocks, so that transformers can
+    build the model of an MoE-only checkpoint: those layers' weights are not in the files (nor
+    in the canonical form); every MoE field of config.json is left as written."""
+    from transformers import CONFIG_MAPPING
+
+    written = json.loads((checkpoint / "config.json").read_text())
+    model_type = written.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise LoaderError(f"{checkpoint}/config.json: model_type {model_type!r} is not one transformers knows")
+    declared = CONFIG_MAPPING[model_type]
+    # Merged before the config is built: its validators check attention sizes against hidden_size.
+    config = declared.from_dict({**written, **{k: v for k, v in SMALL_NON_MOE.items() if hasattr(declared, k)}})
+    if getattr(config, "attn_config", None) is not None and not hasattr(config.attn_config, "rope_theta"):
+        config.attn_config.rope_theta = 10000.0  # dbrx reads it at build time, with no default
+    if hasattr(config, "layer_types") and config.layer_types is None:  # lfm2_moe indexes it at build time
+        config.layer_types = ["full_attention"] * config.num_hidden_layers
+    return config
+
+
+def load_model(checkpoint: Path, stored: dict[str, torch.dtype | None]) -> torch.nn.Module:
+    from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging
 
     logging.disable_progress_bar()
     if not (checkpoint / "config.json").is_file():
         raise LoaderError(f"{checkpoint}: no config.json")
+    moe_only = is_moe_only(stored)
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(checkpoint, dtype="auto", output_loading_info=True)
+        config = small_config(checkpoint) if moe_only else AutoConfig.from_pretrained(checkpoint)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            checkpoint, config=config, dtype="auto", output_loading_info=True
+        )
+    except LoaderError:
+        raise
     except Exception as e:  # transformers' own refusal (shape mismatch, missing shard, bad header, ...)
         raise LoaderError(f"transformers refused {checkpoint}: {type(e).__name__}: {e}") from e
-    # from_pretrained initialises missing weights randomly and only warns: that is a failure here.
-    problems = {k: v for k, v in info.items() if v}
+    # from_pretrained initialises missing weights randomly and only warns: that is a failure here,
+    # except, in an MoE-only checkpoint, for weights outside the MoE blocks or of zero size.
+    problems = {k: v for k, v in info.items() if v and k != "missing_keys"}
+    missing = set(info.get("missing_keys") or ())
+    if moe_only:
+        blocks = tuple(path + "." for _, path, _ in moe_blocks(model))
+        sizes = dict(model.state_dict())
+        missing = {k for k in missing if k.startswith(blocks) and (k not in sizes or sizes[k].numel() > 0)}
+    if missing:
+        problems["missing_keys"] = sorted(missing)
     if problems:
         raise LoaderError(f"transformers loaded {checkpoint} incompletely: {problems}")
     return model
@@ -231,7 +278,10 @@ def canonical_layer(
     if correction is not None:
         out[pre + "router.correction_bias"] = as_stored(*correction).reshape(num_experts)
     shared_names = [n for n in params if n.startswith(SHARED_PREFIXES)]
-    if shared_names:
+    if shared_names and all(params[n].numel() == 0 for n in shared_names):
+        for n in shared_names:  # Is = 0 (n_shared_experts 0): transformers builds empty layers, the model has none
+            del params[n]
+    elif shared_names:
         prefixes = {n.split(".")[0] for n in shared_names}
         if len(prefixes) != 1:
             raise LoaderError(f"{path}: several shared experts {sorted(prefixes)}")
@@ -252,9 +302,10 @@ def run(argv: list[str]) -> int:
     checkpoint, out_file, req = parse_args(argv)
     try:
         check_request(req)
-        model = load_model(checkpoint)
+        stored = disk_tensors(checkpoint)
+        model = load_model(checkpoint, stored)
         model_type = model.config.model_type
-        on_disk = disk_dtypes(checkpoint)
+        on_disk = {name: dt for name, dt in stored.items() if dt is not None}
         tensors: dict[str, torch.Tensor] = {}
         for layer, path, block in moe_blocks(model):
             tensors.update(canonical_layer(model_type, layer, path, block, req, on_disk))
