@@ -27,18 +27,16 @@ describe('windowed piece reads', () => {
   it.each(['llama4_text-f32', 'gpt_oss-bf16', 'dbrx-bf16'])('%s: strips of a few elements equal one window', async (fixture) => {
     const dir = await CheckpointDir.open(join(GOLDEN, fixture, 'fused'));
     try {
-      for (const req of [
-        { tpSize: 1, tpRank: 0, epSize: 1, epRank: 0, epPlacement: 'linear' as const },
-        { tpSize: 4, tpRank: 2, epSize: 3, epRank: 1, epPlacement: 'round_robin' as const },
-      ]) {
+      // A cut rank has both dense pieces (gate and up rows) and sparse ones (w2 columns).
+      for (const req of [{ tpSize: 4, tpRank: 2, epSize: 3, epRank: 1, epPlacement: 'round_robin' as const }]) {
         const plan = await planLoad(dir, req);
         for (const t of plan.tensors) {
           for (const piece of t.pieces) {
             // The reference: the piece gathered from its whole stored tensor, read in one go.
             const whole = await readPiece(dir, piece, { small: new SmallTensorCache() });
             expect(await readPiece(dir, piece), `${t.name} defaults`).toEqual(whole);
-            // Row runs for any sparse piece, and strips of at most 2000 bytes.
-            expect(await readPiece(dir, piece, { maxWindow: 2000, smallWindow: 0 }), `${t.name} strips`).toEqual(whole);
+            // Row runs for any sparse piece, and strips of at most 4000 bytes.
+            expect(await readPiece(dir, piece, { maxWindow: 4000, smallWindow: 0 }), `${t.name} strips`).toEqual(whole);
           }
         }
       }
@@ -54,7 +52,7 @@ describe('a rank reads only what it holds', () => {
 
   /** A checkpoint of stored tensors above the whole-read size, with patterned bytes. */
   async function bigCheckpoint(modelType: string, layout: LayoutName): Promise<{ dir: string; expertBytes: number }> {
-    const raw = buildConfig({ modelType, experts: 4, hidden: 512, intermediate: 1024, sharedIntermediate: modelType === 'llama4_text' ? 1024 : 0, topK: 1, layers: 1 }, 'float32');
+    const raw = buildConfig({ modelType, experts: 2, hidden: 512, intermediate: 520, sharedIntermediate: modelType === 'llama4_text' ? 520 : 0, topK: 1, layers: 1 }, 'float32');
     const dims = entryFor(modelType).dims(new ModelConfig(raw));
     const stored = expandLayout(entryFor(modelType).layouts[layout], 0, dims);
     const chunk = Uint8Array.from({ length: 1 << 16 }, (_, i) => (i * 2654435761) >>> 24);
@@ -64,7 +62,7 @@ describe('a rank reads only what it holds', () => {
     });
     const dir = join(scratch, `${modelType}-${layout}`);
     await writeCheckpointDir(dir, raw, tensors);
-    return { dir, expertBytes: 3 * 4 * 512 * 1024 * 4 };
+    return { dir, expertBytes: 3 * 2 * 512 * 520 * 4 };
   }
 
   // Small stored tensors (gpt_oss's expert biases here) are read whole by design.
@@ -94,13 +92,13 @@ describe('a rank reads only what it holds', () => {
     ['mixtral', 'fused', 1],
     ['llama4_text', 'fused', 1],
     ['gpt_oss', 'fused', 2], // interleaved gate/up: each gate or up span also holds the other: w13 reads x2, w2 x1
-  ] as const)('%s %s: TP 8 reads 1/8 of the expert bytes, EP 4 reads 1/4', async (modelType, layout, interleaved) => {
+  ] as const)('%s %s: TP 8 reads 1/8 of the expert bytes, EP 2 reads 1/2', async (modelType, layout, interleaved) => {
     const { dir, expertBytes } = await bigCheckpoint(modelType, layout);
     const tp8 = await bytesRead(dir, { tpSize: 8, tpRank: 5, epSize: 1, epRank: 0, epPlacement: 'linear' });
     expect(tp8).toBeLessThanOrEqual((expertBytes / 8) * (interleaved === 2 ? 5 / 3 : 1) + SMALL_SLACK);
     expect(tp8).toBeGreaterThanOrEqual(expertBytes / 8);
-    const ep4 = await bytesRead(dir, { tpSize: 1, tpRank: 0, epSize: 4, epRank: 2, epPlacement: 'round_robin' });
-    expect(ep4).toBeLessThanOrEqual((expertBytes / 4) * (interleaved === 2 ? 5 / 3 : 1) + SMALL_SLACK);
-    expect(ep4).toBeGreaterThanOrEqual(expertBytes / 4);
+    const ep2 = await bytesRead(dir, { tpSize: 1, tpRank: 0, epSize: 2, epRank: 1, epPlacement: 'round_robin' });
+    expect(ep2).toBeLessThanOrEqual((expertBytes / 2) * (interleaved === 2 ? 5 / 3 : 1) + SMALL_SLACK);
+    expect(ep2).toBeGreaterThanOrEqual(expertBytes / 2);
   });
 });
