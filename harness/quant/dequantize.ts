@@ -1,5 +1,5 @@
 // One rank's quantized canonical tensors (spec §4) turned into the float canonical form of
-// §1: `w13`/`w2` (routed and shared) dequantized to F32 with their scales, the scale tensors
+// §1: the routed experts' `w13`/`w2` dequantized to F32 with their scales, the scale tensors
 // dropped, everything else passed through. This is what the forward runs on, and what a
 // loader declaring the dequantized form must equal bit for bit.
 import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
@@ -8,12 +8,10 @@ import { dequantizeMxfp4 } from './mxfp4.js';
 import type { QuantScheme } from './scheme.js';
 import { ScaleMismatch } from './errors.js';
 
-/** Canonical weight names that carry a `_scale` sibling, and which of their axes TP cuts. */
+/** Canonical weight names that carry a `_scale` sibling, and which of their axes TP cuts (routed experts only: quantized shared experts are not supported yet). */
 const QUANTIZED = [
   { suffix: '.experts.w13', cut: 'rows' },
   { suffix: '.experts.w2', cut: 'cols' },
-  { suffix: '.shared.w13', cut: 'rows' },
-  { suffix: '.shared.w2', cut: 'cols' },
 ] as const;
 
 const scaleName = (name: string) => `${name}_scale`;
@@ -47,4 +45,23 @@ export function dequantizeCanonical(tensors: Canonical, scheme: QuantScheme, req
     out.set(name, t);
   }
   return out;
+}
+
+/**
+ * Ranks as the float forward needs them. With a scheme, a rank holding scale tensors is
+ * dequantized; a rank without any is already in the dequantized form (F32 weights, as a
+ * loader declaring it writes), and anything else there is refused. Without a scheme, ranks
+ * pass unchanged. Applying it twice is the same as once.
+ */
+export function dequantizeRanks<R extends { req: ParallelRequest; tensors: Canonical }>(scheme: QuantScheme | undefined, ranks: R[]): R[] {
+  if (scheme === undefined) return ranks;
+  return ranks.map((r) => {
+    if ([...r.tensors.keys()].some((n) => n.endsWith('_scale'))) return { ...r, tensors: dequantizeCanonical(r.tensors, scheme, r.req) };
+    for (const [name, t] of r.tensors) {
+      if (QUANTIZED.some((k) => name.endsWith(k.suffix)) && t.dtype !== 'F32') {
+        throw new ScaleMismatch('quantized weight without its scale tensor (a dequantized rank holds F32 weights)', { tensor: name, expected: `F32, or ${scaleName(name)}`, found: t.dtype });
+      }
+    }
+    return r;
+  });
 }

@@ -22,7 +22,7 @@ const FP8: QuantScheme = { method: 'fp8', block: { rows: 32, cols: 48 } };
 const MX: QuantScheme = { method: 'mxfp4' };
 
 describe('randomQuantizedCanonical', () => {
-  it('FP8: F8 weights with scale grids of partial blocks, quantized shared experts, BF16 elsewhere; deterministic per seed', () => {
+  it('FP8: F8 routed experts with scale grids of partial blocks, BF16 elsewhere (shared experts included); deterministic per seed', () => {
     const d = dims({ sharedIntermediate: 40, features: { sharedExpert: true, sharedGate: true, routerBias: false, correctionBias: false, expertBias: false } });
     const c = randomQuantizedCanonical(d, FP8, 7);
     const shapes = Object.fromEntries([...c].filter(([n]) => n.startsWith('layers.1.')).map(([n, t]) => [n, `${t.dtype} ${t.shape.join('x')}`]));
@@ -33,10 +33,8 @@ describe('randomQuantizedCanonical', () => {
       'layers.1.experts.w2': 'F8_E4M3 3x64x96',
       'layers.1.experts.w2_scale': 'F32 3x2x2', // ceil(64/32), ceil(96/48)
       'layers.1.router.weight': 'BF16 3x64',
-      'layers.1.shared.w13': 'F8_E4M3 80x64',
-      'layers.1.shared.w13_scale': 'F32 4x2',
-      'layers.1.shared.w2': 'F8_E4M3 64x40',
-      'layers.1.shared.w2_scale': 'F32 2x1',
+      'layers.1.shared.w13': 'BF16 80x64',
+      'layers.1.shared.w2': 'BF16 64x40',
       'layers.1.shared.gate': 'BF16 1x64',
     });
     const again = randomQuantizedCanonical(d, FP8, 7);
@@ -46,7 +44,7 @@ describe('randomQuantizedCanonical', () => {
     const seen = new Set(c.get('layers.0.experts.w13')!.bytes);
     expect(seen.size).toBe(254);
     const w = dequantizeCanonical(c, FP8, WHOLE);
-    for (const n of ['layers.0.experts.w13', 'layers.0.experts.w2', 'layers.0.shared.w13']) {
+    for (const n of ['layers.0.experts.w13', 'layers.0.experts.w2']) {
       expect(decodeFloats('F32', w.get(n)!.bytes).every(Number.isFinite), n).toBe(true);
     }
   });

@@ -1,6 +1,6 @@
 // Seeded random whole quantized canonical weights (TP 1, EP 1): the float canonical of
-// writer/random.ts in BF16 (router, biases, shared gate), with the expert projections
-// (and FP8 shared experts) replaced by random quantized bytes and scales. The bytes are
+// writer/random.ts in BF16 (router, biases, shared experts), with the routed expert
+// projections replaced by random quantized bytes and scales. The bytes are
 // drawn directly, so every bit pattern a checkpoint may hold can occur (FP8 NaN excepted).
 import type { MoeDims } from '../layouts/registry.js';
 import { canonicalName } from '../loader/canonical.js';
@@ -57,7 +57,7 @@ function quantized(uniform: () => number, scheme: QuantScheme, lead: number[], p
 export function randomQuantizedCanonical(dims: MoeDims, scheme: QuantScheme, seed: number): Canonical {
   const out = randomCanonical(dims, 'BF16', seed);
   const uniform = xoshiro128ss(seed ^ 0x5eed);
-  const { experts: E, hidden: H, intermediate: I, sharedIntermediate: Is } = dims;
+  const { experts: E, hidden: H, intermediate: I } = dims;
   const set = (layer: number, what: string, [w, s]: [Tensor, Tensor]) => {
     out.set(canonicalName(layer, what), w);
     out.set(canonicalName(layer, `${what}_scale`), s);
@@ -65,10 +65,6 @@ export function randomQuantizedCanonical(dims: MoeDims, scheme: QuantScheme, see
   for (const layer of dims.moeLayers) {
     set(layer, 'experts.w13', quantized(uniform, scheme, [E], 2, I, H, canonicalName(layer, 'experts.w13')));
     set(layer, 'experts.w2', quantized(uniform, scheme, [E], 1, H, I, canonicalName(layer, 'experts.w2')));
-    if (dims.features.sharedExpert && scheme.method === 'fp8') {
-      set(layer, 'shared.w13', quantized(uniform, scheme, [], 2, Is, H, canonicalName(layer, 'shared.w13')));
-      set(layer, 'shared.w2', quantized(uniform, scheme, [], 1, H, Is, canonicalName(layer, 'shared.w2')));
-    }
   }
   return out;
 }

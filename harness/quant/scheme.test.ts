@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WHOLE, type Canonical, type Tensor } from '../tensor.js';
-import { dequantizeCanonical } from './dequantize.js';
+import { dequantizeCanonical, dequantizeRanks } from './dequantize.js';
 import { QuantConfigError, ScaleMismatch } from './errors.js';
 import { declaresDequantized, DEQUANTIZED_METADATA_KEY, quantSchemeOf } from './scheme.js';
 
@@ -46,6 +46,21 @@ describe('dequantizeCanonical', () => {
     expect(out.get('layers.0.experts.w13')!.shape).toEqual([1, 2, 32]);
     expect(out.get('layers.0.experts.w2')!.shape).toEqual([1, 32, 32]);
     expect(out.get('layers.0.router.weight')).toBe(router);
+  });
+
+  it('dequantizeRanks: quantized ranks dequantized, dequantized ranks kept, so twice is once; unscaled F8 refused', () => {
+    const q = new Map<string, Tensor>([
+      ['layers.0.experts.w13', u8([1, 2, 1, 16])],
+      ['layers.0.experts.w13_scale', u8([1, 2, 1])],
+    ]);
+    const once = dequantizeRanks({ method: 'mxfp4' }, [{ req: WHOLE, tensors: q }]);
+    expect(once[0]!.tensors.get('layers.0.experts.w13')!.dtype).toBe('F32');
+    const twice = dequantizeRanks({ method: 'mxfp4' }, once);
+    expect(twice[0]!.tensors).toBe(once[0]!.tensors);
+    const float = [{ req: WHOLE, tensors: q }];
+    expect(dequantizeRanks(undefined, float)).toBe(float);
+    const unscaled = new Map<string, Tensor>([['layers.0.experts.w2', { dtype: 'F8_E4M3', shape: [1, 1, 1], bytes: new Uint8Array(1) }]]);
+    expect(() => dequantizeRanks({ method: 'fp8', block: { rows: 1, cols: 1 } }, [{ req: WHOLE, tensors: unscaled }])).toThrow(ScaleMismatch);
   });
 
   it('refuses a weight without its scale and a scale without its weight', () => {
