@@ -47,6 +47,12 @@ describe('case specs', () => {
 });
 
 describe('arbitraries', () => {
+  it('ask a loader of one layout for no layout-invariance case', () => {
+    const kinds = new Set(fc.sample(caseArb({ layouts: ['fused'] }), { seed, numRuns: 100 }).map((s) => s.kind));
+    expect(kinds).toEqual(new Set(['load', 'refuse', 'request']));
+    expect(() => caseArb({ layouts: ['fused'], kinds: ['layout'] })).toThrow(CaseSpecError);
+  });
+
   it('cover exactly the registry\'s model types', () => {
     expect([...ALL_MODEL_TYPES].sort()).toEqual([...MODEL_TYPES].sort());
     expect(Object.keys(MODEL_TRAITS)).toHaveLength(20);

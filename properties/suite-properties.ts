@@ -70,10 +70,9 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
     epSizes: sizes(c.maxEp),
   };
   const types = c.modelTypes ?? ALL_MODEL_TYPES;
-  const twoLayouts = (c.layouts ?? LAYOUTS).length === LAYOUTS.length;
   const properties: Array<Omit<SuiteProperty, 'seedOffset'>> = [
     ...types.map((t) => ({ title: `${t}: every rank loads bit-exact, reassembles, and computes the unsharded forward`, arb: caseArb({ ...filter, modelTypes: [t], kinds: ['load'] }), numRuns: n })),
-    ...(twoLayouts ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
+    ...(LAYOUTS.every((l) => (c.layouts ?? LAYOUTS).includes(l)) ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
     { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n },
     { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n },
   ];

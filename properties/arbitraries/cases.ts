@@ -2,7 +2,7 @@
 // of a parallel setting, layout invariance, broken checkpoints and invalid requests.
 import fc from 'fast-check';
 import { hasTwoLayouts } from '../materialize.js';
-import { BREAKAGES, type Breakage, type CaseSpec } from '../spec.js';
+import { BREAKAGES, CaseSpecError, type Breakage, type CaseSpec } from '../spec.js';
 import { checkpointArb, type CheckpointFilter } from './checkpoint.js';
 import { badRequestArb, validParallelArb, type ParallelLimits } from './parallel.js';
 
@@ -16,12 +16,15 @@ export function breakageArb(modelType: string): fc.Arbitrary<Breakage> {
 }
 
 export function caseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {
-  const kinds = f.kinds ?? ['load', 'layout', 'refuse', 'request'];
+  // Layout invariance needs both layouts: a loader of one layout is not asked for it.
+  const bothLayouts = !f.layouts || (f.layouts.includes('original') && f.layouts.includes('fused'));
+  const kinds = (f.kinds ?? ['load', 'layout', 'refuse', 'request']).filter((k) => k !== 'layout' || bothLayouts);
   const byKind: Record<CaseSpec['kind'], { arbitrary: fc.Arbitrary<CaseSpec>; weight: number }> = {
     load: { arbitrary: checkpointArb(f).chain((checkpoint) => validParallelArb(checkpoint.model, f).map((parallel): CaseSpec => ({ kind: 'load', checkpoint, parallel }))), weight: 6 },
     layout: { arbitrary: checkpointArb(f).chain((checkpoint) => validParallelArb(checkpoint.model, f).map((parallel): CaseSpec => ({ kind: 'layout', checkpoint, parallel }))), weight: 2 },
     refuse: { arbitrary: checkpointArb(f).chain((checkpoint) => breakageArb(checkpoint.model.modelType).map((broken): CaseSpec => ({ kind: 'refuse', checkpoint, broken }))), weight: 2 },
     request: { arbitrary: checkpointArb(f).chain((checkpoint) => badRequestArb(checkpoint.model).map(({ parallel, bad }): CaseSpec => ({ kind: 'request', checkpoint, parallel, bad }))), weight: 1 },
   };
+  if (kinds.length === 0) throw new CaseSpecError('no kind of case is left to generate', { expected: 'load, refuse or request (layout needs both layouts)', found: f.kinds });
   return fc.oneof(...kinds.map((k) => byKind[k]));
 }
