@@ -272,7 +272,8 @@ const ENTRIES: ModelEntry[] = [
         topK: 'num_experts_per_tok',
         shared: (c) => c.int('shared_expert_intermediate_size'),
         moeLayers: qwenSparseLayers,
-        features: (c) => ({ sharedGate: c.int('shared_expert_intermediate_size') > 0 }),
+        // transformers builds the shared expert and its gate whatever the size (zero-size weights for Is = 0).
+        features: () => ({ sharedExpert: true, sharedGate: true }),
       }),
       layouts: {
         original: {

@@ -136,6 +136,23 @@ describe('write then load', () => {
   });
 });
 
+describe('zero-size shared experts', () => {
+  it('qwen2_moe with Is = 0 keeps its (empty) shared expert and its gate, as transformers does', async () => {
+    const config = new ModelConfig(buildConfig({ modelType: 'qwen2_moe', experts: 4, hidden: 6, intermediate: 4, sharedIntermediate: 0, topK: 2, layers: 1 }, 'float32'));
+    const canonical = randomCanonical(entryFor('qwen2_moe').dims(config), 'F32', 5);
+    expect(canonical.get('layers.0.shared.w13')!.shape).toEqual([0, 6]);
+    expect(canonical.get('layers.0.shared.gate')!.shape).toEqual([1, 6]);
+    const dir = join(scratch, 'qwen2-empty-shared');
+    await writeMoeCheckpoint(dir, { config, layout: 'original', canonical });
+    const checkpoint = await CheckpointDir.open(dir);
+    expect(checkpoint.info('model.layers.0.mlp.shared_expert.down_proj.weight').shape).toEqual([6, 0]);
+    await checkpoint.close();
+    expectSameTensors(canonical, await loadCanonical(dir, WHOLE), 'qwen2_moe Is = 0');
+    const tp4 = await loadCanonical(dir, { tpSize: 4, tpRank: 3, epSize: 1, epRank: 0, epPlacement: 'linear' });
+    expect(tp4.get('layers.0.shared.w2')!.shape).toEqual([6, 0]);
+  });
+});
+
 describe('the writer refuses canonical weights that do not fit', () => {
   const sizes = { modelType: 'qwen2_moe', experts: 4, hidden: 6, intermediate: 4, sharedIntermediate: 4, topK: 2, layers: 1 };
   const config = new ModelConfig(buildConfig(sizes, 'float32'));
