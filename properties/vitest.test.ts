@@ -7,7 +7,8 @@ import { MUTANTS } from './mutants/catalogue.js';
 import { checkSuiteProperty, failureReport, suiteProperties } from './suite-properties.js';
 import { defineMoeConformanceSuite } from './vitest.js';
 
-defineMoeConformanceSuite({ name: 'reference loader', load: referenceLoader, forward: referenceBackend });
+// Three cases per property keep this file quick; the mutant test runs the defaults.
+defineMoeConformanceSuite({ name: 'reference loader', load: referenceLoader, forward: referenceBackend, cases: 3 });
 
 describe('a broken loader', () => {
   const swapped = MUTANTS.find((m) => m.name === 'swapped-gate-up')!;
