@@ -167,13 +167,14 @@ export async function benchKernels(o: KernelsOptions): Promise<{ rows: BackendRo
 
 /** A markdown table of the rows, for the terminal and the README. */
 export function kernelsTable(rows: BackendRow[]): string {
-  const lines = ['| backend | median ms | GFLOP/s | × torch speed | max err / f32 bound | notes |', '| --- | ---: | ---: | ---: | ---: | --- |'];
+  const lines = ['| backend | median ms | min ms | GFLOP/s (median) | × torch speed (median) | max err / f32 bound | notes |', '| --- | ---: | ---: | ---: | ---: | ---: | --- |'];
   for (const r of rows) {
     if (r.error) {
-      lines.push(`| ${r.backend} | – | – | – | – | failed: ${r.error} |`);
+      lines.push(`| ${r.backend} | – | – | – | – | – | failed: ${r.error} |`);
       continue;
     }
-    lines.push(`| ${r.backend} | ${fmt(r.timing!.medianMs)} | ${fmt(r.gflops ?? 0)} | ${r.speedVsTorch === undefined ? '–' : fmt(r.speedVsTorch, 3)} | ${r.accuracy ? `${fmt(r.accuracy.maxErrorOverBound, 3)}${r.accuracy.overBound ? ` (${r.accuracy.overBound} over)` : ''}` : '–'} | ${r.detail ?? ''} |`);
+    const acc = r.accuracy ? `${r.accuracy.maxErrorOverBound.toExponential(1)}${r.accuracy.overBound ? ` (${r.accuracy.overBound} over)` : ''}` : '–';
+    lines.push(`| ${r.backend} | ${fmt(r.timing!.medianMs)} | ${fmt(r.timing!.minMs)} | ${r.gflops === undefined ? '–' : fmt(r.gflops)} | ${r.speedVsTorch === undefined ? '–' : fmt(r.speedVsTorch, 3)} | ${acc} | ${r.detail ?? ''} |`);
   }
   return lines.join('\n');
 }
