@@ -107,7 +107,7 @@ describe('checkCase on refusals', () => {
     await checkCase(refuse, { loader: accepting }, { workDir: work, keepFailures: keep });
     const [folder] = await readdir(keep);
     expect(folder).toMatch(/^moe_refuse_model=mixtral_/);
-    expect((await readdir(join(keep, folder!))).sort()).toEqual(['checkpoint', 'loader-output-accepted.safetensors']);
+    expect((await readdir(join(keep, folder!))).sort()).toEqual(['checkpoint-original', 'loader-output-accepted.safetensors']);
   });
 });
 

@@ -25,7 +25,8 @@ import { compareToBounds, type Bounds } from '../harness/compare/tolerance.js';
 import { diffCanonical } from './diff.js';
 import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
-import { specIdText, specSeed, type CaseSpec, type ParallelSpec } from './spec.js';
+import { specIdText, specSeed, type CaseSpec, type Layout, type ParallelSpec } from './spec.js';
+import { privateStore, type CheckpointStore } from './checkpoint-store.js';
 
 export interface Target {
   loader: Loader;
@@ -38,6 +39,10 @@ export interface PropertyContext {
   workDir: string;
   /** Where a failing case's checkpoint and loader outputs are kept. */
   keepFailures?: string;
+  /** Where checkpoints are written (default: a private folder per case). */
+  checkpoints?: CheckpointStore;
+  /** The loader whose output is the expected one (default the reference loader; a memoized one saves time when many loaders share cases). */
+  reference?: Loader;
   /** Tokens of the forward input (default: 1 to 24, drawn from the case seed, so that few tokens leave experts idle). */
   tokens?: number;
 }
@@ -49,48 +54,63 @@ const fail = (failure: CaseFailure): CaseOutcome => ({ status: 'fail', failure }
 export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyContext): Promise<CaseOutcome> {
   await mkdir(ctx.workDir, { recursive: true });
   const dir = await mkdtemp(join(ctx.workDir, 'case-'));
-  const outputs: Array<[string, Canonical]> = [];
+  const c: CaseContext = { ...ctx, store: ctx.checkpoints ?? privateStore(dir), reference: ctx.reference ?? referenceLoader, used: [], outputs: [] };
   let outcome: CaseOutcome | undefined;
   try {
-    outcome = await dispatch(spec, target, ctx, dir, outputs);
+    outcome = await dispatch(spec, target, c);
     return outcome;
   } finally {
-    if (ctx.keepFailures && outcome?.status !== 'pass' && outcome?.status !== 'warn') await keep(spec, dir, outputs, ctx.keepFailures);
+    if (ctx.keepFailures && outcome?.status !== 'pass' && outcome?.status !== 'warn') await keep(spec, c, ctx.keepFailures);
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-async function dispatch(spec: CaseSpec, target: Target, ctx: PropertyContext, dir: string, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
+interface CaseContext extends PropertyContext {
+  store: CheckpointStore;
+  reference: Loader;
+  /** Checkpoint folders the case used, by name, and the loader's outputs: what --keep-failures keeps. */
+  used: Array<[string, string]>;
+  outputs: Array<[string, Canonical]>;
+}
+
+/** The case's checkpoint in `layout` (default the spec's), valid or with the spec's defect. */
+async function checkpointOf(spec: CaseSpec, c: CaseContext, layout: Layout = spec.checkpoint.layout): Promise<{ dir: string; value: Generated | undefined }> {
   const seed = specSeed(spec);
-  const ckpt = join(dir, 'checkpoint');
-  await mkdir(ckpt);
+  const broken = spec.kind === 'refuse' ? spec.broken : undefined;
+  const key = `${seed}|${specIdText(spec).replace(/^moe:\w+:/, '').replace(/;(tp|ep|placement|bad)=[^;]*/g, '')}|${layout}|${broken ?? 'valid'}`;
+  const got = await c.store.checkpoint(key, (dir) =>
+    broken ? writeBroken(spec.checkpoint, seed, broken, dir).then(() => undefined) : writeCheckpoint({ ...spec.checkpoint, layout }, seed, dir),
+  );
+  c.used.push([`checkpoint-${layout}`, got.dir]);
+  return got;
+}
+
+async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise<CaseOutcome> {
   switch (spec.kind) {
     case 'load': {
-      const g = await writeCheckpoint(spec.checkpoint, seed, ckpt);
-      return checkLoad(g, ckpt, spec.parallel, target, ctx, seed, outputs);
+      const { dir, value } = await checkpointOf(spec, c);
+      return checkLoad(value!, dir, spec.parallel, target, c, specSeed(spec));
     }
     case 'layout': {
-      const fusedDir = join(dir, 'checkpoint-fused');
-      await mkdir(fusedDir);
-      await writeCheckpoint(spec.checkpoint, seed, ckpt, 'original');
-      await writeCheckpoint(spec.checkpoint, seed, fusedDir, 'fused');
+      const { dir: ckpt } = await checkpointOf(spec, c, 'original');
+      const { dir: fusedDir } = await checkpointOf(spec, c, 'fused');
       const original = await loadRanks(target.loader, ckpt, spec.parallel);
       const fused = await loadRanks(target.loader, fusedDir, spec.parallel);
       for (const [i, { req, tensors }] of original.entries()) {
-        outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
+        c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
         const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`);
         if (d) return fail(d);
-        const r = diffCanonical(await referenceLoader.load(ckpt, req), tensors, `${rankName(req)}: vs the reference`);
+        const r = diffCanonical(await c.reference.load(ckpt, req), tensors, `${rankName(req)}: vs the reference`);
         if (r) return fail(r);
       }
       return { status: 'pass' };
     }
     case 'refuse': {
-      await writeBroken(spec.checkpoint, seed, spec.broken, ckpt);
-      return expectRefusal(() => target.loader.load(ckpt, WHOLE), `a checkpoint with a ${spec.broken} defect`, outputs);
+      const { dir } = await checkpointOf(spec, c);
+      return expectRefusal(() => target.loader.load(dir, WHOLE), `a checkpoint with a ${spec.broken} defect`, c.outputs);
     }
     case 'request': {
-      await writeCheckpoint(spec.checkpoint, seed, ckpt);
+      const { dir } = await checkpointOf(spec, c);
       const p = spec.parallel;
       const req: ParallelRequest = {
         tpSize: p.tp,
@@ -99,20 +119,20 @@ async function dispatch(spec: CaseSpec, target: Target, ctx: PropertyContext, di
         epRank: spec.bad === 'ep-rank-out-of-range' ? p.ep : 0,
         epPlacement: p.placement,
       };
-      return expectRefusal(() => target.loader.load(ckpt, req), `an invalid request (${spec.bad}: ${rankName(req)})`, outputs);
+      return expectRefusal(() => target.loader.load(dir, req), `an invalid request (${spec.bad}: ${rankName(req)})`, c.outputs);
     }
   }
 }
 
-async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: PropertyContext, seed: number, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
+async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: CaseContext, seed: number): Promise<CaseOutcome> {
   const ranks = await loadRanks(target.loader, dir, p);
   for (const { req, tensors } of ranks) {
-    outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
-    const d = diffCanonical(await referenceLoader.load(dir, req), tensors, rankName(req));
+    ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
+    const d = diffCanonical(await ctx.reference.load(dir, req), tensors, rankName(req));
     if (d) return fail(d);
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
-  const whole = await referenceLoader.load(dir, WHOLE);
+  const whole = await ctx.reference.load(dir, WHOLE);
   let rebuilt: Canonical;
   try {
     rebuilt = reassemble(ranks);
@@ -181,9 +201,9 @@ async function expectRefusal(load: () => Promise<Canonical>, what: string, outpu
   return fail({ message: `${what} was silently accepted: the loader returned ${accepted.size} tensors instead of refusing`, expected: 'refusal', found: `${accepted.size} tensors` });
 }
 
-async function keep(spec: CaseSpec, dir: string, outputs: Array<[string, Canonical]>, root: string): Promise<void> {
+async function keep(spec: CaseSpec, c: CaseContext, root: string): Promise<void> {
   const target = join(root, specIdText(spec).replace(/[^A-Za-z0-9_.=-]+/g, '_'));
   await mkdir(target, { recursive: true });
-  await cp(dir, target, { recursive: true });
-  for (const [name, tensors] of outputs) await writeSafetensors(join(target, `loader-output-${name}.safetensors`), tensors);
+  for (const [name, dir] of c.used) await cp(dir, join(target, name), { recursive: true });
+  for (const [name, tensors] of c.outputs) await writeSafetensors(join(target, `loader-output-${name}.safetensors`), tensors);
 }

@@ -14,7 +14,7 @@ import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
-import { checkCase, type Target } from './properties.js';
+import { checkCase, type PropertyContext, type Target } from './properties.js';
 import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
 
 export interface Capabilities {
@@ -89,14 +89,14 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, workDir: string, expectations: Expectations, seed: number): (spec: CaseSpec) => Promise<void> {
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, seed: number): (spec: CaseSpec) => Promise<void> {
   return async (spec) => {
     const id = specIdText(spec);
     const expected = expectations.lookup(parseCaseId(id));
     if (expected?.kind === 'skip') return;
     let outcome: CaseOutcome;
     try {
-      outcome = await checkCase(spec, target, { workDir });
+      outcome = await checkCase(spec, target, context);
     } catch (e) {
       outcome = { status: 'fail', failure: failureOf(e) };
     }
@@ -117,12 +117,12 @@ export function casePredicate(target: Target, workDir: string, expectations: Exp
 export async function checkSuiteProperty(
   p: SuiteProperty,
   opts: SuiteOptions,
-  params: { path?: string; endOnFailure?: boolean } = {},
+  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'> } = {},
 ): Promise<fc.RunDetails<[CaseSpec]>> {
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), workDir, expectationsOf(opts.expectations), seed);
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), seed);
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,

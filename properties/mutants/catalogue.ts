@@ -7,6 +7,7 @@ import { expertsOf, tpSlice } from '../../harness/loader/cut.js';
 import { referenceLoader } from '../../harness/loader/load.js';
 import { decodeFloats64, encodeFloats } from '../../harness/safetensors/codecs.js';
 import type { Canonical, Loader, ParallelRequest, Tensor } from '../../harness/tensor.js';
+import { memoLoader, recent } from '../memo.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
 
 export interface Mutant {
@@ -24,25 +25,9 @@ interface Model {
   experts: number;
 }
 
-/**
- * A few recent results by key: a mutant asks for the same whole tensors once per rank, and
- * the suite runs every mutant over many cases, so this keeps the catch test fast.
- */
-function recent<T>(size: number): (key: string, make: () => Promise<T>) => Promise<T> {
-  const memo = new Map<string, Promise<T>>();
-  return (key, make) => {
-    let hit = memo.get(key);
-    if (!hit) {
-      hit = make();
-      memo.set(key, hit);
-      if (memo.size > size) memo.delete(memo.keys().next().value!);
-    }
-    return hit;
-  };
-}
-
-const models = recent<Model>(8);
-const loads = recent<Canonical>(16);
+const models = recent<Model>(64);
+/** The reference's tensors, shared by all mutants: callers copy a map before changing it. */
+const reference = memoLoader(referenceLoader, 256);
 
 function modelOf(dir: string): Promise<Model> {
   return models(dir, async () => {
@@ -51,8 +36,7 @@ function modelOf(dir: string): Promise<Model> {
   });
 }
 
-/** The reference's tensors (shared between mutants: callers copy before changing the map). */
-const load = (dir: string, req: ParallelRequest) => loads(`${dir}|${req.tpSize}/${req.tpRank}/${req.epSize}/${req.epRank}/${req.epPlacement}`, () => referenceLoader.load(dir, req));
+const load = (dir: string, req: ParallelRequest) => reference.load(dir, req);
 const layersOf = (c: Canonical) => [...new Set([...c.keys()].map((k) => Number(/^layers\.(\d+)\./.exec(k)?.[1])))].filter((n) => !Number.isNaN(n));
 
 /** Applies `fix` to every tensor whose name ends with `suffix`. */

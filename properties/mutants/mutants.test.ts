@@ -1,10 +1,27 @@
 // Proof that the suite catches real bugs: every mutant loader of the catalogue fails the
 // default suite. The number of generated cases each needed is written to CAUGHT.md.
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { referenceLoader } from '../../harness/loader/load.js';
+import { sharedStore } from '../checkpoint-store.js';
+import { memoLoader } from '../memo.js';
+import type { PropertyContext } from '../properties.js';
 import { DEFAULT_CASES, checkSuiteProperty, defaultSeed, suiteProperties } from '../suite-properties.js';
 import { MUTANTS } from './catalogue.js';
+
+// Every mutant runs over the same cases: write each checkpoint, and load each expected rank, once.
+let root: string;
+let context: Pick<PropertyContext, 'checkpoints' | 'reference'>;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'moe-mutants-'));
+  context = { checkpoints: sharedStore(root), reference: memoLoader(referenceLoader, 256) };
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
 
 interface Catch {
   name: string;
@@ -20,7 +37,7 @@ async function hunt(m: (typeof MUTANTS)[number]): Promise<Catch> {
   let cases = 0;
   for (const p of suiteProperties(opts)) {
     // Stop at the first failure: counting, not shrinking.
-    const d = await checkSuiteProperty(p, opts, { endOnFailure: true });
+    const d = await checkSuiteProperty(p, opts, { endOnFailure: true, context });
     cases += d.numRuns;
     if (d.failed) {
       const counterexample = /case (\S+)/.exec(String((d.errorInstance as Error)?.message))?.[1] ?? '';

@@ -62,7 +62,7 @@ describe('check', () => {
     }
     const kept = await readdir(keep);
     expect(kept.length).toBe(results.filter((r) => r.status === 'fail' && !r.id.startsWith('moe:golden:')).length);
-    expect(await readdir(join(keep, kept[0]!))).toContain('checkpoint');
+    expect(await readdir(join(keep, kept[0]!))).toContain('checkpoint-fused');
   });
 
   it('applies expectations, runs shards and merges them', async () => {
