@@ -9,6 +9,7 @@ import { chromium } from 'playwright-core';
 import { expect, it } from 'vitest';
 import type { CaseResult } from '../results.js';
 import { htmlReport } from './html.js';
+import { junitReport } from './junit.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -46,6 +47,14 @@ it('renders the table and a heat map in Chromium', async () => {
     const rects = await svg.locator('rect').evaluateAll((els) => els.map((el) => (el as unknown as { getBBox(): { width: number; height: number } }).getBBox()).map((b) => [b.width, b.height]));
     expect(rects).toHaveLength(40);
     expect(rects.every(([w, h]) => w! > 0 && h! > 0)).toBe(true);
+
+    // The JUnit report is well-formed XML to a real parser, even with hostile text in it.
+    const hostile: CaseResult = { ...results[1]!, failure: { message: 'stderr: \u0000\u001b[31m<b>&"\'\uD800 ]]>' } };
+    const parsed = await tab.evaluate((xml) => {
+      const doc = new (globalThis as unknown as { DOMParser: new () => { parseFromString(s: string, t: string): { getElementsByTagName(n: string): { length: number; item(i: number): { getAttribute(a: string): string | null } | null } } } }).DOMParser().parseFromString(xml, 'application/xml');
+      return { errors: doc.getElementsByTagName('parsererror').length, cases: doc.getElementsByTagName('testcase').length, message: doc.getElementsByTagName('failure').item(0)?.getAttribute('message') };
+    }, junitReport([results[0]!, hostile]));
+    expect(parsed).toEqual({ errors: 0, cases: 2, message: 'stderr: \uFFFD\uFFFD[31m<b>&"\'\uFFFD ]]>' });
   } finally {
     await browser.close();
     await rm(dir, { recursive: true, force: true });
