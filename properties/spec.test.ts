@@ -47,6 +47,12 @@ describe('case specs', () => {
 });
 
 describe('arbitraries', () => {
+  it('give every missing-shard case an index to name the missing file', () => {
+    const missing = fc.sample(caseArb({ kinds: ['refuse'] }), { seed, numRuns: 300 }).filter((s) => s.kind === 'refuse' && s.broken === 'missing-shard');
+    expect(missing.length).toBeGreaterThan(0);
+    expect(missing.every((s) => s.checkpoint.shards.kind === 'scatter')).toBe(true);
+  });
+
   it('ask a loader of one layout for no layout-invariance case', () => {
     const kinds = new Set(fc.sample(caseArb({ layouts: ['fused'] }), { seed, numRuns: 100 }).map((s) => s.kind));
     expect(kinds).toEqual(new Set(['load', 'refuse', 'request']));

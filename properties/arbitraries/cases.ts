@@ -22,7 +22,16 @@ export function caseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {
   const byKind: Record<CaseSpec['kind'], { arbitrary: fc.Arbitrary<CaseSpec>; weight: number }> = {
     load: { arbitrary: checkpointArb(f).chain((checkpoint) => validParallelArb(checkpoint.model, f).map((parallel): CaseSpec => ({ kind: 'load', checkpoint, parallel }))), weight: 6 },
     layout: { arbitrary: checkpointArb(f).chain((checkpoint) => validParallelArb(checkpoint.model, f).map((parallel): CaseSpec => ({ kind: 'layout', checkpoint, parallel }))), weight: 2 },
-    refuse: { arbitrary: checkpointArb(f).chain((checkpoint) => breakageArb(checkpoint.model.modelType).map((broken): CaseSpec => ({ kind: 'refuse', checkpoint, broken }))), weight: 2 },
+    refuse: {
+      arbitrary: checkpointArb(f).chain((checkpoint) =>
+        breakageArb(checkpoint.model.modelType).map((broken): CaseSpec => {
+          // A missing shard is a file the index names: make sure there is an index.
+          const indexed = broken === 'missing-shard' && checkpoint.shards.kind !== 'scatter' ? { ...checkpoint, shards: { kind: 'scatter' as const, files: 2 } } : checkpoint;
+          return { kind: 'refuse', checkpoint: indexed, broken };
+        }),
+      ),
+      weight: 2,
+    },
     request: { arbitrary: checkpointArb(f).chain((checkpoint) => badRequestArb(checkpoint.model).map(({ parallel, bad }): CaseSpec => ({ kind: 'request', checkpoint, parallel, bad }))), weight: 1 },
   };
   if (kinds.length === 0) throw new CaseSpecError('no kind of case is left to generate', { expected: 'load, refuse or request (layout needs both layouts)', found: f.kinds });
