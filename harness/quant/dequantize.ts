@@ -65,3 +65,15 @@ export function dequantizeRanks<R extends { req: ParallelRequest; tensors: Canon
     return r;
   });
 }
+
+/**
+ * The reference's tensors in the form a loader's output is in: dequantized where the output
+ * holds F32 expert weights and no scale tensor (the dequantized form, spec §4), as they are
+ * otherwise. Either way the comparison stays bit for bit.
+ */
+export function inFormOf(reference: Canonical, found: Canonical, scheme: QuantScheme | undefined, req: ParallelRequest): Canonical {
+  if (scheme === undefined) return reference;
+  const names = [...found.keys()];
+  const dequantized = !names.some((n) => n.endsWith('_scale')) && names.some((n) => QUANTIZED.some((k) => n.endsWith(k.suffix)) && found.get(n)!.dtype === 'F32');
+  return dequantized ? dequantizeCanonical(reference, scheme, req) : reference;
+}

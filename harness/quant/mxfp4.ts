@@ -16,10 +16,15 @@ export const MX_BLOCK = 32;
 /** Bytes of packed E2M1 per block. */
 export const MX_BLOCK_BYTES = MX_BLOCK / 2;
 
+/** Whether TP size `tpSize` leaves whole 32-element blocks of w2 on every rank. */
+export function mxfp4TpFits(intermediate: number, tpSize: number): boolean {
+  const per = intermediate / tpSize;
+  return Number.isInteger(per) && per % MX_BLOCK === 0;
+}
+
 /** Refuse a TP size whose column cut of w2 would split a 32-element block. */
 export function checkMxfp4Tp(intermediate: number, tpSize: number): void {
-  const per = intermediate / tpSize;
-  if (!Number.isInteger(per) || per % MX_BLOCK !== 0) {
+  if (!mxfp4TpFits(intermediate, tpSize)) {
     throw new InvalidParallelRequest('an MXFP4 rank must hold whole 32-element blocks of w2', {
       expected: `(I / T) % ${MX_BLOCK} == 0 (I = ${intermediate})`,
       found: `T = ${tpSize}`,
