@@ -8,7 +8,8 @@ import { referenceLoader } from '../harness/loader/load.js';
 import { encodeFloats } from '../harness/safetensors/codecs.js';
 import { WHOLE, type Canonical, type Loader, type Tensor } from '../harness/tensor.js';
 import { loadRanks } from '../kernels/ranks.js';
-import type { ReferenceResult } from '../kernels/moe.js';
+import { referenceBackend, referenceForward, type ReferenceResult } from '../kernels/moe.js';
+import type { MoeBackend } from '../kernels/backend.js';
 import { diffCanonical, errorByExpertAndRow } from './diff.js';
 import { hasTwoLayouts } from './materialize.js';
 import { checkCase, forwardVerdict } from './properties.js';
@@ -85,6 +86,23 @@ describe('forwardVerdict', () => {
     const f = forwardVerdict(want, [1, 2, 3, 9], 2, 'x');
     expect(f).toMatchObject({ status: 'fail', failure: { expected: '4', found: '9', heatmap: [[0, 0], [0, 5]], heatmapAxes: ['token', 'column'] } });
     expect(forwardVerdict(want, [1, 2, NaN, 4], 2, 'x').status).toBe('fail');
+  });
+});
+
+describe('checkCase with a forward backend under test', () => {
+  const load = parseSpec('moe:load:model=mixtral;layout=fused;dtype=f32;e=4;h=8;i=4;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=linear');
+  const skewed = (delta: (bound: number) => number): MoeBackend => ({
+    name: 'skewed',
+    forward: async (sem, layer, ranks, x, tokens) => {
+      const r = referenceForward(sem, layer, ranks, x, tokens, { bound: true });
+      return { ...r, output: r.output.map((v, i) => v + delta(r.bounds!.strict[i]!)) };
+    },
+  });
+  it('passes an exact backend, warns within the loose bound, fails beyond it', async () => {
+    const ctx = { workDir: work };
+    expect(await checkCase(load, { loader: referenceLoader, forward: referenceBackend }, ctx)).toEqual({ status: 'pass' });
+    expect(await checkCase(load, { loader: referenceLoader, forward: skewed((b) => 4 * b) }, ctx)).toMatchObject({ status: 'warn', note: expect.stringMatching(/skewed forward of the ranks vs the float64 reference/) });
+    expect(await checkCase(load, { loader: referenceLoader, forward: skewed(() => 1) }, ctx)).toMatchObject({ status: 'fail', failure: { heatmapAxes: ['token', 'column'] } });
   });
 });
 

@@ -1,6 +1,6 @@
 // The properties of spec §3, for any Loader (and optionally a forward backend), one
-// function per case kind. Each writes the case's checkpoint into a fresh folder, asks the
-// loader for every rank, and compares with the reference loader and kernels:
+// branch per case kind. Each writes the case's checkpoint (or takes it from a shared
+// store), asks the loader for every rank, and compares with the reference loader and kernels:
 //   load    every rank bit-exact; the ranks reassemble the whole; the forward of the
 //           summed ranks equals the unsharded forward (and the backend under test agrees
 //           with the reference); loading twice gives the same bytes
@@ -21,7 +21,7 @@ import { xoshiro128ss, normals } from '../harness/writer/random.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
-import { compareToBounds, type Bounds } from '../harness/compare/tolerance.js';
+import { compareToBounds, findRoutingTies, type RoutingTie } from '../harness/compare/tolerance.js';
 import { diffCanonical } from './diff.js';
 import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
@@ -154,7 +154,8 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
     if (v.status === 'fail') return v;
     if (target.forward) {
       const fast = await target.forward.forward(sem, layer, ranks, x, tokens);
-      const w = forwardVerdict(want, fast.output, tokens, `layer ${layer}: ${target.forward.name} forward of the ranks vs the float64 reference`);
+      const ties = findRoutingTies(want.routing.scores, want.bounds!.logits, tokens, sem.experts, sem.topK);
+      const w = forwardVerdict(want, fast.output, tokens, `layer ${layer}: ${target.forward.name} forward of the ranks vs the float64 reference`, ties);
       if (w.status === 'fail') return w;
       if (w.status === 'warn') warned = w.note;
     }
@@ -166,10 +167,13 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   return warned ? { status: 'warn', note: warned } : { status: 'pass' };
 }
 
-/** The verdict of harness/compare/tolerance.ts as a case outcome, with the error by token and column on failure. */
-export function forwardVerdict(want: ReferenceResult, got: ArrayLike<number>, tokens: number, where: string, bounds: Bounds = want.bounds!): CaseOutcome {
+/**
+ * The verdict of harness/compare/tolerance.ts as a case outcome, with the error by token and
+ * column on failure. `ties` are tokens whose experts a float32 backend may legitimately pick otherwise.
+ */
+export function forwardVerdict(want: ReferenceResult, got: ArrayLike<number>, tokens: number, where: string, ties?: RoutingTie[]): CaseOutcome {
   const cols = want.output.length / tokens;
-  const r = compareToBounds(got, want.output, bounds, cols, { selected: want.selected, k: want.selected.length / tokens });
+  const r = compareToBounds(got, want.output, want.bounds!, cols, { selected: want.selected, k: want.selected.length / tokens, ...(ties && { ties }) });
   if (r.tier === 'pass') return { status: 'pass' };
   const at = `max abs error ${r.maxAbs.value} at token ${r.maxAbs.row}, column ${r.maxAbs.col} (strict bound ${r.maxAbs.bound}); ${r.mismatches} of ${r.elements} beyond strict, ${r.failures} beyond loose${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`;
   if (r.tier === 'warn') return { status: 'warn', note: `${where}: ${at}` };
