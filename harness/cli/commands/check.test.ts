@@ -104,6 +104,15 @@ describe('run', () => {
     expect(results.filter((r) => !r.id.startsWith('moe:golden:'))).toHaveLength(6);
     expect(results.every((r) => r.status === 'pass')).toBe(true);
     expect(out).toMatch(/ — OK\n$/);
+    // A shard of the same run, with a skip line, holds part of the cases, and only those.
+    const expectations = join(dir, 'run-expect.txt');
+    await writeFile(expectations, 'moe:golden:* skip # not this time\n');
+    const part = join(dir, 'run-part.json');
+    expect(await runAll(['--cases', '6', '--golden', fileURLToPath(new URL('../../../golden/hf/gpt_oss-bf16', import.meta.url)), '--shard', '1/2', '--expectations', expectations, '--report', 'json', part])).toBe(0);
+    const partial = parseResults(await readFile(part, 'utf8'));
+    expect(partial.length).toBeLessThan(results.length);
+    expect(partial.every((r) => results.some((x) => x.id === r.id))).toBe(true);
+    expect(partial.filter((r) => r.id.startsWith('moe:golden:')).every((r) => r.status === 'skip')).toBe(true);
     await expect(runAll(['--backend', 'nope'])).rejects.toThrow(UsageError);
     expect(await runAll(['--help'])).toBe(0);
   });
