@@ -124,7 +124,7 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
       const [original, fused] = spec.layout === 'original' ? [new Map(stored), other] : [other, new Map(stored)];
       const originalOnly = [...original.keys()].filter((k) => inLayer(k) && !fused.has(k)).sort();
       const fusedOnly = [...fused.keys()].filter((k) => inLayer(k) && !original.has(k)).sort();
-      if (originalOnly.length === 0 || fusedOnly.length === 0) throw new MaterializeError('this model has one layout: it cannot be half fused', { found: spec.model.modelType });
+      if (originalOnly.length === 0 || fusedOnly.length === 0) throw new MaterializeError('this model has one layout: it cannot be half fused', { expected: 'a model whose original and fused layouts differ', found: spec.model.modelType });
       for (const k of [...originalOnly, ...fusedOnly]) stored.delete(k);
       for (const k of originalOnly.slice(0, Math.ceil(originalOnly.length / 2))) stored.set(k, original.get(k)!);
       for (const k of fusedOnly.slice(Math.floor(fusedOnly.length / 2))) stored.set(k, fused.get(k)!);

@@ -118,12 +118,12 @@ export function parseSpec(text: string): CaseSpec {
   }
   const get = (k: string): string => {
     const v = param(id, k);
-    if (v === undefined) throw new CaseSpecError(`case ID lacks ${k}`, { found: text });
+    if (v === undefined) throw new CaseSpecError(`case ID lacks ${k}`, { expected: `${k}=...`, found: text });
     return v;
   };
   const int = (k: string): number => {
     const v = get(k);
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new CaseSpecError(`${k} must be a non-negative integer`, { found: v });
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new CaseSpecError(`${k} must be a non-negative integer`, { expected: 'digits', found: v });
     return Number(v);
   };
   const oneOf = <T extends string>(k: string, allowed: readonly T[]): T => {

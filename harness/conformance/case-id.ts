@@ -63,7 +63,7 @@ export function parseCasePattern(text: string): CasePattern {
     if (name !== '*' && !NAME.test(name)) throw new CaseIdError('bad suite or test name in pattern', { expected: '[a-z][a-z0-9_]* or *', found: text });
   }
   for (const [k, v] of p.params) {
-    if (!NAME.test(k) || !VALUE_PATTERN.test(v)) throw new CaseIdError(`bad parameter ${JSON.stringify(`${k}=${v}`)} in pattern`, { found: text });
+    if (!NAME.test(k) || !VALUE_PATTERN.test(v)) throw new CaseIdError(`bad parameter ${JSON.stringify(`${k}=${v}`)} in pattern`, { expected: 'key=value-pattern', found: text });
   }
   return p;
 }
@@ -104,7 +104,7 @@ export function caseHash(id: CaseId | string): number {
 function split(text: string, allowWildcard: boolean): CasePattern {
   const first = text.indexOf(':');
   const second = first < 0 ? -1 : text.indexOf(':', first + 1);
-  if (first < 0 || second < 0) throw new CaseIdError('a case ID has the form suite:test:params', { found: text });
+  if (first < 0 || second < 0) throw new CaseIdError('a case ID has the form suite:test:params', { expected: 'suite:test:k=v;...', found: text });
   const suite = text.slice(0, first);
   const test = text.slice(first + 1, second);
   const rest = text.slice(second + 1);
@@ -116,7 +116,7 @@ function split(text: string, allowWildcard: boolean): CasePattern {
   }
   const params = pieces.map((piece): [string, string] => {
     const eq = piece.indexOf('=');
-    if (eq <= 0) throw new CaseIdError(`parameter ${JSON.stringify(piece)} is not key=value`, { found: text });
+    if (eq <= 0) throw new CaseIdError(`parameter ${JSON.stringify(piece)} is not key=value`, { expected: 'key=value', found: text });
     return [piece.slice(0, eq), piece.slice(eq + 1)];
   });
   return { suite, test, params, openEnded };
@@ -128,7 +128,7 @@ function validate(id: CaseId, text: string): void {
   for (const [k, v] of id.params) {
     if (!NAME.test(k)) throw new CaseIdError(`bad parameter name ${JSON.stringify(k)}`, { expected: '[a-z][a-z0-9_]*', found: text });
     if (!VALUE.test(v)) throw new CaseIdError(`bad value ${JSON.stringify(v)} for ${k}`, { expected: '[A-Za-z0-9_.+-/]+', found: text });
-    if (seen.has(k)) throw new CaseIdError(`parameter ${k} given twice`, { found: text });
+    if (seen.has(k)) throw new CaseIdError(`parameter ${k} given twice`, { expected: 'each parameter once', found: text });
     seen.add(k);
   }
 }

@@ -63,7 +63,7 @@ export function splitCommand(line: string): string[] {
       inWord = false;
     } else if (c === "'") {
       const end = line.indexOf("'", i + 1);
-      if (end < 0) throw new CommandLineError('unterminated single quote', { found: line });
+      if (end < 0) throw new CommandLineError('unterminated single quote', { expected: 'a closing \'', found: line });
       word += line.slice(i + 1, end);
       i = end;
       inWord = true;
@@ -73,11 +73,11 @@ export function splitCommand(line: string): string[] {
         if (line[j] === '\\' && j + 1 < line.length && '"\\$`'.includes(line[j + 1]!)) j++;
         word += line[j];
       }
-      if (j >= line.length) throw new CommandLineError('unterminated double quote', { found: line });
+      if (j >= line.length) throw new CommandLineError('unterminated double quote', { expected: 'a closing "', found: line });
       i = j;
       inWord = true;
     } else if (c === '\\') {
-      if (i + 1 >= line.length) throw new CommandLineError('trailing backslash', { found: line });
+      if (i + 1 >= line.length) throw new CommandLineError('trailing backslash', { expected: 'a character after \\', found: line });
       word += line[++i];
       inWord = true;
     } else {
@@ -86,7 +86,7 @@ export function splitCommand(line: string): string[] {
     }
   }
   if (inWord) words.push(word);
-  if (words.length === 0) throw new CommandLineError('empty loader command', { found: line });
+  if (words.length === 0) throw new CommandLineError('empty loader command', { expected: 'CMD ARGS', found: line });
   return words;
 }
 
@@ -199,7 +199,7 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
 
 async function readOutput(out: string, maxOutput: number, stderr: string): Promise<Canonical> {
   const size = await stat(out).then((s) => s.size, () => undefined);
-  if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, found: stderr.trim() || undefined });
+  if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, expected: 'the --out file', found: stderr.trim() ? `nothing; stderr: ${stderr.trim()}` : 'nothing' });
   if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
   let file: SafetensorsFile;
   try {

@@ -53,7 +53,7 @@ export class Expectations {
       try {
         pattern = parseCasePattern(patternText);
       } catch (e) {
-        throw new ExpectationsError(`line ${line}: ${(e as Error).message}`, { file, found: patternText });
+        throw new ExpectationsError(`line ${line}: ${(e as Error).message}`, { file, expected: 'suite:test:k=v;... (with * wildcards)', found: patternText });
       }
       entries.push({ pattern, kind, reason, line });
     });

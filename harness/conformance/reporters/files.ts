@@ -24,7 +24,7 @@ export function takeReportOptions(argv: readonly string[]): { rest: string[]; re
     const format = argv[i + 1];
     const file = argv[i + 2];
     if (format === undefined || file === undefined || !(REPORT_FORMATS as readonly string[]).includes(format)) {
-      throw new ReportOptionError(`--report takes FORMAT FILE with FORMAT one of ${REPORT_FORMATS.join(', ')}`, { found: [format, file].filter((x) => x !== undefined).join(' ') });
+      throw new ReportOptionError(`--report takes FORMAT FILE with FORMAT one of ${REPORT_FORMATS.join(', ')}`, { expected: 'junit|json|html FILE', found: [format, file].filter((x) => x !== undefined).join(' ') });
     }
     reports.push([format as ReportFormat, file]);
     i += 2;

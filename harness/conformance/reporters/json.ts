@@ -38,7 +38,7 @@ export function parseResults(text: string, file?: string): CaseResult[] {
   f.results.forEach((r: unknown, i) => {
     const c = r as Partial<CaseResult> | null;
     if (typeof c?.id !== 'string' || !STATUSES.has(c.status as CaseStatus) || typeof c.durationMs !== 'number' || typeof c.replay !== 'string') {
-      throw new ResultsFileError(`record ${i} is not a case result`, { file, found: JSON.stringify(r).slice(0, 120) });
+      throw new ResultsFileError(`record ${i} is not a case result`, { file, expected: '{id, status, durationMs, replay}', found: JSON.stringify(r).slice(0, 120) });
     }
     if (c.failure?.heatmap) c.failure.heatmap = c.failure.heatmap.map((row) => row.map(Number));
     try {
