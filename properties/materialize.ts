@@ -101,10 +101,16 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
   const t = stored.get(victim)!;
   switch (broken) {
     case 'missing-expert': {
-      // Per-expert layouts lose one expert's tensor; stacked layouts lose the last expert's slice.
-      const perExpert = expertKeys.filter((k) => /\.\d+\.[^.]+(\.weight)?$/.test(k) && /experts\.\d+\./.test(k));
-      if (perExpert.length) stored.delete(perExpert[perExpert.length - 1]!);
-      else stored.set(victim, dropLastExpert(t, g.dims.experts));
+      // Per-expert layouts lose the last expert (all its tensors, or, for odd seeds, only one
+      // projection of it); stacked layouts lose the last expert's slice.
+      const perExpert = expertKeys.filter((k) => /experts\.\d+\./.test(k));
+      const last = perExpert[perExpert.length - 1];
+      if (last === undefined) stored.set(victim, dropLastExpert(t, g.dims.experts));
+      else if (seed % 2 === 1) stored.delete(last);
+      else {
+        const prefix = /^(.*experts\.\d+\.)/.exec(last)![1]!;
+        for (const k of perExpert) if (k.startsWith(prefix)) stored.delete(k);
+      }
       break;
     }
     case 'duplicate-expert': {
