@@ -42,8 +42,9 @@ it('renders the table and a heat map in Chromium', async () => {
     const svg = tab.locator('svg.heatmap');
     expect(await svg.count()).toBe(1);
     const box = await svg.boundingBox();
-    expect(box!.width).toBe(80);
-    expect(box!.height).toBe(32);
+    // 4 × 10 cells of 24 px (small maps get big cells), plus the 1 px border on each side.
+    expect(box!.width).toBe(10 * 24 + 2);
+    expect(box!.height).toBe(4 * 24 + 2);
     const rects = await svg.locator('rect').evaluateAll((els) => els.map((el) => (el as unknown as { getBBox(): { width: number; height: number } }).getBBox()).map((b) => [b.width, b.height]));
     expect(rects).toHaveLength(40);
     expect(rects.every(([w, h]) => w! > 0 && h! > 0)).toBe(true);

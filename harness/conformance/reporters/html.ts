@@ -9,7 +9,8 @@ import { summaryRows } from './table.js';
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 /** Larger maps are max-pooled down to this many cells per side, so a page stays small. */
 const MAX_CELLS = 64;
-const CELL_PX = 8;
+/** Cells are 8 to 24 px, so a small map is still big enough to read. */
+const cellPx = (rows: number, cols: number) => Math.max(8, Math.min(24, Math.floor(480 / Math.max(rows, cols))));
 
 export function htmlReport(results: readonly CaseResult[], title = 'moe-conformance report'): string {
   const c = countStatuses(results);
@@ -28,7 +29,8 @@ export function htmlReport(results: readonly CaseResult[], title = 'moe-conforma
 body{font:14px system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}td.n{text-align:right}
 tr.bad td{background:#fde2e2}tr.ok td{background:#e8f6e8}
-pre{background:#f6f6f6;padding:8px;white-space:pre-wrap}section{margin:2em 0}
+pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}section{margin:2em 0}
+h3 code{overflow-wrap:anywhere}svg.heatmap{border:1px solid #ccc}
 </style></head><body>
 <h1>${esc(title)}</h1>
 <p id="totals">${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
@@ -64,14 +66,15 @@ export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [
   if (rows === 0 || cols === 0) return '';
   const finite = pooled.flat().filter((v) => Number.isFinite(v));
   const max = Math.max(0, ...finite.map(Math.abs));
+  const px = cellPx(rows, cols);
   const rects: string[] = [];
   pooled.forEach((row, y) =>
     row.forEach((v, x) => {
-      rects.push(`<rect x="${x * CELL_PX}" y="${y * CELL_PX}" width="${CELL_PX}" height="${CELL_PX}" fill="${colour(v, max)}"><title>${y}, ${x}: ${v}</title></rect>`);
+      rects.push(`<rect x="${x * px}" y="${y * px}" width="${px}" height="${px}" fill="${colour(v, max)}"><title>${y}, ${x}: ${v}</title></rect>`);
     }),
   );
-  const w = cols * CELL_PX;
-  const h = rows * CELL_PX;
+  const w = cols * px;
+  const h = rows * px;
   return `<figure><svg class="heatmap" xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">${rects.join('')}</svg>
 <figcaption>error by ${esc(axes[0])} (rows, ${map.length}) × ${esc(axes[1])} (columns, ${Math.max(0, ...map.map((r) => r.length))}); max ${max.toPrecision(3)}${pooled.length < map.length || cols < Math.max(0, ...map.map((r) => r.length)) ? ', max-pooled' : ''}</figcaption></figure>`;
 }
