@@ -82,6 +82,14 @@ describe('check', () => {
     expect(out).toMatch(/12 cases: /);
   });
 
+  it('runs only the sampled cases a --case pattern matches', async () => {
+    const json = join(dir, 'pattern.json');
+    expect(await check(['--loader', fake('refuse.mjs'), '--cases', '30', '--case', 'moe:refuse:*', '--case', 'moe:request:model=mixtral;*', '--report', 'json', json])).toBe(0);
+    const results = parseResults(await readFile(json, 'utf8'));
+    expect(results.length).toBeGreaterThan(0);
+    expect(results.every((r) => r.id.startsWith('moe:refuse:') || r.id.startsWith('moe:request:model=mixtral;'))).toBe(true);
+  });
+
   it('refuses bad usage', async () => {
     await expect(check([])).rejects.toThrow(UsageError);
     await expect(check(['--loader', 'x', '--report', 'pdf', 'a.pdf'])).rejects.toThrow(/--report takes FORMAT FILE/);

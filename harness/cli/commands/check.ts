@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intOption, listOption, parse, UsageError } from '../args.js';
+import { matchesPattern, parseCasePattern } from '../../conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../conformance/command-loader.js';
 import { Expectations } from '../../conformance/expectations.js';
 import { createProgress } from '../../conformance/progress.js';
@@ -41,7 +42,8 @@ options:
   --keep-failures DIR     keep each failing case's checkpoint and loader outputs
   --expectations FILE     lines "ID-or-pattern fail|skip # reason"
   --shard i/n             run the i-th of n disjoint parts
-  --case ID               replay one case (repeatable); no sampling
+  --case ID               replay one case (repeatable); no sampling. With a * (a pattern
+                          like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches
   --merge FILE ...        merge JSON results of --shard runs instead of running`;
 
 /** The multi-word options: `--report FORMAT FILE` and the path lists of `--golden` and `--merge`. */
@@ -147,10 +149,12 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const ctx = { workDir, ...(keepFailures && { keepFailures }) };
     let cases: ConformanceCase[];
-    if (values.case?.length) {
+    const patterns = (values.case ?? []).filter((c) => c.includes('*')).map(parseCasePattern);
+    const ids = (values.case ?? []).filter((c) => !c.includes('*'));
+    if (ids.length) {
       const specs: CaseSpec[] = [];
       cases = [];
-      for (const id of values.case) {
+      for (const id of ids) {
         const g = await parseGoldenCaseId(id, golden);
         if (g) cases.push(...(await goldenCases([], { loader }, replay, g)));
         else specs.push(parseSpec(id));
@@ -170,6 +174,7 @@ export async function run(argv: string[]): Promise<number> {
       );
       cases = [...(await goldenCases(fixtures, { loader }, replay, undefined, layouts)), ...generatedCases(specs, { loader }, ctx, replay)];
     }
+    if (patterns.length) cases = cases.filter((c) => patterns.some((p) => matchesPattern(p, c.id)));
     const results = await runCases(cases, {
       jobs: intOption(values.jobs, 'jobs', 2),
       // A case calls the loader once per rank and a few times more: bound the whole case too.
