@@ -38,6 +38,9 @@ describe('terminal report', () => {
     const folded = terminalReport(many);
     expect(folded).toMatch(/load\s+m0\s+fused\s+f32\s+35 settings\s+35/);
     expect(folded.split('\n').filter((l) => l.startsWith('load'))).toHaveLength(2);
+    // Still too many rows: layouts and dtypes fold too.
+    const wide: CaseResult[] = Array.from({ length: 140 }, (_, i) => ({ id: `moe:load:model=m${i % 2};layout=${i % 4 < 2 ? 'fused' : 'original'};dtype=d${i % 35};tp=1;ep=1;placement=linear`, status: 'pass', durationMs: 1, replay: '' }));
+    expect(terminalReport(wide)).toMatch(/load\s+m0\s+2 layouts\s+35 dtypes\s+tp=1 ep=1\s+70/);
     expect(terminalReport([golden])).toMatch(/golden\s+qwen3_moe\s+fused\s+bf16\s+tp=2 ep=3 round_robin\s+1/);
   });
 });

@@ -26,33 +26,40 @@ export function parallelSetting(id: CaseId): string {
   return parts.length ? parts.join(' ') : '-';
 }
 
+export type FoldableColumn = 'layout' | 'dtype' | 'parallel';
+
 /**
- * Rows of the summary. With `foldParallel`, the parallel settings of one check × model ×
- * layout × dtype share a row (the column then says how many there were), for a table
- * that fits a terminal.
+ * Rows of the summary. Folded columns do not split rows: cases that differ only there
+ * share a row, and the column says which value they had or how many, for a table that
+ * fits a terminal.
  */
-export function summaryRows(results: readonly CaseResult[], opts: { foldParallel?: boolean } = {}): SummaryRow[] {
-  const groups = new Map<string, { key: Omit<SummaryRow, 'counts'>; results: CaseResult[]; settings: Set<string> }>();
+export function summaryRows(results: readonly CaseResult[], fold: ReadonlySet<FoldableColumn> = new Set()): SummaryRow[] {
+  const groups = new Map<string, { key: Omit<SummaryRow, 'counts'>; results: CaseResult[]; seen: Record<FoldableColumn, Set<string>> }>();
   for (const r of results) {
     const id = parseCaseId(r.id);
     // Golden fixtures are named `<model_type>-<dtype>`.
     const fixture = /^(.+)-([a-z0-9]+)$/.exec(param(id, 'fixture') ?? '');
-    const key = {
-      check: id.test,
-      model: param(id, 'model') ?? fixture?.[1] ?? '-',
+    const values: Record<FoldableColumn, string> = {
       layout: param(id, 'layout') ?? '-',
       dtype: param(id, 'dtype') ?? fixture?.[2] ?? '-',
-      parallel: opts.foldParallel ? '' : parallelSetting(id),
+      parallel: parallelSetting(id),
     };
+    const key = { check: id.test, model: param(id, 'model') ?? fixture?.[1] ?? '-', ...values };
+    for (const c of fold) key[c] = '';
     const k = JSON.stringify(key);
-    const g = groups.get(k) ?? { key, results: [], settings: new Set<string>() };
+    const g = groups.get(k) ?? { key, results: [], seen: { layout: new Set<string>(), dtype: new Set<string>(), parallel: new Set<string>() } };
     g.results.push(r);
-    g.settings.add(parallelSetting(id));
+    for (const c of fold) g.seen[c].add(values[c]);
     groups.set(k, g);
   }
-  const folded = (g: { settings: Set<string> }) => (g.settings.size === 1 ? [...g.settings][0]! : `${g.settings.size} settings`);
+  const many: Record<FoldableColumn, string> = { layout: 'layouts', dtype: 'dtypes', parallel: 'settings' };
+  const folded = (g: { seen: Record<FoldableColumn, Set<string>> }, c: FoldableColumn) => (g.seen[c].size === 1 ? [...g.seen[c]][0]! : `${g.seen[c].size} ${many[c]}`);
   return [...groups.values()]
-    .map((g) => ({ ...g.key, ...(opts.foldParallel && { parallel: folded(g) }), counts: countStatuses(g.results) }))
+    .map((g) => {
+      const row: SummaryRow = { ...g.key, counts: countStatuses(g.results) };
+      for (const c of fold) row[c] = folded(g, c);
+      return row;
+    })
     .sort((a, b) => cmp(a.check, b.check) || cmp(a.model, b.model) || cmp(a.layout, b.layout) || cmp(a.dtype, b.dtype) || cmp(a.parallel, b.parallel));
 }
 

@@ -1,16 +1,17 @@
 // The report printed at the end of a run: the summary table, then every failing case with
 // its first mismatching tensor, expected versus found, and the command that replays it.
 import { countStatuses, isFailing, type CaseResult } from '../results.js';
-import { summaryRows } from './table.js';
+import { summaryRows, type FoldableColumn } from './table.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 
-/** Past this many rows, parallel settings share a row (the HTML report keeps them apart). */
+/** Past this many rows, parallel settings, then layouts and dtypes, share rows (the HTML report keeps them apart). */
 const MAX_ROWS = 60;
+const FOLDS: ReadonlyArray<ReadonlySet<FoldableColumn>> = [new Set(), new Set(['parallel']), new Set(['parallel', 'layout', 'dtype'])];
 
 export function terminalReport(results: readonly CaseResult[]): string {
   let rows = summaryRows(results);
-  if (rows.length > MAX_ROWS) rows = summaryRows(results, { foldParallel: true });
+  for (const fold of FOLDS.slice(1)) if (rows.length > MAX_ROWS) rows = summaryRows(results, fold);
   const header = ['check', 'model', 'layout', 'dtype', 'parallel', ...COLUMNS];
   const body = rows.map((r) => [r.check, r.model, r.layout, r.dtype, r.parallel, ...COLUMNS.map((c) => (r.counts[c] ? String(r.counts[c]) : '.'))]);
   const out = [table(header, body, 5)];
