@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { WHOLE, type Canonical, type Tensor } from '../tensor.js';
 import { dequantizeCanonical, dequantizeRanks } from './dequantize.js';
 import { QuantConfigError, ScaleMismatch } from './errors.js';
-import { declaresDequantized, DEQUANTIZED_METADATA_KEY, quantSchemeOf } from './scheme.js';
+import { declaresDequantized, DEQUANTIZED_METADATA_KEY, quantizationConfig, quantSchemeOf } from './scheme.js';
 
 describe('quantization_config', () => {
   it('reads fp8 (block size, default [128, 128] as transformers) and mxfp4; no config means unquantized', () => {
@@ -11,6 +11,12 @@ describe('quantization_config', () => {
     expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', weight_block_size: [64, 32] } })).toEqual({ method: 'fp8', block: { rows: 64, cols: 32 } });
     expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', fmt: 'e4m3' } })).toEqual({ method: 'fp8', block: { rows: 128, cols: 128 } });
     expect(quantSchemeOf({ quantization_config: { quant_method: 'mxfp4' } })).toEqual({ method: 'mxfp4' });
+  });
+
+  it('the configs generated checkpoints declare read back as their schemes', () => {
+    expect(quantSchemeOf({ quantization_config: quantizationConfig('fp8') })).toEqual({ method: 'fp8', block: { rows: 128, cols: 128 } });
+    expect(quantSchemeOf({ quantization_config: quantizationConfig('fp8', [4, 6]) })).toEqual({ method: 'fp8', block: { rows: 4, cols: 6 } });
+    expect(quantSchemeOf({ quantization_config: quantizationConfig('mxfp4') })).toEqual({ method: 'mxfp4' });
   });
 
   it('refuses other methods, other FP8 formats and malformed configs', () => {

@@ -32,6 +32,11 @@ export function quantSchemeOf(config: Record<string, unknown>, file = 'config.js
   }
 }
 
+/** The `quantization_config` a generated checkpoint declares, with transformers' keys. */
+export function quantizationConfig(method: QuantScheme['method'], block: [number, number] = DEFAULT_FP8_BLOCK as [number, number]): Record<string, unknown> {
+  return method === 'fp8' ? { quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: block } : { quant_method: 'mxfp4' };
+}
+
 /** The output-file metadata key by which a loader declares that it wrote dequantized F32 weights. */
 export const DEQUANTIZED_METADATA_KEY = 'moe_conformance.dequantized';
 
