@@ -31,6 +31,8 @@ export interface CommandLoaderOptions {
   env?: NodeJS.ProcessEnv;
   /** Bytes of stderr kept (the tail: that is where the reason usually is). Default 64 KiB. */
   maxStderrBytes?: number;
+  /** Where each call's output folder is made (default the system temp folder); a run removes it when interrupted. */
+  workDir?: string;
   /** Largest output file accepted (it is read into memory). Default 1 GiB. */
   maxOutputBytes?: number;
 }
@@ -175,7 +177,7 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
   return {
     name: cmd,
     async load(dir: string, req: ParallelRequest): Promise<Canonical> {
-      const work = await mkdtemp(join(tmpdir(), 'moe-cmd-'));
+      const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'moe-cmd-'));
       const out = join(work, 'rank.safetensors');
       try {
         const r = await runBounded([...argv, ...protocolArgs(dir, out, req)], opts);

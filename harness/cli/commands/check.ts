@@ -134,8 +134,8 @@ export async function run(argv: string[]): Promise<number> {
   const shard = values.shard ? parseShard(values.shard) : undefined;
   const keepFailures = values['keep-failures'] ? resolve(values['keep-failures']) : undefined;
 
-  const loader = commandLoader(loaderCommand, { timeoutMs });
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
+  const loader = commandLoader(loaderCommand, { timeoutMs, workDir });
   // Loaders run in their own process groups: on Ctrl-C or kill, end them and the temporary folder too.
   const interrupted = (signal: NodeJS.Signals) => {
     killRunningLoaders();
