@@ -4,7 +4,7 @@
 // (bench/peers/torch_moe_file.py), so that both sides compute on identical inputs.
 import type { MoeSemantics } from '../harness/layouts/semantics.js';
 import { WHOLE, type Canonical, type Tensor } from '../harness/tensor.js';
-import { writeSafetensors } from '../harness/safetensors/write.js';
+import { writeSafetensors, type LazyTensor } from '../harness/safetensors/write.js';
 import type { RankTensors } from '../kernels/backend.js';
 
 export interface MoeProblem {
@@ -59,14 +59,28 @@ export function moeProblem(size: ProblemSize, seed = 1): MoeProblem {
   };
 }
 
+/**
+ * A tensor handed to the writer in 256 MiB chunks: one write of more than 2 GiB is refused
+ * by Node's fs (the Mixtral-sized w13 is 3.8 GB).
+ */
+function chunked(t: Tensor): LazyTensor {
+  const step = 256 << 20;
+  return {
+    dtype: t.dtype, shape: t.shape, byteLength: t.bytes.length,
+    async *chunks() {
+      for (let at = 0; at < t.bytes.length; at += step) yield t.bytes.subarray(at, at + step);
+    },
+  };
+}
+
 /** Writes `x`, `router`, `w13`, `w2` and metadata `top_k` for the torch peer. */
 export async function writePeerInput(p: MoeProblem, file: string): Promise<void> {
   const t = p.ranks[0]!.tensors;
-  await writeSafetensors(file, new Map<string, Tensor>([
-    ['x', f32Tensor([p.tokens, p.sem.hidden], p.x)],
-    ['router', t.get('layers.0.router.weight')!],
-    ['w13', t.get('layers.0.experts.w13')!],
-    ['w2', t.get('layers.0.experts.w2')!],
+  await writeSafetensors(file, new Map<string, LazyTensor>([
+    ['x', chunked(f32Tensor([p.tokens, p.sem.hidden], p.x))],
+    ['router', chunked(t.get('layers.0.router.weight')!)],
+    ['w13', chunked(t.get('layers.0.experts.w13')!)],
+    ['w2', chunked(t.get('layers.0.experts.w2')!)],
   ]), { top_k: String(p.sem.topK) });
 }
 
