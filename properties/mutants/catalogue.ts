@@ -160,6 +160,9 @@ export const MUTANTS: readonly Mutant[] = [
     const base = Math.floor(m.experts / req.epSize);
     return req.epPlacement === 'linear' ? Array.from({ length: base }, (_, i) => req.epRank * base + i) : expertsOf(m.experts, req.epSize, req.epRank, req.epPlacement);
   }),
+  fromEpWhole('ep-ranks-reversed', 'EP rank q given the experts of rank P-1-q (start and end of the rank range swapped)', (_all, req, m) =>
+    expertsOf(m.experts, req.epSize, req.epSize - 1 - req.epRank, req.epPlacement),
+  ),
   fromEpWhole('expert-order-by-string', 'experts ordered by their key names as strings (expert 10 before expert 2)', (_all, req, m) => {
     const byString = Array.from({ length: m.experts }, (_, i) => i).sort((a, b) => (String(a) < String(b) ? -1 : 1));
     // Slot e holds the data of the e-th name in string order; the ids still read 0..E-1.
