@@ -176,18 +176,25 @@ export class SmallTensorCache {
   }
 }
 
+/**
+ * One planned tensor's row-major bytes, as the chunks of its pieces in order (each a whole
+ * number of elements, at most maxWindow bytes unless one row is larger): the one way
+ * materialize, writePlan and checkpoint comparison produce a tensor.
+ */
+export async function* tensorChunks(dir: CheckpointDir, t: PlannedTensor, options: Omit<ReadOptions, 'small'> = {}): AsyncGenerator<Uint8Array> {
+  const small = new SmallTensorCache();
+  for (const piece of t.pieces) yield* pieceChunks(dir, piece, { ...options, small });
+}
+
 /** Build the planned tensors in memory. */
 export async function materialize(plan: LoadPlan): Promise<Canonical> {
   const out: Canonical = new Map();
   for (const t of plan.tensors) {
     const bytes = new Uint8Array(t.byteLength);
     let at = 0;
-    const small = new SmallTensorCache();
-    for (const piece of t.pieces) {
-      for await (const chunk of pieceChunks(plan.dir, piece, { small })) {
-        bytes.set(chunk, at);
-        at += chunk.length;
-      }
+    for await (const chunk of tensorChunks(plan.dir, t)) {
+      bytes.set(chunk, at);
+      at += chunk.length;
     }
     out.set(t.name, { dtype: t.dtype, shape: t.shape, bytes });
   }
@@ -202,10 +209,7 @@ export async function writePlan(plan: LoadPlan, outFile: string): Promise<void> 
       dtype: t.dtype,
       shape: t.shape,
       byteLength: t.byteLength,
-      async *chunks() {
-        const small = new SmallTensorCache();
-        for (const piece of t.pieces) yield* pieceChunks(plan.dir, piece, { small });
-      },
+      chunks: () => tensorChunks(plan.dir, t),
     },
   ]);
   await writeSafetensors(outFile, sources);

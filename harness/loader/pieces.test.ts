@@ -13,7 +13,8 @@ import { entryFor, type LayoutName } from '../layouts/registry.js';
 import type { LazyTensor } from '../safetensors/write.js';
 import type { ParallelRequest } from '../tensor.js';
 import { buildConfig } from '../writer/config.js';
-import { materialize, pieceChunks, planLoad, SmallTensorCache, type PlanPiece, type ReadOptions } from './load.js';
+import { dtypeBits } from '../safetensors/dtypes.js';
+import { materialize, pieceChunks, planLoad, SmallTensorCache, tensorChunks, type PlanPiece, type ReadOptions } from './load.js';
 
 async function readPiece(dir: CheckpointDir, piece: PlanPiece, options: ReadOptions = {}): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
@@ -39,6 +40,31 @@ describe('windowed piece reads', () => {
             expect(await readPiece(dir, piece, { maxWindow: 4000, smallWindow: 0 }), `${t.name} strips`).toEqual(whole);
           }
         }
+      }
+    } finally {
+      await dir.close();
+    }
+  });
+});
+
+describe('a planned tensor streamed in chunks', () => {
+  it.each(['gpt_oss-bf16', 'mixtral-f32', 'llama4_text-bf16'])('%s: small chunks of whole elements concatenate to its pieces read whole', async (fixture) => {
+    const dir = await CheckpointDir.open(join(GOLDEN, fixture, 'fused'));
+    try {
+      const plan = await planLoad(dir, { tpSize: 2, tpRank: 1, epSize: 3, epRank: 2, epPlacement: 'linear' });
+      for (const t of plan.tensors) {
+        const whole = Buffer.concat(await Promise.all(t.pieces.map((p) => readPiece(dir, p, { small: new SmallTensorCache() }))));
+        const elemBytes = dtypeBits(t.dtype) / 8;
+        const rowBytes = (t.shape.at(-1) ?? 1) * elemBytes;
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of tensorChunks(dir, t, { maxWindow: 64, smallWindow: 0 })) chunks.push(chunk);
+        expect(Buffer.concat(chunks), t.name).toEqual(whole);
+        expect(whole.length).toBe(t.byteLength);
+        for (const c of chunks) {
+          expect(c.length % elemBytes, `${t.name} whole elements`).toBe(0);
+          expect(c.length, `${t.name} bounded`).toBeLessThanOrEqual(Math.max(64, rowBytes));
+        }
+        if (t.byteLength > 4 * Math.max(64, rowBytes)) expect(chunks.length, `${t.name} streamed`).toBeGreaterThan(1);
       }
     } finally {
       await dir.close();
