@@ -1,7 +1,7 @@
 // Bit-exact comparison: each kind of difference is found, located and decoded.
 import { describe, expect, it } from 'vitest';
 import type { Canonical, Tensor } from '../tensor.js';
-import { assertBitIdentical, BitMismatch, describeDifference, firstDifference } from './bits.js';
+import { assertBitIdentical, BitMismatch, bytesDifference, describeDifference, differingElements, firstDifference } from './bits.js';
 
 const f32 = (values: number[], shape = [values.length]): Tensor => ({ dtype: 'F32', shape, bytes: new Uint8Array(Float32Array.from(values).buffer) });
 const i32 = (values: number[]): Tensor => ({ dtype: 'I32', shape: [values.length], bytes: new Uint8Array(Int32Array.from(values).buffer) });
@@ -98,5 +98,18 @@ describe('element values and messages', () => {
       expect(e).toBeInstanceOf(BitMismatch);
       expect(e).toMatchObject({ tensor: 'layers.0.router.weight', expected: 'F32', found: 'I32' });
     }
+  });
+});
+
+describe('the pieces firstDifference is made of, for chunked comparisons', () => {
+  it('differingElements counts elements, not bytes, and locates the first', () => {
+    const e = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(differingElements(e, e.slice(), 2)).toEqual({ first: -1, count: 0 });
+    expect(differingElements(e, Uint8Array.from([1, 2, 3, 0, 0, 6, 7, 0]), 2)).toEqual({ first: 1, count: 3 });
+    expect(differingElements(e, Uint8Array.from([1, 2, 3, 4, 5, 6]), 4)).toEqual({ first: 1, count: 1 });
+  });
+  it('bytesDifference decodes the element on each side', () => {
+    const d = bytesDifference('t', 'BF16', 7, Uint8Array.from([0x80, 0x3f]), Uint8Array.from([0x80, 0xbf]), 2);
+    expect(d).toEqual({ kind: 'bytes', tensor: 't', index: 7, expectedBytes: '803f', foundBytes: '80bf', expectedValue: 1, foundValue: -1, differing: 2 });
   });
 });

@@ -60,31 +60,55 @@ function elementValue(dtype: DType, bytes: Uint8Array): number | bigint | undefi
   }
 }
 
-function compareBytes(name: string, e: Tensor, f: Tensor): BitDifference | undefined {
-  const bits = dtypeBits(e.dtype);
-  const size = bits % 8 === 0 ? bits / 8 : 1;
+/**
+ * Elements of `size` bytes that differ between two byte runs compared from their starts (a
+ * byte one run lacks counts as different): the first one's index, or -1, and how many.
+ */
+export function differingElements(e: Uint8Array, f: Uint8Array, size: number): { first: number; count: number } {
   let first = -1;
-  let differing = 0;
-  const n = Math.max(e.bytes.length, f.bytes.length);
+  let count = 0;
+  const n = Math.max(e.length, f.length);
   for (let i = 0; i < n; i += size) {
     let same = true;
-    for (let j = i; j < i + size; j++) if (e.bytes[j] !== f.bytes[j]) same = false;
+    for (let j = i; j < i + size; j++) if (e[j] !== f[j]) same = false;
     if (!same) {
-      differing++;
-      if (first < 0) first = i;
+      count++;
+      if (first < 0) first = i / size;
     }
   }
-  if (first < 0) return undefined;
-  const eb = e.bytes.subarray(first, first + size);
-  const fb = f.bytes.subarray(first, first + size);
-  const diff: BitDifference = { kind: 'bytes', tensor: name, index: first / size, expectedBytes: hex(eb), foundBytes: hex(fb), differing };
-  if (bits % 8 === 0 && eb.length === size && fb.length === size) {
-    const ev = elementValue(e.dtype, eb);
-    const fv = elementValue(f.dtype, fb);
+  return { first, count };
+}
+
+/** The 'bytes' difference at element `index` of a tensor, from that element's bytes on each side (decoded where the dtype allows). */
+export function bytesDifference(tensor: string, dtype: DType, index: number, expected: Uint8Array, found: Uint8Array, differing: number): BitDifference {
+  const bits = dtypeBits(dtype);
+  const size = bits % 8 === 0 ? bits / 8 : 1;
+  const diff: BitDifference = { kind: 'bytes', tensor, index, expectedBytes: hex(expected), foundBytes: hex(found), differing };
+  if (bits % 8 === 0 && expected.length === size && found.length === size) {
+    const ev = elementValue(dtype, expected);
+    const fv = elementValue(dtype, found);
     if (ev !== undefined) diff.expectedValue = ev;
     if (fv !== undefined) diff.foundValue = fv;
   }
   return diff;
+}
+
+function compareBytes(name: string, e: Tensor, f: Tensor): BitDifference | undefined {
+  const bits = dtypeBits(e.dtype);
+  const size = bits % 8 === 0 ? bits / 8 : 1;
+  const { first, count } = differingElements(e.bytes, f.bytes, size);
+  if (first < 0) return undefined;
+  const at = first * size;
+  return bytesDifference(name, e.dtype, first, e.bytes.subarray(at, at + size), f.bytes.subarray(at, at + size), count);
+}
+
+/** How two tensors' names, dtypes and shapes disagree, before any byte is looked at. */
+export function headerDifference(name: string, e: Pick<Tensor, 'dtype' | 'shape'> | undefined, f: Pick<Tensor, 'dtype' | 'shape'> | undefined): BitDifference | undefined {
+  if (!f) return { kind: 'missing', tensor: name };
+  if (!e) return { kind: 'extra', tensor: name };
+  if (e.dtype !== f.dtype) return { kind: 'dtype', tensor: name, expected: e.dtype, found: f.dtype };
+  if (e.shape.length !== f.shape.length || e.shape.some((d, i) => d !== f.shape[i])) return { kind: 'shape', tensor: name, expected: e.shape, found: f.shape };
+  return undefined;
 }
 
 /** The first difference between two canonical maps (names in sorted order), or undefined. */
@@ -93,11 +117,7 @@ export function firstDifference(expected: Canonical, found: Canonical): BitDiffe
   for (const name of names) {
     const e = expected.get(name);
     const f = found.get(name);
-    if (!f) return { kind: 'missing', tensor: name };
-    if (!e) return { kind: 'extra', tensor: name };
-    if (e.dtype !== f.dtype) return { kind: 'dtype', tensor: name, expected: e.dtype, found: f.dtype };
-    if (e.shape.length !== f.shape.length || e.shape.some((d, i) => d !== f.shape[i])) return { kind: 'shape', tensor: name, expected: e.shape, found: f.shape };
-    const d = compareBytes(name, e, f);
+    const d = headerDifference(name, e, f) ?? compareBytes(name, e!, f!);
     if (d) return d;
   }
   return undefined;
