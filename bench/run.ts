@@ -1,6 +1,7 @@
 // `npm run bench [-- NAME...] [--runs N]`: runs the named benchmarks (default: all) and
 // prints each one's table; results go to bench/results/<name>-<timestamp>.json.
 // Benchmarks are never part of `npm test`: nothing here asserts a time.
+import { compareBenchmark } from './compare.js';
 import { benchKernels, kernelsTable } from './kernels.js';
 import { benchLoader, loaderTable, LOADER_DEFAULTS } from './loader.js';
 import { benchSuite, suiteTable } from './suite.js';
@@ -43,6 +44,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
       return `${suiteTable(rows)}\n\nresults: ${file}`;
     },
   },
+  compare: compareBenchmark,
 };
 
 function usage(): string {
