@@ -12,10 +12,11 @@ cd "$(dirname "$0")/../.."
 OUT="${OUT:?set OUT to the folder that comes back}"
 mkdir -p "$OUT"
 
-# Node, and the packages it runs with.
-if [ ! -d node_modules/tsx ] && [ -f .device/node_modules.tar.xz ]; then tar -xJf .device/node_modules.tar.xz; fi
+# Node, and the packages it runs with (python3's lzma where the image has no xz).
+unxz_to() { if command -v xz > /dev/null; then xz -dc "$1"; else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"; fi; }
+if [ ! -d node_modules/tsx ] && [ -f .device/node_modules.tar.xz ]; then unxz_to .device/node_modules.tar.xz | tar -x; fi
 NODE_DIR="$(mktemp -d)"
-xz -dc .device/node.xz > "$NODE_DIR/node"
+unxz_to .device/node.xz > "$NODE_DIR/node"
 chmod +x "$NODE_DIR/node"
 export PATH="$NODE_DIR:$PATH"
 
