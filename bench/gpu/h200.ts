@@ -4,7 +4,7 @@
 // Correctness there: our output against torch's (both float32); and, at the CPU size,
 // against the float64 reference within its strict bound, so the NVIDIA run of the kernels
 // is checked exactly like the llvmpipe one.
-//   node --import tsx bench/gpu/h200.ts [--runs N] [--tilings default,big] [--tokens 256,2048]
+//   node --import tsx bench/gpu/h200.ts [--runs N] [--tilings default,wide,big] [--tokens 256,2048]
 // (`--hidden 256 --intermediate 512 --check-hidden 64 --check-intermediate 96 --peer-device cpu
 // --tilings compat` make a smoke test on a CPU machine.)
 import { mkdir, rm } from 'node:fs/promises';
@@ -20,6 +20,8 @@ import { firstTokens, moeProblem, writePeerInput, type MoeProblem } from '../moe
 const TILINGS: Record<string, GemmTiling> = {
   default: DEFAULT_TILING,
   compat: COMPAT_TILING,
+  /** 64 × 128 tiles, 4 × 8 per thread. */
+  wide: { wx: 16, wy: 16, rm: 4, rn: 8, bk: 16 },
   /** 128 × 128 tiles, 8 × 8 per thread: more reuse per staged value, for large GPUs. */
   big: { wx: 16, wy: 16, rm: 8, rn: 8, bk: 8 },
 };
@@ -61,7 +63,7 @@ async function timeWgsl(p: MoeProblem, tiling: GemmTiling, runs: number): Promis
 
 async function main(): Promise<void> {
   const runs = Number(option('runs', '10'));
-  const tilings = option('tilings', 'default,big').split(',').map((n) => [n, TILINGS[n]] as [string, GemmTiling]);
+  const tilings = option('tilings', 'default,wide,big').split(',').map((n) => [n, TILINGS[n]] as [string, GemmTiling]);
   const tokenCounts = option('tokens', '256,2048').split(',').map(Number);
   const hidden = Number(option('hidden', '4096'));
   const intermediate = Number(option('intermediate', '14336'));
