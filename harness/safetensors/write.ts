@@ -158,9 +158,14 @@ export async function writeSafetensors(
   }
 }
 
-/** FileHandle.write may write less than asked; loop until all of `b` is out. */
+/** One write call's limit: Node refuses a single write of more than 2 GiB. */
+const MAX_WRITE_BYTES = 1 << 30;
+
+/** FileHandle.write may write less than asked; loop until all of `b` is out, in pieces of at most 1 GiB. */
 async function writeAll(handle: FileHandle, b: Uint8Array): Promise<void> {
-  for (let done = 0; done < b.length; ) done += (await handle.write(b, done, b.length - done)).bytesWritten;
+  for (let done = 0; done < b.length; ) {
+    done += (await handle.write(b, done, Math.min(b.length - done, MAX_WRITE_BYTES))).bytesWritten;
+  }
 }
 
 async function writeSource(handle: FileHandle, path: string, name: string, s: TensorSource): Promise<void> {
