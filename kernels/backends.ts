@@ -19,6 +19,8 @@ export const BACKENDS: readonly BackendEntry[] = [
   { name: 'gpujs-cpu', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('cpu') },
   { name: 'gpujs-webasm', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('webasm') },
   { name: 'gpujs-webgpu', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('webgpu') },
+  { name: 'fast-cpu-wasm', aliases: ['fast'], create: async () => new (await import('./fast/backend.js')).FastCpuBackend() },
+  { name: 'wgsl-webgpu', aliases: ['wgsl'], create: async () => (await import('./wgsl/backend.js')).WgslWebGpuBackend.create() },
 ];
 
 export function backendNames(): string[] {

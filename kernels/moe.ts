@@ -33,7 +33,8 @@ export interface ReferenceResult extends MoeForwardResult {
   bounds?: ForwardBounds;
 }
 
-function checkRankSet(sem: MoeSemantics, layer: number, ranks: RankTensors[]): void {
+/** Every (tpRank, epRank) of one TP × EP grid exactly once: a partial sum must not pass for an output. */
+export function checkRankSet(sem: MoeSemantics, layer: number, ranks: RankTensors[]): void {
   const first = ranks[0];
   if (first === undefined) throw new ForwardInputError('a forward needs at least one rank', { layer, expected: '≥ 1 rank', found: 0 });
   const { tpSize, epSize } = first.req;

@@ -8,7 +8,8 @@ import type { RankTensors } from '../backend.js';
 import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js';
 import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError } from '../experts.js';
-import { ForwardInputError } from '../moe.js';
+// The fast paths check their ranks exactly as the reference does.
+export { checkRankSet } from '../moe.js';
 import { sigmoid, type RoutingResult } from '../routing.js';
 
 /** `count` stacked `rows × cols` matrices of a canonical tensor. */
@@ -148,22 +149,4 @@ export function expertIds(rank: RankTensors, name: string, experts: number): Int
   return ids;
 }
 
-/** Every (tpRank, epRank) of one TP × EP grid exactly once: a partial sum must not pass for an output. */
-export function checkRankSet(sem: MoeSemantics, layer: number, ranks: RankTensors[]): void {
-  const first = ranks[0];
-  if (first === undefined) throw new ForwardInputError('a forward needs at least one rank', { layer, expected: '≥ 1 rank', found: 0 });
-  const { tpSize, epSize } = first.req;
-  const seen = new Set<string>();
-  for (const { req } of ranks) {
-    const key = `${req.tpRank}/${req.epRank}`;
-    const inRange = req.tpRank >= 0 && req.tpRank < tpSize && req.epRank >= 0 && req.epRank < epSize;
-    if (req.tpSize !== tpSize || req.epSize !== epSize || !inRange || seen.has(key)) {
-      throw new ForwardInputError('ranks are not one TP × EP set (mixed sizes, out of range or repeated rank)', { layer, expected: `TP ${tpSize} × EP ${epSize}`, found: key });
-    }
-    seen.add(key);
-  }
-  if (seen.size !== tpSize * epSize || sem.intermediate % tpSize !== 0 || sem.sharedIntermediate % tpSize !== 0) {
-    throw new ForwardInputError('ranks are not a complete TP × EP set whose TP size divides I and Is', { layer, expected: tpSize * epSize, found: seen.size });
-  }
-}
 
