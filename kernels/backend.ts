@@ -26,6 +26,11 @@ export interface MoeBackend {
    * computed rank by rank from each rank's own tensors and summed.
    */
   forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult>;
+  /**
+   * What actually runs, for a person reading the output: the mode, the device or adapter
+   * and the thread count (a silent fallback must be visible, not just caught).
+   */
+  describe?(): string;
   /** Releases devices; backends without any make this a no-op. */
   dispose?(): Promise<void>;
 }

@@ -205,5 +205,6 @@ export function referenceForward(
 
 export const referenceBackend: MoeBackend = {
   name: 'reference-f64',
+  describe: () => 'plain TypeScript loops in float64',
   forward: async (sem, layer, ranks, x, tokens) => referenceForward(sem, layer, ranks, x, tokens),
 };

@@ -48,6 +48,10 @@ export class FastCpuBackend implements MoeBackend {
     return this.pool.threads;
   }
 
+  describe(): string {
+    return `WebAssembly SIMD GEMM on ${this.pool.threads} thread(s), float32`;
+  }
+
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * sem.hidden) {
       throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, sem.hidden], found: x.length });

@@ -113,6 +113,11 @@ class GpujsMoeBackend implements GpujsBackend {
     return this.session?.adapter;
   }
 
+  describe(): string {
+    const a = this.session?.adapter;
+    return `gpu.js ${this.mode} mode, checked after every kernel${a ? `; WebGPU adapter via Dawn ${a.backend}: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}` : ''}`;
+  }
+
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<GpujsForwardResult> {
     const { hidden: H, experts: E, topK: k } = sem;
     if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * H) {

@@ -59,6 +59,11 @@ export class WgslWebGpuBackend implements MoeBackend {
     return this.session.adapter;
   }
 
+  describe(): string {
+    const a = this.session.adapter;
+    return `hand-written WGSL, WebGPU adapter via Dawn ${a.backend}: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}`;
+  }
+
   /** Opens (or joins) the process's WebGPU session and compiles the kernels. */
   static async create(options: WgslOptions = {}): Promise<WgslWebGpuBackend> {
     const session = await openWebGpu(options);

@@ -1,6 +1,7 @@
 // The golden command in-process: a real fixture passes with exit 0 and a table; the same
 // fixture with one recorded output value changed fails with exit 1 and says where; bad
 // options are usage errors.
+import { BACKENDS } from '../../../kernels/backends.js';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,13 +63,16 @@ describe('moe-conformance golden', () => {
     expect(r.out).toMatch(/TP2×EP3 round_robin/);
     expect(r.out).toMatch(/5 comparisons: 5 pass, 0 warn, 0 fail/);
   });
-  it('fails a fixture whose recorded output was changed, naming layer, token and column', async () => {
+  it('fails a fixture whose recorded output was changed with every backend, naming layer, token and column', async () => {
     const r = await capture([tampered, '--layouts', 'fused']);
     expect(r.code).toBe(1);
+    // Each backend says what actually ran (a silent fallback would show here).
+    for (const b of BACKENDS) expect(r.out).toMatch(new RegExp(`^backend ${b.name}: \\S`, 'm'));
+    expect(r.out).toMatch(/gpujs-webgpu: gpu\.js webgpu mode.*WebGPU adapter via Dawn/);
     expect(r.out).toMatch(/layer 1 output: fail, 1\/\d+ beyond the strict bound.*max abs 5\.00e-2 at token 5 column 7/);
     expect(r.out).toMatch(/mismatching tokens per expert/);
     expect(r.out).toMatch(/layer 0 router logits: fail, 1\/\d+ beyond the strict bound.*at token 2 column 1/);
-    expect(r.out).toMatch(/0 pass, 0 warn, 5 fail/);
+    expect(r.out).toMatch(new RegExp(`0 pass, 0 warn, ${5 * BACKENDS.length} fail`));
   });
   it('refuses a folder without fixtures with exit 1 and a typed error', async () => {
     const r = await capture([join(FIXTURE, 'original')]);

@@ -13,7 +13,7 @@ const USAGE = `usage: moe-conformance golden [DIR...] [--backends NAME,...] [--l
 
 DIR is a folder of fixtures (<type>-<dtype>/ with golden.safetensors) or one fixture;
 default: the fixtures shipped with the package.
-  --backends  kernel backends to compare (default reference-f64); known: ${backendNames().join(', ')}
+  --backends  kernel backends to compare (default: all); known: ${backendNames().join(', ')}
   --layouts   checkpoint layouts to load (default original,fused)`;
 
 const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(2) : String(v));
@@ -64,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const layouts = listOption(values.layouts, [...LAYOUTS]);
   for (const l of layouts) if (!(LAYOUTS as readonly string[]).includes(l)) throw new UsageError(`--layouts takes ${LAYOUTS.join(',')}, got ${JSON.stringify(l)}`);
-  const names = listOption(values.backends, ['reference-f64']);
+  const names = listOption(values.backends, backendNames());
   if (names.length === 0) throw new UsageError('--backends needs at least one backend');
   for (const n of names) {
     try {
@@ -83,7 +83,8 @@ export async function run(argv: string[]): Promise<number> {
     const count = (t: string) => rows.filter((r) => r.tier === t).length;
     const ties = rows.reduce((n, r) => n + r.layers.reduce((m, l) => m + l.output.ties.length, 0), 0);
     const tieNote = ties > 0 ? ` (${ties} token routings decided within rounding, checked as ties)` : '';
-    const out = [table(rows), ...details(rows), `${rows.length} comparisons: ${count('pass')} pass, ${count('warn')} warn, ${count('fail')} fail${tieNote}`];
+    const ran = backends.map((b) => `backend ${b.name}: ${b.describe?.() ?? 'no description'}`);
+    const out = [...ran, '', table(rows), ...details(rows), `${rows.length} comparisons: ${count('pass')} pass, ${count('warn')} warn, ${count('fail')} fail${tieNote}`];
     process.stdout.write(out.join('\n') + '\n');
     return count('fail') === 0 && rows.length > 0 ? 0 : 1;
   } catch (e) {

@@ -72,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
       progress: createProgress(process.stderr),
     });
     await writeReports(results, reports);
+    process.stdout.write(`loader: reference (in process); kernel backend ${forward!.name}: ${forward!.describe?.() ?? 'no description'}\n`);
     process.stdout.write(terminalReport(results));
     for (const line of expectations?.unused() ?? []) process.stderr.write(`warning: ${line}\n`);
     return results.some((r) => isFailing(r.status)) ? 1 : 0;
