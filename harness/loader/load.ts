@@ -83,8 +83,9 @@ function planTensor(layer: LayerLayout, spec: CanonicalSpec): PlannedTensor {
   return { name: spec.name, dtype: dtype!, shape: spec.shape, byteLength: elementCount(spec.shape) * elemBytes, pieces };
 }
 
-// A piece whose covering window is at most WINDOW_SLACK times its own size (or small) is read
-// as windows and gathered in memory: one read instead of one per row. Sparser pieces read
+// A piece of row runs (consecutive elements) is read run by run into place. A strided piece
+// (transposed or interleaved) whose covering window is at most WINDOW_SLACK times its own
+// size (or small) is read as windows and gathered in memory. Sparser strided pieces read
 // only the spans they need, so a TP rank reads about 1/T of the expert bytes. Both are read
 // in row bands and strips of at most MAX_WINDOW bytes: memory holds one band and one strip,
 // whatever the size of an expert.
@@ -114,11 +115,15 @@ export async function* pieceChunks(dir: CheckpointDir, piece: PlanPiece, options
   }
 }
 
-/** One block of a stored tensor, read as spans or windows, in strips, and gathered. */
+/** One block of a stored tensor: its row runs read into place, or read as spans or windows, in strips, and gathered. */
 async function readBlock(dir: CheckpointDir, tensor: string, b: StridedBlock, n: number, options: ReadOptions): Promise<Uint8Array> {
   const { maxWindow = MAX_WINDOW, smallWindow = SMALL_WINDOW, small } = options;
   const whole = small ? await small.get(dir, tensor) : undefined;
   if (whole) return gather(whole, 0, b, n);
+  // Rows of consecutive elements (every cut of a row-major part: an expert's rows of gate
+  // or up, the columns of down) are already in output order: read each row run straight
+  // into the output, adjacent runs in one read (a fused gate or up slab is one range).
+  if (b.colStride === 1) return dir.readRanges(tensor, runs(b.offset, b.rows, b.rowStride, b.cols, n));
   const windowBytes = (blockEnd(b) - b.offset) * n;
   // Sparse pieces (a TP cut of a large tensor) read, for each line along the outer
   // (larger-stride) axis, only the span that covers the inner axis: for plain and transposed
