@@ -25,9 +25,15 @@ export interface CompareOptions {
   all?: boolean;
   /** Differences described in full; further ones are only counted. Default 20. */
   maxReported?: number;
-  /** Largest chunk read at once per side (the loader's default otherwise); tests make it tiny. */
+  /** Largest chunk read at once per side (COMPARE_WINDOW by default); tests make it tiny. */
   maxWindow?: number;
 }
+
+// Two streams are read side by side and each chunk is dropped once compared: windows of
+// 1 MiB (not the loader's 16 MiB) stay in cache and leave little garbage between
+// collections. On the 5.6 GB benchmark pair, peak RSS fell from ~400 to ~200 MB at TP 8
+// and TP 1 ran faster (bench/compare.ts).
+export const COMPARE_WINDOW = 1 << 20;
 
 /** Where one element of a canonical tensor was read from: a stored tensor, its file, and the element's index in it. */
 export interface ElementSource {
@@ -137,7 +143,7 @@ async function compareRank(
     }
     result.tensors++;
     result.bytes += ta.byteLength;
-    const found = await compareTensor(planA, ta, planB, tb!, o.maxWindow);
+    const found = await compareTensor(planA, ta, planB, tb!, o.maxWindow ?? COMPARE_WINDOW);
     if (found && report({ kind: 'tensor', rank, ...found })) return true;
   }
   for (const tb of planB.tensors) {
@@ -152,10 +158,10 @@ type TensorDifference = Omit<Extract<CheckpointDifference, { kind: 'tensor' }>, 
  * Streams both tensors side by side and compares the overlapping runs of their chunks; the
  * whole tensor is read even after a difference, to count the differing elements.
  */
-async function compareTensor(planA: LoadPlan, ta: PlannedTensor, planB: LoadPlan, tb: PlannedTensor, maxWindow?: number): Promise<TensorDifference | undefined> {
+async function compareTensor(planA: LoadPlan, ta: PlannedTensor, planB: LoadPlan, tb: PlannedTensor, maxWindow: number): Promise<TensorDifference | undefined> {
   const size = dtypeBits(ta.dtype) / 8;
-  const sa = tensorChunks(planA.dir, ta, maxWindow === undefined ? {} : { maxWindow });
-  const sb = tensorChunks(planB.dir, tb, maxWindow === undefined ? {} : { maxWindow });
+  const sa = tensorChunks(planA.dir, ta, { maxWindow });
+  const sb = tensorChunks(planB.dir, tb, { maxWindow });
   let ca: Uint8Array = new Uint8Array(0);
   let cb: Uint8Array = new Uint8Array(0);
   let [ia, ib, at] = [0, 0, 0];
