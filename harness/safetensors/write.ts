@@ -20,6 +20,7 @@ export interface LazyTensor {
   dtype: DType;
   shape: number[];
   byteLength: number;
+  /** The tensor's bytes in order. The writer may still be writing a chunk while it asks for the next one, so a chunk must stay unchanged until the one after it has been yielded. */
   chunks(): AsyncIterable<Uint8Array>;
 }
 
@@ -138,9 +139,11 @@ export async function writeSafetensors(
     throw new SafetensorIoError(`cannot create ${temp}: ${e.message}`, { file: path });
   });
   let ok = false;
+  const out = new WritePipeline(handle);
   try {
-    await writeAll(handle, header);
-    for (const name of order) await writeSource(handle, path, name, byName.get(name)!);
+    await out.push(header);
+    for (const name of order) await writeSource(out, path, name, byName.get(name)!);
+    await out.drain();
     // No fsync, like the reference (tempfile + persist): the rename is what readers rely on.
     await handle.close();
     await rename(temp, path);
@@ -152,6 +155,7 @@ export async function writeSafetensors(
     throw new SafetensorIoError(`write failed: ${(e as Error)?.message ?? String(e)}`, { file: path });
   } finally {
     if (!ok) {
+      await out.drain().catch(() => undefined);
       await handle.close().catch(() => undefined);
       await unlink(temp).catch(() => undefined);
     }
@@ -168,16 +172,40 @@ async function writeAll(handle: FileHandle, b: Uint8Array): Promise<void> {
   }
 }
 
-async function writeSource(handle: FileHandle, path: string, name: string, s: TensorSource): Promise<void> {
+/**
+ * Sequential writes with one in flight: the caller produces the next chunk (a loader reading
+ * it) while the previous one is being written. A chunk pushed must stay unchanged until the
+ * following push returns.
+ */
+class WritePipeline {
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(private readonly handle: FileHandle) {}
+
+  /** Waits for the previous write, then starts writing `b`. */
+  async push(b: Uint8Array): Promise<void> {
+    await this.pending;
+    const write = writeAll(this.handle, b);
+    // Its failure is reported by the next push or drain; never as an unhandled rejection.
+    write.catch(() => undefined);
+    this.pending = write;
+  }
+
+  drain(): Promise<void> {
+    return this.pending;
+  }
+}
+
+async function writeSource(out: WritePipeline, path: string, name: string, s: TensorSource): Promise<void> {
   if (!isLazy(s)) {
-    await writeAll(handle, s.bytes);
+    await out.push(s.bytes);
     return;
   }
   let written = 0;
   for await (const chunk of s.chunks()) {
     written += chunk.length;
     if (written > s.byteLength) break;
-    await writeAll(handle, chunk);
+    await out.push(chunk);
   }
   if (written !== s.byteLength) {
     throw new ValidationMismatch('lazy source yielded a different number of bytes than declared', {
