@@ -339,7 +339,8 @@ export class SafetensorsFile {
       checkRange(info, b, e, this.path);
       total += e - b;
     }
-    const out = new Uint8Array(total);
+    // Not zero-filled: readRangesInto writes every byte or throws, and the buffer is then dropped.
+    const out = Buffer.allocUnsafe(total);
     this.readRangesInto(name, ranges, out);
     return out;
   }
