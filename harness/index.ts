@@ -34,6 +34,7 @@ export { randomCanonical } from './writer/random.js';
 // Comparison
 export { firstDifference, assertBitIdentical, describeDifference, type BitDifference } from './compare/bits.js';
 export { compareToBounds, findRoutingTies, type Tier, type MismatchReport } from './compare/tolerance.js';
+export { compareCheckpoints, CheckpointRefused } from './compare/checkpoints.js';
 
 // Kernels and golden fixtures
 export type { MoeBackend, MoeForwardResult, RankTensors } from '../kernels/backend.js';
