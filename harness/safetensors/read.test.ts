@@ -236,6 +236,22 @@ describe('SafetensorsFile', () => {
     }
   });
 
+  it('readRangesInto fills exactly its destination, and refuses one of another length', async () => {
+    const data = Uint8Array.from({ length: 20 }, (_, i) => i);
+    const path = join(dir, 'into.safetensors');
+    await writeFile(path, file(`{${t('b', 'U8', [20], [0, 20])}}`, data));
+    const f = await SafetensorsFile.open(path);
+    try {
+      const out = new Uint8Array(9).fill(0xee);
+      f.readRangesInto('b', [[3, 5], [17, 20], [0, 1]], out.subarray(2, 8));
+      expect([...out]).toEqual([0xee, 0xee, 3, 4, 17, 18, 19, 0, 0xee]);
+      expect(() => f.readRangesInto('b', [[0, 4]], new Uint8Array(3))).toThrow(InvalidSlice);
+      expect(() => f.readRangesInto('b', [[0, 21]], new Uint8Array(21))).toThrow(InvalidSlice);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('readRanges equals the concatenation of the ranges sliced from the whole tensor', async () => {
     const size = 300_000; // larger than the gap the reader reads through
     const data = Uint8Array.from({ length: size }, (_, i) => (i * 7 + (i >> 8)) & 0xff);

@@ -339,7 +339,7 @@ export class SafetensorsFile {
       checkRange(info, b, e, this.path);
       total += e - b;
     }
-    // Not zero-filled: readRangesInto writes every byte or throws, and the buffer is then dropped.
+    // Not zero-filled: readRangesInto fills every byte or throws, and the buffer is then dropped.
     const out = Buffer.allocUnsafe(total);
     this.readRangesInto(name, ranges, out);
     return out;
@@ -433,7 +433,8 @@ function readInto(fd: number, file: string, into: Uint8Array, position: number):
 }
 
 function readExactly(handle: FileHandle, file: string, length: number, position: number): Uint8Array {
-  const out = new Uint8Array(length);
+  // Not zero-filled: readInto fills every byte or throws, and the buffer is then dropped.
+  const out = Buffer.allocUnsafe(length);
   readInto(handle.fd, file, out, position);
   return out;
 }
