@@ -5,7 +5,7 @@ import { BACKENDS } from '../../../kernels/backends.js';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../args.js';
 import { SafetensorsFile } from '../../safetensors/read.js';
 import { writeSafetensors } from '../../safetensors/write.js';
@@ -13,19 +13,7 @@ import { decodeFloats, encodeFloats } from '../../safetensors/codecs.js';
 import type { Tensor } from '../../tensor.js';
 import { defaultGoldenRoot } from '../../../golden/golden.js';
 import { run } from './golden.js';
-
-async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    return { code: await run(argv), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+import { capture } from '../test/capture.js';
 
 const FIXTURE = join(defaultGoldenRoot(), 'mixtral-bf16');
 let tmp: string;
@@ -57,14 +45,14 @@ afterAll(async () => {
 
 describe('moe-conformance golden', () => {
   it('passes a fixture made by transformers and prints one row per layout and split', async () => {
-    const r = await capture([FIXTURE, '--layouts', 'original', '--backends', 'reference']);
+    const r = await capture(run, [FIXTURE, '--layouts', 'original', '--backends', 'reference']);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/mixtral-bf16\s+original\s+TP1\s+reference-f64\s+\S+\s+\S+\s+pass/);
     expect(r.out).toMatch(/TP2×EP3 round_robin/);
     expect(r.out).toMatch(/5 comparisons: 5 pass, 0 warn, 0 fail/);
   });
   it('fails a fixture whose recorded output was changed with every backend, naming layer, token and column', async () => {
-    const r = await capture([tampered, '--layouts', 'fused']);
+    const r = await capture(run, [tampered, '--layouts', 'fused']);
     expect(r.code).toBe(1);
     // Each backend says what actually ran (a silent fallback would show here).
     for (const b of BACKENDS) expect(r.out).toMatch(new RegExp(`^backend ${b.name}: \\S`, 'm'));
@@ -75,14 +63,14 @@ describe('moe-conformance golden', () => {
     expect(r.out).toMatch(new RegExp(`0 pass, 0 warn, ${5 * BACKENDS.length} fail`));
   });
   it('refuses a folder without fixtures with exit 1 and a typed error', async () => {
-    const r = await capture([join(FIXTURE, 'original')]);
+    const r = await capture(run, [join(FIXTURE, 'original')]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/GoldenFixtureError/);
   });
   it('turns unknown backends and layouts into usage errors', async () => {
-    await expect(capture(['--backends', 'nope'])).rejects.toThrow(UsageError);
-    await expect(capture(['--layouts', 'sideways'])).rejects.toThrow(UsageError);
-    await expect(capture(['--frobnicate'])).rejects.toThrow(UsageError);
-    expect((await capture(['--help'])).out).toMatch(/usage: moe-conformance golden/);
+    await expect(capture(run, ['--backends', 'nope'])).rejects.toThrow(UsageError);
+    await expect(capture(run, ['--layouts', 'sideways'])).rejects.toThrow(UsageError);
+    await expect(capture(run, ['--frobnicate'])).rejects.toThrow(UsageError);
+    expect((await capture(run, ['--help'])).out).toMatch(/usage: moe-conformance golden/);
   });
 });

@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../args.js';
 import { SafetensorsFile } from '../../safetensors/read.js';
 import { loadCanonical } from '../../loader/load.js';
@@ -11,23 +11,11 @@ import type { ParallelRequest } from '../../tensor.js';
 import { run as generate } from './generate.js';
 import { run as inspect } from './inspect.js';
 import { run as load } from './load.js';
+import { capture } from '../test/capture.js';
 
 const GOLDEN = join(import.meta.dirname, '../../../golden/hf');
 const scratch = mkdtempSync(join(tmpdir(), 'moe-cli-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-async function capture(command: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    return { code: await command(argv), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 const gptOss = join(scratch, 'gpt_oss');
 const generateArgs = ['--model-type', 'gpt_oss', '--layout', 'fused', '--dtype', 'bf16', '--experts', '5', '--hidden', '6', '--intermediate', '4', '--layers', '2', '--seed', '9', '--out', gptOss, '--max-shard-bytes', '300'];

@@ -3,26 +3,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../args.js';
 import { serializeSafetensors } from '../../safetensors/write.js';
 import { run } from './validate.js';
+import { capture } from '../test/capture.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const GOLDEN = join(ROOT, 'golden/hf');
-
-async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    return { code: await run(argv), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 let dir: string;
 let good: string;
@@ -49,7 +37,7 @@ afterAll(async () => {
 
 describe('validate (in process)', () => {
   it('prints ok for valid files and folders and exits 0', async () => {
-    const r = await capture([good, join(GOLDEN, 'mixtral-f32/original'), join(GOLDEN, 'mixtral-bf16/golden.safetensors')]);
+    const r = await capture(run, [good, join(GOLDEN, 'mixtral-f32/original'), join(GOLDEN, 'mixtral-bf16/golden.safetensors')]);
     expect(r.code).toBe(0);
     expect(r.out.split('\n').filter(Boolean)).toEqual([`ok ${good}`, `ok ${join(GOLDEN, 'mixtral-f32/original')}`, `ok ${join(GOLDEN, 'mixtral-bf16/golden.safetensors')}`]);
     expect(r.err).toBe('');
@@ -57,7 +45,7 @@ describe('validate (in process)', () => {
 
   it('prints one line per invalid input with the error class, and exits 1', async () => {
     const missing = join(dir, 'absent.safetensors');
-    const r = await capture([trailing, good, missing, join(GOLDEN, 'mixtral-f32'), weird]);
+    const r = await capture(run, [trailing, good, missing, join(GOLDEN, 'mixtral-f32'), weird]);
     expect(r.code).toBe(1);
     expect(r.out).toBe(`ok ${good}\n`);
     const lines = r.err.split('\n').filter(Boolean);
@@ -69,9 +57,9 @@ describe('validate (in process)', () => {
   });
 
   it('usage errors and --help', async () => {
-    await expect(capture([])).rejects.toThrow(UsageError);
-    await expect(capture(['--frobnicate', good])).rejects.toThrow(UsageError);
-    const help = await capture(['--help']);
+    await expect(capture(run, [])).rejects.toThrow(UsageError);
+    await expect(capture(run, ['--frobnicate', good])).rejects.toThrow(UsageError);
+    const help = await capture(run, ['--help']);
     expect(help.code).toBe(0);
     expect(help.out).toMatch(/^usage: moe-conformance validate/);
   });
