@@ -1,5 +1,6 @@
-"""Times bench/python/torch_forward.py's `moe_forward` on the inputs of a safetensors file,
-so that torch and the TypeScript backends run on the same numbers in the same benchmark.
+"""The torch peer of the kernels benchmarks: times a Mixtral-routed MoE forward (`moe_forward`)
+on the inputs of a safetensors file, so that torch and the TypeScript backends run on the
+same numbers in the same benchmark. Used by bench/kernels.ts and bench/gpu/h200.ts.
 
 The file holds `x` [T, H], `router` [E, H], `w13` [E, 2I, H], `w2` [E, H, I] (F32) and
 metadata `top_k`. Prints one JSON line {ms, runs_ms, gflops, ...}; with --out, also writes
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -20,8 +20,22 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from torch_forward import moe_forward  # noqa: E402  (the peer's own forward, not a copy)
+
+def moe_forward(x: torch.Tensor, router: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Mixtral: softmax over the router logits, top-k, renormalised; y = sum_e w_e * down(silu(gate x) * up x)."""
+    probs = torch.softmax(x @ router.T, dim=-1)
+    weights, ids = torch.topk(probs, top_k, dim=-1)
+    weights = weights / weights.sum(dim=-1, keepdim=True)
+    inter = w2.shape[2]
+    y = torch.zeros_like(x)
+    for e in range(w13.shape[0]):
+        token, slot = torch.nonzero(ids == e, as_tuple=True)
+        if token.numel() == 0:
+            continue
+        h = x[token] @ w13[e].T
+        act = torch.nn.functional.silu(h[:, :inter]) * h[:, inter:]
+        y.index_add_(0, token, (act @ w2[e].T) * weights[token, slot, None])
+    return y
 
 
 # F32 safetensors read and written directly (8-byte header length, JSON header, data), so
