@@ -1,8 +1,9 @@
 // What every benchmark shares: timing with a median over runs, peers run as processes,
 // results written as JSON under bench/results/ so that later runs can be compared.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -89,6 +90,28 @@ export async function writeResult(name: string, result: unknown): Promise<string
   const file = join(dir, `${name}-${stamp}.json`);
   await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
   return file;
+}
+
+function freeBytes(dir: string): number {
+  const out = execFileSync('df', ['-B1', '--output=avail', dir], { encoding: 'utf8' });
+  return Number(out.trim().split('\n').pop());
+}
+
+/**
+ * A benchmark's generated input, made once and kept between runs: when `marker` exists the
+ * bytes recorded in it are returned; otherwise, if the temporary directory's disk has room
+ * for `needBytes` (what `needFor` names), `generate` runs, its byte count goes into the
+ * marker, and is returned. The marker is written last, so an interrupted run starts over.
+ */
+export async function generateOnce(marker: string, what: string, needBytes: number, needFor: string, generate: () => Promise<number>): Promise<number> {
+  if (existsSync(marker)) return Number(await readFile(marker, 'utf8'));
+  const free = freeBytes(tmpdir());
+  if (free < needBytes) throw new Error(`not enough disk under ${tmpdir()}: ${free} bytes free, want ${Math.ceil(needBytes)} (${needFor})`);
+  const start = performance.now();
+  const bytes = await generate();
+  console.error(`generated ${what} (${fmt(bytes / 1e9, 2)} GB) in ${fmt((performance.now() - start) / 1000)} s`);
+  await writeFile(marker, String(bytes));
+  return bytes;
 }
 
 /** Machine facts stored with every result, so that numbers from different hosts are not compared blindly. */

@@ -7,9 +7,7 @@
 // Reported per TP size: GB/s over the canonical bytes of one side, median of runs, and the
 // largest peak RSS of any run.
 //   worker: node --import tsx bench/compare.ts DIR_A DIR_B TP_SIZE
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +20,7 @@ import { planLoad, tensorChunks, type LoadPlan } from '../harness/loader/load.js
 import type { LazyTensor } from '../harness/safetensors/write.js';
 import { WHOLE } from '../harness/tensor.js';
 import { writeBigCheckpoint } from './big-checkpoint.js';
-import { fmt, hostInfo, lastJsonLine, median, runProcess, writeResult } from './common.js';
+import { fmt, generateOnce, hostInfo, lastJsonLine, median, runProcess, writeResult } from './common.js';
 
 export interface CompareBenchOptions {
   hidden: number;
@@ -52,11 +50,6 @@ interface CompareRow {
   error?: string;
 }
 
-function freeBytes(dir: string): number {
-  const out = execFileSync('df', ['-B1', '--output=avail', dir], { encoding: 'utf8' });
-  return Number(out.trim().split('\n').pop());
-}
-
 /** The stored fused tensors of the plan's model, each streamed from the whole-model canonical tensor it equals. */
 function fusedFromPlan(plan: LoadPlan): Array<[string, LazyTensor]> {
   const entry = entryFor(plan.modelType);
@@ -80,24 +73,21 @@ async function checkpointPair(o: CompareBenchOptions): Promise<{ original: strin
   const original = join(o.workDir, `original-${tag}`);
   const fused = join(o.workDir, `fused-resaved-${tag}`);
   const marker = join(o.workDir, `.pair-complete-${tag}`);
-  if (existsSync(marker)) return { original, fused, bytes: Number(await readFile(marker, 'utf8')) };
   const need = 2 * 3 * o.layers * o.experts * o.hidden * o.intermediate * 2;
-  const free = freeBytes(tmpdir());
-  if (free < 1.2 * need) throw new Error(`not enough disk under ${tmpdir()}: ${free} bytes free, want ${Math.ceil(1.2 * need)} (two layouts)`);
-  const start = performance.now();
-  const bytes = await writeBigCheckpoint(original, {
-    sizes: { modelType: 'mixtral', experts: o.experts, hidden: o.hidden, intermediate: o.intermediate, topK: 2, layers: o.layers },
-    layout: 'original', dtype: 'BF16', maxShardBytes: 2_000_000_000, seed: 1,
+  const bytes = await generateOnce(marker, 'the pair, original side', 1.2 * need, 'two layouts', async () => {
+    const written = await writeBigCheckpoint(original, {
+      sizes: { modelType: 'mixtral', experts: o.experts, hidden: o.hidden, intermediate: o.intermediate, topK: 2, layers: o.layers },
+      layout: 'original', dtype: 'BF16', maxShardBytes: 2_000_000_000, seed: 1,
+    });
+    const plan = await planLoad(original, WHOLE);
+    try {
+      const config = JSON.parse(await readFile(join(original, 'config.json'), 'utf8')) as Record<string, unknown>;
+      await writeCheckpointDir(fused, config, fusedFromPlan(plan), { maxShardBytes: 2_000_000_000 });
+    } finally {
+      await plan.dir.close();
+    }
+    return written;
   });
-  const plan = await planLoad(original, WHOLE);
-  try {
-    const config = JSON.parse(await readFile(join(original, 'config.json'), 'utf8')) as Record<string, unknown>;
-    await writeCheckpointDir(fused, config, fusedFromPlan(plan), { maxShardBytes: 2_000_000_000 });
-  } finally {
-    await plan.dir.close();
-  }
-  console.error(`generated the ${fmt(bytes / 1e9, 2)} GB pair in ${fmt((performance.now() - start) / 1000)} s`);
-  await writeFile(marker, String(bytes));
   return { original, fused, bytes };
 }
 

@@ -4,14 +4,12 @@
 // process of its own) and by the Python peer (bench/python/load_cut.py: safe_open +
 // get_slice). Reported: GB/s over the checkpoint's MoE bytes, the ratio, each side's peak
 // RSS; every rank file of ours is compared byte for byte with the peer's.
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { open, readFile, rm, writeFile } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { LayoutName } from '../harness/layouts/registry.js';
 import { writeBigCheckpoint, type BigCheckpoint } from './big-checkpoint.js';
-import { BENCH_DIR, fmt, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, writeResult } from './common.js';
+import { BENCH_DIR, fmt, generateOnce, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, writeResult } from './common.js';
 
 export interface LoaderOptions {
   hidden: number;
@@ -47,11 +45,6 @@ interface LoaderRow {
   error?: string;
 }
 
-function freeBytes(dir: string): number {
-  const out = execFileSync('df', ['-B1', '--output=avail', dir], { encoding: 'utf8' });
-  return Number(out.trim().split('\n').pop());
-}
-
 /** Whether two files have the same bytes, read in 16 MiB blocks. */
 async function sameFile(a: string, b: string): Promise<boolean> {
   const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
@@ -77,15 +70,8 @@ async function checkpoint(o: LoaderOptions, layout: LayoutName): Promise<{ dir: 
     layout, dtype: 'BF16', maxShardBytes: 2_000_000_000, seed: 1,
   };
   const dir = join(o.workDir, `${layout}-${o.hidden}-${o.intermediate}-${o.experts}-${o.layers}`);
-  const marker = join(dir, '.bench-complete');
-  if (existsSync(marker)) return { dir, bytes: Number(await readFile(marker, 'utf8')) };
   const need = 3 * o.layers * o.experts * o.hidden * o.intermediate * 2;
-  const free = freeBytes(tmpdir());
-  if (free < 2.5 * need) throw new Error(`not enough disk under ${tmpdir()}: ${free} bytes free, want ${Math.ceil(2.5 * need)} (checkpoint + outputs)`);
-  const start = performance.now();
-  const bytes = await writeBigCheckpoint(dir, spec);
-  console.error(`generated ${layout} checkpoint (${fmt(bytes / 1e9, 2)} GB) in ${fmt((performance.now() - start) / 1000)} s`);
-  await writeFile(marker, String(bytes));
+  const bytes = await generateOnce(join(dir, '.bench-complete'), `the ${layout} checkpoint`, 2.5 * need, 'checkpoint + outputs', () => writeBigCheckpoint(dir, spec));
   return { dir, bytes };
 }
 
