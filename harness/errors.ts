@@ -33,13 +33,14 @@ export class MoeConformanceError extends Error {
     if (c.tensor !== undefined) where.push(`tensor ${JSON.stringify(c.tensor)}`);
     const wants =
       c.expected !== undefined || c.found !== undefined
-        ? ` (expected ${show(c.expected)}, found ${show(c.found)})`
+        ? ` (expected ${showValue(c.expected)}, found ${showValue(c.found)})`
         : '';
     return `${message}${wants}${where.length ? ` [${where.join(', ')}]` : ''}`;
   }
 }
 
-function show(v: unknown): string {
+/** An expected or found value as one line of text: strings as they are, anything else as JSON (bigints as digits). */
+export function showValue(v: unknown): string {
   if (typeof v === 'string') return v;
   try {
     return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);

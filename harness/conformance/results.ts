@@ -1,6 +1,6 @@
 // What a conformance run produces: one record per case. Reporters read only these, so a
 // merged set of `--shard` outputs reports exactly like a single run.
-import { MoeConformanceError } from '../errors.js';
+import { MoeConformanceError, showValue } from '../errors.js';
 
 export type CaseStatus = 'pass' | 'warn' | 'fail' | 'skip' | 'xfail' | 'unexpected-pass';
 
@@ -40,21 +40,12 @@ export function failureOf(e: unknown): CaseFailure {
     return {
       message: `${e.name}: ${e.message}`,
       ...(e.tensor !== undefined && { tensor: e.tensor }),
-      ...(e.expected !== undefined && { expected: show(e.expected) }),
-      ...(e.found !== undefined && { found: show(e.found) }),
+      ...(e.expected !== undefined && { expected: showValue(e.expected) }),
+      ...(e.found !== undefined && { found: showValue(e.found) }),
     };
   }
   const err = e instanceof Error ? e : new Error(String(e));
   return { message: `${err.name}: ${err.message}` };
-}
-
-function show(v: unknown): string {
-  if (typeof v === 'string') return v;
-  try {
-    return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
-  } catch {
-    return String(v);
-  }
 }
 
 export interface StatusCounts {
