@@ -9,8 +9,7 @@ import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/seman
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
 import { ForwardInputError } from '../moe.js';
-import { route } from '../routing.js';
-import { checkRankSet, expertBatches, rankWeights, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
+import { checkRankSet, expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
 import { ResidentWeights } from './weights.js';
 
@@ -88,20 +87,16 @@ export class FastCpuBackend implements MoeBackend {
     pool.write(router, wholeFloats(r0, `${p}router.weight`, [E, H]));
     pool.matmulNT(s.x, router, s.y);
     const yView = pool.view(s.y);
-    const bias = r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : undefined;
     const logits = new Float32Array(tokens * E);
-    for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]! + (bias?.[e] ?? 0);
-    const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
-    const routing = route(sem, logits, tokens, correction);
+    for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]!;
+    const routing = routeLogits(sem, layer, r0, logits, tokens);
 
     const output = new Float32Array(tokens * H);
     ranks.forEach((rank, r) => {
       const { ids, w13, w2, shared } = weights[r]!;
       const n = ids.length;
       const R = w2.cols;
-      const w13Bias = rank.tensors.has(`${p}experts.w13_bias`) ? wholeFloats(rank, `${p}experts.w13_bias`, [n, 2 * R]) : undefined;
-      // The down bias belongs to the whole output: only TP rank 0 adds it.
-      const w2Bias = rank.tensors.has(`${p}experts.w2_bias`) && rank.req.tpRank === 0 ? wholeFloats(rank, `${p}experts.w2_bias`, [n, H]) : undefined;
+      const bias = expertBiases(layer, rank, n, R, H);
       const top = pool.mark();
       const w13Scratch = pool.alloc(2 * R, H);
       const w2Scratch = pool.alloc(H, R);
@@ -109,8 +104,8 @@ export class FastCpuBackend implements MoeBackend {
         const slot = batch.slot;
         const w13m = this.resident.get(w13, slot, w13Scratch);
         const w2m = this.resident.get(w2, slot, w2Scratch);
-        this.gatedMlp(s, H, batch, w13m, w2m, sem.activation, w13Bias?.subarray(slot * 2 * R, (slot + 1) * 2 * R));
-        this.scatter(s, H, batch, output, w2Bias?.subarray(slot * H, (slot + 1) * H));
+        this.gatedMlp(s, H, batch, w13m, w2m, sem.activation, bias.w13?.subarray(slot * 2 * R, (slot + 1) * 2 * R));
+        this.scatter(s, H, batch, output, bias.w2?.subarray(slot * H, (slot + 1) * H));
       }
       // The shared expert: once per TP shard, from EP rank 0 only.
       if (shared && rank.req.epRank === 0) {

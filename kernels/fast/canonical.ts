@@ -10,7 +10,7 @@ import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError } from '../experts.js';
 // The fast paths check their ranks exactly as the reference does.
 export { checkRankSet } from '../moe.js';
-import { sigmoid, type RoutingResult } from '../routing.js';
+import { route, sigmoid, type RoutingResult } from '../routing.js';
 
 /** `count` stacked `rows × cols` matrices of a canonical tensor. */
 export interface StackedMatrices {
@@ -102,6 +102,37 @@ export function wholeFloats(rank: RankTensors, name: string, shape: number[]): F
   }
   if (values.length !== count) throw new CanonicalTensorError('canonical tensor byte length does not match its shape', { tensor: name, expected: count, found: values.length });
   return values;
+}
+
+/**
+ * Routing from the router's raw logits `x·routerᵀ` ([tokens, E], float32): `router.bias` is
+ * added here (in place) and `router.correction_bias` passed on, both read from `rank` where
+ * the model has them, so every fast path routes exactly as the shared routing code says.
+ */
+export function routeLogits(sem: MoeSemantics, layer: number, rank: RankTensors, logits: Float32Array, tokens: number): RoutingResult {
+  const p = `layers.${layer}.`;
+  const E = sem.experts;
+  if (rank.tensors.has(`${p}router.bias`)) {
+    const bias = wholeFloats(rank, `${p}router.bias`, [E]);
+    for (let i = 0; i < logits.length; i++) logits[i]! += bias[i % E]!;
+  }
+  const correction = rank.tensors.has(`${p}router.correction_bias`) ? wholeFloats(rank, `${p}router.correction_bias`, [E]) : undefined;
+  return route(sem, logits, tokens, correction);
+}
+
+/** A rank's expert biases where the model has them ([n, 2R] and [n, H]) for its `n` local experts of `R` rows. */
+export interface ExpertBiases {
+  w13?: Float32Array;
+  /** Only on TP rank 0: the down bias belongs to the whole output, so it is added once. */
+  w2?: Float32Array;
+}
+
+export function expertBiases(layer: number, rank: RankTensors, n: number, R: number, H: number): ExpertBiases {
+  const p = `layers.${layer}.`;
+  const b: ExpertBiases = {};
+  if (rank.tensors.has(`${p}experts.w13_bias`)) b.w13 = wholeFloats(rank, `${p}experts.w13_bias`, [n, 2 * R]);
+  if (rank.tensors.has(`${p}experts.w2_bias`) && rank.req.tpRank === 0) b.w2 = wholeFloats(rank, `${p}experts.w2_bias`, [n, H]);
+  return b;
 }
 
 /** One rank's expert (and shared-expert) weight matrices, shapes checked, not yet copied. */

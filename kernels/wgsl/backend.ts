@@ -10,10 +10,9 @@ import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { ForwardInputError } from '../moe.js';
-import { route } from '../routing.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
 import {
-  checkRankSet, expertBatches, matrixBytesF32, rankWeights, sharedBatch, tensorOf, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
+  checkRankSet, expertBatches, expertBiases, matrixBytesF32, rankWeights, routeLogits, sharedBatch, tensorOf, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
 } from '../fast/canonical.js';
 import { ACTIVATE_SHADER, COMPAT_TILING, DEFAULT_TILING, gemmShader, SCATTER_SHADER, tileCols, tileRows, type GemmTiling } from './shaders.js';
 
@@ -133,11 +132,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     let pass = encoder.beginComputePass();
     this.gemm(pass, buffer(rowTable(all.tokens, all.inputScale)), xBuf, this.matrix(router, 0, buffer), logitsBuf, tokens, E, H, buffer);
     pass.end();
-    const raw = await this.read(encoder, logitsBuf, tokens * E, buffer);
-    const bias = r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : undefined;
-    const logits = raw.map((v, i) => v + (bias?.[i % E] ?? 0));
-    const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
-    const routing = route(sem, logits, tokens, correction);
+    const logits = await this.read(encoder, logitsBuf, tokens * E, buffer);
+    const routing = routeLogits(sem, layer, r0, logits, tokens);
 
     // Round trip 2: every expert of every rank, scattered into one output.
     const widest = Math.max(...weights.map((w) => Math.max(w.w2.cols, w.shared?.w2.cols ?? 0)), 1);
@@ -161,13 +157,11 @@ export class WgslWebGpuBackend implements MoeBackend {
       const { ids, w13, w2, shared } = weights[r]!;
       const n = ids.length;
       const R = w2.cols;
-      const w13Bias = rank.tensors.has(`${p}experts.w13_bias`) ? wholeFloats(rank, `${p}experts.w13_bias`, [n, 2 * R]) : undefined;
-      // The down bias belongs to the whole output: only TP rank 0 adds it.
-      const w2Bias = rank.tensors.has(`${p}experts.w2_bias`) && rank.req.tpRank === 0 ? wholeFloats(rank, `${p}experts.w2_bias`, [n, H]) : undefined;
+      const bias = expertBiases(layer, rank, n, R, H);
       for (const batch of expertBatches(routing, ids, tokens, k)) {
         const s = batch.slot;
-        const b13 = w13Bias ? buffer(w13Bias.subarray(s * 2 * R, (s + 1) * 2 * R)) : zeros;
-        const b2 = w2Bias ? buffer(w2Bias.subarray(s * H, (s + 1) * H)) : zeros;
+        const b13 = bias.w13 ? buffer(bias.w13.subarray(s * 2 * R, (s + 1) * 2 * R)) : zeros;
+        const b2 = bias.w2 ? buffer(bias.w2.subarray(s * H, (s + 1) * H)) : zeros;
         run(batch, this.matrix(w13, s, buffer), this.matrix(w2, s, buffer), R, clamped, b13, b2);
       }
       // The shared expert: once per TP shard, from EP rank 0 only.
