@@ -13,7 +13,7 @@ import { WgslWebGpuBackend, type WgslOptions } from '../kernels/wgsl/backend.js'
 import { createGpujsBackend } from '../kernels/gpujs/backend.js';
 import { decodeFloats } from '../harness/safetensors/codecs.js';
 import { SafetensorsFile } from '../harness/safetensors/read.js';
-import { fmt, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, timeRuns, writeResult, type Timing } from './common.js';
+import { fmt, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, timeRuns, timing, writeResult, type Timing } from './common.js';
 import { firstTokens, moeProblem, writePeerInput, type ProblemSize } from './moe-problem.js';
 
 export interface KernelsOptions {
@@ -99,12 +99,13 @@ export async function runTorchPeer(input: string, o: PeerOptions): Promise<{ row
       join(REPO_DIR, 'bench', 'peers', 'torch_moe_file.py'), input, '--device', o.device, '--threads', String(o.threads),
       '--runs', String(o.runs), '--out', out, ...(o.tokens === undefined ? [] : ['--tokens', String(o.tokens)]),
     ], 30 * 60_000);
-    const j = lastJsonLine<{ ms: number; runs_ms: number[]; torch: string; gpu: string | null }>(r, 'torch peer');
-    const y = await (await SafetensorsFile.open(out)).readTensor('y');
+    const j = lastJsonLine<{ runs_ms: number[]; torch: string; gpu: string | null }>(r, 'torch peer');
+    const file = await SafetensorsFile.open(out);
+    const y = await file.readTensor('y').finally(() => file.close());
     return {
       row: {
         backend: `torch-${o.device}`, detail: `torch ${j.torch}${j.gpu ? ` on ${j.gpu}` : `, ${o.threads} threads`}`,
-        timing: { medianMs: j.ms, minMs: Math.min(...j.runs_ms), maxMs: Math.max(...j.runs_ms), runsMs: j.runs_ms },
+        timing: timing(j.runs_ms),
       },
       output: decodeFloats(y.dtype, y.bytes),
     };
