@@ -26,9 +26,6 @@ export const COMPAT_TILING: GemmTiling = { wx: 16, wy: 8, rm: 4, rn: 4, bk: 16 }
 export const tileRows = (t: GemmTiling): number => t.wy * t.rm;
 export const tileCols = (t: GemmTiling): number => t.wx * t.rn;
 
-/** Uniform of the GEMM, as u32 words in this order. */
-export const GEMM_PARAMS = ['M', 'N', 'K', 'lda', 'ldb', 'ldc'] as const;
-
 /**
  * `C[m, n] = Σ_k scale_m · A[row_m, k] · B[n, k]` for m < M, n < N, where
  * `rows[2m] = row_m` and `rows[2m+1] = bitcast<u32>(scale_m)`.
@@ -105,9 +102,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 `;
 }
 
-/** Uniform of the activation: sizes as u32, then the gpt_oss constants as f32. */
-export const ACTIVATE_PARAMS = ['M', 'R', 'clamped', 'alpha', 'limit'] as const;
-
 /**
  * `act[m, j] = f(h[m, j] + bias[j], h[m, R + j] + bias[R + j])` for the `[M, 2R]` GEMM
  * output `h`: SiLU-gated, or gpt_oss's clamped form when `clamped` is 1.
@@ -136,8 +130,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   }
 }
 `;
-
-export const SCATTER_PARAMS = ['M', 'H'] as const;
 
 /**
  * `out[token_m, c] += w_m · (y[m, c] + bias[c])` where `pairs[2m] = token_m` and
