@@ -339,8 +339,7 @@ export class SafetensorsFile {
       checkRange(info, b, e, this.path);
       total += e - b;
     }
-    // Not zero-filled: readRangesInto fills every byte or throws, and the buffer is then dropped.
-    const out = Buffer.allocUnsafe(total);
+    const out = unzeroed(total);
     this.readRangesInto(name, ranges, out);
     return out;
   }
@@ -414,6 +413,15 @@ function coalesce(ranges: ReadonlyArray<readonly [number, number]>): Array<Array
   return runs;
 }
 
+/**
+ * A plain Uint8Array of its own ArrayBuffer (offset 0, like `new Uint8Array`), not zero-filled:
+ * every caller fills every byte or throws and drops it. Zero-filling gigabytes of chunks that
+ * are overwritten at once cost time and page faults.
+ */
+function unzeroed(length: number): Uint8Array {
+  return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+}
+
 /** Node refuses a single read of 2 GiB or more. */
 const MAX_READ = 1 << 30;
 
@@ -433,8 +441,7 @@ function readInto(fd: number, file: string, into: Uint8Array, position: number):
 }
 
 function readExactly(handle: FileHandle, file: string, length: number, position: number): Uint8Array {
-  // Not zero-filled: readInto fills every byte or throws, and the buffer is then dropped.
-  const out = Buffer.allocUnsafe(length);
+  const out = unzeroed(length);
   readInto(handle.fd, file, out, position);
   return out;
 }
