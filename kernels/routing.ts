@@ -91,7 +91,7 @@ export function softmaxTopkPnorm(l: ArrayLike<number>, k: number, p: number): Sc
  * every expert outside them to 0.0: transformers uses masked_fill(..., 0.0), not -inf, so
  * a masked expert can outrank a kept one whose score is negative. Reproduced on purpose.
  */
-export function maskToBestGroups(
+function maskToBestGroups(
   c: number[], groups: number, topkGroups: number, groupScore: (members: number[]) => number,
 ): { masked: number[]; groupScores: number[] } {
   if (groups < 1 || c.length % groups !== 0 || topkGroups > groups) {

@@ -27,7 +27,7 @@ export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 
 const SHARD_PATTERN = /^model(-\d{5}-of-\d{5})?\.safetensors$/;
 
-export const shardName = (k: number, n: number): string =>
+const shardName = (k: number, n: number): string =>
   n === 1 ? SINGLE_FILE : `model-${String(k + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 
 export async function writeCheckpointDir(

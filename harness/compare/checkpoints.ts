@@ -203,7 +203,7 @@ function nextChunk(r: IteratorResult<Uint8Array>, t: PlannedTensor, at: number):
 }
 
 /** The stored tensor, file and index that element `index` of a planned tensor is read from (undefined for given bytes, the expert ids). */
-export function sourceOf(plan: LoadPlan, t: PlannedTensor, index: number): ElementSource | undefined {
+function sourceOf(plan: LoadPlan, t: PlannedTensor, index: number): ElementSource | undefined {
   const size = dtypeBits(t.dtype) / 8;
   let k = index;
   for (const piece of t.pieces) {

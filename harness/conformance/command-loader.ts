@@ -129,7 +129,7 @@ export function killRunningLoaders(): void {
 }
 
 /** Runs argv in its own process group; on timeout the whole group is killed. */
-export function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<CommandResult> {
+function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<CommandResult> {
   const maxStderr = opts.maxStderrBytes ?? 64 * 1024;
   return new Promise((resolvePromise, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {

@@ -22,7 +22,7 @@ export function uleb(n: number): number[] {
 }
 
 /** Signed LEB128 for 32-bit integers. */
-export function sleb(n: number): number[] {
+function sleb(n: number): number[] {
   const out: number[] = [];
   let v = n | 0;
   for (;;) {

@@ -9,7 +9,7 @@ import { matrixBytesF32, type StackedMatrices } from './canonical.js';
 import { FastKernelError, type GemmPool, type MatrixRef } from './gemm-pool.js';
 
 /** Copies matrix `index` of `w` into `target`. */
-export function loadMatrix(pool: GemmPool, w: StackedMatrices, index: number, target: MatrixRef): void {
+function loadMatrix(pool: GemmPool, w: StackedMatrices, index: number, target: MatrixRef): void {
   pool.writeBytes(target, matrixBytesF32(w, index));
 }
 

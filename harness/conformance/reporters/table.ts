@@ -15,7 +15,7 @@ export interface SummaryRow {
 }
 
 /** e.g. `tp=2 ep=3 round_robin`, or `-` for cases without a parallel setting. */
-export function parallelSetting(id: CaseId): string {
+function parallelSetting(id: CaseId): string {
   const parts: string[] = [];
   const tp = param(id, 'tp');
   const ep = param(id, 'ep');
