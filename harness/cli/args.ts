@@ -1,6 +1,7 @@
 // Shared argument handling for the CLI commands: node's parseArgs, with usage errors
 // turned into exit code 2 and a message instead of a stack trace.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ReportOptionError, takeReportOptions } from '../conformance/reporters/files.js';
 
 type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>>;
 
@@ -29,4 +30,19 @@ export function intOption(value: string | undefined, name: string, fallback: num
 export function listOption(value: string | undefined, fallback: string[]): string[] {
   if (value === undefined) return fallback;
   return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+/** `--report` pairs, with a malformed one as a usage error (exit 2). */
+export function reportOptions(argv: string[]): ReturnType<typeof takeReportOptions> {
+  try {
+    return takeReportOptions(argv);
+  } catch (e) {
+    if (e instanceof ReportOptionError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** Single-quotes a word for a POSIX shell when it needs it. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=,+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

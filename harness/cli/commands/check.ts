@@ -5,12 +5,12 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { intOption, listOption, parse, UsageError } from '../args.js';
+import { intOption, listOption, parse, reportOptions, shellQuote, UsageError } from '../args.js';
 import { matchesPattern, parseCasePattern } from '../../conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../conformance/command-loader.js';
 import { Expectations } from '../../conformance/expectations.js';
 import { createProgress } from '../../conformance/progress.js';
-import { ReportOptionError, takeReportOptions, writeReports, type ReportFormat } from '../../conformance/reporters/files.js';
+import { writeReports, type ReportFormat } from '../../conformance/reporters/files.js';
 import { mergeResults, readResults } from '../../conformance/reporters/json.js';
 import { terminalReport } from '../../conformance/reporters/terminal.js';
 import { isFailing } from '../../conformance/results.js';
@@ -65,16 +65,6 @@ function extractMultiWord(argv: string[]): { rest: string[]; reports: Array<[Rep
   return { rest, reports, golden, merge };
 }
 
-/** `--report` pairs, with a malformed one as a usage error (exit 2). */
-export function reportOptions(argv: string[]): ReturnType<typeof takeReportOptions> {
-  try {
-    return takeReportOptions(argv);
-  } catch (e) {
-    if (e instanceof ReportOptionError) throw new UsageError(e.message);
-    throw e;
-  }
-}
-
 function sizes(value: string | undefined, name: string): number[] | undefined {
   if (value === undefined) return undefined;
   return listOption(value, []).map((v) => intOption(v, name, 0)).filter((n) => n >= 1);
@@ -85,11 +75,6 @@ function oneOfList<T extends string>(value: string | undefined, allowed: readonl
   const items = listOption(value, []);
   for (const it of items) if (!(allowed as readonly string[]).includes(it)) throw new UsageError(`--${name}: unknown ${JSON.stringify(it)} (one of ${allowed.join(', ')})`);
   return items as T[];
-}
-
-/** Single-quotes a word for a POSIX shell when it needs it. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_./:=,+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 export async function run(argv: string[]): Promise<number> {

@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { intOption, parse, UsageError } from '../args.js';
+import { intOption, parse, reportOptions, shellQuote, UsageError } from '../args.js';
 import { Expectations } from '../../conformance/expectations.js';
 import { createProgress } from '../../conformance/progress.js';
 import { writeReports } from '../../conformance/reporters/files.js';
@@ -15,7 +15,6 @@ import { referenceLoader } from '../../loader/load.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
 import { fixturesIn, goldenCases } from '../../../properties/golden-cases.js';
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
-import { shellQuote, reportOptions } from './check.js';
 
 const USAGE = `usage: moe-conformance run [options]
 
