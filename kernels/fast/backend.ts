@@ -8,8 +8,7 @@
 import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
-import { ForwardInputError } from '../moe.js';
-import { checkRankSet, expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
+import { checkForwardInput, expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
 import { ResidentWeights } from './weights.js';
 
@@ -52,10 +51,7 @@ export class FastCpuBackend implements MoeBackend {
   }
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
-    if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * sem.hidden) {
-      throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, sem.hidden], found: x.length });
-    }
-    checkRankSet(sem, layer, ranks);
+    checkForwardInput(sem, layer, ranks, x, tokens);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (this.keepResident) this.resident.hold(weights.flatMap((w) => (w.shared ? [w.w13, w.w2, w.shared.w13, w.shared.w2] : [w.w13, w.w2])));
     const pool = this.pool;

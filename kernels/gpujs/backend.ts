@@ -7,7 +7,7 @@
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
-import { checkRankSet, matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
+import { checkForwardInput, matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { route, sigmoid } from '../routing.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
@@ -120,11 +120,8 @@ class GpujsMoeBackend implements GpujsBackend {
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<GpujsForwardResult> {
     const { hidden: H, experts: E, topK: k } = sem;
-    if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * H) {
-      throw new KernelInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, H], found: x.length });
-    }
     if (this.disposed) throw new KernelInputError(`${this.name} was disposed`, { layer });
-    checkRankSet(sem, layer, ranks);
+    checkForwardInput(sem, layer, ranks, x, tokens);
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0), ranOn: this.mode };
     const decoded = ranks.map((r) => rankF32(sem, layer, r));
 

@@ -9,10 +9,9 @@ import { createRequire } from 'node:module';
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
-import { ForwardInputError } from '../moe.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
 import {
-  checkRankSet, expertBatches, expertBiases, matrixBytesF32, rankWeights, routeLogits, sharedBatch, tensorOf, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
+  checkForwardInput, expertBatches, expertBiases, matrixBytesF32, rankWeights, routeLogits, sharedBatch, tensorOf, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
 } from '../fast/canonical.js';
 import { ACTIVATE_SHADER, COMPAT_TILING, DEFAULT_TILING, gemmShader, SCATTER_SHADER, tileCols, tileRows, type GemmTiling } from './shaders.js';
 
@@ -85,10 +84,7 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
-    if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * sem.hidden) {
-      throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, sem.hidden], found: x.length });
-    }
-    checkRankSet(sem, layer, ranks);
+    checkForwardInput(sem, layer, ranks, x, tokens);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
     const temp: GPUBuffer[] = [];
