@@ -174,15 +174,20 @@ export function rankWeights(sem: MoeSemantics, layer: number, rank: RankTensors)
   return w;
 }
 
-export function expertIds(rank: RankTensors, name: string, experts: number): Int32Array {
+function expertIds(rank: RankTensors, name: string, experts: number): Int32Array {
   const t = tensorOf(rank, name, [-1]);
   if (t.dtype !== 'I32' || t.bytes.length !== 4 * t.shape[0]!) {
     throw new CanonicalTensorError('expert ids must be a 1-D I32 tensor', { tensor: name, expected: 'I32 [E_local]', found: `${t.dtype} [${t.shape.join(', ')}]` });
   }
   const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
   const ids = Int32Array.from({ length: t.shape[0]! }, (_, i) => view.getInt32(4 * i, true));
-  if (ids.some((id, i) => id < 0 || id >= experts || ids.indexOf(id) !== i)) {
-    throw new CanonicalTensorError('expert id out of range or repeated', { tensor: name, expected: `distinct ids in 0..${experts - 1}`, found: Array.from(ids) });
+  // A set, not indexOf: the check stays linear however many ids a hostile tensor holds.
+  const seen = new Set<number>();
+  for (const id of ids) {
+    if (id < 0 || id >= experts || seen.has(id)) {
+      throw new CanonicalTensorError('expert id out of range or repeated', { tensor: name, expected: `distinct ids in 0..${experts - 1}`, found: Array.from(ids) });
+    }
+    seen.add(id);
   }
   return ids;
 }
