@@ -6,8 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WgslWebGpuBackend } from './backend.js';
 import { gemmShader } from './shaders.js';
-import { referenceForward, ForwardInputError } from '../moe.js';
+import { ForwardInputError } from '../moe.js';
 import { allRanks, randomInput, randomLayer, type LayerOptions } from '../test/synthetic.js';
+import { expectWithinReferenceBound } from '../test/against-reference.js';
 
 const skip = process.env.MOE_SKIP_WEBGPU === '1';
 let backend: WgslWebGpuBackend;
@@ -20,18 +21,8 @@ afterAll(async () => {
 
 async function expectMatchesReference(seed: number, o: LayerOptions, tokens: number, tp: number, ep: number, b = backend) {
   const layer = randomLayer(seed, o);
-  const ranks = allRanks(layer, tp, ep);
   const x = randomInput(seed + 1, tokens, o.hidden);
-  const ref = referenceForward(layer.sem, 3, ranks, x, tokens, { bound: true });
-  const got = await b.forward(layer.sem, 3, ranks, x, tokens);
-  expect(got.selected).toEqual(ref.selected);
-  for (let i = 0; i < ref.output.length; i++) {
-    const err = Math.abs(got.output[i]! - ref.output[i]!);
-    if (!(err <= ref.bounds!.strict[i]!)) {
-      throw new Error(`element ${i}: wgsl ${got.output[i]} vs reference ${ref.output[i]}, error ${err} > bound ${ref.bounds!.strict[i]}`);
-    }
-  }
-  return got;
+  return (await expectWithinReferenceBound(b, layer.sem, 3, allRanks(layer, tp, ep), x, tokens)).got;
 }
 
 describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
