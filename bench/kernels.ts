@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import type { MoeBackend } from '../kernels/backend.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { FastCpuBackend } from '../kernels/fast/backend.js';
-import { WgslWebGpuBackend, type WgslOptions } from '../kernels/wgsl/backend.js';
+import { WgslWebGpuBackend } from '../kernels/wgsl/backend.js';
 import { createGpujsBackend } from '../kernels/gpujs/backend.js';
 import { decodeFloats } from '../harness/safetensors/codecs.js';
 import { SafetensorsFile } from '../harness/safetensors/read.js';
@@ -26,8 +26,6 @@ export interface KernelsOptions {
   /** Torch device and CPU threads of the peer. */
   peerDevice: string;
   peerThreads: number;
-  /** Options for the wgsl backend (the H200 script passes its tiling). */
-  wgsl?: WgslOptions;
 }
 
 export interface Accuracy {
@@ -79,7 +77,7 @@ function candidates(o: KernelsOptions): Candidate[] {
     { name: 'gpujs-webgpu', make: () => createGpujsBackend('webgpu') },
     { name: 'fast-cpu-wasm', detail: 'resident weights', make: async () => new FastCpuBackend({ residentWeights: true }) },
     { name: 'fast-cpu-wasm-streaming', detail: 'weights copied every forward', make: async () => new FastCpuBackend() },
-    { name: 'wgsl-webgpu', detail: 'resident weights', make: () => WgslWebGpuBackend.create({ residentWeights: true, ...(o.wgsl ?? {}) }) },
+    { name: 'wgsl-webgpu', detail: 'resident weights', make: () => WgslWebGpuBackend.create({ residentWeights: true }) },
   ].filter((c) => !o.only || o.only.includes(c.name));
 }
 
