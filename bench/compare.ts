@@ -20,7 +20,7 @@ import { planLoad, tensorChunks, type LoadPlan } from '../harness/loader/load.js
 import type { LazyTensor } from '../harness/safetensors/write.js';
 import { WHOLE } from '../harness/tensor.js';
 import { writeBigCheckpoint } from './big-checkpoint.js';
-import { fmt, generateOnce, hostInfo, lastJsonLine, median, runProcess, writeResult } from './common.js';
+import { fmt, generateOnce, hostInfo, lastJsonLine, median, peakRssBytes, runProcess, warmPageCache, writeResult } from './common.js';
 
 export interface CompareBenchOptions {
   hidden: number;
@@ -107,7 +107,7 @@ export async function benchCompare(o: CompareBenchOptions, runs: number): Promis
     const row: CompareRow = { tpSize, checkpointBytes: pair.bytes, comparedBytes: 0 };
     try {
       // Read from the page cache, like the loader benchmark: warm both checkpoints first.
-      await runProcess('sh', ['-c', `cat ${JSON.stringify(pair.original)}/*.safetensors ${JSON.stringify(pair.fused)}/*.safetensors > /dev/null`], 10 * 60_000);
+      await warmPageCache([pair.original, pair.fused]);
       const results: WorkerResult[] = [];
       for (let i = 0; i < runs; i++) {
         const r = await runProcess(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), pair.original, pair.fused, String(tpSize)], 20 * 60_000);
@@ -163,8 +163,7 @@ async function worker([dirA, dirB, tp]: string[]): Promise<void> {
   const start = performance.now();
   const r = await compareCheckpoints(dirA, dirB, { tpSize, epSize: 1, epPlacement: 'linear' });
   const seconds = (performance.now() - start) / 1000;
-  // maxRSS is in KiB (getrusage).
-  console.log(JSON.stringify({ seconds, same: r.same, tensors: r.tensors, bytes: r.bytes, ranks: r.ranks, peak_rss_bytes: process.resourceUsage().maxRSS * 1024 }));
+  console.log(JSON.stringify({ seconds, same: r.same, tensors: r.tensors, bytes: r.bytes, ranks: r.ranks, peak_rss_bytes: peakRssBytes() }));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await worker(process.argv.slice(2));

@@ -6,6 +6,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { planLoad, writePlan } from '../harness/loader/load.js';
+import { peakRssBytes } from './common.js';
 
 async function main([dir, tp, out]: string[]): Promise<void> {
   const tpSize = Number(tp);
@@ -24,8 +25,7 @@ async function main([dir, tp, out]: string[]): Promise<void> {
     written += (await stat(file)).size;
   }
   const seconds = (performance.now() - start) / 1000;
-  // maxRSS is in KiB (getrusage).
-  console.log(JSON.stringify({ seconds, bytes_written: written, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, ranks: tpSize }));
+  console.log(JSON.stringify({ seconds, bytes_written: written, peak_rss_bytes: peakRssBytes(), ranks: tpSize }));
 }
 
 await main(process.argv.slice(2));

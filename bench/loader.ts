@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { LayoutName } from '../harness/layouts/registry.js';
 import { writeBigCheckpoint, type BigCheckpoint } from './big-checkpoint.js';
-import { BENCH_DIR, fmt, generateOnce, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, writeResult } from './common.js';
+import { BENCH_DIR, fmt, generateOnce, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, warmPageCache, writeResult } from './common.js';
 
 export interface LoaderOptions {
   hidden: number;
@@ -85,7 +85,7 @@ export async function benchLoader(o: LoaderOptions): Promise<{ rows: LoaderRow[]
       const peerDir = join(o.workDir, 'out-peer');
       try {
         // Both sides read the checkpoint from the page cache: warm it first.
-        await runProcess('sh', ['-c', `cat ${JSON.stringify(ck.dir)}/*.safetensors > /dev/null`], 10 * 60_000);
+        await warmPageCache([ck.dir]);
         const side = (j: { seconds: number; peak_rss_bytes: number }): SideResult => ({ seconds: j.seconds, gbPerSecond: ck.bytes / j.seconds / 1e9, peakRssBytes: j.peak_rss_bytes });
         const ours = await runProcess(process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'loader-worker.ts'), ck.dir, String(tpSize), oursDir], 20 * 60_000, { ...process.env });
         row.ours = side(lastJsonLine(ours, 'our loader'));
