@@ -7,7 +7,8 @@ import { MoeConformanceError } from '../../errors.js';
 import type { MismatchReport } from '../../compare/tolerance.js';
 import type { MoeBackend } from '../../../kernels/backend.js';
 import { backendNames, createBackends, findBackend } from '../../../kernels/backends.js';
-import { defaultGoldenRoot, discoverFixtures, LAYOUTS, runGolden, type Fixture, type GoldenLayout, type GoldenRow } from '../../../golden/golden.js';
+import { LAYOUTS, runGolden, type GoldenLayout, type GoldenRow } from '../../../golden/golden.js';
+import { fixturesIn } from '../../../properties/golden-cases.js';
 
 const USAGE = `usage: moe-conformance golden [DIR...] [--backends NAME,...] [--layouts original,fused]
 
@@ -76,8 +77,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let backends: MoeBackend[] = [];
   try {
-    const fixtures: Fixture[] = [];
-    for (const dir of positionals.length > 0 ? positionals : [defaultGoldenRoot()]) fixtures.push(...(await discoverFixtures(dir)));
+    const fixtures = await fixturesIn(positionals);
     backends = await createBackends(names);
     const rows = await runGolden({ fixtures, backends, layouts: layouts as GoldenLayout[] });
     const count = (t: string) => rows.filter((r) => r.tier === t).length;
