@@ -3,7 +3,7 @@
 // shows a bug's shape at a glance (one expert wrong, half the rows wrong, every row past
 // a TP boundary wrong, ...).
 import { countStatuses, isFailing, type CaseResult } from '../results.js';
-import { escapeXml } from './junit.js';
+import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
@@ -106,8 +106,4 @@ function colour(v: number, max: number): string {
   const t = max > 0 ? Math.abs(v) / max : 0;
   const g = Math.round(255 * (1 - t));
   return `rgb(255,${g},${g})`;
-}
-
-function esc(s: string): string {
-  return escapeXml(s);
 }
