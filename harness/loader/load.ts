@@ -1,9 +1,9 @@
 // The reference loader. It first makes a plan: every output tensor of one TP/EP rank with
 // the exact pieces of stored tensors it is made of (contiguous row runs, or a strided
 // block for transposed and interleaved layouts). The plan is then either materialised in
-// memory or streamed into one safetensors file piece by piece, so memory stays bounded by
-// the largest piece (one expert's slab of one stored tensor) whatever the checkpoint size.
-// Loading moves bytes; it never decodes floats.
+// memory or streamed into one safetensors file in chunks of at most MAX_WINDOW bytes (one
+// row at least), the writer writing one chunk while the next is read, so memory stays
+// bounded whatever the checkpoint size. Loading moves bytes; it never decodes floats.
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { detect, type LayerLayout } from '../layouts/detect.js';
 import { DtypeMismatch } from '../layouts/errors.js';
