@@ -2,6 +2,7 @@
 // turned into exit code 2 and a message instead of a stack trace.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ReportOptionError, takeReportOptions } from '../conformance/reporters/files.js';
+import { findBackend, UnknownBackend } from '../../kernels/backends.js';
 
 type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>>;
 
@@ -45,4 +46,17 @@ export function reportOptions(argv: string[]): ReturnType<typeof takeReportOptio
 /** Single-quotes a word for a POSIX shell when it needs it. */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:=,+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Kernel backend names (or aliases), each checked before any backend starts: an unknown one is a usage error. */
+export function backendOptions(names: string[]): string[] {
+  for (const name of names) {
+    try {
+      findBackend(name);
+    } catch (e) {
+      if (e instanceof UnknownBackend) throw new UsageError(e.message);
+      throw e;
+    }
+  }
+  return names;
 }

@@ -2,11 +2,11 @@
 // through the reference loader and each kernel backend, compared with transformers' record.
 // Prints one row per fixture × layout × split × backend, details for rows that are not a
 // clean pass; exit 0 when nothing fails (warnings are shown but pass), 1 otherwise.
-import { parse, listOption, UsageError } from '../args.js';
+import { backendOptions, parse, listOption, UsageError } from '../args.js';
 import { MoeConformanceError } from '../../errors.js';
 import type { MismatchReport } from '../../compare/tolerance.js';
 import type { MoeBackend } from '../../../kernels/backend.js';
-import { backendNames, createBackends, findBackend } from '../../../kernels/backends.js';
+import { backendNames, createBackends } from '../../../kernels/backends.js';
 import { LAYOUTS, runGolden, type GoldenLayout, type GoldenRow } from '../../../golden/golden.js';
 import { fixturesIn } from '../../../properties/golden-cases.js';
 
@@ -65,15 +65,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const layouts = listOption(values.layouts, [...LAYOUTS]);
   for (const l of layouts) if (!(LAYOUTS as readonly string[]).includes(l)) throw new UsageError(`--layouts takes ${LAYOUTS.join(',')}, got ${JSON.stringify(l)}`);
-  const names = listOption(values.backends, backendNames());
+  const names = backendOptions(listOption(values.backends, backendNames()));
   if (names.length === 0) throw new UsageError('--backends needs at least one backend');
-  for (const n of names) {
-    try {
-      findBackend(n);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  }
 
   let backends: MoeBackend[] = [];
   try {

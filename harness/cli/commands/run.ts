@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { intOption, parse, reportOptions, shellQuote, UsageError } from '../args.js';
+import { backendOptions, intOption, parse, reportOptions, shellQuote } from '../args.js';
 import { Expectations } from '../../conformance/expectations.js';
 import { createProgress } from '../../conformance/progress.js';
 import { writeReports } from '../../conformance/reporters/files.js';
@@ -48,9 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  const backendName = values.backend ?? 'reference-f64';
-  if (!backendNames().includes(backendName) && backendName !== 'reference') throw new UsageError(`--backend: unknown ${JSON.stringify(backendName)} (one of ${backendNames().join(', ')})`);
-  const [forward] = await createBackends([backendName]);
+  const [forward] = await createBackends(backendOptions([values.backend ?? 'reference-f64']));
   const seed = intOption(values.seed, 'seed', Number(process.env.FC_SEED ?? 42));
   const expectations = values.expectations ? await Expectations.read(values.expectations) : undefined;
   const shard = values.shard ? parseShard(values.shard) : undefined;
