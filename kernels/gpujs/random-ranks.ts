@@ -1,5 +1,5 @@
 // Seeded random canonical tensors of one MoE layer, rank by rank, for checking a backend
-// against the reference (tests) and for timing it (bench). Each rank's experts are drawn
+// against the reference (the gpu.js tests). Each rank's experts are drawn
 // on their own: both forwards read the same rank tensors, so they need not reassemble
 // into one model. Router and shared-gate tensors are the same on every rank, as the
 // protocol says.
