@@ -12,8 +12,6 @@ Layouts: per-expert `experts.<e>.{w1,w3,w2}.weight` (mixtral original) or
 `experts.down_proj` [E,H,I]; router `gate.weight` or `router.weight`.
 
     .venv/bin/python bench/python/load_cut.py --checkpoint golden/hf/mixtral-f32/original --tp-size 2 --out /tmp/cut
-    # a checkpoint big enough to time (mixtral layout, written with torch):
-    .venv/bin/python bench/python/load_cut.py --synthesize /tmp/big --layers 2 --hidden 1024 --intermediate 2816 --dtype bf16
 """
 
 from __future__ import annotations
@@ -120,45 +118,14 @@ def rank_rows(inter: int, tp_size: int, r: int) -> slice:
     return slice(r * part, (r + 1) * part)
 
 
-def synthesize(folder: Path, layers: int, hidden: int, inter: int, experts: int, dtype: torch.dtype) -> None:
-    """A mixtral-layout checkpoint (original per-expert names, one shard per layer plus an index) of random experts."""
-    gen = torch.Generator().manual_seed(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    weight_map: dict[str, str] = {}
-    for layer in range(layers):
-        pre = f"model.layers.{layer}.block_sparse_moe."
-        tensors = {pre + "gate.weight": torch.randn(experts, hidden, generator=gen).to(dtype)}
-        for e in range(experts):
-            tensors[f"{pre}experts.{e}.w1.weight"] = torch.randn(inter, hidden, generator=gen).to(dtype)
-            tensors[f"{pre}experts.{e}.w3.weight"] = torch.randn(inter, hidden, generator=gen).to(dtype)
-            tensors[f"{pre}experts.{e}.w2.weight"] = torch.randn(hidden, inter, generator=gen).to(dtype)
-        file = f"model-{layer + 1:05d}-of-{layers:05d}.safetensors"
-        save_file(tensors, str(folder / file), metadata={"format": "pt"})
-        weight_map.update({name: file for name in tensors})
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    config = {"model_type": "mixtral", "hidden_size": hidden, "intermediate_size": inter,
-              "num_local_experts": experts, "num_experts_per_tok": 2, "num_hidden_layers": layers}
-    (folder / "config.json").write_text(json.dumps(config, indent=1))
-
-
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path)
     p.add_argument("--tp-size", type=int, default=2)
     p.add_argument("--out", type=Path)
-    p.add_argument("--synthesize", type=Path, help="write a synthetic mixtral checkpoint here and exit")
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=1024)
-    p.add_argument("--intermediate", type=int, default=2816)
-    p.add_argument("--experts", type=int, default=8)
-    p.add_argument("--dtype", choices=["f32", "bf16"], default="bf16")
     a = p.parse_args(argv)
-    if a.synthesize is not None:
-        dtype = torch.float32 if a.dtype == "f32" else torch.bfloat16
-        synthesize(a.synthesize, a.layers, a.hidden, a.intermediate, a.experts, dtype)
-        return 0
     if a.checkpoint is None or a.out is None:
-        p.error("--checkpoint and --out are required (or --synthesize)")
+        p.error("--checkpoint and --out are required")
     start = time.perf_counter()
     try:
         result = cut_all_ranks(a.checkpoint, a.tp_size, a.out)
