@@ -10,10 +10,9 @@ import { matchesPattern, parseCasePattern } from '../../conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../conformance/command-loader.js';
 import { Expectations } from '../../conformance/expectations.js';
 import { createProgress } from '../../conformance/progress.js';
-import { writeReports, type ReportFormat } from '../../conformance/reporters/files.js';
+import type { ReportFormat } from '../../conformance/reporters/files.js';
 import { mergeResults, readResults } from '../../conformance/reporters/json.js';
-import { terminalReport } from '../../conformance/reporters/terminal.js';
-import { isFailing } from '../../conformance/results.js';
+import { reportResults } from '../report-results.js';
 import { parseShard, runCases, type ConformanceCase } from '../../conformance/runner.js';
 import { fixturesIn, goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
@@ -102,10 +101,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (merge.length) {
     const sets = await Promise.all(merge.map(async (file) => ({ file, results: await readResults(file) })));
-    const results = mergeResults(sets);
-    await writeReports(results, reports);
-    process.stdout.write(terminalReport(results));
-    return results.some((r) => isFailing(r.status)) ? 1 : 0;
+    return reportResults(mergeResults(sets), reports);
   }
   if (values.loader === undefined) throw new UsageError('--loader "CMD ARGS" is required (or --merge)');
   const loaderCommand = values.loader;
@@ -168,10 +164,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(shard && { shard }),
       progress: createProgress(process.stderr),
     });
-    await writeReports(results, reports);
-    process.stdout.write(terminalReport(results));
-    for (const line of expectations?.unused() ?? []) process.stderr.write(`warning: ${line}\n`);
-    return results.some((r) => isFailing(r.status)) ? 1 : 0;
+    return await reportResults(results, reports, { ...(expectations && { expectations }) });
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);

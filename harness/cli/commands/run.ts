@@ -7,9 +7,7 @@ import { join } from 'node:path';
 import { backendOptions, intOption, parse, reportOptions, shellQuote } from '../args.js';
 import { Expectations } from '../../conformance/expectations.js';
 import { createProgress } from '../../conformance/progress.js';
-import { writeReports } from '../../conformance/reporters/files.js';
-import { terminalReport } from '../../conformance/reporters/terminal.js';
-import { isFailing } from '../../conformance/results.js';
+import { reportResults } from '../report-results.js';
 import { parseShard, runCases } from '../../conformance/runner.js';
 import { referenceLoader } from '../../loader/load.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
@@ -68,11 +66,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(shard && { shard }),
       progress: createProgress(process.stderr),
     });
-    await writeReports(results, reports);
-    process.stdout.write(`loader: reference (in process); kernel backend ${forward!.name}: ${forward!.describe?.() ?? 'no description'}\n`);
-    process.stdout.write(terminalReport(results));
-    for (const line of expectations?.unused() ?? []) process.stderr.write(`warning: ${line}\n`);
-    return results.some((r) => isFailing(r.status)) ? 1 : 0;
+    const preface = `loader: reference (in process); kernel backend ${forward!.name}: ${forward!.describe?.() ?? 'no description'}\n`;
+    return await reportResults(results, reports, { preface, ...(expectations && { expectations }) });
   } finally {
     await forward!.dispose?.();
     await rm(workDir, { recursive: true, force: true });
