@@ -7,7 +7,8 @@ import type { DType } from '../safetensors/dtypes.js';
 import type { ModelConfig } from '../checkpoint/config.js';
 import { ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnrecognisedTensor } from './errors.js';
 import { EXPERT_PARTS, partViews, type PartName, type PartView } from './ops.js';
-import { entryFor, LAYOUT_NAMES, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from './registry.js';
+import { LAYOUT_NAMES, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from './registry.js';
+import { moeLayoutsOf } from '../quant/layout.js';
 
 /** What detection needs from a checkpoint: CheckpointDir provides it. */
 export interface TensorDirectory {
@@ -98,8 +99,7 @@ export function moduleOf(layout: ModuleLayout, layer: number): string {
 
 /** Detect the model type and the layout of every MoE layer, refusing what cannot be loaded. */
 export function detect(dir: TensorDirectory): Detected {
-  const entry = entryFor(dir.config.modelType);
-  const dims = entry.dims(dir.config);
+  const { entry, dims, layouts } = moeLayoutsOf(dir.config);
   const byLayer = groupByLayer(dir.tensorNames(), entry);
   const moe = new Set(dims.moeLayers);
   for (const [layer, names] of byLayer) {
@@ -111,16 +111,16 @@ export function detect(dir: TensorDirectory): Detected {
       throw new UnrecognisedTensor('expert tensors in a layer that config.json makes dense', { layer, tensor: stray, file: dir.info(stray).file });
     }
   }
-  const layers = dims.moeLayers.map((layer) => detectLayer(dir, entry, dims, layer, byLayer.get(layer) ?? []));
+  const layers = dims.moeLayers.map((layer) => detectLayer(dir, entry.modelType, layouts, dims, layer, byLayer.get(layer) ?? []));
   return { modelType: dir.config.modelType, entry, dims, layers };
 }
 
 // Per-expert keys are matched, never enumerated up front: a hostile expert count in
 // config.json costs nothing until tensors are checked, and the first missing one stops it.
-function detectLayer(dir: TensorDirectory, entry: ModelEntry, d: MoeDims, layer: number, present: string[]): LayerLayout {
-  const original = compile(entry.layouts.original, layer, d);
-  const fused = compile(entry.layouts.fused, layer, d);
-  const layoutsIdentical = entry.layouts.original === entry.layouts.fused;
+function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<LayoutName, ModuleLayout>, d: MoeDims, layer: number, present: string[]): LayerLayout {
+  const original = compile(layouts.original, layer, d);
+  const fused = compile(layouts.fused, layer, d);
+  const layoutsIdentical = layouts.original === layouts.fused;
 
   const onlyOriginal: string[] = [];
   const onlyFused: string[] = [];
@@ -167,7 +167,7 @@ function detectLayer(dir: TensorDirectory, entry: ModelEntry, d: MoeDims, layer:
       const perExpert = EXPERT_PARTS.has(part);
       const found = locations.get(locationKey(part, perExpert ? expert : null)) ?? (perExpert ? locations.get(locationKey(part, null)) : undefined);
       // The registry guarantees every part a layout needs; a miss here is a registry bug.
-      if (!found) throw new Error(`layout ${layout} of ${entry.modelType} does not store part ${part}`);
+      if (!found) throw new Error(`layout ${layout} of ${modelType} does not store part ${part}`);
       return found;
     },
   };

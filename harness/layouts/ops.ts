@@ -5,6 +5,8 @@
 // the inverse of every operation (chunk for concat, split for stack, de-interleave for
 // interleave, ...) is the same data read the other way: a loader and a writer cannot
 // disagree about a layout because there is only one description of it.
+import { MX_BLOCK } from '../quant/mxfp4.js';
+import type { QuantScheme } from '../quant/scheme.js';
 
 /** The logical pieces of one MoE layer, in the model's own `[out, in]` orientation. */
 export type PartName =
@@ -20,9 +22,14 @@ export type PartName =
   | 'shared_gate_proj' // [Is, H]
   | 'shared_up_proj' // [Is, H]
   | 'shared_down_proj' // [H, Is]
-  | 'shared_gate'; // [1, H]
+  | 'shared_gate' // [1, H]
+  // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
+  // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
+  | 'gate_scale'
+  | 'up_scale'
+  | 'down_scale';
 
-export const EXPERT_PARTS: ReadonlySet<PartName> = new Set(['gate', 'up', 'down', 'gate_bias', 'up_bias', 'down_bias']);
+export const EXPERT_PARTS: ReadonlySet<PartName> = new Set(['gate', 'up', 'down', 'gate_bias', 'up_bias', 'down_bias', 'gate_scale', 'up_scale', 'down_scale']);
 
 /** The sizes that fix every part's shape. */
 export interface PartSizes {
@@ -30,15 +37,19 @@ export interface PartSizes {
   hidden: number;
   intermediate: number;
   sharedIntermediate: number;
+  /** How the expert projections are quantized; absent for float checkpoints. */
+  quant?: QuantScheme;
 }
 
 export function partShape(part: PartName, s: PartSizes): number[] {
   switch (part) {
     case 'gate':
     case 'up':
-      return [s.intermediate, s.hidden];
     case 'down':
-      return [s.hidden, s.intermediate];
+    case 'gate_scale':
+    case 'up_scale':
+    case 'down_scale':
+      return expertPartShape(part, s);
     case 'gate_bias':
     case 'up_bias':
       return [s.intermediate];
@@ -57,6 +68,22 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'shared_gate':
       return [1, s.hidden];
   }
+}
+
+/**
+ * Expert projections and their scales. MXFP4 packs two values per byte, so its gate/up/down
+ * parts are byte matrices of half the columns; the 32-element blocks are split off by
+ * `splitLast` in the stored tensor.
+ */
+function expertPartShape(part: 'gate' | 'up' | 'down' | 'gate_scale' | 'up_scale' | 'down_scale', s: PartSizes): number[] {
+  const [rows, cols] = part === 'down' || part === 'down_scale' ? [s.hidden, s.intermediate] : [s.intermediate, s.hidden];
+  const q = s.quant;
+  const scale = part.endsWith('_scale');
+  if (!scale) return q?.method === 'mxfp4' ? [rows, cols / 2] : [rows, cols];
+  // A layout that names a scale part without a quantization scheme is a registry bug.
+  if (q === undefined) throw new Error(`part ${part} needs a quantization scheme`);
+  if (q.method === 'mxfp4') return [rows, cols / MX_BLOCK];
+  return [Math.ceil(rows / q.block.rows), Math.ceil(cols / q.block.cols)];
 }
 
 /** One output coordinate as an affine function of the part's own indices and the expert id. */
@@ -170,6 +197,23 @@ export function flattenLeading(inner: Op): Op {
         const [c0, c1, ...others] = p.coords;
         return { part: p.part, coords: [combine(c0!, d1!, c1!), ...others] };
       }),
+    };
+  };
+}
+
+/**
+ * Split the last axis into `[n / size, size]` (MXFP4's `[..., G, 16]` bytes). Offsets are
+ * unchanged: the last axis keeps stride 1 and the part's column index, the new axis gets
+ * coordinate 0 (inverse: merge the two axes).
+ */
+export function splitLast(inner: Op, size: number): Op {
+  return (s) => {
+    const x = inner(s);
+    const n = x.shape[x.shape.length - 1]!;
+    if (n % size !== 0) throw new Error(`splitLast: ${n} is not a multiple of ${size}`);
+    return {
+      shape: [...x.shape.slice(0, -1), n / size, size],
+      placements: x.placements.map((p) => ({ part: p.part, coords: [...p.coords.slice(0, -1), { constant: 0, perIndex: zeros(p), perExpert: 0 }, p.coords[p.coords.length - 1]!] })),
     };
   };
 }

@@ -8,6 +8,7 @@
 import type { ModelConfig } from '../checkpoint/config.js';
 import type { ExpertActivation, MoeSemantics, Routing } from './semantics.js';
 import { LayoutConfigError, UnknownModelType } from './errors.js';
+import { quantSchemeOf } from '../quant/scheme.js';
 import {
   concat,
   flattenLeading,
@@ -515,6 +516,7 @@ export function entryFor(modelType: string): ModelEntry {
 export function semanticsOf(c: ModelConfig): MoeSemantics {
   const entry = entryFor(c.modelType);
   const d = entry.dims(c);
+  const scheme = quantSchemeOf(c.raw, c.file);
   return {
     modelType: c.modelType,
     experts: d.experts,
@@ -526,5 +528,6 @@ export function semanticsOf(c: ModelConfig): MoeSemantics {
     activation: entry.activation(c),
     sharedGate: d.features.sharedGate,
     moeLayers: d.moeLayers,
+    ...(scheme ? { quant: scheme } : {}),
   };
 }

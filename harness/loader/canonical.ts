@@ -6,6 +6,7 @@ import type { PartName } from '../layouts/ops.js';
 import type { MoeDims } from '../layouts/registry.js';
 import type { ParallelRequest } from '../tensor.js';
 import { expertsOf, tpSlice } from './cut.js';
+import { quantizedSpecs } from '../quant/canonical.js';
 
 /** A rectangle of one part (rows × cols of a 2-D part; a 1-D part is one row). */
 export interface PartSlice {
@@ -105,7 +106,7 @@ export function canonicalSpecs(layer: number, d: MoeDims, req: ParallelRequest):
   if (f.sharedGate) {
     specs.push({ name: canonicalName(layer, 'shared.gate'), shape: [1, H], slices: [{ part: 'shared_gate', expert: null, rows: row, cols: whole(H) }] });
   }
-  return specs;
+  return quantizedSpecs(specs, layer, d, req, ids);
 }
 
 export function elementCount(shape: number[]): number {

@@ -2,6 +2,8 @@
 // and which experts one rank holds. Pure arithmetic, checked before anything is read.
 import type { EpPlacement, ParallelRequest } from '../tensor.js';
 import { InvalidParallelRequest } from './errors.js';
+import { checkMxfp4Tp } from '../quant/mxfp4.js';
+import type { QuantScheme } from '../quant/scheme.js';
 
 export const EP_PLACEMENTS: readonly EpPlacement[] = ['linear', 'round_robin'];
 
@@ -10,6 +12,7 @@ export interface CutSizes {
   experts: number;
   intermediate: number;
   sharedIntermediate: number;
+  quant?: QuantScheme;
 }
 
 /** Refuse a request that no loader can serve correctly for these sizes. */
@@ -40,6 +43,7 @@ export function checkRequest(req: ParallelRequest, s: CutSizes): void {
       found: `T = ${req.tpSize}`,
     });
   }
+  if (s.quant?.method === 'mxfp4') checkMxfp4Tp(s.intermediate, req.tpSize);
   if (s.sharedIntermediate % req.tpSize !== 0) {
     throw new InvalidParallelRequest('the shared-expert intermediate size does not divide by the TP size', {
       expected: `Is % T == 0 (Is = ${s.sharedIntermediate})`,

@@ -1,7 +1,8 @@
-// The quantized golden fixtures (golden/hf-quant) against harness/quant: each TP/EP rank's
-// quantized canonical tensors are derived here independently of the loader (straight from
-// the stored tensors, by index lists), dequantized by dequantizeCanonical, and the summed
-// reference forward is compared with transformers' output under the float32 bounds.
+// The quantized golden fixtures (golden/hf-quant) against harness/quant and the reference
+// loader: each TP/EP rank's quantized canonical tensors are derived here independently of
+// the loader (straight from the stored tensors, by index lists) and must equal the
+// loader's bit for bit; dequantized by dequantizeCanonical, the summed reference forward
+// is compared with transformers' output under the float32 bounds.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CheckpointDir } from '../checkpoint/directory.js';
@@ -17,6 +18,8 @@ import type { RankTensors } from '../../kernels/backend.js';
 import { referenceBackend, referenceForward } from '../../kernels/moe.js';
 import { compareToBounds } from '../compare/tolerance.js';
 import { compareLayer, discoverFixtures, readGolden, type Fixture } from '../../golden/golden.js';
+import { assertBitIdentical } from '../compare/bits.js';
+import { loadCanonical } from '../loader/load.js';
 import { dequantizeCanonical } from './dequantize.js';
 import { checkMxfp4Tp, MX_BLOCK } from './mxfp4.js';
 import { quantSchemeOf, type QuantScheme } from './scheme.js';
@@ -183,7 +186,7 @@ describe('quantized golden fixtures', () => {
 
   for (const fixture of fixtures) {
     for (const { layout, dir: path } of fixture.layouts) {
-      it(`${fixture.name} ${layout}: every split, dequantized rank by rank, sums to transformers' output`, async () => {
+      it(`${fixture.name} ${layout}: every split loads as derived, and dequantized rank by rank sums to transformers' output`, async () => {
         const dir = await CheckpointDir.open(path);
         try {
           const sem = semanticsOf(dir.config);
@@ -193,7 +196,11 @@ describe('quantized golden fixtures', () => {
             for (const split of SPLITS[scheme.method]) {
               const ranks: RankTensors[] = [];
               for (const req of requests(split)) {
-                ranks.push({ req, tensors: dequantizeCanonical(await quantizedRank(src, golden.layer, req), scheme, req) });
+                const derived = await quantizedRank(src, golden.layer, req);
+                // The reference loader gives the same quantized tensors, bit for bit.
+                const loaded = new Map([...(await loadCanonical(path, req))].filter(([n]) => n.startsWith(`layers.${golden.layer}.`)));
+                assertBitIdentical(derived, loaded);
+                ranks.push({ req, tensors: dequantizeCanonical(derived, scheme, req) });
               }
               const reference = referenceForward(sem, golden.layer, ranks, golden.input, golden.tokens, { bound: true });
               const cmp = await compareLayer(sem, ranks, golden, referenceBackend, reference);

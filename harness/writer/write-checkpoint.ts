@@ -6,7 +6,8 @@ import { writeCheckpointDir, type ShardPlan } from '../checkpoint/write.js';
 import type { ModelConfig } from '../checkpoint/config.js';
 import { expandLayout } from '../layouts/detect.js';
 import { blockOf, EXPERT_PARTS, scatter, type PartName } from '../layouts/ops.js';
-import { entryFor, type LayoutName, type MoeDims } from '../layouts/registry.js';
+import type { LayoutName, MoeDims } from '../layouts/registry.js';
+import { moeLayoutsOf } from '../quant/layout.js';
 import { canonicalName, canonicalSpecs, elementCount } from '../loader/canonical.js';
 import { dtypeBits, type DType } from '../safetensors/dtypes.js';
 import type { TensorSource } from '../safetensors/write.js';
@@ -27,12 +28,11 @@ export interface MoeWriteRequest {
 
 /** The stored MoE tensors for whole canonical weights, in the layout's order. */
 export function storedTensors(req: Pick<MoeWriteRequest, 'config' | 'layout' | 'canonical'>): Map<string, Tensor> {
-  const entry = entryFor(req.config.modelType);
-  const dims = entry.dims(req.config);
+  const { dims, layouts } = moeLayoutsOf(req.config);
   const out = new Map<string, Tensor>();
   for (const layer of dims.moeLayers) {
     const parts = partsOf(req.canonical, dims, layer);
-    for (const stored of expandLayout(entry.layouts[req.layout], layer, dims)) {
+    for (const stored of expandLayout(layouts[req.layout], layer, dims)) {
       const v0 = stored.views[0]!;
       const first = parts.get(v0.part, EXPERT_PARTS.has(v0.part) ? (stored.expert ?? 0) : null);
       const elemBytes = dtypeBits(first.dtype) / 8;

@@ -1,0 +1,115 @@
+// Generated quantized checkpoints: random whole quantized canonical weights written by the
+// writer in both layouts and loaded back by the reference loader, whole and per rank.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ModelConfig } from '../checkpoint/config.js';
+import { assertBitIdentical } from '../compare/bits.js';
+import { MissingTensor, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
+import { writeCheckpointDir } from '../checkpoint/write.js';
+import { InvalidParallelRequest } from '../loader/errors.js';
+import { loadCanonical } from '../loader/load.js';
+import { WHOLE, type ParallelRequest } from '../tensor.js';
+import { buildConfig, type ModelSizes } from '../writer/config.js';
+import { storedTensors, writeMoeCheckpoint } from '../writer/write-checkpoint.js';
+import { dequantizeCanonical } from './dequantize.js';
+import { QuantConfigError } from './errors.js';
+import { moeLayoutsOf } from './layout.js';
+import { randomQuantizedCanonical } from './random.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'moe-quant-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const seed = Number(process.env.FC_SEED ?? 42);
+let n = 0;
+const fresh = () => join(scratch, String(n++));
+
+function configOf(sizes: ModelSizes, quant: Record<string, unknown>): ModelConfig {
+  return new ModelConfig({ ...buildConfig(sizes, 'bfloat16'), quantization_config: quant });
+}
+
+// Rectangular 4x6 FP8 blocks over H = 20, I = 12: every axis ends in a partial block, and
+// TP 2 and 3 (6 and 4 rows per rank) start ranks inside blocks.
+const FP8 = { quant_method: 'fp8', weight_block_size: [4, 6] };
+const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: number[] }> = [
+  { sizes: { modelType: 'qwen3_moe', experts: 5, hidden: 20, intermediate: 12, topK: 2, layers: 2 }, quant: FP8, tp: [2, 3] },
+  { sizes: { modelType: 'mixtral', experts: 3, hidden: 20, intermediate: 12, topK: 2, layers: 1 }, quant: FP8, tp: [3] },
+  { sizes: { modelType: 'deepseek_v3', experts: 4, hidden: 20, intermediate: 12, sharedIntermediate: 24, topK: 2, layers: 1 }, quant: FP8, tp: [2] },
+  { sizes: { modelType: 'gpt_oss', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 2 }, quant: { quant_method: 'mxfp4' }, tp: [2] },
+];
+
+describe('quantized checkpoints through the writer and the reference loader', () => {
+  for (const { sizes, quant, tp } of CASES) {
+    it(`${sizes.modelType} ${quant.quant_method}: both layouts load back whole and per TP rank, identically`, async () => {
+      const config = configOf(sizes, quant);
+      const { dims, scheme } = moeLayoutsOf(config);
+      const canonical = randomQuantizedCanonical(dims, scheme!, seed);
+      const dirs = { original: fresh(), fused: fresh() };
+      for (const layout of ['original', 'fused'] as const) {
+        await writeMoeCheckpoint(dirs[layout], { config, layout, canonical });
+        assertBitIdentical(canonical, await loadCanonical(dirs[layout], WHOLE));
+      }
+      for (const tpSize of tp) {
+        for (let tpRank = 0; tpRank < tpSize; tpRank++) {
+          const req: ParallelRequest = { tpSize, tpRank, epSize: 2, epRank: tpRank % 2, epPlacement: 'round_robin' };
+          const a = await loadCanonical(dirs.original, req);
+          assertBitIdentical(a, await loadCanonical(dirs.fused, req));
+          // Each rank's dequantized rows are the whole dequantized weights' rows.
+          const whole = dequantizeCanonical(canonical, scheme!, WHOLE);
+          const mine = dequantizeCanonical(a, scheme!, req);
+          const w13 = mine.get('layers.0.experts.w13')!;
+          const all = whole.get('layers.0.experts.w13')!;
+          const ids = [...new Int32Array(a.get('layers.0.experts.ids')!.bytes.slice().buffer)];
+          const [I, H] = [dims.intermediate, dims.hidden];
+          const Ir = I / tpSize;
+          const f = (t: { bytes: Uint8Array }) => new Float32Array(t.bytes.slice().buffer);
+          const got = f(w13);
+          const want = f(all);
+          ids.forEach((e, slot) => {
+            for (let half = 0; half < 2; half++) {
+              for (let i = 0; i < Ir; i++) {
+                const from = (e * 2 * I + half * I + tpRank * Ir + i) * H;
+                const to = (slot * 2 * Ir + half * Ir + i) * H;
+                expect(Array.from(got.subarray(to, to + H))).toEqual(Array.from(want.subarray(from, from + H)));
+              }
+            }
+          });
+        }
+      }
+    });
+  }
+
+  it('refuses a quantized checkpoint whose scale tensor is missing or of the wrong shape', async () => {
+    const config = configOf(CASES[0]!.sizes, FP8);
+    const { dims, scheme } = moeLayoutsOf(config);
+    const stored = storedTensors({ config, layout: 'original', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+    const key = 'model.layers.1.mlp.experts.4.down_proj.weight_scale_inv';
+    expect(stored.get(key)!.shape).toEqual([5, 2]); // ceil(20/4), ceil(12/6)
+    const without = new Map(stored);
+    without.delete(key);
+    const wrong = new Map(stored).set(key, { dtype: 'F32', shape: [5, 3], bytes: new Uint8Array(60) });
+    for (const [tensors, error] of [[without, MissingTensor], [wrong, ShapeMismatch]] as const) {
+      const dir = fresh();
+      await writeCheckpointDir(dir, config.raw, [...tensors]);
+      await expect(loadCanonical(dir, WHOLE)).rejects.toThrow(error);
+    }
+  });
+
+  it('refuses what the formats cannot hold: MXFP4 TP splitting blocks, MXFP4 outside gpt_oss or off 32, FP8 shared-expert scales', async () => {
+    const mx = configOf({ modelType: 'gpt_oss', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' });
+    const dir = fresh();
+    const { dims, scheme } = moeLayoutsOf(mx);
+    await writeMoeCheckpoint(dir, { config: mx, layout: 'original', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+    await expect(loadCanonical(dir, { tpSize: 4, tpRank: 0, epSize: 1, epRank: 0, epPlacement: 'linear' })).rejects.toThrow(InvalidParallelRequest);
+    expect(() => moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(QuantConfigError);
+    expect(() => moeLayoutsOf(configOf({ modelType: 'gpt_oss', experts: 2, hidden: 48, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(ShapeMismatch);
+    // A DeepSeek checkpoint whose shared expert carries FP8 scales: refused, not read unscaled.
+    const ds = configOf({ modelType: 'deepseek_v3', experts: 2, hidden: 20, intermediate: 12, sharedIntermediate: 12, topK: 1, layers: 1 }, FP8);
+    const dsDims = moeLayoutsOf(ds);
+    const dsDir = fresh();
+    const extra = new Map([['model.layers.0.mlp.shared_experts.gate_proj.weight_scale_inv', { dtype: 'F32' as const, shape: [3, 4], bytes: new Uint8Array(48) }]]);
+    await writeMoeCheckpoint(dsDir, { config: ds, layout: 'original', canonical: randomQuantizedCanonical(dsDims.dims, dsDims.scheme!, seed), extra });
+    await expect(loadCanonical(dsDir, WHOLE)).rejects.toThrow(UnrecognisedTensor);
+  });
+});
