@@ -3,6 +3,7 @@
 // ranks are loaded, each backend's forward of every MoE layer is compared with the
 // recorded `moe.L.output` (and `moe.L.router_logits` where recorded) under the float32
 // bounds of harness/compare/tolerance.ts.
+import { mxfp4TpFits } from '../harness/quant/mxfp4.js';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -117,9 +118,10 @@ export const DEFAULT_SPLITS: readonly Split[] = [
   { tp: 4, ep: 2, placement: 'linear' },
 ];
 
-/** A split the protocol allows for this model: TP divides I and Is, EP at most E. */
+/** A split the protocol allows for this model: TP divides I and Is (MXFP4: in whole blocks), EP at most E. */
 export function splitAllowed(sem: MoeSemantics, s: Split): boolean {
-  return sem.intermediate % s.tp === 0 && sem.sharedIntermediate % s.tp === 0 && s.ep <= sem.experts;
+  const blocks = sem.quant?.method !== 'mxfp4' || mxfp4TpFits(sem.intermediate, s.tp);
+  return sem.intermediate % s.tp === 0 && sem.sharedIntermediate % s.tp === 0 && s.ep <= sem.experts && blocks;
 }
 
 export interface LayerComparison {

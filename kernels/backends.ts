@@ -4,6 +4,7 @@
 import type { MoeBackend } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { referenceBackend } from './moe.js';
+import { dequantizeRanks } from '../harness/quant/dequantize.js';
 
 export interface BackendEntry {
   name: string;
@@ -37,6 +38,20 @@ export function findBackend(name: string): BackendEntry {
 export async function createBackends(names: string[]): Promise<MoeBackend[]> {
   const entries = names.map(findBackend);
   const created: MoeBackend[] = [];
-  for (const e of entries) created.push(await e.create());
+  for (const e of entries) {
+    const b = await e.create();
+    // The reference dequantizes in referenceForward itself, and callers know it by identity.
+    created.push(b === referenceBackend ? b : dequantizing(b));
+  }
   return created;
+}
+
+/** A backend that runs quantized ranks (spec §4) on their dequantized tensors; float ranks pass unchanged. */
+function dequantizing(b: MoeBackend): MoeBackend {
+  return {
+    name: b.name,
+    forward: (sem, layer, ranks, x, tokens) => b.forward(sem, layer, dequantizeRanks(sem.quant, ranks), x, tokens),
+    ...(b.describe ? { describe: () => b.describe!() } : {}),
+    ...(b.dispose ? { dispose: () => b.dispose!() } : {}),
+  };
 }

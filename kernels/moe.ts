@@ -7,6 +7,7 @@ import type { MoeSemantics } from '../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
+import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { route, sigmoid, type RoutingResult } from './routing.js';
 
@@ -118,6 +119,7 @@ export function referenceForward(
     throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, H], found: x.length });
   }
   checkRankSet(sem, layer, ranks);
+  ranks = dequantizeRanks(sem.quant, ranks);
   const decoded: RankWeights[] = ranks.map((r) => decodeRank(sem, layer, r));
   const tpSize = ranks[0]!.req.tpSize;
   for (const r of decoded) {
