@@ -3,19 +3,25 @@
 import { intOption, parse, UsageError } from '../args.js';
 import { ModelConfig } from '../../checkpoint/config.js';
 import { MoeConformanceError } from '../../errors.js';
-import { entryFor, LAYOUT_NAMES, MODEL_TYPES, type LayoutName } from '../../layouts/registry.js';
+import { LAYOUT_NAMES, MODEL_TYPES, type LayoutName } from '../../layouts/registry.js';
 import { buildConfig, type ConfigDtype } from '../../writer/config.js';
 import { randomCanonical } from '../../writer/random.js';
+import { moeLayoutsOf } from '../../quant/layout.js';
+import { randomQuantizedCanonical } from '../../quant/random.js';
+import { quantizationConfig, type QuantScheme } from '../../quant/scheme.js';
 import { writeMoeCheckpoint } from '../../writer/write-checkpoint.js';
 import type { DType } from '../../safetensors/dtypes.js';
 
-const DTYPES: Record<string, { dtype: DType; config: ConfigDtype }> = {
+const DTYPES: Record<string, { dtype: DType; config: ConfigDtype; quant?: QuantScheme['method'] }> = {
   f32: { dtype: 'F32', config: 'float32' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
   f16: { dtype: 'F16', config: 'float16' },
+  // Quantized routed experts (spec §4), BF16 elsewhere: FP8 with 128x128 blocks, MXFP4 (gpt_oss).
+  fp8: { dtype: 'BF16', config: 'bfloat16', quant: 'fp8' },
+  mxfp4: { dtype: 'BF16', config: 'bfloat16', quant: 'mxfp4' },
 };
 
-const USAGE = `usage: moe-conformance generate --model-type T --layout original|fused --dtype f32|bf16|f16
+const USAGE = `usage: moe-conformance generate --model-type T --layout original|fused --dtype f32|bf16|f16|fp8|mxfp4
          --experts E --hidden H --intermediate I --layers N --seed S --out DIR
          [--shared-intermediate Is] [--top-k K] [--max-shard-bytes B]
 
@@ -65,8 +71,10 @@ export async function run(argv: string[]): Promise<number> {
   const seed = intOption(values.seed, 'seed', 0);
   const maxShardBytes = intOption(values['max-shard-bytes'], 'max-shard-bytes', 0);
   try {
-    const config = new ModelConfig(buildConfig({ ...sizes, topK: Math.min(sizes.topK, sizes.experts) }, dtype.config));
-    const canonical = randomCanonical(entryFor(modelType).dims(config), dtype.dtype, seed);
+    const quant = dtype.quant ? { quantization_config: quantizationConfig(dtype.quant) } : {};
+    const config = new ModelConfig(buildConfig({ ...sizes, topK: Math.min(sizes.topK, sizes.experts) }, dtype.config, quant));
+    const { dims, scheme } = moeLayoutsOf(config);
+    const canonical = scheme ? randomQuantizedCanonical(dims, scheme, seed) : randomCanonical(dims, dtype.dtype, seed);
     await writeMoeCheckpoint(values.out, {
       config,
       layout: layout as LayoutName,

@@ -2,15 +2,20 @@
 // rank's canonical tensors to --out, streamed piece by piece; refusals go to stderr.
 import { intOption, parse, UsageError } from '../args.js';
 import { MoeConformanceError } from '../../errors.js';
-import { planLoad, writePlan } from '../../loader/load.js';
+import { materialize, planLoad, writePlan } from '../../loader/load.js';
+import { dequantizeCanonical } from '../../quant/dequantize.js';
+import { DEQUANTIZED_METADATA_KEY } from '../../quant/scheme.js';
+import { writeSafetensors } from '../../safetensors/write.js';
 import { EP_PLACEMENTS } from '../../loader/cut.js';
 import type { EpPlacement, ParallelRequest } from '../../tensor.js';
 
-const USAGE = `usage: moe-conformance load --checkpoint DIR --out FILE [--tp-size T] [--tp-rank r] [--ep-size P] [--ep-rank q] [--ep-placement linear|round_robin]
+const USAGE = `usage: moe-conformance load --checkpoint DIR --out FILE [--tp-size T] [--tp-rank r] [--ep-size P] [--ep-rank q] [--ep-placement linear|round_robin] [--dequantize]
 
 Writes the canonical tensors of TP rank r of T and EP rank q of P (defaults 1, 0, 1, 0, linear)
 to FILE as one safetensors file; exits 1 with the reason on stderr when the checkpoint or the
-request cannot be loaded correctly.`;
+request cannot be loaded correctly. For a quantized checkpoint (spec §4) the expert weights
+keep their quantized bytes with their scales; --dequantize writes them as F32 instead and
+declares it in the file's __metadata__ (${DEQUANTIZED_METADATA_KEY}: "true").`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -21,6 +26,7 @@ export async function run(argv: string[]): Promise<number> {
     'ep-size': { type: 'string' },
     'ep-rank': { type: 'string' },
     'ep-placement': { type: 'string' },
+    dequantize: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -40,7 +46,14 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const plan = await planLoad(values.checkpoint, req);
     try {
-      await writePlan(plan, values.out);
+      const scheme = plan.dims.quant;
+      if (values.dequantize && scheme !== undefined) {
+        // Dequantized output is built in memory: F32 weights are 4x (FP8) or 8x (MXFP4) their bytes.
+        const tensors = dequantizeCanonical(await materialize(plan), scheme, req);
+        await writeSafetensors(values.out, tensors, { [DEQUANTIZED_METADATA_KEY]: 'true' });
+      } else {
+        await writePlan(plan, values.out);
+      }
     } finally {
       await plan.dir.close();
     }
