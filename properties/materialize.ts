@@ -12,16 +12,22 @@ import type { DType } from '../harness/safetensors/dtypes.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
 import { buildConfig, type ConfigDtype } from '../harness/writer/config.js';
 import { randomCanonical, xoshiro128ss } from '../harness/writer/random.js';
+import { moeLayoutsOf } from '../harness/quant/layout.js';
+import { randomQuantizedCanonical } from '../harness/quant/random.js';
+import { quantizationConfig } from '../harness/quant/scheme.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
 import { MODEL_TRAITS } from './arbitraries/models.js';
 import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, ShardSpec } from './spec.js';
 
 export class MaterializeError extends MoeConformanceError {}
 
-const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype }> = {
+const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Record<string, unknown> }> = {
   f32: { dtype: 'F32', config: 'float32' },
   f16: { dtype: 'F16', config: 'float16' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
+  // Small rectangular blocks, so the generated sizes end in partial blocks and TP ranks start inside them.
+  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig('fp8', [4, 6]) },
+  mxfp4: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig('mxfp4') },
 };
 
 /** config.json for the spec: the writer's builder plus the routing fields it leaves at defaults. */
@@ -29,7 +35,8 @@ export function configFor(m: ModelSpec, dtype: DtypeName): Record<string, unknow
   const grouped = MODEL_TRAITS[m.modelType]?.grouped ?? false;
   const overrides: Record<string, unknown> = grouped ? { n_group: m.groups, topk_group: m.topkGroups } : {};
   if (m.modelType === 'deepseek_v2') overrides['topk_method'] = m.groups > 1 ? 'group_limited_greedy' : 'greedy';
-  return buildConfig({ ...m }, DTYPES[dtype].config, overrides);
+  const quant = DTYPES[dtype].quant;
+  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { ...overrides, quantization_config: quant } : overrides);
 }
 
 /** The model's config, its sizes as the registry reads them, and its whole weights. */
@@ -43,8 +50,8 @@ export interface Generated {
 export async function generate(spec: CheckpointSpec, seed: number, dir: string): Promise<Generated> {
   await writeFile(join(dir, 'config.json'), JSON.stringify(configFor(spec.model, spec.dtype), null, 2));
   const config = await ModelConfig.read(dir);
-  const dims = entryFor(config.modelType).dims(config);
-  return { config, dims, canonical: randomCanonical(dims, DTYPES[spec.dtype].dtype, seed) };
+  const { dims, scheme } = moeLayoutsOf(config);
+  return { config, dims, canonical: scheme ? randomQuantizedCanonical(dims, scheme, seed) : randomCanonical(dims, DTYPES[spec.dtype].dtype, seed) };
 }
 
 /** Writes a valid checkpoint in `layout` (default the spec's) into the empty folder `dir`. */

@@ -15,6 +15,7 @@ import type { CaseOutcome } from '../harness/conformance/runner.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/layouts/registry.js';
 import { referenceLoader } from '../harness/loader/load.js';
+import { inFormOf } from '../harness/quant/dequantize.js';
 import { writeSafetensors } from '../harness/safetensors/write.js';
 import { WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
 import { xoshiro128ss, normals } from '../harness/writer/random.js';
@@ -92,7 +93,7 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       return checkLoad(value!, dir, spec.parallel, target, c, specSeed(spec));
     }
     case 'layout': {
-      const { dir: ckpt } = await checkpointOf(spec, c, 'original');
+      const { dir: ckpt, value } = await checkpointOf(spec, c, 'original');
       const { dir: fusedDir } = await checkpointOf(spec, c, 'fused');
       const original = await loadRanks(target.loader, ckpt, spec.parallel);
       const fused = await loadRanks(target.loader, fusedDir, spec.parallel);
@@ -100,7 +101,7 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
         c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
         const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`);
         if (d) return fail(d);
-        const r = diffCanonical(await c.reference.load(ckpt, req), tensors, `${rankName(req)}: vs the reference`);
+        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference`);
         if (r) return fail(r);
       }
       return { status: 'pass' };
@@ -126,20 +127,21 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
 
 async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: CaseContext, seed: number): Promise<CaseOutcome> {
   const ranks = await loadRanks(target.loader, dir, p);
+  const quant = g.dims.quant;
   for (const { req, tensors } of ranks) {
     ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
-    const d = diffCanonical(await ctx.reference.load(dir, req), tensors, rankName(req));
+    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, rankName(req));
     if (d) return fail(d);
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
   const whole = await ctx.reference.load(dir, WHOLE);
   let rebuilt: Canonical;
   try {
-    rebuilt = reassemble(ranks);
+    rebuilt = reassemble(ranks, quant);
   } catch (e) {
     return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
   }
-  const d = diffCanonical(whole, rebuilt, 'the ranks reassembled (found) vs the whole checkpoint');
+  const d = diffCanonical(inFormOf(whole, rebuilt, quant, WHOLE), rebuilt, 'the ranks reassembled (found) vs the whole checkpoint');
   if (d) return fail(d);
 
   // The forward of the summed ranks equals the forward of the whole weights.

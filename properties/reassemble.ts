@@ -6,6 +6,7 @@ import { MoeConformanceError } from '../harness/errors.js';
 import { dtypeBits } from '../harness/safetensors/dtypes.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
 import type { RankTensors } from '../kernels/backend.js';
+import type { QuantScheme } from '../harness/quant/scheme.js';
 
 /** The ranks do not fit together into one whole: a weight is missing, repeated or disagrees. */
 export class CoverageError extends MoeConformanceError {}
@@ -15,7 +16,7 @@ const NAME = /^layers\.(\d+)\.(experts|router|shared)\.([a-z0-9_]+)$/;
 /** Tensors every rank holds whole and identical. */
 const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate']);
 
-export function reassemble(ranks: readonly RankTensors[]): Canonical {
+export function reassemble(ranks: readonly RankTensors[], quant?: QuantScheme): Canonical {
   const first = ranks[0];
   if (!first) throw new CoverageError('no ranks to reassemble');
   const { tpSize: T, epSize: P } = first.req;
@@ -49,12 +50,12 @@ export function reassemble(ranks: readonly RankTensors[]): Canonical {
       whole.set(shared13, joinGateUp(range(T).map((r) => at(r, 0).get(shared13)!), shared13));
       whole.set(p + 'shared.w2', joinColumns(range(T).map((r) => at(r, 0).get(p + 'shared.w2')!), p + 'shared.w2'));
     }
-    if (names.has(p + 'experts.ids')) reassembleExperts(L, T, P, at, names, whole);
+    if (names.has(p + 'experts.ids')) reassembleExperts(L, T, P, at, names, whole, quant);
   }
   return whole;
 }
 
-function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep: number) => Canonical, names: Set<string>, whole: Canonical): void {
+function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep: number) => Canonical, names: Set<string>, whole: Canonical, quant?: QuantScheme): void {
   const p = `layers.${L}.experts.`;
   // Which EP rank and slot holds each global expert; each exactly once.
   const home = new Map<number, { q: number; slot: number }>();
@@ -87,6 +88,57 @@ function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep:
   perExpert('w2', joinColumns);
   perExpert('w13_bias', joinGateUp);
   perExpert('w2_bias', sameOnAll); // whole on every TP rank
+  // Quantized checkpoints (spec §4): MXFP4 scales are cut like their rows and blocks; FP8
+  // block scales are held by every rank whose slice touches the block.
+  if (quant?.method === 'fp8') {
+    const Ir = slice(at(0, 0).get(p + 'w13')!, 0, p + 'w13').shape[0]! / 2;
+    perExpert('w13_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.block.rows, 'rows'));
+    perExpert('w2_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.block.cols, 'cols'));
+  } else {
+    perExpert('w13_scale', joinGateUp);
+    perExpert('w2_scale', joinColumns);
+  }
+}
+
+/**
+ * FP8 scale shards to the whole grid. TP rank r holds the blocks from the one holding its
+ * first row (column) `r*Ir` to the one holding its last; a block on two ranks must be the
+ * same on both, and every block must be held. `rows`: gate blocks then up blocks of
+ * `[2*nb, cols]` shards; `cols`: `[rows, nb]` shards.
+ */
+function joinBlocks(ts: Tensor[], name: string, Ir: number, block: number, axis: 'rows' | 'cols'): Tensor {
+  const T = ts.length;
+  const total = Math.ceil((T * Ir) / block);
+  const first = (r: number) => Math.floor((r * Ir) / block);
+  const held = (r: number) => Math.floor(((r + 1) * Ir - 1) / block) - first(r) + 1;
+  const a = ts[0]!;
+  const w = elemBytes(a);
+  const halves = axis === 'rows' ? 2 : 1;
+  const rows = axis === 'rows' ? 2 * total : a.shape[0]!;
+  const cols = axis === 'rows' ? a.shape[1]! : total;
+  const bytes = new Uint8Array(rows * cols * w);
+  const seen = new Uint8Array(rows * cols);
+  ts.forEach((t, r) => {
+    const n = held(r);
+    const want = axis === 'rows' ? [halves * n, cols] : [rows, n];
+    if (t.dtype !== a.dtype || t.shape.join() !== want.join()) {
+      throw new CoverageError(`TP rank ${r} holds a scale grid of the wrong shape`, { tensor: name, expected: `${a.dtype} [${want}]`, found: `${t.dtype} [${t.shape}]` });
+    }
+    for (let i = 0; i < want[0]!; i++) {
+      for (let j = 0; j < want[1]!; j++) {
+        const [gi, gj] = axis === 'rows' ? [Math.floor(i / n) * total + first(r) + (i % n), j] : [i, first(r) + j];
+        const k = gi * cols + gj;
+        const src = t.bytes.subarray((i * want[1]! + j) * w, (i * want[1]! + j + 1) * w);
+        if (seen[k] && !bytesEqual(src, bytes.subarray(k * w, (k + 1) * w))) {
+          throw new CoverageError('TP ranks disagree on a scale block they share', { tensor: name, expected: 'the same scale on every rank holding the block', found: `rank ${r} differs at block (${gi}, ${gj})` });
+        }
+        bytes.set(src, k * w);
+        seen[k] = 1;
+      }
+    }
+  });
+  if (seen.includes(0)) throw new CoverageError('a scale block is held by no TP rank', { tensor: name, expected: 'every block held', found: `block ${seen.indexOf(0)} missing` });
+  return { dtype: a.dtype, shape: [rows, cols], bytes };
 }
 
 function range(n: number): number[] {
@@ -164,7 +216,7 @@ function joinGateUp(ts: Tensor[], name: string): Tensor {
   return { dtype: a.dtype, shape: [a.shape[0]! * ts.length, ...a.shape.slice(1)], bytes };
 }
 
-/** TP shards of `[rows, Ir]` to `[rows, I]`: row by row, the shards' columns side by side. */
+/** TP shards of `[rows, Ir, ...]` to `[rows, I, ...]`: row by row, the shards' columns side by side (MXFP4 columns are `[blocks, 16]`). */
 function joinColumns(ts: Tensor[], name: string): Tensor {
   checkSameKind(ts, name);
   const a = ts[0]!;
@@ -178,5 +230,5 @@ function joinColumns(ts: Tensor[], name: string): Tensor {
       o += rowBytes;
     }
   }
-  return { dtype: a.dtype, shape: [rows, a.shape[1]! * ts.length], bytes };
+  return { dtype: a.dtype, shape: [rows, a.shape[1]! * ts.length, ...a.shape.slice(2)], bytes };
 }

@@ -9,9 +9,13 @@ import type { EpPlacement } from '../harness/tensor.js';
 export class CaseSpecError extends MoeConformanceError {}
 
 export type Layout = 'original' | 'fused';
-export type DtypeName = 'f32' | 'f16' | 'bf16';
+/** Quantized checkpoints (spec §4): FP8 block-scaled or MXFP4 routed experts, BF16 elsewhere. */
+export type QuantDtypeName = 'fp8' | 'mxfp4';
+export type DtypeName = 'f32' | 'f16' | 'bf16' | QuantDtypeName;
 export const LAYOUTS: readonly Layout[] = ['original', 'fused'];
+/** The float dtypes, drawn by default; the quantized ones have their own case family. */
 export const DTYPE_NAMES: readonly DtypeName[] = ['f32', 'f16', 'bf16'];
+export const QUANT_DTYPE_NAMES: readonly QuantDtypeName[] = ['fp8', 'mxfp4'];
 
 export interface ModelSpec {
   modelType: string;
@@ -145,7 +149,7 @@ export function parseSpec(text: string): CaseSpec {
   const checkpoint: CheckpointSpec = {
     model,
     layout: id.test === 'layout' ? (oneOf('layout', ['both']), 'original') : oneOf('layout', LAYOUTS),
-    dtype: oneOf('dtype', DTYPE_NAMES),
+    dtype: oneOf('dtype', [...DTYPE_NAMES, ...QUANT_DTYPE_NAMES]),
     shards: parseShards(get('shards')),
   };
   const parallel = (): ParallelSpec => ({ tp: int('tp'), ep: int('ep'), placement: oneOf('placement', ['linear', 'round_robin'] as const) });
