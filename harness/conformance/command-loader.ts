@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MoeConformanceError, type ErrorContext } from '../errors.js';
 import { SafetensorsFile } from '../safetensors/read.js';
 import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
+import { declaresDequantized } from '../quant/scheme.js';
 
 /** The command could not start, or died from a signal (segfault, abort, OOM kill). */
 export class LoaderCrashed extends MoeConformanceError {}
@@ -211,10 +212,22 @@ async function readOutput(out: string, maxOutput: number, stderr: string): Promi
     throw new LoaderOutputInvalid(`loader output is not valid safetensors: ${(e as Error).name}: ${(e as Error).message}`);
   }
   try {
+    // A loader declaring the dequantized form (spec §4) must not also write scales.
+    let dequantized: boolean;
+    try {
+      dequantized = declaresDequantized(file.metadata ? Object.fromEntries(file.metadata) : undefined, out);
+    } catch (e) {
+      throw new LoaderOutputInvalid(`loader output metadata: ${(e as Error).message}`, { file: out });
+    }
+    const scale = [...file.tensors.keys()].find((n) => n.endsWith('_scale'));
+    if (dequantized && scale !== undefined) {
+      throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale tensor', found: scale });
+    }
     const canonical: Canonical = new Map();
     for (const name of file.tensors.keys()) canonical.set(name, await file.readTensor(name));
     return canonical;
   } catch (e) {
+    if (e instanceof LoaderOutputInvalid) throw e;
     throw new LoaderOutputInvalid(`cannot read loader output: ${(e as Error).message}`, { file: out });
   } finally {
     await file.close();
