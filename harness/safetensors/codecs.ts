@@ -13,8 +13,8 @@
 import type { DType } from './dtypes.js';
 import { UnsupportedDtype } from './errors.js';
 
-/** Typed arrays here assume a little-endian host, like the file format. */
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Whether typed arrays share the file format's (little-endian) byte order, so stored bytes can be viewed in place. */
+export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** A binary floating-point format with 1 sign bit, `exp` exponent bits, `man` mantissa bits. */
 interface MiniFloat {

@@ -5,7 +5,7 @@
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { Tensor } from '../../harness/tensor.js';
 import type { RankTensors } from '../backend.js';
-import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js';
+import { decodeFloats, encodeFloats, LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError } from '../experts.js';
 import { checkRankSet, ForwardInputError } from '../moe.js';
@@ -28,8 +28,6 @@ export interface StackedMatrices {
   cols: number;
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
 /** Matrix `index` of `w` as little-endian f32 bytes: F32 data as stored, other dtypes decoded. */
 export function matrixBytesF32(w: StackedMatrices, index: number): Uint8Array {
   const n = w.rows * w.cols;
@@ -38,7 +36,7 @@ export function matrixBytesF32(w: StackedMatrices, index: number): Uint8Array {
     throw new CanonicalTensorError('canonical tensor byte length does not fit whole elements', { tensor: w.name, expected: `${w.count * n} elements`, found: w.tensor.bytes.length });
   }
   const bytes = w.tensor.bytes.subarray(index * n * bytesPer, (index + 1) * n * bytesPer);
-  if (w.tensor.dtype === 'F32' && LITTLE_ENDIAN) return bytes;
+  if (w.tensor.dtype === 'F32' && LITTLE_ENDIAN_HOST) return bytes;
   try {
     return encodeFloats('F32', decodeFloats(w.tensor.dtype, bytes));
   } catch (e) {
