@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ReportOptionError, takeReportOptions } from '../conformance/reporters/files.js';
 import { findBackend, UnknownBackend } from '../../kernels/backends.js';
+import { MoeConformanceError } from '../errors.js';
 
 type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>>;
 
@@ -59,4 +60,14 @@ export function backendOptions(names: string[]): string[] {
     }
   }
   return names;
+}
+
+/**
+ * How a command fails on a typed harness error: one line on stderr naming the command,
+ * exit code 1. Anything else is a bug in the harness and is rethrown.
+ */
+export function commandFailure(command: string, e: unknown): number {
+  if (!(e instanceof MoeConformanceError)) throw e;
+  process.stderr.write(`moe-conformance ${command}: ${e.name}: ${e.message}\n`);
+  return 1;
 }

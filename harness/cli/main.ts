@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // moe-conformance: one file per command under commands/, loaded on demand so that
 // `--help` and `validate` never pay for the kernels.
-import { UsageError } from './args.js';
-import { MoeConformanceError } from '../errors.js';
+import { commandFailure, UsageError } from './args.js';
 
 const COMMANDS: Record<string, string> = {
   run: 'the whole suite against the built-in reference loader and kernels (the default job)',
@@ -39,11 +38,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`moe-conformance ${name}: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof MoeConformanceError) {
-      process.stderr.write(`moe-conformance ${name}: ${e.name}: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    return commandFailure(name, e);
   }
 }
 

@@ -2,9 +2,8 @@
 // (say, one model saved in two layouts)? Every rank of a TP × EP split is compared, streamed
 // in bounded chunks; the first difference (or, with --all, every one) is named with its
 // rank, tensor, element, bytes and values, and where each side read it from.
-import { intOption, parse, UsageError } from '../args.js';
+import { commandFailure, intOption, parse, UsageError } from '../args.js';
 import { compareCheckpoints, describeCheckpointDifference, type CheckpointComparison } from '../../compare/checkpoints.js';
-import { MoeConformanceError } from '../../errors.js';
 import { EP_PLACEMENTS } from '../../loader/cut.js';
 import type { EpPlacement } from '../../tensor.js';
 
@@ -46,9 +45,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     r = await compareCheckpoints(dirA, dirB, { tpSize, epSize, epPlacement: placement as EpPlacement, all: values.all ?? false, maxReported });
   } catch (e) {
-    if (!(e instanceof MoeConformanceError)) throw e;
-    process.stderr.write(`moe-conformance compare: ${e.name}: ${e.message}\n`);
-    return 1;
+    return commandFailure('compare', e);
   }
   if (r.same) {
     process.stdout.write(`same canonical tensors (${r.tensors} tensors, ${r.bytes} bytes, ${r.ranks} ranks)\n`);

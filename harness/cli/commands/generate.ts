@@ -1,8 +1,7 @@
 // moe-conformance generate: a random checkpoint of a model type in a layout, loadable by
 // the reference loader (and laid out as transformers writes it). Deterministic from --seed.
-import { intOption, parse, UsageError } from '../args.js';
+import { commandFailure, intOption, parse, UsageError } from '../args.js';
 import { ModelConfig } from '../../checkpoint/config.js';
-import { MoeConformanceError } from '../../errors.js';
 import { LAYOUT_NAMES, MODEL_TYPES, type LayoutName } from '../../layouts/registry.js';
 import { buildConfig, type ConfigDtype } from '../../writer/config.js';
 import { randomCanonical } from '../../writer/random.js';
@@ -84,8 +83,6 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`wrote ${modelType} (${layout}, ${dtype.dtype}) to ${values.out}\n`);
     return 0;
   } catch (e) {
-    if (!(e instanceof MoeConformanceError)) throw e;
-    process.stderr.write(`moe-conformance generate: ${e.name}: ${e.message}\n`);
-    return 1;
+    return commandFailure('generate', e);
   }
 }

@@ -2,8 +2,7 @@
 // through the reference loader and each kernel backend, compared with transformers' record.
 // Prints one row per fixture × layout × split × backend, details for rows that are not a
 // clean pass; exit 0 when nothing fails (warnings are shown but pass), 1 otherwise.
-import { backendOptions, parse, listOption, UsageError } from '../args.js';
-import { MoeConformanceError } from '../../errors.js';
+import { backendOptions, commandFailure, listOption, parse, UsageError } from '../args.js';
 import type { MismatchReport } from '../../compare/tolerance.js';
 import type { MoeBackend } from '../../../kernels/backend.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
@@ -81,9 +80,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(out.join('\n') + '\n');
     return count('fail') === 0 && rows.length > 0 ? 0 : 1;
   } catch (e) {
-    if (!(e instanceof MoeConformanceError)) throw e;
-    process.stderr.write(`moe-conformance golden: ${e.name}: ${e.message}\n`);
-    return 1;
+    return commandFailure('golden', e);
   } finally {
     for (const b of backends) await b.dispose?.();
   }

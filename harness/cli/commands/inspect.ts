@@ -1,6 +1,6 @@
 // moe-conformance inspect DIR: a readable summary of a model directory: model type, dtypes,
 // files, and per MoE layer its tensors and the layout family they belong to.
-import { parse, UsageError } from '../args.js';
+import { commandFailure, parse, UsageError } from '../args.js';
 import { MoeConformanceError } from '../../errors.js';
 import { CheckpointDir } from '../../checkpoint/directory.js';
 import { detect } from '../../layouts/detect.js';
@@ -40,10 +40,9 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(out.join('\n') + '\n');
     return 0;
   } catch (e) {
-    if (!(e instanceof MoeConformanceError)) throw e;
-    if (out.length > 0) process.stdout.write(out.join('\n') + '\n');
-    process.stderr.write(`moe-conformance inspect: ${e.name}: ${e.message}\n`);
-    return 1;
+    // What was summarised before a typed failure is still printed.
+    if (e instanceof MoeConformanceError && out.length > 0) process.stdout.write(out.join('\n') + '\n');
+    return commandFailure('inspect', e);
   } finally {
     await dir?.close();
   }

@@ -1,7 +1,6 @@
 // moe-conformance load: the reference loader as a protocol command (spec §2). Writes one
 // rank's canonical tensors to --out, streamed piece by piece; refusals go to stderr.
-import { intOption, parse, UsageError } from '../args.js';
-import { MoeConformanceError } from '../../errors.js';
+import { commandFailure, intOption, parse, UsageError } from '../args.js';
 import { materialize, planLoad, writePlan } from '../../loader/load.js';
 import { dequantizeCanonical } from '../../quant/dequantize.js';
 import { DEQUANTIZED_METADATA_KEY } from '../../quant/scheme.js';
@@ -59,8 +58,6 @@ export async function run(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (!(e instanceof MoeConformanceError)) throw e;
-    process.stderr.write(`moe-conformance load: ${e.name}: ${e.message}\n`);
-    return 1;
+    return commandFailure('load', e);
   }
 }
