@@ -27,10 +27,15 @@ export const LAYOUTS = ['original', 'fused'] as const;
 export type GoldenLayout = (typeof LAYOUTS)[number];
 
 /** golden/hf of this package, from the sources (golden/) or the build (dist/golden/). */
-export function defaultGoldenRoot(): string {
+export function defaultGoldenRoot(folder: 'hf' | 'hf-quant' = 'hf'): string {
   const here = fileURLToPath(new URL('.', import.meta.url));
-  const candidates = [join(here, 'hf'), join(here, '../../golden/hf')];
+  const candidates = [join(here, folder), join(here, '../../golden', folder)];
   return candidates.find((c) => existsSync(c)) ?? candidates[0]!;
+}
+
+/** Every fixture folder this package ships: the float models, then the quantized ones. */
+export function defaultGoldenRoots(): string[] {
+  return [defaultGoldenRoot('hf'), defaultGoldenRoot('hf-quant')];
 }
 
 export interface Fixture {

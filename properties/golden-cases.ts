@@ -8,7 +8,7 @@ import { ModelConfig } from '../harness/checkpoint/config.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/layouts/registry.js';
 import { referenceLoader } from '../harness/loader/load.js';
-import { compareLayer, defaultGoldenRoot, DEFAULT_SPLITS, discoverFixtures, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
+import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, discoverFixtures, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { diffCanonical } from './diff.js';
@@ -29,7 +29,7 @@ export function goldenCaseIdText(s: GoldenCaseSelector): string {
 
 /** Fixtures under each root (a fixture folder or a folder of them); this package's own when none is given. */
 export async function fixturesIn(roots: readonly string[]): Promise<Fixture[]> {
-  const lists = await Promise.all((roots.length ? roots : [defaultGoldenRoot()]).map((r) => discoverFixtures(r)));
+  const lists = await Promise.all((roots.length ? roots : defaultGoldenRoots()).map((r) => discoverFixtures(r)));
   return lists.flat();
 }
 
@@ -38,7 +38,7 @@ export async function parseGoldenCaseId(text: string, roots: readonly string[] =
   const id = parseCaseId(text);
   if (id.suite !== 'moe' || id.test !== 'golden') return undefined;
   const name = param(id, 'fixture');
-  const fixture = (await fixturesIn([...roots, defaultGoldenRoot()])).find((f) => f.name === name);
+  const fixture = (await fixturesIn([...roots, ...defaultGoldenRoots()])).find((f) => f.name === name);
   if (!fixture) throw new GoldenCaseError('no golden fixture of that name', { expected: 'a folder under golden/hf or --golden', found: name });
   const layout = param(id, 'layout');
   if (!fixture.layouts.some((l) => l.layout === layout)) throw new GoldenCaseError('the fixture has no such layout', { expected: fixture.layouts.map((l) => l.layout).join('|'), found: layout });
