@@ -3,6 +3,7 @@
 // experts run, optionally carrying the float32 rounding-error bound alongside
 // (harness/compare/tolerance.ts explains the error model).
 import type { ExpertActivation, MoeSemantics } from '../harness/layouts/semantics.js';
+import type { DType } from '../harness/safetensors/dtypes.js';
 import type { Tensor } from '../harness/tensor.js';
 import type { RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
@@ -38,20 +39,29 @@ export interface RankWeights {
   shared?: SharedWeights;
 }
 
-function tensorOf(rank: RankTensors, name: string): Tensor {
+function presentTensor(rank: RankTensors, name: string): Tensor {
   const t = rank.tensors.get(name);
   if (t === undefined) throw new CanonicalTensorError('canonical tensor missing', { tensor: name, expected: 'present', found: 'absent' });
   return t;
 }
 
-/** Decodes a float tensor after checking its shape; `-1` in `shape` accepts any size there. */
-function floats(rank: RankTensors, name: string, shape: number[]): { values: Float64Array; shape: number[] } {
-  const t = tensorOf(rank, name);
+/** Tensor `name` of one rank after checking its shape; `-1` in `shape` accepts any size there. */
+export function tensorOf(rank: RankTensors, name: string, shape: number[]): Tensor {
+  const t = presentTensor(rank, name);
   const fits = t.shape.length === shape.length && shape.every((d, i) => d < 0 || d === t.shape[i]);
   if (!fits) throw new CanonicalTensorError('canonical tensor has the wrong shape', { tensor: name, expected: shape, found: t.shape });
-  let values: Float64Array;
+  return t;
+}
+
+/**
+ * A float tensor checked against `shape` and decoded with `decode` (float64 here, float32 in
+ * the fast paths): a dtype that is not a float, or bytes that do not match the shape, are refused.
+ */
+export function decodeTensor<T extends ArrayLike<number>>(rank: RankTensors, name: string, shape: number[], decode: (dtype: DType, bytes: Uint8Array) => T): T {
+  const t = tensorOf(rank, name, shape);
+  let values: T;
   try {
-    values = decodeFloats64(t.dtype, t.bytes);
+    values = decode(t.dtype, t.bytes);
   } catch (e) {
     throw new CanonicalTensorError(`canonical tensor cannot be decoded as floats: ${(e as Error).message}`, { tensor: name, found: t.dtype });
   }
@@ -59,25 +69,34 @@ function floats(rank: RankTensors, name: string, shape: number[]): { values: Flo
   if (values.length !== count) {
     throw new CanonicalTensorError('canonical tensor byte length does not match its shape', { tensor: name, expected: count, found: values.length });
   }
-  return { values, shape: t.shape };
+  return values;
 }
 
 /** A float tensor of one rank, checked against `shape` and decoded to float64. */
 export function decodeFloatTensor(rank: RankTensors, name: string, shape: number[]): Float64Array {
-  return floats(rank, name, shape).values;
+  return decodeTensor(rank, name, shape, decodeFloats64);
+}
+
+/** Decodes a float tensor to float64 with the shape it has (`-1` entries of `shape` filled in). */
+function floats(rank: RankTensors, name: string, shape: number[]): { values: Float64Array; shape: number[] } {
+  const values = decodeFloatTensor(rank, name, shape);
+  // Present and of a fitting shape: decodeFloatTensor checked both.
+  return { values, shape: rank.tensors.get(name)!.shape };
 }
 
 function optionalFloats(rank: RankTensors, name: string, shape: number[]): Float64Array | undefined {
-  return rank.tensors.has(name) ? floats(rank, name, shape).values : undefined;
+  return rank.tensors.has(name) ? decodeFloatTensor(rank, name, shape) : undefined;
 }
 
-function expertIds(rank: RankTensors, name: string, experts: number): Int32Array {
-  const t = tensorOf(rank, name);
+/** A rank's local expert ids: a 1-D I32 tensor of distinct ids in `0..experts-1`. */
+export function expertIds(rank: RankTensors, name: string, experts: number): Int32Array {
+  const t = presentTensor(rank, name);
   if (t.dtype !== 'I32' || t.shape.length !== 1 || t.bytes.length !== 4 * t.shape[0]!) {
     throw new CanonicalTensorError('expert ids must be a 1-D I32 tensor', { tensor: name, expected: 'I32 [E_local]', found: `${t.dtype} [${t.shape.join(', ')}]` });
   }
   const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
   const ids = Int32Array.from({ length: t.shape[0]! }, (_, i) => view.getInt32(4 * i, true));
+  // A set, not indexOf: the check stays linear however many ids a hostile tensor holds.
   const seen = new Set<number>();
   for (const id of ids) {
     if (id < 0 || id >= experts || seen.has(id)) {

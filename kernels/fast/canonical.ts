@@ -7,7 +7,7 @@ import type { Tensor } from '../../harness/tensor.js';
 import type { RankTensors } from '../backend.js';
 import { decodeFloats, encodeFloats, LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
-import { CanonicalTensorError } from '../experts.js';
+import { CanonicalTensorError, decodeTensor, expertIds, tensorOf } from '../experts.js';
 import { checkRankSet, ForwardInputError } from '../moe.js';
 import { route, sigmoid, type RoutingResult } from '../routing.js';
 
@@ -87,26 +87,9 @@ export function sharedBatch(x: Float32Array, tokens: number, hidden: number, gat
   };
 }
 
-export function tensorOf(rank: RankTensors, name: string, shape: number[]): Tensor {
-  const t = rank.tensors.get(name);
-  if (t === undefined) throw new CanonicalTensorError('canonical tensor missing', { tensor: name, expected: 'present', found: 'absent' });
-  const fits = t.shape.length === shape.length && shape.every((d, i) => d < 0 || d === t.shape[i]);
-  if (!fits) throw new CanonicalTensorError('canonical tensor has the wrong shape', { tensor: name, expected: shape, found: t.shape });
-  return t;
-}
-
 /** A small float tensor (router, biases, gate), checked and decoded to float32. */
 export function wholeFloats(rank: RankTensors, name: string, shape: number[]): Float32Array {
-  const t = tensorOf(rank, name, shape);
-  const count = t.shape.reduce((a, b) => a * b, 1);
-  let values: Float32Array;
-  try {
-    values = decodeFloats(t.dtype, t.bytes);
-  } catch (e) {
-    throw new CanonicalTensorError(`canonical tensor cannot be decoded as floats: ${(e as Error).message}`, { tensor: name, found: t.dtype });
-  }
-  if (values.length !== count) throw new CanonicalTensorError('canonical tensor byte length does not match its shape', { tensor: name, expected: count, found: values.length });
-  return values;
+  return decodeTensor(rank, name, shape, decodeFloats);
 }
 
 /**
@@ -171,23 +154,3 @@ export function rankWeights(sem: MoeSemantics, layer: number, rank: RankTensors)
   }
   return w;
 }
-
-function expertIds(rank: RankTensors, name: string, experts: number): Int32Array {
-  const t = tensorOf(rank, name, [-1]);
-  if (t.dtype !== 'I32' || t.bytes.length !== 4 * t.shape[0]!) {
-    throw new CanonicalTensorError('expert ids must be a 1-D I32 tensor', { tensor: name, expected: 'I32 [E_local]', found: `${t.dtype} [${t.shape.join(', ')}]` });
-  }
-  const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  const ids = Int32Array.from({ length: t.shape[0]! }, (_, i) => view.getInt32(4 * i, true));
-  // A set, not indexOf: the check stays linear however many ids a hostile tensor holds.
-  const seen = new Set<number>();
-  for (const id of ids) {
-    if (id < 0 || id >= experts || seen.has(id)) {
-      throw new CanonicalTensorError('expert id out of range or repeated', { tensor: name, expected: `distinct ids in 0..${experts - 1}`, found: Array.from(ids) });
-    }
-    seen.add(id);
-  }
-  return ids;
-}
-
-

@@ -11,8 +11,9 @@ import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
 import {
-  checkForwardInput, expertBatches, expertBiases, matrixBytesF32, rankWeights, routeLogits, sharedBatch, tensorOf, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
+  checkForwardInput, expertBatches, expertBiases, matrixBytesF32, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
 } from '../fast/canonical.js';
+import { tensorOf } from '../experts.js';
 import { ACTIVATE_SHADER, COMPAT_TILING, DEFAULT_TILING, gemmShader, SCATTER_SHADER, tileCols, tileRows, type GemmTiling } from './shaders.js';
 
 /** The device rejected a buffer, pipeline or dispatch, or a readback did not come back. */
