@@ -56,6 +56,14 @@ export function checkRankSet(sem: MoeSemantics, layer: number, ranks: RankTensor
   }
 }
 
+/** A forward's input is `[tokens, hidden]` and its ranks one complete TP × EP set; every backend checks it so. */
+export function checkForwardInput(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: ArrayLike<number>, tokens: number): void {
+  if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * sem.hidden) {
+    throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, sem.hidden], found: x.length });
+  }
+  checkRankSet(sem, layer, ranks);
+}
+
 /** `[tokens, experts]` x·Wr^T + b, and its float32 error bound when asked for. */
 function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Array | undefined, x: Float64Array, tokens: number, withBound: boolean) {
   const { hidden: H, experts: E } = sem;
@@ -115,10 +123,7 @@ export function referenceForward(
   sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number, options: { bound?: boolean } = {},
 ): ReferenceResult {
   const { hidden: H, experts: E, topK: k } = sem;
-  if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * H) {
-    throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, H], found: x.length });
-  }
-  checkRankSet(sem, layer, ranks);
+  checkForwardInput(sem, layer, ranks, x, tokens);
   ranks = dequantizeRanks(sem.quant, ranks);
   const decoded: RankWeights[] = ranks.map((r) => decodeRank(sem, layer, r));
   const tpSize = ranks[0]!.req.tpSize;

@@ -8,7 +8,8 @@
 import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
-import { checkForwardInput, expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
+import { checkForwardInput } from '../moe.js';
+import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
 import { ResidentWeights } from './weights.js';
 

@@ -8,16 +8,7 @@ import type { RankTensors } from '../backend.js';
 import { decodeFloats, encodeFloats, LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError, decodeTensor, expertIds, tensorOf } from '../experts.js';
-import { checkRankSet, ForwardInputError } from '../moe.js';
 import { route, sigmoid, type RoutingResult } from '../routing.js';
-
-/** The fast paths check a forward's input and ranks exactly as the reference does, with its typed errors. */
-export function checkForwardInput(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: ArrayLike<number>, tokens: number): void {
-  if (!Number.isSafeInteger(tokens) || tokens < 0 || x.length !== tokens * sem.hidden) {
-    throw new ForwardInputError('input does not have the shape [tokens, hidden]', { layer, expected: [tokens, sem.hidden], found: x.length });
-  }
-  checkRankSet(sem, layer, ranks);
-}
 
 /** `count` stacked `rows × cols` matrices of a canonical tensor. */
 export interface StackedMatrices {

@@ -7,7 +7,8 @@
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
-import { checkForwardInput, matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
+import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
+import { checkForwardInput } from '../moe.js';
 import { route, sigmoid } from '../routing.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';

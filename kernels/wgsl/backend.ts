@@ -11,9 +11,10 @@ import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
 import {
-  checkForwardInput, expertBatches, expertBiases, matrixBytesF32, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
+  expertBatches, expertBiases, matrixBytesF32, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
 } from '../fast/canonical.js';
 import { tensorOf } from '../experts.js';
+import { checkForwardInput } from '../moe.js';
 import { ACTIVATE_SHADER, COMPAT_TILING, DEFAULT_TILING, gemmShader, SCATTER_SHADER, tileCols, tileRows, type GemmTiling } from './shaders.js';
 
 /** The device rejected a buffer, pipeline or dispatch, or a readback did not come back. */
