@@ -34,7 +34,8 @@ export type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | Jso
 export type JsonObject = Map<string, JsonValue>;
 
 export const MAX_JSON_DEPTH = 127;
-const U64_MAX = (1n << 64n) - 1n;
+/** The largest u64 (Rust's `u64::MAX`): the bound of every size and offset in a header. */
+export const U64_MAX = (1n << 64n) - 1n;
 
 export function parseStrictJson(text: string, context: ErrorContext = {}): JsonValue {
   return new Parser(text, context).document();

@@ -25,13 +25,12 @@ import {
   UnknownDtype,
   ValidationOverflow,
 } from './errors.js';
-import { JsonDuplicateKey, JsonNumber, JsonSyntaxError, parseStrictJson, type JsonValue } from './json.js';
+import { JsonDuplicateKey, JsonNumber, JsonSyntaxError, parseStrictJson, U64_MAX, type JsonValue } from './json.js';
 
 /** Width of the little-endian u64 header length that starts every file. */
 export const HEADER_LENGTH_BYTES = 8;
 /** The reference's MAX_HEADER_SIZE. */
 export const MAX_HEADER_SIZE = 100_000_000;
-const U64_MAX = (1n << 64n) - 1n;
 
 export interface TensorInfo {
   name: string;
