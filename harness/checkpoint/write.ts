@@ -4,9 +4,9 @@
 // sorted, indent 2), every shard with __metadata__
 // {"format":"pt"}. Files from an earlier save that this one does not produce (stale shards,
 // a stale index) are removed, as save_pretrained does.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeAtomically } from '../safetensors/atomic-write.js';
 import { SafetensorIoError } from '../safetensors/errors.js';
 import { tensorByteLength } from '../safetensors/read.js';
 import { writeSafetensors, type TensorSource } from '../safetensors/write.js';
@@ -107,15 +107,8 @@ function checkFinite(v: unknown, path: string[] = []): void {
   if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) checkFinite(x, [...path, k]);
 }
 
-async function writeText(path: string, text: string): Promise<void> {
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(temp, text, { flag: 'wx' });
-    await rename(temp, path);
-  } catch (e) {
-    await unlink(temp).catch(() => undefined);
-    throw new SafetensorIoError(`write failed: ${(e as Error).message}`, { file: path });
-  }
+function writeText(path: string, text: string): Promise<void> {
+  return writeAtomically(path, (handle) => handle.writeFile(text));
 }
 
 async function removeStale(dir: string, keep: Set<string>): Promise<void> {

@@ -4,13 +4,11 @@
 // `__metadata__` first and fields dtype, shape, data_offsets, padded with spaces to a
 // multiple of 8. Files go to a temporary sibling and are renamed into place, so a reader
 // never sees a half-written file and a failed write leaves nothing behind.
-import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { MoeConformanceError } from '../errors.js';
+import type { FileHandle } from 'node:fs/promises';
 import type { Tensor } from '../tensor.js';
 import { dtypeAlignment, type DType } from './dtypes.js';
-import { DuplicateKey, HeaderTooLarge, InvalidTensorName, InvalidTensorView, SafetensorIoError, ValidationMismatch } from './errors.js';
+import { writeAtomically } from './atomic-write.js';
+import { DuplicateKey, HeaderTooLarge, InvalidTensorName, InvalidTensorView, ValidationMismatch } from './errors.js';
 import { HEADER_LENGTH_BYTES, MAX_HEADER_SIZE, tensorByteLength } from './read.js';
 
 /** Either bytes in memory, or a lazy source streamed in chunks (bounded memory for big shards). */
@@ -134,32 +132,18 @@ export async function writeSafetensors(
   for (const [name, s] of list) sourceLength(name, s);
   const { header, order } = serializeHeader(list, metadata);
   const byName = new Map(list);
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx').catch((e: Error) => {
-    throw new SafetensorIoError(`cannot create ${temp}: ${e.message}`, { file: path });
-  });
-  let ok = false;
-  const out = new WritePipeline(handle);
-  try {
-    await out.push(header);
-    for (const name of order) await writeSource(out, path, name, byName.get(name)!);
-    await out.drain();
-    // No fsync, like the reference (tempfile + persist): the rename is what readers rely on.
-    await handle.close();
-    await rename(temp, path);
-    ok = true;
-  } catch (e) {
-    // Typed errors pass through; file-system errors and whatever a lazy source throws are
-    // reported as I/O errors naming the file.
-    if (e instanceof MoeConformanceError) throw e;
-    throw new SafetensorIoError(`write failed: ${(e as Error)?.message ?? String(e)}`, { file: path });
-  } finally {
-    if (!ok) {
+  await writeAtomically(path, async (handle) => {
+    const out = new WritePipeline(handle);
+    try {
+      await out.push(header);
+      for (const name of order) await writeSource(out, path, name, byName.get(name)!);
+    } catch (e) {
+      // No write may still be in flight when the handle is closed and the file removed.
       await out.drain().catch(() => undefined);
-      await handle.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
+      throw e;
     }
-  }
+    await out.drain();
+  });
 }
 
 /** One write call's limit: Node refuses a single write of more than 2 GiB. */
