@@ -80,6 +80,12 @@ export async function discoverFixtures(root: string = defaultGoldenRoot()): Prom
   return fixtures;
 }
 
+/** Fixtures under each root (a fixture folder or a folder of them); this package's own when none is given. */
+export async function fixturesIn(roots: readonly string[]): Promise<Fixture[]> {
+  const lists = await Promise.all((roots.length ? roots : defaultGoldenRoots()).map((r) => discoverFixtures(r)));
+  return lists.flat();
+}
+
 export interface GoldenLayer {
   layer: number;
   tokens: number;

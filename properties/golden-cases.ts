@@ -8,7 +8,7 @@ import { ModelConfig } from '../harness/checkpoint/config.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/layouts/registry.js';
 import { referenceLoader } from '../harness/loader/load.js';
-import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, discoverFixtures, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
+import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { diffCanonical } from './diff.js';
@@ -25,12 +25,6 @@ export interface GoldenCaseSelector {
 
 export function goldenCaseIdText(s: GoldenCaseSelector): string {
   return formatCaseId(caseId('moe', 'golden', { fixture: s.fixture.name, layout: s.layout, tp: s.parallel.tp, ep: s.parallel.ep, placement: s.parallel.placement }));
-}
-
-/** Fixtures under each root (a fixture folder or a folder of them); this package's own when none is given. */
-export async function fixturesIn(roots: readonly string[]): Promise<Fixture[]> {
-  const lists = await Promise.all((roots.length ? roots : defaultGoldenRoots()).map((r) => discoverFixtures(r)));
-  return lists.flat();
 }
 
 /** The fixture case an ID names, looked up under `roots` and this package's fixtures; undefined for other IDs. */

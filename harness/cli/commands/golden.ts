@@ -6,8 +6,7 @@ import { backendOptions, commandFailure, listOption, parse, UsageError } from '.
 import type { MismatchReport } from '../../compare/tolerance.js';
 import type { MoeBackend } from '../../../kernels/backend.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
-import { LAYOUTS, runGolden, type GoldenLayout, type GoldenRow } from '../../../golden/golden.js';
-import { fixturesIn } from '../../../properties/golden-cases.js';
+import { fixturesIn, LAYOUTS, runGolden, type GoldenLayout, type GoldenRow } from '../../../golden/golden.js';
 
 const USAGE = `usage: moe-conformance golden [DIR...] [--backends NAME,...] [--layouts original,fused]
 

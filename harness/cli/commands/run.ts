@@ -11,7 +11,8 @@ import { reportResults } from '../report-results.js';
 import { parseShard, runCases } from '../../conformance/runner.js';
 import { referenceLoader } from '../../loader/load.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
-import { fixturesIn, goldenCases } from '../../../properties/golden-cases.js';
+import { fixturesIn } from '../../../golden/golden.js';
+import { goldenCases } from '../../../properties/golden-cases.js';
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 
 const USAGE = `usage: moe-conformance run [options]
