@@ -1,4 +1,4 @@
-// The raw tensor and the canonical form of ../shared/spec/loader-protocol.md.
+// The raw tensor and the canonical form of spec/loader-protocol.md.
 // Loading moves bytes and never decodes floats: decoding happens only where numbers are
 // compared or computed (compare/, kernels/).
 import type { DType } from './safetensors/dtypes.js';

@@ -1,5 +1,5 @@
 // Router logits → selected experts and their weights, one pure function per `Routing`
-// variant (../shared/docs/layouts.md §2), each written like its formula and checked
+// variant (spec/layouts.md §2), each written like its formula and checked
 // against transformers 5.17's modeling code. Every function works on one token's row of
 // logits in float64; `route` applies the variant to every token. Float32 logits (from a
 // GPU backend) are accepted and widened exactly.

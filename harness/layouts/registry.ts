@@ -3,7 +3,7 @@
 // architecture's historical ("original") layout and in the transformers v5 ("fused")
 // layout, each as a tree of the reversible operations of ops.ts. The loader reads these
 // trees forward and the writer backward; nothing else knows a key name.
-// Sources: /work/shared/docs/layouts.md, transformers 5.17 modeling_*.py, configuration_*.py
+// Sources: spec/layouts.md, transformers 5.17 modeling_*.py, configuration_*.py
 // and conversion_mapping.py, and the golden fixtures' headers.
 import type { ModelConfig } from '../checkpoint/config.js';
 import type { ExpertActivation, MoeSemantics, Routing } from './semantics.js';

@@ -1,4 +1,4 @@
-// What one MoE block computes, as data (../shared/docs/layouts.md §2). The layout
+// What one MoE block computes, as data (spec/layouts.md §2). The layout
 // registry builds one of these per model type from config.json; kernels/ executes it.
 // Nothing here is per-test: a routing variant is a value, not a code path in a test.
 import type { QuantScheme } from '../quant/scheme.js';

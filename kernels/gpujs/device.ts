@@ -1,5 +1,5 @@
 // A WebGPU adapter for gpu.js in Node, through Dawn (the `webgpu` package); recipe in
-// ../../../shared/docs/gpu.md. gpu.js only looks at `navigator.gpu`, so a session installs
+// spec/gpu.md. gpu.js only looks at `navigator.gpu`, so a session installs
 // that global and removes it on dispose (a live Dawn device would otherwise keep Node
 // running). One session is shared by every caller in the process, counted by references.
 import { mkdirSync } from 'node:fs';
