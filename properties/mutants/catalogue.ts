@@ -39,6 +39,11 @@ function modelOf(dir: string): Promise<Model> {
 const load = (dir: string, req: ParallelRequest) => reference.load(dir, req);
 const layersOf = (c: Canonical) => [...new Set([...c.keys()].map((k) => Number(/^layers\.(\d+)\./.exec(k)?.[1])))].filter((n) => !Number.isNaN(n));
 
+/** A mutant whose loader is `load` under the mutant's own name. */
+function mutant(name: string, bug: string, load: Loader['load']): Mutant {
+  return { name, bug, loader: { name, load } };
+}
+
 /** Applies `fix` to every tensor whose name ends with `suffix`. */
 function mapTensors(c: Canonical, suffix: string, fix: (t: Tensor, name: string) => Tensor): Canonical {
   const out: Canonical = new Map(c);
@@ -57,23 +62,16 @@ function gateUpRows(size: number, req: ParallelRequest): Array<[number, number]>
 
 /** A mutant that loads the whole TP extent of the rank's experts, corrupts it, then cuts TP correctly. */
 function fromTpWhole(name: string, bug: string, corrupt: (whole: Canonical, m: Model) => Canonical): Mutant {
-  return {
-    name,
-    bug,
-    loader: {
-      name,
-      async load(dir, req) {
-        const m = await modelOf(dir);
-        const whole = corrupt(await load(dir, { ...req, tpSize: 1, tpRank: 0 }), m);
-        if (req.tpSize === 1) return whole;
-        let out = mapTensors(whole, 'experts.w13', (t) => selectRows(t, gateUpRows(m.intermediate, req), true));
-        out = mapTensors(out, 'experts.w13_bias', (t) => selectRows(t, gateUpRows(m.intermediate, req), true));
-        out = mapTensors(out, 'experts.w2', (t) => cutColumns(t, req));
-        out = mapTensors(out, 'shared.w13', (t) => selectRows(t, gateUpRows(m.sharedIntermediate, req), false));
-        return mapTensors(out, 'shared.w2', (t) => cutColumns(t, req));
-      },
-    },
-  };
+  return mutant(name, bug, async (dir, req) => {
+    const m = await modelOf(dir);
+    const whole = corrupt(await load(dir, { ...req, tpSize: 1, tpRank: 0 }), m);
+    if (req.tpSize === 1) return whole;
+    let out = mapTensors(whole, 'experts.w13', (t) => selectRows(t, gateUpRows(m.intermediate, req), true));
+    out = mapTensors(out, 'experts.w13_bias', (t) => selectRows(t, gateUpRows(m.intermediate, req), true));
+    out = mapTensors(out, 'experts.w2', (t) => cutColumns(t, req));
+    out = mapTensors(out, 'shared.w13', (t) => selectRows(t, gateUpRows(m.sharedIntermediate, req), false));
+    return mapTensors(out, 'shared.w2', (t) => cutColumns(t, req));
+  });
 }
 
 /** The TP rank's columns (last axis). */
@@ -89,52 +87,38 @@ function cutColumns(t: Tensor, req: ParallelRequest): Tensor {
 
 /** A mutant that loads every expert of the rank's TP slice (EP 1), then places experts its own way. */
 function fromEpWhole(name: string, bug: string, place: (all: Canonical, req: ParallelRequest, m: Model, layer: number) => number[]): Mutant {
-  return {
-    name,
-    bug,
-    loader: {
-      name,
-      async load(dir, req) {
-        const m = await modelOf(dir);
-        const all = await load(dir, { ...req, epSize: 1, epRank: 0 });
-        const out: Canonical = new Map(all);
-        for (const L of layersOf(all)) {
-          const slots = place(all, req, m, L);
-          for (const [k, t] of all) if (k.startsWith(`layers.${L}.experts.`) && k !== `layers.${L}.experts.ids`) out.set(k, pickSlots(t, slots));
-          out.set(`layers.${L}.experts.ids`, int32Tensor(slots.map((s) => int32s(all.get(`layers.${L}.experts.ids`)!)[s]!)));
-        }
-        return out;
-      },
-    },
-  };
+  return mutant(name, bug, async (dir, req) => {
+    const m = await modelOf(dir);
+    const all = await load(dir, { ...req, epSize: 1, epRank: 0 });
+    const out: Canonical = new Map(all);
+    for (const L of layersOf(all)) {
+      const slots = place(all, req, m, L);
+      for (const [k, t] of all) if (k.startsWith(`layers.${L}.experts.`) && k !== `layers.${L}.experts.ids`) out.set(k, pickSlots(t, slots));
+      out.set(`layers.${L}.experts.ids`, int32Tensor(slots.map((s) => int32s(all.get(`layers.${L}.experts.ids`)!)[s]!)));
+    }
+    return out;
+  });
 }
 
 /** A mutant that corrupts the reference's output for the rank directly. */
 function onOutput(name: string, bug: string, corrupt: (out: Canonical, req: ParallelRequest, m: Model) => Canonical): Mutant {
-  return { name, bug, loader: { name, load: async (dir, req) => corrupt(await load(dir, req), req, await modelOf(dir)) } };
+  return mutant(name, bug, async (dir, req) => corrupt(await load(dir, req), req, await modelOf(dir)));
 }
 
 /** Tensors ending in `suffix` cut for TP as one block of their gate-then-up axis, the rest as the reference does. */
 function oneBlockCut(name: string, bug: string, suffix: string, stacked: boolean): Mutant {
-  return {
-    name,
-    bug,
-    loader: {
-      name,
-      async load(dir, req) {
-        const out = await load(dir, req);
-        if (req.tpSize === 1) return out;
-        const whole = await load(dir, { ...req, tpSize: 1, tpRank: 0 });
-        const fixed = new Map(out);
-        for (const [k, t] of whole) {
-          if (!k.endsWith(suffix)) continue;
-          const [a, b] = tpSlice(t.shape[stacked ? 1 : 0]!, req.tpSize, req.tpRank);
-          fixed.set(k, selectRows(t, [[a, b]], stacked));
-        }
-        return fixed;
-      },
-    },
-  };
+  return mutant(name, bug, async (dir, req) => {
+    const out = await load(dir, req);
+    if (req.tpSize === 1) return out;
+    const whole = await load(dir, { ...req, tpSize: 1, tpRank: 0 });
+    const fixed = new Map(out);
+    for (const [k, t] of whole) {
+      if (!k.endsWith(suffix)) continue;
+      const [a, b] = tpSlice(t.shape[stacked ? 1 : 0]!, req.tpSize, req.tpRank);
+      fixed.set(k, selectRows(t, [[a, b]], stacked));
+    }
+    return fixed;
+  });
 }
 
 const swapHalves = (t: Tensor, stacked: boolean) => {
