@@ -214,32 +214,29 @@ const sigmoidGrouped = (d: { groups: number; topkGroups: number; norm: boolean; 
 });
 const siluGated = (): ExpertActivation => ({ kind: 'silu_gated' });
 
+/** MoE sizes under Mixtral's config names, which minimax, phimoe and granitemoe share. */
+const mixtralDims = dimsFrom({ experts: 'num_local_experts', intermediate: 'intermediate_size', topK: 'num_experts_per_tok' });
+
+/** Mixtral's MoE block, which minimax copies: per-expert w1/w2/w3 under block_sparse_moe, v5's fused form under mlp. */
+const mixtralBlock = (modelType: string): ModelEntry => ({
+  modelType,
+  dims: mixtralDims,
+  layouts: {
+    original: { module: layer('block_sparse_moe'), tensors: [router('gate.weight'), ...perExpertW] },
+    fused: { module: layer('mlp'), tensors: [router('gate.weight'), ...fusedV5] },
+  },
+  routing: renormalizedSoftmax,
+  activation: siluGated,
+});
+
 // ---- the 20 model types ----
 
 const ENTRIES: ModelEntry[] = [
-  {
-    modelType: 'mixtral',
-    dims: dimsFrom({ experts: 'num_local_experts', intermediate: 'intermediate_size', topK: 'num_experts_per_tok' }),
-    layouts: {
-      original: { module: layer('block_sparse_moe'), tensors: [router('gate.weight'), ...perExpertW] },
-      fused: { module: layer('mlp'), tensors: [router('gate.weight'), ...fusedV5] },
-    },
-    routing: renormalizedSoftmax,
-    activation: siluGated,
-  },
-  {
-    modelType: 'minimax',
-    dims: dimsFrom({ experts: 'num_local_experts', intermediate: 'intermediate_size', topK: 'num_experts_per_tok' }),
-    layouts: {
-      original: { module: layer('block_sparse_moe'), tensors: [router('gate.weight'), ...perExpertW] },
-      fused: { module: layer('mlp'), tensors: [router('gate.weight'), ...fusedV5] },
-    },
-    routing: renormalizedSoftmax,
-    activation: siluGated,
-  },
+  mixtralBlock('mixtral'),
+  mixtralBlock('minimax'),
   {
     modelType: 'phimoe',
-    dims: dimsFrom({ experts: 'num_local_experts', intermediate: 'intermediate_size', topK: 'num_experts_per_tok' }),
+    dims: mixtralDims,
     layouts: {
       original: { module: layer('block_sparse_moe'), tensors: [router('gate.weight'), ...perExpertW] },
       fused: { module: layer('mlp'), tensors: [router('router.weight'), ...fusedV5] },
@@ -468,7 +465,7 @@ const ENTRIES: ModelEntry[] = [
   },
   {
     modelType: 'granitemoe',
-    dims: dimsFrom({ experts: 'num_local_experts', intermediate: 'intermediate_size', topK: 'num_experts_per_tok' }),
+    dims: mixtralDims,
     layouts: {
       original: { module: layer('block_sparse_moe'), tensors: [router('router.layer.weight'), ...graniteLinear] },
       fused: { module: layer('block_sparse_moe'), tensors: [router('router.weight'), ...fusedV5] },
