@@ -1,9 +1,10 @@
 // The SIMD GEMM against a float64 dot product: every element within γ_K·Σ|a·b| (the
 // float32 bound of a K-term sum in any order), for shapes around the 3 × 3 register
 // block and K around the 4-lane vector; and the same bits whether one or two threads ran.
+import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { GemmPool, paddedStride, type MatrixRef } from './gemm-pool.js';
+import { FastKernelError, GemmPool, paddedStride, waitForValue, type MatrixRef } from './gemm-pool.js';
 import { gamma } from '../../harness/compare/tolerance.js';
 
 const seed = Number(process.env.FC_SEED ?? 42);
@@ -81,5 +82,50 @@ describe('WebAssembly SIMD GEMM', () => {
     const mark = one.mark();
     expect(() => one.matmulNT(one.alloc(2, 3), one.alloc(2, 4), one.alloc(2, 2))).toThrow(/shapes do not fit/);
     one.release(mark);
+  });
+});
+
+// The pool's rendezvous: a worker's store and notify may land at any point of the waiter's
+// check-then-wait, including before the waiter sleeps; a lost notify would sleep out the
+// whole timeout (once seen as a 120 s test timeout under load).
+describe('waitForValue', () => {
+  it('returns at once when the value is already there (the worker finished first)', () => {
+    const cells = new Int32Array(new SharedArrayBuffer(8));
+    Atomics.store(cells, 1, 7);
+    expect(() => waitForValue(cells, 1, 7, 600_000)).not.toThrow();
+  });
+
+  it('throws FastKernelError instead of hanging when the value never comes', () => {
+    const cells = new Int32Array(new SharedArrayBuffer(8));
+    expect(() => waitForValue(cells, 0, 1, 20)).toThrow(FastKernelError);
+  });
+
+  it('sees every answer of a worker that answers as fast as it can, round after round', async () => {
+    // Cell 0: the round the waiter asks for; cell 1: the round the worker answered.
+    const cells = new Int32Array(new SharedArrayBuffer(8));
+    const rounds = 20_000;
+    const worker = new Worker(`
+      const { workerData: cells, parentPort } = require('node:worker_threads');
+      for (let seen = 0; seen < ${rounds};) {
+        Atomics.wait(cells, 0, seen);
+        seen = Atomics.load(cells, 0);
+        Atomics.store(cells, 1, seen);
+        Atomics.notify(cells, 1);
+      }
+      parentPort.postMessage('done');
+    `, { eval: true, workerData: cells });
+    const finished = new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+    try {
+      for (let r = 1; r <= rounds; r++) {
+        Atomics.store(cells, 0, r);
+        Atomics.notify(cells, 0);
+        // A missed notify would sleep out this timeout and throw.
+        waitForValue(cells, 1, r, 30_000);
+      }
+      expect(await finished).toBe('done');
+      expect(Atomics.load(cells, 1)).toBe(rounds);
+    } finally {
+      await worker.terminate();
+    }
   });
 });

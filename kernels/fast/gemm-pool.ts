@@ -51,6 +51,23 @@ for (;;) {
 }
 `;
 
+/**
+ * Blocks until `cells[index]` holds `want`, or throws after `timeoutMs` (never hang). The
+ * wait compares against the value just checked, not a fresh read: a store and notify landing
+ * between the check and the wait then make the wait return at once, where sleeping on the
+ * freshly read (already final) value would miss that notify and sleep out the whole timeout.
+ */
+export function waitForValue(cells: Int32Array, index: number, want: number, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  for (let seen = Atomics.load(cells, index); seen !== want; seen = Atomics.load(cells, index)) {
+    const left = deadline - Date.now();
+    // Timed out: the value stayed `seen` all along, so the worker did not answer in time.
+    if (left <= 0 || Atomics.wait(cells, index, seen, left) === 'timed-out') {
+      throw new FastKernelError('GEMM worker did not answer', { expected: `${want} within ${timeoutMs} ms`, found: Atomics.load(cells, index) });
+    }
+  }
+}
+
 /** A row-major f32 matrix in the shared memory; `stride` (floats) ≥ `cols`, a multiple of 4. */
 export interface MatrixRef {
   offset: number;
@@ -175,13 +192,7 @@ export class GemmPool {
     this.gemm(...args);
     for (let w = 0; w < helpers; w++) {
       const base = w * SLOT;
-      const gen = this.generation[w]!;
-      const deadline = Date.now() + WORKER_TIMEOUT_MS;
-      while (Atomics.load(ctrl, base + DONE) !== gen) {
-        const left = deadline - Date.now();
-        if (left <= 0) throw new FastKernelError('GEMM worker did not answer', { expected: `done within ${WORKER_TIMEOUT_MS} ms`, found: 'no answer' });
-        Atomics.wait(ctrl, base + DONE, Atomics.load(ctrl, base + DONE), left);
-      }
+      waitForValue(ctrl, base + DONE, this.generation[w]!, WORKER_TIMEOUT_MS);
       if (Atomics.load(ctrl, base + STATUS) !== 0) throw new FastKernelError('GEMM worker trapped', { expected: 'status 0', found: ctrl[base + STATUS] });
     }
   }
