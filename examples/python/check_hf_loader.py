@@ -6,7 +6,7 @@ loader in-process on original/ and fused/ and checks:
 2. the TP shards reassemble, and the EP ranks hold every expert id exactly once;
 3. a numpy forward of the MoE block, computed rank by rank from the canonical tensors and
    summed as spec/loader-protocol.md "Summing the ranks" says, reproduces the golden output
-   (routing per docs/layouts.md §2, written here from those formulas in float64);
+   (routing per spec/layouts.md §2, written here from those formulas in float64);
 4. I % T != 0 is refused with a non-zero exit.
 
     .venv/bin/python examples/python/check_hf_loader.py [--fixtures golden/hf/mixtral-f32 ...]

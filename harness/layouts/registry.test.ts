@@ -1,5 +1,5 @@
 // The registry's reading of config.json: MoE layer selection per model type, sizes, and
-// the routing semantics (parameters and defaults) of docs/layouts.md §2.
+// the routing semantics (parameters and defaults) of spec/layouts.md §2.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ const fixtures = readdirSync(GOLDEN, { withFileTypes: true })
   .sort();
 const goldenConfig = (fixture: string) => new ModelConfig(JSON.parse(readFileSync(join(GOLDEN, fixture, 'original', 'config.json'), 'utf8')));
 
-// Read by hand from each fixture's config.json and docs/layouts.md §2.
+// Read by hand from each fixture's config.json and spec/layouts.md §2.
 const ROUTING: Record<string, Routing> = {
   mixtral: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   minimax: { kind: 'softmax_topk', renormalize: true, scaling: 1 },

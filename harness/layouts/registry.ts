@@ -63,7 +63,7 @@ export interface ModelEntry {
   activation(c: ModelConfig): ExpertActivation;
 }
 
-// ---- tensors, by layout family (docs/layouts.md §1) ----
+// ---- tensors, by layout family (spec/layouts.md §1) ----
 
 const t = (key: string, op: Op, when?: (f: Features) => boolean): TensorSpec => ({ key, op, ...(when ? { when } : {}) });
 const shared = (f: Features) => f.sharedExpert;
@@ -197,7 +197,7 @@ function dimsFrom(f: DimFields): (c: ModelConfig) => MoeDims {
   };
 }
 
-// ---- routing, by family (docs/layouts.md §2) ----
+// ---- routing, by family (spec/layouts.md §2) ----
 
 const renormalizedSoftmax = (): Routing => ({ kind: 'softmax_topk', renormalize: true, scaling: 1 });
 const softmaxNormTopk = (fallback: boolean) => (c: ModelConfig): Routing => ({

@@ -1,4 +1,4 @@
-// Deliberately wrong loaders, one per realistic bug of docs/layouts.md §3. Each wraps the
+// Deliberately wrong loaders, one per realistic bug of spec/layouts.md §3. Each wraps the
 // reference loader and corrupts its output exactly the way the bug would, so a test can
 // prove the suite catches it (and count how many generated cases that took).
 import { ModelConfig } from '../../harness/checkpoint/config.js';
