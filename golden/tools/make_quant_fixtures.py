@@ -51,9 +51,8 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fixtures import fixture_seed, moe_blocks, redraw, round_to_bf16  # noqa: E402
+from make_fixtures import BASE_CONFIG, TOKENS, fixture_seed, moe_blocks, redraw, round_to_bf16  # noqa: E402
 
-TOKENS = 24
 FP8_MAX = 448.0
 FP8_BLOCK = 128
 MX_BLOCK = 32
@@ -62,18 +61,8 @@ AGREE = 2e-5
 # A disagreement that is a real difference, not noise.
 DISAGREE = 1e-3
 
-BASE = {
-    "vocab_size": 96,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 12,
-    "max_position_embeddings": 64,
-    "pad_token_id": 0,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-    "tie_word_embeddings": False,
-}
+# make_fixtures' tiny-model fields; each quantized model sets its own hidden size.
+BASE = {k: v for k, v in BASE_CONFIG.items() if k != "hidden_size"}
 
 
 class FixtureError(Exception):
