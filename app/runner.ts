@@ -71,7 +71,10 @@ async function runOne(c: ConformanceCase, expectations: Expectations, timeoutMs:
   const started = performance.now();
   const outcome = await withTimeout(c, timeoutMs);
   const durationMs = Math.round(performance.now() - started);
+  if (outcome.stderr) Object.assign(base, { stderr: outcome.stderr });
 
+  // Neither a pass nor a failure: an expectation cannot turn it into either.
+  if (outcome.status === 'inconclusive') return { ...base, status: 'inconclusive', durationMs, note: outcome.note };
   if (expected?.kind === 'fail') {
     if (outcome.status === 'fail') return { ...base, status: 'xfail', durationMs, note: expected.reason, failure: outcome.failure };
     return {
