@@ -60,6 +60,20 @@ export interface ModelEntry {
   layouts: Record<LayoutName, ModuleLayout>;
   routing(c: ModelConfig): Routing;
   activation(c: ModelConfig): ExpertActivation;
+  /** Sizes outside which the type's reference implementation builds no such MoE block (absent: none beyond the dims' own). */
+  constraints?: SizeConstraints;
+}
+
+/**
+ * What transformers (the reference implementation) needs to build a config as this MoE
+ * block: the generators draw only inside these, and golden/tools/check_generated_configs.py
+ * checks every type's generated configs against transformers (record: golden/generated-configs.json).
+ */
+export interface SizeConstraints {
+  /** Fewest routed experts (jamba builds a dense MLP, not an MoE block, for num_experts 1). */
+  minExperts?: number;
+  /** The shared expert is built whatever its count: n_shared_experts 0 makes a zero-width module, so at least one. */
+  sharedRequired?: boolean;
 }
 
 // ---- tensors, by layout family (spec/layouts.md §1) ----
@@ -319,6 +333,8 @@ const ENTRIES: ModelEntry[] = [
     },
     routing: () => ({ kind: 'softmax_topk', renormalize: false, scaling: 1 }),
     activation: siluGated,
+    // JambaDecoderLayer: JambaSparseMoeBlock if num_experts > 1 else JambaMLP.
+    constraints: { minExperts: 2 },
   },
   {
     modelType: 'deepseek_v2',
@@ -344,6 +360,8 @@ const ENTRIES: ModelEntry[] = [
       };
     },
     activation: siluGated,
+    // DeepseekV2Moe builds shared_experts of moe_intermediate_size * n_shared_experts unconditionally.
+    constraints: { sharedRequired: true },
   },
   ...(
     [
@@ -374,6 +392,8 @@ const ENTRIES: ModelEntry[] = [
       },
       routing: sigmoidGrouped(defaults),
       activation: siluGated,
+      // Their MoE blocks build shared_experts of moe_intermediate_size * n_shared_experts unconditionally.
+      constraints: { sharedRequired: true },
     }),
   ),
   {
