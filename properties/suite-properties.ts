@@ -109,9 +109,21 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
       if (outcome.status === 'fail') return;
       throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
     }
-    if (outcome.status === 'fail') {
+    if (outcome.status === 'inconclusive') {
+      // Never a pass: the loader refused the valid twin of a type its capabilities declare.
+      throw new ConformanceCaseFailure(`case ${id} is inconclusive: ${outcome.note}\n${replay}`);
+    }
+    if (outcome.status === 'fail' && !expectations.lookupFailure(parseCaseId(id), outcome.failure)) {
       const f = outcome.failure;
-      const facts = [f.tensor && `tensor:   ${f.tensor}`, f.expected && `expected: ${f.expected}`, f.found && `found:    ${f.found}`].filter(Boolean).join('\n');
+      const facts = [
+        f.rank && `rank:     ${f.rank}`,
+        f.layout && `layout:   ${f.layout}`,
+        f.defect && `defect:   ${f.defect}`,
+        f.tensor && `tensor:   ${f.tensor}`,
+        f.expected && `expected: ${f.expected}`,
+        f.found && `found:    ${f.found}`,
+        outcome.stderr && `loader stderr (tail):\n${outcome.stderr}`,
+      ].filter(Boolean).join('\n');
       throw new ConformanceCaseFailure(`case ${id}\n${f.message}${facts ? `\n${facts}` : ''}\n${replay}`);
     }
   };

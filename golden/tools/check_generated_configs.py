@@ -54,6 +54,8 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
         }
     if model_type in ("deepseek_v2", "deepseek_v3"):
         return {"kv_lora_rank": 16, "q_lora_rank": 32, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8}
+    if model_type == "lfm2_moe":
+        return {"layer_types": ["full_attention"] * layers, "intermediate_size": 8}
     if model_type == "jamba":
         return {"use_mamba_kernels": False, "attn_layer_period": 1, "attn_layer_offset": 0}
     if model_type == "dots1":
