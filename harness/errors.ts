@@ -48,3 +48,8 @@ export function showValue(v: unknown): string {
     return String(v);
   }
 }
+
+/** `1 rank`, `2 ranks`: a count with its noun in the right number. */
+export function plural(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
+}
