@@ -10,3 +10,12 @@ describe('plural', () => {
     expect(plural(3, 'matrix', 'matrices')).toBe('3 matrices');
   });
 });
+
+describe('MoeConformanceError', () => {
+  it('shows only the sides it knows, never "undefined"', async () => {
+    const { MoeConformanceError } = await import('./errors.js');
+    expect(new MoeConformanceError('bad path', { file: 'f', found: '../x' }).message).toBe('bad path (found ../x) [file f]');
+    expect(new MoeConformanceError('too big', { expected: '<= 8' }).message).toBe('too big (expected <= 8)');
+    expect(new MoeConformanceError('plain', { file: 'f' }).reason).toBe('plain');
+  });
+});
