@@ -7,6 +7,8 @@ import { countsText, coverageLines, groupRows } from './coverage.js';
 import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
 import { statusColumns } from './terminal.js';
+import { plural } from '../../harness/errors.js';
+
 /** Larger maps are max-pooled down to this many cells per side, so a page stays small. */
 const MAX_CELLS = 64;
 /** Cells are 8 to 24 px, so a small map is still big enough to read. */
@@ -38,7 +40,7 @@ pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}s
 h3 code{overflow-wrap:anywhere}svg.heatmap{border:1px solid #ccc}
 </style></head><body>
 <h1>${esc(title)}</h1>
-<p id="totals">${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes${c.inconclusive ? `, ${c.inconclusive} inconclusive` : ''}</p>
+<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes${c.inconclusive ? `, ${c.inconclusive} inconclusive` : ''}</p>
 <ul id="coverage">${coverageLines(results).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>
 <table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>

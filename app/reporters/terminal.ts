@@ -3,6 +3,7 @@
 import { countStatuses, isFailing, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
 import { countsText, coverageLines, groupRows } from './coverage.js';
 import { summaryRows, type FoldableColumn } from './table.js';
+import { plural } from '../../harness/errors.js';
 
 const BASE_COLUMNS: readonly CaseStatus[] = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'];
 /** The inconclusive column appears when a case is inconclusive. */
@@ -52,7 +53,7 @@ export function terminalReport(results: readonly CaseResult[]): string {
   const c = countStatuses(results);
   out.push('');
   out.push(
-    `${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
+    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
       (c.inconclusive ? `, ${c.inconclusive} inconclusive` : '') +
       ` — ${failing.length === 0 ? 'OK' : 'FAILED'}`,
   );
