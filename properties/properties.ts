@@ -69,7 +69,7 @@ export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyCon
     }
     const stderr = stderrTail(c.stderr);
     if (stderr) outcome = { ...outcome, stderr };
-    if (ctx.keepFailures && outcome.status !== 'pass' && outcome.status !== 'warn') outcome = await keep(spec, c, ctx.keepFailures, outcome);
+    if (ctx.keepFailures && outcome.status === 'fail') outcome = await keep(spec, c, ctx.keepFailures, outcome);
     return outcome;
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -317,7 +317,7 @@ async function expectRefusal(load: () => Promise<Canonical>, what: string, outpu
  * reference outputs they were compared with, and reason.txt, in a folder named after the
  * case. Paths in the failure that pointed into the run's temporary folder point here instead.
  */
-async function keep(spec: CaseSpec, c: CaseContext, root: string, outcome: CaseOutcome): Promise<CaseOutcome> {
+async function keep(spec: CaseSpec, c: CaseContext, root: string, outcome: Extract<CaseOutcome, { status: 'fail' }>): Promise<CaseOutcome> {
   const id = specIdText(spec);
   const target = join(root, id.replace(/[^A-Za-z0-9_.=-]+/g, '_'));
   await mkdir(target, { recursive: true });
@@ -337,23 +337,21 @@ async function keep(spec: CaseSpec, c: CaseContext, root: string, outcome: CaseO
       (e: Error) => `the reference loader refuses the broken checkpoint: ${e.name}: ${relocate(e.message)}`,
     ) : '';
   }
-  const f = outcome.status === 'fail' ? outcome.failure : undefined;
+  const f = outcome.failure;
   const lines = [
     `case:     ${id}`,
     `status:   ${outcome.status}`,
-    ...(f ? [`reason:   ${relocate(f.message)}`] : outcome.status === 'inconclusive' ? [`reason:   ${relocate(outcome.note)}`] : []),
-    ...(f?.rank ? [`rank:     ${f.rank}`] : []),
-    ...(f?.layout ? [`layout:   ${f.layout}`] : []),
-    ...(f?.tensor ? [`tensor:   ${f.tensor}`] : []),
-    ...(f?.expected ? [`expected: ${f.expected}`] : []),
-    ...(f?.found ? [`found:    ${f.found}`] : []),
+    `reason:   ${relocate(f.message)}`,
+    ...(f.rank ? [`rank:     ${f.rank}`] : []),
+    ...(f.layout ? [`layout:   ${f.layout}`] : []),
+    ...(f.tensor ? [`tensor:   ${f.tensor}`] : []),
+    ...(f.expected ? [`expected: ${f.expected}`] : []),
+    ...(f.found ? [`found:    ${f.found}`] : []),
     ...(c.defect ? [`defect:   ${c.defect.broken}: ${c.defect.detail}`] : []),
     ...(reference ? [`reference: ${reference}`] : []),
     `files:    ${moved.map(([, to]) => to).join(', ')}; loader-output-*.safetensors (the loader's), reference-output-*.safetensors (the expected)`,
     ...(outcome.stderr ? ['--- loader stderr (tail) ---', outcome.stderr] : []),
   ];
   await writeFile(join(target, 'reason.txt'), lines.join('\n') + '\n');
-  if (outcome.status === 'fail') return { ...outcome, failure: { ...outcome.failure, message: relocate(outcome.failure.message), kept: target } };
-  if (outcome.status === 'inconclusive') return { ...outcome, note: `${relocate(outcome.note)} (kept in ${target})` };
-  return outcome;
+  return { ...outcome, failure: { ...f, message: relocate(f.message), kept: target } };
 }

@@ -33,6 +33,12 @@ describe('sampling covers the loader’s model types and layouts', () => {
     expect([...ALL_MODEL_TYPES].filter((t) => !types(specs, 'load').has(t))).toEqual([]);
     expect([...ALL_MODEL_TYPES].filter((t) => !types(specs, 'refuse').has(t))).toEqual([]);
   });
+  it('a short run reaches as many types as it has cases, loads and refusals alike', () => {
+    const specs = sampleSpecs(12, 3);
+    expect(new Set(specs.map((s) => s.checkpoint.model.modelType)).size).toBe(12);
+    expect(specs.filter((s) => s.kind === 'load')).toHaveLength(6);
+    expect(specs.filter((s) => s.kind === 'refuse')).toHaveLength(6);
+  });
   it('keeps to the loader’s declared types and layouts, with defects each type can have', () => {
     const specs = sampleSpecs(30, 3, { modelTypes: ['dbrx', 'qwen3_moe'], layouts: ['fused'] });
     expect(new Set(specs.map((s) => s.checkpoint.model.modelType))).toEqual(new Set(['dbrx', 'qwen3_moe']));

@@ -11,9 +11,9 @@ import { BAD_REQUESTS, LAYOUTS, specIdText, specSeed, type CaseSpec, type Layout
 
 /**
  * The cases every run holds first, in priority order, so that even a short run spreads over
- * the model types: a load of each type (its layouts alternating), a refusal of a broken
- * checkpoint of each type (the defects taking turns), a load of each type in its other
- * layout(s), then each invalid request once, on types spread over the list. A model type
+ * the model types: a load of each type (its layouts alternating) interleaved with a refusal
+ * of a broken checkpoint of each type (the defects taking turns), then a load of each type in
+ * its other layout(s), then each invalid request once, on types spread over the list. A model type
  * with one layout (gpt_oss, llama4_text, dbrx) has one layout to cover.
  */
 export function coverageSpecs(seed: number, filter: CaseFilter = {}): CaseSpec[] {
@@ -24,14 +24,18 @@ export function coverageSpecs(seed: number, filter: CaseFilter = {}): CaseSpec[]
   const one = (t: string, layout: Layout, kind: CaseSpec['kind'], extra: Partial<CaseFilter> = {}): CaseSpec =>
     fc.sample(caseArb({ ...filter, ...extra, modelTypes: [t], layouts: [layout], kinds: [kind] }), { numRuns: 1, seed: (seed ^ caseHash(`${t}/${layout}/${kind}/${JSON.stringify(extra)}`)) | 0 })[0]!;
   const out: CaseSpec[] = [];
-  if (kinds.includes('load')) types.forEach((t, i) => out.push(one(t, layoutsOf(t)[i % layoutsOf(t).length]!, 'load')));
-  if (kinds.includes('refuse')) {
-    types.forEach((t, i) => {
-      const defects = breakagesFor(t).filter((b) => !filter.breakages || filter.breakages.includes(b));
-      const ls = layoutsOf(t);
-      out.push(one(t, ls[(i + 1) % ls.length]!, 'refuse', defects.length ? { breakages: [defects[(i + seed) % defects.length]!] } : {}));
-    });
-  }
+  // Loads and refusals alternate, the refusal on the type half the list away, so a short run
+  // still reaches as many types as it has cases, with both kinds.
+  const refuseOf = (i: number): CaseSpec => {
+    const t = types[i]!;
+    const defects = breakagesFor(t).filter((b) => !filter.breakages || filter.breakages.includes(b));
+    const ls = layoutsOf(t);
+    return one(t, ls[(i + 1) % ls.length]!, 'refuse', defects.length ? { breakages: [defects[(i + seed) % defects.length]!] } : {});
+  };
+  types.forEach((t, i) => {
+    if (kinds.includes('load')) out.push(one(t, layoutsOf(t)[i % layoutsOf(t).length]!, 'load'));
+    if (kinds.includes('refuse')) out.push(refuseOf((i + Math.floor(types.length / 2)) % types.length));
+  });
   if (kinds.includes('load')) types.forEach((t, i) => layoutsOf(t).forEach((l, j) => j !== i % layoutsOf(t).length && out.push(one(t, l, 'load'))));
   if (kinds.includes('request')) {
     const bad = filter.badRequests ?? BAD_REQUESTS;

@@ -143,7 +143,7 @@ describe('a failure names its facts', () => {
       const t = await referenceLoader.load(dir, req);
       const w = [...t.keys()].find((k) => k.endsWith('experts.w13'))!;
       const bytes = t.get(w)!.bytes.slice();
-      bytes[0] ^= 1;
+      bytes[0]! ^= 1;
       t.set(w, { ...t.get(w)!, bytes });
       return t;
     });
