@@ -63,7 +63,7 @@ export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyCon
   try {
     let outcome: CaseOutcome;
     try {
-      outcome = await dispatch(spec, observed(target, c), c);
+      outcome = await dispatch(spec, observed(target, (dir) => c.dirLayouts.get(dir), c.stderr), c);
     } catch (e) {
       outcome = fail({ ...failureOf(e), ...callOf(e), ...(c.defect && { defect: c.defect.detail }) });
     }
@@ -95,26 +95,27 @@ interface CaseContext extends PropertyContext {
 /** The loader call an error came from: which rank, which layout. */
 const calls = new WeakMap<object, { rank: string; layout: string }>();
 
-function callOf(e: unknown): { rank?: string; layout?: string } {
+/** The rank and layout of the loader call that threw `e` (through `observed`), to put in the failure. */
+export function callOf(e: unknown): { rank?: string; layout?: string } {
   return (typeof e === 'object' && e !== null && calls.get(e)) || {};
 }
 
 
-/** The target's loader, recording each call's stderr and naming the call in any error it throws. */
-function observed(target: Target, c: CaseContext): Target {
+/** The target's loader, adding each call's stderr to `stderr` and naming the call (rank, layout of `dir`) in any error it throws. */
+export function observed(target: Target, layoutOf: (dir: string) => string | undefined, stderr: string[]): Target {
   const inner = target.loader;
   const loader: Loader = {
     name: inner.name,
     async load(dir, req) {
-      const layout = c.dirLayouts.get(dir) ?? 'unknown layout';
+      const layout = layoutOf(dir) ?? 'unknown layout';
       const where = `[${layout}, ${rankName(req)}]`;
       try {
         const out = await inner.load(dir, req);
         const err = loaderStderr(out);
-        if (err) c.stderr.push(`${where} ${err.trimEnd()}`);
+        if (err) stderr.push(`${where} ${err.trimEnd()}`);
         return out;
       } catch (e) {
-        if (e instanceof LoaderRefused && e.stderr.trim()) c.stderr.push(`${where} ${e.stderr.trimEnd()}`);
+        if (e instanceof LoaderRefused && e.stderr.trim()) stderr.push(`${where} ${e.stderr.trimEnd()}`);
         if (typeof e === 'object' && e !== null && !calls.has(e)) calls.set(e, { rank: rankName(req), layout });
         throw e;
       }
@@ -123,7 +124,8 @@ function observed(target: Target, c: CaseContext): Target {
   return { ...target, loader };
 }
 
-function stderrTail(parts: readonly string[]): string | undefined {
+/** The last STDERR_TAIL characters of the loader's stderr over a case's calls (undefined: it wrote nothing). */
+export function stderrTail(parts: readonly string[]): string | undefined {
   const all = parts.join('\n');
   if (!all.trim()) return undefined;
   return all.length > STDERR_TAIL ? `[... earlier stderr dropped ...]\n${all.slice(-STDERR_TAIL)}` : all;

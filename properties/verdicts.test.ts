@@ -11,6 +11,9 @@ import { MoeConformanceError } from '../harness/errors.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { commandLoader, LoaderRefused } from '../harness/protocol/command-loader.js';
 import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
+import { formatCaseId } from '../harness/conformance/case-id.js';
+import { fixturesIn } from '../golden/golden.js';
+import { goldenCases } from './golden-cases.js';
 import { checkCase, type Target } from './properties.js';
 import type { Breakage, CaseSpec, Layout, ModelSpec } from './spec.js';
 
@@ -116,6 +119,16 @@ describe('a failure names its facts', () => {
     });
     const l = await checkCase(layoutCase, fusedFails, ctx());
     expect(l.status === 'fail' && [l.failure.rank, l.failure.layout]).toEqual(['TP rank 0/1, EP rank 0/2 linear', 'fused']);
+  });
+  it('a golden case names the rank and layout of a failing call', async () => {
+    const fixtures = await fixturesIn([fileURLToPath(new URL('../golden/hf/olmoe-bf16', import.meta.url))]);
+    const failsOnRank1 = loader('rank 1 fails', async (dir, req) => {
+      if (req.tpRank === 1) throw new CannotLoad('cannot place the experts', { file: dir });
+      return referenceLoader.load(dir, req);
+    });
+    const c = (await goldenCases(fixtures, failsOnRank1, (id) => id)).find((x) => /layout=fused;tp=2;ep=1;/.test(formatCaseId(x.id)))!;
+    const r = await c.run(new AbortController().signal);
+    expect(r.status === 'fail' && [r.failure.rank, r.failure.layout]).toEqual(['TP rank 1/2, EP rank 0/1 linear', 'fused']);
   });
   it("keeps the loader's stderr even when its output is readable", async () => {
     const fakes = fileURLToPath(new URL('../harness/protocol/test/fake-loaders/', import.meta.url));
