@@ -70,6 +70,7 @@ export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyCon
     const stderr = stderrTail(c.stderr);
     if (stderr) outcome = { ...outcome, stderr };
     if (ctx.keepFailures && outcome.status === 'fail') outcome = await keep(spec, c, ctx.keepFailures, outcome);
+    else if (outcome.status === 'fail') outcome = { ...outcome, failure: { ...outcome.failure, message: unkept(outcome.failure.message, c.used) } };
     return outcome;
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -159,10 +160,12 @@ async function control(spec: CaseSpec, target: Target, c: CaseContext): Promise<
     c.outputs.push(['control-valid-twin', out]);
     return undefined;
   } catch (e) {
-    const why = e instanceof Error ? firstLine(e.message) : String(e);
+    // The loader's own reason: the last line it wrote on stderr, else the error's first line.
+    const said = e instanceof LoaderRefused ? e.stderr.trim().split('\n').at(-1) : undefined;
+    const why = `${(e as Error)?.name ?? 'error'}: ${e instanceof Error ? firstLine(e.message) : String(e)}${said ? `: ${said.trim()}` : ''}`;
     return {
       status: 'inconclusive',
-      note: `the loader also refused the valid twin (${spec.checkpoint.layout} layout, ${rankName(WHOLE)}): ${(e as Error)?.name ?? 'error'}: ${why}; its refusal of the ${spec.kind === 'refuse' ? 'broken checkpoint' : 'invalid request'} proves nothing`,
+      note: `the loader also refused the valid twin (${spec.checkpoint.layout} layout, ${rankName(WHOLE)}): ${why}; its refusal of the ${spec.kind === 'refuse' ? 'broken checkpoint' : 'invalid request'} proves nothing`,
     };
   }
 }
@@ -312,6 +315,11 @@ async function expectRefusal(load: () => Promise<Canonical>, what: string, outpu
   }
   outputs.push(['accepted', accepted]);
   return fail({ message: `${what} was silently accepted: the loader returned ${plural(accepted.size, 'tensor')} instead of refusing`, expected: 'refusal', found: plural(accepted.size, 'tensor') });
+}
+
+/** Paths of the case's checkpoints in a failure, which the run removes: said so, with how to keep them. */
+function unkept(message: string, used: ReadonlyArray<[string, string]>): string {
+  return used.reduce((m, [name, dir]) => m.split(dir).join(`<${name}: removed after the run; --keep-failures DIR keeps it>`), message);
 }
 
 /**

@@ -76,6 +76,12 @@ describe('refusal cases are conclusive only when the valid twin loads', () => {
     expect((await checkCase(refuse('mixtral', 'wrong-shape'), target, ctx())).status).toBe('inconclusive');
     expect((await checkCase(refuse('olmoe', 'wrong-shape'), target, ctx())).status).toBe('pass');
     expect((await checkCase(refuse('olmoe', 'missing-expert', 'fused'), target, ctx())).status).toBe('pass');
+    // The note quotes the loader's own reason.
+    const command = loader('command without mixtral', async () => {
+      throw new LoaderRefused('loader exited 1\n--- loader stderr ---\nerror: mixtral is not supported', {}, 'loading...\nerror: mixtral is not supported\n', 1);
+    });
+    const r = await checkCase(refuse('mixtral'), command, ctx());
+    expect(r.status === 'inconclusive' && r.note).toContain('LoaderRefused: loader exited 1: error: mixtral is not supported; its refusal of the broken checkpoint proves nothing');
   });
   it('a wordless exit is not a refusal (spec §2.1)', async () => {
     const r = await checkCase(refuse('olmoe'), wordlessRefusals, ctx());
@@ -112,6 +118,8 @@ describe('a failure names its facts', () => {
     });
     const r = await checkCase({ kind: 'load', checkpoint: checkpoint('olmoe', 'fused'), parallel: { tp: 2, ep: 1, placement: 'linear' } }, failsOnRank1, ctx());
     expect(r.status === 'fail' && [r.failure.rank, r.failure.layout]).toEqual(['TP rank 1/2, EP rank 0/1 linear', 'fused']);
+    // Without --keep-failures the checkpoint is gone after the run, and the failure says so instead of naming a dead path.
+    expect(r.status === 'fail' && r.failure.message).toMatch(/\[file <checkpoint-fused: removed after the run; --keep-failures DIR keeps it>\]/);
     const layoutCase: CaseSpec = { kind: 'layout', checkpoint: checkpoint('olmoe'), parallel: { tp: 1, ep: 2, placement: 'linear' } };
     const fusedFails = loader('fused fails', async (dir, req) => {
       if (readFileSync(join(dir, 'model.safetensors')).includes('gate_up_proj')) throw new CannotLoad('fused not supported', { file: dir });

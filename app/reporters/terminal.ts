@@ -68,7 +68,9 @@ export function failureFacts(r: CaseResult): string[] {
   if (f?.layout !== undefined) out.push(`  layout:   ${f.layout}`);
   if (f?.defect !== undefined) out.push(`  defect:   ${f.defect}`);
   if (f?.kept !== undefined) out.push(`  kept:     ${f.kept}`);
-  if (r.stderr) out.push('  loader stderr (tail):', ...r.stderr.trimEnd().split('\n').slice(-STDERR_LINES).map((l) => `    ${l}`));
+  // Shown unless the message already ends with it (a refusal's message quotes its stderr).
+  const last = r.stderr?.trimEnd().split('\n').at(-1)?.replace(/^\[[^\]]*\] /, '');
+  if (r.stderr && !(last && f?.message.includes(last))) out.push('  loader stderr (tail):', ...r.stderr.trimEnd().split('\n').slice(-STDERR_LINES).map((l) => `    ${l}`));
   return out;
 }
 
