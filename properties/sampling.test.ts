@@ -7,6 +7,7 @@ import { breakagesFor } from './arbitraries/cases.js';
 import { hasTwoLayouts } from './materialize.js';
 import { BAD_REQUESTS, BREAKAGES, type CaseSpec } from './spec.js';
 import { coverageSpecs, sampleSpecs } from './suite.js';
+import { suiteProperties } from './suite-properties.js';
 
 const pairs = (specs: CaseSpec[], kind: CaseSpec['kind']) => new Set(specs.filter((s) => s.kind === kind).map((s) => `${s.checkpoint.model.modelType}/${s.checkpoint.layout}`));
 const types = (specs: CaseSpec[], kind: CaseSpec['kind']) => new Set(specs.filter((s) => s.kind === kind).map((s) => s.checkpoint.model.modelType));
@@ -45,5 +46,13 @@ describe('sampling covers the loader’s model types and layouts', () => {
     expect(new Set(specs.map((s) => s.checkpoint.layout))).toEqual(new Set(['fused']));
     expect(types(specs, 'refuse')).toEqual(new Set(['dbrx', 'qwen3_moe']));
     for (const s of specs) if (s.kind === 'refuse') expect(breakagesFor(s.checkpoint.model.modelType)).toContain(s.broken);
+  });
+  it('the vitest suite refuses a broken checkpoint of every declared type and asks every invalid request, every run', () => {
+    const props = suiteProperties({ name: 'x', load: async () => new Map(), capabilities: { modelTypes: ['mixtral', 'dbrx', 'olmoe'], layouts: ['fused'] }, seed: 1 });
+    const refuse = props.find((p) => p.title === 'broken checkpoints are refused')!;
+    expect(types(refuse.examples!, 'refuse')).toEqual(new Set(['mixtral', 'dbrx', 'olmoe']));
+    expect(refuse.examples!.every((s) => s.checkpoint.layout === 'fused')).toBe(true);
+    const request = props.find((p) => p.title === 'invalid requests are refused')!;
+    expect(new Set(request.examples!.map((s) => (s.kind === 'request' ? s.bad : '')))).toEqual(new Set(BAD_REQUESTS));
   });
 });

@@ -15,6 +15,7 @@ import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
+import { coverageSpecs } from './suite.js';
 import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
 import { FP8_MODEL_TYPES, quantCaseArb } from './arbitraries/quantized.js';
 
@@ -45,6 +46,8 @@ export interface SuiteProperty {
   title: string;
   arb: fc.Arbitrary<CaseSpec>;
   numRuns: number;
+  /** Cases run before the drawn ones, every time: the coverage the property guarantees (each layout of its type, a refusal per type). */
+  examples?: CaseSpec[];
   /** Added to the suite's seed, so properties that differ only in model type draw different sizes. */
   seedOffset: number;
 }
@@ -73,11 +76,16 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   const types = c.modelTypes ?? ALL_MODEL_TYPES;
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
   const quantized = QUANT_DTYPE_NAMES.filter((d) => (!c.dtypes || c.dtypes.includes(d)) && (d === 'fp8' ? FP8_MODEL_TYPES : ['gpt_oss']).some((t) => types.includes(t)));
+  // Coverage first (suite.ts): a refusal of each declared type and each invalid request, run
+  // as fast-check examples. (Not for loads: an example does not shrink, and a failing load is
+  // worth its shrunk counterexample; their per-type properties already reach every type.)
+  const seed = opts.seed ?? defaultSeed();
+  const covered = (kind: CaseSpec['kind'], modelTypes: readonly string[]) => coverageSpecs(seed, { ...filter, modelTypes, kinds: [kind] });
   const properties: Array<Omit<SuiteProperty, 'seedOffset'>> = [
     ...types.map((t) => ({ title: `${t}: every rank loads bit-exact, reassembles, and computes the unsharded forward`, arb: caseArb({ ...filter, modelTypes: [t], kinds: ['load'] }), numRuns: n })),
     ...(LAYOUTS.every((l) => (c.layouts ?? LAYOUTS).includes(l)) ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
-    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n },
-    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n },
+    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n, examples: covered('refuse', types) },
+    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n, examples: covered('request', types) },
     ...(quantized.length ? [{ title: 'quantized checkpoints (FP8 block scales, MXFP4): every rank loads bit-exact, reassembles and computes the unsharded forward; FP8 layouts agree', arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, quantized, types), numRuns: n }] : []),
   ];
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
@@ -142,6 +150,7 @@ export async function checkSuiteProperty(
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,
+      ...(p.examples?.length && { examples: p.examples.map((e): [CaseSpec] => [e]) }),
       ...(params.path !== undefined && { path: params.path }),
       ...(params.endOnFailure && { endOnFailure: true }),
     });
