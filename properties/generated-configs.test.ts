@@ -10,14 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { entryFor, MODEL_TYPES } from '../harness/layouts/registry.js';
 import { modelSpecArb } from './arbitraries/dims.js';
-import { generatedConfigSamples, sampleHash, SAMPLE_SEED, SAMPLES_PER_TYPE } from './generated-configs.js';
+import { exportedSamples, generatedConfigSamples, sampleHash, SAMPLE_SEED, SAMPLES_PER_TYPE } from './generated-configs.js';
 
 const RECORD = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'generated-configs.json');
 const REMAKE =
   'node --import tsx properties/export-generated-configs.ts /tmp/generated-configs.json && ' +
   '/work/venv/bin/python golden/tools/check_generated_configs.py /tmp/generated-configs.json --record golden/generated-configs.json';
 
-interface Record {
+interface RecordFile {
   transformers: string;
   seed: number;
   perType: number;
@@ -25,14 +25,23 @@ interface Record {
 }
 
 describe('generated configs are what transformers builds (golden/generated-configs.json)', () => {
-  const record = JSON.parse(readFileSync(RECORD, 'utf8')) as Record;
+  const record = JSON.parse(readFileSync(RECORD, 'utf8')) as RecordFile;
 
   it('the record is fresh: the same configs and tensor tables as the generators draw today', () => {
     expect(record.seed).toBe(SAMPLE_SEED);
     expect(record.perType).toBe(SAMPLES_PER_TYPE);
-    const now = generatedConfigSamples().map((s) => `${s.id} ${sampleHash(s)}${s.excludedBy ? ` excluded by ${s.excludedBy}` : ''}`);
+    const samples = generatedConfigSamples();
+    const now = samples.map((s) => `${s.id} ${sampleHash(s)}${s.excludedBy ? ` excluded by ${s.excludedBy}` : ''}`);
     const recorded = record.samples.map((s) => `${s.id} ${s.hash}${s.excludedBy ? ` excluded by ${s.excludedBy}` : ''}`);
     expect(recorded, `stale record: remake it with\n  ${REMAKE}`).toEqual(now);
+    // What the Python check reads: every sample with its config, both layouts' tensor tables and its fingerprint.
+    const exported = JSON.parse(exportedSamples(samples)) as { samples: Array<{ id: string; hash: string; config: { model_type: string }; layouts: Record<string, { modules: string[]; tensors: object }> }> };
+    expect(exported.samples.map((s) => `${s.id} ${s.hash}`)).toEqual(record.samples.map((s) => `${s.id} ${s.hash}`));
+    for (const s of exported.samples) {
+      expect(s.config.model_type, s.id).toBe(s.id.split(':')[0]);
+      expect(Object.keys(s.layouts).sort(), s.id).toEqual(['fused', 'original']);
+      expect(s.layouts['fused']!.modules.length, s.id).toBeGreaterThan(0);
+    }
   }, 60_000);
 
   it('every drawn config was built by transformers as the registry says, every counterexample was not', () => {

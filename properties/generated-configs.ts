@@ -94,3 +94,8 @@ export function sampleHash(s: ConfigSample): string {
   const h2 = caseHash(JSON.stringify({ layouts: s.layouts, config: s.config, id: s.id }));
   return `${h1.toString(16).padStart(8, '0')}${h2.toString(16).padStart(8, '0')}`;
 }
+
+/** What properties/export-generated-configs.ts writes: the samples with their fingerprints, for the Python check. */
+export function exportedSamples(samples: readonly ConfigSample[] = generatedConfigSamples()): string {
+  return JSON.stringify({ seed: SAMPLE_SEED, perType: SAMPLES_PER_TYPE, samples: samples.map((s) => ({ ...s, hash: sampleHash(s) })) }, null, 1) + '\n';
+}
