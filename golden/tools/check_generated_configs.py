@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import transformers
 from safetensors import safe_open
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText
 
 sys.path.insert(0, str(Path(__file__).parent))
 from make_fixtures import BASE_CONFIG  # noqa: E402
@@ -65,6 +65,25 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
     return {}
 
 
+def build_model(config: transformers.PretrainedConfig) -> torch.nn.Module:
+    """The model as its checkpoints are saved: a causal LM, else an image-text-to-text model
+    (MoE decoders inside a VL model), else a *ForCausalLM class the auto maps lack, else the base model."""
+    first: Exception | None = None
+    for auto in (AutoModelForCausalLM, AutoModelForImageTextToText):
+        try:
+            return auto.from_config(config)
+        except ValueError as e:  # no mapping for this config class
+            first = first or e
+    for name in dir(transformers):
+        cls = getattr(transformers, name, None) if name.endswith("ForCausalLM") else None
+        if cls is not None and getattr(cls, "config_class", None) is type(config):
+            return cls(config)
+    try:
+        return AutoModel.from_config(config)
+    except ValueError:
+        raise first from None
+
+
 def saved_tables(model: torch.nn.Module, folder: Path, original: bool) -> dict[str, list[int]]:
     model.save_pretrained(folder, save_original_format=original)
     table: dict[str, list[int]] = {}
@@ -86,7 +105,7 @@ def check(sample: dict[str, Any]) -> list[str]:
     torch.manual_seed(0)
     try:
         config = AutoConfig.for_model(model_type, **fields)
-        model = AutoModelForCausalLM.from_config(config)
+        model = build_model(config)
     except Exception as e:  # a config transformers cannot build at all
         return [f"transformers cannot build it: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"]
     problems: list[str] = []
