@@ -48,6 +48,20 @@ const OPEN_ARRAY = 0x5b;
 const CLOSE_ARRAY = 0x5d;
 const QUOTE = 0x22;
 
+/**
+ * How many entries the array of numbers starting at `p` has: its commas plus one, up to
+ * the first byte that cannot be part of a list of numbers (normally the closing bracket).
+ */
+function countEntries(b: Uint8Array, p: number, end: number): number {
+  let n = 1;
+  for (; p < end; p++) {
+    const x = b[p]!;
+    if (x === 0x2c) n++;
+    else if (!((x >= 0x30 && x <= 0x39) || x === 0x20 || x === 0x0a || x === 0x0d || x === 0x09 || x === 0x2d || x === 0x2b || x === 0x2e || x === 0x65 || x === 0x45)) break;
+  }
+  return n;
+}
+
 /** The JSON of a header (valid UTF-8, checked by the caller) into its entries. */
 export function readHeaderEntries(json: Uint8Array, file?: string): HeaderEntries {
   const c = new JsonCursor(json, { file });
@@ -180,13 +194,16 @@ class HeaderReader {
     const c = this.c;
     if (c.peek() !== OPEN_ARRAY) this.schema('shape must be an array', name, c.kindAhead());
     c.open(OPEN_ARRAY, 3);
-    const shape: number[] = [];
-    if (c.closesAt(CLOSE_ARRAY)) return shape;
+    if (c.closesAt(CLOSE_ARRAY)) return [];
+    // Sized before it is filled: an array grown by push holds up to 2.5 copies at its peak.
+    const shape: number[] = new Array(countEntries(c.bytes, c.pos, c.end));
+    let i = 0;
     do {
       const v = this.unsigned('shape entry', name);
-      if (typeof v === 'bigint') (exact.shape ??= new Map()).set(shape.length, v);
-      shape.push(Number(v));
+      if (typeof v === 'bigint') (exact.shape ??= new Map()).set(i, v);
+      shape[i++] = Number(v);
     } while (!c.next(CLOSE_ARRAY));
+    shape.length = i; // countEntries is exact for every shape that parses
     return shape;
   }
 

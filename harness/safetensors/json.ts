@@ -166,30 +166,41 @@ export class JsonCursor {
   /** A number token: RFC 8259 grammar, position after it. */
   number(): NumberToken {
     const b = this.bytes;
+    const end = this.end;
     const start = this.pos;
     let p = start;
-    const digits = (): boolean => {
-      const from = p;
-      while (p < this.end && b[p]! >= 0x30 && b[p]! <= 0x39) p++;
-      return p > from;
-    };
-    if (b[p] === 0x2d) p++;
-    if (p < this.end && b[p] === 0x30) p++;
-    else if (!digits()) return this.fail('malformed number');
-    let unsigned = b[start] !== 0x2d;
-    if (p < this.end && b[p] === 0x2e) {
+    let unsigned = true;
+    if (b[p] === 0x2d) {
       p++;
       unsigned = false;
-      if (!digits()) return this.fail('malformed number');
     }
-    if (p < this.end && (b[p] === 0x65 || b[p] === 0x45)) {
-      p++;
+    if (p < end && b[p] === 0x30) p++;
+    else {
+      const from = p;
+      while (p < end && b[p]! >= 0x30 && b[p]! <= 0x39) p++;
+      if (p === from) return this.failAt(p, 'malformed number');
+    }
+    if (p < end && b[p] === 0x2e) {
+      const from = ++p;
+      while (p < end && b[p]! >= 0x30 && b[p]! <= 0x39) p++;
+      if (p === from) return this.failAt(p, 'malformed number');
       unsigned = false;
-      if (p < this.end && (b[p] === 0x2b || b[p] === 0x2d)) p++;
-      if (!digits()) return this.fail('malformed number');
+    }
+    if (p < end && (b[p] === 0x65 || b[p] === 0x45)) {
+      p++;
+      if (p < end && (b[p] === 0x2b || b[p] === 0x2d)) p++;
+      const from = p;
+      while (p < end && b[p]! >= 0x30 && b[p]! <= 0x39) p++;
+      if (p === from) return this.failAt(p, 'malformed number');
+      unsigned = false;
     }
     this.pos = p;
     return { start, end: p, unsigned };
+  }
+
+  private failAt(p: number, what: string): never {
+    this.pos = p;
+    return this.fail(what);
   }
 
   /** The token's text (ASCII). */
@@ -218,12 +229,15 @@ export class JsonCursor {
     }
   }
 
-  /** A string token, decoded. The bytes are valid UTF-8 (checked once for the whole input). */
+  /**
+   * A string token, decoded. The bytes are valid UTF-8 (checked once for the whole input).
+   * A string with escapes is unescaped into a byte buffer and decoded once: appending
+   * piece by piece would build a rope of one node per escape (30× the text for `\n\n...`).
+   */
   string(): string {
     const b = this.bytes;
-    let p = ++this.pos; // opening quote
-    let out = '';
-    let run = p;
+    const from = ++this.pos; // opening quote
+    let p = from;
     for (;;) {
       if (p >= this.end) {
         this.pos = p;
@@ -232,20 +246,45 @@ export class JsonCursor {
       const c = b[p]!;
       if (c === QUOTE) {
         this.pos = p + 1;
-        return out + decode(b, run, p);
+        return decode(b, from, p);
+      }
+      if (c < 0x20) {
+        this.pos = p;
+        this.fail('raw control character in string');
+      }
+      if (c === BACKSLASH) break;
+      p++;
+    }
+    let out = new Uint8Array(Math.max(64, 2 * (p - from)));
+    out.set(b.subarray(from, p));
+    let n = p - from;
+    for (;;) {
+      if (p >= this.end) {
+        this.pos = p;
+        this.fail('unterminated string');
+      }
+      if (n + 4 > out.length) {
+        const grown = new Uint8Array(2 * out.length);
+        grown.set(out.subarray(0, n));
+        out = grown;
+      }
+      const c = b[p]!;
+      if (c === QUOTE) {
+        this.pos = p + 1;
+        return utf8.decode(out.subarray(0, n));
       }
       if (c < 0x20) {
         this.pos = p;
         this.fail('raw control character in string');
       }
       if (c !== BACKSLASH) {
+        out[n++] = c;
         p++;
         continue;
       }
-      out += decode(b, run, p);
       this.pos = p + 1;
-      out += this.escape();
-      p = run = this.pos;
+      n = putUtf8(out, n, this.escape());
+      p = this.pos;
     }
   }
 
@@ -277,18 +316,18 @@ export class JsonCursor {
     }
   }
 
-  /** After a backslash: one escape, as the text it stands for. */
-  private escape(): string {
+  /** After a backslash: one escape, as the code point it stands for. */
+  private escape(): number {
     const e = this.pos < this.end ? this.bytes[this.pos++]! : -1;
     switch (e) {
-      case 0x22: return '"';
-      case 0x5c: return '\\';
-      case 0x2f: return '/';
-      case 0x62: return '\b';
-      case 0x66: return '\f';
-      case 0x6e: return '\n';
-      case 0x72: return '\r';
-      case 0x74: return '\t';
+      case 0x22: return 0x22;
+      case 0x5c: return 0x5c;
+      case 0x2f: return 0x2f;
+      case 0x62: return 0x08;
+      case 0x66: return 0x0c;
+      case 0x6e: return 0x0a;
+      case 0x72: return 0x0d;
+      case 0x74: return 0x09;
       case 0x75: return this.unicodeEscape();
       default:
         this.pos--;
@@ -308,15 +347,15 @@ export class JsonCursor {
     return v;
   }
 
-  private unicodeEscape(): string {
+  private unicodeEscape(): number {
     const hi = this.hex4();
     if (hi >= 0xdc00 && hi <= 0xdfff) this.fail('lone trailing surrogate in \\u escape');
-    if (hi < 0xd800 || hi > 0xdbff) return String.fromCharCode(hi);
+    if (hi < 0xd800 || hi > 0xdbff) return hi;
     if (this.bytes[this.pos] !== BACKSLASH || this.bytes[this.pos + 1] !== 0x75 || this.pos + 1 >= this.end) this.fail('lone leading surrogate in \\u escape');
     this.pos += 2;
     const lo = this.hex4();
     if (lo < 0xdc00 || lo > 0xdfff) this.fail('lone leading surrogate in \\u escape');
-    return String.fromCharCode(hi, lo);
+    return 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
   }
 
   /**
@@ -356,6 +395,25 @@ export class JsonCursor {
     this.ws();
     if (this.pos !== this.end) this.fail('trailing characters after the JSON value');
   }
+}
+
+/** Append code point `cp` to `out` at `n` as UTF-8 (out has room for 4 bytes); returns the new length. */
+function putUtf8(out: Uint8Array, n: number, cp: number): number {
+  if (cp < 0x80) out[n++] = cp;
+  else if (cp < 0x800) {
+    out[n++] = 0xc0 | (cp >> 6);
+    out[n++] = 0x80 | (cp & 0x3f);
+  } else if (cp < 0x10000) {
+    out[n++] = 0xe0 | (cp >> 12);
+    out[n++] = 0x80 | ((cp >> 6) & 0x3f);
+    out[n++] = 0x80 | (cp & 0x3f);
+  } else {
+    out[n++] = 0xf0 | (cp >> 18);
+    out[n++] = 0x80 | ((cp >> 12) & 0x3f);
+    out[n++] = 0x80 | ((cp >> 6) & 0x3f);
+    out[n++] = 0x80 | (cp & 0x3f);
+  }
+  return n;
 }
 
 function decode(b: Uint8Array, from: number, to: number): string {
