@@ -2,7 +2,7 @@
 // (seed, worker, index), so any finding replays from its three numbers (`--replay`).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DTYPES } from '../../harness/safetensors/dtypes.js';
+import { dtypeBits, DTYPES } from '../../harness/safetensors/dtypes.js';
 import { HOSTILE } from '../../harness/safetensors/test/hostile.js';
 import { serializeSafetensors } from '../../harness/safetensors/write.js';
 import { CORPUS, corpusFile } from '../../harness/safetensors/test/corpus.js';
@@ -32,7 +32,7 @@ export function seeds(goldenDir: string): Uint8Array[] {
   const r = rng(1);
   for (const dtype of DTYPES) {
     for (const shape of [[], [0], [2], [2, 3], [4, 0, 2], [8, 8]]) {
-      const bits = { F4: 4, F6_E2M3: 6, F6_E3M2: 6 }[dtype as string] ?? 8;
+      const bits = dtypeBits(dtype);
       const n = shape.reduce((a, b) => a * b, 1);
       if ((n * bits) % 8 !== 0) continue;
       const bytes = Uint8Array.from({ length: (n * bits) / 8 }, () => int(r, 256));
@@ -63,7 +63,7 @@ export function seeds(goldenDir: string): Uint8Array[] {
         }
         for (const name of names) {
           const path = join(goldenDir, dir, sub, name);
-          if (name.endsWith('.safetensors') && statSync(path).size < 256 * 1024) out.push(readFileSync(path));
+          if (name.endsWith('.safetensors') && statSync(path).size < 32 * 1024) out.push(readFileSync(path));
         }
       }
     }
@@ -268,9 +268,9 @@ export function makeInput(all: Uint8Array[], seed: number, worker: number, index
   const r = rng(seed, worker, index);
   let bytes = pick(r, all);
   const recipe: string[] = [];
-  if (r() < 0.01) {
+  if (r() < 0.003) {
     recipe.push('amplify');
-    return { bytes: amplify(r, bytes, maxAmplified), recipe };
+    return { bytes: amplify(r, bytes, r() < 0.1 ? maxAmplified : maxAmplified / 8), recipe };
   }
   const rounds = 1 + int(r, 3);
   for (let k = 0; k < rounds; k++) {
