@@ -3,7 +3,7 @@
 // rule for rule and error kind for error kind; where this reader is stricter the comment
 // says so. Files are read with positional reads of just the ranges asked for, made
 // synchronously (see readRangesInto for why).
-import { isUtf8 } from 'node:buffer';
+import { constants as bufferConstants, isUtf8 } from 'node:buffer';
 import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Tensor } from '../tensor.js';
@@ -21,6 +21,7 @@ import {
   SafetensorIoError,
   TensorInvalidInfo,
   TensorNotFound,
+  TensorTooLarge,
   ValidationOverflow,
 } from './errors.js';
 import { U64_MAX } from './json.js';
@@ -244,16 +245,34 @@ export class SafetensorsFile {
     return lookup(this.header.tensors, name, this.path);
   }
 
+  /** A whole tensor in one buffer; one larger than MAX_BUFFER_BYTES is a TensorTooLarge (use chunks). */
   async readTensor(name: string): Promise<Tensor> {
     const info = this.info(name);
     const [b, e] = info.dataOffsets;
+    checkBufferSize(e - b, this.path, name, 'whole tensor');
     return { dtype: info.dtype, shape: [...info.shape], bytes: await this.readBytes(name, 0, e - b) };
+  }
+
+  /**
+   * A tensor's bytes [begin, end) (default: all of them) in order, in fresh buffers of at
+   * most `chunkBytes` each: any size the file holds, tensors above MAX_BUFFER_BYTES included.
+   */
+  async *chunks(name: string, o: { chunkBytes?: number; begin?: number; end?: number } = {}): AsyncGenerator<Uint8Array> {
+    const info = this.info(name);
+    const { begin = 0, end = info.dataOffsets[1] - info.dataOffsets[0] } = o;
+    checkRange(info, begin, end, this.path);
+    const step = Math.min(Math.max(1, Math.floor(o.chunkBytes ?? DEFAULT_CHUNK)), MAX_BUFFER_BYTES);
+    for (let at = begin; at < end; at += step) yield this.readBytesSync(info, at, Math.min(end, at + step));
   }
 
   /** Bytes [begin, end) of one tensor, counted from the tensor's first byte. */
   async readBytes(name: string, begin: number, end: number): Promise<Uint8Array> {
-    const info = this.info(name);
+    return this.readBytesSync(this.info(name), begin, end);
+  }
+
+  private readBytesSync(info: TensorInfo, begin: number, end: number): Uint8Array {
     checkRange(info, begin, end, this.path);
+    checkBufferSize(end - begin, this.path, info.name, 'byte range');
     return readExactly(this.handle, this.path, end - begin, this.header.dataStart + info.dataOffsets[0] + begin);
   }
 
@@ -265,6 +284,7 @@ export class SafetensorsFile {
       checkRange(info, b, e, this.path);
       total += e - b;
     }
+    checkBufferSize(total, this.path, name, 'ranges');
     const out = unzeroed(total);
     this.readRangesInto(name, ranges, out);
     return out;
@@ -311,6 +331,21 @@ export class SafetensorsFile {
 
   async close(): Promise<void> {
     await this.handle.close();
+  }
+}
+
+/** The largest buffer Node can allocate (2^32 bytes in Node 20): no single read may exceed it. */
+export const MAX_BUFFER_BYTES: number = bufferConstants.MAX_LENGTH;
+/** SafetensorsFile.chunks' default piece. */
+const DEFAULT_CHUNK = 16 << 20;
+
+/**
+ * One buffer of `length` bytes must be possible, else a typed refusal that says what to do
+ * instead (`instead`: by default, read the tensor in pieces).
+ */
+export function checkBufferSize(length: number, file: string | undefined, tensor: string, what: string, instead = 'read it in pieces (chunks, readBytes, readRanges)'): void {
+  if (length > MAX_BUFFER_BYTES) {
+    throw new TensorTooLarge(`${what} is larger than one buffer can be: ${instead}`, { file, tensor, expected: `<= ${MAX_BUFFER_BYTES} bytes`, found: `${length} bytes` });
   }
 }
 
