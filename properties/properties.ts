@@ -9,16 +9,16 @@
 //   request an invalid request (I % T != 0, P > E, rank out of range) is refused
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LoaderCrashed, LoaderOutputInvalid, LoaderTimedOut } from '../harness/conformance/command-loader.js';
+import { LoaderCrashed, LoaderOutputInvalid, LoaderTimedOut } from '../harness/protocol/command-loader.js';
 import type { CaseFailure } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/runner.js';
+import type { CaseOutcome } from '../harness/conformance/results.js';
 import { MoeConformanceError } from '../harness/errors.js';
-import { semanticsOf } from '../harness/layouts/registry.js';
+import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { inFormOf } from '../harness/quant/dequantize.js';
 import { writeSafetensors } from '../harness/safetensors/write.js';
 import { WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
-import { xoshiro128ss, normals } from '../harness/writer/random.js';
+import { xoshiro128ss, normals } from '../harness/canonical/random.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
@@ -28,6 +28,7 @@ import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
 import { specIdText, specSeed, type CaseSpec, type Layout, type ParallelSpec } from './spec.js';
 import { privateStore, type CheckpointStore } from './checkpoint-store.js';
+import { plural } from '../harness/errors.js';
 
 export interface Target {
   loader: Loader;
@@ -204,7 +205,7 @@ async function expectRefusal(load: () => Promise<Canonical>, what: string, outpu
     return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}` });
   }
   outputs.push(['accepted', accepted]);
-  return fail({ message: `${what} was silently accepted: the loader returned ${accepted.size} tensors instead of refusing`, expected: 'refusal', found: `${accepted.size} tensors` });
+  return fail({ message: `${what} was silently accepted: the loader returned ${plural(accepted.size, 'tensor')} instead of refusing`, expected: 'refusal', found: plural(accepted.size, 'tensor') });
 }
 
 async function keep(spec: CaseSpec, c: CaseContext, root: string): Promise<void> {

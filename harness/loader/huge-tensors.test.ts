@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelConfig } from '../checkpoint/config.js';
 import { CheckpointDir } from '../checkpoint/directory.js';
-import { expandLayout } from '../layouts/detect.js';
+import { expandLayout } from './detect.js';
 import { entryFor } from '../layouts/registry.js';
 import { TensorTooLarge } from '../safetensors/errors.js';
 import { pattern, writeSparse, type SparseTensor } from '../safetensors/test/sparse.js';
 import { buildConfig } from '../writer/config.js';
-import { canonicalName } from './canonical.js';
+import { canonicalName } from '../canonical/canonical.js';
 import { materialize, planLoad, tensorChunks } from './load.js';
 
 const [E, H, I, TP] = [2, 4096, 132096, 1024];
