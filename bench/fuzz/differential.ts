@@ -2,7 +2,9 @@
 // the tricky-header corpus (and optionally N fuzz inputs) through this reader and through
 // the reference (Python's safetensors, i.e. the Rust reader), verdict against verdict.
 // The corpus' reference verdicts are written to harness/safetensors/test/corpus-rust.json,
-// which corpus.test.ts checks without Python. Not a test: it needs Python.
+// which corpus.test.ts checks without Python; the summary (every disagreement counted by
+// the stricter rule of spec §5 that explains it, or NOT EXPLAINED) to bench/results/.
+// Not a test: it needs Python with safetensors.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,14 +21,23 @@ interface Verdict {
   error?: string;
 }
 
-function ours(bytes: Uint8Array): { verdict: 'accept' | 'refuse'; error?: string } {
+function ours(bytes: Uint8Array): { verdict: 'accept' | 'refuse'; error?: string; rule?: string } {
   try {
     parseSafetensors(bytes);
     return { verdict: 'accept' };
   } catch (e) {
     if (!(e instanceof MoeConformanceError)) throw e;
-    return { verdict: 'refuse', error: e.name };
+    return { verdict: 'refuse', error: e.name, rule: ruleOf(e) };
   }
+}
+
+/** Which stricter rule of spec §5 a refusal applies, from its error; undefined when none does. */
+function ruleOf(e: MoeConformanceError): string | undefined {
+  if (/array form/.test(e.message)) return '5.1 entry as an array';
+  if (/one-key object form/.test(e.message)) return '5.2 dtype as an object';
+  if (e.name === 'DuplicateKey') return '5.3 duplicate key';
+  if (/shape entry is not a safe integer/.test(e.message)) return '5.4 shape entry above 2^53';
+  return undefined;
 }
 
 /** The reference's verdicts on the given files, in order, and its version. */
@@ -60,13 +71,11 @@ async function main(argv: string[]): Promise<void> {
         files.push({ name: `fuzz ${seed}:0:${i}`, bytes: input.bytes, recipe: input.recipe });
       }
     }
-    const paths = await Promise.all(
-      files.map(async (f, i) => {
-        const path = join(dir, `${i}.safetensors`);
-        await writeFile(path, f.bytes);
-        return path;
-      }),
-    );
+    const paths: string[] = [];
+    for (const [i, f] of files.entries()) {
+      paths.push(join(dir, `${i}.safetensors`));
+      await writeFile(paths[i]!, f.bytes);
+    }
     const { version, verdicts } = await reference(python, paths);
     const corpus: Record<string, Verdict> = {};
     const disagreements: Record<string, number> = {};
@@ -76,14 +85,18 @@ async function main(argv: string[]): Promise<void> {
       if (i < CORPUS.length) corpus[f.name] = ref;
       const mine = ours(f.bytes);
       if (mine.verdict !== ref.verdict) {
-        const key = `ours ${mine.verdict}${mine.error ? ` (${mine.error})` : ''}, reference ${ref.verdict}`;
+        const key = `ours ${mine.verdict}${mine.error ? ` (${mine.error})` : ''}, reference ${ref.verdict}: ${mine.rule ?? 'NOT EXPLAINED by spec §5'}`;
         disagreements[key] = (disagreements[key] ?? 0) + 1;
         if (samples.length < 40) samples.push({ name: f.name, ours: mine.error ?? mine.verdict, reference: ref.error ?? ref.verdict, ...(f.recipe ? { recipe: f.recipe } : {}) });
       }
     });
     const recorded = { reference: `safetensors ${version} (Python binding of the Rust reader)`, recordedOn: new Date().toISOString().slice(0, 10), verdicts: corpus };
     await writeFile(join(REPO_DIR, 'harness/safetensors/test/corpus-rust.json'), JSON.stringify(recorded, null, 1) + '\n');
-    console.log(JSON.stringify({ reference: recorded.reference, corpus: CORPUS.length, fuzzInputs: fuzz, disagreements, samples }, null, 1));
+    const summary = { reference: recorded.reference, date: new Date().toISOString(), corpus: CORPUS.length, fuzzInputs: fuzz, fuzzSeed: seed, disagreements, samples };
+    const out = join(REPO_DIR, 'bench/results', `safetensors-differential-${summary.date.replace(/[:.]/g, '-')}.json`);
+    await writeFile(out, JSON.stringify(summary, null, 1) + '\n');
+    console.log(JSON.stringify(summary, null, 1));
+    console.log(`results: ${out}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
