@@ -7,7 +7,7 @@
 // measure memory per input byte. Every accepted file has each tensor read and its header
 // written back and re-read. Reports counts per outcome (accepted, each error class),
 // untyped errors, hangs (an input running past --hang-ms; the worker is restarted after
-// it), workers dying of memory, the worst heap growth per input byte (inputs of 128 KiB
+// it), workers dying of memory, the worst heap growth per input byte (inputs of 1 MiB
 // or more, after a full collection) and the slowest input. Results go to bench/results/fuzz-<time>.json. Every
 // input is a function of (seed, worker, index): `--replay W:I --out FILE` writes one.
 import { writeFileSync } from 'node:fs';

@@ -270,7 +270,7 @@ export function makeInput(all: Uint8Array[], seed: number, worker: number, index
   const recipe: string[] = [];
   if (r() < 0.003) {
     recipe.push('amplify');
-    return { bytes: amplify(r, bytes, r() < 0.1 ? maxAmplified : maxAmplified / 8), recipe };
+    return { bytes: amplify(r, bytes, r() < 0.3 ? maxAmplified : maxAmplified / 8), recipe };
   }
   const rounds = 1 + int(r, 3);
   for (let k = 0; k < rounds; k++) {

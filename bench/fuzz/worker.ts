@@ -31,8 +31,11 @@ export interface WorkerReport {
   largest: number;
 }
 
-/** Inputs this large have their heap growth measured (a full collection first). */
-const MEASURE_FROM = 128 * 1024;
+/**
+ * Inputs this large have their heap growth measured (a full collection first). Smaller ones
+ * would measure the heap's growth steps (a megabyte or more) rather than the parse.
+ */
+const MEASURE_FROM = 1 << 20;
 const gc = (globalThis as { gc?: () => void }).gc;
 
 function run(init: WorkerInit): WorkerReport {
