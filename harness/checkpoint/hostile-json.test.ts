@@ -34,6 +34,10 @@ describe('bounded reads', () => {
     await expect(readBoundedFile(path, 1000)).rejects.toThrow(/1000-byte limit.*1073741824 bytes/);
   });
 
+  it('a file that never ends (size 0 in stat: /dev/zero) is refused one byte past the limit', async () => {
+    await expect(readBoundedFile('/dev/zero', 3 << 20)).rejects.toThrow(/more than 3145728 bytes/);
+  });
+
   it('config.json over 16 MiB is a ConfigError naming the limit', async () => {
     const sub = join(dir, 'big-config');
     await rm(sub, { recursive: true, force: true });
