@@ -238,44 +238,23 @@ export class JsonCursor {
     const b = this.bytes;
     const from = ++this.pos; // opening quote
     let p = from;
-    for (;;) {
-      if (p >= this.end) {
-        this.pos = p;
-        this.fail('unterminated string');
-      }
-      const c = b[p]!;
-      if (c === QUOTE) {
-        this.pos = p + 1;
-        return decode(b, from, p);
-      }
-      if (c < 0x20) {
-        this.pos = p;
-        this.fail('raw control character in string');
-      }
-      if (c === BACKSLASH) break;
-      p++;
+    for (let c = this.stringByte(p); c !== QUOTE; c = this.stringByte(++p)) {
+      if (c === BACKSLASH) return this.unescaped(from, p);
     }
+    this.pos = p + 1;
+    return decode(b, from, p);
+  }
+
+  /** The rest of a string from its first backslash at `p`, unescaped into bytes and decoded once. */
+  private unescaped(from: number, p: number): string {
     let out = new Uint8Array(Math.max(64, 2 * (p - from)));
-    out.set(b.subarray(from, p));
+    out.set(this.bytes.subarray(from, p));
     let n = p - from;
-    for (;;) {
-      if (p >= this.end) {
-        this.pos = p;
-        this.fail('unterminated string');
-      }
+    for (let c = this.stringByte(p); c !== QUOTE; c = this.stringByte(p)) {
       if (n + 4 > out.length) {
         const grown = new Uint8Array(2 * out.length);
         grown.set(out.subarray(0, n));
         out = grown;
-      }
-      const c = b[p]!;
-      if (c === QUOTE) {
-        this.pos = p + 1;
-        return utf8.decode(out.subarray(0, n));
-      }
-      if (c < 0x20) {
-        this.pos = p;
-        this.fail('raw control character in string');
       }
       if (c !== BACKSLASH) {
         out[n++] = c;
@@ -286,26 +265,14 @@ export class JsonCursor {
       n = putUtf8(out, n, this.escape());
       p = this.pos;
     }
+    this.pos = p + 1;
+    return utf8.decode(out.subarray(0, n));
   }
 
   /** Skip a string token, validating it exactly as string() does, without building it. */
   skipString(): void {
-    const b = this.bytes;
     let p = ++this.pos;
-    for (;;) {
-      if (p >= this.end) {
-        this.pos = p;
-        this.fail('unterminated string');
-      }
-      const c = b[p]!;
-      if (c === QUOTE) {
-        this.pos = p + 1;
-        return;
-      }
-      if (c < 0x20) {
-        this.pos = p;
-        this.fail('raw control character in string');
-      }
+    for (let c = this.stringByte(p); c !== QUOTE; c = this.stringByte(p)) {
       if (c !== BACKSLASH) {
         p++;
         continue;
@@ -314,6 +281,15 @@ export class JsonCursor {
       this.escape();
       p = this.pos;
     }
+    this.pos = p + 1;
+  }
+
+  /** The byte at `p` inside a string: the end of the input and raw control characters are errors there. */
+  private stringByte(p: number): number {
+    if (p >= this.end) this.failAt(p, 'unterminated string');
+    const c = this.bytes[p]!;
+    if (c < 0x20) this.failAt(p, 'raw control character in string');
+    return c;
   }
 
   /** After a backslash: one escape, as the code point it stands for. */
