@@ -10,6 +10,7 @@
 // it), workers dying of memory, the worst heap growth per input byte (inputs of 1 MiB
 // or more, after a full collection) and the slowest input. Results go to bench/results/fuzz-<time>.json. Every
 // input is a function of (seed, worker, index): `--replay W:I --out FILE` writes one.
+// SIGINT or SIGTERM stops the run early and still writes its results.
 import { writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -54,12 +55,23 @@ interface Finding {
   detail: string;
 }
 
+/** Stop flags of the running workers: SIGINT or SIGTERM ends the run early, with its results written. */
+const stops: Int32Array[] = [];
+let stopped = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    stopped = true;
+    for (const s of stops) Atomics.store(s, 1, 1);
+  });
+}
+
 /** Runs one worker from input `start` until the deadline; restarts it after a hang or a death. */
 async function runWorker(o: Options, worker: number, deadline: number, findings: Finding[], onProgress: (r: WorkerReport) => void): Promise<WorkerReport[]> {
   const reports: WorkerReport[] = [];
   let start = 0;
-  while (Date.now() < deadline) {
-    const beat = new SharedArrayBuffer(4);
+  while (Date.now() < deadline && !stopped) {
+    const beat = new SharedArrayBuffer(8);
+    stops.push(new Int32Array(beat));
     const init: WorkerInit = { seed: o.seed, worker, start, deadline, goldenDir: GOLDEN, maxAmplified: o.maxAmplified, beat };
     const w = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: init, resourceLimits: { maxOldGenerationSizeMb: o.heapMb } });
     const beats = new Int32Array(beat);

@@ -15,7 +15,7 @@ export interface WorkerInit {
   deadline: number;
   goldenDir: string;
   maxAmplified: number;
-  /** Int32Array over a SharedArrayBuffer: [index of the input being parsed]. */
+  /** Int32Array over a SharedArrayBuffer: [index of the input being parsed, stop flag set by the main thread]. */
   beat: SharedArrayBuffer;
 }
 
@@ -42,7 +42,7 @@ function run(init: WorkerInit): WorkerReport {
   const all = seeds(init.goldenDir);
   const beat = new Int32Array(init.beat);
   const report: WorkerReport = { worker: init.worker, inputs: 0, bytes: 0, outcomes: {}, untyped: [], inconsistent: [], worstMemory: undefined, slowest: undefined, largest: 0 };
-  for (let index = init.start; Date.now() < init.deadline; index++) {
+  for (let index = init.start; Date.now() < init.deadline && Atomics.load(beat, 1) === 0; index++) {
     Atomics.store(beat, 0, index);
     const { bytes, recipe } = makeInput(all, init.seed, init.worker, index, init.maxAmplified);
     const big = bytes.length >= MEASURE_FROM;

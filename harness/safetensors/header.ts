@@ -42,6 +42,8 @@ export interface HeaderEntries {
   exact: Map<TensorInfo, ExactValues>;
 }
 
+/** The longest array `new Array(n)` makes with fast elements, with a margin. */
+const PRESIZE_LIMIT = 1 << 24;
 const OPEN_OBJECT = 0x7b;
 const CLOSE_OBJECT = 0x7d;
 const OPEN_ARRAY = 0x5b;
@@ -195,8 +197,10 @@ class HeaderReader {
     if (c.peek() !== OPEN_ARRAY) this.schema('shape must be an array', name, c.kindAhead());
     c.open(OPEN_ARRAY, 3);
     if (c.closesAt(CLOSE_ARRAY)) return [];
-    // Sized before it is filled: an array grown by push holds up to 2.5 copies at its peak.
-    const shape: number[] = new Array(countEntries(c.bytes, c.pos, c.end));
+    // Sized before it is filled (an array grown by push holds up to 2.5 copies at its peak),
+    // up to the length past which V8 makes `new Array(n)` a slow dictionary (2^25).
+    const count = countEntries(c.bytes, c.pos, c.end);
+    const shape: number[] = count <= PRESIZE_LIMIT ? new Array(count) : [];
     let i = 0;
     do {
       const v = this.unsigned('shape entry', name);
