@@ -64,6 +64,27 @@ function countEntries(b: Uint8Array, p: number, end: number): number {
   return n;
 }
 
+/** Number of ASCII digits from `p`. */
+function digitsOf(b: Uint8Array, p: number, end: number): number {
+  let q = p;
+  while (q < end && b[q]! >= 0x30 && b[q]! <= 0x39) q++;
+  return q - p;
+}
+
+/**
+ * The integer at `p` when it is a plain JSON integer of 1 to 15 digits (no sign, no leading
+ * zero, not followed by a fraction or exponent), else -1.
+ */
+function shortInteger(b: Uint8Array, p: number, end: number): number {
+  const n = digitsOf(b, p, end);
+  if (n === 0 || n > 15 || (n > 1 && b[p] === 0x30)) return -1;
+  const next = p + n < end ? b[p + n]! : -1;
+  if (next === 0x2e || next === 0x65 || next === 0x45) return -1;
+  let v = 0;
+  for (let q = p; q < p + n; q++) v = v * 10 + (b[q]! - 0x30);
+  return v;
+}
+
 /** The JSON of a header (valid UTF-8, checked by the caller) into its entries. */
 export function readHeaderEntries(json: Uint8Array, file?: string): HeaderEntries {
   const c = new JsonCursor(json, { file });
@@ -203,9 +224,17 @@ class HeaderReader {
     const shape: number[] = count <= PRESIZE_LIMIT ? new Array(count) : [];
     let i = 0;
     do {
-      const v = this.unsigned('shape entry', name);
-      if (typeof v === 'bigint') (exact.shape ??= new Map()).set(i, v);
-      shape[i++] = Number(v);
+      // Short plain integers (every real dimension) are read here without a token object;
+      // anything else (long, signed, fractional, not a number) goes through unsigned().
+      const v = shortInteger(c.bytes, c.pos, c.end);
+      if (v >= 0) {
+        shape[i++] = v;
+        c.pos += digitsOf(c.bytes, c.pos, c.end);
+        continue;
+      }
+      const u = this.unsigned('shape entry', name);
+      if (typeof u === 'bigint') (exact.shape ??= new Map()).set(i, u);
+      shape[i++] = Number(u);
     } while (!c.next(CLOSE_ARRAY));
     shape.length = i; // countEntries is exact for every shape that parses
     return shape;
