@@ -21,9 +21,9 @@ const TILINGS: Record<string, GemmTiling> = {
   default: DEFAULT_TILING,
   compat: COMPAT_TILING,
   /** 64 × 128 tiles, 4 × 8 per thread. */
-  wide: { wx: 16, wy: 16, rm: 4, rn: 8, bk: 16 },
+  wide: { wx: 16, wy: 16, rm: 8, bk: 16 },
   /** 128 × 128 tiles, 8 × 8 per thread: more reuse per staged value, for large GPUs. */
-  big: { wx: 16, wy: 16, rm: 8, rn: 8, bk: 8 },
+  big: { wx: 16, wy: 8, rm: 8, bk: 16 },
 };
 
 function option(name: string, fallback: string): string {
