@@ -393,7 +393,8 @@ export class WgslWebGpuBackend implements MoeBackend {
   private upload(b: GPUBuffer, bytes: Uint8Array, at = 0): void {
     for (let off = 0; off < bytes.length; off += UPLOAD_PIECE) {
       let piece = bytes.subarray(off, Math.min(off + UPLOAD_PIECE, bytes.length));
-      if (piece.length % 4 !== 0 || piece.byteOffset % 4 !== 0) {
+      // Dawn takes no SharedArrayBuffer views (worker-filled weights): those go through a copy too.
+      if (piece.length % 4 !== 0 || piece.byteOffset % 4 !== 0 || !(piece.buffer instanceof ArrayBuffer)) {
         const padded = new Uint8Array(Math.ceil(piece.length / 4) * 4);
         padded.set(piece);
         piece = padded;
@@ -462,7 +463,10 @@ export class WgslWebGpuBackend implements MoeBackend {
     const all = weights.flatMap((w) => (w.shared ? [w.w13, w.w2, w.shared.w13, w.shared.w2] : [w.w13, w.w2]));
     if (all.every((w) => this.resident.has(w.tensor))) return;
     this.releaseResident();
-    for (const w of all) this.resident.set(w.tensor, this.toDevice(w, (size) => this.createBuffer(size, STORAGE)));
+    for (const w of all) {
+      // A tensor shared by ranks (the shared expert, say) goes up once.
+      if (!this.resident.has(w.tensor)) this.resident.set(w.tensor, this.toDevice(w, (size) => this.createBuffer(size, STORAGE)));
+    }
   }
 
   private releaseResident(): void {
