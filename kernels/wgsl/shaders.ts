@@ -214,15 +214,11 @@ fn loadA(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadA1(e, end), loadA
       const r = g * 4 + c;
       const m = `m0 + ${g * (TM / 2)}u + 4u * lid.y + ${c}u`;
       if (up) {
-        out.push(`{ let m = ${m}; if (m < mEnd) { for (var q = 0u; q < 4u; q++) {
-      let j = n0 + 4u * lid.x + q;
-      if (j < p.N) { C[(m + p.cOff) * p.ldc + j] = activate(acc${r}_0[q], acc${r}_1[q], slot, j); } } } }`);
+        const cols = [0, 1, 2, 3].map((q) => `{ let j = n0 + 4u * lid.x + ${q}u; if (j < p.N) { C[(m + p.cOff) * p.ldc + j] = activate(acc${r}_0[${q}], acc${r}_1[${q}], slot, j); } }`);
+        out.push(`{ let m = ${m}; if (m < mEnd) { ${cols.join(' ')} } }`);
       } else {
-        out.push(`{ let m = ${m}; if (m < mEnd) { let s = bitcast<f32>(rows[m].z); for (var q = 0u; q < 4u; q++) {
-      let n = n0 + 4u * lid.x + q;
-      if (n < p.N) { C[(m + p.cOff) * p.ldc + n] = s * (acc${r}_0[q] + biasOf(slot, n)); }
-      let n1 = n + ${TN / 2}u;
-      if (n1 < p.N) { C[(m + p.cOff) * p.ldc + n1] = s * (acc${r}_1[q] + biasOf(slot, n1)); } } } }`);
+        const cols = [0, 1, 2, 3].flatMap((q) => [0, 1].map((h) => `{ let n = n0 + ${h * (TN / 2)}u + 4u * lid.x + ${q}u; if (n < p.N) { C[(m + p.cOff) * p.ldc + n] = s * (acc${r}_${h}[${q}] + biasOf(slot, n)); } }`));
+        out.push(`{ let m = ${m}; if (m < mEnd) { let s = bitcast<f32>(rows[m].z); ${cols.join(' ')} } }`);
       }
     }
   }
