@@ -70,6 +70,8 @@ export interface GpuRow {
   vsLoop?: number;
   vsGrouped?: number;
   tiling?: string;
+  /** Our last timed forward's phases (ms): router round trip, routing on the CPU, experts round trip. */
+  phases?: { router: number; routing: number; experts: number };
   agreement?: { maxAbsDiff: number; maxAbsTorch: number; relative: number; tokensOff: number };
   error?: string;
 }
@@ -154,6 +156,7 @@ export async function benchGpu(o: GpuOptions): Promise<{ rows: GpuRow[]; file: s
               out = (await backend.forward(p.sem, 0, p.ranks, x, T)).output as Float32Array;
             };
             row.wgsl = await timeRuns(o.runs, 2, forward);
+            row.phases = backend.lastPhases;
             const tuned = [...backend.tunings.entries()].pop();
             row.tiling = tuned ? JSON.stringify(tuned[1].tiling) : undefined;
             if (tuned) tunings[`${s.name} T=${T}`] = tuned[1];
@@ -187,13 +190,14 @@ const tflops = (flops: number, t?: Timing) => (t ? fmt(flops / t.medianMs / 1e9,
 
 export function gpuTable(rows: GpuRow[]): string {
   const lines = [
-    '| shape | T | torch loop ms | torch grouped ms | WGSL ms | WGSL TFLOP/s | × torch loop | × torch grouped | WGSL vs torch (max rel diff, tokens off) | tiling |',
+    '| shape | T | torch loop ms | torch grouped ms | WGSL ms (phases) | WGSL TFLOP/s | × torch loop | × torch grouped | WGSL vs torch (max rel diff, tokens off) | tiling |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   ];
   for (const r of rows) {
     const ms = (t?: Timing) => (t ? fmt(t.medianMs, 2) : '–');
     const a = r.agreement ? `${r.agreement.relative.toExponential(1)}, ${r.agreement.tokensOff}` : '–';
-    lines.push(`| ${r.shape} | ${r.tokens} | ${ms(r.torchLoop)} | ${ms(r.torchGrouped)} | ${r.error ? `failed: ${r.error}` : ms(r.wgsl)} | ${tflops(r.flops, r.wgsl)} | ${r.vsLoop === undefined ? '–' : fmt(r.vsLoop, 2)} | ${r.vsGrouped === undefined ? '–' : fmt(r.vsGrouped, 2)} | ${a} | ${r.tiling ?? ''} |`);
+    const ph = r.phases ? ` (router ${fmt(r.phases.router, 2)}, routing ${fmt(r.phases.routing, 2)}, experts ${fmt(r.phases.experts, 2)})` : '';
+    lines.push(`| ${r.shape} | ${r.tokens} | ${ms(r.torchLoop)} | ${ms(r.torchGrouped)} | ${r.error ? `failed: ${r.error}` : ms(r.wgsl)}${ph} | ${tflops(r.flops, r.wgsl)} | ${r.vsLoop === undefined ? '–' : fmt(r.vsLoop, 2)} | ${r.vsGrouped === undefined ? '–' : fmt(r.vsGrouped, 2)} | ${a} | ${r.tiling ?? ''} |`);
   }
   return lines.join('\n');
 }

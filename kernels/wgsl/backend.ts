@@ -98,6 +98,8 @@ export class WgslWebGpuBackend implements MoeBackend {
   private combine: GPUComputePipeline;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  /** Wall-clock ms of the last forward's phases: router round trip, routing and tables on the CPU, experts round trip. */
+  lastPhases: { router: number; routing: number; experts: number } = { router: 0, routing: 0, experts: 0 };
 
   private constructor(
     private readonly session: WebGpuSession,
@@ -210,6 +212,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       return b;
     };
     if (this.options.residentWeights) this.hold(weights);
+    const t0 = performance.now();
     const xBuf = this.scratchBuffer('x', tokens * H * 4);
     this.upload(xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
     const zeros = buffer(16);
@@ -227,6 +230,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, clamped: false, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
     pass.end();
     const logits = await this.read(encoder, logitsBuf, tokens * E, buffer);
+    const t1 = performance.now();
     const routing = routeLogits(sem, layer, r0, logits, tokens);
 
     // Round trip 2: every rank's experts, combined into one output.
@@ -241,7 +245,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     };
     const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((tokens * k) / E));
     encoder = encodeExperts(tiling);
+    const t2 = performance.now();
     const output = await this.read(encoder, this.scratchBuffer('out', tokens * H * 4), tokens * H, buffer);
+    this.lastPhases = { router: t1 - t0, routing: t2 - t1, experts: performance.now() - t2 };
     return { output, routerLogits: logits, selected: routing.selected };
   }
 
