@@ -95,12 +95,24 @@ def activate(s: dict, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.silu(gate) * up
 
 
-def loop_forward(s: dict, x, router, rbias, corr, w13, w2, b13, b2, sw13, sw2):
-    """transformers' per-expert loop."""
+def router_choice(s: dict, x, router, rbias, corr):
     logits = x @ router.T
     if rbias is not None:
         logits = logits + rbias
-    weights, ids = route(s, logits, corr)
+    return route(s, logits, corr)
+
+
+def plus_shared(s: dict, y, x, sw13, sw2):
+    if sw13 is None:
+        return y
+    si = sw2.shape[1]
+    h = x @ sw13.T
+    return y + activate(s, h[:, :si], h[:, si:]) @ sw2.T
+
+
+def loop_forward(s: dict, x, router, rbias, corr, w13, w2, b13, b2, sw13, sw2):
+    """transformers' per-expert loop."""
+    weights, ids = router_choice(s, x, router, rbias, corr)
     E = w13.shape[0]
     inter = w2.shape[2]
     y = torch.zeros_like(x)
@@ -114,11 +126,7 @@ def loop_forward(s: dict, x, router, rbias, corr, w13, w2, b13, b2, sw13, sw2):
         act = activate(s, h[:, :inter], h[:, inter:])
         o = torch.nn.functional.linear(act, w2[e], b2[e] if b2 is not None else None)
         y.index_add_(0, tok, o * weights[tok, pos, None])
-    if sw13 is not None:
-        si = sw2.shape[1]
-        h = x @ sw13.T
-        y = y + activate(s, h[:, :si], h[:, si:]) @ sw2.T
-    return y
+    return plus_shared(s, y, x, sw13, sw2)
 
 
 def grouped_mm_fn():
@@ -133,10 +141,7 @@ def grouped_mm_fn():
 
 def grouped_forward(s: dict, gmm, x, router, rbias, corr, w13t, w2t, b13, b2, sw13, sw2, dtype):
     """Rows sorted by expert, one grouped GEMM per projection (operands in `dtype`, output f32)."""
-    logits = x @ router.T
-    if rbias is not None:
-        logits = logits + rbias
-    weights, ids = route(s, logits, corr)
+    weights, ids = router_choice(s, x, router, rbias, corr)
     k = ids.shape[1]
     E = w13t.shape[0]
     inter = w2t.shape[1]
@@ -152,11 +157,7 @@ def grouped_forward(s: dict, gmm, x, router, rbias, corr, w13t, w2t, b13, b2, sw
     if b2 is not None:
         o = o + b2[flat[order]]
     y = torch.zeros_like(x).index_add_(0, tok, o * weights.reshape(-1)[order, None])
-    if sw13 is not None:
-        si = sw2.shape[1]
-        h = x @ sw13.T
-        y = y + activate(s, h[:, :si], h[:, si:]) @ sw2.T
-    return y
+    return plus_shared(s, y, x, sw13, sw2)
 
 
 def sync() -> None:
