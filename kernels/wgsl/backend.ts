@@ -224,7 +224,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     const all = sharedBatch(x, tokens, H, undefined);
     const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
     const logitsBuf = buffer(tokens * E * 4);
-    const routerTiling = this.options.tiling ?? this.heuristic(tokens);
+    // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
+    const routerTiling = this.options.tiling ?? this.heuristic(16);
     let encoder = this.device.createCommandEncoder();
     let pass = encoder.beginComputePass();
     this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, clamped: false, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
