@@ -8,7 +8,6 @@
 import type { ModelConfig } from '../checkpoint/config.js';
 import type { ExpertActivation, MoeSemantics, Routing } from './semantics.js';
 import { LayoutConfigError, UnknownModelType } from './errors.js';
-import { quantSchemeOf } from '../quant/scheme.js';
 import {
   concat,
   flattenLeading,
@@ -509,11 +508,13 @@ export function entryFor(modelType: string): ModelEntry {
   return entry;
 }
 
-/** What one MoE block of this checkpoint computes, from config.json (consumed by kernels/). */
-export function semanticsOf(c: ModelConfig): MoeSemantics {
+/**
+ * What one MoE block of this model type computes, from config.json, before quantization:
+ * harness/quant's semanticsOf adds the checkpoint's quantization scheme (what kernels/ read).
+ */
+export function modelSemanticsOf(c: ModelConfig): MoeSemantics {
   const entry = entryFor(c.modelType);
   const d = entry.dims(c);
-  const scheme = quantSchemeOf(c.raw, c.file);
   return {
     modelType: c.modelType,
     experts: d.experts,
@@ -525,6 +526,5 @@ export function semanticsOf(c: ModelConfig): MoeSemantics {
     activation: entry.activation(c),
     sharedGate: d.features.sharedGate,
     moeLayers: d.moeLayers,
-    ...(scheme ? { quant: scheme } : {}),
   };
 }
