@@ -88,8 +88,9 @@ function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep:
   perExpert('w2', joinColumns);
   perExpert('w13_bias', joinGateUp);
   perExpert('w2_bias', sameOnAll); // whole on every TP rank
-  // Quantized checkpoints (spec §4): MXFP4 scales are cut like their rows and blocks; FP8
-  // block scales are held by every rank whose slice touches the block.
+  // Quantized checkpoints (spec §4): block scales (FP8) are held by every rank whose slice
+  // touches the block; whole-block scales (MXFP4, NVFP4) are cut like their rows and columns;
+  // one value per projection (`_scale_2`, `_input_scale`) is the same on every TP rank.
   if (quant?.splitsBlocks) {
     const Ir = slice(at(0, 0).get(p + 'w13')!, 0, p + 'w13').shape[0]! / 2;
     perExpert('w13_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.scaleBlock.rows, 'rows'));
@@ -98,6 +99,7 @@ function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep:
     perExpert('w13_scale', joinGateUp);
     perExpert('w2_scale', joinColumns);
   }
+  for (const w of ['w13', 'w2']) for (const c of ['scale_2', 'input_scale']) perExpert(`${w}_${c}`, sameOnAll);
 }
 
 /**

@@ -25,9 +25,22 @@ export type PartName =
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
   | 'up_scale'
-  | 'down_scale';
+  | 'down_scale'
+  // One value per expert projection (NVFP4's `weight_scale_2`, static activation scales): [1].
+  | 'gate_scale_2'
+  | 'up_scale_2'
+  | 'down_scale_2'
+  | 'gate_input_scale'
+  | 'up_input_scale'
+  | 'down_input_scale';
 
-export const EXPERT_PARTS: ReadonlySet<PartName> = new Set(['gate', 'up', 'down', 'gate_bias', 'up_bias', 'down_bias', 'gate_scale', 'up_scale', 'down_scale']);
+/** Per-projection single values of quantized checkpoints, each of shape [1]. */
+export const PROJECTION_SCALARS = ['gate_scale_2', 'up_scale_2', 'down_scale_2', 'gate_input_scale', 'up_input_scale', 'down_input_scale'] as const;
+
+export const EXPERT_PARTS: ReadonlySet<PartName> = new Set<PartName>(['gate', 'up', 'down', 'gate_bias', 'up_bias', 'down_bias', 'gate_scale', 'up_scale', 'down_scale', ...PROJECTION_SCALARS]);
+
+/** A scale block edge that covers a whole axis (per-tensor and per-channel scales): ceil(n / WHOLE_AXIS) = 1. */
+export const WHOLE_AXIS = Number.MAX_SAFE_INTEGER;
 
 /** The sizes that fix every part's shape. */
 export interface PartSizes {
@@ -80,6 +93,13 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.hidden, s.sharedIntermediate];
     case 'shared_gate':
       return [1, s.hidden];
+    case 'gate_scale_2':
+    case 'up_scale_2':
+    case 'down_scale_2':
+    case 'gate_input_scale':
+    case 'up_input_scale':
+    case 'down_input_scale':
+      return [1];
   }
 }
 
@@ -238,6 +258,18 @@ export function unsqueezeLeading(inner: Op): Op {
       shape: [1, ...x.shape],
       placements: x.placements.map((p) => ({ part: p.part, coords: [{ constant: 0, perIndex: zeros(p), perExpert: 0 }, ...p.coords] })),
     };
+  };
+}
+
+/**
+ * A one-element tensor viewed as `shape` (all ones, or `[]` for a scalar): a per-tensor scale
+ * stored as `[]` or `[1]` (inverse: the same view back).
+ */
+export function single(inner: Op, shape: number[]): Op {
+  return (s) => {
+    const x = inner(s);
+    if (x.shape.some((n) => n !== 1) || shape.some((n) => n !== 1)) throw new Error(`single: ${JSON.stringify(x.shape)} is not one element`);
+    return { shape: shape.slice(), placements: x.placements.map((p) => ({ part: p.part, coords: shape.map(() => ({ constant: 0, perIndex: zeros(p), perExpert: 0 })) })) };
   };
 }
 

@@ -8,19 +8,19 @@ import { randomCanonical } from '../../../harness/canonical/random.js';
 import { moeLayoutsOf } from '../../../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../../../harness/quant/random.js';
 import { quantizationConfig, type QuantScheme } from '../../../harness/quant/scheme.js';
+import { QUANT_DTYPES } from '../../../harness/quant/formats/index.js';
 import { writeMoeCheckpoint } from '../../../harness/writer/write-checkpoint.js';
 import type { DType } from '../../../harness/safetensors/dtypes.js';
 
-const DTYPES: Record<string, { dtype: DType; config: ConfigDtype; quant?: QuantScheme['method'] }> = {
+const DTYPES: Record<string, { dtype: DType; config: ConfigDtype; quant?: QuantScheme }> = {
   f32: { dtype: 'F32', config: 'float32' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
   f16: { dtype: 'F16', config: 'float16' },
-  // Quantized routed experts (spec §4), BF16 elsewhere: FP8 with 128x128 blocks, MXFP4 (gpt_oss).
-  fp8: { dtype: 'BF16', config: 'bfloat16', quant: 'fp8' },
-  mxfp4: { dtype: 'BF16', config: 'bfloat16', quant: 'mxfp4' },
+  // Quantized routed experts (spec §4), BF16 elsewhere: each quantized dtype's scheme (FP8 with 128x128 blocks, MXFP4, NVFP4, static FP8 variants).
+  ...Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, quant]) => [name, { dtype: 'BF16' as const, config: 'bfloat16' as const, quant }])),
 };
 
-const USAGE = `usage: moe-conformance generate --model-type T --layout original|fused --dtype f32|bf16|f16|fp8|mxfp4
+const USAGE = `usage: moe-conformance generate --model-type T --layout original|fused --dtype ${Object.keys(DTYPES).join('|')}
          --experts E --hidden H --intermediate I --layers N --seed S --out DIR
          [--shared-intermediate Is] [--top-k K] [--max-shard-bytes B]
 

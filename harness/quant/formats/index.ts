@@ -1,0 +1,44 @@
+// Every quantized expert format the harness knows, one module each: config detection, stored
+// tensors, canonical companions and their TP/EP cut, dequantization and random generation
+// (../format.ts). Adding a format is one module and one line here.
+import type { QuantGeometry } from '../../layouts/ops.js';
+import { QuantConfigError } from '../errors.js';
+import type { QuantFormat } from '../format.js';
+import { FP8_BLOCK, type Fp8BlockScheme } from './fp8-block.js';
+import { FP8_STATIC, fp8StaticScheme, type Fp8StaticScheme } from './fp8-static.js';
+import { MXFP4, type Mxfp4Scheme } from './mxfp4.js';
+import { NVFP4, type Nvfp4Scheme } from './nvfp4.js';
+
+export type QuantScheme = Fp8BlockScheme | Mxfp4Scheme | Nvfp4Scheme | Fp8StaticScheme;
+
+export const FORMATS: readonly QuantFormat<QuantScheme>[] = [FP8_BLOCK, MXFP4, NVFP4, FP8_STATIC] as unknown as readonly QuantFormat<QuantScheme>[];
+
+export const QUANT_METHODS: readonly string[] = FORMATS.map((f) => f.method);
+
+/** The format of a scheme (or of the geometry the layout floor carries). */
+export function formatOf(g: QuantGeometry): QuantFormat<QuantScheme> {
+  const f = FORMATS.find((x) => x.method === g.method);
+  if (!f) throw new QuantConfigError('unknown quantization scheme', { expected: QUANT_METHODS.join('|'), found: g.method });
+  return f;
+}
+
+/**
+ * The quantized dtypes by name (`generate --dtype`, case IDs' `dtype=`), each one scheme: the
+ * default of each format, and the static FP8 variants of its three producers.
+ */
+export const QUANT_DTYPES = {
+  fp8: FP8_BLOCK.defaultScheme,
+  mxfp4: MXFP4.defaultScheme,
+  nvfp4: NVFP4.defaultScheme,
+  /** `quant_method: "fp8"` without `weight_block_size`, static activation scales. */
+  'fp8-tensor': fp8StaticScheme('fp8', 'tensor', true),
+  /** ModelOpt FP8: per-tensor, static activation scales. */
+  'fp8-modelopt': fp8StaticScheme('modelopt', 'tensor', true),
+  /** compressed-tensors float-quantized, per-tensor, static activation scales. */
+  'fp8-ct-tensor': fp8StaticScheme('compressed-tensors', 'tensor', true),
+  /** compressed-tensors float-quantized, per-channel, dynamic activations (no input_scale). */
+  'fp8-ct-channel': fp8StaticScheme('compressed-tensors', 'channel', false),
+} as const satisfies Record<string, QuantScheme>;
+
+export type QuantDtypeName = keyof typeof QUANT_DTYPES;
+export const QUANT_DTYPE_NAMES = Object.keys(QUANT_DTYPES) as QuantDtypeName[];
