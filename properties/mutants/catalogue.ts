@@ -186,4 +186,80 @@ export const MUTANTS: readonly Mutant[] = [
     return fixed;
   }),
   oneBlockCut('shared-expert-fused-cut', 'the shared expert\'s fused gate/up cut for TP in one piece', 'shared.w13', false),
+  ...QUANT_MUTANTS(),
 ];
+
+/** One value per expert projection (`w13_scale_2` [n, 2], `w2_input_scale` [n], ...) rewritten slot by slot as F32. */
+function mapPerProjection(c: Canonical, suffix: string, f: (v: Float32Array, slots: number, perSlot: number) => void): Canonical {
+  return mapTensors(c, suffix, (t) => {
+    const v = new Float32Array(t.bytes.slice().buffer);
+    f(v, t.shape[0]!, v.length / t.shape[0]!);
+    return { ...t, bytes: new Uint8Array(v.buffer) };
+  });
+}
+
+/** Bugs of quantized formats (spec/layouts.md §4): each changes only quantized ranks. */
+function QUANT_MUTANTS(): Mutant[] {
+  const swapNibbles = (t: Tensor): Tensor => (t.dtype !== 'U8' ? t : { ...t, bytes: t.bytes.map((b) => ((b & 15) << 4) | (b >> 4)) });
+  return [
+    onOutput('fp4-nibble-order-swapped', 'E2M1 pairs read high nibble first (element 2k taken from bits 4..7): NVFP4 and MXFP4 store element 2k in the low nibble', (out) =>
+      mapTensors(mapTensors(out, 'experts.w13', swapNibbles), 'experts.w2', swapNibbles),
+    ),
+    mutant('nvfp4-scale-2-from-expert-0', 'every expert\'s NVFP4 weight_scale_2 taken from expert 0 (the per-expert second-level scale loaded once)', async (dir, req) => {
+      const out = await load(dir, req);
+      if (![...out.keys()].some((k) => k.endsWith('_scale_2'))) return out;
+      const all = await load(dir, { ...req, epSize: 1, epRank: 0, epPlacement: 'linear' });
+      let fixed = out;
+      for (const suffix of ['experts.w13_scale_2', 'experts.w2_scale_2']) {
+        fixed = mapTensors(fixed, suffix, (t, name) => {
+          const first = all.get(name)!;
+          const per = first.bytes.length / first.shape[0]!;
+          const bytes = new Uint8Array(t.bytes.length);
+          for (let slot = 0; slot < t.shape[0]!; slot++) bytes.set(first.bytes.subarray(0, per), slot * per);
+          return { ...t, bytes };
+        });
+      }
+      return fixed;
+    }),
+    onOutput('nvfp4-gate-scale-2-for-up', 'one weight_scale_2 for gate and up: the gate\'s used for the up rows too (vLLM keeps w13_weight_scale_2[:, 0], "w1_weight_scale_2 must match w3_weight_scale_2")', (out) =>
+      mapPerProjection(out, 'experts.w13_scale_2', (v, slots) => {
+        for (let s = 0; s < slots; s++) v[2 * s + 1] = v[2 * s]!;
+      }),
+    ),
+    onOutput('input-scale-dropped', 'static activation scales (input_scale) not loaded: NVFP4 and static FP8 served without them', (out) => {
+      const fixed = new Map(out);
+      for (const k of out.keys()) if (k.endsWith('_input_scale')) fixed.delete(k);
+      return fixed;
+    }),
+    mutant('k-scales-not-cut', 'w2\'s scales left whole along K (I) under TP while w2 itself is cut: right at TP 1, wrong at TP > 1', async (dir, req) => {
+      const out = await load(dir, req);
+      if (req.tpSize === 1 || !out.has(`layers.${layersOf(out)[0]}.experts.w2_scale`)) return out;
+      const whole = await load(dir, { ...req, tpSize: 1, tpRank: 0 });
+      const fixed = new Map(out);
+      for (const k of out.keys()) if (k.endsWith('experts.w2_scale')) fixed.set(k, whole.get(k)!);
+      return fixed;
+    }),
+    onOutput('fp8-w13-requantized-to-max-scale', 'per-tensor FP8 gate and up requantized to the larger of their two scales (vLLM\'s "Fp8 moe kernel needs single weight scale for w13 per expert"): lossy where they differ', (out) => {
+      const fixed = new Map(out);
+      for (const [k, scale] of out) {
+        if (!k.endsWith('experts.w13_scale') || scale.dtype !== 'F32' || scale.shape.join() !== `${scale.shape[0]},2,1`) continue;
+        const wName = k.slice(0, -'_scale'.length);
+        const w = out.get(wName)!;
+        if (w.dtype !== 'F8_E4M3') continue;
+        const s = new Float32Array(scale.bytes.slice().buffer);
+        const q = decodeFloats64('F8_E4M3', w.bytes);
+        const half = q.length / scale.shape[0]! / 2;
+        for (let e = 0; e < scale.shape[0]!; e++) {
+          const max = Math.max(s[2 * e]!, s[2 * e + 1]!);
+          for (let h = 0; h < 2; h++) {
+            for (let i = 0; i < half; i++) q[(2 * e + h) * half + i] = (q[(2 * e + h) * half + i]! * s[2 * e + h]!) / max;
+            s[2 * e + h] = max;
+          }
+        }
+        fixed.set(wName, { ...w, bytes: encodeFloats('F8_E4M3', q) });
+        fixed.set(k, { ...scale, bytes: new Uint8Array(s.buffer) });
+      }
+      return fixed;
+    }),
+  ];
+}
