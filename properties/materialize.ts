@@ -15,6 +15,7 @@ import { randomCanonical, xoshiro128ss } from '../harness/canonical/random.js';
 import { moeLayoutsOf } from '../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../harness/quant/random.js';
 import { fp8Scheme, quantizationConfig } from '../harness/quant/scheme.js';
+import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
 import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
 import { MODEL_TRAITS } from './arbitraries/models.js';
@@ -131,6 +132,18 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
     case 'wrong-shape':
       stored.set(victim, extraRow(t));
       break;
+    case 'quantized-router': {
+      // The first MoE layer's router stored as F8_E4M3 with a per-tensor weight_scale beside it, as a quantizer whose ignore list missed it writes.
+      const layer = g.dims.moeLayers[0]!;
+      const key = [...stored.keys()].find((k) => new RegExp(`(^|\\.)(layers|blocks)\\.${layer}\\..*\\.(gate|router|router\\.layer|gate\\.wg)\\.weight$`).test(k) && !/shared/.test(k));
+      if (key === undefined) throw new MaterializeError('no router tensor to quantize', { expected: 'a gate/router weight', found: [...stored.keys()] });
+      const r = stored.get(key)!;
+      const values = decodeFloats64(r.dtype, r.bytes);
+      const scale = Math.fround(values.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 448 || 1);
+      stored.set(key, { dtype: 'F8_E4M3', shape: r.shape, bytes: encodeFloats('F8_E4M3', values.map((v) => v / scale)) });
+      stored.set(`${key}_scale`, { dtype: 'F32', shape: [], bytes: new Uint8Array(Float32Array.of(scale).buffer) });
+      break;
+    }
     case 'half-fused': {
       // The first MoE layer: half of its original-only tensors, half of its fused-only ones.
       const layer = g.dims.moeLayers[0]!;

@@ -93,6 +93,7 @@ describe('the quantized case family', () => {
     'input-scale-dropped': 'static FP8',
     'k-scales-not-cut': 'FP8 block',
     'fp8-w13-requantized-to-max-scale': 'static FP8',
+    'quantized-router-accepted': 'NVFP4',
   };
   for (const [name, family] of Object.entries(families)) {
     it(`catches ${name} in the ${family} family`, async () => {

@@ -14,7 +14,7 @@ import { WHOLE, type ParallelRequest } from '../tensor.js';
 import { buildConfig, type ModelSizes } from '../writer/config.js';
 import { storedTensors, writeMoeCheckpoint } from '../writer/write-checkpoint.js';
 import { dequantizeCanonical } from './dequantize.js';
-import { QuantConfigError } from './errors.js';
+import { QuantConfigError, QuantizedRouter } from './errors.js';
 import { moeLayoutsOf } from './layout.js';
 import { randomQuantizedCanonical } from './random.js';
 import { QUANT_DTYPES } from './formats/index.js';
@@ -179,5 +179,20 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     await writeCheckpointDir(dir, config.raw, [...stored]);
     await expect(loadCanonical(dir, WHOLE)).rejects.toThrow(/input_scale/);
     await expect(loadCanonical(dir, WHOLE)).rejects.toThrow(MissingTensor);
+  });
+
+  it('refuses a router stored quantized, or with quantization tensors beside it (QuantizedRouter)', async () => {
+    const config = configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 16, intermediate: 16, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES.nvfp4));
+    const { dims, scheme } = moeLayoutsOf(config);
+    const stored = storedTensors({ config, layout: 'fused', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+    const router = 'model.layers.0.mlp.gate.weight';
+    const r = stored.get(router)!;
+    const f8 = new Map(stored).set(router, { dtype: 'F8_E4M3', shape: r.shape, bytes: new Uint8Array(r.bytes.length / 2) });
+    const scaled = new Map(stored).set('model.layers.0.mlp.gate.weight_scale', { dtype: 'F32', shape: [], bytes: new Uint8Array(4) });
+    for (const tensors of [f8, scaled]) {
+      const dir = fresh();
+      await writeCheckpointDir(dir, config.raw, [...tensors]);
+      await expect(loadCanonical(dir, WHOLE)).rejects.toThrow(QuantizedRouter);
+    }
   });
 });

@@ -20,7 +20,7 @@ export const NVFP4_MODEL_TYPES: readonly string[] = ['qwen3_moe', 'mixtral', 'de
 const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: number[]; intermediate?: number[]; layouts: boolean }> = {
   fp8: { types: FP8_MODEL_TYPES, layouts: true },
   mxfp4: { types: ['gpt_oss'], hidden: [32, 64], intermediate: [32, 64, 96], layouts: false },
-  nvfp4: { types: NVFP4_MODEL_TYPES, hidden: [16, 32, 48], intermediate: [16, 32, 48, 64], layouts: true },
+  nvfp4: { types: NVFP4_MODEL_TYPES, hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
   'fp8-tensor': { types: FP8_MODEL_TYPES, layouts: true },
   'fp8-modelopt': { types: FP8_MODEL_TYPES, layouts: true },
   'fp8-ct-tensor': { types: FP8_MODEL_TYPES, layouts: true },
@@ -56,7 +56,9 @@ export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly Quant
     const parallel = validParallelArb(m, { ...limits, tpSizes });
     const load = { arbitrary: parallel.map((p): CaseSpec => ({ kind: 'load', checkpoint, parallel: p })), weight: 3 };
     const layout = { arbitrary: parallel.map((p): CaseSpec => ({ kind: 'layout', checkpoint, parallel: p })), weight: 1 };
-    return FAMILIES[checkpoint.dtype as QuantDtypeName].layouts ? fc.oneof(load, layout) : fc.oneof(load);
+    // The router is never quantized (spec/layouts.md §4): a checkpoint that quantizes it is refused.
+    const router = { arbitrary: fc.constant<CaseSpec>({ kind: 'refuse', checkpoint, broken: 'quantized-router' }), weight: 1 };
+    return FAMILIES[checkpoint.dtype as QuantDtypeName].layouts ? fc.oneof(load, layout, router) : fc.oneof(load, router);
   });
 }
 

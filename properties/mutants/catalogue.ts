@@ -8,6 +8,7 @@ import { referenceLoader } from '../../harness/loader/load.js';
 import { decodeFloats64, encodeFloats } from '../../harness/safetensors/codecs.js';
 import type { Canonical, Loader, ParallelRequest, Tensor } from '../../harness/tensor.js';
 import { memoLoader, recent } from '../memo.js';
+import { QuantizedRouter } from '../../harness/quant/errors.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
 
 export interface Mutant {
@@ -238,6 +239,15 @@ function QUANT_MUTANTS(): Mutant[] {
       const fixed = new Map(out);
       for (const k of out.keys()) if (k.endsWith('experts.w2_scale')) fixed.set(k, whole.get(k)!);
       return fixed;
+    }),
+    mutant('quantized-router-accepted', 'a router stored quantized (the quantizer\'s ignore list missed it) loaded anyway, dequantized, instead of refused', async (dir, req) => {
+      try {
+        return await load(dir, req);
+      } catch (e) {
+        if (!(e instanceof QuantizedRouter)) throw e;
+        // What it serves does not matter: accepting the checkpoint is the bug.
+        return new Map();
+      }
     }),
     onOutput('fp8-w13-requantized-to-max-scale', 'per-tensor FP8 gate and up requantized to the larger of their two scales (vLLM\'s "Fp8 moe kernel needs single weight scale for w13 per expert"): lossy where they differ', (out) => {
       const fixed = new Map(out);
