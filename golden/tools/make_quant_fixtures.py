@@ -466,6 +466,213 @@ def make_gpt_oss_mxfp4(out: Path, seed: int) -> dict[str, Any]:
     return report
 
 
+# ---------------------------------------------------------------- qwen3_moe NVFP4 and static FP8
+#
+# Quantized here with the producers' recipes (ModelOpt NVFP4: `weight_scale_2 = amax / (6 * 448)`,
+# a F8_E4M3 scale per 16 elements, E2M1 codes as `_cast_fp4`; compressed-tensors FP8
+# per-channel: `s = row amax / 448`), saved in the producers' tensor names, and dequantized
+# for the model by quant_dequant.py (an independent numpy dequantizer that reads the saved
+# files byte by byte). The harness's own dequantization is then checked against transformers'
+# forward of these values by harness/quant/golden.test.ts.
+
+import quant_dequant as qd  # noqa: E402
+
+Q_E = 4
+E2M1_BOUNDS = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
+
+
+def to_e4m3_bits(x: np.ndarray) -> np.ndarray:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(torch.float8_e4m3fn).view(torch.uint8).numpy()
+
+
+def nvfp4_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """[out, in] -> (U8 [out, in/2], F8_E4M3 bits [out, in/16], F32 scale_2), ModelOpt's recipe."""
+    w = w.astype(np.float32)
+    s2 = np.float32(np.abs(w).max() / np.float32(6 * 448))
+    blocks = w.reshape(w.shape[0], -1, 16)
+    scale = (np.abs(blocks).max(axis=-1) / (np.float32(6) * s2)).astype(np.float32)
+    scale[scale == 0] = 1.0
+    scale = np.maximum(scale, np.float32(2.0**-9))
+    bits = to_e4m3_bits(scale)
+    per_block = (qd.e4m3(bits).astype(np.float32) * s2).astype(np.float32)
+    scaled = (blocks / per_block[..., None]).reshape(w.shape)
+    mag = np.abs(scaled)
+    code = np.searchsorted(E2M1_BOUNDS, mag, side="left") + np.isin(mag, E2M1_BOUNDS[[1, 3, 5]])
+    code = np.minimum(code, 7) | np.where(scaled < 0, 8, 0)
+    packed = (code[:, 0::2] | (code[:, 1::2] << 4)).astype(np.uint8)
+    return packed, bits, s2
+
+
+def fp8_channel_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[out, in] -> (F8_E4M3 bits, F32 [out, 1] scale = row amax / 448)."""
+    s = (np.abs(w).max(axis=1, keepdims=True) / np.float32(448)).astype(np.float32)
+    return to_e4m3_bits(w / s), s
+
+
+NVFP4_QUANT = {
+    "quant_method": "modelopt",
+    "quant_algo": "NVFP4",
+    "producer": {"name": "modelopt"},
+    "config_groups": {
+        "group_0": {
+            "weights": {"num_bits": 4, "type": "float", "group_size": 16, "dynamic": False},
+            "input_activations": {"num_bits": 4, "type": "float", "group_size": 16, "dynamic": False},
+            "targets": ["Linear"],
+        }
+    },
+    "ignore": ["lm_head", "*.gate", "*self_attn*"],
+}
+
+FP8_STATIC_QUANT = {
+    "quant_method": "compressed-tensors",
+    "format": "float-quantized",
+    "quantization_status": "compressed",
+    "config_groups": {
+        "group_0": {
+            "targets": ["Linear"],
+            "format": "float-quantized",
+            "weights": {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "channel", "dynamic": False},
+            "input_activations": {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "tensor", "dynamic": False},
+        }
+    },
+    "ignore": ["lm_head", "re:.*mlp.gate$", "re:.*self_attn.*"],
+}
+
+# name -> (hidden, intermediate, quantization_config)
+STATIC_FIXTURES = {"qwen3_moe-nvfp4": (64, 32, NVFP4_QUANT), "qwen3_moe-fp8-channel": (48, 40, FP8_STATIC_QUANT)}
+
+
+def fused_view(t: dict, p: str, e: int, proj: str, inter: int) -> tuple[dict, str]:
+    """One expert projection of a fused checkpoint as the per-expert tensors quant_dequant reads."""
+    src = "gate_up_proj" if proj in ("gate_proj", "up_proj") else "down_proj"
+    half = {"gate_proj": 0, "up_proj": 1, "down_proj": None}[proj]
+    view = {}
+    for suffix, name in (("", "weight"), ("_weight_scale", "weight_scale"), ("_weight_scale_2", "weight_scale_2"), ("_input_scale", "input_scale")):
+        key = f"{p}experts.{src}{suffix}"
+        if key not in t:
+            continue
+        dt, _, arr = t[key]
+        a = arr[e]
+        if half is not None:
+            a = a[half] if a.ndim <= 1 else a[half * inter : (half + 1) * inter]
+        view[f"x.{name}"] = (dt, list(np.shape(a)), np.asarray(a))
+    return view, "x."
+
+
+def qwen3_quant_numpy_forward(t: dict, layer: int, x: np.ndarray, fused: bool, quant: dict, inter: int) -> np.ndarray:
+    """Qwen3-MoE block in float64 over weights dequantized by quant_dequant from the saved tensors."""
+    p = f"model.layers.{layer}.mlp."
+    router = qd.float_of(t[p + "gate.weight"][0], t[p + "gate.weight"][2])
+    logits = x @ router.T
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    y = np.zeros_like(x)
+
+    def proj(e: int, name: str) -> np.ndarray:
+        if fused:
+            view, prefix = fused_view(t, p, e, name, inter)
+            return qd.dequantize_projection(view, prefix, quant).astype(np.float64)
+        return qd.dequantize_projection(t, f"{p}experts.{e}.{name}.", quant).astype(np.float64)
+
+    for n in range(x.shape[0]):
+        top = np.argsort(-probs[n], kind="stable")[:2]
+        w = probs[n, top] / probs[n, top].sum()
+        for e, we in zip(top, w):
+            h = silu(proj(e, "gate_proj") @ x[n]) * (proj(e, "up_proj") @ x[n])
+            y[n] += we * (proj(e, "down_proj") @ h)
+    return y
+
+
+def make_qwen3_static(out: Path, seed: int, name: str) -> dict[str, Any]:
+    hidden, inter, quant = STATIC_FIXTURES[name]
+    nvfp4 = quant["quant_method"] == "modelopt"
+    folder = out / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(fixture_seed(seed, "qwen3_moe", name))
+    torch.manual_seed(fixture_seed(seed, "qwen3_moe", name))
+    cfg = AutoConfig.for_model("qwen3_moe", **BASE, hidden_size=hidden, intermediate_size=inter, moe_intermediate_size=inter, num_experts=Q_E, num_experts_per_tok=2, norm_topk_prob=True)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    redraw(model, gen)
+    round_to_bf16(model)
+    blocks = moe_blocks(model)
+    inputs = {layer: torch.randn(TOKENS, hidden, generator=gen) for layer in blocks}
+    # Per (layer, expert, projection): the stored tensors under their per-expert suffixes.
+    stored: dict[tuple[int, int, str], dict[str, np.ndarray]] = {}
+    with torch.no_grad():
+        for layer, (_, block) in blocks.items():
+            gu, dn = block.experts.gate_up_proj, block.experts.down_proj
+            act_scale = np.float32(inputs[layer].abs().max().item() / (6 * 448 if nvfp4 else 448))
+            for e in range(Q_E):
+                for proj, w in (("gate_proj", gu[e, :inter]), ("up_proj", gu[e, inter:]), ("down_proj", dn[e])):
+                    if nvfp4:
+                        packed, bits, s2 = nvfp4_quantize(w.numpy())
+                        entry = {"weight": packed, "weight_scale": bits, "weight_scale_2": np.array(s2, dtype=np.float32), "input_scale": np.array(act_scale, dtype=np.float32)}
+                        view = {"x.weight": ("U8", list(packed.shape), packed), "x.weight_scale": ("F8_E4M3", list(bits.shape), bits), "x.weight_scale_2": ("F32", [], entry["weight_scale_2"])}
+                    else:
+                        bits, sc = fp8_channel_quantize(w.numpy())
+                        entry = {"weight": bits, "weight_scale": sc, "input_scale": np.array([act_scale], dtype=np.float32)}
+                        view = {"x.weight": ("F8_E4M3", list(bits.shape), bits), "x.weight_scale": ("F32", list(sc.shape), sc)}
+                    stored[(layer, e, proj)] = entry
+                    w.copy_(torch.from_numpy(qd.dequantize_projection(view, "x.", quant)))
+    golden = {f"moe.{layer}.input": x for layer, x in inputs.items()}
+    golden.update(capture(model, inputs))
+
+    def as_torch(k: str, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.array(a, copy=True, order="C"))  # np.ascontiguousarray would turn a scalar into [1]
+        return t.view(torch.float8_e4m3fn) if (k == "weight_scale" and nvfp4) or (k == "weight" and not nvfp4) else t
+
+    def per_expert(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for (layer, e, proj), entry in stored.items():
+            pre = f"model.layers.{layer}.mlp.experts.{e}.{proj}."
+            if pre + "weight" not in t:
+                raise FixtureError(f"original save has no {pre}weight")
+            for k, a in entry.items():
+                t[pre + k] = as_torch(k, a)
+        return t
+
+    def fused(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for layer in blocks:
+            pre = f"model.layers.{layer}.mlp.experts."
+            q = lambda e, n, k: stored[(layer, e, n)][k]  # noqa: E731
+            for k, suffix in (("weight", ""), ("weight_scale", "_weight_scale"), ("weight_scale_2", "_weight_scale_2"), ("input_scale", "_input_scale")):
+                if k not in stored[(layer, 0, "gate_proj")]:
+                    continue
+                if np.ndim(q(0, "gate_proj", k)) >= 2:  # rows: gate's then up's
+                    gu = np.stack([np.concatenate([q(e, "gate_proj", k), q(e, "up_proj", k)]) for e in range(Q_E)])
+                else:  # one value per projection: [E, 2] (gate, up)
+                    gu = np.stack([np.concatenate([np.ravel(q(e, "gate_proj", k)), np.ravel(q(e, "up_proj", k))]) for e in range(Q_E)])
+                dn = np.stack([q(e, "down_proj", k) if np.ndim(q(e, "down_proj", k)) >= 2 else np.ravel(q(e, "down_proj", k))[0] for e in range(Q_E)])
+                t[pre + "gate_up_proj" + suffix] = as_torch(k, gu)
+                t[pre + "down_proj" + suffix] = as_torch(k, dn)
+        return t
+
+    saved = model.to(torch.bfloat16)
+    for layout, original, replace in (("original", True, per_expert), ("fused", False, fused)):
+        saved.save_pretrained(folder / layout, save_original_format=original, max_shard_size="1GB")
+        rewrite(folder / layout, replace, quant)
+
+    report: dict[str, Any] = {}
+    for layout in ("original", "fused"):
+        t = qd.read_folder(folder / layout)
+        report[layout] = {"transformers_load": "not attempted: transformers 5.17 cannot load pre-quantized NVFP4 or compressed-tensors FP8 without GPU kernels / the compressed-tensors package"}
+        for layer in blocks:
+            x = inputs[layer].double().numpy()
+            ref = golden[f"moe.{layer}.output"].numpy()
+            ours = qwen3_quant_numpy_forward(t, layer, x, layout == "fused", quant, inter)
+            if rel_err(ours, ref) > AGREE:
+                raise FixtureError(f"{name} {layout} layer {layer}: numpy forward differs from transformers' float forward by {rel_err(ours, ref)}")
+            report[layout][str(layer)] = {"numpy_vs_output": rel_err(ours, ref)}
+    save_file(golden, str(folder / "golden.safetensors"))
+    what = "NVFP4 experts (U8 E2M1 pairs, F8_E4M3 block scales, F32 weight_scale_2 and input_scale), BF16 elsewhere" if nvfp4 else "F8_E4M3 experts, F32 per-channel weight_scale and per-tensor input_scale (compressed-tensors float-quantized), BF16 elsewhere"
+    write_meta(folder, "qwen3_moe", blocks, what, report)
+    meta = json.loads((folder / "golden.json").read_text())
+    meta["produced_by"] += "; expert weights dequantized by golden/tools/quant_dequant.py (independent numpy, from the saved bytes)"
+    meta["output_hf_load"] = "none: transformers cannot load this format on CPU"
+    (folder / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return report
+
+
 def write_meta(folder: Path, model_type: str, blocks: dict[int, tuple[str, torch.nn.Module]], dtype: str, report: dict[str, Any]) -> None:
     meta = {
         "model_type": model_type,
@@ -486,7 +693,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--only", choices=["fp8", "mxfp4", "control"], help="control: FP8 with H = 256, I = 128 (not shipped)")
+    ap.add_argument("--only", choices=["fp8", "mxfp4", "control", *STATIC_FIXTURES], help="control: FP8 with H = 256, I = 128 (not shipped)")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     if a.only in (None, "fp8"):
@@ -495,6 +702,9 @@ def main(argv: list[str]) -> int:
         print("control", json.dumps(make_qwen3_fp8(a.out, a.seed, "control"), indent=1))
     if a.only in (None, "mxfp4"):
         print("gpt_oss-mxfp4", json.dumps(make_gpt_oss_mxfp4(a.out, a.seed), indent=1))
+    for name in STATIC_FIXTURES:
+        if a.only in (None, name):
+            print(name, json.dumps(make_qwen3_static(a.out, a.seed, name), indent=1))
     return 0
 
 
