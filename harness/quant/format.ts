@@ -51,6 +51,8 @@ export interface QuantFormat<S extends QuantGeometry = QuantGeometry> {
   readonly method: string;
   /** What `generate --help` and the reports say it is. */
   readonly title: string;
+  /** What a checkpoint of this scheme stores for the routed experts, as `inspect` names it. */
+  stored(s: S): string;
   /** Each quantized weight's canonical companions under this scheme (spec §4). */
   companions(s: S): readonly Companion[];
   /**

@@ -52,6 +52,7 @@ export function randomBlocked(uniform: () => number, block: BlockSize, lead: num
 export const FP8_BLOCK: QuantFormat<Fp8BlockScheme> = {
   method: 'fp8',
   title: 'FP8 with block scales (DeepSeek-V3 style)',
+  stored: () => 'F8_E4M3 with F32 block scales',
   companions: () => ['scale'],
   defaultScheme: fp8BlockScheme({ rows: 128, cols: 128 }),
   detect(q, file) {

@@ -49,6 +49,7 @@ function compressedTensorsScheme(q: Record<string, unknown>, file: string): Fp8S
 export const FP8_STATIC: QuantFormat<Fp8StaticScheme> = {
   method: 'fp8-static',
   title: 'static FP8, per-tensor or per-channel scales',
+  stored: (s) => `F8_E4M3 with F32 per-${s.strategy} scales${s.staticInput ? ' and static input_scale' : ''}`,
   companions: (s) => (s.staticInput ? ['scale', 'input_scale'] : ['scale']),
   defaultScheme: fp8StaticScheme('fp8', 'tensor', true),
   detect(q, file) {

@@ -19,6 +19,7 @@ export const MXFP4_SCHEME: Mxfp4Scheme = { method: 'mxfp4', packing: 2, scaleBlo
 export const MXFP4: QuantFormat<Mxfp4Scheme> = {
   method: 'mxfp4',
   title: 'MXFP4 (gpt_oss)',
+  stored: () => 'MXFP4 (U8 blocks, U8 E8M0 scales)',
   companions: () => ['scale'],
   blockBytes: MX_BLOCK_BYTES,
   defaultScheme: MXFP4_SCHEME,

@@ -26,6 +26,7 @@ const scaleByte = (uniform: () => number) => 0x28 + Math.floor(uniform() * (0x58
 export const NVFP4: QuantFormat<Nvfp4Scheme> = {
   method: 'nvfp4',
   title: 'NVFP4 (ModelOpt)',
+  stored: () => 'NVFP4 (U8 E2M1 pairs, F8_E4M3 block scales, F32 weight_scale_2 and input_scale)',
   companions: () => ['scale', 'scale_2', 'input_scale'],
   defaultScheme: NVFP4_SCHEME,
   detect(q, file) {
