@@ -3,6 +3,7 @@
 // other layout. The formats (./formats/) compose these; nothing here knows a format.
 import { concat, part, single, stackExperts, type Composite, type Op, type PartName, type PartSizes } from '../layouts/ops.js';
 import type { ModuleLayout, TensorSpec } from '../layouts/registry.js';
+import { QuantConfigError } from './errors.js';
 
 type Projection = 'gate' | 'up' | 'down';
 const PROJECTIONS: readonly Projection[] = ['gate', 'up', 'down'];
@@ -94,4 +95,14 @@ export function perProjectionOp(t: ExpertTensor, suffix: 'scale' | 'scale_2' | '
 /** A companion tensor spec beside an expert tensor. */
 export function companion(t: ExpertTensor, key: string, op: Op): TensorSpec {
   return keep(t.spec, key, op);
+}
+
+/** Refuse a transposed, interleaved or flattened expert tensor for a format stored per expert or fused only. */
+export function perExpertOrFused(t: ExpertTensor, format: string): Exclude<ExpertTensor, { kind: 'other' }> {
+  if (t.kind !== 'other') return t;
+  throw new QuantConfigError(`${format} is stored per expert or fused [E, 2I, H] / [E, H, I] only (its transposed, interleaved and flattened forms are not supported)`, {
+    tensor: t.spec.key,
+    expected: 'per-expert or fused v5 layout',
+    found: 'transposed, interleaved or flattened',
+  });
 }

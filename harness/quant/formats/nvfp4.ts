@@ -9,7 +9,7 @@ import { ShapeMismatch } from '../../layouts/errors.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { dequantizeNvfp4, NVFP4_BLOCK } from '../nvfp4-math.js';
-import { companion, companionKey, gridOp, perProjectionOp, splitLayout } from '../stored.js';
+import { companion, companionKey, gridOp, perExpertOrFused, perProjectionOp, splitLayout } from '../stored.js';
 import { count, f32Around, randomBytes } from './random-bytes.js';
 
 export interface Nvfp4Scheme extends QuantGeometry {
@@ -57,14 +57,7 @@ export const NVFP4: QuantFormat<Nvfp4Scheme> = {
   },
   layout(float, s) {
     const { experts } = splitLayout(float);
-    const extra = experts.flatMap((t) => {
-      if (t.kind === 'other') {
-        throw new QuantConfigError('NVFP4 is stored per expert or fused [E, 2I, H] / [E, H, I] only (transposed, interleaved and flattened NVFP4 forms are not supported)', {
-          tensor: t.spec.key,
-          expected: 'per-expert or fused v5 layout',
-          found: 'transposed, interleaved or flattened',
-        });
-      }
+    const extra = experts.map((x) => perExpertOrFused(x, 'NVFP4')).flatMap((t) => {
       return [
         companion(t, companionKey(t.spec.key, 'weight_scale', 'weight_scale'), gridOp(t.spec, s.scaleBlock)),
         companion(t, companionKey(t.spec.key, 'weight_scale_2', 'weight_scale_2'), perProjectionOp(t, 'scale_2', [])),
