@@ -99,7 +99,10 @@ function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep:
     perExpert('w13_scale', joinGateUp);
     perExpert('w2_scale', joinColumns);
   }
-  for (const w of ['w13', 'w2']) for (const c of ['scale_2', 'input_scale']) perExpert(`${w}_${c}`, sameOnAll);
+  // INT4 zero points: w13's packed rows cut like its rows, w2's groups like its columns; recorded shapes whole.
+  perExpert('w13_zero', joinGateUp);
+  perExpert('w2_zero', joinColumns);
+  for (const w of ['w13', 'w2']) for (const c of ['scale_2', 'input_scale', 'shape']) perExpert(`${w}_${c}`, sameOnAll);
 }
 
 /**

@@ -32,12 +32,37 @@ export type PartName =
   | 'down_scale_2'
   | 'gate_input_scale'
   | 'up_input_scale'
-  | 'down_input_scale';
+  | 'down_input_scale'
+  // Integer group quantization: the zero-point grid (the scale grid's, `zeroRows` rows packed
+  // into one stored element), and the stored `[out, in]` of each projection ([2]).
+  | 'gate_zero'
+  | 'up_zero'
+  | 'down_zero'
+  | 'gate_shape'
+  | 'up_shape'
+  | 'down_shape';
 
 /** Per-projection single values of quantized checkpoints, each of shape [1]. */
 export const PROJECTION_SCALARS = ['gate_scale_2', 'up_scale_2', 'down_scale_2', 'gate_input_scale', 'up_input_scale', 'down_input_scale'] as const;
 
-export const EXPERT_PARTS: ReadonlySet<PartName> = new Set<PartName>(['gate', 'up', 'down', 'gate_bias', 'up_bias', 'down_bias', 'gate_scale', 'up_scale', 'down_scale', ...PROJECTION_SCALARS]);
+export const EXPERT_PARTS: ReadonlySet<PartName> = new Set<PartName>([
+  'gate',
+  'up',
+  'down',
+  'gate_bias',
+  'up_bias',
+  'down_bias',
+  'gate_scale',
+  'up_scale',
+  'down_scale',
+  ...PROJECTION_SCALARS,
+  'gate_zero',
+  'up_zero',
+  'down_zero',
+  'gate_shape',
+  'up_shape',
+  'down_shape',
+]);
 
 /** A scale block edge that covers a whole axis (per-tensor and per-channel scales): ceil(n / WHOLE_AXIS) = 1. */
 export const WHOLE_AXIS = Number.MAX_SAFE_INTEGER;
@@ -65,6 +90,8 @@ export interface QuantGeometry {
   scaleBlock: { rows: number; cols: number };
   /** Whether a TP cut may split a scale block (both ranks then hold its scale); otherwise a rank must hold whole blocks. */
   splitsBlocks: boolean;
+  /** Zero points packed into one stored element along the rows (compressed-tensors: 8 per I32); formats with zero points only. */
+  zeroRows?: number;
 }
 
 export function partShape(part: PartName, s: PartSizes): number[] {
@@ -100,6 +127,18 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'up_input_scale':
     case 'down_input_scale':
       return [1];
+    case 'gate_zero':
+    case 'up_zero':
+    case 'down_zero': {
+      const [rows, cols] = part === 'down_zero' ? [s.hidden, s.intermediate] : [s.intermediate, s.hidden];
+      const q = s.quant;
+      if (q?.zeroRows === undefined) throw new Error(`part ${part} needs a quantization scheme with zero points`);
+      return [Math.ceil(rows / q.zeroRows), Math.ceil(cols / q.scaleBlock.cols)];
+    }
+    case 'gate_shape':
+    case 'up_shape':
+    case 'down_shape':
+      return [2];
   }
 }
 

@@ -61,6 +61,22 @@ function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: 
         { name: name('w13_scale'), shape: [n, 2 * rows.count, hn], slices: gateUp((x) => `${x}_scale`, r, whole(hn)) },
         { name: name('w2_scale'), shape: [n, hm, cols.count], slices: perExpert((e) => [{ part: 'down_scale', expert: e, rows: whole(hm), cols: k }]) },
       );
+    } else if (c === 'zero') {
+      // Zero points: the scale grid's whole groups, `zeroRows` rows packed into one element (w13's rows cut in whole elements: Ir % zeroRows == 0).
+      const zr = q.zeroRows ?? 1;
+      const g = q.scaleBlock.cols;
+      const hn = Math.ceil(H / g);
+      const hz = Math.ceil(H / zr);
+      out.push(
+        { name: name('w13_zero'), shape: [n, (2 * Ir) / zr, hn], slices: gateUp((x) => `${x}_zero`, [lo / zr, hi / zr], whole(hn)) },
+        { name: name('w2_zero'), shape: [n, hz, Ir / g], slices: perExpert((e) => [{ part: 'down_zero', expert: e, rows: whole(hz), cols: [lo / g, hi / g] }]) },
+      );
+    } else if (c === 'shape') {
+      // The recorded [out, in] of each whole projection, the same on every rank.
+      out.push(
+        { name: name('w13_shape'), shape: [n, 2, 2], slices: gateUp((x) => `${x}_shape`, [0, 1], [0, 2]) },
+        { name: name('w2_shape'), shape: [n, 2], slices: perExpert((e) => [{ part: 'down_shape', expert: e, rows: [0, 1], cols: [0, 2] }]) },
+      );
     } else {
       out.push(
         { name: name(`w13_${c}`), shape: [n, 2], slices: gateUp((x) => `${x}_${c}`, [0, 1], [0, 1]) },

@@ -8,13 +8,13 @@ import type { Tensor } from '../tensor.js';
 
 /**
  * A canonical companion of a quantized weight `W` (`layers.L.experts.w13`, `.w2`), named
- * `W_<companion>`: the block/channel/tensor scales, NVFP4's second-level scale, and static
- * activation scales.
+ * `W_<companion>`: the block/channel/tensor scales, NVFP4's second-level scale, static
+ * activation scales, integer zero points and a stored weight's recorded `[out, in]`.
  */
-export type Companion = 'scale' | 'scale_2' | 'input_scale';
+export type Companion = 'scale' | 'scale_2' | 'input_scale' | 'zero' | 'shape';
 
 /** Longest suffix first, so `w13_scale_2` is not read as a `_scale` of `w13_scale`... */
-const COMPANION_SUFFIXES: readonly Companion[] = ['input_scale', 'scale_2', 'scale'];
+const COMPANION_SUFFIXES: readonly Companion[] = ['input_scale', 'scale_2', 'scale', 'zero', 'shape'];
 
 /** Routed-expert weights that may be quantized, and the axis TP cuts (quantized shared experts are refused). */
 export const QUANTIZED_WEIGHTS = [

@@ -1,7 +1,7 @@
 // How quantized formats place their tensors beside a float layout's expert weights, as
 // operation trees (../layouts/ops.ts), so that the loader and the writer handle them like any
 // other layout. The formats (./formats/) compose these; nothing here knows a format.
-import { concat, part, single, stackExperts, type Composite, type Op, type PartName, type PartSizes } from '../layouts/ops.js';
+import { concat, part, single, stackExperts, unsqueezeLeading, type Composite, type Op, type PartName, type PartSizes } from '../layouts/ops.js';
 import type { ModuleLayout, TensorSpec } from '../layouts/registry.js';
 import { QuantConfigError } from './errors.js';
 
@@ -62,14 +62,14 @@ const keep = (spec: TensorSpec, key: string, op: Op): TensorSpec => ({ key, op, 
  * ceil(I/cols)]`, last blocks partial), with each projection renamed to its `_scale` part, so
  * fused scales are stacked and concatenated like the weights.
  */
-export function gridOp(spec: TensorSpec, block: { rows: number; cols: number }): Op {
+export function gridOp(spec: TensorSpec, block: { rows: number; cols: number }, suffix: 'scale' | 'zero' = 'scale'): Op {
   return (s) => {
     const down = spec.op({ ...s, quant: undefined }).placements.some((p) => p.part === 'down');
     const grid = down
       ? { ...s, hidden: Math.ceil(s.hidden / block.rows), intermediate: Math.ceil(s.intermediate / block.cols), quant: undefined }
       : { ...s, intermediate: Math.ceil(s.intermediate / block.rows), hidden: Math.ceil(s.hidden / block.cols), quant: undefined };
     const c = spec.op(grid);
-    return { shape: c.shape, placements: c.placements.map((p) => ({ ...p, part: `${p.part}_scale` as PartName })) };
+    return { shape: c.shape, placements: c.placements.map((p) => ({ ...p, part: `${p.part}_${suffix}` as PartName })) };
   };
 }
 
@@ -89,6 +89,24 @@ export function perProjectionOp(t: ExpertTensor, suffix: 'scale' | 'scale_2' | '
       return stackExperts(single(p('down'), []));
     case 'other':
       throw new Error(`no per-projection form beside ${t.spec.key}`);
+  }
+}
+
+/**
+ * Each projection's recorded `[out, in]` (compressed-tensors' `weight_shape`): `[2]` beside a
+ * projection, `[E, 2, 2]` (gate's, up's) beside a fused gate/up tensor, `[E, 2]` beside fused down.
+ */
+export function shapeOp(t: ExpertTensor): Op {
+  const p = (proj: Projection) => part(`${proj}_shape` as PartName);
+  switch (t.kind) {
+    case 'projection':
+      return p(t.part);
+    case 'fused-gate-up':
+      return stackExperts(concat(0, unsqueezeLeading(p('gate')), unsqueezeLeading(p('up'))));
+    case 'fused-down':
+      return stackExperts(p('down'));
+    case 'other':
+      throw new Error(`no shape record beside ${t.spec.key}`);
   }
 }
 

@@ -25,6 +25,10 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
   'fp8-modelopt': { types: FP8_MODEL_TYPES, layouts: true },
   'fp8-ct-tensor': { types: FP8_MODEL_TYPES, layouts: true },
   'fp8-ct-channel': { types: FP8_MODEL_TYPES, layouts: true },
+  // INT4 groups: sizes in whole groups, TP in whole groups of w2's K.
+  'int4-ct-g32': { types: FP8_MODEL_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-ct-g64-asym': { types: FP8_MODEL_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-ct-g128': { types: FP8_MODEL_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
 };
 
 /** The model types a quantized dtype is drawn for. */
@@ -68,4 +72,5 @@ export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly Qua
   { label: 'MXFP4', dtypes: ['mxfp4'] },
   { label: 'NVFP4', dtypes: ['nvfp4'] },
   { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] },
+  { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128'] },
 ];

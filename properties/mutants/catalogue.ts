@@ -9,6 +9,9 @@ import { decodeFloats64, encodeFloats } from '../../harness/safetensors/codecs.j
 import type { Canonical, Loader, ParallelRequest, Tensor } from '../../harness/tensor.js';
 import { memoLoader, recent } from '../memo.js';
 import { QuantizedRouter } from '../../harness/quant/errors.js';
+import { schemeOf } from '../../harness/quant/scheme.js';
+import { dequantizeCanonical } from '../../harness/quant/dequantize.js';
+import { int4CtScheme } from '../../harness/quant/formats/int4-ct.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
 
 export interface Mutant {
@@ -249,6 +252,26 @@ function QUANT_MUTANTS(): Mutant[] {
         return new Map();
       }
     }),
+    mutant('int4-zero-point-ignored', 'asymmetric INT4 dequantized as if symmetric (zero 8 for every group): the zero points loaded but never applied', async (dir, req) => {
+      const out = await load(dir, req);
+      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
+      if (scheme?.method !== 'int4-ct' || scheme.symmetric) return out;
+      const fixed = new Map([...out].filter(([k]) => !k.endsWith('_zero')));
+      return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true), req);
+    }),
+    onOutput('int4-nibbles-in-awq-order', 'INT4 words read in AutoAWQ\'s nibble order (nibble k holds element AWQ_ORDER[k] = 0, 2, 4, 6, 1, 3, 5, 7) where compressed-tensors packs them in order', (out) =>
+      mapTensors(out, '', (t, name) => {
+        if (t.dtype !== 'I32' || !/experts\.w(13|2)$/.test(name)) return t;
+        const words = new Uint32Array(t.bytes.slice().buffer);
+        const order = [0, 2, 4, 6, 1, 3, 5, 7];
+        for (let i = 0; i < words.length; i++) {
+          let v = 0;
+          for (let k = 0; k < 8; k++) v |= ((words[i]! >>> (4 * order[k]!)) & 15) << (4 * k);
+          words[i] = v >>> 0;
+        }
+        return { ...t, bytes: new Uint8Array(words.buffer) };
+      }),
+    ),
     onOutput('fp8-w13-requantized-to-max-scale', 'per-tensor FP8 gate and up requantized to the larger of their two scales (vLLM\'s "Fp8 moe kernel needs single weight scale for w13 per expert"): lossy where they differ', (out) => {
       const fixed = new Map(out);
       for (const [k, scale] of out) {

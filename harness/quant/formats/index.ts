@@ -8,10 +8,11 @@ import { FP8_BLOCK, type Fp8BlockScheme } from './fp8-block.js';
 import { FP8_STATIC, fp8StaticScheme, type Fp8StaticScheme } from './fp8-static.js';
 import { MXFP4, type Mxfp4Scheme } from './mxfp4.js';
 import { NVFP4, type Nvfp4Scheme } from './nvfp4.js';
+import { INT4_CT, int4CtScheme, type Int4CtScheme } from './int4-ct.js';
 
-export type QuantScheme = Fp8BlockScheme | Mxfp4Scheme | Nvfp4Scheme | Fp8StaticScheme;
+export type QuantScheme = Fp8BlockScheme | Mxfp4Scheme | Nvfp4Scheme | Fp8StaticScheme | Int4CtScheme;
 
-export const FORMATS: readonly QuantFormat<QuantScheme>[] = [FP8_BLOCK, MXFP4, NVFP4, FP8_STATIC] as unknown as readonly QuantFormat<QuantScheme>[];
+export const FORMATS: readonly QuantFormat<QuantScheme>[] = [FP8_BLOCK, MXFP4, NVFP4, FP8_STATIC, INT4_CT] as unknown as readonly QuantFormat<QuantScheme>[];
 
 export const QUANT_METHODS: readonly string[] = FORMATS.map((f) => f.method);
 
@@ -38,6 +39,12 @@ export const QUANT_DTYPES = {
   'fp8-ct-tensor': fp8StaticScheme('compressed-tensors', 'tensor', true),
   /** compressed-tensors float-quantized, per-channel, dynamic activations (no input_scale). */
   'fp8-ct-channel': fp8StaticScheme('compressed-tensors', 'channel', false),
+  /** compressed-tensors pack-quantized INT4 (W4A16): symmetric, groups of 32. */
+  'int4-ct-g32': int4CtScheme(32, true),
+  /** asymmetric (zero points), groups of 64. */
+  'int4-ct-g64-asym': int4CtScheme(64, false),
+  /** symmetric, groups of 128 (llm-compressor's W4A16 default). */
+  'int4-ct-g128': int4CtScheme(128, true),
 } as const satisfies Record<string, QuantScheme>;
 
 export type QuantDtypeName = keyof typeof QUANT_DTYPES;

@@ -1,0 +1,62 @@
+// INT4 group quantization arithmetic (spec/layouts.md §4.3): unsigned 4-bit codes `u`, eight
+// to an I32 word (element 8j+k at bits 4k..4k+3 of word j, little-endian), one scale per
+// `group` consecutive input columns of a row, and zero points `z` (eight rows to an I32 word
+// along the output axis, compressed-tensors' packing; 8 where symmetric). W = (u - z) * s,
+// rounded once in the scale's dtype (compressed-tensors' `_dequantize` computes in it), then
+// widened exactly to F32.
+import { decodeFloats, encodeFloats } from '../safetensors/codecs.js';
+import type { Tensor } from '../tensor.js';
+import { checkByteLength, decodeElements } from './elements.js';
+import { QuantizedWeightError, ScaleMismatch } from './errors.js';
+
+/** Codes per I32 word. */
+export const INT4_PER_WORD = 8;
+/** Zero point of symmetric INT4 in unsigned codes (compressed-tensors stores q + 8). */
+export const INT4_SYMMETRIC_ZERO = 8;
+
+export const INT4_SCALE_DTYPES = ['BF16', 'F16', 'F32'] as const;
+
+const nibble = (bytes: Uint8Array, element: number) => (bytes[element >> 1]! >> ((element & 1) * 4)) & 15;
+
+function check(ok: boolean, E: typeof QuantizedWeightError, msg: string, tensor: string, expected: unknown, found: unknown): void {
+  if (!ok) throw new E(msg, { tensor, expected, found });
+}
+
+const describe = (t: Tensor) => `${t.dtype} ${JSON.stringify(t.shape)}`;
+const same = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/**
+ * Dequantizes `weight` I32 [..., R, C/8] with `scale` [..., R, C/group] and `zero` I32
+ * [..., R/8, C/group] (undefined: symmetric) to F32 [..., R, C].
+ */
+export function dequantizeInt4(weight: Tensor, scale: Tensor, zero: Tensor | undefined, group: number, name: string): Tensor {
+  const rank = weight.shape.length;
+  check(weight.dtype === 'I32' && rank >= 2, QuantizedWeightError, 'INT4 weight must be I32 words [..., rows, cols/8]', name, 'I32 of rank >= 2', describe(weight));
+  const lead = weight.shape.slice(0, -2);
+  const R = weight.shape[rank - 2]!;
+  const C = weight.shape[rank - 1]! * INT4_PER_WORD;
+  const G = C / group;
+  const wantScale = [...lead, R, G];
+  check((INT4_SCALE_DTYPES as readonly string[]).includes(scale.dtype) && Number.isInteger(G) && same(scale.shape, wantScale), ScaleMismatch, 'INT4 scale must be BF16/F16/F32, one per group of each row', `${name}_scale`, `${INT4_SCALE_DTYPES.join('|')} ${JSON.stringify(wantScale)}`, describe(scale));
+  const wantZero = [...lead, R / INT4_PER_WORD, G];
+  if (zero !== undefined) check(zero.dtype === 'I32' && R % INT4_PER_WORD === 0 && same(zero.shape, wantZero), ScaleMismatch, 'INT4 zero points must be I32, eight rows to a word', `${name}_zero`, `I32 ${JSON.stringify(wantZero)}`, describe(zero));
+  checkByteLength(weight, name);
+  if (zero !== undefined) checkByteLength(zero, `${name}_zero`);
+  const s = decodeElements(scale, `${name}_scale`);
+  const matrices = lead.reduce((a, b) => a * b, 1);
+  const prod = new Float64Array(matrices * R * C);
+  for (let m = 0; m < matrices; m++) {
+    for (let i = 0; i < R; i++) {
+      const row = m * R + i;
+      for (let j = 0; j < C; j++) {
+        const g = Math.floor(j / group);
+        const z = zero === undefined ? INT4_SYMMETRIC_ZERO : nibble(zero.bytes, ((m * (R / INT4_PER_WORD) + Math.floor(i / INT4_PER_WORD)) * G + g) * INT4_PER_WORD + (i % INT4_PER_WORD));
+        const at = row * C + j;
+        prod[at] = (nibble(weight.bytes, at) - z) * s[row * G + g]!;
+      }
+    }
+  }
+  // One rounding in the scale's dtype (the product of a small integer and a scale is exact in a double).
+  const rounded = scale.dtype === 'F32' ? Float32Array.from(prod) : decodeFloats(scale.dtype, encodeFloats(scale.dtype, prod));
+  return { dtype: 'F32', shape: [...lead, R, C], bytes: new Uint8Array(rounded.buffer, rounded.byteOffset, rounded.byteLength) };
+}
