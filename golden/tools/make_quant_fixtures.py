@@ -538,8 +538,83 @@ FP8_STATIC_QUANT = {
     "ignore": ["lm_head", "re:.*mlp.gate$", "re:.*self_attn.*"],
 }
 
-# name -> (hidden, intermediate, quantization_config)
-STATIC_FIXTURES = {"qwen3_moe-nvfp4": (64, 32, NVFP4_QUANT), "qwen3_moe-fp8-channel": (48, 40, FP8_STATIC_QUANT)}
+INT4_GROUP = 32
+
+INT4_QUANT = {
+    "quant_method": "compressed-tensors",
+    "format": "pack-quantized",
+    "quantization_status": "compressed",
+    "config_groups": {
+        "group_0": {
+            "targets": ["Linear"],
+            "format": "pack-quantized",
+            "weights": {"num_bits": 4, "type": "int", "symmetric": False, "strategy": "group", "group_size": INT4_GROUP, "actorder": None, "dynamic": False},
+            "input_activations": None,
+        }
+    },
+    "ignore": ["lm_head", "re:.*mlp.gate$", "re:.*self_attn.*"],
+}
+
+
+def pack_nibbles(u: np.ndarray, axis: int) -> np.ndarray:
+    """Unsigned 4-bit codes -> I32 words of 8 along `axis`, element 8j+k at bits 4k of word j."""
+    u = np.moveaxis(u.astype(np.uint32), axis, -1)
+    u = u.reshape(*u.shape[:-1], -1, 8)
+    words = np.zeros(u.shape[:-1], dtype=np.uint32)
+    for k in range(8):
+        words |= u[..., k] << np.uint32(4 * k)
+    return np.moveaxis(words.view(np.int32), -1, axis)
+
+
+def bf16_bits(x: np.ndarray) -> np.ndarray:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+
+
+def int4_asym_quantize(w: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
+    """[out, in] -> compressed-tensors pack-quantized tensors, asymmetric groups (min/max), BF16 scales."""
+    out, cols = w.shape
+    g = w.reshape(out, cols // INT4_GROUP, INT4_GROUP).astype(np.float64)
+    lo = np.minimum(g.min(axis=-1), 0.0)
+    hi = np.maximum(g.max(axis=-1), 0.0)
+    scale = qd.float_of("BF16", bf16_bits(np.maximum((hi - lo) / 15.0, 1e-8)))
+    zp = np.clip(np.round(-lo / scale) - 8, -8, 7)
+    q = np.clip(np.round(g / scale[..., None]) + zp[..., None], -8, 7).reshape(out, cols)
+    return {
+        "weight_packed": ("I32", pack_nibbles(q + 8, 1)),
+        "weight_scale": ("BF16", bf16_bits(scale)),
+        "weight_zero_point": ("I32", pack_nibbles(zp + 8, 0)),
+        "weight_shape": ("I64", np.array([out, cols], dtype=np.int64)),
+    }
+
+
+def nvfp4_entry(w: np.ndarray, act_scale: np.float32) -> dict[str, tuple[str, np.ndarray]]:
+    packed, bits, s2 = nvfp4_quantize(w)
+    return {"weight": ("U8", packed), "weight_scale": ("F8_E4M3", bits), "weight_scale_2": ("F32", np.array(s2, dtype=np.float32)), "input_scale": ("F32", np.array(act_scale, dtype=np.float32))}
+
+
+def fp8_channel_entry(w: np.ndarray, act_scale: np.float32) -> dict[str, tuple[str, np.ndarray]]:
+    bits, sc = fp8_channel_quantize(w)
+    return {"weight": ("F8_E4M3", bits), "weight_scale": ("F32", sc), "input_scale": ("F32", np.array([act_scale], dtype=np.float32))}
+
+
+# name -> (hidden, intermediate, quantization_config, quantizer(w, activation scale), activation amax divisor)
+STATIC_FIXTURES = {
+    "qwen3_moe-nvfp4": (64, 32, NVFP4_QUANT, nvfp4_entry, 6 * 448),
+    "qwen3_moe-fp8-channel": (48, 40, FP8_STATIC_QUANT, fp8_channel_entry, 448),
+    "qwen3_moe-int4-g32-asym": (64, 64, INT4_QUANT, lambda w, _a: int4_asym_quantize(w), 1),
+}
+
+
+# Fused tensor suffix -> the per-expert name it stacks.
+FUSED_SUFFIXES = (
+    ("", "weight"),
+    ("_packed", "weight_packed"),
+    ("_weight_scale", "weight_scale"),
+    ("_weight_scale_2", "weight_scale_2"),
+    ("_weight_zero_point", "weight_zero_point"),
+    ("_weight_shape", "weight_shape"),
+    ("_input_scale", "input_scale"),
+)
 
 
 def fused_view(t: dict, p: str, e: int, proj: str, inter: int) -> tuple[dict, str]:
@@ -547,14 +622,16 @@ def fused_view(t: dict, p: str, e: int, proj: str, inter: int) -> tuple[dict, st
     src = "gate_up_proj" if proj in ("gate_proj", "up_proj") else "down_proj"
     half = {"gate_proj": 0, "up_proj": 1, "down_proj": None}[proj]
     view = {}
-    for suffix, name in (("", "weight"), ("_weight_scale", "weight_scale"), ("_weight_scale_2", "weight_scale_2"), ("_input_scale", "input_scale")):
+    for suffix, name in FUSED_SUFFIXES:
         key = f"{p}experts.{src}{suffix}"
         if key not in t:
             continue
         dt, _, arr = t[key]
         a = arr[e]
-        if half is not None:
-            a = a[half] if a.ndim <= 1 else a[half * inter : (half + 1) * inter]
+        if half is not None and name == "weight_zero_point":
+            a = a[half * inter // 8 : (half + 1) * inter // 8]  # eight output rows to a word
+        elif half is not None:
+            a = a[half] if a.ndim <= 1 or name == "weight_shape" else a[half * inter : (half + 1) * inter]
         view[f"x.{name}"] = (dt, list(np.shape(a)), np.asarray(a))
     return view, "x."
 
@@ -584,8 +661,7 @@ def qwen3_quant_numpy_forward(t: dict, layer: int, x: np.ndarray, fused: bool, q
 
 
 def make_qwen3_static(out: Path, seed: int, name: str) -> dict[str, Any]:
-    hidden, inter, quant = STATIC_FIXTURES[name]
-    nvfp4 = quant["quant_method"] == "modelopt"
+    hidden, inter, quant, quantize, act_div = STATIC_FIXTURES[name]
     folder = out / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -597,54 +673,60 @@ def make_qwen3_static(out: Path, seed: int, name: str) -> dict[str, Any]:
     round_to_bf16(model)
     blocks = moe_blocks(model)
     inputs = {layer: torch.randn(TOKENS, hidden, generator=gen) for layer in blocks}
-    # Per (layer, expert, projection): the stored tensors under their per-expert suffixes.
-    stored: dict[tuple[int, int, str], dict[str, np.ndarray]] = {}
+    # Per (layer, expert, projection): the stored tensors under their per-expert suffixes, with their dtypes.
+    stored: dict[tuple[int, int, str], dict[str, tuple[str, np.ndarray]]] = {}
     with torch.no_grad():
         for layer, (_, block) in blocks.items():
             gu, dn = block.experts.gate_up_proj, block.experts.down_proj
-            act_scale = np.float32(inputs[layer].abs().max().item() / (6 * 448 if nvfp4 else 448))
+            act_scale = np.float32(inputs[layer].abs().max().item() / act_div)
             for e in range(Q_E):
                 for proj, w in (("gate_proj", gu[e, :inter]), ("up_proj", gu[e, inter:]), ("down_proj", dn[e])):
-                    if nvfp4:
-                        packed, bits, s2 = nvfp4_quantize(w.numpy())
-                        entry = {"weight": packed, "weight_scale": bits, "weight_scale_2": np.array(s2, dtype=np.float32), "input_scale": np.array(act_scale, dtype=np.float32)}
-                        view = {"x.weight": ("U8", list(packed.shape), packed), "x.weight_scale": ("F8_E4M3", list(bits.shape), bits), "x.weight_scale_2": ("F32", [], entry["weight_scale_2"])}
-                    else:
-                        bits, sc = fp8_channel_quantize(w.numpy())
-                        entry = {"weight": bits, "weight_scale": sc, "input_scale": np.array([act_scale], dtype=np.float32)}
-                        view = {"x.weight": ("F8_E4M3", list(bits.shape), bits), "x.weight_scale": ("F32", list(sc.shape), sc)}
+                    entry = quantize(w.numpy(), act_scale)
                     stored[(layer, e, proj)] = entry
+                    view = {f"x.{k}": (dt, list(np.shape(a)), a) for k, (dt, a) in entry.items()}
                     w.copy_(torch.from_numpy(qd.dequantize_projection(view, "x.", quant)))
     golden = {f"moe.{layer}.input": x for layer, x in inputs.items()}
     golden.update(capture(model, inputs))
 
-    def as_torch(k: str, a: np.ndarray) -> torch.Tensor:
+    def as_torch(dt: str, a: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.array(a, copy=True, order="C"))  # np.ascontiguousarray would turn a scalar into [1]
-        return t.view(torch.float8_e4m3fn) if (k == "weight_scale" and nvfp4) or (k == "weight" and not nvfp4) else t
+        if dt == "F8_E4M3":
+            return t.view(torch.float8_e4m3fn)
+        if dt == "BF16":
+            return t.view(torch.int16).view(torch.bfloat16)
+        return t
 
     def per_expert(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         for (layer, e, proj), entry in stored.items():
             pre = f"model.layers.{layer}.mlp.experts.{e}.{proj}."
             if pre + "weight" not in t:
                 raise FixtureError(f"original save has no {pre}weight")
-            for k, a in entry.items():
-                t[pre + k] = as_torch(k, a)
+            if "weight" not in entry:
+                del t[pre + "weight"]
+            for k, (dt, a) in entry.items():
+                t[pre + k] = as_torch(dt, a)
         return t
 
     def fused(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        suffix_of = {name: suffix for suffix, name in FUSED_SUFFIXES}
         for layer in blocks:
             pre = f"model.layers.{layer}.mlp.experts."
-            q = lambda e, n, k: stored[(layer, e, n)][k]  # noqa: E731
-            for k, suffix in (("weight", ""), ("weight_scale", "_weight_scale"), ("weight_scale_2", "_weight_scale_2"), ("input_scale", "_input_scale")):
-                if k not in stored[(layer, 0, "gate_proj")]:
-                    continue
-                if np.ndim(q(0, "gate_proj", k)) >= 2:  # rows: gate's then up's
+            q = lambda e, n, k: stored[(layer, e, n)][k][1]  # noqa: E731
+            if "weight" not in stored[(layer, 0, "gate_proj")]:  # the float weights give way to packed ones
+                del t[pre + "gate_up_proj"], t[pre + "down_proj"]
+            for k, (dt, _) in stored[(layer, 0, "gate_proj")].items():
+                suffix = suffix_of[k]
+                if k == "weight_shape":  # [E, 2, 2] (gate, up) and [E, 2]
+                    gu = np.stack([np.stack([q(e, "gate_proj", k), q(e, "up_proj", k)]) for e in range(Q_E)])
+                    dn = np.stack([q(e, "down_proj", k) for e in range(Q_E)])
+                elif np.ndim(q(0, "gate_proj", k)) >= 2:  # rows: gate's then up's
                     gu = np.stack([np.concatenate([q(e, "gate_proj", k), q(e, "up_proj", k)]) for e in range(Q_E)])
-                else:  # one value per projection: [E, 2] (gate, up)
+                    dn = np.stack([q(e, "down_proj", k) for e in range(Q_E)])
+                else:  # one value per projection: [E, 2] (gate, up) and [E]
                     gu = np.stack([np.concatenate([np.ravel(q(e, "gate_proj", k)), np.ravel(q(e, "up_proj", k))]) for e in range(Q_E)])
-                dn = np.stack([q(e, "down_proj", k) if np.ndim(q(e, "down_proj", k)) >= 2 else np.ravel(q(e, "down_proj", k))[0] for e in range(Q_E)])
-                t[pre + "gate_up_proj" + suffix] = as_torch(k, gu)
-                t[pre + "down_proj" + suffix] = as_torch(k, dn)
+                    dn = np.stack([np.ravel(q(e, "down_proj", k))[0] for e in range(Q_E)])
+                t[pre + "gate_up_proj" + suffix] = as_torch(dt, gu)
+                t[pre + "down_proj" + suffix] = as_torch(dt, dn)
         return t
 
     saved = model.to(torch.bfloat16)
@@ -655,7 +737,7 @@ def make_qwen3_static(out: Path, seed: int, name: str) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for layout in ("original", "fused"):
         t = qd.read_folder(folder / layout)
-        report[layout] = {"transformers_load": "not attempted: transformers 5.17 cannot load pre-quantized NVFP4 or compressed-tensors FP8 without GPU kernels / the compressed-tensors package"}
+        report[layout] = {"transformers_load": "not attempted: transformers 5.17 cannot load pre-quantized NVFP4, nor compressed-tensors checkpoints without the compressed-tensors package, on CPU"}
         for layer in blocks:
             x = inputs[layer].double().numpy()
             ref = golden[f"moe.{layer}.output"].numpy()
@@ -664,7 +746,7 @@ def make_qwen3_static(out: Path, seed: int, name: str) -> dict[str, Any]:
                 raise FixtureError(f"{name} {layout} layer {layer}: numpy forward differs from transformers' float forward by {rel_err(ours, ref)}")
             report[layout][str(layer)] = {"numpy_vs_output": rel_err(ours, ref)}
     save_file(golden, str(folder / "golden.safetensors"))
-    what = "NVFP4 experts (U8 E2M1 pairs, F8_E4M3 block scales, F32 weight_scale_2 and input_scale), BF16 elsewhere" if nvfp4 else "F8_E4M3 experts, F32 per-channel weight_scale and per-tensor input_scale (compressed-tensors float-quantized), BF16 elsewhere"
+    what = ", ".join(f"{k} {dt}" for k, (dt, _) in stored[(0, 0, "gate_proj")].items()) + " per expert projection, BF16 elsewhere"
     write_meta(folder, "qwen3_moe", blocks, what, report)
     meta = json.loads((folder / "golden.json").read_text())
     meta["produced_by"] += "; expert weights dequantized by golden/tools/quant_dequant.py (independent numpy, from the saved bytes)"

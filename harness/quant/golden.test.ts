@@ -174,6 +174,48 @@ async function quantizedRank(src: Source, layer: number, req: ParallelRequest): 
     if (in13.length) put('experts.w13_input_scale', cat(in13, 0));
     if (ind.length) put('experts.w2_input_scale', cat(ind, 0));
     put('router.weight', await dir.read(`${p}gate.weight`));
+  } else if (src.scheme.method === 'int4-ct') {
+    // Words of 8 codes along `in`; zero points 8 output rows to a word; groups of `gs` along `in`.
+    const gs = src.scheme.group;
+    const z13: Tensor[] = [];
+    const z2: Tensor[] = [];
+    const sh13: Tensor[] = [];
+    const sh2: Tensor[] = [];
+    const rows = range(lo, hi);
+    const zRows = range(lo / 8, hi / 8);
+    for (const e of ids) {
+      if (src.fused) {
+        const [gu, gus, guz, gush, dn, dns, dnz, dnsh] = await Promise.all(
+          ['gate_up_proj_packed', 'gate_up_proj_weight_scale', 'gate_up_proj_weight_zero_point', 'gate_up_proj_weight_shape', 'down_proj_packed', 'down_proj_weight_scale', 'down_proj_weight_zero_point', 'down_proj_weight_shape'].map((k) => dir.read(`${p}experts.${k}`)),
+        );
+        const one = (t: Tensor) => take(t, 0, [e]);
+        w13.push(cat([take(one(gu!), 1, rows), take(one(gu!), 1, range(I + lo, I + hi))], 1));
+        s13.push(cat([take(one(gus!), 1, rows), take(one(gus!), 1, range(I + lo, I + hi))], 1));
+        z13.push(cat([take(one(guz!), 1, zRows), take(one(guz!), 1, zRows.map((r) => I / 8 + r))], 1));
+        sh13.push(one(gush!));
+        w2.push(take(one(dn!), 2, range(lo / 8, hi / 8)));
+        s2.push(take(one(dns!), 2, range(lo / gs, hi / gs)));
+        z2.push(take(one(dnz!), 2, range(lo / gs, hi / gs)));
+        sh2.push(one(dnsh!));
+      } else {
+        const q = (n: string) => dir.read(`${p}experts.${e}.${n}`);
+        const get = (k: string) => Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => q(`${n}.${k}`)));
+        const [[g, u, d], [gs_, us, ds], [gz, uz, dz], [gsh, ush, dsh]] = (await Promise.all(['weight_packed', 'weight_scale', 'weight_zero_point', 'weight_shape'].map(get))) as Tensor[][] as [Tensor[], Tensor[], Tensor[], Tensor[]];
+        w13.push(lead(cat([take(g!, 0, rows), take(u!, 0, rows)], 0)));
+        s13.push(lead(cat([take(gs_!, 0, rows), take(us!, 0, rows)], 0)));
+        z13.push(lead(cat([take(gz!, 0, zRows), take(uz!, 0, zRows)], 0)));
+        sh13.push(lead(cat([lead(gsh!), lead(ush!)], 0)));
+        w2.push(lead(take(d!, 1, range(lo / 8, hi / 8))));
+        s2.push(lead(take(ds!, 1, range(lo / gs, hi / gs))));
+        z2.push(lead(take(dz!, 1, range(lo / gs, hi / gs))));
+        sh2.push(lead(dsh!));
+      }
+    }
+    put('experts.w13_zero', cat(z13, 0));
+    put('experts.w2_zero', cat(z2, 0));
+    put('experts.w13_shape', cat(sh13, 0));
+    put('experts.w2_shape', cat(sh2, 0));
+    put('router.weight', await dir.read(`${p}gate.weight`));
   } else {
     const [gub, gus, gubias, dnb, dns, dnbias] = await Promise.all(
       ['gate_up_proj_blocks', 'gate_up_proj_scales', 'gate_up_proj_bias', 'down_proj_blocks', 'down_proj_scales', 'down_proj_bias'].map((n) => dir.read(`${p}experts.${n}`)),
@@ -232,6 +274,12 @@ const SPLITS: Partial<Record<QuantScheme['method'], SplitCase[]>> = {
     { tp: 2, ep: 1, placement: 'linear' },
     { tp: 2, ep: 3, placement: 'round_robin' },
   ],
+  // INT4 groups of 32, I = 64: TP 2 keeps whole groups.
+  'int4-ct': [
+    { tp: 1, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 3, placement: 'round_robin' },
+  ],
   // Static FP8 per channel, I = 40: any TP size that divides it.
   'fp8-static': [
     { tp: 1, ep: 1, placement: 'linear' },
@@ -243,8 +291,8 @@ const SPLITS: Partial<Record<QuantScheme['method'], SplitCase[]>> = {
 const fixtures: Fixture[] = await discoverFixtures(ROOT);
 
 describe('quantized golden fixtures', () => {
-  it('are the four expected ones: FP8 block, MXFP4, NVFP4 and per-channel static FP8', () => {
-    expect(fixtures.map((f) => f.name)).toEqual(['gpt_oss-mxfp4', 'qwen3_moe-fp8', 'qwen3_moe-fp8-channel', 'qwen3_moe-nvfp4']);
+  it('are the five expected ones: FP8 block, MXFP4, NVFP4, per-channel static FP8 and asymmetric INT4 groups', () => {
+    expect(fixtures.map((f) => f.name)).toEqual(['gpt_oss-mxfp4', 'qwen3_moe-fp8', 'qwen3_moe-fp8-channel', 'qwen3_moe-int4-g32-asym', 'qwen3_moe-nvfp4']);
   });
 
   for (const fixture of fixtures) {
