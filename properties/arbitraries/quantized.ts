@@ -1,34 +1,35 @@
-// Quantized checkpoints (spec §4), one family per format: FP8 block-scaled and static FP8
-// (every producer's form) for model types that ship FP8 checkpoints, in the per-expert
-// (gate/up/down_proj, w1/w2/w3) and fused layouts; NVFP4 for per-expert and fused layouts
-// with sizes in whole 16-element blocks; MXFP4 for gpt_oss with sizes in whole 32-element
-// blocks. TP sizes that would split a block of a format that forbids it are left to the
+// Quantized checkpoints (spec §4), one family per format: FP8 block-scaled for every model
+// type and layout; static FP8 (every producer's form), NVFP4 (sizes in whole 16-element
+// blocks) and INT4 groups (sizes in whole groups) for every model type stored per expert or
+// fused [E, 2I, H]; MXFP4 for gpt_oss with sizes in whole 32-element blocks. TP sizes that would split a block of a format that forbids it are left to the
 // invalid-request family.
 import fc from 'fast-check';
 import type { CaseSpec, CheckpointSpec, QuantDtypeName } from '../spec.js';
 import { layoutArb, shardArb } from './checkpoint.js';
-import { modelSpecArb } from './dims.js';
+import { coreDims, modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
 import { tpKeepsBlocks } from '../../harness/canonical/cut.js';
 import { QUANT_DTYPES } from '../../harness/quant/formats/index.js';
+import { MODEL_TYPES } from '../../harness/layouts/registry.js';
 
-export const FP8_MODEL_TYPES: readonly string[] = ['qwen3_moe', 'qwen2_moe', 'mixtral', 'deepseek_v3'];
-/** NVFP4: per-expert (A, B), fused v5 and granitemoe's fused `input_linear` (F). */
-export const NVFP4_MODEL_TYPES: readonly string[] = ['qwen3_moe', 'mixtral', 'deepseek_v3', 'granitemoe'];
+/** FP8 block scales: every model type, every layout family (transposed, interleaved and flattened included). */
+export const FP8_MODEL_TYPES: readonly string[] = MODEL_TYPES;
+/** NVFP4, static FP8, INT4: every model type whose layouts are per expert or fused [E, 2I, H] (not llama4's transposed, gpt_oss's interleaved or dbrx's flattened experts). */
+export const PER_EXPERT_OR_FUSED_TYPES: readonly string[] = MODEL_TYPES.filter((t) => !['llama4_text', 'gpt_oss', 'dbrx'].includes(t));
 
 /** Which model types each quantized dtype is drawn for, and the sizes it needs. */
 const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: number[]; intermediate?: number[]; layouts: boolean }> = {
   fp8: { types: FP8_MODEL_TYPES, layouts: true },
   mxfp4: { types: ['gpt_oss'], hidden: [32, 64], intermediate: [32, 64, 96], layouts: false },
-  nvfp4: { types: NVFP4_MODEL_TYPES, hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
-  'fp8-tensor': { types: FP8_MODEL_TYPES, layouts: true },
-  'fp8-modelopt': { types: FP8_MODEL_TYPES, layouts: true },
-  'fp8-ct-tensor': { types: FP8_MODEL_TYPES, layouts: true },
-  'fp8-ct-channel': { types: FP8_MODEL_TYPES, layouts: true },
+  nvfp4: { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
+  'fp8-tensor': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
+  'fp8-modelopt': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
+  'fp8-ct-tensor': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
+  'fp8-ct-channel': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
   // INT4 groups: sizes in whole groups, TP in whole groups of w2's K.
-  'int4-ct-g32': { types: FP8_MODEL_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-ct-g64-asym': { types: FP8_MODEL_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
-  'int4-ct-g128': { types: FP8_MODEL_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
+  'int4-ct-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-ct-g64-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-ct-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
 };
 
 /** The model types a quantized dtype is drawn for. */
@@ -36,15 +37,12 @@ export const quantModelTypes = (d: QuantDtypeName): readonly string[] => FAMILIE
 
 function checkpointArb(dtype: QuantDtypeName, types: readonly string[]): fc.Arbitrary<CheckpointSpec> {
   const f = FAMILIES[dtype];
-  const size = (choices: number[] | undefined) => (choices ? fc.constantFrom(...choices) : fc.constant(undefined));
-  return fc.constantFrom(...types).chain((t) =>
-    fc.record({ model: modelSpecArb(t), hidden: size(f.hidden), intermediate: size(f.intermediate), layout: layoutArb(), shards: shardArb }).map(({ model, hidden, intermediate, layout, shards }) => ({
-      model: { ...model, ...(hidden !== undefined && { hidden }), ...(intermediate !== undefined && { intermediate }) },
-      layout,
-      dtype,
-      shards,
-    })),
-  );
+  // Sizes a format constrains are drawn from its list, with the default generator's experts.
+  const cores =
+    f.hidden && f.intermediate
+      ? coreDims.chain((c) => fc.record({ experts: fc.constant(c.experts), hidden: fc.constantFrom(...f.hidden!), intermediate: fc.constantFrom(...f.intermediate!) }))
+      : coreDims;
+  return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores), layout: layoutArb(), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
 }
 
 /** Valid loads of quantized checkpoints over all ranks, and (where a model has two) both layouts agreeing. */
