@@ -102,6 +102,9 @@ function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep:
   // INT4 zero points: w13's packed rows cut like its rows, w2's groups like its columns; recorded shapes whole.
   perExpert('w13_zero', joinGateUp);
   perExpert('w2_zero', joinColumns);
+  // g_idx: gate's and up's whole on every rank, w2's cut with its columns.
+  perExpert('w13_g_idx', sameOnAll);
+  perExpert('w2_g_idx', joinVector);
   for (const w of ['w13', 'w2']) for (const c of ['scale_2', 'input_scale', 'shape']) perExpert(`${w}_${c}`, sameOnAll);
 }
 
@@ -222,6 +225,18 @@ function joinGateUp(ts: Tensor[], name: string): Tensor {
 }
 
 /** TP shards of `[rows, Ir, ...]` to `[rows, I, ...]`: row by row, the shards' columns side by side (MXFP4 columns are `[blocks, 16]`). */
+/** TP shards of a vector `[Ir]` (w2's g_idx) to `[I]`, rank after rank. */
+function joinVector(ts: Tensor[], name: string): Tensor {
+  checkSameKind(ts, name);
+  const bytes = new Uint8Array(ts.reduce((n, t) => n + t.bytes.length, 0));
+  let o = 0;
+  for (const t of ts) {
+    bytes.set(t.bytes, o);
+    o += t.bytes.length;
+  }
+  return { dtype: ts[0]!.dtype, shape: [ts.reduce((n, t) => n + t.shape[0]!, 0)], bytes };
+}
+
 function joinColumns(ts: Tensor[], name: string): Tensor {
   checkSameKind(ts, name);
   const a = ts[0]!;

@@ -40,7 +40,11 @@ export type PartName =
   | 'down_zero'
   | 'gate_shape'
   | 'up_shape'
-  | 'down_shape';
+  | 'down_shape'
+  // The group of each input column (GPTQ's `g_idx`): gate/up [H], down [I].
+  | 'gate_g_idx'
+  | 'up_g_idx'
+  | 'down_g_idx';
 
 /** Per-projection single values of quantized checkpoints, each of shape [1]. */
 export const PROJECTION_SCALARS = ['gate_scale_2', 'up_scale_2', 'down_scale_2', 'gate_input_scale', 'up_input_scale', 'down_input_scale'] as const;
@@ -62,6 +66,9 @@ export const EXPERT_PARTS: ReadonlySet<PartName> = new Set<PartName>([
   'gate_shape',
   'up_shape',
   'down_shape',
+  'gate_g_idx',
+  'up_g_idx',
+  'down_g_idx',
 ]);
 
 /** A scale block edge that covers a whole axis (per-tensor and per-channel scales): ceil(n / WHOLE_AXIS) = 1. */
@@ -139,6 +146,11 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'up_shape':
     case 'down_shape':
       return [2];
+    case 'gate_g_idx':
+    case 'up_g_idx':
+      return [s.hidden];
+    case 'down_g_idx':
+      return [s.intermediate];
   }
 }
 

@@ -71,6 +71,12 @@ function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: 
         { name: name('w13_zero'), shape: [n, (2 * Ir) / zr, hn], slices: gateUp((x) => `${x}_zero`, [lo / zr, hi / zr], whole(hn)) },
         { name: name('w2_zero'), shape: [n, hz, Ir / g], slices: perExpert((e) => [{ part: 'down_zero', expert: e, rows: whole(hz), cols: [lo / g, hi / g] }]) },
       );
+    } else if (c === 'g_idx') {
+      // The group of each input column: gate's and up's whole (their input is H), w2's for the rank's columns (global group ids).
+      out.push(
+        { name: name('w13_g_idx'), shape: [n, 2, H], slices: gateUp((x) => `${x}_g_idx`, [0, 1], whole(H)) },
+        { name: name('w2_g_idx'), shape: [n, Ir], slices: perExpert((e) => [{ part: 'down_g_idx', expert: e, rows: [0, 1], cols: [lo, hi] }]) },
+      );
     } else if (c === 'shape') {
       // The recorded [out, in] of each whole projection, the same on every rank.
       out.push(

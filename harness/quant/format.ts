@@ -11,10 +11,10 @@ import type { Tensor } from '../tensor.js';
  * `W_<companion>`: the block/channel/tensor scales, NVFP4's second-level scale, static
  * activation scales, integer zero points and a stored weight's recorded `[out, in]`.
  */
-export type Companion = 'scale' | 'scale_2' | 'input_scale' | 'zero' | 'shape';
+export type Companion = 'scale' | 'scale_2' | 'input_scale' | 'zero' | 'shape' | 'g_idx';
 
 /** Longest suffix first, so `w13_scale_2` is not read as a `_scale` of `w13_scale`... */
-const COMPANION_SUFFIXES: readonly Companion[] = ['input_scale', 'scale_2', 'scale', 'zero', 'shape'];
+const COMPANION_SUFFIXES: readonly Companion[] = ['input_scale', 'scale_2', 'scale', 'zero', 'shape', 'g_idx'];
 
 /** Routed-expert weights that may be quantized, and the axis TP cuts (quantized shared experts are refused). */
 export const QUANTIZED_WEIGHTS = [

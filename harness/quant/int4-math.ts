@@ -29,7 +29,14 @@ const same = (a: number[], b: number[]) => a.length === b.length && a.every((d, 
  * Dequantizes `weight` I32 [..., R, C/8] with `scale` [..., R, C/group] and `zero` I32
  * [..., R/8, C/group] (undefined: symmetric) to F32 [..., R, C].
  */
-export function dequantizeInt4(weight: Tensor, scale: Tensor, zero: Tensor | undefined, group: number, name: string): Tensor {
+export function dequantizeInt4(
+  weight: Tensor,
+  scale: Tensor,
+  zero: Tensor | undefined,
+  group: number,
+  name: string,
+  opts: { zeroOffset?: number; gIdx?: { tensor: Tensor; start: number } } = {},
+): Tensor {
   const rank = weight.shape.length;
   check(weight.dtype === 'I32' && rank >= 2, QuantizedWeightError, 'INT4 weight must be I32 words [..., rows, cols/8]', name, 'I32 of rank >= 2', describe(weight));
   const lead = weight.shape.slice(0, -2);
@@ -44,13 +51,15 @@ export function dequantizeInt4(weight: Tensor, scale: Tensor, zero: Tensor | und
   if (zero !== undefined) checkByteLength(zero, `${name}_zero`);
   const s = decodeElements(scale, `${name}_scale`);
   const matrices = lead.reduce((a, b) => a * b, 1);
+  const zeroOffset = opts.zeroOffset ?? 0;
+  if (opts.gIdx) checkTrivialGroups(opts.gIdx.tensor, C, group, opts.gIdx.start, `${name}_g_idx`);
   const prod = new Float64Array(matrices * R * C);
   for (let m = 0; m < matrices; m++) {
     for (let i = 0; i < R; i++) {
       const row = m * R + i;
       for (let j = 0; j < C; j++) {
         const g = Math.floor(j / group);
-        const z = zero === undefined ? INT4_SYMMETRIC_ZERO : nibble(zero.bytes, ((m * (R / INT4_PER_WORD) + Math.floor(i / INT4_PER_WORD)) * G + g) * INT4_PER_WORD + (i % INT4_PER_WORD));
+        const z = zero === undefined ? INT4_SYMMETRIC_ZERO : nibble(zero.bytes, ((m * (R / INT4_PER_WORD) + Math.floor(i / INT4_PER_WORD)) * G + g) * INT4_PER_WORD + (i % INT4_PER_WORD)) + zeroOffset;
         const at = row * C + j;
         prod[at] = (nibble(weight.bytes, at) - z) * s[row * G + g]!;
       }
@@ -59,4 +68,18 @@ export function dequantizeInt4(weight: Tensor, scale: Tensor, zero: Tensor | und
   // One rounding in the scale's dtype (the product of a small integer and a scale is exact in a double).
   const rounded = scale.dtype === 'F32' ? Float32Array.from(prod) : decodeFloats(scale.dtype, encodeFloats(scale.dtype, prod));
   return { dtype: 'F32', shape: [...lead, R, C], bytes: new Uint8Array(rounded.buffer, rounded.byteOffset, rounded.byteLength) };
+}
+
+/**
+ * Without activation ordering a `g_idx` must say what the layout does: column `start + j` is in
+ * group `floor((start + j) / group)` (GPTQ writes it so when `desc_act` is false). Anything else
+ * is refused: it would ask for act-order dequantization, not served yet.
+ */
+function checkTrivialGroups(gIdx: Tensor, cols: number, group: number, start: number, name: string): void {
+  check(gIdx.dtype === 'I32' && gIdx.shape[gIdx.shape.length - 1] === cols, ScaleMismatch, 'g_idx must be I32, one group per input column', name, `I32 [..., ${cols}]`, describe(gIdx));
+  const g = new Int32Array(gIdx.bytes.slice().buffer);
+  for (let k = 0; k < g.length; k++) {
+    const want = Math.floor((start + (k % cols)) / group);
+    if (g[k] !== want) throw new ScaleMismatch('g_idx is not in column order: activation ordering (desc_act) is not served', { tensor: name, expected: `column ${start + (k % cols)} in group ${want}`, found: g[k] });
+  }
 }

@@ -110,6 +110,21 @@ export function shapeOp(t: ExpertTensor): Op {
   }
 }
 
+/** The group of each input column (GPTQ's `g_idx`): `[in]` beside a projection, `[E, 2, H]` beside fused gate/up, `[E, I]` beside fused down. */
+export function gIdxOp(t: ExpertTensor): Op {
+  const p = (proj: Projection) => part(`${proj}_g_idx` as PartName);
+  switch (t.kind) {
+    case 'projection':
+      return p(t.part);
+    case 'fused-gate-up':
+      return stackExperts(concat(0, unsqueezeLeading(p('gate')), unsqueezeLeading(p('up'))));
+    case 'fused-down':
+      return stackExperts(p('down'));
+    case 'other':
+      throw new Error(`no g_idx beside ${t.spec.key}`);
+  }
+}
+
 /** A companion tensor spec beside an expert tensor. */
 export function companion(t: ExpertTensor, key: string, op: Op): TensorSpec {
   return keep(t.spec, key, op);

@@ -12,6 +12,7 @@ import { QuantizedRouter } from '../../harness/quant/errors.js';
 import { schemeOf } from '../../harness/quant/scheme.js';
 import { dequantizeCanonical } from '../../harness/quant/dequantize.js';
 import { int4CtScheme } from '../../harness/quant/formats/int4-ct.js';
+import { int4GptqScheme } from '../../harness/quant/formats/int4-gptq.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
 
 export interface Mutant {
@@ -258,6 +259,12 @@ function QUANT_MUTANTS(): Mutant[] {
       if (scheme?.method !== 'int4-ct' || scheme.symmetric) return out;
       const fixed = new Map([...out].filter(([k]) => !k.endsWith('_zero')));
       return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true), req);
+    }),
+    mutant('gptq-zeros-without-plus-one', 'GPTQ v1 zeros read as stored (as gptq_v2 stores them): AutoGPTQ writes zero - 1, so every group is off by one scale step', async (dir, req) => {
+      const out = await load(dir, req);
+      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
+      if (scheme?.method !== 'int4-gptq' || !scheme.zerosMinusOne) return out;
+      return dequantizeCanonical(out, int4GptqScheme(scheme.group, scheme.symmetric, false), req);
     }),
     onOutput('int4-nibbles-in-awq-order', 'INT4 words read in AutoAWQ\'s nibble order (nibble k holds element AWQ_ORDER[k] = 0, 2, 4, 6, 1, 3, 5, 7) where compressed-tensors packs them in order', (out) =>
       mapTensors(out, '', (t, name) => {

@@ -9,10 +9,11 @@ import { FP8_STATIC, fp8StaticScheme, type Fp8StaticScheme } from './fp8-static.
 import { MXFP4, type Mxfp4Scheme } from './mxfp4.js';
 import { NVFP4, type Nvfp4Scheme } from './nvfp4.js';
 import { INT4_CT, int4CtScheme, type Int4CtScheme } from './int4-ct.js';
+import { INT4_GPTQ, int4GptqScheme, type Int4GptqScheme } from './int4-gptq.js';
 
-export type QuantScheme = Fp8BlockScheme | Mxfp4Scheme | Nvfp4Scheme | Fp8StaticScheme | Int4CtScheme;
+export type QuantScheme = Fp8BlockScheme | Mxfp4Scheme | Nvfp4Scheme | Fp8StaticScheme | Int4CtScheme | Int4GptqScheme;
 
-export const FORMATS: readonly QuantFormat<QuantScheme>[] = [FP8_BLOCK, MXFP4, NVFP4, FP8_STATIC, INT4_CT] as unknown as readonly QuantFormat<QuantScheme>[];
+export const FORMATS: readonly QuantFormat<QuantScheme>[] = [FP8_BLOCK, MXFP4, NVFP4, FP8_STATIC, INT4_CT, INT4_GPTQ] as unknown as readonly QuantFormat<QuantScheme>[];
 
 export const QUANT_METHODS: readonly string[] = FORMATS.map((f) => f.method);
 
@@ -45,6 +46,10 @@ export const QUANT_DTYPES = {
   'int4-ct-g64-asym': int4CtScheme(64, false),
   /** symmetric, groups of 128 (llm-compressor's W4A16 default). */
   'int4-ct-g128': int4CtScheme(128, true),
+  /** GPTQ v1 (AutoGPTQ: zeros stored - 1), symmetric, groups of 32, no act order. */
+  'int4-gptq-g32': int4GptqScheme(32, true),
+  /** GPTQ v1, asymmetric, groups of 64. */
+  'int4-gptq-g64-asym': int4GptqScheme(64, false),
 } as const satisfies Record<string, QuantScheme>;
 
 export type QuantDtypeName = keyof typeof QUANT_DTYPES;
