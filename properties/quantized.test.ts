@@ -52,8 +52,8 @@ describe('the quantized case family', () => {
 
   it('the default suite has one quantized family per format', () => {
     const titles = quantizedProperties({ name: 'x', load: referenceLoader }).map((p) => p.title);
-    expect(titles).toHaveLength(6);
-    for (const f of ['FP8 block', 'MXFP4', 'NVFP4', 'static FP8', 'INT4 groups (compressed', 'INT4 groups (GPTQ']) expect(titles.some((t) => t.includes(f)), f).toBe(true);
+    expect(titles).toHaveLength(7);
+    for (const f of ['FP8 block', 'MXFP4', 'NVFP4', 'static FP8', 'INT4 groups (compressed', 'INT4 groups (GPTQ', 'INT4 groups (AWQ']) expect(titles.some((t) => t.includes(f)), f).toBe(true);
   });
 
   it('passes the reference loader, and a loader declaring the dequantized form', async () => {
@@ -95,7 +95,7 @@ describe('the quantized case family', () => {
     'fp8-w13-requantized-to-max-scale': 'static FP8',
     'quantized-router-accepted': 'NVFP4',
     'int4-zero-point-ignored': 'INT4 groups (compressed',
-    'int4-nibbles-in-awq-order': 'INT4 groups (compressed',
+    'int4-nibble-order-confused': 'INT4 groups (AWQ',
     'gptq-zeros-without-plus-one': 'INT4 groups (GPTQ',
   };
   for (const [name, family] of Object.entries(families)) {

@@ -99,6 +99,8 @@ export interface QuantGeometry {
   splitsBlocks: boolean;
   /** Zero points packed into one stored element along the rows (compressed-tensors: 8 per I32); formats with zero points only. */
   zeroRows?: number;
+  /** Whether `packing` packs the weight along its rows (`[out/8, in]`, AWQ) instead of its columns. */
+  packRows?: boolean;
 }
 
 export function partShape(part: PartName, s: PartSizes): number[] {
@@ -163,7 +165,7 @@ function expertPartShape(part: 'gate' | 'up' | 'down' | 'gate_scale' | 'up_scale
   const [rows, cols] = part === 'down' || part === 'down_scale' ? [s.hidden, s.intermediate] : [s.intermediate, s.hidden];
   const q = s.quant;
   const scale = part.endsWith('_scale');
-  if (!scale) return [rows, cols / (q?.packing ?? 1)];
+  if (!scale) return q?.packRows ? [rows / q.packing, cols] : [rows, cols / (q?.packing ?? 1)];
   // A layout that names a scale part without a quantization scheme is a registry bug.
   if (q === undefined) throw new Error(`part ${part} needs a quantization scheme`);
   return [Math.ceil(rows / q.scaleBlock.rows), Math.ceil(cols / q.scaleBlock.cols)];

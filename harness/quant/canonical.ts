@@ -41,10 +41,16 @@ function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: 
   const p = q.packing;
   const wCols: Range = [lo / p, hi / p];
   const split = (cols: number) => (format.blockBytes ? [(cols * p) / (2 * format.blockBytes), format.blockBytes] : [cols]);
-  const weights: Record<string, CanonicalSpec> = {
-    [name('w13')]: { name: name('w13'), shape: [n, 2 * Ir, ...split(H / p)], slices: gateUp((x) => x, [lo, hi], whole(H / p)) },
-    [name('w2')]: { name: name('w2'), shape: [n, H, ...split(Ir / p)], slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(H), cols: wCols }]) },
-  };
+  const weights: Record<string, CanonicalSpec> = q.packRows
+    ? {
+        // Packed along the output rows (AWQ): w13's rows cut in whole words, w2's columns freely.
+        [name('w13')]: { name: name('w13'), shape: [n, (2 * Ir) / p, H], slices: gateUp((x) => x, [lo / p, hi / p], whole(H)) },
+        [name('w2')]: { name: name('w2'), shape: [n, H / p, Ir], slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(H / p), cols: [lo, hi] }]) },
+      }
+    : {
+        [name('w13')]: { name: name('w13'), shape: [n, 2 * Ir, ...split(H / p)], slices: gateUp((x) => x, [lo, hi], whole(H / p)) },
+        [name('w2')]: { name: name('w2'), shape: [n, H, ...split(Ir / p)], slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(H), cols: wCols }]) },
+      };
   out.push(...specs.map((s) => weights[s.name] ?? s));
 
   for (const c of format.companions(q)) {

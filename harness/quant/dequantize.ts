@@ -30,7 +30,8 @@ export function dequantizeCanonical(tensors: Canonical, geometry: QuantGeometry,
       used.add(companionName(name, c));
     }
     // The rank's first row (w13, per half) or column (w2) along I, in elements.
-    const local = q.cut === 'rows' ? (w.shape[1] ?? 0) / 2 : w.shape.slice(2).reduce((a, b) => a * b, 1) * scheme.packing;
+    const [rowPack, colPack] = scheme.packRows ? [scheme.packing, 1] : [1, scheme.packing];
+    const local = q.cut === 'rows' ? ((w.shape[1] ?? 0) / 2) * rowPack : w.shape.slice(2).reduce((a, b) => a * b, 1) * colPack;
     out.set(name, format.dequantize(w, companions, { name, parts: q.parts, cut: q.cut, start: req.tpRank * local }, scheme));
   }
   for (const [name, t] of tensors) {

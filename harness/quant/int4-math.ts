@@ -83,3 +83,46 @@ function checkTrivialGroups(gIdx: Tensor, cols: number, group: number, start: nu
     if (g[k] !== want) throw new ScaleMismatch('g_idx is not in column order: activation ordering (desc_act) is not served', { tensor: name, expected: `column ${start + (k % cols)} in group ${want}`, found: g[k] });
   }
 }
+
+/** AutoAWQ's order: nibble k of a word holds output column 8j + AWQ_ORDER[k] (packing_utils.py). */
+export const AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7] as const;
+/** The nibble holding output row 8j + r: the inverse of AWQ_ORDER. */
+const AWQ_NIBBLE_OF = [0, 4, 1, 5, 2, 6, 3, 7] as const;
+
+/**
+ * AWQ (GEMM) INT4 in the canonical orientation: `weight` I32 [..., R/8, C] (eight output rows
+ * to a word, in AWQ's nibble order), `scale` F16 [..., R, C/group], `zero` I32 [..., R/8,
+ * C/group] (same order, stored as is) to F32 [..., R, C]: W = f16((u - z) * s).
+ */
+export function dequantizeAwq(weight: Tensor, scale: Tensor, zero: Tensor, group: number, name: string): Tensor {
+  const rank = weight.shape.length;
+  check(weight.dtype === 'I32' && rank >= 2, QuantizedWeightError, 'AWQ weight must be I32 words [..., rows/8, cols]', name, 'I32 of rank >= 2', describe(weight));
+  const lead = weight.shape.slice(0, -2);
+  const R = weight.shape[rank - 2]! * INT4_PER_WORD;
+  const C = weight.shape[rank - 1]!;
+  const G = C / group;
+  const wantScale = [...lead, R, G];
+  check((INT4_SCALE_DTYPES as readonly string[]).includes(scale.dtype) && Number.isInteger(G) && same(scale.shape, wantScale), ScaleMismatch, 'AWQ scale must be F16/BF16/F32, one per group of each output row', `${name}_scale`, `F16 ${JSON.stringify(wantScale)}`, describe(scale));
+  const wantZero = [...lead, R / INT4_PER_WORD, G];
+  check(zero.dtype === 'I32' && same(zero.shape, wantZero), ScaleMismatch, 'AWQ zero points must be I32, eight output rows to a word', `${name}_zero`, `I32 ${JSON.stringify(wantZero)}`, describe(zero));
+  checkByteLength(weight, name);
+  checkByteLength(zero, `${name}_zero`);
+  const s = decodeElements(scale, `${name}_scale`);
+  const matrices = lead.reduce((a, b) => a * b, 1);
+  const prod = new Float64Array(matrices * R * C);
+  const W = R / INT4_PER_WORD;
+  for (let m = 0; m < matrices; m++) {
+    for (let i = 0; i < R; i++) {
+      const k = AWQ_NIBBLE_OF[i % INT4_PER_WORD]!;
+      const word = m * W + Math.floor(i / INT4_PER_WORD);
+      for (let j = 0; j < C; j++) {
+        const g = Math.floor(j / group);
+        const u = nibble(weight.bytes, (word * C + j) * INT4_PER_WORD + k);
+        const z = nibble(zero.bytes, (word * G + g) * INT4_PER_WORD + k);
+        prod[(m * R + i) * C + j] = (u - z) * s[(m * R + i) * G + g]!;
+      }
+    }
+  }
+  const rounded = scale.dtype === 'F32' ? Float32Array.from(prod) : decodeFloats(scale.dtype, encodeFloats(scale.dtype, prod));
+  return { dtype: 'F32', shape: [...lead, R, C], bytes: new Uint8Array(rounded.buffer, rounded.byteOffset, rounded.byteLength) };
+}

@@ -49,6 +49,8 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   // GPTQ (v1, zeros stored - 1): symmetric and asymmetric, per expert and fused.
   { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-gptq-g32']), tp: [2] },
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 64, intermediate: 128, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-gptq-g64-asym']), tp: [2] },
+  // AWQ GEMM: packed along the output axis in AWQ's order, per expert and fused.
+  { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-awq-g32']), tp: [2] },
   // Static FP8, every producer's form; no TP constraint.
   ...(['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] as const).map((d) => ({
     sizes: { modelType: 'qwen3_moe', experts: 5, hidden: 20, intermediate: 12, topK: 2, layers: 1 },

@@ -32,6 +32,8 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
   'int4-ct-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
   'int4-gptq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
   'int4-gptq-g64-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-awq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-awq-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
 };
 
 /** The model types a quantized dtype is drawn for. */
@@ -74,4 +76,5 @@ export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly Qua
   { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] },
   { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128'] },
   { label: 'INT4 groups (GPTQ: groups of 32, 64 asymmetric)', dtypes: ['int4-gptq-g32', 'int4-gptq-g64-asym'] },
+  { label: 'INT4 groups (AWQ GEMM: groups of 32, 128)', dtypes: ['int4-awq-g32', 'int4-awq-g128'] },
 ];

@@ -266,7 +266,7 @@ function QUANT_MUTANTS(): Mutant[] {
       if (scheme?.method !== 'int4-gptq' || !scheme.zerosMinusOne) return out;
       return dequantizeCanonical(out, int4GptqScheme(scheme.group, scheme.symmetric, false), req);
     }),
-    onOutput('int4-nibbles-in-awq-order', 'INT4 words read in AutoAWQ\'s nibble order (nibble k holds element AWQ_ORDER[k] = 0, 2, 4, 6, 1, 3, 5, 7) where compressed-tensors packs them in order', (out) =>
+    onOutput('int4-nibble-order-confused', 'INT4 words read in the other tool\'s nibble order: AutoAWQ\'s (nibble k holds element 0, 2, 4, 6, 1, 3, 5, 7) for compressed-tensors/GPTQ words packed in order, or the reverse', (out) =>
       mapTensors(out, '', (t, name) => {
         if (t.dtype !== 'I32' || !/experts\.w(13|2)$/.test(name)) return t;
         const words = new Uint32Array(t.bytes.slice().buffer);

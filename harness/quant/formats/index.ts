@@ -10,10 +10,11 @@ import { MXFP4, type Mxfp4Scheme } from './mxfp4.js';
 import { NVFP4, type Nvfp4Scheme } from './nvfp4.js';
 import { INT4_CT, int4CtScheme, type Int4CtScheme } from './int4-ct.js';
 import { INT4_GPTQ, int4GptqScheme, type Int4GptqScheme } from './int4-gptq.js';
+import { INT4_AWQ, int4AwqScheme, type Int4AwqScheme } from './int4-awq.js';
 
-export type QuantScheme = Fp8BlockScheme | Mxfp4Scheme | Nvfp4Scheme | Fp8StaticScheme | Int4CtScheme | Int4GptqScheme;
+export type QuantScheme = Fp8BlockScheme | Mxfp4Scheme | Nvfp4Scheme | Fp8StaticScheme | Int4CtScheme | Int4GptqScheme | Int4AwqScheme;
 
-export const FORMATS: readonly QuantFormat<QuantScheme>[] = [FP8_BLOCK, MXFP4, NVFP4, FP8_STATIC, INT4_CT, INT4_GPTQ] as unknown as readonly QuantFormat<QuantScheme>[];
+export const FORMATS: readonly QuantFormat<QuantScheme>[] = [FP8_BLOCK, MXFP4, NVFP4, FP8_STATIC, INT4_CT, INT4_GPTQ, INT4_AWQ] as unknown as readonly QuantFormat<QuantScheme>[];
 
 export const QUANT_METHODS: readonly string[] = FORMATS.map((f) => f.method);
 
@@ -50,6 +51,10 @@ export const QUANT_DTYPES = {
   'int4-gptq-g32': int4GptqScheme(32, true),
   /** GPTQ v1, asymmetric, groups of 64. */
   'int4-gptq-g64-asym': int4GptqScheme(64, false),
+  /** AutoAWQ GEMM, groups of 32 (zero points always). */
+  'int4-awq-g32': int4AwqScheme(32),
+  /** AutoAWQ GEMM, groups of 128 (its default). */
+  'int4-awq-g128': int4AwqScheme(128),
 } as const satisfies Record<string, QuantScheme>;
 
 export type QuantDtypeName = keyof typeof QUANT_DTYPES;
