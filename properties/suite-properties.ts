@@ -15,8 +15,8 @@ import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
-import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
-import { FP8_MODEL_TYPES, quantCaseArb } from './arbitraries/quantized.js';
+import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout, type QuantDtypeName } from './spec.js';
+import { QUANT_FAMILIES, quantCaseArb, quantModelTypes } from './arbitraries/quantized.js';
 
 export interface Capabilities {
   dtypes?: readonly DtypeName[];
@@ -72,13 +72,14 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   };
   const types = c.modelTypes ?? ALL_MODEL_TYPES;
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
-  const quantized = QUANT_DTYPE_NAMES.filter((d) => (!c.dtypes || c.dtypes.includes(d)) && (d === 'fp8' ? FP8_MODEL_TYPES : ['gpt_oss']).some((t) => types.includes(t)));
+  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => types.includes(t));
+  const quantized = QUANT_FAMILIES.map((f) => ({ ...f, dtypes: f.dtypes.filter(served) })).filter((f) => f.dtypes.length > 0);
   const properties: Array<Omit<SuiteProperty, 'seedOffset'>> = [
     ...types.map((t) => ({ title: `${t}: every rank loads bit-exact, reassembles, and computes the unsharded forward`, arb: caseArb({ ...filter, modelTypes: [t], kinds: ['load'] }), numRuns: n })),
     ...(LAYOUTS.every((l) => (c.layouts ?? LAYOUTS).includes(l)) ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
     { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n },
     { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n },
-    ...(quantized.length ? [{ title: 'quantized checkpoints (FP8 block scales, MXFP4): every rank loads bit-exact, reassembles and computes the unsharded forward; FP8 layouts agree', arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, quantized, types), numRuns: n }] : []),
+    ...quantized.map((f) => ({ title: `quantized checkpoints, ${f.label}: every rank loads bit-exact, reassembles and computes the unsharded forward; layouts agree`, arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, f.dtypes, types), numRuns: n })),
   ];
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }

@@ -11,6 +11,7 @@ import { MoeConformanceError, type ErrorContext } from '../errors.js';
 import { SafetensorsFile } from '../safetensors/read.js';
 import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
 import { declaresDequantized } from '../quant/scheme.js';
+import { splitCompanion } from '../quant/format.js';
 
 /** The command could not start, or died from a signal (segfault, abort, OOM kill). */
 export class LoaderCrashed extends MoeConformanceError {}
@@ -221,9 +222,9 @@ async function readOutput(out: string, maxOutput: number, stderr: string): Promi
     } catch (e) {
       throw new LoaderOutputInvalid(`loader output metadata: ${(e as Error).message}`, { file: out });
     }
-    const scale = [...file.tensors.keys()].find((n) => n.endsWith('_scale'));
+    const scale = [...file.tensors.keys()].find((n) => splitCompanion(n) !== undefined);
     if (dequantized && scale !== undefined) {
-      throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale tensor', found: scale });
+      throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale, *_scale_2 or *_input_scale tensor', found: scale });
     }
     const canonical: Canonical = new Map();
     for (const name of file.tensors.keys()) canonical.set(name, await file.readTensor(name));
