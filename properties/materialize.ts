@@ -16,7 +16,6 @@ import { moeLayoutsOf } from '../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../harness/quant/random.js';
 import { quantizationConfig } from '../harness/quant/scheme.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
-import { MODEL_TRAITS } from './arbitraries/models.js';
 import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, ShardSpec } from './spec.js';
 
 export class MaterializeError extends MoeConformanceError {}
@@ -30,13 +29,10 @@ const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Rec
   mxfp4: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig('mxfp4') },
 };
 
-/** config.json for the spec: the writer's builder plus the routing fields it leaves at defaults. */
+/** config.json for the spec: the writer's builder, with the spec's expert groups. */
 export function configFor(m: ModelSpec, dtype: DtypeName): Record<string, unknown> {
-  const grouped = MODEL_TRAITS[m.modelType]?.grouped ?? false;
-  const overrides: Record<string, unknown> = grouped ? { n_group: m.groups, topk_group: m.topkGroups } : {};
-  if (m.modelType === 'deepseek_v2') overrides['topk_method'] = m.groups > 1 ? 'group_limited_greedy' : 'greedy';
   const quant = DTYPES[dtype].quant;
-  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { ...overrides, quantization_config: quant } : overrides);
+  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { quantization_config: quant } : {});
 }
 
 /** The model's config, its sizes as the registry reads them, and its whole weights. */

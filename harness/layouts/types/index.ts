@@ -1,0 +1,45 @@
+// Every model type the harness knows, one file each: this list is the registry's index.
+// Adding a type = one file in this folder and one line here.
+import type { ModelEntry } from '../model-type.js';
+import { dbrx } from './dbrx.js';
+import { deepseek_v2 } from './deepseek_v2.js';
+import { deepseek_v3 } from './deepseek_v3.js';
+import { dots1 } from './dots1.js';
+import { ernie4_5_moe } from './ernie4_5_moe.js';
+import { flex_olmo } from './flex_olmo.js';
+import { glm4_moe } from './glm4_moe.js';
+import { gpt_oss } from './gpt_oss.js';
+import { granitemoe } from './granitemoe.js';
+import { hunyuan_v1_moe } from './hunyuan_v1_moe.js';
+import { jamba } from './jamba.js';
+import { lfm2_moe } from './lfm2_moe.js';
+import { llama4_text } from './llama4_text.js';
+import { minimax, mixtral } from './mixtral.js';
+import { olmoe } from './olmoe.js';
+import { phimoe } from './phimoe.js';
+import { qwen2_moe } from './qwen2_moe.js';
+import { qwen3_moe } from './qwen3_moe.js';
+import { qwen3_next } from './qwen3_next.js';
+
+export const ENTRIES: readonly ModelEntry[] = [
+  mixtral,
+  minimax,
+  phimoe,
+  lfm2_moe,
+  qwen2_moe,
+  qwen3_next,
+  qwen3_moe,
+  olmoe,
+  flex_olmo,
+  jamba,
+  deepseek_v2,
+  deepseek_v3,
+  glm4_moe,
+  dots1,
+  ernie4_5_moe,
+  hunyuan_v1_moe,
+  gpt_oss,
+  llama4_text,
+  granitemoe,
+  dbrx,
+];
