@@ -87,6 +87,8 @@ class FixtureSpec:
     config: Callable[[str], dict[str, Any]]  # dtype tag ("f32" | "bf16") -> config overrides
     router_attr: str | None  # child of the MoE block whose output[0] is the raw logits
     routing_fields: tuple[str, ...]  # config fields that drive routing (for NAMES.md)
+    # Decoder layers that hold an MoE block, per dtype tag; None: every layer.
+    moe_layers: Callable[[str], tuple[int, ...]] | None = None
 
 
 def _mixtral(_: str) -> dict[str, Any]:
@@ -204,6 +206,187 @@ def _flex_olmo(dtype: str) -> dict[str, Any]:
     }
 
 
+# The types added after the first 20 use other sizes: 2I == H (a transposed [E, H, 2I] tensor
+# has the shape of an untransposed one), I < H, and 12 experts (expert 10 sorts before
+# expert 2 as a string). Attention is kept tiny around them.
+NEW_HIDDEN = 32
+NEW_INTERMEDIATE = 16
+NEW_EXPERTS = 12
+
+
+def _new_sizes(**fields: Any) -> dict[str, Any]:
+    """hidden 32 with 4 heads of 8, then the type's own fields."""
+    return {"hidden_size": NEW_HIDDEN, "head_dim": 8, "num_attention_heads": 4, "num_key_value_heads": 2, **fields}
+
+
+def _mla() -> dict[str, Any]:
+    """Multi-head latent attention, tiny (deepseek_v3-style types)."""
+    return {"kv_lora_rank": 16, "q_lora_rank": 24, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8}
+
+
+def _minimax_m2(_: str) -> dict[str, Any]:
+    return _new_sizes(intermediate_size=NEW_INTERMEDIATE, num_local_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K)
+
+
+def _dsv3_groups(dtype: str) -> dict[str, Any]:
+    # f32: 4 groups of 3 experts, 2 kept (the group rule decides); bf16: one group.
+    return {"n_group": 4, "topk_group": 2} if dtype == "f32" else {"n_group": 1, "topk_group": 1}
+
+
+def _glm4_moe_lite(dtype: str) -> dict[str, Any]:
+    # Three layers, mlp_layer_types left to its default: the first dense, then MoE.
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=1.8,
+        norm_topk_prob=dtype == "f32",
+        **_dsv3_groups(dtype),
+        **_mla(),
+    )
+
+
+def _deepseek_v32(dtype: str) -> dict[str, Any]:
+    # f32: first_k_dense_replace 1; bf16: an explicit mlp_layer_types with the dense layer in the middle.
+    layers = {"first_k_dense_replace": 1} if dtype == "f32" else {"mlp_layer_types": ["sparse", "dense", "sparse"]}
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=2.5,
+        index_n_heads=2,
+        index_head_dim=8,
+        index_topk=8,
+        **layers,
+        **_dsv3_groups(dtype),
+        **_mla(),
+    )
+
+
+def _glm_moe_dsa(dtype: str) -> dict[str, Any]:
+    return {**_deepseek_v32(dtype), "routed_scaling_factor": 1.5}
+
+
+def _exaone_moe(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_shared_experts=2 if dtype == "f32" else 1,
+        num_experts_per_tok=TOP_K,
+        first_k_dense_replace=1,
+        routed_scaling_factor=2.5,
+        **_dsv3_groups(dtype),
+    )
+
+
+def _solar_open(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=2.0,
+        norm_topk_prob=dtype == "f32",
+        **_dsv3_groups(dtype),
+    )
+
+
+def _mimo_v2_flash(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=None if dtype == "bf16" else 1.5,
+        v_head_dim=8,
+        sliding_window=8,
+        **_dsv3_groups(dtype),
+    )
+
+
+def _afmoe(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_shared_experts=1 if dtype == "f32" else 2,
+        num_experts_per_tok=TOP_K,
+        num_dense_layers=1,
+        route_scale=1.5,
+    )
+
+
+def _hy_v3(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        router_scaling_factor=2.826 if dtype == "f32" else 1.25,
+    )
+
+
+def _granitemoeshared(_: str) -> dict[str, Any]:
+    return _new_sizes(intermediate_size=NEW_INTERMEDIATE, num_local_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K, shared_intermediate_size=24)
+
+
+def _granitemoehybrid(_: str) -> dict[str, Any]:
+    return _new_sizes(
+        intermediate_size=NEW_INTERMEDIATE,
+        num_local_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        shared_intermediate_size=24,
+        layer_types=["mamba", "attention"],
+        mamba_n_heads=4,
+        mamba_d_head=16,
+        mamba_d_state=8,
+        mamba_n_groups=1,
+        mamba_chunk_size=16,
+    )
+
+
+def _mellum(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        norm_topk_prob=dtype == "f32",
+        mlp_layer_types=["dense", "sparse", "sparse"],
+    )
+
+
+DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
+NEW_SPECS = [
+    FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("glm4_moe_lite", _glm4_moe_lite, "gate", DSV3_FIELDS, lambda _: (1, 2)),
+    FixtureSpec("deepseek_v32", _deepseek_v32, "gate", DSV3_FIELDS, lambda d: (1, 2) if d == "f32" else (0, 2)),
+    FixtureSpec("glm_moe_dsa", _glm_moe_dsa, "gate", DSV3_FIELDS, lambda d: (1, 2) if d == "f32" else (0, 2)),
+    FixtureSpec("exaone_moe", _exaone_moe, "gate", DSV3_FIELDS, lambda _: (1, 2)),
+    FixtureSpec("solar_open", _solar_open, "gate", DSV3_FIELDS),
+    FixtureSpec("mimo_v2_flash", _mimo_v2_flash, "gate", DSV3_FIELDS, lambda _: (1, 2)),
+    FixtureSpec("afmoe", _afmoe, "router", ("num_experts", "num_experts_per_tok", "num_shared_experts", "route_scale"), lambda _: (1, 2)),
+    FixtureSpec("hy_v3", _hy_v3, "gate", ("num_experts", "num_experts_per_tok", "num_shared_experts", "router_scaling_factor", "mlp_layer_types"), lambda _: (1, 2)),
+    FixtureSpec("granitemoeshared", _granitemoeshared, None, ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("granitemoehybrid", _granitemoehybrid, None, ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
+]
+
+
 SPECS: dict[str, FixtureSpec] = {
     s.model_type: s
     for s in [
@@ -257,6 +440,7 @@ SPECS: dict[str, FixtureSpec] = {
             ("num_experts", "num_experts_per_tok", "norm_topk_prob", "shared_expert_intermediate_size"),
         ),
         FixtureSpec("flex_olmo", _flex_olmo, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob")),
+        *NEW_SPECS,
     ]
 }
 
@@ -297,11 +481,35 @@ def redraw(model: torch.nn.Module, gen: torch.Generator) -> None:
             tensor.copy_(torch.randn(tensor.shape, generator=gen, dtype=torch.float32) * std)
 
 
+def kept_in_fp32(model: torch.nn.Module, name: str) -> bool:
+    """Whether transformers keeps this tensor in float32 whatever the model's dtype
+    (`_keep_in_fp32_modules_strict`, e.g. deepseek's e_score_correction_bias): a bf16
+    checkpoint that transformers saves stores it as F32."""
+    patterns = getattr(model, "_keep_in_fp32_modules_strict", None) or []
+    return any(re.search(rf"(^|\.){re.escape(p)}($|\.)", name) for p in patterns)
+
+
+def dtype_of(model: torch.nn.Module) -> str:
+    return getattr(model, "_fixture_dtype", "f32")
+
+
 def round_to_bf16(model: torch.nn.Module) -> None:
+    """Every float tensor rounded to bf16 values, except those transformers keeps in float32."""
     with torch.no_grad():
-        for tensor in model.state_dict(keep_vars=True).values():
-            if tensor.is_floating_point():
+        for name, tensor in model.state_dict(keep_vars=True).items():
+            if tensor.is_floating_point() and not kept_in_fp32(model, name):
                 tensor.copy_(tensor.to(torch.bfloat16).to(torch.float32))
+
+
+def to_checkpoint_dtype(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """The model in the checkpoint dtype, with transformers' float32-kept tensors left in float32."""
+    kept = {n: t.detach().clone() for n, t in model.state_dict().items() if t.is_floating_point() and kept_in_fp32(model, n)}
+    model = model.to(dtype)
+    with torch.no_grad():
+        for name, tensor in model.state_dict(keep_vars=True).items():
+            if name in kept:
+                tensor.data = kept[name].to(torch.float32)
+    return model
 
 
 def capture(
@@ -312,8 +520,10 @@ def capture(
     paths: dict[str, str] = {}
     classes: dict[str, str] = {}
     blocks = moe_blocks(model)
-    if sorted(blocks) != list(range(model.config.num_hidden_layers)):
-        raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected every layer")
+    expected = list(spec.moe_layers(dtype_of(model)) if spec.moe_layers else range(model.config.num_hidden_layers))
+    if sorted(blocks) != expected:
+        raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected {expected}")
+    hidden = model.config.hidden_size
     for layer, (path, block) in sorted(blocks.items()):
         seen: dict[str, torch.Tensor] = {}
 
@@ -327,13 +537,13 @@ def capture(
         hooks = [block.register_forward_hook(on_block)]
         if spec.router_attr is not None:
             hooks.append(getattr(block, spec.router_attr).register_forward_hook(on_router))
-        x = torch.randn(1, TOKENS, HIDDEN, generator=gen, dtype=torch.float32)
+        x = torch.randn(1, TOKENS, hidden, generator=gen, dtype=torch.float32)
         with torch.no_grad():
             block(x)
         for h in hooks:
             h.remove()
-        golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, HIDDEN).float().contiguous()
-        golden[f"moe.{layer}.output"] = seen["output"].reshape(TOKENS, HIDDEN).float().contiguous()
+        golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, hidden).float().contiguous()
+        golden[f"moe.{layer}.output"] = seen["output"].reshape(TOKENS, hidden).float().contiguous()
         if "router_logits" in seen:
             golden[f"moe.{layer}.router_logits"] = seen["router_logits"].reshape(TOKENS, -1).float().contiguous()
         paths[str(layer)] = path
@@ -362,6 +572,7 @@ def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
     gen = torch.Generator().manual_seed(fixture_seed(seed, spec.model_type, dtype))
     torch.manual_seed(fixture_seed(seed, spec.model_type, dtype))  # from_config's own init, overwritten anyway
     model = AutoModelForCausalLM.from_config(build_config(spec, dtype), dtype=torch.float32).eval()
+    model._fixture_dtype = dtype
     redraw(model, gen)
     if dtype == "bf16":
         round_to_bf16(model)
@@ -380,7 +591,7 @@ def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
         "CPU float32 forward of each MoE block",
     }
     (folder / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
-    saved = model.to(DTYPES[dtype])
+    saved = to_checkpoint_dtype(model, DTYPES[dtype])
     save_layout(saved, folder / "original", original=True, sharded=dtype == "f32")
     save_layout(saved, folder / "fused", original=False, sharded=dtype == "bf16")
     return folder
@@ -399,10 +610,16 @@ def verify_fixture(folder: Path) -> list[str]:
         problems = {k: v for k, v in info.items() if v}
         if problems:
             raise FixtureError(f"{folder / layout}: loading reported {problems}")
-        wrong = {n for n, p in model.state_dict().items() if p.is_floating_point() and SAFETENSORS_DTYPE.get(p.dtype) != meta["checkpoint_dtype"]}
+        wrong = {
+            n for n, p in model.state_dict().items()
+            if p.is_floating_point() and SAFETENSORS_DTYPE.get(p.dtype) != meta["checkpoint_dtype"] and not kept_in_fp32(model, n)
+        }
         if wrong:
             notes.append(f"{layout}: kept in another dtype after loading: {sorted(wrong)}")
         states[layout] = {k: v.clone() for k, v in model.state_dict().items()}
+        kept = sorted(n for n, p in model.state_dict().items() if p.is_floating_point() and kept_in_fp32(model, n) and p.dtype != torch.float32)
+        if kept:
+            raise FixtureError(f"{folder / layout}: transformers narrowed tensors it keeps in float32: {kept}")
         model = model.float().eval()
         blocks = moe_blocks(model)
         for layer, path in meta["moe_layers"].items():
@@ -419,7 +636,7 @@ def verify_fixture(folder: Path) -> list[str]:
                 y = block(golden[f"moe.{layer}.input"].unsqueeze(0))
             if hook is not None:
                 hook.remove()
-            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, HIDDEN)
+            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, model.config.hidden_size)
             diffs = {"output": (y - golden[f"moe.{layer}.output"]).abs().max().item()}
             if f"moe.{layer}.router_logits" in golden:
                 diffs["router_logits"] = (

@@ -59,7 +59,8 @@ export interface ModelSizes {
 }
 
 /** The shared-expert sizes a model type can express, relative to the expert size `I`. */
-export type SharedRule = 'none' | 'free' | 'equals_I' | 'multiple_of_I';
+/** positive_multiple_of_I: the block always has a shared expert, of 1, 2, ... times I. */
+export type SharedRule = 'none' | 'free' | 'equals_I' | 'multiple_of_I' | 'positive_multiple_of_I';
 
 /** How the writer and the generators make checkpoints of a type. */
 export interface GeneratorTraits {

@@ -38,6 +38,19 @@ const ROUTING: Record<string, Routing> = {
   llama4_text: { kind: 'topk_sigmoid_input' },
   dbrx: { kind: 'softmax_topk_pnorm', p: 1 },
   phimoe: { kind: 'sparsemixer', jitterEps: 0.01 },
+  // Added from transformers 5.17 (golden/tools/make_fixtures.py NEW_SPECS).
+  minimax_m2: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1 },
+  glm4_moe_lite: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.8 },
+  deepseek_v32: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+  glm_moe_dsa: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  exaone_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+  solar_open: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2 },
+  mimo_v2_flash: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  afmoe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  hy_v3: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2.826 },
+  granitemoeshared: { kind: 'topk_softmax' },
+  granitemoehybrid: { kind: 'topk_softmax' },
+  mellum: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -47,11 +60,24 @@ const ROUTING_BF16: Record<string, Routing> = {
   ernie4_5_moe: { kind: 'softmax_bias_normmin', normMin: 1e-12 },
   flex_olmo: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   qwen3_next: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  glm4_moe_lite: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.8 },
+  deepseek_v32: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2.5 },
+  glm_moe_dsa: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  exaone_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2.5 },
+  solar_open: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2 },
+  // routed_scaling_factor null: 1.
+  mimo_v2_flash: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1 },
+  hy_v3: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.25 },
+  mellum: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
 };
 
+// The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
+const FIRST_20 = new Set(['mixtral', 'minimax', 'hunyuan_v1_moe', 'qwen2_moe', 'qwen3_moe', 'qwen3_next', 'olmoe', 'flex_olmo', 'jamba', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'dots1', 'ernie4_5_moe', 'lfm2_moe', 'gpt_oss', 'granitemoe', 'llama4_text', 'dbrx', 'phimoe']);
+
 describe('semantics of the golden fixtures', () => {
-  it('covers the 20 model types', () => {
+  it('covers every registered model type, each with a fixture', () => {
     expect([...MODEL_TYPES].sort()).toEqual(Object.keys(ROUTING).sort());
+    expect([...new Set(fixtures.map((f) => f.replace(/-(f32|bf16)$/, '')))].sort()).toEqual([...MODEL_TYPES].sort());
   });
   it.each(fixtures)('%s: routing, sizes and MoE layers', (fixture) => {
     const golden = JSON.parse(readFileSync(join(GOLDEN, fixture, 'golden.json'), 'utf8')) as { model_type: string; moe_layers: Record<string, string> };
@@ -59,7 +85,7 @@ describe('semantics of the golden fixtures', () => {
     expect(s.modelType).toBe(golden.model_type);
     expect(s.routing).toEqual((fixture.endsWith('bf16') ? ROUTING_BF16[golden.model_type] : undefined) ?? ROUTING[golden.model_type]);
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
-    expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual({ E: 8, H: 48, I: 20 });
+    expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : { E: 12, H: 32, I: 16 });
     expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : 2);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next'].includes(golden.model_type));
     expect(s.activation).toEqual(golden.model_type === 'gpt_oss' ? { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } : { kind: 'silu_gated' });

@@ -34,5 +34,6 @@ function sharedSizeFor(s: ModelSizes): number {
   if (rule === 'none' && asked !== 0) refuse('0 (no shared expert)');
   if (rule === 'equals_I' && asked !== 0 && asked !== s.intermediate) refuse(`Is = I = ${s.intermediate} (or absent)`);
   if (rule === 'multiple_of_I' && asked % s.intermediate !== 0) refuse(`a multiple of I = ${s.intermediate}`);
+  if (rule === 'positive_multiple_of_I' && (asked === 0 || asked % s.intermediate !== 0)) refuse(`a positive multiple of I = ${s.intermediate}`);
   return rule === 'equals_I' ? s.intermediate : asked;
 }

@@ -30,7 +30,7 @@ Runs the conformance suite against a loader command. The harness appends
 options:
   --cases N               generated cases (default 100)
   --seed S                seed of the case sampler (default $FC_SEED or 42)
-  --model-types A,B       model types (default all 20)
+  --model-types A,B       model types (default all registered)
   --layouts original,fused
   --dtypes f32,f16,bf16
   --tp 1,2,4              TP sizes to try (default 1,2,3,4)

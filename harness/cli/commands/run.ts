@@ -18,7 +18,7 @@ import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 const USAGE = `usage: moe-conformance run [options]
 
 The whole suite against the built-in reference loader (in process): every golden fixture,
-in both layouts and every split it allows, and generated cases of all 20 model types.
+in both layouts and every split it allows, and generated cases of every registered model type.
 
 options:
   --cases N               generated cases (default 300)

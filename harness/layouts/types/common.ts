@@ -208,3 +208,12 @@ export const deepseekConfig = (s: Required<import('../model-type.js').ModelSizes
   n_group: s.groups,
   topk_group: s.topkGroups,
 });
+
+/** `mlp_layer_types` with every layer sparse (the generators' all-MoE checkpoints). */
+export const allSparse = (s: { layers: number }) => ({ mlp_layer_types: Array.from({ length: s.layers }, () => 'sparse') });
+
+/**
+ * s = σ(l); top-k of s + correction bias; weights s[idx] / (sum + 1e-20) × scaling: the
+ * group-limited rule with one group (minimax_m2, afmoe, hy_v3).
+ */
+export const sigmoidBiasRenormalized = (scaling: number): Routing => ({ kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling });
