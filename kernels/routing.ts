@@ -92,7 +92,7 @@ export function softmaxTopkPnorm(l: ArrayLike<number>, k: number, p: number): Sc
  * a masked expert can outrank a kept one whose score is negative. Reproduced on purpose.
  */
 function maskToBestGroups(
-  c: number[], groups: number, topkGroups: number, groupScore: (members: number[]) => number,
+  c: number[], groups: number, topkGroups: number, groupScore: (members: number[]) => number, maskValue = 0.0,
 ): { masked: number[]; groupScores: number[] } {
   if (groups < 1 || c.length % groups !== 0 || topkGroups > groups) {
     throw new RoutingError('expert groups must divide the experts and topk_group must not exceed n_group', {
@@ -103,7 +103,7 @@ function maskToBestGroups(
   const size = c.length / groups;
   const groupScores = Array.from({ length: groups }, (_, g) => groupScore(c.slice(g * size, (g + 1) * size)));
   const kept = new Set(topK(groupScores, topkGroups));
-  return { masked: c.map((v, i) => (kept.has(Math.floor(i / size)) ? v : 0.0)), groupScores };
+  return { masked: c.map((v, i) => (kept.has(Math.floor(i / size)) ? v : maskValue)), groupScores };
 }
 
 /** deepseek_v2: p = softmax(l); greedy or group-limited (group score = max); weights p[idx] × scaling, never renormalised. */
@@ -125,11 +125,12 @@ export function softmaxGroupLimited(l: ArrayLike<number>, k: number, groups: num
  */
 export function sigmoidGroupLimitedBias(
   l: ArrayLike<number>, k: number, groups: number, topkGroups: number, renormalize: boolean, scaling: number, bias: ArrayLike<number> | undefined,
+  maskNegInf = false,
 ): ScoredChoice {
   const s = Array.from(l, sigmoid);
   const c = s.map((v, i) => v + (bias?.[i] ?? 0));
   const top2Sum = (m: number[]) => sum(pick(m, topK(m, 2)));
-  const { masked, groupScores } = maskToBestGroups(c, groups, topkGroups, top2Sum);
+  const { masked, groupScores } = maskToBestGroups(c, groups, topkGroups, top2Sum, maskNegInf ? -Infinity : 0.0);
   const ids = topK(masked, k);
   let w = pick(s, ids);
   if (renormalize) {
@@ -199,7 +200,7 @@ function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<
     case 'softmax_topk': return softmaxTopk(l, k, r.renormalize, r.scaling);
     case 'softmax_topk_pnorm': return softmaxTopkPnorm(l, k, r.p);
     case 'softmax_group_limited': return softmaxGroupLimited(l, k, r.groups, r.topkGroups, r.scaling);
-    case 'sigmoid_group_limited_bias': return sigmoidGroupLimitedBias(l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias);
+    case 'sigmoid_group_limited_bias': return sigmoidGroupLimitedBias(l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias, r.maskNegInf === true);
     case 'softmax_bias_normmin': return softmaxBiasNormmin(l, k, r.normMin, bias);
     case 'sigmoid_bias': return sigmoidBias(l, k, r.renormalize, r.scaling, bias);
     case 'topk_softmax': return topkSoftmax(l, k);

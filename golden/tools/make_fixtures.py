@@ -370,6 +370,27 @@ def _mellum(dtype: str) -> dict[str, Any]:
     )
 
 
+def _nemotron_h(dtype: str) -> dict[str, Any]:
+    # Hybrid stacks: MoE layers between attention (f32) or mamba (bf16) layers; non-gated relu² experts.
+    layers = ["moe", "attention", "moe"] if dtype == "f32" else ["mamba", "moe"]
+    return _new_sizes(
+        num_hidden_layers=len(layers),
+        layers_block_type=layers,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        moe_shared_expert_intermediate_size=24,
+        n_routed_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=2.0,
+        mamba_num_heads=4,
+        mamba_head_dim=8,
+        ssm_state_size=8,
+        n_groups=1,
+        chunk_size=16,
+        **_dsv3_groups(dtype),
+    )
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -383,6 +404,7 @@ NEW_SPECS = [
     FixtureSpec("hy_v3", _hy_v3, "gate", ("num_experts", "num_experts_per_tok", "num_shared_experts", "router_scaling_factor", "mlp_layer_types"), lambda _: (1, 2)),
     FixtureSpec("granitemoeshared", _granitemoeshared, None, ("num_local_experts", "num_experts_per_tok")),
     FixtureSpec("granitemoehybrid", _granitemoehybrid, None, ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("nemotron_h", _nemotron_h, "gate", DSV3_FIELDS + ("layers_block_type",), lambda d: (0, 2) if d == "f32" else (1,)),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 

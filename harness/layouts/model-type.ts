@@ -18,7 +18,15 @@ export interface Features {
   sharedGate: boolean;
   routerBias: boolean;
   correctionBias: boolean;
+  /**
+   * transformers keeps the correction bias in float32 whatever the model's dtype
+   * (`_keep_in_fp32_modules_strict`): a bf16 checkpoint stores it as F32, and a loader must
+   * not narrow it. Generated checkpoints do the same.
+   */
+  correctionBiasF32?: boolean;
   expertBias: boolean;
+  /** Routed and shared experts are non-gated (up and down only, nemotron_h): canonical `w13` holds the up rows only. */
+  nonGated?: boolean;
 }
 
 export interface MoeDims extends PartSizes {

@@ -7,7 +7,7 @@ import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
 import { UnknownModelType } from './errors.js';
 import { entryFor, MODEL_TYPES, semanticsOf } from './registry.js';
-import type { Routing } from './semantics.js';
+import type { ExpertActivation, Routing } from './semantics.js';
 
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
 const fixtures = readdirSync(GOLDEN, { withFileTypes: true })
@@ -51,6 +51,7 @@ const ROUTING: Record<string, Routing> = {
   granitemoeshared: { kind: 'topk_softmax' },
   granitemoehybrid: { kind: 'topk_softmax' },
   mellum: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  nemotron_h: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2, maskNegInf: true },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -69,6 +70,13 @@ const ROUTING_BF16: Record<string, Routing> = {
   mimo_v2_flash: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1 },
   hy_v3: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.25 },
   mellum: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  nemotron_h: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2, maskNegInf: true },
+};
+
+// Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
+const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
+  gpt_oss: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
+  nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
@@ -88,7 +96,8 @@ describe('semantics of the golden fixtures', () => {
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : { E: 12, H: 32, I: 16 });
     expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : 2);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next'].includes(golden.model_type));
-    expect(s.activation).toEqual(golden.model_type === 'gpt_oss' ? { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } : { kind: 'silu_gated' });
+    expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
+    expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);
   });
 });
 

@@ -14,9 +14,10 @@ export type Routing =
   /**
    * deepseek_v3, glm4_moe, dots1: s = σ(l), c = s + correction_bias; group score = sum of
    * the top-2 c of each group; keep topkGroups groups; top-k of c; weights s[idx];
-   * if renormalize divide by (sum + 1e-20); × scaling.
+   * if renormalize divide by (sum + 1e-20); × scaling. Experts of dropped groups score 0.0
+   * (transformers' masked_fill 0.0), or -inf where `maskNegInf` (nemotron_h).
    */
-  | { kind: 'sigmoid_group_limited_bias'; groups: number; topkGroups: number; renormalize: boolean; scaling: number }
+  | { kind: 'sigmoid_group_limited_bias'; groups: number; topkGroups: number; renormalize: boolean; scaling: number; maskNegInf?: true }
   /** ernie4_5_moe: p = softmax(l); top-k of p + correction_bias; weights p[idx] / max(sum, normMin). */
   | { kind: 'softmax_bias_normmin'; normMin: number }
   /** lfm2_moe: s = σ(l); top-k of s + expert_bias (correction_bias); weights s[idx], renormalised if asked; × scaling. */
@@ -32,7 +33,14 @@ export type ExpertActivation =
   /** down(silu(gate·x) * (up·x)) */
   | { kind: 'silu_gated' }
   /** gpt_oss: g = min(h_gate, limit), u = clamp(h_up, -limit, limit), ((u + 1) · g · σ(alpha·g)) */
-  | { kind: 'gpt_oss_clamped'; alpha: number; limit: number };
+  | { kind: 'gpt_oss_clamped'; alpha: number; limit: number }
+  /** nemotron_h: non-gated, down(relu(up·x)²); the expert has no gate projection (canonical w13 is up only). */
+  | { kind: 'relu2' };
+
+/** Whether the activation multiplies a gate by an up projection (false: up and down only). */
+export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2';
+
+export const SILU_GATED: ExpertActivation = { kind: 'silu_gated' };
 
 export interface MoeSemantics {
   modelType: string;
@@ -46,6 +54,8 @@ export interface MoeSemantics {
   activation: ExpertActivation;
   /** The shared expert's output is multiplied by σ(x · shared.gate). */
   sharedGate: boolean;
+  /** The shared expert's activation where it is not SiLU-gated (nemotron_h: relu², non-gated). */
+  sharedActivation?: ExpertActivation;
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */

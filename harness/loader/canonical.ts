@@ -42,12 +42,14 @@ export function canonicalSpecs(layer: number, d: MoeDims, req: ParallelRequest):
   const whole = (n: number): [number, number] => [0, n];
   const row: [number, number] = [0, 1];
   const perExpert = (slice: (e: number) => PartSlice[]) => ids.flatMap(slice);
+  // Non-gated experts (up and down only) have no gate half: w13 holds the up rows alone (spec §1).
+  const halves = f.nonGated ? 1 : 2;
   const specs: CanonicalSpec[] = [
     {
       name: canonicalName(layer, 'experts.w13'),
-      shape: [ids.length, 2 * Ir, H],
+      shape: [ids.length, halves * Ir, H],
       slices: perExpert((e) => [
-        { part: 'gate', expert: e, rows: ir, cols: whole(H) },
+        ...(f.nonGated ? [] : [{ part: 'gate' as const, expert: e, rows: ir, cols: whole(H) }]),
         { part: 'up', expert: e, rows: ir, cols: whole(H) },
       ]),
     },
@@ -90,9 +92,9 @@ export function canonicalSpecs(layer: number, d: MoeDims, req: ParallelRequest):
     specs.push(
       {
         name: canonicalName(layer, 'shared.w13'),
-        shape: [2 * Isr, H],
+        shape: [halves * Isr, H],
         slices: [
-          { part: 'shared_gate_proj', expert: null, rows: isr, cols: whole(H) },
+          ...(f.nonGated ? [] : [{ part: 'shared_gate_proj' as const, expert: null, rows: isr, cols: whole(H) }]),
           { part: 'shared_up_proj', expert: null, rows: isr, cols: whole(H) },
         ],
       },

@@ -45,8 +45,19 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const has = (n: string) => dir.has(n);
   const raw = async (n: string) => dir.read(n);
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
-  const modules = ['mlp', 'block_sparse_moe', 'feed_forward'].map((m) => `${p}.${m}`);
+  const modules = ['model', 'backbone'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`));
   const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear'))) ?? p;
+  if (type === 'nemotron_h') {
+    // Non-gated: w13 is the up rows alone.
+    if (has(`${m}.experts.up_proj`)) {
+      const up = await raw(`${m}.experts.up_proj`);
+      const down = await raw(`${m}.experts.down_proj`);
+      return { w13: (e, row, h) => element(up, [e, row, h]), w2: (e, h, i) => element(down, [e, h, i]) };
+    }
+    const ups = new Map<number, Tensor[]>();
+    for (let e = 0; has(`${m}.experts.${e}.up_proj.weight`); e++) ups.set(e, await Promise.all(['up_proj', 'down_proj'].map((k) => raw(`${m}.experts.${e}.${k}.weight`))));
+    return { w13: (e, row, h) => element(ups.get(e)![0]!, [row, h]), w2: (e, h, i) => element(ups.get(e)![1]!, [h, i]) };
+  }
   if (type === 'dbrx') {
     const [w1, v1, w2] = await Promise.all(['w1', 'v1', 'w2'].map((k) => raw(`${p}.experts.mlp.${k}`)));
     return {
@@ -117,14 +128,14 @@ describe.each(fixtures)('golden %s', (fixture) => {
         const w13 = loaded.get(`layers.${layer}.experts.w13`)!;
         const w2 = loaded.get(`layers.${layer}.experts.w2`)!;
         const [E, twoI, H] = w13.shape as [number, number, number];
-        const o = await oracle(dirs[layout], type, layer, twoI / 2);
+        const o = await oracle(dirs[layout], type, layer, w2.shape[2]!);
         const wrong: string[] = [];
         for (let e = 0; e < E; e++)
           for (let row = 0; row < twoI; row++)
             for (let h = 0; h < H; h++) if (element(w13, [e, row, h]) !== o.w13(e, row, h)) wrong.push(`${layout} layer ${layer} w13[${e}][${row}][${h}]`);
         for (let e = 0; e < E; e++)
           for (let h = 0; h < H; h++)
-            for (let i = 0; i < twoI / 2; i++) if (element(w2, [e, h, i]) !== o.w2(e, h, i)) wrong.push(`${layout} layer ${layer} w2[${e}][${h}][${i}]`);
+            for (let i = 0; i < w2.shape[2]!; i++) if (element(w2, [e, h, i]) !== o.w2(e, h, i)) wrong.push(`${layout} layer ${layer} w2[${e}][${h}][${i}]`);
         expect(wrong.slice(0, 5)).toEqual([]);
       }
     }
@@ -157,13 +168,13 @@ describe.each(fixtures)('golden %s', (fixture) => {
       }
       const ranks: Array<{ r: number; c: Canonical }> = [];
       for (let r = 0; r < T; r++) for (let q = 0; q < P; q++) ranks.push({ r, c: await load(layout, { tpSize: T, tpRank: r, epSize: P, epRank: q, epPlacement: placement }) });
-      expectSameCanonical(whole, reassemble(ranks, T));
+      expectSameCanonical(whole, reassemble(ranks, T, !fixture.startsWith('nemotron_h-')));
     }
   });
 });
 
 /** Put TP shards and EP slots back together, checking every expert id appears once per TP rank. */
-function reassemble(ranks: Array<{ r: number; c: Canonical }>, T: number): Canonical {
+function reassemble(ranks: Array<{ r: number; c: Canonical }>, T: number, gated: boolean): Canonical {
   const out: Canonical = new Map();
   const first = ranks[0]!.c;
   for (const name of first.keys()) {
@@ -184,20 +195,24 @@ function reassemble(ranks: Array<{ r: number; c: Canonical }>, T: number): Canon
         });
       }
       const E = perExpert.size;
-      const parts = Array.from({ length: E }, (_, e) => joinTp(perExpert.get(e)!, what!, T));
+      const parts = Array.from({ length: E }, (_, e) => joinTp(perExpert.get(e)!, what!, T, gated));
       out.set(name, { dtype, shape: [E, ...parts[0]!.shape], bytes: Buffer.concat(parts.map((p) => p.bytes)) });
       out.set(`layers.${layer}.experts.ids`, { dtype: 'I32', shape: [E], bytes: new Uint8Array(new Int32Array(Array.from({ length: E }, (_, i) => i)).buffer) });
     } else {
       const shards = Array.from({ length: T }, (_, r) => ranks.find((x) => x.r === r)!.c.get(name)!);
-      out.set(name, joinTp(shards, `${group}.${what}`, T));
+      out.set(name, joinTp(shards, `${group}.${what}`, T, gated));
     }
   }
   return out;
 }
 
 /** Join one tensor's TP shards: w13 cuts gate and up separately, w2 cuts columns, the rest is whole. */
-function joinTp(shards: Tensor[], what: string, T: number): Tensor {
+function joinTp(shards: Tensor[], what: string, T: number, gated: boolean): Tensor {
   const s0 = shards[0]!;
+  if (!gated && (what === 'w13' || what === 'shared.w13')) {
+    // Non-gated (nemotron_h): up rows only, each rank a contiguous slice.
+    return { dtype: s0.dtype, shape: [s0.shape[0]! * T, ...s0.shape.slice(1)], bytes: Buffer.concat(shards.map((s) => s.bytes)) };
+  }
   if (what === 'w13' || what === 'w13_bias' || what === 'shared.w13') {
     // rows (or elements) [0, n/2) are gate, [n/2, n) are up, on every shard.
     const half = s0.bytes.length / 2;

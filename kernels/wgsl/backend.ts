@@ -6,7 +6,8 @@
 // weighted scatter-add — encoded in one compute pass and read back once. Same rank-summing
 // semantics and expert grouping as the CPU fast path (kernels/fast/canonical.ts).
 import { createRequire } from 'node:module';
-import type { MoeSemantics } from '../../harness/layouts/semantics.js';
+import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
+import { gatedForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
@@ -87,6 +88,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
     checkForwardInput(sem, layer, ranks, x, tokens);
+    ranks = gatedForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
     const temp: GPUBuffer[] = [];
@@ -142,15 +144,14 @@ export class WgslWebGpuBackend implements MoeBackend {
     const zeros = buffer(Math.max(H, 2 * widest) * 4);
     encoder = this.device.createCommandEncoder();
     pass = encoder.beginComputePass();
-    const run = (batch: ExpertBatch, w13: GPUBuffer, w2: GPUBuffer, R: number, clamped: { alpha: number; limit: number } | undefined, b13: GPUBuffer, b2: GPUBuffer) => {
+    const run = (batch: ExpertBatch, w13: GPUBuffer, w2: GPUBuffer, R: number, a: ExpertActivation, b13: GPUBuffer, b2: GPUBuffer) => {
       const M = batch.tokens.length;
       this.gemm(pass, buffer(rowTable(batch.tokens, batch.inputScale)), xBuf, w13, hBuf, M, 2 * R, H, buffer);
-      this.elementwise(pass, this.pipelines.activate, [hBuf, b13, actBuf], [M, R, clamped ? 1 : 0], [clamped?.alpha ?? 0, clamped?.limit ?? 0], M * R, buffer);
+      const [mode, alpha, limit] = a.kind === 'gpt_oss_clamped' ? [1, a.alpha, a.limit] : [a.kind === 'relu2' ? 2 : 0, 0, 0];
+      this.elementwise(pass, this.pipelines.activate, [hBuf, b13, actBuf], [M, R, mode], [alpha, limit], M * R, buffer);
       this.gemm(pass, buffer(rowTable(Int32Array.from({ length: M }, (_, i) => i), new Float32Array(M).fill(1))), actBuf, w2, yBuf, M, H, R, buffer);
       this.elementwise(pass, this.pipelines.scatter, [buffer(rowTable(batch.tokens, batch.outputScale)), yBuf, b2, outBuf], [M, H], [], M * H, buffer);
     };
-    const act = sem.activation;
-    const clamped = act.kind === 'gpt_oss_clamped' ? { alpha: act.alpha, limit: act.limit } : undefined;
     ranks.forEach((rank, r) => {
       const { ids, w13, w2, shared } = weights[r]!;
       const n = ids.length;
@@ -160,12 +161,12 @@ export class WgslWebGpuBackend implements MoeBackend {
         const s = batch.slot;
         const b13 = bias.w13 ? buffer(bias.w13.subarray(s * 2 * R, (s + 1) * 2 * R)) : zeros;
         const b2 = bias.w2 ? buffer(bias.w2.subarray(s * H, (s + 1) * H)) : zeros;
-        run(batch, this.matrix(w13, s, buffer), this.matrix(w2, s, buffer), R, clamped, b13, b2);
+        run(batch, this.matrix(w13, s, buffer), this.matrix(w2, s, buffer), R, sem.activation, b13, b2);
       }
       // The shared expert: once per TP shard, from EP rank 0 only.
       if (shared && rank.req.epRank === 0) {
         const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined);
-        run(batch, this.matrix(shared.w13, 0, buffer), this.matrix(shared.w2, 0, buffer), shared.w2.cols, undefined, zeros, zeros);
+        run(batch, this.matrix(shared.w13, 0, buffer), this.matrix(shared.w2, 0, buffer), shared.w2.cols, sem.sharedActivation ?? SILU_GATED, zeros, zeros);
       }
     });
     pass.end();

@@ -104,10 +104,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 
 /**
  * `act[m, j] = f(h[m, j] + bias[j], h[m, R + j] + bias[R + j])` for the `[M, 2R]` GEMM
- * output `h`: SiLU-gated, or gpt_oss's clamped form when `clamped` is 1.
+ * output `h`: SiLU-gated (`mode` 0), gpt_oss's clamped form (1), or relu² of the up half
+ * alone (2, non-gated experts, whose gate half is zeros: kernels/kernel-form.ts).
  */
 export const ACTIVATE_SHADER = /* wgsl */ `
-struct Params { M: u32, R: u32, clamped: u32, alpha: f32, limit: f32 }
+struct Params { M: u32, R: u32, mode: u32, alpha: f32, limit: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> h: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
@@ -121,7 +122,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let j = i % p.R;
   var g = h[m * 2u * p.R + j] + bias[j];
   var u = h[m * 2u * p.R + p.R + j] + bias[p.R + j];
-  if (p.clamped == 1u) {
+  if (p.mode == 2u) {
+    let r = max(u, 0.0);
+    act[i] = r * r;
+  } else if (p.mode == 1u) {
     g = min(g, p.limit);
     u = clamp(u, -p.limit, p.limit);
     act[i] = (u + 1.0) * (g / (1.0 + exp(-p.alpha * g)));

@@ -176,6 +176,11 @@ export const MUTANTS: readonly Mutant[] = [
     for (const k of out.keys()) if (k.endsWith('router.correction_bias')) fixed.delete(k);
     return fixed;
   }),
+  onOutput('correction-bias-narrowed', 'the F32 correction bias of a 16-bit checkpoint (transformers keeps e_score_correction_bias in float32) narrowed to the weights\' dtype', (out) => {
+    const narrow = out.get([...out.keys()].find((k) => k.endsWith('experts.w13'))!)?.dtype;
+    if (narrow !== 'BF16' && narrow !== 'F16') return out;
+    return mapTensors(out, 'router.correction_bias', (t) => (t.dtype === 'F32' ? { ...t, dtype: narrow, bytes: encodeFloats(narrow, decodeFloats64('F32', t.bytes)) } : t));
+  }),
   onOutput('router-cut-by-ep', 'the router weight cut to the rank\'s own experts, as if EP split it', (out) => {
     const fixed = new Map(out);
     for (const L of layersOf(out)) {

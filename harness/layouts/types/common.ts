@@ -87,7 +87,11 @@ export function stringList(c: ModelConfig, key: string): string[] | undefined {
 }
 
 export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-export const layerCount = (c: ModelConfig) => c.int(['num_hidden_layers', 'n_layers']);
+/** num_hidden_layers (n_layers for dbrx); nemotron_h saves it as null and lists layers_block_type instead. */
+export const layerCount = (c: ModelConfig): number => {
+  const listed = c.has(['num_hidden_layers', 'n_layers']) ? undefined : stringList(c, 'layers_block_type');
+  return listed ? listed.length : c.int(['num_hidden_layers', 'n_layers']);
+};
 export const allLayers = (c: ModelConfig) => range(layerCount(c));
 
 /** qwen2_moe, qwen3_moe, qwen3_next: sparse every `decoder_sparse_step` layers, except `mlp_only_layers`. */

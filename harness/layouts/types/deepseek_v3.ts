@@ -46,7 +46,8 @@ export const dsv3Like = (modelType: string, o: Dsv3Options): ModelEntry => {
       topK: 'num_experts_per_tok',
       ...(sharedCount ? { shared: (c: ModelConfig) => c.int('moe_intermediate_size') * c.int(sharedCount.field, sharedCount.fallback) } : {}),
       moeLayers: o.moeLayers ?? afterFirstDense(o.firstDense),
-      features: () => ({ correctionBias: true }),
+      // DeepseekV3PreTrainedModel and its copies: _keep_in_fp32_modules_strict = ["e_score_correction_bias"].
+      features: () => ({ correctionBias: true, correctionBiasF32: true }),
     }),
     layouts: { original: blockOf('original', o.originalExperts ?? perExpertProj), fused: blockOf('fused', fusedV5) },
     routing: sigmoidGrouped(o),

@@ -23,7 +23,8 @@ export const hy_v3: ModelEntry = {
     topK: 'num_experts_per_tok',
     shared: (c) => c.int('moe_intermediate_size') * c.int('num_shared_experts', 1) || c.int('intermediate_size'),
     moeLayers: layersOfType('mlp_layer_types', 'sparse', (c) => allLayers(c).slice(1)),
-    features: () => ({ correctionBias: true }),
+    // HYV3PreTrainedModel: _keep_in_fp32_modules_strict = ["e_score_correction_bias"].
+    features: () => ({ correctionBias: true, correctionBiasF32: true }),
   }),
   layouts: { original: block('original', perExpertProj), fused: block('fused', fusedV5) },
   routing: (c) => sigmoidBiasRenormalized(c.num('router_scaling_factor', 2.826)),

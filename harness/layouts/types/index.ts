@@ -26,6 +26,7 @@ import { mellum } from './mellum.js';
 import { mimo_v2_flash } from './mimo_v2_flash.js';
 import { minimax_m2 } from './minimax_m2.js';
 import { minimax, mixtral } from './mixtral.js';
+import { nemotron_h } from './nemotron_h.js';
 import { olmoe } from './olmoe.js';
 import { phimoe } from './phimoe.js';
 import { qwen2_moe } from './qwen2_moe.js';
@@ -67,4 +68,5 @@ export const ENTRIES: readonly ModelEntry[] = [
   granitemoeshared,
   granitemoehybrid,
   mellum,
+  nemotron_h,
 ];
