@@ -4,14 +4,14 @@ import { defineConfig } from 'vitest/config';
 // the seed and path to replay it.
 export default defineConfig({
   test: {
-    include: ['{harness,kernels,properties,golden}/**/*.test.ts'],
+    include: ['{app,harness,kernels,properties,golden}/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
     coverage: {
       provider: 'v8',
-      include: ['harness/**/*.ts', 'kernels/**/*.ts', 'properties/**/*.ts', 'golden/**/*.ts'],
-      exclude: ['**/*.test.ts', '**/test/**', 'harness/cli/main.ts'],
+      include: ['app/**/*.ts', 'harness/**/*.ts', 'kernels/**/*.ts', 'properties/**/*.ts', 'golden/**/*.ts'],
+      exclude: ['**/*.test.ts', '**/test/**', 'app/cli/main.ts'],
       reporter: ['text-summary', 'json-summary'],
       thresholds: {
         'harness/**/*.ts': { lines: 90, branches: 85 },

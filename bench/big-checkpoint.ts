@@ -4,7 +4,7 @@
 // chunks as the writer asks for them. Values are random, so no tensor is ever built whole.
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { writeCheckpointDir } from '../harness/checkpoint/write.js';
-import { expandLayout } from '../harness/layouts/detect.js';
+import { expandLayout } from '../harness/loader/detect.js';
 import { entryFor, type LayoutName } from '../harness/layouts/registry.js';
 import { dtypeBits, type DType } from '../harness/safetensors/dtypes.js';
 import type { LazyTensor } from '../harness/safetensors/write.js';

@@ -6,7 +6,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { readResults } from '../harness/conformance/reporters/json.js';
+import { readResults } from '../app/reporters/json.js';
 import { fmt, hostInfo, python, REPO_DIR, runProcess, writeResult } from './common.js';
 
 export interface SuiteOptions {
@@ -30,7 +30,7 @@ interface SuiteRow {
   error?: string;
 }
 
-const CLI = ['--import', 'tsx', join(REPO_DIR, 'harness', 'cli', 'main.ts')];
+const CLI = ['--import', 'tsx', join(REPO_DIR, 'app', 'cli', 'main.ts')];
 
 async function timedSuite(mode: string, loader: string, args: string[]): Promise<SuiteRow> {
   const report = join(tmpdir(), `moe-bench-suite-${process.pid}-${mode}-${loader.replace(/\W+/g, '_')}.json`);

@@ -3,7 +3,7 @@
 // ranks are loaded, each backend's forward of every MoE layer is compared with the
 // recorded `moe.L.output` (and `moe.L.router_logits` where recorded) under the float32
 // bounds of harness/compare/tolerance.ts.
-import { mxfp4TpFits } from '../harness/quant/mxfp4.js';
+import { tpKeepsBlocks } from '../harness/canonical/cut.js';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import type { Loader } from '../harness/tensor.js';
 import type { MoeBackend, RankTensors } from '../kernels/backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { ModelConfig } from '../harness/checkpoint/config.js';
-import { semanticsOf } from '../harness/layouts/registry.js';
+import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { SafetensorsFile } from '../harness/safetensors/read.js';
 import { decodeFloats } from '../harness/safetensors/codecs.js';
@@ -131,7 +131,7 @@ export const DEFAULT_SPLITS: readonly Split[] = [
 
 /** A split the protocol allows for this model: TP divides I and Is (MXFP4: in whole blocks), EP at most E. */
 export function splitAllowed(sem: MoeSemantics, s: Split): boolean {
-  const blocks = sem.quant?.method !== 'mxfp4' || mxfp4TpFits(sem.intermediate, s.tp);
+  const blocks = tpKeepsBlocks(sem.intermediate, s.tp, sem.quant);
   return sem.intermediate % s.tp === 0 && sem.sharedIntermediate % s.tp === 0 && s.ep <= sem.experts && blocks;
 }
 

@@ -3,10 +3,10 @@
 // reference loader's bit for bit, and the forward of those ranks must reproduce
 // transformers' own output (golden/golden.ts does the comparison).
 import { caseId, formatCaseId, param, parseCaseId } from '../harness/conformance/case-id.js';
-import type { CaseOutcome, ConformanceCase } from '../harness/conformance/runner.js';
+import type { CaseOutcome, ConformanceCase } from '../harness/conformance/results.js';
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { MoeConformanceError } from '../harness/errors.js';
-import { semanticsOf } from '../harness/layouts/registry.js';
+import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';

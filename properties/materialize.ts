@@ -11,7 +11,7 @@ import { entryFor, type MoeDims } from '../harness/layouts/registry.js';
 import type { DType } from '../harness/safetensors/dtypes.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
 import { buildConfig, type ConfigDtype } from '../harness/writer/config.js';
-import { randomCanonical, xoshiro128ss } from '../harness/writer/random.js';
+import { randomCanonical, xoshiro128ss } from '../harness/canonical/random.js';
 import { moeLayoutsOf } from '../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../harness/quant/random.js';
 import { quantizationConfig } from '../harness/quant/scheme.js';

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoaderCrashed, LoaderTimedOut } from '../harness/conformance/command-loader.js';
+import { LoaderCrashed, LoaderTimedOut } from '../harness/protocol/command-loader.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { encodeFloats } from '../harness/safetensors/codecs.js';

@@ -9,16 +9,16 @@
 //   request an invalid request (I % T != 0, P > E, rank out of range) is refused
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LoaderCrashed, LoaderOutputInvalid, LoaderTimedOut } from '../harness/conformance/command-loader.js';
+import { LoaderCrashed, LoaderOutputInvalid, LoaderTimedOut } from '../harness/protocol/command-loader.js';
 import type { CaseFailure } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/runner.js';
+import type { CaseOutcome } from '../harness/conformance/results.js';
 import { MoeConformanceError } from '../harness/errors.js';
-import { semanticsOf } from '../harness/layouts/registry.js';
+import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { inFormOf } from '../harness/quant/dequantize.js';
 import { writeSafetensors } from '../harness/safetensors/write.js';
 import { WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
-import { xoshiro128ss, normals } from '../harness/writer/random.js';
+import { xoshiro128ss, normals } from '../harness/canonical/random.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';

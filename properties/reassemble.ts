@@ -6,7 +6,7 @@ import { MoeConformanceError } from '../harness/errors.js';
 import { dtypeBits } from '../harness/safetensors/dtypes.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
 import type { RankTensors } from '../kernels/backend.js';
-import type { QuantScheme } from '../harness/quant/scheme.js';
+import type { QuantGeometry } from '../harness/layouts/ops.js';
 
 /** The ranks do not fit together into one whole: a weight is missing, repeated or disagrees. */
 export class CoverageError extends MoeConformanceError {}
@@ -16,7 +16,7 @@ const NAME = /^layers\.(\d+)\.(experts|router|shared)\.([a-z0-9_]+)$/;
 /** Tensors every rank holds whole and identical. */
 const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate']);
 
-export function reassemble(ranks: readonly RankTensors[], quant?: QuantScheme): Canonical {
+export function reassemble(ranks: readonly RankTensors[], quant?: QuantGeometry): Canonical {
   const first = ranks[0];
   if (!first) throw new CoverageError('no ranks to reassemble');
   const { tpSize: T, epSize: P } = first.req;
@@ -55,7 +55,7 @@ export function reassemble(ranks: readonly RankTensors[], quant?: QuantScheme): 
   return whole;
 }
 
-function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep: number) => Canonical, names: Set<string>, whole: Canonical, quant?: QuantScheme): void {
+function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep: number) => Canonical, names: Set<string>, whole: Canonical, quant?: QuantGeometry): void {
   const p = `layers.${L}.experts.`;
   // Which EP rank and slot holds each global expert; each exactly once.
   const home = new Map<number, { q: number; slot: number }>();
@@ -90,10 +90,10 @@ function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep:
   perExpert('w2_bias', sameOnAll); // whole on every TP rank
   // Quantized checkpoints (spec §4): MXFP4 scales are cut like their rows and blocks; FP8
   // block scales are held by every rank whose slice touches the block.
-  if (quant?.method === 'fp8') {
+  if (quant?.splitsBlocks) {
     const Ir = slice(at(0, 0).get(p + 'w13')!, 0, p + 'w13').shape[0]! / 2;
-    perExpert('w13_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.block.rows, 'rows'));
-    perExpert('w2_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.block.cols, 'cols'));
+    perExpert('w13_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.scaleBlock.rows, 'rows'));
+    perExpert('w2_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.scaleBlock.cols, 'cols'));
   } else {
     perExpert('w13_scale', joinGateUp);
     perExpert('w2_scale', joinColumns);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { caseHash, parseCaseId } from '../harness/conformance/case-id.js';
 import { Expectations } from '../harness/conformance/expectations.js';
 import { failureOf } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/runner.js';
+import type { CaseOutcome } from '../harness/conformance/results.js';
 import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';

@@ -2,7 +2,7 @@
 // fixed seed (or take the ones named on the command line), and wrap each as a runner case.
 import fc from 'fast-check';
 import { parseCaseId } from '../harness/conformance/case-id.js';
-import type { ConformanceCase } from '../harness/conformance/runner.js';
+import type { ConformanceCase } from '../harness/conformance/results.js';
 import { caseArb, type CaseFilter } from './arbitraries/cases.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
 import { specIdText, specSeed, type CaseSpec } from './spec.js';

@@ -10,7 +10,7 @@ import { WHOLE, type Canonical, type Loader } from '../../harness/tensor.js';
 import { writeMoeCheckpoint } from '../../harness/writer/write-checkpoint.js';
 import { referenceLoader } from '../../harness/loader/load.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
-import { semanticsOf } from '../../harness/layouts/registry.js';
+import { semanticsOf } from '../../harness/quant/layout.js';
 import { referenceBackend } from '../../kernels/moe.js';
 import { DEFAULT_SPLITS, defaultGoldenRoot, discoverFixtures, GoldenFixtureError, readGolden, runGolden, splitAllowed, type GoldenRow } from '../golden.js';
 import { MoeConformanceError } from '../../harness/errors.js';

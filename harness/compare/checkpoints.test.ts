@@ -6,7 +6,7 @@ import { cpSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InvalidParallelRequest } from '../loader/errors.js';
+import { InvalidParallelRequest } from '../canonical/errors.js';
 import { loadCanonical } from '../loader/load.js';
 import { SafetensorsFile } from '../safetensors/read.js';
 import { writeSafetensors } from '../safetensors/write.js';

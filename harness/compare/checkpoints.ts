@@ -7,8 +7,8 @@
 // was read from on each side.
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { MoeConformanceError } from '../errors.js';
-import { detect } from '../layouts/detect.js';
-import { checkRequest } from '../loader/cut.js';
+import { detect } from '../loader/detect.js';
+import { checkRequest } from '../canonical/cut.js';
 import { planLoad, tensorChunks, type LoadPlan, type PlannedTensor } from '../loader/load.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import type { EpPlacement, ParallelRequest } from '../tensor.js';

@@ -1,6 +1,7 @@
 // What a conformance run produces: one record per case. Reporters read only these, so a
 // merged set of `--shard` outputs reports exactly like a single run.
 import { MoeConformanceError, showValue } from '../errors.js';
+import type { CaseId } from './case-id.js';
 
 export type CaseStatus = 'pass' | 'warn' | 'fail' | 'skip' | 'xfail' | 'unexpected-pass';
 
@@ -61,4 +62,15 @@ export function countStatuses(results: Iterable<CaseResult>): StatusCounts {
   const c: StatusCounts = { pass: 0, warn: 0, fail: 0, skip: 0, xfail: 0, 'unexpected-pass': 0 };
   for (const r of results) c[r.status]++;
   return c;
+}
+
+/** What a case's own code decides; the runner turns it into a CaseResult. */
+export type CaseOutcome = { status: 'pass' } | { status: 'warn'; note: string } | { status: 'fail'; failure: CaseFailure };
+
+export interface ConformanceCase {
+  id: CaseId;
+  seed?: number;
+  replay: string;
+  /** Throwing is a failure too; `signal` aborts when the case runs past its time. */
+  run(signal: AbortSignal): Promise<CaseOutcome>;
 }

@@ -5,8 +5,6 @@
 // the inverse of every operation (chunk for concat, split for stack, de-interleave for
 // interleave, ...) is the same data read the other way: a loader and a writer cannot
 // disagree about a layout because there is only one description of it.
-import { MX_BLOCK } from '../quant/mxfp4.js';
-import type { QuantScheme } from '../quant/scheme.js';
 
 /** The logical pieces of one MoE layer, in the model's own `[out, in]` orientation. */
 export type PartName =
@@ -38,7 +36,22 @@ export interface PartSizes {
   intermediate: number;
   sharedIntermediate: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
-  quant?: QuantScheme;
+  quant?: QuantGeometry;
+}
+
+/**
+ * What the layout operations (and TP cutting) need to know of a quantization format; a
+ * format in harness/quant supplies it, so this floor never imports the formats.
+ */
+export interface QuantGeometry {
+  /** The format's name (`quant_method`). */
+  method: string;
+  /** Values packed into one stored element along a weight's columns (MXFP4: 2 per byte). */
+  packing: number;
+  /** The weight elements one scale covers, `[rows, cols]` of a `[out, in]` weight; a partial edge block has a scale of its own. */
+  scaleBlock: { rows: number; cols: number };
+  /** Whether a TP cut may split a scale block (both ranks then hold its scale); otherwise a rank must hold whole blocks. */
+  splitsBlocks: boolean;
 }
 
 export function partShape(part: PartName, s: PartSizes): number[] {
@@ -71,19 +84,18 @@ export function partShape(part: PartName, s: PartSizes): number[] {
 }
 
 /**
- * Expert projections and their scales. MXFP4 packs two values per byte, so its gate/up/down
- * parts are byte matrices of half the columns; the 32-element blocks are split off by
- * `splitLast` in the stored tensor.
+ * Expert projections and their scales. A packed format (MXFP4: two values per byte) has
+ * gate/up/down parts of `cols / packing` stored elements; a scale part is the weight's grid of
+ * scale blocks.
  */
 function expertPartShape(part: 'gate' | 'up' | 'down' | 'gate_scale' | 'up_scale' | 'down_scale', s: PartSizes): number[] {
   const [rows, cols] = part === 'down' || part === 'down_scale' ? [s.hidden, s.intermediate] : [s.intermediate, s.hidden];
   const q = s.quant;
   const scale = part.endsWith('_scale');
-  if (!scale) return q?.method === 'mxfp4' ? [rows, cols / 2] : [rows, cols];
+  if (!scale) return [rows, cols / (q?.packing ?? 1)];
   // A layout that names a scale part without a quantization scheme is a registry bug.
   if (q === undefined) throw new Error(`part ${part} needs a quantization scheme`);
-  if (q.method === 'mxfp4') return [rows, cols / MX_BLOCK];
-  return [Math.ceil(rows / q.block.rows), Math.ceil(cols / q.block.cols)];
+  return [Math.ceil(rows / q.scaleBlock.rows), Math.ceil(cols / q.scaleBlock.cols)];
 }
 
 /** One output coordinate as an affine function of the part's own indices and the expert id. */

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
 import { UnknownModelType } from './errors.js';
-import { entryFor, MODEL_TYPES, semanticsOf } from './registry.js';
+import { entryFor, MODEL_TYPES, modelSemanticsOf as semanticsOf } from './registry.js';
 import type { ExpertActivation, Routing } from './semantics.js';
 
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');

@@ -7,7 +7,6 @@ import type { ModelConfig } from '../checkpoint/config.js';
 import type { MoeSemantics } from './semantics.js';
 import type { ModelEntry } from './model-type.js';
 import { UnknownModelType } from './errors.js';
-import { quantSchemeOf } from '../quant/scheme.js';
 import { ENTRIES } from './types/index.js';
 
 export { LAYOUT_NAMES } from './model-type.js';
@@ -23,11 +22,13 @@ export function entryFor(modelType: string): ModelEntry {
   return entry;
 }
 
-/** What one MoE block of this checkpoint computes, from config.json (consumed by kernels/). */
-export function semanticsOf(c: ModelConfig): MoeSemantics {
+/**
+ * What one MoE block of this model type computes, from config.json, before quantization:
+ * harness/quant's semanticsOf adds the checkpoint's quantization scheme (what kernels/ read).
+ */
+export function modelSemanticsOf(c: ModelConfig): MoeSemantics {
   const entry = entryFor(c.modelType);
   const d = entry.dims(c);
-  const scheme = quantSchemeOf(c.raw, c.file);
   return {
     modelType: c.modelType,
     experts: d.experts,
@@ -40,6 +41,5 @@ export function semanticsOf(c: ModelConfig): MoeSemantics {
     sharedGate: d.features.sharedGate,
     moeLayers: d.moeLayers,
     ...(entry.extra ? entry.extra(c, d) : {}),
-    ...(scheme ? { quant: scheme } : {}),
   };
 }

@@ -1,7 +1,7 @@
 // What one MoE block computes, as data (spec/layouts.md §2). The layout
 // registry builds one of these per model type from config.json; kernels/ executes it.
 // Nothing here is per-test: a routing variant is a value, not a code path in a test.
-import type { QuantScheme } from '../quant/scheme.js';
+import type { QuantGeometry } from './ops.js';
 
 /** How router logits `l = x·Wr^T (+ router bias)` become selected experts and weights. */
 export type Routing =
@@ -59,5 +59,5 @@ export interface MoeSemantics {
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */
-  quant?: QuantScheme;
+  quant?: QuantGeometry;
 }

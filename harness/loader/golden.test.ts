@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { WHOLE, type Canonical, type EpPlacement, type ParallelRequest, type Tensor } from '../tensor.js';
-import { detect } from '../layouts/detect.js';
+import { detect } from './detect.js';
 import { materialize, planLoad } from './load.js';
-import { InvalidParallelRequest } from './errors.js';
+import { InvalidParallelRequest } from '../canonical/errors.js';
 
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
 const fixtures = readdirSync(GOLDEN, { withFileTypes: true })

@@ -5,15 +5,16 @@
 // row at least), the writer writing one chunk while the next is read, so memory stays
 // bounded whatever the checkpoint size. Loading moves bytes; it never decodes floats.
 import { CheckpointDir } from '../checkpoint/directory.js';
-import { detect, type LayerLayout } from '../layouts/detect.js';
+import { detect, type LayerLayout } from './detect.js';
 import { DtypeMismatch } from '../layouts/errors.js';
 import { blockEnd, blockOf, gather, gatherInto, type StridedBlock } from '../layouts/ops.js';
 import type { MoeDims } from '../layouts/registry.js';
 import { dtypeBits, type DType } from '../safetensors/dtypes.js';
 import { writeSafetensors, type LazyTensor } from '../safetensors/write.js';
 import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
-import { canonicalName, canonicalSpecs, elementCount, expertIds, type CanonicalSpec } from './canonical.js';
-import { checkRequest } from './cut.js';
+import { canonicalName, elementCount, expertIds, type CanonicalSpec } from '../canonical/canonical.js';
+import { canonicalSpecs } from '../quant/canonical.js';
+import { checkRequest } from '../canonical/cut.js';
 
 /** Bytes of one output tensor: either read from a stored tensor, or given (the expert ids). */
 export type PlanPiece =

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ModelConfig } from '../checkpoint/config.js';
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { writeCheckpointDir } from '../checkpoint/write.js';
-import { expandLayout } from '../layouts/detect.js';
+import { expandLayout } from './detect.js';
 import { entryFor, type LayoutName } from '../layouts/registry.js';
 import type { LazyTensor } from '../safetensors/write.js';
 import type { ParallelRequest } from '../tensor.js';

@@ -11,9 +11,9 @@ import { entryFor, type LayoutName } from '../layouts/registry.js';
 import { DtypeMismatch, ExpertOutOfRange, LayoutConfigError, MissingTensor, MixedLayout, ShapeMismatch, UnknownModelType, UnrecognisedTensor } from '../layouts/errors.js';
 import { WHOLE, type ParallelRequest, type Tensor } from '../tensor.js';
 import { buildConfig, type ModelSizes } from '../writer/config.js';
-import { randomCanonical } from '../writer/random.js';
+import { randomCanonical } from '../canonical/random.js';
 import { storedTensors } from '../writer/write-checkpoint.js';
-import { InvalidParallelRequest } from './errors.js';
+import { InvalidParallelRequest } from '../canonical/errors.js';
 import { loadCanonical } from './load.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'moe-refusals-'));

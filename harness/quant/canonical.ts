@@ -1,18 +1,19 @@
 // The canonical tensors of a quantized checkpoint for one rank (spec §4), as rectangles of
-// the logical parts like ../loader/canonical.ts: `w13`/`w2` keep the quantized bytes (MXFP4:
+// the logical parts like ../canonical/canonical.ts: `w13`/`w2` keep the quantized bytes (MXFP4:
 // byte columns, two values each, shaped [..., blocks, 16]), and `w13_scale`/`w2_scale` hold
 // the scale rows and columns the rank's slice touches (FP8: every block it touches, so a
 // block straddling two ranks is on both; MXFP4: its own whole blocks).
-import type { CanonicalSpec, PartSlice } from '../loader/canonical.js';
+import { expertIds, floatSpecs, type CanonicalSpec, type PartSlice } from '../canonical/canonical.js';
 import type { MoeDims } from '../layouts/registry.js';
-import { tpSlice } from '../loader/cut.js';
+import { tpSlice } from '../canonical/cut.js';
+import { schemeOf } from './scheme.js';
 import type { ParallelRequest } from '../tensor.js';
 import { blockSpan } from './fp8-block.js';
 import { MX_BLOCK, MX_BLOCK_BYTES } from './mxfp4.js';
 
 /** `specs` (the float canonical specs of one layer) adapted to `d.quant`; unchanged for float checkpoints. */
-export function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: ParallelRequest, ids: number[]): CanonicalSpec[] {
-  const q = d.quant;
+function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: ParallelRequest, ids: number[]): CanonicalSpec[] {
+  const q = schemeOf(d.quant);
   if (q === undefined) return specs;
   const name = (what: string) => `layers.${layer}.experts.${what}`;
   const [lo, hi] = tpSlice(d.intermediate, req.tpSize, req.tpRank);
@@ -69,4 +70,9 @@ export function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims
     },
     { name: name('w2_scale'), shape: [n, H, Ir / MX_BLOCK], slices: perExpert((e) => [{ part: 'down_scale', expert: e, rows: whole(H), cols: blockCols }]) },
   ];
+}
+
+/** Every canonical tensor of layer `layer` for this rank (float weights, and scales where quantized), except `experts.ids`. */
+export function canonicalSpecs(layer: number, d: MoeDims, req: ParallelRequest): CanonicalSpec[] {
+  return quantizedSpecs(floatSpecs(layer, d, req), layer, d, req, expertIds(d, req));
 }

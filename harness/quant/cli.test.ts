@@ -4,14 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { run as generate } from '../cli/commands/generate.js';
-import { run as load } from '../cli/commands/load.js';
+import { run as generate } from '../../app/cli/commands/generate.js';
+import { run as load } from '../../app/cli/commands/load.js';
 import { assertBitIdentical } from '../compare/bits.js';
 import { loadCanonical } from '../loader/load.js';
 import { SafetensorsFile } from '../safetensors/read.js';
 import type { ParallelRequest } from '../tensor.js';
 import { dequantizeCanonical } from './dequantize.js';
-import { declaresDequantized } from './scheme.js';
+import { declaresDequantized, fp8Scheme } from './scheme.js';
 
 const FP8 = join(import.meta.dirname, '../../golden/hf-quant/qwen3_moe-fp8/fused');
 const scratch = mkdtempSync(join(tmpdir(), 'moe-quant-cli-'));
@@ -39,7 +39,7 @@ describe('load of a quantized checkpoint', () => {
       try {
         const metadata = file.metadata ? Object.fromEntries(file.metadata) : undefined;
         expect(declaresDequantized(metadata)).toBe(dequantize);
-        const expected = dequantize ? dequantizeCanonical(quantized, { method: 'fp8', block: { rows: 128, cols: 128 } }, req) : quantized;
+        const expected = dequantize ? dequantizeCanonical(quantized, fp8Scheme({ rows: 128, cols: 128 }), req) : quantized;
         expect([...file.tensors.keys()].sort()).toEqual([...expected.keys()].sort());
         const written = new Map(await Promise.all([...file.tensors.keys()].map(async (n) => [n, await file.readTensor(n)] as const)));
         assertBitIdentical(expected, written);

@@ -1,11 +1,12 @@
 // A command loader (spec §2) declaring the dequantized form of a quantized checkpoint:
 // read as such when it is, refused when the declaration and the tensors disagree.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fp8Scheme } from './scheme.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertBitIdentical } from '../compare/bits.js';
-import { commandLoader, LoaderOutputInvalid } from '../conformance/command-loader.js';
+import { commandLoader, LoaderOutputInvalid } from '../protocol/command-loader.js';
 import { loadCanonical } from '../loader/load.js';
 import type { ParallelRequest } from '../tensor.js';
 import { dequantizeCanonical } from './dequantize.js';
@@ -19,7 +20,7 @@ describe('a command loader of a quantized checkpoint', () => {
   it('the declared dequantized form is read as such; a declaration with scales is refused', async () => {
     const quantized = await loadCanonical(FP8, req);
     const got = await commandLoader('moe-conformance load --dequantize', { timeoutMs: 60_000 }).load(FP8, req);
-    assertBitIdentical(dequantizeCanonical(quantized, { method: 'fp8', block: { rows: 128, cols: 128 } }, req), got);
+    assertBitIdentical(dequantizeCanonical(quantized, fp8Scheme({ rows: 128, cols: 128 }), req), got);
     // A loader that says "dequantized" but still writes a scale tensor.
     const script = join(scratch, 'liar.mjs');
     writeFileSync(

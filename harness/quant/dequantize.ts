@@ -5,7 +5,8 @@
 import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
 import { dequantizeFp8 } from './fp8-block.js';
 import { dequantizeMxfp4 } from './mxfp4.js';
-import type { QuantScheme } from './scheme.js';
+import type { QuantGeometry } from '../layouts/ops.js';
+import { schemeOf } from './scheme.js';
 import { ScaleMismatch } from './errors.js';
 
 /** Canonical weight names that carry a `_scale` sibling, and which of their axes TP cuts (routed experts only: quantized shared experts are not supported yet). */
@@ -16,7 +17,8 @@ const QUANTIZED = [
 
 const scaleName = (name: string) => `${name}_scale`;
 
-function dequantizeOne(name: string, w: Tensor, s: Tensor, cut: 'rows' | 'cols', scheme: QuantScheme, req: ParallelRequest): Tensor {
+function dequantizeOne(name: string, w: Tensor, s: Tensor, cut: 'rows' | 'cols', geometry: QuantGeometry, req: ParallelRequest): Tensor {
+  const scheme = schemeOf(geometry)!;
   if (scheme.method === 'mxfp4') return dequantizeMxfp4(w, s, name);
   const { block } = scheme;
   // Rows of the rank's slice per half (w13: 2 * Ir rows) or its columns (w2: Ir columns).
@@ -28,7 +30,7 @@ function dequantizeOne(name: string, w: Tensor, s: Tensor, cut: 'rows' | 'cols',
 }
 
 /** The dequantized canonical of one rank; a weight without its scale, or a scale without its weight, is refused. */
-export function dequantizeCanonical(tensors: Canonical, scheme: QuantScheme, req: ParallelRequest): Canonical {
+export function dequantizeCanonical(tensors: Canonical, scheme: QuantGeometry, req: ParallelRequest): Canonical {
   const out: Canonical = new Map();
   const used = new Set<string>();
   for (const [name, t] of tensors) {
@@ -53,7 +55,7 @@ export function dequantizeCanonical(tensors: Canonical, scheme: QuantScheme, req
  * loader declaring it writes), and anything else there is refused. Without a scheme, ranks
  * pass unchanged. Applying it twice is the same as once.
  */
-export function dequantizeRanks<R extends { req: ParallelRequest; tensors: Canonical }>(scheme: QuantScheme | undefined, ranks: R[]): R[] {
+export function dequantizeRanks<R extends { req: ParallelRequest; tensors: Canonical }>(scheme: QuantGeometry | undefined, ranks: R[]): R[] {
   if (scheme === undefined) return ranks;
   return ranks.map((r) => {
     if ([...r.tensors.keys()].some((n) => n.endsWith('_scale'))) return { ...r, tensors: dequantizeCanonical(r.tensors, scheme, r.req) };
@@ -71,7 +73,7 @@ export function dequantizeRanks<R extends { req: ParallelRequest; tensors: Canon
  * holds F32 expert weights and no scale tensor (the dequantized form, spec §4), as they are
  * otherwise. Either way the comparison stays bit for bit.
  */
-export function inFormOf(reference: Canonical, found: Canonical, scheme: QuantScheme | undefined, req: ParallelRequest): Canonical {
+export function inFormOf(reference: Canonical, found: Canonical, scheme: QuantGeometry | undefined, req: ParallelRequest): Canonical {
   if (scheme === undefined) return reference;
   const names = [...found.keys()];
   const dequantized = !names.some((n) => n.endsWith('_scale')) && names.some((n) => QUANTIZED.some((k) => n.endsWith(k.suffix)) && found.get(n)!.dtype === 'F32');

@@ -3,7 +3,7 @@
 import { decodeFloats } from '../safetensors/codecs.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import type { Tensor } from '../tensor.js';
-import { elementCount } from '../loader/canonical.js';
+import { elementCount } from '../canonical/canonical.js';
 import { QuantizedWeightError } from './errors.js';
 
 export function checkByteLength(t: Tensor, name: string): void {

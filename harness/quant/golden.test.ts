@@ -6,10 +6,10 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CheckpointDir } from '../checkpoint/directory.js';
-import { semanticsOf } from '../layouts/registry.js';
+import { semanticsOf } from './layout.js';
 import type { MoeSemantics } from '../layouts/semantics.js';
-import { InvalidParallelRequest } from '../loader/errors.js';
-import { expertsOf } from '../loader/cut.js';
+import { InvalidParallelRequest } from '../canonical/errors.js';
+import { expertsOf } from '../canonical/cut.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import { SafetensorsFile } from '../safetensors/read.js';
 import { decodeFloats } from '../safetensors/codecs.js';
@@ -21,8 +21,10 @@ import { compareLayer, discoverFixtures, readGolden, type Fixture } from '../../
 import { assertBitIdentical } from '../compare/bits.js';
 import { loadCanonical } from '../loader/load.js';
 import { dequantizeCanonical } from './dequantize.js';
-import { checkMxfp4Tp, MX_BLOCK } from './mxfp4.js';
-import { quantSchemeOf, type QuantScheme } from './scheme.js';
+import { MX_BLOCK } from './mxfp4.js';
+import { MXFP4_SCHEME, quantSchemeOf, type QuantScheme } from './scheme.js';
+import { checkRequest } from '../canonical/cut.js';
+import { WHOLE } from '../tensor.js';
 import { ScaleMismatch } from './errors.js';
 
 const ROOT = join(import.meta.dirname, '../../golden/hf-quant');
@@ -249,6 +251,6 @@ describe('quantized golden fixtures', () => {
   });
 
   it('MXFP4: TP 4 of I = 64 would split 32-element blocks and is refused', () => {
-    expect(() => checkMxfp4Tp(64, 4)).toThrow(InvalidParallelRequest);
+    expect(() => checkRequest({ ...WHOLE, tpSize: 4 }, { experts: 2, intermediate: 64, sharedIntermediate: 0, quant: MXFP4_SCHEME })).toThrow(InvalidParallelRequest);
   });
 });

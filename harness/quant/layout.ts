@@ -9,8 +9,9 @@
 //   gate/up rows interleaved, and `*_scales` [E, rows, in/32].
 import type { ModelConfig } from '../checkpoint/config.js';
 import { interleave, part, splitLast, stackExperts, type Op, type PartName } from '../layouts/ops.js';
-import { entryFor, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims, type TensorSpec } from '../layouts/registry.js';
+import { entryFor, modelSemanticsOf, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims, type TensorSpec } from '../layouts/registry.js';
 import { ShapeMismatch } from '../layouts/errors.js';
+import type { MoeSemantics } from '../layouts/semantics.js';
 import { MX_BLOCK, MX_BLOCK_BYTES } from './mxfp4.js';
 import { quantSchemeOf, type QuantScheme } from './scheme.js';
 import { QuantConfigError } from './errors.js';
@@ -26,8 +27,8 @@ function fp8ScaleSpec(spec: TensorSpec): TensorSpec {
     // Evaluate the weight's own tree on the scale grid: gate/up are [I, H], down is [H, I].
     const down = spec.op(s).placements.some((p) => p.part === 'down');
     const grid = down
-      ? { ...s, hidden: Math.ceil(s.hidden / q.block.rows), intermediate: Math.ceil(s.intermediate / q.block.cols), quant: undefined }
-      : { ...s, intermediate: Math.ceil(s.intermediate / q.block.rows), hidden: Math.ceil(s.hidden / q.block.cols), quant: undefined };
+      ? { ...s, hidden: Math.ceil(s.hidden / q.scaleBlock.rows), intermediate: Math.ceil(s.intermediate / q.scaleBlock.cols), quant: undefined }
+      : { ...s, intermediate: Math.ceil(s.intermediate / q.scaleBlock.rows), hidden: Math.ceil(s.hidden / q.scaleBlock.cols), quant: undefined };
     const c = spec.op(grid);
     return { shape: c.shape, placements: c.placements.map((p) => ({ ...p, part: SCALE_OF[p.part]! })) };
   };
@@ -97,3 +98,9 @@ export function moeLayoutsOf(config: ModelConfig): MoeLayouts {
   return { entry, dims: { ...dims, quant: scheme }, layouts, scheme };
 }
 
+
+/** What one MoE block of this checkpoint computes (consumed by kernels/): the model type's semantics with its quantization scheme. */
+export function semanticsOf(c: ModelConfig): MoeSemantics {
+  const scheme = quantSchemeOf(c.raw, c.file);
+  return { ...modelSemanticsOf(c), ...(scheme ? { quant: scheme } : {}) };
+}

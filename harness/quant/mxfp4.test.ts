@@ -1,9 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InvalidParallelRequest } from '../loader/errors.js';
+import { InvalidParallelRequest } from '../canonical/errors.js';
 import type { Tensor } from '../tensor.js';
 import { QuantizedWeightError, ScaleMismatch } from './errors.js';
-import { checkMxfp4Tp, dequantizeMxfp4 } from './mxfp4.js';
+import { dequantizeMxfp4 } from './mxfp4.js';
+import { MXFP4_SCHEME } from './scheme.js';
+import { checkRequest } from '../canonical/cut.js';
+import { WHOLE } from '../tensor.js';
 
 const seed = Number(process.env.FC_SEED ?? 42);
 
@@ -71,10 +74,10 @@ describe('MXFP4 dequantization', () => {
   });
 
   it('TP must leave whole 32-element blocks of w2 on each rank', () => {
-    expect(() => checkMxfp4Tp(64, 2)).not.toThrow();
-    expect(() => checkMxfp4Tp(96, 3)).not.toThrow();
-    expect(() => checkMxfp4Tp(64, 4)).toThrow(InvalidParallelRequest);
-    expect(() => checkMxfp4Tp(96, 2)).toThrow(InvalidParallelRequest);
-    expect(() => checkMxfp4Tp(64, 3)).toThrow(InvalidParallelRequest);
+    expect(() => checkRequest({ ...WHOLE, tpSize: 2 }, { experts: 2, intermediate: 64, sharedIntermediate: 0, quant: MXFP4_SCHEME })).not.toThrow();
+    expect(() => checkRequest({ ...WHOLE, tpSize: 3 }, { experts: 2, intermediate: 96, sharedIntermediate: 0, quant: MXFP4_SCHEME })).not.toThrow();
+    expect(() => checkRequest({ ...WHOLE, tpSize: 4 }, { experts: 2, intermediate: 64, sharedIntermediate: 0, quant: MXFP4_SCHEME })).toThrow(InvalidParallelRequest);
+    expect(() => checkRequest({ ...WHOLE, tpSize: 2 }, { experts: 2, intermediate: 96, sharedIntermediate: 0, quant: MXFP4_SCHEME })).toThrow(InvalidParallelRequest);
+    expect(() => checkRequest({ ...WHOLE, tpSize: 3 }, { experts: 2, intermediate: 64, sharedIntermediate: 0, quant: MXFP4_SCHEME })).toThrow(InvalidParallelRequest);
   });
 });

@@ -7,7 +7,6 @@
 // Under TP a rank must hold whole 32-element blocks of every row it holds: w13 is cut by
 // rows (free), w2 by columns, so `I / T` must be a multiple of 32.
 import type { Tensor } from '../tensor.js';
-import { InvalidParallelRequest } from '../loader/errors.js';
 import { checkByteLength, decodeElements } from './elements.js';
 import { QuantizedWeightError, ScaleMismatch } from './errors.js';
 
@@ -15,22 +14,6 @@ import { QuantizedWeightError, ScaleMismatch } from './errors.js';
 export const MX_BLOCK = 32;
 /** Bytes of packed E2M1 per block. */
 export const MX_BLOCK_BYTES = MX_BLOCK / 2;
-
-/** Whether TP size `tpSize` leaves whole 32-element blocks of w2 on every rank. */
-export function mxfp4TpFits(intermediate: number, tpSize: number): boolean {
-  const per = intermediate / tpSize;
-  return Number.isInteger(per) && per % MX_BLOCK === 0;
-}
-
-/** Refuse a TP size whose column cut of w2 would split a 32-element block. */
-export function checkMxfp4Tp(intermediate: number, tpSize: number): void {
-  if (!mxfp4TpFits(intermediate, tpSize)) {
-    throw new InvalidParallelRequest('an MXFP4 rank must hold whole 32-element blocks of w2', {
-      expected: `(I / T) % ${MX_BLOCK} == 0 (I = ${intermediate})`,
-      found: `T = ${tpSize}`,
-    });
-  }
-}
 
 /**
  * Values of `blocks` [..., G, 16] scaled by `scales` [..., G], as F32 [..., G*32]. Exact:

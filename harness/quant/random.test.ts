@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { fp8Scheme, MXFP4_SCHEME } from './scheme.js';
 import type { MoeDims } from '../layouts/registry.js';
 import { decodeFloats } from '../safetensors/codecs.js';
 import { WHOLE } from '../tensor.js';
@@ -18,8 +19,8 @@ const dims = (over: Partial<MoeDims> = {}): MoeDims => ({
   features: { sharedExpert: false, sharedGate: false, routerBias: false, correctionBias: false, expertBias: false },
   ...over,
 });
-const FP8: QuantScheme = { method: 'fp8', block: { rows: 32, cols: 48 } };
-const MX: QuantScheme = { method: 'mxfp4' };
+const FP8: QuantScheme = fp8Scheme({ rows: 32, cols: 48 });
+const MX: QuantScheme = MXFP4_SCHEME;
 
 describe('randomQuantizedCanonical', () => {
   it('FP8: F8 routed experts with scale grids of partial blocks, BF16 elsewhere (shared experts included); deterministic per seed', () => {

@@ -1,10 +1,10 @@
 // Seeded random whole quantized canonical weights (TP 1, EP 1): the float canonical of
-// writer/random.ts in BF16 (router, biases, shared experts), with the routed expert
+// canonical/random.ts in BF16 (router, biases, shared experts), with the routed expert
 // projections replaced by random quantized bytes and scales. The bytes are
 // drawn directly, so every bit pattern a checkpoint may hold can occur (FP8 NaN excepted).
 import type { MoeDims } from '../layouts/registry.js';
-import { canonicalName } from '../loader/canonical.js';
-import { randomCanonical, xoshiro128ss } from '../writer/random.js';
+import { canonicalName } from '../canonical/canonical.js';
+import { randomCanonical, xoshiro128ss } from '../canonical/random.js';
 import type { Canonical, Tensor } from '../tensor.js';
 import { blockSpan } from './fp8-block.js';
 import { MX_BLOCK, MX_BLOCK_BYTES } from './mxfp4.js';

@@ -2,21 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { WHOLE, type Canonical, type Tensor } from '../tensor.js';
 import { dequantizeCanonical, dequantizeRanks } from './dequantize.js';
 import { QuantConfigError, ScaleMismatch } from './errors.js';
-import { declaresDequantized, DEQUANTIZED_METADATA_KEY, quantizationConfig, quantSchemeOf } from './scheme.js';
+import { declaresDequantized, DEQUANTIZED_METADATA_KEY, fp8Scheme, MXFP4_SCHEME, quantizationConfig, quantSchemeOf } from './scheme.js';
 
 describe('quantization_config', () => {
   it('reads fp8 (block size, default [128, 128] as transformers) and mxfp4; no config means unquantized', () => {
     expect(quantSchemeOf({})).toBeUndefined();
     expect(quantSchemeOf({ quantization_config: null })).toBeUndefined();
-    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', weight_block_size: [64, 32] } })).toEqual({ method: 'fp8', block: { rows: 64, cols: 32 } });
-    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', fmt: 'e4m3' } })).toEqual({ method: 'fp8', block: { rows: 128, cols: 128 } });
-    expect(quantSchemeOf({ quantization_config: { quant_method: 'mxfp4' } })).toEqual({ method: 'mxfp4' });
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', weight_block_size: [64, 32] } })).toEqual(fp8Scheme({ rows: 64, cols: 32 }));
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', fmt: 'e4m3' } })).toEqual(fp8Scheme({ rows: 128, cols: 128 }));
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'mxfp4' } })).toEqual(MXFP4_SCHEME);
   });
 
   it('the configs generated checkpoints declare read back as their schemes', () => {
-    expect(quantSchemeOf({ quantization_config: quantizationConfig('fp8') })).toEqual({ method: 'fp8', block: { rows: 128, cols: 128 } });
-    expect(quantSchemeOf({ quantization_config: quantizationConfig('fp8', [4, 6]) })).toEqual({ method: 'fp8', block: { rows: 4, cols: 6 } });
-    expect(quantSchemeOf({ quantization_config: quantizationConfig('mxfp4') })).toEqual({ method: 'mxfp4' });
+    expect(quantSchemeOf({ quantization_config: quantizationConfig('fp8') })).toEqual(fp8Scheme({ rows: 128, cols: 128 }));
+    expect(quantSchemeOf({ quantization_config: quantizationConfig('fp8', [4, 6]) })).toEqual(fp8Scheme({ rows: 4, cols: 6 }));
+    expect(quantSchemeOf({ quantization_config: quantizationConfig('mxfp4') })).toEqual(MXFP4_SCHEME);
   });
 
   it('refuses other methods, other FP8 formats and malformed configs', () => {
@@ -47,7 +47,7 @@ describe('dequantizeCanonical', () => {
       ['layers.0.experts.w2_scale', u8([1, 32, 1])],
       ['layers.0.router.weight', router],
     ]);
-    const out = dequantizeCanonical(c, { method: 'mxfp4' }, WHOLE);
+    const out = dequantizeCanonical(c, MXFP4_SCHEME, WHOLE);
     expect([...out.keys()].sort()).toEqual(['layers.0.experts.w13', 'layers.0.experts.w2', 'layers.0.router.weight']);
     expect(out.get('layers.0.experts.w13')!.shape).toEqual([1, 2, 32]);
     expect(out.get('layers.0.experts.w2')!.shape).toEqual([1, 32, 32]);
@@ -59,18 +59,18 @@ describe('dequantizeCanonical', () => {
       ['layers.0.experts.w13', u8([1, 2, 1, 16])],
       ['layers.0.experts.w13_scale', u8([1, 2, 1])],
     ]);
-    const once = dequantizeRanks({ method: 'mxfp4' }, [{ req: WHOLE, tensors: q }]);
+    const once = dequantizeRanks(MXFP4_SCHEME, [{ req: WHOLE, tensors: q }]);
     expect(once[0]!.tensors.get('layers.0.experts.w13')!.dtype).toBe('F32');
-    const twice = dequantizeRanks({ method: 'mxfp4' }, once);
+    const twice = dequantizeRanks(MXFP4_SCHEME, once);
     expect(twice[0]!.tensors).toBe(once[0]!.tensors);
     const float = [{ req: WHOLE, tensors: q }];
     expect(dequantizeRanks(undefined, float)).toBe(float);
     const unscaled = new Map<string, Tensor>([['layers.0.experts.w2', { dtype: 'F8_E4M3', shape: [1, 1, 1], bytes: new Uint8Array(1) }]]);
-    expect(() => dequantizeRanks({ method: 'fp8', block: { rows: 1, cols: 1 } }, [{ req: WHOLE, tensors: unscaled }])).toThrow(ScaleMismatch);
+    expect(() => dequantizeRanks(fp8Scheme({ rows: 1, cols: 1 }), [{ req: WHOLE, tensors: unscaled }])).toThrow(ScaleMismatch);
   });
 
   it('refuses a weight without its scale and a scale without its weight', () => {
-    expect(() => dequantizeCanonical(new Map([['layers.0.experts.w13', u8([1, 2, 1, 16])]]), { method: 'mxfp4' }, WHOLE)).toThrow(ScaleMismatch);
-    expect(() => dequantizeCanonical(new Map([['layers.0.experts.w2_scale', u8([1, 32, 1])]]), { method: 'mxfp4' }, WHOLE)).toThrow(ScaleMismatch);
+    expect(() => dequantizeCanonical(new Map([['layers.0.experts.w13', u8([1, 2, 1, 16])]]), MXFP4_SCHEME, WHOLE)).toThrow(ScaleMismatch);
+    expect(() => dequantizeCanonical(new Map([['layers.0.experts.w2_scale', u8([1, 32, 1])]]), MXFP4_SCHEME, WHOLE)).toThrow(ScaleMismatch);
   });
 });

@@ -8,7 +8,7 @@ import { ModelConfig } from '../checkpoint/config.js';
 import { assertBitIdentical } from '../compare/bits.js';
 import { MissingTensor, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
 import { writeCheckpointDir } from '../checkpoint/write.js';
-import { InvalidParallelRequest } from '../loader/errors.js';
+import { InvalidParallelRequest } from '../canonical/errors.js';
 import { loadCanonical } from '../loader/load.js';
 import { WHOLE, type ParallelRequest } from '../tensor.js';
 import { buildConfig, type ModelSizes } from '../writer/config.js';

@@ -4,11 +4,12 @@
 // scattered into the stored tensors through the same views the loader gathers from.
 import { writeCheckpointDir, type ShardPlan } from '../checkpoint/write.js';
 import type { ModelConfig } from '../checkpoint/config.js';
-import { expandLayout } from '../layouts/detect.js';
+import { expandLayout } from '../loader/detect.js';
 import { blockOf, EXPERT_PARTS, scatter, type PartName } from '../layouts/ops.js';
 import type { LayoutName, MoeDims } from '../layouts/registry.js';
 import { moeLayoutsOf } from '../quant/layout.js';
-import { canonicalName, canonicalSpecs, elementCount } from '../loader/canonical.js';
+import { canonicalName, elementCount } from '../canonical/canonical.js';
+import { canonicalSpecs } from '../quant/canonical.js';
 import { dtypeBits, type DType } from '../safetensors/dtypes.js';
 import type { TensorSource } from '../safetensors/write.js';
 import { WHOLE, type Canonical, type Tensor } from '../tensor.js';

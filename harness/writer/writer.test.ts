@@ -8,13 +8,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { ModelConfig } from '../checkpoint/config.js';
-import { detect } from '../layouts/detect.js';
+import { detect } from '../loader/detect.js';
 import { entryFor, MODEL_TYPES, type LayoutName } from '../layouts/registry.js';
 import { loadCanonical, materialize, planLoad } from '../loader/load.js';
 import type { DType } from '../safetensors/dtypes.js';
 import { WHOLE, type Canonical } from '../tensor.js';
 import { buildConfig, sharedSizeRule } from './config.js';
-import { randomCanonical } from './random.js';
+import { randomCanonical } from '../canonical/random.js';
 import { storedTensors, writeMoeCheckpoint } from './write-checkpoint.js';
 import { WriterInputError } from './errors.js';
 

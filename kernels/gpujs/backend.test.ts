@@ -11,7 +11,7 @@ import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js'
 import { referenceForward, type ReferenceResult } from '../moe.js';
 import { KernelInputError } from './errors.js';
 import { createGpujsBackend, type GpujsBackend, type GpujsMode } from './backend.js';
-import { xoshiro128ss } from '../../harness/writer/random.js';
+import { xoshiro128ss } from '../../harness/canonical/random.js';
 import { randomFloats, randomRanks, type LayerExtras, type Split } from './random-ranks.js';
 
 const SEED = Number(process.env.FC_SEED ?? 42);

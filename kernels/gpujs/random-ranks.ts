@@ -5,8 +5,8 @@
 // protocol says.
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { Canonical, EpPlacement, Tensor } from '../../harness/tensor.js';
-import { expertsOf } from '../../harness/loader/cut.js';
-import { xoshiro128ss } from '../../harness/writer/random.js';
+import { expertsOf } from '../../harness/canonical/cut.js';
+import { xoshiro128ss } from '../../harness/canonical/random.js';
 import type { RankTensors } from '../backend.js';
 
 /** Uniform in [-scale, scale). */

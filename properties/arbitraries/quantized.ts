@@ -6,7 +6,8 @@ import type { CaseSpec, CheckpointSpec, QuantDtypeName } from '../spec.js';
 import { layoutArb, shardArb } from './checkpoint.js';
 import { modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
-import { mxfp4TpFits } from '../../harness/quant/mxfp4.js';
+import { tpKeepsBlocks } from '../../harness/canonical/cut.js';
+import { MXFP4_SCHEME } from '../../harness/quant/scheme.js';
 
 export const FP8_MODEL_TYPES: readonly string[] = ['qwen3_moe', 'qwen2_moe', 'mixtral', 'deepseek_v3'];
 
@@ -23,7 +24,7 @@ export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly Quant
   const checkpoints = dtypes.map((d) => (d === 'fp8' ? fp8Checkpoint(fp8Types) : mxfp4Checkpoint));
   return fc.oneof(...checkpoints).chain((checkpoint) => {
     const m = checkpoint.model;
-    const tpSizes = checkpoint.dtype === 'mxfp4' ? (limits.tpSizes ?? [1, 2, 3, 4]).filter((t) => mxfp4TpFits(m.intermediate, t)) : limits.tpSizes;
+    const tpSizes = checkpoint.dtype === 'mxfp4' ? (limits.tpSizes ?? [1, 2, 3, 4]).filter((t) => tpKeepsBlocks(m.intermediate, t, MXFP4_SCHEME)) : limits.tpSizes;
     const parallel = validParallelArb(m, { ...limits, ...(tpSizes ? { tpSizes } : {}) });
     const load = { arbitrary: parallel.map((p): CaseSpec => ({ kind: 'load', checkpoint, parallel: p })), weight: 3 };
     // gpt_oss has one layout: nothing to compare.

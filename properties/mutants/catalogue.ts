@@ -2,8 +2,8 @@
 // reference loader and corrupts its output exactly the way the bug would, so a test can
 // prove the suite catches it (and count how many generated cases that took).
 import { ModelConfig } from '../../harness/checkpoint/config.js';
-import { semanticsOf } from '../../harness/layouts/registry.js';
-import { expertsOf, tpSlice } from '../../harness/loader/cut.js';
+import { semanticsOf } from '../../harness/quant/layout.js';
+import { expertsOf, tpSlice } from '../../harness/canonical/cut.js';
 import { referenceLoader } from '../../harness/loader/load.js';
 import { decodeFloats64, encodeFloats } from '../../harness/safetensors/codecs.js';
 import type { Canonical, Loader, ParallelRequest, Tensor } from '../../harness/tensor.js';

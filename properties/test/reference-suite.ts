@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isFailing } from '../../harness/conformance/results.js';
-import { runCases, type Shard } from '../../harness/conformance/runner.js';
+import { runCases, type Shard } from '../../app/runner.js';
 import { referenceLoader } from '../../harness/loader/load.js';
 import { referenceBackend } from '../../kernels/moe.js';
 import { generatedCases, sampleSpecs } from '../suite.js';

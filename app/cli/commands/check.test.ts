@@ -1,0 +1,127 @@
+// The check and run commands in process, against real loader commands: the reference
+// (`moe-conformance load`, through tsx) and the fake loaders of the conformance tests.
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { UsageError } from '../args.js';
+import { parseResults } from '../../reporters/json.js';
+import { run as check } from './check.js';
+import { run as runAll } from './run.js';
+
+const fakes = fileURLToPath(new URL('../../../harness/protocol/test/fake-loaders/', import.meta.url));
+const fake = (name: string) => `${process.execPath} ${join(fakes, name)}`;
+
+let dir: string;
+let out = '';
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'moe-check-cmd-'));
+  vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+});
+afterAll(async () => {
+  vi.restoreAllMocks();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const LOAD_ID = 'moe:load:model=qwen2_moe;layout=fused;dtype=bf16;e=11;h=8;i=4;is=6;k=2;g=1;tg=1;layers=1;shards=scatter-2;tp=2;ep=1;placement=linear';
+const REFUSE_ID = 'moe:refuse:model=mixtral;layout=original;dtype=f32;e=3;h=4;i=2;is=0;k=1;g=1;tg=1;layers=1;shards=single;broken=missing-expert';
+const GOLDEN_ID = 'moe:golden:fixture=mixtral-f32;layout=fused;tp=1;ep=1;placement=linear';
+
+describe('check', () => {
+  it('passes the reference loader command on replayed cases, and writes every report', async () => {
+    out = '';
+    const json = join(dir, 'ref.json');
+    const code = await check(['--loader', 'moe-conformance load', '--case', LOAD_ID, '--case', REFUSE_ID, '--case', GOLDEN_ID, '--report', 'json', json, '--report', 'junit', join(dir, 'ref.xml'), '--report', 'html', join(dir, 'ref.html')]);
+    expect(code).toBe(0);
+    const results = parseResults(await readFile(json, 'utf8'));
+    expect(results.map((r) => [r.id, r.status]).sort()).toEqual([[GOLDEN_ID, 'pass'], [LOAD_ID, 'pass'], [REFUSE_ID, 'pass']]);
+    expect(results.find((r) => r.id === LOAD_ID)!.replay).toBe(`moe-conformance check --loader 'moe-conformance load' --case '${LOAD_ID}'`);
+    expect(await readFile(join(dir, 'ref.xml'), 'utf8')).toMatch(/<testsuites name="moe-conformance" tests="3" failures="0"/);
+    expect(await readFile(join(dir, 'ref.html'), 'utf8')).toContain('<table id="summary">');
+    expect(out).toMatch(/3 cases: 3 passed.* — OK/);
+  });
+
+  it('fails a loader that writes garbage, keeps the failing checkpoint, and exits 1', async () => {
+    const keep = join(dir, 'kept');
+    const json = join(dir, 'garbage.json');
+    const goldenRoot = fileURLToPath(new URL('../../../golden/hf', import.meta.url));
+    const code = await check(['--loader', fake('garbage.mjs'), '--cases', '3', '--model-types', 'mixtral', '--dtypes', 'f32', '--layouts', 'fused', '--tp', '1', '--ep', '1', '--golden', goldenRoot, '--keep-failures', keep, '--report', 'json', json]);
+    expect(code).toBe(1);
+    const results = parseResults(await readFile(json, 'utf8'));
+    // Only the mixtral-f32 fixture, fused, at its allowed splits.
+    const goldenIds = results.filter((r) => r.id.startsWith('moe:golden:')).map((r) => r.id);
+    expect(goldenIds.length).toBeGreaterThan(0);
+    expect(goldenIds.every((id) => id.startsWith('moe:golden:fixture=mixtral-f32;layout=fused;'))).toBe(true);
+    expect(results.find((r) => r.id.startsWith('moe:golden:'))!.replay).toContain(`--golden ${goldenRoot}`);
+    const loads = results.filter((r) => r.id.startsWith('moe:load:') || r.id.startsWith('moe:layout:'));
+    for (const r of loads) {
+      expect(r.status).toBe('fail');
+      expect(r.failure!.message).toMatch(/LoaderOutputInvalid: loader output is not valid safetensors/);
+    }
+    const kept = await readdir(keep);
+    expect(kept.length).toBe(results.filter((r) => r.status === 'fail' && !r.id.startsWith('moe:golden:')).length);
+    expect(await readdir(join(keep, kept[0]!))).toContain('checkpoint-fused');
+  });
+
+  it('applies expectations, runs shards and merges them', async () => {
+    const expectations = join(dir, 'expect.txt');
+    await writeFile(expectations, 'moe:load:* fail # this loader refuses everything\nmoe:layout:* fail\nmoe:refuse:model=dbrx;* skip\n');
+    const common = ['--loader', fake('refuse.mjs'), '--cases', '12', '--seed', '3', '--expectations', expectations];
+    expect(await check([...common, '--shard', '1/2', '--report', 'json', join(dir, 's1.json')])).toBe(0);
+    expect(await check([...common, '--shard', '2/2', '--report', 'json', join(dir, 's2.json')])).toBe(0);
+    const all = join(dir, 'all.json');
+    out = '';
+    expect(await check(['--merge', join(dir, 's1.json'), join(dir, 's2.json'), '--report', 'json', all])).toBe(0);
+    const merged = parseResults(await readFile(all, 'utf8'));
+    expect(merged).toHaveLength(12);
+    expect(new Set(merged.map((r) => r.status))).toEqual(new Set(merged.some((r) => r.id.startsWith('moe:refuse:model=dbrx')) ? ['xfail', 'pass', 'skip'] : ['xfail', 'pass']));
+    expect(merged.filter((r) => /^moe:(load|layout):/.test(r.id)).every((r) => r.status === 'xfail')).toBe(true);
+    expect(merged.filter((r) => /^moe:(refuse|request):/.test(r.id) && r.status !== 'skip').every((r) => r.status === 'pass')).toBe(true);
+    expect(out).toMatch(/12 cases: /);
+  });
+
+  it('runs only the sampled cases a --case pattern matches', async () => {
+    const json = join(dir, 'pattern.json');
+    expect(await check(['--loader', fake('refuse.mjs'), '--cases', '30', '--case', 'moe:refuse:*', '--case', 'moe:request:model=mixtral;*', '--report', 'json', json])).toBe(0);
+    const results = parseResults(await readFile(json, 'utf8'));
+    expect(results.length).toBeGreaterThan(0);
+    expect(results.every((r) => r.id.startsWith('moe:refuse:') || r.id.startsWith('moe:request:model=mixtral;'))).toBe(true);
+  });
+
+  it('refuses bad usage', async () => {
+    await expect(check([])).rejects.toThrow(UsageError);
+    await expect(check(['--loader', 'x', '--report', 'pdf', 'a.pdf'])).rejects.toThrow(/--report takes FORMAT FILE/);
+    await expect(check(['--loader', 'x', '--model-types', 'gpt5'])).rejects.toThrow(/unknown "gpt5"/);
+    await expect(check(['--loader', 'x', '--golden'])).rejects.toThrow(/takes at least one path/);
+    await expect(check(['--loader', 'x', '--timeout', '0'])).rejects.toThrow(UsageError);
+    await expect(check(['--loader', 'x', '--frobnicate'])).rejects.toThrow(UsageError);
+    expect(await check(['--help'])).toBe(0);
+  });
+});
+
+describe('run', () => {
+  it('runs golden and generated cases against the reference in process', async () => {
+    const json = join(dir, 'run.json');
+    out = '';
+    const code = await runAll(['--cases', '6', '--golden', fileURLToPath(new URL('../../../golden/hf/gpt_oss-bf16', import.meta.url)), '--report', 'json', json]);
+    expect(code).toBe(0);
+    const results = parseResults(await readFile(json, 'utf8'));
+    expect(results.filter((r) => r.id.startsWith('moe:golden:fixture=gpt_oss-bf16;')).length).toBeGreaterThanOrEqual(4);
+    expect(results.filter((r) => !r.id.startsWith('moe:golden:'))).toHaveLength(6);
+    expect(results.every((r) => r.status === 'pass')).toBe(true);
+    expect(out).toMatch(/ — OK\n$/);
+    // A shard of the same run, with a skip line, holds part of the cases, and only those.
+    const expectations = join(dir, 'run-expect.txt');
+    await writeFile(expectations, 'moe:golden:* skip # not this time\n');
+    const part = join(dir, 'run-part.json');
+    expect(await runAll(['--cases', '6', '--golden', fileURLToPath(new URL('../../../golden/hf/gpt_oss-bf16', import.meta.url)), '--shard', '1/2', '--expectations', expectations, '--report', 'json', part])).toBe(0);
+    const partial = parseResults(await readFile(part, 'utf8'));
+    expect(partial.length).toBeLessThan(results.length);
+    expect(partial.every((r) => results.some((x) => x.id === r.id))).toBe(true);
+    expect(partial.filter((r) => r.id.startsWith('moe:golden:')).every((r) => r.status === 'skip')).toBe(true);
+    await expect(runAll(['--backend', 'nope'])).rejects.toThrow(UsageError);
+    expect(await runAll(['--help'])).toBe(0);
+  });
+});

@@ -1,0 +1,48 @@
+// moe-conformance validate PATH...: every safetensors file, and every model folder (its
+// config.json, index and each shard), checked against all the format rules. One line per
+// input: `ok PATH` on stdout, or `PATH: ErrorClass: message` on stderr. Exit 0 when all are
+// valid, 1 when any is not, 2 for a usage error.
+import { stat } from 'node:fs/promises';
+import { parse, UsageError } from '../args.js';
+import { MoeConformanceError } from '../../../harness/errors.js';
+import { CheckpointDir } from '../../../harness/checkpoint/directory.js';
+import { SafetensorsFile } from '../../../harness/safetensors/read.js';
+
+const USAGE = `usage: moe-conformance validate PATH...
+
+Checks each PATH: a .safetensors file, or a model folder (config.json plus model.safetensors
+or shards with model.safetensors.index.json). Prints "ok PATH" for each valid input and
+"PATH: ErrorClass: message" for each invalid one. Exit 0 if all are valid, 1 otherwise.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('give at least one file or folder to validate');
+  let failures = 0;
+  for (const path of positionals) {
+    try {
+      await validate(path);
+      process.stdout.write(`ok ${path}\n`);
+    } catch (e) {
+      if (!(e instanceof MoeConformanceError)) throw e;
+      failures++;
+      process.stderr.write(`${path}: ${e.name}: ${oneLine(e.message)}\n`);
+    }
+  }
+  return failures === 0 ? 0 : 1;
+}
+
+async function validate(path: string): Promise<void> {
+  const isDir = await stat(path).then(
+    (s) => s.isDirectory(),
+    () => false, // let the file open below report what is wrong with the path
+  );
+  const opened = isDir ? await CheckpointDir.open(path) : await SafetensorsFile.open(path);
+  await opened.close();
+}
+
+/** Names and found values may hold line breaks; the report keeps one line per input. */
+const oneLine = (s: string): string => s.replace(/\r\n|\r|\n/g, '\\n');

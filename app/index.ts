@@ -1,0 +1,53 @@
+// The library entry point (`import ... from 'moe-conformance'`): the pieces a backend
+// implementer or a tool author needs, from the format up to the conformance runner.
+// `moe-conformance/vitest` (properties/vitest.ts) is the test-suite entry point.
+
+// Core contracts
+export * from '../harness/errors.js';
+export * from '../harness/tensor.js';
+export type { MoeSemantics, Routing, ExpertActivation } from '../harness/layouts/semantics.js';
+
+// The safetensors format, exactly as the reference reads and writes it
+export * from '../harness/safetensors/dtypes.js';
+export * from '../harness/safetensors/codecs.js';
+export * from '../harness/safetensors/errors.js';
+export { parseHeader, parseSafetensors, SafetensorsFile, tensorByteLength, type TensorInfo } from '../harness/safetensors/read.js';
+export { serializeHeader, serializeSafetensors, writeSafetensors, type TensorSource } from '../harness/safetensors/write.js';
+
+// Hugging Face checkpoint directories
+export { ModelConfig } from '../harness/checkpoint/config.js';
+export { CheckpointDir } from '../harness/checkpoint/directory.js';
+export { writeCheckpointDir, type ShardPlan } from '../harness/checkpoint/write.js';
+export * from '../harness/checkpoint/errors.js';
+
+// Layouts, the reference loader and the writer
+export { semanticsOf } from '../harness/quant/layout.js';
+export { MODEL_TYPES, LAYOUT_NAMES, entryFor, type LayoutName, type MoeDims } from '../harness/layouts/registry.js';
+export { detect } from '../harness/loader/detect.js';
+export * from '../harness/layouts/errors.js';
+export { referenceLoader, loadCanonical, planLoad, materialize, writePlan, type LoadPlan } from '../harness/loader/load.js';
+export { checkRequest, expertsOf, tpSlice, EP_PLACEMENTS } from '../harness/canonical/cut.js';
+export { InvalidParallelRequest } from '../harness/canonical/errors.js';
+export { writeMoeCheckpoint, storedTensors, type MoeWriteRequest } from '../harness/writer/write-checkpoint.js';
+export { buildConfig, type ModelSizes } from '../harness/writer/config.js';
+export { randomCanonical } from '../harness/canonical/random.js';
+
+// Comparison
+export { firstDifference, assertBitIdentical, describeDifference, type BitDifference } from '../harness/compare/bits.js';
+export { compareToBounds, findRoutingTies, type Tier, type MismatchReport } from '../harness/compare/tolerance.js';
+export { compareCheckpoints, CheckpointRefused } from '../harness/compare/checkpoints.js';
+
+// Kernels and golden fixtures
+export type { MoeBackend, MoeForwardResult, RankTensors } from '../kernels/backend.js';
+export { referenceBackend, referenceForward } from '../kernels/moe.js';
+export { route } from '../kernels/routing.js';
+export { BACKENDS, backendNames, createBackends } from '../kernels/backends.js';
+export { loadRanks } from '../kernels/ranks.js';
+export { discoverFixtures, readGolden, runGolden, DEFAULT_SPLITS } from '../golden/golden.js';
+
+// The conformance runner
+export { commandLoader, LoaderCrashed, LoaderTimedOut, LoaderRefused, LoaderOutputInvalid } from '../harness/protocol/command-loader.js';
+export { runCases, type RunOptions } from './runner.js';
+export { caseId, formatCaseId, parseCaseId } from '../harness/conformance/case-id.js';
+export { Expectations } from '../harness/conformance/expectations.js';
+export type { CaseResult, CaseStatus, ConformanceCase } from '../harness/conformance/results.js';

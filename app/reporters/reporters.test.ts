@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import type { CaseResult } from '../../harness/conformance/results.js';
+import { heatmapSvg, htmlReport } from './html.js';
+import { jsonReport, mergeResults, parseResults, ResultsFileError } from './json.js';
+import { escapeXml, junitReport } from './junit.js';
+import { terminalReport } from './terminal.js';
+
+const results: CaseResult[] = [
+  { id: 'moe:load:model=mixtral;layout=fused;dtype=bf16;tp=2;ep=1;placement=linear', status: 'pass', durationMs: 12, seed: 1, replay: 'r1' },
+  { id: 'moe:load:model=mixtral;layout=fused;dtype=bf16;tp=2;ep=1;placement=linear;case=2', status: 'warn', durationMs: 3, replay: 'r2', note: 'loose' },
+  {
+    id: 'moe:load:model=dbrx;layout=original;dtype=f32;tp=1;ep=3;placement=round_robin',
+    status: 'fail',
+    durationMs: 40,
+    seed: 7,
+    replay: 'moe-conformance check --case X --seed 7',
+    failure: { message: 'BitMismatch: bytes differ <&>\u0001', tensor: 'layers.0.experts.w13', expected: '0x3f80', found: '0x0000', heatmap: [[0, 1], [0.5, NaN]] },
+  },
+  { id: 'moe:refuse:model=dbrx;broken=missing-expert', status: 'xfail', durationMs: 1, replay: 'r4', note: 'known', failure: { message: 'accepted' } },
+  { id: 'moe:refuse:model=dbrx;broken=truncated', status: 'skip', durationMs: 0, replay: 'r5', note: 'slow "runner"' },
+  { id: 'moe:refuse:model=olmoe;broken=truncated', status: 'unexpected-pass', durationMs: 2, replay: 'r6', failure: { message: 'expected to fail but passed' } },
+];
+
+describe('terminal report', () => {
+  it('shows the table, each failure with tensor, expected/found and replay, and the verdict', () => {
+    const text = terminalReport(results);
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(/^check\s+model\s+layout\s+dtype\s+parallel\s+pass\s+warn\s+fail\s+skip\s+xfail\s+unexpected-pass$/);
+    expect(text).toMatch(/load\s+mixtral\s+fused\s+bf16\s+tp=2 ep=1\s+1\s+1\s+\.\s+\./);
+    expect(text).toMatch(/dbrx\s+original\s+f32\s+tp=1 ep=3 round_robin\s+\.\s+\.\s+1/);
+    expect(text).toContain('FAIL moe:load:model=dbrx;layout=original;dtype=f32;tp=1;ep=3;placement=round_robin');
+    expect(text).toContain('  tensor:   layers.0.experts.w13\n  expected: 0x3f80\n  found:    0x0000\n  replay:   moe-conformance check --case X --seed 7');
+    expect(text).toContain('UNEXPECTED PASS moe:refuse:model=olmoe;broken=truncated');
+    expect(text.trimEnd().split('\n').at(-1)).toBe('6 cases: 1 passed, 1 warned, 1 failed, 1 skipped, 1 expected failures, 1 unexpected passes — FAILED');
+    expect(terminalReport(results.slice(0, 2))).toMatch(/— OK\n$/);
+    const golden: CaseResult = { id: 'moe:golden:fixture=qwen3_moe-bf16;layout=fused;tp=2;ep=3;placement=round_robin', status: 'pass', durationMs: 1, replay: '' };
+    const many: CaseResult[] = Array.from({ length: 70 }, (_, i) => ({ id: `moe:load:model=m${i % 2};layout=fused;dtype=f32;tp=${i};ep=1;placement=linear`, status: 'pass', durationMs: 1, replay: '' }));
+    const folded = terminalReport(many);
+    expect(folded).toMatch(/load\s+m0\s+fused\s+f32\s+35 settings\s+35/);
+    expect(folded.split('\n').filter((l) => l.startsWith('load'))).toHaveLength(2);
+    // Still too many rows: layouts and dtypes fold too.
+    const wide: CaseResult[] = Array.from({ length: 140 }, (_, i) => ({ id: `moe:load:model=m${i % 2};layout=${i % 4 < 2 ? 'fused' : 'original'};dtype=d${i % 35};tp=1;ep=1;placement=linear`, status: 'pass', durationMs: 1, replay: '' }));
+    expect(terminalReport(wide)).toMatch(/load\s+m0\s+2 layouts\s+35 dtypes\s+tp=1 ep=1\s+70/);
+    expect(terminalReport([golden])).toMatch(/golden\s+qwen3_moe\s+fused\s+bf16\s+tp=2 ep=3 round_robin\s+1/);
+  });
+});
+
+describe('JUnit report', () => {
+  it('is well-formed, escaped and counts right', () => {
+    const xml = junitReport(results);
+    expect(xml).toMatch(/^<\?xml version="1.0" encoding="UTF-8"\?>\n<testsuites name="moe-conformance" tests="6" failures="2" skipped="2" time="0.058">/);
+    expect(xml).toContain('<testsuite name="moe.load" tests="3" failures="1" skipped="0"');
+    expect(xml).toContain('message="BitMismatch: bytes differ &lt;&amp;&gt;\uFFFD" type="fail"');
+    expect(xml).toContain('<skipped message="slow &quot;runner&quot;"/>');
+    expect(xml).not.toMatch(/[\u0000-\u0008]/);
+    // Balanced tags: every open element closes.
+    const tags = [...xml.matchAll(/<(\/?)([a-z-]+)[^>]*?(\/?)>/g)];
+    const stack: string[] = [];
+    for (const [, close, name, self] of tags) {
+      if (self) continue;
+      if (close) expect(stack.pop()).toBe(name);
+      else stack.push(name!);
+    }
+    expect(stack).toEqual([]);
+  });
+  it('escapes every markup character and XML-forbidden code point', () => {
+    expect(escapeXml(`a<b>&"'\u0000\uD800x\uD83D\uDE00`)).toBe('a&lt;b&gt;&amp;&quot;&apos;\uFFFD\uFFFDx\uD83D\uDE00');
+  });
+});
+
+describe('JSON results', () => {
+  it('round-trips and merges disjoint shards in ID order', () => {
+    const a = parseResults(jsonReport(results.slice(0, 3)));
+    const b = parseResults(jsonReport(results.slice(3)));
+    expect(a).toEqual(results.slice(0, 3));
+    const merged = mergeResults([{ file: 'b.json', results: b }, { file: 'a.json', results: a }]);
+    expect(merged.map((r) => r.id)).toEqual(results.map((r) => r.id).sort());
+  });
+  it('refuses overlapping shards and files that are not results', () => {
+    expect(() => mergeResults([{ file: 'a.json', results }, { file: 'b.json', results: results.slice(2, 3) }])).toThrow(/appears in two result files.*also in a\.json/);
+    expect(() => parseResults('{')).toThrow(ResultsFileError);
+    expect(() => parseResults('{"format":"other","version":1,"results":[]}')).toThrow(/not a results file/);
+    expect(() => parseResults(JSON.stringify({ format: 'moe-conformance-results', version: 1, results: [{ id: 'x', status: 'pass', durationMs: 1, replay: '' }] }))).toThrow(/record 0/);
+    expect(() => parseResults(JSON.stringify({ format: 'moe-conformance-results', version: 1, results: [{ id: 'a:b:', status: 'great', durationMs: 1, replay: '' }] }))).toThrow(/record 0 is not a case result/);
+  });
+});
+
+describe('HTML report', () => {
+  it('holds the table, the failures and escaped text, with no external resources', () => {
+    const html = htmlReport(results);
+    expect(html.match(/<tr class="(ok|bad)">/g)).toHaveLength(4);
+    expect(html).toContain('<td>refuse</td><td>dbrx</td><td>-</td><td>-</td><td>-</td>');
+    expect(html).toContain('bytes differ &lt;&amp;&gt;');
+    expect(html).not.toMatch(/<script|src=|href=/);
+    expect(html.match(/<svg class="heatmap"/g)).toHaveLength(1);
+  });
+  it('draws one cell per value, NaN in black, and max-pools large maps', () => {
+    const svg = heatmapSvg([[0, 2], [1, NaN]]);
+    expect(svg.match(/<rect /g)).toHaveLength(4);
+    expect(svg).toContain('fill="rgb(255,255,255)"');
+    expect(svg).toContain('fill="rgb(255,0,0)"');
+    expect(svg).toContain('fill="rgb(255,128,128)"');
+    expect(svg).toContain('fill="#000000"');
+    const big = Array.from({ length: 8 }, (_, e) => Array.from({ length: 1000 }, (_, i) => (e === 3 && i === 999 ? 5 : 0)));
+    const pooled = heatmapSvg(big);
+    expect(pooled.match(/<rect /g)).toHaveLength(8 * 63);
+    expect(pooled).toContain('max-pooled');
+    expect(pooled.match(/fill="rgb\(255,0,0\)"/g)).toHaveLength(1);
+    expect(heatmapSvg([])).toBe('');
+  });
+});

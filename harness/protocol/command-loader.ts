@@ -1,0 +1,235 @@
+// A loader under test, run as a command (spec §2): the harness appends
+// `--checkpoint DIR --out FILE --tp-size T ...`, bounds the call in time, keeps a bounded
+// tail of stderr, and reads FILE with the strict safetensors reader. Every way a command
+// can go wrong becomes one typed error, so a run reports it and goes on.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MoeConformanceError, type ErrorContext } from '../errors.js';
+import { SafetensorsFile } from '../safetensors/read.js';
+import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
+import { declaresDequantized } from '../quant/scheme.js';
+
+/** The command could not start, or died from a signal (segfault, abort, OOM kill). */
+export class LoaderCrashed extends MoeConformanceError {}
+/** The command ran past its time limit; its process group was killed. */
+export class LoaderTimedOut extends MoeConformanceError {}
+/** The command exited non-zero: it refused the checkpoint or the request. */
+export class LoaderRefused extends MoeConformanceError {
+  constructor(message: string, context: ErrorContext, readonly stderr: string, readonly exitCode: number) {
+    super(message, context);
+  }
+}
+/** The command exited 0 but its output file is missing or not valid safetensors. */
+export class LoaderOutputInvalid extends MoeConformanceError {}
+export class CommandLineError extends MoeConformanceError {}
+
+export interface CommandLoaderOptions {
+  timeoutMs: number;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Bytes of stderr kept (the tail: that is where the reason usually is). Default 64 KiB. */
+  maxStderrBytes?: number;
+  /** Where each call's output folder is made (default the system temp folder); a run removes it when interrupted. */
+  workDir?: string;
+  /** Largest output file accepted (it is read into memory). Default 1 GiB. */
+  maxOutputBytes?: number;
+}
+
+/** The arguments of spec §2, in its order. */
+export function protocolArgs(dir: string, out: string, req: ParallelRequest): string[] {
+  return [
+    '--checkpoint', dir, '--out', out,
+    '--tp-size', String(req.tpSize), '--tp-rank', String(req.tpRank),
+    '--ep-size', String(req.epSize), '--ep-rank', String(req.epRank),
+    '--ep-placement', req.epPlacement,
+  ];
+}
+
+/**
+ * Splits a command line into words like a POSIX shell does for simple quoting: blanks
+ * separate words, '...' is literal, "..." allows \" \\ \$ \`, a backslash outside quotes
+ * escapes the next character. Nothing is expanded: the words go to spawn() as an argv
+ * array, never through a shell.
+ */
+export function splitCommand(line: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === ' ' || c === '\t' || c === '\n') {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw new CommandLineError('unterminated single quote', { expected: 'a closing \'', found: line });
+      word += line.slice(i + 1, end);
+      i = end;
+      inWord = true;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && j + 1 < line.length && '"\\$`'.includes(line[j + 1]!)) j++;
+        word += line[j];
+      }
+      if (j >= line.length) throw new CommandLineError('unterminated double quote', { expected: 'a closing "', found: line });
+      i = j;
+      inWord = true;
+    } else if (c === '\\') {
+      if (i + 1 >= line.length) throw new CommandLineError('trailing backslash', { expected: 'a character after \\', found: line });
+      word += line[++i];
+      inWord = true;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  if (words.length === 0) throw new CommandLineError('empty loader command', { expected: 'CMD ARGS', found: line });
+  return words;
+}
+
+/**
+ * `moe-conformance ...` names this package's own CLI, which need not be on PATH: the one
+ * this harness runs from, so source and build never mix (the TypeScript source through
+ * tsx when running from source, the built main.js when running from dist/).
+ */
+export function resolveSelf(words: string[]): string[] {
+  if (words[0] !== 'moe-conformance') return words;
+  const here = fileURLToPath(import.meta.url);
+  const main = join(dirname(here), '..', '..', 'app', 'cli', here.endsWith('.ts') ? 'main.ts' : 'main.js');
+  return here.endsWith('.ts') ? [process.execPath, '--import', 'tsx', main, ...words.slice(1)] : [process.execPath, main, ...words.slice(1)];
+}
+
+export interface CommandResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Process groups of loader commands still running, so an interrupted run can end them. */
+const running = new Set<number>();
+
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Kills every loader command still running (a loader has its own process group, so Ctrl-C does not reach it). */
+export function killRunningLoaders(): void {
+  for (const pgid of running) killGroup(pgid);
+  running.clear();
+}
+
+/** Runs argv in its own process group; on timeout the whole group is killed. */
+function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<CommandResult> {
+  const maxStderr = opts.maxStderrBytes ?? 64 * 1024;
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true, // its own process group, so a timeout kills grandchildren too
+    });
+    let stderr = Buffer.alloc(0);
+    let truncated = false;
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = Buffer.concat([stderr, chunk]);
+      if (stderr.length > maxStderr) {
+        stderr = stderr.subarray(stderr.length - maxStderr);
+        truncated = true;
+      }
+    });
+    let timedOut = false;
+    const pgid = child.pid;
+    if (pgid !== undefined) running.add(pgid);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (pgid !== undefined) killGroup(pgid);
+      child.stderr.destroy(); // a process that escaped the group must not keep the pipe, and us, waiting
+    }, opts.timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new LoaderCrashed(`could not start loader: ${e.message}`, { file: argv[0] }));
+    });
+    child.on('close', (exitCode, signal) => {
+      clearTimeout(timer);
+      if (pgid !== undefined) {
+        running.delete(pgid);
+        if (!timedOut && exitCode === 0) killGroup(pgid); // leave no stray grandchildren behind
+      }
+      const text = (truncated ? '[... stderr truncated ...]\n' : '') + stderr.toString('utf8');
+      resolvePromise({ exitCode, signal, stderr: text, timedOut });
+    });
+  });
+}
+
+export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
+  const argv = resolveSelf(splitCommand(cmd));
+  const maxOutput = opts.maxOutputBytes ?? 1024 ** 3;
+  return {
+    name: cmd,
+    async load(dir: string, req: ParallelRequest): Promise<Canonical> {
+      const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'moe-cmd-'));
+      const out = join(work, 'rank.safetensors');
+      try {
+        const r = await runBounded([...argv, ...protocolArgs(dir, out, req)], opts);
+        const context = { file: dir };
+        const tail = r.stderr.trim() ? `\n--- loader stderr ---\n${r.stderr.trimEnd()}` : '';
+        if (r.timedOut) throw new LoaderTimedOut(`loader ran past ${opts.timeoutMs} ms and was killed${tail}`, context);
+        // A shell reports death by signal n as exit 128+n.
+        if (r.signal !== null || (r.exitCode !== null && r.exitCode > 128)) {
+          throw new LoaderCrashed(`loader crashed (${r.signal ?? `exit ${r.exitCode}`})${tail}`, context);
+        }
+        if (r.exitCode !== 0) {
+          throw new LoaderRefused(`loader exited ${r.exitCode}${tail}`, context, r.stderr, r.exitCode ?? -1);
+        }
+        return await readOutput(out, maxOutput, r.stderr);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+async function readOutput(out: string, maxOutput: number, stderr: string): Promise<Canonical> {
+  const size = await stat(out).then((s) => s.size, () => undefined);
+  if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, expected: 'the --out file', found: stderr.trim() ? `nothing; stderr: ${stderr.trim()}` : 'nothing' });
+  if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
+  let file: SafetensorsFile;
+  try {
+    file = await SafetensorsFile.open(out);
+  } catch (e) {
+    // The reader's message already names the file.
+    throw new LoaderOutputInvalid(`loader output is not valid safetensors: ${(e as Error).name}: ${(e as Error).message}`);
+  }
+  try {
+    // A loader declaring the dequantized form (spec §4) must not also write scales.
+    let dequantized: boolean;
+    try {
+      dequantized = declaresDequantized(file.metadata ? Object.fromEntries(file.metadata) : undefined, out);
+    } catch (e) {
+      throw new LoaderOutputInvalid(`loader output metadata: ${(e as Error).message}`, { file: out });
+    }
+    const scale = [...file.tensors.keys()].find((n) => n.endsWith('_scale'));
+    if (dequantized && scale !== undefined) {
+      throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale tensor', found: scale });
+    }
+    const canonical: Canonical = new Map();
+    for (const name of file.tensors.keys()) canonical.set(name, await file.readTensor(name));
+    return canonical;
+  } catch (e) {
+    if (e instanceof LoaderOutputInvalid) throw e;
+    throw new LoaderOutputInvalid(`cannot read loader output: ${(e as Error).message}`, { file: out });
+  } finally {
+    await file.close();
+  }
+}
