@@ -110,7 +110,7 @@ function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Floa
     batch.tokens.push(t);
     batch.inputScale.push(1);
     batch.inputScaleRelError.push(0);
-    batch.scale.push(gate ? sigmoid(z) : 1);
+    batch.scale.push((gate ? sigmoid(z) : 1) * (sem.sharedScale ?? 1));
     batch.scaleRelError.push(gate ? sigmoidRelError(gamma(H) * zAbs) : 0);
   }
   return batch;

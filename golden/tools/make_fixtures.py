@@ -89,6 +89,12 @@ class FixtureSpec:
     routing_fields: tuple[str, ...]  # config fields that drive routing (for NAMES.md)
     # Decoder layers that hold an MoE block, per dtype tag; None: every layer.
     moe_layers: Callable[[str], tuple[int, ...]] | None = None
+    # The causal-LM class where AutoModelForCausalLM does not map the type (mistral4).
+    model_class: str | None = None
+
+
+def causal_lm(spec: FixtureSpec) -> Any:
+    return getattr(transformers, spec.model_class) if spec.model_class else AutoModelForCausalLM
 
 
 def _mixtral(_: str) -> dict[str, Any]:
@@ -391,6 +397,59 @@ def _nemotron_h(dtype: str) -> dict[str, Any]:
     )
 
 
+def _mistral4(dtype: str) -> dict[str, Any]:
+    # Softmax group-limited routing: f32 4 groups of 3, 2 kept; bf16 one group, not renormalised.
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        first_k_dense_replace=1,
+        routed_scaling_factor=1.5,
+        norm_topk_prob=dtype == "f32",
+        **_dsv3_groups(dtype),
+        **_mla(),
+    )
+
+
+def _cohere2_moe(dtype: str) -> dict[str, Any]:
+    # f32: sigmoid selection, renormalised, shared expert averaged in; bf16: softmax selection,
+    # shared expert summed. Three layers, the first dense.
+    routing = (
+        {"expert_selection_fn": "sigmoid", "norm_topk_prob": True, "shared_expert_combination_strategy": "average"}
+        if dtype == "f32"
+        else {"expert_selection_fn": "softmax", "shared_expert_combination_strategy": "sum"}
+    )
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=NEW_INTERMEDIATE,
+        prefix_dense_intermediate_size=40,
+        num_experts=NEW_EXPERTS,
+        num_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        mlp_layer_types=["dense", "sparse", "sparse"],
+        sliding_window=8,
+        **routing,
+    )
+
+
+def _laguna(dtype: str) -> dict[str, Any]:
+    # f32 soft-caps the router logits (then the recorded logits are the capped ones: not hooked).
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        shared_expert_intermediate_size=24,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        mlp_layer_types=["dense", "sparse", "sparse"],
+        moe_routed_scaling_factor=1.5,
+        moe_router_logit_softcapping=2.0 if dtype == "f32" else 0.0,
+    )
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -405,6 +464,13 @@ NEW_SPECS = [
     FixtureSpec("granitemoeshared", _granitemoeshared, None, ("num_local_experts", "num_experts_per_tok")),
     FixtureSpec("granitemoehybrid", _granitemoehybrid, None, ("num_local_experts", "num_experts_per_tok")),
     FixtureSpec("nemotron_h", _nemotron_h, "gate", DSV3_FIELDS + ("layers_block_type",), lambda d: (0, 2) if d == "f32" else (1,)),
+    FixtureSpec("mistral4", _mistral4, "gate", DSV3_FIELDS, lambda _: (1, 2), "Mistral4ForCausalLM"),
+    FixtureSpec(
+        "cohere2_moe", _cohere2_moe, "gate",
+        ("num_experts", "num_experts_per_tok", "expert_selection_fn", "norm_topk_prob", "num_shared_experts", "shared_expert_combination_strategy"),
+        lambda _: (1, 2),
+    ),
+    FixtureSpec("laguna", _laguna, None, ("num_experts", "num_experts_per_tok", "moe_routed_scaling_factor", "moe_router_logit_softcapping"), lambda _: (1, 2)),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 
@@ -593,7 +659,9 @@ def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
     folder.mkdir(parents=True)
     gen = torch.Generator().manual_seed(fixture_seed(seed, spec.model_type, dtype))
     torch.manual_seed(fixture_seed(seed, spec.model_type, dtype))  # from_config's own init, overwritten anyway
-    model = AutoModelForCausalLM.from_config(build_config(spec, dtype), dtype=torch.float32).eval()
+    cls = causal_lm(spec)
+    config = build_config(spec, dtype)
+    model = (cls.from_config(config, dtype=torch.float32) if cls is AutoModelForCausalLM else cls._from_config(config, dtype=torch.float32)).eval()
     model._fixture_dtype = dtype
     redraw(model, gen)
     if dtype == "bf16":
@@ -628,7 +696,7 @@ def verify_fixture(folder: Path) -> list[str]:
     notes: list[str] = []
     states: dict[str, dict[str, torch.Tensor]] = {}
     for layout in ("original", "fused"):
-        model, info = AutoModelForCausalLM.from_pretrained(folder / layout, dtype="auto", output_loading_info=True)
+        model, info = causal_lm(spec).from_pretrained(folder / layout, dtype="auto", output_loading_info=True)
         problems = {k: v for k, v in info.items() if v}
         if problems:
             raise FixtureError(f"{folder / layout}: loading reported {problems}")

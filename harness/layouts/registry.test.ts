@@ -52,6 +52,10 @@ const ROUTING: Record<string, Routing> = {
   granitemoehybrid: { kind: 'topk_softmax' },
   mellum: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   nemotron_h: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2, maskNegInf: true },
+  mistral4: { kind: 'softmax_group_top2', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  // Sigmoid selection with the shared expert averaged in: routed weights × 0.5.
+  cohere2_moe: { kind: 'topk_sigmoid', renormalize: true, scaling: 0.5 },
+  laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, softcap: 2 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -71,6 +75,9 @@ const ROUTING_BF16: Record<string, Routing> = {
   hy_v3: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.25 },
   mellum: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
   nemotron_h: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2, maskNegInf: true },
+  mistral4: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
+  cohere2_moe: { kind: 'topk_softmax' },
+  laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
@@ -98,6 +105,7 @@ describe('semantics of the golden fixtures', () => {
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next'].includes(golden.model_type));
     expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
     expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);
+    expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
   });
 });
 

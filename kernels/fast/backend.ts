@@ -109,7 +109,7 @@ export class FastCpuBackend implements MoeBackend {
       // The shared expert: once per TP shard, from EP rank 0 only.
       if (shared && rank.req.epRank === 0) {
         const Rs = shared.w2.cols;
-        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined);
+        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
         const w13m = this.resident.get(shared.w13, 0, pool.alloc(2 * Rs, H));
         const w2m = this.resident.get(shared.w2, 0, pool.alloc(H, Rs));
         this.gatedMlp(s, H, batch, w13m, w2m, sem.sharedActivation ?? SILU_GATED, undefined);

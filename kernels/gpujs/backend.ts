@@ -199,10 +199,11 @@ class GpujsMoeBackend implements GpujsBackend {
     sem: MoeSemantics, shared: NonNullable<RankF32['shared']>, x: Float32Array, tokens: number,
     layer: number, accumulate: (part: Float32Array) => void,
   ): Promise<void> {
-    let gate = new Float32Array(tokens).fill(1);
+    const scale = sem.sharedScale ?? 1;
+    let gate = new Float32Array(tokens).fill(scale);
     if (shared.gate) {
       const z = await this.kernels.linear(x, tokens, sem.hidden, shared.gate, 1, new Float32Array(1));
-      gate = z.map(sigmoid);
+      gate = z.map((v) => sigmoid(v) * scale);
     }
     await this.expertsPartial(sem, shared.experts, activationConstants(sem.sharedActivation ?? { kind: 'silu_gated' }), x, new Int32Array(tokens), gate, 1, 0, layer, accumulate);
   }

@@ -165,7 +165,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       }
       // The shared expert: once per TP shard, from EP rank 0 only.
       if (shared && rank.req.epRank === 0) {
-        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined);
+        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
         run(batch, this.matrix(shared.w13, 0, buffer), this.matrix(shared.w2, 0, buffer), shared.w2.cols, sem.sharedActivation ?? SILU_GATED, zeros, zeros);
       }
     });

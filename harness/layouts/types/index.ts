@@ -2,6 +2,7 @@
 // Adding a type = one file in this folder and one line here.
 import type { ModelEntry } from '../model-type.js';
 import { afmoe } from './afmoe.js';
+import { cohere2_moe } from './cohere2_moe.js';
 import { dbrx } from './dbrx.js';
 import { deepseek_v2 } from './deepseek_v2.js';
 import { deepseek_v3 } from './deepseek_v3.js';
@@ -20,11 +21,13 @@ import { granitemoeshared } from './granitemoeshared.js';
 import { hunyuan_v1_moe } from './hunyuan_v1_moe.js';
 import { hy_v3 } from './hy_v3.js';
 import { jamba } from './jamba.js';
+import { laguna } from './laguna.js';
 import { lfm2_moe } from './lfm2_moe.js';
 import { llama4_text } from './llama4_text.js';
 import { mellum } from './mellum.js';
 import { mimo_v2_flash } from './mimo_v2_flash.js';
 import { minimax_m2 } from './minimax_m2.js';
+import { mistral4 } from './mistral4.js';
 import { minimax, mixtral } from './mixtral.js';
 import { nemotron_h } from './nemotron_h.js';
 import { olmoe } from './olmoe.js';
@@ -69,4 +72,7 @@ export const ENTRIES: readonly ModelEntry[] = [
   granitemoehybrid,
   mellum,
   nemotron_h,
+  mistral4,
+  cohere2_moe,
+  laguna,
 ];
