@@ -85,6 +85,13 @@ export function hasTwoLayouts(modelType: string): boolean {
   return l.original !== l.fused;
 }
 
+/** Whether the two layouts name their tensors differently (qwen3_vl_moe's differ in shapes only): a layer can then be half of each. */
+export function layoutsDifferInNames(modelType: string): boolean {
+  const l = entryFor(modelType).layouts;
+  const names = (m: { module: string; tensors: Array<{ key: string }> }) => m.tensors.map((t) => `${m.module}.${t.key}`).join();
+  return names(l.original) !== names(l.fused);
+}
+
 /** Writes the checkpoint with one defect into the empty folder `dir`. */
 export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Breakage, dir: string): Promise<void> {
   if (broken === 'missing-shard' || broken === 'truncated-shard') {

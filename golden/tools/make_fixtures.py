@@ -91,6 +91,11 @@ class FixtureSpec:
     moe_layers: Callable[[str], tuple[int, ...]] | None = None
     # The causal-LM class where AutoModelForCausalLM does not map the type (mistral4).
     model_class: str | None = None
+    # The config is complete as given (a vision-language config with text_config): no BASE_CONFIG merged in.
+    nested_config: bool = False
+    # Rewrites original/'s tensors after saving, for a type whose published layout transformers
+    # reads but does not write (qwen3_vl_moe): name -> tensor, returning the new tensors.
+    original_transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
 
 def causal_lm(spec: FixtureSpec) -> Any:
@@ -450,6 +455,49 @@ def _laguna(dtype: str) -> dict[str, Any]:
     )
 
 
+def _qwen3_5_moe_text(_: str) -> dict[str, Any]:
+    # One Gated DeltaNet and one full-attention layer, both followed by the MoE block.
+    return _new_sizes(
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        shared_expert_intermediate_size=24,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        layer_types=["linear_attention", "full_attention"],
+        linear_conv_kernel_dim=4,
+        linear_key_head_dim=8,
+        linear_value_head_dim=8,
+        linear_num_key_heads=2,
+        linear_num_value_heads=4,
+    )
+
+
+def _qwen3_vl_moe(_: str) -> dict[str, Any]:
+    # The text decoder is what is recorded; the vision tower is kept minimal. I = 24: the
+    # published (transposed) gate_up_proj [E, H, 2I] differs in shape from v5's, which
+    # transformers' check_dims conversion needs to read it right.
+    text = _new_sizes(
+        vocab_size=96,
+        num_hidden_layers=2,
+        max_position_embeddings=64,
+        intermediate_size=40,
+        moe_intermediate_size=24,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
+    )
+    vision = {
+        "depth": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 16, "out_hidden_size": NEW_HIDDEN,
+        "patch_size": 4, "temporal_patch_size": 1, "spatial_merge_size": 1, "deepstack_visual_indexes": [],
+        "num_position_embeddings": 16,
+    }
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
+def _transpose_experts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """qwen3_vl_moe as published: experts.gate_up_proj [E, H, 2I] and down_proj [E, I, H]."""
+    return {k: (v.transpose(1, 2) if re.search(r"\.mlp\.experts\.(gate_up|down)_proj$", k) else v) for k, v in tensors.items()}
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -471,6 +519,11 @@ NEW_SPECS = [
         lambda _: (1, 2),
     ),
     FixtureSpec("laguna", _laguna, None, ("num_experts", "num_experts_per_tok", "moe_routed_scaling_factor", "moe_router_logit_softcapping"), lambda _: (1, 2)),
+    FixtureSpec("qwen3_5_moe_text", _qwen3_5_moe_text, "gate", ("num_experts", "num_experts_per_tok", "shared_expert_intermediate_size")),
+    FixtureSpec(
+        "qwen3_vl_moe", _qwen3_vl_moe, "gate", ("num_experts", "num_experts_per_tok"),
+        model_class="Qwen3VLMoeForConditionalGeneration", nested_config=True, original_transform=_transpose_experts,
+    ),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 
@@ -543,7 +596,13 @@ def fixture_seed(seed: int, model_type: str, dtype: str) -> int:
 
 
 def build_config(spec: FixtureSpec, dtype: str) -> transformers.PretrainedConfig:
+    if spec.nested_config:
+        return AutoConfig.for_model(spec.model_type, **spec.config(dtype))
     return AutoConfig.for_model(spec.model_type, **{**BASE_CONFIG, **spec.config(dtype)})
+
+
+def text_config(model: torch.nn.Module) -> Any:
+    return model.config.get_text_config()
 
 
 def moe_blocks(model: torch.nn.Module) -> dict[int, tuple[str, torch.nn.Module]]:
@@ -608,10 +667,10 @@ def capture(
     paths: dict[str, str] = {}
     classes: dict[str, str] = {}
     blocks = moe_blocks(model)
-    expected = list(spec.moe_layers(dtype_of(model)) if spec.moe_layers else range(model.config.num_hidden_layers))
+    expected = list(spec.moe_layers(dtype_of(model)) if spec.moe_layers else range(text_config(model).num_hidden_layers))
     if sorted(blocks) != expected:
         raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected {expected}")
-    hidden = model.config.hidden_size
+    hidden = text_config(model).hidden_size
     for layer, (path, block) in sorted(blocks.items()):
         seen: dict[str, torch.Tensor] = {}
 
@@ -652,6 +711,15 @@ def save_layout(model: torch.nn.Module, folder: Path, original: bool, sharded: b
         raise FixtureError(f"{folder}: wanted sharded={sharded}, got files {files}")
 
 
+def rewrite_tensors(folder: Path, transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
+    """Applies `transform` to every safetensors file of a saved folder, keeping names and files."""
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            meta = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        save_file({k: v.contiguous() for k, v in transform(tensors).items()}, str(file), metadata=meta)
+
+
 def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
     folder = out / f"{spec.model_type}-{dtype}"
     if folder.exists():
@@ -683,6 +751,8 @@ def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
     (folder / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
     saved = to_checkpoint_dtype(model, DTYPES[dtype])
     save_layout(saved, folder / "original", original=True, sharded=dtype == "f32")
+    if spec.original_transform is not None:
+        rewrite_tensors(folder / "original", spec.original_transform)
     save_layout(saved, folder / "fused", original=False, sharded=dtype == "bf16")
     return folder
 
@@ -726,7 +796,7 @@ def verify_fixture(folder: Path) -> list[str]:
                 y = block(golden[f"moe.{layer}.input"].unsqueeze(0))
             if hook is not None:
                 hook.remove()
-            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, model.config.hidden_size)
+            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, text_config(model).hidden_size)
             diffs = {"output": (y - golden[f"moe.{layer}.output"]).abs().max().item()}
             if f"moe.{layer}.router_logits" in golden:
                 diffs["router_logits"] = (

@@ -56,6 +56,8 @@ const ROUTING: Record<string, Routing> = {
   // Sigmoid selection with the shared expert averaged in: routed weights × 0.5.
   cohere2_moe: { kind: 'topk_sigmoid', renormalize: true, scaling: 0.5 },
   laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, softcap: 2 },
+  qwen3_5_moe_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen3_vl_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -100,9 +102,11 @@ describe('semantics of the golden fixtures', () => {
     expect(s.modelType).toBe(golden.model_type);
     expect(s.routing).toEqual((fixture.endsWith('bf16') ? ROUTING_BF16[golden.model_type] : undefined) ?? ROUTING[golden.model_type]);
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
-    expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : { E: 12, H: 32, I: 16 });
+    // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
+    const later = { E: 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
+    expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
     expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : 2);
-    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next'].includes(golden.model_type));
+    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
     expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
     expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);

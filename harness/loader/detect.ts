@@ -139,7 +139,7 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
       found: `${onlyOriginal[0]} (original) and ${onlyFused[0]} (fused)`,
     });
   }
-  const layout: LayoutName = onlyFused.length > 0 ? 'fused' : 'original';
+  const layout: LayoutName = onlyFused.length > 0 ? 'fused' : onlyOriginal.length > 0 || layoutsIdentical ? 'original' : byShape(dir, original, fused, present);
   const have = new Set(present);
   const locations = new Map<string, PartLocation>();
   const tensors: string[] = [];
@@ -171,6 +171,22 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
       return found;
     },
   };
+}
+
+/**
+ * The layout of a layer whose key names both layouts share (qwen3_vl_moe: the original
+ * stores the same names transposed): the one whose shapes every stored tensor fits. Where
+ * one of the pair is square (2I == H), the other still tells them apart; transformers'
+ * check_dims conversion looks at each tensor alone and cannot.
+ */
+function byShape(dir: TensorDirectory, original: CompiledSpec[], fused: CompiledSpec[], present: string[]): LayoutName {
+  const fits = (specs: CompiledSpec[]) =>
+    present.every((key) => {
+      const m = matchKey(specs, key, Number.MAX_SAFE_INTEGER);
+      const shape = dir.info(key).shape;
+      return m !== undefined && m.spec.shape.length === shape.length && m.spec.shape.every((n, i) => n === shape[i]);
+    });
+  return !fits(original) && fits(fused) ? 'fused' : 'original';
 }
 
 function refuseUnknown(dir: TensorDirectory, key: string, layer: number, experts: number): never {

@@ -45,7 +45,7 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const has = (n: string) => dir.has(n);
   const raw = async (n: string) => dir.read(n);
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
-  const modules = ['model', 'backbone'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`));
+  const modules = ['model', 'backbone', 'model.language_model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`));
   const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear'))) ?? p;
   if (type === 'nemotron_h') {
     // Non-gated: w13 is the up rows alone.
@@ -63,6 +63,16 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
     return {
       w13: (e, row, h) => (row < I ? element(w1!, [e * I + row, h]) : element(v1!, [e * I + row - I, h])),
       w2: (e, h, i) => element(w2!, [e * I + i, h]),
+    };
+  }
+  if (type === 'qwen3_vl_moe') {
+    // Same names in both folders: original/ holds [E, H, 2I] / [E, I, H], fused/ [E, 2I, H] / [E, H, I].
+    const gu = await raw(`${m}.experts.gate_up_proj`);
+    const down = await raw(`${m}.experts.down_proj`);
+    const transposed = gu.shape[2] === 2 * I;
+    return {
+      w13: (e, row, h) => element(gu, transposed ? [e, h, row] : [e, row, h]),
+      w2: (e, h, i) => element(down, transposed ? [e, i, h] : [e, h, i]),
     };
   }
   if (type === 'gpt_oss' || type === 'llama4_text') {
@@ -111,7 +121,8 @@ describe.each(fixtures)('golden %s', (fixture) => {
     const original = detect(dirs.original);
     const fused = detect(dirs.fused);
     // One layout where transformers has no conversion for the type: both folders hold the same keys.
-    const identical = [...dirs.original.tensorNames()].sort().join() === [...dirs.fused.tensorNames()].sort().join();
+    const table = (d: CheckpointDir) => [...d.tensorNames()].sort().map((n) => `${n}${JSON.stringify(d.info(n).shape)}`).join();
+    const identical = table(dirs.original) === table(dirs.fused);
     expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4'].includes(original.modelType));
     expect(original.layers.map((l) => [l.layer, l.layout, l.layoutsIdentical])).toEqual(moeLayers.map((l) => [l, 'original', identical]));
     expect(fused.layers.map((l) => [l.layer, l.layout])).toEqual(moeLayers.map((l) => [l, identical ? 'original' : 'fused']));

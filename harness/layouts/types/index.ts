@@ -33,8 +33,10 @@ import { nemotron_h } from './nemotron_h.js';
 import { olmoe } from './olmoe.js';
 import { phimoe } from './phimoe.js';
 import { qwen2_moe } from './qwen2_moe.js';
+import { qwen3_5_moe_text } from './qwen3_5_moe_text.js';
 import { qwen3_moe } from './qwen3_moe.js';
 import { qwen3_next } from './qwen3_next.js';
+import { qwen3_vl_moe } from './qwen3_vl_moe.js';
 import { solar_open } from './solar_open.js';
 
 export const ENTRIES: readonly ModelEntry[] = [
@@ -75,4 +77,6 @@ export const ENTRIES: readonly ModelEntry[] = [
   mistral4,
   cohere2_moe,
   laguna,
+  qwen3_5_moe_text,
+  qwen3_vl_moe,
 ];

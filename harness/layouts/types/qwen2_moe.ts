@@ -1,16 +1,20 @@
 // qwen2_moe and qwen3_next: per-expert gate/up/down_proj, a shared expert with a sigmoid gate.
+import type { ModelConfig } from '../../checkpoint/config.js';
 import type { ModelEntry } from '../model-type.js';
 import { dimsFrom, fusedV5, layer, perExpertProj, qwenSparseLayers, router, shared, sharedMlp, siluGated, softmaxNormTopk, t } from './common.js';
 import { part } from '../ops.js';
 
-export const qwenSharedGated = (modelType: string, normDefault: boolean): ModelEntry => ({
+export const qwenSharedGated = (
+  modelType: string, normDefault: boolean,
+  o: { routing?: ModelEntry['routing']; moeLayers?: (c: ModelConfig) => number[] } = {},
+): ModelEntry => ({
   modelType,
   dims: dimsFrom({
     experts: 'num_experts',
     intermediate: 'moe_intermediate_size',
     topK: 'num_experts_per_tok',
     shared: (c) => c.int('shared_expert_intermediate_size'),
-    moeLayers: qwenSparseLayers,
+    moeLayers: o.moeLayers ?? qwenSparseLayers,
     // transformers builds the shared expert and its gate whatever the size (zero-size weights for Is = 0).
     features: () => ({ sharedExpert: true, sharedGate: true }),
   }),
@@ -24,7 +28,7 @@ export const qwenSharedGated = (modelType: string, normDefault: boolean): ModelE
       tensors: [router('gate.weight'), ...fusedV5, ...sharedMlp('shared_expert'), t('shared_expert_gate.weight', part('shared_gate'), shared)],
     },
   },
-  routing: softmaxNormTopk(normDefault),
+  routing: o.routing ?? softmaxNormTopk(normDefault),
   activation: siluGated,
   generator: {
     shared: 'free',
