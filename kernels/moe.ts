@@ -10,7 +10,7 @@ import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '
 import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { route, sigmoid, type RoutingResult } from './routing.js';
-import { gatedForm } from './kernel-form.js';
+import { kernelForm } from './kernel-form.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
 export class ForwardInputError extends MoeConformanceError {}
@@ -125,7 +125,7 @@ export function referenceForward(
 ): ReferenceResult {
   const { hidden: H, experts: E, topK: k } = sem;
   checkForwardInput(sem, layer, ranks, x, tokens);
-  ranks = gatedForm(sem, dequantizeRanks(sem.quant, ranks));
+  ranks = kernelForm(sem, dequantizeRanks(sem.quant, ranks));
   const decoded: RankWeights[] = ranks.map((r) => decodeRank(sem, layer, r));
   const tpSize = ranks[0]!.req.tpSize;
   for (const r of decoded) {

@@ -96,6 +96,9 @@ class FixtureSpec:
     # Rewrites original/'s tensors after saving, for a type whose published layout transformers
     # reads but does not write (qwen3_vl_moe): name -> tensor, returning the new tensors.
     original_transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+    # The decoder layer's child that is the MoE block, where another child also holds `experts`
+    # (jetmoe's mixture-of-attention); None: the child that holds `experts`.
+    block: str | None = None
 
 
 def causal_lm(spec: FixtureSpec) -> Any:
@@ -498,6 +501,11 @@ def _transpose_experts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return {k: (v.transpose(1, 2) if re.search(r"\.mlp\.experts\.(gate_up|down)_proj$", k) else v) for k, v in tensors.items()}
 
 
+def _jetmoe(_: str) -> dict[str, Any]:
+    # num_attention_heads = num_key_value_heads × top-k (the attention is a mixture of experts too).
+    return _new_sizes(intermediate_size=NEW_INTERMEDIATE, num_local_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K, kv_channels=8)
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -524,6 +532,7 @@ NEW_SPECS = [
         "qwen3_vl_moe", _qwen3_vl_moe, "gate", ("num_experts", "num_experts_per_tok"),
         model_class="Qwen3VLMoeForConditionalGeneration", nested_config=True, original_transform=_transpose_experts,
     ),
+    FixtureSpec("jetmoe", _jetmoe, None, ("num_local_experts", "num_experts_per_tok"), block="mlp"),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 
@@ -605,12 +614,14 @@ def text_config(model: torch.nn.Module) -> Any:
     return model.config.get_text_config()
 
 
-def moe_blocks(model: torch.nn.Module) -> dict[int, tuple[str, torch.nn.Module]]:
-    """Each decoder layer's MoE block: the direct child of the layer that holds `experts`."""
+def moe_blocks(model: torch.nn.Module, block: str | None = None) -> dict[int, tuple[str, torch.nn.Module]]:
+    """Each decoder layer's MoE block: the direct child of the layer that holds `experts` (or is named `block`)."""
     blocks: dict[int, tuple[str, torch.nn.Module]] = {}
     for name, module in model.named_modules():
         parts = name.split(".")
-        if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] == "layers" and hasattr(module, "experts"):
+        if block is not None and not (len(parts) >= 3 and parts[-1] == block and parts[-2].isdigit() and parts[-3] == "layers"):
+            continue
+        if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] == "layers" and (block is not None or hasattr(module, "experts")):
             layer = int(parts[-2])
             if layer in blocks:
                 raise FixtureError(f"layer {layer}: two MoE blocks ({blocks[layer][0]}, {name})")
@@ -666,7 +677,7 @@ def capture(
     golden: dict[str, torch.Tensor] = {}
     paths: dict[str, str] = {}
     classes: dict[str, str] = {}
-    blocks = moe_blocks(model)
+    blocks = moe_blocks(model, spec.block)
     expected = list(spec.moe_layers(dtype_of(model)) if spec.moe_layers else range(text_config(model).num_hidden_layers))
     if sorted(blocks) != expected:
         raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected {expected}")
@@ -695,7 +706,7 @@ def capture(
             golden[f"moe.{layer}.router_logits"] = seen["router_logits"].reshape(TOKENS, -1).float().contiguous()
         paths[str(layer)] = path
         classes["moe"] = type(block).__name__
-        classes["experts"] = type(block.experts).__name__
+        classes["experts"] = type(block.experts).__name__ if hasattr(block, "experts") else type(block.input_linear).__name__
     return golden, paths, classes
 
 
@@ -781,7 +792,7 @@ def verify_fixture(folder: Path) -> list[str]:
         if kept:
             raise FixtureError(f"{folder / layout}: transformers narrowed tensors it keeps in float32: {kept}")
         model = model.float().eval()
-        blocks = moe_blocks(model)
+        blocks = moe_blocks(model, spec.block)
         for layer, path in meta["moe_layers"].items():
             name, block = blocks[int(layer)]
             if name != path:

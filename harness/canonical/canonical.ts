@@ -104,6 +104,10 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
       },
     );
   }
+  if (f.outputBias) {
+    // Whole on every rank, like the router: the consumer adds it once per token.
+    specs.push({ name: canonicalName(layer, 'output_bias'), shape: [H], slices: [{ part: 'output_bias', expert: null, rows: row, cols: whole(H) }] });
+  }
   if (f.sharedGate) {
     specs.push({ name: canonicalName(layer, 'shared.gate'), shape: [1, H], slices: [{ part: 'shared_gate', expert: null, rows: row, cols: whole(H) }] });
   }

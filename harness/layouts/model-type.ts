@@ -27,6 +27,8 @@ export interface Features {
   expertBias: boolean;
   /** Routed and shared experts are non-gated (up and down only, nemotron_h): canonical `w13` holds the up rows only. */
   nonGated?: boolean;
+  /** A bias `[H]` added to the block's output once per token (jetmoe): canonical `layers.L.output_bias`. */
+  outputBias?: boolean;
 }
 
 export interface MoeDims extends PartSizes {

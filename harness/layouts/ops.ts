@@ -21,6 +21,7 @@ export type PartName =
   | 'shared_up_proj' // [Is, H]
   | 'shared_down_proj' // [H, Is]
   | 'shared_gate' // [1, H]
+  | 'output_bias' // [H]: added to the block's output (jetmoe)
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -67,6 +68,7 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'up_bias':
       return [s.intermediate];
     case 'down_bias':
+    case 'output_bias':
       return [s.hidden];
     case 'router':
       return [s.experts, s.hidden];

@@ -58,6 +58,7 @@ const ROUTING: Record<string, Routing> = {
   laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, softcap: 2 },
   qwen3_5_moe_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   qwen3_vl_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  jetmoe: { kind: 'topk_softmax' },
 };
 
 // The bf16 fixtures of these types were made with other routing options.

@@ -6,7 +6,7 @@
 // routing weights. The per-token float work (activation, scatter) is O(T·k·(I + H)) and
 // stays in JavaScript; the O(T·k·I·H) work is all in the GEMM.
 import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
-import { gatedForm } from '../kernel-form.js';
+import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
@@ -54,7 +54,7 @@ export class FastCpuBackend implements MoeBackend {
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     checkForwardInput(sem, layer, ranks, x, tokens);
-    ranks = gatedForm(sem, ranks);
+    ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (this.keepResident) this.resident.hold(weights.flatMap((w) => (w.shared ? [w.w13, w.w2, w.shared.w13, w.shared.w2] : [w.w13, w.w2])));
     const pool = this.pool;

@@ -6,7 +6,7 @@
 // routes and lays out the rows. Every kernel run is checked to have run on the mode asked
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
 import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
-import { gatedForm } from '../kernel-form.js';
+import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
@@ -124,7 +124,7 @@ class GpujsMoeBackend implements GpujsBackend {
     const { hidden: H, experts: E, topK: k } = sem;
     if (this.disposed) throw new KernelInputError(`${this.name} was disposed`, { layer });
     checkForwardInput(sem, layer, ranks, x, tokens);
-    ranks = gatedForm(sem, ranks);
+    ranks = kernelForm(sem, ranks);
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0), ranOn: this.mode };
     const decoded = ranks.map((r) => rankF32(sem, layer, r));
 

@@ -7,7 +7,7 @@
 // semantics and expert grouping as the CPU fast path (kernels/fast/canonical.ts).
 import { createRequire } from 'node:module';
 import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
-import { gatedForm } from '../kernel-form.js';
+import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
@@ -88,7 +88,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
     checkForwardInput(sem, layer, ranks, x, tokens);
-    ranks = gatedForm(sem, ranks);
+    ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
     const temp: GPUBuffer[] = [];

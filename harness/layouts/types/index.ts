@@ -21,6 +21,7 @@ import { granitemoeshared } from './granitemoeshared.js';
 import { hunyuan_v1_moe } from './hunyuan_v1_moe.js';
 import { hy_v3 } from './hy_v3.js';
 import { jamba } from './jamba.js';
+import { jetmoe } from './jetmoe.js';
 import { laguna } from './laguna.js';
 import { lfm2_moe } from './lfm2_moe.js';
 import { llama4_text } from './llama4_text.js';
@@ -79,4 +80,5 @@ export const ENTRIES: readonly ModelEntry[] = [
   laguna,
   qwen3_5_moe_text,
   qwen3_vl_moe,
+  jetmoe,
 ];
