@@ -9,7 +9,7 @@ import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
 import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
-import { route, sigmoid, type RoutingResult } from './routing.js';
+import { addZeroExperts, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
@@ -198,6 +198,22 @@ export function referenceForward(
     if (s) {
       const mlp: GatedMlp = { act: sem.sharedActivation ?? SILU_GATED, hidden: H, rows: s.rows, w13: s.w13, w13Offset: 0, w2: s.w2, w2Offset: 0 };
       addGatedMlp(mlp, xs, sharedScale, output, acc);
+    }
+  }
+
+  addZeroExperts(sem, routing, xs, tokens, output);
+  if (acc && sem.zeroExperts) {
+    // Each identity share w·x: one product, rounded, with the weight's own error.
+    for (let t = 0; t < tokens; t++) {
+      for (let j = 0; j < k; j++) {
+        if (routing.selected[t * k + j]! < E - sem.zeroExperts) continue;
+        const w = Math.abs(routing.weights[t * k + j]!);
+        for (let h = 0; h < H; h++) {
+          const v = w * Math.abs(xs[t * H + h]!);
+          acc.error[t * H + h] = acc.error[t * H + h]! + (weightRelError[t]! + U32) * v;
+          acc.magnitude[t * H + h] = acc.magnitude[t * H + h]! + v;
+        }
+      }
     }
   }
 

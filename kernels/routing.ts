@@ -216,13 +216,32 @@ function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<
     case 'softmax_group_limited': return softmaxGroupLimited(l, k, r.groups, r.topkGroups, r.scaling);
     case 'sigmoid_group_limited_bias':
       return sigmoidGroupLimitedBias(r.softcap ? softcapped(l, r.softcap) : l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias, r.maskNegInf === true);
-    case 'softmax_group_top2': return sigmoidGroupLimitedBias(l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, undefined, false, softmax);
+    case 'softmax_group_top2': return sigmoidGroupLimitedBias(l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias, false, softmax);
     case 'topk_sigmoid': return topkSigmoid(l, k, r.renormalize, r.scaling);
     case 'softmax_bias_normmin': return softmaxBiasNormmin(l, k, r.normMin, bias);
     case 'sigmoid_bias': return sigmoidBias(l, k, r.renormalize, r.scaling, bias);
     case 'topk_softmax': return topkSoftmax(l, k, r.scaling);
     case 'topk_sigmoid_input': return topkSigmoidInput(l, k);
     case 'sparsemixer': return sparsemixer(l, k, r.jitterEps);
+  }
+}
+
+/**
+ * Adds the zero-compute (identity) experts' share, weight · x, for every choice of one
+ * (ids ≥ experts - zeroExperts): added once for the whole block, not per rank, since no rank
+ * holds them. A no-op for models without them.
+ */
+export function addZeroExperts(sem: MoeSemantics, r: RoutingResult, x: ArrayLike<number>, tokens: number, out: Float32Array | Float64Array): void {
+  const Z = sem.zeroExperts ?? 0;
+  if (Z === 0) return;
+  const { hidden: H, topK: k } = sem;
+  const first = sem.experts - Z;
+  for (let t = 0; t < tokens; t++) {
+    for (let j = 0; j < k; j++) {
+      if (r.selected[t * k + j]! < first) continue;
+      const w = r.weights[t * k + j]!;
+      for (let h = 0; h < H; h++) out[t * H + h] = out[t * H + h]! + w * x[t * H + h]!;
+    }
   }
 }
 

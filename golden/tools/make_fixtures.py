@@ -506,6 +506,23 @@ def _jetmoe(_: str) -> dict[str, Any]:
     return _new_sizes(intermediate_size=NEW_INTERMEDIATE, num_local_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K, kv_channels=8)
 
 
+def _longcat_flash(dtype: str) -> dict[str, Any]:
+    # 12 real and 4 zero-compute experts (f32 with a router bias), top-3 so identity experts are
+    # chosen often; num_hidden_layers counts the two attention sublayers of each of num_layers.
+    return _new_sizes(
+        num_layers=2,
+        num_hidden_layers=4,
+        ffn_hidden_size=40,
+        expert_ffn_hidden_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        zero_expert_num=4,
+        moe_topk=3,
+        routed_scaling_factor=2.0,
+        router_bias=dtype == "f32",
+        **_mla(),
+    )
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -533,6 +550,10 @@ NEW_SPECS = [
         model_class="Qwen3VLMoeForConditionalGeneration", nested_config=True, original_transform=_transpose_experts,
     ),
     FixtureSpec("jetmoe", _jetmoe, None, ("num_local_experts", "num_experts_per_tok"), block="mlp"),
+    FixtureSpec(
+        "longcat_flash", _longcat_flash, None,
+        ("n_routed_experts", "zero_expert_num", "moe_topk", "routed_scaling_factor", "router_bias"), lambda _: (0, 1),
+    ),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 

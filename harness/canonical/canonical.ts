@@ -76,15 +76,17 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
       },
     );
   }
-  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [E, H], slices: [{ part: 'router', expert: null, rows: whole(E), cols: whole(H) }] });
+  // The router scores the zero-compute experts too (longcat_flash): Er = E + Z rows.
+  const Er = E + (d.zeroExperts ?? 0);
+  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Er, H], slices: [{ part: 'router', expert: null, rows: whole(Er), cols: whole(H) }] });
   if (f.routerBias) {
-    specs.push({ name: canonicalName(layer, 'router.bias'), shape: [E], slices: [{ part: 'router_bias', expert: null, rows: row, cols: whole(E) }] });
+    specs.push({ name: canonicalName(layer, 'router.bias'), shape: [Er], slices: [{ part: 'router_bias', expert: null, rows: row, cols: whole(Er) }] });
   }
   if (f.correctionBias) {
     specs.push({
       name: canonicalName(layer, 'router.correction_bias'),
-      shape: [E],
-      slices: [{ part: 'correction_bias', expert: null, rows: row, cols: whole(E) }],
+      shape: [Er],
+      slices: [{ part: 'correction_bias', expert: null, rows: row, cols: whole(Er) }],
     });
   }
   if (f.sharedExpert) {

@@ -29,6 +29,8 @@ export interface Features {
   nonGated?: boolean;
   /** A bias `[H]` added to the block's output once per token (jetmoe): canonical `layers.L.output_bias`. */
   outputBias?: boolean;
+  /** A router bias the checkpoint stores but the model never adds (longcat_flash with router_bias): not canonical. */
+  unusedRouterBias?: boolean;
 }
 
 export interface MoeDims extends PartSizes {
@@ -45,6 +47,11 @@ export interface TensorSpec {
   key: string;
   op: Op;
   when?: (f: Features) => boolean;
+  /**
+   * A per-expert tensor (`{e}` key) stored for the zero-compute experts too (longcat_flash's
+   * gate/up of experts E..E+Z-1): dead weights, shape-checked, written as zeros, never loaded.
+   */
+  zeroExpertsToo?: boolean;
 }
 
 /** The MoE module of one layer in one layout: its key prefix (`{L}` is the layer) and its tensors. */

@@ -59,6 +59,7 @@ const ROUTING: Record<string, Routing> = {
   qwen3_5_moe_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   qwen3_vl_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   jetmoe: { kind: 'topk_softmax' },
+  longcat_flash: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 2 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -104,9 +105,11 @@ describe('semantics of the golden fixtures', () => {
     expect(s.routing).toEqual((fixture.endsWith('bf16') ? ROUTING_BF16[golden.model_type] : undefined) ?? ROUTING[golden.model_type]);
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
     // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
-    const later = { E: 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
+    // longcat_flash: its router scores 12 real and 4 zero-compute experts.
+    const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : 2);
+    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
+    expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
     expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
     expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);

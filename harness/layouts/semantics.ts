@@ -22,7 +22,7 @@ export type Routing =
   /**
    * mistral4: p = softmax(l); group score = sum of the top-2 p of each group; keep
    * topkGroups groups (others score 0.0); top-k; weights p[idx], divided by (sum + 1e-20)
-   * if renormalize; × scaling. No correction bias.
+   * if renormalize; × scaling. longcat_flash (one group): the choice is by p + correction bias.
    */
   | { kind: 'softmax_group_top2'; groups: number; topkGroups: number; renormalize: boolean; scaling: number }
   /** ernie4_5_moe: p = softmax(l); top-k of p + correction_bias; weights p[idx] / max(sum, normMin). */
@@ -67,6 +67,12 @@ export interface MoeSemantics {
   sharedActivation?: ExpertActivation;
   /** The shared expert's output is multiplied by this (cohere2_moe's "average": 0.5, with routing scaling 0.5). */
   sharedScale?: number;
+  /**
+   * The last `zeroExperts` of the `experts` the router scores are zero-compute (identity)
+   * experts (longcat_flash): choosing one adds weight · x; no rank holds weights for them, so
+   * canonical expert ids stay below `experts - zeroExperts`.
+   */
+  zeroExperts?: number;
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */

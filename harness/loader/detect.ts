@@ -57,6 +57,8 @@ interface CompiledSpec {
   shape: number[];
   views: PartView[];
   perExpert: boolean;
+  /** How many expert ids a per-expert key takes: E, or E + Z where zero-compute experts store it too. */
+  count: number;
 }
 
 function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[] {
@@ -65,7 +67,8 @@ function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[
     .filter((spec) => !spec.when || spec.when(d.features))
     .map((spec) => {
       const composite = spec.op(d);
-      return { key: `${module}.${spec.key}`, shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}') };
+      const count = d.experts + (spec.zeroExpertsToo ? (d.zeroExperts ?? 0) : 0);
+      return { key: `${module}.${spec.key}`, shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}'), count };
     });
 }
 
@@ -81,7 +84,7 @@ function matchKey(specs: CompiledSpec[], key: string, experts: number): { spec: 
     const [head, tail] = spec.key.split('{e}') as [string, string];
     if (!key.startsWith(head) || !key.endsWith(tail) || key.length <= head.length + tail.length) continue;
     const id = key.slice(head.length, key.length - tail.length);
-    if (/^(0|[1-9]\d{0,8})$/.test(id) && Number(id) < experts) return { spec, expert: Number(id) };
+    if (/^(0|[1-9]\d{0,8})$/.test(id) && Number(id) < spec.count) return { spec, expert: Number(id) };
   }
   return undefined;
 }
@@ -89,7 +92,7 @@ function matchKey(specs: CompiledSpec[], key: string, experts: number): { spec: 
 /** The stored tensors of one layer in one layout, for these dimensions (the writer's list). */
 export function expandLayout(layout: ModuleLayout, layer: number, d: MoeDims): StoredTensor[] {
   return compile(layout, layer, d).flatMap((spec) =>
-    (spec.perExpert ? Array.from({ length: d.experts }, (_, e) => e) : [null]).map((e) => ({ key: keyOf(spec, e), shape: spec.shape, expert: e, views: spec.views })),
+    (spec.perExpert ? Array.from({ length: spec.count }, (_, e) => e) : [null]).map((e) => ({ key: keyOf(spec, e), shape: spec.shape, expert: e, views: spec.views })),
   );
 }
 
@@ -144,7 +147,7 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
   const locations = new Map<string, PartLocation>();
   const tensors: string[] = [];
   for (const spec of layout === 'fused' ? fused : original) {
-    for (let e = 0; e < (spec.perExpert ? d.experts : 1); e++) {
+    for (let e = 0; e < (spec.perExpert ? spec.count : 1); e++) {
       const expert = spec.perExpert ? e : null;
       const key = keyOf(spec, expert);
       if (!have.has(key)) {

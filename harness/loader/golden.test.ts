@@ -94,7 +94,8 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   }
   const [g, u, d] = has(`${m}.experts.0.w1.weight`) ? ['w1', 'w3', 'w2'] : ['gate_proj', 'up_proj', 'down_proj'];
   const experts = new Map<number, Tensor[]>();
-  for (let e = 0; has(`${m}.experts.${e}.${g}.weight`); e++) experts.set(e, await Promise.all([g, u, d].map((k) => raw(`${m}.experts.${e}.${k}.weight`))));
+  // Up to the last expert with a down projection (longcat_flash stores gate/up for its zero-compute experts too).
+  for (let e = 0; has(`${m}.experts.${e}.${d}.weight`); e++) experts.set(e, await Promise.all([g, u, d].map((k) => raw(`${m}.experts.${e}.${k}.weight`))));
   return {
     w13: (e, row, h) => (row < I ? element(experts.get(e)![0]!, [row, h]) : element(experts.get(e)![1]!, [row - I, h])),
     w2: (e, h, i) => element(experts.get(e)![2]!, [h, i]),

@@ -9,6 +9,7 @@ import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harn
 import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
+import { addZeroExperts } from '../routing.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
@@ -117,6 +118,7 @@ export class FastCpuBackend implements MoeBackend {
       }
       pool.release(top);
     });
+    addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
 

@@ -10,7 +10,7 @@ import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
-import { route, sigmoid } from '../routing.js';
+import { addZeroExperts, route, sigmoid } from '../routing.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -162,6 +162,7 @@ class GpujsMoeBackend implements GpujsBackend {
       await this.expertsPartial(sem, rank.experts, activationConstants(sem.activation), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
       if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
     }
+    addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected, ranOn: this.mode };
   }
 

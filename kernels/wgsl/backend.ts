@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
+import { addZeroExperts } from '../routing.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
@@ -171,6 +172,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     });
     pass.end();
     const output = await this.read(encoder, outBuf, tokens * H, buffer);
+    addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
 

@@ -127,6 +127,10 @@ export interface DimFields {
   shared?: (c: ModelConfig) => number;
   moeLayers?: (c: ModelConfig) => number[];
   features?: (c: ModelConfig) => Partial<Features>;
+  /** Decoder layers where num_hidden_layers counts something else (longcat_flash: num_layers). */
+  layers?: (c: ModelConfig) => number;
+  /** Zero-compute (identity) experts after the real ones (longcat_flash). */
+  zeroExperts?: (c: ModelConfig) => number;
 }
 
 const MAX_LAYERS = 1 << 16;
@@ -134,7 +138,7 @@ const MAX_LAYERS = 1 << 16;
 export function dimsFrom(f: DimFields): (c: ModelConfig) => MoeDims {
   return (c) => {
     // Layer lists are built from num_hidden_layers: bound it before anything is allocated.
-    const layers = layerCount(c);
+    const layers = f.layers ? f.layers(c) : layerCount(c);
     if (layers > MAX_LAYERS) {
       throw new LayoutConfigError('implausible number of layers', { file: 'config.json', expected: `<= ${MAX_LAYERS}`, found: layers });
     }
@@ -154,8 +158,9 @@ export function dimsFrom(f: DimFields): (c: ModelConfig) => MoeDims {
       sharedIntermediate,
       topK: c.int(f.topK),
       layers,
-      moeLayers: (f.moeLayers ?? allLayers)(c),
+      moeLayers: f.moeLayers ? f.moeLayers(c) : range(layers),
       features,
+      ...(f.zeroExperts ? { zeroExperts: f.zeroExperts(c) } : {}),
     };
     for (const [k, v] of Object.entries(dims)) {
       if (typeof v === 'number' && (v < (k === 'sharedIntermediate' ? 0 : 1) || !Number.isSafeInteger(v))) {

@@ -25,6 +25,7 @@ import { jetmoe } from './jetmoe.js';
 import { laguna } from './laguna.js';
 import { lfm2_moe } from './lfm2_moe.js';
 import { llama4_text } from './llama4_text.js';
+import { longcat_flash } from './longcat_flash.js';
 import { mellum } from './mellum.js';
 import { mimo_v2_flash } from './mimo_v2_flash.js';
 import { minimax_m2 } from './minimax_m2.js';
@@ -81,4 +82,5 @@ export const ENTRIES: readonly ModelEntry[] = [
   qwen3_5_moe_text,
   qwen3_vl_moe,
   jetmoe,
+  longcat_flash,
 ];
