@@ -523,6 +523,26 @@ def _longcat_flash(dtype: str) -> dict[str, Any]:
     )
 
 
+def _kimi_linear(dtype: str) -> dict[str, Any]:
+    # One KDA (linear) and two full-attention layers; the first is dense (its MLP is saved
+    # under block_sparse_moe. too).
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_token=TOP_K,
+        num_shared_experts=1,
+        mlp_layer_types=["dense", "sparse", "sparse"],
+        routed_scaling_factor=2.446,
+        moe_renormalize=dtype == "f32",
+        num_expert_group=4 if dtype == "f32" else 1,
+        topk_group=2 if dtype == "f32" else 1,
+        linear_attn_config={"head_dim": 8, "num_heads": 4, "short_conv_kernel_size": 4, "full_attn_layers": [1, 3], "kda_layers": [2]},
+        **_mla(),
+    )
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -553,6 +573,11 @@ NEW_SPECS = [
     FixtureSpec(
         "longcat_flash", _longcat_flash, None,
         ("n_routed_experts", "zero_expert_num", "moe_topk", "routed_scaling_factor", "router_bias"), lambda _: (0, 1),
+    ),
+    FixtureSpec(
+        "kimi_linear", _kimi_linear, "gate",
+        ("num_experts", "num_experts_per_token", "num_expert_group", "topk_group", "moe_renormalize", "routed_scaling_factor", "num_shared_experts", "mlp_layer_types"),
+        lambda _: (1, 2),
     ),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]

@@ -60,6 +60,7 @@ const ROUTING: Record<string, Routing> = {
   qwen3_vl_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   jetmoe: { kind: 'topk_softmax' },
   longcat_flash: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 2 },
+  kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -82,6 +83,7 @@ const ROUTING_BF16: Record<string, Routing> = {
   mistral4: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
   cohere2_moe: { kind: 'topk_softmax' },
   laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2.446 },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).

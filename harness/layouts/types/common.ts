@@ -187,9 +187,10 @@ export const softmaxNormTopk = (fallback: boolean) => (c: ModelConfig): Routing 
 });
 export const sigmoidGrouped = (d: { groups: number; topkGroups: number; norm: boolean; scaling: number }) => (c: ModelConfig): Routing => ({
   kind: 'sigmoid_group_limited_bias',
-  groups: c.int('n_group', d.groups),
+  // kimi_linear saves n_group and norm_topk_prob under its own names (attribute_map).
+  groups: c.int(['n_group', 'num_expert_group'], d.groups),
   topkGroups: c.int('topk_group', d.topkGroups),
-  renormalize: c.bool('norm_topk_prob', d.norm),
+  renormalize: c.bool(['norm_topk_prob', 'moe_renormalize'], d.norm),
   scaling: c.num('routed_scaling_factor', d.scaling),
 });
 export const siluGated = (): ExpertActivation => ({ kind: 'silu_gated' });

@@ -25,6 +25,10 @@ export interface Dsv3Options {
   originalExperts?: TensorSpec[];
   /** The block's module relative to the decoder layer, per layout (default mlp). */
   module?: Record<LayoutName, string>;
+  /** Config field(s) of top-k (default num_experts_per_tok). */
+  topK?: string | string[];
+  /** Whether transformers keeps the correction bias in F32 (`_keep_in_fp32_modules_strict`; default true). */
+  biasF32?: boolean;
   /** Extra generator config fields (the type's MoE-layer list, renamed fields, ...). */
   generatorConfig?: (s: Required<ModelSizes>, shared: number) => Record<string, unknown>;
 }
@@ -43,11 +47,11 @@ export const dsv3Like = (modelType: string, o: Dsv3Options): ModelEntry => {
     dims: dimsFrom({
       experts: expertsField,
       intermediate: 'moe_intermediate_size',
-      topK: 'num_experts_per_tok',
+      topK: o.topK ?? 'num_experts_per_tok',
       ...(sharedCount ? { shared: (c: ModelConfig) => c.int('moe_intermediate_size') * c.int(sharedCount.field, sharedCount.fallback) } : {}),
       moeLayers: o.moeLayers ?? afterFirstDense(o.firstDense),
       // DeepseekV3PreTrainedModel and its copies: _keep_in_fp32_modules_strict = ["e_score_correction_bias"].
-      features: () => ({ correctionBias: true, correctionBiasF32: true }),
+      features: () => ({ correctionBias: true, correctionBiasF32: o.biasF32 !== false }),
     }),
     layouts: { original: blockOf('original', o.originalExperts ?? perExpertProj), fused: blockOf('fused', fusedV5) },
     routing: sigmoidGrouped(o),
@@ -59,7 +63,7 @@ export const dsv3Like = (modelType: string, o: Dsv3Options): ModelEntry => {
         const names = {
           hidden_size: s.hidden,
           num_hidden_layers: s.layers,
-          num_experts_per_tok: s.topK,
+          [Array.isArray(o.topK) ? o.topK[0]! : (o.topK ?? 'num_experts_per_tok')]: s.topK,
           [Array.isArray(expertsField) ? expertsField[0]! : expertsField]: s.experts,
           moe_intermediate_size: s.intermediate,
           ...(sharedCount ? { [sharedCount.field]: Is / s.intermediate } : {}),

@@ -22,6 +22,7 @@ import { hunyuan_v1_moe } from './hunyuan_v1_moe.js';
 import { hy_v3 } from './hy_v3.js';
 import { jamba } from './jamba.js';
 import { jetmoe } from './jetmoe.js';
+import { kimi_linear } from './kimi_linear.js';
 import { laguna } from './laguna.js';
 import { lfm2_moe } from './lfm2_moe.js';
 import { llama4_text } from './llama4_text.js';
@@ -83,4 +84,5 @@ export const ENTRIES: readonly ModelEntry[] = [
   qwen3_vl_moe,
   jetmoe,
   longcat_flash,
+  kimi_linear,
 ];
