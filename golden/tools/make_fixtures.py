@@ -543,6 +543,29 @@ def _kimi_linear(dtype: str) -> dict[str, Any]:
     )
 
 
+def _glm4v_moe(dtype: str) -> dict[str, Any]:
+    # The text decoder is what is recorded (three layers, the first dense); the vision tower is minimal.
+    text = _new_sizes(
+        vocab_size=96,
+        num_hidden_layers=3,
+        max_position_embeddings=64,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        first_k_dense_replace=1,
+        routed_scaling_factor=1.5,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2], "partial_rotary_factor": 0.5},
+        **_dsv3_groups(dtype),
+    )
+    vision = {
+        "depth": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 16, "out_hidden_size": NEW_HIDDEN,
+        "patch_size": 4, "temporal_patch_size": 1, "spatial_merge_size": 1, "image_size": 8,
+    }
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -579,6 +602,7 @@ NEW_SPECS = [
         ("num_experts", "num_experts_per_token", "num_expert_group", "topk_group", "moe_renormalize", "routed_scaling_factor", "num_shared_experts", "mlp_layer_types"),
         lambda _: (1, 2),
     ),
+    FixtureSpec("glm4v_moe", _glm4v_moe, "gate", DSV3_FIELDS, lambda _: (1, 2), "Glm4vMoeForConditionalGeneration", nested_config=True),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 

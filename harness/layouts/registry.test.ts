@@ -61,6 +61,7 @@ const ROUTING: Record<string, Routing> = {
   jetmoe: { kind: 'topk_softmax' },
   longcat_flash: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 2 },
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
+  glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -84,6 +85,7 @@ const ROUTING_BF16: Record<string, Routing> = {
   cohere2_moe: { kind: 'topk_softmax' },
   laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2.446 },
+  glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).

@@ -1,8 +1,8 @@
 // The building blocks the model-type files share: tensor layout families (spec/layouts.md
 // §1), config-field readers and MoE-layer rules, routing constructors (§2).
-import type { ModelConfig } from '../../checkpoint/config.js';
+import { ModelConfig } from '../../checkpoint/config.js';
 import type { ExpertActivation, Routing } from '../semantics.js';
-import type { Features, LayoutName, ModuleLayout, MoeDims, TensorSpec } from '../model-type.js';
+import type { Features, LayoutName, ModelEntry, ModuleLayout, MoeDims, TensorSpec } from '../model-type.js';
 import { LayoutConfigError } from '../errors.js';
 import { concat, flattenLeading, interleave, part, stackExperts, transposeLast, type Op } from '../ops.js';
 
@@ -227,3 +227,33 @@ export const allSparse = (s: { layers: number }) => ({ mlp_layer_types: Array.fr
  * group-limited rule with one group (minimax_m2, afmoe, hy_v3).
  */
 export const sigmoidBiasRenormalized = (scaling: number): Routing => ({ kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling });
+
+// ---- text decoders of vision-language models ----
+
+/** The text decoder's config (config.json's text_config), read like a config of its own. */
+export function textConfig(c: ModelConfig): ModelConfig {
+  const raw = c.raw['text_config'];
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new LayoutConfigError('a vision-language config needs a text_config object', { file: c.file, expected: 'text_config {...}', found: raw });
+  }
+  return new ModelConfig({ model_type: `${c.modelType}_text`, ...(raw as Record<string, unknown>) }, c.file);
+}
+
+/**
+ * A vision-language model whose text decoder is `text` (described for the text config, its
+ * layers under model.layers): sizes and routing from text_config, layers under
+ * model.language_model.layers, generated configs nesting the text fields in text_config.
+ */
+export function textDecoderOf(modelType: string, text: ModelEntry): ModelEntry {
+  const moved = (l: ModuleLayout): ModuleLayout => ({ ...l, module: l.module.replace(/^model\.layers\./, 'model.language_model.layers.') });
+  const original = moved(text.layouts.original);
+  return {
+    modelType,
+    dims: (c) => text.dims(textConfig(c)),
+    layouts: { original, fused: text.layouts.fused === text.layouts.original ? original : moved(text.layouts.fused) },
+    routing: (c) => text.routing(textConfig(c)),
+    activation: (c) => text.activation(textConfig(c)),
+    ...(text.extra ? { extra: (c: ModelConfig, d: MoeDims) => text.extra!(textConfig(c), d) } : {}),
+    generator: { ...text.generator, config: (s, shared) => ({ text_config: { model_type: `${modelType}_text`, ...text.generator.config(s, shared) } }) },
+  };
+}

@@ -13,6 +13,7 @@ import { exaone_moe } from './exaone_moe.js';
 import { flex_olmo } from './flex_olmo.js';
 import { glm4_moe } from './glm4_moe.js';
 import { glm4_moe_lite } from './glm4_moe_lite.js';
+import { glm4v_moe } from './glm4v_moe.js';
 import { glm_moe_dsa } from './glm_moe_dsa.js';
 import { gpt_oss } from './gpt_oss.js';
 import { granitemoe } from './granitemoe.js';
@@ -85,4 +86,5 @@ export const ENTRIES: readonly ModelEntry[] = [
   jetmoe,
   longcat_flash,
   kimi_linear,
+  glm4v_moe,
 ];

@@ -5,34 +5,20 @@
 // 5.17 converts with Transpose(1, 2, check_dims=True): it transposes only when the shapes
 // differ, so with 2I == H (gate_up) or I == H (down) it reads a transposed checkpoint
 // untransposed, and its own save writes the v5 orientation under either name.
-import { ModelConfig } from '../../checkpoint/config.js';
 import type { ModelEntry } from '../model-type.js';
-import { LayoutConfigError } from '../errors.js';
-import { dimsFrom, fusedTransposed, fusedV5, qwenSparseLayers, renormalizedSoftmax, router, siluGated } from './common.js';
+import { dimsFrom, fusedTransposed, fusedV5, layer, qwenSparseLayers, renormalizedSoftmax, router, siluGated, textDecoderOf } from './common.js';
 
-/** The text decoder's config (text_config), read like a config of its own. */
-function textConfig(c: ModelConfig): ModelConfig {
-  const raw = c.raw['text_config'];
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new LayoutConfigError('a vision-language config needs a text_config object', { file: c.file, expected: 'text_config {...}', found: raw });
-  }
-  return new ModelConfig({ model_type: `${c.modelType}_text`, ...(raw as Record<string, unknown>) }, c.file);
-}
-
-const textDims = dimsFrom({
-  experts: ['num_experts', 'num_local_experts'],
-  intermediate: 'moe_intermediate_size',
-  topK: 'num_experts_per_tok',
-  moeLayers: qwenSparseLayers,
-});
-const module = 'model.language_model.layers.{L}.mlp';
-
-export const qwen3_vl_moe: ModelEntry = {
-  modelType: 'qwen3_vl_moe',
-  dims: (c) => textDims(textConfig(c)),
+const text: ModelEntry = {
+  modelType: 'qwen3_vl_moe_text',
+  dims: dimsFrom({
+    experts: ['num_experts', 'num_local_experts'],
+    intermediate: 'moe_intermediate_size',
+    topK: 'num_experts_per_tok',
+    moeLayers: qwenSparseLayers,
+  }),
   layouts: {
-    original: { module, tensors: [router('gate.weight'), ...fusedTransposed] },
-    fused: { module, tensors: [router('gate.weight'), ...fusedV5] },
+    original: { module: layer('mlp'), tensors: [router('gate.weight'), ...fusedTransposed] },
+    fused: { module: layer('mlp'), tensors: [router('gate.weight'), ...fusedV5] },
   },
   // Qwen3VLMoeTextTopKRouter always renormalises.
   routing: renormalizedSoftmax,
@@ -40,16 +26,15 @@ export const qwen3_vl_moe: ModelEntry = {
   generator: {
     shared: 'none',
     config: (s) => ({
-      text_config: {
-        model_type: 'qwen3_vl_moe_text',
-        hidden_size: s.hidden,
-        num_hidden_layers: s.layers,
-        num_experts_per_tok: s.topK,
-        num_experts: s.experts,
-        moe_intermediate_size: s.intermediate,
-        decoder_sparse_step: 1,
-        mlp_only_layers: [],
-      },
+      hidden_size: s.hidden,
+      num_hidden_layers: s.layers,
+      num_experts_per_tok: s.topK,
+      num_experts: s.experts,
+      moe_intermediate_size: s.intermediate,
+      decoder_sparse_step: 1,
+      mlp_only_layers: [],
     }),
   },
 };
+
+export const qwen3_vl_moe = textDecoderOf('qwen3_vl_moe', text);
