@@ -944,7 +944,7 @@ def tensor_table_file(file: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
 def names_markdown(out: Path, types: list[str]) -> str:
     """Layer-0 MoE tensors of each f32 fixture in both layouts, and the routing fields of both dtypes."""
     lines = [
-        "# Tensor names of the transformers-made fixtures (layer 0 of the f32 folder)",
+        "# Tensor names of the transformers-made fixtures (first MoE layer of the f32 folder)",
         "",
         "Written by `golden/tools/make_fixtures.py --names`. Shapes are `[dims]` as stored;",
         "other layers differ only in the layer index. Routing fields are read from each folder's config.json.",
@@ -953,16 +953,20 @@ def names_markdown(out: Path, types: list[str]) -> str:
     for t in types:
         spec = SPECS[t]
         meta = json.loads((out / f"{t}-f32" / "golden.json").read_text())
-        prefix = meta["moe_layers"]["0"].rsplit(".", 1)[0] + "."
+        first = min(meta["moe_layers"], key=int)
+        # The decoder layer's keys, whatever the root (nemotron_h's original saves backbone.).
+        in_layer = re.compile(rf"(^|\.)layers\.{first}\.")
+        # The block's own child of the layer, and the names the original layouts use for it.
+        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward"}
         lines.append(f"## {t}")
         lines.append("")
-        lines.append(f"MoE block `{meta['moe_layers']['0']}` ({meta['moe_class']}, experts {meta['experts_class']}).")
+        lines.append(f"MoE block `{meta['moe_layers'][first]}` ({meta['moe_class']}, experts {meta['experts_class']}).")
         lines.append("")
         for sub in ("original", "fused"):
             table = tensor_table(out / f"{t}-f32" / sub)
             layer = sorted(
-                (k, v) for k, v in table.items() if k.startswith(prefix) and "attn" not in k and "layernorm" not in k
-                and "norm." not in k and "mixer" not in k and "linear_attn" not in k
+                (k, v) for k, v in table.items()
+                if in_layer.search(k) and k[in_layer.search(k).end():].split(".")[0] in blocks
             )
             # Per-expert tensors collapse to one line with `{e}` for the expert index.
             collapsed: dict[str, tuple[str, tuple[int, ...], int]] = {}
@@ -978,6 +982,7 @@ def names_markdown(out: Path, types: list[str]) -> str:
             lines.append("")
         for dtype in DTYPES:
             cfg = json.loads((out / f"{t}-{dtype}" / "original" / "config.json").read_text())
+            cfg = cfg.get("text_config", cfg)
             fields = ", ".join(f"{f}={json.dumps(cfg.get(f))}" for f in spec.routing_fields)
             lines.append(f"- routing ({dtype}): {fields}")
         lines.append("")
