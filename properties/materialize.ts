@@ -18,7 +18,6 @@ import { fp8Scheme, quantizationConfig } from '../harness/quant/scheme.js';
 import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
 import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
-import { MODEL_TRAITS } from './arbitraries/models.js';
 import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, QuantDtypeName, ShardSpec } from './spec.js';
 
 export class MaterializeError extends MoeConformanceError {}
@@ -32,13 +31,10 @@ const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Rec
   fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })) },
 };
 
-/** config.json for the spec: the writer's builder plus the routing fields it leaves at defaults. */
+/** config.json for the spec: the writer's builder, with the spec's expert groups. */
 export function configFor(m: ModelSpec, dtype: DtypeName): Record<string, unknown> {
-  const grouped = MODEL_TRAITS[m.modelType]?.grouped ?? false;
-  const overrides: Record<string, unknown> = grouped ? { n_group: m.groups, topk_group: m.topkGroups } : {};
-  if (m.modelType === 'deepseek_v2') overrides['topk_method'] = m.groups > 1 ? 'group_limited_greedy' : 'greedy';
   const quant = DTYPES[dtype].quant;
-  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { ...overrides, quantization_config: quant } : overrides);
+  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { quantization_config: quant } : {});
 }
 
 /** The model's config, its sizes as the registry reads them, and its whole weights. */
@@ -89,6 +85,13 @@ function shuffle<T>(items: readonly T[], random: () => number): T[] {
 export function hasTwoLayouts(modelType: string): boolean {
   const l = entryFor(modelType).layouts;
   return l.original !== l.fused;
+}
+
+/** Whether the two layouts name their tensors differently (qwen3_vl_moe's differ in shapes only): a layer can then be half of each. */
+export function layoutsDifferInNames(modelType: string): boolean {
+  const l = entryFor(modelType).layouts;
+  const names = (m: { module: string; tensors: Array<{ key: string }> }) => m.tensors.map((t) => `${m.module}.${t.key}`).join();
+  return names(l.original) !== names(l.fused);
 }
 
 /** Writes the checkpoint with one defect into the empty folder `dir`. */

@@ -11,7 +11,7 @@ import { loadRanks } from '../kernels/ranks.js';
 import { referenceBackend, referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { diffCanonical, errorByExpertAndRow } from './diff.js';
-import { hasTwoLayouts } from './materialize.js';
+import { hasTwoLayouts, layoutsDifferInNames } from './materialize.js';
 import { checkCase, forwardVerdict } from './properties.js';
 import { CoverageError, reassemble } from './reassemble.js';
 import { BREAKAGES, parseSpec, type CaseSpec } from './spec.js';
@@ -138,15 +138,19 @@ describe('broken checkpoints', () => {
     ['dbrx', 'original', 2, 0, 'single'],
     ['gpt_oss', 'fused', 4, 0, 'scatter-2'],
     ['granitemoe', 'original', 1, 0, 'single'],
+    // Same names in both layouts, told apart by shape; non-gated experts.
+    ['qwen3_vl_moe', 'original', 4, 0, 'single'],
+    ['nemotron_h', 'fused', 4, 4, 'scatter-2'],
   ];
   const cases: CaseSpec[] = models.flatMap(([m, l, e, s, sh]) =>
-    BREAKAGES.filter((b) => b !== 'half-fused' || hasTwoLayouts(m)).map((b) => parseSpec(`${base(m, l, e, s, sh)};broken=${b}`)),
+    BREAKAGES.filter((b) => b !== 'half-fused' || layoutsDifferInNames(m)).map((b) => parseSpec(`${base(m, l, e, s, sh)};broken=${b}`)),
   );
   it.each(cases.map((c) => [c.kind === 'refuse' ? `${c.checkpoint.model.modelType} ${c.checkpoint.layout} ${c.broken}` : '', c] as const))('%s is refused by the reference loader', async (_name, spec) => {
     expect(await checkCase(spec, { loader: referenceLoader }, { workDir: work })).toEqual({ status: 'pass' });
   });
   it('only models with two layouts can be half fused', () => {
     expect(hasTwoLayouts('mixtral')).toBe(true);
-    expect(['gpt_oss', 'llama4_text', 'dbrx'].map(hasTwoLayouts)).toEqual([false, false, false]);
+    expect(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4'].map(hasTwoLayouts)).toEqual([false, false, false, false]);
+    expect(hasTwoLayouts('qwen3_vl_moe') && !layoutsDifferInNames('qwen3_vl_moe')).toBe(true);
   });
 });

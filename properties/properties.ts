@@ -138,7 +138,7 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   const whole = await ctx.reference.load(dir, WHOLE);
   let rebuilt: Canonical;
   try {
-    rebuilt = reassemble(ranks, quant);
+    rebuilt = reassemble(ranks, quant, g.dims.features.nonGated !== true);
   } catch (e) {
     return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
   }

@@ -99,17 +99,17 @@ export function expertBatches(routing: RoutingResult, ids: Int32Array, tokens: n
   });
 }
 
-/** The shared expert's batch: every token, scaled by σ(x·gate) where the model has that gate. */
-export function sharedBatch(x: Float32Array, tokens: number, hidden: number, gate: Float32Array | undefined): ExpertBatch {
+/** The shared expert's batch: every token, scaled by σ(x·gate) where the model has that gate, and by `scale`. */
+export function sharedBatch(x: Float32Array, tokens: number, hidden: number, gate: Float32Array | undefined, scale = 1): ExpertBatch {
   return {
     slot: 0,
     tokens: Int32Array.from({ length: tokens }, (_, t) => t),
     inputScale: new Float32Array(tokens).fill(1),
     outputScale: Float32Array.from({ length: tokens }, (_, t) => {
-      if (!gate) return 1;
+      if (!gate) return scale;
       let z = 0;
       for (let c = 0; c < hidden; c++) z += x[t * hidden + c]! * gate[c]!;
-      return sigmoid(z);
+      return sigmoid(z) * scale;
     }),
   };
 }

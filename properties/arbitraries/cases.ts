@@ -1,7 +1,7 @@
 // Whole conformance cases, composed from the arbitraries above: valid loads over all ranks
 // of a parallel setting, layout invariance, broken checkpoints and invalid requests.
 import fc from 'fast-check';
-import { hasTwoLayouts } from '../materialize.js';
+import { layoutsDifferInNames } from '../materialize.js';
 import { BREAKAGES, CaseSpecError, type Breakage, type CaseSpec } from '../spec.js';
 import { checkpointArb, type CheckpointFilter } from './checkpoint.js';
 import { badRequestArb, validParallelArb, type ParallelLimits } from './parallel.js';
@@ -12,7 +12,7 @@ export interface CaseFilter extends CheckpointFilter, ParallelLimits {
 
 /** A defect this model's checkpoints can have: only models with two layouts can be half fused. */
 export function breakageArb(modelType: string): fc.Arbitrary<Breakage> {
-  return fc.constantFrom(...BREAKAGES.filter((b) => b !== 'quantized-router' && (b !== 'half-fused' || hasTwoLayouts(modelType))));
+  return fc.constantFrom(...BREAKAGES.filter((b) => b !== 'quantized-router' && (b !== 'half-fused' || layoutsDifferInNames(modelType))));
 }
 
 export function caseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {

@@ -52,6 +52,8 @@ function sharedSize(modelType: string, intermediate: number): fc.Arbitrary<numbe
       return fc.integer({ min: 1, max: 12 }).map((x) => 2 * x);
     case 'multiple_of_I':
       return fc.integer({ min: 0, max: 2 }).map((n) => n * intermediate);
+    case 'positive_multiple_of_I':
+      return fc.integer({ min: 1, max: 2 }).map((n) => n * intermediate);
     case 'equals_I':
       return fc.constant(intermediate);
   }

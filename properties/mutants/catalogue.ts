@@ -2,6 +2,7 @@
 // reference loader and corrupts its output exactly the way the bug would, so a test can
 // prove the suite catches it (and count how many generated cases that took).
 import { ModelConfig } from '../../harness/checkpoint/config.js';
+import { isGated } from '../../harness/layouts/semantics.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
 import { expertsOf, tpSlice } from '../../harness/canonical/cut.js';
 import { referenceLoader } from '../../harness/loader/load.js';
@@ -28,6 +29,10 @@ interface Model {
   intermediate: number;
   sharedIntermediate: number;
   experts: number;
+  /** Non-gated experts (w13 is up rows only). */
+  nonGated: boolean;
+  /** Zero-compute experts among `experts` (the router's rows), 0 for most. */
+  zeroExperts: number;
 }
 
 const models = recent<Model>(64);
@@ -37,7 +42,10 @@ const reference = memoLoader(referenceLoader, 256);
 function modelOf(dir: string): Promise<Model> {
   return models(dir, async () => {
     const sem = semanticsOf(await ModelConfig.read(dir));
-    return { modelType: sem.modelType, hidden: sem.hidden, intermediate: sem.intermediate, sharedIntermediate: sem.sharedIntermediate, experts: sem.experts };
+    return {
+      modelType: sem.modelType, hidden: sem.hidden, intermediate: sem.intermediate, sharedIntermediate: sem.sharedIntermediate, experts: sem.experts,
+      nonGated: !isGated(sem.activation), zeroExperts: sem.zeroExperts ?? 0,
+    };
   });
 }
 
@@ -137,7 +145,7 @@ export const MUTANTS: readonly Mutant[] = [
   ),
   oneBlockCut('fused-axis-cut-in-one-piece', 'TP cuts the fused 2I axis of w13 in one piece instead of cutting gate and up separately', 'experts.w13', true),
   fromTpWhole('transposed-read-when-h-eq-2i', 'a shape-guessing loader reads the transposed [E,H,2I] gate_up_proj as [E,2I,H] when H == 2I (transformers issue 47031)', (whole, m) =>
-    (m.modelType === 'llama4_text' || m.modelType === 'gpt_oss') && m.hidden === 2 * m.intermediate ? mapTensors(whole, 'experts.w13', transposeSquare) : whole,
+    ['llama4_text', 'gpt_oss', 'qwen3_vl_moe'].includes(m.modelType) && m.hidden === 2 * m.intermediate ? mapTensors(whole, 'experts.w13', transposeSquare) : whole,
   ),
   fromTpWhole('interleaved-read-as-concatenated', 'gpt_oss gate/up interleaved on the 2I axis read as two concatenated halves (biases too)', (whole, m) => {
     if (m.modelType !== 'gpt_oss') return whole;
@@ -180,6 +188,24 @@ export const MUTANTS: readonly Mutant[] = [
     const fixed = new Map(out);
     for (const k of out.keys()) if (k.endsWith('router.correction_bias')) fixed.delete(k);
     return fixed;
+  }),
+  onOutput('correction-bias-narrowed', 'the F32 correction bias of a 16-bit checkpoint (transformers keeps e_score_correction_bias in float32) narrowed to the weights\' dtype', (out) => {
+    const narrow = out.get([...out.keys()].find((k) => k.endsWith('experts.w13'))!)?.dtype;
+    if (narrow !== 'BF16' && narrow !== 'F16') return out;
+    return mapTensors(out, 'router.correction_bias', (t) => (t.dtype === 'F32' ? { ...t, dtype: narrow, bytes: encodeFloats(narrow, decodeFloats64('F32', t.bytes)) } : t));
+  }),
+  onOutput('non-gated-as-gated', 'non-gated experts (nemotron_h: up and down only) loaded as gated, the up rows standing in for a gate half as well', (out, _req, m) => {
+    if (!m.nonGated) return out;
+    const doubled = (t: Tensor, stacked: boolean) => {
+      const rows = t.shape[stacked ? 1 : 0]!;
+      return selectRows(t, [[0, rows], [0, rows]], stacked);
+    };
+    return mapTensors(mapTensors(out, 'experts.w13', (t) => doubled(t, true)), 'shared.w13', (t) => doubled(t, false));
+  }),
+  onOutput('zero-experts-dropped', 'the router cut to the real experts (longcat_flash\'s zero-compute experts lost from router.weight and the correction bias)', (out, _req, m) => {
+    if (m.zeroExperts === 0) return out;
+    const real = m.experts - m.zeroExperts;
+    return mapTensors(mapTensors(out, 'router.weight', (t) => selectRows(t, [[0, real]], false)), 'router.correction_bias', (t) => ({ ...t, shape: [real], bytes: t.bytes.slice(0, (t.bytes.length / t.shape[0]!) * real) }));
   }),
   onOutput('router-cut-by-ep', 'the router weight cut to the rank\'s own experts, as if EP split it', (out) => {
     const fixed = new Map(out);
