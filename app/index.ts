@@ -46,8 +46,11 @@ export { loadRanks } from '../kernels/ranks.js';
 export { discoverFixtures, readGolden, runGolden, DEFAULT_SPLITS } from '../golden/golden.js';
 
 // The conformance runner
-export { commandLoader, LoaderCrashed, LoaderTimedOut, LoaderRefused, LoaderOutputInvalid } from '../harness/protocol/command-loader.js';
+export { commandLoader, LoaderCrashed, LoaderTimedOut, LoaderRefused, LoaderOutputInvalid, isReasonedRefusal, loaderStderr } from '../harness/protocol/command-loader.js';
 export { runCases, type RunOptions } from './runner.js';
 export { caseId, formatCaseId, parseCaseId } from '../harness/conformance/case-id.js';
 export { Expectations } from '../harness/conformance/expectations.js';
-export type { CaseResult, CaseStatus, ConformanceCase } from '../harness/conformance/results.js';
+export { CASE_STATUSES, type CaseResult, type CaseStatus, type ConformanceCase } from '../harness/conformance/results.js';
+export { diffResults, diffText, type ResultsDiff } from './reporters/diff.js';
+export { coverage, coverageLines } from './reporters/coverage.js';
+export { readResults } from './reporters/json.js';

@@ -108,9 +108,12 @@ describe('checkCase with a forward backend under test', () => {
 
 describe('checkCase on refusals', () => {
   const refuse = parseSpec('moe:refuse:model=mixtral;layout=original;dtype=f32;e=3;h=4;i=2;is=0;k=1;g=1;tg=1;layers=1;shards=single;broken=missing-expert');
-  const throwing = (e: unknown): Loader => ({ name: 't', load: async () => Promise.reject(e) });
+  // Loads what the reference loads (the valid twin), and throws `e` where the reference refuses.
+  const throwing = (e: unknown): Loader => ({ name: 't', load: (dir, req) => referenceLoader.load(dir, req).catch(() => Promise.reject(e)) });
   it('counts a typed error as a refusal and anything else as a failure', async () => {
     const ctx = { workDir: work };
+    // A loader refusing the valid twin as well proves nothing by refusing the broken one.
+    expect((await checkCase(refuse, { loader: { name: 'no', load: async () => Promise.reject(new MoeConformanceError('no')) } }, ctx)).status).toBe('inconclusive');
     expect((await checkCase(refuse, { loader: throwing(new MoeConformanceError('missing expert')) }, ctx)).status).toBe('pass');
     expect(await checkCase(refuse, { loader: throwing(new LoaderCrashed('segfault')) }, ctx)).toMatchObject({ status: 'fail', failure: { message: expect.stringMatching(/failed otherwise: LoaderCrashed/) } });
     expect(await checkCase(refuse, { loader: throwing(new LoaderTimedOut('slow')) }, ctx)).toMatchObject({ status: 'fail' });
@@ -125,7 +128,13 @@ describe('checkCase on refusals', () => {
     await checkCase(refuse, { loader: accepting }, { workDir: work, keepFailures: keep });
     const [folder] = await readdir(keep);
     expect(folder).toMatch(/^moe_refuse_model=mixtral_/);
-    expect((await readdir(join(keep, folder!))).sort()).toEqual(['checkpoint-original', 'loader-output-accepted.safetensors']);
+    expect((await readdir(join(keep, folder!))).sort()).toEqual([
+      'checkpoint-original-broken',
+      'checkpoint-original-valid-twin',
+      'loader-output-accepted.safetensors',
+      'loader-output-control-valid-twin.safetensors',
+      'reason.txt',
+    ]);
   });
 });
 

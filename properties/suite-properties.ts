@@ -15,6 +15,7 @@ import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
+import { coverageSpecs } from './suite.js';
 import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout, type QuantDtypeName } from './spec.js';
 import { QUANT_FAMILIES, quantCaseArb, quantModelTypes } from './arbitraries/quantized.js';
 
@@ -45,6 +46,8 @@ export interface SuiteProperty {
   title: string;
   arb: fc.Arbitrary<CaseSpec>;
   numRuns: number;
+  /** Cases run before the drawn ones, every time: the coverage the property guarantees (each layout of its type, a refusal per type). */
+  examples?: CaseSpec[];
   /** Added to the suite's seed, so properties that differ only in model type draw different sizes. */
   seedOffset: number;
 }
@@ -74,11 +77,16 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
   const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => types.includes(t));
   const quantized = QUANT_FAMILIES.map((f) => ({ ...f, dtypes: f.dtypes.filter(served) })).filter((f) => f.dtypes.length > 0);
+  // Coverage first (suite.ts): a refusal of each declared type and each invalid request, run
+  // as fast-check examples. (Not for loads: an example does not shrink, and a failing load is
+  // worth its shrunk counterexample; their per-type properties already reach every type.)
+  const seed = opts.seed ?? defaultSeed();
+  const covered = (kind: CaseSpec['kind'], modelTypes: readonly string[]) => coverageSpecs(seed, { ...filter, modelTypes, kinds: [kind] });
   const properties: Array<Omit<SuiteProperty, 'seedOffset'>> = [
     ...types.map((t) => ({ title: `${t}: every rank loads bit-exact, reassembles, and computes the unsharded forward`, arb: caseArb({ ...filter, modelTypes: [t], kinds: ['load'] }), numRuns: n })),
     ...(LAYOUTS.every((l) => (c.layouts ?? LAYOUTS).includes(l)) ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
-    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n },
-    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n },
+    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n, examples: covered('refuse', types) },
+    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n, examples: covered('request', types) },
     ...quantized.map((f) => ({ title: `quantized checkpoints, ${f.label}: every rank loads bit-exact, reassembles and computes the unsharded forward; layouts agree`, arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, f.dtypes, types), numRuns: n })),
   ];
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
@@ -110,9 +118,21 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
       if (outcome.status === 'fail') return;
       throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
     }
-    if (outcome.status === 'fail') {
+    if (outcome.status === 'inconclusive') {
+      // Never a pass: the loader refused the valid twin of a type its capabilities declare.
+      throw new ConformanceCaseFailure(`case ${id} is inconclusive: ${outcome.note}\n${replay}`);
+    }
+    if (outcome.status === 'fail' && !expectations.lookupFailure(parseCaseId(id), outcome.failure)) {
       const f = outcome.failure;
-      const facts = [f.tensor && `tensor:   ${f.tensor}`, f.expected && `expected: ${f.expected}`, f.found && `found:    ${f.found}`].filter(Boolean).join('\n');
+      const facts = [
+        f.rank && `rank:     ${f.rank}`,
+        f.layout && `layout:   ${f.layout}`,
+        f.defect && `defect:   ${f.defect}`,
+        f.tensor && `tensor:   ${f.tensor}`,
+        f.expected && `expected: ${f.expected}`,
+        f.found && `found:    ${f.found}`,
+        outcome.stderr && `loader stderr (tail):\n${outcome.stderr}`,
+      ].filter(Boolean).join('\n');
       throw new ConformanceCaseFailure(`case ${id}\n${f.message}${facts ? `\n${facts}` : ''}\n${replay}`);
     }
   };
@@ -131,6 +151,7 @@ export async function checkSuiteProperty(
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,
+      ...(p.examples?.length && { examples: p.examples.map((e): [CaseSpec] => [e]) }),
       ...(params.path !== undefined && { path: params.path }),
       ...(params.endOnFailure && { endOnFailure: true }),
     });

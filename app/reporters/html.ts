@@ -3,19 +3,25 @@
 // shows a bug's shape at a glance (one expert wrong, half the rows wrong, every row past
 // a TP boundary wrong, ...).
 import { countStatuses, isFailing, type CaseResult } from '../../harness/conformance/results.js';
+import { countsText, coverageLines, groupRows } from './coverage.js';
 import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
+import { statusColumns } from './terminal.js';
 import { plural } from '../../harness/errors.js';
 
-const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 /** Larger maps are max-pooled down to this many cells per side, so a page stays small. */
 const MAX_CELLS = 64;
 /** Cells are 8 to 24 px, so a small map is still big enough to read. */
 const cellPx = (rows: number, cols: number) => Math.max(8, Math.min(24, Math.floor(480 / Math.max(rows, cols))));
 
 export function htmlReport(results: readonly CaseResult[], title = 'moe-conformance report'): string {
+  const COLUMNS = statusColumns(results);
   const c = countStatuses(results);
   const failing = results.filter((r) => isFailing(r.status));
+  const inconclusive = results.filter((r) => r.status === 'inconclusive');
+  const groups = groupRows(results)
+    .map((g) => `<tr><td>${esc(g.check)}</td><td>${esc(g.model)}</td><td>${esc(g.layout)}</td><td>${esc(countsText(g.counts))}</td></tr>`)
+    .join('\n');
   const rows = summaryRows(results)
     .map((r) => {
       const cls = r.counts.fail + r.counts['unexpected-pass'] > 0 ? 'bad' : 'ok';
@@ -34,13 +40,22 @@ pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}s
 h3 code{overflow-wrap:anywhere}svg.heatmap{border:1px solid #ccc}
 </style></head><body>
 <h1>${esc(title)}</h1>
-<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
+<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes${c.inconclusive ? `, ${c.inconclusive} inconclusive` : ''}</p>
+<ul id="coverage">${coverageLines(results).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>
 <table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
+<h2>By kind × model type × layout</h2>
+<table id="groups"><thead><tr><th>kind</th><th>model</th><th>layout</th><th>cases</th></tr></thead>
+<tbody>
+${groups}
+</tbody></table>
 <h2>Failures (${failing.length})</h2>
 ${failures}
+${inconclusive.length ? `<h2 id="inconclusive">Inconclusive (${inconclusive.length})</h2>
+<p>The loader refused the valid twin as well, so refusing the broken checkpoint or request proves nothing: not counted as passes.</p>
+${inconclusive.map((r) => `<section class="inconclusive"><h3>inconclusive <code>${esc(r.id)}</code></h3><pre>${esc(r.note ?? '')}\n\nreplay:   ${esc(r.replay)}</pre></section>`).join('\n')}` : ''}
 </body></html>
 `;
 }
@@ -51,11 +66,15 @@ function failureSection(r: CaseResult): string {
     f?.tensor !== undefined ? `tensor:   ${f.tensor}` : '',
     f?.expected !== undefined ? `expected: ${f.expected}` : '',
     f?.found !== undefined ? `found:    ${f.found}` : '',
+    f?.rank !== undefined ? `rank:     ${f.rank}` : '',
+    f?.layout !== undefined ? `layout:   ${f.layout}` : '',
+    f?.defect !== undefined ? `defect:   ${f.defect}` : '',
+    f?.kept !== undefined ? `kept:     ${f.kept}` : '',
     r.seed !== undefined ? `seed:     ${r.seed}` : '',
     `replay:   ${r.replay}`,
   ].filter((s) => s !== '');
   return `<section class="failure"><h3>${esc(r.status)} <code>${esc(r.id)}</code></h3>
-<pre>${esc(f?.message ?? '')}\n\n${esc(facts.join('\n'))}</pre>
+<pre>${esc(f?.message ?? '')}\n\n${esc(facts.join('\n'))}</pre>${r.stderr ? `\n<pre class="stderr">loader stderr (tail):\n${esc(r.stderr)}</pre>` : ''}
 ${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes) : ''}</section>`;
 }
 

@@ -2,9 +2,10 @@
 // one set (`check --merge a.json b.json --report html out.html`).
 import { MoeConformanceError } from '../../harness/errors.js';
 import { parseCaseId } from '../../harness/conformance/case-id.js';
-import type { CaseResult, CaseStatus } from '../../harness/conformance/results.js';
 import { readBoundedFile } from '../../harness/safetensors/bounded-read.js';
 import { JsonSyntaxError, parseStrictJson, toPlain } from '../../harness/safetensors/json.js';
+import { CASE_STATUSES, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
+import { countsText, coverageLines, groupRows } from './coverage.js';
 
 export class ResultsFileError extends MoeConformanceError {}
 
@@ -15,15 +16,19 @@ export interface ResultsFile {
   format: typeof RESULTS_FORMAT;
   version: typeof RESULTS_VERSION;
   results: CaseResult[];
+  /** For people reading the file: counts by kind × model type × layout, and what the run covered (ignored when read back). */
+  summary?: Array<{ kind: string; model: string; layout: string; cases: string }>;
+  coverage?: string[];
 }
 
 export function jsonReport(results: readonly CaseResult[]): string {
-  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, results: [...results] };
+  const summary = groupRows(results).map((g) => ({ kind: g.check, model: g.model, layout: g.layout, cases: countsText(g.counts) }));
+  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, summary, coverage: coverageLines(results), results: [...results] };
   // JSON has no NaN or Infinity, and a NaN in a heat map is a finding: keep it as a string.
   return JSON.stringify(file, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n';
 }
 
-const STATUSES: ReadonlySet<CaseStatus> = new Set(['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass']);
+const STATUSES: ReadonlySet<CaseStatus> = new Set(CASE_STATUSES);
 
 /** The largest results file `--merge` reads (spec §5). */
 export const RESULTS_MAX_BYTES = 64 << 20;

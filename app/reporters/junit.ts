@@ -3,6 +3,7 @@
 // escaped and characters that XML 1.0 forbids are replaced.
 import { parseCaseId } from '../../harness/conformance/case-id.js';
 import type { CaseResult } from '../../harness/conformance/results.js';
+import { countsText, coverageLines, groupRows } from './coverage.js';
 
 export function junitReport(results: readonly CaseResult[], name = 'moe-conformance'): string {
   const suites = new Map<string, CaseResult[]>();
@@ -14,7 +15,7 @@ export function junitReport(results: readonly CaseResult[], name = 'moe-conforma
   const count = (rs: readonly CaseResult[]) => ({
     tests: rs.length,
     failures: rs.filter((r) => r.status === 'fail' || r.status === 'unexpected-pass').length,
-    skipped: rs.filter((r) => r.status === 'skip' || r.status === 'xfail').length,
+    skipped: rs.filter((r) => r.status === 'skip' || r.status === 'xfail' || r.status === 'inconclusive').length,
     time: rs.reduce((s, r) => s + r.durationMs, 0) / 1000,
   });
   const attrs = (o: Record<string, string | number>) =>
@@ -23,8 +24,15 @@ export function junitReport(results: readonly CaseResult[], name = 'moe-conforma
       .join('');
 
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>', `<testsuites${attrs({ name, ...count(results) })}>`];
+  const coverage = coverageLines(results);
   for (const [suite, rs] of suites) {
     lines.push(`  <testsuite${attrs({ name: suite, ...count(rs) })}>`);
+    // The summary by model type × layout of this kind, and the run's coverage, as properties CI tools show.
+    const props = [
+      ...groupRows(rs).map((g) => `      <property${attrs({ name: `${g.check} ${g.model} ${g.layout}`, value: countsText(g.counts) })}/>`),
+      ...coverage.map((l, i) => `      <property${attrs({ name: `coverage.${i + 1}`, value: l })}/>`),
+    ];
+    lines.push('    <properties>', ...props, '    </properties>');
     for (const r of rs) {
       const open = `    <testcase${attrs({ name: r.id, classname: suite, time: r.durationMs / 1000 })}`;
       const inner = caseBody(r);
@@ -43,6 +51,11 @@ function caseBody(r: CaseResult): string[] {
     if (f?.tensor !== undefined) parts.push(`tensor: ${f.tensor}`);
     if (f?.expected !== undefined) parts.push(`expected: ${f.expected}`);
     if (f?.found !== undefined) parts.push(`found: ${f.found}`);
+    if (f?.rank !== undefined) parts.push(`rank: ${f.rank}`);
+    if (f?.layout !== undefined) parts.push(`layout: ${f.layout}`);
+    if (f?.defect !== undefined) parts.push(`defect: ${f.defect}`);
+    if (f?.kept !== undefined) parts.push(`kept: ${f.kept}`);
+    if (r.stderr) parts.push(`loader stderr (tail):\n${r.stderr}`);
     if (r.seed !== undefined) parts.push(`seed: ${r.seed}`);
     parts.push(`replay: ${r.replay}`);
     return escapeXml(parts.join('\n'));
@@ -57,6 +70,12 @@ function caseBody(r: CaseResult): string[] {
       return [`      <skipped message="${escapeXml(`expected failure: ${r.note ?? ''}`)}"/>`, `      <system-out>${details()}</system-out>`];
     case 'warn':
       return [`      <system-out>${escapeXml(`warning: ${r.note ?? ''}`)}</system-out>`];
+    case 'inconclusive':
+      // JUnit has no such status: a skip whose message says so, and a property CI tools can read.
+      return [
+        '      <properties><property name="status" value="inconclusive"/></properties>',
+        `      <skipped message="${escapeXml(`inconclusive: ${r.note ?? ''}`)}"/>`,
+      ];
     case 'pass':
       return [];
   }

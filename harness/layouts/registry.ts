@@ -10,7 +10,7 @@ import { UnknownModelType } from './errors.js';
 import { ENTRIES } from './types/index.js';
 
 export { LAYOUT_NAMES } from './model-type.js';
-export type { Features, GeneratorTraits, LayoutName, ModelEntry, ModelSizes, ModuleLayout, MoeDims, SharedRule, TensorSpec } from './model-type.js';
+export type { Features, GeneratorTraits, LayoutName, ModelEntry, ModelSizes, ModuleLayout, MoeDims, SharedRule, SizeConstraints, TensorSpec } from './model-type.js';
 
 const REGISTRY = new Map<string, ModelEntry>(ENTRIES.map((e) => [e.modelType, e]));
 

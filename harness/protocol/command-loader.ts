@@ -27,6 +27,22 @@ export class LoaderRefused extends MoeConformanceError {
 export class LoaderOutputInvalid extends MoeConformanceError {}
 export class CommandLineError extends MoeConformanceError {}
 
+/** The stderr of the call that produced an output, kept even when the output is readable (warnings). */
+const stderrOfOutput = new WeakMap<Canonical, string>();
+
+/** What the loader wrote on stderr while producing `output` (undefined: not a command loader's output, or nothing). */
+export function loaderStderr(output: Canonical): string | undefined {
+  return stderrOfOutput.get(output);
+}
+
+/**
+ * A refusal in the sense of spec §2.1: a non-zero exit (not a signal, not a timeout) with a
+ * reason on stderr. An exit without a word is not a refusal the harness can count.
+ */
+export function isReasonedRefusal(e: unknown): boolean {
+  return e instanceof LoaderRefused && e.stderr.trim() !== '';
+}
+
 export interface CommandLoaderOptions {
   timeoutMs: number;
   cwd?: string;
@@ -195,7 +211,9 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
         if (r.exitCode !== 0) {
           throw new LoaderRefused(`loader exited ${r.exitCode}${tail}`, context, r.stderr, r.exitCode ?? -1);
         }
-        return await readOutput(out, maxOutput, r.stderr);
+        const output = await readOutput(out, maxOutput, r.stderr);
+        if (r.stderr.trim()) stderrOfOutput.set(output, r.stderr);
+        return output;
       } finally {
         await rm(work, { recursive: true, force: true });
       }
