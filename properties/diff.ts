@@ -24,12 +24,12 @@ export function diffCanonical(expected: Canonical, found: Canonical, where: stri
     case 'shape':
       return { ...failure, expected: `[${d.expected.join(', ')}]`, found: `[${d.found.join(', ')}]` };
     case 'bytes': {
-      const value = (hex: string, v: number | bigint | undefined) => `0x${hex}${v === undefined ? '' : ` (${String(v)})`}`;
+      const value = (bits: string | undefined, bytes: string, v: number | bigint | undefined) => `${bits !== undefined ? `0x${bits}` : `bytes ${bytes}`}${v === undefined ? '' : ` (${String(v)})`}`;
       const e = expected.get(d.tensor)!;
       return {
         ...failure,
-        expected: value(d.expectedBytes, d.expectedValue),
-        found: value(d.foundBytes, d.foundValue),
+        expected: value(d.expectedBits, d.expectedBytes, d.expectedValue),
+        found: value(d.foundBits, d.foundBytes, d.foundValue),
         ...(FLOAT_DTYPES.has(e.dtype) && { heatmap: errorByExpertAndRow(e, found.get(d.tensor)!) }),
       };
     }

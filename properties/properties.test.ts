@@ -62,9 +62,10 @@ describe('diff', () => {
     const e: Canonical = new Map([['layers.0.experts.w13', f32([2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 8])]]);
     const f: Canonical = new Map([['layers.0.experts.w13', f32([2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 10])]]);
     const d = diffCanonical(e, f, 'rank 0')!;
-    expect(d.message).toMatch(/^rank 0: tensor layers\.0\.experts\.w13 differs at element 7/);
-    expect(d.expected).toBe('0x00000041 (8)');
-    expect(d.found).toBe('0x00002041 (10)');
+    expect(d.message).toMatch(/^rank 0: tensor layers\.0\.experts\.w13 differs at slot 1, up row 0, column 1: found 0x41200000 \(10\), expected 0x41000000 \(8\)/);
+    // The f32 bit pattern of 8 is 0x41000000; its bytes in the file (00 00 00 41) are not a number anyone reads.
+    expect(d.expected).toBe('0x41000000 (8)');
+    expect(d.found).toBe('0x41200000 (10)');
     expect(d.heatmap).toEqual([[0, 0], [0, 2]]);
     expect(diffCanonical(e, new Map(), 'r')).toMatchObject({ tensor: 'layers.0.experts.w13', expected: 'present', found: 'absent' });
     expect(diffCanonical(new Map(), e, 'r')).toMatchObject({ expected: 'absent', found: 'present' });
