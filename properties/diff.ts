@@ -1,19 +1,25 @@
 // How a loader's canonical tensors differ from the expected ones, as a case failure: the
-// first difference found by harness/compare/bits.ts (tensor, element, expected versus
-// found bytes and values), plus a heat map of the error by expert and by row that shows
-// the bug's shape (one expert, a half of the rows, every row past a TP boundary, ...).
+// diagnosis of every mismatching tensor (harness/compare/diagnose.ts: what the loader did),
+// the first difference found by harness/compare/bits.ts (tensor, where, expected versus
+// found bit patterns and values), plus a heat map of the error by expert and by row that
+// shows the bug's shape (one expert, a half of the rows, every row past a TP boundary, ...).
 import { describeDifference, firstDifference } from '../harness/compare/bits.js';
+import { diagnoseCanonical, type DiagnoseContext } from '../harness/compare/diagnose.js';
 import type { CaseFailure } from '../harness/conformance/results.js';
 import { decodeFloats64 } from '../harness/safetensors/codecs.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
-/** The first difference between two canonical sets, or undefined when they are identical. */
-export function diffCanonical(expected: Canonical, found: Canonical, where: string): CaseFailure | undefined {
+/**
+ * The first difference between two canonical sets and the diagnosis of every differing
+ * tensor, or undefined when they are identical. `context` (the rank, the whole reference)
+ * lets the diagnosis find another rank's or another expert's data.
+ */
+export function diffCanonical(expected: Canonical, found: Canonical, where: string, context: DiagnoseContext = {}): CaseFailure | undefined {
   const d = firstDifference(expected, found);
   if (!d) return undefined;
-  const failure: CaseFailure = { message: `${where}: ${describeDifference(d)}`, tensor: d.tensor };
+  const failure: CaseFailure = { message: `${where}: ${describeDifference(d)}`, tensor: d.tensor, diagnosis: diagnoseCanonical(expected, found, context) };
   switch (d.kind) {
     case 'missing':
       return { ...failure, expected: 'present', found: 'absent' };

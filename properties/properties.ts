@@ -10,8 +10,8 @@
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LoaderCrashed, LoaderOutputInvalid, LoaderTimedOut } from '../harness/protocol/command-loader.js';
-import type { CaseFailure } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/results.js';
+import { failureOf, type CaseFailure, type CaseOutcome } from '../harness/conformance/results.js';
+import type { Diagnosis } from '../harness/compare/diagnose.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
@@ -58,7 +58,13 @@ export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyCon
   const c: CaseContext = { ...ctx, store: ctx.checkpoints ?? privateStore(dir), reference: ctx.reference ?? referenceLoader, used: [], outputs: [] };
   let outcome: CaseOutcome | undefined;
   try {
-    outcome = await dispatch(spec, target, c);
+    const valid = spec.kind === 'load' || spec.kind === 'layout';
+    try {
+      outcome = await dispatch(spec, valid ? { ...target, loader: marked(target.loader) } : target, c);
+    } catch (e) {
+      if (!(e instanceof LoaderFailedOnValidInput)) throw e;
+      outcome = failedOnValid(e);
+    }
     return outcome;
   } finally {
     if (ctx.keepFailures && outcome?.status !== 'pass' && outcome?.status !== 'warn') await keep(spec, c, ctx.keepFailures);
@@ -97,18 +103,20 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       const { dir: fusedDir } = await checkpointOf(spec, c, 'fused');
       const original = await loadRanks(target.loader, ckpt, spec.parallel);
       const fused = await loadRanks(target.loader, fusedDir, spec.parallel);
+      const whole = await c.reference.load(ckpt, WHOLE);
       for (const [i, { req, tensors }] of original.entries()) {
         c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
-        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`);
+        const context = { req, whole: inFormOf(whole, tensors, value?.dims.quant, WHOLE) };
+        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`, context);
         if (d) return fail(d);
-        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference`);
+        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference`, context);
         if (r) return fail(r);
       }
       return { status: 'pass' };
     }
     case 'refuse': {
       const { dir } = await checkpointOf(spec, c);
-      return expectRefusal(() => target.loader.load(dir, WHOLE), `a checkpoint with a ${spec.broken} defect`, c.outputs);
+      return expectRefusal(() => target.loader.load(dir, WHOLE), `a checkpoint with a ${spec.broken} defect`, c.outputs, 'accepted-broken-checkpoint');
     }
     case 'request': {
       const { dir } = await checkpointOf(spec, c);
@@ -120,7 +128,7 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
         epRank: spec.bad === 'ep-rank-out-of-range' ? p.ep : 0,
         epPlacement: p.placement,
       };
-      return expectRefusal(() => target.loader.load(dir, req), `an invalid request (${spec.bad}: ${rankName(req)})`, c.outputs);
+      return expectRefusal(() => target.loader.load(dir, req), `an invalid request (${spec.bad}: ${rankName(req)})`, c.outputs, 'accepted-invalid-request');
     }
   }
 }
@@ -128,20 +136,21 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
 async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: CaseContext, seed: number): Promise<CaseOutcome> {
   const ranks = await loadRanks(target.loader, dir, p);
   const quant = g.dims.quant;
+  const whole = await ctx.reference.load(dir, WHOLE);
   for (const { req, tensors } of ranks) {
     ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
-    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, rankName(req));
+    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, rankName(req), { req, whole: inFormOf(whole, tensors, quant, WHOLE) });
     if (d) return fail(d);
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
-  const whole = await ctx.reference.load(dir, WHOLE);
   let rebuilt: Canonical;
   try {
     rebuilt = reassemble(ranks, quant);
   } catch (e) {
     return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
   }
-  const d = diffCanonical(inFormOf(whole, rebuilt, quant, WHOLE), rebuilt, 'the ranks reassembled (found) vs the whole checkpoint');
+  const wholeForm = inFormOf(whole, rebuilt, quant, WHOLE);
+  const d = diffCanonical(wholeForm, rebuilt, 'the ranks reassembled (found) vs the whole checkpoint', { req: WHOLE, whole: wholeForm });
   if (d) return fail(d);
 
   // The forward of the summed ranks equals the forward of the whole weights.
@@ -192,20 +201,58 @@ export function forwardVerdict(want: ReferenceResult, got: ArrayLike<number>, to
 }
 
 /** A refusal is a typed error from the loader; a crash, a timeout or unreadable output is not one. */
-async function expectRefusal(load: () => Promise<Canonical>, what: string, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
-  let accepted: Canonical;
+async function expectRefusal(load: () => Promise<Canonical>, what: string, outputs: Array<[string, Canonical]>, accepted: 'accepted-broken-checkpoint' | 'accepted-invalid-request'): Promise<CaseOutcome> {
+  let tensors: Canonical;
+  const crashed = (detail: string): Diagnosis[] => [{ tensor: '', kind: 'loader-crashed', detail }];
   try {
-    accepted = await load();
+    tensors = await load();
   } catch (e) {
     if (e instanceof LoaderCrashed || e instanceof LoaderTimedOut || e instanceof LoaderOutputInvalid) {
-      return fail({ message: `${what} must be refused with a non-zero exit and a reason, but the loader failed otherwise: ${e.name}: ${e.message}` });
+      return fail({ message: `${what} must be refused with a non-zero exit and a reason, but the loader failed otherwise: ${e.name}: ${e.message}`, diagnosis: crashed(`${e.name} instead of a refusal of ${what}`) });
     }
     if (e instanceof MoeConformanceError) return { status: 'pass' };
-    return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}` });
+    return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}`, diagnosis: crashed(`an untyped ${(e as Error)?.name ?? 'error'} instead of a refusal of ${what}`) });
   }
-  outputs.push(['accepted', accepted]);
-  return fail({ message: `${what} was silently accepted: the loader returned ${accepted.size} tensors instead of refusing`, expected: 'refusal', found: `${accepted.size} tensors` });
+  outputs.push(['accepted', tensors]);
+  return fail({
+    message: `${what} was silently accepted: the loader returned ${tensors.size} tensors instead of refusing`,
+    expected: 'refusal',
+    found: `${tensors.size} tensors`,
+    diagnosis: [{ tensor: '', kind: accepted, detail: `${what} answered with ${tensors.size} tensors and exit 0` }],
+  });
 }
+
+/** Thrown by the target's loader on a valid case: a refusal (or crash) where tensors are due. */
+class LoaderFailedOnValidInput extends Error {
+  constructor(readonly error: unknown) {
+    super('the loader failed on a valid checkpoint and request');
+  }
+}
+
+/** The loader under test, with its errors on valid input marked as its own (not the harness's). */
+function marked(loader: Loader): Loader {
+  return {
+    name: loader.name,
+    load: async (dir, req) => {
+      try {
+        return await loader.load(dir, req);
+      } catch (e) {
+        throw new LoaderFailedOnValidInput(e);
+      }
+    },
+  };
+}
+
+/** A valid checkpoint and request the loader did not serve: refused, or crashed. */
+function failedOnValid(e: LoaderFailedOnValidInput): CaseOutcome {
+  const cause = e.error;
+  const failure = failureOf(cause);
+  const crashed = cause instanceof LoaderCrashed || cause instanceof LoaderTimedOut || cause instanceof LoaderOutputInvalid || !(cause instanceof MoeConformanceError);
+  const detail = crashed ? `${(cause as Error)?.name ?? 'error'} on a valid checkpoint and request` : `refused a valid checkpoint and request: ${firstLine(failure.message)}`;
+  return fail({ ...failure, diagnosis: [{ tensor: failure.tensor ?? '', kind: crashed ? 'loader-crashed' : 'refused-valid-request', detail }] });
+}
+
+const firstLine = (s: string) => s.split('\n', 1)[0]!;
 
 async function keep(spec: CaseSpec, c: CaseContext, root: string): Promise<void> {
   const target = join(root, specIdText(spec).replace(/[^A-Za-z0-9_.=-]+/g, '_'));

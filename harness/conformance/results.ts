@@ -2,6 +2,7 @@
 // merged set of `--shard` outputs reports exactly like a single run.
 import { MoeConformanceError, showValue } from '../errors.js';
 import type { CaseId } from './case-id.js';
+import type { Diagnosis } from '../compare/diagnose.js';
 
 export type CaseStatus = 'pass' | 'warn' | 'fail' | 'skip' | 'xfail' | 'unexpected-pass';
 
@@ -15,6 +16,12 @@ export interface CaseFailure {
   heatmap?: number[][];
   /** What the heat map's rows and columns are, when not expert × row (e.g. token × column). */
   heatmapAxes?: [string, string];
+  /**
+   * What the loader did wrong, as found by harness/compare/diagnose.ts: one entry per
+   * mismatching tensor (or part of one), most telling first; JSON results carry it as
+   * `failure.diagnosis` (spec/loader-protocol.md §5).
+   */
+  diagnosis?: Diagnosis[];
 }
 
 export interface CaseResult {
