@@ -24,6 +24,7 @@ import { loadRanks } from '../kernels/ranks.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import { compareToBounds, findRoutingTies, type RoutingTie } from '../harness/compare/tolerance.js';
 import { diffCanonical } from './diff.js';
+import { diagnoseForward } from './diagnose-forward.js';
 import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
 import { specIdText, specSeed, type CaseSpec, type Layout, type ParallelSpec } from './spec.js';
@@ -167,7 +168,7 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
       const fast = await target.forward.forward(sem, layer, ranks, x, tokens);
       const ties = findRoutingTies(want.routing.scores, want.bounds!.logits, tokens, sem.experts, sem.topK);
       const w = forwardVerdict(want, fast.output, tokens, `layer ${layer}: ${target.forward.name} forward of the ranks vs the float64 reference`, ties);
-      if (w.status === 'fail') return w;
+      if (w.status === 'fail') return fail({ ...w.failure, diagnosis: diagnoseForward(sem, layer, ranks, x, tokens, fast.output, target.forward.name) });
       if (w.status === 'warn') warned = w.note;
     }
   }

@@ -230,6 +230,13 @@ function decodeRows(v: View, s: number, p: Part): Float64Array {
 
 /** The value relation found = f(expected) over part p of slot s, or undefined. */
 function valueRelation(found: View, exp: View, s: number, p: Part): { kind: DiagnosisKind; what: string } | undefined {
+  if (FLOATS.has(found.t.dtype)) {
+    const f = decodeRows(found, s, p);
+    const x = decodeRows(exp, s, p);
+    let nonFinite = 0;
+    for (let i = 0; i < f.length; i++) if (!Number.isFinite(f[i]!) && Number.isFinite(x[i]!)) nonFinite++;
+    if (nonFinite > 0) return { kind: 'nan-or-inf', what: `${nonFinite} of ${f.length} elements NaN or infinite where the reference is finite` };
+  }
   const fb = found.t.bytes.subarray((s * found.rows + p.a) * found.rowBytes, (s * found.rows + p.b) * found.rowBytes);
   const e = exp.elem;
   if (fb.length >= e && fb.length > 0) {
@@ -246,14 +253,15 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
   if (!FLOATS.has(found.t.dtype)) return undefined;
   const f = decodeRows(found, s, p);
   const x = decodeRows(exp, s, p);
-  let nonFinite = 0;
-  for (let i = 0; i < f.length; i++) if (!Number.isFinite(f[i]!) && Number.isFinite(x[i]!)) nonFinite++;
-  if (nonFinite > 0) return { kind: 'nan-or-inf', what: `${nonFinite} of ${f.length} elements NaN or infinite where the reference is finite` };
-  // found = c × expected: c from the largest expected value, then checked everywhere.
-  let k = -1;
-  for (let i = 0; i < x.length; i++) if (k < 0 || Math.abs(x[i]!) > Math.abs(x[k]!)) k = i;
-  if (k >= 0 && x[k] !== 0) {
-    const c = f[k]! / x[k]!;
+  // found = c × expected: c by least squares (each found value is rounded), then checked everywhere.
+  let fx = 0;
+  let xx = 0;
+  for (let i = 0; i < x.length; i++) {
+    fx += f[i]! * x[i]!;
+    xx += x[i]! * x[i]!;
+  }
+  if (xx > 0 && Number.isFinite(fx / xx)) {
+    const c = fx / xx;
     const eps = 2 * (EPS[found.t.dtype] ?? 0);
     let ok = c !== 1 && Number.isFinite(c);
     for (let i = 0; i < x.length && ok; i++) ok = Math.abs(f[i]! - c * x[i]!) <= eps * Math.abs(c * x[i]!) + Number.MIN_VALUE * 4 + (Math.abs(x[i]!) < 1e-30 ? Math.abs(f[i]!) : 0);
@@ -272,7 +280,7 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
 /** c as a person would write it: 1/T for a division by a small integer. */
 function describeFactor(c: number): string {
   const inv = 1 / c;
-  const near = (v: number) => Math.abs(v - Math.round(v)) < 1e-3 * Math.abs(v) && Math.round(v) !== 0;
+  const near = (v: number) => Math.abs(v - Math.round(v)) < 1e-2 * Math.abs(v) && Math.round(v) !== 0;
   if (near(inv) && Math.abs(inv) > 1) return `1/${Math.round(inv)} (${c.toPrecision(4)})`;
   if (near(c)) return String(Math.round(c));
   return c.toPrecision(6);
@@ -322,6 +330,13 @@ export function describePlacement(found: readonly number[], expected: readonly n
   const b = Math.floor(experts / P);
   if (pl === 'linear' && same(found, Array.from({ length: b }, (_, i) => q * b + i))) return { kind: 'expert-placement', what: `linear placement ignoring E mod P = ${experts % P} (the remainder experts dropped): ${base}` };
   for (let o = 0; o < P; o++) if (o !== q && same(found, expertsOf(experts, P, o, pl))) return { kind: 'expert-placement', what: `the experts of EP rank ${o}: ${base}` };
+  // No placement explains it, but every slot holds a distinct expert: the expert order itself is permuted.
+  if (found.length === expected.length && new Set(found).size === found.length && found.every((e) => e >= 0 && e < experts)) {
+    const byString = Array.from({ length: experts }, (_, i) => i).sort((a, b) => (String(a) < String(b) ? -1 : 1));
+    const hint = same(found, expected.map((e) => byString[e]!)) ? ' (the experts in the string order of their ids: 10 before 2)' : '';
+    const moves = found.map((e, s) => (e !== expected[s] ? `slot ${s} holds expert ${e} (expected ${expected[s]})` : '')).filter(Boolean);
+    return { kind: 'expert-permutation', what: `${moves.join(', ')}${hint}` };
+  }
   return { kind: 'expert-placement', what: base };
 }
 
@@ -409,7 +424,8 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   // Same dtype and shape: slot by slot.
   const g = wv ? tpGeometry(role, fv, wv, ctx.req) : undefined;
   const exp = wv && g ? expectedSource(role, g, wv) : undefined;
-  const hyps = wv && g ? layoutHypotheses(role, g, wv) : [];
+  // A scale tensor's rows follow blocks, not weight rows: beyond a swap, where they come from is searched (misalignedScale).
+  const hyps = wv && g ? layoutHypotheses(role, g, wv).filter((h) => !role.scale || h.kind === 'gate-up-swapped') : [];
   const transposed = wv && g && role.cut === 'gate-up' ? lazy(() => transposedView(wv)) : undefined;
   const expertIndex = role.stacked && wv && exp ? fingerprintIndex(fv, wv, exp) : undefined;
   const findings = new Map<number, SlotFinding[]>();
