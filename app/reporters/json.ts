@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { parseCaseId } from '../../harness/conformance/case-id.js';
 import type { CaseResult, CaseStatus } from '../../harness/conformance/results.js';
+import type { RunInfo } from '../../harness/conformance/run-info.js';
 
 export class ResultsFileError extends MoeConformanceError {}
 
@@ -13,11 +14,13 @@ export const RESULTS_VERSION = 1;
 export interface ResultsFile {
   format: typeof RESULTS_FORMAT;
   version: typeof RESULTS_VERSION;
+  /** What ran (spec/loader-protocol.md §5); absent in files written before it existed. */
+  run?: RunInfo;
   results: CaseResult[];
 }
 
-export function jsonReport(results: readonly CaseResult[]): string {
-  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, results: [...results] };
+export function jsonReport(results: readonly CaseResult[], run?: RunInfo): string {
+  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, ...(run && { run }), results: [...results] };
   // JSON has no NaN or Infinity, and a NaN in a heat map is a finding: keep it as a string.
   return JSON.stringify(file, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n';
 }
@@ -48,6 +51,16 @@ export function parseResults(text: string, file?: string): CaseResult[] {
     }
   });
   return f.results;
+}
+
+/** The run information of a results file, where it has one. */
+export function parseRunInfo(text: string): RunInfo | undefined {
+  try {
+    const run = (JSON.parse(text) as Partial<ResultsFile>).run;
+    return run && typeof run.loader === 'string' ? run : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function readResults(file: string): Promise<CaseResult[]> {

@@ -1,10 +1,13 @@
 // JUnit XML, the format every CI system shows: one <testsuite> per suite:test, one
 // <testcase> per case ID. Text from loaders (stderr) can hold anything, so everything is
-// escaped and characters that XML 1.0 forbids are replaced.
+// escaped and characters that XML 1.0 forbids are replaced. A failure's message leads with
+// its diagnosis (what the loader did wrong); each suite's properties say what ran.
 import { parseCaseId } from '../../harness/conformance/case-id.js';
 import type { CaseResult } from '../../harness/conformance/results.js';
+import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
+import { diagnosisLine } from './diagnosis.js';
 
-export function junitReport(results: readonly CaseResult[], name = 'moe-conformance'): string {
+export function junitReport(results: readonly CaseResult[], name = 'moe-conformance', run?: RunInfo): string {
   const suites = new Map<string, CaseResult[]>();
   for (const r of results) {
     const id = parseCaseId(r.id);
@@ -25,6 +28,7 @@ export function junitReport(results: readonly CaseResult[], name = 'moe-conforma
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>', `<testsuites${attrs({ name, ...count(results) })}>`];
   for (const [suite, rs] of suites) {
     lines.push(`  <testsuite${attrs({ name: suite, ...count(rs) })}>`);
+    if (run) lines.push('    <properties>', ...runFacts(run).map(([k, v]) => `      <property${attrs({ name: k, value: v })}/>`), '    </properties>');
     for (const r of rs) {
       const open = `    <testcase${attrs({ name: r.id, classname: suite, time: r.durationMs / 1000 })}`;
       const inner = caseBody(r);
@@ -39,7 +43,7 @@ export function junitReport(results: readonly CaseResult[], name = 'moe-conforma
 function caseBody(r: CaseResult): string[] {
   const details = (): string => {
     const f = r.failure;
-    const parts = [f?.message ?? ''];
+    const parts = [...(f?.diagnosis ?? []).map(diagnosisLine), f?.message ?? ''];
     if (f?.tensor !== undefined) parts.push(`tensor: ${f.tensor}`);
     if (f?.expected !== undefined) parts.push(`expected: ${f.expected}`);
     if (f?.found !== undefined) parts.push(`found: ${f.found}`);
@@ -50,7 +54,7 @@ function caseBody(r: CaseResult): string[] {
   switch (r.status) {
     case 'fail':
     case 'unexpected-pass':
-      return [`      <failure message="${escapeXml(firstLine(r.failure?.message ?? r.status))}" type="${r.status}">${details()}</failure>`];
+      return [`      <failure message="${escapeXml(failureMessage(r))}" type="${r.status}">${details()}</failure>`];
     case 'skip':
       return [`      <skipped message="${escapeXml(r.note ?? 'skipped')}"/>`];
     case 'xfail':
@@ -60,6 +64,13 @@ function caseBody(r: CaseResult): string[] {
     case 'pass':
       return [];
   }
+}
+
+/** The diagnosis first (every finding), then the first line of what differed. */
+function failureMessage(r: CaseResult): string {
+  const head = (r.failure?.diagnosis ?? []).map(diagnosisLine).join('; ');
+  const first = firstLine(r.failure?.message ?? r.status);
+  return head ? `${head} — ${first}` : first;
 }
 
 function firstLine(s: string): string {
