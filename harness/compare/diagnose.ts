@@ -224,18 +224,33 @@ interface Part {
   name: string;
 }
 
-function decodeRows(v: View, s: number, p: Part): Float64Array {
-  return decodeFloats64(v.t.dtype, v.t.bytes.subarray((s * v.rows + p.a) * v.rowBytes, (s * v.rows + p.b) * v.rowBytes));
+/** Rows decoded per step: value hypotheses hold this many rows' values at a time, whatever the tensor's size. */
+const CHUNK_ELEMENTS = 1 << 20;
+
+/** Part p of slot s of both views, decoded a few rows at a time: fn(found, expected) per chunk; false from fn stops. */
+function eachChunk(found: View, exp: View, s: number, p: Part, fn: (f: Float64Array, x: Float64Array) => boolean): void {
+  const rowElems = Math.max(1, Math.round(found.rowBytes / found.elem));
+  const step = Math.max(1, Math.floor(CHUNK_ELEMENTS / rowElems));
+  for (let a = p.a; a < p.b; a += step) {
+    const b = Math.min(p.b, a + step);
+    const f = decodeFloats64(found.t.dtype, found.t.bytes.subarray((s * found.rows + a) * found.rowBytes, (s * found.rows + b) * found.rowBytes));
+    const x = decodeFloats64(exp.t.dtype, exp.t.bytes.subarray((s * exp.rows + a) * exp.rowBytes, (s * exp.rows + b) * exp.rowBytes));
+    if (!fn(f, x)) return;
+  }
 }
 
 /** The value relation found = f(expected) over part p of slot s, or undefined. */
 function valueRelation(found: View, exp: View, s: number, p: Part): { kind: DiagnosisKind; what: string } | undefined {
-  if (FLOATS.has(found.t.dtype)) {
-    const f = decodeRows(found, s, p);
-    const x = decodeRows(exp, s, p);
+  const floats = FLOATS.has(found.t.dtype);
+  if (floats) {
     let nonFinite = 0;
-    for (let i = 0; i < f.length; i++) if (!Number.isFinite(f[i]!) && Number.isFinite(x[i]!)) nonFinite++;
-    if (nonFinite > 0) return { kind: 'nan-or-inf', what: `${nonFinite} of ${f.length} elements NaN or infinite where the reference is finite` };
+    let n = 0;
+    eachChunk(found, exp, s, p, (f, x) => {
+      for (let i = 0; i < f.length; i++) if (!Number.isFinite(f[i]!) && Number.isFinite(x[i]!)) nonFinite++;
+      n += f.length;
+      return true;
+    });
+    if (nonFinite > 0) return { kind: 'nan-or-inf', what: `${nonFinite} of ${n} elements NaN or infinite where the reference is finite` };
   }
   const fb = found.t.bytes.subarray((s * found.rows + p.a) * found.rowBytes, (s * found.rows + p.b) * found.rowBytes);
   const e = exp.elem;
@@ -243,35 +258,44 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
     let constant = true;
     for (let i = e; i < fb.length && constant; i++) if (fb[i] !== fb[i % e]) constant = false;
     if (constant) {
-      const ev = FLOATS.has(found.t.dtype) ? decodeFloats64(found.t.dtype, fb.subarray(0, e))[0]! : undefined;
+      const ev = floats ? decodeFloats64(found.t.dtype, fb.subarray(0, e))[0]! : undefined;
       const eb = exp.t.bytes.subarray((s * exp.rows + p.a) * exp.rowBytes, (s * exp.rows + p.b) * exp.rowBytes);
       let expConstant = true;
       for (let i = e; i < eb.length && expConstant; i++) if (eb[i] !== eb[i % e]) expConstant = false;
       if (!expConstant) return { kind: 'zeros-or-constant', what: ev === 0 ? 'all zeros' : `every element the constant ${ev ?? `0x${bitsHex(found.t.dtype, fb.subarray(0, e))}`}` };
     }
   }
-  if (!FLOATS.has(found.t.dtype)) return undefined;
-  const f = decodeRows(found, s, p);
-  const x = decodeRows(exp, s, p);
+  if (!floats) return undefined;
   // found = c × expected: c by least squares (each found value is rounded), then checked everywhere.
   let fx = 0;
   let xx = 0;
-  for (let i = 0; i < x.length; i++) {
-    fx += f[i]! * x[i]!;
-    xx += x[i]! * x[i]!;
-  }
+  eachChunk(found, exp, s, p, (f, x) => {
+    for (let i = 0; i < x.length; i++) {
+      fx += f[i]! * x[i]!;
+      xx += x[i]! * x[i]!;
+    }
+    return true;
+  });
   if (xx > 0 && Number.isFinite(fx / xx)) {
     const c = fx / xx;
     const eps = 2 * (EPS[found.t.dtype] ?? 0);
     let ok = c !== 1 && Number.isFinite(c);
-    for (let i = 0; i < x.length && ok; i++) ok = Math.abs(f[i]! - c * x[i]!) <= eps * Math.abs(c * x[i]!) + Number.MIN_VALUE * 4 + (Math.abs(x[i]!) < 1e-30 ? Math.abs(f[i]!) : 0);
+    if (ok) {
+      eachChunk(found, exp, s, p, (f, x) => {
+        for (let i = 0; i < x.length && ok; i++) ok = Math.abs(f[i]! - c * x[i]!) <= eps * Math.abs(c * x[i]!) + Number.MIN_VALUE * 4 + (Math.abs(x[i]!) < 1e-30 ? Math.abs(f[i]!) : 0);
+        return ok;
+      });
+    }
     if (ok) return { kind: 'scaled', what: `found = c × expected with c = ${describeFactor(c)}` };
   }
   for (const d of ['BF16', 'F16'] as const) {
     if (d === found.t.dtype || dtypeBits(d) >= dtypeBits(found.t.dtype)) continue;
-    const through = decodeFloats64(d, encodeFloats(d, x));
     let ok = true;
-    for (let i = 0; i < x.length && ok; i++) ok = Object.is(through[i], f[i]) || through[i] === f[i];
+    eachChunk(found, exp, s, p, (f, x) => {
+      const through = decodeFloats64(d, encodeFloats(d, x));
+      for (let i = 0; i < x.length && ok; i++) ok = Object.is(through[i], f[i]) || through[i] === f[i];
+      return ok;
+    });
     if (ok) return { kind: 'dtype-conversion', what: `values rounded through ${d} (stored as ${found.t.dtype})` };
   }
   return undefined;
@@ -585,12 +609,21 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 function dtypeDiagnosis(name: string, e: Tensor, f: Tensor): Diagnosis {
   const base = `stored as ${f.dtype}, expected ${e.dtype}`;
   if (FLOATS.has(e.dtype) && FLOATS.has(f.dtype) && sameShape(e.shape, f.shape)) {
-    const x = decodeFloats64(e.dtype, e.bytes);
-    const y = decodeFloats64(f.dtype, f.bytes);
-    const exact = x.every((v, i) => Object.is(v, y[i]) || v === y[i]);
+    // Chunk by chunk: equal values (a widening), or the values rounded to the found dtype.
+    const [es, fs] = [elemBytes(e.dtype), elemBytes(f.dtype)];
+    let exact = true;
+    let rounded = true;
+    const n = e.bytes.length / es;
+    for (let a = 0; a < n && (exact || rounded); a += CHUNK_ELEMENTS) {
+      const b = Math.min(n, a + CHUNK_ELEMENTS);
+      const x = decodeFloats64(e.dtype, e.bytes.subarray(a * es, b * es));
+      const y = decodeFloats64(f.dtype, f.bytes.subarray(a * fs, b * fs));
+      const same = (u: ArrayLike<number>) => u.length === y.length && Array.prototype.every.call(u, (v: number, i: number) => Object.is(v, y[i]) || v === y[i]);
+      exact &&= same(x);
+      rounded &&= same(decodeFloats64(f.dtype, encodeFloats(f.dtype, x)));
+    }
     if (exact) return { tensor: name, kind: 'dtype-conversion', detail: `${base}: the same values converted to ${f.dtype}` };
-    const rounded = decodeFloats64(f.dtype, encodeFloats(f.dtype, x));
-    if (rounded.every((v, i) => Object.is(v, y[i]) || v === y[i])) return { tensor: name, kind: 'dtype-conversion', detail: `${base}: the values rounded to ${f.dtype}` };
+    if (rounded) return { tensor: name, kind: 'dtype-conversion', detail: `${base}: the values rounded to ${f.dtype}` };
   }
   return { tensor: name, kind: 'shape-mismatch', detail: `${base}, shape [${f.shape.join(', ')}]` };
 }
