@@ -243,13 +243,7 @@ function eachChunk(found: View, exp: View, s: number, p: Part, fn: (f: Float64Ar
 function valueRelation(found: View, exp: View, s: number, p: Part): { kind: DiagnosisKind; what: string } | undefined {
   const floats = FLOATS.has(found.t.dtype);
   if (floats) {
-    let nonFinite = 0;
-    let n = 0;
-    eachChunk(found, exp, s, p, (f, x) => {
-      for (let i = 0; i < f.length; i++) if (!Number.isFinite(f[i]!) && Number.isFinite(x[i]!)) nonFinite++;
-      n += f.length;
-      return true;
-    });
+    const { nonFinite, n } = countNonFinite(found, exp, s, p);
     if (nonFinite > 0) return { kind: 'nan-or-inf', what: `${nonFinite} of ${n} elements NaN or infinite where the reference is finite` };
   }
   const fb = found.t.bytes.subarray((s * found.rows + p.a) * found.rowBytes, (s * found.rows + p.b) * found.rowBytes);
@@ -266,39 +260,97 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
     }
   }
   if (!floats) return undefined;
-  // found = c × expected: c by least squares (each found value is rounded), then checked everywhere.
-  let fx = 0;
-  let xx = 0;
-  eachChunk(found, exp, s, p, (f, x) => {
-    for (let i = 0; i < x.length; i++) {
-      fx += f[i]! * x[i]!;
-      xx += x[i]! * x[i]!;
-    }
-    return true;
-  });
-  if (xx > 0 && Number.isFinite(fx / xx)) {
+  // Each relation is tried on a sample first: most fail there, and only one that holds on it is checked everywhere.
+  const sample = sampleOf(found, exp, s, p);
+  if (!scaledFactor(sample.f, sample.x, found.t.dtype) && !(['BF16', 'F16'] as const).some((d) => roundsThrough(d, found.t.dtype, sample.f, sample.x))) return undefined;
+  // found = c × expected: c by least squares over every element (each found value is rounded), then checked everywhere.
+  if (scaledFactor(sample.f, sample.x, found.t.dtype) !== undefined) {
+    let fx = 0;
+    let xx = 0;
+    eachChunk(found, exp, s, p, (f, x) => {
+      for (let i = 0; i < x.length; i++) {
+        fx += f[i]! * x[i]!;
+        xx += x[i]! * x[i]!;
+      }
+      return true;
+    });
     const c = fx / xx;
-    const eps = 2 * (EPS[found.t.dtype] ?? 0);
-    let ok = c !== 1 && Number.isFinite(c);
-    if (ok) {
-      eachChunk(found, exp, s, p, (f, x) => {
-        for (let i = 0; i < x.length && ok; i++) ok = Math.abs(f[i]! - c * x[i]!) <= eps * Math.abs(c * x[i]!) + Number.MIN_VALUE * 4 + (Math.abs(x[i]!) < 1e-30 ? Math.abs(f[i]!) : 0);
-        return ok;
-      });
-    }
+    let ok = Number.isFinite(c) && c !== 1;
+    eachChunk(found, exp, s, p, (f, x) => (ok &&= isScaled(f, x, c, found.t.dtype)));
     if (ok) return { kind: 'scaled', what: `found = c × expected with c = ${describeFactor(c)}` };
   }
   for (const d of ['BF16', 'F16'] as const) {
-    if (d === found.t.dtype || dtypeBits(d) >= dtypeBits(found.t.dtype)) continue;
+    if (!roundsThrough(d, found.t.dtype, sample.f, sample.x)) continue;
     let ok = true;
-    eachChunk(found, exp, s, p, (f, x) => {
-      const through = decodeFloats64(d, encodeFloats(d, x));
-      for (let i = 0; i < x.length && ok; i++) ok = Object.is(through[i], f[i]) || through[i] === f[i];
-      return ok;
-    });
+    eachChunk(found, exp, s, p, (f, x) => (ok = roundsThrough(d, found.t.dtype, f, x)));
     if (ok) return { kind: 'dtype-conversion', what: `values rounded through ${d} (stored as ${found.t.dtype})` };
   }
   return undefined;
+}
+
+/** Up to 4096 elements of part p of slot s, evenly spread, decoded on both sides. */
+function sampleOf(found: View, exp: View, s: number, p: Part): { f: number[]; x: number[] } {
+  const [fe, xe] = [found.elem, exp.elem];
+  const start = (s * found.rows + p.a) * found.rowBytes;
+  const n = ((p.b - p.a) * found.rowBytes) / fe;
+  const count = Math.min(n, 4096);
+  const f: number[] = [];
+  const x: number[] = [];
+  for (let k = 0; k < count; k++) {
+    const i = Math.floor((k * n) / count);
+    f.push(decodeFloats64(found.t.dtype, found.t.bytes.subarray(start + i * fe, start + (i + 1) * fe))[0]!);
+    const xs = (s * exp.rows + p.a) * exp.rowBytes;
+    x.push(decodeFloats64(exp.t.dtype, exp.t.bytes.subarray(xs + i * xe, xs + (i + 1) * xe))[0]!);
+  }
+  return { f, x };
+}
+
+/** The c with f = c·x on these values (within the dtype's rounding), or undefined. */
+function scaledFactor(f: ArrayLike<number>, x: ArrayLike<number>, dtype: DType): number | undefined {
+  let fx = 0;
+  let xx = 0;
+  for (let i = 0; i < x.length; i++) {
+    fx += f[i]! * x[i]!;
+    xx += x[i]! * x[i]!;
+  }
+  const c = fx / xx;
+  return xx > 0 && Number.isFinite(c) && c !== 1 && isScaled(f, x, c, dtype) ? c : undefined;
+}
+
+/** f = c·x element by element, within twice the dtype's rounding (a value near zero may round to anything that small). */
+function isScaled(f: ArrayLike<number>, x: ArrayLike<number>, c: number, dtype: DType): boolean {
+  const eps = 2 * (EPS[dtype] ?? 0);
+  for (let i = 0; i < x.length; i++) if (!(Math.abs(f[i]! - c * x[i]!) <= eps * Math.abs(c * x[i]!) + Number.MIN_VALUE * 4 + (Math.abs(x[i]!) < 1e-30 ? Math.abs(f[i]!) : 0))) return false;
+  return true;
+}
+
+/** Whether f is x rounded through the narrower float dtype d (and stored back in `dtype`). */
+function roundsThrough(d: 'BF16' | 'F16', dtype: DType, f: ArrayLike<number>, x: ArrayLike<number>): boolean {
+  if (d === dtype || dtypeBits(d) >= dtypeBits(dtype)) return false;
+  const through = decodeFloats64(d, encodeFloats(d, x));
+  for (let i = 0; i < x.length; i++) if (!(Object.is(through[i], f[i]) || through[i] === f[i])) return false;
+  return true;
+}
+
+/** Elements whose exponent bits are all ones (NaN or ±Inf) in found but not in expected, read from the bits. */
+function countNonFinite(found: View, exp: View, s: number, p: Part): { nonFinite: number; n: number } {
+  const mask: Partial<Record<DType, number>> = { F32: 0x7f800000, F16: 0x7c00, BF16: 0x7f80 };
+  const m = mask[found.t.dtype];
+  const at = (v: View) => (s * v.rows + p.a) * v.rowBytes;
+  const n = ((p.b - p.a) * found.rowBytes) / found.elem;
+  let nonFinite = 0;
+  if (m === undefined || exp.t.dtype !== found.t.dtype) {
+    eachChunk(found, exp, s, p, (f, x) => {
+      for (let i = 0; i < f.length; i++) if (!Number.isFinite(f[i]!) && Number.isFinite(x[i]!)) nonFinite++;
+      return true;
+    });
+    return { nonFinite, n };
+  }
+  const [fb, xb, e] = [found.t.bytes, exp.t.bytes, found.elem];
+  const [f0, x0] = [at(found), at(exp)];
+  const word = (b: Uint8Array, i: number) => (e === 4 ? (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0 : b[i]! | (b[i + 1]! << 8));
+  for (let k = 0; k < n; k++) if ((word(fb, f0 + k * e) & m) === m && (word(xb, x0 + k * e) & m) !== m) nonFinite++;
+  return { nonFinite, n };
 }
 
 /** c as a person would write it: 1/T for a division by a small integer. */
