@@ -29,6 +29,7 @@ import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
 import { specIdText, specSeed, type CaseSpec, type Layout, type ParallelSpec } from './spec.js';
 import { privateStore, type CheckpointStore } from './checkpoint-store.js';
+import { plural } from '../harness/errors.js';
 
 export interface Target {
   loader: Loader;
@@ -216,10 +217,10 @@ async function expectRefusal(load: () => Promise<Canonical>, what: string, outpu
   }
   outputs.push(['accepted', tensors]);
   return fail({
-    message: `${what} was silently accepted: the loader returned ${tensors.size} tensors instead of refusing`,
+    message: `${what} was silently accepted: the loader returned ${plural(tensors.size, 'tensor')} instead of refusing`,
     expected: 'refusal',
-    found: `${tensors.size} tensors`,
-    diagnosis: [{ tensor: '', kind: accepted, detail: `${what} answered with ${tensors.size} tensors and exit 0` }],
+    found: plural(tensors.size, 'tensor'),
+    diagnosis: [{ tensor: '', kind: accepted, detail: `${what} answered with ${plural(tensors.size, 'tensor')} and exit 0` }],
   });
 }
 

@@ -8,6 +8,7 @@ import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
 import { diagnosisSummary } from './diagnosis.js';
 import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
+import { plural } from '../../harness/errors.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 /** Larger maps are max-pooled down to this many cells per side, so a page stays small. */
@@ -40,7 +41,8 @@ h3 code{overflow-wrap:anywhere}svg.heatmap{font:12px system-ui,sans-serif}
 ul.diagnosis{background:#fff4d6;border-left:4px solid #e0a000;padding:8px 8px 8px 28px}ul.diagnosis b{color:#a04000}
 </style></head><body>
 <h1>${esc(title)}</h1>
-${facts}${kinds ? `<p id="kinds">${esc(kinds)}</p>\n` : ''}<p id="totals">${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
+${facts}${kinds ? `<p id="kinds">${esc(kinds)}</p>
+` : ''}<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
 <table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}

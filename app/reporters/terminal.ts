@@ -6,6 +6,7 @@ import { countStatuses, isFailing, type CaseResult } from '../../harness/conform
 import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
 import { diagnosisLine, diagnosisSummary } from './diagnosis.js';
 import { summaryRows, type FoldableColumn } from './table.js';
+import { plural } from '../../harness/errors.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 
@@ -41,7 +42,7 @@ export function terminalReport(results: readonly CaseResult[], run?: RunInfo): s
   const c = countStatuses(results);
   out.push('');
   out.push(
-    `${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
+    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
       ` — ${failing.length === 0 ? 'OK' : 'FAILED'}`,
   );
   return out.join('\n') + '\n';
