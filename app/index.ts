@@ -36,6 +36,7 @@ export { randomCanonical } from '../harness/canonical/random.js';
 export { firstDifference, assertBitIdentical, describeDifference, type BitDifference } from '../harness/compare/bits.js';
 export { compareToBounds, findRoutingTies, type Tier, type MismatchReport } from '../harness/compare/tolerance.js';
 export { compareCheckpoints, CheckpointRefused } from '../harness/compare/checkpoints.js';
+export { diagnoseCanonical, DIAGNOSIS_KINDS, type Diagnosis, type DiagnosisKind, type DiagnoseContext } from '../harness/compare/diagnose.js';
 
 // Kernels and golden fixtures
 export type { MoeBackend, MoeForwardResult, RankTensors } from '../kernels/backend.js';
@@ -51,3 +52,4 @@ export { runCases, type RunOptions } from './runner.js';
 export { caseId, formatCaseId, parseCaseId } from '../harness/conformance/case-id.js';
 export { Expectations } from '../harness/conformance/expectations.js';
 export type { CaseResult, CaseStatus, ConformanceCase } from '../harness/conformance/results.js';
+export type { RunInfo } from '../harness/conformance/run-info.js';

@@ -140,6 +140,23 @@ function oneBlockCut(name: string, bug: string, suffix: string, stacked: boolean
   });
 }
 
+/** The last expert's slot of every expert tensor (where `applies`) overwritten by `fill` over its bytes [from, to). */
+function fillLastExpert(out: Canonical, m: Model, applies: (t: Tensor) => boolean, fill: (bytes: Uint8Array, from: number, to: number, t: Tensor) => void): Canonical {
+  const fixed = new Map(out);
+  for (const L of layersOf(out)) {
+    const slot = int32s(out.get(`layers.${L}.experts.ids`)!).indexOf(m.experts - 1);
+    if (slot < 0) continue;
+    for (const [k, t] of out) {
+      if (!k.startsWith(`layers.${L}.experts.`) || k.endsWith('.ids') || !applies(t)) continue;
+      const bytes = t.bytes.slice();
+      const per = bytes.length / t.shape[0]!;
+      fill(bytes, slot * per, (slot + 1) * per, t);
+      fixed.set(k, { ...t, bytes });
+    }
+  }
+  return fixed;
+}
+
 const swapHalves = (t: Tensor, stacked: boolean) => {
   const rows = t.shape[stacked ? 1 : 0]!;
   return selectRows(t, [[rows / 2, rows], [0, rows / 2]], stacked);
@@ -171,21 +188,9 @@ const LOADER_MUTANTS: readonly Mutant[] = [
     // Slot e holds the data of the e-th name in string order; the ids still read 0..E-1.
     return expertsOf(m.experts, req.epSize, req.epRank, req.epPlacement).map((e) => byString[e]!);
   }),
-  onOutput('dropped-expert-as-zeros', 'the last expert of each layer silently loaded as zeros (its key names drifted and were not found)', (out, _req, m) => {
-    const fixed = new Map(out);
-    for (const L of layersOf(out)) {
-      const slot = int32s(out.get(`layers.${L}.experts.ids`)!).indexOf(m.experts - 1);
-      if (slot < 0) continue;
-      for (const [k, t] of out) {
-        if (!k.startsWith(`layers.${L}.experts.`) || k.endsWith('.ids')) continue;
-        const bytes = t.bytes.slice();
-        const per = bytes.length / t.shape[0]!;
-        bytes.fill(0, slot * per, (slot + 1) * per);
-        fixed.set(k, { ...t, bytes });
-      }
-    }
-    return fixed;
-  }),
+  onOutput('dropped-expert-as-zeros', 'the last expert of each layer silently loaded as zeros (its key names drifted and were not found)', (out, _req, m) =>
+    fillLastExpert(out, m, () => true, (bytes, from, to) => bytes.fill(0, from, to)),
+  ),
   onOutput('w2-bias-divided-per-rank', 'w2_bias split over TP ranks (divided by T, for an engine that adds it on every rank) instead of whole on every rank', (out, req) =>
     req.tpSize === 1 ? out : mapTensors(out, 'experts.w2_bias', (t) => ({ ...t, bytes: encodeFloats(t.dtype, decodeFloats64(t.dtype, t.bytes).map((v) => v / req.tpSize)) })),
   ),
@@ -234,22 +239,12 @@ const MORE_LOADER_MUTANTS: readonly Mutant[] = [
     for (const [k, t] of out) if (t.dtype === 'F32') fixed.set(k, { ...t, bytes: encodeFloats('F32', decodeFloats64('BF16', encodeFloats('BF16', decodeFloats64('F32', t.bytes)))) });
     return fixed;
   }),
-  onOutput('missing-expert-as-nan', 'the last expert of each layer left uninitialised (torch.empty: NaN) because its keys were not found', (out, _req, m) => {
-    const fixed = new Map(out);
-    for (const L of layersOf(out)) {
-      const slot = int32s(out.get(`layers.${L}.experts.ids`)!).indexOf(m.experts - 1);
-      if (slot < 0) continue;
-      for (const [k, t] of out) {
-        if (!k.startsWith(`layers.${L}.experts.`) || k.endsWith('.ids') || !['F32', 'F16', 'BF16'].includes(t.dtype)) continue;
-        const bytes = t.bytes.slice();
-        const per = bytes.length / t.shape[0]!;
-        const nan = nanOf(t);
-        for (let i = slot * per; i < (slot + 1) * per; i += nan.length) bytes.set(nan, i);
-        fixed.set(k, { ...t, bytes });
-      }
-    }
-    return fixed;
-  }),
+  onOutput('missing-expert-as-nan', 'the last expert of each layer left uninitialised (torch.empty: NaN) because its keys were not found', (out, _req, m) =>
+    fillLastExpert(out, m, (t) => ['F32', 'F16', 'BF16'].includes(t.dtype), (bytes, from, to, t) => {
+      const nan = nanOf(t);
+      for (let i = from; i < to; i += nan.length) bytes.set(nan, i);
+    }),
+  ),
   onOutput('raw-tensor-kept', 'the checkpoint\'s fused gate_up_proj also written under its own name next to the canonical w13', (out) => {
     const fixed = new Map(out);
     for (const L of layersOf(out)) fixed.set(`layers.${L}.experts.gate_up_proj`, out.get(`layers.${L}.experts.w13`)!);
