@@ -15,6 +15,7 @@ import type { DType } from '../safetensors/dtypes.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
 import { expertsOf } from '../canonical/cut.js';
+import { idsFor, int32Values } from './locate.js';
 
 /**
  * The diagnosis kinds, part of the JSON results format (spec/loader-protocol.md §5): tools
@@ -370,11 +371,6 @@ export function bitsHex(dtype: DType, bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).reverse().join('');
 }
 
-function idsOf(t: Tensor | undefined): number[] | undefined {
-  if (!t || t.dtype !== 'I32') return undefined;
-  const v = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  return Array.from({ length: t.bytes.length / 4 }, (_, i) => v.getInt32(4 * i, true));
-}
 
 /** "0–3, 5, 7" */
 export function ranges(ns: readonly number[]): string {
@@ -432,10 +428,6 @@ export function diagnoseCanonical(expected: Canonical, found: Canonical, ctx: Di
   return out;
 }
 
-function layerOf(name: string): string {
-  return /^(layers\.\d+)\./.exec(name)?.[1] ?? '';
-}
-
 /** The diagnoses of one tensor (none when it matches). */
 export function diagnoseTensor(name: string, expected: Canonical, found: Canonical, ctx: DiagnoseContext = {}): Diagnosis[] {
   const e = expected.get(name);
@@ -446,15 +438,14 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   if (!e) return [d('unexpected-tensor', `not in the canonical form of this model and rank (found ${f.dtype} [${f.shape.join(', ')}])`)];
   if (e.dtype === f.dtype && sameShape(e.shape, f.shape) && sameBytes(e.bytes, f.bytes)) return [];
 
-  const layer = layerOf(name);
   const wholeT = ctx.whole?.get(name);
-  const expIds = idsOf(expected.get(`${layer}.experts.ids`));
-  const experts = ctx.whole ? idsOf(ctx.whole.get(`${layer}.experts.ids`))?.length : undefined;
+  const expIds = idsFor(name, expected);
+  const experts = ctx.whole ? idsFor(name, ctx.whole)?.length : undefined;
 
   if (name.endsWith('.experts.ids')) {
-    const fi = idsOf(f);
+    const fi = int32Values(f);
     if (!fi) return [d('shape-mismatch', `ids are ${f.dtype} [${f.shape.join(', ')}], expected I32 [${e.shape.join(', ')}]`)];
-    const p = describePlacement(fi, idsOf(e)!, experts, ctx.req);
+    const p = describePlacement(fi, int32Values(e)!, experts, ctx.req);
     return [d(p.kind, p.what, fi)];
   }
 

@@ -47,11 +47,15 @@ export function describePosition(name: string, shape: readonly number[], positio
   return parts.length ? parts.join(', ') : 'its only element';
 }
 
+/** The values of an I32 tensor (an `experts.ids`), or undefined for any other dtype. */
+export function int32Values(t: Tensor | undefined): number[] | undefined {
+  if (!t || t.dtype !== 'I32') return undefined;
+  const v = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
+  return Array.from({ length: Math.floor(t.bytes.length / 4) }, (_, i) => v.getInt32(4 * i, true));
+}
+
 /** `experts.ids` of the layer a tensor belongs to, from a canonical map (for describePosition). */
 export function idsFor(name: string, tensors: ReadonlyMap<string, Tensor>): number[] | undefined {
   const layer = /^(layers\.\d+)\./.exec(name)?.[1];
-  const t = layer ? tensors.get(`${layer}.experts.ids`) : undefined;
-  if (!t || t.dtype !== 'I32') return undefined;
-  const v = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  return Array.from({ length: t.bytes.length / 4 }, (_, i) => v.getInt32(4 * i, true));
+  return int32Values(layer ? tensors.get(`${layer}.experts.ids`) : undefined);
 }
