@@ -10,6 +10,7 @@ import { decodeFloats64, encodeFloats } from '../../harness/safetensors/codecs.j
 import type { Canonical, Loader, ParallelRequest, Tensor } from '../../harness/tensor.js';
 import type { DiagnosisKind } from '../../harness/compare/diagnose.js';
 import { MoeConformanceError } from '../../harness/errors.js';
+import { InvalidParallelRequest } from '../../harness/canonical/errors.js';
 import type { MoeBackend } from '../../kernels/backend.js';
 import { referenceForward } from '../../kernels/moe.js';
 import { route, sigmoid, softmax, topK, type RoutingResult } from '../../kernels/routing.js';
@@ -257,6 +258,14 @@ const MORE_LOADER_MUTANTS: readonly Mutant[] = [
       return new Map();
     }
   }),
+  mutant('invalid-request-served', 'request checks skipped: a TP size that does not divide I, or a rank out of range, served as TP 1 / rank 0', async (dir, req) => {
+    try {
+      return await load(dir, req);
+    } catch (e) {
+      if (!(e instanceof InvalidParallelRequest)) throw e;
+      return load(dir, { ...req, tpSize: 1, tpRank: 0, epRank: Math.min(req.epRank, req.epSize - 1) });
+    }
+  }),
   mutant('ep-refused', 'expert parallelism not implemented: every EP size above 1 refused', async (dir, req) => {
     if (req.epSize > 1) throw new UnsupportedRequest('expert parallelism is not supported', { expected: 'ep size 1', found: req.epSize });
     return load(dir, req);
@@ -364,6 +373,7 @@ const DIAGNOSIS: Record<string, DiagnosisKind> = {
   'raw-tensor-kept': 'unexpected-tensor',
   'broken-checkpoint-accepted': 'accepted-broken-checkpoint',
   'ep-refused': 'refused-valid-request',
+  'invalid-request-served': 'accepted-invalid-request',
   'fp8-scale-rows-from-rank-start': 'scale-block-misaligned',
   'forward-ignores-correction-bias': 'forward-ignores-correction-bias',
   'forward-skips-renormalisation': 'forward-skips-renormalisation',

@@ -60,6 +60,7 @@ describe('check', () => {
     for (const r of loads) {
       expect(r.status).toBe('fail');
       expect(r.failure!.message).toMatch(/LoaderOutputInvalid: loader output is not valid safetensors/);
+      expect(r.failure!.diagnosis).toEqual([{ tensor: '', kind: 'loader-crashed', detail: 'LoaderOutputInvalid on a valid checkpoint and request' }]);
     }
     const kept = await readdir(keep);
     expect(kept.length).toBe(results.filter((r) => r.status === 'fail' && !r.id.startsWith('moe:golden:')).length);
