@@ -5,6 +5,7 @@
 // shows the bug's shape (one expert, a half of the rows, every row past a TP boundary, ...).
 import { describeDifference, firstDifference } from '../harness/compare/bits.js';
 import { diagnoseCanonical, type DiagnoseContext } from '../harness/compare/diagnose.js';
+import { idsFor } from '../harness/compare/locate.js';
 import type { CaseFailure } from '../harness/conformance/results.js';
 import { decodeFloats64 } from '../harness/safetensors/codecs.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
@@ -32,11 +33,14 @@ export function diffCanonical(expected: Canonical, found: Canonical, where: stri
     case 'bytes': {
       const value = (bits: string | undefined, bytes: string, v: number | bigint | undefined) => `${bits !== undefined ? `0x${bits}` : `bytes ${bytes}`}${v === undefined ? '' : ` (${String(v)})`}`;
       const e = expected.get(d.tensor)!;
+      const ids = idsFor(d.tensor, expected);
       return {
         ...failure,
         expected: value(d.expectedBits, d.expectedBytes, d.expectedValue),
         found: value(d.foundBits, d.foundBytes, d.foundValue),
         ...(FLOAT_DTYPES.has(e.dtype) && { heatmap: errorByExpertAndRow(e, found.get(d.tensor)!) }),
+        // Rows of a stacked expert tensor are slots: label them with the experts they should hold.
+        ...(FLOAT_DTYPES.has(e.dtype) && e.shape.length >= 3 && ids?.length === e.shape[0] && { heatmapRows: ids }),
       };
     }
   }

@@ -65,7 +65,7 @@ function failureSection(r: CaseResult): string {
   const diagnosis = (f?.diagnosis ?? []).map((d) => `<li><b>${esc(d.kind)}</b>${d.tensor ? ` <code>${esc(d.tensor)}</code>` : ''}: ${esc(d.detail)}</li>`).join('');
   return `<section class="failure"><h3>${esc(r.status)} <code>${esc(r.id)}</code></h3>
 ${diagnosis ? `<ul class="diagnosis">${diagnosis}</ul>\n` : ''}<pre>${esc(f?.message ?? '')}\n\n${esc(facts.join('\n'))}</pre>
-${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes) : ''}</section>`;
+${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes, f.heatmapRows) : ''}</section>`;
 }
 
 /**
@@ -73,7 +73,7 @@ ${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes) : ''}</section>`;
  * white (0) to red (the largest), black where NaN or infinite. Axes are titled and ticked
  * with the map's own indices (before pooling), and a colour legend gives the scale.
  */
-export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [string, string] = ['expert', 'row']): string {
+export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [string, string] = ['expert', 'row'], rowLabels?: readonly number[]): string {
   const pooled = pool(map);
   const rows = pooled.length;
   const cols = Math.max(0, ...pooled.map((r) => r.length));
@@ -90,7 +90,7 @@ export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [
   const rects: string[] = [];
   pooled.forEach((row, y) =>
     row.forEach((v, x) => {
-      rects.push(`<rect x="${left + x * px}" y="${top + y * px}" width="${px}" height="${px}" fill="${colour(v, max)}"><title>${esc(axes[0])} ${y * rowStep}, ${esc(axes[1])} ${x * colStep}: ${v}</title></rect>`);
+      rects.push(`<rect x="${left + x * px}" y="${top + y * px}" width="${px}" height="${px}" fill="${colour(v, max)}"><title>${esc(axes[0])} ${rowLabels?.[y * rowStep] ?? y * rowStep}, ${esc(axes[1])} ${x * colStep}: ${v}</title></rect>`);
     }),
   );
   // Ticks: about 8 per axis, at the map's own indices.
@@ -98,7 +98,7 @@ export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [
   const ticks: string[] = [];
   for (let y = 0; y < rows; y += every(rows)) {
     const cy = top + y * px + px / 2;
-    ticks.push(`<line x1="${left - 4}" y1="${cy}" x2="${left}" y2="${cy}" stroke="#333"/><text x="${left - 6}" y="${cy + 4}" text-anchor="end">${y * rowStep}</text>`);
+    ticks.push(`<line x1="${left - 4}" y1="${cy}" x2="${left}" y2="${cy}" stroke="#333"/><text x="${left - 6}" y="${cy + 4}" text-anchor="end">${rowLabels?.[y * rowStep] ?? y * rowStep}</text>`);
   }
   for (let x = 0; x < cols; x += every(cols)) {
     const cx = left + x * px + px / 2;

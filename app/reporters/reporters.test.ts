@@ -146,6 +146,8 @@ describe('HTML report', () => {
     expect(cells(pooled).match(/<rect /g)).toHaveLength(8 * 63);
     expect(pooled).toContain('max-pooled');
     expect(cells(pooled).match(/fill="rgb\(255,0,0\)"/g)).toHaveLength(1);
+    // Rows can be labelled with the experts the slots hold (an EP rank's slots 0, 1 hold experts 5, 7).
+    expect(heatmapSvg([[0, 1], [1, 0]], ['expert', 'row'], [5, 7])).toMatch(/text-anchor="end">5<\/text>.*text-anchor="end">7<\/text>/);
     // Column ticks name the map's own indices, not the pooled ones.
     expect(pooled).toMatch(/>896<\/text>/);
     expect(heatmapSvg([])).toBe('');

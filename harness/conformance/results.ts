@@ -16,6 +16,8 @@ export interface CaseFailure {
   heatmap?: number[][];
   /** What the heat map's rows and columns are, when not expert × row (e.g. token × column). */
   heatmapAxes?: [string, string];
+  /** The heat map's row labels where they are not 0, 1, 2, ...: the global expert id of each slot. */
+  heatmapRows?: number[];
   /**
    * What the loader did wrong, as found by harness/compare/diagnose.ts: one entry per
    * mismatching tensor (or part of one), most telling first; JSON results carry it as
