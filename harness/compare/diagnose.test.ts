@@ -223,6 +223,30 @@ describe('diagnoseCanonical', () => {
   });
 });
 
+describe('hostile input', () => {
+  it('never throws, whatever the found tensors are: odd shapes, dtypes, lengths and names', () => {
+    const d: Dims = { E: 3, I: 2, H: 4 };
+    const whole = wholeModel(d, 9);
+    const r = req(2, 1, 3, 2);
+    const x = rankOf(whole, d, r);
+    const names = [...x.keys(), 'layers.0.shared.w13', 'layers.0.experts.w13_scale', 'other'];
+    const tensor = fc.record({
+      dtype: fc.constantFrom('F32' as const, 'BF16' as const, 'I32' as const, 'U8' as const, 'F4' as const),
+      shape: fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }),
+      bytes: fc.uint8Array({ maxLength: 200 }),
+    });
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom(...names), tensor, { maxKeys: 6 }), (found) => {
+        const ds = diagnoseCanonical(x, new Map(Object.entries(found)), { req: r, whole });
+        for (const z of ds) expect(DIAGNOSIS_KINDS).toContain(z.kind);
+        // Nothing fell through to the safety net: every tensor was examined.
+        expect(ds.filter((z) => z.detail.startsWith('could not be examined'))).toEqual([]);
+      }),
+      { seed: 5, numRuns: 300 },
+    );
+  });
+});
+
 describe('helpers', () => {
   it('shows a dtype\'s bit pattern, not the little-endian bytes', () => {
     expect(bitsHex('F16', Uint8Array.of(0x57, 0xb0))).toBe('b057');

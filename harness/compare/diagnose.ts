@@ -424,7 +424,14 @@ interface SlotFinding {
 export function diagnoseCanonical(expected: Canonical, found: Canonical, ctx: DiagnoseContext = {}): Diagnosis[] {
   const out: Diagnosis[] = [];
   const names = [...new Set([...expected.keys(), ...found.keys()])].sort();
-  for (const name of names) out.push(...diagnoseTensor(name, expected, found, ctx));
+  for (const name of names) {
+    try {
+      out.push(...diagnoseTensor(name, expected, found, ctx));
+    } catch (e) {
+      // A diagnosis never turns a failure into a crash: what could not be examined is said so.
+      out.push({ tensor: name, kind: 'unknown', detail: `could not be examined: ${(e as Error)?.message ?? String(e)}` });
+    }
+  }
   return out;
 }
 
