@@ -6,6 +6,7 @@ import { benchKernels, kernelsTable } from './kernels.js';
 import { benchLoader, loaderTable, LOADER_DEFAULTS } from './loader.js';
 import { benchSuite, suiteTable } from './suite.js';
 import { benchGpu, gpuOptionsFromEnv, gpuTable } from './gpu/gpu.js';
+import { benchDiagnose, diagnoseTable, DIAGNOSE_DEFAULTS } from './diagnose.js';
 
 interface Benchmark {
   describe: string;
@@ -51,6 +52,14 @@ const BENCHMARKS: Record<string, Benchmark> = {
     async run(runs) {
       const { rows, file } = await benchGpu(gpuOptionsFromEnv(runs));
       return `${gpuTable(rows)}\n\nresults: ${file}`;
+    },
+  },
+  diagnose: {
+    describe: 'diagnosis of a wrong loader\'s Mixtral-size layer (H 4096, I 14336, E 8, bf16, 2.82 GB in memory): gate/up swapped, experts permuted, and an unknown change (every hypothesis tried)',
+    async run(runs) {
+      const o = { ...DIAGNOSE_DEFAULTS, hidden: env('BENCH_HIDDEN', DIAGNOSE_DEFAULTS.hidden), intermediate: env('BENCH_INTERMEDIATE', DIAGNOSE_DEFAULTS.intermediate) };
+      const { rows, file } = await benchDiagnose(o, Math.min(runs, 3));
+      return `${diagnoseTable(rows)}\n\nresults: ${file}`;
     },
   },
 };

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { caseHash, parseCaseId } from '../harness/conformance/case-id.js';
 import { Expectations } from '../harness/conformance/expectations.js';
 import { failureOf } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/results.js';
+import type { CaseFailure, CaseOutcome } from '../harness/conformance/results.js';
+import { describeDiagnosis } from '../harness/compare/diagnose.js';
 import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
@@ -52,9 +53,12 @@ export interface SuiteProperty {
   seedOffset: number;
 }
 
-/** A case failed: the message carries the case ID and the way to replay it. */
+/** A case failed: the message carries the case ID, the diagnosis and the way to replay it; `failure` the record itself. */
 export class ConformanceCaseFailure extends Error {
   override readonly name = 'ConformanceCaseFailure';
+  constructor(message: string, readonly failure?: CaseFailure) {
+    super(message);
+  }
 }
 
 export const DEFAULT_CASES = 5;
@@ -124,6 +128,7 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
     }
     if (outcome.status === 'fail' && !expectations.lookupFailure(parseCaseId(id), outcome.failure)) {
       const f = outcome.failure;
+      const diagnosis = (f.diagnosis ?? []).map((x) => `diagnosis: ${describeDiagnosis(x)}`);
       const facts = [
         f.rank && `rank:     ${f.rank}`,
         f.layout && `layout:   ${f.layout}`,
@@ -133,7 +138,7 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
         f.found && `found:    ${f.found}`,
         outcome.stderr && `loader stderr (tail):\n${outcome.stderr}`,
       ].filter(Boolean).join('\n');
-      throw new ConformanceCaseFailure(`case ${id}\n${f.message}${facts ? `\n${facts}` : ''}\n${replay}`);
+      throw new ConformanceCaseFailure(`case ${id}\n${[...diagnosis, f.message].join('\n')}${facts ? `\n${facts}` : ''}\n${replay}`, f);
     }
   };
 }

@@ -6,6 +6,7 @@ import { readBoundedFile } from '../../harness/safetensors/bounded-read.js';
 import { JsonSyntaxError, parseStrictJson, toPlain } from '../../harness/safetensors/json.js';
 import { CASE_STATUSES, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
 import { countsText, coverageLines, groupRows } from './coverage.js';
+import type { RunInfo } from '../../harness/conformance/run-info.js';
 
 export class ResultsFileError extends MoeConformanceError {}
 
@@ -15,15 +16,17 @@ export const RESULTS_VERSION = 1;
 export interface ResultsFile {
   format: typeof RESULTS_FORMAT;
   version: typeof RESULTS_VERSION;
+  /** What ran (spec/loader-protocol.md §6); absent in files written before it existed. */
+  run?: RunInfo;
   results: CaseResult[];
   /** For people reading the file: counts by kind × model type × layout, and what the run covered (ignored when read back). */
   summary?: Array<{ kind: string; model: string; layout: string; cases: string }>;
   coverage?: string[];
 }
 
-export function jsonReport(results: readonly CaseResult[]): string {
+export function jsonReport(results: readonly CaseResult[], run?: RunInfo): string {
   const summary = groupRows(results).map((g) => ({ kind: g.check, model: g.model, layout: g.layout, cases: countsText(g.counts) }));
-  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, summary, coverage: coverageLines(results), results: [...results] };
+  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, ...(run && { run }), summary, coverage: coverageLines(results), results: [...results] };
   // JSON has no NaN or Infinity, and a NaN in a heat map is a finding: keep it as a string.
   return JSON.stringify(file, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n';
 }
@@ -79,6 +82,16 @@ export function parseResults(input: string | Uint8Array, file?: string): CaseRes
     }
   });
   return f.results;
+}
+
+/** The run information of a results file, where it has one. */
+export function parseRunInfo(text: string): RunInfo | undefined {
+  try {
+    const run = (JSON.parse(text) as Partial<ResultsFile>).run;
+    return run && typeof run.loader === 'string' ? run : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function readResults(file: string): Promise<CaseResult[]> {
