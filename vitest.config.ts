@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['{app,harness,kernels,properties,golden,scripts}/**/*.test.ts'],
+    // The consumer project of app/package.test.ts runs in its own folder, against the packed package.
+    exclude: ['**/node_modules/**', 'app/test/consumer/**'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -36,6 +36,7 @@ export { randomCanonical } from '../harness/canonical/random.js';
 export { firstDifference, assertBitIdentical, describeDifference, type BitDifference } from '../harness/compare/bits.js';
 export { compareToBounds, findRoutingTies, type Tier, type MismatchReport } from '../harness/compare/tolerance.js';
 export { compareCheckpoints, CheckpointRefused } from '../harness/compare/checkpoints.js';
+export { diagnoseCanonical, DIAGNOSIS_KINDS, type Diagnosis, type DiagnosisKind, type DiagnoseContext } from '../harness/compare/diagnose.js';
 
 // Kernels and golden fixtures
 export type { MoeBackend, MoeForwardResult, RankTensors } from '../kernels/backend.js';
@@ -54,3 +55,4 @@ export { CASE_STATUSES, type CaseResult, type CaseStatus, type ConformanceCase }
 export { diffResults, diffText, type ResultsDiff } from './reporters/diff.js';
 export { coverage, coverageLines } from './reporters/coverage.js';
 export { readResults } from './reporters/json.js';
+export type { RunInfo } from '../harness/conformance/run-info.js';

@@ -14,10 +14,11 @@ import { buildConfig, type ConfigDtype } from '../harness/writer/config.js';
 import { randomCanonical, xoshiro128ss } from '../harness/canonical/random.js';
 import { moeLayoutsOf } from '../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../harness/quant/random.js';
-import { quantizationConfig } from '../harness/quant/scheme.js';
+import { fp8Scheme, quantizationConfig } from '../harness/quant/scheme.js';
+import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
+import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
-import { MODEL_TRAITS } from './arbitraries/models.js';
-import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, ShardSpec } from './spec.js';
+import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, QuantDtypeName, ShardSpec } from './spec.js';
 
 export class MaterializeError extends MoeConformanceError {}
 
@@ -25,18 +26,15 @@ const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Rec
   f32: { dtype: 'F32', config: 'float32' },
   f16: { dtype: 'F16', config: 'float16' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
-  // Small rectangular blocks, so the generated sizes end in partial blocks and TP ranks start inside them.
-  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig('fp8', [4, 6]) },
-  mxfp4: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig('mxfp4') },
+  // Every quantized dtype's config; FP8 blocks small and rectangular, so the generated sizes end in partial blocks and TP ranks start inside them.
+  ...(Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, scheme]) => [name, { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(scheme) }])) as Record<QuantDtypeName, { dtype: DType; config: ConfigDtype; quant: Record<string, unknown> }>),
+  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })) },
 };
 
-/** config.json for the spec: the writer's builder plus the routing fields it leaves at defaults. */
+/** config.json for the spec: the writer's builder, with the spec's expert groups. */
 export function configFor(m: ModelSpec, dtype: DtypeName): Record<string, unknown> {
-  const grouped = MODEL_TRAITS[m.modelType]?.grouped ?? false;
-  const overrides: Record<string, unknown> = grouped ? { n_group: m.groups, topk_group: m.topkGroups } : {};
-  if (m.modelType === 'deepseek_v2') overrides['topk_method'] = m.groups > 1 ? 'group_limited_greedy' : 'greedy';
   const quant = DTYPES[dtype].quant;
-  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { ...overrides, quantization_config: quant } : overrides);
+  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { quantization_config: quant } : {});
 }
 
 /** The model's config, its sizes as the registry reads them, and its whole weights. */
@@ -87,6 +85,13 @@ function shuffle<T>(items: readonly T[], random: () => number): T[] {
 export function hasTwoLayouts(modelType: string): boolean {
   const l = entryFor(modelType).layouts;
   return l.original !== l.fused;
+}
+
+/** Whether the two layouts name their tensors differently (qwen3_vl_moe's differ in shapes only): a layer can then be half of each. */
+export function layoutsDifferInNames(modelType: string): boolean {
+  const l = entryFor(modelType).layouts;
+  const names = (m: { module: string; tensors: Array<{ key: string }> }) => m.tensors.map((t) => `${m.module}.${t.key}`).join();
+  return names(l.original) !== names(l.fused);
 }
 
 /** The defect a broken checkpoint carries: what was done, to which tensors or file (for the report). */
@@ -148,6 +153,19 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
       stored.set(victim, extraRow(t));
       detail = `${victim} stored with one extra row: ${JSON.stringify(stored.get(victim)!.shape)} instead of ${JSON.stringify(t.shape)}`;
       break;
+    case 'quantized-router': {
+      // The first MoE layer's router stored as F8_E4M3 with a per-tensor weight_scale beside it, as a quantizer whose ignore list missed it writes.
+      const layer = g.dims.moeLayers[0]!;
+      const key = [...stored.keys()].find((k) => new RegExp(`(^|\\.)(layers|blocks)\\.${layer}\\..*\\.(gate|router|router\\.layer|gate\\.wg)\\.weight$`).test(k) && !/shared/.test(k));
+      if (key === undefined) throw new MaterializeError('no router tensor to quantize', { expected: 'a gate/router weight', found: [...stored.keys()] });
+      const r = stored.get(key)!;
+      const values = decodeFloats64(r.dtype, r.bytes);
+      const scale = Math.fround(values.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 448 || 1);
+      stored.set(key, { dtype: 'F8_E4M3', shape: r.shape, bytes: encodeFloats('F8_E4M3', values.map((v) => v / scale)) });
+      stored.set(`${key}_scale`, { dtype: 'F32', shape: [], bytes: new Uint8Array(Float32Array.of(scale).buffer) });
+      detail = `${key} stored as F8_E4M3 with ${key}_scale beside it (a quantized router)`;
+      break;
+    }
     case 'half-fused': {
       // The first MoE layer: half of its original-only tensors, half of its fused-only ones.
       const layer = g.dims.moeLayers[0]!;
@@ -157,7 +175,6 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
       const fusedOnly = [...fused.keys()].filter((k) => inLayer(k) && !original.has(k)).sort();
       if (originalOnly.length === 0 || fusedOnly.length === 0) throw new MaterializeError('this model has one layout: it cannot be half fused', { expected: 'a model whose original and fused layouts differ', found: spec.model.modelType });
       for (const k of [...originalOnly, ...fusedOnly]) stored.delete(k);
-      for (const k of originalOnly.slice(0, Math.ceil(originalOnly.length / 2))) stored.set(k, original.get(k)!);
       const keptOriginal = originalOnly.slice(0, Math.ceil(originalOnly.length / 2));
       const keptFused = fusedOnly.slice(Math.floor(fusedOnly.length / 2));
       for (const k of keptOriginal) stored.set(k, original.get(k)!);

@@ -17,12 +17,16 @@
 // `diagnosis=KIND` (with * wildcards) the kind of any entry of the failure's diagnosis. Such
 // a line applies only to a case that fails that way: other failures stay failures, and
 // cases that pass are not unexpected passes.
-import { readFile } from 'node:fs/promises';
 import { MoeConformanceError } from '../errors.js';
+import { readBoundedFile } from '../safetensors/bounded-read.js';
 import { formatCasePattern, matchesPattern, parseCasePattern, type CaseId, type CasePattern } from './case-id.js';
 import type { CaseFailure } from './results.js';
 
 export class ExpectationsError extends MoeConformanceError {}
+
+/** The largest expectations file read (spec §5). */
+export const EXPECTATIONS_MAX_BYTES = 16 << 20;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export type ExpectationKind = 'fail' | 'skip';
 
@@ -119,7 +123,7 @@ export class Expectations {
   static async read(file: string): Promise<Expectations> {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = utf8.decode(await readBoundedFile(file, EXPECTATIONS_MAX_BYTES));
     } catch (e) {
       throw new ExpectationsError(`cannot read expectations: ${(e as Error).message}`, { file });
     }

@@ -2,6 +2,7 @@
 // merged set of `--shard` outputs reports exactly like a single run.
 import { MoeConformanceError, showValue } from '../errors.js';
 import type { CaseId } from './case-id.js';
+import type { Diagnosis } from '../compare/diagnose.js';
 
 /**
  * `inconclusive`: a refusal case whose control (the valid twin of the broken checkpoint or
@@ -30,6 +31,14 @@ export interface CaseFailure {
   defect?: string;
   /** Where --keep-failures kept the case's files (they exist after the run). */
   kept?: string;
+  /** The heat map's row labels where they are not 0, 1, 2, ...: the global expert id of each slot. */
+  heatmapRows?: number[];
+  /**
+   * What the loader did wrong, as found by harness/compare/diagnose.ts: one entry per
+   * mismatching tensor (or part of one), most telling first; JSON results carry it as
+   * `failure.diagnosis` (spec/loader-protocol.md §6).
+   */
+  diagnosis?: Diagnosis[];
 }
 
 export interface CaseResult {

@@ -11,6 +11,7 @@ import { MoeConformanceError, type ErrorContext } from '../errors.js';
 import { SafetensorsFile } from '../safetensors/read.js';
 import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
 import { declaresDequantized } from '../quant/scheme.js';
+import { splitCompanion } from '../quant/format.js';
 
 /** The command could not start, or died from a signal (segfault, abort, OOM kill). */
 export class LoaderCrashed extends MoeConformanceError {}
@@ -190,11 +191,22 @@ function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<Command
   });
 }
 
-export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
+/** What a loader says about itself in its output's metadata (spec §2), for the reports. */
+export interface DeclaredLoader {
+  name?: string;
+  version?: string;
+}
+
+export const LOADER_NAME_KEY = 'moe_conformance.loader_name';
+export const LOADER_VERSION_KEY = 'moe_conformance.loader_version';
+
+export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader & { declared: DeclaredLoader } {
   const argv = resolveSelf(splitCommand(cmd));
   const maxOutput = opts.maxOutputBytes ?? 1024 ** 3;
+  const declared: DeclaredLoader = {};
   return {
     name: cmd,
+    declared,
     async load(dir: string, req: ParallelRequest): Promise<Canonical> {
       const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'moe-cmd-'));
       const out = join(work, 'rank.safetensors');
@@ -210,7 +222,7 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
         if (r.exitCode !== 0) {
           throw new LoaderRefused(`loader exited ${r.exitCode}${tail}`, context, r.stderr, r.exitCode ?? -1);
         }
-        const output = await readOutput(out, maxOutput, r.stderr);
+        const output = await readOutput(out, maxOutput, r.stderr, declared);
         if (r.stderr.trim()) stderrOfOutput.set(output, r.stderr);
         return output;
       } finally {
@@ -220,7 +232,7 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
   };
 }
 
-async function readOutput(out: string, maxOutput: number, stderr: string): Promise<Canonical> {
+async function readOutput(out: string, maxOutput: number, stderr: string, declared: DeclaredLoader): Promise<Canonical> {
   const size = await stat(out).then((s) => s.size, () => undefined);
   if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, expected: 'the --out file', found: stderr.trim() ? `nothing; stderr: ${stderr.trim()}` : 'nothing' });
   if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
@@ -239,9 +251,13 @@ async function readOutput(out: string, maxOutput: number, stderr: string): Promi
     } catch (e) {
       throw new LoaderOutputInvalid(`loader output metadata: ${(e as Error).message}`, { file: out });
     }
-    const scale = [...file.tensors.keys()].find((n) => n.endsWith('_scale'));
+    const name = file.metadata?.get(LOADER_NAME_KEY);
+    const version = file.metadata?.get(LOADER_VERSION_KEY);
+    if (name !== undefined) declared.name = name;
+    if (version !== undefined) declared.version = version;
+    const scale = [...file.tensors.keys()].find((n) => splitCompanion(n) !== undefined);
     if (dequantized && scale !== undefined) {
-      throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale tensor', found: scale });
+      throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale, *_scale_2 or *_input_scale tensor', found: scale });
     }
     const canonical: Canonical = new Map();
     for (const name of file.tensors.keys()) canonical.set(name, await file.readTensor(name));

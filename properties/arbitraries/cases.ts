@@ -1,7 +1,7 @@
 // Whole conformance cases, composed from the arbitraries above: valid loads over all ranks
 // of a parallel setting, layout invariance, broken checkpoints and invalid requests.
 import fc from 'fast-check';
-import { hasTwoLayouts } from '../materialize.js';
+import { layoutsDifferInNames } from '../materialize.js';
 import { BREAKAGES, CaseSpecError, type BadRequest, type Breakage, type CaseSpec } from '../spec.js';
 import { checkpointArb, type CheckpointFilter } from './checkpoint.js';
 import { badRequestArb, validParallelArb, type ParallelLimits } from './parallel.js';
@@ -16,7 +16,7 @@ export interface CaseFilter extends CheckpointFilter, ParallelLimits {
 
 /** The defects this model's checkpoints can have: only models with two layouts can be half fused. */
 export function breakagesFor(modelType: string): Breakage[] {
-  return BREAKAGES.filter((b) => b !== 'half-fused' || hasTwoLayouts(modelType));
+  return BREAKAGES.filter((b) => b !== 'quantized-router' && (b !== 'half-fused' || layoutsDifferInNames(modelType)));
 }
 
 /** A defect this model's checkpoints can have, among `allowed` when one of them applies. */

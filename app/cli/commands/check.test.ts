@@ -60,6 +60,7 @@ describe('check', () => {
     for (const r of loads) {
       expect(r.status).toBe('fail');
       expect(r.failure!.message).toMatch(/LoaderOutputInvalid: loader output is not valid safetensors/);
+      expect(r.failure!.diagnosis).toEqual([{ tensor: '', kind: 'loader-crashed', detail: 'LoaderOutputInvalid on a valid checkpoint and request' }]);
     }
     const kept = await readdir(keep);
     expect(kept.length).toBe(results.filter((r) => r.status === 'fail' && !r.id.startsWith('moe:golden:')).length);
@@ -68,6 +69,23 @@ describe('check', () => {
     const failed = results.find((r) => r.status === 'fail' && r.id.startsWith('moe:load:'))!;
     expect(failed.failure!.kept).toBe(join(keep, kept[0]!));
     expect(failed.failure!.rank).toMatch(/^TP rank 0\/1, EP rank 0\/1/);
+  });
+
+  it('tells from the terminal alone what a wrong loader did: its declared name, the failures by kind, each led by its diagnosis', async () => {
+    out = '';
+    const json = join(dir, 'swapped.json');
+    const code = await check(['--loader', fake('swapped.mjs'), '--case', LOAD_ID, '--seed', '7', '--report', 'json', json]);
+    expect(code).toBe(1);
+    const lines = out.split('\n');
+    expect(lines).toContain(`loader:   ${fake('swapped.mjs')}`);
+    expect(lines).toContain('declared: swapped-demo 0.0.1');
+    expect(lines).toContain('seed:     7');
+    expect(lines).toContain('1 failed: 1 gate-up-swapped');
+    const at = lines.indexOf(`FAIL ${LOAD_ID}`);
+    expect(lines[at + 1]).toBe('  [gate-up-swapped] layers.0.experts.w13: experts 0–10: gate and up halves swapped (up rows first)');
+    const result = parseResults(await readFile(json, 'utf8'))[0]!;
+    expect(result.failure!.diagnosis).toEqual([{ tensor: 'layers.0.experts.w13', kind: 'gate-up-swapped', detail: 'experts 0–10: gate and up halves swapped (up rows first)' }]);
+    expect(JSON.parse(await readFile(json, 'utf8')).run).toMatchObject({ loaderName: 'swapped-demo', loaderVersion: '0.0.1', seed: 7 });
   });
 
   it('applies expectations, runs shards and merges them', async () => {

@@ -2,7 +2,7 @@
 // generates checkpoints into a temporary folder, calls the command once per rank, checks
 // everything spec §3 asks, and reports. Exit 0 only if every case passed.
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { selfCommand, shellQuote } from '../args.js';
@@ -12,7 +12,8 @@ import { commandLoader, killRunningLoaders } from '../../../harness/protocol/com
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
 import { REPORT_FORMATS } from '../../reporters/files.js';
-import { mergeResults, readResults } from '../../reporters/json.js';
+import { mergeResults, parseRunInfo, readResults } from '../../reporters/json.js';
+import { runInfo } from '../../run-info.js';
 import { reportResults } from '../report-results.js';
 import { runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
@@ -59,7 +60,9 @@ export async function run(argv: string[]): Promise<number> {
   if (merge.length) {
     p.problems.check();
     const sets = await Promise.all(merge.map(async (file) => ({ file, results: await readResults(file) })));
-    return reportResults(mergeResults(sets), reports);
+    // The shards ran the same loader and seed: the first file's run information stands for all.
+    const run = parseRunInfo(await readFile(merge[0]!, 'utf8'));
+    return reportResults(mergeResults(sets), reports, { ...(run && { run }) });
   }
   const loaderCommand = one(p, 'loader') ?? '';
   if (!one(p, 'loader')) p.problems.add('--loader "CMD ARGS" is required (or --merge)');
@@ -127,7 +130,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(shard && { shard }),
       progress: createProgress(process.stderr),
     });
-    return await reportResults(results, reports, { ...(expectations && { expectations }) });
+    const run = runInfo(loaderCommand, { seed, declared: loader.declared });
+    return await reportResults(results, reports, { run, ...(expectations && { expectations }) });
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
