@@ -33,7 +33,7 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText
 
 sys.path.insert(0, str(Path(__file__).parent))
-from make_fixtures import BASE_CONFIG  # noqa: E402
+from make_fixtures import BASE_CONFIG, SPECS  # noqa: E402
 
 # Tiny attention whatever the hidden size (the generators draw H from 4 to 1040).
 ATTENTION = {"num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": 8}
@@ -58,6 +58,9 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
         return {"layer_types": ["full_attention"] * layers, "intermediate_size": 8}
     if model_type == "jamba":
         return {"use_mamba_kernels": False, "attn_layer_period": 1, "attn_layer_offset": 0}
+    if model_type == "granitemoehybrid":
+        # Attention layers only; the mamba sizes are validated anyway (n_heads must divide expand * H).
+        return {"layer_types": ["attention"] * layers, "mamba_n_heads": 1, "mamba_n_groups": 1}
     if model_type == "dots1":
         return {"sliding_window": None}
     if model_type == "dbrx":
@@ -84,24 +87,46 @@ def build_model(config: transformers.PretrainedConfig) -> torch.nn.Module:
         raise first from None
 
 
-def saved_tables(model: torch.nn.Module, folder: Path, original: bool) -> dict[str, list[int]]:
+def saved_tables(model: torch.nn.Module, folder: Path, original: bool, transform: Any = None) -> dict[str, list[int]]:
+    """Names and shapes of what transformers saves; `transform`: make_fixtures' rewrite of the
+    original layout for a type whose published form transformers reads but does not write."""
     model.save_pretrained(folder, save_original_format=original)
-    table: dict[str, list[int]] = {}
+    tensors: dict[str, Any] = {}
     for f in sorted(folder.glob("*.safetensors")):
         with safe_open(str(f), "pt") as st:
             for name in st.keys():
-                table[name] = list(st.get_slice(name).get_shape())
-    return table
+                tensors[name] = st.get_tensor(name) if transform else st.get_slice(name).get_shape()
+    if transform:
+        return {k: list(v.shape) for k, v in transform(tensors).items()}
+    return {k: list(v) for k, v in tensors.items()}
 
 
-def check(sample: dict[str, Any]) -> list[str]:
-    cfg = dict(sample["config"])
-    model_type = cfg.pop("model_type")
+def fields_of(model_type: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config to build: the harness's (MoE) fields over tiny non-MoE ones."""
+    spec = SPECS.get(model_type)
+    if spec is not None and spec.nested_config:
+        # A vision-language model: the fixture's tiny config (vision tower included), its text
+        # decoder's sizes replaced by the harness's; the vision tower projects to that hidden size.
+        base = spec.config("f32")
+        text = {**base.get("text_config", {}), **ATTENTION, **cfg.get("text_config", {})}
+        fields = {**base, **{k: v for k, v in cfg.items() if k != "text_config"}, "text_config": text}
+        vision = fields.get("vision_config")
+        if isinstance(vision, dict) and "out_hidden_size" in vision:
+            fields["vision_config"] = {**vision, "out_hidden_size": text["hidden_size"]}
+        return fields
     layers = int(cfg.get("num_hidden_layers", cfg.get("n_layers", 1)))
     fields = {**BASE_CONFIG, **ATTENTION, **extras(model_type, layers), **cfg}
     if model_type == "dbrx":
         for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim"):
             fields.pop(k, None)
+    return fields
+
+
+def check(sample: dict[str, Any]) -> list[str]:
+    cfg = dict(sample["config"])
+    model_type = cfg.pop("model_type")
+    fields = fields_of(model_type, cfg)
+    spec = SPECS.get(model_type)
     torch.manual_seed(0)
     try:
         config = AutoConfig.for_model(model_type, **fields)
@@ -114,7 +139,7 @@ def check(sample: dict[str, Any]) -> list[str]:
         modules = [m + "." for m in sample["layouts"][layout]["modules"]]
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                saved = saved_tables(model, Path(tmp), original)
+                saved = saved_tables(model, Path(tmp), original, spec.original_transform if spec is not None and original else None)
             except Exception as e:
                 problems.append(f"{layout}: transformers cannot save it: {type(e).__name__}: {e}")
                 continue

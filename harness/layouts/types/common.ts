@@ -255,5 +255,7 @@ export function textDecoderOf(modelType: string, text: ModelEntry): ModelEntry {
     activation: (c) => text.activation(textConfig(c)),
     ...(text.extra ? { extra: (c: ModelConfig, d: MoeDims) => text.extra!(textConfig(c), d) } : {}),
     generator: { ...text.generator, config: (s, shared) => ({ text_config: { model_type: `${modelType}_text`, ...text.generator.config(s, shared) } }) },
+    // The text decoder's size constraints hold inside the VL model too (glm4v_moe's shared expert).
+    ...(text.constraints ? { constraints: text.constraints } : {}),
   };
 }

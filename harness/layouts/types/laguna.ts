@@ -46,7 +46,10 @@ export const laguna: ModelEntry = {
       num_experts: s.experts,
       moe_intermediate_size: s.intermediate,
       shared_expert_intermediate_size: Is,
-      moe_router_logit_softcapping: s.experts % 2 === 0 ? 4 : 0,
+      // A float in config.json, as LagunaConfig's strict field demands (an integer-valued JSON
+      // number, which is all JSON.stringify writes for 4 or 0, is refused: "expected float, got
+      // int"); absent is transformers' default 0.0, no capping.
+      ...(s.experts % 2 === 0 ? { moe_router_logit_softcapping: 4.5 } : {}),
       ...allSparse(s),
     }),
   },

@@ -22,6 +22,8 @@ export const mistral4: ModelEntry = {
     scaling: c.num('routed_scaling_factor', 1),
   }),
   activation: siluGated,
+  // Mistral4MoE builds shared_experts of moe_intermediate_size * n_shared_experts unconditionally.
+  constraints: { sharedRequired: true },
   generator: {
     shared: 'multiple_of_I',
     grouped: true,
