@@ -19,7 +19,7 @@ import { runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
-import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
+import { defaultCaseCount, generatedCases, sampleSpecs } from '../../../properties/suite.js';
 import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
 
@@ -32,7 +32,7 @@ const DEF: CommandDef = {
 npx it would cost about a second more per call).`,
   options: {
     loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
-    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100' },
+    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100, or as many as that takes' },
     seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
     'model-types': { args: ['A,B'], help: 'model types', default: 'all' },
     layouts: { args: ['A,B'], help: `layouts: ${LAYOUTS.join(', ')}`, default: 'both' },
@@ -108,13 +108,15 @@ export async function run(argv: string[]): Promise<number> {
       }
       cases.push(...generatedCases(specs, { loader }, ctx, replay));
     } else {
-      const specs = sampleSpecs(caseCount, seed, {
+      const filter = {
         ...(modelTypes && { modelTypes }),
         ...(layouts && { layouts }),
         ...(dtypes && { dtypes }),
         ...(tpSizes && { tpSizes }),
         ...(epSizes && { epSizes }),
-      });
+      };
+      // Without --cases: 100, or as many as the coverage cases need.
+      const specs = sampleSpecs(one(p, 'cases') === undefined ? defaultCaseCount(seed, filter) : caseCount, seed, filter);
       // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
         (f) => (!modelTypes || modelTypes.includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),

@@ -16,7 +16,7 @@ import { referenceLoader } from '../../../harness/loader/load.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases } from '../../../properties/golden-cases.js';
-import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
+import { defaultCaseCount, generatedCases, sampleSpecs } from '../../../properties/suite.js';
 
 const DEF: CommandDef = {
   name: 'run',
@@ -56,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     const fixtures = await fixturesIn(golden ? [golden] : []);
     const cases = [
       ...(await goldenCases(fixtures, target, replay)),
-      ...generatedCases(sampleSpecs(caseCount, seed), target, { workDir }, replay),
+      ...generatedCases(sampleSpecs(one(p, 'cases') === undefined ? defaultCaseCount(seed, {}, caseCount) : caseCount, seed), target, { workDir }, replay),
     ];
     const results = await runCases(cases, {
       jobs,
