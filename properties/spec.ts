@@ -8,14 +8,10 @@ import type { EpPlacement } from '../harness/tensor.js';
 
 export class CaseSpecError extends MoeConformanceError {}
 
-export type Layout = 'original' | 'fused';
-/** Quantized checkpoints (spec §4): FP8 block-scaled or MXFP4 routed experts, BF16 elsewhere. */
-export type QuantDtypeName = 'fp8' | 'mxfp4';
-export type DtypeName = 'f32' | 'f16' | 'bf16' | QuantDtypeName;
-export const LAYOUTS: readonly Layout[] = ['original', 'fused'];
-/** The float dtypes, drawn by default; the quantized ones have their own case family. */
-export const DTYPE_NAMES: readonly DtypeName[] = ['f32', 'f16', 'bf16'];
-export const QUANT_DTYPE_NAMES: readonly QuantDtypeName[] = ['fp8', 'mxfp4'];
+// The layout and dtype names are the capabilities' vocabulary (a loader declares them), defined there.
+import { DTYPE_NAMES, LAYOUTS, QUANT_DTYPE_NAMES, type DtypeName, type Layout } from '../harness/conformance/capabilities.js';
+export { DTYPE_NAMES, LAYOUTS, QUANT_DTYPE_NAMES };
+export type { DtypeName, Layout, QuantDtypeName } from '../harness/conformance/capabilities.js';
 
 export interface ModelSpec {
   modelType: string;
