@@ -6,6 +6,7 @@ import type { CaseResult } from '../../harness/conformance/results.js';
 import { htmlReport } from './html.js';
 import { jsonReport } from './json.js';
 import { junitReport } from './junit.js';
+import type { RunInfo } from './declared.js';
 
 export class ReportOptionError extends MoeConformanceError {}
 
@@ -32,9 +33,9 @@ export function takeReportOptions(argv: readonly string[]): { rest: string[]; re
   return { rest, reports };
 }
 
-export async function writeReports(results: readonly CaseResult[], reports: ReadonlyArray<[ReportFormat, string]>): Promise<void> {
+export async function writeReports(results: readonly CaseResult[], reports: ReadonlyArray<[ReportFormat, string]>, run: RunInfo = {}): Promise<void> {
   for (const [format, file] of reports) {
-    const text = format === 'junit' ? junitReport(results) : format === 'json' ? jsonReport(results) : htmlReport(results);
+    const text = format === 'junit' ? junitReport(results, undefined, run) : format === 'json' ? jsonReport(results, run) : htmlReport(results, undefined, run);
     try {
       await writeFile(file, text);
     } catch (e) {

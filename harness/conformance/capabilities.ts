@@ -111,7 +111,7 @@ export interface CaseNeeds {
 export function undeclaredReason(c: Capabilities | undefined, n: CaseNeeds): string | undefined {
   if (!c) return undefined;
   const not = (what: string, value: string | number, declared: readonly (string | number)[] | string) =>
-    `${what} ${value} not declared (declared: ${typeof declared === 'string' ? declared : declared.join(', ') || 'none'})`;
+    `${what} ${value} (declared: ${typeof declared === 'string' ? declared : declared.join(', ') || 'none'})`;
   if (c.modelTypes && !c.modelTypes.includes(n.modelType)) return not('model type', n.modelType, c.modelTypes);
   const layout = n.layouts.find((l) => c.layouts && !c.layouts.includes(l));
   if (layout !== undefined) return not('layout', layout, c.layouts!);
@@ -120,6 +120,15 @@ export function undeclaredReason(c: Capabilities | undefined, n: CaseNeeds): str
   if (c.maxEp !== undefined && n.ep !== undefined && n.ep > c.maxEp) return not('EP size', n.ep, `up to ${c.maxEp}`);
   if (c.placements && n.placement !== undefined && (n.ep ?? 1) > 1 && !c.placements.includes(n.placement)) return not('EP placement', n.placement, c.placements);
   return undefined;
+}
+
+/** A loader as it declared itself: in a worker handshake, or by its command line and `--capabilities FILE`. */
+export interface DeclaredLoader {
+  name: string;
+  version?: string;
+  /** `worker` (spec §5), `command` (§2) or `in-process`. */
+  mode: 'worker' | 'command' | 'in-process';
+  capabilities?: Capabilities;
 }
 
 /** One line for people: `model types mixtral, olmoe; layouts fused; max TP 4; ...` (everything, when nothing is limited). */

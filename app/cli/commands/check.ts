@@ -2,12 +2,14 @@
 // generates checkpoints into a temporary folder, calls the command once per rank, checks
 // everything spec §3 asks, and reports. Exit 0 only if every case passed.
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intOption, listOption, parse, reportOptions, shellQuote, UsageError } from '../args.js';
 import { matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../../harness/protocol/command-loader.js';
+import { workerLoader, type WorkerLoader } from '../../../harness/protocol/worker-loader.js';
+import { CapabilitiesError, parseCapabilitiesJson, type Capabilities, type DeclaredLoader } from '../../../harness/conformance/capabilities.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
 import type { ReportFormat } from '../../reporters/files.js';
@@ -26,7 +28,8 @@ const USAGE = `usage: moe-conformance check --loader "CMD ARGS" [options]
 
 Runs the conformance suite against a loader command. The harness appends
 --checkpoint DIR --out FILE --tp-size T --tp-rank r --ep-size P --ep-rank q --ep-placement X
-(spec §2). "moe-conformance ..." names this package's own CLI.
+(spec §2). "moe-conformance ..." names this package's own CLI. With --worker, CMD --worker
+is started once per job and kept alive, answering JSON-line requests (spec §5).
 
 options:
   --cases N               generated cases (default 100)
@@ -36,8 +39,12 @@ options:
   --dtypes f32,f16,bf16
   --tp 1,2,4              TP sizes to try (default 1,2,3,4)
   --ep 1,2,3              EP sizes to try (default 1,2,3,4)
-  --timeout SECONDS       per loader call (default 60)
-  --jobs N                cases at once (default 2)
+  --worker                run CMD as a worker (spec §5): one process per job, its
+                          capabilities from its handshake
+  --capabilities FILE     what a command loader supports (JSON, spec §5.3); cases that
+                          need more are skipped as not declared
+  --timeout SECONDS       per loader call, per rank asked (default 60); a worker's handshake too
+  --jobs N                cases at once, and workers (default 2)
   --golden DIR ...        golden fixture folders, or folders holding them
   --report FORMAT FILE    junit | json | html; repeatable
   --keep-failures DIR     keep each failing case's checkpoint and loader outputs
@@ -66,6 +73,30 @@ function extractMultiWord(argv: string[]): { rest: string[]; reports: Array<[Rep
   return { rest, reports, golden, merge };
 }
 
+async function readCapabilities(file: string): Promise<Capabilities> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CapabilitiesError(`cannot read capabilities: ${(e as Error).message}`, { file });
+  }
+  return parseCapabilitiesJson(text, file);
+}
+
+/**
+ * Starts the first worker for its handshake. A worker that fails it is reported and the run
+ * goes on without declared capabilities: every case then fails with that typed error.
+ */
+async function declaredWorker(worker: WorkerLoader, cmd: string): Promise<DeclaredLoader> {
+  try {
+    const h = await worker.handshake();
+    return { name: h.loader.name, version: h.loader.version, mode: 'worker', ...(h.capabilities && { capabilities: h.capabilities }) };
+  } catch (e) {
+    process.stderr.write(`warning: the worker's handshake failed; every case will try a fresh worker: ${(e as Error).name}: ${(e as Error).message}\n`);
+    return { name: cmd, mode: 'worker' };
+  }
+}
+
 function sizes(value: string | undefined, name: string): number[] | undefined {
   if (value === undefined) return undefined;
   return listOption(value, []).map((v) => intOption(v, name, 0)).filter((n) => n >= 1);
@@ -90,6 +121,8 @@ export async function run(argv: string[]): Promise<number> {
     tp: { type: 'string' },
     ep: { type: 'string' },
     timeout: { type: 'string' },
+    worker: { type: 'boolean' },
+    capabilities: { type: 'string' },
     jobs: { type: 'string' },
     'keep-failures': { type: 'string' },
     expectations: { type: 'string' },
@@ -117,8 +150,13 @@ export async function run(argv: string[]): Promise<number> {
   const shard = values.shard ? parseShard(values.shard) : undefined;
   const keepFailures = values['keep-failures'] ? resolve(values['keep-failures']) : undefined;
 
+  if (values.worker && values.capabilities !== undefined) throw new UsageError('--capabilities is for command loaders: a worker declares its capabilities in its handshake');
+  const fileCapabilities = values.capabilities !== undefined ? await readCapabilities(values.capabilities) : undefined;
+  const jobs = intOption(values.jobs, 'jobs', 2);
+
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
-  const loader = commandLoader(loaderCommand, { timeoutMs, workDir });
+  const worker = values.worker ? workerLoader(loaderCommand, { timeoutMs, workDir, workers: jobs }) : undefined;
+  const loader = worker ?? commandLoader(loaderCommand, { timeoutMs, workDir });
   // Loaders run in their own process groups: on Ctrl-C or kill, end them and the temporary folder too.
   const interrupted = (signal: NodeJS.Signals) => {
     killRunningLoaders();
@@ -128,8 +166,9 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
-  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
+  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)}${worker ? ' --worker' : ''} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
+    const declared = worker ? await declaredWorker(worker, loaderCommand) : { name: loaderCommand, mode: 'command' as const, ...(fileCapabilities && { capabilities: fileCapabilities }) };
     const ctx = { workDir, ...(keepFailures && { keepFailures }) };
     let cases: ConformanceCase[];
     const patterns = (values.case ?? []).filter((c) => c.includes('*')).map(parseCasePattern);
@@ -159,17 +198,19 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (patterns.length) cases = cases.filter((c) => patterns.some((p) => matchesPattern(p, c.id)));
     const results = await runCases(cases, {
-      jobs: intOption(values.jobs, 'jobs', 2),
+      jobs,
+      ...(declared.capabilities && { capabilities: declared.capabilities }),
       // A case calls the loader once per rank and a few times more: bound the whole case too.
       timeoutMs: timeoutMs * 40,
       ...(expectations && { expectations }),
       ...(shard && { shard }),
       progress: createProgress(process.stderr),
     });
-    return await reportResults(results, reports, { ...(expectations && { expectations }) });
+    return await reportResults(results, reports, { ...(expectations && { expectations }), run: { loader: declared } });
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
+    await worker?.close();
     await rm(workDir, { recursive: true, force: true });
   }
 }
