@@ -121,7 +121,7 @@ describe('check --worker and capabilities', () => {
   it('skips cases outside a command loader\'s --capabilities as not declared, in every report', async () => {
     const caps = join(dir, 'caps.json');
     await writeFile(caps, JSON.stringify({ modelTypes: ['mixtral'], maxTp: 1, forms: ['w31'] }));
-    const [json, xml, html] = ['caps.json.out', 'caps.xml', 'caps.html'].map((f) => join(dir, f));
+    const [json, xml, html] = ['caps.json.out', 'caps.xml', 'caps.html'].map((f) => join(dir, f)) as [string, string, string];
     out = '';
     const code = await check(['--loader', 'moe-conformance load', '--capabilities', caps, '--case', LOAD_ID, '--case', REFUSE_ID, '--report', 'json', json, '--report', 'junit', xml, '--report', 'html', html]);
     expect(code).toBe(0);
