@@ -142,7 +142,7 @@ export function describeCapabilities(c: Capabilities | undefined): string {
     c.maxTp !== undefined && `max TP ${c.maxTp}`,
     c.maxEp !== undefined && `max EP ${c.maxEp}`,
     c.placements && `placements ${c.placements.join(', ') || 'none'}`,
-    c.forms && `forms ${c.forms.join(', ') || 'none'}`,
+    c.forms?.length && `forms ${c.forms.join(', ')}`,
   ].filter((p): p is string => typeof p === 'string');
   return parts.length ? parts.join('; ') : 'no limits declared';
 }
