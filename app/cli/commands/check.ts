@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intOption, listOption, parse, reportOptions, shellQuote, UsageError } from '../args.js';
-import { matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
+import { formatCaseId, matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../../harness/protocol/command-loader.js';
 import { workerLoader, type WorkerLoader } from '../../../harness/protocol/worker-loader.js';
 import { CapabilitiesError, parseCapabilitiesJson, type Capabilities, type DeclaredLoader } from '../../../harness/conformance/capabilities.js';
@@ -15,7 +15,7 @@ import { createProgress } from '../../progress.js';
 import type { ReportFormat } from '../../reporters/files.js';
 import { mergeResults, readResults } from '../../reporters/json.js';
 import { reportResults } from '../report-results.js';
-import { parseShard, runCases } from '../../runner.js';
+import { inShard, parseShard, runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
@@ -52,6 +52,7 @@ options:
   --shard i/n             run the i-th of n disjoint parts
   --case ID               replay one case (repeatable); no sampling. With a * (a pattern
                           like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches
+  --list                  print the IDs of the cases it would run, one per line, and exit
   --merge FILE ...        merge JSON results of --shard runs instead of running`;
 
 /** The multi-word options: `--report FORMAT FILE` and the path lists of `--golden` and `--merge`. */
@@ -128,6 +129,7 @@ export async function run(argv: string[]): Promise<number> {
     expectations: { type: 'string' },
     shard: { type: 'string' },
     case: { type: 'string', multiple: true },
+    list: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -168,7 +170,6 @@ export async function run(argv: string[]): Promise<number> {
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
   const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)}${worker ? ' --worker' : ''} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
-    const declared = worker ? await declaredWorker(worker, loaderCommand) : { name: loaderCommand, mode: 'command' as const, ...(fileCapabilities && { capabilities: fileCapabilities }) };
     const ctx = { workDir, ...(keepFailures && { keepFailures }) };
     let cases: ConformanceCase[];
     const patterns = (values.case ?? []).filter((c) => c.includes('*')).map(parseCasePattern);
@@ -197,6 +198,13 @@ export async function run(argv: string[]): Promise<number> {
       cases = [...(await goldenCases(fixtures, { loader }, replay, undefined, layouts)), ...generatedCases(specs, { loader }, ctx, replay)];
     }
     if (patterns.length) cases = cases.filter((c) => patterns.some((p) => matchesPattern(p, c.id)));
+    if (values.list) {
+      // The case IDs this run would check, one per line, without starting the loader (the pytest kit collects them).
+      const mine = cases.filter((c) => inShard(c.id, shard));
+      process.stdout.write(mine.map((c) => formatCaseId(c.id) + '\n').join(''));
+      return 0;
+    }
+    const declared = worker ? await declaredWorker(worker, loaderCommand) : { name: loaderCommand, mode: 'command' as const, ...(fileCapabilities && { capabilities: fileCapabilities }) };
     const results = await runCases(cases, {
       jobs,
       ...(declared.capabilities && { capabilities: declared.capabilities }),
