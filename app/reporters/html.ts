@@ -6,6 +6,7 @@ import { countStatuses, isFailing, type CaseResult } from '../../harness/conform
 import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
 import { countUndeclared, loaderFacts, undeclaredGroups, type RunInfo } from './declared.js';
+import { plural } from '../../harness/errors.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 /** Larger maps are max-pooled down to this many cells per side, so a page stays small. */
@@ -35,7 +36,7 @@ h3 code{overflow-wrap:anywhere}svg.heatmap{border:1px solid #ccc}
 </style></head><body>
 <h1>${esc(title)}</h1>
 ${run.loader ? `<table id="loader"><tbody>\n${loaderFacts(run.loader).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n')}\n</tbody></table>` : ''}
-<p id="totals">${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${countUndeclared(results) ? ` (${countUndeclared(results)} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
+<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${countUndeclared(results) ? ` (${countUndeclared(results)} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
 <table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}

@@ -3,6 +3,7 @@
 import { countStatuses, isFailing, type CaseResult } from '../../harness/conformance/results.js';
 import { summaryRows, type FoldableColumn } from './table.js';
 import { countUndeclared, declaredTerminal, type RunInfo } from './declared.js';
+import { plural } from '../../harness/errors.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 
@@ -37,7 +38,7 @@ export function terminalReport(results: readonly CaseResult[], run: RunInfo = {}
   const undeclared = countUndeclared(results);
   out.push('');
   out.push(
-    `${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${undeclared ? ` (${undeclared} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
+    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${undeclared ? ` (${undeclared} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
       ` — ${failing.length === 0 ? 'OK' : 'FAILED'}`,
   );
   return out.join('\n') + '\n';

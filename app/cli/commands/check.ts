@@ -5,17 +5,18 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { intOption, listOption, parse, reportOptions, shellQuote, UsageError } from '../args.js';
+import { selfCommand, shellQuote } from '../args.js';
+import { all, choices, flag, int, ints, one, reportsOf, shardOf, startCommand, type CommandDef } from '../options.js';
 import { formatCaseId, matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../../harness/protocol/command-loader.js';
 import { workerLoader, type WorkerLoader } from '../../../harness/protocol/worker-loader.js';
 import { CapabilitiesError, parseCapabilitiesJson, type Capabilities, type DeclaredLoader } from '../../../harness/conformance/capabilities.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
-import type { ReportFormat } from '../../reporters/files.js';
+import { REPORT_FORMATS } from '../../reporters/files.js';
 import { mergeResults, readResults } from '../../reporters/json.js';
 import { reportResults } from '../report-results.js';
-import { inShard, parseShard, runCases } from '../../runner.js';
+import { inShard, runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
@@ -23,56 +24,39 @@ import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
 
-const USAGE = `usage: moe-conformance check --loader "CMD ARGS" [options]
-       moe-conformance check --merge A.json B.json ... [--report FORMAT FILE ...]
-
-Runs the conformance suite against a loader command. The harness appends
+const DEF: CommandDef = {
+  name: 'check',
+  synopsis: ['--loader "CMD ARGS" [options]', '--merge A.json B.json ... [--report FORMAT FILE ...]'],
+  description: `Runs the conformance suite against a loader command. The harness appends
 --checkpoint DIR --out FILE --tp-size T --tp-rank r --ep-size P --ep-rank q --ep-placement X
-(spec §2). "moe-conformance ..." names this package's own CLI. With --worker, CMD --worker
-is started once per job and kept alive, answering JSON-line requests (spec §5).
-
-options:
-  --cases N               generated cases (default 100)
-  --seed S                seed of the case sampler (default $FC_SEED or 42)
-  --model-types A,B       model types (default all 20)
-  --layouts original,fused
-  --dtypes f32,f16,bf16
-  --tp 1,2,4              TP sizes to try (default 1,2,3,4)
-  --ep 1,2,3              EP sizes to try (default 1,2,3,4)
-  --worker                run CMD as a worker (spec §5): one process per job, its
-                          capabilities from its handshake
-  --capabilities FILE     what a command loader supports (JSON, spec §5.3); cases that
-                          need more are skipped as not declared
-  --timeout SECONDS       per loader call, per rank asked (default 60); a worker's handshake too
-  --jobs N                cases at once, and workers (default 2)
-  --golden DIR ...        golden fixture folders, or folders holding them
-  --report FORMAT FILE    junit | json | html; repeatable
-  --keep-failures DIR     keep each failing case's checkpoint and loader outputs
-  --expectations FILE     lines "ID-or-pattern fail|skip # reason"
-  --shard i/n             run the i-th of n disjoint parts
-  --case ID               replay one case (repeatable); no sampling. With a * (a pattern
-                          like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches
-  --list                  print the IDs of the cases it would run, one per line, and exit
-  --merge FILE ...        merge JSON results of --shard runs instead of running`;
-
-/** The multi-word options: `--report FORMAT FILE` and the path lists of `--golden` and `--merge`. */
-function extractMultiWord(argv: string[]): { rest: string[]; reports: Array<[ReportFormat, string]>; golden: string[]; merge: string[] } {
-  const { rest: afterReports, reports } = reportOptions(argv);
-  const rest: string[] = [];
-  const golden: string[] = [];
-  const merge: string[] = [];
-  for (let i = 0; i < afterReports.length; i++) {
-    const a = afterReports[i]!;
-    if (a === '--golden' || a === '--merge') {
-      const into = a === '--golden' ? golden : merge;
-      let j = i + 1;
-      while (j < afterReports.length && !afterReports[j]!.startsWith('--')) into.push(afterReports[j++]!);
-      if (j === i + 1) throw new UsageError(`${a} takes at least one path`);
-      i = j - 1;
-    } else rest.push(a);
-  }
-  return { rest, reports, golden, merge };
-}
+(spec §2). "moe-conformance ..." names this package's own CLI, run directly by node (through
+npx it would cost about a second more per call). With --worker, "CMD --worker" is started once
+per job and kept alive, answering JSON-line requests (spec §5); its handshake declares its name,
+version and capabilities. A case needing more than the loader declares (--capabilities FILE for
+a command) is skipped as "not declared", with the reason, in every report.`,
+  options: {
+    loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
+    cases: { args: ['N'], help: 'generated cases', default: '100' },
+    seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
+    'model-types': { args: ['A,B'], help: 'model types', default: 'all' },
+    layouts: { args: ['A,B'], help: `layouts: ${LAYOUTS.join(', ')}`, default: 'both' },
+    dtypes: { args: ['A,B'], help: `dtypes: ${DTYPE_NAMES.join(', ')}`, default: 'all' },
+    tp: { args: ['1,2,4'], help: 'TP sizes to try, each >= 1', default: '1,2,3,4' },
+    ep: { args: ['1,2,3'], help: 'EP sizes to try, each >= 1', default: '1,2,3,4' },
+    worker: { help: 'run CMD as a worker (spec §5): one process per job, capabilities from its handshake' },
+    capabilities: { args: ['FILE'], help: 'what a command loader supports (JSON, spec §5.3); cases that need more are skipped as not declared' },
+    timeout: { args: ['SECONDS'], help: 'per loader call and per rank asked (a worker\'s handshake too), >= 1', default: '60' },
+    jobs: { args: ['N'], help: 'cases at once, and workers, >= 1', default: '2' },
+    golden: { args: ['DIR...'], help: 'golden fixture folders, or folders holding them (the package ships golden/hf)', default: 'none' },
+    report: { args: ['FORMAT', 'FILE'], help: `write a report; FORMAT is one of ${REPORT_FORMATS.join(', ')}`, repeatable: true },
+    'keep-failures': { args: ['DIR'], help: "keep each failing case's checkpoint and loader outputs" },
+    expectations: { args: ['FILE'], help: 'lines "ID-or-pattern fail|skip # reason"' },
+    shard: { args: ['i/n'], help: 'run the i-th of n disjoint parts (1 <= i <= n)' },
+    case: { args: ['ID'], help: "replay one case; no sampling. With a * (a pattern like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches", repeatable: true },
+    list: { help: 'print the IDs of the cases it would run, one per line, and exit (the loader is not started)' },
+    merge: { args: ['FILE...'], help: 'merge JSON results of --shard runs instead of running' },
+  },
+};
 
 async function readCapabilities(file: string): Promise<Capabilities> {
   let text: string;
@@ -98,66 +82,41 @@ async function declaredWorker(worker: WorkerLoader, cmd: string): Promise<Declar
   }
 }
 
-function sizes(value: string | undefined, name: string): number[] | undefined {
-  if (value === undefined) return undefined;
-  return listOption(value, []).map((v) => intOption(v, name, 0)).filter((n) => n >= 1);
-}
-
-function oneOfList<T extends string>(value: string | undefined, allowed: readonly T[], name: string): T[] | undefined {
-  if (value === undefined) return undefined;
-  const items = listOption(value, []);
-  for (const it of items) if (!(allowed as readonly string[]).includes(it)) throw new UsageError(`--${name}: unknown ${JSON.stringify(it)} (one of ${allowed.join(', ')})`);
-  return items as T[];
-}
-
 export async function run(argv: string[]): Promise<number> {
-  const { rest, reports, golden, merge } = extractMultiWord(argv);
-  const { values } = parse(rest, {
-    loader: { type: 'string' },
-    cases: { type: 'string' },
-    seed: { type: 'string' },
-    'model-types': { type: 'string' },
-    layouts: { type: 'string' },
-    dtypes: { type: 'string' },
-    tp: { type: 'string' },
-    ep: { type: 'string' },
-    timeout: { type: 'string' },
-    worker: { type: 'boolean' },
-    capabilities: { type: 'string' },
-    jobs: { type: 'string' },
-    'keep-failures': { type: 'string' },
-    expectations: { type: 'string' },
-    shard: { type: 'string' },
-    case: { type: 'string', multiple: true },
-    list: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const p = startCommand(DEF, argv);
+  if (p === 0) return 0;
+  const reports = reportsOf(p);
+  const merge = all(p, 'merge');
+  const golden = all(p, 'golden');
   if (merge.length) {
+    p.problems.check();
     const sets = await Promise.all(merge.map(async (file) => ({ file, results: await readResults(file) })));
     return reportResults(mergeResults(sets), reports);
   }
-  if (values.loader === undefined) throw new UsageError('--loader "CMD ARGS" is required (or --merge)');
-  const loaderCommand = values.loader;
-  const timeoutMs = 1000 * intOption(values.timeout, 'timeout', 60);
-  if (timeoutMs === 0) throw new UsageError('--timeout must be at least 1 second');
-  const seed = intOption(values.seed, 'seed', Number(process.env.FC_SEED ?? 42));
-  const modelTypes = oneOfList(values['model-types'], ALL_MODEL_TYPES, 'model-types');
-  const layouts = oneOfList<Layout>(values.layouts, LAYOUTS, 'layouts');
-  const dtypes = oneOfList<DtypeName>(values.dtypes, DTYPE_NAMES, 'dtypes');
-  const expectations = values.expectations ? await Expectations.read(values.expectations) : undefined;
-  const shard = values.shard ? parseShard(values.shard) : undefined;
-  const keepFailures = values['keep-failures'] ? resolve(values['keep-failures']) : undefined;
-
-  if (values.worker && values.capabilities !== undefined) throw new UsageError('--capabilities is for command loaders: a worker declares its capabilities in its handshake');
-  const fileCapabilities = values.capabilities !== undefined ? await readCapabilities(values.capabilities) : undefined;
-  const jobs = intOption(values.jobs, 'jobs', 2);
-
+  const loaderCommand = one(p, 'loader') ?? '';
+  if (!one(p, 'loader')) p.problems.add('--loader "CMD ARGS" is required (or --merge)');
+  const timeoutMs = 1000 * int(p, 'timeout', 60, 1);
+  const seed = int(p, 'seed', Number(process.env.FC_SEED ?? 42));
+  const modelTypes = choices(p, 'model-types', ALL_MODEL_TYPES);
+  const layouts = choices<Layout>(p, 'layouts', LAYOUTS);
+  const dtypes = choices<DtypeName>(p, 'dtypes', DTYPE_NAMES);
+  const tpSizes = ints(p, 'tp');
+  const epSizes = ints(p, 'ep');
+  const caseCount = int(p, 'cases', 100, 1);
+  const jobs = int(p, 'jobs', 2, 1);
+  const shard = shardOf(p);
+  const caseArgs = all(p, 'case');
+  const expectationsFile = one(p, 'expectations');
+  const keepFailures = one(p, 'keep-failures');
+  const asWorker = flag(p, 'worker');
+  const capabilitiesFile = one(p, 'capabilities');
+  if (asWorker && capabilitiesFile !== undefined) p.problems.add('--capabilities is for command loaders: a worker declares its capabilities in its handshake');
+  const list = flag(p, 'list');
+  p.problems.check();
+  const expectations = expectationsFile ? await Expectations.read(expectationsFile) : undefined;
+  const fileCapabilities = capabilitiesFile !== undefined ? await readCapabilities(capabilitiesFile) : undefined;
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
-  const worker = values.worker ? workerLoader(loaderCommand, { timeoutMs, workDir, workers: jobs }) : undefined;
+  const worker = asWorker ? workerLoader(loaderCommand, { timeoutMs, workDir, workers: jobs }) : undefined;
   const loader = worker ?? commandLoader(loaderCommand, { timeoutMs, workDir });
   // Loaders run in their own process groups: on Ctrl-C or kill, end them and the temporary folder too.
   const interrupted = (signal: NodeJS.Signals) => {
@@ -168,12 +127,12 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
-  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)}${worker ? ' --worker' : ''} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
+  const replay = (id: string) => `${selfCommand()} check --loader ${shellQuote(loaderCommand)}${worker ? ' --worker' : ''} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
-    const ctx = { workDir, ...(keepFailures && { keepFailures }) };
+    const ctx = { workDir, ...(keepFailures && { keepFailures: resolve(keepFailures) }) };
     let cases: ConformanceCase[];
-    const patterns = (values.case ?? []).filter((c) => c.includes('*')).map(parseCasePattern);
-    const ids = (values.case ?? []).filter((c) => !c.includes('*'));
+    const patterns = caseArgs.filter((c) => c.includes('*')).map(parseCasePattern);
+    const ids = caseArgs.filter((c) => !c.includes('*'));
     if (ids.length) {
       const specs: CaseSpec[] = [];
       cases = [];
@@ -184,12 +143,12 @@ export async function run(argv: string[]): Promise<number> {
       }
       cases.push(...generatedCases(specs, { loader }, ctx, replay));
     } else {
-      const specs = sampleSpecs(intOption(values.cases, 'cases', 100), seed, {
+      const specs = sampleSpecs(caseCount, seed, {
         ...(modelTypes && { modelTypes }),
         ...(layouts && { layouts }),
         ...(dtypes && { dtypes }),
-        ...(values.tp !== undefined && { tpSizes: sizes(values.tp, 'tp') }),
-        ...(values.ep !== undefined && { epSizes: sizes(values.ep, 'ep') }),
+        ...(tpSizes && { tpSizes }),
+        ...(epSizes && { epSizes }),
       });
       // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
@@ -198,10 +157,9 @@ export async function run(argv: string[]): Promise<number> {
       cases = [...(await goldenCases(fixtures, { loader }, replay, undefined, layouts)), ...generatedCases(specs, { loader }, ctx, replay)];
     }
     if (patterns.length) cases = cases.filter((c) => patterns.some((p) => matchesPattern(p, c.id)));
-    if (values.list) {
+    if (list) {
       // The case IDs this run would check, one per line, without starting the loader (the pytest kit collects them).
-      const mine = cases.filter((c) => inShard(c.id, shard));
-      process.stdout.write(mine.map((c) => formatCaseId(c.id) + '\n').join(''));
+      process.stdout.write(cases.filter((c) => inShard(c.id, shard)).map((c) => formatCaseId(c.id) + '\n').join(''));
       return 0;
     }
     const declared = worker ? await declaredWorker(worker, loaderCommand) : { name: loaderCommand, mode: 'command' as const, ...(fileCapabilities && { capabilities: fileCapabilities }) };
