@@ -8,22 +8,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { writeRankFile } from '../fake-loaders/args.mjs';
 
 const mode = process.env.FAKE_WORKER ?? 'ok';
 const send = (v) => process.stdout.write((typeof v === 'string' ? v : JSON.stringify(v)) + '\n');
 
 function writeRank(job, request) {
-  const body = Buffer.from(JSON.stringify(request));
-  const rank = Buffer.alloc(4);
-  rank.writeInt32LE(job.tpRank);
-  let header = JSON.stringify({
-    request: { dtype: 'U8', shape: [body.length], data_offsets: [0, body.length] },
-    rank: { dtype: 'I32', shape: [1], data_offsets: [body.length, body.length + 4] },
-  });
-  header += ' '.repeat((8 - (header.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(header.length));
-  writeFileSync(job.out, Buffer.concat([len, Buffer.from(header), body, rank]));
+  writeRankFile(job.out, 'request', Buffer.from(JSON.stringify(request)), job.tpRank);
 }
 
 process.stderr.write(`fake worker ${mode} starting\n`);
