@@ -81,6 +81,7 @@ describe('check', () => {
     expect(merged.filter((r) => /^moe:(load|layout):/.test(r.id)).every((r) => r.status === 'xfail')).toBe(true);
     expect(merged.filter((r) => /^moe:(refuse|request):/.test(r.id) && r.status !== 'skip').every((r) => r.status === 'pass')).toBe(true);
     expect(out).toMatch(/12 cases: /);
+    expect(JSON.parse(await readFile(all, 'utf8')).loader).toEqual({ name: fake('refuse.mjs'), mode: 'command' });
   });
 
   it('runs only the sampled cases a --case pattern matches', async () => {
