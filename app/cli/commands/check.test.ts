@@ -161,6 +161,17 @@ describe('check --worker and capabilities', () => {
     } finally {
       delete process.env.FAKE_WORKER;
     }
+    // A worker that ignores the end of its input is killed when the run ends: nothing is left behind.
+    const pidFile = join(dir, 'worker.pid');
+    Object.assign(process.env, { FAKE_WORKER: 'ignore-eof', FAKE_PID_FILE: pidFile });
+    try {
+      await check(['--loader', fakeWorker, '--worker', '--cases', '2', '--jobs', '1']);
+    } finally {
+      delete process.env.FAKE_WORKER;
+      delete process.env.FAKE_PID_FILE;
+    }
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow();
     const crashed = parseResults(await readFile(crashing, 'utf8'));
     expect(crashed).toHaveLength(3);
     for (const r of crashed) {
