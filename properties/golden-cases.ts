@@ -12,7 +12,7 @@ import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolde
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { diffCanonical } from './diff.js';
-import { rankName, type Target } from './properties.js';
+import { canonicalRanks, formsNote, rankName, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
 
 export class GoldenCaseError extends MoeConformanceError {}
@@ -65,9 +65,10 @@ export async function goldenCases(
 async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
   const dir = s.fixture.layouts.find((l) => l.layout === s.layout)!.dir;
   const sem = semanticsOf(await ModelConfig.read(dir));
-  const ranks = await loadRanks(target.loader, dir, s.parallel);
+  const ranks = canonicalRanks(await loadRanks(target.loader, dir, s.parallel), target.forms, sem);
+  if (!Array.isArray(ranks)) return ranks;
   for (const { req, tensors } of ranks) {
-    const d = diffCanonical(await referenceLoader.load(dir, req), tensors, rankName(req));
+    const d = diffCanonical(await referenceLoader.load(dir, req), tensors, `${rankName(req)}${formsNote(target.forms)}`);
     if (d) return { status: 'fail', failure: d };
   }
   const backend = target.forward ?? referenceBackend;

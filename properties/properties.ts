@@ -17,10 +17,13 @@ import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { inFormOf } from '../harness/quant/dequantize.js';
 import { writeSafetensors } from '../harness/safetensors/write.js';
-import { WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
+import { rankName, WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
 import { xoshiro128ss, normals } from '../harness/canonical/random.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { loadRanks } from '../kernels/ranks.js';
+import { FormMismatch, NO_FORMS, toCanonicalRanks, type FormDims, type FormSet } from '../harness/canonical/forms.js';
+import { failureOf } from '../harness/conformance/results.js';
+import type { RankTensors } from '../kernels/backend.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import { compareToBounds, findRoutingTies, type RoutingTie } from '../harness/compare/tolerance.js';
 import { diffCanonical } from './diff.js';
@@ -33,6 +36,24 @@ export interface Target {
   loader: Loader;
   /** A forward backend under test, compared with the float64 reference on the loader's ranks. */
   forward?: MoeBackend;
+  /** The engine forms the loader declares (spec §5): its ranks are mapped to the canonical form before any comparison. */
+  forms?: FormSet;
+}
+
+/** `where` of a comparison, saying when the loader's ranks were mapped from its declared forms. */
+export const formsNote = (forms: FormSet | undefined) => (forms?.names.length ? ` (declared forms ${forms.names.join(', ')} mapped to the canonical form)` : '');
+
+/**
+ * The loader's ranks in the canonical form: as they are without declared forms, else mapped
+ * back (spec §5). A rank that breaks its declared form is a failure naming tensor, rank, expected and found.
+ */
+export function canonicalRanks(raw: RankTensors[], forms: FormSet | undefined, dims: FormDims): RankTensors[] | CaseOutcome {
+  try {
+    return toCanonicalRanks(forms ?? NO_FORMS, raw, dims);
+  } catch (e) {
+    if (e instanceof FormMismatch) return { status: 'fail', failure: failureOf(e) };
+    throw e;
+  }
 }
 
 export interface PropertyContext {
@@ -48,7 +69,7 @@ export interface PropertyContext {
   tokens?: number;
 }
 
-export const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;
+export { rankName };
 const fail = (failure: CaseFailure): CaseOutcome => ({ status: 'fail', failure });
 
 /** Runs one case against a target. Loader errors on valid input propagate: the runner records them as failures. */
@@ -95,13 +116,20 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
     case 'layout': {
       const { dir: ckpt, value } = await checkpointOf(spec, c, 'original');
       const { dir: fusedDir } = await checkpointOf(spec, c, 'fused');
-      const original = await loadRanks(target.loader, ckpt, spec.parallel);
-      const fused = await loadRanks(target.loader, fusedDir, spec.parallel);
+      const rawOriginal = await loadRanks(target.loader, ckpt, spec.parallel);
+      const rawFused = await loadRanks(target.loader, fusedDir, spec.parallel);
+      for (const [i, { req, tensors }] of rawOriginal.entries()) {
+        c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, rawFused[i]!.tensors]);
+      }
+      const original = canonicalRanks(rawOriginal, target.forms, value!.dims);
+      if (!Array.isArray(original)) return original;
+      const fused = canonicalRanks(rawFused, target.forms, value!.dims);
+      if (!Array.isArray(fused)) return fused;
+      const note = formsNote(target.forms);
       for (const [i, { req, tensors }] of original.entries()) {
-        c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
-        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`);
+        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout${note}`);
         if (d) return fail(d);
-        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference`);
+        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference${note}`);
         if (r) return fail(r);
       }
       return { status: 'pass' };
@@ -126,11 +154,15 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
 }
 
 async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: CaseContext, seed: number): Promise<CaseOutcome> {
-  const ranks = await loadRanks(target.loader, dir, p);
+  const raw = await loadRanks(target.loader, dir, p);
   const quant = g.dims.quant;
+  for (const { req, tensors } of raw) ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
+  // Everything below compares and sums canonical ranks: declared engine forms are mapped back first.
+  const ranks = canonicalRanks(raw, target.forms, g.dims);
+  if (!Array.isArray(ranks)) return ranks;
+  const note = formsNote(target.forms);
   for (const { req, tensors } of ranks) {
-    ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
-    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, rankName(req));
+    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, `${rankName(req)}${note}`);
     if (d) return fail(d);
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
@@ -141,7 +173,7 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   } catch (e) {
     return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
   }
-  const d = diffCanonical(inFormOf(whole, rebuilt, quant, WHOLE), rebuilt, 'the ranks reassembled (found) vs the whole checkpoint');
+  const d = diffCanonical(inFormOf(whole, rebuilt, quant, WHOLE), rebuilt, `the ranks reassembled (found) vs the whole checkpoint${note}`);
   if (d) return fail(d);
 
   // The forward of the summed ranks equals the forward of the whole weights.
@@ -163,8 +195,8 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
     }
   }
   // Loading is a function of its input: a second load gives the same bytes.
-  const again = await target.loader.load(dir, ranks[0]!.req);
-  const twice = diffCanonical(ranks[0]!.tensors, again, `${rankName(ranks[0]!.req)}: first load (expected) vs second load (found)`);
+  const again = await target.loader.load(dir, raw[0]!.req);
+  const twice = diffCanonical(raw[0]!.tensors, again, `${rankName(raw[0]!.req)}: first load (expected) vs second load (found)`);
   if (twice) return fail(twice);
   return warned ? { status: 'warn', note: warned } : { status: 'pass' };
 }

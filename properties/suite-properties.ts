@@ -15,6 +15,7 @@ import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
+import { parseForms } from '../harness/canonical/forms.js';
 import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
 import { FP8_MODEL_TYPES, quantCaseArb } from './arbitraries/quantized.js';
 
@@ -24,6 +25,8 @@ export interface Capabilities {
   modelTypes?: readonly string[];
   maxTp?: number;
   maxEp?: number;
+  /** Engine forms the loader emits (spec §5: `w31`, `shared-replicated`, `shared-expert-slots`, `eplb`, `transposed`, `pad-ir-N`); its ranks are mapped to the canonical form before comparing. */
+  forms?: readonly string[];
 }
 
 export interface SuiteOptions {
@@ -83,9 +86,11 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }
 
-export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward'>): Target {
+/** The target of the options; declared forms are parsed here, so an unknown or conflicting one fails before any case runs. */
+export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward' | 'capabilities'>): Target {
   const loader: Loader = typeof opts.load === 'function' ? { name: opts.name, load: opts.load } : opts.load;
-  return { loader, ...(opts.forward && { forward: opts.forward }) };
+  const forms = opts.capabilities?.forms?.length ? parseForms(opts.capabilities.forms) : undefined;
+  return { loader, ...(opts.forward && { forward: opts.forward }), ...(forms && { forms }) };
 }
 
 function expectationsOf(e: SuiteOptions['expectations']): Expectations {

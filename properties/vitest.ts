@@ -3,12 +3,13 @@
 // a WebGPU runtime, ...). Every failure names the case ID, the seed and path to replay
 // it, and the shrunk counterexample (fast-check's report).
 import { describe, it } from 'vitest';
-import { checkSuiteProperty, defaultSeed, failureReport, suiteProperties, type SuiteOptions } from './suite-properties.js';
+import { checkSuiteProperty, defaultSeed, failureReport, suiteProperties, targetOf, type SuiteOptions } from './suite-properties.js';
 
 export type { Capabilities, SuiteOptions } from './suite-properties.js';
 
 /** Registers one test per property; each runs its cases with a fixed seed (FC_SEED, FC_PATH to replay). */
 export function defineMoeConformanceSuite(opts: SuiteOptions): void {
+  targetOf(opts); // declared engine forms are checked now: an unknown one fails where the suite is defined
   const seed = opts.seed ?? defaultSeed();
   const path = process.env.FC_PATH;
   describe(opts.name, () => {

@@ -20,6 +20,7 @@ import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
+import { FormDeclarationError, parseForms, type FormSet } from '../../../harness/canonical/forms.js';
 
 const USAGE = `usage: moe-conformance check --loader "CMD ARGS" [options]
        moe-conformance check --merge A.json B.json ... [--report FORMAT FILE ...]
@@ -36,6 +37,9 @@ options:
   --dtypes f32,f16,bf16
   --tp 1,2,4              TP sizes to try (default 1,2,3,4)
   --ep 1,2,3              EP sizes to try (default 1,2,3,4)
+  --forms A,B             engine forms the loader emits (spec §5): w31, shared-replicated,
+                          shared-expert-slots, eplb, transposed, pad-ir-N; its ranks are
+                          mapped to the canonical form before comparing
   --timeout SECONDS       per loader call (default 60)
   --jobs N                cases at once (default 2)
   --golden DIR ...        golden fixture folders, or folders holding them
@@ -66,6 +70,16 @@ function extractMultiWord(argv: string[]): { rest: string[]; reports: Array<[Rep
   return { rest, reports, golden, merge };
 }
 
+/** `--forms w31,eplb`: a declaration error (unknown form, two that exclude each other) is a usage error. */
+function formsOption(value: string): FormSet {
+  try {
+    return parseForms(listOption(value, []));
+  } catch (e) {
+    if (e instanceof FormDeclarationError) throw new UsageError(`--forms: ${e.message}`);
+    throw e;
+  }
+}
+
 function sizes(value: string | undefined, name: string): number[] | undefined {
   if (value === undefined) return undefined;
   return listOption(value, []).map((v) => intOption(v, name, 0)).filter((n) => n >= 1);
@@ -90,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
     tp: { type: 'string' },
     ep: { type: 'string' },
     timeout: { type: 'string' },
+    forms: { type: 'string' },
     jobs: { type: 'string' },
     'keep-failures': { type: 'string' },
     expectations: { type: 'string' },
@@ -116,9 +131,11 @@ export async function run(argv: string[]): Promise<number> {
   const expectations = values.expectations ? await Expectations.read(values.expectations) : undefined;
   const shard = values.shard ? parseShard(values.shard) : undefined;
   const keepFailures = values['keep-failures'] ? resolve(values['keep-failures']) : undefined;
+  const forms = values.forms !== undefined ? formsOption(values.forms) : undefined;
 
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
   const loader = commandLoader(loaderCommand, { timeoutMs, workDir });
+  const target = { loader, ...(forms && { forms }) };
   // Loaders run in their own process groups: on Ctrl-C or kill, end them and the temporary folder too.
   const interrupted = (signal: NodeJS.Signals) => {
     killRunningLoaders();
@@ -128,7 +145,8 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
-  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
+  const formsArg = forms ? ` --forms ${forms.names.join(',')}` : '';
+  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)}${formsArg} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
     const ctx = { workDir, ...(keepFailures && { keepFailures }) };
     let cases: ConformanceCase[];
@@ -139,10 +157,10 @@ export async function run(argv: string[]): Promise<number> {
       cases = [];
       for (const id of ids) {
         const g = await parseGoldenCaseId(id, golden);
-        if (g) cases.push(...(await goldenCases([], { loader }, replay, g)));
+        if (g) cases.push(...(await goldenCases([], target, replay, g)));
         else specs.push(parseSpec(id));
       }
-      cases.push(...generatedCases(specs, { loader }, ctx, replay));
+      cases.push(...generatedCases(specs, target, ctx, replay));
     } else {
       const specs = sampleSpecs(intOption(values.cases, 'cases', 100), seed, {
         ...(modelTypes && { modelTypes }),
@@ -155,7 +173,7 @@ export async function run(argv: string[]): Promise<number> {
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
         (f) => (!modelTypes || modelTypes.includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
       );
-      cases = [...(await goldenCases(fixtures, { loader }, replay, undefined, layouts)), ...generatedCases(specs, { loader }, ctx, replay)];
+      cases = [...(await goldenCases(fixtures, target, replay, undefined, layouts)), ...generatedCases(specs, target, ctx, replay)];
     }
     if (patterns.length) cases = cases.filter((c) => patterns.some((p) => matchesPattern(p, c.id)));
     const results = await runCases(cases, {
