@@ -1,0 +1,101 @@
+// The engine forms of spec §5 end to end: every correct form loader passes the load and
+// layout properties once it declares its forms (and fails without the declaration: the
+// mapping is what lets it pass), and every mutant that declares a form but gets it wrong is
+// caught, with a message naming the form, the tensor and the rank.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FormDeclarationError, parseForms } from '../../harness/canonical/forms.js';
+import { referenceLoader } from '../../harness/loader/load.js';
+import { sharedStore } from '../checkpoint-store.js';
+import { memoLoader } from '../memo.js';
+import { checkCase, type PropertyContext } from '../properties.js';
+import { parseSpec, type CaseSpec } from '../spec.js';
+import { checkSuiteProperty, suiteProperties, targetOf } from '../suite-properties.js';
+import { FORM_LOADERS, FORM_MUTANTS, type FormLoader } from './engine-forms.js';
+
+/** Cases chosen so that every form has something to do: shared experts of n = 2 and n = 1 slots of I, a free-sized gated one, biases, H == 2*Ir, TP 3, EP with remainders, round-robin, TP 1. */
+const CASES: CaseSpec[] = [
+  'moe:load:model=deepseek_v3;layout=fused;dtype=f16;e=8;h=16;i=8;is=16;k=2;g=4;tg=2;layers=2;shards=scatter-2;tp=2;ep=2;placement=linear',
+  'moe:load:model=deepseek_v3;layout=fused;dtype=f32;e=8;h=6;i=6;is=6;k=8;g=2;tg=2;layers=2;shards=scatter-3;tp=2;ep=2;placement=linear',
+  'moe:load:model=qwen2_moe;layout=original;dtype=bf16;e=8;h=16;i=8;is=4;k=2;g=1;tg=1;layers=2;shards=max-1024;tp=2;ep=3;placement=round_robin',
+  'moe:load:model=gpt_oss;layout=original;dtype=bf16;e=8;h=6;i=6;is=0;k=4;g=1;tg=1;layers=2;shards=scatter-3;tp=2;ep=2;placement=linear',
+  'moe:load:model=mixtral;layout=original;dtype=f16;e=7;h=4;i=18;is=0;k=3;g=1;tg=1;layers=2;shards=scatter-2;tp=3;ep=2;placement=linear',
+  'moe:load:model=deepseek_v3;layout=fused;dtype=bf16;e=8;h=16;i=8;is=16;k=2;g=4;tg=2;layers=1;shards=single;tp=1;ep=1;placement=linear',
+  'moe:layout:model=qwen2_moe;layout=both;dtype=f32;e=5;h=8;i=4;is=8;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=round_robin',
+].map(parseSpec);
+
+let root: string;
+let context: PropertyContext;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'moe-forms-'));
+  context = { workDir: join(root, 'work'), checkpoints: sharedStore(join(root, 'checkpoints')), reference: memoLoader(referenceLoader, 256) };
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const run = (l: FormLoader, spec: CaseSpec, declared = true) => checkCase(spec, { loader: l.loader, ...(declared && { forms: parseForms(l.forms) }) }, context);
+
+describe('correct form loaders', () => {
+  for (const l of FORM_LOADERS) {
+    it(`${l.name}: passes every case when it declares ${l.forms.join(', ')}`, async () => {
+      const outcomes = await Promise.all(CASES.map((s) => run(l, s)));
+      const failed = outcomes.map((o, i) => (o.status === 'fail' ? `${CASES[i]!.kind} ${CASES[i]!.checkpoint.model.modelType}: ${o.failure.message}` : '')).filter(Boolean);
+      expect(failed).toEqual([]);
+    });
+  }
+
+  it('fail without the declaration (so the mapping is what makes them pass)', async () => {
+    for (const l of FORM_LOADERS) {
+      const outcomes = await Promise.all(CASES.map((s) => run(l, s, false)));
+      expect(outcomes.some((o) => o.status === 'fail'), l.name).toBe(true);
+    }
+  });
+});
+
+/** What each mutant's failure must say: the form or the tensor it broke. */
+const CAUGHT_BY: Record<string, RegExp> = {
+  'w31-declared-gate-first': /\(declared forms w31 mapped to the canonical form\): tensor layers\.\d\.experts\.w13 differs at element \d+/,
+  'transposed-w2-untransposed': /declared forms transposed mapped .*experts\.w2/,
+  'pad-ir-16-uninitialized': /FormMismatch: TP rank \d\/\d, EP rank \d\/\d \w+: declared form pad-ir-16: the gate half's padding rows must be zeros \(expected 0x0+ \(zero\) at \[0,\d+,0\], found 0x[0-9a-f]+\) \[tensor "layers\.\d\.experts\.w13"\]/,
+  'shared-replicated-own-shard-only': /FormMismatch: TP rank 1\/2, .*declared form shared-replicated: the replicated shared expert differs from TP rank 0\/2, EP rank 0\/\d \w+'s copy at \[\d+,\d+\] \(expected 0x[0-9a-f]+, found 0x[0-9a-f]+\) \[layer \d, tensor "layers\.\d\.shared\.w13"\]/,
+  'shared-slots-split-after-tp-cut': /declared forms shared-expert-slots mapped .*shared\.w13/,
+  'eplb-replica-by-slot-index': /FormMismatch: .*declared form eplb: physical slot \d+ holds expert \d+ but differs from its copy in EP rank \d slot \d+ at \[\d+,\d+\] \(expected 0x[0-9a-f]+, found 0x[0-9a-f]+\) \[layer \d, tensor "layers\.\d\.experts\.w13"\]/,
+};
+
+describe('mutants that declare a form and get it wrong', () => {
+  it('every form has a correct loader and a mutant', () => {
+    const forms = (ls: readonly FormLoader[]) => new Set(ls.flatMap((l) => parseForms(l.forms).names.map((n) => n.replace(/^pad-ir-\d+$/, 'pad-ir-N'))));
+    const all = ['w31', 'transposed', 'pad-ir-N', 'shared-replicated', 'shared-expert-slots', 'eplb'];
+    expect([...forms(FORM_LOADERS)].sort()).toEqual([...all].sort());
+    expect([...forms(FORM_MUTANTS)].sort()).toEqual([...all].sort());
+    expect(Object.keys(CAUGHT_BY).sort()).toEqual(FORM_MUTANTS.map((m) => m.name).sort());
+  });
+  for (const m of FORM_MUTANTS) {
+    it(`${m.name} is caught: ${m.bug}`, async () => {
+      const outcomes = await Promise.all(CASES.map((s) => run(m, s)));
+      const messages = outcomes.flatMap((o) => (o.status === 'fail' ? [`${o.failure.message}${o.failure.tensor ? ` [tensor ${o.failure.tensor}]` : ''}`] : []));
+      expect(messages.length, `${m.name} passed every case`).toBeGreaterThan(0);
+      expect(messages.join('\n')).toMatch(CAUGHT_BY[m.name]!);
+    });
+  }
+});
+
+describe('through the suite options', () => {
+  it('capabilities.forms reaches the properties: declared, the default suite passes; undeclared, it fails', async () => {
+    const l = FORM_LOADERS.find((x) => x.name === 'shared-replicated')!;
+    const base = { name: l.name, load: l.loader, cases: 2, capabilities: { modelTypes: ['deepseek_v3'], maxTp: 2, maxEp: 2, layouts: ['fused'] as const } };
+    const ctx = { context: { checkpoints: context.checkpoints!, reference: context.reference! } };
+    const declared = { ...base, capabilities: { ...base.capabilities, forms: l.forms } };
+    const [loads] = suiteProperties(declared);
+    expect((await checkSuiteProperty(loads!, declared, ctx)).failed).toBe(false);
+    expect((await checkSuiteProperty(suiteProperties(base)[0]!, base, { ...ctx, endOnFailure: true })).failed).toBe(true);
+  });
+
+  it('an unknown or conflicting form fails before any case runs', () => {
+    expect(() => targetOf({ name: 'x', load: referenceLoader, capabilities: { forms: ['w13-as-w31'] } })).toThrow(/unknown engine form \(expected transposed \| pad-ir-N \| w31 .*found w13-as-w31\)/);
+    expect(() => targetOf({ name: 'x', load: referenceLoader, capabilities: { forms: ['shared-replicated', 'shared-expert-slots'] } })).toThrow(FormDeclarationError);
+  });
+});
