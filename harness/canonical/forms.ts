@@ -5,6 +5,7 @@
 // expert), then compares bit for bit and sums the forward as for any loader. The forms are
 // data: one entry each, with the step that undoes it, applied in the table's order.
 import { MoeConformanceError } from '../errors.js';
+import { decodeFloats64 } from '../safetensors/codecs.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import { rankName, type Canonical, type ParallelRequest, type Tensor } from '../tensor.js';
 import { concatAxis, int32s, int32Tensor, pickSlots, selectAxis, transposeLast2 } from '../tensor-ops.js';
@@ -69,6 +70,19 @@ const quantized = (c: Canonical, L: number) => c.has(`layers.${L}.experts.w13_sc
 const elemBytes = (t: Tensor) => dtypeBits(t.dtype) / 8;
 const hex = (b: Uint8Array) => `0x${Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')}`;
 
+/** Element `k` of `t` as its bytes in file order and, for a float dtype, its value: `0x0000803f (1)`. */
+function element(t: Tensor, k: number): string {
+  const e = elemBytes(t);
+  const b = t.bytes.subarray(k * e, (k + 1) * e);
+  let value = '';
+  try {
+    value = ` (${decodeFloats64(t.dtype, b)[0]})`;
+  } catch {
+    // not a float dtype: the bytes say it all
+  }
+  return `${hex(b)}${value}`;
+}
+
 /** The rank with the given TP and EP ranks, or a mismatch naming the form that needs it. */
 function rankAt(ranks: readonly RankOutput[], tp: number, ep: number, form: string): RankOutput {
   const r = ranks.find((x) => x.req.tpRank === tp && x.req.epRank === ep);
@@ -98,7 +112,7 @@ function firstDiffering(a: Tensor, b: Tensor): { at: number[]; a: string; b: str
   for (let i = 0; i < a.bytes.length; i++) {
     if (a.bytes[i] !== b.bytes[i]) {
       const k = Math.floor(i / e);
-      return { at: coordinates(a.shape, k), a: hex(a.bytes.subarray(k * e, (k + 1) * e)), b: hex(b.bytes.subarray(k * e, (k + 1) * e)) };
+      return { at: coordinates(a.shape, k), a: element(a, k), b: element(b, k) };
     }
   }
   return undefined;
@@ -120,7 +134,7 @@ function checkZero(t: Tensor, axis: number, a: number, b: number, form: string, 
   const k = Math.floor(i / e);
   const at = coordinates(pad.shape, k);
   at[axis] = at[axis]! + a;
-  throw new FormMismatch(form, rank, `${what} must be zeros`, { tensor: name, expected: `${hex(new Uint8Array(e))} (zero) at [${at}]`, found: hex(pad.bytes.subarray(k * e, (k + 1) * e)) });
+  throw new FormMismatch(form, rank, `${what} must be zeros`, { tensor: name, expected: `${hex(new Uint8Array(e))} (zero) at [${at}]`, found: element(pad, k) });
 }
 
 const transposed: EngineForm = {

@@ -6,16 +6,21 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FormDeclarationError, parseForms } from '../../harness/canonical/forms.js';
+import { FormDeclarationError, parseForms, toCanonicalRanks } from '../../harness/canonical/forms.js';
 import { referenceLoader } from '../../harness/loader/load.js';
 import { sharedStore } from '../checkpoint-store.js';
 import { memoLoader } from '../memo.js';
-import { checkCase, type PropertyContext } from '../properties.js';
-import { parseSpec, type CaseSpec } from '../spec.js';
+import { checkCase, forwardVerdict, type PropertyContext } from '../properties.js';
+import { writeCheckpoint } from '../materialize.js';
+import { semanticsOf } from '../../harness/quant/layout.js';
+import { WHOLE } from '../../harness/tensor.js';
+import { referenceForward } from '../../kernels/moe.js';
+import { loadRanks } from '../../kernels/ranks.js';
+import { parseSpec, specSeed, type CaseSpec } from '../spec.js';
 import { checkSuiteProperty, suiteProperties, targetOf } from '../suite-properties.js';
 import { FORM_LOADERS, FORM_MUTANTS, type FormLoader } from './engine-forms.js';
 
-/** Cases chosen so that every form has something to do: shared experts of n = 2 and n = 1 slots of I, a free-sized gated one, biases, H == 2*Ir, TP 3, EP with remainders, round-robin, TP 1. */
+/** Cases chosen so that every form has something to do: shared experts of n = 2 and n = 1 slots of I, a free-sized gated one, biases, H == 2*Ir, TP 3, EP with remainders, round-robin, TP 1, FP8 and MXFP4 experts (whose scales w31 and eplb carry along; transposed, padding and shared slots leave quantized experts as they are). */
 const CASES: CaseSpec[] = [
   'moe:load:model=deepseek_v3;layout=fused;dtype=f16;e=8;h=16;i=8;is=16;k=2;g=4;tg=2;layers=2;shards=scatter-2;tp=2;ep=2;placement=linear',
   'moe:load:model=deepseek_v3;layout=fused;dtype=f32;e=8;h=6;i=6;is=6;k=8;g=2;tg=2;layers=2;shards=scatter-3;tp=2;ep=2;placement=linear',
@@ -23,6 +28,8 @@ const CASES: CaseSpec[] = [
   'moe:load:model=gpt_oss;layout=original;dtype=bf16;e=8;h=6;i=6;is=0;k=4;g=1;tg=1;layers=2;shards=scatter-3;tp=2;ep=2;placement=linear',
   'moe:load:model=mixtral;layout=original;dtype=f16;e=7;h=4;i=18;is=0;k=3;g=1;tg=1;layers=2;shards=scatter-2;tp=3;ep=2;placement=linear',
   'moe:load:model=deepseek_v3;layout=fused;dtype=bf16;e=8;h=16;i=8;is=16;k=2;g=4;tg=2;layers=1;shards=single;tp=1;ep=1;placement=linear',
+  'moe:load:model=gpt_oss;layout=fused;dtype=mxfp4;e=7;h=32;i=64;is=0;k=4;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=round_robin',
+  'moe:load:model=deepseek_v3;layout=fused;dtype=fp8;e=2;h=20;i=24;is=48;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=round_robin',
   'moe:layout:model=qwen2_moe;layout=both;dtype=f32;e=5;h=8;i=4;is=8;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=round_robin',
 ].map(parseSpec);
 
@@ -59,10 +66,10 @@ describe('correct form loaders', () => {
 const CAUGHT_BY: Record<string, RegExp> = {
   'w31-declared-gate-first': /\(declared forms w31 mapped to the canonical form\): tensor layers\.\d\.experts\.w13 differs at element \d+/,
   'transposed-w2-untransposed': /declared forms transposed mapped .*experts\.w2/,
-  'pad-ir-16-uninitialized': /FormMismatch: TP rank \d\/\d, EP rank \d\/\d \w+: declared form pad-ir-16: the gate half's padding rows must be zeros \(expected 0x0+ \(zero\) at \[0,\d+,0\], found 0x[0-9a-f]+\) \[tensor "layers\.\d\.experts\.w13"\]/,
-  'shared-replicated-own-shard-only': /FormMismatch: TP rank 1\/2, .*declared form shared-replicated: the replicated shared expert differs from TP rank 0\/2, EP rank 0\/\d \w+'s copy at \[\d+,\d+\] \(expected 0x[0-9a-f]+, found 0x[0-9a-f]+\) \[layer \d, tensor "layers\.\d\.shared\.w13"\]/,
+  'pad-ir-16-uninitialized': /FormMismatch: TP rank \d\/\d, EP rank \d\/\d \w+: declared form pad-ir-16: the gate half's padding rows must be zeros \(expected 0x0+ \(zero\) at \[0,\d+,0\], found 0x[0-9a-f]+ \([-\d.e]+\)\) \[tensor "layers\.\d\.experts\.w13"\]/,
+  'shared-replicated-own-shard-only': /FormMismatch: TP rank 1\/2, .*declared form shared-replicated: the replicated shared expert differs from TP rank 0\/2, EP rank 0\/\d \w+'s copy at \[\d+,\d+\] \(expected 0x[0-9a-f]+ \([-\d.e]+\), found 0x[0-9a-f]+ \([-\d.e]+\)\) \[layer \d, tensor "layers\.\d\.shared\.w13"\]/,
   'shared-slots-split-after-tp-cut': /declared forms shared-expert-slots mapped .*shared\.w13/,
-  'eplb-replica-by-slot-index': /FormMismatch: .*declared form eplb: physical slot \d+ holds expert \d+ but differs from its copy in EP rank \d slot \d+ at \[\d+,\d+\] \(expected 0x[0-9a-f]+, found 0x[0-9a-f]+\) \[layer \d, tensor "layers\.\d\.experts\.w13"\]/,
+  'eplb-replica-by-slot-index': /FormMismatch: .*declared form eplb: physical slot \d+ holds expert \d+ but differs from its copy in EP rank \d slot \d+ at \[\d+,\d+\] \(expected 0x[0-9a-f]+ \([-\d.e]+\), found 0x[0-9a-f]+ \([-\d.e]+\)\) \[layer \d, tensor "layers\.\d\.experts\.w13"\]/,
 };
 
 describe('mutants that declare a form and get it wrong', () => {
@@ -81,6 +88,33 @@ describe('mutants that declare a form and get it wrong', () => {
       expect(messages.join('\n')).toMatch(CAUGHT_BY[m.name]!);
     });
   }
+});
+
+describe('the forward counts each form once', () => {
+  it('a replicated shared expert and a redundant EPLB slot count once after mapping; summed as the loader wrote them, they do not', async () => {
+    const spec = CASES[0]!; // deepseek_v3, shared expert, TP 2 x EP 2
+    if (spec.kind !== 'load') throw new Error('a load case');
+    const dir = await mkdtemp(join(root, 'forward-'));
+    const g = await writeCheckpoint(spec.checkpoint, specSeed(spec), dir);
+    const sem = semanticsOf(g.config);
+    const tokens = 8;
+    const x = Float32Array.from({ length: tokens * sem.hidden }, (_, i) => Math.sin(i));
+    const layer = sem.moeLayers[0]!;
+    const want = referenceForward(sem, layer, [{ req: WHOLE, tensors: await referenceLoader.load(dir, WHOLE) }], x, tokens, { bound: true });
+    for (const name of ['shared-replicated', 'eplb']) {
+      const l = FORM_LOADERS.find((f) => f.name === name)!;
+      const raw = await loadRanks(l.loader, dir, spec.parallel);
+      const mapped = toCanonicalRanks(parseForms(l.forms), raw, g.dims);
+      expect(forwardVerdict(want, referenceForward(sem, layer, mapped, x, tokens).output, tokens, name).status, name).toBe('pass');
+      let unmapped: string;
+      try {
+        unmapped = forwardVerdict(want, referenceForward(sem, layer, raw, x, tokens).output, tokens, name).status;
+      } catch (e) {
+        unmapped = `refused: ${(e as Error).message}`;
+      }
+      expect(unmapped, name).not.toBe('pass');
+    }
+  });
 });
 
 describe('through the suite options', () => {
