@@ -33,7 +33,7 @@ export class ModelConfig {
     try {
       raw = toPlain(parseStrictJson(text, { file }));
     } catch (e) {
-      if (e instanceof JsonSyntaxError) throw new ConfigError(e.message, { file });
+      if (e instanceof JsonSyntaxError) throw new ConfigError(e.reason, { file });
       throw e;
     }
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {

@@ -105,12 +105,21 @@ function declaredHeaderLength(first: Uint8Array, totalLength: number, file?: str
     throw new HeaderTooSmall('file shorter than the 8-byte header length', { file, expected: '>= 8 bytes', found: totalLength });
   }
   const n = new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_SIZE)) throw new HeaderTooLarge('header length above the 100,000,000-byte limit', { file, found: n.toString() });
+  if (n > BigInt(MAX_HEADER_SIZE)) throw new HeaderTooLarge(`header length above the 100,000,000-byte limit${textHint(first)}`, { file, found: n.toString() });
   const dataStart = HEADER_LENGTH_BYTES + Number(n);
   if (dataStart > totalLength) {
-    throw new InvalidHeaderLength('header runs past the end of the file', { file, expected: `<= ${totalLength} bytes`, found: dataStart });
+    throw new InvalidHeaderLength(`header runs past the end of the file${textHint(first)}`, { file, expected: `<= ${totalLength} bytes`, found: dataStart });
   }
   return Number(n);
+}
+
+/** A safetensors file starts with a binary length; one that starts with text is likely another kind of file. */
+function textHint(first: Uint8Array): string {
+  const head = first.subarray(0, HEADER_LENGTH_BYTES);
+  if (!head.every((b) => b === 0x09 || b === 0x0a || b === 0x0d || (b >= 0x20 && b < 0x7f))) return '';
+  const text = String.fromCharCode(...head);
+  const kind = /^\s*[{[]/.test(text) ? 'a JSON file' : 'a text file';
+  return `: the file starts with the text ${JSON.stringify(text)}, so it is not a safetensors file (${kind}?)`;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
