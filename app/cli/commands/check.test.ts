@@ -91,7 +91,22 @@ describe('check', () => {
     expect(results.every((r) => r.id.startsWith('moe:refuse:') || r.id.startsWith('moe:request:model=mixtral;'))).toBe(true);
   });
 
+  it('--forms reaches the cases: the reference passes forms it satisfies as is, and fails w31 (it writes [gate; up])', async () => {
+    const json = join(dir, 'forms.json');
+    // The reference's placement is an EPLB placement without redundancy, and Ir = 2 needs no padding to a multiple of 2.
+    expect(await check(['--loader', 'moe-conformance load', '--forms', 'eplb,pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
+    expect(await check(['--loader', 'moe-conformance load', '--forms', 'w31', '--case', LOAD_ID, '--case', GOLDEN_ID, '--report', 'json', json])).toBe(1);
+    const results = parseResults(await readFile(json, 'utf8'));
+    for (const r of results) {
+      expect(r.status).toBe('fail');
+      expect(r.failure?.message).toMatch(/\(declared forms w31 mapped to the canonical form\): tensor layers\.\d+\.experts\.w13 differs/);
+      expect(r.replay).toContain(`check --loader 'moe-conformance load' --forms w31 --case`);
+    }
+  });
+
   it('refuses bad usage', async () => {
+    await expect(check(['--loader', 'x', '--forms', 'w13'])).rejects.toThrow(/--forms: unknown engine form \(expected transposed \| pad-ir-N/);
+    await expect(check(['--loader', 'x', '--forms', 'shared-replicated,shared-expert-slots'])).rejects.toThrow(/exclude each other/);
     await expect(check([])).rejects.toThrow(UsageError);
     await expect(check(['--loader', 'x', '--report', 'pdf', 'a.pdf'])).rejects.toThrow(/--report takes FORMAT FILE/);
     await expect(check(['--loader', 'x', '--model-types', 'gpt5'])).rejects.toThrow(/unknown "gpt5"/);
