@@ -137,64 +137,55 @@ function checkZero(t: Tensor, axis: number, a: number, b: number, form: string, 
   throw new FormMismatch(form, rank, `${what} must be zeros`, { tensor: name, expected: `${hex(new Uint8Array(e))} (zero) at [${at}]`, found: element(pad, k) });
 }
 
+/** A per-rank step: `fix` applied to every `layers.L.experts.<w>` a rank holds, `w` in `which` (quantized layers left as they are where `floatOnly`). */
+function eachExpertTensor(ranks: RankOutput[], which: readonly string[], floatOnly: boolean, fix: (t: Tensor, name: string, req: ParallelRequest, w: string) => Tensor): RankOutput[] {
+  return ranks.map((r) =>
+    withTensors(r, (out) => {
+      for (const L of layersOf(r.tensors)) {
+        if (floatOnly && quantized(r.tensors, L)) continue;
+        for (const w of which) {
+          const name = `layers.${L}.experts.${w}`;
+          const t = out.get(name);
+          if (t) out.set(name, fix(t, name, r.req, w));
+        }
+      }
+    }),
+  );
+}
+
 const transposed: EngineForm = {
   name: 'transposed',
   holds: '`experts.w13` as `[E_local, H, 2*Ir]` and `experts.w2` as `[E_local, Ir, H]`: each expert\'s matrices transposed (input dimension first)',
   seenIn: 'engines whose grouped GEMM takes `[K, N]` operands (llama4\'s and gpt-oss\'s own `[E, H, 2I]` checkpoint layout kept as is)',
   toCanonical: (ranks) =>
-    ranks.map((r) =>
-      withTensors(r, (out) => {
-        for (const L of layersOf(r.tensors)) {
-          if (quantized(r.tensors, L)) continue;
-          for (const w of ['w13', 'w2']) {
-            const name = `layers.${L}.experts.${w}`;
-            const t = out.get(name);
-            if (!t) continue;
-            if (t.shape.length !== 3) throw new FormMismatch('transposed', r.req, 'a transposed expert tensor is stacked 3-D', { tensor: name, expected: '[E_local, a, b]', found: `[${t.shape}]` });
-            out.set(name, transposeLast2(t));
-          }
-        }
-      }),
-    ),
+    eachExpertTensor(ranks, ['w13', 'w2'], true, (t, name, req) => {
+      if (t.shape.length !== 3) throw new FormMismatch('transposed', req, 'a transposed expert tensor is stacked 3-D', { tensor: name, expected: '[E_local, a, b]', found: `[${t.shape}]` });
+      return transposeLast2(t);
+    }),
 };
 
 const padIr: EngineForm = {
   name: 'pad-ir-N',
   holds: '`Ir` padded with zero rows (columns) to `Irp = ceil(Ir / N) * N`: `experts.w13` `[E_local, 2*Irp, H]` (gate rows `0..Ir`, zeros to `Irp`, up rows `Irp..Irp+Ir`, zeros to `2*Irp`), `experts.w13_bias` `[E_local, 2*Irp]` the same, `experts.w2` `[E_local, H, Irp]` (zero columns from `Ir`); the padding is all-zero bytes',
   seenIn: 'vLLM and SGLang pad the intermediate size for their MoE kernels (e.g. to 128 or 256 for MXFP4 and Marlin, to a multiple of 64 for the FlashInfer/TRT-LLM paths)',
-  toCanonical: (ranks, { set, dims }) =>
-    ranks.map((r) =>
-      withTensors(r, (out) => {
-        const N = set.padIr!;
-        const form = `pad-ir-${N}`;
-        const Ir = dims.intermediate / r.req.tpSize;
-        const Irp = Math.ceil(Ir / N) * N;
-        for (const L of layersOf(r.tensors)) {
-          if (quantized(r.tensors, L)) continue;
-          const p = `layers.${L}.experts.`;
-          const w13 = out.get(p + 'w13');
-          if (w13) {
-            checkShape(w13, [w13.shape[0]!, 2 * Irp, w13.shape[2]!], form, r.req, p + 'w13', `w13 padded to 2*Irp = 2*${Irp}`);
-            checkZero(w13, 1, Ir, Irp, form, r.req, p + 'w13', 'the gate half\'s padding rows');
-            checkZero(w13, 1, Irp + Ir, 2 * Irp, form, r.req, p + 'w13', 'the up half\'s padding rows');
-            out.set(p + 'w13', selectAxis(w13, 1, [[0, Ir], [Irp, Irp + Ir]]));
-          }
-          const bias = out.get(p + 'w13_bias');
-          if (bias) {
-            checkShape(bias, [bias.shape[0]!, 2 * Irp], form, r.req, p + 'w13_bias', `w13_bias padded to 2*Irp = 2*${Irp}`);
-            checkZero(bias, 1, Ir, Irp, form, r.req, p + 'w13_bias', 'the gate bias\'s padding');
-            checkZero(bias, 1, Irp + Ir, 2 * Irp, form, r.req, p + 'w13_bias', 'the up bias\'s padding');
-            out.set(p + 'w13_bias', selectAxis(bias, 1, [[0, Ir], [Irp, Irp + Ir]]));
-          }
-          const w2 = out.get(p + 'w2');
-          if (w2) {
-            checkShape(w2, [w2.shape[0]!, w2.shape[1]!, Irp], form, r.req, p + 'w2', `w2 padded to Irp = ${Irp} columns`);
-            checkZero(w2, 2, Ir, Irp, form, r.req, p + 'w2', 'the padding columns');
-            out.set(p + 'w2', selectAxis(w2, 2, [[0, Ir]]));
-          }
-        }
-      }),
-    ),
+  toCanonical: (ranks, { set, dims }) => {
+    const N = set.padIr!;
+    const form = `pad-ir-${N}`;
+    return eachExpertTensor(ranks, ['w13', 'w13_bias', 'w2'], true, (t, name, req, w) => {
+      const Ir = dims.intermediate / req.tpSize;
+      const Irp = Math.ceil(Ir / N) * N;
+      if (w === 'w2') {
+        checkShape(t, [t.shape[0]!, t.shape[1]!, Irp], form, req, name, `w2 padded to Irp = ${Irp} columns`);
+        checkZero(t, 2, Ir, Irp, form, req, name, 'the padding columns');
+        return selectAxis(t, 2, [[0, Ir]]);
+      }
+      // Gate rows then zeros, up rows then zeros, on axis 1 of w13 [S, 2*Irp, H] and w13_bias [S, 2*Irp].
+      checkShape(t, [t.shape[0]!, 2 * Irp, ...t.shape.slice(2)], form, req, name, `${w} padded to 2*Irp = 2*${Irp}`);
+      checkZero(t, 1, Ir, Irp, form, req, name, 'the gate half\'s padding rows');
+      checkZero(t, 1, Irp + Ir, 2 * Irp, form, req, name, 'the up half\'s padding rows');
+      return selectAxis(t, 1, [[0, Ir], [Irp, Irp + Ir]]);
+    });
+  },
 };
 
 const w31: EngineForm = {
@@ -202,20 +193,11 @@ const w31: EngineForm = {
   holds: '`experts.w13`, `experts.w13_bias` (and a quantized `experts.w13_scale`) with the up (w3) half first and the gate (w1) half second: `[up; gate]`',
   seenIn: 'TensorRT-LLM (`w3_w1` in its fused MoE) and FlashInfer\'s CUTLASS/TRT-LLM MoE kernels ("w31")',
   toCanonical: (ranks) =>
-    ranks.map((r) =>
-      withTensors(r, (out) => {
-        for (const L of layersOf(r.tensors)) {
-          for (const w of ['w13', 'w13_bias', 'w13_scale']) {
-            const name = `layers.${L}.experts.${w}`;
-            const t = out.get(name);
-            if (!t) continue;
-            const n = t.shape[1] ?? 0;
-            if (t.shape.length < 2 || n % 2 !== 0) throw new FormMismatch('w31', r.req, 'an [up; gate] tensor has two equal halves', { tensor: name, expected: '[E_local, 2*Ir, ...]', found: `[${t.shape}]` });
-            out.set(name, selectAxis(t, 1, [[n / 2, n], [0, n / 2]]));
-          }
-        }
-      }),
-    ),
+    eachExpertTensor(ranks, ['w13', 'w13_bias', 'w13_scale'], false, (t, name, req) => {
+      const n = t.shape[1] ?? 0;
+      if (t.shape.length < 2 || n % 2 !== 0) throw new FormMismatch('w31', req, 'an [up; gate] tensor has two equal halves', { tensor: name, expected: '[E_local, 2*Ir, ...]', found: `[${t.shape}]` });
+      return selectAxis(t, 1, [[n / 2, n], [0, n / 2]]);
+    }),
 };
 
 /** How many shared-expert slots of size I the model's shared expert makes (0: the form does not apply). */
