@@ -37,7 +37,7 @@ export interface Target {
   loader: Loader;
   /** A forward backend under test, compared with the float64 reference on the loader's ranks. */
   forward?: MoeBackend;
-  /** The engine forms the loader declares (spec §5): its ranks are mapped to the canonical form before any comparison. */
+  /** The engine forms the loader declares (spec §6): its ranks are mapped to the canonical form before any comparison. */
   forms?: FormSet;
 }
 
@@ -46,7 +46,7 @@ export const formsNote = (forms: FormSet | undefined) => (forms?.names.length ? 
 
 /**
  * The loader's ranks in the canonical form: as they are without declared forms, else mapped
- * back (spec §5). A rank that breaks its declared form is a failure naming tensor, rank, expected and found.
+ * back (spec §6). A rank that breaks its declared form is a failure naming tensor, rank, expected and found.
  */
 export function canonicalRanks(raw: RankTensors[], forms: FormSet | undefined, dims: FormDims): RankTensors[] | CaseOutcome {
   try {

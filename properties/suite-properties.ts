@@ -25,7 +25,7 @@ export interface Capabilities {
   modelTypes?: readonly string[];
   maxTp?: number;
   maxEp?: number;
-  /** Engine forms the loader emits (spec §5: `w31`, `shared-replicated`, `shared-expert-slots`, `eplb`, `transposed`, `pad-ir-N`); its ranks are mapped to the canonical form before comparing. */
+  /** Engine forms the loader emits (spec §6: `w31`, `shared-replicated`, `shared-expert-slots`, `eplb`, `transposed`, `pad-ir-N`); its ranks are mapped to the canonical form before comparing. */
   forms?: readonly string[];
 }
 

@@ -1,4 +1,4 @@
-// Engine forms (spec/loader-protocol.md §5): what real engines legitimately keep in memory
+// Engine forms (spec/loader-protocol.md §6): what real engines legitimately keep in memory
 // instead of the canonical form of §1. A loader declares the forms it emits; the harness
 // maps its ranks back to the canonical form, checking on the way everything the form
 // promises (zero padding, identical replicas, every physical slot equal to its logical

@@ -1,4 +1,4 @@
-// The engine forms of spec §5 end to end: every correct form loader passes the load and
+// The engine forms of spec §6 end to end: every correct form loader passes the load and
 // layout properties once it declares its forms (and fails without the declaration: the
 // mapping is what lets it pass), and every mutant that declares a form but gets it wrong is
 // caught, with a message naming the form, the tensor and the rank.

@@ -1,4 +1,4 @@
-// Loaders that emit the engine forms of spec §5, written from the spec independently of
+// Loaders that emit the engine forms of spec §6, written from the spec independently of
 // harness/canonical/forms.ts (which maps the other way): a correct one per form, which the
 // suite must pass once the loader declares its forms, and a mutant per form that declares
 // it but gets it wrong the way a real engine port would, which the suite must catch.
