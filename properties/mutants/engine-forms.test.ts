@@ -2,7 +2,8 @@
 // layout properties once it declares its forms (and fails without the declaration: the
 // mapping is what lets it pass), and every mutant that declares a form but gets it wrong is
 // caught, with a message naming the form, the tensor and the rank.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +18,7 @@ import { WHOLE } from '../../harness/tensor.js';
 import { referenceForward } from '../../kernels/moe.js';
 import { loadRanks } from '../../kernels/ranks.js';
 import { parseSpec, specSeed, type CaseSpec } from '../spec.js';
-import { checkSuiteProperty, suiteProperties, targetOf } from '../suite-properties.js';
+import { DEFAULT_CASES, checkSuiteProperty, defaultSeed, suiteProperties, targetOf } from '../suite-properties.js';
 import { FORM_LOADERS, FORM_MUTANTS, type FormLoader } from './engine-forms.js';
 
 /** Cases chosen so that every form has something to do: shared experts of n = 2 and n = 1 slots of I, a free-sized gated one, biases, H == 2*Ir, TP 3, EP with remainders, round-robin, TP 1, FP8 and MXFP4 experts (whose scales w31 and eplb carry along; transposed, padding and shared slots leave quantized experts as they are). */
@@ -88,6 +89,34 @@ describe('mutants that declare a form and get it wrong', () => {
       expect(messages.join('\n')).toMatch(CAUGHT_BY[m.name]!);
     });
   }
+});
+
+it('the default suite catches every form mutant (how soon: CAUGHT-FORMS.md)', async () => {
+  // Each mutant declares its forms; the suite's properties in order, up to the first failure.
+  const rows = await Promise.all(
+    FORM_MUTANTS.map(async (m) => {
+      const opts = { name: m.name, load: m.loader, capabilities: { forms: m.forms } };
+      let cases = 0;
+      for (const p of suiteProperties(opts)) {
+        const d = await checkSuiteProperty(p, opts, { endOnFailure: true, context: { checkpoints: context.checkpoints!, reference: context.reference! } });
+        cases += d.numRuns;
+        if (d.failed) return `| ${m.name} | ${m.forms.join(', ')} | ${m.bug} | ${cases} | ${String((d.errorInstance as Error)?.message).split('\n')[1]?.replace(/\|/g, '\\|')} |`;
+      }
+      return `| ${m.name} | ${m.forms.join(', ')} | ${m.bug} | ${cases} | **not caught** |`;
+    }),
+  );
+  const table = [
+    '# Engine-form mutants and how soon the suite catches them',
+    '',
+    `Each row is a loader from [engine-forms.ts](engine-forms.ts) that declares an engine form (spec/loader-protocol.md §6) and gets it wrong. "Cases" is how many generated cases the default suite (${DEFAULT_CASES} cases per property, seed ${defaultSeed()}), given the mutant's declared forms, ran until the first failure. Written by engine-forms.test.ts.`,
+    '',
+    '| mutant | declares | bug | cases | first failure |',
+    '| --- | --- | --- | ---: | --- |',
+    ...rows,
+    '',
+  ].join('\n');
+  await writeFile(fileURLToPath(new URL('./CAUGHT-FORMS.md', import.meta.url)), table);
+  expect(rows.filter((r) => r.endsWith('**not caught** |'))).toEqual([]);
 });
 
 describe('the forward counts each form once', () => {
