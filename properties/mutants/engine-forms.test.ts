@@ -20,6 +20,7 @@ import { loadRanks } from '../../kernels/ranks.js';
 import { parseSpec, specSeed, type CaseSpec } from '../spec.js';
 import { DEFAULT_CASES, checkSuiteProperty, defaultSeed, suiteProperties, targetOf } from '../suite-properties.js';
 import { FORM_LOADERS, FORM_MUTANTS, type FormLoader } from './engine-forms.js';
+import { defineMoeConformanceSuite } from '../vitest.js';
 
 /** Cases chosen so that every form has something to do: shared experts of n = 2 and n = 1 slots of I, a free-sized gated one, biases, H == 2*Ir, TP 3, EP with remainders, round-robin, TP 1, FP8 and MXFP4 experts (whose scales w31 and eplb carry along; transposed, padding and shared slots leave quantized experts as they are). */
 const CASES: CaseSpec[] = [
@@ -146,7 +147,15 @@ describe('the forward counts each form once', () => {
   });
 });
 
+// As an engine's own test suite would call it: an engine dumping w31, EPLB, shared slots, padding and transposed weights.
+const combined = FORM_LOADERS.find((l) => l.forms.length > 1)!;
+defineMoeConformanceSuite({ name: `defineMoeConformanceSuite with capabilities.forms (${combined.forms.join(', ')})`, load: combined.loader, capabilities: { forms: combined.forms, modelTypes: ['deepseek_v3', 'gpt_oss'], maxTp: 2, maxEp: 2 }, cases: 2 });
+
 describe('through the suite options', () => {
+  it('defineMoeConformanceSuite refuses an unknown form where the suite is defined', () => {
+    expect(() => defineMoeConformanceSuite({ name: 'typo', load: referenceLoader, capabilities: { forms: ['w3l'] } })).toThrow(FormDeclarationError);
+  });
+
   it('capabilities.forms reaches the properties: declared, the default suite passes; undeclared, it fails', async () => {
     const l = FORM_LOADERS.find((x) => x.name === 'shared-replicated')!;
     const base = { name: l.name, load: l.loader, cases: 2, capabilities: { modelTypes: ['deepseek_v3'], maxTp: 2, maxEp: 2, layouts: ['fused'] as const } };
