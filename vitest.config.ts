@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // the seed and path to replay it.
 export default defineConfig({
   test: {
-    include: ['{app,harness,kernels,properties,golden}/**/*.test.ts'],
+    include: ['{app,harness,kernels,properties,golden,kits}/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -14,6 +14,7 @@ import { loadRanks } from '../kernels/ranks.js';
 import { diffCanonical } from './diff.js';
 import { canonicalRanks, formsNote, rankName, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
+import type { CaseNeeds, DtypeName } from '../harness/conformance/capabilities.js';
 
 export class GoldenCaseError extends MoeConformanceError {}
 
@@ -58,8 +59,14 @@ export async function goldenCases(
   }
   return selectors.map((s) => {
     const text = goldenCaseIdText(s);
-    return { id: parseCaseId(text), replay: replay(text), run: () => checkGolden(s, target) };
+    return { id: parseCaseId(text), replay: replay(text), needs: goldenNeeds(s), run: () => checkGolden(s, target) };
   });
+}
+
+/** A fixture is named `<model type>-<dtype>` (golden/hf/README.md). */
+function goldenNeeds(s: GoldenCaseSelector): CaseNeeds {
+  const dtype = s.fixture.name.slice(s.fixture.name.lastIndexOf('-') + 1) as DtypeName;
+  return { modelType: s.fixture.modelType, layouts: [s.layout], dtype, tp: s.parallel.tp, ep: s.parallel.ep, placement: s.parallel.placement };
 }
 
 async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {

@@ -16,18 +16,11 @@ import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
 import { parseForms } from '../harness/canonical/forms.js';
-import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
+import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, specNeeds, type CaseSpec } from './spec.js';
+import { parseCapabilities, undeclaredReason, type Capabilities } from '../harness/conformance/capabilities.js';
 import { FP8_MODEL_TYPES, quantCaseArb } from './arbitraries/quantized.js';
 
-export interface Capabilities {
-  dtypes?: readonly DtypeName[];
-  layouts?: readonly Layout[];
-  modelTypes?: readonly string[];
-  maxTp?: number;
-  maxEp?: number;
-  /** Engine forms the loader emits (spec §6: `w31`, `shared-replicated`, `shared-expert-slots`, `eplb`, `transposed`, `pad-ir-N`); its ranks are mapped to the canonical form before comparing. */
-  forms?: readonly string[];
-}
+export type { Capabilities };
 
 export interface SuiteOptions {
   name: string;
@@ -63,8 +56,28 @@ export function defaultSeed(): number {
   return Number(process.env.FC_SEED ?? 42);
 }
 
+/** The suite's capabilities, checked by the same parser as a worker's handshake and `check --capabilities`. */
+export function capabilitiesOf(opts: Pick<SuiteOptions, 'name' | 'capabilities'>): Capabilities | undefined {
+  return opts.capabilities && parseCapabilities(opts.capabilities, `${opts.name}: capabilities`);
+}
+
+/**
+ * The properties the capabilities leave out, each with why: vitest lists them as skipped
+ * ("not declared"), so a narrow loader's report says what it was not asked.
+ */
+export function undeclaredProperties(opts: SuiteOptions): Array<{ title: string; reason: string }> {
+  const c = capabilitiesOf(opts);
+  if (!c) return [];
+  const out: Array<{ title: string; reason: string }> = [];
+  for (const t of ALL_MODEL_TYPES) if (c.modelTypes && !c.modelTypes.includes(t)) out.push({ title: `${t}: every rank loads bit-exact`, reason: `model type ${t} (declared: ${c.modelTypes.join(', ') || 'none'})` });
+  const missing = LAYOUTS.filter((l) => c.layouts && !c.layouts.includes(l));
+  if (missing.length) out.push({ title: 'original and fused layouts load to the same bytes', reason: `layout ${missing.join(', ')} (declared: ${c.layouts!.join(', ') || 'none'})` });
+  for (const d of QUANT_DTYPE_NAMES) if (c.dtypes && !c.dtypes.includes(d)) out.push({ title: `quantized checkpoints (${d})`, reason: `dtype ${d} (declared: ${c.dtypes.join(', ') || 'none'})` });
+  return out;
+}
+
 export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
-  const c = opts.capabilities ?? {};
+  const c = capabilitiesOf(opts) ?? {};
   const n = opts.cases ?? DEFAULT_CASES;
   const sizes = (max: number | undefined) => Array.from({ length: Math.max(1, max ?? 4) }, (_, i) => i + 1);
   const filter = {
@@ -86,10 +99,11 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }
 
-/** The target of the options; declared forms are parsed here, so an unknown or conflicting one fails before any case runs. */
+/** The target of the options; the capabilities (with their engine forms) are parsed here, so an unknown or conflicting form fails before any case runs. */
 export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward' | 'capabilities'>): Target {
   const loader: Loader = typeof opts.load === 'function' ? { name: opts.name, load: opts.load } : opts.load;
-  const forms = opts.capabilities?.forms?.length ? parseForms(opts.capabilities.forms) : undefined;
+  const declared = capabilitiesOf(opts)?.forms;
+  const forms = declared?.length ? parseForms(declared) : undefined;
   return { loader, ...(opts.forward && { forward: opts.forward }), ...(forms && { forms }) };
 }
 
@@ -98,8 +112,10 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, seed: number): (spec: CaseSpec) => Promise<void> {
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, seed: number, capabilities?: Capabilities): (spec: CaseSpec) => Promise<void> {
   return async (spec) => {
+    // Generation already keeps to the capabilities' sizes and names; what it cannot (a placement) is skipped, never passed.
+    fc.pre(undeclaredReason(capabilities, specNeeds(spec)) === undefined);
     const id = specIdText(spec);
     const expected = expectations.lookup(parseCaseId(id));
     if (expected?.kind === 'skip') return;
@@ -131,7 +147,7 @@ export async function checkSuiteProperty(
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), seed);
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), seed, capabilitiesOf(opts));
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,

@@ -5,7 +5,7 @@ import { parseCaseId } from '../harness/conformance/case-id.js';
 import type { ConformanceCase } from '../harness/conformance/results.js';
 import { caseArb, type CaseFilter } from './arbitraries/cases.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
-import { specIdText, specSeed, type CaseSpec } from './spec.js';
+import { specIdText, specNeeds, specSeed, type CaseSpec } from './spec.js';
 
 /** `count` distinct cases drawn with `seed`: the same list on every machine. */
 export function sampleSpecs(count: number, seed: number, filter: CaseFilter = {}): CaseSpec[] {
@@ -23,6 +23,6 @@ export function sampleSpecs(count: number, seed: number, filter: CaseFilter = {}
 export function generatedCases(specs: readonly CaseSpec[], target: Target, ctx: PropertyContext, replay: (id: string) => string): ConformanceCase[] {
   return specs.map((spec) => {
     const text = specIdText(spec);
-    return { id: parseCaseId(text), seed: specSeed(spec), replay: replay(text), run: () => checkCase(spec, target, ctx) };
+    return { id: parseCaseId(text), seed: specSeed(spec), replay: replay(text), needs: specNeeds(spec), run: () => checkCase(spec, target, ctx) };
   });
 }

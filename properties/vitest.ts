@@ -3,7 +3,7 @@
 // a WebGPU runtime, ...). Every failure names the case ID, the seed and path to replay
 // it, and the shrunk counterexample (fast-check's report).
 import { describe, it } from 'vitest';
-import { checkSuiteProperty, defaultSeed, failureReport, suiteProperties, targetOf, type SuiteOptions } from './suite-properties.js';
+import { checkSuiteProperty, defaultSeed, failureReport, suiteProperties, targetOf, undeclaredProperties, type SuiteOptions } from './suite-properties.js';
 
 export type { Capabilities, SuiteOptions } from './suite-properties.js';
 
@@ -20,5 +20,7 @@ export function defineMoeConformanceSuite(opts: SuiteOptions): void {
         if (report !== undefined) throw new Error(report);
       }, opts.testTimeoutMs ?? 300_000);
     }
+    // What the loader does not declare shows as skipped tests, with the reason, never as passes.
+    for (const u of undeclaredProperties(opts)) it.skip(`${u.title} — skip (not declared: ${u.reason})`, () => {});
   });
 }

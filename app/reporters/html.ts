@@ -5,6 +5,7 @@
 import { countStatuses, isFailing, type CaseResult } from '../../harness/conformance/results.js';
 import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
+import { countUndeclared, loaderFacts, undeclaredGroups, type RunInfo } from './declared.js';
 import { plural } from '../../harness/errors.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
@@ -13,7 +14,7 @@ const MAX_CELLS = 64;
 /** Cells are 8 to 24 px, so a small map is still big enough to read. */
 const cellPx = (rows: number, cols: number) => Math.max(8, Math.min(24, Math.floor(480 / Math.max(rows, cols))));
 
-export function htmlReport(results: readonly CaseResult[], title = 'moe-conformance report'): string {
+export function htmlReport(results: readonly CaseResult[], title = 'moe-conformance report', run: RunInfo = {}): string {
   const c = countStatuses(results);
   const failing = results.filter((r) => isFailing(r.status));
   const rows = summaryRows(results)
@@ -34,15 +35,25 @@ pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}s
 h3 code{overflow-wrap:anywhere}svg.heatmap{border:1px solid #ccc}
 </style></head><body>
 <h1>${esc(title)}</h1>
-<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
+${run.loader ? `<table id="loader"><tbody>\n${loaderFacts(run.loader).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n')}\n</tbody></table>` : ''}
+<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${countUndeclared(results) ? ` (${countUndeclared(results)} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
 <table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
 <h2>Failures (${failing.length})</h2>
 ${failures}
+${undeclaredSection(results)}
 </body></html>
 `;
+}
+
+/** Cases skipped because the loader does not declare what they need: counted by reason, every ID listed. */
+function undeclaredSection(results: readonly CaseResult[]): string {
+  const groups = undeclaredGroups(results);
+  if (!groups.length) return '';
+  const items = groups.map((g) => `<details><summary>${g.ids.length} × ${esc(g.reason)}</summary><ul>${g.ids.map((id) => `<li><code>${esc(id)}</code></li>`).join('')}</ul></details>`);
+  return `<section id="undeclared"><h2>Skipped, not declared (${countUndeclared(results)})</h2>\n${items.join('\n')}</section>`;
 }
 
 function failureSection(r: CaseResult): string {

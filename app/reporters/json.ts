@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { parseCaseId } from '../../harness/conformance/case-id.js';
 import type { CaseResult, CaseStatus } from '../../harness/conformance/results.js';
+import type { DeclaredLoader } from '../../harness/conformance/capabilities.js';
+import type { RunInfo } from './declared.js';
 
 export class ResultsFileError extends MoeConformanceError {}
 
@@ -14,10 +16,12 @@ export interface ResultsFile {
   format: typeof RESULTS_FORMAT;
   version: typeof RESULTS_VERSION;
   results: CaseResult[];
+  /** The loader as it declared itself (name, version, mode, capabilities with forms); absent for older files. */
+  loader?: DeclaredLoader;
 }
 
-export function jsonReport(results: readonly CaseResult[]): string {
-  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, results: [...results] };
+export function jsonReport(results: readonly CaseResult[], run: RunInfo = {}): string {
+  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, ...(run.loader && { loader: run.loader }), results: [...results] };
   // JSON has no NaN or Infinity, and a NaN in a heat map is a finding: keep it as a string.
   return JSON.stringify(file, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n';
 }

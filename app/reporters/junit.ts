@@ -3,8 +3,9 @@
 // escaped and characters that XML 1.0 forbids are replaced.
 import { parseCaseId } from '../../harness/conformance/case-id.js';
 import type { CaseResult } from '../../harness/conformance/results.js';
+import { loaderFacts, type RunInfo } from './declared.js';
 
-export function junitReport(results: readonly CaseResult[], name = 'moe-conformance'): string {
+export function junitReport(results: readonly CaseResult[], name = 'moe-conformance', run: RunInfo = {}): string {
   const suites = new Map<string, CaseResult[]>();
   for (const r of results) {
     const id = parseCaseId(r.id);
@@ -25,6 +26,8 @@ export function junitReport(results: readonly CaseResult[], name = 'moe-conforma
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>', `<testsuites${attrs({ name, ...count(results) })}>`];
   for (const [suite, rs] of suites) {
     lines.push(`  <testsuite${attrs({ name: suite, ...count(rs) })}>`);
+    // The loader's declaration, where CI systems show a suite's properties.
+    if (run.loader) lines.push('    <properties>', ...loaderFacts(run.loader).map(([k, v]) => `      <property${attrs({ name: k, value: v })}/>`), '    </properties>');
     for (const r of rs) {
       const open = `    <testcase${attrs({ name: r.id, classname: suite, time: r.durationMs / 1000 })}`;
       const inner = caseBody(r);

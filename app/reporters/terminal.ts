@@ -2,6 +2,7 @@
 // its first mismatching tensor, expected versus found, and the command that replays it.
 import { countStatuses, isFailing, type CaseResult } from '../../harness/conformance/results.js';
 import { summaryRows, type FoldableColumn } from './table.js';
+import { countUndeclared, declaredTerminal, type RunInfo } from './declared.js';
 import { plural } from '../../harness/errors.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
@@ -10,7 +11,7 @@ const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as 
 const MAX_ROWS = 60;
 const FOLDS: ReadonlyArray<ReadonlySet<FoldableColumn>> = [new Set(), new Set(['parallel']), new Set(['parallel', 'layout', 'dtype'])];
 
-export function terminalReport(results: readonly CaseResult[]): string {
+export function terminalReport(results: readonly CaseResult[], run: RunInfo = {}): string {
   let rows = summaryRows(results);
   for (const fold of FOLDS.slice(1)) if (rows.length > MAX_ROWS) rows = summaryRows(results, fold);
   const header = ['check', 'model', 'layout', 'dtype', 'parallel', ...COLUMNS];
@@ -30,10 +31,14 @@ export function terminalReport(results: readonly CaseResult[]): string {
     out.push(`  replay:   ${r.replay}`);
   }
 
+  const declared = declaredTerminal(results, run);
+  if (declared.length) out.push('', ...declared);
+
   const c = countStatuses(results);
+  const undeclared = countUndeclared(results);
   out.push('');
   out.push(
-    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
+    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${undeclared ? ` (${undeclared} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
       ` — ${failing.length === 0 ? 'OK' : 'FAILED'}`,
   );
   return out.join('\n') + '\n';

@@ -115,7 +115,17 @@ export interface CommandResult {
 /** Process groups of loader commands still running, so an interrupted run can end them. */
 const running = new Set<number>();
 
-function killGroup(pgid: number): void {
+/** Records a loader's process group (a worker's too), so killRunningLoaders ends it. */
+export function trackGroup(pgid: number): void {
+  running.add(pgid);
+}
+
+export function untrackGroup(pgid: number): void {
+  running.delete(pgid);
+}
+
+/** SIGKILLs a process group; one already gone is fine. */
+export function killGroup(pgid: number): void {
   try {
     process.kill(-pgid, 'SIGKILL');
   } catch {
@@ -200,7 +210,8 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
   };
 }
 
-async function readOutput(out: string, maxOutput: number, stderr: string): Promise<Canonical> {
+/** Reads a loader's output file with the strict reader (spec §2, §4); every problem is a LoaderOutputInvalid. */
+export async function readOutput(out: string, maxOutput: number, stderr: string): Promise<Canonical> {
   const size = await stat(out).then((s) => s.size, () => undefined);
   if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, expected: 'the --out file', found: stderr.trim() ? `nothing; stderr: ${stderr.trim()}` : 'nothing' });
   if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
