@@ -114,6 +114,22 @@ describe('check', () => {
     await expect(check(['--loader', 'moe-conformance load', '--capabilities', file, '--case', LOAD_ID])).rejects.toThrow(/capabilities\.forms: unknown engine form/);
   });
 
+  it('a worker declares its forms in its handshake: the same engine loader passes declared and fails undeclared', async () => {
+    const worker = `${process.execPath} --import tsx ${fileURLToPath(new URL('../../../properties/mutants/test/form-worker.ts', import.meta.url))}`;
+    const json = join(dir, 'forms-worker.json');
+    process.env.FORM_LOADER = 'shared-replicated';
+    try {
+      expect(await check(['--loader', worker, '--worker', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
+      expect(JSON.parse(await readFile(json, 'utf8')).loader).toMatchObject({ name: 'form loader shared-replicated', mode: 'worker', capabilities: { forms: ['shared-replicated'] } });
+      process.env.FORM_DECLARE = 'no';
+      expect(await check(['--loader', worker, '--worker', '--case', LOAD_ID, '--report', 'json', json])).toBe(1);
+      expect(parseResults(await readFile(json, 'utf8'))[0]!.failure?.message).toMatch(/shared\.w13 has shape \[12, 8\], expected \[6, 8\]/);
+    } finally {
+      delete process.env.FORM_LOADER;
+      delete process.env.FORM_DECLARE;
+    }
+  });
+
   it('refuses bad usage', async () => {
     await expect(check(['--loader', 'x', '--forms', 'w13'])).rejects.toThrow(/--forms: unknown engine form \(expected transposed \| pad-ir-N/);
     await expect(check(['--loader', 'x', '--forms', 'shared-replicated,shared-expert-slots'])).rejects.toThrow(/exclude each other/);
