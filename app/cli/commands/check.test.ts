@@ -110,6 +110,7 @@ describe('check', () => {
     await writeFile(file, JSON.stringify({ modelTypes: ['qwen2_moe', 'mixtral'], forms: ['eplb'] }));
     expect(await check(['--loader', 'moe-conformance load', '--capabilities', file, '--forms', 'pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
     expect(JSON.parse(await readFile(json, 'utf8')).loader.capabilities.forms).toEqual(['pad-ir-2', 'eplb']);
+    expect(parseResults(await readFile(json, 'utf8'))[0]!.replay).toContain(`check --loader 'moe-conformance load' --capabilities ${file} --forms pad-ir-2 --case`);
     await writeFile(file, JSON.stringify({ forms: ['w13'] }));
     await expect(check(['--loader', 'moe-conformance load', '--capabilities', file, '--case', LOAD_ID])).rejects.toThrow(/capabilities\.forms: unknown engine form/);
   });

@@ -154,7 +154,8 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
-  const formsArg = cliForms ? ` --forms ${cliForms.names.join(',')}` : '';
+  // A replay declares what this run declared: the capabilities file and --forms (the forms decide how ranks are compared).
+  const formsArg = `${capabilitiesFile !== undefined ? ` --capabilities ${shellQuote(resolve(capabilitiesFile))}` : ''}${cliForms ? ` --forms ${cliForms.names.join(',')}` : ''}`;
   const replay = (id: string) => `${selfCommand()} check --loader ${shellQuote(loaderCommand)}${worker ? ' --worker' : ''}${formsArg} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
     const ctx = { workDir, ...(keepFailures && { keepFailures: resolve(keepFailures) }) };
