@@ -12,6 +12,7 @@ import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolde
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { diffCanonical } from './diff.js';
+import { slotOrigin } from '../harness/canonical/forms.js';
 import { canonicalRanks, formsNote, rankName, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
 import type { CaseNeeds, DtypeName } from '../harness/conformance/capabilities.js';
@@ -74,8 +75,8 @@ async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseO
   const sem = semanticsOf(await ModelConfig.read(dir));
   const ranks = canonicalRanks(await loadRanks(target.loader, dir, s.parallel), target.forms, sem);
   if (!Array.isArray(ranks)) return ranks;
-  for (const { req, tensors } of ranks) {
-    const d = diffCanonical(await referenceLoader.load(dir, req), tensors, `${rankName(req)}${formsNote(target.forms)}`);
+  for (const r of ranks) {
+    const d = diffCanonical(await referenceLoader.load(dir, r.req), r.tensors, `${rankName(r.req)}${formsNote(target.forms)}`, (t, slot) => slotOrigin(r, t, slot));
     if (d) return { status: 'fail', failure: d };
   }
   const backend = target.forward ?? referenceBackend;

@@ -21,7 +21,7 @@ import { rankName, WHOLE, type Canonical, type Loader, type ParallelRequest } fr
 import { xoshiro128ss, normals } from '../harness/canonical/random.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { loadRanks } from '../kernels/ranks.js';
-import { FormMismatch, NO_FORMS, toCanonicalRanks, type FormDims, type FormSet } from '../harness/canonical/forms.js';
+import { FormMismatch, NO_FORMS, slotOrigin, toCanonicalRanks, type FormDims, type FormSet, type RankOutput } from '../harness/canonical/forms.js';
 import { failureOf } from '../harness/conformance/results.js';
 import type { RankTensors } from '../kernels/backend.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
@@ -48,7 +48,7 @@ export const formsNote = (forms: FormSet | undefined) => (forms?.names.length ? 
  * The loader's ranks in the canonical form: as they are without declared forms, else mapped
  * back (spec §6). A rank that breaks its declared form is a failure naming tensor, rank, expected and found.
  */
-export function canonicalRanks(raw: RankTensors[], forms: FormSet | undefined, dims: FormDims): RankTensors[] | CaseOutcome {
+export function canonicalRanks(raw: RankTensors[], forms: FormSet | undefined, dims: FormDims): RankOutput[] | CaseOutcome {
   try {
     return toCanonicalRanks(forms ?? NO_FORMS, raw, dims);
   } catch (e) {
@@ -130,7 +130,7 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       for (const [i, { req, tensors }] of original.entries()) {
         const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout${note}`);
         if (d) return fail(d);
-        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference${note}`);
+        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference${note}`, (t, slot) => slotOrigin(original[i]!, t, slot));
         if (r) return fail(r);
       }
       return { status: 'pass' };
@@ -162,8 +162,9 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   const ranks = canonicalRanks(raw, target.forms, g.dims);
   if (!Array.isArray(ranks)) return ranks;
   const note = formsNote(target.forms);
-  for (const { req, tensors } of ranks) {
-    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, `${rankName(req)}${note}`);
+  for (const r of ranks) {
+    const { req, tensors } = r;
+    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, `${rankName(req)}${note}`, (t, slot) => slotOrigin(r, t, slot));
     if (d) return fail(d);
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.

@@ -30,6 +30,18 @@ export class FormMismatch extends MoeConformanceError {
 export interface RankOutput {
   req: ParallelRequest;
   tensors: Canonical;
+  /**
+   * After `eplb`: for each layer, where each canonical expert slot was taken from (the loader's
+   * EP rank and physical slot), so a difference found later names the slot the loader wrote.
+   */
+  origins?: Map<number, Array<{ epRank: number; slot: number }>>;
+}
+
+/** `expert 3, from EP rank 1 physical slot 4`: the loader's slot behind canonical slot `slot` of a mapped rank, when eplb moved it. */
+export function slotOrigin(r: RankOutput, tensor: string, slot: number): string | undefined {
+  const L = /^layers\.(\d+)\.experts\./.exec(tensor)?.[1];
+  const o = L === undefined ? undefined : r.origins?.get(Number(L))?.[slot];
+  return o && `expert slot ${slot} was taken from EP rank ${o.epRank} physical slot ${o.slot}`;
 }
 
 /** The model sizes the mapping needs (from config.json). */
@@ -332,8 +344,9 @@ const eplb: EngineForm = {
         });
       }
     }
-    return ranks.map((r) =>
-      withTensors(r, (out) => {
+    return ranks.map((r) => {
+      const origins = new Map<number, Array<{ epRank: number; slot: number }>>();
+      const mapped = withTensors(r, (out) => {
         for (const L of layersOf(r.tensors)) {
           const p = `layers.${L}.experts.`;
           const want = expertsOf(E, r.req.epSize, r.req.epRank, r.req.epPlacement);
@@ -350,9 +363,11 @@ const eplb: EngineForm = {
             out.set(k, concatAxis(copies.map((c) => c.slices.get(k)!), 0));
           }
           out.set(p + 'ids', int32Tensor(want));
+          origins.set(L, copies.map((c) => ({ epRank: c.q, slot: c.slot })));
         }
-      }),
-    );
+      });
+      return { ...mapped, origins };
+    });
   },
 };
 

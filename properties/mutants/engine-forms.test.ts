@@ -14,12 +14,13 @@ import { memoLoader } from '../memo.js';
 import { checkCase, forwardVerdict, type PropertyContext } from '../properties.js';
 import { writeCheckpoint } from '../materialize.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
-import { WHOLE } from '../../harness/tensor.js';
+import { WHOLE, type ParallelRequest } from '../../harness/tensor.js';
 import { referenceForward } from '../../kernels/moe.js';
 import { loadRanks } from '../../kernels/ranks.js';
 import { parseSpec, specSeed, type CaseSpec } from '../spec.js';
 import { DEFAULT_CASES, checkSuiteProperty, defaultSeed, suiteProperties, targetOf } from '../suite-properties.js';
-import { FORM_LOADERS, FORM_MUTANTS, type FormLoader } from './engine-forms.js';
+import { emitEplb, FORM_LOADERS, FORM_MUTANTS, type FormLoader } from './engine-forms.js';
+import { load, modelOf } from './catalogue.js';
 import { defineMoeConformanceSuite } from '../vitest.js';
 
 /** Cases chosen so that every form has something to do: shared experts of n = 2 and n = 1 slots of I, a free-sized gated one, biases, H == 2*Ir, TP 3, EP with remainders, round-robin, TP 1, FP8 and MXFP4 experts (whose scales w31 and eplb carry along; transposed, padding and shared slots leave quantized experts as they are). */
@@ -118,6 +119,15 @@ it('the default suite catches every form mutant (how soon: CAUGHT-FORMS.md)', as
   ].join('\n');
   await writeFile(fileURLToPath(new URL('./CAUGHT-FORMS.md', import.meta.url)), table);
   expect(rows.filter((r) => r.endsWith('**not caught** |'))).toEqual([]);
+});
+
+it('eplb: a wrong expert held in two identical copies is caught by the bit-exact comparison, which names the physical slot it came from', async () => {
+  // Expert 4 (first of EP rank 1; EP rank 0 holds its redundant copy) loaded from expert 5's weights in both copies.
+  const loader = { name: 'eplb, expert 4 from 5', load: async (dir: string, req: ParallelRequest) => emitEplb((id) => (id === 4 ? 5 : id))(await load(dir, req), { dir, req, m: await modelOf(dir) }) };
+  const o = await checkCase(CASES[0]!, { loader, forms: parseForms(['eplb']) }, context);
+  expect(o.status).toBe('fail');
+  if (o.status !== 'fail') return;
+  expect(o.failure.message).toMatch(/^TP rank 0\/2, EP rank 1\/2 linear \(declared forms eplb mapped to the canonical form\): tensor layers\.0\.experts\.w13 differs at element 0: .* \(expert slot 0 was taken from EP rank 0 physical slot 4\)$/);
 });
 
 describe('the forward counts each form once', () => {
