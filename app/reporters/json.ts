@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { parseCaseId } from '../../harness/conformance/case-id.js';
 import type { CaseResult, CaseStatus } from '../../harness/conformance/results.js';
-import type { DeclaredLoader } from '../../harness/conformance/capabilities.js';
+import { parseCapabilities, type DeclaredLoader } from '../../harness/conformance/capabilities.js';
 import type { RunInfo } from './declared.js';
 
 export class ResultsFileError extends MoeConformanceError {}
@@ -62,6 +62,15 @@ export async function readResults(file: string): Promise<CaseResult[]> {
     throw new ResultsFileError(`cannot read results: ${(e as Error).message}`, { file });
   }
   return parseResults(text, file);
+}
+
+/** The loader's declaration a results file records (absent in older files), for reports of merged shards. */
+export async function readRunInfo(file: string): Promise<RunInfo> {
+  const f = JSON.parse(await readFile(file, 'utf8')) as Partial<ResultsFile>;
+  const l = f.loader;
+  if (!l || typeof l.name !== 'string' || !['worker', 'command', 'in-process'].includes(l.mode)) return {};
+  const capabilities = l.capabilities !== undefined ? parseCapabilities(l.capabilities, `${file}: loader.capabilities`) : undefined;
+  return { loader: { name: l.name, mode: l.mode, ...(typeof l.version === 'string' && { version: l.version }), ...(capabilities && { capabilities }) } };
 }
 
 /**

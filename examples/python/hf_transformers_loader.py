@@ -238,6 +238,8 @@ def canonical_layer(
     if router is None:
         raise LoaderError(f"{path}: no router weight among {sorted(params)}")
     num_experts = router[1].shape[0]
+    if req.ep_size > num_experts:  # spec §1: an EP rank with no expert is an invalid request
+        raise LoaderError(f"EP size {req.ep_size} is larger than the {num_experts} experts")
     experts = split_experts(model_type, params, num_experts)
     ids = expert_ids(num_experts, req)
     index = torch.tensor(ids, dtype=torch.long)

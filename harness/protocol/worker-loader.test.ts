@@ -126,6 +126,12 @@ describe('workerLoader', () => {
     expect(version).toBeInstanceOf(LoaderOutputInvalid);
   });
 
+  it('a command that cannot start is a WorkerCrashed naming it', async () => {
+    const w = workerLoader('/nonexistent/loader --flag', { timeoutMs: 5000, workDir: dir });
+    open.push(w);
+    await failsWith(w, WorkerCrashed, /could not start worker: spawn \/nonexistent\/loader ENOENT/);
+  });
+
   it('close kills a worker that ignores the end of its input', async () => {
     const w = worker('ignore-eof', { closeGraceMs: 300 });
     await w.handshake();

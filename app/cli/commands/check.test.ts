@@ -81,6 +81,7 @@ describe('check', () => {
     expect(merged.filter((r) => /^moe:(load|layout):/.test(r.id)).every((r) => r.status === 'xfail')).toBe(true);
     expect(merged.filter((r) => /^moe:(refuse|request):/.test(r.id) && r.status !== 'skip').every((r) => r.status === 'pass')).toBe(true);
     expect(out).toMatch(/12 cases: /);
+    expect(JSON.parse(await readFile(all, 'utf8')).loader).toEqual({ name: fake('refuse.mjs'), mode: 'command' });
   });
 
   it('runs only the sampled cases a --case pattern matches', async () => {
@@ -203,6 +204,17 @@ describe('check --worker and capabilities', () => {
     } finally {
       delete process.env.FAKE_WORKER;
     }
+    // A worker that ignores the end of its input is killed when the run ends: nothing is left behind.
+    const pidFile = join(dir, 'worker.pid');
+    Object.assign(process.env, { FAKE_WORKER: 'ignore-eof', FAKE_PID_FILE: pidFile });
+    try {
+      await check(['--loader', fakeWorker, '--worker', '--cases', '2', '--jobs', '1']);
+    } finally {
+      delete process.env.FAKE_WORKER;
+      delete process.env.FAKE_PID_FILE;
+    }
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow();
     const crashed = parseResults(await readFile(crashing, 'utf8'));
     expect(crashed).toHaveLength(3);
     for (const r of crashed) {

@@ -14,7 +14,7 @@ import { CapabilitiesError, parseCapabilitiesJson, type Capabilities, type Decla
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
 import { REPORT_FORMATS } from '../../reporters/files.js';
-import { mergeResults, readResults } from '../../reporters/json.js';
+import { mergeResults, readResults, readRunInfo } from '../../reporters/json.js';
 import { reportResults } from '../report-results.js';
 import { inShard, runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
@@ -114,7 +114,8 @@ export async function run(argv: string[]): Promise<number> {
   if (merge.length) {
     p.problems.check();
     const sets = await Promise.all(merge.map(async (file) => ({ file, results: await readResults(file) })));
-    return reportResults(mergeResults(sets), reports);
+    // Shards of one run checked one loader: its declaration is the first file's.
+    return reportResults(mergeResults(sets), reports, { run: await readRunInfo(merge[0]!) });
   }
   const loaderCommand = one(p, 'loader') ?? '';
   if (!one(p, 'loader')) p.problems.add('--loader "CMD ARGS" is required (or --merge)');
