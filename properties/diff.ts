@@ -9,17 +9,11 @@ import type { Canonical, Tensor } from '../harness/tensor.js';
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
-/**
- * The first difference between two canonical sets, or undefined when they are identical.
- * `slotNote` adds what is known about the expert slot (first axis) of a differing element:
- * where a mapped engine form took it from.
- */
-export function diffCanonical(expected: Canonical, found: Canonical, where: string, slotNote?: (tensor: string, slot: number) => string | undefined): CaseFailure | undefined {
+/** The first difference between two canonical sets, or undefined when they are identical. */
+export function diffCanonical(expected: Canonical, found: Canonical, where: string): CaseFailure | undefined {
   const d = firstDifference(expected, found);
   if (!d) return undefined;
-  const t = expected.get(d.tensor);
-  const note = d.kind === 'bytes' && slotNote && t && t.shape.length >= 2 ? slotNote(d.tensor, Math.floor(d.index / t.shape.slice(1).reduce((a, b) => a * b, 1))) : undefined;
-  const failure: CaseFailure = { message: `${where}: ${describeDifference(d)}${note ? ` (${note})` : ''}`, tensor: d.tensor };
+  const failure: CaseFailure = { message: `${where}: ${describeDifference(d)}`, tensor: d.tensor };
   switch (d.kind) {
     case 'missing':
       return { ...failure, expected: 'present', found: 'absent' };
@@ -66,4 +60,17 @@ export function errorByExpertAndRow(e: Tensor, f: Tensor): number[][] {
     map.push(row);
   }
   return map;
+}
+
+/**
+ * A failure in an expert slot that an engine form moved (eplb), with where the loader wrote
+ * that slot: `note(tensor, slot)` says it for the slot of the first differing element.
+ */
+export function notingSlot(f: CaseFailure | undefined, expected: Canonical, found: Canonical, note: (tensor: string, slot: number) => string | undefined): CaseFailure | undefined {
+  if (!f) return f;
+  const d = firstDifference(expected, found);
+  const t = d?.kind === 'bytes' ? expected.get(d.tensor) : undefined;
+  if (d?.kind !== 'bytes' || !t || t.shape.length < 2) return f;
+  const n = note(d.tensor, Math.floor(d.index / t.shape.slice(1).reduce((a, b) => a * b, 1)));
+  return n ? { ...f, message: `${f.message} (${n})` } : f;
 }

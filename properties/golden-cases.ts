@@ -11,7 +11,7 @@ import { referenceLoader } from '../harness/loader/load.js';
 import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
-import { diffCanonical } from './diff.js';
+import { diffCanonical, notingSlot } from './diff.js';
 import { slotOrigin } from '../harness/canonical/forms.js';
 import { canonicalRanks, formsNote, rankName, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
@@ -76,7 +76,8 @@ async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseO
   const ranks = canonicalRanks(await loadRanks(target.loader, dir, s.parallel), target.forms, sem);
   if (!Array.isArray(ranks)) return ranks;
   for (const r of ranks) {
-    const d = diffCanonical(await referenceLoader.load(dir, r.req), r.tensors, `${rankName(r.req)}${formsNote(target.forms)}`, (t, slot) => slotOrigin(r, t, slot));
+    const want = await referenceLoader.load(dir, r.req);
+    const d = notingSlot(diffCanonical(want, r.tensors, `${rankName(r.req)}${formsNote(target.forms)}`), want, r.tensors, (t, slot) => slotOrigin(r, t, slot));
     if (d) return { status: 'fail', failure: d };
   }
   const backend = target.forward ?? referenceBackend;

@@ -26,7 +26,7 @@ import { failureOf } from '../harness/conformance/results.js';
 import type { RankTensors } from '../kernels/backend.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import { compareToBounds, findRoutingTies, type RoutingTie } from '../harness/compare/tolerance.js';
-import { diffCanonical } from './diff.js';
+import { diffCanonical, notingSlot } from './diff.js';
 import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
 import { specIdText, specSeed, type CaseSpec, type Layout, type ParallelSpec } from './spec.js';
@@ -130,7 +130,8 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       for (const [i, { req, tensors }] of original.entries()) {
         const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout${note}`);
         if (d) return fail(d);
-        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference${note}`, (t, slot) => slotOrigin(original[i]!, t, slot));
+        const want = inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req);
+        const r = notingSlot(diffCanonical(want, tensors, `${rankName(req)}: vs the reference${note}`), want, tensors, (t, slot) => slotOrigin(original[i]!, t, slot));
         if (r) return fail(r);
       }
       return { status: 'pass' };
@@ -164,7 +165,8 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   const note = formsNote(target.forms);
   for (const r of ranks) {
     const { req, tensors } = r;
-    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, `${rankName(req)}${note}`, (t, slot) => slotOrigin(r, t, slot));
+    const want = inFormOf(await ctx.reference.load(dir, req), tensors, quant, req);
+    const d = notingSlot(diffCanonical(want, tensors, `${rankName(req)}${note}`), want, tensors, (t, slot) => slotOrigin(r, t, slot));
     if (d) return fail(d);
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
