@@ -266,7 +266,12 @@ const sharedExpertSlots: EngineForm = {
       const byLayer = pieces.get(ranks[i]!)!;
       return withTensors(r, (out) => {
         for (const [L] of byLayer) {
-          const tps = Array.from({ length: T }, (_, t) => pieces.get(rankAt(ranks, t, r.req.epRank, form))!.get(L)!);
+          const tps = Array.from({ length: T }, (_, t) => {
+            const other = rankAt(ranks, t, r.req.epRank, form);
+            const got = pieces.get(other)?.get(L);
+            if (!got) throw new FormMismatch(form, other.req, `layer ${L}'s shared slots are missing on this rank while TP rank ${r.req.tpRank} holds them`, { tensor: `layers.${L}.experts.ids`, layer: L, expected: `ids ending with ${E}..${E + n - 1}`, found: 'no shared slots' });
+            return got;
+          });
           // Slot j of TP rank t holds rows j*I + t*Ir ..: concatenated over t per slot, then the slots in order.
           const flat = (part: 'gate' | 'up') => {
             const whole = concatAxis(tps.map((x) => x[part]), 1); // [n, I, H]
