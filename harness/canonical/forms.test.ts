@@ -93,6 +93,14 @@ describe('toCanonicalRanks', () => {
     expect(same(toCanonicalRanks(parseForms(['w31', 'transposed', 'pad-ir-3']), engine, dims), ranks)).toBe(true);
   });
 
+  it('w31 and transposed: a tensor that cannot hold the form is a FormMismatch naming it', () => {
+    const r = canonical(1, 0);
+    const odd = withTensor(r, 'layers.0.experts.w13', f32([E, 3, H], 0));
+    expect(mismatch(() => toCanonicalRanks(parseForms(['w31']), [odd], dims))).toMatchObject({ form: 'w31', tensor: 'layers.0.experts.w13', expected: '[E_local, 2*Ir, ...]', found: '[3,3,2]' });
+    const flat = withTensor(r, 'layers.0.experts.w2', f32([E * H, I], 0));
+    expect(mismatch(() => toCanonicalRanks(parseForms(['transposed']), [flat], dims))).toMatchObject({ form: 'transposed', tensor: 'layers.0.experts.w2', found: '[6,4]' });
+  });
+
   it('pad-ir-N: non-zero padding names the rank, the tensor, the element and its bytes', () => {
     const r = canonical(2, 1);
     const w2 = r.tensors.get('layers.0.experts.w2')!;
