@@ -23,7 +23,7 @@ import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
-import { FormDeclarationError, parseForms, type FormSet } from '../../../harness/canonical/forms.js';
+import { ENGINE_FORMS, FormDeclarationError, parseForms, type FormSet } from '../../../harness/canonical/forms.js';
 import type { Target } from '../../../properties/properties.js';
 
 const DEF: CommandDef = {
@@ -47,7 +47,7 @@ a command) is skipped as "not declared", with the reason, in every report.`,
     ep: { args: ['1,2,3'], help: 'EP sizes to try, each >= 1', default: '1,2,3,4' },
     worker: { help: 'run CMD as a worker (spec §5): one process per job, capabilities from its handshake' },
     capabilities: { args: ['FILE'], help: 'what a command loader supports (JSON, spec §5.3); cases that need more are skipped as not declared' },
-    forms: { args: ['A,B'], help: 'engine forms a command loader emits (spec §6): w31, transposed, pad-ir-N, shared-expert-slots, shared-replicated, eplb; its ranks are mapped to the canonical form before comparing (added to the capabilities\' forms; a worker declares them in its handshake)', default: 'none' },
+    forms: { args: ['A,B'], help: `engine forms a command loader emits (spec §6): ${ENGINE_FORMS.map((f) => f.name).join(', ')}; its ranks are mapped to the canonical form before comparing (added to the capabilities' forms; a worker declares them in its handshake)`, default: 'none' },
     timeout: { args: ['SECONDS'], help: 'per loader call and per rank asked (a worker\'s handshake too), >= 1', default: '60' },
     jobs: { args: ['N'], help: 'cases at once, and workers, >= 1', default: '2' },
     golden: { args: ['DIR...'], help: 'golden fixture folders, or folders holding them (the package ships golden/hf)', default: 'none' },
