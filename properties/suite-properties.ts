@@ -112,7 +112,7 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, seed: number, capabilities?: Capabilities): (spec: CaseSpec) => Promise<void> {
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay, capabilities?: Capabilities): (spec: CaseSpec) => Promise<void> {
   return async (spec) => {
     // Generation already keeps to the capabilities' sizes and names; what it cannot (a placement) is skipped, never passed.
     fc.pre(undeclaredReason(capabilities, specNeeds(spec)) === undefined);
@@ -125,7 +125,7 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
     } catch (e) {
       outcome = { status: 'fail', failure: failureOf(e) };
     }
-    const replay = `replay: FC_SEED=${seed} FC_PATH=<the path fast-check prints> npx vitest run -t '<this test>', or for a command loader: moe-conformance check --loader "CMD" --case '${id}'`;
+    const replay = `replay: ${replayLine(id)}`;
     if (expected?.kind === 'fail') {
       if (outcome.status === 'fail') return;
       throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
@@ -142,12 +142,12 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
 export async function checkSuiteProperty(
   p: SuiteProperty,
   opts: SuiteOptions,
-  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'> } = {},
+  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'>; replay?: ReplayLine } = {},
 ): Promise<fc.RunDetails<[CaseSpec]>> {
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), seed, capabilitiesOf(opts));
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay, capabilitiesOf(opts));
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,
@@ -159,9 +159,21 @@ export async function checkSuiteProperty(
   }
 }
 
-/** fast-check's report of a failed run: seed, path, the shrunk counterexample and our message with the case ID. */
+/** The environment variable that makes a suite run exactly one case, by its ID (the replay line sets it). */
+export const REPLAY_VARIABLE = 'MOE_CASE';
+
+/** How a failure says to run exactly its case again: the test runner's form, or by default a command loader's check. */
+export type ReplayLine = (id: string) => string;
+const checkReplay: ReplayLine = (id) => `moe-conformance check --loader "CMD" --case '${id}'`;
+
+/**
+ * The report of a failed property, for a person: the harness's own failure first (case ID,
+ * message, tensor, expected and found, the replay line that runs exactly that case), then
+ * one line of fast-check's facts (how many cases ran, shrinks, seed and path).
+ */
 export function failureReport(details: fc.RunDetails<[CaseSpec]>): string | undefined {
   if (!details.failed) return undefined;
-  const id = details.counterexample ? `\nshrunk case: ${specIdText(details.counterexample[0])}` : '';
-  return `${fc.defaultReportMessage(details) ?? 'property failed'}${id}`;
+  const harness = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance ?? 'property failed');
+  const facts = `fast-check: failed on case ${details.numRuns} of the property's run, shrunk ${details.numShrinks} time(s); seed ${details.seed}, path ${JSON.stringify(details.counterexamplePath)}`;
+  return `${harness}\n${facts}`;
 }

@@ -29,7 +29,8 @@ export class CommandLineError extends MoeConformanceError {}
 export interface CommandLoaderOptions {
   timeoutMs: number;
   cwd?: string;
-  env?: NodeJS.ProcessEnv;
+  /** The loader's environment (default: this process's). Plain types, so that the published declarations need no @types/node. */
+  env?: Readonly<Record<string, string | undefined>>;
   /** Bytes of stderr kept (the tail: that is where the reason usually is). Default 64 KiB. */
   maxStderrBytes?: number;
   /** Where each call's output folder is made (default the system temp folder); a run removes it when interrupted. */
@@ -107,7 +108,8 @@ export function resolveSelf(words: string[]): string[] {
 
 export interface CommandResult {
   exitCode: number | null;
-  signal: NodeJS.Signals | null;
+  /** The signal that ended the loader (`SIGKILL`, ...), or null. */
+  signal: string | null;
   stderr: string;
   timedOut: boolean;
 }
