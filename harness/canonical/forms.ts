@@ -149,16 +149,20 @@ function checkZero(t: Tensor, axis: number, a: number, b: number, form: string, 
   throw new FormMismatch(form, rank, `${what} must be zeros`, { tensor: name, expected: `${hex(new Uint8Array(e))} (zero) at [${at}]`, found: element(pad, k) });
 }
 
-/** A per-rank step: `fix` applied to every `layers.L.experts.<w>` a rank holds, `w` in `which` (quantized layers left as they are where `floatOnly`). */
-function eachExpertTensor(ranks: RankOutput[], which: readonly string[], floatOnly: boolean, fix: (t: Tensor, name: string, req: ParallelRequest, w: string) => Tensor): RankOutput[] {
+/**
+ * A per-rank step: `fix` applied to every `layers.L.experts.<w>` a rank holds, `w` in `which`
+ * or matching it (quantized layers left as they are where `floatOnly`).
+ */
+function eachExpertTensor(ranks: RankOutput[], which: readonly string[] | RegExp, floatOnly: boolean, fix: (t: Tensor, name: string, req: ParallelRequest, w: string) => Tensor): RankOutput[] {
   return ranks.map((r) =>
     withTensors(r, (out) => {
       for (const L of layersOf(r.tensors)) {
         if (floatOnly && quantized(r.tensors, L)) continue;
-        for (const w of which) {
-          const name = `layers.${L}.experts.${w}`;
-          const t = out.get(name);
-          if (t) out.set(name, fix(t, name, r.req, w));
+        const p = `layers.${L}.experts.`;
+        const ws = which instanceof RegExp ? [...r.tensors.keys()].filter((k) => k.startsWith(p) && which.test(k.slice(p.length))).map((k) => k.slice(p.length)) : which;
+        for (const w of ws) {
+          const t = out.get(p + w);
+          if (t) out.set(p + w, fix(t, p + w, r.req, w));
         }
       }
     }),
@@ -202,10 +206,10 @@ const padIr: EngineForm = {
 
 const w31: EngineForm = {
   name: 'w31',
-  holds: '`experts.w13`, `experts.w13_bias` (and a quantized `experts.w13_scale`) with the up (w3) half first and the gate (w1) half second: `[up; gate]`',
+  holds: '`experts.w13` and every `experts.w13_*` beside it (bias, and a quantized format\'s companions: scales, zero points, shapes, group indices, all gate-then-up on their second axis) with the up (w3) half first and the gate (w1) half second: `[up; gate]`',
   seenIn: 'TensorRT-LLM (`w3_w1` in its fused MoE) and FlashInfer\'s CUTLASS/TRT-LLM MoE kernels ("w31")',
   toCanonical: (ranks) =>
-    eachExpertTensor(ranks, ['w13', 'w13_bias', 'w13_scale'], false, (t, name, req) => {
+    eachExpertTensor(ranks, /^w13(_\w+)?$/, false, (t, name, req) => {
       const n = t.shape[1] ?? 0;
       if (t.shape.length < 2 || n % 2 !== 0) throw new FormMismatch('w31', req, 'an [up; gate] tensor has two equal halves', { tensor: name, expected: '[E_local, 2*Ir, ...]', found: `[${t.shape}]` });
       return selectAxis(t, 1, [[n / 2, n], [0, n / 2]]);

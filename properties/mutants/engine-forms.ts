@@ -32,12 +32,10 @@ const swapHalves = (t: Tensor) => {
   return selectAxis(t, 1, [[n / 2, n], [0, n / 2]]);
 };
 
+/** Every gate-then-up tensor of the experts: w13 and whatever `w13_*` comes with it (bias, scales, zero points, ...). */
 export const emitW31: Emit = (c) =>
   edit(c, (out, L) => {
-    for (const w of ['w13', 'w13_bias', 'w13_scale']) {
-      const t = out.get(`layers.${L}.experts.${w}`);
-      if (t) out.set(`layers.${L}.experts.${w}`, swapHalves(t));
-    }
+    for (const k of out.keys()) if (k === `layers.${L}.experts.w13` || k.startsWith(`layers.${L}.experts.w13_`)) out.set(k, swapHalves(out.get(k)!));
   });
 
 export const emitTransposed = (which: readonly string[] = ['w13', 'w2']): Emit => (c) =>
