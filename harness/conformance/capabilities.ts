@@ -6,6 +6,7 @@
 import { MoeConformanceError } from '../errors.js';
 import type { EpPlacement } from '../tensor.js';
 import { QUANT_DTYPE_NAMES as QUANT_NAMES, type QuantDtypeName } from '../quant/formats/index.js';
+import { FormDeclarationError, parseForms } from '../canonical/forms.js';
 
 export class CapabilitiesError extends MoeConformanceError {}
 
@@ -33,7 +34,7 @@ export interface Capabilities {
   maxTp?: number;
   maxEp?: number;
   placements?: readonly EpPlacement[];
-  /** Engine forms the loader emits instead of the canonical one (issue 12 part 3); listed as declared. */
+  /** Engine forms the loader emits instead of the canonical one (spec §8, harness/canonical/forms.ts); its ranks are mapped back before comparing. */
   forms?: readonly string[];
 }
 
@@ -79,6 +80,14 @@ export function parseCapabilities(value: unknown, where: string): Capabilities {
   const maxEp = size('maxEp');
   const placements = list('placements', PLACEMENTS);
   const forms = list('forms');
+  if (forms) {
+    try {
+      parseForms(forms);
+    } catch (e) {
+      if (e instanceof FormDeclarationError) throw new CapabilitiesError(`capabilities.forms: ${e.message}`, { file: where });
+      throw e;
+    }
+  }
   return Object.assign(c, {
     ...(modelTypes && { modelTypes }), ...(layouts && { layouts }), ...(dtypes && { dtypes }), ...(quantization && { quantization }),
     ...(maxTp !== undefined && { maxTp }), ...(maxEp !== undefined && { maxEp }), ...(placements && { placements }), ...(forms && { forms }),

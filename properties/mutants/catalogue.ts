@@ -36,7 +36,7 @@ export interface Mutant {
   suite?: { capabilities: { modelTypes: string[] }; cases: number; why: string };
 }
 
-interface Model {
+export interface Model {
   modelType: string;
   hidden: number;
   intermediate: number;
@@ -54,7 +54,7 @@ const models = recent<Model>(64);
 /** The reference's tensors, shared by all mutants: callers copy a map before changing it. */
 const reference = memoLoader(referenceLoader, 256);
 
-function modelOf(dir: string): Promise<Model> {
+export function modelOf(dir: string): Promise<Model> {
   return models(dir, async () => {
     const sem = semanticsOf(await ModelConfig.read(dir));
     return {
@@ -65,7 +65,7 @@ function modelOf(dir: string): Promise<Model> {
   });
 }
 
-const load = (dir: string, req: ParallelRequest) => reference.load(dir, req);
+export const load = (dir: string, req: ParallelRequest) => reference.load(dir, req);
 const layersOf = (c: Canonical) => [...new Set([...c.keys()].map((k) => Number(/^layers\.(\d+)\./.exec(k)?.[1])))].filter((n) => !Number.isNaN(n));
 
 /** A mutant whose loader is `load` under the mutant's own name; its diagnosis comes from the DIAGNOSIS table. */
