@@ -127,13 +127,13 @@ describe('check', () => {
       expect(r.replay).toContain(`check --loader 'moe-conformance load' --forms w31 --case`);
     }
     // Every report shows the declared forms: JSON keeps the declaration, the terminal lists it.
-    expect(JSON.parse(await readFile(json, 'utf8')).loader).toEqual({ name: 'moe-conformance load', mode: 'command', capabilities: { forms: ['w31'] } });
+    expect(JSON.parse(await readFile(json, 'utf8')).run.declared).toEqual({ name: 'moe-conformance load', mode: 'command', capabilities: { forms: ['w31'] } });
     expect(out).toMatch(/forms: w31\n/);
     // A capabilities file's forms are declared forms too, and --forms adds to them.
     const file = join(dir, 'forms-capabilities.json');
     await writeFile(file, JSON.stringify({ modelTypes: ['qwen2_moe', 'mixtral'], forms: ['eplb'] }));
     expect(await check(['--loader', 'moe-conformance load', '--capabilities', file, '--forms', 'pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
-    expect(JSON.parse(await readFile(json, 'utf8')).loader.capabilities.forms).toEqual(['pad-ir-2', 'eplb']);
+    expect(JSON.parse(await readFile(json, 'utf8')).run.declared.capabilities.forms).toEqual(['pad-ir-2', 'eplb']);
     expect(parseResults(await readFile(json, 'utf8'))[0]!.replay).toContain(`check --loader 'moe-conformance load' --capabilities ${file} --forms pad-ir-2 --case`);
     await writeFile(file, JSON.stringify({ forms: ['w13'] }));
     await expect(check(['--loader', 'moe-conformance load', '--capabilities', file, '--case', LOAD_ID])).rejects.toThrow(/capabilities\.forms: unknown engine form/);
@@ -145,7 +145,7 @@ describe('check', () => {
     process.env.FORM_LOADER = 'shared-replicated';
     try {
       expect(await check(['--loader', worker, '--worker', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
-      expect(JSON.parse(await readFile(json, 'utf8')).loader).toMatchObject({ name: 'form loader shared-replicated', mode: 'worker', capabilities: { forms: ['shared-replicated'] } });
+      expect(JSON.parse(await readFile(json, 'utf8')).run.declared).toMatchObject({ name: 'form loader shared-replicated', mode: 'worker', capabilities: { forms: ['shared-replicated'] } });
       process.env.FORM_DECLARE = 'no';
       expect(await check(['--loader', worker, '--worker', '--case', LOAD_ID, '--report', 'json', json])).toBe(1);
       expect(parseResults(await readFile(json, 'utf8'))[0]!.failure?.message).toMatch(/shared\.w13 has shape \[12, 8\], expected \[6, 8\]/);
