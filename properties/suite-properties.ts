@@ -95,7 +95,7 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   };
   const types = c.modelTypes ?? ALL_MODEL_TYPES;
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
-  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => types.includes(t));
+  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => (types as readonly string[]).includes(t));
   const quantized = QUANT_FAMILIES.map((f) => ({ ...f, dtypes: f.dtypes.filter(served) })).filter((f) => f.dtypes.length > 0);
   // Coverage first (suite.ts): a refusal of each declared type and each invalid request, run
   // as fast-check examples. (Not for loads: an example does not shrink, and a failing load is

@@ -84,3 +84,20 @@ describe('capabilities.forms', () => {
     expect(() => parseCapabilities({ forms: ['shared-replicated', 'shared-expert-slots'] }, 'h')).toThrow(/exclude each other/);
   });
 });
+
+describe('model types in capabilities', () => {
+  it('a misspelt model type is refused, listing the valid names (not a late "no traits" error)', async () => {
+    const { parseCapabilities, CapabilitiesError } = await import('./capabilities.js');
+    const e = (() => {
+      try {
+        parseCapabilities({ modelTypes: ['mixtrall'] }, 'suite');
+      } catch (x) {
+        return x as Error;
+      }
+      return undefined;
+    })();
+    expect(e).toBeInstanceOf(CapabilitiesError);
+    expect(e!.message).toContain('mixtrall');
+    expect(e!.message).toContain('mixtral |');
+  });
+});

@@ -2,6 +2,7 @@
 // forwards (routing mistakes of a kernel). Each wraps the reference loader (or forward) and
 // corrupts its output exactly the way the bug would, so a test can prove the suite catches
 // it, how many generated cases that took, and that the failure's diagnosis names the bug.
+import type { ModelType } from '../../harness/layouts/registry.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
 import { isGated } from '../../harness/layouts/semantics.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
@@ -33,7 +34,7 @@ export interface Mutant {
   /** The kind harness/compare/diagnose.ts (or properties/diagnose-forward.ts) must name for it. */
   diagnosis: DiagnosisKind;
   /** Suite settings other than the default, for a bug that only some sizes show (and why). */
-  suite?: { capabilities: { modelTypes: string[] }; cases: number; why: string };
+  suite?: { capabilities: { modelTypes: ModelType[] }; cases: number; why: string };
 }
 
 export interface Model {

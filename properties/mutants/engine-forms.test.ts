@@ -2,6 +2,7 @@
 // layout properties once it declares its forms (and fails without the declaration: the
 // mapping is what lets it pass), and every mutant that declares a form but gets it wrong is
 // caught, with a message naming the form, the tensor and the rank.
+import type { ModelType } from '../../harness/layouts/registry.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -168,7 +169,7 @@ describe('through the suite options', () => {
 
   it('capabilities.forms reaches the properties: declared, the default suite passes; undeclared, it fails', async () => {
     const l = FORM_LOADERS.find((x) => x.name === 'shared-replicated')!;
-    const base = { name: l.name, load: l.loader, cases: 2, capabilities: { modelTypes: ['deepseek_v3'], maxTp: 2, maxEp: 2, layouts: ['fused'] as const } };
+    const base = { name: l.name, load: l.loader, cases: 2, capabilities: { modelTypes: ['deepseek_v3'] as ModelType[], maxTp: 2, maxEp: 2, layouts: ['fused'] as const } };
     const ctx = { context: { checkpoints: context.checkpoints!, reference: context.reference! } };
     const declared = { ...base, capabilities: { ...base.capabilities, forms: l.forms } };
     const [loads] = suiteProperties(declared);

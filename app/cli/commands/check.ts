@@ -184,7 +184,7 @@ export async function run(argv: string[]): Promise<number> {
       });
       // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
-        (f) => (!modelTypes || modelTypes.includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
+        (f) => (!modelTypes || (modelTypes as readonly string[]).includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
       );
       cases = [...(await goldenCases(fixtures, target, replay, undefined, layouts)), ...generatedCases(specs, target, ctx, replay)];
     }
