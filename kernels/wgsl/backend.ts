@@ -35,6 +35,7 @@ export class WgslKernelError extends MoeConformanceError {}
 
 // GPUBufferUsage / GPUMapMode values (WebGPU spec), as Node has no such globals.
 const MAP_READ = 0x0001;
+const MAP_WRITE = 0x0002;
 const COPY_SRC = 0x0004;
 const COPY_DST = 0x0008;
 const UNIFORM = 0x0040;
@@ -97,6 +98,15 @@ export class WgslWebGpuBackend implements MoeBackend {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly scratch = new Map<string, GPUBuffer>();
   private readonly tuned = new Map<string, TuneEntry>();
+  /** Resident biases, by the rank's w13 tensor. */
+  private readonly residentBiases = new Map<object, { b13?: GPUBuffer; b2?: GPUBuffer }>();
+  /**
+   * Kept mappable buffers: the upload staging (mapped again right after each submit, so the
+   * next forward writes into it at once) and the readbacks. Fresh mappable buffers per
+   * forward cost a page fault per 4 KiB on the host, which made transfers run at about 1 GB/s.
+   */
+  private upload?: { buffer: GPUBuffer; ready: Promise<unknown> };
+  private readonly readbacks = new Map<string, GPUBuffer>();
   private combine: GPUComputePipeline;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
@@ -210,30 +220,30 @@ export class WgslWebGpuBackend implements MoeBackend {
     const p = `layers.${layer}.`;
     const buffer = (data: ArrayBufferView | number, usage = STORAGE): GPUBuffer => {
       const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
-      if (typeof data !== 'number') this.upload(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      if (typeof data !== 'number') this.writeAt(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       temp.push(b);
       return b;
     };
     if (this.options.residentWeights) this.hold(weights);
     const t0 = performance.now();
     const xBuf = this.scratchBuffer('x', tokens * H * 4);
-    this.upload(xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    let encoder = this.device.createCommandEncoder();
+    await this.staged(encoder, xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
     const zeros = buffer(16);
 
     // Round trip 1: router logits, a one-expert `down` GEMM over every token.
     const r0 = ranks[0]!;
     const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
-    const routerW = this.matrices(router, buffer);
+    const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
     const all = sharedBatch(x, tokens, H, undefined);
     const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
     const logitsBuf = buffer(tokens * E * 4);
     // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
     const routerTiling = this.options.tiling ?? this.heuristic(16);
-    let encoder = this.device.createCommandEncoder();
     let pass = encoder.beginComputePass();
     this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
     pass.end();
-    const logits = await this.read(encoder, logitsBuf, tokens * E, buffer);
+    const logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
     const t1 = performance.now();
     const routing = routeLogits(sem, layer, r0, logits, tokens);
 
@@ -250,7 +260,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((tokens * k) / E));
     encoder = encodeExperts(tiling);
     const t2 = performance.now();
-    const output = await this.read(encoder, this.scratchBuffer('out', tokens * H * 4), tokens * H, buffer);
+    const output = await this.read(encoder, this.scratchBuffer('out', tokens * H * 4), tokens * H, 'out');
     this.lastPhases = { router: t1 - t0, routing: t2 - t1, experts: performance.now() - t2 };
     addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
@@ -292,7 +302,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const R = weights.w2.cols;
     const grouping = groupByExpert(routing, weights.ids, tokens, k);
     const routed = grouping.offsets[n]!;
-    const bias = expertBiases(layer, rank, n, R, H);
+    const bias = this.biases(layer, rank, weights, R, H, buffer);
     const withShared = weights.shared !== undefined && rank.req.epRank === 0;
     const slots = k + (withShared ? 1 : 0);
     const pos = new Uint32Array(tokens * slots).fill(NONE);
@@ -306,8 +316,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     const plan: RankPlan = {
       weights, grouping, slots, pos: buffer(pos),
       rows: buffer(rowTable(grouping.token, grouping.inputScale, grouping.outputScale)),
-      b13: bias.w13 ? buffer(bias.w13) : undefined,
-      b2: bias.w2 ? buffer(bias.w2) : undefined,
+      b13: bias.b13,
+      b2: bias.b2,
     };
     if (withShared) {
       // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
@@ -398,7 +408,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   /** Copies `bytes` to the start of `b` in pieces, the last one padded to whole words. */
-  private upload(b: GPUBuffer, bytes: Uint8Array, at = 0): void {
+  private writeAt(b: GPUBuffer, bytes: Uint8Array, at = 0): void {
     for (let off = 0; off < bytes.length; off += UPLOAD_PIECE) {
       let piece = bytes.subarray(off, Math.min(off + UPLOAD_PIECE, bytes.length));
       // Dawn takes no SharedArrayBuffer views (worker-filled weights): those go through a copy too.
@@ -421,18 +431,77 @@ export class WgslWebGpuBackend implements MoeBackend {
     return b;
   }
 
-  /** Submits `encoder` after a copy of `src` into a mappable buffer, and reads `count` floats back. */
-  private async read(encoder: GPUCommandEncoder, src: GPUBuffer, count: number, buffer: (d: number, usage?: number) => GPUBuffer): Promise<Float32Array> {
-    const staging = buffer(count * 4, MAP_READ);
-    encoder.copyBufferToBuffer(src, 0, staging, 0, Math.ceil((count * 4) / 16) * 16);
+  /** Writes `bytes` into the kept upload staging buffer and records its copy into `dst` on `encoder`. */
+  private async staged(encoder: GPUCommandEncoder, dst: GPUBuffer, bytes: Uint8Array): Promise<void> {
+    const size = Math.max(16, Math.ceil(bytes.length / 16) * 16);
+    if (!this.upload || this.upload.buffer.size < size) {
+      this.upload?.buffer.destroy();
+      this.upload = { buffer: this.device.createBuffer({ size, usage: MAP_WRITE | COPY_SRC, mappedAtCreation: true }), ready: Promise.resolve() };
+    }
+    const up = this.upload;
+    await withTimeout(up.ready, READBACK_TIMEOUT_MS, this.session.adapter.backend);
+    new Uint8Array(up.buffer.getMappedRange(0, size)).set(bytes);
+    up.buffer.unmap();
+    encoder.copyBufferToBuffer(up.buffer, 0, dst, 0, size);
+    this.remapUpload = true;
+  }
+
+  private remapUpload = false;
+
+  /** Submits `encoder` after a copy of `src` into the kept readback buffer `name`, and reads `count` floats back. */
+  private async read(encoder: GPUCommandEncoder, src: GPUBuffer, count: number, name: string): Promise<Float32Array> {
+    const size = Math.max(16, Math.ceil((count * 4) / 16) * 16);
+    let staging = this.readbacks.get(name);
+    if (!staging || staging.size < size) {
+      staging?.destroy();
+      staging = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
+      this.readbacks.set(name, staging);
+    }
+    encoder.copyBufferToBuffer(src, 0, staging, 0, size);
     this.device.queue.submit([encoder.finish()]);
+    if (this.remapUpload && this.upload) {
+      // Mapped again once this submission's copy out of it is done: ready for the next upload.
+      const up = this.upload;
+      up.ready = up.buffer.mapAsync(MAP_WRITE);
+      up.ready.catch(() => undefined);
+      this.remapUpload = false;
+    }
     try {
-      await withTimeout(staging.mapAsync(MAP_READ), READBACK_TIMEOUT_MS, this.session.adapter.backend);
+      await withTimeout(staging.mapAsync(MAP_READ, 0, size), READBACK_TIMEOUT_MS, this.session.adapter.backend);
     } catch (e) {
       throw new WgslKernelError(`readback failed: ${(e as Error).message}`, { expected: 'mapped result', found: 'no mapping' });
     }
-    const out = new Float32Array(staging.getMappedRange().slice(0, count * 4));
+    const out = new Float32Array(staging.getMappedRange(0, size).slice(0, count * 4));
     staging.unmap();
+    return out;
+  }
+
+  /** Resident matrices of `w`, uploaded on first use (released with the expert weights). */
+  private residentMatrices(w: StackedMatrices): DeviceMatrices {
+    let m = this.resident.get(w.tensor);
+    if (!m) {
+      m = this.toDevice(w, (size) => this.createBuffer(size, STORAGE));
+      this.resident.set(w.tensor, m);
+    }
+    return m;
+  }
+
+  /** The rank's expert biases on the device (f32), kept with resident weights, else uploaded for this forward. */
+  private biases(
+    layer: number, rank: RankTensors, weights: RankWeights, R: number, H: number, buffer: (d: ArrayBufferView | number) => GPUBuffer,
+  ): { b13?: GPUBuffer; b2?: GPUBuffer } {
+    const kept = this.options.residentWeights ? this.residentBiases.get(weights.w13.tensor) : undefined;
+    if (kept) return kept;
+    const b = expertBiases(layer, rank, weights.ids.length, R, H);
+    const make = this.options.residentWeights
+      ? (d: Float32Array) => {
+        const g = this.createBuffer(d.byteLength, STORAGE);
+        this.writeAt(g, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+        return g;
+      }
+      : (d: Float32Array) => buffer(d);
+    const out = { b13: b.w13 ? make(b.w13) : undefined, b2: b.w2 ? make(b.w2) : undefined };
+    if (this.options.residentWeights) this.residentBiases.set(weights.w13.tensor, out);
     return out;
   }
 
@@ -457,9 +526,9 @@ export class WgslWebGpuBackend implements MoeBackend {
       const count = Math.min(perChunk, w.count - first);
       const b = make(count * matrixBytes);
       if (raw) {
-        this.upload(b, w.tensor.bytes.subarray(first * matrixBytes, (first + count) * matrixBytes));
+        this.writeAt(b, w.tensor.bytes.subarray(first * matrixBytes, (first + count) * matrixBytes));
       } else {
-        for (let i = 0; i < count; i++) this.upload(b, matrixBytesF32(w, first + i), i * matrixBytes);
+        for (let i = 0; i < count; i++) this.writeAt(b, matrixBytesF32(w, first + i), i * matrixBytes);
       }
       chunks.push({ first, count, buffer: b });
     }
@@ -480,6 +549,8 @@ export class WgslWebGpuBackend implements MoeBackend {
   private releaseResident(): void {
     for (const m of this.resident.values()) for (const c of m.chunks) c.buffer.destroy();
     this.resident.clear();
+    for (const b of this.residentBiases.values()) for (const g of [b.b13, b.b2]) g?.destroy();
+    this.residentBiases.clear();
   }
 
   async dispose(): Promise<void> {
@@ -489,6 +560,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     this.releaseResident();
     for (const b of this.scratch.values()) b.destroy();
     this.scratch.clear();
+    for (const b of this.readbacks.values()) b.destroy();
+    this.upload?.buffer.destroy();
     await this.session.dispose();
   }
 }
