@@ -62,10 +62,17 @@ describe('diff', () => {
     const e: Canonical = new Map([['layers.0.experts.w13', f32([2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 8])]]);
     const f: Canonical = new Map([['layers.0.experts.w13', f32([2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 10])]]);
     const d = diffCanonical(e, f, 'rank 0')!;
-    expect(d.message).toMatch(/^rank 0: tensor layers\.0\.experts\.w13 differs at element 7/);
-    expect(d.expected).toBe('0x00000041 (8)');
-    expect(d.found).toBe('0x00002041 (10)');
+    expect(d.message).toMatch(/^rank 0: tensor layers\.0\.experts\.w13 differs at slot 1, up row 0, column 1: found 0x41200000 \(10\), expected 0x41000000 \(8\)/);
+    // The f32 bit pattern of 8 is 0x41000000; its bytes in the file (00 00 00 41) are not a number anyone reads.
+    expect(d.expected).toBe('0x41000000 (8)');
+    expect(d.found).toBe('0x41200000 (10)');
     expect(d.heatmap).toEqual([[0, 0], [0, 2]]);
+    // With the layer's expert ids, the slots are labelled by the experts they hold, and the diagnosis names the change.
+    const ids = { dtype: 'I32' as const, shape: [2], bytes: new Uint8Array(new Int32Array([4, 9]).buffer) };
+    const withIds = diffCanonical(new Map(e).set('layers.0.experts.ids', ids), new Map(f).set('layers.0.experts.ids', ids), 'rank 0')!;
+    expect(withIds.heatmapRows).toEqual([4, 9]);
+    expect(withIds.message).toContain('differs at expert 9 (slot 1), up row 0, column 1');
+    expect(withIds.diagnosis).toEqual([{ tensor: 'layers.0.experts.w13', kind: 'unknown', detail: 'experts 9: no known relation to the reference; rows 1..2 differ (of 2)' }]);
     expect(diffCanonical(e, new Map(), 'r')).toMatchObject({ tensor: 'layers.0.experts.w13', expected: 'present', found: 'absent' });
     expect(diffCanonical(new Map(), e, 'r')).toMatchObject({ expected: 'absent', found: 'present' });
     expect(diffCanonical(e, new Map([['layers.0.experts.w13', { ...f32([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]) }]]), 'r')).toMatchObject({ expected: '[2, 2, 2]', found: '[2, 4]' });

@@ -10,8 +10,8 @@
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isReasonedRefusal, LoaderCrashed, LoaderOutputInvalid, LoaderRefused, LoaderTimedOut, loaderStderr } from '../harness/protocol/command-loader.js';
-import { failureOf, type CaseFailure } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/results.js';
+import { failureOf, type CaseFailure, type CaseOutcome } from '../harness/conformance/results.js';
+import type { Diagnosis } from '../harness/compare/diagnose.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
@@ -24,6 +24,7 @@ import { loadRanks } from '../kernels/ranks.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import { compareToBounds, findRoutingTies, type RoutingTie } from '../harness/compare/tolerance.js';
 import { diffCanonical } from './diff.js';
+import { diagnoseForward } from './diagnose-forward.js';
 import { writeBroken, writeCheckpoint, type Defect, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
 import { specIdText, specSeed, type CaseSpec, type Layout, type ParallelSpec } from './spec.js';
@@ -62,10 +63,13 @@ export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyCon
   const c: CaseContext = { ...ctx, store: ctx.checkpoints ?? privateStore(dir), reference: ctx.reference ?? referenceLoader, used: [], outputs: [], references: [], stderr: [], dirLayouts: new Map() };
   try {
     let outcome: CaseOutcome;
+    const watched = observed(target, (dir) => c.dirLayouts.get(dir), c.stderr);
+    // On valid input the loader's errors are marked as its own (refused-valid-request), not the harness's.
+    const valid = spec.kind === 'load' || spec.kind === 'layout';
     try {
-      outcome = await dispatch(spec, observed(target, (dir) => c.dirLayouts.get(dir), c.stderr), c);
+      outcome = await dispatch(spec, valid ? { ...watched, loader: marked(watched.loader) } : watched, c);
     } catch (e) {
-      outcome = fail({ ...failureOf(e), ...callOf(e), ...(c.defect && { defect: c.defect.detail }) });
+      outcome = e instanceof LoaderFailedOnValidInput ? failedOnValid(e) : fail({ ...failureOf(e), ...callOf(e), ...(c.defect && { defect: c.defect.detail }) });
     }
     const stderr = stderrTail(c.stderr);
     if (stderr) outcome = { ...outcome, stderr };
@@ -194,13 +198,15 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       const { dir: fusedDir } = await checkpointOf(spec, c, 'fused');
       const original = await loadRanks(target.loader, ckpt, spec.parallel);
       const fused = await loadRanks(target.loader, fusedDir, spec.parallel);
+      const whole = await c.reference.load(ckpt, WHOLE);
       for (const [i, { req, tensors }] of original.entries()) {
         c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
-        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`);
+        const context = { req, whole: inFormOf(whole, tensors, value?.dims.quant, WHOLE) };
+        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`, context);
         if (d) return fail({ ...d, rank: rankName(req), layout: 'fused (vs original)' });
         const want = inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req);
         c.references.push([`original-tp${req.tpRank}-ep${req.epRank}`, want]);
-        const r = diffCanonical(want, tensors, `${rankName(req)}: vs the reference`);
+        const r = diffCanonical(want, tensors, `${rankName(req)}: vs the reference`, context);
         if (r) return fail({ ...r, rank: rankName(req), layout: 'original' });
       }
       return { status: 'pass' };
@@ -210,7 +216,7 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       if (inconclusive) return inconclusive;
       const { dir } = await checkpointOf(spec, c);
       const defect = c.defect!;
-      const outcome = await expectRefusal(() => target.loader.load(dir, WHOLE), `a checkpoint with a ${spec.broken} defect (${defect.detail})`, c.outputs);
+      const outcome = await expectRefusal(() => target.loader.load(dir, WHOLE), `a checkpoint with a ${spec.broken} defect (${defect.detail})`, c.outputs, 'accepted-broken-checkpoint');
       return outcome.status === 'fail' ? fail({ ...outcome.failure, rank: rankName(WHOLE), layout: spec.checkpoint.layout, defect: defect.detail }) : outcome;
     }
     case 'request': {
@@ -218,7 +224,7 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       if (inconclusive) return inconclusive;
       const { dir } = await checkpointOf(spec, c);
       for (const req of badRequestRanks(spec)) {
-        const outcome = await expectRefusal(() => target.loader.load(dir, req), `an invalid request (${spec.bad}: ${rankName(req)})`, c.outputs);
+        const outcome = await expectRefusal(() => target.loader.load(dir, req), `an invalid request (${spec.bad}: ${rankName(req)})`, c.outputs, 'accepted-invalid-request');
         if (outcome.status === 'fail') return fail({ ...outcome.failure, rank: rankName(req), layout: spec.checkpoint.layout });
       }
       return { status: 'pass' };
@@ -230,22 +236,23 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   const ranks = await loadRanks(target.loader, dir, p);
   const quant = g.dims.quant;
   const layout = ctx.dirLayouts.get(dir) ?? 'unknown layout';
+  const whole = await ctx.reference.load(dir, WHOLE);
   for (const { req, tensors } of ranks) {
     ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
     const want = inFormOf(await ctx.reference.load(dir, req), tensors, quant, req);
     ctx.references.push([`rank-tp${req.tpRank}-ep${req.epRank}`, want]);
-    const d = diffCanonical(want, tensors, rankName(req));
+    const d = diffCanonical(want, tensors, rankName(req), { req, whole: inFormOf(whole, tensors, quant, WHOLE) });
     if (d) return fail({ ...d, rank: rankName(req), layout });
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
-  const whole = await ctx.reference.load(dir, WHOLE);
   let rebuilt: Canonical;
   try {
     rebuilt = reassemble(ranks, quant, g.dims.features.nonGated !== true);
   } catch (e) {
     return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
   }
-  const d = diffCanonical(inFormOf(whole, rebuilt, quant, WHOLE), rebuilt, 'the ranks reassembled (found) vs the whole checkpoint');
+  const wholeForm = inFormOf(whole, rebuilt, quant, WHOLE);
+  const d = diffCanonical(wholeForm, rebuilt, 'the ranks reassembled (found) vs the whole checkpoint', { req: WHOLE, whole: wholeForm });
   if (d) return fail({ ...d, rank: `every rank of TP ${p.tp} × EP ${p.ep} ${p.placement}, reassembled`, layout });
 
   // The forward of the summed ranks equals the forward of the whole weights.
@@ -262,7 +269,7 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
       const fast = await target.forward.forward(sem, layer, ranks, x, tokens);
       const ties = findRoutingTies(want.routing.scores, want.bounds!.logits, tokens, sem.experts, sem.topK);
       const w = forwardVerdict(want, fast.output, tokens, `layer ${layer}: ${target.forward.name} forward of the ranks vs the float64 reference`, ties);
-      if (w.status === 'fail') return w;
+      if (w.status === 'fail') return fail({ ...w.failure, diagnosis: diagnoseForward(sem, layer, ranks, x, tokens, fast.output, target.forward.name) });
       if (w.status === 'warn') warned = w.note;
     }
   }
@@ -299,22 +306,28 @@ export function forwardVerdict(want: ReferenceResult, got: ArrayLike<number>, to
  * A refusal (spec §2.1) is a typed error from the loader; from a command, a non-zero exit with
  * a reason on stderr. A crash, a timeout, unreadable output or a wordless exit is not one.
  */
-async function expectRefusal(load: () => Promise<Canonical>, what: string, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
-  let accepted: Canonical;
+async function expectRefusal(load: () => Promise<Canonical>, what: string, outputs: Array<[string, Canonical]>, accepted: 'accepted-broken-checkpoint' | 'accepted-invalid-request'): Promise<CaseOutcome> {
+  let tensors: Canonical;
+  const crashed = (detail: string): Diagnosis[] => [{ tensor: '', kind: 'loader-crashed', detail }];
   try {
-    accepted = await load();
+    tensors = await load();
   } catch (e) {
     if (e instanceof LoaderCrashed || e instanceof LoaderTimedOut || e instanceof LoaderOutputInvalid) {
-      return fail({ message: `${what} must be refused with a non-zero exit and a reason, but the loader failed otherwise: ${e.name}: ${e.message}` });
+      return fail({ message: `${what} must be refused with a non-zero exit and a reason, but the loader failed otherwise: ${e.name}: ${e.message}`, diagnosis: crashed(`${e.name} instead of a refusal of ${what}`) });
     }
     if (e instanceof LoaderRefused && !isReasonedRefusal(e)) {
       return fail({ message: `${what} was refused (exit ${e.exitCode}) without a reason on stderr: spec §2.1 counts a refusal only with a reason`, expected: 'a non-zero exit and a reason on stderr', found: `exit ${e.exitCode}, empty stderr` });
     }
     if (e instanceof MoeConformanceError) return { status: 'pass' };
-    return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}` });
+    return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}`, diagnosis: crashed(`an untyped ${(e as Error)?.name ?? 'error'} instead of a refusal of ${what}`) });
   }
-  outputs.push(['accepted', accepted]);
-  return fail({ message: `${what} was silently accepted: the loader returned ${plural(accepted.size, 'tensor')} instead of refusing`, expected: 'refusal', found: plural(accepted.size, 'tensor') });
+  outputs.push(['accepted', tensors]);
+  return fail({
+    message: `${what} was silently accepted: the loader returned ${plural(tensors.size, 'tensor')} instead of refusing`,
+    expected: 'refusal',
+    found: plural(tensors.size, 'tensor'),
+    diagnosis: [{ tensor: '', kind: accepted, detail: `${what} answered with ${plural(tensors.size, 'tensor')} and exit 0` }],
+  });
 }
 
 /** Paths of the case's checkpoints in a failure, which the run removes: said so, with how to keep them. */
@@ -364,4 +377,34 @@ async function keep(spec: CaseSpec, c: CaseContext, root: string, outcome: Extra
   ];
   await writeFile(join(target, 'reason.txt'), lines.join('\n') + '\n');
   return { ...outcome, failure: { ...f, message: relocate(f.message), kept: target } };
+}
+
+/** Thrown by the target's loader on a valid case: a refusal (or crash) where tensors are due. */
+class LoaderFailedOnValidInput extends Error {
+  constructor(readonly error: unknown) {
+    super('the loader failed on a valid checkpoint and request');
+  }
+}
+
+/** The loader under test, with its errors on valid input marked as its own (not the harness's). */
+function marked(loader: Loader): Loader {
+  return {
+    name: loader.name,
+    load: async (dir, req) => {
+      try {
+        return await loader.load(dir, req);
+      } catch (e) {
+        throw new LoaderFailedOnValidInput(e);
+      }
+    },
+  };
+}
+
+/** A valid checkpoint and request the loader did not serve: refused, or crashed. */
+function failedOnValid(e: LoaderFailedOnValidInput): CaseOutcome {
+  const cause = e.error;
+  const failure = failureOf(cause);
+  const crashed = cause instanceof LoaderCrashed || cause instanceof LoaderTimedOut || cause instanceof LoaderOutputInvalid || !(cause instanceof MoeConformanceError);
+  const detail = crashed ? `${(cause as Error)?.name ?? 'error'} on a valid checkpoint and request` : `refused a valid checkpoint and request: ${firstLine(failure.message)}`;
+  return fail({ ...failure, ...callOf(cause), diagnosis: [{ tensor: failure.tensor ?? '', kind: crashed ? 'loader-crashed' : 'refused-valid-request', detail }] });
 }

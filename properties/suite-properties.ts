@@ -9,23 +9,19 @@ import { join } from 'node:path';
 import { caseHash, parseCaseId } from '../harness/conformance/case-id.js';
 import { Expectations } from '../harness/conformance/expectations.js';
 import { failureOf } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/results.js';
+import type { CaseFailure, CaseOutcome } from '../harness/conformance/results.js';
+import { describeDiagnosis } from '../harness/compare/diagnose.js';
 import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
 import { coverageSpecs } from './suite.js';
-import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout, type QuantDtypeName } from './spec.js';
+import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, specNeeds, type CaseSpec, type QuantDtypeName } from './spec.js';
+import { parseCapabilities, undeclaredReason, type Capabilities } from '../harness/conformance/capabilities.js';
 import { QUANT_FAMILIES, quantCaseArb, quantModelTypes } from './arbitraries/quantized.js';
 
-export interface Capabilities {
-  dtypes?: readonly DtypeName[];
-  layouts?: readonly Layout[];
-  modelTypes?: readonly string[];
-  maxTp?: number;
-  maxEp?: number;
-}
+export type { Capabilities };
 
 export interface SuiteOptions {
   name: string;
@@ -52,9 +48,12 @@ export interface SuiteProperty {
   seedOffset: number;
 }
 
-/** A case failed: the message carries the case ID and the way to replay it. */
+/** A case failed: the message carries the case ID, the diagnosis and the way to replay it; `failure` the record itself. */
 export class ConformanceCaseFailure extends Error {
   override readonly name = 'ConformanceCaseFailure';
+  constructor(message: string, readonly failure?: CaseFailure) {
+    super(message);
+  }
 }
 
 export const DEFAULT_CASES = 5;
@@ -63,8 +62,28 @@ export function defaultSeed(): number {
   return Number(process.env.FC_SEED ?? 42);
 }
 
+/** The suite's capabilities, checked by the same parser as a worker's handshake and `check --capabilities`. */
+export function capabilitiesOf(opts: Pick<SuiteOptions, 'name' | 'capabilities'>): Capabilities | undefined {
+  return opts.capabilities && parseCapabilities(opts.capabilities, `${opts.name}: capabilities`);
+}
+
+/**
+ * The properties the capabilities leave out, each with why: vitest lists them as skipped
+ * ("not declared"), so a narrow loader's report says what it was not asked.
+ */
+export function undeclaredProperties(opts: SuiteOptions): Array<{ title: string; reason: string }> {
+  const c = capabilitiesOf(opts);
+  if (!c) return [];
+  const out: Array<{ title: string; reason: string }> = [];
+  for (const t of ALL_MODEL_TYPES) if (c.modelTypes && !c.modelTypes.includes(t)) out.push({ title: `${t}: every rank loads bit-exact`, reason: `model type ${t} (declared: ${c.modelTypes.join(', ') || 'none'})` });
+  const missing = LAYOUTS.filter((l) => c.layouts && !c.layouts.includes(l));
+  if (missing.length) out.push({ title: 'original and fused layouts load to the same bytes', reason: `layout ${missing.join(', ')} (declared: ${c.layouts!.join(', ') || 'none'})` });
+  for (const d of QUANT_DTYPE_NAMES) if (c.dtypes && !c.dtypes.includes(d)) out.push({ title: `quantized checkpoints (${d})`, reason: `dtype ${d} (declared: ${c.dtypes.join(', ') || 'none'})` });
+  return out;
+}
+
 export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
-  const c = opts.capabilities ?? {};
+  const c = capabilitiesOf(opts) ?? {};
   const n = opts.cases ?? DEFAULT_CASES;
   const sizes = (max: number | undefined) => Array.from({ length: Math.max(1, max ?? 4) }, (_, i) => i + 1);
   const filter = {
@@ -102,8 +121,10 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay): (spec: CaseSpec) => Promise<void> {
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay, capabilities?: Capabilities): (spec: CaseSpec) => Promise<void> {
   return async (spec) => {
+    // Generation already keeps to the capabilities' sizes and names; what it cannot (a placement) is skipped, never passed.
+    fc.pre(undeclaredReason(capabilities, specNeeds(spec)) === undefined);
     const id = specIdText(spec);
     const expected = expectations.lookup(parseCaseId(id));
     if (expected?.kind === 'skip') return;
@@ -124,6 +145,7 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
     }
     if (outcome.status === 'fail' && !expectations.lookupFailure(parseCaseId(id), outcome.failure)) {
       const f = outcome.failure;
+      const diagnosis = (f.diagnosis ?? []).map((x) => `diagnosis: ${describeDiagnosis(x)}`);
       const facts = [
         f.rank && `rank:     ${f.rank}`,
         f.layout && `layout:   ${f.layout}`,
@@ -133,7 +155,7 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
         f.found && `found:    ${f.found}`,
         outcome.stderr && `loader stderr (tail):\n${outcome.stderr}`,
       ].filter(Boolean).join('\n');
-      throw new ConformanceCaseFailure(`case ${id}\n${f.message}${facts ? `\n${facts}` : ''}\n${replay}`);
+      throw new ConformanceCaseFailure(`case ${id}\n${[...diagnosis, f.message].join('\n')}${facts ? `\n${facts}` : ''}\n${replay}`, f);
     }
   };
 }
@@ -147,7 +169,7 @@ export async function checkSuiteProperty(
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay);
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay, capabilitiesOf(opts));
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { casePredicate, checkSuiteProperty, defaultSeed, failureReport, REPLAY_VARIABLE, suiteProperties, targetOf, type SuiteOptions } from './suite-properties.js';
+import { casePredicate, checkSuiteProperty, defaultSeed, failureReport, REPLAY_VARIABLE, suiteProperties, targetOf, undeclaredProperties, type SuiteOptions } from './suite-properties.js';
 import { parseSpec } from './spec.js';
 import { Expectations } from '../harness/conformance/expectations.js';
 
@@ -46,5 +46,7 @@ export function defineMoeConformanceSuite(opts: SuiteOptions): void {
         if (report !== undefined) throw new Error(report);
       }, timeout);
     }
+    // What the loader does not declare shows as skipped tests, with the reason, never as passes.
+    for (const u of undeclaredProperties(opts)) it.skip(`${u.title} — skip (not declared: ${u.reason})`, () => {});
   });
 }

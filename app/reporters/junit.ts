@@ -1,11 +1,16 @@
 // JUnit XML, the format every CI system shows: one <testsuite> per suite:test, one
 // <testcase> per case ID. Text from loaders (stderr) can hold anything, so everything is
-// escaped and characters that XML 1.0 forbids are replaced.
+// escaped and characters that XML 1.0 forbids are replaced. A failure's message leads with
+// its diagnosis (what the loader did wrong); each suite's properties say what ran.
 import { parseCaseId } from '../../harness/conformance/case-id.js';
 import type { CaseResult } from '../../harness/conformance/results.js';
 import { countsText, coverageLines, groupRows } from './coverage.js';
+import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
+import { diagnosisLine } from './diagnosis.js';
 
-export function junitReport(results: readonly CaseResult[], name = 'moe-conformance'): string {
+import { loaderFacts } from './declared.js';
+
+export function junitReport(results: readonly CaseResult[], name = 'moe-conformance', run?: RunInfo): string {
   const suites = new Map<string, CaseResult[]>();
   for (const r of results) {
     const id = parseCaseId(r.id);
@@ -29,6 +34,8 @@ export function junitReport(results: readonly CaseResult[], name = 'moe-conforma
     lines.push(`  <testsuite${attrs({ name: suite, ...count(rs) })}>`);
     // The summary by model type × layout of this kind, and the run's coverage, as properties CI tools show.
     const props = [
+      ...(run ? runFacts(run).map(([k, v]) => `      <property${attrs({ name: k, value: v })}/>`) : []),
+      ...(run?.declared ? loaderFacts(run.declared).map(([k, v]) => `      <property${attrs({ name: k, value: v })}/>`) : []),
       ...groupRows(rs).map((g) => `      <property${attrs({ name: `${g.check} ${g.model} ${g.layout}`, value: countsText(g.counts) })}/>`),
       ...coverage.map((l, i) => `      <property${attrs({ name: `coverage.${i + 1}`, value: l })}/>`),
     ];
@@ -47,7 +54,7 @@ export function junitReport(results: readonly CaseResult[], name = 'moe-conforma
 function caseBody(r: CaseResult): string[] {
   const details = (): string => {
     const f = r.failure;
-    const parts = [f?.message ?? ''];
+    const parts = [...(f?.diagnosis ?? []).map(diagnosisLine), f?.message ?? ''];
     if (f?.tensor !== undefined) parts.push(`tensor: ${f.tensor}`);
     if (f?.expected !== undefined) parts.push(`expected: ${f.expected}`);
     if (f?.found !== undefined) parts.push(`found: ${f.found}`);
@@ -63,7 +70,7 @@ function caseBody(r: CaseResult): string[] {
   switch (r.status) {
     case 'fail':
     case 'unexpected-pass':
-      return [`      <failure message="${escapeXml(firstLine(r.failure?.message ?? r.status))}" type="${r.status}">${details()}</failure>`];
+      return [`      <failure message="${escapeXml(failureMessage(r))}" type="${r.status}">${details()}</failure>`];
     case 'skip':
       return [`      <skipped message="${escapeXml(r.note ?? 'skipped')}"/>`];
     case 'xfail':
@@ -79,6 +86,13 @@ function caseBody(r: CaseResult): string[] {
     case 'pass':
       return [];
   }
+}
+
+/** The diagnosis first (every finding), then the first line of what differed. */
+function failureMessage(r: CaseResult): string {
+  const head = (r.failure?.diagnosis ?? []).map(diagnosisLine).join('; ');
+  const first = firstLine(r.failure?.message ?? r.status);
+  return head ? `${head} — ${first}` : first;
 }
 
 function firstLine(s: string): string {

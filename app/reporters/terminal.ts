@@ -1,8 +1,13 @@
-// The report printed at the end of a run: the summary table, then every failing case with
-// its first mismatching tensor, expected versus found, and the command that replays it.
+// The report printed at the end of a run: what ran (loader, seed, harness, date, machine),
+// the failures counted by diagnosis kind, the summary table, then every failing case led by
+// its diagnosis (what the loader did wrong), with its first mismatching tensor, expected
+// versus found, and the command that replays it.
 import { countStatuses, isFailing, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
+import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
+import { diagnosisLine, diagnosisSummary } from './diagnosis.js';
 import { countsText, coverageLines, groupRows } from './coverage.js';
 import { summaryRows, type FoldableColumn } from './table.js';
+import { countUndeclared, declaredTerminal } from './declared.js';
 import { plural } from '../../harness/errors.js';
 
 const BASE_COLUMNS: readonly CaseStatus[] = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'];
@@ -16,13 +21,17 @@ const STDERR_LINES = 20;
 const MAX_ROWS = 60;
 const FOLDS: ReadonlyArray<ReadonlySet<FoldableColumn>> = [new Set(), new Set(['parallel']), new Set(['parallel', 'layout', 'dtype'])];
 
-export function terminalReport(results: readonly CaseResult[]): string {
+export function terminalReport(results: readonly CaseResult[], run?: RunInfo): string {
   const COLUMNS = statusColumns(results);
   let rows = summaryRows(results);
   for (const fold of FOLDS.slice(1)) if (rows.length > MAX_ROWS) rows = summaryRows(results, fold);
   const header = ['check', 'model', 'layout', 'dtype', 'parallel', ...COLUMNS];
   const body = rows.map((r) => [r.check, r.model, r.layout, r.dtype, r.parallel, ...COLUMNS.map((c) => (r.counts[c] ? String(r.counts[c]) : '.'))]);
-  const out = [table(header, body, 5)];
+  const out: string[] = [];
+  if (run) out.push(...runFacts(run).map(([k, v]) => `${`${k}:`.padEnd(10)}${v}`), '');
+  const kinds = diagnosisSummary(results);
+  if (kinds) out.push(kinds, '');
+  out.push(table(header, body, 5));
   const groups = groupRows(results);
   if (groups.length < rows.length) {
     out.push('', 'by kind × model type × layout:');
@@ -36,6 +45,7 @@ export function terminalReport(results: readonly CaseResult[]): string {
     out.push('');
     out.push(`${r.status === 'fail' ? 'FAIL' : 'UNEXPECTED PASS'} ${r.id}`);
     if (r.failure) {
+      for (const d of r.failure.diagnosis ?? []) out.push(`  ${diagnosisLine(d)}`);
       out.push(indent(r.failure.message));
       if (r.failure.tensor !== undefined) out.push(`  tensor:   ${r.failure.tensor}`);
       if (r.failure.expected !== undefined) out.push(`  expected: ${r.failure.expected}`);
@@ -50,10 +60,14 @@ export function terminalReport(results: readonly CaseResult[]): string {
     for (const r of inconclusive) out.push(`INCONCLUSIVE ${r.id}`, indent(r.note ?? ''), `  replay:   ${r.replay}`);
   }
 
+  const declared = declaredTerminal(results, run);
+  if (declared.length) out.push('', ...declared);
+
   const c = countStatuses(results);
+  const undeclared = countUndeclared(results);
   out.push('');
   out.push(
-    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
+    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${undeclared ? ` (${undeclared} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
       (c.inconclusive ? `, ${c.inconclusive} inconclusive` : '') +
       ` — ${failing.length === 0 ? 'OK' : 'FAILED'}`,
   );

@@ -60,6 +60,7 @@ describe('check', () => {
     for (const r of loads) {
       expect(r.status).toBe('fail');
       expect(r.failure!.message).toMatch(/LoaderOutputInvalid: loader output is not valid safetensors/);
+      expect(r.failure!.diagnosis).toEqual([{ tensor: '', kind: 'loader-crashed', detail: 'LoaderOutputInvalid on a valid checkpoint and request' }]);
     }
     const kept = await readdir(keep);
     expect(kept.length).toBe(results.filter((r) => r.status === 'fail' && !r.id.startsWith('moe:golden:')).length);
@@ -68,6 +69,23 @@ describe('check', () => {
     const failed = results.find((r) => r.status === 'fail' && r.id.startsWith('moe:load:'))!;
     expect(failed.failure!.kept).toBe(join(keep, kept[0]!));
     expect(failed.failure!.rank).toMatch(/^TP rank 0\/1, EP rank 0\/1/);
+  });
+
+  it('tells from the terminal alone what a wrong loader did: its declared name, the failures by kind, each led by its diagnosis', async () => {
+    out = '';
+    const json = join(dir, 'swapped.json');
+    const code = await check(['--loader', fake('swapped.mjs'), '--case', LOAD_ID, '--seed', '7', '--report', 'json', json]);
+    expect(code).toBe(1);
+    const lines = out.split('\n');
+    expect(lines).toContain(`loader:   ${fake('swapped.mjs')}`);
+    expect(lines).toContain('declared: swapped-demo 0.0.1');
+    expect(lines).toContain('seed:     7');
+    expect(lines).toContain('1 failed: 1 gate-up-swapped');
+    const at = lines.indexOf(`FAIL ${LOAD_ID}`);
+    expect(lines[at + 1]).toBe('  [gate-up-swapped] layers.0.experts.w13: experts 0–10: gate and up halves swapped (up rows first)');
+    const result = parseResults(await readFile(json, 'utf8'))[0]!;
+    expect(result.failure!.diagnosis).toEqual([{ tensor: 'layers.0.experts.w13', kind: 'gate-up-swapped', detail: 'experts 0–10: gate and up halves swapped (up rows first)' }]);
+    expect(JSON.parse(await readFile(json, 'utf8')).run).toMatchObject({ loaderName: 'swapped-demo', loaderVersion: '0.0.1', seed: 7 });
   });
 
   it('applies expectations, runs shards and merges them', async () => {
@@ -86,6 +104,7 @@ describe('check', () => {
     // A loader that refuses everything proves nothing by refusing broken checkpoints: inconclusive, never pass.
     expect(merged.filter((r) => /^moe:(refuse|request):/.test(r.id) && r.status !== 'skip').every((r) => r.status === 'inconclusive')).toBe(true);
     expect(out).toMatch(/12 cases: /);
+    expect(JSON.parse(await readFile(all, 'utf8')).loader).toEqual({ name: fake('refuse.mjs'), mode: 'command' });
   });
 
   it('runs only the sampled cases a --case pattern matches', async () => {
@@ -104,6 +123,84 @@ describe('check', () => {
     await expect(check(['--loader', 'x', '--timeout', '0'])).rejects.toThrow(UsageError);
     await expect(check(['--loader', 'x', '--frobnicate'])).rejects.toThrow(UsageError);
     expect(await check(['--help'])).toBe(0);
+  });
+});
+
+const fakeWorker = `${process.execPath} ${fileURLToPath(new URL('../../../harness/protocol/test/fake-workers/worker.mjs', import.meta.url))}`;
+
+describe('check --worker and capabilities', () => {
+  it('passes the reference loader as a worker on the same cases as the command, declaring its name and version', async () => {
+    out = '';
+    const json = join(dir, 'worker.json');
+    const xml = join(dir, 'worker.xml');
+    const code = await check(['--loader', 'moe-conformance load', '--worker', '--case', LOAD_ID, '--case', REFUSE_ID, '--case', GOLDEN_ID, '--report', 'json', json, '--report', 'junit', xml]);
+    expect(code).toBe(0);
+    const file = JSON.parse(await readFile(json, 'utf8'));
+    expect(file.loader).toEqual({ name: 'moe-conformance load', version: '1', mode: 'worker' });
+    expect(parseResults(JSON.stringify(file)).map((r) => r.status)).toEqual(['pass', 'pass', 'pass']);
+    expect(file.results.find((r: { id: string }) => r.id === LOAD_ID).replay).toBe(`node --import tsx app/cli/main.ts check --loader 'moe-conformance load' --worker --case '${LOAD_ID}'`);
+    expect(await readFile(xml, 'utf8')).toContain('<property name="loader.mode" value="worker"/>');
+    expect(out).toMatch(/loader: moe-conformance load 1 \(worker\)/);
+  });
+
+  it('skips cases outside a command loader\'s --capabilities as not declared, in every report', async () => {
+    const caps = join(dir, 'caps.json');
+    await writeFile(caps, JSON.stringify({ modelTypes: ['mixtral'], maxTp: 1, forms: ['w31'] }));
+    const [json, xml, html] = ['caps.json.out', 'caps.xml', 'caps.html'].map((f) => join(dir, f)) as [string, string, string];
+    out = '';
+    const code = await check(['--loader', 'moe-conformance load', '--capabilities', caps, '--case', LOAD_ID, '--case', REFUSE_ID, '--report', 'json', json, '--report', 'junit', xml, '--report', 'html', html]);
+    expect(code).toBe(0);
+    const file = JSON.parse(await readFile(json, 'utf8'));
+    expect(file.loader).toEqual({ name: 'moe-conformance load', mode: 'command', capabilities: { modelTypes: ['mixtral'], maxTp: 1, forms: ['w31'] } });
+    const byId = new Map(parseResults(await readFile(json, 'utf8')).map((r) => [r.id, r]));
+    expect(byId.get(REFUSE_ID)!.status).toBe('pass');
+    expect(byId.get(LOAD_ID)).toMatchObject({ status: 'skip', note: 'not declared: model type qwen2_moe (declared: mixtral)' });
+    expect(out).toContain(`skip (not declared): 1 cases\n  1 × model type qwen2_moe (declared: mixtral)\n    ${LOAD_ID}`);
+    expect(out).toMatch(/2 cases: 1 passed, 0 warned, 0 failed, 1 skipped \(1 not declared\)/);
+    expect(out).toContain('forms: w31');
+    const junit = await readFile(xml, 'utf8');
+    expect(junit).toContain('<skipped message="not declared: model type qwen2_moe (declared: mixtral)"/>');
+    expect(junit).toContain('<property name="loader.capabilities" value="model types mixtral; max TP 1; forms w31"/>');
+    const page = await readFile(html, 'utf8');
+    expect(page).toContain('<h2>Skipped, not declared (1)</h2>');
+    expect(page).toContain('1 × model type qwen2_moe (declared: mixtral)');
+    await writeFile(caps, JSON.stringify({ modelTypes: 'mixtral' }));
+    await expect(check(['--loader', 'x', '--capabilities', caps])).rejects.toThrow(/capabilities.modelTypes must be a list of strings/);
+    await expect(check(['--loader', 'x', '--worker', '--capabilities', caps])).rejects.toThrow(UsageError);
+  });
+
+  it('a crashing worker fails each case with a typed error and the run goes on', async () => {
+    const json = join(dir, 'crash.json');
+    const code = await check(['--loader', fakeWorker, '--worker', '--cases', '4', '--jobs', '2', '--report', 'json', json]);
+    expect(code).toBe(1);
+    const results = parseResults(await readFile(json, 'utf8'));
+    expect(results).toHaveLength(4);
+    // The fake writes tensors that are not canonical, so loads fail on content; none of them stops the run.
+    for (const r of results) expect(r.status === 'fail' || r.status === 'pass').toBe(true);
+    const crashing = join(dir, 'crashing.json');
+    process.env.FAKE_WORKER = 'crash';
+    try {
+      expect(await check(['--loader', fakeWorker, '--worker', '--cases', '3', '--report', 'json', crashing])).toBe(1);
+    } finally {
+      delete process.env.FAKE_WORKER;
+    }
+    // A worker that ignores the end of its input is killed when the run ends: nothing is left behind.
+    const pidFile = join(dir, 'worker.pid');
+    Object.assign(process.env, { FAKE_WORKER: 'ignore-eof', FAKE_PID_FILE: pidFile });
+    try {
+      await check(['--loader', fakeWorker, '--worker', '--cases', '2', '--jobs', '1']);
+    } finally {
+      delete process.env.FAKE_WORKER;
+      delete process.env.FAKE_PID_FILE;
+    }
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow();
+    const crashed = parseResults(await readFile(crashing, 'utf8'));
+    expect(crashed).toHaveLength(3);
+    for (const r of crashed) {
+      expect(r.status).toBe('fail');
+      expect(r.failure!.message).toMatch(/^WorkerCrashed: worker killed by SIGSEGV|must be refused with a non-zero exit and a reason, but the loader failed otherwise: WorkerCrashed/);
+    }
   });
 });
 
