@@ -24,7 +24,7 @@ import { tensorOf } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { addZeroExperts } from '../routing.js';
-import type { RoutingResult } from '../routing.js';
+import { concatRoutings, type RoutingResult } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
@@ -54,6 +54,12 @@ export interface WgslOptions extends WebGpuOptions {
   residentWeights?: boolean;
   /** Largest weight chunk in bytes (default: the device's largest storage binding); for tests of chunking. */
   chunkBytes?: number;
+  /**
+   * Tokens per pipelined part of the experts pass (default: a quarter of the tokens from 1024
+   * tokens on, else all): part p+1 is routed on the CPU while the GPU computes part p, and
+   * part p's output is read back while later parts compute.
+   */
+  partTokens?: number;
 }
 
 /** One run of whole experts of a stacked tensor in one device buffer. */
@@ -245,23 +251,38 @@ export class WgslWebGpuBackend implements MoeBackend {
     pass.end();
     const logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
     const t1 = performance.now();
-    const routing = routeLogits(sem, layer, r0, logits, tokens);
+    let cpuMs = 0;
 
-    // Round trip 2: every rank's experts, combined into one output.
-    const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, x, tokens, buffer));
-    const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
-    const encodeExperts = (tiling: GemmTiling): GPUCommandEncoder => {
-      const enc = this.device.createCommandEncoder();
-      const ps = enc.beginComputePass();
-      plans.forEach((plan, r) => this.encodeRank(ps, sem, plan, tiling, xBuf, tokens, r, zeros, buffer));
-      ps.end();
-      return enc;
-    };
-    const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((tokens * k) / E));
-    encoder = encodeExperts(tiling);
-    const t2 = performance.now();
-    const output = await this.read(encoder, this.scratchBuffer('out', tokens * H * 4), tokens * H, 'out');
-    this.lastPhases = { router: t1 - t0, routing: t2 - t1, experts: performance.now() - t2 };
+    // Then the experts, in pipelined parts of the tokens: route and plan a part on the CPU,
+    // submit it, and move on while the GPU computes it; each part's rows come back by themselves.
+    const part = Math.max(1, this.options.partTokens ?? (tokens >= 1024 ? Math.ceil(tokens / 4) : tokens));
+    const output = new Float32Array(tokens * H);
+    const outBuf = this.scratchBuffer('out', tokens * H * 4);
+    const routings: RoutingResult[] = [];
+    const reads: Promise<void>[] = [];
+    for (let c0 = 0, index = 0; c0 < tokens; c0 += part, index++) {
+      const n = Math.min(part, tokens - c0);
+      const c = performance.now();
+      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * E, (c0 + n) * E), n);
+      routings.push(routing);
+      const xPart = x.subarray(c0 * H, (c0 + n) * H);
+      const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, xPart, n, c0, buffer));
+      cpuMs += performance.now() - c;
+      const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (n * k) / E)))].join('/');
+      const encodeExperts = (tiling: GemmTiling): GPUCommandEncoder => {
+        const enc = this.device.createCommandEncoder();
+        const ps = enc.beginComputePass();
+        plans.forEach((plan, r) => this.encodeRank(ps, sem, plan, tiling, xBuf, n, part, c0, r, zeros, buffer));
+        ps.end();
+        return enc;
+      };
+      const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((n * k) / E));
+      const rows = this.submitRead(encodeExperts(tiling), outBuf, c0 * H, n * H, `out${index}`);
+      reads.push(rows.then((values) => output.set(values, c0 * H)));
+    }
+    await Promise.all(reads);
+    const routing = concatRoutings(routings);
+    this.lastPhases = { router: t1 - t0, routing: cpuMs, experts: performance.now() - t1 - cpuMs };
     addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
@@ -293,7 +314,7 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   /** Groups one rank's routed rows by expert and uploads the tables that do not depend on the tiling. */
   private plan(
-    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, routing: RoutingResult, x: Float32Array, tokens: number,
+    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, routing: RoutingResult, x: Float32Array, tokens: number, first: number,
     buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): RankPlan {
     const { hidden: H, topK: k } = sem;
@@ -315,20 +336,20 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
     const plan: RankPlan = {
       weights, grouping, slots, pos: buffer(pos),
-      rows: buffer(rowTable(grouping.token, grouping.inputScale, grouping.outputScale)),
+      rows: buffer(rowTable(grouping.token, grouping.inputScale, grouping.outputScale, first)),
       b13: bias.b13,
       b2: bias.b2,
     };
     if (withShared) {
       // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
       const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
-      plan.shared = { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale)), R: weights.shared!.w2.cols };
+      plan.shared = { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale, first)), R: weights.shared!.w2.cols };
     }
     return plan;
   }
 
   private encodeRank(
-    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, tiling: GemmTiling, xBuf: GPUBuffer, tokens: number, r: number, zeros: GPUBuffer,
+    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, tiling: GemmTiling, xBuf: GPUBuffer, tokens: number, part: number, first: number, r: number, zeros: GPUBuffer,
     buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): void {
     const H = sem.hidden;
@@ -337,9 +358,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     const { mode, alpha, limit } = activationParams(sem.activation);
     const g = plan.grouping;
     const routed = g.offsets[g.offsets.length - 1]!;
-    const yRows = routed + (plan.shared ? tokens : 0);
-    const actBuf = this.scratchBuffer(`act${r}`, routed * R * 4);
-    const yBuf = this.scratchBuffer(`y${r}`, yRows * H * 4);
+    // Sized for the largest part, so that no part's scratch is reallocated under an earlier one's work.
+    const actBuf = this.scratchBuffer(`act${r}`, part * sem.topK * R * 4);
+    const yBuf = this.scratchBuffer(`y${r}`, part * (sem.topK + 1) * H * 4);
     if (routed > 0) {
       const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
       const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0 };
@@ -354,8 +375,8 @@ export class WgslWebGpuBackend implements MoeBackend {
       this.grouped(pass, 'up', tiling, this.matrices(shared.w13, buffer), [0, tokens], up, plan.shared.rows, xBuf, zeros, actS, buffer);
       this.grouped(pass, 'down', tiling, this.matrices(shared.w2, buffer), [0, tokens], down, plan.shared.rows, actS, zeros, yBuf, buffer);
     }
-    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0]);
-    this.dispatch(pass, this.combine, [buffer(params, UNIFORM), plan.pos, yBuf, this.scratchBuffer('out', tokens * H * 4)], Math.ceil((tokens * H) / 128));
+    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0, first, 0, 0, 0]);
+    this.dispatch(pass, this.combine, [buffer(params, UNIFORM), plan.pos, yBuf, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
   }
 
   /**
@@ -450,6 +471,14 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   /** Submits `encoder` after a copy of `src` into the kept readback buffer `name`, and reads `count` floats back. */
   private async read(encoder: GPUCommandEncoder, src: GPUBuffer, count: number, name: string): Promise<Float32Array> {
+    return this.submitRead(encoder, src, 0, count, name);
+  }
+
+  /**
+   * Submits `encoder` (now) after a copy of `count` floats of `src` from float `at` into the
+   * kept readback buffer `name`; the promise resolves to those floats.
+   */
+  private submitRead(encoder: GPUCommandEncoder, src: GPUBuffer, at: number, count: number, name: string): Promise<Float32Array> {
     const size = Math.max(16, Math.ceil((count * 4) / 16) * 16);
     let staging = this.readbacks.get(name);
     if (!staging || staging.size < size) {
@@ -457,7 +486,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       staging = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
       this.readbacks.set(name, staging);
     }
-    encoder.copyBufferToBuffer(src, 0, staging, 0, size);
+    encoder.copyBufferToBuffer(src, at * 4, staging, 0, Math.min(size, src.size - at * 4));
     this.device.queue.submit([encoder.finish()]);
     if (this.remapUpload && this.upload) {
       // Mapped again once this submission's copy out of it is done: ready for the next upload.
@@ -466,14 +495,17 @@ export class WgslWebGpuBackend implements MoeBackend {
       up.ready.catch(() => undefined);
       this.remapUpload = false;
     }
-    try {
-      await withTimeout(staging.mapAsync(MAP_READ, 0, size), READBACK_TIMEOUT_MS, this.session.adapter.backend);
-    } catch (e) {
-      throw new WgslKernelError(`readback failed: ${(e as Error).message}`, { expected: 'mapped result', found: 'no mapping' });
-    }
-    const out = new Float32Array(staging.getMappedRange(0, size).slice(0, count * 4));
-    staging.unmap();
-    return out;
+    const mapped = staging;
+    return withTimeout(mapped.mapAsync(MAP_READ, 0, size), READBACK_TIMEOUT_MS, this.session.adapter.backend).then(
+      () => {
+        const out = new Float32Array(mapped.getMappedRange(0, size).slice(0, count * 4));
+        mapped.unmap();
+        return out;
+      },
+      (e: Error) => {
+        throw new WgslKernelError(`readback failed: ${e.message}`, { expected: 'mapped result', found: 'no mapping' });
+      },
+    );
   }
 
   /** Resident matrices of `w`, uploaded on first use (released with the expert weights). */
@@ -567,12 +599,12 @@ export class WgslWebGpuBackend implements MoeBackend {
 }
 
 /** `[4M]` u32 (one vec4 a row): row of A, then the bits of its input and output scales. */
-function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Float32Array): Uint32Array {
+function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Float32Array, first = 0): Uint32Array {
   const table = new Uint32Array(4 * tokens.length);
   const inBits = new Uint32Array(inputScale.buffer, inputScale.byteOffset, inputScale.length);
   const outBits = new Uint32Array(outputScale.buffer, outputScale.byteOffset, outputScale.length);
   for (let i = 0; i < tokens.length; i++) {
-    table[4 * i] = tokens[i]!;
+    table[4 * i] = first + tokens[i]!;
     table[4 * i + 1] = inBits[i]!;
     table[4 * i + 2] = outBits[i]!;
   }
