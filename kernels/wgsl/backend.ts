@@ -256,10 +256,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     // Then the experts, in pipelined parts of the tokens: route and plan a part on the CPU,
     // submit it, and move on while the GPU computes it; each part's rows come back by themselves.
     const part = Math.max(1, this.options.partTokens ?? tokens);
-    const output = new Float32Array(tokens * H);
     const outBuf = this.scratchBuffer('out', tokens * H * 4);
     const routings: RoutingResult[] = [];
-    const reads: Promise<void>[] = [];
+    const reads: Promise<Float32Array>[] = [];
     for (let c0 = 0, index = 0; c0 < tokens; c0 += part, index++) {
       const n = Math.min(part, tokens - c0);
       const c = performance.now();
@@ -277,10 +276,12 @@ export class WgslWebGpuBackend implements MoeBackend {
         return enc;
       };
       const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((n * k) / E));
-      const rows = this.submitRead(encodeExperts(tiling), outBuf, c0 * H, n * H, `out${index}`);
-      reads.push(rows.then((values) => output.set(values, c0 * H)));
+      reads.push(this.submitRead(encodeExperts(tiling), outBuf, c0 * H, n * H, `out${index}`));
     }
-    await Promise.all(reads);
+    const parts = await Promise.all(reads);
+    // One part is the whole output as read; parts are joined in token order.
+    const output = parts.length === 1 ? parts[0]! : new Float32Array(tokens * H);
+    if (parts.length > 1) parts.forEach((values, i) => output.set(values, i * part * H));
     const routing = concatRoutings(routings);
     this.lastPhases = { router: t1 - t0, routing: cpuMs, experts: performance.now() - t1 - cpuMs };
     addZeroExperts(sem, routing, x, tokens, output);
