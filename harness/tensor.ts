@@ -36,3 +36,6 @@ export interface Loader {
    */
   loadRanks?(dir: string, reqs: readonly ParallelRequest[]): Promise<Canonical[]>;
 }
+
+/** `TP rank 1/2, EP rank 0/3 linear`: one rank of a request, as messages name it. */
+export const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;

@@ -17,6 +17,7 @@ import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
 import { coverageSpecs } from './suite.js';
+import { parseForms } from '../harness/canonical/forms.js';
 import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, specNeeds, type CaseSpec, type QuantDtypeName } from './spec.js';
 import { parseCapabilities, undeclaredReason, type Capabilities } from '../harness/conformance/capabilities.js';
 import { QUANT_FAMILIES, quantCaseArb, quantModelTypes } from './arbitraries/quantized.js';
@@ -94,7 +95,7 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   };
   const types = c.modelTypes ?? ALL_MODEL_TYPES;
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
-  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => types.includes(t));
+  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => (types as readonly string[]).includes(t));
   const quantized = QUANT_FAMILIES.map((f) => ({ ...f, dtypes: f.dtypes.filter(served) })).filter((f) => f.dtypes.length > 0);
   // Coverage first (suite.ts): a refusal of each declared type and each invalid request, run
   // as fast-check examples. (Not for loads: an example does not shrink, and a failing load is
@@ -111,9 +112,12 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }
 
-export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward'>): Target {
+/** The target of the options; the capabilities (with their engine forms) are parsed here, so an unknown or conflicting form fails before any case runs. */
+export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward' | 'capabilities'>): Target {
   const loader: Loader = typeof opts.load === 'function' ? { name: opts.name, load: opts.load } : opts.load;
-  return { loader, ...(opts.forward && { forward: opts.forward }) };
+  const declared = capabilitiesOf(opts)?.forms;
+  const forms = declared?.length ? parseForms(declared) : undefined;
+  return { loader, ...(opts.forward && { forward: opts.forward }), ...(forms && { forms }) };
 }
 
 function expectationsOf(e: SuiteOptions['expectations']): Expectations {

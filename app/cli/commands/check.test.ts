@@ -115,7 +115,50 @@ describe('check', () => {
     expect(results.every((r) => r.id.startsWith('moe:refuse:') || r.id.startsWith('moe:request:model=mixtral;'))).toBe(true);
   });
 
+  it('--forms reaches the cases: the reference passes forms it satisfies as is, and fails w31 (it writes [gate; up])', async () => {
+    const json = join(dir, 'forms.json');
+    // The reference's placement is an EPLB placement without redundancy, and Ir = 2 needs no padding to a multiple of 2.
+    expect(await check(['--loader', 'moe-conformance load', '--forms', 'eplb,pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
+    expect(await check(['--loader', 'moe-conformance load', '--forms', 'w31', '--case', LOAD_ID, '--case', GOLDEN_ID, '--report', 'json', json])).toBe(1);
+    const results = parseResults(await readFile(json, 'utf8'));
+    for (const r of results) {
+      expect(r.status).toBe('fail');
+      expect(r.failure?.message).toMatch(/\(declared forms w31 mapped to the canonical form\): tensor layers\.\d+\.experts\.w13 differs/);
+      expect(r.replay).toContain(`check --loader 'moe-conformance load' --forms w31 --case`);
+    }
+    // Every report shows the declared forms: JSON keeps the declaration, the terminal lists it.
+    expect(JSON.parse(await readFile(json, 'utf8')).loader).toEqual({ name: 'moe-conformance load', mode: 'command', capabilities: { forms: ['w31'] } });
+    expect(out).toMatch(/forms: w31\n/);
+    // A capabilities file's forms are declared forms too, and --forms adds to them.
+    const file = join(dir, 'forms-capabilities.json');
+    await writeFile(file, JSON.stringify({ modelTypes: ['qwen2_moe', 'mixtral'], forms: ['eplb'] }));
+    expect(await check(['--loader', 'moe-conformance load', '--capabilities', file, '--forms', 'pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
+    expect(JSON.parse(await readFile(json, 'utf8')).loader.capabilities.forms).toEqual(['pad-ir-2', 'eplb']);
+    expect(parseResults(await readFile(json, 'utf8'))[0]!.replay).toContain(`check --loader 'moe-conformance load' --capabilities ${file} --forms pad-ir-2 --case`);
+    await writeFile(file, JSON.stringify({ forms: ['w13'] }));
+    await expect(check(['--loader', 'moe-conformance load', '--capabilities', file, '--case', LOAD_ID])).rejects.toThrow(/capabilities\.forms: unknown engine form/);
+  });
+
+  it('a worker declares its forms in its handshake: the same engine loader passes declared and fails undeclared', async () => {
+    const worker = `${process.execPath} --import tsx ${fileURLToPath(new URL('../../../properties/mutants/test/form-worker.ts', import.meta.url))}`;
+    const json = join(dir, 'forms-worker.json');
+    process.env.FORM_LOADER = 'shared-replicated';
+    try {
+      expect(await check(['--loader', worker, '--worker', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
+      expect(JSON.parse(await readFile(json, 'utf8')).loader).toMatchObject({ name: 'form loader shared-replicated', mode: 'worker', capabilities: { forms: ['shared-replicated'] } });
+      process.env.FORM_DECLARE = 'no';
+      expect(await check(['--loader', worker, '--worker', '--case', LOAD_ID, '--report', 'json', json])).toBe(1);
+      expect(parseResults(await readFile(json, 'utf8'))[0]!.failure?.message).toMatch(/shared\.w13 has shape \[12, 8\], expected \[6, 8\]/);
+    } finally {
+      delete process.env.FORM_LOADER;
+      delete process.env.FORM_DECLARE;
+    }
+  });
+
   it('refuses bad usage', async () => {
+    await expect(check(['--loader', 'x', '--forms', 'w13'])).rejects.toThrow(/--forms: unknown engine form \(expected transposed \| pad-ir-N/);
+    await expect(check(['--loader', 'x', '--forms', 'shared-replicated,shared-expert-slots'])).rejects.toThrow(/exclude each other/);
+    await expect(check(['--loader', 'x', '--worker', '--forms', 'w31'])).rejects.toThrow(/--forms is for command loaders/);
     await expect(check([])).rejects.toThrow(UsageError);
     await expect(check(['--loader', 'x', '--report', 'pdf', 'a.pdf'])).rejects.toThrow(/--report takes FORMAT FILE/);
     await expect(check(['--loader', 'x', '--model-types', 'gpt5'])).rejects.toThrow(/unknown "gpt5"/);
