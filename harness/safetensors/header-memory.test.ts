@@ -25,7 +25,11 @@ function probe(file: string): Promise<Probe> {
   const heapMb = Math.ceil((BOUND * SIZE) / 2 ** 20) + 64;
   const args = ['--expose-gc', '--max-semi-space-size=1', `--max-old-space-size=${heapMb}`, '--import', 'tsx', PROBE, file];
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+    // No V8 coverage in the child (npm test sets NODE_V8_COVERAGE for child processes): its
+    // counters would be measured as the parser's memory.
+    const env = { ...process.env };
+    delete env.NODE_V8_COVERAGE;
+    execFile(process.execPath, args, { maxBuffer: 1 << 20, env }, (error, stdout, stderr) => {
       if (error) reject(new Error(`probe of ${file} failed (${error.code ?? error.signal}): ${stderr.slice(-400)}`));
       else resolve(JSON.parse(stdout) as Probe);
     });
