@@ -8,14 +8,10 @@ import type { EpPlacement } from '../harness/tensor.js';
 
 export class CaseSpecError extends MoeConformanceError {}
 
-export type Layout = 'original' | 'fused';
-/** Quantized checkpoints (spec §4): FP8 block-scaled or MXFP4 routed experts, BF16 elsewhere. */
-export type QuantDtypeName = 'fp8' | 'mxfp4';
-export type DtypeName = 'f32' | 'f16' | 'bf16' | QuantDtypeName;
-export const LAYOUTS: readonly Layout[] = ['original', 'fused'];
-/** The float dtypes, drawn by default; the quantized ones have their own case family. */
-export const DTYPE_NAMES: readonly DtypeName[] = ['f32', 'f16', 'bf16'];
-export const QUANT_DTYPE_NAMES: readonly QuantDtypeName[] = ['fp8', 'mxfp4'];
+// The layout and dtype names are the capabilities' vocabulary (a loader declares them), defined there.
+import { DTYPE_NAMES, LAYOUTS, QUANT_DTYPE_NAMES, type CaseNeeds, type DtypeName, type Layout } from '../harness/conformance/capabilities.js';
+export { DTYPE_NAMES, LAYOUTS, QUANT_DTYPE_NAMES };
+export type { DtypeName, Layout, QuantDtypeName } from '../harness/conformance/capabilities.js';
 
 export interface ModelSpec {
   modelType: string;
@@ -51,7 +47,8 @@ export interface ParallelSpec {
   placement: EpPlacement;
 }
 
-export const BREAKAGES = ['missing-expert', 'duplicate-expert', 'wrong-shape', 'half-fused', 'missing-shard', 'truncated-shard'] as const;
+/** `quantized-router`: a quantized checkpoint whose router is stored F8_E4M3 with a weight_scale (drawn by the quantized families only). */
+export const BREAKAGES = ['missing-expert', 'duplicate-expert', 'wrong-shape', 'half-fused', 'missing-shard', 'truncated-shard', 'quantized-router'] as const;
 export type Breakage = (typeof BREAKAGES)[number];
 
 export const BAD_REQUESTS = ['tp-not-dividing', 'ep-too-large', 'tp-rank-out-of-range', 'ep-rank-out-of-range'] as const;
@@ -171,6 +168,18 @@ export function parseSpec(text: string): CaseSpec {
     throw new CaseSpecError('case ID has parameters out of order or unknown', { expected: specIdText(spec), found: text });
   }
   return spec;
+}
+
+/**
+ * What a loader must support to be asked this case: the model type, the layouts read, the
+ * dtype and (for loads) the parallel setting. An invalid request must be refused whatever
+ * the loader's TP and EP limits, so it asks none.
+ */
+export function specNeeds(spec: CaseSpec): CaseNeeds {
+  const c = spec.checkpoint;
+  const base = { modelType: c.model.modelType, layouts: spec.kind === 'layout' ? LAYOUTS : [c.layout], dtype: c.dtype };
+  if (spec.kind === 'load' || spec.kind === 'layout') return { ...base, tp: spec.parallel.tp, ep: spec.parallel.ep, placement: spec.parallel.placement };
+  return base;
 }
 
 /** The seed of a case's weights and input: a function of its ID alone. */
