@@ -47,7 +47,8 @@ export interface ParallelSpec {
   placement: EpPlacement;
 }
 
-export const BREAKAGES = ['missing-expert', 'duplicate-expert', 'wrong-shape', 'half-fused', 'missing-shard', 'truncated-shard'] as const;
+/** `quantized-router`: a quantized checkpoint whose router is stored F8_E4M3 with a weight_scale (drawn by the quantized families only). */
+export const BREAKAGES = ['missing-expert', 'duplicate-expert', 'wrong-shape', 'half-fused', 'missing-shard', 'truncated-shard', 'quantized-router'] as const;
 export type Breakage = (typeof BREAKAGES)[number];
 
 export const BAD_REQUESTS = ['tp-not-dividing', 'ep-too-large', 'tp-rank-out-of-range', 'ep-rank-out-of-range'] as const;

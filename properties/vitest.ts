@@ -17,6 +17,7 @@ const shellQuote = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`;
 
 /** Registers one test per property; each runs its cases with a fixed seed (FC_SEED). With MOE_CASE set, one test runs exactly that case. */
 export function defineMoeConformanceSuite(opts: SuiteOptions): void {
+  targetOf(opts); // declared engine forms are checked now: an unknown one fails where the suite is defined
   const seed = opts.seed ?? defaultSeed();
   const path = process.env.FC_PATH;
   const only = process.env[REPLAY_VARIABLE];

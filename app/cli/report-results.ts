@@ -3,15 +3,15 @@
 import type { Expectations } from '../../harness/conformance/expectations.js';
 import { writeReports, type ReportFormat } from '../reporters/files.js';
 import { terminalReport } from '../reporters/terminal.js';
-import type { RunInfo } from '../reporters/declared.js';
 import { isFailing, type CaseResult } from '../../harness/conformance/results.js';
+import type { RunInfo } from '../../harness/conformance/run-info.js';
 
 export interface ReportResultsOptions {
   /** Lines printed before the report (what ran). */
   preface?: string;
   /** The expectations the run used: lines that matched no case are warned about. */
   expectations?: Expectations;
-  /** The loader's declaration, shown by every report. */
+  /** What ran (loader and its declaration, seed, harness, date, machine): every report names it. */
   run?: RunInfo;
 }
 

@@ -3,11 +3,8 @@
 // declare, grouped by reason and counted (a skip is never a pass).
 import { describeCapabilities, type DeclaredLoader } from '../../harness/conformance/capabilities.js';
 import { undeclaredOf, type CaseResult } from '../../harness/conformance/results.js';
+import type { RunInfo } from '../../harness/conformance/run-info.js';
 
-/** Facts about the run that are not per case. */
-export interface RunInfo {
-  loader?: DeclaredLoader;
-}
 
 export interface UndeclaredGroup {
   reason: string;
@@ -48,12 +45,13 @@ export function loaderFacts(l: DeclaredLoader): Array<[string, string]> {
 const TERMINAL_IDS_PER_REASON = 20;
 
 /** The terminal report's lines about the loader and the undeclared skips (empty when there is nothing to say). */
-export function declaredTerminal(results: readonly CaseResult[], run: RunInfo = {}): string[] {
+export function declaredTerminal(results: readonly CaseResult[], run?: RunInfo): string[] {
   const out: string[] = [];
-  if (run.loader) {
-    out.push(`loader: ${loaderLine(run.loader)}`);
-    out.push(`  capabilities: ${describeCapabilities(run.loader.capabilities)}`);
-    out.push(`  forms: ${run.loader.capabilities?.forms?.join(', ') || 'canonical only'}`);
+  const d = run?.declared;
+  if (d) {
+    out.push(`declared: ${loaderLine(d)}`);
+    out.push(`  capabilities: ${describeCapabilities(d.capabilities)}`);
+    out.push(`  forms: ${d.capabilities?.forms?.join(', ') || 'canonical only'}`);
   }
   const groups = undeclaredGroups(results);
   if (groups.length) {

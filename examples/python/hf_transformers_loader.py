@@ -8,7 +8,7 @@ checks transformers' loading: whatever transformers gets wrong, this loader gets
 It is written on the Python loader kit (kits/python/moe_conformance_kit.py): one function,
 `load(checkpoint_dir, request)`, returns one rank's tensors; the kit serves both protocol modes
 from this file. Run it under the conformance checker (from the repository root, after the
-set-up in golden/tools/requirements.txt), as a worker (one Python process per job, spec §5):
+set-up in golden/tools/requirements.txt), as a worker (one Python process per job, spec §7):
 
     npx moe-conformance check --loader ".venv/bin/python examples/python/hf_transformers_loader.py" --worker
 
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kits" / "python"))
 import moe_conformance_kit as kit  # noqa: E402
 
 NAME = "hf_transformers_loader"
-# What the harness is told (spec §5.3): transformers loads float checkpoints of every model type
+# What the harness is told (spec §7.3): transformers loads float checkpoints of every model type
 # here; FP8/MXFP4 scales are not placed by this example.
 CAPABILITIES = {"dtypes": ["f32", "f16", "bf16"], "forms": []}
 

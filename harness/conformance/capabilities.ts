@@ -1,21 +1,24 @@
-// What a loader says it supports (spec/loader-protocol.md §5.3): model types, layouts,
+// What a loader says it supports (spec/loader-protocol.md §7.3): model types, layouts,
 // dtypes, quantization forms, the largest TP and EP, placements and engine forms. One type
 // and one parser serve the worker handshake, `check --capabilities FILE` and
 // `defineMoeConformanceSuite({capabilities})`. A case outside them is skipped as
 // "not declared", with the reason, never counted as a pass.
 import { MoeConformanceError } from '../errors.js';
 import type { EpPlacement } from '../tensor.js';
+import { MODEL_TYPES, type ModelType } from '../layouts/registry.js';
+import { QUANT_DTYPE_NAMES as QUANT_NAMES, type QuantDtypeName } from '../quant/formats/index.js';
+import { FormDeclarationError, parseForms } from '../canonical/forms.js';
 
 export class CapabilitiesError extends MoeConformanceError {}
 
 export type Layout = 'original' | 'fused';
-/** Quantized checkpoints (spec §4): FP8 block-scaled or MXFP4 routed experts, BF16 elsewhere. */
-export type QuantDtypeName = 'fp8' | 'mxfp4';
+/** Quantized checkpoints (spec §4): routed experts in one of harness/quant's formats, BF16 elsewhere. */
+export type { QuantDtypeName };
 export type DtypeName = 'f32' | 'f16' | 'bf16' | QuantDtypeName;
 export const LAYOUTS: readonly Layout[] = ['original', 'fused'];
 /** The float dtypes, drawn by default; the quantized ones have their own case family. */
 export const DTYPE_NAMES: readonly DtypeName[] = ['f32', 'f16', 'bf16'];
-export const QUANT_DTYPE_NAMES: readonly QuantDtypeName[] = ['fp8', 'mxfp4'];
+export const QUANT_DTYPE_NAMES: readonly QuantDtypeName[] = QUANT_NAMES;
 export const PLACEMENTS: readonly EpPlacement[] = ['linear', 'round_robin'];
 /** The output forms of a quantized checkpoint (spec §4): quantized bytes plus scales, or dequantized F32. */
 export type QuantForm = 'quantized' | 'dequantized';
@@ -23,7 +26,7 @@ export const QUANT_FORMS: readonly QuantForm[] = ['quantized', 'dequantized'];
 
 /** Every field is optional: an absent field declares no limit on that axis. */
 export interface Capabilities {
-  modelTypes?: readonly string[];
+  modelTypes?: readonly ModelType[];
   layouts?: readonly Layout[];
   /** Checkpoint dtypes loaded: f32, f16, bf16, and the quantized fp8, mxfp4. */
   dtypes?: readonly DtypeName[];
@@ -32,7 +35,7 @@ export interface Capabilities {
   maxTp?: number;
   maxEp?: number;
   placements?: readonly EpPlacement[];
-  /** Engine forms the loader emits instead of the canonical one (issue 12 part 3); listed as declared. */
+  /** Engine forms the loader emits instead of the canonical one (spec §8, harness/canonical/forms.ts); its ranks are mapped back before comparing. */
   forms?: readonly string[];
 }
 
@@ -70,7 +73,7 @@ export function parseCapabilities(value: unknown, where: string): Capabilities {
     return v;
   };
   const c: Capabilities = {};
-  const modelTypes = list('modelTypes');
+  const modelTypes = list('modelTypes', MODEL_TYPES);
   const layouts = list('layouts', LAYOUTS);
   const dtypes = list('dtypes', [...DTYPE_NAMES, ...QUANT_DTYPE_NAMES]);
   const quantization = list('quantization', QUANT_FORMS);
@@ -78,6 +81,14 @@ export function parseCapabilities(value: unknown, where: string): Capabilities {
   const maxEp = size('maxEp');
   const placements = list('placements', PLACEMENTS);
   const forms = list('forms');
+  if (forms) {
+    try {
+      parseForms(forms);
+    } catch (e) {
+      if (e instanceof FormDeclarationError) throw new CapabilitiesError(`capabilities.forms: ${e.message}`, { file: where });
+      throw e;
+    }
+  }
   return Object.assign(c, {
     ...(modelTypes && { modelTypes }), ...(layouts && { layouts }), ...(dtypes && { dtypes }), ...(quantization && { quantization }),
     ...(maxTp !== undefined && { maxTp }), ...(maxEp !== undefined && { maxEp }), ...(placements && { placements }), ...(forms && { forms }),
@@ -112,7 +123,7 @@ export function undeclaredReason(c: Capabilities | undefined, n: CaseNeeds): str
   if (!c) return undefined;
   const not = (what: string, value: string | number, declared: readonly (string | number)[] | string) =>
     `${what} ${value} (declared: ${typeof declared === 'string' ? declared : declared.join(', ') || 'none'})`;
-  if (c.modelTypes && !c.modelTypes.includes(n.modelType)) return not('model type', n.modelType, c.modelTypes);
+  if (c.modelTypes && !(c.modelTypes as readonly string[]).includes(n.modelType)) return not('model type', n.modelType, c.modelTypes);
   const layout = n.layouts.find((l) => c.layouts && !c.layouts.includes(l));
   if (layout !== undefined) return not('layout', layout, c.layouts!);
   if (c.dtypes && !c.dtypes.includes(n.dtype)) return not('dtype', n.dtype, c.dtypes);
@@ -126,7 +137,7 @@ export function undeclaredReason(c: Capabilities | undefined, n: CaseNeeds): str
 export interface DeclaredLoader {
   name: string;
   version?: string;
-  /** `worker` (spec §5), `command` (§2) or `in-process`. */
+  /** `worker` (spec §7), `command` (§2) or `in-process`. */
   mode: 'worker' | 'command' | 'in-process';
   capabilities?: Capabilities;
 }

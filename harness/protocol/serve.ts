@@ -1,7 +1,7 @@
 // The TypeScript loader kit (`import { serveLoader } from 'moe-conformance/loader-kit'`): a
 // Node loader gives one function, `load(checkpointDir, request) -> Canonical`, and this
 // serves both ways of spec/loader-protocol.md from the same file: as a command (§2, one
-// rank per process) and, when started with `--worker`, as a worker (§5: handshake, then
+// rank per process) and, when started with `--worker`, as a worker (§7: handshake, then
 // one JSON line per request). It writes the safetensors output itself and turns a thrown
 // error into a refusal with its message. Protocol lines go to the real stdout; anything the
 // loader prints (console.log included) goes to stderr, its log, so it cannot corrupt them.
@@ -123,7 +123,7 @@ export async function serveCommand(o: LoaderKitOptions, argv: readonly string[])
   }
 }
 
-/** Both modes from one file: `--worker` serves §5, anything else is one §2 command call. Resolves to the exit status. */
+/** Both modes from one file: `--worker` serves §7, anything else is one §2 command call. Resolves to the exit status. */
 export async function serveLoader(o: LoaderKitOptions, argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   if (argv.includes('--worker')) {
     await serveWorker(o);

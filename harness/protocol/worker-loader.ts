@@ -1,4 +1,4 @@
-// A loader under test run as long-lived workers (spec/loader-protocol.md §5): `CMD --worker`
+// A loader under test run as long-lived workers (spec/loader-protocol.md §7): `CMD --worker`
 // is started once and kept alive; requests and answers are JSON lines on its stdin and
 // stdout, its stderr is its log (a bounded tail is kept). Up to `workers` processes serve
 // requests at once. A worker that crashes, hangs past its time, breaks the protocol or

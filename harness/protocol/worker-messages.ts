@@ -1,4 +1,4 @@
-// The messages of worker mode (spec/loader-protocol.md §5): JSON lines, each bounded in
+// The messages of worker mode (spec/loader-protocol.md §7): JSON lines, each bounded in
 // length and checked field by field, so a worker that writes garbage, a huge line or an
 // answer to another request fails with a typed error instead of confusing the harness.
 // Both sides use this module: the harness (worker-loader.ts) and the TypeScript kit (serve.ts).
@@ -8,7 +8,7 @@ import { LoaderOutputInvalid } from './command-loader.js';
 import type { EpPlacement, ParallelRequest } from '../tensor.js';
 
 export const WORKER_PROTOCOL = 'moe-conformance-worker';
-/** The versions of §5 this harness speaks. */
+/** The versions of §7 this harness speaks. */
 export const WORKER_VERSIONS: readonly number[] = [1];
 /** Longest line either side accepts, newline excluded. */
 export const MAX_LINE_BYTES = 1024 * 1024;

@@ -5,7 +5,7 @@ returns one rank's canonical tensors (spec/loader-protocol.md §1); this module 
 
 - command mode (spec §2): ``python my_loader.py --checkpoint DIR --out FILE --tp-size T ...``
   loads one rank, writes FILE, exits 0; an exception is a refusal (exit 1, message on stderr);
-- worker mode (spec §5): ``python my_loader.py --worker`` writes the handshake, then answers
+- worker mode (spec §7): ``python my_loader.py --worker`` writes the handshake, then answers
   one JSON line per request (several ranks of one checkpoint), writing each rank's file, until
   stdin ends; an exception is a ``refused`` answer carrying its message.
 
@@ -211,7 +211,7 @@ def handshake(name: str, version: str, capabilities: Optional[Mapping[str, Any]]
 
 
 def serve_worker(load: Callable, name: str, version: str, capabilities: Optional[Mapping[str, Any]] = None, stdin=None, stdout=None) -> int:
-    """Worker mode (spec §5) until stdin ends. Protocol lines go to the real stdout; any other print goes to stderr."""
+    """Worker mode (spec §7) until stdin ends. Protocol lines go to the real stdout; any other print goes to stderr."""
     if stdout is None:
         # Keep the real stdout for the protocol, and point fd 1 (and sys.stdout) at stderr, so prints
         # of the loader and its libraries, C extensions included, cannot corrupt the protocol.
@@ -260,7 +260,7 @@ def serve_command(load: Callable, argv: Sequence[str], name: str = "loader") -> 
     """Command mode (spec §2): one rank written to --out. Exit 0 written, 1 refused (reason on stderr), 2 bad usage."""
     import argparse
 
-    p = argparse.ArgumentParser(prog=name, description="moe-conformance loader (spec §2); --worker serves spec §5")
+    p = argparse.ArgumentParser(prog=name, description="moe-conformance loader (spec §2); --worker serves spec §7")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--tp-size", type=int, default=1)
@@ -286,7 +286,7 @@ def serve_command(load: Callable, argv: Sequence[str], name: str = "loader") -> 
 
 
 def main(load: Callable, name: str, version: str, capabilities: Optional[Mapping[str, Any]] = None, argv: Optional[Sequence[str]] = None) -> None:
-    """Both modes from one file: ``--worker`` serves spec §5, anything else is one spec §2 call. Exits."""
+    """Both modes from one file: ``--worker`` serves spec §7, anything else is one spec §2 call. Exits."""
     args = list(sys.argv[1:] if argv is None else argv)
     if "--worker" in args:
         sys.exit(serve_worker(load, name, version, capabilities))

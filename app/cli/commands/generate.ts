@@ -9,24 +9,22 @@ import { randomCanonical } from '../../../harness/canonical/random.js';
 import { moeLayoutsOf } from '../../../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../../../harness/quant/random.js';
 import { quantizationConfig, type QuantScheme } from '../../../harness/quant/scheme.js';
+import { formatOf, QUANT_DTYPES } from '../../../harness/quant/formats/index.js';
 import { writeMoeCheckpoint } from '../../../harness/writer/write-checkpoint.js';
 import type { DType } from '../../../harness/safetensors/dtypes.js';
 
-const DTYPES: Record<string, { dtype: DType; config: ConfigDtype; quant?: QuantScheme['method'] }> = {
+const DTYPES: Record<string, { dtype: DType; config: ConfigDtype; quant?: QuantScheme }> = {
   f32: { dtype: 'F32', config: 'float32' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
   f16: { dtype: 'F16', config: 'float16' },
-  // Quantized routed experts (spec §4), BF16 elsewhere: FP8 with 128x128 blocks, MXFP4 (gpt_oss).
-  fp8: { dtype: 'BF16', config: 'bfloat16', quant: 'fp8' },
-  mxfp4: { dtype: 'BF16', config: 'bfloat16', quant: 'mxfp4' },
+  // Quantized routed experts (spec §4), BF16 elsewhere: each quantized dtype's scheme (FP8 with 128x128 blocks, MXFP4, NVFP4, static FP8 variants).
+  ...Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, quant]) => [name, { dtype: 'BF16' as const, config: 'bfloat16' as const, quant }])),
 };
 
 /** What the stored weights are, as `inspect` would name them: the routed experts' dtype, and the rest's when it differs. */
 function describeDtype(name: string): string {
   const d = DTYPES[name]!;
-  if (d.quant === 'fp8') return `routed experts F8_E4M3 with F32 block scales, ${d.dtype} elsewhere`;
-  if (d.quant === 'mxfp4') return `routed experts MXFP4 (U8 blocks, U8 E8M0 scales), ${d.dtype} elsewhere`;
-  return d.dtype;
+  return d.quant ? `routed experts ${formatOf(d.quant).stored(d.quant)}, ${d.dtype} elsewhere` : d.dtype;
 }
 
 const DEF: CommandDef = {
@@ -39,7 +37,7 @@ model types: ${MODEL_TYPES.join(', ')}`,
   options: {
     'model-type': { args: ['T'], help: 'the model type (see the list above)', required: true },
     layout: { args: ['L'], help: `the layout: ${LAYOUT_NAMES.join(' or ')}`, default: 'original' },
-    dtype: { args: ['D'], help: `weights: ${Object.keys(DTYPES).join(', ')} (fp8 and mxfp4 quantize the routed experts and keep BF16 elsewhere)`, default: 'f32' },
+    dtype: { args: ['D'], help: `weights: ${Object.keys(DTYPES).join(', ')} (the quantized ones quantize the routed experts and keep BF16 elsewhere)`, default: 'f32' },
     experts: { args: ['E'], help: 'routed experts per MoE layer', required: true },
     hidden: { args: ['H'], help: 'hidden size', required: true },
     intermediate: { args: ['I'], help: 'expert intermediate size', required: true },

@@ -21,7 +21,7 @@ file; exits 1 with the reason on stderr when the checkpoint or the request canno
 correctly. For a quantized checkpoint (spec §4) the expert weights keep their quantized bytes
 with their scales; --dequantize writes them as F32 instead and declares it in the file's
 __metadata__ (${DEQUANTIZED_METADATA_KEY}: "true"). With --worker it serves the worker protocol
-(spec §5) on stdin and stdout instead: one process, many requests.`,
+(spec §7) on stdin and stdout instead: one process, many requests.`,
   options: {
     checkpoint: { args: ['DIR'], help: 'the model folder (required without --worker)' },
     out: { args: ['FILE'], help: 'the safetensors file to write (required without --worker)' },
@@ -31,7 +31,7 @@ __metadata__ (${DEQUANTIZED_METADATA_KEY}: "true"). With --worker it serves the 
     'ep-rank': { args: ['q'], help: 'EP rank', default: '0' },
     'ep-placement': { args: ['X'], help: `EP placement: ${EP_PLACEMENTS.join(' or ')}`, default: 'linear' },
     dequantize: { help: 'write quantized expert weights as F32' },
-    worker: { help: 'serve the worker protocol (spec §5) until stdin ends' },
+    worker: { help: 'serve the worker protocol (spec §7) until stdin ends' },
   },
 };
 
