@@ -48,19 +48,15 @@ export function coverageSpecs(seed: number, filter: CaseFilter = {}): CaseSpec[]
 }
 
 /**
- * The default number of generated cases of a run: `base`, or the coverage cases if they are
- * more (42 model types, most with two layouts, need about 125), so that a default run always
- * loads every type in each of its layouts and refuses a broken checkpoint of every type.
- */
-export function defaultCaseCount(seed: number, filter: CaseFilter = {}, base = 100): number {
-  return Math.max(base, coverageSpecs(seed, filter).length);
-}
-
-/**
  * `count` distinct cases drawn with `seed`: the same list on every machine. The coverage
  * cases come first (as many as fit in `count`; the default counts of check and run hold
  * them all), then random ones.
  */
+/** Generated cases a default run draws: `base`, or more where the coverage set (every type × layout, a refusal of every type) needs more. */
+export function defaultCaseCount(seed: number, filter: CaseFilter = {}, base = 100): number {
+  return Math.max(base, coverageSpecs(seed, filter).length);
+}
+
 export function sampleSpecs(count: number, seed: number, filter: CaseFilter = {}): CaseSpec[] {
   const arb = caseArb(filter);
   const byId = new Map<string, CaseSpec>();

@@ -39,7 +39,7 @@ version and capabilities. A case needing more than the loader declares (--capabi
 a command) is skipped as "not declared", with the reason, in every report.`,
   options: {
     loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
-    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100, or as many as that takes' },
+    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100' },
     seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
     'model-types': { args: ['A,B'], help: 'model types', default: 'all' },
     layouts: { args: ['A,B'], help: `layouts: ${LAYOUTS.join(', ')}`, default: 'both' },
@@ -128,7 +128,8 @@ export async function run(argv: string[]): Promise<number> {
   const dtypes = choices<DtypeName>(p, 'dtypes', DTYPE_NAMES);
   const tpSizes = ints(p, 'tp');
   const epSizes = ints(p, 'ep');
-  const caseCount = int(p, 'cases', 100, 1);
+  // Absent: 100, or as many as the coverage set needs (every type × layout, a refusal of every type).
+  const caseCount = one(p, 'cases') === undefined ? undefined : int(p, 'cases', 100, 1);
   const jobs = int(p, 'jobs', 2, 1);
   const shard = shardOf(p);
   const caseArgs = all(p, 'case');
@@ -182,8 +183,7 @@ export async function run(argv: string[]): Promise<number> {
         ...(tpSizes && { tpSizes }),
         ...(epSizes && { epSizes }),
       };
-      // Without --cases: 100, or as many as the coverage cases need.
-      const specs = sampleSpecs(one(p, 'cases') === undefined ? defaultCaseCount(seed, filter) : caseCount, seed, filter);
+      const specs = sampleSpecs(caseCount ?? defaultCaseCount(seed, filter), seed, filter);
       // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
         (f) => (!modelTypes || (modelTypes as readonly string[]).includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
