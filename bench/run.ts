@@ -5,6 +5,7 @@ import { compareBenchmark } from './compare.js';
 import { benchKernels, kernelsTable } from './kernels.js';
 import { benchLoader, loaderTable, LOADER_DEFAULTS } from './loader.js';
 import { benchSuite, suiteTable } from './suite.js';
+import { benchGpu, gpuOptionsFromEnv, gpuTable } from './gpu/gpu.js';
 
 interface Benchmark {
   describe: string;
@@ -45,6 +46,13 @@ const BENCHMARKS: Record<string, Benchmark> = {
     },
   },
   compare: compareBenchmark,
+  gpu: {
+    describe: 'on the GPU machine: WGSL forward vs torch CUDA f32 (per-expert loop and grouped GEMM) at the Qwen3-30B-A3B, DeepSeek-V3, gpt-oss-120b and Mixtral layers, T=16,256,2048 (BENCH_GPU_SHAPES, BENCH_GPU_TOKENS, BENCH_GPU_SMALL=1 for a CPU smoke run with BENCH_GPU_PEER_DEVICE=cpu)',
+    async run(runs) {
+      const { rows, file } = await benchGpu(gpuOptionsFromEnv(runs));
+      return `${gpuTable(rows)}\n\nresults: ${file}`;
+    },
+  },
 };
 
 function usage(): string {
@@ -69,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   let failed = false;
-  for (const name of names.length ? names : Object.keys(BENCHMARKS)) {
+  for (const name of names.length ? names : Object.keys(BENCHMARKS).filter((n) => n !== 'gpu')) {
     const b = BENCHMARKS[name]!;
     console.log(`\n## ${name}: ${b.describe}\n`);
     try {

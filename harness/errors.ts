@@ -15,10 +15,13 @@ export class MoeConformanceError extends Error {
   readonly layer?: number;
   readonly expected?: unknown;
   readonly found?: unknown;
+  /** The message without the context (file, tensor, expected, found) that `message` adds. */
+  readonly reason: string;
 
   constructor(message: string, context: ErrorContext = {}) {
     super(MoeConformanceError.describe(message, context));
     this.name = new.target.name;
+    this.reason = message;
     this.file = context.file;
     this.tensor = context.tensor;
     this.layer = context.layer;
@@ -31,10 +34,9 @@ export class MoeConformanceError extends Error {
     if (c.file !== undefined) where.push(`file ${c.file}`);
     if (c.layer !== undefined) where.push(`layer ${c.layer}`);
     if (c.tensor !== undefined) where.push(`tensor ${JSON.stringify(c.tensor)}`);
-    const wants =
-      c.expected !== undefined || c.found !== undefined
-        ? ` (expected ${showValue(c.expected)}, found ${showValue(c.found)})`
-        : '';
+    // Only what is known: a missing side is left out, never shown as "undefined".
+    const sides = [c.expected !== undefined ? `expected ${showValue(c.expected)}` : '', c.found !== undefined ? `found ${showValue(c.found)}` : ''].filter(Boolean);
+    const wants = sides.length ? ` (${sides.join(', ')})` : '';
     return `${message}${wants}${where.length ? ` [${where.join(', ')}]` : ''}`;
   }
 }
@@ -47,4 +49,9 @@ export function showValue(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+/** `1 rank`, `2 ranks`: a count with its noun in the right number. */
+export function plural(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
 }

@@ -14,9 +14,11 @@ import { buildConfig, type ConfigDtype } from '../harness/writer/config.js';
 import { randomCanonical, xoshiro128ss } from '../harness/canonical/random.js';
 import { moeLayoutsOf } from '../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../harness/quant/random.js';
-import { quantizationConfig } from '../harness/quant/scheme.js';
+import { fp8Scheme, quantizationConfig } from '../harness/quant/scheme.js';
+import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
+import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
-import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, ShardSpec } from './spec.js';
+import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, QuantDtypeName, ShardSpec } from './spec.js';
 
 export class MaterializeError extends MoeConformanceError {}
 
@@ -24,9 +26,9 @@ const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Rec
   f32: { dtype: 'F32', config: 'float32' },
   f16: { dtype: 'F16', config: 'float16' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
-  // Small rectangular blocks, so the generated sizes end in partial blocks and TP ranks start inside them.
-  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig('fp8', [4, 6]) },
-  mxfp4: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig('mxfp4') },
+  // Every quantized dtype's config; FP8 blocks small and rectangular, so the generated sizes end in partial blocks and TP ranks start inside them.
+  ...(Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, scheme]) => [name, { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(scheme) }])) as Record<QuantDtypeName, { dtype: DType; config: ConfigDtype; quant: Record<string, unknown> }>),
+  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })) },
 };
 
 /** config.json for the spec: the writer's builder, with the spec's expert groups. */
@@ -133,6 +135,18 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
     case 'wrong-shape':
       stored.set(victim, extraRow(t));
       break;
+    case 'quantized-router': {
+      // The first MoE layer's router stored as F8_E4M3 with a per-tensor weight_scale beside it, as a quantizer whose ignore list missed it writes.
+      const layer = g.dims.moeLayers[0]!;
+      const key = [...stored.keys()].find((k) => new RegExp(`(^|\\.)(layers|blocks)\\.${layer}\\..*\\.(gate|router|router\\.layer|gate\\.wg)\\.weight$`).test(k) && !/shared/.test(k));
+      if (key === undefined) throw new MaterializeError('no router tensor to quantize', { expected: 'a gate/router weight', found: [...stored.keys()] });
+      const r = stored.get(key)!;
+      const values = decodeFloats64(r.dtype, r.bytes);
+      const scale = Math.fround(values.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 448 || 1);
+      stored.set(key, { dtype: 'F8_E4M3', shape: r.shape, bytes: encodeFloats('F8_E4M3', values.map((v) => v / scale)) });
+      stored.set(`${key}_scale`, { dtype: 'F32', shape: [], bytes: new Uint8Array(Float32Array.of(scale).buffer) });
+      break;
+    }
     case 'half-fused': {
       // The first MoE layer: half of its original-only tensors, half of its fused-only ones.
       const layer = g.dims.moeLayers[0]!;

@@ -28,6 +28,7 @@ import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
 import { specIdText, specSeed, type CaseSpec, type Layout, type ParallelSpec } from './spec.js';
 import { privateStore, type CheckpointStore } from './checkpoint-store.js';
+import { plural } from '../harness/errors.js';
 
 export interface Target {
   loader: Loader;
@@ -204,7 +205,7 @@ async function expectRefusal(load: () => Promise<Canonical>, what: string, outpu
     return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}` });
   }
   outputs.push(['accepted', accepted]);
-  return fail({ message: `${what} was silently accepted: the loader returned ${accepted.size} tensors instead of refusing`, expected: 'refusal', found: `${accepted.size} tensors` });
+  return fail({ message: `${what} was silently accepted: the loader returned ${plural(accepted.size, 'tensor')} instead of refusing`, expected: 'refusal', found: plural(accepted.size, 'tensor') });
 }
 
 async function keep(spec: CaseSpec, c: CaseContext, root: string): Promise<void> {

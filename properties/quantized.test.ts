@@ -10,9 +10,10 @@ import type { Canonical, Loader } from '../harness/tensor.js';
 import { referenceBackend } from '../kernels/moe.js';
 import { checkSuiteProperty, defaultSeed, suiteProperties } from './suite-properties.js';
 import { quantCaseArb } from './arbitraries/quantized.js';
-import { specIdText } from './spec.js';
+import { QUANT_DTYPE_NAMES, specIdText } from './spec.js';
+import { MUTANTS } from './mutants/catalogue.js';
 
-const quantizedProperty = (opts: { name: string; load: Loader }) => suiteProperties(opts).find((p) => p.title.startsWith('quantized'))!;
+const quantizedProperties = (opts: { name: string; load: Loader }) => suiteProperties(opts).filter((p) => p.title.startsWith('quantized'));
 
 /** The reference, then `mutate` applied to each rank's tensors. */
 function mutant(name: string, mutate: (c: Canonical, dir: string, req: Parameters<Loader['load']>[1]) => Promise<Canonical> | Canonical): Loader {
@@ -40,11 +41,19 @@ const unscaled = mutant('scales dropped', (c) => {
 });
 
 describe('the quantized case family', () => {
-  it('draws FP8 (partial and straddling blocks) and MXFP4 cases whose IDs parse back', () => {
-    const specs = fc.sample(quantCaseArb(), { seed: defaultSeed(), numRuns: 40 });
-    expect(new Set(specs.map((s) => s.checkpoint.dtype))).toEqual(new Set(['fp8', 'mxfp4']));
+  it('draws every quantized dtype, with TP splits, in cases whose IDs parse back', () => {
+    const specs = fc.sample(quantCaseArb({}, QUANT_DTYPE_NAMES), { seed: defaultSeed(), numRuns: 200 });
+    expect(new Set(specs.map((s) => s.checkpoint.dtype))).toEqual(new Set(QUANT_DTYPE_NAMES));
     for (const s of specs) expect(specIdText(s)).toContain(`dtype=${s.checkpoint.dtype}`);
-    expect(specs.some((s) => s.checkpoint.dtype === 'fp8' && s.kind === 'load' && s.parallel.tp > 1)).toBe(true);
+    for (const d of ['fp8', 'nvfp4', 'fp8-ct-channel'] as const) expect(specs.some((s) => s.checkpoint.dtype === d && s.kind === 'load' && s.parallel.tp > 1), d).toBe(true);
+    // NVFP4 ranks hold whole 16-element blocks of w2.
+    for (const s of specs) if (s.checkpoint.dtype === 'nvfp4' && s.kind === 'load') expect((s.checkpoint.model.intermediate / s.parallel.tp) % 16).toBe(0);
+  });
+
+  it('the default suite has one quantized family per format', () => {
+    const titles = quantizedProperties({ name: 'x', load: referenceLoader }).map((p) => p.title);
+    expect(titles).toHaveLength(7);
+    for (const f of ['FP8 block', 'MXFP4', 'NVFP4', 'static FP8', 'INT4 groups (compressed', 'INT4 groups (GPTQ', 'INT4 groups (AWQ']) expect(titles.some((t) => t.includes(f)), f).toBe(true);
   });
 
   it('passes the reference loader, and a loader declaring the dequantized form', async () => {
@@ -60,17 +69,43 @@ describe('the quantized case family', () => {
     };
     for (const load of [referenceLoader, dequantizing]) {
       const opts = { name: load.name, load, forward: referenceBackend };
-      const d = await checkSuiteProperty(quantizedProperty(opts), opts, { endOnFailure: true });
-      expect(d.failed, String(d.errorInstance)).toBe(false);
+      for (const p of quantizedProperties(opts)) {
+        const d = await checkSuiteProperty(p, opts, { endOnFailure: true });
+        expect(d.failed, `${p.title}: ${String(d.errorInstance)}`).toBe(false);
+      }
     }
   });
 
   it('catches loaders that get quantized checkpoints wrong', async () => {
     for (const load of [shiftedScales, unscaled]) {
       const opts = { name: load.name, load };
-      const d = await checkSuiteProperty(quantizedProperty(opts), opts, { endOnFailure: true });
+      const d = await checkSuiteProperty(quantizedProperties(opts)[0]!, opts, { endOnFailure: true });
       expect(d.failed, load.name).toBe(true);
     }
   });
+
+  // Each quantized-format mutant of the catalogue is caught by the quantized families of the
+  // default suite (mutants.test.ts counts the cases over the whole suite).
+  const families: Record<string, string> = {
+    'fp4-nibble-order-swapped': 'NVFP4',
+    'nvfp4-scale-2-from-expert-0': 'NVFP4',
+    'nvfp4-gate-scale-2-for-up': 'NVFP4',
+    'input-scale-dropped': 'static FP8',
+    'k-scales-not-cut': 'FP8 block',
+    'fp8-w13-requantized-to-max-scale': 'static FP8',
+    'quantized-router-accepted': 'NVFP4',
+    'int4-zero-point-ignored': 'INT4 groups (compressed',
+    'int4-nibble-order-confused': 'INT4 groups (AWQ',
+    'gptq-zeros-without-plus-one': 'INT4 groups (GPTQ',
+  };
+  for (const [name, family] of Object.entries(families)) {
+    it(`catches ${name} in the ${family} family`, async () => {
+      const m = MUTANTS.find((x) => x.name === name)!;
+      const opts = { name, load: m.loader };
+      const p = quantizedProperties(opts).find((x) => x.title.includes(family))!;
+      const d = await checkSuiteProperty(p, opts, { endOnFailure: true });
+      expect(d.failed, name).toBe(true);
+    });
+  }
 });
 

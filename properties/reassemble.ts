@@ -96,8 +96,9 @@ function reassembleExperts(
   perExpert('w2', joinColumns);
   perExpert('w13_bias', joinGateUp);
   perExpert('w2_bias', sameOnAll); // whole on every TP rank
-  // Quantized checkpoints (spec §4): MXFP4 scales are cut like their rows and blocks; FP8
-  // block scales are held by every rank whose slice touches the block.
+  // Quantized checkpoints (spec §4): block scales (FP8) are held by every rank whose slice
+  // touches the block; whole-block scales (MXFP4, NVFP4) are cut like their rows and columns;
+  // one value per projection (`_scale_2`, `_input_scale`) is the same on every TP rank.
   if (quant?.splitsBlocks) {
     const Ir = slice(at(0, 0).get(p + 'w13')!, 0, p + 'w13').shape[0]! / 2;
     perExpert('w13_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.scaleBlock.rows, 'rows'));
@@ -106,6 +107,13 @@ function reassembleExperts(
     perExpert('w13_scale', joinGateUp);
     perExpert('w2_scale', joinColumns);
   }
+  // INT4 zero points: w13's packed rows cut like its rows, w2's groups like its columns; recorded shapes whole.
+  perExpert('w13_zero', joinGateUp);
+  perExpert('w2_zero', joinColumns);
+  // g_idx: gate's and up's whole on every rank, w2's cut with its columns.
+  perExpert('w13_g_idx', sameOnAll);
+  perExpert('w2_g_idx', joinVector);
+  for (const w of ['w13', 'w2']) for (const c of ['scale_2', 'input_scale', 'shape']) perExpert(`${w}_${c}`, sameOnAll);
 }
 
 /**
@@ -234,6 +242,18 @@ function joinGateUp(ts: Tensor[], name: string): Tensor {
 }
 
 /** TP shards of `[rows, Ir, ...]` to `[rows, I, ...]`: row by row, the shards' columns side by side (MXFP4 columns are `[blocks, 16]`). */
+/** TP shards of a vector `[Ir]` (w2's g_idx) to `[I]`, rank after rank. */
+function joinVector(ts: Tensor[], name: string): Tensor {
+  checkSameKind(ts, name);
+  const bytes = new Uint8Array(ts.reduce((n, t) => n + t.bytes.length, 0));
+  let o = 0;
+  for (const t of ts) {
+    bytes.set(t.bytes, o);
+    o += t.bytes.length;
+  }
+  return { dtype: ts[0]!.dtype, shape: [ts.reduce((n, t) => n + t.shape[0]!, 0)], bytes };
+}
+
 function joinColumns(ts: Tensor[], name: string): Tensor {
   checkSameKind(ts, name);
   const a = ts[0]!;

@@ -5,17 +5,18 @@
 import { MoeConformanceError } from '../harness/errors.js';
 import { caseHash, caseId, formatCaseId, param, parseCaseId, type CaseId } from '../harness/conformance/case-id.js';
 import type { EpPlacement } from '../harness/tensor.js';
+import { QUANT_DTYPE_NAMES as QUANT_NAMES, type QuantDtypeName } from '../harness/quant/formats/index.js';
 
 export class CaseSpecError extends MoeConformanceError {}
 
 export type Layout = 'original' | 'fused';
-/** Quantized checkpoints (spec §4): FP8 block-scaled or MXFP4 routed experts, BF16 elsewhere. */
-export type QuantDtypeName = 'fp8' | 'mxfp4';
+/** Quantized checkpoints (spec §4): routed experts in one of harness/quant's formats, BF16 elsewhere. */
+export type { QuantDtypeName } from '../harness/quant/formats/index.js';
 export type DtypeName = 'f32' | 'f16' | 'bf16' | QuantDtypeName;
 export const LAYOUTS: readonly Layout[] = ['original', 'fused'];
 /** The float dtypes, drawn by default; the quantized ones have their own case family. */
 export const DTYPE_NAMES: readonly DtypeName[] = ['f32', 'f16', 'bf16'];
-export const QUANT_DTYPE_NAMES: readonly QuantDtypeName[] = ['fp8', 'mxfp4'];
+export const QUANT_DTYPE_NAMES: readonly QuantDtypeName[] = QUANT_NAMES;
 
 export interface ModelSpec {
   modelType: string;
@@ -51,7 +52,8 @@ export interface ParallelSpec {
   placement: EpPlacement;
 }
 
-export const BREAKAGES = ['missing-expert', 'duplicate-expert', 'wrong-shape', 'half-fused', 'missing-shard', 'truncated-shard'] as const;
+/** `quantized-router`: a quantized checkpoint whose router is stored F8_E4M3 with a weight_scale (drawn by the quantized families only). */
+export const BREAKAGES = ['missing-expert', 'duplicate-expert', 'wrong-shape', 'half-fused', 'missing-shard', 'truncated-shard', 'quantized-router'] as const;
 export type Breakage = (typeof BREAKAGES)[number];
 
 export const BAD_REQUESTS = ['tp-not-dividing', 'ep-too-large', 'tp-rank-out-of-range', 'ep-rank-out-of-range'] as const;

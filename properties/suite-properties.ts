@@ -15,8 +15,8 @@ import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
-import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, type CaseSpec, type DtypeName, type Layout } from './spec.js';
-import { FP8_MODEL_TYPES, quantCaseArb } from './arbitraries/quantized.js';
+import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout, type QuantDtypeName } from './spec.js';
+import { QUANT_FAMILIES, quantCaseArb, quantModelTypes } from './arbitraries/quantized.js';
 
 export interface Capabilities {
   dtypes?: readonly DtypeName[];
@@ -72,13 +72,14 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   };
   const types = c.modelTypes ?? ALL_MODEL_TYPES;
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
-  const quantized = QUANT_DTYPE_NAMES.filter((d) => (!c.dtypes || c.dtypes.includes(d)) && (d === 'fp8' ? FP8_MODEL_TYPES : ['gpt_oss']).some((t) => types.includes(t)));
+  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => types.includes(t));
+  const quantized = QUANT_FAMILIES.map((f) => ({ ...f, dtypes: f.dtypes.filter(served) })).filter((f) => f.dtypes.length > 0);
   const properties: Array<Omit<SuiteProperty, 'seedOffset'>> = [
     ...types.map((t) => ({ title: `${t}: every rank loads bit-exact, reassembles, and computes the unsharded forward`, arb: caseArb({ ...filter, modelTypes: [t], kinds: ['load'] }), numRuns: n })),
     ...(LAYOUTS.every((l) => (c.layouts ?? LAYOUTS).includes(l)) ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
     { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n },
     { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n },
-    ...(quantized.length ? [{ title: 'quantized checkpoints (FP8 block scales, MXFP4): every rank loads bit-exact, reassembles and computes the unsharded forward; FP8 layouts agree', arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, quantized, types), numRuns: n }] : []),
+    ...quantized.map((f) => ({ title: `quantized checkpoints, ${f.label}: every rank loads bit-exact, reassembles and computes the unsharded forward; layouts agree`, arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, f.dtypes, types), numRuns: n })),
   ];
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }
@@ -93,7 +94,7 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, seed: number): (spec: CaseSpec) => Promise<void> {
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay): (spec: CaseSpec) => Promise<void> {
   return async (spec) => {
     const id = specIdText(spec);
     const expected = expectations.lookup(parseCaseId(id));
@@ -104,7 +105,7 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
     } catch (e) {
       outcome = { status: 'fail', failure: failureOf(e) };
     }
-    const replay = `replay: FC_SEED=${seed} FC_PATH=<the path fast-check prints> npx vitest run -t '<this test>', or for a command loader: moe-conformance check --loader "CMD" --case '${id}'`;
+    const replay = `replay: ${replayLine(id)}`;
     if (expected?.kind === 'fail') {
       if (outcome.status === 'fail') return;
       throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
@@ -121,12 +122,12 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
 export async function checkSuiteProperty(
   p: SuiteProperty,
   opts: SuiteOptions,
-  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'> } = {},
+  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'>; replay?: ReplayLine } = {},
 ): Promise<fc.RunDetails<[CaseSpec]>> {
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), seed);
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay);
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,
@@ -138,9 +139,21 @@ export async function checkSuiteProperty(
   }
 }
 
-/** fast-check's report of a failed run: seed, path, the shrunk counterexample and our message with the case ID. */
+/** The environment variable that makes a suite run exactly one case, by its ID (the replay line sets it). */
+export const REPLAY_VARIABLE = 'MOE_CASE';
+
+/** How a failure says to run exactly its case again: the test runner's form, or by default a command loader's check. */
+export type ReplayLine = (id: string) => string;
+const checkReplay: ReplayLine = (id) => `moe-conformance check --loader "CMD" --case '${id}'`;
+
+/**
+ * The report of a failed property, for a person: the harness's own failure first (case ID,
+ * message, tensor, expected and found, the replay line that runs exactly that case), then
+ * one line of fast-check's facts (how many cases ran, shrinks, seed and path).
+ */
 export function failureReport(details: fc.RunDetails<[CaseSpec]>): string | undefined {
   if (!details.failed) return undefined;
-  const id = details.counterexample ? `\nshrunk case: ${specIdText(details.counterexample[0])}` : '';
-  return `${fc.defaultReportMessage(details) ?? 'property failed'}${id}`;
+  const harness = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance ?? 'property failed');
+  const facts = `fast-check: failed on case ${details.numRuns} of the property's run, shrunk ${details.numShrinks} time(s); seed ${details.seed}, path ${JSON.stringify(details.counterexamplePath)}`;
+  return `${harness}\n${facts}`;
 }

@@ -1,65 +1,17 @@
-// Shared argument handling for the CLI commands: node's parseArgs, with usage errors
-// turned into exit code 2 and a message instead of a stack trace.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ReportOptionError, takeReportOptions } from '../reporters/files.js';
-import { findBackend, UnknownBackend } from '../../kernels/backends.js';
+// Shared pieces of the CLI commands: usage errors (exit 2), how a typed harness error ends a
+// command (exit 1), shell quoting, and how to name this CLI in a line a person may run.
+import { realpathSync } from 'node:fs';
+import { delimiter, dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { MoeConformanceError } from '../../harness/errors.js';
-
-type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>>;
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export type Options = NonNullable<ParseArgsConfig['options']>;
-
-export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false): Parsed<O> {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
-
-/** A non-negative integer option, or a usage error naming the option. */
-export function intOption(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} takes a non-negative integer, got ${JSON.stringify(value)}`);
-  return Number(value);
-}
-
-/** A comma-separated list option (`--tp 1,2,4`), or the fallback. */
-export function listOption(value: string | undefined, fallback: string[]): string[] {
-  if (value === undefined) return fallback;
-  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-}
-
-/** `--report` pairs, with a malformed one as a usage error (exit 2). */
-export function reportOptions(argv: string[]): ReturnType<typeof takeReportOptions> {
-  try {
-    return takeReportOptions(argv);
-  } catch (e) {
-    if (e instanceof ReportOptionError) throw new UsageError(e.message);
-    throw e;
-  }
-}
-
 /** Single-quotes a word for a POSIX shell when it needs it. */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:=,+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Kernel backend names (or aliases), each checked before any backend starts: an unknown one is a usage error. */
-export function backendOptions(names: string[]): string[] {
-  for (const name of names) {
-    try {
-      findBackend(name);
-    } catch (e) {
-      if (e instanceof UnknownBackend) throw new UsageError(e.message);
-      throw e;
-    }
-  }
-  return names;
 }
 
 /**
@@ -70,4 +22,32 @@ export function commandFailure(command: string, e: unknown): number {
   if (!(e instanceof MoeConformanceError)) throw e;
   process.stderr.write(`moe-conformance ${command}: ${e.name}: ${e.message}\n`);
   return 1;
+}
+
+/** The file that `moe-conformance` runs: main.ts beside this file from the sources, main.js from the build. */
+function mainFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  return join(dirname(here), here.endsWith('.ts') ? 'main.ts' : 'main.js');
+}
+
+const sameFile = (a: string, b: string): boolean => {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * How to run this CLI from the current folder, as a replay line prints it so that it runs as
+ * printed: `moe-conformance` where that name on PATH is this CLI, `npx moe-conformance` where
+ * the project's node_modules/.bin has it, else node with this CLI's path.
+ */
+export function selfCommand(cwd = process.cwd(), path = process.env.PATH ?? ''): string {
+  const main = mainFile();
+  if (path.split(delimiter).some((d) => d && sameFile(join(d, 'moe-conformance'), main))) return 'moe-conformance';
+  if (sameFile(join(cwd, 'node_modules', '.bin', 'moe-conformance'), main)) return 'npx moe-conformance';
+  const rel = relative(cwd, main);
+  const shown = rel.startsWith('..') || rel === '' ? main : rel;
+  return main.endsWith('.ts') ? `node --import tsx ${shellQuote(shown)}` : `node ${shellQuote(shown)}`;
 }

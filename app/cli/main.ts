@@ -2,6 +2,7 @@
 // moe-conformance: one file per command under commands/, loaded on demand so that
 // `--help` and `validate` never pay for the kernels.
 import { commandFailure, UsageError } from './args.js';
+import { harnessVersion } from '../version.js';
 
 const COMMANDS: Record<string, string> = {
   run: 'the whole suite against the built-in reference loader and kernels (the default job)',
@@ -17,13 +18,17 @@ const COMMANDS: Record<string, string> = {
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const lines = Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(width)}  ${d}`);
-  return `usage: moe-conformance <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n'moe-conformance <command> --help' for a command's options.`;
+  return `usage: moe-conformance <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n'moe-conformance <command> --help' for a command's options; 'moe-conformance --version' for the version.\n'npm start' runs 'moe-conformance run', the whole suite against the built-in loader.`;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name = 'run', ...rest] = argv;
-  if (name === '--help' || name === '-h' || name === 'help') {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`moe-conformance ${harnessVersion()}\n`);
     return 0;
   }
   if (!(name in COMMANDS)) {

@@ -1,5 +1,5 @@
-// `--report FORMAT FILE` (repeatable), shared by the commands that run cases: taking the
-// option pairs out of an argv, and writing each report.
+// `--report FORMAT FILE` (repeatable), shared by the commands that run cases: the formats,
+// and writing each report.
 import { writeFile } from 'node:fs/promises';
 import { MoeConformanceError } from '../../harness/errors.js';
 import type { CaseResult } from '../../harness/conformance/results.js';
@@ -11,26 +11,6 @@ export class ReportOptionError extends MoeConformanceError {}
 
 export const REPORT_FORMATS = ['junit', 'json', 'html'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
-
-/** Removes every `--report FORMAT FILE` from argv (parseArgs takes one word per option). */
-export function takeReportOptions(argv: readonly string[]): { rest: string[]; reports: Array<[ReportFormat, string]> } {
-  const rest: string[] = [];
-  const reports: Array<[ReportFormat, string]> = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] !== '--report') {
-      rest.push(argv[i]!);
-      continue;
-    }
-    const format = argv[i + 1];
-    const file = argv[i + 2];
-    if (format === undefined || file === undefined || !(REPORT_FORMATS as readonly string[]).includes(format)) {
-      throw new ReportOptionError(`--report takes FORMAT FILE with FORMAT one of ${REPORT_FORMATS.join(', ')}`, { expected: 'junit|json|html FILE', found: [format, file].filter((x) => x !== undefined).join(' ') });
-    }
-    reports.push([format as ReportFormat, file]);
-    i += 2;
-  }
-  return { rest, reports };
-}
 
 export async function writeReports(results: readonly CaseResult[], reports: ReadonlyArray<[ReportFormat, string]>): Promise<void> {
   for (const [format, file] of reports) {

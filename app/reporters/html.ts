@@ -5,6 +5,7 @@
 import { countStatuses, isFailing, type CaseResult } from '../../harness/conformance/results.js';
 import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
+import { plural } from '../../harness/errors.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 /** Larger maps are max-pooled down to this many cells per side, so a page stays small. */
@@ -33,7 +34,7 @@ pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}s
 h3 code{overflow-wrap:anywhere}svg.heatmap{border:1px solid #ccc}
 </style></head><body>
 <h1>${esc(title)}</h1>
-<p id="totals">${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
+<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
 <table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}

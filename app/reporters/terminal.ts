@@ -2,6 +2,7 @@
 // its first mismatching tensor, expected versus found, and the command that replays it.
 import { countStatuses, isFailing, type CaseResult } from '../../harness/conformance/results.js';
 import { summaryRows, type FoldableColumn } from './table.js';
+import { plural } from '../../harness/errors.js';
 
 const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 
@@ -32,7 +33,7 @@ export function terminalReport(results: readonly CaseResult[]): string {
   const c = countStatuses(results);
   out.push('');
   out.push(
-    `${results.length} cases: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
+    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
       ` — ${failing.length === 0 ? 'OK' : 'FAILED'}`,
   );
   return out.join('\n') + '\n';

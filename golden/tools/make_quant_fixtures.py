@@ -466,6 +466,295 @@ def make_gpt_oss_mxfp4(out: Path, seed: int) -> dict[str, Any]:
     return report
 
 
+# ---------------------------------------------------------------- qwen3_moe NVFP4 and static FP8
+#
+# Quantized here with the producers' recipes (ModelOpt NVFP4: `weight_scale_2 = amax / (6 * 448)`,
+# a F8_E4M3 scale per 16 elements, E2M1 codes as `_cast_fp4`; compressed-tensors FP8
+# per-channel: `s = row amax / 448`), saved in the producers' tensor names, and dequantized
+# for the model by quant_dequant.py (an independent numpy dequantizer that reads the saved
+# files byte by byte). The harness's own dequantization is then checked against transformers'
+# forward of these values by harness/quant/golden.test.ts.
+
+import quant_dequant as qd  # noqa: E402
+
+Q_E = 4
+E2M1_BOUNDS = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
+
+
+def to_e4m3_bits(x: np.ndarray) -> np.ndarray:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(torch.float8_e4m3fn).view(torch.uint8).numpy()
+
+
+def nvfp4_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """[out, in] -> (U8 [out, in/2], F8_E4M3 bits [out, in/16], F32 scale_2), ModelOpt's recipe."""
+    w = w.astype(np.float32)
+    s2 = np.float32(np.abs(w).max() / np.float32(6 * 448))
+    blocks = w.reshape(w.shape[0], -1, 16)
+    scale = (np.abs(blocks).max(axis=-1) / (np.float32(6) * s2)).astype(np.float32)
+    scale[scale == 0] = 1.0
+    scale = np.maximum(scale, np.float32(2.0**-9))
+    bits = to_e4m3_bits(scale)
+    per_block = (qd.e4m3(bits).astype(np.float32) * s2).astype(np.float32)
+    scaled = (blocks / per_block[..., None]).reshape(w.shape)
+    mag = np.abs(scaled)
+    code = np.searchsorted(E2M1_BOUNDS, mag, side="left") + np.isin(mag, E2M1_BOUNDS[[1, 3, 5]])
+    code = np.minimum(code, 7) | np.where(scaled < 0, 8, 0)
+    packed = (code[:, 0::2] | (code[:, 1::2] << 4)).astype(np.uint8)
+    return packed, bits, s2
+
+
+def fp8_channel_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[out, in] -> (F8_E4M3 bits, F32 [out, 1] scale = row amax / 448)."""
+    s = (np.abs(w).max(axis=1, keepdims=True) / np.float32(448)).astype(np.float32)
+    return to_e4m3_bits(w / s), s
+
+
+NVFP4_QUANT = {
+    "quant_method": "modelopt",
+    "quant_algo": "NVFP4",
+    "producer": {"name": "modelopt"},
+    "config_groups": {
+        "group_0": {
+            "weights": {"num_bits": 4, "type": "float", "group_size": 16, "dynamic": False},
+            "input_activations": {"num_bits": 4, "type": "float", "group_size": 16, "dynamic": False},
+            "targets": ["Linear"],
+        }
+    },
+    "ignore": ["lm_head", "*.gate", "*self_attn*"],
+}
+
+FP8_STATIC_QUANT = {
+    "quant_method": "compressed-tensors",
+    "format": "float-quantized",
+    "quantization_status": "compressed",
+    "config_groups": {
+        "group_0": {
+            "targets": ["Linear"],
+            "format": "float-quantized",
+            "weights": {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "channel", "dynamic": False},
+            "input_activations": {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "tensor", "dynamic": False},
+        }
+    },
+    "ignore": ["lm_head", "re:.*mlp.gate$", "re:.*self_attn.*"],
+}
+
+INT4_GROUP = 32
+
+INT4_QUANT = {
+    "quant_method": "compressed-tensors",
+    "format": "pack-quantized",
+    "quantization_status": "compressed",
+    "config_groups": {
+        "group_0": {
+            "targets": ["Linear"],
+            "format": "pack-quantized",
+            "weights": {"num_bits": 4, "type": "int", "symmetric": False, "strategy": "group", "group_size": INT4_GROUP, "actorder": None, "dynamic": False},
+            "input_activations": None,
+        }
+    },
+    "ignore": ["lm_head", "re:.*mlp.gate$", "re:.*self_attn.*"],
+}
+
+
+def pack_nibbles(u: np.ndarray, axis: int) -> np.ndarray:
+    """Unsigned 4-bit codes -> I32 words of 8 along `axis`, element 8j+k at bits 4k of word j."""
+    u = np.moveaxis(u.astype(np.uint32), axis, -1)
+    u = u.reshape(*u.shape[:-1], -1, 8)
+    words = np.zeros(u.shape[:-1], dtype=np.uint32)
+    for k in range(8):
+        words |= u[..., k] << np.uint32(4 * k)
+    return np.moveaxis(words.view(np.int32), -1, axis)
+
+
+def bf16_bits(x: np.ndarray) -> np.ndarray:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+
+
+def int4_asym_quantize(w: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
+    """[out, in] -> compressed-tensors pack-quantized tensors, asymmetric groups (min/max), BF16 scales."""
+    out, cols = w.shape
+    g = w.reshape(out, cols // INT4_GROUP, INT4_GROUP).astype(np.float64)
+    lo = np.minimum(g.min(axis=-1), 0.0)
+    hi = np.maximum(g.max(axis=-1), 0.0)
+    scale = qd.float_of("BF16", bf16_bits(np.maximum((hi - lo) / 15.0, 1e-8)))
+    zp = np.clip(np.round(-lo / scale) - 8, -8, 7)
+    q = np.clip(np.round(g / scale[..., None]) + zp[..., None], -8, 7).reshape(out, cols)
+    return {
+        "weight_packed": ("I32", pack_nibbles(q + 8, 1)),
+        "weight_scale": ("BF16", bf16_bits(scale)),
+        "weight_zero_point": ("I32", pack_nibbles(zp + 8, 0)),
+        "weight_shape": ("I64", np.array([out, cols], dtype=np.int64)),
+    }
+
+
+def nvfp4_entry(w: np.ndarray, act_scale: np.float32) -> dict[str, tuple[str, np.ndarray]]:
+    packed, bits, s2 = nvfp4_quantize(w)
+    return {"weight": ("U8", packed), "weight_scale": ("F8_E4M3", bits), "weight_scale_2": ("F32", np.array(s2, dtype=np.float32)), "input_scale": ("F32", np.array(act_scale, dtype=np.float32))}
+
+
+def fp8_channel_entry(w: np.ndarray, act_scale: np.float32) -> dict[str, tuple[str, np.ndarray]]:
+    bits, sc = fp8_channel_quantize(w)
+    return {"weight": ("F8_E4M3", bits), "weight_scale": ("F32", sc), "input_scale": ("F32", np.array([act_scale], dtype=np.float32))}
+
+
+# name -> (hidden, intermediate, quantization_config, quantizer(w, activation scale), activation amax divisor)
+STATIC_FIXTURES = {
+    "qwen3_moe-nvfp4": (64, 32, NVFP4_QUANT, nvfp4_entry, 6 * 448),
+    "qwen3_moe-fp8-channel": (48, 40, FP8_STATIC_QUANT, fp8_channel_entry, 448),
+    "qwen3_moe-int4-g32-asym": (64, 64, INT4_QUANT, lambda w, _a: int4_asym_quantize(w), 1),
+}
+
+
+# Fused tensor suffix -> the per-expert name it stacks.
+FUSED_SUFFIXES = (
+    ("", "weight"),
+    ("_packed", "weight_packed"),
+    ("_weight_scale", "weight_scale"),
+    ("_weight_scale_2", "weight_scale_2"),
+    ("_weight_zero_point", "weight_zero_point"),
+    ("_weight_shape", "weight_shape"),
+    ("_input_scale", "input_scale"),
+)
+
+
+def fused_view(t: dict, p: str, e: int, proj: str, inter: int) -> tuple[dict, str]:
+    """One expert projection of a fused checkpoint as the per-expert tensors quant_dequant reads."""
+    src = "gate_up_proj" if proj in ("gate_proj", "up_proj") else "down_proj"
+    half = {"gate_proj": 0, "up_proj": 1, "down_proj": None}[proj]
+    view = {}
+    for suffix, name in FUSED_SUFFIXES:
+        key = f"{p}experts.{src}{suffix}"
+        if key not in t:
+            continue
+        dt, _, arr = t[key]
+        a = arr[e]
+        if half is not None and name == "weight_zero_point":
+            a = a[half * inter // 8 : (half + 1) * inter // 8]  # eight output rows to a word
+        elif half is not None:
+            a = a[half] if a.ndim <= 1 or name == "weight_shape" else a[half * inter : (half + 1) * inter]
+        view[f"x.{name}"] = (dt, list(np.shape(a)), np.asarray(a))
+    return view, "x."
+
+
+def qwen3_quant_numpy_forward(t: dict, layer: int, x: np.ndarray, fused: bool, quant: dict, inter: int) -> np.ndarray:
+    """Qwen3-MoE block in float64 over weights dequantized by quant_dequant from the saved tensors."""
+    p = f"model.layers.{layer}.mlp."
+    router = qd.float_of(t[p + "gate.weight"][0], t[p + "gate.weight"][2])
+    logits = x @ router.T
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    y = np.zeros_like(x)
+
+    def proj(e: int, name: str) -> np.ndarray:
+        if fused:
+            view, prefix = fused_view(t, p, e, name, inter)
+            return qd.dequantize_projection(view, prefix, quant).astype(np.float64)
+        return qd.dequantize_projection(t, f"{p}experts.{e}.{name}.", quant).astype(np.float64)
+
+    for n in range(x.shape[0]):
+        top = np.argsort(-probs[n], kind="stable")[:2]
+        w = probs[n, top] / probs[n, top].sum()
+        for e, we in zip(top, w):
+            h = silu(proj(e, "gate_proj") @ x[n]) * (proj(e, "up_proj") @ x[n])
+            y[n] += we * (proj(e, "down_proj") @ h)
+    return y
+
+
+def make_qwen3_static(out: Path, seed: int, name: str) -> dict[str, Any]:
+    hidden, inter, quant, quantize, act_div = STATIC_FIXTURES[name]
+    folder = out / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(fixture_seed(seed, "qwen3_moe", name))
+    torch.manual_seed(fixture_seed(seed, "qwen3_moe", name))
+    cfg = AutoConfig.for_model("qwen3_moe", **BASE, hidden_size=hidden, intermediate_size=inter, moe_intermediate_size=inter, num_experts=Q_E, num_experts_per_tok=2, norm_topk_prob=True)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    redraw(model, gen)
+    round_to_bf16(model)
+    blocks = moe_blocks(model)
+    inputs = {layer: torch.randn(TOKENS, hidden, generator=gen) for layer in blocks}
+    # Per (layer, expert, projection): the stored tensors under their per-expert suffixes, with their dtypes.
+    stored: dict[tuple[int, int, str], dict[str, tuple[str, np.ndarray]]] = {}
+    with torch.no_grad():
+        for layer, (_, block) in blocks.items():
+            gu, dn = block.experts.gate_up_proj, block.experts.down_proj
+            act_scale = np.float32(inputs[layer].abs().max().item() / act_div)
+            for e in range(Q_E):
+                for proj, w in (("gate_proj", gu[e, :inter]), ("up_proj", gu[e, inter:]), ("down_proj", dn[e])):
+                    entry = quantize(w.numpy(), act_scale)
+                    stored[(layer, e, proj)] = entry
+                    view = {f"x.{k}": (dt, list(np.shape(a)), a) for k, (dt, a) in entry.items()}
+                    w.copy_(torch.from_numpy(qd.dequantize_projection(view, "x.", quant)))
+    golden = {f"moe.{layer}.input": x for layer, x in inputs.items()}
+    golden.update(capture(model, inputs))
+
+    def as_torch(dt: str, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.array(a, copy=True, order="C"))  # np.ascontiguousarray would turn a scalar into [1]
+        if dt == "F8_E4M3":
+            return t.view(torch.float8_e4m3fn)
+        if dt == "BF16":
+            return t.view(torch.int16).view(torch.bfloat16)
+        return t
+
+    def per_expert(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for (layer, e, proj), entry in stored.items():
+            pre = f"model.layers.{layer}.mlp.experts.{e}.{proj}."
+            if pre + "weight" not in t:
+                raise FixtureError(f"original save has no {pre}weight")
+            if "weight" not in entry:
+                del t[pre + "weight"]
+            for k, (dt, a) in entry.items():
+                t[pre + k] = as_torch(dt, a)
+        return t
+
+    def fused(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        suffix_of = {name: suffix for suffix, name in FUSED_SUFFIXES}
+        for layer in blocks:
+            pre = f"model.layers.{layer}.mlp.experts."
+            q = lambda e, n, k: stored[(layer, e, n)][k][1]  # noqa: E731
+            if "weight" not in stored[(layer, 0, "gate_proj")]:  # the float weights give way to packed ones
+                del t[pre + "gate_up_proj"], t[pre + "down_proj"]
+            for k, (dt, _) in stored[(layer, 0, "gate_proj")].items():
+                suffix = suffix_of[k]
+                if k == "weight_shape":  # [E, 2, 2] (gate, up) and [E, 2]
+                    gu = np.stack([np.stack([q(e, "gate_proj", k), q(e, "up_proj", k)]) for e in range(Q_E)])
+                    dn = np.stack([q(e, "down_proj", k) for e in range(Q_E)])
+                elif np.ndim(q(0, "gate_proj", k)) >= 2:  # rows: gate's then up's
+                    gu = np.stack([np.concatenate([q(e, "gate_proj", k), q(e, "up_proj", k)]) for e in range(Q_E)])
+                    dn = np.stack([q(e, "down_proj", k) for e in range(Q_E)])
+                else:  # one value per projection: [E, 2] (gate, up) and [E]
+                    gu = np.stack([np.concatenate([np.ravel(q(e, "gate_proj", k)), np.ravel(q(e, "up_proj", k))]) for e in range(Q_E)])
+                    dn = np.stack([np.ravel(q(e, "down_proj", k))[0] for e in range(Q_E)])
+                t[pre + "gate_up_proj" + suffix] = as_torch(dt, gu)
+                t[pre + "down_proj" + suffix] = as_torch(dt, dn)
+        return t
+
+    saved = model.to(torch.bfloat16)
+    for layout, original, replace in (("original", True, per_expert), ("fused", False, fused)):
+        saved.save_pretrained(folder / layout, save_original_format=original, max_shard_size="1GB")
+        rewrite(folder / layout, replace, quant)
+
+    report: dict[str, Any] = {}
+    for layout in ("original", "fused"):
+        t = qd.read_folder(folder / layout)
+        report[layout] = {"transformers_load": "not attempted: transformers 5.17 cannot load pre-quantized NVFP4, nor compressed-tensors checkpoints without the compressed-tensors package, on CPU"}
+        for layer in blocks:
+            x = inputs[layer].double().numpy()
+            ref = golden[f"moe.{layer}.output"].numpy()
+            ours = qwen3_quant_numpy_forward(t, layer, x, layout == "fused", quant, inter)
+            if rel_err(ours, ref) > AGREE:
+                raise FixtureError(f"{name} {layout} layer {layer}: numpy forward differs from transformers' float forward by {rel_err(ours, ref)}")
+            report[layout][str(layer)] = {"numpy_vs_output": rel_err(ours, ref)}
+    save_file(golden, str(folder / "golden.safetensors"))
+    what = ", ".join(f"{k} {dt}" for k, (dt, _) in stored[(0, 0, "gate_proj")].items()) + " per expert projection, BF16 elsewhere"
+    write_meta(folder, "qwen3_moe", blocks, what, report)
+    meta = json.loads((folder / "golden.json").read_text())
+    meta["produced_by"] += "; expert weights dequantized by golden/tools/quant_dequant.py (independent numpy, from the saved bytes)"
+    meta["output_hf_load"] = "none: transformers cannot load this format on CPU"
+    (folder / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return report
+
+
 def write_meta(folder: Path, model_type: str, blocks: dict[int, tuple[str, torch.nn.Module]], dtype: str, report: dict[str, Any]) -> None:
     meta = {
         "model_type": model_type,
@@ -486,7 +775,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--only", choices=["fp8", "mxfp4", "control"], help="control: FP8 with H = 256, I = 128 (not shipped)")
+    ap.add_argument("--only", choices=["fp8", "mxfp4", "control", *STATIC_FIXTURES], help="control: FP8 with H = 256, I = 128 (not shipped)")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     if a.only in (None, "fp8"):
@@ -495,6 +784,9 @@ def main(argv: list[str]) -> int:
         print("control", json.dumps(make_qwen3_fp8(a.out, a.seed, "control"), indent=1))
     if a.only in (None, "mxfp4"):
         print("gpt_oss-mxfp4", json.dumps(make_gpt_oss_mxfp4(a.out, a.seed), indent=1))
+    for name in STATIC_FIXTURES:
+        if a.only in (None, name):
+            print(name, json.dumps(make_qwen3_static(a.out, a.seed, name), indent=1))
     return 0
 
 

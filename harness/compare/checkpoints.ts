@@ -110,7 +110,8 @@ async function refusedAs<T>(side: 'A' | 'B', dir: string, step: () => Promise<T>
     return await step();
   } catch (e) {
     if (!(e instanceof MoeConformanceError)) throw e;
-    throw new CheckpointRefused(`checkpoint ${side} cannot be loaded: ${e.name}: ${e.message}`, { file: dir, expected: 'a checkpoint the reference loader accepts', found: e.name });
+    // One message: the side and its folder, then the loader's own error as it is (with its file).
+    throw new CheckpointRefused(`checkpoint ${side} (${dir}) cannot be loaded: ${e.name}: ${e.message}`);
   }
 }
 

@@ -8,11 +8,15 @@
 // `fail` means the case is expected to fail: it passes the run when it fails (status
 // xfail) and breaks the run when it passes (status unexpected-pass), so fixed bugs cannot
 // hide behind a stale line. `skip` means the case is not run. The first matching line wins.
-import { readFile } from 'node:fs/promises';
 import { MoeConformanceError } from '../errors.js';
+import { readBoundedFile } from '../safetensors/bounded-read.js';
 import { formatCasePattern, matchesPattern, parseCasePattern, type CaseId, type CasePattern } from './case-id.js';
 
 export class ExpectationsError extends MoeConformanceError {}
+
+/** The largest expectations file read (spec §5). */
+export const EXPECTATIONS_MAX_BYTES = 16 << 20;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export type ExpectationKind = 'fail' | 'skip';
 
@@ -63,7 +67,7 @@ export class Expectations {
   static async read(file: string): Promise<Expectations> {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = utf8.decode(await readBoundedFile(file, EXPECTATIONS_MAX_BYTES));
     } catch (e) {
       throw new ExpectationsError(`cannot read expectations: ${(e as Error).message}`, { file });
     }

@@ -27,12 +27,57 @@ export type PartName =
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
   | 'up_scale'
-  | 'down_scale';
+  | 'down_scale'
+  // One value per expert projection (NVFP4's `weight_scale_2`, static activation scales): [1].
+  | 'gate_scale_2'
+  | 'up_scale_2'
+  | 'down_scale_2'
+  | 'gate_input_scale'
+  | 'up_input_scale'
+  | 'down_input_scale'
+  // Integer group quantization: the zero-point grid (the scale grid's, `zeroRows` rows packed
+  // into one stored element), and the stored `[out, in]` of each projection ([2]).
+  | 'gate_zero'
+  | 'up_zero'
+  | 'down_zero'
+  | 'gate_shape'
+  | 'up_shape'
+  | 'down_shape'
+  // The group of each input column (GPTQ's `g_idx`): gate/up [H], down [I].
+  | 'gate_g_idx'
+  | 'up_g_idx'
+  | 'down_g_idx';
 
 /** Parts a checkpoint stores that no canonical tensor holds: checked for shape, written as zeros, never loaded. */
 export const UNUSED_PARTS: ReadonlySet<PartName> = new Set(['unused_router_bias']);
 
-export const EXPERT_PARTS: ReadonlySet<PartName> = new Set(['gate', 'up', 'down', 'gate_bias', 'up_bias', 'down_bias', 'gate_scale', 'up_scale', 'down_scale']);
+/** Per-projection single values of quantized checkpoints, each of shape [1]. */
+export const PROJECTION_SCALARS = ['gate_scale_2', 'up_scale_2', 'down_scale_2', 'gate_input_scale', 'up_input_scale', 'down_input_scale'] as const;
+
+export const EXPERT_PARTS: ReadonlySet<PartName> = new Set<PartName>([
+  'gate',
+  'up',
+  'down',
+  'gate_bias',
+  'up_bias',
+  'down_bias',
+  'gate_scale',
+  'up_scale',
+  'down_scale',
+  ...PROJECTION_SCALARS,
+  'gate_zero',
+  'up_zero',
+  'down_zero',
+  'gate_shape',
+  'up_shape',
+  'down_shape',
+  'gate_g_idx',
+  'up_g_idx',
+  'down_g_idx',
+]);
+
+/** A scale block edge that covers a whole axis (per-tensor and per-channel scales): ceil(n / WHOLE_AXIS) = 1. */
+export const WHOLE_AXIS = Number.MAX_SAFE_INTEGER;
 
 /** The sizes that fix every part's shape. */
 export interface PartSizes {
@@ -62,6 +107,10 @@ export interface QuantGeometry {
   scaleBlock: { rows: number; cols: number };
   /** Whether a TP cut may split a scale block (both ranks then hold its scale); otherwise a rank must hold whole blocks. */
   splitsBlocks: boolean;
+  /** Zero points packed into one stored element along the rows (compressed-tensors: 8 per I32); formats with zero points only. */
+  zeroRows?: number;
+  /** Whether `packing` packs the weight along its rows (`[out/8, in]`, AWQ) instead of its columns. */
+  packRows?: boolean;
 }
 
 export function partShape(part: PartName, s: PartSizes): number[] {
@@ -92,6 +141,30 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.hidden, s.sharedIntermediate];
     case 'shared_gate':
       return [1, s.hidden];
+    case 'gate_scale_2':
+    case 'up_scale_2':
+    case 'down_scale_2':
+    case 'gate_input_scale':
+    case 'up_input_scale':
+    case 'down_input_scale':
+      return [1];
+    case 'gate_zero':
+    case 'up_zero':
+    case 'down_zero': {
+      const [rows, cols] = part === 'down_zero' ? [s.hidden, s.intermediate] : [s.intermediate, s.hidden];
+      const q = s.quant;
+      if (q?.zeroRows === undefined) throw new Error(`part ${part} needs a quantization scheme with zero points`);
+      return [Math.ceil(rows / q.zeroRows), Math.ceil(cols / q.scaleBlock.cols)];
+    }
+    case 'gate_shape':
+    case 'up_shape':
+    case 'down_shape':
+      return [2];
+    case 'gate_g_idx':
+    case 'up_g_idx':
+      return [s.hidden];
+    case 'down_g_idx':
+      return [s.intermediate];
   }
 }
 
@@ -104,7 +177,7 @@ function expertPartShape(part: 'gate' | 'up' | 'down' | 'gate_scale' | 'up_scale
   const [rows, cols] = part === 'down' || part === 'down_scale' ? [s.hidden, s.intermediate] : [s.intermediate, s.hidden];
   const q = s.quant;
   const scale = part.endsWith('_scale');
-  if (!scale) return [rows, cols / (q?.packing ?? 1)];
+  if (!scale) return q?.packRows ? [rows / q.packing, cols] : [rows, cols / (q?.packing ?? 1)];
   // A layout that names a scale part without a quantization scheme is a registry bug.
   if (q === undefined) throw new Error(`part ${part} needs a quantization scheme`);
   return [Math.ceil(rows / q.scaleBlock.rows), Math.ceil(cols / q.scaleBlock.cols)];
@@ -251,6 +324,18 @@ export function unsqueezeLeading(inner: Op): Op {
       shape: [1, ...x.shape],
       placements: x.placements.map((p) => ({ part: p.part, coords: [{ constant: 0, perIndex: zeros(p), perExpert: 0 }, ...p.coords] })),
     };
+  };
+}
+
+/**
+ * A one-element tensor viewed as `shape` (all ones, or `[]` for a scalar): a per-tensor scale
+ * stored as `[]` or `[1]` (inverse: the same view back).
+ */
+export function single(inner: Op, shape: number[]): Op {
+  return (s) => {
+    const x = inner(s);
+    if (x.shape.some((n) => n !== 1) || shape.some((n) => n !== 1)) throw new Error(`single: ${JSON.stringify(x.shape)} is not one element`);
+    return { shape: shape.slice(), placements: x.placements.map((p) => ({ part: p.part, coords: shape.map(() => ({ constant: 0, perIndex: zeros(p), perExpert: 0 })) })) };
   };
 }
 

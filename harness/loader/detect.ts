@@ -9,6 +9,10 @@ import { ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, Unrecognis
 import { EXPERT_PARTS, partViews, type PartName, type PartView } from '../layouts/ops.js';
 import { LAYOUT_NAMES, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from '../layouts/registry.js';
 import { moeLayoutsOf } from '../quant/layout.js';
+import { isRouterQuantTensor, QuantizedRouter, ROUTER_DTYPES } from '../quant/errors.js';
+
+/** The parts that select experts: never quantized. */
+const ROUTER_PARTS: ReadonlySet<PartName> = new Set<PartName>(['router', 'router_bias', 'correction_bias']);
 
 /** What detection needs from a checkpoint: CheckpointDir provides it. */
 export interface TensorDirectory {
@@ -157,7 +161,12 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
       if (info.shape.length !== spec.shape.length || info.shape.some((n, i) => n !== spec.shape[i])) {
         throw new ShapeMismatch('tensor shape does not fit config.json', { layer, tensor: key, file: info.file, expected: spec.shape, found: info.shape });
       }
-      for (const view of spec.views) locations.set(locationKey(view.part, expert), { key, file: info.file, dtype: info.dtype, view });
+      for (const view of spec.views) {
+        if (ROUTER_PARTS.has(view.part) && !ROUTER_DTYPES.includes(info.dtype)) {
+          throw new QuantizedRouter('the router is stored quantized: routers are never quantized (spec/layouts.md §4)', { layer, tensor: key, file: info.file, expected: ROUTER_DTYPES.join('|'), found: info.dtype });
+        }
+        locations.set(locationKey(view.part, expert), { key, file: info.file, dtype: info.dtype, view });
+      }
       tensors.push(key);
     }
   }
@@ -194,6 +203,9 @@ function byShape(dir: TensorDirectory, original: CompiledSpec[], fused: Compiled
 
 function refuseUnknown(dir: TensorDirectory, key: string, layer: number, experts: number): never {
   const file = dir.info(key).file;
+  if (isRouterQuantTensor(key)) {
+    throw new QuantizedRouter('the router carries quantization tensors: routers are never quantized (spec/layouts.md §4)', { layer, tensor: key, file, expected: 'a float router without scales', found: key });
+  }
   const id = /(?:^|\.)experts\.(\d+)\./.exec(key);
   if (id && /^(0|[1-9]\d*)$/.test(id[1]!) && Number(id[1]) >= experts) {
     throw new ExpertOutOfRange('expert id beyond the number of experts in config.json', { layer, tensor: key, file, expected: `< ${experts}`, found: Number(id[1]) });

@@ -11,6 +11,7 @@ import { MoeConformanceError, type ErrorContext } from '../errors.js';
 import { SafetensorsFile } from '../safetensors/read.js';
 import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
 import { declaresDequantized } from '../quant/scheme.js';
+import { splitCompanion } from '../quant/format.js';
 
 /** The command could not start, or died from a signal (segfault, abort, OOM kill). */
 export class LoaderCrashed extends MoeConformanceError {}
@@ -29,7 +30,8 @@ export class CommandLineError extends MoeConformanceError {}
 export interface CommandLoaderOptions {
   timeoutMs: number;
   cwd?: string;
-  env?: NodeJS.ProcessEnv;
+  /** The loader's environment (default: this process's). Plain types, so that the published declarations need no @types/node. */
+  env?: Readonly<Record<string, string | undefined>>;
   /** Bytes of stderr kept (the tail: that is where the reason usually is). Default 64 KiB. */
   maxStderrBytes?: number;
   /** Where each call's output folder is made (default the system temp folder); a run removes it when interrupted. */
@@ -107,7 +109,8 @@ export function resolveSelf(words: string[]): string[] {
 
 export interface CommandResult {
   exitCode: number | null;
-  signal: NodeJS.Signals | null;
+  /** The signal that ended the loader (`SIGKILL`, ...), or null. */
+  signal: string | null;
   stderr: string;
   timedOut: boolean;
 }
@@ -219,9 +222,9 @@ async function readOutput(out: string, maxOutput: number, stderr: string): Promi
     } catch (e) {
       throw new LoaderOutputInvalid(`loader output metadata: ${(e as Error).message}`, { file: out });
     }
-    const scale = [...file.tensors.keys()].find((n) => n.endsWith('_scale'));
+    const scale = [...file.tensors.keys()].find((n) => splitCompanion(n) !== undefined);
     if (dequantized && scale !== undefined) {
-      throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale tensor', found: scale });
+      throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale, *_scale_2 or *_input_scale tensor', found: scale });
     }
     const canonical: Canonical = new Map();
     for (const name of file.tensors.keys()) canonical.set(name, await file.readTensor(name));

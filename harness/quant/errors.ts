@@ -12,3 +12,21 @@ export class ScaleMismatch extends QuantError {}
 
 /** A quantized weight has a dtype or shape the format does not allow (e.g. MXFP4 blocks not 16 bytes). */
 export class QuantizedWeightError extends QuantError {}
+
+/**
+ * The router (or a selection bias) is stored quantized, or with quantization tensors beside
+ * it: routers are never quantized (spec/layouts.md §4), and serving one dequantized changes
+ * which experts are selected.
+ */
+export class QuantizedRouter extends QuantError {}
+
+/** Float dtypes a router and its biases may have. */
+export const ROUTER_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64'];
+
+/** Keys of quantization tensors as the producers name them beside a weight (`.weight_scale`, `.qweight`, ...). */
+const QUANT_TENSOR = /\.(weight_scale(_inv|_2)?|input_scale|weight_packed|weight_zero_point|weight_g_idx|weight_shape|qweight|qzeros|scales|g_idx)$/;
+
+/** Whether `key` is a quantization tensor of a router (`mlp.gate.weight_scale`, `router.layer.qweight`; not shared-expert gates). */
+export function isRouterQuantTensor(key: string): boolean {
+  return QUANT_TENSOR.test(key) && /(^|\.)(gate|router)(\.layer|\.wg)?\.[a-z_0-9]+$/.test(key) && !/experts?\.|shared/.test(key);
+}

@@ -125,6 +125,97 @@ async function quantizedRank(src: Source, layer: number, req: ParallelRequest): 
       }
     }
     put('router.weight', await dir.read(`${p}gate.weight`));
+  } else if (src.scheme.method === 'nvfp4' || src.scheme.method === 'fp8-static') {
+    // Packed columns (NVFP4: two per byte), block-scale columns (NVFP4: one per 16; per-channel FP8: one per row, whole).
+    const nv = src.scheme.method === 'nvfp4';
+    const wCols = nv ? range(lo / 2, hi / 2) : range(lo, hi);
+    const sCols = nv ? range(lo / 16, hi / 16) : [0];
+    const sc2: Tensor[] = [];
+    const in13: Tensor[] = [];
+    const sd2: Tensor[] = [];
+    const ind: Tensor[] = [];
+    const flat = (t: Tensor): Tensor => ({ ...t, shape: [t.shape.reduce((a, b) => a * b, 1)] });
+    const read = (k: string) => dir.read(`${p}experts.${k}`);
+    for (const e of ids) {
+      if (src.fused) {
+        const [gu, gus, gu2, gui, dn, dns, dn2, dni] = await Promise.all(
+          ['gate_up_proj', 'gate_up_proj_weight_scale', 'gate_up_proj_weight_scale_2', 'gate_up_proj_input_scale', 'down_proj', 'down_proj_weight_scale', 'down_proj_weight_scale_2', 'down_proj_input_scale'].map((k) =>
+            dir.has(`${p}experts.${k}`) ? read(k) : Promise.resolve(undefined),
+          ),
+        );
+        const g = take(gu!, 0, [e]);
+        const gs = take(gus!, 0, [e]);
+        w13.push(cat([take(g, 1, range(lo, hi)), take(g, 1, range(I + lo, I + hi))], 1));
+        s13.push(cat([take(gs, 1, range(lo, hi)), take(gs, 1, range(I + lo, I + hi))], 1));
+        w2.push(take(take(dn!, 0, [e]), 2, wCols));
+        s2.push(take(take(dns!, 0, [e]), 2, sCols));
+        if (gu2) sc2.push(take(gu2, 0, [e]));
+        if (gui) in13.push(take(gui, 0, [e]));
+        if (dn2) sd2.push(take(dn2, 0, [e]));
+        if (dni) ind.push(take(dni, 0, [e]));
+      } else {
+        const q = (n: string) => (dir.has(`${p}experts.${e}.${n}`) ? dir.read(`${p}experts.${e}.${n}`) : Promise.resolve(undefined));
+        const [g, u, d] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => q(`${n}.weight`)));
+        const [gs, us, ds] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => q(`${n}.weight_scale`)));
+        const [g2, u2, d2] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => q(`${n}.weight_scale_2`)));
+        const [gi, ui, di] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => q(`${n}.input_scale`)));
+        w13.push(lead(cat([take(g!, 0, range(lo, hi)), take(u!, 0, range(lo, hi))], 0)));
+        s13.push(lead(cat([take(gs!, 0, range(lo, hi)), take(us!, 0, range(lo, hi))], 0)));
+        w2.push(lead(take(d!, 1, wCols)));
+        s2.push(lead(take(ds!, 1, sCols)));
+        if (g2) sc2.push(lead(cat([flat(g2), flat(u2!)], 0)));
+        if (gi) in13.push(lead(cat([flat(gi), flat(ui!)], 0)));
+        if (d2) sd2.push(flat(d2));
+        if (di) ind.push(flat(di));
+      }
+    }
+    if (sc2.length) put('experts.w13_scale_2', cat(sc2, 0));
+    if (sd2.length) put('experts.w2_scale_2', cat(sd2, 0));
+    if (in13.length) put('experts.w13_input_scale', cat(in13, 0));
+    if (ind.length) put('experts.w2_input_scale', cat(ind, 0));
+    put('router.weight', await dir.read(`${p}gate.weight`));
+  } else if (src.scheme.method === 'int4-ct') {
+    // Words of 8 codes along `in`; zero points 8 output rows to a word; groups of `gs` along `in`.
+    const gs = src.scheme.group;
+    const z13: Tensor[] = [];
+    const z2: Tensor[] = [];
+    const sh13: Tensor[] = [];
+    const sh2: Tensor[] = [];
+    const rows = range(lo, hi);
+    const zRows = range(lo / 8, hi / 8);
+    for (const e of ids) {
+      if (src.fused) {
+        const [gu, gus, guz, gush, dn, dns, dnz, dnsh] = await Promise.all(
+          ['gate_up_proj_packed', 'gate_up_proj_weight_scale', 'gate_up_proj_weight_zero_point', 'gate_up_proj_weight_shape', 'down_proj_packed', 'down_proj_weight_scale', 'down_proj_weight_zero_point', 'down_proj_weight_shape'].map((k) => dir.read(`${p}experts.${k}`)),
+        );
+        const one = (t: Tensor) => take(t, 0, [e]);
+        w13.push(cat([take(one(gu!), 1, rows), take(one(gu!), 1, range(I + lo, I + hi))], 1));
+        s13.push(cat([take(one(gus!), 1, rows), take(one(gus!), 1, range(I + lo, I + hi))], 1));
+        z13.push(cat([take(one(guz!), 1, zRows), take(one(guz!), 1, zRows.map((r) => I / 8 + r))], 1));
+        sh13.push(one(gush!));
+        w2.push(take(one(dn!), 2, range(lo / 8, hi / 8)));
+        s2.push(take(one(dns!), 2, range(lo / gs, hi / gs)));
+        z2.push(take(one(dnz!), 2, range(lo / gs, hi / gs)));
+        sh2.push(one(dnsh!));
+      } else {
+        const q = (n: string) => dir.read(`${p}experts.${e}.${n}`);
+        const get = (k: string) => Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => q(`${n}.${k}`)));
+        const [[g, u, d], [gs_, us, ds], [gz, uz, dz], [gsh, ush, dsh]] = (await Promise.all(['weight_packed', 'weight_scale', 'weight_zero_point', 'weight_shape'].map(get))) as Tensor[][] as [Tensor[], Tensor[], Tensor[], Tensor[]];
+        w13.push(lead(cat([take(g!, 0, rows), take(u!, 0, rows)], 0)));
+        s13.push(lead(cat([take(gs_!, 0, rows), take(us!, 0, rows)], 0)));
+        z13.push(lead(cat([take(gz!, 0, zRows), take(uz!, 0, zRows)], 0)));
+        sh13.push(lead(cat([lead(gsh!), lead(ush!)], 0)));
+        w2.push(lead(take(d!, 1, range(lo / 8, hi / 8))));
+        s2.push(lead(take(ds!, 1, range(lo / gs, hi / gs))));
+        z2.push(lead(take(dz!, 1, range(lo / gs, hi / gs))));
+        sh2.push(lead(dsh!));
+      }
+    }
+    put('experts.w13_zero', cat(z13, 0));
+    put('experts.w2_zero', cat(z2, 0));
+    put('experts.w13_shape', cat(sh13, 0));
+    put('experts.w2_shape', cat(sh2, 0));
+    put('router.weight', await dir.read(`${p}gate.weight`));
   } else {
     const [gub, gus, gubias, dnb, dns, dnbias] = await Promise.all(
       ['gate_up_proj_blocks', 'gate_up_proj_scales', 'gate_up_proj_bias', 'down_proj_blocks', 'down_proj_scales', 'down_proj_bias'].map((n) => dir.read(`${p}experts.${n}`)),
@@ -165,7 +256,7 @@ const requests = (s: SplitCase): ParallelRequest[] =>
   range(0, s.tp).flatMap((tpRank) => range(0, s.ep).map((epRank) => ({ tpSize: s.tp, tpRank, epSize: s.ep, epRank, epPlacement: s.placement })));
 
 // FP8, I = 160: TP 2 and 5 give 80 and 32 rows per rank, so blocks straddle ranks.
-const SPLITS: Record<QuantScheme['method'], SplitCase[]> = {
+const SPLITS: Partial<Record<QuantScheme['method'], SplitCase[]>> = {
   fp8: [
     { tp: 1, ep: 1, placement: 'linear' },
     { tp: 2, ep: 1, placement: 'linear' },
@@ -177,13 +268,31 @@ const SPLITS: Record<QuantScheme['method'], SplitCase[]> = {
     { tp: 2, ep: 1, placement: 'linear' },
     { tp: 2, ep: 3, placement: 'round_robin' },
   ],
+  // NVFP4, I = 32: TP 2 keeps whole 16-element blocks.
+  nvfp4: [
+    { tp: 1, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 3, placement: 'round_robin' },
+  ],
+  // INT4 groups of 32, I = 64: TP 2 keeps whole groups.
+  'int4-ct': [
+    { tp: 1, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 3, placement: 'round_robin' },
+  ],
+  // Static FP8 per channel, I = 40: any TP size that divides it.
+  'fp8-static': [
+    { tp: 1, ep: 1, placement: 'linear' },
+    { tp: 4, ep: 1, placement: 'linear' },
+    { tp: 5, ep: 2, placement: 'round_robin' },
+  ],
 };
 
 const fixtures: Fixture[] = await discoverFixtures(ROOT);
 
 describe('quantized golden fixtures', () => {
-  it('are the two expected ones', () => {
-    expect(fixtures.map((f) => f.name)).toEqual(['gpt_oss-mxfp4', 'qwen3_moe-fp8']);
+  it('are the five expected ones: FP8 block, MXFP4, NVFP4, per-channel static FP8 and asymmetric INT4 groups', () => {
+    expect(fixtures.map((f) => f.name)).toEqual(['gpt_oss-mxfp4', 'qwen3_moe-fp8', 'qwen3_moe-fp8-channel', 'qwen3_moe-int4-g32-asym', 'qwen3_moe-nvfp4']);
   });
 
   for (const fixture of fixtures) {
@@ -195,7 +304,7 @@ describe('quantized golden fixtures', () => {
           const scheme = quantSchemeOf(dir.config.raw)!;
           const src: Source = { dir, sem, scheme, fused: layout === 'fused' };
           for (const golden of await readGolden(fixture, sem)) {
-            for (const split of SPLITS[scheme.method]) {
+            for (const split of SPLITS[scheme.method] ?? [{ tp: 1, ep: 1, placement: 'linear' as const }]) {
               const ranks: RankTensors[] = [];
               for (const req of requests(split)) {
                 const derived = await quantizedRank(src, golden.layer, req);

@@ -3,24 +3,37 @@ import { WHOLE, type Canonical, type Tensor } from '../tensor.js';
 import { dequantizeCanonical, dequantizeRanks } from './dequantize.js';
 import { QuantConfigError, ScaleMismatch } from './errors.js';
 import { declaresDequantized, DEQUANTIZED_METADATA_KEY, fp8Scheme, MXFP4_SCHEME, quantizationConfig, quantSchemeOf } from './scheme.js';
+import { QUANT_DTYPES } from './formats/index.js';
+import { fp8StaticScheme } from './formats/fp8-static.js';
 
 describe('quantization_config', () => {
-  it('reads fp8 (block size, default [128, 128] as transformers) and mxfp4; no config means unquantized', () => {
+  it('reads fp8 with a block size, mxfp4, ModelOpt NVFP4; no config means unquantized', () => {
     expect(quantSchemeOf({})).toBeUndefined();
     expect(quantSchemeOf({ quantization_config: null })).toBeUndefined();
     expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', weight_block_size: [64, 32] } })).toEqual(fp8Scheme({ rows: 64, cols: 32 }));
-    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', fmt: 'e4m3' } })).toEqual(fp8Scheme({ rows: 128, cols: 128 }));
     expect(quantSchemeOf({ quantization_config: { quant_method: 'mxfp4' } })).toEqual(MXFP4_SCHEME);
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'modelopt', quant_algo: 'NVFP4' } })).toEqual(QUANT_DTYPES.nvfp4);
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'modelopt', quantization: { quant_algo: 'NVFP4', group_size: 16 } } })).toEqual(QUANT_DTYPES.nvfp4);
+  });
+
+  it('fp8 without weight_block_size is static per-tensor FP8, never block scales (spec/layouts.md §4.2)', () => {
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', fmt: 'e4m3' } })).toEqual(fp8StaticScheme('fp8', 'tensor', false));
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'fp8', activation_scheme: 'static' } })).toEqual(fp8StaticScheme('fp8', 'tensor', true));
+    expect(quantSchemeOf({ quantization_config: { quant_method: 'modelopt', quant_algo: 'FP8' } })).toEqual(fp8StaticScheme('modelopt', 'tensor', true));
+    const ct = (strategy: string, input: unknown) => ({ quant_method: 'compressed-tensors', format: 'float-quantized', config_groups: { group_0: { weights: { num_bits: 8, type: 'float', strategy }, input_activations: input } } });
+    expect(quantSchemeOf({ quantization_config: ct('channel', null) })).toEqual(fp8StaticScheme('compressed-tensors', 'channel', false));
+    expect(quantSchemeOf({ quantization_config: ct('tensor', { dynamic: false, strategy: 'tensor' }) })).toEqual(fp8StaticScheme('compressed-tensors', 'tensor', true));
+    expect(quantSchemeOf({ quantization_config: ct('tensor', { dynamic: true, strategy: 'token' }) })).toEqual(fp8StaticScheme('compressed-tensors', 'tensor', false));
+    expect(() => quantSchemeOf({ quantization_config: ct('block', null) })).toThrow(QuantConfigError);
   });
 
   it('the configs generated checkpoints declare read back as their schemes', () => {
-    expect(quantSchemeOf({ quantization_config: quantizationConfig('fp8') })).toEqual(fp8Scheme({ rows: 128, cols: 128 }));
-    expect(quantSchemeOf({ quantization_config: quantizationConfig('fp8', [4, 6]) })).toEqual(fp8Scheme({ rows: 4, cols: 6 }));
-    expect(quantSchemeOf({ quantization_config: quantizationConfig('mxfp4') })).toEqual(MXFP4_SCHEME);
+    for (const scheme of Object.values(QUANT_DTYPES)) expect(quantSchemeOf({ quantization_config: quantizationConfig(scheme) })).toEqual(scheme);
+    expect(quantSchemeOf({ quantization_config: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })) })).toEqual(fp8Scheme({ rows: 4, cols: 6 }));
   });
 
   it('refuses other methods, other FP8 formats and malformed configs', () => {
-    for (const q of ['fp8', [1], { quant_method: 'awq' }, { quant_method: 'fp8', fmt: 'e5m2' }, { quant_method: 'fp8', weight_block_size: [128] }]) {
+    for (const q of ['fp8', [1], { quant_method: 'awq' }, { quant_method: 'fp8', fmt: 'e5m2' }, { quant_method: 'fp8', weight_block_size: [128] }, { quant_method: 'modelopt', quant_algo: 'NVFP4', group_size: 32 }, { quant_method: 'modelopt', quant_algo: 'W4A8_AWQ' }]) {
       expect(() => quantSchemeOf({ quantization_config: q })).toThrow(QuantConfigError);
     }
   });

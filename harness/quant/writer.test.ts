@@ -14,9 +14,11 @@ import { WHOLE, type ParallelRequest } from '../tensor.js';
 import { buildConfig, type ModelSizes } from '../writer/config.js';
 import { storedTensors, writeMoeCheckpoint } from '../writer/write-checkpoint.js';
 import { dequantizeCanonical } from './dequantize.js';
-import { QuantConfigError } from './errors.js';
+import { QuantConfigError, QuantizedRouter } from './errors.js';
 import { moeLayoutsOf } from './layout.js';
 import { randomQuantizedCanonical } from './random.js';
+import { QUANT_DTYPES } from './formats/index.js';
+import { quantizationConfig } from './scheme.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'moe-quant-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -37,11 +39,29 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 20, intermediate: 12, topK: 2, layers: 1 }, quant: FP8, tp: [3] },
   { sizes: { modelType: 'deepseek_v3', experts: 4, hidden: 20, intermediate: 12, sharedIntermediate: 24, topK: 2, layers: 1 }, quant: FP8, tp: [2] },
   { sizes: { modelType: 'gpt_oss', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 2 }, quant: { quant_method: 'mxfp4' }, tp: [2] },
+  // NVFP4: per-expert (B, A), fused v5, and granitemoe's fused `input_linear.weight` (F); TP in whole 16-element blocks.
+  { sizes: { modelType: 'qwen3_moe', experts: 5, hidden: 32, intermediate: 32, topK: 2, layers: 2 }, quant: quantizationConfig(QUANT_DTYPES.nvfp4), tp: [2] },
+  { sizes: { modelType: 'mixtral', experts: 3, hidden: 16, intermediate: 48, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES.nvfp4), tp: [3] },
+  { sizes: { modelType: 'granitemoe', experts: 3, hidden: 16, intermediate: 32, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES.nvfp4), tp: [2] },
+  // INT4 groups (compressed-tensors): symmetric and asymmetric, TP in whole groups.
+  { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-ct-g32']), tp: [2] },
+  { sizes: { modelType: 'mixtral', experts: 3, hidden: 64, intermediate: 128, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-ct-g64-asym']), tp: [2] },
+  // GPTQ (v1, zeros stored - 1): symmetric and asymmetric, per expert and fused.
+  { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-gptq-g32']), tp: [2] },
+  { sizes: { modelType: 'mixtral', experts: 3, hidden: 64, intermediate: 128, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-gptq-g64-asym']), tp: [2] },
+  // AWQ GEMM: packed along the output axis in AWQ's order, per expert and fused.
+  { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-awq-g32']), tp: [2] },
+  // Static FP8, every producer's form; no TP constraint.
+  ...(['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] as const).map((d) => ({
+    sizes: { modelType: 'qwen3_moe', experts: 5, hidden: 20, intermediate: 12, topK: 2, layers: 1 },
+    quant: quantizationConfig(QUANT_DTYPES[d]),
+    tp: [2, 3],
+  })),
 ];
 
 describe('quantized checkpoints through the writer and the reference loader', () => {
   for (const { sizes, quant, tp } of CASES) {
-    it(`${sizes.modelType} ${quant.quant_method}: both layouts load back whole and per TP rank, identically`, async () => {
+    it(`${sizes.modelType} ${String(quant.quant_method)} ${String(quant.quant_algo ?? quant.format ?? '')}: both layouts load back whole and per TP rank, identically`, async () => {
       const config = configOf(sizes, quant);
       const { dims, scheme } = moeLayoutsOf(config);
       const canonical = randomQuantizedCanonical(dims, scheme!, seed);
@@ -111,5 +131,76 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     const extra = new Map([['model.layers.0.mlp.shared_experts.gate_proj.weight_scale_inv', { dtype: 'F32' as const, shape: [3, 4], bytes: new Uint8Array(48) }]]);
     await writeMoeCheckpoint(dsDir, { config: ds, layout: 'original', canonical: randomQuantizedCanonical(dsDims.dims, dsDims.scheme!, seed), extra });
     await expect(loadCanonical(dsDir, WHOLE)).rejects.toThrow(UnrecognisedTensor);
+  });
+
+  it('NVFP4 and static FP8 are stored under the producers\' names and shapes (spec/layouts.md §4.1, §4.2)', () => {
+    const sizes: ModelSizes = { modelType: 'qwen3_moe', experts: 2, hidden: 32, intermediate: 16, topK: 1, layers: 1 };
+    const shapes = (d: keyof typeof QUANT_DTYPES, layout: 'original' | 'fused') => {
+      const config = configOf(sizes, quantizationConfig(QUANT_DTYPES[d]));
+      const { dims, scheme } = moeLayoutsOf(config);
+      const stored = storedTensors({ config, layout, canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+      return Object.fromEntries([...stored].filter(([k]) => k.includes('experts.1.') || k.includes('experts.gate_up') || k.includes('experts.down')).map(([k, t]) => [k.replace('model.layers.0.mlp.', ''), `${t.dtype} [${t.shape.join(', ')}]`]));
+    };
+    expect(shapes('nvfp4', 'original')).toMatchObject({
+      'experts.1.gate_proj.weight': 'U8 [16, 16]',
+      'experts.1.gate_proj.weight_scale': 'F8_E4M3 [16, 2]',
+      'experts.1.gate_proj.weight_scale_2': 'F32 []',
+      'experts.1.gate_proj.input_scale': 'F32 []',
+      'experts.1.down_proj.weight': 'U8 [32, 8]',
+      'experts.1.down_proj.weight_scale': 'F8_E4M3 [32, 1]',
+    });
+    expect(shapes('nvfp4', 'fused')).toEqual({
+      'experts.gate_up_proj': 'U8 [2, 32, 16]',
+      'experts.gate_up_proj_weight_scale': 'F8_E4M3 [2, 32, 2]',
+      'experts.gate_up_proj_weight_scale_2': 'F32 [2, 2]',
+      'experts.gate_up_proj_input_scale': 'F32 [2, 2]',
+      'experts.down_proj': 'U8 [2, 32, 8]',
+      'experts.down_proj_weight_scale': 'F8_E4M3 [2, 32, 1]',
+      'experts.down_proj_weight_scale_2': 'F32 [2]',
+      'experts.down_proj_input_scale': 'F32 [2]',
+    });
+    expect(shapes('fp8-tensor', 'original')).toMatchObject({ 'experts.1.up_proj.weight': 'F8_E4M3 [16, 32]', 'experts.1.up_proj.weight_scale': 'F32 []', 'experts.1.up_proj.input_scale': 'F32 []' });
+    expect(shapes('fp8-ct-tensor', 'original')).toMatchObject({ 'experts.1.up_proj.weight_scale': 'F32 [1]', 'experts.1.up_proj.input_scale': 'F32 [1]' });
+    const channel = shapes('fp8-ct-channel', 'original');
+    expect(channel).toMatchObject({ 'experts.1.up_proj.weight_scale': 'F32 [16, 1]', 'experts.1.down_proj.weight_scale': 'F32 [32, 1]' });
+    expect(Object.keys(channel).some((k) => k.endsWith('input_scale'))).toBe(false);
+    expect(shapes('fp8-ct-channel', 'fused')).toMatchObject({ 'experts.gate_up_proj_weight_scale': 'F32 [2, 32, 1]', 'experts.down_proj_weight_scale': 'F32 [2, 32, 1]' });
+  });
+
+  it('NVFP4 refuses sizes off 16, TP splitting a 16-element block of w2, and the transposed llama4 form', async () => {
+    const nv = quantizationConfig(QUANT_DTYPES.nvfp4);
+    expect(() => moeLayoutsOf(configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 24, intermediate: 16, topK: 1, layers: 1 }, nv))).toThrow(ShapeMismatch);
+    expect(() => moeLayoutsOf(configOf({ modelType: 'llama4_text', experts: 2, hidden: 16, intermediate: 16, sharedIntermediate: 16, topK: 1, layers: 1 }, nv))).toThrow(QuantConfigError);
+    const config = configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 16, intermediate: 32, topK: 1, layers: 1 }, nv);
+    const { dims, scheme } = moeLayoutsOf(config);
+    const dir = fresh();
+    await writeMoeCheckpoint(dir, { config, layout: 'fused', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+    await expect(loadCanonical(dir, { tpSize: 4, tpRank: 1, epSize: 1, epRank: 0, epPlacement: 'linear' })).rejects.toThrow(InvalidParallelRequest);
+  });
+
+  it('static FP8 refuses a missing input_scale where the config declares static activations', async () => {
+    const config = configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 8, intermediate: 4, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES['fp8-tensor']));
+    const { dims, scheme } = moeLayoutsOf(config);
+    const stored = storedTensors({ config, layout: 'original', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+    stored.delete('model.layers.0.mlp.experts.1.up_proj.input_scale');
+    const dir = fresh();
+    await writeCheckpointDir(dir, config.raw, [...stored]);
+    await expect(loadCanonical(dir, WHOLE)).rejects.toThrow(/input_scale/);
+    await expect(loadCanonical(dir, WHOLE)).rejects.toThrow(MissingTensor);
+  });
+
+  it('refuses a router stored quantized, or with quantization tensors beside it (QuantizedRouter)', async () => {
+    const config = configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 16, intermediate: 16, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES.nvfp4));
+    const { dims, scheme } = moeLayoutsOf(config);
+    const stored = storedTensors({ config, layout: 'fused', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+    const router = 'model.layers.0.mlp.gate.weight';
+    const r = stored.get(router)!;
+    const f8 = new Map(stored).set(router, { dtype: 'F8_E4M3', shape: r.shape, bytes: new Uint8Array(r.bytes.length / 2) });
+    const scaled = new Map(stored).set('model.layers.0.mlp.gate.weight_scale', { dtype: 'F32', shape: [], bytes: new Uint8Array(4) });
+    for (const tensors of [f8, scaled]) {
+      const dir = fresh();
+      await writeCheckpointDir(dir, config.raw, [...tensors]);
+      await expect(loadCanonical(dir, WHOLE)).rejects.toThrow(QuantizedRouter);
+    }
   });
 });

@@ -2,7 +2,7 @@
 // spec/gpu.md. gpu.js only looks at `navigator.gpu`, so a session installs
 // that global and removes it on dispose (a live Dawn device would otherwise keep Node
 // running). One session is shared by every caller in the process, counted by references.
-import { mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,6 +94,7 @@ async function release(session: OpenSession): Promise<void> {
   if (session.references > 0 || open !== session) return;
   open = null;
   await gpujsContext().destroy();
+  removeRuntimeDir();
   if (session.previousNavigator) Object.defineProperty(globalThis, 'navigator', session.previousNavigator);
   else delete (globalThis as { navigator?: unknown }).navigator;
 }
@@ -128,7 +129,7 @@ async function acquire(options: WebGpuOptions): Promise<AdapterDescription> {
     };
   } catch (error) {
     if (error instanceof WebGpuUnavailableError) throw error;
-    throw new WebGpuUnavailableError(`no WebGPU adapter through Dawn: ${(error as Error).message}`, {
+    throw new WebGpuUnavailableError(`no WebGPU adapter through Dawn's ${backend} backend under Node: ${nodeReason(error as Error)}. ${ADAPTER_HINT}`, {
       expected: `an adapter from backend=${backend}`,
       found: 'none',
     });
@@ -139,7 +140,9 @@ async function createDawn(backend: string): Promise<DawnGpu> {
   try {
     // Loaded on demand: cpu and webasm modes never touch Dawn's native module.
     const { create } = (await import('webgpu')) as unknown as { create(options: string[]): DawnGpu };
-    return create([`backend=${backend}`]);
+    // MOE_DAWN_FEATURES: Dawn toggles to enable (comma-separated), e.g. for measurements.
+    const features = process.env.MOE_DAWN_FEATURES;
+    return create([`backend=${backend}`, ...(features ? [`enable-dawn-features=${features}`] : [])]);
   } catch (error) {
     throw new WebGpuUnavailableError(`cannot create Dawn: ${(error as Error).message.split('\n')[0]}`, {
       expected: 'a usable Dawn backend',
@@ -148,14 +151,33 @@ async function createDawn(backend: string): Promise<DawnGpu> {
   }
 }
 
+/** What to do when Dawn finds no adapter, on the machines this harness runs on (spec/gpu.md). */
+export const ADAPTER_HINT =
+  'On a Linux machine without a GPU, Dawn needs Mesa\'s EGL and GLES (Debian: apt-get install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri); ' +
+  'on an NVIDIA machine, use MOE_WEBGPU_BACKEND=vulkan with the driver\'s Vulkan ICD installed; MOE_WEBGPU_BACKEND picks another Dawn backend';
+
+/** The adapter error without gpu.js's browser advice ("run headed"), which does not apply under Node. */
+function nodeReason(error: Error): string {
+  return error.message.replace(/\s*On headless Chromium[^.]*\.\s*/, ' ').replace(/\s*Use `await GPU\.isWebGPUAvailable\(\)`[^.]*\.\s*/, ' ').trim().replace(/\.$/, '');
+}
+
+/** The XDG_RUNTIME_DIR this module made, removed with the last session (test runners may end a process without its exit event). */
+let runtimeDir: string | undefined;
+
 /** Mesa needs a headless EGL platform; XDG_RUNTIME_DIR only silences its warnings. */
 function prepareEnvironment(): void {
   process.env.EGL_PLATFORM ??= 'surfaceless';
   if (process.env.XDG_RUNTIME_DIR === undefined) {
-    const dir = join(tmpdir(), `moe-conformance-xdg-${process.getuid?.() ?? 'user'}`);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    process.env.XDG_RUNTIME_DIR = dir;
+    runtimeDir = mkdtempSync(join(tmpdir(), 'moe-conformance-xdg-'));
+    process.env.XDG_RUNTIME_DIR = runtimeDir;
   }
+}
+
+function removeRuntimeDir(): void {
+  if (runtimeDir === undefined) return;
+  rmSync(runtimeDir, { recursive: true, force: true });
+  if (process.env.XDG_RUNTIME_DIR === runtimeDir) delete process.env.XDG_RUNTIME_DIR;
+  runtimeDir = undefined;
 }
 
 function gpujsContext(): GpujsWebGpuContext {

@@ -8,7 +8,7 @@ import { sharedSizeRule } from '../../harness/writer/config.js';
 import type { ModelSpec } from '../spec.js';
 import { MODEL_TRAITS, type ModelTraits } from './models.js';
 
-interface Core {
+export interface Core {
   experts: number;
   hidden: number;
   intermediate: number;
@@ -73,10 +73,11 @@ function groups(t: ModelTraits, experts: number): fc.Arbitrary<{ groups: number;
   return fc.constantFrom(...divisors).chain((g) => fc.integer({ min: 1, max: g }).map((topkGroups) => ({ groups: g, topkGroups })));
 }
 
-export function modelSpecArb(modelType: string): fc.Arbitrary<ModelSpec> {
+/** A model of `modelType` whose experts, hidden and intermediate sizes `cores` draws (default: the edge-weighted `coreDims`); the rest fits them. */
+export function modelSpecArb(modelType: string, cores: fc.Arbitrary<Core> = coreDims): fc.Arbitrary<ModelSpec> {
   const traits = MODEL_TRAITS[modelType];
   if (!traits) throw new Error(`no traits for model type ${modelType}`);
-  return coreDims.chain((core) =>
+  return cores.chain((core) =>
     fc
       .record({
         sharedIntermediate: sharedSize(modelType, core.intermediate),

@@ -1,34 +1,80 @@
-// Quantized checkpoints (spec §4): FP8 block-scaled routed experts for model types that
-// ship FP8 checkpoints in the per-expert (gate/up/down_proj, w1/w2/w3) and fused layouts,
-// and MXFP4 for gpt_oss with sizes in whole 32-element blocks and TP sizes that keep them.
+// Quantized checkpoints (spec §4), one family per format: FP8 block-scaled for every model
+// type and layout; static FP8 (every producer's form), NVFP4 (sizes in whole 16-element
+// blocks) and INT4 groups (sizes in whole groups) for every model type stored per expert or
+// fused [E, 2I, H]; MXFP4 for gpt_oss with sizes in whole 32-element blocks. TP sizes that would split a block of a format that forbids it are left to the
+// invalid-request family.
 import fc from 'fast-check';
 import type { CaseSpec, CheckpointSpec, QuantDtypeName } from '../spec.js';
 import { layoutArb, shardArb } from './checkpoint.js';
-import { modelSpecArb } from './dims.js';
+import { coreDims, modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
 import { tpKeepsBlocks } from '../../harness/canonical/cut.js';
-import { MXFP4_SCHEME } from '../../harness/quant/scheme.js';
+import { QUANT_DTYPES } from '../../harness/quant/formats/index.js';
+import { MODEL_TYPES } from '../../harness/layouts/registry.js';
 
-export const FP8_MODEL_TYPES: readonly string[] = ['qwen3_moe', 'qwen2_moe', 'mixtral', 'deepseek_v3'];
+/** FP8 block scales: every model type, every layout family (transposed, interleaved and flattened included). */
+export const FP8_MODEL_TYPES: readonly string[] = MODEL_TYPES;
+/** NVFP4, static FP8, INT4: every model type whose layouts are per expert or fused [E, 2I, H] (not llama4's transposed, gpt_oss's interleaved or dbrx's flattened experts). */
+export const PER_EXPERT_OR_FUSED_TYPES: readonly string[] = MODEL_TYPES.filter((t) => !['llama4_text', 'gpt_oss', 'dbrx'].includes(t));
 
-const fp8Checkpoint = (types: readonly string[]): fc.Arbitrary<CheckpointSpec> =>
-  fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t), layout: layoutArb(), dtype: fc.constant('fp8' as const), shards: shardArb }));
+/** Which model types each quantized dtype is drawn for, and the sizes it needs. */
+const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: number[]; intermediate?: number[]; layouts: boolean }> = {
+  fp8: { types: FP8_MODEL_TYPES, layouts: true },
+  mxfp4: { types: ['gpt_oss'], hidden: [32, 64], intermediate: [32, 64, 96], layouts: false },
+  nvfp4: { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
+  'fp8-tensor': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
+  'fp8-modelopt': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
+  'fp8-ct-tensor': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
+  'fp8-ct-channel': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
+  // INT4 groups: sizes in whole groups, TP in whole groups of w2's K.
+  'int4-ct-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-ct-g64-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-ct-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
+  'int4-gptq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-gptq-g64-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-awq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-awq-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
+};
 
-const mxfp4Checkpoint: fc.Arbitrary<CheckpointSpec> = fc
-  .record({ model: modelSpecArb('gpt_oss'), hidden: fc.constantFrom(32, 64), intermediate: fc.constantFrom(32, 64, 96), layout: layoutArb(), shards: shardArb })
-  .map(({ model, hidden, intermediate, layout, shards }) => ({ model: { ...model, hidden, intermediate }, layout, dtype: 'mxfp4' as const, shards }));
+/** The model types a quantized dtype is drawn for. */
+export const quantModelTypes = (d: QuantDtypeName): readonly string[] => FAMILIES[d].types;
 
-/** Valid loads of quantized checkpoints over all ranks, and (FP8) both layouts agreeing. */
-export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly QuantDtypeName[] = ['fp8', 'mxfp4'], modelTypes: readonly string[] = [...FP8_MODEL_TYPES, 'gpt_oss']): fc.Arbitrary<CaseSpec> {
-  const fp8Types = FP8_MODEL_TYPES.filter((t) => modelTypes.includes(t));
-  const checkpoints = dtypes.map((d) => (d === 'fp8' ? fp8Checkpoint(fp8Types) : mxfp4Checkpoint));
+function checkpointArb(dtype: QuantDtypeName, types: readonly string[]): fc.Arbitrary<CheckpointSpec> {
+  const f = FAMILIES[dtype];
+  // Sizes a format constrains are drawn from its list, with the default generator's experts.
+  const cores =
+    f.hidden && f.intermediate
+      ? coreDims.chain((c) => fc.record({ experts: fc.constant(c.experts), hidden: fc.constantFrom(...f.hidden!), intermediate: fc.constantFrom(...f.intermediate!) }))
+      : coreDims;
+  return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores), layout: layoutArb(), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
+}
+
+/** Valid loads of quantized checkpoints over all ranks, and (where a model has two) both layouts agreeing. */
+export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly QuantDtypeName[] = ['fp8', 'mxfp4'], modelTypes?: readonly string[]): fc.Arbitrary<CaseSpec> {
+  const checkpoints = dtypes.flatMap((d) => {
+    const types = FAMILIES[d].types.filter((t) => !modelTypes || modelTypes.includes(t));
+    return types.length ? [checkpointArb(d, types)] : [];
+  });
   return fc.oneof(...checkpoints).chain((checkpoint) => {
     const m = checkpoint.model;
-    const tpSizes = checkpoint.dtype === 'mxfp4' ? (limits.tpSizes ?? [1, 2, 3, 4]).filter((t) => tpKeepsBlocks(m.intermediate, t, MXFP4_SCHEME)) : limits.tpSizes;
-    const parallel = validParallelArb(m, { ...limits, ...(tpSizes ? { tpSizes } : {}) });
+    const scheme = QUANT_DTYPES[checkpoint.dtype as QuantDtypeName];
+    const tpSizes = (limits.tpSizes ?? [1, 2, 3, 4]).filter((t) => tpKeepsBlocks(m.intermediate, t, scheme));
+    const parallel = validParallelArb(m, { ...limits, tpSizes });
     const load = { arbitrary: parallel.map((p): CaseSpec => ({ kind: 'load', checkpoint, parallel: p })), weight: 3 };
-    // gpt_oss has one layout: nothing to compare.
     const layout = { arbitrary: parallel.map((p): CaseSpec => ({ kind: 'layout', checkpoint, parallel: p })), weight: 1 };
-    return checkpoint.dtype === 'fp8' ? fc.oneof(load, layout) : fc.oneof(load);
+    // The router is never quantized (spec/layouts.md §4): a checkpoint that quantizes it is refused.
+    const router = { arbitrary: fc.constant<CaseSpec>({ kind: 'refuse', checkpoint, broken: 'quantized-router' }), weight: 1 };
+    return FAMILIES[checkpoint.dtype as QuantDtypeName].layouts ? fc.oneof(load, layout, router) : fc.oneof(load, router);
   });
 }
+
+/** The quantized case families of the default suite: one per format, so each gets its share of cases. */
+export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly QuantDtypeName[] }> = [
+  { label: 'FP8 block scales', dtypes: ['fp8'] },
+  { label: 'MXFP4', dtypes: ['mxfp4'] },
+  { label: 'NVFP4', dtypes: ['nvfp4'] },
+  { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] },
+  { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128'] },
+  { label: 'INT4 groups (GPTQ: groups of 32, 64 asymmetric)', dtypes: ['int4-gptq-g32', 'int4-gptq-g64-asym'] },
+  { label: 'INT4 groups (AWQ GEMM: groups of 32, 128)', dtypes: ['int4-awq-g32', 'int4-awq-g128'] },
+];

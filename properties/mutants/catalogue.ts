@@ -9,6 +9,11 @@ import { referenceLoader } from '../../harness/loader/load.js';
 import { decodeFloats64, encodeFloats } from '../../harness/safetensors/codecs.js';
 import type { Canonical, Loader, ParallelRequest, Tensor } from '../../harness/tensor.js';
 import { memoLoader, recent } from '../memo.js';
+import { QuantizedRouter } from '../../harness/quant/errors.js';
+import { schemeOf } from '../../harness/quant/scheme.js';
+import { dequantizeCanonical } from '../../harness/quant/dequantize.js';
+import { int4CtScheme } from '../../harness/quant/formats/int4-ct.js';
+import { int4GptqScheme } from '../../harness/quant/formats/int4-gptq.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
 
 export interface Mutant {
@@ -212,4 +217,115 @@ export const MUTANTS: readonly Mutant[] = [
     return fixed;
   }),
   oneBlockCut('shared-expert-fused-cut', 'the shared expert\'s fused gate/up cut for TP in one piece', 'shared.w13', false),
+  ...QUANT_MUTANTS(),
 ];
+
+/** One value per expert projection (`w13_scale_2` [n, 2], `w2_input_scale` [n], ...) rewritten slot by slot as F32. */
+function mapPerProjection(c: Canonical, suffix: string, f: (v: Float32Array, slots: number, perSlot: number) => void): Canonical {
+  return mapTensors(c, suffix, (t) => {
+    const v = new Float32Array(t.bytes.slice().buffer);
+    f(v, t.shape[0]!, v.length / t.shape[0]!);
+    return { ...t, bytes: new Uint8Array(v.buffer) };
+  });
+}
+
+/** Bugs of quantized formats (spec/layouts.md §4): each changes only quantized ranks. */
+function QUANT_MUTANTS(): Mutant[] {
+  const swapNibbles = (t: Tensor): Tensor => (t.dtype !== 'U8' ? t : { ...t, bytes: t.bytes.map((b) => ((b & 15) << 4) | (b >> 4)) });
+  return [
+    onOutput('fp4-nibble-order-swapped', 'E2M1 pairs read high nibble first (element 2k taken from bits 4..7): NVFP4 and MXFP4 store element 2k in the low nibble', (out) =>
+      mapTensors(mapTensors(out, 'experts.w13', swapNibbles), 'experts.w2', swapNibbles),
+    ),
+    mutant('nvfp4-scale-2-from-expert-0', 'every expert\'s NVFP4 weight_scale_2 taken from expert 0 (the per-expert second-level scale loaded once)', async (dir, req) => {
+      const out = await load(dir, req);
+      if (![...out.keys()].some((k) => k.endsWith('_scale_2'))) return out;
+      const all = await load(dir, { ...req, epSize: 1, epRank: 0, epPlacement: 'linear' });
+      let fixed = out;
+      for (const suffix of ['experts.w13_scale_2', 'experts.w2_scale_2']) {
+        fixed = mapTensors(fixed, suffix, (t, name) => {
+          const first = all.get(name)!;
+          const per = first.bytes.length / first.shape[0]!;
+          const bytes = new Uint8Array(t.bytes.length);
+          for (let slot = 0; slot < t.shape[0]!; slot++) bytes.set(first.bytes.subarray(0, per), slot * per);
+          return { ...t, bytes };
+        });
+      }
+      return fixed;
+    }),
+    onOutput('nvfp4-gate-scale-2-for-up', 'one weight_scale_2 for gate and up: the gate\'s used for the up rows too (vLLM keeps w13_weight_scale_2[:, 0], "w1_weight_scale_2 must match w3_weight_scale_2")', (out) =>
+      mapPerProjection(out, 'experts.w13_scale_2', (v, slots) => {
+        for (let s = 0; s < slots; s++) v[2 * s + 1] = v[2 * s]!;
+      }),
+    ),
+    onOutput('input-scale-dropped', 'static activation scales (input_scale) not loaded: NVFP4 and static FP8 served without them', (out) => {
+      const fixed = new Map(out);
+      for (const k of out.keys()) if (k.endsWith('_input_scale')) fixed.delete(k);
+      return fixed;
+    }),
+    mutant('k-scales-not-cut', 'w2\'s scales left whole along K (I) under TP while w2 itself is cut: right at TP 1, wrong at TP > 1', async (dir, req) => {
+      const out = await load(dir, req);
+      if (req.tpSize === 1 || !out.has(`layers.${layersOf(out)[0]}.experts.w2_scale`)) return out;
+      const whole = await load(dir, { ...req, tpSize: 1, tpRank: 0 });
+      const fixed = new Map(out);
+      for (const k of out.keys()) if (k.endsWith('experts.w2_scale')) fixed.set(k, whole.get(k)!);
+      return fixed;
+    }),
+    mutant('quantized-router-accepted', 'a router stored quantized (the quantizer\'s ignore list missed it) loaded anyway, dequantized, instead of refused', async (dir, req) => {
+      try {
+        return await load(dir, req);
+      } catch (e) {
+        if (!(e instanceof QuantizedRouter)) throw e;
+        // What it serves does not matter: accepting the checkpoint is the bug.
+        return new Map();
+      }
+    }),
+    mutant('int4-zero-point-ignored', 'asymmetric INT4 dequantized as if symmetric (zero 8 for every group): the zero points loaded but never applied', async (dir, req) => {
+      const out = await load(dir, req);
+      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
+      if (scheme?.method !== 'int4-ct' || scheme.symmetric) return out;
+      const fixed = new Map([...out].filter(([k]) => !k.endsWith('_zero')));
+      return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true), req);
+    }),
+    mutant('gptq-zeros-without-plus-one', 'GPTQ v1 zeros read as stored (as gptq_v2 stores them): AutoGPTQ writes zero - 1, so every group is off by one scale step', async (dir, req) => {
+      const out = await load(dir, req);
+      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
+      if (scheme?.method !== 'int4-gptq' || !scheme.zerosMinusOne) return out;
+      return dequantizeCanonical(out, int4GptqScheme(scheme.group, scheme.symmetric, false), req);
+    }),
+    onOutput('int4-nibble-order-confused', 'INT4 words read in the other tool\'s nibble order: AutoAWQ\'s (nibble k holds element 0, 2, 4, 6, 1, 3, 5, 7) for compressed-tensors/GPTQ words packed in order, or the reverse', (out) =>
+      mapTensors(out, '', (t, name) => {
+        if (t.dtype !== 'I32' || !/experts\.w(13|2)$/.test(name)) return t;
+        const words = new Uint32Array(t.bytes.slice().buffer);
+        const order = [0, 2, 4, 6, 1, 3, 5, 7];
+        for (let i = 0; i < words.length; i++) {
+          let v = 0;
+          for (let k = 0; k < 8; k++) v |= ((words[i]! >>> (4 * order[k]!)) & 15) << (4 * k);
+          words[i] = v >>> 0;
+        }
+        return { ...t, bytes: new Uint8Array(words.buffer) };
+      }),
+    ),
+    onOutput('fp8-w13-requantized-to-max-scale', 'per-tensor FP8 gate and up requantized to the larger of their two scales (vLLM\'s "Fp8 moe kernel needs single weight scale for w13 per expert"): lossy where they differ', (out) => {
+      const fixed = new Map(out);
+      for (const [k, scale] of out) {
+        if (!k.endsWith('experts.w13_scale') || scale.dtype !== 'F32' || scale.shape.join() !== `${scale.shape[0]},2,1`) continue;
+        const wName = k.slice(0, -'_scale'.length);
+        const w = out.get(wName)!;
+        if (w.dtype !== 'F8_E4M3') continue;
+        const s = new Float32Array(scale.bytes.slice().buffer);
+        const q = decodeFloats64('F8_E4M3', w.bytes);
+        const half = q.length / scale.shape[0]! / 2;
+        for (let e = 0; e < scale.shape[0]!; e++) {
+          const max = Math.max(s[2 * e]!, s[2 * e + 1]!);
+          for (let h = 0; h < 2; h++) {
+            for (let i = 0; i < half; i++) q[(2 * e + h) * half + i] = (q[(2 * e + h) * half + i]! * s[2 * e + h]!) / max;
+            s[2 * e + h] = max;
+          }
+        }
+        fixed.set(wName, { ...w, bytes: encodeFloats('F8_E4M3', q) });
+        fixed.set(k, { ...scale, bytes: new Uint8Array(s.buffer) });
+      }
+      return fixed;
+    }),
+  ];
+}

@@ -5,15 +5,16 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { intOption, listOption, parse, reportOptions, shellQuote, UsageError } from '../args.js';
+import { selfCommand, shellQuote } from '../args.js';
+import { all, choices, int, ints, one, reportsOf, shardOf, startCommand, type CommandDef } from '../options.js';
 import { matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../../harness/protocol/command-loader.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
-import type { ReportFormat } from '../../reporters/files.js';
+import { REPORT_FORMATS } from '../../reporters/files.js';
 import { mergeResults, readResults } from '../../reporters/json.js';
 import { reportResults } from '../report-results.js';
-import { parseShard, runCases } from '../../runner.js';
+import { runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
@@ -21,102 +22,62 @@ import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
 
-const USAGE = `usage: moe-conformance check --loader "CMD ARGS" [options]
-       moe-conformance check --merge A.json B.json ... [--report FORMAT FILE ...]
-
-Runs the conformance suite against a loader command. The harness appends
+const DEF: CommandDef = {
+  name: 'check',
+  synopsis: ['--loader "CMD ARGS" [options]', '--merge A.json B.json ... [--report FORMAT FILE ...]'],
+  description: `Runs the conformance suite against a loader command. The harness appends
 --checkpoint DIR --out FILE --tp-size T --tp-rank r --ep-size P --ep-rank q --ep-placement X
-(spec §2). "moe-conformance ..." names this package's own CLI.
-
-options:
-  --cases N               generated cases (default 100)
-  --seed S                seed of the case sampler (default $FC_SEED or 42)
-  --model-types A,B       model types (default all registered)
-  --layouts original,fused
-  --dtypes f32,f16,bf16
-  --tp 1,2,4              TP sizes to try (default 1,2,3,4)
-  --ep 1,2,3              EP sizes to try (default 1,2,3,4)
-  --timeout SECONDS       per loader call (default 60)
-  --jobs N                cases at once (default 2)
-  --golden DIR ...        golden fixture folders, or folders holding them
-  --report FORMAT FILE    junit | json | html; repeatable
-  --keep-failures DIR     keep each failing case's checkpoint and loader outputs
-  --expectations FILE     lines "ID-or-pattern fail|skip # reason"
-  --shard i/n             run the i-th of n disjoint parts
-  --case ID               replay one case (repeatable); no sampling. With a * (a pattern
-                          like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches
-  --merge FILE ...        merge JSON results of --shard runs instead of running`;
-
-/** The multi-word options: `--report FORMAT FILE` and the path lists of `--golden` and `--merge`. */
-function extractMultiWord(argv: string[]): { rest: string[]; reports: Array<[ReportFormat, string]>; golden: string[]; merge: string[] } {
-  const { rest: afterReports, reports } = reportOptions(argv);
-  const rest: string[] = [];
-  const golden: string[] = [];
-  const merge: string[] = [];
-  for (let i = 0; i < afterReports.length; i++) {
-    const a = afterReports[i]!;
-    if (a === '--golden' || a === '--merge') {
-      const into = a === '--golden' ? golden : merge;
-      let j = i + 1;
-      while (j < afterReports.length && !afterReports[j]!.startsWith('--')) into.push(afterReports[j++]!);
-      if (j === i + 1) throw new UsageError(`${a} takes at least one path`);
-      i = j - 1;
-    } else rest.push(a);
-  }
-  return { rest, reports, golden, merge };
-}
-
-function sizes(value: string | undefined, name: string): number[] | undefined {
-  if (value === undefined) return undefined;
-  return listOption(value, []).map((v) => intOption(v, name, 0)).filter((n) => n >= 1);
-}
-
-function oneOfList<T extends string>(value: string | undefined, allowed: readonly T[], name: string): T[] | undefined {
-  if (value === undefined) return undefined;
-  const items = listOption(value, []);
-  for (const it of items) if (!(allowed as readonly string[]).includes(it)) throw new UsageError(`--${name}: unknown ${JSON.stringify(it)} (one of ${allowed.join(', ')})`);
-  return items as T[];
-}
+(spec §2). "moe-conformance ..." names this package's own CLI, run directly by node (through
+npx it would cost about a second more per call).`,
+  options: {
+    loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
+    cases: { args: ['N'], help: 'generated cases', default: '100' },
+    seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
+    'model-types': { args: ['A,B'], help: 'model types', default: 'all' },
+    layouts: { args: ['A,B'], help: `layouts: ${LAYOUTS.join(', ')}`, default: 'both' },
+    dtypes: { args: ['A,B'], help: `dtypes: ${DTYPE_NAMES.join(', ')}`, default: 'all' },
+    tp: { args: ['1,2,4'], help: 'TP sizes to try, each >= 1', default: '1,2,3,4' },
+    ep: { args: ['1,2,3'], help: 'EP sizes to try, each >= 1', default: '1,2,3,4' },
+    timeout: { args: ['SECONDS'], help: 'per loader call, >= 1', default: '60' },
+    jobs: { args: ['N'], help: 'cases at once, >= 1', default: '2' },
+    golden: { args: ['DIR...'], help: 'golden fixture folders, or folders holding them (the package ships golden/hf)', default: 'none' },
+    report: { args: ['FORMAT', 'FILE'], help: `write a report; FORMAT is one of ${REPORT_FORMATS.join(', ')}`, repeatable: true },
+    'keep-failures': { args: ['DIR'], help: "keep each failing case's checkpoint and loader outputs" },
+    expectations: { args: ['FILE'], help: 'lines "ID-or-pattern fail|skip # reason"' },
+    shard: { args: ['i/n'], help: 'run the i-th of n disjoint parts (1 <= i <= n)' },
+    case: { args: ['ID'], help: "replay one case; no sampling. With a * (a pattern like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches", repeatable: true },
+    merge: { args: ['FILE...'], help: 'merge JSON results of --shard runs instead of running' },
+  },
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const { rest, reports, golden, merge } = extractMultiWord(argv);
-  const { values } = parse(rest, {
-    loader: { type: 'string' },
-    cases: { type: 'string' },
-    seed: { type: 'string' },
-    'model-types': { type: 'string' },
-    layouts: { type: 'string' },
-    dtypes: { type: 'string' },
-    tp: { type: 'string' },
-    ep: { type: 'string' },
-    timeout: { type: 'string' },
-    jobs: { type: 'string' },
-    'keep-failures': { type: 'string' },
-    expectations: { type: 'string' },
-    shard: { type: 'string' },
-    case: { type: 'string', multiple: true },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const p = startCommand(DEF, argv);
+  if (p === 0) return 0;
+  const reports = reportsOf(p);
+  const merge = all(p, 'merge');
+  const golden = all(p, 'golden');
   if (merge.length) {
+    p.problems.check();
     const sets = await Promise.all(merge.map(async (file) => ({ file, results: await readResults(file) })));
     return reportResults(mergeResults(sets), reports);
   }
-  if (values.loader === undefined) throw new UsageError('--loader "CMD ARGS" is required (or --merge)');
-  const loaderCommand = values.loader;
-  const timeoutMs = 1000 * intOption(values.timeout, 'timeout', 60);
-  if (timeoutMs === 0) throw new UsageError('--timeout must be at least 1 second');
-  const seed = intOption(values.seed, 'seed', Number(process.env.FC_SEED ?? 42));
-  const modelTypes = oneOfList(values['model-types'], ALL_MODEL_TYPES, 'model-types');
-  const layouts = oneOfList<Layout>(values.layouts, LAYOUTS, 'layouts');
-  const dtypes = oneOfList<DtypeName>(values.dtypes, DTYPE_NAMES, 'dtypes');
-  const expectations = values.expectations ? await Expectations.read(values.expectations) : undefined;
-  const shard = values.shard ? parseShard(values.shard) : undefined;
-  const keepFailures = values['keep-failures'] ? resolve(values['keep-failures']) : undefined;
-
+  const loaderCommand = one(p, 'loader') ?? '';
+  if (!one(p, 'loader')) p.problems.add('--loader "CMD ARGS" is required (or --merge)');
+  const timeoutMs = 1000 * int(p, 'timeout', 60, 1);
+  const seed = int(p, 'seed', Number(process.env.FC_SEED ?? 42));
+  const modelTypes = choices(p, 'model-types', ALL_MODEL_TYPES);
+  const layouts = choices<Layout>(p, 'layouts', LAYOUTS);
+  const dtypes = choices<DtypeName>(p, 'dtypes', DTYPE_NAMES);
+  const tpSizes = ints(p, 'tp');
+  const epSizes = ints(p, 'ep');
+  const caseCount = int(p, 'cases', 100, 1);
+  const jobs = int(p, 'jobs', 2, 1);
+  const shard = shardOf(p);
+  const caseArgs = all(p, 'case');
+  const expectationsFile = one(p, 'expectations');
+  const keepFailures = one(p, 'keep-failures');
+  p.problems.check();
+  const expectations = expectationsFile ? await Expectations.read(expectationsFile) : undefined;
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
   const loader = commandLoader(loaderCommand, { timeoutMs, workDir });
   // Loaders run in their own process groups: on Ctrl-C or kill, end them and the temporary folder too.
@@ -128,12 +89,12 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
-  const replay = (id: string) => `moe-conformance check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
+  const replay = (id: string) => `${selfCommand()} check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
-    const ctx = { workDir, ...(keepFailures && { keepFailures }) };
+    const ctx = { workDir, ...(keepFailures && { keepFailures: resolve(keepFailures) }) };
     let cases: ConformanceCase[];
-    const patterns = (values.case ?? []).filter((c) => c.includes('*')).map(parseCasePattern);
-    const ids = (values.case ?? []).filter((c) => !c.includes('*'));
+    const patterns = caseArgs.filter((c) => c.includes('*')).map(parseCasePattern);
+    const ids = caseArgs.filter((c) => !c.includes('*'));
     if (ids.length) {
       const specs: CaseSpec[] = [];
       cases = [];
@@ -144,12 +105,12 @@ export async function run(argv: string[]): Promise<number> {
       }
       cases.push(...generatedCases(specs, { loader }, ctx, replay));
     } else {
-      const specs = sampleSpecs(intOption(values.cases, 'cases', 100), seed, {
+      const specs = sampleSpecs(caseCount, seed, {
         ...(modelTypes && { modelTypes }),
         ...(layouts && { layouts }),
         ...(dtypes && { dtypes }),
-        ...(values.tp !== undefined && { tpSizes: sizes(values.tp, 'tp') }),
-        ...(values.ep !== undefined && { epSizes: sizes(values.ep, 'ep') }),
+        ...(tpSizes && { tpSizes }),
+        ...(epSizes && { epSizes }),
       });
       // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
@@ -159,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (patterns.length) cases = cases.filter((c) => patterns.some((p) => matchesPattern(p, c.id)));
     const results = await runCases(cases, {
-      jobs: intOption(values.jobs, 'jobs', 2),
+      jobs,
       // A case calls the loader once per rank and a few times more: bound the whole case too.
       timeoutMs: timeoutMs * 40,
       ...(expectations && { expectations }),

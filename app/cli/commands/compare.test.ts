@@ -67,7 +67,7 @@ describe('compare', () => {
   it('exits 1 with the reason when a checkpoint cannot be loaded or the split does not fit', async () => {
     const missing = await capture(compare, [fused, join(scratch, 'absent')]);
     expect(missing).toMatchObject({ code: 1, out: '' });
-    expect(missing.err).toMatch(/^moe-conformance compare: CheckpointRefused: checkpoint B cannot be loaded: ConfigError: /);
+    expect(missing.err).toMatch(/^moe-conformance compare: CheckpointRefused: checkpoint B \(\S+absent\) cannot be loaded: ConfigError: [^\n]*\[file [^\]]*config.json\]\n$/);
     const tp3 = await capture(compare, [original, fused, '--tp-size', '3']);
     expect(tp3.code).toBe(1);
     expect(tp3.err).toMatch(/InvalidParallelRequest: .*I % T == 0/);

@@ -1,86 +1,87 @@
 // moe-conformance generate: a random checkpoint of a model type in a layout, loadable by
 // the reference loader (and laid out as transformers writes it). Deterministic from --seed.
-import { commandFailure, intOption, parse, UsageError } from '../args.js';
+import { commandFailure } from '../args.js';
+import { choice, int, one, startCommand, type CommandDef } from '../options.js';
 import { ModelConfig } from '../../../harness/checkpoint/config.js';
-import { LAYOUT_NAMES, MODEL_TYPES, type LayoutName } from '../../../harness/layouts/registry.js';
+import { LAYOUT_NAMES, MODEL_TYPES } from '../../../harness/layouts/registry.js';
 import { buildConfig, type ConfigDtype } from '../../../harness/writer/config.js';
 import { randomCanonical } from '../../../harness/canonical/random.js';
 import { moeLayoutsOf } from '../../../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../../../harness/quant/random.js';
 import { quantizationConfig, type QuantScheme } from '../../../harness/quant/scheme.js';
+import { formatOf, QUANT_DTYPES } from '../../../harness/quant/formats/index.js';
 import { writeMoeCheckpoint } from '../../../harness/writer/write-checkpoint.js';
 import type { DType } from '../../../harness/safetensors/dtypes.js';
 
-const DTYPES: Record<string, { dtype: DType; config: ConfigDtype; quant?: QuantScheme['method'] }> = {
+const DTYPES: Record<string, { dtype: DType; config: ConfigDtype; quant?: QuantScheme }> = {
   f32: { dtype: 'F32', config: 'float32' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
   f16: { dtype: 'F16', config: 'float16' },
-  // Quantized routed experts (spec §4), BF16 elsewhere: FP8 with 128x128 blocks, MXFP4 (gpt_oss).
-  fp8: { dtype: 'BF16', config: 'bfloat16', quant: 'fp8' },
-  mxfp4: { dtype: 'BF16', config: 'bfloat16', quant: 'mxfp4' },
+  // Quantized routed experts (spec §4), BF16 elsewhere: each quantized dtype's scheme (FP8 with 128x128 blocks, MXFP4, NVFP4, static FP8 variants).
+  ...Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, quant]) => [name, { dtype: 'BF16' as const, config: 'bfloat16' as const, quant }])),
 };
 
-const USAGE = `usage: moe-conformance generate --model-type T --layout original|fused --dtype f32|bf16|f16|fp8|mxfp4
-         --experts E --hidden H --intermediate I --layers N --seed S --out DIR
-         [--shared-intermediate Is] [--top-k K] [--max-shard-bytes B]
+/** What the stored weights are, as `inspect` would name them: the routed experts' dtype, and the rest's when it differs. */
+function describeDtype(name: string): string {
+  const d = DTYPES[name]!;
+  return d.quant ? `routed experts ${formatOf(d.quant).stored(d.quant)}, ${d.dtype} elsewhere` : d.dtype;
+}
 
-model types: ${MODEL_TYPES.join(', ')}`;
+const DEF: CommandDef = {
+  name: 'generate',
+  synopsis: ['--model-type T --experts E --hidden H --intermediate I --layers N --out DIR [options]'],
+  description: `Writes a random checkpoint of a model type in a layout, loadable by the reference loader and
+laid out as transformers writes it; deterministic from --seed.
+
+model types: ${MODEL_TYPES.join(', ')}`,
+  options: {
+    'model-type': { args: ['T'], help: 'the model type (see the list above)', required: true },
+    layout: { args: ['L'], help: `the layout: ${LAYOUT_NAMES.join(' or ')}`, default: 'original' },
+    dtype: { args: ['D'], help: `weights: ${Object.keys(DTYPES).join(', ')} (the quantized ones quantize the routed experts and keep BF16 elsewhere)`, default: 'f32' },
+    experts: { args: ['E'], help: 'routed experts per MoE layer', required: true },
+    hidden: { args: ['H'], help: 'hidden size', required: true },
+    intermediate: { args: ['I'], help: 'expert intermediate size', required: true },
+    layers: { args: ['N'], help: 'decoder layers', required: true },
+    out: { args: ['DIR'], help: 'the folder to write (created)', required: true },
+    'shared-intermediate': { args: ['Is'], help: 'shared-expert intermediate size, for types that have one (0: none)', default: '0' },
+    'top-k': { args: ['K'], help: 'experts per token (at most E)', default: '2' },
+    seed: { args: ['S'], help: 'seed of the weights', default: '0' },
+    'max-shard-bytes': { args: ['B'], help: 'split into shards of at most B bytes (0: one file)', default: '0' },
+  },
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    'model-type': { type: 'string' },
-    layout: { type: 'string' },
-    dtype: { type: 'string' },
-    experts: { type: 'string' },
-    hidden: { type: 'string' },
-    intermediate: { type: 'string' },
-    'shared-intermediate': { type: 'string' },
-    'top-k': { type: 'string' },
-    layers: { type: 'string' },
-    seed: { type: 'string' },
-    out: { type: 'string' },
-    'max-shard-bytes': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const modelType = values['model-type'];
-  if (modelType === undefined || !MODEL_TYPES.includes(modelType)) throw new UsageError(`--model-type takes one of ${MODEL_TYPES.join(', ')}`);
-  const layout = values.layout ?? 'original';
-  if (!(LAYOUT_NAMES as readonly string[]).includes(layout)) throw new UsageError(`--layout takes ${LAYOUT_NAMES.join(' or ')}`);
-  const dtype = DTYPES[values.dtype ?? 'f32'];
-  if (!dtype) throw new UsageError(`--dtype takes ${Object.keys(DTYPES).join(', ')}`);
-  if (values.out === undefined) throw new UsageError('--out is required');
-  const required = (name: 'experts' | 'hidden' | 'intermediate' | 'layers') => {
-    const v = intOption(values[name], name, 0);
-    if (v < 1) throw new UsageError(`--${name} is required and must be at least 1`);
-    return v;
-  };
+  const p = startCommand(DEF, argv);
+  if (p === 0) return 0;
+  const modelType = choice(p, 'model-type', MODEL_TYPES, MODEL_TYPES[0]!);
+  const layout = choice(p, 'layout', LAYOUT_NAMES, 'original');
+  const dtypeName = choice(p, 'dtype', Object.keys(DTYPES), 'f32');
+  const dtype = DTYPES[dtypeName]!;
+  const out = one(p, 'out');
   const sizes = {
     modelType,
-    experts: required('experts'),
-    hidden: required('hidden'),
-    intermediate: required('intermediate'),
-    layers: required('layers'),
-    sharedIntermediate: intOption(values['shared-intermediate'], 'shared-intermediate', 0),
-    topK: intOption(values['top-k'], 'top-k', 2),
+    experts: int(p, 'experts', 1, 1),
+    hidden: int(p, 'hidden', 1, 1),
+    intermediate: int(p, 'intermediate', 1, 1),
+    layers: int(p, 'layers', 1, 1),
+    sharedIntermediate: int(p, 'shared-intermediate', 0),
+    topK: int(p, 'top-k', 2, 1),
   };
-  const seed = intOption(values.seed, 'seed', 0);
-  const maxShardBytes = intOption(values['max-shard-bytes'], 'max-shard-bytes', 0);
+  const seed = int(p, 'seed', 0);
+  const maxShardBytes = int(p, 'max-shard-bytes', 0);
+  p.problems.check();
   try {
     const quant = dtype.quant ? { quantization_config: quantizationConfig(dtype.quant) } : {};
     const config = new ModelConfig(buildConfig({ ...sizes, topK: Math.min(sizes.topK, sizes.experts) }, dtype.config, quant));
     const { dims, scheme } = moeLayoutsOf(config);
     const canonical = scheme ? randomQuantizedCanonical(dims, scheme, seed) : randomCanonical(dims, dtype.dtype, seed);
-    await writeMoeCheckpoint(values.out, {
+    await writeMoeCheckpoint(out!, {
       config,
-      layout: layout as LayoutName,
+      layout,
       canonical,
       ...(maxShardBytes > 0 ? { plan: { maxShardBytes } } : {}),
     });
-    process.stdout.write(`wrote ${modelType} (${layout}, ${dtype.dtype}) to ${values.out}\n`);
+    process.stdout.write(`wrote ${modelType} (${layout}, ${describeDtype(dtypeName)}) to ${out}\n`);
     return 0;
   } catch (e) {
     return commandFailure('generate', e);

@@ -2,18 +2,25 @@
 // through the reference loader and each kernel backend, compared with transformers' record.
 // Prints one row per fixture × layout × split × backend, details for rows that are not a
 // clean pass; exit 0 when nothing fails (warnings are shown but pass), 1 otherwise.
-import { backendOptions, commandFailure, listOption, parse, UsageError } from '../args.js';
+import { commandFailure } from '../args.js';
+import { backends as backendsOf, choices, startCommand, type CommandDef } from '../options.js';
 import type { MismatchReport } from '../../../harness/compare/tolerance.js';
 import type { MoeBackend } from '../../../kernels/backend.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
 import { fixturesIn, LAYOUTS, runGolden, type GoldenLayout, type GoldenRow } from '../../../golden/golden.js';
 
-const USAGE = `usage: moe-conformance golden [DIR...] [--backends NAME,...] [--layouts original,fused]
-
-DIR is a folder of fixtures (<type>-<dtype>/ with golden.safetensors) or one fixture;
-default: the fixtures shipped with the package.
-  --backends  kernel backends to compare (default: all); known: ${backendNames().join(', ')}
-  --layouts   checkpoint layouts to load (default original,fused)`;
+const DEF: CommandDef = {
+  name: 'golden',
+  synopsis: ['[DIR...] [options]'],
+  description: `Loads golden fixtures in each layout and split, runs every kernel backend, and compares
+with the outputs transformers recorded. DIR is a folder of fixtures (<type>-<dtype>/ with
+golden.safetensors) or one fixture.`,
+  options: {
+    backends: { args: ['A,B'], help: `kernel backends to compare: ${backendNames().join(', ')}`, default: 'all' },
+    layouts: { args: ['A,B'], help: `checkpoint layouts to load: ${LAYOUTS.join(', ')}`, default: LAYOUTS.join(',') },
+  },
+  positionals: { name: 'fixture folders', min: 0, max: Infinity },
+};
 
 const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(2) : String(v));
 
@@ -52,19 +59,12 @@ function details(rows: GoldenRow[]): string[] {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    argv,
-    { help: { type: 'boolean', short: 'h' }, backends: { type: 'string' }, layouts: { type: 'string' } },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const layouts = listOption(values.layouts, [...LAYOUTS]);
-  for (const l of layouts) if (!(LAYOUTS as readonly string[]).includes(l)) throw new UsageError(`--layouts takes ${LAYOUTS.join(',')}, got ${JSON.stringify(l)}`);
-  const names = backendOptions(listOption(values.backends, backendNames()));
-  if (names.length === 0) throw new UsageError('--backends needs at least one backend');
+  const p = startCommand(DEF, argv);
+  if (p === 0) return 0;
+  const layouts = choices(p, 'layouts', LAYOUTS) ?? [...LAYOUTS];
+  const names = backendsOf(p, 'backends', backendNames());
+  p.problems.check();
+  const positionals = p.positionals;
 
   let backends: MoeBackend[] = [];
   try {

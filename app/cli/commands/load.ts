@@ -1,57 +1,59 @@
 // moe-conformance load: the reference loader as a protocol command (spec §2). Writes one
 // rank's canonical tensors to --out, streamed piece by piece; refusals go to stderr.
-import { commandFailure, intOption, parse, UsageError } from '../args.js';
+import { commandFailure } from '../args.js';
+import { choice, flag, int, one, startCommand, type CommandDef } from '../options.js';
 import { materialize, planLoad, writePlan } from '../../../harness/loader/load.js';
 import { dequantizeCanonical } from '../../../harness/quant/dequantize.js';
 import { DEQUANTIZED_METADATA_KEY, schemeOf } from '../../../harness/quant/scheme.js';
 import { writeSafetensors } from '../../../harness/safetensors/write.js';
 import { EP_PLACEMENTS } from '../../../harness/canonical/cut.js';
-import type { EpPlacement, ParallelRequest } from '../../../harness/tensor.js';
+import type { ParallelRequest } from '../../../harness/tensor.js';
 
-const USAGE = `usage: moe-conformance load --checkpoint DIR --out FILE [--tp-size T] [--tp-rank r] [--ep-size P] [--ep-rank q] [--ep-placement linear|round_robin] [--dequantize]
-
-Writes the canonical tensors of TP rank r of T and EP rank q of P (defaults 1, 0, 1, 0, linear)
-to FILE as one safetensors file; exits 1 with the reason on stderr when the checkpoint or the
-request cannot be loaded correctly. For a quantized checkpoint (spec §4) the expert weights
-keep their quantized bytes with their scales; --dequantize writes them as F32 instead and
-declares it in the file's __metadata__ (${DEQUANTIZED_METADATA_KEY}: "true").`;
+const DEF: CommandDef = {
+  name: 'load',
+  synopsis: ['--checkpoint DIR --out FILE [options]'],
+  description: `Writes the canonical tensors of TP rank r of T and EP rank q of P to FILE as one safetensors
+file; exits 1 with the reason on stderr when the checkpoint or the request cannot be loaded
+correctly. For a quantized checkpoint (spec §4) the expert weights keep their quantized bytes
+with their scales; --dequantize writes them as F32 instead and declares it in the file's
+__metadata__ (${DEQUANTIZED_METADATA_KEY}: "true").`,
+  options: {
+    checkpoint: { args: ['DIR'], help: 'the model folder', required: true },
+    out: { args: ['FILE'], help: 'the safetensors file to write', required: true },
+    'tp-size': { args: ['T'], help: 'TP size', default: '1' },
+    'tp-rank': { args: ['r'], help: 'TP rank', default: '0' },
+    'ep-size': { args: ['P'], help: 'EP size', default: '1' },
+    'ep-rank': { args: ['q'], help: 'EP rank', default: '0' },
+    'ep-placement': { args: ['X'], help: `EP placement: ${EP_PLACEMENTS.join(' or ')}`, default: 'linear' },
+    dequantize: { help: 'write quantized expert weights as F32' },
+  },
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    checkpoint: { type: 'string' },
-    out: { type: 'string' },
-    'tp-size': { type: 'string' },
-    'tp-rank': { type: 'string' },
-    'ep-size': { type: 'string' },
-    'ep-rank': { type: 'string' },
-    'ep-placement': { type: 'string' },
-    dequantize: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  if (values.checkpoint === undefined || values.out === undefined) throw new UsageError('--checkpoint and --out are required');
-  const placement = values['ep-placement'] ?? 'linear';
-  if (!(EP_PLACEMENTS as readonly string[]).includes(placement)) throw new UsageError(`--ep-placement takes ${EP_PLACEMENTS.join(' or ')}, got ${JSON.stringify(placement)}`);
+  const p = startCommand(DEF, argv);
+  if (p === 0) return 0;
+  // Sizes and ranks are checked by the loader (checkRequest), which refuses a bad request with its reason (exit 1, spec §2).
   const req: ParallelRequest = {
-    tpSize: intOption(values['tp-size'], 'tp-size', 1),
-    tpRank: intOption(values['tp-rank'], 'tp-rank', 0),
-    epSize: intOption(values['ep-size'], 'ep-size', 1),
-    epRank: intOption(values['ep-rank'], 'ep-rank', 0),
-    epPlacement: placement as EpPlacement,
+    tpSize: int(p, 'tp-size', 1),
+    tpRank: int(p, 'tp-rank', 0),
+    epSize: int(p, 'ep-size', 1),
+    epRank: int(p, 'ep-rank', 0),
+    epPlacement: choice(p, 'ep-placement', EP_PLACEMENTS, 'linear'),
   };
+  const checkpoint = one(p, 'checkpoint')!;
+  const out = one(p, 'out')!;
+  const dequantize = flag(p, 'dequantize');
+  p.problems.check();
   try {
-    const plan = await planLoad(values.checkpoint, req);
+    const plan = await planLoad(checkpoint, req);
     try {
       const scheme = schemeOf(plan.dims.quant);
-      if (values.dequantize && scheme !== undefined) {
+      if (dequantize && scheme !== undefined) {
         // Dequantized output is built in memory: F32 weights are 4x (FP8) or 8x (MXFP4) their bytes.
         const tensors = dequantizeCanonical(await materialize(plan), scheme, req);
-        await writeSafetensors(values.out, tensors, { [DEQUANTIZED_METADATA_KEY]: 'true' });
+        await writeSafetensors(out, tensors, { [DEQUANTIZED_METADATA_KEY]: 'true' });
       } else {
-        await writePlan(plan, values.out);
+        await writePlan(plan, out);
       }
     } finally {
       await plan.dir.close();

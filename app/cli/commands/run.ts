@@ -4,64 +4,61 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backendOptions, intOption, parse, reportOptions, shellQuote } from '../args.js';
+import { selfCommand, shellQuote } from '../args.js';
+import { backends, int, one, reportsOf, shardOf, startCommand, type CommandDef } from '../options.js';
+import { REPORT_FORMATS } from '../../reporters/files.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
 import { reportResults } from '../report-results.js';
-import { parseShard, runCases } from '../../runner.js';
+import { runCases } from '../../runner.js';
 import { referenceLoader } from '../../../harness/loader/load.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases } from '../../../properties/golden-cases.js';
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 
-const USAGE = `usage: moe-conformance run [options]
-
-The whole suite against the built-in reference loader (in process): every golden fixture,
-in both layouts and every split it allows, and generated cases of every registered model type.
-
-options:
-  --cases N               generated cases (default 300)
-  --seed S                seed of the case sampler (default $FC_SEED or 42)
-  --backend NAME          kernel backend whose forward is checked (default reference-f64;
-                          one of ${backendNames().join(', ')})
-  --golden DIR            fixtures (default: this package's golden/hf)
-  --jobs N                cases at once (default 2)
-  --report FORMAT FILE    junit | json | html; repeatable
-  --expectations FILE     lines "ID-or-pattern fail|skip # reason"
-  --shard i/n             run the i-th of n disjoint parts`;
+const DEF: CommandDef = {
+  name: 'run',
+  synopsis: ['[options]'],
+  description: `The whole suite against the built-in reference loader (in process): every golden fixture,
+in both layouts and every split it allows, and generated cases of every model type.`,
+  options: {
+    cases: { args: ['N'], help: 'generated cases', default: '300' },
+    seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
+    backend: { args: ['NAME'], help: `kernel backend whose forward is checked: ${backendNames().join(', ')}`, default: 'reference-f64' },
+    golden: { args: ['DIR'], help: "golden fixtures", default: "this package's golden/" },
+    jobs: { args: ['N'], help: 'cases at once, >= 1', default: '2' },
+    report: { args: ['FORMAT', 'FILE'], help: `write a report; FORMAT is one of ${REPORT_FORMATS.join(', ')}`, repeatable: true },
+    expectations: { args: ['FILE'], help: 'lines "ID-or-pattern fail|skip # reason"' },
+    shard: { args: ['i/n'], help: 'run the i-th of n disjoint parts (1 <= i <= n)' },
+  },
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const { rest, reports } = reportOptions(argv);
-  const { values } = parse(rest, {
-    cases: { type: 'string' },
-    seed: { type: 'string' },
-    backend: { type: 'string' },
-    golden: { type: 'string' },
-    jobs: { type: 'string' },
-    expectations: { type: 'string' },
-    shard: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const [forward] = await createBackends(backendOptions([values.backend ?? 'reference-f64']));
-  const seed = intOption(values.seed, 'seed', Number(process.env.FC_SEED ?? 42));
-  const expectations = values.expectations ? await Expectations.read(values.expectations) : undefined;
-  const shard = values.shard ? parseShard(values.shard) : undefined;
+  const p = startCommand(DEF, argv);
+  if (p === 0) return 0;
+  const reports = reportsOf(p);
+  const caseCount = int(p, 'cases', 300, 1);
+  const jobs = int(p, 'jobs', 2, 1);
+  const seed = int(p, 'seed', Number(process.env.FC_SEED ?? 42));
+  const shard = shardOf(p);
+  const [backend] = backends(p, 'backend', ['reference-f64']);
+  const golden = one(p, 'golden');
+  const expectationsFile = one(p, 'expectations');
+  p.problems.check();
+  const [forward] = await createBackends([backend!]);
+  const expectations = expectationsFile ? await Expectations.read(expectationsFile) : undefined;
   const target = { loader: referenceLoader, forward: forward! };
   const workDir = await mkdtemp(join(tmpdir(), 'moe-run-'));
-  const replay = (id: string) => `moe-conformance check --loader 'moe-conformance load' --case ${shellQuote(id)}`;
+  const replay = (id: string) => `${selfCommand()} check --loader 'moe-conformance load' --case ${shellQuote(id)}`;
   try {
-    const fixtures = await fixturesIn(values.golden ? [values.golden] : []);
+    const fixtures = await fixturesIn(golden ? [golden] : []);
     const cases = [
       ...(await goldenCases(fixtures, target, replay)),
-      ...generatedCases(sampleSpecs(intOption(values.cases, 'cases', 300), seed), target, { workDir }, replay),
+      ...generatedCases(sampleSpecs(caseCount, seed), target, { workDir }, replay),
     ];
     const results = await runCases(cases, {
-      jobs: intOption(values.jobs, 'jobs', 2),
+      jobs,
       timeoutMs: 600_000,
       ...(expectations && { expectations }),
       ...(shard && { shard }),

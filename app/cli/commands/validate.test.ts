@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,6 +62,42 @@ describe('validate (in process)', () => {
     const help = await capture(run, ['--help']);
     expect(help.code).toBe(0);
     expect(help.out).toMatch(/^usage: moe-conformance validate/);
+  });
+});
+
+describe('validate: messages a person can act on', () => {
+  const copyOf = async (name: string) => {
+    const to = join(dir, name);
+    await cp(join(GOLDEN, 'mixtral-f32/original'), to, { recursive: true });
+    return to;
+  };
+
+  it('an index naming a shard outside the folder: the path, never "undefined"', async () => {
+    const m = await copyOf('escape');
+    const index = join(m, 'model.safetensors.index.json');
+    const j = JSON.parse(await readFile(index, 'utf8')) as { weight_map: Record<string, string> };
+    j.weight_map[Object.keys(j.weight_map)[0]!] = '../../etc/passwd';
+    await writeFile(index, JSON.stringify(j));
+    const r = await capture(run, [m]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('UnsafeShardPath');
+    expect(r.err).toContain('../../etc/passwd');
+    expect(r.err).not.toContain('undefined');
+  });
+
+  it('config.json given as a safetensors file: says it is not one, and what it looks like', async () => {
+    const r = await capture(run, [join(GOLDEN, 'mixtral-f32/original/config.json')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/not a safetensors file \(a JSON file\?\)/);
+    expect(r.err).not.toContain('undefined');
+  });
+
+  it('a broken config.json is named once', async () => {
+    const m = await copyOf('badconfig');
+    await writeFile(join(m, 'config.json'), '{"model_type": "mixtral",');
+    const r = await capture(run, [m]);
+    expect(r.code).toBe(1);
+    expect(r.err.split('config.json').length - 1).toBe(1);
   });
 });
 

@@ -3,24 +3,26 @@
 // input: `ok PATH` on stdout, or `PATH: ErrorClass: message` on stderr. Exit 0 when all are
 // valid, 1 when any is not, 2 for a usage error.
 import { stat } from 'node:fs/promises';
-import { parse, UsageError } from '../args.js';
+import { startCommand, type CommandDef } from '../options.js';
 import { MoeConformanceError } from '../../../harness/errors.js';
 import { CheckpointDir } from '../../../harness/checkpoint/directory.js';
 import { SafetensorsFile } from '../../../harness/safetensors/read.js';
 
-const USAGE = `usage: moe-conformance validate PATH...
-
-Checks each PATH: a .safetensors file, or a model folder (config.json plus model.safetensors
+const DEF: CommandDef = {
+  name: 'validate',
+  synopsis: ['PATH...'],
+  description: `Checks each PATH: a .safetensors file, or a model folder (config.json plus model.safetensors
 or shards with model.safetensors.index.json). Prints "ok PATH" for each valid input and
-"PATH: ErrorClass: message" for each invalid one. Exit 0 if all are valid, 1 otherwise.`;
+"PATH: ErrorClass: message" for each invalid one. Exit 0 if all are valid, 1 otherwise.`,
+  options: {},
+  positionals: { name: 'file or folder to validate', min: 1, max: Infinity },
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { help: { type: 'boolean', short: 'h' } }, true);
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  if (positionals.length === 0) throw new UsageError('give at least one file or folder to validate');
+  const p = startCommand(DEF, argv);
+  if (p === 0) return 0;
+  p.problems.check();
+  const positionals = p.positionals;
   let failures = 0;
   for (const path of positionals) {
     try {

@@ -1,0 +1,61 @@
+// Every quantized expert format the harness knows, one module each: config detection, stored
+// tensors, canonical companions and their TP/EP cut, dequantization and random generation
+// (../format.ts). Adding a format is one module and one line here.
+import type { QuantGeometry } from '../../layouts/ops.js';
+import { QuantConfigError } from '../errors.js';
+import type { QuantFormat } from '../format.js';
+import { FP8_BLOCK, type Fp8BlockScheme } from './fp8-block.js';
+import { FP8_STATIC, fp8StaticScheme, type Fp8StaticScheme } from './fp8-static.js';
+import { MXFP4, type Mxfp4Scheme } from './mxfp4.js';
+import { NVFP4, type Nvfp4Scheme } from './nvfp4.js';
+import { INT4_CT, int4CtScheme, type Int4CtScheme } from './int4-ct.js';
+import { INT4_GPTQ, int4GptqScheme, type Int4GptqScheme } from './int4-gptq.js';
+import { INT4_AWQ, int4AwqScheme, type Int4AwqScheme } from './int4-awq.js';
+
+export type QuantScheme = Fp8BlockScheme | Mxfp4Scheme | Nvfp4Scheme | Fp8StaticScheme | Int4CtScheme | Int4GptqScheme | Int4AwqScheme;
+
+export const FORMATS: readonly QuantFormat<QuantScheme>[] = [FP8_BLOCK, MXFP4, NVFP4, FP8_STATIC, INT4_CT, INT4_GPTQ, INT4_AWQ] as unknown as readonly QuantFormat<QuantScheme>[];
+
+export const QUANT_METHODS: readonly string[] = FORMATS.map((f) => f.method);
+
+/** The format of a scheme (or of the geometry the layout floor carries). */
+export function formatOf(g: QuantGeometry): QuantFormat<QuantScheme> {
+  const f = FORMATS.find((x) => x.method === g.method);
+  if (!f) throw new QuantConfigError('unknown quantization scheme', { expected: QUANT_METHODS.join('|'), found: g.method });
+  return f;
+}
+
+/**
+ * The quantized dtypes by name (`generate --dtype`, case IDs' `dtype=`), each one scheme: the
+ * default of each format, and the static FP8 variants of its three producers.
+ */
+export const QUANT_DTYPES = {
+  fp8: FP8_BLOCK.defaultScheme,
+  mxfp4: MXFP4.defaultScheme,
+  nvfp4: NVFP4.defaultScheme,
+  /** `quant_method: "fp8"` without `weight_block_size`, static activation scales. */
+  'fp8-tensor': fp8StaticScheme('fp8', 'tensor', true),
+  /** ModelOpt FP8: per-tensor, static activation scales. */
+  'fp8-modelopt': fp8StaticScheme('modelopt', 'tensor', true),
+  /** compressed-tensors float-quantized, per-tensor, static activation scales. */
+  'fp8-ct-tensor': fp8StaticScheme('compressed-tensors', 'tensor', true),
+  /** compressed-tensors float-quantized, per-channel, dynamic activations (no input_scale). */
+  'fp8-ct-channel': fp8StaticScheme('compressed-tensors', 'channel', false),
+  /** compressed-tensors pack-quantized INT4 (W4A16): symmetric, groups of 32. */
+  'int4-ct-g32': int4CtScheme(32, true),
+  /** asymmetric (zero points), groups of 64. */
+  'int4-ct-g64-asym': int4CtScheme(64, false),
+  /** symmetric, groups of 128 (llm-compressor's W4A16 default). */
+  'int4-ct-g128': int4CtScheme(128, true),
+  /** GPTQ v1 (AutoGPTQ: zeros stored - 1), symmetric, groups of 32, no act order. */
+  'int4-gptq-g32': int4GptqScheme(32, true),
+  /** GPTQ v1, asymmetric, groups of 64. */
+  'int4-gptq-g64-asym': int4GptqScheme(64, false),
+  /** AutoAWQ GEMM, groups of 32 (zero points always). */
+  'int4-awq-g32': int4AwqScheme(32),
+  /** AutoAWQ GEMM, groups of 128 (its default). */
+  'int4-awq-g128': int4AwqScheme(128),
+} as const satisfies Record<string, QuantScheme>;
+
+export type QuantDtypeName = keyof typeof QUANT_DTYPES;
+export const QUANT_DTYPE_NAMES = Object.keys(QUANT_DTYPES) as QuantDtypeName[];

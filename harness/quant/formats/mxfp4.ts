@@ -1,0 +1,61 @@
+// MXFP4 (OCP microscaling FP4, gpt_oss as published), spec/loader-protocol.md §4:
+// `*_blocks` U8 [E, rows, in/32, 16] stored [out, in] with gate/up rows interleaved, and
+// `*_scales` U8 (E8M0) [E, rows, in/32]. A TP rank holds whole 32-element blocks. The
+// arithmetic is ../mxfp4.ts.
+import { interleave, part, splitLast, stackExperts, type Op, type QuantGeometry } from '../../layouts/ops.js';
+import { ShapeMismatch } from '../../layouts/errors.js';
+import { dequantizeMxfp4, MX_BLOCK, MX_BLOCK_BYTES } from '../mxfp4.js';
+import { QuantConfigError, ScaleMismatch } from '../errors.js';
+import type { QuantFormat } from '../format.js';
+import { splitLayout } from '../stored.js';
+import { count, randomBytes } from './random-bytes.js';
+
+export interface Mxfp4Scheme extends QuantGeometry {
+  method: 'mxfp4';
+}
+
+export const MXFP4_SCHEME: Mxfp4Scheme = { method: 'mxfp4', packing: 2, scaleBlock: { rows: 1, cols: MX_BLOCK }, splitsBlocks: false };
+
+export const MXFP4: QuantFormat<Mxfp4Scheme> = {
+  method: 'mxfp4',
+  title: 'MXFP4 (gpt_oss)',
+  stored: () => 'MXFP4 (U8 blocks, U8 E8M0 scales)',
+  companions: () => ['scale'],
+  blockBytes: MX_BLOCK_BYTES,
+  defaultScheme: MXFP4_SCHEME,
+  detect: (q) => (q.quant_method === 'mxfp4' ? MXFP4_SCHEME : undefined),
+  config: () => ({ quant_method: 'mxfp4' }),
+  check(modelType, dims, _s, file) {
+    if (modelType !== 'gpt_oss') throw new QuantConfigError('MXFP4 checkpoints are known for gpt_oss only', { file, expected: 'gpt_oss', found: modelType });
+    for (const [what, n] of [['hidden', dims.hidden], ['intermediate', dims.intermediate]] as const) {
+      if (n % MX_BLOCK !== 0) throw new ShapeMismatch(`MXFP4 needs the ${what} size in whole 32-element blocks`, { file, expected: `a multiple of ${MX_BLOCK}`, found: n });
+    }
+  },
+  layout(float) {
+    const rowsOf = (a: Op, b?: Op) => stackExperts(b ? interleave(0, a, b) : a);
+    return {
+      module: float.module,
+      tensors: [
+        ...splitLayout(float).rest,
+        { key: 'experts.gate_up_proj_blocks', op: stackExperts(splitLast(interleave(0, part('gate'), part('up')), MX_BLOCK_BYTES)) },
+        { key: 'experts.gate_up_proj_scales', op: rowsOf(part('gate_scale'), part('up_scale')) },
+        { key: 'experts.down_proj_blocks', op: stackExperts(splitLast(part('down'), MX_BLOCK_BYTES)) },
+        { key: 'experts.down_proj_scales', op: rowsOf(part('down_scale')) },
+      ],
+    };
+  },
+  dequantize(w, c, at) {
+    if (c.scale === undefined) throw new ScaleMismatch('MXFP4 weight without its scale', { tensor: at.name, expected: `${at.name}_scale`, found: 'absent' });
+    return dequantizeMxfp4(w, c.scale, at.name);
+  },
+  random(uniform, _s, lead, parts, rows, cols, name) {
+    if (cols % MX_BLOCK !== 0) throw new QuantConfigError('MXFP4 rows must be whole 32-element blocks', { tensor: name, expected: `a multiple of ${MX_BLOCK}`, found: cols });
+    const g = cols / MX_BLOCK;
+    const shape = [...lead, parts * rows, g];
+    return {
+      weight: { dtype: 'U8', shape: [...shape, MX_BLOCK_BYTES], bytes: randomBytes(uniform, count(shape) * MX_BLOCK_BYTES) },
+      // 2^-7 .. 2^-3 times E2M1 values up to 6: weights of about the float generator's size.
+      companions: { scale: { dtype: 'U8', shape, bytes: Uint8Array.from({ length: count(shape) }, () => 120 + Math.floor(uniform() * 5)) } },
+    };
+  },
+};

@@ -1,0 +1,25 @@
+// Random quantized bytes and scales for the formats' generators: bytes drawn directly, so every
+// bit pattern a checkpoint may hold can occur (those a format forbids excepted).
+import type { Tensor } from '../../tensor.js';
+
+/** E4M3 NaN patterns (S.1111.111): never drawn. */
+export const isE4m3NaN = (b: number) => (b & 0x7f) === 0x7f;
+
+export function randomBytes(uniform: () => number, n: number, accept: (b: number) => boolean = () => true): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    let b: number;
+    do b = Math.floor(uniform() * 256);
+    while (!accept(b));
+    out[i] = b;
+  }
+  return out;
+}
+
+/** F32 values `base * (0.5 + u)`, u uniform in [0, 1): positive scales of about `base`. */
+export function f32Around(uniform: () => number, shape: number[], base: number): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { dtype: 'F32', shape, bytes: new Uint8Array(Float32Array.from({ length: n }, () => base * (0.5 + uniform())).buffer) };
+}
+
+export const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);

@@ -1,0 +1,141 @@
+// How quantized formats place their tensors beside a float layout's expert weights, as
+// operation trees (../layouts/ops.ts), so that the loader and the writer handle them like any
+// other layout. The formats (./formats/) compose these; nothing here knows a format.
+import { concat, part, single, stackExperts, unsqueezeLeading, type Composite, type Op, type PartName, type PartSizes } from '../layouts/ops.js';
+import type { ModuleLayout, TensorSpec } from '../layouts/registry.js';
+import { QuantConfigError } from './errors.js';
+
+type Projection = 'gate' | 'up' | 'down';
+const PROJECTIONS: readonly Projection[] = ['gate', 'up', 'down'];
+
+/** One float-layout tensor that holds routed expert weights, by the form the formats know. */
+export type ExpertTensor =
+  /** One expert's projection `[out, in]` (`experts.{e}.gate_proj.weight`). */
+  | { kind: 'projection'; spec: TensorSpec; part: Projection }
+  /** `[E, 2I, H]`, gate rows then up rows (`experts.gate_up_proj`, granitemoe's `input_linear.weight`). */
+  | { kind: 'fused-gate-up'; spec: TensorSpec }
+  /** `[E, H, I]` (`experts.down_proj`). */
+  | { kind: 'fused-down'; spec: TensorSpec }
+  /** Transposed, interleaved or flattened: each format says whether it can store it. */
+  | { kind: 'other'; spec: TensorSpec };
+
+const PROBE: PartSizes = { experts: 2, hidden: 3, intermediate: 5, sharedIntermediate: 7 };
+const same = (a: Composite, b: Composite) => JSON.stringify(a) === JSON.stringify(b);
+const FUSED_GATE_UP = stackExperts(concat(0, part('gate'), part('up')))(PROBE);
+const FUSED_DOWN = stackExperts(part('down'))(PROBE);
+
+/** The tensor's form, or undefined where it holds no routed expert weight (router, biases, shared experts). */
+export function classify(spec: TensorSpec): ExpertTensor | undefined {
+  const c = spec.op(PROBE);
+  if (!c.placements.some((p) => (PROJECTIONS as readonly string[]).includes(p.part))) return undefined;
+  for (const p of PROJECTIONS) if (same(c, part(p)(PROBE))) return { kind: 'projection', spec, part: p };
+  if (same(c, FUSED_GATE_UP)) return { kind: 'fused-gate-up', spec };
+  if (same(c, FUSED_DOWN)) return { kind: 'fused-down', spec };
+  return { kind: 'other', spec };
+}
+
+/** The float layout's expert weight tensors, classified, and its other tensors. */
+export function splitLayout(float: ModuleLayout): { experts: ExpertTensor[]; rest: TensorSpec[] } {
+  const experts: ExpertTensor[] = [];
+  const rest: TensorSpec[] = [];
+  for (const t of float.tensors) {
+    const c = classify(t);
+    if (c) experts.push(c);
+    else rest.push(t);
+  }
+  return { experts, rest };
+}
+
+/**
+ * A companion's stored key: `X.weight` -> `X.<perExpert>` (`gate_proj.weight_scale`), any other
+ * key `X` -> `X_<fused>` (`experts.gate_up_proj_weight_scale`).
+ */
+export function companionKey(key: string, perExpert: string, fused: string): string {
+  return key.endsWith('.weight') ? `${key.slice(0, -'.weight'.length)}.${perExpert}` : `${key}_${fused}`;
+}
+
+const keep = (spec: TensorSpec, key: string, op: Op): TensorSpec => ({ key, op, ...(spec.when ? { when: spec.when } : {}) });
+
+/**
+ * A scale grid laid out like its weight: the weight's own tree evaluated on the grid of
+ * `block`-sized scale blocks (gate/up `[ceil(I/rows), ceil(H/cols)]`, down `[ceil(H/rows),
+ * ceil(I/cols)]`, last blocks partial), with each projection renamed to its `_scale` part, so
+ * fused scales are stacked and concatenated like the weights.
+ */
+export function gridOp(spec: TensorSpec, block: { rows: number; cols: number }, suffix: 'scale' | 'zero' = 'scale'): Op {
+  return (s) => {
+    const down = spec.op({ ...s, quant: undefined }).placements.some((p) => p.part === 'down');
+    const grid = down
+      ? { ...s, hidden: Math.ceil(s.hidden / block.rows), intermediate: Math.ceil(s.intermediate / block.cols), quant: undefined }
+      : { ...s, intermediate: Math.ceil(s.intermediate / block.rows), hidden: Math.ceil(s.hidden / block.cols), quant: undefined };
+    const c = spec.op(grid);
+    return { shape: c.shape, placements: c.placements.map((p) => ({ ...p, part: `${p.part}_${suffix}` as PartName })) };
+  };
+}
+
+/**
+ * One value per projection (`weight_scale_2`, `input_scale`, a per-tensor `weight_scale`):
+ * stored `perExpertShape` (`[]` or `[1]`) beside a projection, `[E, 2]` (gate, up) beside a
+ * fused gate/up tensor, `[E]` beside a fused down tensor.
+ */
+export function perProjectionOp(t: ExpertTensor, suffix: 'scale' | 'scale_2' | 'input_scale', perExpertShape: number[]): Op {
+  const p = (proj: Projection) => part(`${proj}_${suffix}` as PartName);
+  switch (t.kind) {
+    case 'projection':
+      return single(p(t.part), perExpertShape);
+    case 'fused-gate-up':
+      return stackExperts(concat(0, single(p('gate'), [1]), single(p('up'), [1])));
+    case 'fused-down':
+      return stackExperts(single(p('down'), []));
+    case 'other':
+      throw new Error(`no per-projection form beside ${t.spec.key}`);
+  }
+}
+
+/**
+ * Each projection's recorded `[out, in]` (compressed-tensors' `weight_shape`): `[2]` beside a
+ * projection, `[E, 2, 2]` (gate's, up's) beside a fused gate/up tensor, `[E, 2]` beside fused down.
+ */
+export function shapeOp(t: ExpertTensor): Op {
+  const p = (proj: Projection) => part(`${proj}_shape` as PartName);
+  switch (t.kind) {
+    case 'projection':
+      return p(t.part);
+    case 'fused-gate-up':
+      return stackExperts(concat(0, unsqueezeLeading(p('gate')), unsqueezeLeading(p('up'))));
+    case 'fused-down':
+      return stackExperts(p('down'));
+    case 'other':
+      throw new Error(`no shape record beside ${t.spec.key}`);
+  }
+}
+
+/** The group of each input column (GPTQ's `g_idx`): `[in]` beside a projection, `[E, 2, H]` beside fused gate/up, `[E, I]` beside fused down. */
+export function gIdxOp(t: ExpertTensor): Op {
+  const p = (proj: Projection) => part(`${proj}_g_idx` as PartName);
+  switch (t.kind) {
+    case 'projection':
+      return p(t.part);
+    case 'fused-gate-up':
+      return stackExperts(concat(0, unsqueezeLeading(p('gate')), unsqueezeLeading(p('up'))));
+    case 'fused-down':
+      return stackExperts(p('down'));
+    case 'other':
+      throw new Error(`no g_idx beside ${t.spec.key}`);
+  }
+}
+
+/** A companion tensor spec beside an expert tensor. */
+export function companion(t: ExpertTensor, key: string, op: Op): TensorSpec {
+  return keep(t.spec, key, op);
+}
+
+/** Refuse a transposed, interleaved or flattened expert tensor for a format stored per expert or fused only. */
+export function perExpertOrFused(t: ExpertTensor, format: string): Exclude<ExpertTensor, { kind: 'other' }> {
+  if (t.kind !== 'other') return t;
+  throw new QuantConfigError(`${format} is stored per expert or fused [E, 2I, H] / [E, H, I] only (its transposed, interleaved and flattened forms are not supported)`, {
+    tensor: t.spec.key,
+    expected: 'per-expert or fused v5 layout',
+    found: 'transposed, interleaved or flattened',
+  });
+}
