@@ -327,14 +327,15 @@ export class WgslWebGpuBackend implements MoeBackend {
     const act = sem.activation;
     const clamped = act.kind === 'gpt_oss_clamped';
     const alpha = clamped ? act.alpha : 0;
-    const limit = clamped ? act.limit : 0;
+    const limit = clamped || act.kind === 'silu_clamped' ? act.limit : 0;
+    const sharedAct = sem.sharedActivation;
     const g = plan.grouping;
     const routed = g.offsets[g.offsets.length - 1]!;
     const yRows = routed + (plan.shared ? tokens : 0);
     const actBuf = this.scratchBuffer(`act${r}`, routed * R * 4);
     const yBuf = this.scratchBuffer(`y${r}`, yRows * H * 4);
     if (routed > 0) {
-      const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, clamped, alpha, limit, relu2: act.kind === 'relu2' };
+      const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, clamped, alpha, limit, relu2: act.kind === 'relu2', siluClamped: act.kind === 'silu_clamped' };
       const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, clamped: false, alpha: 0, limit: 0 };
       this.grouped(pass, 'up', tiling, this.matrices(w13, buffer), g.offsets, up, plan.rows, xBuf, plan.b13 ?? zeros, actBuf, buffer);
       this.grouped(pass, 'down', tiling, this.matrices(w2, buffer), g.offsets, down, plan.rows, actBuf, plan.b2 ?? zeros, yBuf, buffer);
@@ -342,7 +343,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     if (plan.shared && shared) {
       const Rs = plan.shared.R;
       const actS = this.scratchBuffer(`actS${r}`, tokens * Rs * 4);
-      const up: GemmParams = { N: Rs, K: H, rowsB: 2 * Rs, upRow: Rs, ldc: Rs, cOff: 0, hasBias: false, clamped: false, alpha: 0, limit: 0, relu2: sem.sharedActivation?.kind === 'relu2' };
+      const up: GemmParams = { N: Rs, K: H, rowsB: 2 * Rs, upRow: Rs, ldc: Rs, cOff: 0, hasBias: false, clamped: false, alpha: 0,
+        limit: sharedAct?.kind === 'silu_clamped' ? sharedAct.limit : 0, relu2: sharedAct?.kind === 'relu2', siluClamped: sharedAct?.kind === 'silu_clamped' };
       const down: GemmParams = { N: H, K: Rs, rowsB: H, upRow: 0, ldc: H, cOff: routed, hasBias: false, clamped: false, alpha: 0, limit: 0 };
       this.grouped(pass, 'up', tiling, this.matrices(shared.w13, buffer), [0, tokens], up, plan.shared.rows, xBuf, zeros, actS, buffer);
       this.grouped(pass, 'down', tiling, this.matrices(shared.w2, buffer), [0, tokens], down, plan.shared.rows, actS, zeros, yBuf, buffer);

@@ -93,6 +93,8 @@ export interface GemmParams {
   limit: number;
   /** relu² of the up half alone (non-gated experts, whose gate half is zeros: kernels/kernel-form.ts). */
   relu2?: boolean;
+  /** SiLU-gated with gate and up clamped at `limit` first (glm5_next). */
+  siluClamped?: boolean;
 }
 
 export function gemmParams(p: GemmParams): Uint32Array {
@@ -100,6 +102,7 @@ export function gemmParams(p: GemmParams): Uint32Array {
   words.set([p.N, p.K, p.rowsB, p.upRow, p.ldc, p.cOff, p.hasBias ? 1 : 0, p.clamped ? 1 : 0]);
   new Float32Array(words.buffer).set([p.alpha, p.limit], 8);
   words[10] = p.relu2 ? 1 : 0;
+  words[11] = p.siluClamped ? 1 : 0;
   return words;
 }
 
@@ -227,7 +230,7 @@ fn loadA(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadA1(e, end), loadA
   }
 
   return /* wgsl */ `
-struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, clamped: u32, alpha: f32, limit: f32, relu2: u32, pad1: u32 }
+struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, clamped: u32, alpha: f32, limit: f32, relu2: u32, siluClamped: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> rows: array<vec4<u32>>;
@@ -252,6 +255,10 @@ fn activate(gate: f32, upv: f32, slot: u32, j: u32) -> f32 {
   if (p.relu2 == 1u) {
     let r = max(u, 0.0);
     return r * r;
+  }
+  if (p.siluClamped == 1u) {
+    g = min(g, p.limit);
+    u = clamp(u, -p.limit, p.limit);
   }
   if (p.clamped == 1u) {
     g = min(g, p.limit);
