@@ -12,6 +12,13 @@ Make the eight fixtures added after the first twelve (16 folders, f32 and bf16):
     .venv/bin/python golden/tools/make_fixtures.py --out golden/hf \
         --types minimax phimoe deepseek_v2 ernie4_5_moe hunyuan_v1_moe dots1 qwen3_next flex_olmo
 
+and the 23 added for issue 14 (NEW_SPECS below: other sizes, dense layers, F32-kept tensors):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types minimax_m2 glm4_moe_lite \
+        deepseek_v32 glm_moe_dsa exaone_moe solar_open mimo_v2_flash afmoe hy_v3 granitemoeshared \
+        granitemoehybrid mellum nemotron_h mistral4 cohere2_moe laguna qwen3_5_moe_text qwen3_vl_moe \
+        jetmoe longcat_flash kimi_linear glm4v_moe glm5_next
+
 Regenerate a shipped type into a scratch folder and check that its tensor names, shapes
 and dtypes (checkpoint files and golden.safetensors) and its golden.json match the
 shipped folder (values differ: they depend on the seed):
