@@ -36,7 +36,8 @@ describe('golden fixtures with the reference', () => {
     expect(new Set(rows.map((r) => `${r.fixture}/${r.layout}`)).size).toBe(fixtures.length * 2);
     expect(new Set(rows.map((r) => r.split)).size).toBe(DEFAULT_SPLITS.length);
     expect(rows.every((r) => r.layers.length >= 1 && r.layers.every((l) => l.output.elements > 0))).toBe(true);
-  });
+    // 86 folders × 2 layouts × 5 splits through the float64 reference: minutes on a busy 2-core machine.
+  }, 600_000);
 });
 
 /** Swaps the gate and up halves of expert `expert`'s w13 in every rank that holds it. */
