@@ -4,8 +4,9 @@
 import { compareBenchmark } from './compare.js';
 import { benchKernels, kernelsTable } from './kernels.js';
 import { benchLoader, loaderTable, LOADER_DEFAULTS } from './loader.js';
-import { benchSuite, suiteTable } from './suite.js';
+import { benchSuite, comparisonTable, suiteTable } from './suite.js';
 import { benchGpu, gpuOptionsFromEnv, gpuTable } from './gpu/gpu.js';
+import { benchDiagnose, diagnoseTable, DIAGNOSE_DEFAULTS } from './diagnose.js';
 
 interface Benchmark {
   describe: string;
@@ -37,12 +38,13 @@ const BENCHMARKS: Record<string, Benchmark> = {
     },
   },
   suite: {
-    describe: 'conformance cases per second: in process, and through the command protocol with our loader vs the Python transformers example loader',
+    describe: 'conformance cases per second: in process, and through the protocol as a command and as a worker, with our loader and the Python transformers example loader (same cases); the default check of the Python example as a worker',
     async run() {
-      const { rows, file } = await benchSuite({
-        runCases: env('BENCH_SUITE_CASES', 100), checkCases: env('BENCH_CHECK_CASES', 10), seed: env('FC_SEED', 42), jobs: 2,
+      const { rows, comparisons, file } = await benchSuite({
+        runCases: env('BENCH_SUITE_CASES', 100), checkCases: env('BENCH_CHECK_CASES', 30), seed: env('FC_SEED', 42), jobs: 2,
+        defaultCheck: env('BENCH_DEFAULT_CHECK', 1) === 1,
       });
-      return `${suiteTable(rows)}\n\nresults: ${file}`;
+      return `${suiteTable(rows)}\n\n${comparisonTable(comparisons)}\n\nresults: ${file}`;
     },
   },
   compare: compareBenchmark,
@@ -51,6 +53,14 @@ const BENCHMARKS: Record<string, Benchmark> = {
     async run(runs) {
       const { rows, file } = await benchGpu(gpuOptionsFromEnv(runs));
       return `${gpuTable(rows)}\n\nresults: ${file}`;
+    },
+  },
+  diagnose: {
+    describe: 'diagnosis of a wrong loader\'s Mixtral-size layer (H 4096, I 14336, E 8, bf16, 2.82 GB in memory): gate/up swapped, experts permuted, and an unknown change (every hypothesis tried)',
+    async run(runs) {
+      const o = { ...DIAGNOSE_DEFAULTS, hidden: env('BENCH_HIDDEN', DIAGNOSE_DEFAULTS.hidden), intermediate: env('BENCH_INTERMEDIATE', DIAGNOSE_DEFAULTS.intermediate) };
+      const { rows, file } = await benchDiagnose(o, Math.min(runs, 3));
+      return `${diagnoseTable(rows)}\n\nresults: ${file}`;
     },
   },
 };

@@ -118,10 +118,11 @@ function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Floa
 
 /**
  * The reference forward of MoE layer `layer`; with `bound`, also the float32 error bound
- * of every output element and router logit.
+ * of every output element and router logit; with `route`, that routing instead of route().
  */
 export function referenceForward(
-  sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number, options: { bound?: boolean } = {},
+  sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number,
+  options: { bound?: boolean; route?: typeof route } = {},
 ): ReferenceResult {
   const { hidden: H, experts: E, topK: k } = sem;
   checkForwardInput(sem, layer, ranks, x, tokens);
@@ -154,7 +155,8 @@ export function referenceForward(
   const xs = Float64Array.from(x);
   const withBound = options.bound === true;
   const { logits, bound: logitBound, loose: logitLoose } = routerLogits(sem, weight, bias, xs, tokens, withBound);
-  const routing = route(sem, logits, tokens, correction);
+  // `options.route` replaces the routing (a deliberately wrong forward, or a hypothesis about one: properties/diagnose-forward.ts).
+  const routing = (options.route ?? route)(sem, logits, tokens, correction);
 
   const output = new Float64Array(tokens * H);
   const acc: BoundAccumulator | undefined = withBound ? { error: new Float64Array(tokens * H), magnitude: new Float64Array(tokens * H) } : undefined;

@@ -3,7 +3,7 @@
 // reference loader's bit for bit, and the forward of those ranks must reproduce
 // transformers' own output (golden/golden.ts does the comparison).
 import { caseId, formatCaseId, param, parseCaseId } from '../harness/conformance/case-id.js';
-import type { CaseOutcome, ConformanceCase } from '../harness/conformance/results.js';
+import { failureOf, type CaseOutcome, type ConformanceCase } from '../harness/conformance/results.js';
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/quant/layout.js';
@@ -11,9 +11,13 @@ import { referenceLoader } from '../harness/loader/load.js';
 import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
-import { diffCanonical } from './diff.js';
-import { rankName, type Target } from './properties.js';
+import { diffCanonical, notingSlot } from './diff.js';
+import { diagnoseCanonical } from '../harness/compare/diagnose.js';
+import { slotOrigin } from '../harness/canonical/forms.js';
+import { WHOLE } from '../harness/tensor.js';
+import { callOf, canonicalRanks, formsNote, observed, rankName, stderrTail, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
+import type { CaseNeeds, DtypeName } from '../harness/conformance/capabilities.js';
 
 export class GoldenCaseError extends MoeConformanceError {}
 
@@ -58,17 +62,39 @@ export async function goldenCases(
   }
   return selectors.map((s) => {
     const text = goldenCaseIdText(s);
-    return { id: parseCaseId(text), replay: replay(text), run: () => checkGolden(s, target) };
+    return { id: parseCaseId(text), replay: replay(text), needs: goldenNeeds(s), run: () => checkGolden(s, target) };
   });
 }
 
+/** A fixture is named `<model type>-<dtype>` (golden/hf/README.md). */
+function goldenNeeds(s: GoldenCaseSelector): CaseNeeds {
+  const dtype = s.fixture.name.slice(s.fixture.name.lastIndexOf('-') + 1) as DtypeName;
+  return { modelType: s.fixture.modelType, layouts: [s.layout], dtype, tp: s.parallel.tp, ep: s.parallel.ep, placement: s.parallel.placement };
+}
+
 async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
+  const stderr: string[] = [];
+  let outcome: CaseOutcome;
+  try {
+    outcome = await goldenOutcome(s, observed(target, () => s.layout, stderr));
+  } catch (e) {
+    // A loader error names the call (rank, layout) it came from.
+    outcome = { status: 'fail', failure: { ...failureOf(e), ...callOf(e) } };
+  }
+  const tail = stderrTail(stderr);
+  return tail ? { ...outcome, stderr: tail } : outcome;
+}
+
+async function goldenOutcome(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
   const dir = s.fixture.layouts.find((l) => l.layout === s.layout)!.dir;
   const sem = semanticsOf(await ModelConfig.read(dir));
-  const ranks = await loadRanks(target.loader, dir, s.parallel);
-  for (const { req, tensors } of ranks) {
-    const d = diffCanonical(await referenceLoader.load(dir, req), tensors, rankName(req));
-    if (d) return { status: 'fail', failure: d };
+  const ranks = canonicalRanks(await loadRanks(target.loader, dir, s.parallel), target.forms, sem);
+  if (!Array.isArray(ranks)) return ranks;
+  for (const r of ranks) {
+    const expected = await referenceLoader.load(dir, r.req);
+    const d = notingSlot(diffCanonical(expected, r.tensors, `${rankName(r.req)}${formsNote(target.forms)}`), expected, r.tensors, (t, slot) => slotOrigin(r, t, slot));
+    // The whole reference is read only when there is something to diagnose.
+    if (d) return { status: 'fail', failure: { ...d, rank: rankName(r.req), layout: s.layout, diagnosis: diagnoseCanonical(expected, r.tensors, { req: r.req, whole: await referenceLoader.load(dir, WHOLE) }) } };
   }
   const backend = target.forward ?? referenceBackend;
   let warned: string | undefined;

@@ -9,22 +9,20 @@ import { join } from 'node:path';
 import { caseHash, parseCaseId } from '../harness/conformance/case-id.js';
 import { Expectations } from '../harness/conformance/expectations.js';
 import { failureOf } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/results.js';
+import type { CaseFailure, CaseOutcome } from '../harness/conformance/results.js';
+import { describeDiagnosis } from '../harness/compare/diagnose.js';
 import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
-import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout, type QuantDtypeName } from './spec.js';
+import { coverageSpecs } from './suite.js';
+import { parseForms } from '../harness/canonical/forms.js';
+import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, specNeeds, type CaseSpec, type QuantDtypeName } from './spec.js';
+import { parseCapabilities, undeclaredReason, type Capabilities } from '../harness/conformance/capabilities.js';
 import { QUANT_FAMILIES, quantCaseArb, quantModelTypes } from './arbitraries/quantized.js';
 
-export interface Capabilities {
-  dtypes?: readonly DtypeName[];
-  layouts?: readonly Layout[];
-  modelTypes?: readonly string[];
-  maxTp?: number;
-  maxEp?: number;
-}
+export type { Capabilities };
 
 export interface SuiteOptions {
   name: string;
@@ -45,13 +43,18 @@ export interface SuiteProperty {
   title: string;
   arb: fc.Arbitrary<CaseSpec>;
   numRuns: number;
+  /** Cases run before the drawn ones, every time: the coverage the property guarantees (each layout of its type, a refusal per type). */
+  examples?: CaseSpec[];
   /** Added to the suite's seed, so properties that differ only in model type draw different sizes. */
   seedOffset: number;
 }
 
-/** A case failed: the message carries the case ID and the way to replay it. */
+/** A case failed: the message carries the case ID, the diagnosis and the way to replay it; `failure` the record itself. */
 export class ConformanceCaseFailure extends Error {
   override readonly name = 'ConformanceCaseFailure';
+  constructor(message: string, readonly failure?: CaseFailure) {
+    super(message);
+  }
 }
 
 export const DEFAULT_CASES = 5;
@@ -60,8 +63,28 @@ export function defaultSeed(): number {
   return Number(process.env.FC_SEED ?? 42);
 }
 
+/** The suite's capabilities, checked by the same parser as a worker's handshake and `check --capabilities`. */
+export function capabilitiesOf(opts: Pick<SuiteOptions, 'name' | 'capabilities'>): Capabilities | undefined {
+  return opts.capabilities && parseCapabilities(opts.capabilities, `${opts.name}: capabilities`);
+}
+
+/**
+ * The properties the capabilities leave out, each with why: vitest lists them as skipped
+ * ("not declared"), so a narrow loader's report says what it was not asked.
+ */
+export function undeclaredProperties(opts: SuiteOptions): Array<{ title: string; reason: string }> {
+  const c = capabilitiesOf(opts);
+  if (!c) return [];
+  const out: Array<{ title: string; reason: string }> = [];
+  for (const t of ALL_MODEL_TYPES) if (c.modelTypes && !c.modelTypes.includes(t)) out.push({ title: `${t}: every rank loads bit-exact`, reason: `model type ${t} (declared: ${c.modelTypes.join(', ') || 'none'})` });
+  const missing = LAYOUTS.filter((l) => c.layouts && !c.layouts.includes(l));
+  if (missing.length) out.push({ title: 'original and fused layouts load to the same bytes', reason: `layout ${missing.join(', ')} (declared: ${c.layouts!.join(', ') || 'none'})` });
+  for (const d of QUANT_DTYPE_NAMES) if (c.dtypes && !c.dtypes.includes(d)) out.push({ title: `quantized checkpoints (${d})`, reason: `dtype ${d} (declared: ${c.dtypes.join(', ') || 'none'})` });
+  return out;
+}
+
 export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
-  const c = opts.capabilities ?? {};
+  const c = capabilitiesOf(opts) ?? {};
   const n = opts.cases ?? DEFAULT_CASES;
   const sizes = (max: number | undefined) => Array.from({ length: Math.max(1, max ?? 4) }, (_, i) => i + 1);
   const filter = {
@@ -72,21 +95,29 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   };
   const types = c.modelTypes ?? ALL_MODEL_TYPES;
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
-  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => types.includes(t));
+  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => (types as readonly string[]).includes(t));
   const quantized = QUANT_FAMILIES.map((f) => ({ ...f, dtypes: f.dtypes.filter(served) })).filter((f) => f.dtypes.length > 0);
+  // Coverage first (suite.ts): a refusal of each declared type and each invalid request, run
+  // as fast-check examples. (Not for loads: an example does not shrink, and a failing load is
+  // worth its shrunk counterexample; their per-type properties already reach every type.)
+  const seed = opts.seed ?? defaultSeed();
+  const covered = (kind: CaseSpec['kind'], modelTypes: readonly string[]) => coverageSpecs(seed, { ...filter, modelTypes, kinds: [kind] });
   const properties: Array<Omit<SuiteProperty, 'seedOffset'>> = [
     ...types.map((t) => ({ title: `${t}: every rank loads bit-exact, reassembles, and computes the unsharded forward`, arb: caseArb({ ...filter, modelTypes: [t], kinds: ['load'] }), numRuns: n })),
     ...(LAYOUTS.every((l) => (c.layouts ?? LAYOUTS).includes(l)) ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
-    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n },
-    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n },
+    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n, examples: covered('refuse', types) },
+    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n, examples: covered('request', types) },
     ...quantized.map((f) => ({ title: `quantized checkpoints, ${f.label}: every rank loads bit-exact, reassembles and computes the unsharded forward; layouts agree`, arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, f.dtypes, types), numRuns: n })),
   ];
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }
 
-export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward'>): Target {
+/** The target of the options; the capabilities (with their engine forms) are parsed here, so an unknown or conflicting form fails before any case runs. */
+export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward' | 'capabilities'>): Target {
   const loader: Loader = typeof opts.load === 'function' ? { name: opts.name, load: opts.load } : opts.load;
-  return { loader, ...(opts.forward && { forward: opts.forward }) };
+  const declared = capabilitiesOf(opts)?.forms;
+  const forms = declared?.length ? parseForms(declared) : undefined;
+  return { loader, ...(opts.forward && { forward: opts.forward }), ...(forms && { forms }) };
 }
 
 function expectationsOf(e: SuiteOptions['expectations']): Expectations {
@@ -94,8 +125,10 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay): (spec: CaseSpec) => Promise<void> {
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay, capabilities?: Capabilities): (spec: CaseSpec) => Promise<void> {
   return async (spec) => {
+    // Generation already keeps to the capabilities' sizes and names; what it cannot (a placement) is skipped, never passed.
+    fc.pre(undeclaredReason(capabilities, specNeeds(spec)) === undefined);
     const id = specIdText(spec);
     const expected = expectations.lookup(parseCaseId(id));
     if (expected?.kind === 'skip') return;
@@ -110,10 +143,23 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
       if (outcome.status === 'fail') return;
       throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
     }
-    if (outcome.status === 'fail') {
+    if (outcome.status === 'inconclusive') {
+      // Never a pass: the loader refused the valid twin of a type its capabilities declare.
+      throw new ConformanceCaseFailure(`case ${id} is inconclusive: ${outcome.note}\n${replay}`);
+    }
+    if (outcome.status === 'fail' && !expectations.lookupFailure(parseCaseId(id), outcome.failure)) {
       const f = outcome.failure;
-      const facts = [f.tensor && `tensor:   ${f.tensor}`, f.expected && `expected: ${f.expected}`, f.found && `found:    ${f.found}`].filter(Boolean).join('\n');
-      throw new ConformanceCaseFailure(`case ${id}\n${f.message}${facts ? `\n${facts}` : ''}\n${replay}`);
+      const diagnosis = (f.diagnosis ?? []).map((x) => `diagnosis: ${describeDiagnosis(x)}`);
+      const facts = [
+        f.rank && `rank:     ${f.rank}`,
+        f.layout && `layout:   ${f.layout}`,
+        f.defect && `defect:   ${f.defect}`,
+        f.tensor && `tensor:   ${f.tensor}`,
+        f.expected && `expected: ${f.expected}`,
+        f.found && `found:    ${f.found}`,
+        outcome.stderr && `loader stderr (tail):\n${outcome.stderr}`,
+      ].filter(Boolean).join('\n');
+      throw new ConformanceCaseFailure(`case ${id}\n${[...diagnosis, f.message].join('\n')}${facts ? `\n${facts}` : ''}\n${replay}`, f);
     }
   };
 }
@@ -127,10 +173,11 @@ export async function checkSuiteProperty(
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay);
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay, capabilitiesOf(opts));
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,
+      ...(p.examples?.length && { examples: p.examples.map((e): [CaseSpec] => [e]) }),
       ...(params.path !== undefined && { path: params.path }),
       ...(params.endOnFailure && { endOnFailure: true }),
     });

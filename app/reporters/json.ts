@@ -2,9 +2,12 @@
 // one set (`check --merge a.json b.json --report html out.html`).
 import { MoeConformanceError } from '../../harness/errors.js';
 import { parseCaseId } from '../../harness/conformance/case-id.js';
-import type { CaseResult, CaseStatus } from '../../harness/conformance/results.js';
 import { readBoundedFile } from '../../harness/safetensors/bounded-read.js';
 import { JsonSyntaxError, parseStrictJson, toPlain } from '../../harness/safetensors/json.js';
+import { CASE_STATUSES, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
+import { countsText, coverageLines, groupRows } from './coverage.js';
+import type { RunInfo } from '../../harness/conformance/run-info.js';
+import { parseCapabilities, type DeclaredLoader } from '../../harness/conformance/capabilities.js';
 
 export class ResultsFileError extends MoeConformanceError {}
 
@@ -14,16 +17,22 @@ export const RESULTS_VERSION = 1;
 export interface ResultsFile {
   format: typeof RESULTS_FORMAT;
   version: typeof RESULTS_VERSION;
+  /** What ran (spec/loader-protocol.md §6); absent in files written before it existed. */
+  run?: RunInfo;
   results: CaseResult[];
+  /** For people reading the file: counts by kind × model type × layout, and what the run covered (ignored when read back). */
+  summary?: Array<{ kind: string; model: string; layout: string; cases: string }>;
+  coverage?: string[];
 }
 
-export function jsonReport(results: readonly CaseResult[]): string {
-  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, results: [...results] };
+export function jsonReport(results: readonly CaseResult[], run?: RunInfo): string {
+  const summary = groupRows(results).map((g) => ({ kind: g.check, model: g.model, layout: g.layout, cases: countsText(g.counts) }));
+  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, ...(run && { run }), summary, coverage: coverageLines(results), results: [...results] };
   // JSON has no NaN or Infinity, and a NaN in a heat map is a finding: keep it as a string.
   return JSON.stringify(file, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n';
 }
 
-const STATUSES: ReadonlySet<CaseStatus> = new Set(['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass']);
+const STATUSES: ReadonlySet<CaseStatus> = new Set(CASE_STATUSES);
 
 /** The largest results file `--merge` reads (spec §5). */
 export const RESULTS_MAX_BYTES = 64 << 20;
@@ -76,6 +85,8 @@ export function parseResults(input: string | Uint8Array, file?: string): CaseRes
   return f.results;
 }
 
+/** The run information of a results file, where it has one. */
+
 export async function readResults(file: string): Promise<CaseResult[]> {
   let bytes: Uint8Array;
   try {
@@ -84,6 +95,39 @@ export async function readResults(file: string): Promise<CaseResult[]> {
     throw new ResultsFileError(`cannot read results: ${(e as Error).message}`, { file });
   }
   return parseResults(bytes, file);
+}
+
+/**
+ * What ran, as a results file records it (absent in older files), for the report of merged
+ * shards: they ran one loader with one seed, so the first file's stands for all. Read with the
+ * same size limit and strict grammar as the results; a declaration is checked by the
+ * capabilities parser.
+ */
+export async function readRunInfo(file: string): Promise<RunInfo | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBoundedFile(file, RESULTS_MAX_BYTES);
+  } catch (e) {
+    throw new ResultsFileError(`cannot read results: ${(e as Error).message}`, { file });
+  }
+  const top = toPlain(parseStrictJson(bytes, { file })) as Partial<ResultsFile> | null;
+  const r = top?.run as Partial<RunInfo> | undefined;
+  if (!r || typeof r.loader !== 'string' || typeof r.harnessVersion !== 'string' || typeof r.date !== 'string' || typeof r.machine !== 'string') return undefined;
+  const d = r.declared as Partial<DeclaredLoader> | undefined;
+  const declared: DeclaredLoader | undefined =
+    d && typeof d.name === 'string' && (d.mode === 'worker' || d.mode === 'command' || d.mode === 'in-process')
+      ? { name: d.name, mode: d.mode, ...(typeof d.version === 'string' && { version: d.version }), ...(d.capabilities !== undefined && { capabilities: parseCapabilities(d.capabilities, `${file}: run.declared.capabilities`) }) }
+      : undefined;
+  return {
+    loader: r.loader,
+    harnessVersion: r.harnessVersion,
+    date: r.date,
+    machine: r.machine,
+    ...(typeof r.loaderName === 'string' && { loaderName: r.loaderName }),
+    ...(typeof r.loaderVersion === 'string' && { loaderVersion: r.loaderVersion }),
+    ...(typeof r.seed === 'number' && { seed: r.seed }),
+    ...(declared && { declared }),
+  };
 }
 
 /**

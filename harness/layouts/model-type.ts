@@ -102,4 +102,18 @@ export interface ModelEntry {
   /** Semantics beyond routing and activation (shared-expert activation, ...), where the type has them. */
   extra?(c: ModelConfig, d: MoeDims): Partial<MoeSemantics>;
   generator: GeneratorTraits;
+  /** Sizes outside which the type's reference implementation builds no such MoE block (absent: none beyond the dims' own). */
+  constraints?: SizeConstraints;
+}
+
+/**
+ * What transformers (the reference implementation) needs to build a config as this MoE
+ * block: the generators draw only inside these, and golden/tools/check_generated_configs.py
+ * checks every type's generated configs against transformers (record: golden/generated-configs.json).
+ */
+export interface SizeConstraints {
+  /** Fewest routed experts (jamba builds a dense MLP, not an MoE block, for num_experts 1). */
+  minExperts?: number;
+  /** The shared expert is built whatever its count: n_shared_experts 0 makes a zero-width module, so at least one. */
+  sharedRequired?: boolean;
 }

@@ -27,6 +27,22 @@ export class LoaderRefused extends MoeConformanceError {
 export class LoaderOutputInvalid extends MoeConformanceError {}
 export class CommandLineError extends MoeConformanceError {}
 
+/** The stderr of the call that produced an output, kept even when the output is readable (warnings). */
+const stderrOfOutput = new WeakMap<Canonical, string>();
+
+/** What the loader wrote on stderr while producing `output` (undefined: not a command loader's output, or nothing). */
+export function loaderStderr(output: Canonical): string | undefined {
+  return stderrOfOutput.get(output);
+}
+
+/**
+ * A refusal in the sense of spec §2.1: a non-zero exit (not a signal, not a timeout) with a
+ * reason on stderr. An exit without a word is not a refusal the harness can count.
+ */
+export function isReasonedRefusal(e: unknown): boolean {
+  return e instanceof LoaderRefused && e.stderr.trim() !== '';
+}
+
 export interface CommandLoaderOptions {
   timeoutMs: number;
   cwd?: string;
@@ -118,7 +134,17 @@ export interface CommandResult {
 /** Process groups of loader commands still running, so an interrupted run can end them. */
 const running = new Set<number>();
 
-function killGroup(pgid: number): void {
+/** Records a loader's process group (a worker's too), so killRunningLoaders ends it. */
+export function trackGroup(pgid: number): void {
+  running.add(pgid);
+}
+
+export function untrackGroup(pgid: number): void {
+  running.delete(pgid);
+}
+
+/** SIGKILLs a process group; one already gone is fine. */
+export function killGroup(pgid: number): void {
   try {
     process.kill(-pgid, 'SIGKILL');
   } catch {
@@ -175,11 +201,22 @@ function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<Command
   });
 }
 
-export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
+/** What a loader says about itself in its output's metadata (spec §2), for the reports. */
+export interface OutputMetadata {
+  name?: string;
+  version?: string;
+}
+
+export const LOADER_NAME_KEY = 'moe_conformance.loader_name';
+export const LOADER_VERSION_KEY = 'moe_conformance.loader_version';
+
+export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader & { metadata: OutputMetadata } {
   const argv = resolveSelf(splitCommand(cmd));
   const maxOutput = opts.maxOutputBytes ?? 1024 ** 3;
+  const metadata: OutputMetadata = {};
   return {
     name: cmd,
+    metadata,
     async load(dir: string, req: ParallelRequest): Promise<Canonical> {
       const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'moe-cmd-'));
       const out = join(work, 'rank.safetensors');
@@ -195,7 +232,9 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
         if (r.exitCode !== 0) {
           throw new LoaderRefused(`loader exited ${r.exitCode}${tail}`, context, r.stderr, r.exitCode ?? -1);
         }
-        return await readOutput(out, maxOutput, r.stderr);
+        const output = await readOutput(out, maxOutput, r.stderr, metadata);
+        if (r.stderr.trim()) stderrOfOutput.set(output, r.stderr);
+        return output;
       } finally {
         await rm(work, { recursive: true, force: true });
       }
@@ -203,7 +242,8 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
   };
 }
 
-async function readOutput(out: string, maxOutput: number, stderr: string): Promise<Canonical> {
+/** Reads a loader's output file with the strict reader (spec §2, §4); every problem is a LoaderOutputInvalid. The loader's self-description in its metadata goes to `metadata`. */
+export async function readOutput(out: string, maxOutput: number, stderr: string, metadata: OutputMetadata = {}): Promise<Canonical> {
   const size = await stat(out).then((s) => s.size, () => undefined);
   if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, expected: 'the --out file', found: stderr.trim() ? `nothing; stderr: ${stderr.trim()}` : 'nothing' });
   if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
@@ -222,6 +262,10 @@ async function readOutput(out: string, maxOutput: number, stderr: string): Promi
     } catch (e) {
       throw new LoaderOutputInvalid(`loader output metadata: ${(e as Error).message}`, { file: out });
     }
+    const name = file.metadata?.get(LOADER_NAME_KEY);
+    const version = file.metadata?.get(LOADER_VERSION_KEY);
+    if (name !== undefined) metadata.name = name;
+    if (version !== undefined) metadata.version = version;
     const scale = [...file.tensors.keys()].find((n) => splitCompanion(n) !== undefined);
     if (dequantized && scale !== undefined) {
       throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale, *_scale_2 or *_input_scale tensor', found: scale });

@@ -12,7 +12,7 @@
 // autotune when asked, cached; otherwise by rows per expert). Same rank-summing semantics as
 // the CPU fast path (kernels/fast/canonical.ts).
 import { createRequire } from 'node:module';
-import type { MoeSemantics } from '../../harness/layouts/semantics.js';
+import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
@@ -21,9 +21,9 @@ import {
   expertBiases, groupByExpert, matrixBytesF32, rankWeights, routeLogits, sharedBatch, wholeFloats, type RankWeights, type StackedMatrices,
 } from '../fast/canonical.js';
 import { tensorOf } from '../experts.js';
+import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { addZeroExperts } from '../routing.js';
-import { checkForwardInput } from '../moe.js';
 import type { RoutingResult } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
@@ -231,7 +231,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const routerTiling = this.options.tiling ?? this.heuristic(16);
     let encoder = this.device.createCommandEncoder();
     let pass = encoder.beginComputePass();
-    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, clamped: false, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
+    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
     pass.end();
     const logits = await this.read(encoder, logitsBuf, tokens * E, buffer);
     const t1 = performance.now();
@@ -324,28 +324,23 @@ export class WgslWebGpuBackend implements MoeBackend {
     const H = sem.hidden;
     const { w13, w2, shared } = plan.weights;
     const R = w2.cols;
-    const act = sem.activation;
-    const clamped = act.kind === 'gpt_oss_clamped';
-    const alpha = clamped ? act.alpha : 0;
-    const limit = clamped || act.kind === 'silu_clamped' ? act.limit : 0;
-    const sharedAct = sem.sharedActivation;
+    const { mode, alpha, limit } = activationParams(sem.activation);
     const g = plan.grouping;
     const routed = g.offsets[g.offsets.length - 1]!;
     const yRows = routed + (plan.shared ? tokens : 0);
     const actBuf = this.scratchBuffer(`act${r}`, routed * R * 4);
     const yBuf = this.scratchBuffer(`y${r}`, yRows * H * 4);
     if (routed > 0) {
-      const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, clamped, alpha, limit, relu2: act.kind === 'relu2', siluClamped: act.kind === 'silu_clamped' };
-      const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, clamped: false, alpha: 0, limit: 0 };
+      const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
+      const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0 };
       this.grouped(pass, 'up', tiling, this.matrices(w13, buffer), g.offsets, up, plan.rows, xBuf, plan.b13 ?? zeros, actBuf, buffer);
       this.grouped(pass, 'down', tiling, this.matrices(w2, buffer), g.offsets, down, plan.rows, actBuf, plan.b2 ?? zeros, yBuf, buffer);
     }
     if (plan.shared && shared) {
       const Rs = plan.shared.R;
       const actS = this.scratchBuffer(`actS${r}`, tokens * Rs * 4);
-      const up: GemmParams = { N: Rs, K: H, rowsB: 2 * Rs, upRow: Rs, ldc: Rs, cOff: 0, hasBias: false, clamped: false, alpha: 0,
-        limit: sharedAct?.kind === 'silu_clamped' ? sharedAct.limit : 0, relu2: sharedAct?.kind === 'relu2', siluClamped: sharedAct?.kind === 'silu_clamped' };
-      const down: GemmParams = { N: H, K: Rs, rowsB: H, upRow: 0, ldc: H, cOff: routed, hasBias: false, clamped: false, alpha: 0, limit: 0 };
+      const up: GemmParams = { N: Rs, K: H, rowsB: 2 * Rs, upRow: Rs, ldc: Rs, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
+      const down: GemmParams = { N: H, K: Rs, rowsB: H, upRow: 0, ldc: H, cOff: routed, hasBias: false, mode: 0, alpha: 0, limit: 0 };
       this.grouped(pass, 'up', tiling, this.matrices(shared.w13, buffer), [0, tokens], up, plan.shared.rows, xBuf, zeros, actS, buffer);
       this.grouped(pass, 'down', tiling, this.matrices(shared.w2, buffer), [0, tokens], down, plan.shared.rows, actS, zeros, yBuf, buffer);
     }
@@ -509,4 +504,11 @@ function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Flo
     table[4 * i + 2] = outBits[i]!;
   }
   return table;
+}
+
+/** The epilogue's activation parameters (shaders.ts GemmParams.mode). */
+function activationParams(a: ExpertActivation): { mode: number; alpha: number; limit: number } {
+  if (a.kind === 'gpt_oss_clamped') return { mode: 1, alpha: a.alpha, limit: a.limit };
+  if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
+  return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }

@@ -15,7 +15,8 @@
 // Two modes:
 // - `up`: A = x gathered through the row table (token, input scale); the tile's two column
 //   halves are the gate and the up rows of w13 for the same TN/2 intermediate columns, so the
-//   activation (SiLU-gated or gpt_oss's clamped form, with the w13 bias) runs in the epilogue
+//   activation (SiLU-gated, gpt_oss's clamped form, or relu² of the up half for non-gated
+//   experts; with the w13 bias) runs in the epilogue
 //   and only act = f(gate, up) is written.
 // - `down`: A read directly by row (act, or x for the router); the epilogue adds the w2 bias,
 //   multiplies by the row's output scale (routing weight) and writes y.
@@ -88,21 +89,16 @@ export interface GemmParams {
   /** Row offset added to every row of C written. */
   cOff: number;
   hasBias: boolean;
-  clamped: boolean;
+  /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts), 3 SiLU-gated with gate and up clamped at limit (glm5_next). */
+  mode: number;
   alpha: number;
   limit: number;
-  /** relu² of the up half alone (non-gated experts, whose gate half is zeros: kernels/kernel-form.ts). */
-  relu2?: boolean;
-  /** SiLU-gated with gate and up clamped at `limit` first (glm5_next). */
-  siluClamped?: boolean;
 }
 
 export function gemmParams(p: GemmParams): Uint32Array {
   const words = new Uint32Array(12);
-  words.set([p.N, p.K, p.rowsB, p.upRow, p.ldc, p.cOff, p.hasBias ? 1 : 0, p.clamped ? 1 : 0]);
+  words.set([p.N, p.K, p.rowsB, p.upRow, p.ldc, p.cOff, p.hasBias ? 1 : 0, p.mode]);
   new Float32Array(words.buffer).set([p.alpha, p.limit], 8);
-  words[10] = p.relu2 ? 1 : 0;
-  words[11] = p.siluClamped ? 1 : 0;
   return words;
 }
 
@@ -230,7 +226,7 @@ fn loadA(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadA1(e, end), loadA
   }
 
   return /* wgsl */ `
-struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, clamped: u32, alpha: f32, limit: f32, relu2: u32, siluClamped: u32 }
+struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, mode: u32, alpha: f32, limit: f32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> rows: array<vec4<u32>>;
@@ -252,18 +248,19 @@ fn biasOf(slot: u32, n: u32) -> f32 {
 fn activate(gate: f32, upv: f32, slot: u32, j: u32) -> f32 {
   var g = gate + biasOf(slot, j);
   var u = upv + biasOf(slot, p.upRow + j);
-  if (p.relu2 == 1u) {
+  if (p.mode == 2u) {
     let r = max(u, 0.0);
     return r * r;
   }
-  if (p.siluClamped == 1u) {
-    g = min(g, p.limit);
-    u = clamp(u, -p.limit, p.limit);
-  }
-  if (p.clamped == 1u) {
+  if (p.mode == 1u) {
     g = min(g, p.limit);
     u = clamp(u, -p.limit, p.limit);
     return (u + 1.0) * (g / (1.0 + exp(-p.alpha * g)));
+  }
+  if (p.mode == 3u) {
+    // glm5_next: SiLU-gated with gate and up clamped first.
+    g = min(g, p.limit);
+    u = clamp(u, -p.limit, p.limit);
   }
   return (g / (1.0 + exp(-g))) * u;
 }

@@ -31,4 +31,6 @@ export const deepseek_v2: ModelEntry = {
     grouped: true,
     config: (s, Is) => ({ ...deepseekConfig(s, Is), topk_method: s.groups > 1 ? 'group_limited_greedy' : 'greedy' }),
   },
+  // DeepseekV2Moe builds shared_experts of moe_intermediate_size * n_shared_experts unconditionally.
+  constraints: { sharedRequired: true },
 };

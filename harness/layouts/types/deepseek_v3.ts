@@ -74,6 +74,8 @@ export const dsv3Like = (modelType: string, o: Dsv3Options): ModelEntry => {
         return { ...names, ...(o.generatorConfig ? o.generatorConfig(s, Is) : {}) };
       },
     },
+    // Their MoE blocks build shared_experts of moe_intermediate_size * n_shared_experts unconditionally.
+    ...(sharedCount ? { constraints: { sharedRequired: true } } : {}),
   };
 };
 

@@ -20,4 +20,6 @@ export const jamba: ModelEntry = {
     shared: 'none',
     config: (s) => ({ hidden_size: s.hidden, num_hidden_layers: s.layers, num_experts_per_tok: s.topK, num_experts: s.experts, intermediate_size: s.intermediate, expert_layer_period: 1, expert_layer_offset: 0 }),
   },
+  // JambaDecoderLayer: JambaSparseMoeBlock if num_experts > 1 else JambaMLP.
+  constraints: { minExperts: 2 },
 };
