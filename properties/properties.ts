@@ -184,6 +184,10 @@ async function control(spec: CaseSpec, target: Target, c: CaseContext): Promise<
     c.outputs.push(['control-valid-twin', out]);
     return undefined;
   } catch (e) {
+    // A crash, a timeout or garbage on the valid twin is no refusal: the loader failed on valid input.
+    if (e instanceof LoaderCrashed || e instanceof LoaderTimedOut || e instanceof LoaderOutputInvalid || !(e instanceof MoeConformanceError)) {
+      return failedOnValid(new LoaderFailedOnValidInput(e));
+    }
     // The loader's own reason: the last line it wrote on stderr, else the error's first line.
     const said = e instanceof LoaderRefused ? e.stderr.trim().split('\n').at(-1) : undefined;
     const why = `${(e as Error)?.name ?? 'error'}: ${e instanceof Error ? firstLine(e.message) : String(e)}${said ? `: ${said.trim()}` : ''}`;

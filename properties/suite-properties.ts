@@ -125,7 +125,17 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay, capabilities?: Capabilities): (spec: CaseSpec) => Promise<void> {
+/** How a property reports beyond pass and fail: where replay lines point, what the loader declared, and expected failures as they happen. */
+export interface PredicateOptions {
+  replay?: ReplayLine;
+  capabilities?: Capabilities;
+  /** A case failed as an expectation line said it would (a known limit): counted, not hidden. */
+  onExpectedFailure?: (id: string, reason: string) => void;
+}
+
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, o: PredicateOptions = {}): (spec: CaseSpec) => Promise<void> {
+  const replayLine = o.replay ?? checkReplay;
+  const capabilities = o.capabilities;
   return async (spec) => {
     // Generation already keeps to the capabilities' sizes and names; what it cannot (a placement) is skipped, never passed.
     fc.pre(undeclaredReason(capabilities, specNeeds(spec)) === undefined);
@@ -140,7 +150,10 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
     }
     const replay = `replay: ${replayLine(id)}`;
     if (expected?.kind === 'fail') {
-      if (outcome.status === 'fail') return;
+      if (outcome.status === 'fail') {
+        o.onExpectedFailure?.(id, expected.reason);
+        return;
+      }
       throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
     }
     if (outcome.status === 'inconclusive') {
@@ -168,12 +181,12 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
 export async function checkSuiteProperty(
   p: SuiteProperty,
   opts: SuiteOptions,
-  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'>; replay?: ReplayLine } = {},
+  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'> } & Omit<PredicateOptions, 'capabilities'> = {},
 ): Promise<fc.RunDetails<[CaseSpec]>> {
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay, capabilitiesOf(opts));
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), { ...params, capabilities: capabilitiesOf(opts) });
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,

@@ -63,8 +63,12 @@ describe('a broken loader', () => {
 
   it('an expected failure passes, and an expected failure that passes is reported', async () => {
     const [first] = suiteProperties(opts);
-    const xfail = await checkSuiteProperty(first!, { ...opts, expectations: 'moe:load:model=mixtral;* fail # known swap' });
+    const seen: string[] = [];
+    const xfail = await checkSuiteProperty(first!, { ...opts, expectations: 'moe:load:model=mixtral;* fail # known swap' }, { onExpectedFailure: (id, reason) => seen.push(`${id}: ${reason}`) });
     expect(xfail.failed).toBe(false);
+    // Reported as expected failures (vitest annotates the test with them), never silently as passes.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((x) => /^moe:load:model=mixtral;.*: known swap$/.test(x))).toBe(true);
     const stale = await checkSuiteProperty(first!, { ...opts, load: referenceLoader, expectations: 'moe:load:model=mixtral;* fail # fixed since' });
     expect(stale.failed).toBe(true);
     expect(String((stale.errorInstance as Error).message)).toMatch(/passed but is expected to fail \(fixed since\)/);
