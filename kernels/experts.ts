@@ -182,6 +182,10 @@ export interface TokenBatch {
 export function activation(act: ExpertActivation, g: number, u: number): number {
   if (act.kind === 'silu_gated') return (g / (1 + Math.exp(-g))) * u;
   if (act.kind === 'relu2') return u > 0 ? u * u : 0;
+  if (act.kind === 'silu_clamped') {
+    const gc = Math.min(g, act.limit);
+    return (gc / (1 + Math.exp(-gc))) * Math.min(Math.max(u, -act.limit), act.limit);
+  }
   const gc = Math.min(g, act.limit);
   const uc = Math.min(Math.max(u, -act.limit), act.limit);
   return (uc + 1) * (gc / (1 + Math.exp(-act.alpha * gc)));

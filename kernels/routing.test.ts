@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { MoeSemantics, Routing } from '../harness/layouts/semantics.js';
 import {
-  route, RoutingError, sigmoidBias, sigmoidGroupLimitedBias, softmax, softmaxBiasNormmin, softmaxGroupLimited,
+  addZeroExperts, route, RoutingError, sigmoidBias, sigmoidGroupLimitedBias, softmax, softmaxBiasNormmin, softmaxGroupLimited,
   softmaxTopk, softmaxTopkPnorm, sparsemixer, topK, topkSigmoidInput, topkSoftmax,
 } from './routing.js';
 
@@ -214,5 +214,55 @@ describe('plain top-k variants against brute force', () => {
   it('softmax sums to one even for huge logits', () => {
     const p = softmax([1000, 1000, -1000]);
     closeTo(p, [0.5, 0.5, 0]);
+  });
+});
+
+describe('routing added for the transformers 5.17 types', () => {
+  it('softmax_group_top2 (mistral4): group score = top-2 sum of softmax, masked experts score 0, renormalised + scaled', () => {
+    // probabilities [4, 3, 1, 1 | 5, 1, 1, 1] / 17: group 0 scores 4 + 3 = 7, group 1 only 5 + 1 = 6.
+    const p = [4, 3, 1, 1, 5, 1, 1, 1];
+    const r = route(sem({ kind: 'softmax_group_top2', groups: 2, topkGroups: 1, renormalize: true, scaling: 2 }, 8, 2), Float64Array.from(logOf(p)), 1);
+    expect(Array.from(r.selected)).toEqual([0, 1]); // expert 4 (the best alone) is in the dropped group
+    closeTo(Array.from(r.weights), [(2 * 4) / 7, (2 * 3) / 7]);
+  });
+  it('softmax_group_top2 with one group and a correction bias (longcat_flash): choice by p + bias, weights p, not renormalised', () => {
+    const p = [0.1, 0.2, 0.3, 0.4];
+    const r = route(sem({ kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 3 }, 4, 1), Float64Array.from(logOf(p)), 1, [0.5, 0, 0, 0]);
+    expect(Array.from(r.selected)).toEqual([0]);
+    closeTo(Array.from(r.weights), [0.3]);
+  });
+  it('topk_sigmoid (cohere2_moe): top-k of the raw logits, σ, renormalised, × scaling', () => {
+    const s = [0.2, 0.8, 0.6, 0.4];
+    const r = route(sem({ kind: 'topk_sigmoid', renormalize: true, scaling: 0.5 }, 4, 2), Float64Array.from(logitOf(s)), 1);
+    expect(Array.from(r.selected)).toEqual([1, 2]);
+    closeTo(Array.from(r.weights), [(0.5 * 0.8) / 1.4, (0.5 * 0.6) / 1.4]);
+    const plain = route(sem({ kind: 'topk_sigmoid', renormalize: false }, 4, 2), Float64Array.from(logitOf(s)), 1);
+    closeTo(Array.from(plain.weights), [0.8, 0.6]);
+  });
+  it('topk_softmax with scaling (cohere2_moe average)', () => {
+    const r = route(sem({ kind: 'topk_softmax', scaling: 0.5 }, 3, 2), Float64Array.from(logOf([1, 3, 1])), 1);
+    closeTo(Array.from(r.weights), [0.375, 0.125]);
+  });
+  it('softcap (laguna) replaces the logits by tanh(l / c) · c before σ', () => {
+    const l = [3, -1, 2, 0.5];
+    const capped = l.map((v) => Math.tanh(v / 2) * 2);
+    const r = route(sem({ kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1, softcap: 2 }, 4, 1), Float64Array.from(l), 1);
+    closeTo(Array.from(r.weights), [1 / (1 + Math.exp(-capped[0]!))]);
+  });
+  it('maskNegInf (nemotron_h): an expert of a dropped group is never chosen, even against negative scores', () => {
+    // Choice scores with a bias of -1: kept group [0.5 - 1, 0.4 - 1], dropped group (scores 0.2, 0.1).
+    const l = logitOf([0.5, 0.4, 0.2, 0.1]);
+    const bias = [-1, -1, -1.7, -1.7];
+    const zero = route(sem({ kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: false, scaling: 1 }, 4, 2), Float64Array.from(l), 1, bias);
+    const negInf = route(sem({ kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: false, scaling: 1, maskNegInf: true }, 4, 2), Float64Array.from(l), 1, bias);
+    expect(Array.from(zero.selected)).toEqual([2, 3]); // masked to 0.0, which beats the kept -0.5 and -0.6
+    expect(Array.from(negInf.selected)).toEqual([0, 1]);
+  });
+  it('addZeroExperts (longcat_flash): a chosen zero-compute expert adds weight · x once', () => {
+    const s: MoeSemantics = { ...sem({ kind: 'softmax_topk', renormalize: false, scaling: 1 }, 4, 2), hidden: 2, zeroExperts: 1 };
+    const r = { selected: Int32Array.from([3, 0]), weights: Float64Array.from([0.25, 0.5]), scores: new Float64Array(4), inputScale: false };
+    const out = new Float64Array([1, 1]);
+    addZeroExperts(s, r, [2, -4], 1, out);
+    expect(Array.from(out)).toEqual([1.5, 0]);
   });
 });

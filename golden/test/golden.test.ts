@@ -12,6 +12,8 @@ import { referenceLoader } from '../../harness/loader/load.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
 import { referenceBackend } from '../../kernels/moe.js';
+import type { MoeBackend } from '../../kernels/backend.js';
+import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import { DEFAULT_SPLITS, defaultGoldenRoot, discoverFixtures, GoldenFixtureError, readGolden, runGolden, splitAllowed, type GoldenRow } from '../golden.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 
@@ -34,7 +36,8 @@ describe('golden fixtures with the reference', () => {
     expect(new Set(rows.map((r) => `${r.fixture}/${r.layout}`)).size).toBe(fixtures.length * 2);
     expect(new Set(rows.map((r) => r.split)).size).toBe(DEFAULT_SPLITS.length);
     expect(rows.every((r) => r.layers.length >= 1 && r.layers.every((l) => l.output.elements > 0))).toBe(true);
-  });
+    // 86 folders × 2 layouts × 5 splits through the float64 reference: minutes on a busy 2-core machine.
+  }, 600_000);
 });
 
 /** Swaps the gate and up halves of expert `expert`'s w13 in every rank that holds it. */
@@ -143,5 +146,25 @@ describe('broken weights fail', () => {
   it('refuses a folder without fixtures', async () => {
     await expect(discoverFixtures(join(defaultGoldenRoot(), 'mixtral-f32', 'original'))).rejects.toThrow(GoldenFixtureError);
     await expect(discoverFixtures(join(defaultGoldenRoot(), 'no-such-folder'))).rejects.toThrow(GoldenFixtureError);
+  });
+});
+
+describe('engine bugs of the added semantics fail against transformers', () => {
+  // A forward with one piece of the model's semantics dropped, as an engine that ignores it would compute.
+  const dropping = (name: string, drop: (s: MoeSemantics) => MoeSemantics): MoeBackend => ({
+    name,
+    forward: (sem, layer, ranks, x, tokens) => referenceBackend.forward(drop(sem), layer, ranks, x, tokens),
+  });
+  const cases: Array<[string, string, MoeBackend]> = [
+    ['clamped SwiGLU run without its limit (glm5_next)', 'glm5_next-f32', dropping('no-swiglu-limit', (s) => ({ ...s, activation: { kind: 'silu_gated' }, sharedActivation: { kind: 'silu_gated' } }))],
+    ['zero-compute experts weighted as nothing (longcat_flash)', 'longcat_flash-bf16', dropping('no-zero-experts', (s) => ({ ...s, zeroExperts: 0 }))],
+    ['cohere2_moe\'s average read as a sum', 'cohere2_moe-f32', dropping('sum-not-average', (s) => ({ ...s, sharedScale: 1, routing: { ...s.routing, scaling: 1 } as MoeSemantics['routing'] }))],
+  ];
+  it.each(cases)('%s', async (_what, fixture, backend) => {
+    const fixtures = (await discoverFixtures()).filter((f) => f.name === fixture);
+    expect(fixtures).toHaveLength(1);
+    const rows = await runGolden({ fixtures, backends: [backend], layouts: ['fused'], splits: [DEFAULT_SPLITS[0]!] });
+    expect(rows.length).toBe(1);
+    expect(rows[0]!.tier).toBe('fail');
   });
 });

@@ -12,6 +12,13 @@ Make the eight fixtures added after the first twelve (16 folders, f32 and bf16):
     .venv/bin/python golden/tools/make_fixtures.py --out golden/hf \
         --types minimax phimoe deepseek_v2 ernie4_5_moe hunyuan_v1_moe dots1 qwen3_next flex_olmo
 
+and the 23 added for issue 14 (NEW_SPECS below: other sizes, dense layers, F32-kept tensors):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types minimax_m2 glm4_moe_lite \
+        deepseek_v32 glm_moe_dsa exaone_moe solar_open mimo_v2_flash afmoe hy_v3 granitemoeshared \
+        granitemoehybrid mellum nemotron_h mistral4 cohere2_moe laguna qwen3_5_moe_text qwen3_vl_moe \
+        jetmoe longcat_flash kimi_linear glm4v_moe glm5_next
+
 Regenerate a shipped type into a scratch folder and check that its tensor names, shapes
 and dtypes (checkpoint files and golden.safetensors) and its golden.json match the
 shipped folder (values differ: they depend on the seed):
@@ -566,6 +573,28 @@ def _glm4v_moe(dtype: str) -> dict[str, Any]:
     return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
 
 
+def _glm5_next(dtype: str) -> dict[str, Any]:
+    # Clamped SwiGLU with a small limit (0.5) so that clamping is often in play; MLA without
+    # RoPE (DSA layers require it), a tiny indexer and vision tower; the text decoder is recorded.
+    text = {
+        "vocab_size": 96, "hidden_size": NEW_HIDDEN, "num_hidden_layers": 3, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "max_position_embeddings": 64, "pad_token_id": 0,
+        "n_routed_experts": NEW_EXPERTS, "n_shared_experts": 1, "moe_intermediate_size": NEW_INTERMEDIATE,
+        "num_experts_per_tok": TOP_K, "intermediate_size": 40, "routed_scaling_factor": 1.5,
+        "mlp_layer_types": ["dense", "sparse", "sparse"] if dtype == "f32" else ["sparse", "dense", "sparse"],
+        "layer_types": ["full_attention"] * 3,
+        "kv_lora_rank": 16, "q_lora_rank": 24, "qk_rope_head_dim": 0, "qk_nope_head_dim": 8, "v_head_dim": 8,
+        "index_topk": 16, "index_kpool": 4, "index_head_dim": 8, "index_n_heads": 2,
+        "linear_head_dim": 8, "linear_num_heads": 4, "hc_mult": 2, "swiglu_limit": 0.5,
+        **_dsv3_groups(dtype),
+    }
+    vision = {
+        "depth": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 16, "out_hidden_size": NEW_HIDDEN,
+        "patch_size": 4, "temporal_patch_size": 1, "spatial_merge_size": 1, "image_size": 8, "projection_intermediate_size": 16,
+    }
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -603,6 +632,10 @@ NEW_SPECS = [
         lambda _: (1, 2),
     ),
     FixtureSpec("glm4v_moe", _glm4v_moe, "gate", DSV3_FIELDS, lambda _: (1, 2), "Glm4vMoeForConditionalGeneration", nested_config=True),
+    FixtureSpec(
+        "glm5_next", _glm5_next, "gate", DSV3_FIELDS + ("swiglu_limit",), lambda d: (1, 2) if d == "f32" else (0, 2),
+        "Glm5NextForConditionalGeneration", nested_config=True,
+    ),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 

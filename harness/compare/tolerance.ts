@@ -54,6 +54,13 @@ export function activationError(act: ExpertActivation, g: number, u: number, eg:
     const silu = g / (1 + Math.exp(-g));
     return 1.1 * eg * (Math.abs(u) + eu) + Math.abs(silu) * eu + 4 * U32 * Math.abs(silu * u);
   }
+  if (act.kind === 'silu_clamped') {
+    // Clamping is 1-Lipschitz: SiLU-gated's bound on the clamped values.
+    const gc = Math.min(g, act.limit);
+    const uc = Math.min(Math.max(u, -act.limit), act.limit);
+    const silu = gc / (1 + Math.exp(-gc));
+    return 1.1 * eg * (Math.abs(uc) + eu) + Math.abs(silu) * eu + 4 * U32 * Math.abs(silu * uc);
+  }
   if (act.kind === 'relu2') {
     // relu is 1-Lipschitz; (|u| + eu)² - u² bounds the square's error, plus its own rounding.
     const r = Math.max(u, 0);

@@ -48,6 +48,9 @@ export type PartName =
   | 'up_g_idx'
   | 'down_g_idx';
 
+/** Parts a checkpoint stores that no canonical tensor holds: checked for shape, written as zeros, never loaded. */
+export const UNUSED_PARTS: ReadonlySet<PartName> = new Set(['unused_router_bias']);
+
 /** Per-projection single values of quantized checkpoints, each of shape [1]. */
 export const PROJECTION_SCALARS = ['gate_scale_2', 'up_scale_2', 'down_scale_2', 'gate_input_scale', 'up_input_scale', 'down_input_scale'] as const;
 
@@ -75,9 +78,6 @@ export const EXPERT_PARTS: ReadonlySet<PartName> = new Set<PartName>([
 
 /** A scale block edge that covers a whole axis (per-tensor and per-channel scales): ceil(n / WHOLE_AXIS) = 1. */
 export const WHOLE_AXIS = Number.MAX_SAFE_INTEGER;
-
-/** Parts a checkpoint stores that no canonical tensor holds: checked for shape, written as zeros, never loaded. */
-export const UNUSED_PARTS: ReadonlySet<PartName> = new Set(['unused_router_bias']);
 
 /** The sizes that fix every part's shape. */
 export interface PartSizes {

@@ -62,6 +62,7 @@ const ROUTING: Record<string, Routing> = {
   longcat_flash: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 2 },
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -86,12 +87,14 @@ const ROUTING_BF16: Record<string, Routing> = {
   laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, maskNegInf: true },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
 const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
   gpt_oss: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
   nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
+  glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).

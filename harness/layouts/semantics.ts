@@ -44,7 +44,9 @@ export type ExpertActivation =
   /** gpt_oss: g = min(h_gate, limit), u = clamp(h_up, -limit, limit), ((u + 1) · g · σ(alpha·g)) */
   | { kind: 'gpt_oss_clamped'; alpha: number; limit: number }
   /** nemotron_h: non-gated, down(relu(up·x)²); the expert has no gate projection (canonical w13 is up only). */
-  | { kind: 'relu2' };
+  | { kind: 'relu2' }
+  /** glm5_next: clamped SwiGLU, clamp before the activation: silu(min(g, limit)) · clamp(u, -limit, limit) (`swiglu_limit`). */
+  | { kind: 'silu_clamped'; limit: number };
 
 /** Whether the activation multiplies a gate by an up projection (false: up and down only). */
 export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2';

@@ -78,8 +78,8 @@ function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[
 
 const keyOf = (spec: CompiledSpec, expert: number | null) => (expert === null ? spec.key : spec.key.replace('{e}', String(expert)));
 
-/** Which spec (and expert) a stored key is, if any; expert ids must be canonical decimals below E. */
-function matchKey(specs: CompiledSpec[], key: string, experts: number): { spec: CompiledSpec; expert: number | null } | undefined {
+/** Which spec (and expert) a stored key is, if any; expert ids must be canonical decimals below the spec's count (E, or E + Z). */
+function matchKey(specs: CompiledSpec[], key: string): { spec: CompiledSpec; expert: number | null } | undefined {
   for (const spec of specs) {
     if (!spec.perExpert) {
       if (spec.key === key) return { spec, expert: null };
@@ -132,8 +132,8 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
   const onlyOriginal: string[] = [];
   const onlyFused: string[] = [];
   for (const key of present) {
-    const inOriginal = matchKey(original, key, d.experts) !== undefined;
-    const inFused = matchKey(fused, key, d.experts) !== undefined;
+    const inOriginal = matchKey(original, key) !== undefined;
+    const inFused = matchKey(fused, key) !== undefined;
     if (!inOriginal && !inFused) refuseUnknown(dir, key, layer, d.experts);
     if (inOriginal && !inFused) onlyOriginal.push(key);
     if (inFused && !inOriginal) onlyFused.push(key);
@@ -194,7 +194,7 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
 function byShape(dir: TensorDirectory, original: CompiledSpec[], fused: CompiledSpec[], present: string[]): LayoutName {
   const fits = (specs: CompiledSpec[]) =>
     present.every((key) => {
-      const m = matchKey(specs, key, Number.MAX_SAFE_INTEGER);
+      const m = matchKey(specs, key);
       const shape = dir.info(key).shape;
       return m !== undefined && m.spec.shape.length === shape.length && m.spec.shape.every((n, i) => n === shape[i]);
     });

@@ -94,6 +94,7 @@ function rankF32(sem: MoeSemantics, layer: number, rank: RankTensors): RankF32 {
 
 function activationConstants(a: ExpertActivation): ActivationConstants {
   if (a.kind === 'gpt_oss_clamped') return { act: 1, alpha: a.alpha, limit: a.limit };
+  if (a.kind === 'silu_clamped') return { act: 3, alpha: 0, limit: a.limit };
   return a.kind === 'relu2' ? { act: 2, alpha: 0, limit: 0 } : SILU_GATED;
 }
 

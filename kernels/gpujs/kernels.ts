@@ -16,9 +16,9 @@ import { BackendFallbackError } from './errors.js';
 
 export type GpujsMode = 'cpu' | 'webasm' | 'webgpu';
 
-/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated). */
+/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated), 3 = SiLU-gated clamped at limit. */
 export interface ActivationConstants {
-  act: 0 | 1 | 2;
+  act: 0 | 1 | 2 | 3;
   alpha: number;
   limit: number;
 }
@@ -68,6 +68,11 @@ function gatedUpBody(
   let g = gate;
   let u = up;
   let z = gate;
+  if (this.constants.act === 3) {
+    g = Math.min(gate, this.constants.limit);
+    u = Math.max(Math.min(up, this.constants.limit), -this.constants.limit);
+    z = g;
+  }
   if (this.constants.act === 1) {
     g = Math.min(gate, this.constants.limit);
     u = Math.max(Math.min(up, this.constants.limit), -this.constants.limit) + 1;

@@ -615,5 +615,6 @@ function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Flo
 /** The epilogue's activation parameters (shaders.ts GemmParams.mode). */
 function activationParams(a: ExpertActivation): { mode: number; alpha: number; limit: number } {
   if (a.kind === 'gpt_oss_clamped') return { mode: 1, alpha: a.alpha, limit: a.limit };
+  if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
   return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }
