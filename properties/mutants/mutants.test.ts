@@ -53,7 +53,7 @@ it('catches every mutant loader with the default settings', async () => {
   const table = [
     '# Mutant loaders and how soon the suite catches them',
     '',
-    `Each row is a deliberately wrong loader from [catalogue.ts](catalogue.ts): the reference loader with one realistic bug of [spec/layouts.md](../../spec/layouts.md) §3. "Cases" is how many generated cases the default suite (${DEFAULT_CASES} cases per property, seed ${defaultSeed()}) ran until the first failure. Written by mutants.test.ts.`,
+    `Each row is a deliberately wrong loader from [catalogue.ts](catalogue.ts): the reference loader with one realistic bug of [spec/layouts.md](../../spec/layouts.md) §3 (loading) or §4 (quantized formats). "Cases" is how many generated cases the default suite (${DEFAULT_CASES} cases per property, seed ${defaultSeed()}) ran until the first failure. Written by mutants.test.ts.`,
     '',
     '| mutant | bug | cases | caught by | first failing case |',
     '| --- | --- | ---: | --- | --- |',
