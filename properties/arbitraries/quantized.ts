@@ -32,6 +32,9 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
   'int4-ct-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
   'int4-gptq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
   'int4-gptq-g64-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-gptq-g32-desc-act': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-gptq-v2-g32-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-ct-g32-actorder': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
   'int4-awq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
   'int4-awq-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
 };
@@ -74,7 +77,7 @@ export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly Qua
   { label: 'MXFP4', dtypes: ['mxfp4'] },
   { label: 'NVFP4', dtypes: ['nvfp4'] },
   { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] },
-  { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128'] },
-  { label: 'INT4 groups (GPTQ: groups of 32, 64 asymmetric)', dtypes: ['int4-gptq-g32', 'int4-gptq-g64-asym'] },
+  { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128, actorder)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128', 'int4-ct-g32-actorder'] },
+  { label: 'INT4 groups (GPTQ: groups of 32, 64 asymmetric, desc_act, v2 zeros)', dtypes: ['int4-gptq-g32', 'int4-gptq-g64-asym', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym'] },
   { label: 'INT4 groups (AWQ GEMM: groups of 32, 128)', dtypes: ['int4-awq-g32', 'int4-awq-g128'] },
 ];

@@ -47,10 +47,16 @@ export const QUANT_DTYPES = {
   'int4-ct-g64-asym': int4CtScheme(64, false),
   /** symmetric, groups of 128 (llm-compressor's W4A16 default). */
   'int4-ct-g128': int4CtScheme(128, true),
+  /** asymmetric, groups of 32, `actorder: "group"` (weight_g_idx). */
+  'int4-ct-g32-actorder': int4CtScheme(32, false, true),
   /** GPTQ v1 (AutoGPTQ: zeros stored - 1), symmetric, groups of 32, no act order. */
   'int4-gptq-g32': int4GptqScheme(32, true),
   /** GPTQ v1, asymmetric, groups of 64. */
   'int4-gptq-g64-asym': int4GptqScheme(64, false),
+  /** GPTQ v1 with desc_act (g_idx in activation order), symmetric, groups of 32. */
+  'int4-gptq-g32-desc-act': int4GptqScheme(32, true, true, true),
+  /** GPTQModel v2 zeros (stored as is), asymmetric, groups of 32. */
+  'int4-gptq-v2-g32-asym': int4GptqScheme(32, false, false),
   /** AutoAWQ GEMM, groups of 32 (zero points always). */
   'int4-awq-g32': int4AwqScheme(32),
   /** AutoAWQ GEMM, groups of 128 (its default). */
