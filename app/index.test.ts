@@ -15,6 +15,6 @@ describe('moe-conformance entry point', () => {
 
   it('exports the typed errors that a caller catches', () => {
     expect(new lib.HeaderTooSmall('x', { file: 'a.safetensors' })).toBeInstanceOf(lib.MoeConformanceError);
-    expect(lib.MODEL_TYPES).toHaveLength(20);
+    expect(lib.MODEL_TYPES.length).toBeGreaterThanOrEqual(32);
   });
 });

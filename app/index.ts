@@ -36,6 +36,7 @@ export { randomCanonical } from '../harness/canonical/random.js';
 export { firstDifference, assertBitIdentical, describeDifference, type BitDifference } from '../harness/compare/bits.js';
 export { compareToBounds, findRoutingTies, type Tier, type MismatchReport } from '../harness/compare/tolerance.js';
 export { compareCheckpoints, CheckpointRefused } from '../harness/compare/checkpoints.js';
+export { diagnoseCanonical, DIAGNOSIS_KINDS, type Diagnosis, type DiagnosisKind, type DiagnoseContext } from '../harness/compare/diagnose.js';
 
 // Kernels and golden fixtures
 export type { MoeBackend, MoeForwardResult, RankTensors } from '../kernels/backend.js';
@@ -46,8 +47,12 @@ export { loadRanks } from '../kernels/ranks.js';
 export { discoverFixtures, readGolden, runGolden, DEFAULT_SPLITS } from '../golden/golden.js';
 
 // The conformance runner
-export { commandLoader, LoaderCrashed, LoaderTimedOut, LoaderRefused, LoaderOutputInvalid } from '../harness/protocol/command-loader.js';
+export { commandLoader, LoaderCrashed, LoaderTimedOut, LoaderRefused, LoaderOutputInvalid, isReasonedRefusal, loaderStderr } from '../harness/protocol/command-loader.js';
 export { runCases, type RunOptions } from './runner.js';
 export { caseId, formatCaseId, parseCaseId } from '../harness/conformance/case-id.js';
 export { Expectations } from '../harness/conformance/expectations.js';
-export type { CaseResult, CaseStatus, ConformanceCase } from '../harness/conformance/results.js';
+export { CASE_STATUSES, type CaseResult, type CaseStatus, type ConformanceCase } from '../harness/conformance/results.js';
+export { diffResults, diffText, type ResultsDiff } from './reporters/diff.js';
+export { coverage, coverageLines } from './reporters/coverage.js';
+export { readResults } from './reporters/json.js';
+export type { RunInfo } from '../harness/conformance/run-info.js';

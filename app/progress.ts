@@ -22,7 +22,7 @@ export function createProgress(stream: ProgressStream, opts: { intervalMs?: numb
     const width = String(total).length;
     const pct = total === 0 ? 100 : Math.floor((100 * done.length) / total);
     const bad = c.fail + c['unexpected-pass'];
-    return `[${String(done.length).padStart(width)}/${total}] ${String(pct).padStart(3)} % pass ${c.pass + c.warn + c.xfail} fail ${bad} skip ${c.skip}`;
+    return `[${String(done.length).padStart(width)}/${total}] ${String(pct).padStart(3)} % pass ${c.pass + c.warn + c.xfail} fail ${bad} skip ${c.skip}${c.inconclusive ? ` inconclusive ${c.inconclusive}` : ''}`;
   };
   const draw = (force: boolean) => {
     const t = now();

@@ -40,6 +40,25 @@ describe('runCases', () => {
     expect(aborted).toBe(true);
   });
 
+  it('keeps inconclusive as its own status whatever the expectations, and the stderr tail of any outcome', async () => {
+    const e = Expectations.parse('moe:unit:n=0 fail # known\nmoe:unit:* fail reason=/exited\\s1/ # engine limit');
+    const inconclusive = async (): Promise<CaseOutcome> => ({ status: 'inconclusive', note: 'the valid twin was refused too', stderr: 'no such type' });
+    const r = await runCases(
+      [
+        makeCase(0, inconclusive),
+        makeCase(1, inconclusive),
+        makeCase(2, async () => ({ status: 'fail', failure: { message: 'loader exited 1' } })),
+        makeCase(3, async () => ({ status: 'fail', failure: { message: 'bytes differ' } })),
+        makeCase(4, async () => ({ status: 'pass', stderr: 'warning: fallback' })),
+      ],
+      { expectations: e },
+    );
+    expect(r.map((x) => x.status)).toEqual(['inconclusive', 'inconclusive', 'xfail', 'fail', 'pass']);
+    expect(r[0]).toMatchObject({ note: 'the valid twin was refused too', stderr: 'no such type' });
+    expect(r[2]!.note).toBe('engine limit');
+    expect(r[4]!.stderr).toBe('warning: fallback');
+  });
+
   it('applies expectations: skip, xfail, unexpected pass', async () => {
     const e = Expectations.parse('moe:unit:n=0 skip # slow\nmoe:unit:n=1 fail # known\nmoe:unit:n=2 fail # fixed?');
     let ran0 = false;

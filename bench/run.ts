@@ -5,6 +5,8 @@ import { compareBenchmark } from './compare.js';
 import { benchKernels, kernelsTable } from './kernels.js';
 import { benchLoader, loaderTable, LOADER_DEFAULTS } from './loader.js';
 import { benchSuite, suiteTable } from './suite.js';
+import { benchGpu, gpuOptionsFromEnv, gpuTable } from './gpu/gpu.js';
+import { benchDiagnose, diagnoseTable, DIAGNOSE_DEFAULTS } from './diagnose.js';
 
 interface Benchmark {
   describe: string;
@@ -45,6 +47,21 @@ const BENCHMARKS: Record<string, Benchmark> = {
     },
   },
   compare: compareBenchmark,
+  gpu: {
+    describe: 'on the GPU machine: WGSL forward vs torch CUDA f32 (per-expert loop and grouped GEMM) at the Qwen3-30B-A3B, DeepSeek-V3, gpt-oss-120b and Mixtral layers, T=16,256,2048 (BENCH_GPU_SHAPES, BENCH_GPU_TOKENS, BENCH_GPU_SMALL=1 for a CPU smoke run with BENCH_GPU_PEER_DEVICE=cpu)',
+    async run(runs) {
+      const { rows, file } = await benchGpu(gpuOptionsFromEnv(runs));
+      return `${gpuTable(rows)}\n\nresults: ${file}`;
+    },
+  },
+  diagnose: {
+    describe: 'diagnosis of a wrong loader\'s Mixtral-size layer (H 4096, I 14336, E 8, bf16, 2.82 GB in memory): gate/up swapped, experts permuted, and an unknown change (every hypothesis tried)',
+    async run(runs) {
+      const o = { ...DIAGNOSE_DEFAULTS, hidden: env('BENCH_HIDDEN', DIAGNOSE_DEFAULTS.hidden), intermediate: env('BENCH_INTERMEDIATE', DIAGNOSE_DEFAULTS.intermediate) };
+      const { rows, file } = await benchDiagnose(o, Math.min(runs, 3));
+      return `${diagnoseTable(rows)}\n\nresults: ${file}`;
+    },
+  },
 };
 
 function usage(): string {
@@ -69,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   let failed = false;
-  for (const name of names.length ? names : Object.keys(BENCHMARKS)) {
+  for (const name of names.length ? names : Object.keys(BENCHMARKS).filter((n) => n !== 'gpu')) {
     const b = BENCHMARKS[name]!;
     console.log(`\n## ${name}: ${b.describe}\n`);
     try {

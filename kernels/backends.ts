@@ -15,13 +15,32 @@ export interface BackendEntry {
 
 export class UnknownBackend extends MoeConformanceError {}
 
+/** A backend needs a package that the harness declares as an optional peer (gpu.js, webgpu), and it is not installed. */
+export class MissingOptionalPackage extends MoeConformanceError {}
+
+/** The GPU backends' packages: optional peers, so that installing the suite does not cost their 200 MB of binaries. */
+export const GPU_PACKAGES = ['gpu.js@2.24.1', 'webgpu@0.6.2'] as const;
+
+/** Loads a backend module whose imports include optional packages; their absence is a typed error saying what to install. */
+export async function withOptional<T>(backend: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const pkg = /Cannot find (?:package|module) '([^']+)'/.exec(err.message ?? '')?.[1];
+    if (err.code !== 'ERR_MODULE_NOT_FOUND' && err.code !== 'MODULE_NOT_FOUND') throw e;
+    if (pkg === undefined || !GPU_PACKAGES.some((p) => p.startsWith(`${pkg}@`))) throw e;
+    throw new MissingOptionalPackage(`the ${backend} backend needs the optional package ${pkg}: npm install ${GPU_PACKAGES.join(' ')}`, { expected: pkg, found: 'not installed' });
+  }
+}
+
 export const BACKENDS: readonly BackendEntry[] = [
   { name: 'reference-f64', aliases: ['reference'], create: async () => referenceBackend },
-  { name: 'gpujs-cpu', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('cpu') },
-  { name: 'gpujs-webasm', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('webasm') },
-  { name: 'gpujs-webgpu', create: async () => (await import('./gpujs/backend.js')).createGpujsBackend('webgpu') },
+  { name: 'gpujs-cpu', create: () => withOptional('gpujs-cpu', async () => (await import('./gpujs/backend.js')).createGpujsBackend('cpu')) },
+  { name: 'gpujs-webasm', create: () => withOptional('gpujs-webasm', async () => (await import('./gpujs/backend.js')).createGpujsBackend('webasm')) },
+  { name: 'gpujs-webgpu', create: () => withOptional('gpujs-webgpu', async () => (await import('./gpujs/backend.js')).createGpujsBackend('webgpu')) },
   { name: 'fast-cpu-wasm', aliases: ['fast'], create: async () => new (await import('./fast/backend.js')).FastCpuBackend() },
-  { name: 'wgsl-webgpu', aliases: ['wgsl'], create: async () => (await import('./wgsl/backend.js')).WgslWebGpuBackend.create() },
+  { name: 'wgsl-webgpu', aliases: ['wgsl'], create: () => withOptional('wgsl-webgpu', async () => (await import('./wgsl/backend.js')).WgslWebGpuBackend.create()) },
 ];
 
 export function backendNames(): string[] {

@@ -178,8 +178,10 @@ export interface TokenBatch {
   scaleRelError: number[];
 }
 
+/** act(gate, up) of one intermediate row; a non-gated activation reads `u` only. */
 export function activation(act: ExpertActivation, g: number, u: number): number {
   if (act.kind === 'silu_gated') return (g / (1 + Math.exp(-g))) * u;
+  if (act.kind === 'relu2') return u > 0 ? u * u : 0;
   const gc = Math.min(g, act.limit);
   const uc = Math.min(Math.max(u, -act.limit), act.limit);
   return (uc + 1) * (gc / (1 + Math.exp(-act.alpha * gc)));

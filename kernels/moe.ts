@@ -3,13 +3,14 @@
 // (spec §1 "Summing the ranks"): w2_bias once per selected expert per token (TP rank 0
 // only), the shared expert once per TP shard (EP rank 0 only). Plain loops over
 // Float64Array, so it is obviously right; every fast path is checked against it.
-import type { MoeSemantics } from '../harness/layouts/semantics.js';
+import { SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
 import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
-import { route, sigmoid, type RoutingResult } from './routing.js';
+import { addZeroExperts, route, sigmoid, type RoutingResult } from './routing.js';
+import { kernelForm } from './kernel-form.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
 export class ForwardInputError extends MoeConformanceError {}
@@ -109,7 +110,7 @@ function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Floa
     batch.tokens.push(t);
     batch.inputScale.push(1);
     batch.inputScaleRelError.push(0);
-    batch.scale.push(gate ? sigmoid(z) : 1);
+    batch.scale.push((gate ? sigmoid(z) : 1) * (sem.sharedScale ?? 1));
     batch.scaleRelError.push(gate ? sigmoidRelError(gamma(H) * zAbs) : 0);
   }
   return batch;
@@ -117,14 +118,15 @@ function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Floa
 
 /**
  * The reference forward of MoE layer `layer`; with `bound`, also the float32 error bound
- * of every output element and router logit.
+ * of every output element and router logit; with `route`, that routing instead of route().
  */
 export function referenceForward(
-  sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number, options: { bound?: boolean } = {},
+  sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number,
+  options: { bound?: boolean; route?: typeof route } = {},
 ): ReferenceResult {
   const { hidden: H, experts: E, topK: k } = sem;
   checkForwardInput(sem, layer, ranks, x, tokens);
-  ranks = dequantizeRanks(sem.quant, ranks);
+  ranks = kernelForm(sem, dequantizeRanks(sem.quant, ranks));
   const decoded: RankWeights[] = ranks.map((r) => decodeRank(sem, layer, r));
   const tpSize = ranks[0]!.req.tpSize;
   for (const r of decoded) {
@@ -153,7 +155,8 @@ export function referenceForward(
   const xs = Float64Array.from(x);
   const withBound = options.bound === true;
   const { logits, bound: logitBound, loose: logitLoose } = routerLogits(sem, weight, bias, xs, tokens, withBound);
-  const routing = route(sem, logits, tokens, correction);
+  // `options.route` replaces the routing (a deliberately wrong forward, or a hypothesis about one: properties/diagnose-forward.ts).
+  const routing = (options.route ?? route)(sem, logits, tokens, correction);
 
   const output = new Float64Array(tokens * H);
   const acc: BoundAccumulator | undefined = withBound ? { error: new Float64Array(tokens * H), magnitude: new Float64Array(tokens * H) } : undefined;
@@ -195,8 +198,24 @@ export function referenceForward(
     // The shared expert: every EP rank holds it, so only EP rank 0's TP shards count.
     const s = shared[r];
     if (s) {
-      const mlp: GatedMlp = { act: { kind: 'silu_gated' }, hidden: H, rows: s.rows, w13: s.w13, w13Offset: 0, w2: s.w2, w2Offset: 0 };
+      const mlp: GatedMlp = { act: sem.sharedActivation ?? SILU_GATED, hidden: H, rows: s.rows, w13: s.w13, w13Offset: 0, w2: s.w2, w2Offset: 0 };
       addGatedMlp(mlp, xs, sharedScale, output, acc);
+    }
+  }
+
+  addZeroExperts(sem, routing, xs, tokens, output);
+  if (acc && sem.zeroExperts) {
+    // Each identity share w·x: one product, rounded, with the weight's own error.
+    for (let t = 0; t < tokens; t++) {
+      for (let j = 0; j < k; j++) {
+        if (routing.selected[t * k + j]! < E - sem.zeroExperts) continue;
+        const w = Math.abs(routing.weights[t * k + j]!);
+        for (let h = 0; h < H; h++) {
+          const v = w * Math.abs(xs[t * H + h]!);
+          acc.error[t * H + h] = acc.error[t * H + h]! + (weightRelError[t]! + U32) * v;
+          acc.magnitude[t * H + h] = acc.magnitude[t * H + h]! + v;
+        }
+      }
     }
   }
 

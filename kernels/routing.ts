@@ -92,7 +92,7 @@ export function softmaxTopkPnorm(l: ArrayLike<number>, k: number, p: number): Sc
  * a masked expert can outrank a kept one whose score is negative. Reproduced on purpose.
  */
 function maskToBestGroups(
-  c: number[], groups: number, topkGroups: number, groupScore: (members: number[]) => number,
+  c: number[], groups: number, topkGroups: number, groupScore: (members: number[]) => number, maskValue = 0.0,
 ): { masked: number[]; groupScores: number[] } {
   if (groups < 1 || c.length % groups !== 0 || topkGroups > groups) {
     throw new RoutingError('expert groups must divide the experts and topk_group must not exceed n_group', {
@@ -103,7 +103,7 @@ function maskToBestGroups(
   const size = c.length / groups;
   const groupScores = Array.from({ length: groups }, (_, g) => groupScore(c.slice(g * size, (g + 1) * size)));
   const kept = new Set(topK(groupScores, topkGroups));
-  return { masked: c.map((v, i) => (kept.has(Math.floor(i / size)) ? v : 0.0)), groupScores };
+  return { masked: c.map((v, i) => (kept.has(Math.floor(i / size)) ? v : maskValue)), groupScores };
 }
 
 /** deepseek_v2: p = softmax(l); greedy or group-limited (group score = max); weights p[idx] × scaling, never renormalised. */
@@ -125,11 +125,12 @@ export function softmaxGroupLimited(l: ArrayLike<number>, k: number, groups: num
  */
 export function sigmoidGroupLimitedBias(
   l: ArrayLike<number>, k: number, groups: number, topkGroups: number, renormalize: boolean, scaling: number, bias: ArrayLike<number> | undefined,
+  maskNegInf = false, score: (l: ArrayLike<number>) => number[] = (v) => Array.from(v, sigmoid),
 ): ScoredChoice {
-  const s = Array.from(l, sigmoid);
+  const s = score(l);
   const c = s.map((v, i) => v + (bias?.[i] ?? 0));
   const top2Sum = (m: number[]) => sum(pick(m, topK(m, 2)));
-  const { masked, groupScores } = maskToBestGroups(c, groups, topkGroups, top2Sum);
+  const { masked, groupScores } = maskToBestGroups(c, groups, topkGroups, top2Sum, maskNegInf ? -Infinity : 0.0);
   const ids = topK(masked, k);
   let w = pick(s, ids);
   if (renormalize) {
@@ -162,11 +163,25 @@ export function sigmoidBias(l: ArrayLike<number>, k: number, renormalize: boolea
   return { ids, weights: w.map((v) => v * scaling), score: c };
 }
 
-/** gpt_oss, granitemoe: top-k of l; softmax over the k selected logits. */
-export function topkSoftmax(l: ArrayLike<number>, k: number): ScoredChoice {
+/** gpt_oss, granitemoe: top-k of l; softmax over the k selected logits; × scaling. */
+export function topkSoftmax(l: ArrayLike<number>, k: number, scaling = 1): ScoredChoice {
   const ids = topK(l, k);
-  return { ids, weights: softmax(pick(l, ids)), score: Array.from(l) };
+  return { ids, weights: softmax(pick(l, ids)).map((v) => v * scaling), score: Array.from(l) };
 }
+
+/** cohere2_moe: top-k of l; σ of the selected logits, divided by their sum if renormalised; × scaling. */
+export function topkSigmoid(l: ArrayLike<number>, k: number, renormalize: boolean, scaling = 1): ScoredChoice {
+  const ids = topK(l, k);
+  let w = pick(l, ids).map(sigmoid);
+  if (renormalize) {
+    const s = sum(w);
+    w = w.map((v) => v / s);
+  }
+  return { ids, weights: w.map((v) => v * scaling), score: Array.from(l) };
+}
+
+/** laguna's logit soft-capping: tanh(l / cap) · cap. */
+export const softcapped = (l: ArrayLike<number>, cap: number): number[] => Array.from(l, (v) => Math.tanh(v / cap) * cap);
 
 /** llama4_text: top-k of l; σ(l[idx]) scales the expert's input. */
 export function topkSigmoidInput(l: ArrayLike<number>, k: number): ScoredChoice {
@@ -199,12 +214,34 @@ function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<
     case 'softmax_topk': return softmaxTopk(l, k, r.renormalize, r.scaling);
     case 'softmax_topk_pnorm': return softmaxTopkPnorm(l, k, r.p);
     case 'softmax_group_limited': return softmaxGroupLimited(l, k, r.groups, r.topkGroups, r.scaling);
-    case 'sigmoid_group_limited_bias': return sigmoidGroupLimitedBias(l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias);
+    case 'sigmoid_group_limited_bias':
+      return sigmoidGroupLimitedBias(r.softcap ? softcapped(l, r.softcap) : l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias, r.maskNegInf === true);
+    case 'softmax_group_top2': return sigmoidGroupLimitedBias(l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias, false, softmax);
+    case 'topk_sigmoid': return topkSigmoid(l, k, r.renormalize, r.scaling);
     case 'softmax_bias_normmin': return softmaxBiasNormmin(l, k, r.normMin, bias);
     case 'sigmoid_bias': return sigmoidBias(l, k, r.renormalize, r.scaling, bias);
-    case 'topk_softmax': return topkSoftmax(l, k);
+    case 'topk_softmax': return topkSoftmax(l, k, r.scaling);
     case 'topk_sigmoid_input': return topkSigmoidInput(l, k);
     case 'sparsemixer': return sparsemixer(l, k, r.jitterEps);
+  }
+}
+
+/**
+ * Adds the zero-compute (identity) experts' share, weight · x, for every choice of one
+ * (ids ≥ experts - zeroExperts): added once for the whole block, not per rank, since no rank
+ * holds them. A no-op for models without them.
+ */
+export function addZeroExperts(sem: MoeSemantics, r: RoutingResult, x: ArrayLike<number>, tokens: number, out: Float32Array | Float64Array): void {
+  const Z = sem.zeroExperts ?? 0;
+  if (Z === 0) return;
+  const { hidden: H, topK: k } = sem;
+  const first = sem.experts - Z;
+  for (let t = 0; t < tokens; t++) {
+    for (let j = 0; j < k; j++) {
+      if (r.selected[t * k + j]! < first) continue;
+      const w = r.weights[t * k + j]!;
+      for (let h = 0; h < H; h++) out[t * H + h] = out[t * H + h]! + w * x[t * H + h]!;
+    }
   }
 }
 
@@ -226,7 +263,7 @@ export function route(sem: MoeSemantics, logits: Logits, tokens: number, correct
   const weights = new Float64Array(tokens * k);
   const scores = new Float64Array(tokens * E);
   const r = sem.routing;
-  const grouped = (r.kind === 'softmax_group_limited' || r.kind === 'sigmoid_group_limited_bias') && r.groups > 1;
+  const grouped = (r.kind === 'softmax_group_limited' || r.kind === 'sigmoid_group_limited_bias' || r.kind === 'softmax_group_top2') && r.groups > 1;
   const groups = grouped ? { scores: new Float64Array(tokens * r.groups), count: r.groups, kept: r.topkGroups } : undefined;
   for (let t = 0; t < tokens; t++) {
     const choice = chooseOne(r, logits.subarray(t * E, (t + 1) * E), k, correctionBias);

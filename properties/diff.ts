@@ -1,19 +1,26 @@
 // How a loader's canonical tensors differ from the expected ones, as a case failure: the
-// first difference found by harness/compare/bits.ts (tensor, element, expected versus
-// found bytes and values), plus a heat map of the error by expert and by row that shows
-// the bug's shape (one expert, a half of the rows, every row past a TP boundary, ...).
+// diagnosis of every mismatching tensor (harness/compare/diagnose.ts: what the loader did),
+// the first difference found by harness/compare/bits.ts (tensor, where, expected versus
+// found bit patterns and values), plus a heat map of the error by expert and by row that
+// shows the bug's shape (one expert, a half of the rows, every row past a TP boundary, ...).
 import { describeDifference, firstDifference } from '../harness/compare/bits.js';
+import { diagnoseCanonical, type DiagnoseContext } from '../harness/compare/diagnose.js';
+import { idsFor } from '../harness/compare/locate.js';
 import type { CaseFailure } from '../harness/conformance/results.js';
 import { decodeFloats64 } from '../harness/safetensors/codecs.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
-/** The first difference between two canonical sets, or undefined when they are identical. */
-export function diffCanonical(expected: Canonical, found: Canonical, where: string): CaseFailure | undefined {
+/**
+ * The first difference between two canonical sets and the diagnosis of every differing
+ * tensor, or undefined when they are identical. `context` (the rank, the whole reference)
+ * lets the diagnosis find another rank's or another expert's data.
+ */
+export function diffCanonical(expected: Canonical, found: Canonical, where: string, context: DiagnoseContext = {}): CaseFailure | undefined {
   const d = firstDifference(expected, found);
   if (!d) return undefined;
-  const failure: CaseFailure = { message: `${where}: ${describeDifference(d)}`, tensor: d.tensor };
+  const failure: CaseFailure = { message: `${where}: ${describeDifference(d)}`, tensor: d.tensor, diagnosis: diagnoseCanonical(expected, found, context) };
   switch (d.kind) {
     case 'missing':
       return { ...failure, expected: 'present', found: 'absent' };
@@ -24,13 +31,16 @@ export function diffCanonical(expected: Canonical, found: Canonical, where: stri
     case 'shape':
       return { ...failure, expected: `[${d.expected.join(', ')}]`, found: `[${d.found.join(', ')}]` };
     case 'bytes': {
-      const value = (hex: string, v: number | bigint | undefined) => `0x${hex}${v === undefined ? '' : ` (${String(v)})`}`;
+      const value = (bits: string | undefined, bytes: string, v: number | bigint | undefined) => `${bits !== undefined ? `0x${bits}` : `bytes ${bytes}`}${v === undefined ? '' : ` (${String(v)})`}`;
       const e = expected.get(d.tensor)!;
+      const ids = idsFor(d.tensor, expected);
       return {
         ...failure,
-        expected: value(d.expectedBytes, d.expectedValue),
-        found: value(d.foundBytes, d.foundValue),
+        expected: value(d.expectedBits, d.expectedBytes, d.expectedValue),
+        found: value(d.foundBits, d.foundBytes, d.foundValue),
         ...(FLOAT_DTYPES.has(e.dtype) && { heatmap: errorByExpertAndRow(e, found.get(d.tensor)!) }),
+        // Rows of a stacked expert tensor are slots: label them with the experts they should hold.
+        ...(FLOAT_DTYPES.has(e.dtype) && e.shape.length >= 3 && ids?.length === e.shape[0] && { heatmapRows: ids }),
       };
     }
   }

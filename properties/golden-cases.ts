@@ -3,7 +3,7 @@
 // reference loader's bit for bit, and the forward of those ranks must reproduce
 // transformers' own output (golden/golden.ts does the comparison).
 import { caseId, formatCaseId, param, parseCaseId } from '../harness/conformance/case-id.js';
-import type { CaseOutcome, ConformanceCase } from '../harness/conformance/results.js';
+import { failureOf, type CaseOutcome, type ConformanceCase } from '../harness/conformance/results.js';
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/quant/layout.js';
@@ -12,7 +12,9 @@ import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolde
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { diffCanonical } from './diff.js';
-import { rankName, type Target } from './properties.js';
+import { diagnoseCanonical } from '../harness/compare/diagnose.js';
+import { WHOLE } from '../harness/tensor.js';
+import { callOf, observed, rankName, stderrTail, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
 
 export class GoldenCaseError extends MoeConformanceError {}
@@ -63,12 +65,27 @@ export async function goldenCases(
 }
 
 async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
+  const stderr: string[] = [];
+  let outcome: CaseOutcome;
+  try {
+    outcome = await goldenOutcome(s, observed(target, () => s.layout, stderr));
+  } catch (e) {
+    // A loader error names the call (rank, layout) it came from.
+    outcome = { status: 'fail', failure: { ...failureOf(e), ...callOf(e) } };
+  }
+  const tail = stderrTail(stderr);
+  return tail ? { ...outcome, stderr: tail } : outcome;
+}
+
+async function goldenOutcome(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
   const dir = s.fixture.layouts.find((l) => l.layout === s.layout)!.dir;
   const sem = semanticsOf(await ModelConfig.read(dir));
   const ranks = await loadRanks(target.loader, dir, s.parallel);
   for (const { req, tensors } of ranks) {
-    const d = diffCanonical(await referenceLoader.load(dir, req), tensors, rankName(req));
-    if (d) return { status: 'fail', failure: d };
+    const expected = await referenceLoader.load(dir, req);
+    const d = diffCanonical(expected, tensors, rankName(req));
+    // The whole reference is read only when there is something to diagnose.
+    if (d) return { status: 'fail', failure: { ...d, rank: rankName(req), layout: s.layout, diagnosis: diagnoseCanonical(expected, tensors, { req, whole: await referenceLoader.load(dir, WHOLE) }) } };
   }
   const backend = target.forward ?? referenceBackend;
   let warned: string | undefined;

@@ -2,7 +2,7 @@
 // writer's config builder, whole canonical weights from the seeded generator, the layout
 // written by the writer, sharded as the spec says; and, for broken checkpoints, the one
 // defect the spec names, made the way it happens in the wild.
-import { readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { writeCheckpointDir, type ShardPlan } from '../harness/checkpoint/write.js';
@@ -18,7 +18,6 @@ import { fp8Scheme, quantizationConfig } from '../harness/quant/scheme.js';
 import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
 import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
-import { MODEL_TRAITS } from './arbitraries/models.js';
 import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, QuantDtypeName, ShardSpec } from './spec.js';
 
 export class MaterializeError extends MoeConformanceError {}
@@ -32,13 +31,10 @@ const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Rec
   fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })) },
 };
 
-/** config.json for the spec: the writer's builder plus the routing fields it leaves at defaults. */
+/** config.json for the spec: the writer's builder, with the spec's expert groups. */
 export function configFor(m: ModelSpec, dtype: DtypeName): Record<string, unknown> {
-  const grouped = MODEL_TRAITS[m.modelType]?.grouped ?? false;
-  const overrides: Record<string, unknown> = grouped ? { n_group: m.groups, topk_group: m.topkGroups } : {};
-  if (m.modelType === 'deepseek_v2') overrides['topk_method'] = m.groups > 1 ? 'group_limited_greedy' : 'greedy';
   const quant = DTYPES[dtype].quant;
-  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { ...overrides, quantization_config: quant } : overrides);
+  return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { quantization_config: quant } : {});
 }
 
 /** The model's config, its sizes as the registry reads them, and its whole weights. */
@@ -91,15 +87,31 @@ export function hasTwoLayouts(modelType: string): boolean {
   return l.original !== l.fused;
 }
 
-/** Writes the checkpoint with one defect into the empty folder `dir`. */
-export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Breakage, dir: string): Promise<void> {
+/** Whether the two layouts name their tensors differently (qwen3_vl_moe's differ in shapes only): a layer can then be half of each. */
+export function layoutsDifferInNames(modelType: string): boolean {
+  const l = entryFor(modelType).layouts;
+  const names = (m: { module: string; tensors: Array<{ key: string }> }) => m.tensors.map((t) => `${m.module}.${t.key}`).join();
+  return names(l.original) !== names(l.fused);
+}
+
+/** The defect a broken checkpoint carries: what was done, to which tensors or file (for the report). */
+export interface Defect {
+  broken: Breakage;
+  /** e.g. `removed model.layers.1.mlp.experts.3.up_proj.weight`. */
+  detail: string;
+}
+
+/** Writes the checkpoint with one defect into the empty folder `dir`, and says what the defect is. */
+export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Breakage, dir: string): Promise<Defect> {
   if (broken === 'missing-shard' || broken === 'truncated-shard') {
-    await writeCheckpoint(spec, seed, dir);
+    const g = await writeCheckpoint(spec, seed, dir);
     const shards = (await readdir(dir)).filter((f) => f.endsWith('.safetensors')).sort();
-    const victim = join(dir, shards[shards.length - 1]!);
+    const name = shards[shards.length - 1]!;
+    const victim = join(dir, name);
+    const held = await tensorsInShard(dir, name, g);
     if (broken === 'missing-shard') await rm(victim);
     else await truncate(victim, (await stat(victim)).size - 1);
-    return;
+    return { broken, detail: `${broken === 'missing-shard' ? 'deleted' : 'cut the last byte off'} shard ${name} (holding ${held})` };
   }
   const g = await generate(spec, seed, dir);
   const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical });
@@ -108,29 +120,38 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
   const victim = expertKeys[expertKeys.length - 1];
   if (victim === undefined) throw new MaterializeError('no expert tensor to break', { expected: 'an experts.* tensor', found: [...stored.keys()] });
   const t = stored.get(victim)!;
+  let detail: string;
   switch (broken) {
     case 'missing-expert': {
       // Per-expert layouts lose the last expert (all its tensors, or, for odd seeds, only one
       // projection of it); stacked layouts lose the last expert's slice.
       const perExpert = expertKeys.filter((k) => /experts\.\d+\./.test(k));
       const last = perExpert[perExpert.length - 1];
-      if (last === undefined) stored.set(victim, dropLastExpert(t, g.dims.experts));
-      else if (seed % 2 === 1) stored.delete(last);
-      else {
+      if (last === undefined) {
+        stored.set(victim, dropLastExpert(t, g.dims.experts));
+        detail = `dropped the last expert's slice of ${victim} (${JSON.stringify(t.shape)} stored as ${JSON.stringify(stored.get(victim)!.shape)})`;
+      } else if (seed % 2 === 1) {
+        stored.delete(last);
+        detail = `removed ${last}`;
+      } else {
         const prefix = /^(.*experts\.\d+\.)/.exec(last)![1]!;
-        for (const k of perExpert) if (k.startsWith(prefix)) stored.delete(k);
+        const gone = perExpert.filter((k) => k.startsWith(prefix));
+        for (const k of gone) stored.delete(k);
+        detail = `removed ${gone.join(', ')}`;
       }
       break;
     }
     case 'duplicate-expert': {
       // An expert stored twice: the other layout's form of it added beside this one's.
       const extra = [...other.keys()].find((k) => !stored.has(k) && /experts|_linear/.test(k));
-      if (extra !== undefined) stored.set(extra, other.get(extra)!);
-      else stored.set(victim.replace(/experts\..*$/, 'experts.0.gate_proj.weight'), { ...t });
+      const key = extra ?? victim.replace(/experts\..*$/, 'experts.0.gate_proj.weight');
+      stored.set(key, extra !== undefined ? other.get(extra)! : { ...t });
+      detail = `added ${key}, a second copy of weights that ${extra !== undefined ? 'the layout already stores' : `${victim} holds`}`;
       break;
     }
     case 'wrong-shape':
       stored.set(victim, extraRow(t));
+      detail = `${victim} stored with one extra row: ${JSON.stringify(stored.get(victim)!.shape)} instead of ${JSON.stringify(t.shape)}`;
       break;
     case 'quantized-router': {
       // The first MoE layer's router stored as F8_E4M3 with a per-tensor weight_scale beside it, as a quantizer whose ignore list missed it writes.
@@ -142,6 +163,7 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
       const scale = Math.fround(values.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 448 || 1);
       stored.set(key, { dtype: 'F8_E4M3', shape: r.shape, bytes: encodeFloats('F8_E4M3', values.map((v) => v / scale)) });
       stored.set(`${key}_scale`, { dtype: 'F32', shape: [], bytes: new Uint8Array(Float32Array.of(scale).buffer) });
+      detail = `${key} stored as F8_E4M3 with ${key}_scale beside it (a quantized router)`;
       break;
     }
     case 'half-fused': {
@@ -153,14 +175,29 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
       const fusedOnly = [...fused.keys()].filter((k) => inLayer(k) && !original.has(k)).sort();
       if (originalOnly.length === 0 || fusedOnly.length === 0) throw new MaterializeError('this model has one layout: it cannot be half fused', { expected: 'a model whose original and fused layouts differ', found: spec.model.modelType });
       for (const k of [...originalOnly, ...fusedOnly]) stored.delete(k);
-      for (const k of originalOnly.slice(0, Math.ceil(originalOnly.length / 2))) stored.set(k, original.get(k)!);
-      for (const k of fusedOnly.slice(Math.floor(fusedOnly.length / 2))) stored.set(k, fused.get(k)!);
+      const keptOriginal = originalOnly.slice(0, Math.ceil(originalOnly.length / 2));
+      const keptFused = fusedOnly.slice(Math.floor(fusedOnly.length / 2));
+      for (const k of keptOriginal) stored.set(k, original.get(k)!);
+      for (const k of keptFused) stored.set(k, fused.get(k)!);
+      detail = `layer ${layer} holds original-layout ${keptOriginal.join(', ')} beside fused-layout ${keptFused.join(', ')}`;
       break;
     }
   }
   const { plan, order } = shardPlan(spec.shards, [...stored.keys()], seed);
   const keys = order ? order([...stored.keys()]) : [...stored.keys()];
   await writeCheckpointDir(dir, g.config.raw, keys.map((k) => [k, stored.get(k)!]), plan);
+  return { broken, detail };
+}
+
+/** The tensor names a shard holds, from the index (or every stored tensor for a single file), for the defect's description. */
+async function tensorsInShard(dir: string, shard: string, g: Generated): Promise<string> {
+  try {
+    const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+    const names = Object.entries(index.weight_map).filter(([, f]) => f === shard).map(([k]) => k).sort();
+    return names.length <= 4 ? names.join(', ') : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
+  } catch {
+    return `${g.canonical.size > 0 ? 'every tensor' : 'nothing'}`;
+  }
 }
 
 function dropLastExpert(t: Tensor, experts: number): Tensor {

@@ -11,7 +11,7 @@ import { loadRanks } from '../kernels/ranks.js';
 import { referenceBackend, referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { diffCanonical, errorByExpertAndRow } from './diff.js';
-import { hasTwoLayouts } from './materialize.js';
+import { hasTwoLayouts, layoutsDifferInNames } from './materialize.js';
 import { checkCase, forwardVerdict } from './properties.js';
 import { CoverageError, reassemble } from './reassemble.js';
 import { BREAKAGES, parseSpec, type CaseSpec } from './spec.js';
@@ -62,10 +62,17 @@ describe('diff', () => {
     const e: Canonical = new Map([['layers.0.experts.w13', f32([2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 8])]]);
     const f: Canonical = new Map([['layers.0.experts.w13', f32([2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 10])]]);
     const d = diffCanonical(e, f, 'rank 0')!;
-    expect(d.message).toMatch(/^rank 0: tensor layers\.0\.experts\.w13 differs at element 7/);
-    expect(d.expected).toBe('0x00000041 (8)');
-    expect(d.found).toBe('0x00002041 (10)');
+    expect(d.message).toMatch(/^rank 0: tensor layers\.0\.experts\.w13 differs at slot 1, up row 0, column 1: found 0x41200000 \(10\), expected 0x41000000 \(8\)/);
+    // The f32 bit pattern of 8 is 0x41000000; its bytes in the file (00 00 00 41) are not a number anyone reads.
+    expect(d.expected).toBe('0x41000000 (8)');
+    expect(d.found).toBe('0x41200000 (10)');
     expect(d.heatmap).toEqual([[0, 0], [0, 2]]);
+    // With the layer's expert ids, the slots are labelled by the experts they hold, and the diagnosis names the change.
+    const ids = { dtype: 'I32' as const, shape: [2], bytes: new Uint8Array(new Int32Array([4, 9]).buffer) };
+    const withIds = diffCanonical(new Map(e).set('layers.0.experts.ids', ids), new Map(f).set('layers.0.experts.ids', ids), 'rank 0')!;
+    expect(withIds.heatmapRows).toEqual([4, 9]);
+    expect(withIds.message).toContain('differs at expert 9 (slot 1), up row 0, column 1');
+    expect(withIds.diagnosis).toEqual([{ tensor: 'layers.0.experts.w13', kind: 'unknown', detail: 'experts 9: no known relation to the reference; rows 1..2 differ (of 2)' }]);
     expect(diffCanonical(e, new Map(), 'r')).toMatchObject({ tensor: 'layers.0.experts.w13', expected: 'present', found: 'absent' });
     expect(diffCanonical(new Map(), e, 'r')).toMatchObject({ expected: 'absent', found: 'present' });
     expect(diffCanonical(e, new Map([['layers.0.experts.w13', { ...f32([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]) }]]), 'r')).toMatchObject({ expected: '[2, 2, 2]', found: '[2, 4]' });
@@ -108,9 +115,12 @@ describe('checkCase with a forward backend under test', () => {
 
 describe('checkCase on refusals', () => {
   const refuse = parseSpec('moe:refuse:model=mixtral;layout=original;dtype=f32;e=3;h=4;i=2;is=0;k=1;g=1;tg=1;layers=1;shards=single;broken=missing-expert');
-  const throwing = (e: unknown): Loader => ({ name: 't', load: async () => Promise.reject(e) });
+  // Loads what the reference loads (the valid twin), and throws `e` where the reference refuses.
+  const throwing = (e: unknown): Loader => ({ name: 't', load: (dir, req) => referenceLoader.load(dir, req).catch(() => Promise.reject(e)) });
   it('counts a typed error as a refusal and anything else as a failure', async () => {
     const ctx = { workDir: work };
+    // A loader refusing the valid twin as well proves nothing by refusing the broken one.
+    expect((await checkCase(refuse, { loader: { name: 'no', load: async () => Promise.reject(new MoeConformanceError('no')) } }, ctx)).status).toBe('inconclusive');
     expect((await checkCase(refuse, { loader: throwing(new MoeConformanceError('missing expert')) }, ctx)).status).toBe('pass');
     expect(await checkCase(refuse, { loader: throwing(new LoaderCrashed('segfault')) }, ctx)).toMatchObject({ status: 'fail', failure: { message: expect.stringMatching(/failed otherwise: LoaderCrashed/) } });
     expect(await checkCase(refuse, { loader: throwing(new LoaderTimedOut('slow')) }, ctx)).toMatchObject({ status: 'fail' });
@@ -125,7 +135,13 @@ describe('checkCase on refusals', () => {
     await checkCase(refuse, { loader: accepting }, { workDir: work, keepFailures: keep });
     const [folder] = await readdir(keep);
     expect(folder).toMatch(/^moe_refuse_model=mixtral_/);
-    expect((await readdir(join(keep, folder!))).sort()).toEqual(['checkpoint-original', 'loader-output-accepted.safetensors']);
+    expect((await readdir(join(keep, folder!))).sort()).toEqual([
+      'checkpoint-original-broken',
+      'checkpoint-original-valid-twin',
+      'loader-output-accepted.safetensors',
+      'loader-output-control-valid-twin.safetensors',
+      'reason.txt',
+    ]);
   });
 });
 
@@ -138,15 +154,19 @@ describe('broken checkpoints', () => {
     ['dbrx', 'original', 2, 0, 'single'],
     ['gpt_oss', 'fused', 4, 0, 'scatter-2'],
     ['granitemoe', 'original', 1, 0, 'single'],
+    // Same names in both layouts, told apart by shape; non-gated experts.
+    ['qwen3_vl_moe', 'original', 4, 0, 'single'],
+    ['nemotron_h', 'fused', 4, 4, 'scatter-2'],
   ];
   const cases: CaseSpec[] = models.flatMap(([m, l, e, s, sh]) =>
-    BREAKAGES.filter((b) => b !== 'half-fused' || hasTwoLayouts(m)).map((b) => parseSpec(`${base(m, l, e, s, sh)};broken=${b}`)),
+    BREAKAGES.filter((b) => b !== 'half-fused' || layoutsDifferInNames(m)).map((b) => parseSpec(`${base(m, l, e, s, sh)};broken=${b}`)),
   );
   it.each(cases.map((c) => [c.kind === 'refuse' ? `${c.checkpoint.model.modelType} ${c.checkpoint.layout} ${c.broken}` : '', c] as const))('%s is refused by the reference loader', async (_name, spec) => {
     expect(await checkCase(spec, { loader: referenceLoader }, { workDir: work })).toEqual({ status: 'pass' });
   });
   it('only models with two layouts can be half fused', () => {
     expect(hasTwoLayouts('mixtral')).toBe(true);
-    expect(['gpt_oss', 'llama4_text', 'dbrx'].map(hasTwoLayouts)).toEqual([false, false, false]);
+    expect(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4'].map(hasTwoLayouts)).toEqual([false, false, false, false]);
+    expect(hasTwoLayouts('qwen3_vl_moe') && !layoutsDifferInNames('qwen3_vl_moe')).toBe(true);
   });
 });

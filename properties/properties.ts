@@ -7,11 +7,11 @@
 //   layout  original and fused saves of the same weights load to the same bytes
 //   refuse  a broken checkpoint is refused (exiting 0 with tensors is the worst failure)
 //   request an invalid request (I % T != 0, P > E, rank out of range) is refused
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LoaderCrashed, LoaderOutputInvalid, LoaderTimedOut } from '../harness/protocol/command-loader.js';
-import type { CaseFailure } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/results.js';
+import { isReasonedRefusal, LoaderCrashed, LoaderOutputInvalid, LoaderRefused, LoaderTimedOut, loaderStderr } from '../harness/protocol/command-loader.js';
+import { failureOf, type CaseFailure, type CaseOutcome } from '../harness/conformance/results.js';
+import type { Diagnosis } from '../harness/compare/diagnose.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
@@ -24,7 +24,8 @@ import { loadRanks } from '../kernels/ranks.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import { compareToBounds, findRoutingTies, type RoutingTie } from '../harness/compare/tolerance.js';
 import { diffCanonical } from './diff.js';
-import { writeBroken, writeCheckpoint, type Generated } from './materialize.js';
+import { diagnoseForward } from './diagnose-forward.js';
+import { writeBroken, writeCheckpoint, type Defect, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
 import { specIdText, specSeed, type CaseSpec, type Layout, type ParallelSpec } from './spec.js';
 import { privateStore, type CheckpointStore } from './checkpoint-store.js';
@@ -52,17 +53,30 @@ export interface PropertyContext {
 export const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;
 const fail = (failure: CaseFailure): CaseOutcome => ({ status: 'fail', failure });
 
-/** Runs one case against a target. Loader errors on valid input propagate: the runner records them as failures. */
+/** Bytes of the loaders' stderr a case keeps (the tail), over all its calls. */
+const STDERR_TAIL = 8 * 1024;
+
+/** Runs one case against a target. An error thrown by the loader is a failure naming the call (rank, layout) that threw it. */
 export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyContext): Promise<CaseOutcome> {
   await mkdir(ctx.workDir, { recursive: true });
   const dir = await mkdtemp(join(ctx.workDir, 'case-'));
-  const c: CaseContext = { ...ctx, store: ctx.checkpoints ?? privateStore(dir), reference: ctx.reference ?? referenceLoader, used: [], outputs: [] };
-  let outcome: CaseOutcome | undefined;
+  const c: CaseContext = { ...ctx, store: ctx.checkpoints ?? privateStore(dir), reference: ctx.reference ?? referenceLoader, used: [], outputs: [], references: [], stderr: [], dirLayouts: new Map() };
   try {
-    outcome = await dispatch(spec, target, c);
+    let outcome: CaseOutcome;
+    const watched = observed(target, (dir) => c.dirLayouts.get(dir), c.stderr);
+    // On valid input the loader's errors are marked as its own (refused-valid-request), not the harness's.
+    const valid = spec.kind === 'load' || spec.kind === 'layout';
+    try {
+      outcome = await dispatch(spec, valid ? { ...watched, loader: marked(watched.loader) } : watched, c);
+    } catch (e) {
+      outcome = e instanceof LoaderFailedOnValidInput ? failedOnValid(e) : fail({ ...failureOf(e), ...callOf(e), ...(c.defect && { defect: c.defect.detail }) });
+    }
+    const stderr = stderrTail(c.stderr);
+    if (stderr) outcome = { ...outcome, stderr };
+    if (ctx.keepFailures && outcome.status === 'fail') outcome = await keep(spec, c, ctx.keepFailures, outcome);
+    else if (outcome.status === 'fail') outcome = { ...outcome, failure: { ...outcome.failure, message: unkept(outcome.failure.message, c.used) } };
     return outcome;
   } finally {
-    if (ctx.keepFailures && outcome?.status !== 'pass' && outcome?.status !== 'warn') await keep(spec, c, ctx.keepFailures);
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -73,18 +87,104 @@ interface CaseContext extends PropertyContext {
   /** Checkpoint folders the case used, by name, and the loader's outputs: what --keep-failures keeps. */
   used: Array<[string, string]>;
   outputs: Array<[string, Canonical]>;
+  /** The reference loader's outputs the loader's were compared with, by the same names. */
+  references: Array<[string, Canonical]>;
+  /** The loader's stderr, call by call (`[layout, rank] text`). */
+  stderr: string[];
+  /** The broken checkpoint's defect (refuse cases). */
+  defect?: Defect;
+  /** The layout of each checkpoint folder the case uses, to name it in a failure. */
+  dirLayouts: Map<string, string>;
 }
 
-/** The case's checkpoint in `layout` (default the spec's), valid or with the spec's defect. */
-async function checkpointOf(spec: CaseSpec, c: CaseContext, layout: Layout = spec.checkpoint.layout): Promise<{ dir: string; value: Generated | undefined }> {
+/** The loader call an error came from: which rank, which layout. */
+const calls = new WeakMap<object, { rank: string; layout: string }>();
+
+/** The rank and layout of the loader call that threw `e` (through `observed`), to put in the failure. */
+export function callOf(e: unknown): { rank?: string; layout?: string } {
+  return (typeof e === 'object' && e !== null && calls.get(e)) || {};
+}
+
+
+/** The target's loader, adding each call's stderr to `stderr` and naming the call (rank, layout of `dir`) in any error it throws. */
+export function observed(target: Target, layoutOf: (dir: string) => string | undefined, stderr: string[]): Target {
+  const inner = target.loader;
+  const loader: Loader = {
+    name: inner.name,
+    async load(dir, req) {
+      const layout = layoutOf(dir) ?? 'unknown layout';
+      const where = `[${layout}, ${rankName(req)}]`;
+      try {
+        const out = await inner.load(dir, req);
+        const err = loaderStderr(out);
+        if (err) stderr.push(`${where} ${err.trimEnd()}`);
+        return out;
+      } catch (e) {
+        if (e instanceof LoaderRefused && e.stderr.trim()) stderr.push(`${where} ${e.stderr.trimEnd()}`);
+        if (typeof e === 'object' && e !== null && !calls.has(e)) calls.set(e, { rank: rankName(req), layout });
+        throw e;
+      }
+    },
+  };
+  return { ...target, loader };
+}
+
+/** The last STDERR_TAIL characters of the loader's stderr over a case's calls (undefined: it wrote nothing). */
+export function stderrTail(parts: readonly string[]): string | undefined {
+  const all = parts.join('\n');
+  if (!all.trim()) return undefined;
+  return all.length > STDERR_TAIL ? `[... earlier stderr dropped ...]\n${all.slice(-STDERR_TAIL)}` : all;
+}
+
+/** The case's checkpoint in `layout` (default the spec's), with the spec's defect unless `valid` (the control twin). */
+async function checkpointOf(spec: CaseSpec, c: CaseContext, layout: Layout = spec.checkpoint.layout, valid = false): Promise<{ dir: string; value: Generated | undefined }> {
   const seed = specSeed(spec);
-  const broken = spec.kind === 'refuse' ? spec.broken : undefined;
-  const key = `${seed}|${specIdText(spec).replace(/^moe:\w+:/, '').replace(/;(tp|ep|placement|bad)=[^;]*/g, '')}|${layout}|${broken ?? 'valid'}`;
-  const got = await c.store.checkpoint(key, (dir) =>
-    broken ? writeBroken(spec.checkpoint, seed, broken, dir).then(() => undefined) : writeCheckpoint({ ...spec.checkpoint, layout }, seed, dir),
-  );
-  c.used.push([`checkpoint-${layout}`, got.dir]);
-  return got;
+  const broken = spec.kind === 'refuse' && !valid ? spec.broken : undefined;
+  const key = `${seed}|${specIdText(spec).replace(/^moe:\w+:/, '').replace(/;(tp|ep|placement|bad|broken)=[^;]*/g, '')}|${layout}|${broken ?? 'valid'}`;
+  const got = await c.store.checkpoint<Generated | Defect>(key, (dir) => (broken ? writeBroken(spec.checkpoint, seed, broken, dir) : writeCheckpoint({ ...spec.checkpoint, layout }, seed, dir)));
+  c.dirLayouts.set(got.dir, layout);
+  c.used.push([`checkpoint-${layout}${broken ? '-broken' : valid && spec.kind === 'refuse' ? '-valid-twin' : ''}`, got.dir]);
+  if (broken) {
+    c.defect = got.value as Defect;
+    return { dir: got.dir, value: undefined };
+  }
+  return { dir: got.dir, value: got.value as Generated };
+}
+
+/**
+ * The control of a refusal case: the valid twin (same model, sizes, layout and files, no
+ * defect; for an invalid request, the whole-model request) must load. If the loader refuses
+ * it too, it cannot load this checkpoint at all and its refusal of the broken one proves
+ * nothing: the case is inconclusive, never a pass.
+ */
+async function control(spec: CaseSpec, target: Target, c: CaseContext): Promise<CaseOutcome | undefined> {
+  const { dir } = await checkpointOf(spec, c, spec.checkpoint.layout, true);
+  try {
+    const out = await target.loader.load(dir, WHOLE);
+    c.outputs.push(['control-valid-twin', out]);
+    return undefined;
+  } catch (e) {
+    // The loader's own reason: the last line it wrote on stderr, else the error's first line.
+    const said = e instanceof LoaderRefused ? e.stderr.trim().split('\n').at(-1) : undefined;
+    const why = `${(e as Error)?.name ?? 'error'}: ${e instanceof Error ? firstLine(e.message) : String(e)}${said ? `: ${said.trim()}` : ''}`;
+    return {
+      status: 'inconclusive',
+      note: `the loader also refused the valid twin (${spec.checkpoint.layout} layout, ${rankName(WHOLE)}): ${why}; its refusal of the ${spec.kind === 'refuse' ? 'broken checkpoint' : 'invalid request'} proves nothing`,
+    };
+  }
+}
+
+const firstLine = (s: string) => s.split('\n', 1)[0]!;
+
+/** The ranks an invalid request is asked of: every rank of the bad split (P > E, T not dividing), or the one rank out of range. */
+export function badRequestRanks(spec: Extract<CaseSpec, { kind: 'request' }>): ParallelRequest[] {
+  const p = spec.parallel;
+  const req = (tpRank: number, epRank: number): ParallelRequest => ({ tpSize: p.tp, tpRank, epSize: p.ep, epRank, epPlacement: p.placement });
+  if (spec.bad === 'tp-rank-out-of-range') return [req(p.tp, 0)];
+  if (spec.bad === 'ep-rank-out-of-range') return [req(0, p.ep)];
+  const all: ParallelRequest[] = [];
+  for (let t = 0; t < p.tp; t++) for (let q = 0; q < p.ep; q++) all.push(req(t, q));
+  return all;
 }
 
 async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise<CaseOutcome> {
@@ -98,30 +198,36 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       const { dir: fusedDir } = await checkpointOf(spec, c, 'fused');
       const original = await loadRanks(target.loader, ckpt, spec.parallel);
       const fused = await loadRanks(target.loader, fusedDir, spec.parallel);
+      const whole = await c.reference.load(ckpt, WHOLE);
       for (const [i, { req, tensors }] of original.entries()) {
         c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
-        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`);
-        if (d) return fail(d);
-        const r = diffCanonical(inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req), tensors, `${rankName(req)}: vs the reference`);
-        if (r) return fail(r);
+        const context = { req, whole: inFormOf(whole, tensors, value?.dims.quant, WHOLE) };
+        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`, context);
+        if (d) return fail({ ...d, rank: rankName(req), layout: 'fused (vs original)' });
+        const want = inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req);
+        c.references.push([`original-tp${req.tpRank}-ep${req.epRank}`, want]);
+        const r = diffCanonical(want, tensors, `${rankName(req)}: vs the reference`, context);
+        if (r) return fail({ ...r, rank: rankName(req), layout: 'original' });
       }
       return { status: 'pass' };
     }
     case 'refuse': {
+      const inconclusive = await control(spec, target, c);
+      if (inconclusive) return inconclusive;
       const { dir } = await checkpointOf(spec, c);
-      return expectRefusal(() => target.loader.load(dir, WHOLE), `a checkpoint with a ${spec.broken} defect`, c.outputs);
+      const defect = c.defect!;
+      const outcome = await expectRefusal(() => target.loader.load(dir, WHOLE), `a checkpoint with a ${spec.broken} defect (${defect.detail})`, c.outputs, 'accepted-broken-checkpoint');
+      return outcome.status === 'fail' ? fail({ ...outcome.failure, rank: rankName(WHOLE), layout: spec.checkpoint.layout, defect: defect.detail }) : outcome;
     }
     case 'request': {
+      const inconclusive = await control(spec, target, c);
+      if (inconclusive) return inconclusive;
       const { dir } = await checkpointOf(spec, c);
-      const p = spec.parallel;
-      const req: ParallelRequest = {
-        tpSize: p.tp,
-        tpRank: spec.bad === 'tp-rank-out-of-range' ? p.tp : 0,
-        epSize: p.ep,
-        epRank: spec.bad === 'ep-rank-out-of-range' ? p.ep : 0,
-        epPlacement: p.placement,
-      };
-      return expectRefusal(() => target.loader.load(dir, req), `an invalid request (${spec.bad}: ${rankName(req)})`, c.outputs);
+      for (const req of badRequestRanks(spec)) {
+        const outcome = await expectRefusal(() => target.loader.load(dir, req), `an invalid request (${spec.bad}: ${rankName(req)})`, c.outputs, 'accepted-invalid-request');
+        if (outcome.status === 'fail') return fail({ ...outcome.failure, rank: rankName(req), layout: spec.checkpoint.layout });
+      }
+      return { status: 'pass' };
     }
   }
 }
@@ -129,21 +235,25 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
 async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: CaseContext, seed: number): Promise<CaseOutcome> {
   const ranks = await loadRanks(target.loader, dir, p);
   const quant = g.dims.quant;
+  const layout = ctx.dirLayouts.get(dir) ?? 'unknown layout';
+  const whole = await ctx.reference.load(dir, WHOLE);
   for (const { req, tensors } of ranks) {
     ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
-    const d = diffCanonical(inFormOf(await ctx.reference.load(dir, req), tensors, quant, req), tensors, rankName(req));
-    if (d) return fail(d);
+    const want = inFormOf(await ctx.reference.load(dir, req), tensors, quant, req);
+    ctx.references.push([`rank-tp${req.tpRank}-ep${req.epRank}`, want]);
+    const d = diffCanonical(want, tensors, rankName(req), { req, whole: inFormOf(whole, tensors, quant, WHOLE) });
+    if (d) return fail({ ...d, rank: rankName(req), layout });
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
-  const whole = await ctx.reference.load(dir, WHOLE);
   let rebuilt: Canonical;
   try {
-    rebuilt = reassemble(ranks, quant);
+    rebuilt = reassemble(ranks, quant, g.dims.features.nonGated !== true);
   } catch (e) {
     return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
   }
-  const d = diffCanonical(inFormOf(whole, rebuilt, quant, WHOLE), rebuilt, 'the ranks reassembled (found) vs the whole checkpoint');
-  if (d) return fail(d);
+  const wholeForm = inFormOf(whole, rebuilt, quant, WHOLE);
+  const d = diffCanonical(wholeForm, rebuilt, 'the ranks reassembled (found) vs the whole checkpoint', { req: WHOLE, whole: wholeForm });
+  if (d) return fail({ ...d, rank: `every rank of TP ${p.tp} × EP ${p.ep} ${p.placement}, reassembled`, layout });
 
   // The forward of the summed ranks equals the forward of the whole weights.
   const sem = semanticsOf(g.config);
@@ -159,14 +269,14 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
       const fast = await target.forward.forward(sem, layer, ranks, x, tokens);
       const ties = findRoutingTies(want.routing.scores, want.bounds!.logits, tokens, sem.experts, sem.topK);
       const w = forwardVerdict(want, fast.output, tokens, `layer ${layer}: ${target.forward.name} forward of the ranks vs the float64 reference`, ties);
-      if (w.status === 'fail') return w;
+      if (w.status === 'fail') return fail({ ...w.failure, diagnosis: diagnoseForward(sem, layer, ranks, x, tokens, fast.output, target.forward.name) });
       if (w.status === 'warn') warned = w.note;
     }
   }
   // Loading is a function of its input: a second load gives the same bytes.
   const again = await target.loader.load(dir, ranks[0]!.req);
   const twice = diffCanonical(ranks[0]!.tensors, again, `${rankName(ranks[0]!.req)}: first load (expected) vs second load (found)`);
-  if (twice) return fail(twice);
+  if (twice) return fail({ ...twice, rank: rankName(ranks[0]!.req), layout });
   return warned ? { status: 'warn', note: warned } : { status: 'pass' };
 }
 
@@ -192,25 +302,109 @@ export function forwardVerdict(want: ReferenceResult, got: ArrayLike<number>, to
   };
 }
 
-/** A refusal is a typed error from the loader; a crash, a timeout or unreadable output is not one. */
-async function expectRefusal(load: () => Promise<Canonical>, what: string, outputs: Array<[string, Canonical]>): Promise<CaseOutcome> {
-  let accepted: Canonical;
+/**
+ * A refusal (spec §2.1) is a typed error from the loader; from a command, a non-zero exit with
+ * a reason on stderr. A crash, a timeout, unreadable output or a wordless exit is not one.
+ */
+async function expectRefusal(load: () => Promise<Canonical>, what: string, outputs: Array<[string, Canonical]>, accepted: 'accepted-broken-checkpoint' | 'accepted-invalid-request'): Promise<CaseOutcome> {
+  let tensors: Canonical;
+  const crashed = (detail: string): Diagnosis[] => [{ tensor: '', kind: 'loader-crashed', detail }];
   try {
-    accepted = await load();
+    tensors = await load();
   } catch (e) {
     if (e instanceof LoaderCrashed || e instanceof LoaderTimedOut || e instanceof LoaderOutputInvalid) {
-      return fail({ message: `${what} must be refused with a non-zero exit and a reason, but the loader failed otherwise: ${e.name}: ${e.message}` });
+      return fail({ message: `${what} must be refused with a non-zero exit and a reason, but the loader failed otherwise: ${e.name}: ${e.message}`, diagnosis: crashed(`${e.name} instead of a refusal of ${what}`) });
+    }
+    if (e instanceof LoaderRefused && !isReasonedRefusal(e)) {
+      return fail({ message: `${what} was refused (exit ${e.exitCode}) without a reason on stderr: spec §2.1 counts a refusal only with a reason`, expected: 'a non-zero exit and a reason on stderr', found: `exit ${e.exitCode}, empty stderr` });
     }
     if (e instanceof MoeConformanceError) return { status: 'pass' };
-    return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}` });
+    return fail({ message: `${what} must be refused with a typed error, but the loader crashed: ${(e as Error)?.stack ?? String(e)}`, diagnosis: crashed(`an untyped ${(e as Error)?.name ?? 'error'} instead of a refusal of ${what}`) });
   }
-  outputs.push(['accepted', accepted]);
-  return fail({ message: `${what} was silently accepted: the loader returned ${plural(accepted.size, 'tensor')} instead of refusing`, expected: 'refusal', found: plural(accepted.size, 'tensor') });
+  outputs.push(['accepted', tensors]);
+  return fail({
+    message: `${what} was silently accepted: the loader returned ${plural(tensors.size, 'tensor')} instead of refusing`,
+    expected: 'refusal',
+    found: plural(tensors.size, 'tensor'),
+    diagnosis: [{ tensor: '', kind: accepted, detail: `${what} answered with ${plural(tensors.size, 'tensor')} and exit 0` }],
+  });
 }
 
-async function keep(spec: CaseSpec, c: CaseContext, root: string): Promise<void> {
-  const target = join(root, specIdText(spec).replace(/[^A-Za-z0-9_.=-]+/g, '_'));
+/** Paths of the case's checkpoints in a failure, which the run removes: said so, with how to keep them. */
+function unkept(message: string, used: ReadonlyArray<[string, string]>): string {
+  return used.reduce((m, [name, dir]) => m.split(dir).join(`<${name}: removed after the run; --keep-failures DIR keeps it>`), message);
+}
+
+/**
+ * --keep-failures: the case's checkpoints (broken and valid twin), the loader's outputs, the
+ * reference outputs they were compared with, and reason.txt, in a folder named after the
+ * case. Paths in the failure that pointed into the run's temporary folder point here instead.
+ */
+async function keep(spec: CaseSpec, c: CaseContext, root: string, outcome: Extract<CaseOutcome, { status: 'fail' }>): Promise<CaseOutcome> {
+  const id = specIdText(spec);
+  const target = join(root, id.replace(/[^A-Za-z0-9_.=-]+/g, '_'));
   await mkdir(target, { recursive: true });
-  for (const [name, dir] of c.used) await cp(dir, join(target, name), { recursive: true });
+  const moved: Array<[string, string]> = [];
+  for (const [name, dir] of c.used) {
+    await cp(dir, join(target, name), { recursive: true });
+    moved.push([dir, join(target, name)]);
+  }
   for (const [name, tensors] of c.outputs) await writeSafetensors(join(target, `loader-output-${name}.safetensors`), tensors);
+  for (const [name, tensors] of c.references) await writeSafetensors(join(target, `reference-output-${name}.safetensors`), tensors);
+  const relocate = (text: string) => moved.reduce((t, [from, to]) => t.split(from).join(to), text);
+  let reference = '';
+  if (spec.kind === 'refuse') {
+    const broken = moved.find(([, to]) => to.endsWith('-broken'))?.[1];
+    reference = broken ? await c.reference.load(broken, WHOLE).then(
+      (t) => `the reference loader ACCEPTED the broken checkpoint (${t.size} tensors)`,
+      (e: Error) => `the reference loader refuses the broken checkpoint: ${e.name}: ${relocate(e.message)}`,
+    ) : '';
+  }
+  const f = outcome.failure;
+  const lines = [
+    `case:     ${id}`,
+    `status:   ${outcome.status}`,
+    `reason:   ${relocate(f.message)}`,
+    ...(f.rank ? [`rank:     ${f.rank}`] : []),
+    ...(f.layout ? [`layout:   ${f.layout}`] : []),
+    ...(f.tensor ? [`tensor:   ${f.tensor}`] : []),
+    ...(f.expected ? [`expected: ${f.expected}`] : []),
+    ...(f.found ? [`found:    ${f.found}`] : []),
+    ...(c.defect ? [`defect:   ${c.defect.broken}: ${c.defect.detail}`] : []),
+    ...(reference ? [`reference: ${reference}`] : []),
+    `files:    ${moved.map(([, to]) => to).join(', ')}; loader-output-*.safetensors (the loader's), reference-output-*.safetensors (the expected)`,
+    ...(outcome.stderr ? ['--- loader stderr (tail) ---', outcome.stderr] : []),
+  ];
+  await writeFile(join(target, 'reason.txt'), lines.join('\n') + '\n');
+  return { ...outcome, failure: { ...f, message: relocate(f.message), kept: target } };
+}
+
+/** Thrown by the target's loader on a valid case: a refusal (or crash) where tensors are due. */
+class LoaderFailedOnValidInput extends Error {
+  constructor(readonly error: unknown) {
+    super('the loader failed on a valid checkpoint and request');
+  }
+}
+
+/** The loader under test, with its errors on valid input marked as its own (not the harness's). */
+function marked(loader: Loader): Loader {
+  return {
+    name: loader.name,
+    load: async (dir, req) => {
+      try {
+        return await loader.load(dir, req);
+      } catch (e) {
+        throw new LoaderFailedOnValidInput(e);
+      }
+    },
+  };
+}
+
+/** A valid checkpoint and request the loader did not serve: refused, or crashed. */
+function failedOnValid(e: LoaderFailedOnValidInput): CaseOutcome {
+  const cause = e.error;
+  const failure = failureOf(cause);
+  const crashed = cause instanceof LoaderCrashed || cause instanceof LoaderTimedOut || cause instanceof LoaderOutputInvalid || !(cause instanceof MoeConformanceError);
+  const detail = crashed ? `${(cause as Error)?.name ?? 'error'} on a valid checkpoint and request` : `refused a valid checkpoint and request: ${firstLine(failure.message)}`;
+  return fail({ ...failure, ...callOf(cause), diagnosis: [{ tensor: failure.tensor ?? '', kind: crashed ? 'loader-crashed' : 'refused-valid-request', detail }] });
 }

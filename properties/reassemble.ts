@@ -11,12 +11,17 @@ import type { QuantGeometry } from '../harness/layouts/ops.js';
 /** The ranks do not fit together into one whole: a weight is missing, repeated or disagrees. */
 export class CoverageError extends MoeConformanceError {}
 
-const NAME = /^layers\.(\d+)\.(experts|router|shared)\.([a-z0-9_]+)$/;
+const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias)$/;
 
 /** Tensors every rank holds whole and identical. */
-const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate']);
+const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate', 'output_bias']);
 
-export function reassemble(ranks: readonly RankTensors[], quant?: QuantGeometry): Canonical {
+/**
+ * `gated: false` for non-gated experts (spec §1: w13 and shared.w13 hold the up rows alone,
+ * each TP rank a contiguous slice of them).
+ */
+export function reassemble(ranks: readonly RankTensors[], quant?: QuantGeometry, gated = true): Canonical {
+  const join13 = gated ? joinGateUp : joinRows;
   const first = ranks[0];
   if (!first) throw new CoverageError('no ranks to reassemble');
   const { tpSize: T, epSize: P } = first.req;
@@ -33,7 +38,7 @@ export function reassemble(ranks: readonly RankTensors[], quant?: QuantGeometry)
   const layers = new Set<number>();
   for (const n of names) {
     const m = NAME.exec(n);
-    if (!m) throw new CoverageError('tensor name outside the protocol', { tensor: n, expected: 'layers.L.(experts|router|shared).*' });
+    if (!m) throw new CoverageError('tensor name outside the protocol', { tensor: n, expected: 'layers.L.(experts|router|shared).* or layers.L.output_bias' });
     layers.add(Number(m[1]));
   }
   for (const L of [...layers].sort((a, b) => a - b)) {
@@ -47,15 +52,18 @@ export function reassemble(ranks: readonly RankTensors[], quant?: QuantGeometry)
       // Every EP rank holds the same shared expert; TP cuts it like w13 and w2.
       for (let q = 1; q < P; q++) for (let r = 0; r < T; r++) sameOnAll([at(r, 0).get(shared13)!, at(r, q).get(shared13)!], shared13);
       for (let q = 1; q < P; q++) for (let r = 0; r < T; r++) sameOnAll([at(r, 0).get(p + 'shared.w2')!, at(r, q).get(p + 'shared.w2')!], p + 'shared.w2');
-      whole.set(shared13, joinGateUp(range(T).map((r) => at(r, 0).get(shared13)!), shared13));
+      whole.set(shared13, join13(range(T).map((r) => at(r, 0).get(shared13)!), shared13));
       whole.set(p + 'shared.w2', joinColumns(range(T).map((r) => at(r, 0).get(p + 'shared.w2')!), p + 'shared.w2'));
     }
-    if (names.has(p + 'experts.ids')) reassembleExperts(L, T, P, at, names, whole, quant);
+    if (names.has(p + 'experts.ids')) reassembleExperts(L, T, P, at, names, whole, quant, join13);
   }
   return whole;
 }
 
-function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep: number) => Canonical, names: Set<string>, whole: Canonical, quant?: QuantGeometry): void {
+function reassembleExperts(
+  L: number, T: number, P: number, at: (tp: number, ep: number) => Canonical, names: Set<string>, whole: Canonical, quant: QuantGeometry | undefined,
+  join13: (ts: Tensor[], name: string) => Tensor,
+): void {
   const p = `layers.${L}.experts.`;
   // Which EP rank and slot holds each global expert; each exactly once.
   const home = new Map<number, { q: number; slot: number }>();
@@ -84,7 +92,7 @@ function reassembleExperts(L: number, T: number, P: number, at: (tp: number, ep:
     whole.set(p + suffix, stack(experts));
   };
   whole.set(p + 'ids', { dtype: 'I32', shape: [E], bytes: new Uint8Array(new Int32Array(range(E)).buffer) });
-  perExpert('w13', joinGateUp);
+  perExpert('w13', join13);
   perExpert('w2', joinColumns);
   perExpert('w13_bias', joinGateUp);
   perExpert('w2_bias', sameOnAll); // whole on every TP rank
@@ -209,6 +217,15 @@ function checkSameKind(ts: Tensor[], name: string): void {
 }
 
 /** TP shards of `[2*Ir, ...]` (gate rows then up rows) to `[2*I, ...]`: all gates, then all ups. */
+/** TP shards of a non-gated w13: the up rows of each rank one after another. */
+function joinRows(ts: Tensor[], name: string): Tensor {
+  checkSameKind(ts, name);
+  const a = ts[0]!;
+  const bytes = new Uint8Array(a.bytes.length * ts.length);
+  ts.forEach((t, i) => bytes.set(t.bytes, i * a.bytes.length));
+  return { dtype: a.dtype, shape: [a.shape[0]! * ts.length, ...a.shape.slice(1)], bytes };
+}
+
 function joinGateUp(ts: Tensor[], name: string): Tensor {
   checkSameKind(ts, name);
   const a = ts[0]!;

@@ -9,12 +9,14 @@ import { join } from 'node:path';
 import { caseHash, parseCaseId } from '../harness/conformance/case-id.js';
 import { Expectations } from '../harness/conformance/expectations.js';
 import { failureOf } from '../harness/conformance/results.js';
-import type { CaseOutcome } from '../harness/conformance/results.js';
+import type { CaseFailure, CaseOutcome } from '../harness/conformance/results.js';
+import { describeDiagnosis } from '../harness/compare/diagnose.js';
 import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
+import { coverageSpecs } from './suite.js';
 import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout, type QuantDtypeName } from './spec.js';
 import { QUANT_FAMILIES, quantCaseArb, quantModelTypes } from './arbitraries/quantized.js';
 
@@ -45,13 +47,18 @@ export interface SuiteProperty {
   title: string;
   arb: fc.Arbitrary<CaseSpec>;
   numRuns: number;
+  /** Cases run before the drawn ones, every time: the coverage the property guarantees (each layout of its type, a refusal per type). */
+  examples?: CaseSpec[];
   /** Added to the suite's seed, so properties that differ only in model type draw different sizes. */
   seedOffset: number;
 }
 
-/** A case failed: the message carries the case ID and the way to replay it. */
+/** A case failed: the message carries the case ID, the diagnosis and the way to replay it; `failure` the record itself. */
 export class ConformanceCaseFailure extends Error {
   override readonly name = 'ConformanceCaseFailure';
+  constructor(message: string, readonly failure?: CaseFailure) {
+    super(message);
+  }
 }
 
 export const DEFAULT_CASES = 5;
@@ -74,11 +81,16 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
   const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => types.includes(t));
   const quantized = QUANT_FAMILIES.map((f) => ({ ...f, dtypes: f.dtypes.filter(served) })).filter((f) => f.dtypes.length > 0);
+  // Coverage first (suite.ts): a refusal of each declared type and each invalid request, run
+  // as fast-check examples. (Not for loads: an example does not shrink, and a failing load is
+  // worth its shrunk counterexample; their per-type properties already reach every type.)
+  const seed = opts.seed ?? defaultSeed();
+  const covered = (kind: CaseSpec['kind'], modelTypes: readonly string[]) => coverageSpecs(seed, { ...filter, modelTypes, kinds: [kind] });
   const properties: Array<Omit<SuiteProperty, 'seedOffset'>> = [
     ...types.map((t) => ({ title: `${t}: every rank loads bit-exact, reassembles, and computes the unsharded forward`, arb: caseArb({ ...filter, modelTypes: [t], kinds: ['load'] }), numRuns: n })),
     ...(LAYOUTS.every((l) => (c.layouts ?? LAYOUTS).includes(l)) ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
-    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n },
-    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n },
+    { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n, examples: covered('refuse', types) },
+    { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n, examples: covered('request', types) },
     ...quantized.map((f) => ({ title: `quantized checkpoints, ${f.label}: every rank loads bit-exact, reassembles and computes the unsharded forward; layouts agree`, arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, f.dtypes, types), numRuns: n })),
   ];
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
@@ -94,7 +106,7 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, seed: number): (spec: CaseSpec) => Promise<void> {
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay): (spec: CaseSpec) => Promise<void> {
   return async (spec) => {
     const id = specIdText(spec);
     const expected = expectations.lookup(parseCaseId(id));
@@ -105,15 +117,28 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
     } catch (e) {
       outcome = { status: 'fail', failure: failureOf(e) };
     }
-    const replay = `replay: FC_SEED=${seed} FC_PATH=<the path fast-check prints> npx vitest run -t '<this test>', or for a command loader: moe-conformance check --loader "CMD" --case '${id}'`;
+    const replay = `replay: ${replayLine(id)}`;
     if (expected?.kind === 'fail') {
       if (outcome.status === 'fail') return;
       throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
     }
-    if (outcome.status === 'fail') {
+    if (outcome.status === 'inconclusive') {
+      // Never a pass: the loader refused the valid twin of a type its capabilities declare.
+      throw new ConformanceCaseFailure(`case ${id} is inconclusive: ${outcome.note}\n${replay}`);
+    }
+    if (outcome.status === 'fail' && !expectations.lookupFailure(parseCaseId(id), outcome.failure)) {
       const f = outcome.failure;
-      const facts = [f.tensor && `tensor:   ${f.tensor}`, f.expected && `expected: ${f.expected}`, f.found && `found:    ${f.found}`].filter(Boolean).join('\n');
-      throw new ConformanceCaseFailure(`case ${id}\n${f.message}${facts ? `\n${facts}` : ''}\n${replay}`);
+      const diagnosis = (f.diagnosis ?? []).map((x) => `diagnosis: ${describeDiagnosis(x)}`);
+      const facts = [
+        f.rank && `rank:     ${f.rank}`,
+        f.layout && `layout:   ${f.layout}`,
+        f.defect && `defect:   ${f.defect}`,
+        f.tensor && `tensor:   ${f.tensor}`,
+        f.expected && `expected: ${f.expected}`,
+        f.found && `found:    ${f.found}`,
+        outcome.stderr && `loader stderr (tail):\n${outcome.stderr}`,
+      ].filter(Boolean).join('\n');
+      throw new ConformanceCaseFailure(`case ${id}\n${[...diagnosis, f.message].join('\n')}${facts ? `\n${facts}` : ''}\n${replay}`, f);
     }
   };
 }
@@ -122,15 +147,16 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
 export async function checkSuiteProperty(
   p: SuiteProperty,
   opts: SuiteOptions,
-  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'> } = {},
+  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'>; replay?: ReplayLine } = {},
 ): Promise<fc.RunDetails<[CaseSpec]>> {
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), seed);
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay);
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,
+      ...(p.examples?.length && { examples: p.examples.map((e): [CaseSpec] => [e]) }),
       ...(params.path !== undefined && { path: params.path }),
       ...(params.endOnFailure && { endOnFailure: true }),
     });
@@ -139,9 +165,21 @@ export async function checkSuiteProperty(
   }
 }
 
-/** fast-check's report of a failed run: seed, path, the shrunk counterexample and our message with the case ID. */
+/** The environment variable that makes a suite run exactly one case, by its ID (the replay line sets it). */
+export const REPLAY_VARIABLE = 'MOE_CASE';
+
+/** How a failure says to run exactly its case again: the test runner's form, or by default a command loader's check. */
+export type ReplayLine = (id: string) => string;
+const checkReplay: ReplayLine = (id) => `moe-conformance check --loader "CMD" --case '${id}'`;
+
+/**
+ * The report of a failed property, for a person: the harness's own failure first (case ID,
+ * message, tensor, expected and found, the replay line that runs exactly that case), then
+ * one line of fast-check's facts (how many cases ran, shrinks, seed and path).
+ */
 export function failureReport(details: fc.RunDetails<[CaseSpec]>): string | undefined {
   if (!details.failed) return undefined;
-  const id = details.counterexample ? `\nshrunk case: ${specIdText(details.counterexample[0])}` : '';
-  return `${fc.defaultReportMessage(details) ?? 'property failed'}${id}`;
+  const harness = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance ?? 'property failed');
+  const facts = `fast-check: failed on case ${details.numRuns} of the property's run, shrunk ${details.numShrinks} time(s); seed ${details.seed}, path ${JSON.stringify(details.counterexamplePath)}`;
+  return `${harness}\n${facts}`;
 }

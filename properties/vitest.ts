@@ -1,23 +1,50 @@
 // `import { defineMoeConformanceSuite } from 'moe-conformance/vitest'`: the conformance
 // suite as vitest tests for a loader written in TypeScript/JavaScript (transformers.js,
-// a WebGPU runtime, ...). Every failure names the case ID, the seed and path to replay
-// it, and the shrunk counterexample (fast-check's report).
-import { describe, it } from 'vitest';
-import { checkSuiteProperty, defaultSeed, failureReport, suiteProperties, type SuiteOptions } from './suite-properties.js';
+// a WebGPU runtime, ...). A failure leads with the harness's own finding (case ID, tensor,
+// expected and found) and one replay line that runs exactly that case:
+// `MOE_CASE='<id>' npx vitest run <file> -t '<suite>'`.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { casePredicate, checkSuiteProperty, defaultSeed, failureReport, REPLAY_VARIABLE, suiteProperties, targetOf, type SuiteOptions } from './suite-properties.js';
+import { parseSpec } from './spec.js';
+import { Expectations } from '../harness/conformance/expectations.js';
 
 export type { Capabilities, SuiteOptions } from './suite-properties.js';
 
-/** Registers one test per property; each runs its cases with a fixed seed (FC_SEED, FC_PATH to replay). */
+const shellQuote = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`;
+
+/** Registers one test per property; each runs its cases with a fixed seed (FC_SEED). With MOE_CASE set, one test runs exactly that case. */
 export function defineMoeConformanceSuite(opts: SuiteOptions): void {
   const seed = opts.seed ?? defaultSeed();
   const path = process.env.FC_PATH;
+  const only = process.env[REPLAY_VARIABLE];
+  const timeout = opts.testTimeoutMs ?? 300_000;
   describe(opts.name, () => {
+    // Known only inside a test: the file vitest is running.
+    const replayHere = () => {
+      const file = relative(process.cwd(), expect.getState().testPath ?? '');
+      return (id: string) => `${REPLAY_VARIABLE}=${shellQuote(id)} npx vitest run ${file} -t ${shellQuote(opts.name)}`;
+    };
+    if (only !== undefined) {
+      it(`replay ${only}`, async () => {
+        const expectations = typeof opts.expectations === 'string' ? Expectations.parse(opts.expectations) : (opts.expectations ?? Expectations.empty());
+        const workDir = await mkdtemp(join(tmpdir(), 'moe-replay-'));
+        try {
+          await casePredicate(targetOf(opts), { workDir }, expectations, replayHere())(parseSpec(only));
+        } finally {
+          await rm(workDir, { recursive: true, force: true });
+        }
+      }, timeout);
+      return;
+    }
     for (const p of suiteProperties(opts)) {
       it(p.title, async () => {
-        const details = await checkSuiteProperty(p, { ...opts, seed }, { ...(path !== undefined && { path }) });
+        const details = await checkSuiteProperty(p, { ...opts, seed }, { replay: replayHere(), ...(path !== undefined && { path }) });
         const report = failureReport(details);
         if (report !== undefined) throw new Error(report);
-      }, opts.testTimeoutMs ?? 300_000);
+      }, timeout);
     }
   });
 }

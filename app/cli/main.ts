@@ -13,6 +13,7 @@ const COMMANDS: Record<string, string> = {
   golden: 'compare golden fixtures with every kernel backend',
   check: 'run the conformance suite against a loader command',
   compare: 'tell whether two checkpoints hold the same canonical tensors',
+  diff: 'compare two runs\' JSON results: status changes by kind × model type × layout',
 };
 
 function usage(): string {

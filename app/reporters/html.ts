@@ -1,21 +1,30 @@
-// A self-contained HTML page (no scripts, no external files): the summary table, then per
-// failing case its details and an SVG heat map of the error by expert and by row, which
-// shows a bug's shape at a glance (one expert wrong, half the rows wrong, every row past
-// a TP boundary wrong, ...).
+// A self-contained HTML page (no scripts, no external files): what ran, the failures counted
+// by diagnosis kind, the summary table, then per failing case its diagnosis (what the loader
+// did wrong), the evidence, and an SVG heat map of the error by expert and by row, with axes,
+// ticks and a colour legend, which shows a bug's shape at a glance (one expert wrong, half
+// the rows wrong, every row past a TP boundary wrong, ...).
 import { countStatuses, isFailing, type CaseResult } from '../../harness/conformance/results.js';
+import { countsText, coverageLines, groupRows } from './coverage.js';
+import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
+import { diagnosisSummary } from './diagnosis.js';
 import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
+import { statusColumns } from './terminal.js';
 import { plural } from '../../harness/errors.js';
 
-const COLUMNS = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'] as const;
 /** Larger maps are max-pooled down to this many cells per side, so a page stays small. */
 const MAX_CELLS = 64;
-/** Cells are 8 to 24 px, so a small map is still big enough to read. */
-const cellPx = (rows: number, cols: number) => Math.max(8, Math.min(24, Math.floor(480 / Math.max(rows, cols))));
+/** Cells are 10 to 40 px and the map at least 320 px on its longer side, so a small map is big enough to read. */
+export const cellPx = (rows: number, cols: number) => Math.max(10, Math.min(40, Math.floor(640 / Math.max(rows, cols))));
 
-export function htmlReport(results: readonly CaseResult[], title = 'moe-conformance report'): string {
+export function htmlReport(results: readonly CaseResult[], title = 'moe-conformance report', run?: RunInfo): string {
+  const COLUMNS = statusColumns(results);
   const c = countStatuses(results);
   const failing = results.filter((r) => isFailing(r.status));
+  const inconclusive = results.filter((r) => r.status === 'inconclusive');
+  const groups = groupRows(results)
+    .map((g) => `<tr><td>${esc(g.check)}</td><td>${esc(g.model)}</td><td>${esc(g.layout)}</td><td>${esc(countsText(g.counts))}</td></tr>`)
+    .join('\n');
   const rows = summaryRows(results)
     .map((r) => {
       const cls = r.counts.fail + r.counts['unexpected-pass'] > 0 ? 'bad' : 'ok';
@@ -24,6 +33,8 @@ export function htmlReport(results: readonly CaseResult[], title = 'moe-conforma
     })
     .join('\n');
   const failures = failing.map(failureSection).join('\n');
+  const kinds = diagnosisSummary(results);
+  const facts = run ? `<table id="run">${runFacts(run).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>\n` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>
@@ -31,16 +42,28 @@ body{font:14px system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}td.n{text-align:right}
 tr.bad td{background:#fde2e2}tr.ok td{background:#e8f6e8}
 pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}section{margin:2em 0}
-h3 code{overflow-wrap:anywhere}svg.heatmap{border:1px solid #ccc}
+h3 code{overflow-wrap:anywhere}svg.heatmap{font:12px system-ui,sans-serif}
+#run th{text-align:left;background:#f0f0f0}#kinds{font-size:1.2em;font-weight:bold}
+ul.diagnosis{background:#fff4d6;border-left:4px solid #e0a000;padding:8px 8px 8px 28px}ul.diagnosis b{color:#a04000}
 </style></head><body>
 <h1>${esc(title)}</h1>
-<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes</p>
+${facts}${kinds ? `<p id="kinds">${esc(kinds)}</p>
+` : ''}<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes${c.inconclusive ? `, ${c.inconclusive} inconclusive` : ''}</p>
+<ul id="coverage">${coverageLines(results).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>
 <table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
+<h2>By kind × model type × layout</h2>
+<table id="groups"><thead><tr><th>kind</th><th>model</th><th>layout</th><th>cases</th></tr></thead>
+<tbody>
+${groups}
+</tbody></table>
 <h2>Failures (${failing.length})</h2>
 ${failures}
+${inconclusive.length ? `<h2 id="inconclusive">Inconclusive (${inconclusive.length})</h2>
+<p>The loader refused the valid twin as well, so refusing the broken checkpoint or request proves nothing: not counted as passes.</p>
+${inconclusive.map((r) => `<section class="inconclusive"><h3>inconclusive <code>${esc(r.id)}</code></h3><pre>${esc(r.note ?? '')}\n\nreplay:   ${esc(r.replay)}</pre></section>`).join('\n')}` : ''}
 </body></html>
 `;
 }
@@ -51,33 +74,69 @@ function failureSection(r: CaseResult): string {
     f?.tensor !== undefined ? `tensor:   ${f.tensor}` : '',
     f?.expected !== undefined ? `expected: ${f.expected}` : '',
     f?.found !== undefined ? `found:    ${f.found}` : '',
+    f?.rank !== undefined ? `rank:     ${f.rank}` : '',
+    f?.layout !== undefined ? `layout:   ${f.layout}` : '',
+    f?.defect !== undefined ? `defect:   ${f.defect}` : '',
+    f?.kept !== undefined ? `kept:     ${f.kept}` : '',
     r.seed !== undefined ? `seed:     ${r.seed}` : '',
     `replay:   ${r.replay}`,
   ].filter((s) => s !== '');
+  const diagnosis = (f?.diagnosis ?? []).map((d) => `<li><b>${esc(d.kind)}</b>${d.tensor ? ` <code>${esc(d.tensor)}</code>` : ''}: ${esc(d.detail)}</li>`).join('');
   return `<section class="failure"><h3>${esc(r.status)} <code>${esc(r.id)}</code></h3>
-<pre>${esc(f?.message ?? '')}\n\n${esc(facts.join('\n'))}</pre>
-${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes) : ''}</section>`;
+${diagnosis ? `<ul class="diagnosis">${diagnosis}</ul>\n` : ''}<pre>${esc(f?.message ?? '')}\n\n${esc(facts.join('\n'))}</pre>${r.stderr ? `\n<pre class="stderr">loader stderr (tail):\n${esc(r.stderr)}</pre>` : ''}
+${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes, f.heatmapRows) : ''}</section>`;
 }
 
-/** Rows are experts, columns are output rows; colour is the error relative to the largest. */
-export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [string, string] = ['expert', 'row']): string {
+/**
+ * Rows are experts, columns are output rows; colour is the error relative to the largest,
+ * white (0) to red (the largest), black where NaN or infinite. Axes are titled and ticked
+ * with the map's own indices (before pooling), and a colour legend gives the scale.
+ */
+export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [string, string] = ['expert', 'row'], rowLabels?: readonly number[]): string {
   const pooled = pool(map);
   const rows = pooled.length;
   const cols = Math.max(0, ...pooled.map((r) => r.length));
   if (rows === 0 || cols === 0) return '';
+  const width = Math.max(0, ...map.map((r) => r.length));
+  const rowStep = Math.ceil(map.length / MAX_CELLS) || 1;
+  const colStep = Math.ceil(width / MAX_CELLS) || 1;
   const finite = pooled.flat().filter((v) => Number.isFinite(v));
   const max = Math.max(0, ...finite.map(Math.abs));
   const px = cellPx(rows, cols);
+  const [left, top, bottom, legendGap, legendW, legendText] = [64, 8, 44, 24, 16, 72];
+  const w = cols * px;
+  const h = rows * px;
   const rects: string[] = [];
   pooled.forEach((row, y) =>
     row.forEach((v, x) => {
-      rects.push(`<rect x="${x * px}" y="${y * px}" width="${px}" height="${px}" fill="${colour(v, max)}"><title>${y}, ${x}: ${v}</title></rect>`);
+      rects.push(`<rect x="${left + x * px}" y="${top + y * px}" width="${px}" height="${px}" fill="${colour(v, max)}"><title>${esc(axes[0])} ${rowLabels?.[y * rowStep] ?? y * rowStep}, ${esc(axes[1])} ${x * colStep}: ${v}</title></rect>`);
     }),
   );
-  const w = cols * px;
-  const h = rows * px;
-  return `<figure><svg class="heatmap" xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">${rects.join('')}</svg>
-<figcaption>error by ${esc(axes[0])} (rows, ${map.length}) × ${esc(axes[1])} (columns, ${Math.max(0, ...map.map((r) => r.length))}); max ${max.toPrecision(3)}${pooled.length < map.length || cols < Math.max(0, ...map.map((r) => r.length)) ? ', max-pooled' : ''}</figcaption></figure>`;
+  // Ticks: about 8 per axis, at the map's own indices.
+  const every = (n: number) => Math.max(1, Math.ceil(n / 8));
+  const ticks: string[] = [];
+  for (let y = 0; y < rows; y += every(rows)) {
+    const cy = top + y * px + px / 2;
+    ticks.push(`<line x1="${left - 4}" y1="${cy}" x2="${left}" y2="${cy}" stroke="#333"/><text x="${left - 6}" y="${cy + 4}" text-anchor="end">${rowLabels?.[y * rowStep] ?? y * rowStep}</text>`);
+  }
+  for (let x = 0; x < cols; x += every(cols)) {
+    const cx = left + x * px + px / 2;
+    ticks.push(`<line x1="${cx}" y1="${top + h}" x2="${cx}" y2="${top + h + 4}" stroke="#333"/><text x="${cx}" y="${top + h + 16}" text-anchor="middle">${x * colStep}</text>`);
+  }
+  const titles = `<text class="axis-title" x="${left + w / 2}" y="${top + h + 36}" text-anchor="middle">${esc(axes[1])}</text>` +
+    `<text class="axis-title" transform="translate(14 ${top + h / 2}) rotate(-90)" text-anchor="middle">${esc(axes[0])}</text>`;
+  const lx = left + w + legendGap;
+  const lh = Math.max(h, 120);
+  const legend = `<g class="legend"><defs><linearGradient id="heat-scale" x1="0" y1="1" x2="0" y2="0"><stop offset="0" stop-color="rgb(255,255,255)"/><stop offset="1" stop-color="rgb(255,0,0)"/></linearGradient></defs>` +
+    `<rect x="${lx}" y="${top}" width="${legendW}" height="${lh - 24}" fill="url(#heat-scale)" stroke="#999"/>` +
+    [0, 0.5, 1].map((t) => `<text x="${lx + legendW + 4}" y="${top + (1 - t) * (lh - 24) + 4}">${(t * max).toPrecision(3)}</text>`).join('') +
+    `<rect x="${lx}" y="${top + lh - 16}" width="${legendW}" height="12" fill="#000000"/><text x="${lx + legendW + 4}" y="${top + lh - 6}">NaN/Inf</text>` +
+    `<text x="${lx}" y="${top + lh + 12}">|error|</text></g>`;
+  const totalW = lx + legendW + legendText;
+  const totalH = Math.max(top + h + bottom, top + lh + 16);
+  return `<figure><svg class="heatmap" xmlns="http://www.w3.org/2000/svg" width="${totalW}" height="${totalH}" viewBox="0 0 ${totalW} ${totalH}">` +
+    `<g class="cells">${rects.join('')}</g><rect x="${left}" y="${top}" width="${w}" height="${h}" fill="none" stroke="#999"/>${ticks.join('')}${titles}${legend}</svg>
+<figcaption>error by ${esc(axes[0])} (rows, ${map.length}) × ${esc(axes[1])} (columns, ${width}); max ${max.toPrecision(3)}${rowStep > 1 || colStep > 1 ? ', max-pooled' : ''}</figcaption></figure>`;
 }
 
 function pool(map: readonly (readonly number[])[]): number[][] {

@@ -1,9 +1,12 @@
 // Results as JSON, one record per case, and the merge of several `--shard` outputs into
 // one set (`check --merge a.json b.json --report html out.html`).
-import { readFile } from 'node:fs/promises';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { parseCaseId } from '../../harness/conformance/case-id.js';
-import type { CaseResult, CaseStatus } from '../../harness/conformance/results.js';
+import { readBoundedFile } from '../../harness/safetensors/bounded-read.js';
+import { JsonSyntaxError, parseStrictJson, toPlain } from '../../harness/safetensors/json.js';
+import { CASE_STATUSES, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
+import { countsText, coverageLines, groupRows } from './coverage.js';
+import type { RunInfo } from '../../harness/conformance/run-info.js';
 
 export class ResultsFileError extends MoeConformanceError {}
 
@@ -13,32 +16,63 @@ export const RESULTS_VERSION = 1;
 export interface ResultsFile {
   format: typeof RESULTS_FORMAT;
   version: typeof RESULTS_VERSION;
+  /** What ran (spec/loader-protocol.md §6); absent in files written before it existed. */
+  run?: RunInfo;
   results: CaseResult[];
+  /** For people reading the file: counts by kind × model type × layout, and what the run covered (ignored when read back). */
+  summary?: Array<{ kind: string; model: string; layout: string; cases: string }>;
+  coverage?: string[];
 }
 
-export function jsonReport(results: readonly CaseResult[]): string {
-  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, results: [...results] };
+export function jsonReport(results: readonly CaseResult[], run?: RunInfo): string {
+  const summary = groupRows(results).map((g) => ({ kind: g.check, model: g.model, layout: g.layout, cases: countsText(g.counts) }));
+  const file: ResultsFile = { format: RESULTS_FORMAT, version: RESULTS_VERSION, ...(run && { run }), summary, coverage: coverageLines(results), results: [...results] };
   // JSON has no NaN or Infinity, and a NaN in a heat map is a finding: keep it as a string.
   return JSON.stringify(file, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 1) + '\n';
 }
 
-const STATUSES: ReadonlySet<CaseStatus> = new Set(['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass']);
+const STATUSES: ReadonlySet<CaseStatus> = new Set(CASE_STATUSES);
 
-export function parseResults(text: string, file?: string): CaseResult[] {
+/** The largest results file `--merge` reads (spec §5). */
+export const RESULTS_MAX_BYTES = 64 << 20;
+
+const isStr = (v: unknown) => typeof v === 'string';
+const optional = (v: unknown, ok: (v: unknown) => boolean) => v === undefined || ok(v);
+/** Heat map cells are numbers, or the strings jsonReport writes for NaN and infinities. */
+const isHeatmap = (v: unknown) => Array.isArray(v) && v.every((row) => Array.isArray(row) && row.every((x) => typeof x === 'number' || x === 'NaN' || x === 'Infinity' || x === '-Infinity'));
+
+function isFailure(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const f = v as Record<string, unknown>;
+  return (
+    isStr(f.message) &&
+    optional(f.tensor, isStr) &&
+    optional(f.expected, isStr) &&
+    optional(f.found, isStr) &&
+    optional(f.heatmap, isHeatmap) &&
+    optional(f.heatmapAxes, (a) => Array.isArray(a) && a.length === 2 && a.every(isStr))
+  );
+}
+
+/** The first characters of a value, for messages (the value is at most 127 deep: the strict parser's limit). */
+const preview = (v: unknown, n: number) => (JSON.stringify(v) ?? String(v)).slice(0, n);
+
+export function parseResults(input: string | Uint8Array, file?: string): CaseResult[] {
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = toPlain(parseStrictJson(input, { file }));
   } catch (e) {
-    throw new ResultsFileError(`not JSON: ${(e as Error).message}`, { file });
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new ResultsFileError(`not JSON: ${e.message}`, { file });
   }
   const f = data as Partial<ResultsFile> | null;
   if (f?.format !== RESULTS_FORMAT || f.version !== RESULTS_VERSION || !Array.isArray(f.results)) {
-    throw new ResultsFileError('not a results file', { file, expected: `{format: "${RESULTS_FORMAT}", version: ${RESULTS_VERSION}, results: [...]}`, found: JSON.stringify(data).slice(0, 80) });
+    throw new ResultsFileError('not a results file', { file, expected: `{format: "${RESULTS_FORMAT}", version: ${RESULTS_VERSION}, results: [...]}`, found: preview(data, 80) });
   }
   f.results.forEach((r: unknown, i) => {
     const c = r as Partial<CaseResult> | null;
-    if (typeof c?.id !== 'string' || !STATUSES.has(c.status as CaseStatus) || typeof c.durationMs !== 'number' || typeof c.replay !== 'string') {
-      throw new ResultsFileError(`record ${i} is not a case result`, { file, expected: '{id, status, durationMs, replay}', found: JSON.stringify(r).slice(0, 120) });
+    if (typeof c?.id !== 'string' || !STATUSES.has(c.status as CaseStatus) || typeof c.durationMs !== 'number' || typeof c.replay !== 'string' || !optional(c.seed, (s) => typeof s === 'number') || !optional(c.note, isStr) || !optional(c.failure, isFailure)) {
+      throw new ResultsFileError(`record ${i} is not a case result`, { file, expected: '{id, status, durationMs, replay, seed?, note?, failure?: {message, tensor?, expected?, found?, heatmap?, heatmapAxes?}}', found: preview(r, 120) });
     }
     if (c.failure?.heatmap) c.failure.heatmap = c.failure.heatmap.map((row) => row.map(Number));
     try {
@@ -50,14 +84,24 @@ export function parseResults(text: string, file?: string): CaseResult[] {
   return f.results;
 }
 
-export async function readResults(file: string): Promise<CaseResult[]> {
-  let text: string;
+/** The run information of a results file, where it has one. */
+export function parseRunInfo(text: string): RunInfo | undefined {
   try {
-    text = await readFile(file, 'utf8');
+    const run = (JSON.parse(text) as Partial<ResultsFile>).run;
+    return run && typeof run.loader === 'string' ? run : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readResults(file: string): Promise<CaseResult[]> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBoundedFile(file, RESULTS_MAX_BYTES);
   } catch (e) {
     throw new ResultsFileError(`cannot read results: ${(e as Error).message}`, { file });
   }
-  return parseResults(text, file);
+  return parseResults(bytes, file);
 }
 
 /**

@@ -87,6 +87,22 @@ class FixtureSpec:
     config: Callable[[str], dict[str, Any]]  # dtype tag ("f32" | "bf16") -> config overrides
     router_attr: str | None  # child of the MoE block whose output[0] is the raw logits
     routing_fields: tuple[str, ...]  # config fields that drive routing (for NAMES.md)
+    # Decoder layers that hold an MoE block, per dtype tag; None: every layer.
+    moe_layers: Callable[[str], tuple[int, ...]] | None = None
+    # The causal-LM class where AutoModelForCausalLM does not map the type (mistral4).
+    model_class: str | None = None
+    # The config is complete as given (a vision-language config with text_config): no BASE_CONFIG merged in.
+    nested_config: bool = False
+    # Rewrites original/'s tensors after saving, for a type whose published layout transformers
+    # reads but does not write (qwen3_vl_moe): name -> tensor, returning the new tensors.
+    original_transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+    # The decoder layer's child that is the MoE block, where another child also holds `experts`
+    # (jetmoe's mixture-of-attention); None: the child that holds `experts`.
+    block: str | None = None
+
+
+def causal_lm(spec: FixtureSpec) -> Any:
+    return getattr(transformers, spec.model_class) if spec.model_class else AutoModelForCausalLM
 
 
 def _mixtral(_: str) -> dict[str, Any]:
@@ -204,6 +220,393 @@ def _flex_olmo(dtype: str) -> dict[str, Any]:
     }
 
 
+# The types added after the first 20 use other sizes: 2I == H (a transposed [E, H, 2I] tensor
+# has the shape of an untransposed one), I < H, and 12 experts (expert 10 sorts before
+# expert 2 as a string). Attention is kept tiny around them.
+NEW_HIDDEN = 32
+NEW_INTERMEDIATE = 16
+NEW_EXPERTS = 12
+
+
+def _new_sizes(**fields: Any) -> dict[str, Any]:
+    """hidden 32 with 4 heads of 8, then the type's own fields."""
+    return {"hidden_size": NEW_HIDDEN, "head_dim": 8, "num_attention_heads": 4, "num_key_value_heads": 2, **fields}
+
+
+def _mla() -> dict[str, Any]:
+    """Multi-head latent attention, tiny (deepseek_v3-style types)."""
+    return {"kv_lora_rank": 16, "q_lora_rank": 24, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8}
+
+
+def _minimax_m2(_: str) -> dict[str, Any]:
+    return _new_sizes(intermediate_size=NEW_INTERMEDIATE, num_local_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K)
+
+
+def _dsv3_groups(dtype: str) -> dict[str, Any]:
+    # f32: 4 groups of 3 experts, 2 kept (the group rule decides); bf16: one group.
+    return {"n_group": 4, "topk_group": 2} if dtype == "f32" else {"n_group": 1, "topk_group": 1}
+
+
+def _glm4_moe_lite(dtype: str) -> dict[str, Any]:
+    # Three layers, mlp_layer_types left to its default: the first dense, then MoE.
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=1.8,
+        norm_topk_prob=dtype == "f32",
+        **_dsv3_groups(dtype),
+        **_mla(),
+    )
+
+
+def _deepseek_v32(dtype: str) -> dict[str, Any]:
+    # f32: first_k_dense_replace 1; bf16: an explicit mlp_layer_types with the dense layer in the middle.
+    layers = {"first_k_dense_replace": 1} if dtype == "f32" else {"mlp_layer_types": ["sparse", "dense", "sparse"]}
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=2.5,
+        index_n_heads=2,
+        index_head_dim=8,
+        index_topk=8,
+        **layers,
+        **_dsv3_groups(dtype),
+        **_mla(),
+    )
+
+
+def _glm_moe_dsa(dtype: str) -> dict[str, Any]:
+    return {**_deepseek_v32(dtype), "routed_scaling_factor": 1.5}
+
+
+def _exaone_moe(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_shared_experts=2 if dtype == "f32" else 1,
+        num_experts_per_tok=TOP_K,
+        first_k_dense_replace=1,
+        routed_scaling_factor=2.5,
+        **_dsv3_groups(dtype),
+    )
+
+
+def _solar_open(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=2.0,
+        norm_topk_prob=dtype == "f32",
+        **_dsv3_groups(dtype),
+    )
+
+
+def _mimo_v2_flash(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=None if dtype == "bf16" else 1.5,
+        v_head_dim=8,
+        sliding_window=8,
+        **_dsv3_groups(dtype),
+    )
+
+
+def _afmoe(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_shared_experts=1 if dtype == "f32" else 2,
+        num_experts_per_tok=TOP_K,
+        num_dense_layers=1,
+        route_scale=1.5,
+    )
+
+
+def _hy_v3(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        router_scaling_factor=2.826 if dtype == "f32" else 1.25,
+    )
+
+
+def _granitemoeshared(_: str) -> dict[str, Any]:
+    return _new_sizes(intermediate_size=NEW_INTERMEDIATE, num_local_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K, shared_intermediate_size=24)
+
+
+def _granitemoehybrid(_: str) -> dict[str, Any]:
+    return _new_sizes(
+        intermediate_size=NEW_INTERMEDIATE,
+        num_local_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        shared_intermediate_size=24,
+        layer_types=["mamba", "attention"],
+        mamba_n_heads=4,
+        mamba_d_head=16,
+        mamba_d_state=8,
+        mamba_n_groups=1,
+        mamba_chunk_size=16,
+    )
+
+
+def _mellum(dtype: str) -> dict[str, Any]:
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        norm_topk_prob=dtype == "f32",
+        mlp_layer_types=["dense", "sparse", "sparse"],
+    )
+
+
+def _nemotron_h(dtype: str) -> dict[str, Any]:
+    # Hybrid stacks: MoE layers between attention (f32) or mamba (bf16) layers; non-gated relu² experts.
+    layers = ["moe", "attention", "moe"] if dtype == "f32" else ["mamba", "moe"]
+    return _new_sizes(
+        num_hidden_layers=len(layers),
+        layers_block_type=layers,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        moe_shared_expert_intermediate_size=24,
+        n_routed_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        routed_scaling_factor=2.0,
+        mamba_num_heads=4,
+        mamba_head_dim=8,
+        ssm_state_size=8,
+        n_groups=1,
+        chunk_size=16,
+        **_dsv3_groups(dtype),
+    )
+
+
+def _mistral4(dtype: str) -> dict[str, Any]:
+    # Softmax group-limited routing: f32 4 groups of 3, 2 kept; bf16 one group, not renormalised.
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        first_k_dense_replace=1,
+        routed_scaling_factor=1.5,
+        norm_topk_prob=dtype == "f32",
+        **_dsv3_groups(dtype),
+        **_mla(),
+    )
+
+
+def _cohere2_moe(dtype: str) -> dict[str, Any]:
+    # f32: sigmoid selection, renormalised, shared expert averaged in; bf16: softmax selection,
+    # shared expert summed. Three layers, the first dense.
+    routing = (
+        {"expert_selection_fn": "sigmoid", "norm_topk_prob": True, "shared_expert_combination_strategy": "average"}
+        if dtype == "f32"
+        else {"expert_selection_fn": "softmax", "shared_expert_combination_strategy": "sum"}
+    )
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=NEW_INTERMEDIATE,
+        prefix_dense_intermediate_size=40,
+        num_experts=NEW_EXPERTS,
+        num_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        mlp_layer_types=["dense", "sparse", "sparse"],
+        sliding_window=8,
+        **routing,
+    )
+
+
+def _laguna(dtype: str) -> dict[str, Any]:
+    # f32 soft-caps the router logits (then the recorded logits are the capped ones: not hooked).
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        shared_expert_intermediate_size=24,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        mlp_layer_types=["dense", "sparse", "sparse"],
+        moe_routed_scaling_factor=1.5,
+        moe_router_logit_softcapping=2.0 if dtype == "f32" else 0.0,
+    )
+
+
+def _qwen3_5_moe_text(_: str) -> dict[str, Any]:
+    # One Gated DeltaNet and one full-attention layer, both followed by the MoE block.
+    return _new_sizes(
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        shared_expert_intermediate_size=24,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        layer_types=["linear_attention", "full_attention"],
+        linear_conv_kernel_dim=4,
+        linear_key_head_dim=8,
+        linear_value_head_dim=8,
+        linear_num_key_heads=2,
+        linear_num_value_heads=4,
+    )
+
+
+def _qwen3_vl_moe(_: str) -> dict[str, Any]:
+    # The text decoder is what is recorded; the vision tower is kept minimal. I = 24: the
+    # published (transposed) gate_up_proj [E, H, 2I] differs in shape from v5's, which
+    # transformers' check_dims conversion needs to read it right.
+    text = _new_sizes(
+        vocab_size=96,
+        num_hidden_layers=2,
+        max_position_embeddings=64,
+        intermediate_size=40,
+        moe_intermediate_size=24,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
+    )
+    vision = {
+        "depth": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 16, "out_hidden_size": NEW_HIDDEN,
+        "patch_size": 4, "temporal_patch_size": 1, "spatial_merge_size": 1, "deepstack_visual_indexes": [],
+        "num_position_embeddings": 16,
+    }
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
+def _transpose_experts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """qwen3_vl_moe as published: experts.gate_up_proj [E, H, 2I] and down_proj [E, I, H]."""
+    return {k: (v.transpose(1, 2) if re.search(r"\.mlp\.experts\.(gate_up|down)_proj$", k) else v) for k, v in tensors.items()}
+
+
+def _jetmoe(_: str) -> dict[str, Any]:
+    # num_attention_heads = num_key_value_heads × top-k (the attention is a mixture of experts too).
+    return _new_sizes(intermediate_size=NEW_INTERMEDIATE, num_local_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K, kv_channels=8)
+
+
+def _longcat_flash(dtype: str) -> dict[str, Any]:
+    # 12 real and 4 zero-compute experts (f32 with a router bias), top-3 so identity experts are
+    # chosen often; num_hidden_layers counts the two attention sublayers of each of num_layers.
+    return _new_sizes(
+        num_layers=2,
+        num_hidden_layers=4,
+        ffn_hidden_size=40,
+        expert_ffn_hidden_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        zero_expert_num=4,
+        moe_topk=3,
+        routed_scaling_factor=2.0,
+        router_bias=dtype == "f32",
+        **_mla(),
+    )
+
+
+def _kimi_linear(dtype: str) -> dict[str, Any]:
+    # One KDA (linear) and two full-attention layers; the first is dense (its MLP is saved
+    # under block_sparse_moe. too).
+    return _new_sizes(
+        num_hidden_layers=3,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_token=TOP_K,
+        num_shared_experts=1,
+        mlp_layer_types=["dense", "sparse", "sparse"],
+        routed_scaling_factor=2.446,
+        moe_renormalize=dtype == "f32",
+        num_expert_group=4 if dtype == "f32" else 1,
+        topk_group=2 if dtype == "f32" else 1,
+        linear_attn_config={"head_dim": 8, "num_heads": 4, "short_conv_kernel_size": 4, "full_attn_layers": [1, 3], "kda_layers": [2]},
+        **_mla(),
+    )
+
+
+def _glm4v_moe(dtype: str) -> dict[str, Any]:
+    # The text decoder is what is recorded (three layers, the first dense); the vision tower is minimal.
+    text = _new_sizes(
+        vocab_size=96,
+        num_hidden_layers=3,
+        max_position_embeddings=64,
+        intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1,
+        num_experts_per_tok=TOP_K,
+        first_k_dense_replace=1,
+        routed_scaling_factor=1.5,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2], "partial_rotary_factor": 0.5},
+        **_dsv3_groups(dtype),
+    )
+    vision = {
+        "depth": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 16, "out_hidden_size": NEW_HIDDEN,
+        "patch_size": 4, "temporal_patch_size": 1, "spatial_merge_size": 1, "image_size": 8,
+    }
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
+DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
+NEW_SPECS = [
+    FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("glm4_moe_lite", _glm4_moe_lite, "gate", DSV3_FIELDS, lambda _: (1, 2)),
+    FixtureSpec("deepseek_v32", _deepseek_v32, "gate", DSV3_FIELDS, lambda d: (1, 2) if d == "f32" else (0, 2)),
+    FixtureSpec("glm_moe_dsa", _glm_moe_dsa, "gate", DSV3_FIELDS, lambda d: (1, 2) if d == "f32" else (0, 2)),
+    FixtureSpec("exaone_moe", _exaone_moe, "gate", DSV3_FIELDS, lambda _: (1, 2)),
+    FixtureSpec("solar_open", _solar_open, "gate", DSV3_FIELDS),
+    FixtureSpec("mimo_v2_flash", _mimo_v2_flash, "gate", DSV3_FIELDS, lambda _: (1, 2)),
+    FixtureSpec("afmoe", _afmoe, "router", ("num_experts", "num_experts_per_tok", "num_shared_experts", "route_scale"), lambda _: (1, 2)),
+    FixtureSpec("hy_v3", _hy_v3, "gate", ("num_experts", "num_experts_per_tok", "num_shared_experts", "router_scaling_factor", "mlp_layer_types"), lambda _: (1, 2)),
+    FixtureSpec("granitemoeshared", _granitemoeshared, None, ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("granitemoehybrid", _granitemoehybrid, None, ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("nemotron_h", _nemotron_h, "gate", DSV3_FIELDS + ("layers_block_type",), lambda d: (0, 2) if d == "f32" else (1,)),
+    FixtureSpec("mistral4", _mistral4, "gate", DSV3_FIELDS, lambda _: (1, 2), "Mistral4ForCausalLM"),
+    FixtureSpec(
+        "cohere2_moe", _cohere2_moe, "gate",
+        ("num_experts", "num_experts_per_tok", "expert_selection_fn", "norm_topk_prob", "num_shared_experts", "shared_expert_combination_strategy"),
+        lambda _: (1, 2),
+    ),
+    FixtureSpec("laguna", _laguna, None, ("num_experts", "num_experts_per_tok", "moe_routed_scaling_factor", "moe_router_logit_softcapping"), lambda _: (1, 2)),
+    FixtureSpec("qwen3_5_moe_text", _qwen3_5_moe_text, "gate", ("num_experts", "num_experts_per_tok", "shared_expert_intermediate_size")),
+    FixtureSpec(
+        "qwen3_vl_moe", _qwen3_vl_moe, "gate", ("num_experts", "num_experts_per_tok"),
+        model_class="Qwen3VLMoeForConditionalGeneration", nested_config=True, original_transform=_transpose_experts,
+    ),
+    FixtureSpec("jetmoe", _jetmoe, None, ("num_local_experts", "num_experts_per_tok"), block="mlp"),
+    FixtureSpec(
+        "longcat_flash", _longcat_flash, None,
+        ("n_routed_experts", "zero_expert_num", "moe_topk", "routed_scaling_factor", "router_bias"), lambda _: (0, 1),
+    ),
+    FixtureSpec(
+        "kimi_linear", _kimi_linear, "gate",
+        ("num_experts", "num_experts_per_token", "num_expert_group", "topk_group", "moe_renormalize", "routed_scaling_factor", "num_shared_experts", "mlp_layer_types"),
+        lambda _: (1, 2),
+    ),
+    FixtureSpec("glm4v_moe", _glm4v_moe, "gate", DSV3_FIELDS, lambda _: (1, 2), "Glm4vMoeForConditionalGeneration", nested_config=True),
+    FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
+]
+
+
 SPECS: dict[str, FixtureSpec] = {
     s.model_type: s
     for s in [
@@ -257,6 +660,7 @@ SPECS: dict[str, FixtureSpec] = {
             ("num_experts", "num_experts_per_tok", "norm_topk_prob", "shared_expert_intermediate_size"),
         ),
         FixtureSpec("flex_olmo", _flex_olmo, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob")),
+        *NEW_SPECS,
     ]
 }
 
@@ -271,15 +675,23 @@ def fixture_seed(seed: int, model_type: str, dtype: str) -> int:
 
 
 def build_config(spec: FixtureSpec, dtype: str) -> transformers.PretrainedConfig:
+    if spec.nested_config:
+        return AutoConfig.for_model(spec.model_type, **spec.config(dtype))
     return AutoConfig.for_model(spec.model_type, **{**BASE_CONFIG, **spec.config(dtype)})
 
 
-def moe_blocks(model: torch.nn.Module) -> dict[int, tuple[str, torch.nn.Module]]:
-    """Each decoder layer's MoE block: the direct child of the layer that holds `experts`."""
+def text_config(model: torch.nn.Module) -> Any:
+    return model.config.get_text_config()
+
+
+def moe_blocks(model: torch.nn.Module, block: str | None = None) -> dict[int, tuple[str, torch.nn.Module]]:
+    """Each decoder layer's MoE block: the direct child of the layer that holds `experts` (or is named `block`)."""
     blocks: dict[int, tuple[str, torch.nn.Module]] = {}
     for name, module in model.named_modules():
         parts = name.split(".")
-        if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] == "layers" and hasattr(module, "experts"):
+        if block is not None and not (len(parts) >= 3 and parts[-1] == block and parts[-2].isdigit() and parts[-3] == "layers"):
+            continue
+        if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] == "layers" and (block is not None or hasattr(module, "experts")):
             layer = int(parts[-2])
             if layer in blocks:
                 raise FixtureError(f"layer {layer}: two MoE blocks ({blocks[layer][0]}, {name})")
@@ -297,11 +709,35 @@ def redraw(model: torch.nn.Module, gen: torch.Generator) -> None:
             tensor.copy_(torch.randn(tensor.shape, generator=gen, dtype=torch.float32) * std)
 
 
+def kept_in_fp32(model: torch.nn.Module, name: str) -> bool:
+    """Whether transformers keeps this tensor in float32 whatever the model's dtype
+    (`_keep_in_fp32_modules_strict`, e.g. deepseek's e_score_correction_bias): a bf16
+    checkpoint that transformers saves stores it as F32."""
+    patterns = getattr(model, "_keep_in_fp32_modules_strict", None) or []
+    return any(re.search(rf"(^|\.){re.escape(p)}($|\.)", name) for p in patterns)
+
+
+def dtype_of(model: torch.nn.Module) -> str:
+    return getattr(model, "_fixture_dtype", "f32")
+
+
 def round_to_bf16(model: torch.nn.Module) -> None:
+    """Every float tensor rounded to bf16 values, except those transformers keeps in float32."""
     with torch.no_grad():
-        for tensor in model.state_dict(keep_vars=True).values():
-            if tensor.is_floating_point():
+        for name, tensor in model.state_dict(keep_vars=True).items():
+            if tensor.is_floating_point() and not kept_in_fp32(model, name):
                 tensor.copy_(tensor.to(torch.bfloat16).to(torch.float32))
+
+
+def to_checkpoint_dtype(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """The model in the checkpoint dtype, with transformers' float32-kept tensors left in float32."""
+    kept = {n: t.detach().clone() for n, t in model.state_dict().items() if t.is_floating_point() and kept_in_fp32(model, n)}
+    model = model.to(dtype)
+    with torch.no_grad():
+        for name, tensor in model.state_dict(keep_vars=True).items():
+            if name in kept:
+                tensor.data = kept[name].to(torch.float32)
+    return model
 
 
 def capture(
@@ -311,9 +747,11 @@ def capture(
     golden: dict[str, torch.Tensor] = {}
     paths: dict[str, str] = {}
     classes: dict[str, str] = {}
-    blocks = moe_blocks(model)
-    if sorted(blocks) != list(range(model.config.num_hidden_layers)):
-        raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected every layer")
+    blocks = moe_blocks(model, spec.block)
+    expected = list(spec.moe_layers(dtype_of(model)) if spec.moe_layers else range(text_config(model).num_hidden_layers))
+    if sorted(blocks) != expected:
+        raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected {expected}")
+    hidden = text_config(model).hidden_size
     for layer, (path, block) in sorted(blocks.items()):
         seen: dict[str, torch.Tensor] = {}
 
@@ -327,18 +765,18 @@ def capture(
         hooks = [block.register_forward_hook(on_block)]
         if spec.router_attr is not None:
             hooks.append(getattr(block, spec.router_attr).register_forward_hook(on_router))
-        x = torch.randn(1, TOKENS, HIDDEN, generator=gen, dtype=torch.float32)
+        x = torch.randn(1, TOKENS, hidden, generator=gen, dtype=torch.float32)
         with torch.no_grad():
             block(x)
         for h in hooks:
             h.remove()
-        golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, HIDDEN).float().contiguous()
-        golden[f"moe.{layer}.output"] = seen["output"].reshape(TOKENS, HIDDEN).float().contiguous()
+        golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, hidden).float().contiguous()
+        golden[f"moe.{layer}.output"] = seen["output"].reshape(TOKENS, hidden).float().contiguous()
         if "router_logits" in seen:
             golden[f"moe.{layer}.router_logits"] = seen["router_logits"].reshape(TOKENS, -1).float().contiguous()
         paths[str(layer)] = path
         classes["moe"] = type(block).__name__
-        classes["experts"] = type(block.experts).__name__
+        classes["experts"] = type(block.experts).__name__ if hasattr(block, "experts") else type(block.input_linear).__name__
     return golden, paths, classes
 
 
@@ -354,6 +792,15 @@ def save_layout(model: torch.nn.Module, folder: Path, original: bool, sharded: b
         raise FixtureError(f"{folder}: wanted sharded={sharded}, got files {files}")
 
 
+def rewrite_tensors(folder: Path, transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
+    """Applies `transform` to every safetensors file of a saved folder, keeping names and files."""
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            meta = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        save_file({k: v.contiguous() for k, v in transform(tensors).items()}, str(file), metadata=meta)
+
+
 def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
     folder = out / f"{spec.model_type}-{dtype}"
     if folder.exists():
@@ -361,7 +808,10 @@ def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
     folder.mkdir(parents=True)
     gen = torch.Generator().manual_seed(fixture_seed(seed, spec.model_type, dtype))
     torch.manual_seed(fixture_seed(seed, spec.model_type, dtype))  # from_config's own init, overwritten anyway
-    model = AutoModelForCausalLM.from_config(build_config(spec, dtype), dtype=torch.float32).eval()
+    cls = causal_lm(spec)
+    config = build_config(spec, dtype)
+    model = (cls.from_config(config, dtype=torch.float32) if cls is AutoModelForCausalLM else cls._from_config(config, dtype=torch.float32)).eval()
+    model._fixture_dtype = dtype
     redraw(model, gen)
     if dtype == "bf16":
         round_to_bf16(model)
@@ -380,8 +830,10 @@ def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
         "CPU float32 forward of each MoE block",
     }
     (folder / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
-    saved = model.to(DTYPES[dtype])
+    saved = to_checkpoint_dtype(model, DTYPES[dtype])
     save_layout(saved, folder / "original", original=True, sharded=dtype == "f32")
+    if spec.original_transform is not None:
+        rewrite_tensors(folder / "original", spec.original_transform)
     save_layout(saved, folder / "fused", original=False, sharded=dtype == "bf16")
     return folder
 
@@ -395,16 +847,22 @@ def verify_fixture(folder: Path) -> list[str]:
     notes: list[str] = []
     states: dict[str, dict[str, torch.Tensor]] = {}
     for layout in ("original", "fused"):
-        model, info = AutoModelForCausalLM.from_pretrained(folder / layout, dtype="auto", output_loading_info=True)
+        model, info = causal_lm(spec).from_pretrained(folder / layout, dtype="auto", output_loading_info=True)
         problems = {k: v for k, v in info.items() if v}
         if problems:
             raise FixtureError(f"{folder / layout}: loading reported {problems}")
-        wrong = {n for n, p in model.state_dict().items() if p.is_floating_point() and SAFETENSORS_DTYPE.get(p.dtype) != meta["checkpoint_dtype"]}
+        wrong = {
+            n for n, p in model.state_dict().items()
+            if p.is_floating_point() and SAFETENSORS_DTYPE.get(p.dtype) != meta["checkpoint_dtype"] and not kept_in_fp32(model, n)
+        }
         if wrong:
             notes.append(f"{layout}: kept in another dtype after loading: {sorted(wrong)}")
         states[layout] = {k: v.clone() for k, v in model.state_dict().items()}
+        kept = sorted(n for n, p in model.state_dict().items() if p.is_floating_point() and kept_in_fp32(model, n) and p.dtype != torch.float32)
+        if kept:
+            raise FixtureError(f"{folder / layout}: transformers narrowed tensors it keeps in float32: {kept}")
         model = model.float().eval()
-        blocks = moe_blocks(model)
+        blocks = moe_blocks(model, spec.block)
         for layer, path in meta["moe_layers"].items():
             name, block = blocks[int(layer)]
             if name != path:
@@ -419,7 +877,7 @@ def verify_fixture(folder: Path) -> list[str]:
                 y = block(golden[f"moe.{layer}.input"].unsqueeze(0))
             if hook is not None:
                 hook.remove()
-            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, HIDDEN)
+            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, text_config(model).hidden_size)
             diffs = {"output": (y - golden[f"moe.{layer}.output"]).abs().max().item()}
             if f"moe.{layer}.router_logits" in golden:
                 diffs["router_logits"] = (
@@ -486,7 +944,7 @@ def tensor_table_file(file: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
 def names_markdown(out: Path, types: list[str]) -> str:
     """Layer-0 MoE tensors of each f32 fixture in both layouts, and the routing fields of both dtypes."""
     lines = [
-        "# Tensor names of the transformers-made fixtures (layer 0 of the f32 folder)",
+        "# Tensor names of the transformers-made fixtures (first MoE layer of the f32 folder)",
         "",
         "Written by `golden/tools/make_fixtures.py --names`. Shapes are `[dims]` as stored;",
         "other layers differ only in the layer index. Routing fields are read from each folder's config.json.",
@@ -495,16 +953,20 @@ def names_markdown(out: Path, types: list[str]) -> str:
     for t in types:
         spec = SPECS[t]
         meta = json.loads((out / f"{t}-f32" / "golden.json").read_text())
-        prefix = meta["moe_layers"]["0"].rsplit(".", 1)[0] + "."
+        first = min(meta["moe_layers"], key=int)
+        # The decoder layer's keys, whatever the root (nemotron_h's original saves backbone.).
+        in_layer = re.compile(rf"(^|\.)layers\.{first}\.")
+        # The block's own child of the layer, and the names the original layouts use for it.
+        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward"}
         lines.append(f"## {t}")
         lines.append("")
-        lines.append(f"MoE block `{meta['moe_layers']['0']}` ({meta['moe_class']}, experts {meta['experts_class']}).")
+        lines.append(f"MoE block `{meta['moe_layers'][first]}` ({meta['moe_class']}, experts {meta['experts_class']}).")
         lines.append("")
         for sub in ("original", "fused"):
             table = tensor_table(out / f"{t}-f32" / sub)
             layer = sorted(
-                (k, v) for k, v in table.items() if k.startswith(prefix) and "attn" not in k and "layernorm" not in k
-                and "norm." not in k and "mixer" not in k and "linear_attn" not in k
+                (k, v) for k, v in table.items()
+                if in_layer.search(k) and k[in_layer.search(k).end():].split(".")[0] in blocks
             )
             # Per-expert tensors collapse to one line with `{e}` for the expert index.
             collapsed: dict[str, tuple[str, tuple[int, ...], int]] = {}
@@ -520,6 +982,7 @@ def names_markdown(out: Path, types: list[str]) -> str:
             lines.append("")
         for dtype in DTYPES:
             cfg = json.loads((out / f"{t}-{dtype}" / "original" / "config.json").read_text())
+            cfg = cfg.get("text_config", cfg)
             fields = ", ".join(f"{f}={json.dumps(cfg.get(f))}" for f in spec.routing_fields)
             lines.append(f"- routing ({dtype}): {fields}")
         lines.append("")

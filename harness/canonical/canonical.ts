@@ -41,12 +41,14 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   const whole = (n: number): [number, number] => [0, n];
   const row: [number, number] = [0, 1];
   const perExpert = (slice: (e: number) => PartSlice[]) => ids.flatMap(slice);
+  // Non-gated experts (up and down only) have no gate half: w13 holds the up rows alone (spec §1).
+  const halves = f.nonGated ? 1 : 2;
   const specs: CanonicalSpec[] = [
     {
       name: canonicalName(layer, 'experts.w13'),
-      shape: [ids.length, 2 * Ir, H],
+      shape: [ids.length, halves * Ir, H],
       slices: perExpert((e) => [
-        { part: 'gate', expert: e, rows: ir, cols: whole(H) },
+        ...(f.nonGated ? [] : [{ part: 'gate' as const, expert: e, rows: ir, cols: whole(H) }]),
         { part: 'up', expert: e, rows: ir, cols: whole(H) },
       ]),
     },
@@ -74,24 +76,26 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
       },
     );
   }
-  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [E, H], slices: [{ part: 'router', expert: null, rows: whole(E), cols: whole(H) }] });
+  // The router scores the zero-compute experts too (longcat_flash): Er = E + Z rows.
+  const Er = E + (d.zeroExperts ?? 0);
+  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Er, H], slices: [{ part: 'router', expert: null, rows: whole(Er), cols: whole(H) }] });
   if (f.routerBias) {
-    specs.push({ name: canonicalName(layer, 'router.bias'), shape: [E], slices: [{ part: 'router_bias', expert: null, rows: row, cols: whole(E) }] });
+    specs.push({ name: canonicalName(layer, 'router.bias'), shape: [Er], slices: [{ part: 'router_bias', expert: null, rows: row, cols: whole(Er) }] });
   }
   if (f.correctionBias) {
     specs.push({
       name: canonicalName(layer, 'router.correction_bias'),
-      shape: [E],
-      slices: [{ part: 'correction_bias', expert: null, rows: row, cols: whole(E) }],
+      shape: [Er],
+      slices: [{ part: 'correction_bias', expert: null, rows: row, cols: whole(Er) }],
     });
   }
   if (f.sharedExpert) {
     specs.push(
       {
         name: canonicalName(layer, 'shared.w13'),
-        shape: [2 * Isr, H],
+        shape: [halves * Isr, H],
         slices: [
-          { part: 'shared_gate_proj', expert: null, rows: isr, cols: whole(H) },
+          ...(f.nonGated ? [] : [{ part: 'shared_gate_proj' as const, expert: null, rows: isr, cols: whole(H) }]),
           { part: 'shared_up_proj', expert: null, rows: isr, cols: whole(H) },
         ],
       },
@@ -101,6 +105,10 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
         slices: [{ part: 'shared_down_proj', expert: null, rows: whole(H), cols: isr }],
       },
     );
+  }
+  if (f.outputBias) {
+    // Whole on every rank, like the router: the consumer adds it once per token.
+    specs.push({ name: canonicalName(layer, 'output_bias'), shape: [H], slices: [{ part: 'output_bias', expert: null, rows: row, cols: whole(H) }] });
   }
   if (f.sharedGate) {
     specs.push({ name: canonicalName(layer, 'shared.gate'), shape: [1, H], slices: [{ part: 'shared_gate', expert: null, rows: row, cols: whole(H) }] });

@@ -59,7 +59,9 @@ export function randomCanonical(dims: MoeDims, dtype: DType, seed: number): Cano
     out.set(canonicalName(layer, 'experts.ids'), { dtype: 'I32', shape: [ids.length], bytes: new Uint8Array(new Int32Array(ids).buffer) });
     for (const spec of floatSpecs(layer, dims, WHOLE)) {
       const std = spec.shape.length === 1 || spec.name.endsWith('_bias') ? 0.05 : 0.1;
-      out.set(spec.name, { dtype, shape: spec.shape, bytes: encodeFloats(dtype, normals(uniform, elementCount(spec.shape), std)) });
+      // A bias the model keeps in float32 stays F32 in a 16-bit checkpoint (transformers saves it so).
+      const t = dims.features.correctionBiasF32 && spec.name.endsWith('.router.correction_bias') ? 'F32' : dtype;
+      out.set(spec.name, { dtype: t, shape: spec.shape, bytes: encodeFloats(t, normals(uniform, elementCount(spec.shape), std)) });
     }
   }
   return out;

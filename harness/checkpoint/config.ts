@@ -1,12 +1,14 @@
 // config.json of a Hugging Face model, with typed field access. Field paths are dotted
 // ('ffn_config.moe_num_experts'); a list of paths means aliases, the first present wins.
 // A field set to null counts as absent (Python's None: "not set"), so a fallback applies.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readBoundedFile } from '../safetensors/bounded-read.js';
 import { JsonSyntaxError, parseStrictJson, toPlain } from '../safetensors/json.js';
 import { ConfigError } from './errors.js';
 
 export const CONFIG_FILE = 'config.json';
+/** The largest config.json read (spec §5); real ones are kilobytes. */
+export const CONFIG_MAX_BYTES = 16 << 20;
 
 type Path = string | string[];
 
@@ -23,15 +25,15 @@ export class ModelConfig {
 
   static async read(dir: string): Promise<ModelConfig> {
     const file = join(dir, CONFIG_FILE);
-    let text: string;
+    let bytes: Uint8Array;
     try {
-      text = await readFile(file, 'utf8');
+      bytes = await readBoundedFile(file, CONFIG_MAX_BYTES);
     } catch (e) {
       throw new ConfigError(`cannot read: ${(e as Error).message}`, { file });
     }
     let raw: unknown;
     try {
-      raw = toPlain(parseStrictJson(text, { file }));
+      raw = toPlain(parseStrictJson(bytes, { file }));
     } catch (e) {
       if (e instanceof JsonSyntaxError) throw new ConfigError(e.reason, { file });
       throw e;

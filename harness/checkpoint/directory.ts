@@ -6,16 +6,16 @@
 // An extra *.safetensors file that the index does not name is refused (UnreferencedShard).
 // transformers ignores such files when loading, but a conformance check should not: it is
 // usually a stale shard of an earlier save, and another loader may well pick it up.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Tensor } from '../tensor.js';
 import { TensorNotFound } from '../safetensors/errors.js';
-import { JsonDuplicateKey, JsonNumber, JsonSyntaxError, parseStrictJson, type JsonValue } from '../safetensors/json.js';
+import { readBoundedFile } from '../safetensors/bounded-read.js';
 import { SafetensorsFile, type TensorInfo } from '../safetensors/read.js';
 import { ModelConfig } from './config.js';
+import { INDEX_FILE, INDEX_MAX_BYTES, parseIndex, type Index } from './index-json.js';
 import {
   BadShardName,
-  DuplicateIndexKey,
   DuplicateTensor,
   InvalidIndex,
   MissingShard,
@@ -27,7 +27,7 @@ import {
   UnsafeShardPath,
 } from './errors.js';
 
-export const INDEX_FILE = 'model.safetensors.index.json';
+export { INDEX_FILE };
 export const SINGLE_FILE = 'model.safetensors';
 
 /** Where a tensor lives: its header entry plus the full path of its shard. */
@@ -102,36 +102,14 @@ export class CheckpointDir {
   }
 }
 
-interface Index {
-  file: string;
-  weightMap: Map<string, string>;
-  totalSize: bigint | undefined;
-}
-
 async function readIndex(file: string): Promise<Index> {
-  let root: JsonValue;
+  let bytes: Uint8Array;
   try {
-    root = parseStrictJson(await readFile(file, 'utf8'), { file });
+    bytes = await readBoundedFile(file, INDEX_MAX_BYTES);
   } catch (e) {
-    if (e instanceof JsonDuplicateKey) throw new DuplicateIndexKey(e.message, { file });
-    if (e instanceof JsonSyntaxError) throw new InvalidIndex(e.message, { file });
-    throw e;
+    throw new InvalidIndex(`cannot read: ${(e as Error).message}`, { file });
   }
-  if (!(root instanceof Map)) throw new InvalidIndex('index must be a JSON object', { file });
-  const map = root.get('weight_map');
-  if (!(map instanceof Map)) throw new InvalidIndex('weight_map must be an object', { file, expected: 'object', found: map === undefined ? 'nothing' : typeof map });
-  const weightMap = new Map<string, string>();
-  for (const [tensor, shard] of map) {
-    if (typeof shard !== 'string') throw new InvalidIndex('weight_map values must be file names', { file, tensor, expected: 'string', found: typeof shard });
-    weightMap.set(tensor, shard);
-  }
-  const metadata = root.get('metadata');
-  if (metadata !== undefined && metadata !== null && !(metadata instanceof Map)) throw new InvalidIndex('metadata must be an object', { file });
-  const total = metadata instanceof Map ? metadata.get('total_size') : undefined;
-  // transformers writes total_size as an integer; accept nothing else when it is there.
-  const totalSize = total instanceof JsonNumber ? total.u64 : undefined;
-  if (total !== undefined && totalSize === undefined) throw new InvalidIndex('metadata.total_size must be a non-negative integer', { file, found: String(total) });
-  return { file, weightMap, totalSize };
+  return parseIndex(bytes, file);
 }
 
 /** A shard name must be a plain file name in the folder, ending in .safetensors. */

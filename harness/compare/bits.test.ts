@@ -52,7 +52,7 @@ describe('firstDifference', () => {
   it('throws a typed error naming the tensor', () => {
     const found = base().set('layers.0.router.weight', f32([1, 2, 3, 5], [2, 2]));
     expect(() => assertBitIdentical(base(), found)).toThrow(BitMismatch);
-    expect(() => assertBitIdentical(base(), found)).toThrow(/layers\.0\.router\.weight.*element 3/);
+    expect(() => assertBitIdentical(base(), found)).toThrow(/layers\.0\.router\.weight differs at router row \(expert\) 1, column 1/);
   });
 });
 
@@ -87,7 +87,18 @@ describe('element values and messages', () => {
     expect(describeDifference({ kind: 'extra', tensor: 'a' })).toBe('tensor a is not expected');
     expect(describeDifference({ kind: 'dtype', tensor: 'a', expected: 'F32', found: 'BF16' })).toBe('tensor a has dtype BF16, expected F32');
     expect(describeDifference({ kind: 'shape', tensor: 'a', expected: [2, 3], found: [3, 2] })).toBe('tensor a has shape [3, 2], expected [2, 3]');
-    expect(describeDifference({ kind: 'bytes', tensor: 'a', index: 4, expectedBytes: '00', foundBytes: '01', differing: 1 })).toBe('tensor a differs at element 4: bytes 01, expected 00; 1 element(s) differ');
+    expect(describeDifference({ kind: 'bytes', tensor: 'a', index: 4, expectedBytes: '00', foundBytes: '01', differing: 1 })).toBe('tensor a differs at element 4: found bytes 01, expected bytes 00; 1 element(s) differ');
+  });
+  it('shows the dtype\'s bit pattern and value, and locates the element by expert, gate/up row and column', () => {
+    // f16 0xb057 is -0.1356 (bytes 57 b0 in the file); a flat index and a byte string told nobody which expert.
+    const f16 = (bits: number[], shape: number[]): Tensor => ({ dtype: 'F16', shape, bytes: new Uint8Array(Uint16Array.from(bits).buffer) });
+    const e = new Map<string, Tensor>([['layers.0.experts.ids', i32([4, 6])], ['layers.0.experts.w13', f16(Array.from({ length: 2 * 4 * 3 }, () => 0x3c00), [2, 4, 3])]]);
+    const bits = Array.from({ length: 24 }, () => 0x3c00);
+    bits[12 + 2 * 3 + 1] = 0xb057;
+    const f = new Map(e).set('layers.0.experts.w13', f16(bits, [2, 4, 3]));
+    const d = firstDifference(e, f)!;
+    expect(d).toMatchObject({ expectedBits: '3c00', foundBits: 'b057', foundBytes: '57b0', position: [1, 2, 1], where: 'expert 6 (slot 1), up row 0, column 1' });
+    expect(describeDifference(d)).toBe('tensor layers.0.experts.w13 differs at expert 6 (slot 1), up row 0, column 1: found 0xb057 (-0.1356201171875), expected 0x3c00 (1); 1 element(s) differ');
   });
   it('the typed error carries the tensor and expected/found', () => {
     const found = base().set('layers.0.router.weight', { ...f32([1, 2, 3, 4], [2, 2]), dtype: 'I32' });
@@ -110,6 +121,6 @@ describe('the pieces firstDifference is made of, for chunked comparisons', () =>
   });
   it('bytesDifference decodes the element on each side', () => {
     const d = bytesDifference('t', 'BF16', 7, Uint8Array.from([0x80, 0x3f]), Uint8Array.from([0x80, 0xbf]), 2);
-    expect(d).toEqual({ kind: 'bytes', tensor: 't', index: 7, expectedBytes: '803f', foundBytes: '80bf', expectedValue: 1, foundValue: -1, differing: 2 });
+    expect(d).toEqual({ kind: 'bytes', tensor: 't', index: 7, expectedBytes: '803f', foundBytes: '80bf', expectedBits: '3f80', foundBits: 'bf80', expectedValue: 1, foundValue: -1, differing: 2 });
   });
 });

@@ -1,11 +1,13 @@
 // Bit-exact comparison of two canonical maps: same names, dtypes, shapes and bytes. The
-// first difference is returned with everything needed to act on it: the tensor, the flat
-// element index, the expected and found bytes, and their decoded values.
+// first difference is returned with everything needed to act on it: the tensor, where the
+// element is (expert, gate or up row, column: locate.ts), the expected and found bit
+// patterns of the dtype (f16 0xb057, not its little-endian bytes 57b0), and their values.
 import type { Canonical, Tensor } from '../tensor.js';
 import type { DType } from '../safetensors/dtypes.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import { decodeFloats64 } from '../safetensors/codecs.js';
 import { MoeConformanceError } from '../errors.js';
+import { describePosition, idsFor, positionOf } from './locate.js';
 
 export type BitDifference =
   | { kind: 'missing' | 'extra'; tensor: string }
@@ -19,6 +21,13 @@ export type BitDifference =
       /** Hex of the element's bytes, in file order. */
       expectedBytes: string;
       foundBytes: string;
+      /** Hex of the dtype's bit pattern (the bytes read as one little-endian number): f16 bytes 57b0 are 0xb057. */
+      expectedBits?: string;
+      foundBits?: string;
+      /** The element's multi-index, where the shape is known. */
+      position?: number[];
+      /** The element named for a person: "expert 5 (slot 1), up row 2, column 7". */
+      where?: string;
       /** Decoded element values, where the dtype has a decoder. */
       expectedValue?: number | bigint;
       foundValue?: number | bigint;
@@ -38,6 +47,8 @@ export class BitMismatch extends MoeConformanceError {
 }
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+/** The bit pattern of one little-endian element (sub-byte dtypes: the packed byte as stored). */
+const bitsOf = (dtype: DType, b: Uint8Array) => (dtypeBits(dtype) < 8 ? hex(b) : hex(b.slice().reverse()));
 
 /** One element's value, decoded independently of any bulk codec path where it is an integer. */
 function elementValue(dtype: DType, bytes: Uint8Array): number | bigint | undefined {
@@ -79,11 +90,22 @@ export function differingElements(e: Uint8Array, f: Uint8Array, size: number): {
   return { first, count };
 }
 
-/** The 'bytes' difference at element `index` of a tensor, from that element's bytes on each side (decoded where the dtype allows). */
-export function bytesDifference(tensor: string, dtype: DType, index: number, expected: Uint8Array, found: Uint8Array, differing: number): BitDifference {
+/**
+ * The 'bytes' difference at element `index` of a tensor, from that element's bytes on each
+ * side (decoded where the dtype allows); located where the shape (and the layer's expert ids) are given.
+ */
+export function bytesDifference(
+  tensor: string, dtype: DType, index: number, expected: Uint8Array, found: Uint8Array, differing: number, at?: { shape: readonly number[]; ids?: readonly number[] },
+): BitDifference {
   const bits = dtypeBits(dtype);
   const size = bits % 8 === 0 ? bits / 8 : 1;
   const diff: BitDifference = { kind: 'bytes', tensor, index, expectedBytes: hex(expected), foundBytes: hex(found), differing };
+  if (expected.length === size) diff.expectedBits = bitsOf(dtype, expected);
+  if (found.length === size) diff.foundBits = bitsOf(dtype, found);
+  if (at && bits >= 8) {
+    diff.position = positionOf(at.shape, index);
+    diff.where = describePosition(tensor, at.shape, diff.position, at.ids);
+  }
   if (bits % 8 === 0 && expected.length === size && found.length === size) {
     const ev = elementValue(dtype, expected);
     const fv = elementValue(dtype, found);
@@ -93,13 +115,13 @@ export function bytesDifference(tensor: string, dtype: DType, index: number, exp
   return diff;
 }
 
-function compareBytes(name: string, e: Tensor, f: Tensor): BitDifference | undefined {
+function compareBytes(name: string, e: Tensor, f: Tensor, ids?: readonly number[]): BitDifference | undefined {
   const bits = dtypeBits(e.dtype);
   const size = bits % 8 === 0 ? bits / 8 : 1;
   const { first, count } = differingElements(e.bytes, f.bytes, size);
   if (first < 0) return undefined;
   const at = first * size;
-  return bytesDifference(name, e.dtype, first, e.bytes.subarray(at, at + size), f.bytes.subarray(at, at + size), count);
+  return bytesDifference(name, e.dtype, first, e.bytes.subarray(at, at + size), f.bytes.subarray(at, at + size), count, { shape: e.shape, ...(ids && { ids }) });
 }
 
 /** How two tensors' names, dtypes and shapes disagree, before any byte is looked at. */
@@ -117,7 +139,7 @@ export function firstDifference(expected: Canonical, found: Canonical): BitDiffe
   for (const name of names) {
     const e = expected.get(name);
     const f = found.get(name);
-    const d = headerDifference(name, e, f) ?? compareBytes(name, e!, f!);
+    const d = headerDifference(name, e, f) ?? compareBytes(name, e!, f!, idsFor(name, expected));
     if (d) return d;
   }
   return undefined;
@@ -136,8 +158,8 @@ export function describeDifference(d: BitDifference): string {
     case 'dtype': return `tensor ${d.tensor} has dtype ${d.found}, expected ${d.expected}`;
     case 'shape': return `tensor ${d.tensor} has shape [${d.found.join(', ')}], expected [${d.expected.join(', ')}]`;
     case 'bytes': {
-      const values = d.expectedValue !== undefined || d.foundValue !== undefined ? ` (value ${String(d.foundValue)}, expected ${String(d.expectedValue)})` : '';
-      return `tensor ${d.tensor} differs at element ${d.index}: bytes ${d.foundBytes}, expected ${d.expectedBytes}${values}; ${d.differing} element(s) differ`;
+      const side = (bits: string | undefined, bytes: string, v: number | bigint | undefined) => `${bits !== undefined ? `0x${bits}` : bytes === '' ? 'nothing' : `bytes ${bytes}`}${v !== undefined ? ` (${String(v)})` : ''}`;
+      return `tensor ${d.tensor} differs at ${d.where ?? `element ${d.index}`}: found ${side(d.foundBits, d.foundBytes, d.foundValue)}, expected ${side(d.expectedBits, d.expectedBytes, d.expectedValue)}; ${d.differing} element(s) differ`;
     }
   }
 }

@@ -99,6 +99,8 @@ describe('a flipped sign bit in one expert', () => {
         difference: {
           kind: 'bytes', tensor: 'layers.1.experts.w13', index: (1 * 2 * Ir + Ir + (13 - Ir)) * H + 11,
           expectedBytes: hex(before!), foundBytes: hex(after), expectedValue: bf16(before!), foundValue: bf16(after), differing: 1,
+          expectedBits: hex(before!.slice().reverse()), foundBits: hex(after.slice().reverse()),
+          position: [1, Ir + (13 - Ir), 11], where: `slot 1, up row ${13 - Ir}, column 11`,
         },
         expectedSource: { tensor: 'model.layers.1.mlp.experts.gate_up_proj', file: join(GOLDEN, 'mixtral-bf16', 'fused', 'model.safetensors'), index: [5, I + 13, 11] },
         foundSource: { tensor: upKey(1, 5), file: join(dir, 'model.safetensors'), index: [13, 11] },
@@ -113,7 +115,7 @@ describe('a flipped sign bit in one expert', () => {
     const r = await compareCheckpoints(pristine, dir, split(1, 1));
     expect(r.differences[0]).toMatchObject({ kind: 'tensor', difference: { tensor: 'layers.1.experts.w13', index: (5 * 2 * I + I + 13) * H + 11 } });
     const text = describeCheckpointDifference(r.differences[0]!);
-    expect(text.split('\n')[0]).toMatch(new RegExp(`^TP rank 0/1, EP rank 0/1: tensor layers\\.1\\.experts\\.w13 differs at element ${(5 * 2 * I + I + 13) * H + 11}: bytes [0-9a-f]{4}, expected [0-9a-f]{4} \\(value -?[\\d.e-]+, expected -?[\\d.e-]+\\); 1 element\\(s\\) differ$`));
+    expect(text.split('\n')[0]).toMatch(new RegExp(`^TP rank 0/1, EP rank 0/1: tensor layers\\.1\\.experts\\.w13 differs at slot 5, up row 13, column 11: found 0x[0-9a-f]{4} \\(-?[\\d.e-]+\\), expected 0x[0-9a-f]{4} \\(-?[\\d.e-]+\\); 1 element\\(s\\) differ$`));
     expect(text).toContain(`A: ${upKey(1, 5)}[13, 11] in ${join(pristine, 'model.safetensors')}`);
     expect(text).toContain(`B: ${upKey(1, 5)}[13, 11] in ${join(dir, 'model.safetensors')}`);
   });

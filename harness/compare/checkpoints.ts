@@ -189,7 +189,7 @@ async function compareTensor(planA: LoadPlan, ta: PlannedTensor, planB: LoadPlan
     await Promise.all([sa.return(undefined), sb.return(undefined)]);
   }
   if (!first) return undefined;
-  const out: TensorDifference = { difference: bytesDifference(ta.name, ta.dtype, first.index, first.expected, first.found, differing) };
+  const out: TensorDifference = { difference: bytesDifference(ta.name, ta.dtype, first.index, first.expected, first.found, differing, { shape: ta.shape }) };
   const expectedSource = sourceOf(planA, ta, first.index);
   const foundSource = sourceOf(planB, tb, first.index);
   if (expectedSource) out.expectedSource = expectedSource;

@@ -54,6 +54,11 @@ export function activationError(act: ExpertActivation, g: number, u: number, eg:
     const silu = g / (1 + Math.exp(-g));
     return 1.1 * eg * (Math.abs(u) + eu) + Math.abs(silu) * eu + 4 * U32 * Math.abs(silu * u);
   }
+  if (act.kind === 'relu2') {
+    // relu is 1-Lipschitz; (|u| + eu)² - u² bounds the square's error, plus its own rounding.
+    const r = Math.max(u, 0);
+    return eu * (2 * r + eu) + 2 * U32 * r * r;
+  }
   const gc = Math.min(g, act.limit);
   const uc = Math.min(Math.max(u, -act.limit), act.limit);
   const glu = gc / (1 + Math.exp(-act.alpha * gc));

@@ -27,6 +27,30 @@ describe('expectations', () => {
     expect(() => Expectations.parse('\n\nmoe:load  fail', 'e.txt')).toThrow(/line 3/);
   });
 
+  it('matches a failure by its reason or diagnosis kind, not only by ID', () => {
+    const e = Expectations.parse(
+      [
+        'moe:*:*                fail reason=/FP8\\sis\\snot\\ssupported/i  # no FP8 yet',
+        'moe:load:model=*;*     fail diagnosis=swapped-*                    # gate/up order',
+        'moe:refuse:*           fail reason=/never/ diagnosis=never         # stale',
+      ].join('\n'),
+      'engine.txt',
+    );
+    const id = parseCaseId('moe:load:model=mixtral;tp=2');
+    // Conditional lines never apply before a case runs: it is neither skipped nor expected to fail.
+    expect(e.lookup(id)).toBeUndefined();
+    expect(e.lookupFailure(id, { message: 'LoaderRefused: loader exited 1\nfp8 is not supported' })).toMatchObject({ line: 1, reason: 'no FP8 yet' });
+    expect(e.lookupFailure(id, { message: 'bytes differ', diagnosis: [{ tensor: 'layers.0.experts.w13', kind: 'swapped-halves', detail: '' }] } as never)).toMatchObject({ line: 2 });
+    expect(e.lookupFailure(id, { message: 'bytes differ', diagnosis: [{ tensor: 'x', kind: 'transposed', detail: '' }] } as never)).toBeUndefined();
+    expect(e.lookupFailure(id, { message: 'bytes differ' })).toBeUndefined();
+    expect(e.lookupFailure(parseCaseId('moe:refuse:model=mixtral'), { message: 'never', diagnosis: [{ kind: 'other' }] } as never)).toBeUndefined();
+    expect(e.unused()).toEqual(['engine.txt:3: moe:refuse:* fail (with a failure condition) matched no failure']);
+    expect(() => Expectations.parse('moe:*:* skip reason=/x/')).toThrow(/a skip cannot depend on how the case fails/);
+    expect(() => Expectations.parse('moe:*:* fail because=x')).toThrow(/unknown condition/);
+    expect(() => Expectations.parse('moe:*:* fail reason=x')).toThrow(/reason takes \/REGEX\//);
+    expect(() => Expectations.parse('moe:*:* fail reason=/(/')).toThrow(/bad regular expression/);
+  });
+
   it('reads a file, and says so when it cannot', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'moe-exp-'));
     try {

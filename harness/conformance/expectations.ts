@@ -8,11 +8,25 @@
 // `fail` means the case is expected to fail: it passes the run when it fails (status
 // xfail) and breaks the run when it passes (status unexpected-pass), so fixed bugs cannot
 // hide behind a stale line. `skip` means the case is not run. The first matching line wins.
-import { readFile } from 'node:fs/promises';
+//
+// A `fail` line may also say which failure it expects, so an engine's known limits fit in a
+// few broad lines:
+//   moe:*:*              fail reason=/FP8\sis\snot\ssupported/   # no FP8 yet
+//   moe:load:model=*;*   fail diagnosis=swapped-halves             # kind of failure.diagnosis
+// `reason=/REGEX/` matches the failure's message (no whitespace in it: use \s), and
+// `diagnosis=KIND` (with * wildcards) the kind of any entry of the failure's diagnosis. Such
+// a line applies only to a case that fails that way: other failures stay failures, and
+// cases that pass are not unexpected passes.
 import { MoeConformanceError } from '../errors.js';
+import { readBoundedFile } from '../safetensors/bounded-read.js';
 import { formatCasePattern, matchesPattern, parseCasePattern, type CaseId, type CasePattern } from './case-id.js';
+import type { CaseFailure } from './results.js';
 
 export class ExpectationsError extends MoeConformanceError {}
+
+/** The largest expectations file read (spec §5). */
+export const EXPECTATIONS_MAX_BYTES = 16 << 20;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export type ExpectationKind = 'fail' | 'skip';
 
@@ -22,6 +36,50 @@ export interface Expectation {
   reason: string;
   /** 1-based line in the file it came from (0 when built in code). */
   line: number;
+  /** The failure this line expects (a `fail` line only): the case must fail this way. */
+  when?: FailureCondition;
+}
+
+export interface FailureCondition {
+  /** Matched against the failure's message. */
+  reason?: RegExp;
+  /** Glob matched against the kinds of the failure's diagnosis entries. */
+  diagnosis?: string;
+}
+
+/** The kinds of a failure's diagnosis (issue 13: `failure.diagnosis` = [{tensor, kind, detail}]), where it has one. */
+function diagnosisKinds(f: CaseFailure): string[] {
+  const d = (f as { diagnosis?: unknown }).diagnosis;
+  return Array.isArray(d) ? d.map((e) => (e as { kind?: unknown })?.kind).filter((k): k is string => typeof k === 'string') : [];
+}
+
+export function failureMatches(c: FailureCondition, f: CaseFailure): boolean {
+  if (c.reason && !c.reason.test(f.message)) return false;
+  if (c.diagnosis !== undefined) {
+    const re = new RegExp(`^${c.diagnosis.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\/-]/g, '\\$&')).join('.*')}$`);
+    if (!diagnosisKinds(f).some((k) => re.test(k))) return false;
+  }
+  return true;
+}
+
+function parseCondition(fields: readonly string[], line: number, file: string | undefined): FailureCondition | undefined {
+  if (fields.length === 0) return undefined;
+  const c: FailureCondition = {};
+  for (const f of fields) {
+    const m = /^(reason|diagnosis)=(.+)$/.exec(f);
+    if (!m) throw new ExpectationsError(`line ${line}: unknown condition`, { file, expected: 'reason=/REGEX/ or diagnosis=KIND', found: f });
+    if (m[1] === 'diagnosis') c.diagnosis = m[2]!;
+    else {
+      const r = /^\/(.*)\/([a-z]*)$/.exec(m[2]!);
+      if (!r) throw new ExpectationsError(`line ${line}: reason takes /REGEX/`, { file, expected: 'reason=/REGEX/flags', found: f });
+      try {
+        c.reason = new RegExp(r[1]!, r[2]);
+      } catch (e) {
+        throw new ExpectationsError(`line ${line}: bad regular expression: ${(e as Error).message}`, { file, found: f });
+      }
+    }
+  }
+  return c;
 }
 
 export class Expectations {
@@ -42,20 +100,22 @@ export class Expectations {
       if (body === '') return;
       const fields = body.split(/\s+/);
       const line = index + 1;
-      if (fields.length !== 2) {
-        throw new ExpectationsError(`line ${line}: expected "ID-or-pattern fail|skip  # reason"`, { file, found: raw });
+      if (fields.length < 2) {
+        throw new ExpectationsError(`line ${line}: expected "ID-or-pattern fail|skip [reason=/REGEX/] [diagnosis=KIND]  # reason"`, { file, found: raw });
       }
       const [patternText, kind] = fields as [string, string];
       if (kind !== 'fail' && kind !== 'skip') {
         throw new ExpectationsError(`line ${line}: unknown expectation`, { file, expected: 'fail or skip', found: kind });
       }
+      const when = parseCondition(fields.slice(2), line, file);
+      if (when && kind === 'skip') throw new ExpectationsError(`line ${line}: a skip cannot depend on how the case fails`, { file, expected: 'fail with reason=/diagnosis=', found: raw });
       let pattern: CasePattern;
       try {
         pattern = parseCasePattern(patternText);
       } catch (e) {
         throw new ExpectationsError(`line ${line}: ${(e as Error).message}`, { file, expected: 'suite:test:k=v;... (with * wildcards)', found: patternText });
       }
-      entries.push({ pattern, kind, reason, line });
+      entries.push({ pattern, kind, reason, line, ...(when && { when }) });
     });
     return new Expectations(entries, file);
   }
@@ -63,15 +123,23 @@ export class Expectations {
   static async read(file: string): Promise<Expectations> {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = utf8.decode(await readBoundedFile(file, EXPECTATIONS_MAX_BYTES));
     } catch (e) {
       throw new ExpectationsError(`cannot read expectations: ${(e as Error).message}`, { file });
     }
     return Expectations.parse(text, file);
   }
 
+  /** The first line without a failure condition that names this case. */
   lookup(id: CaseId): Expectation | undefined {
-    const hit = this.entries.find((e) => matchesPattern(e.pattern, id));
+    const hit = this.entries.find((e) => !e.when && matchesPattern(e.pattern, id));
+    if (hit) this.used.add(hit);
+    return hit;
+  }
+
+  /** The first `fail` line with a condition that names this case and matches how it failed. */
+  lookupFailure(id: CaseId, failure: CaseFailure): Expectation | undefined {
+    const hit = this.entries.find((e) => e.when && matchesPattern(e.pattern, id) && failureMatches(e.when, failure));
     if (hit) this.used.add(hit);
     return hit;
   }
@@ -80,6 +148,6 @@ export class Expectations {
   unused(): string[] {
     return this.entries
       .filter((e) => !this.used.has(e))
-      .map((e) => `${this.file ?? 'expectations'}:${e.line}: ${formatCasePattern(e.pattern)} ${e.kind} matched no case`);
+      .map((e) => `${this.file ?? 'expectations'}:${e.line}: ${formatCasePattern(e.pattern)} ${e.kind}${e.when ? ' (with a failure condition)' : ''} matched no ${e.when ? 'failure' : 'case'}`);
   }
 }

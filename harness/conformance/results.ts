@@ -2,8 +2,16 @@
 // merged set of `--shard` outputs reports exactly like a single run.
 import { MoeConformanceError, showValue } from '../errors.js';
 import type { CaseId } from './case-id.js';
+import type { Diagnosis } from '../compare/diagnose.js';
 
-export type CaseStatus = 'pass' | 'warn' | 'fail' | 'skip' | 'xfail' | 'unexpected-pass';
+/**
+ * `inconclusive`: a refusal case whose control (the valid twin of the broken checkpoint or
+ * request) was refused too, so the refusal proves nothing. Never a pass, never a failure.
+ */
+export type CaseStatus = 'pass' | 'warn' | 'fail' | 'skip' | 'xfail' | 'unexpected-pass' | 'inconclusive';
+
+/** Every status, in report column order. */
+export const CASE_STATUSES: readonly CaseStatus[] = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass', 'inconclusive'];
 
 export interface CaseFailure {
   message: string;
@@ -15,6 +23,22 @@ export interface CaseFailure {
   heatmap?: number[][];
   /** What the heat map's rows and columns are, when not expert × row (e.g. token × column). */
   heatmapAxes?: [string, string];
+  /** The loader call that failed: `TP rank 0/2, EP rank 1/3 linear`. */
+  rank?: string;
+  /** The layout of the checkpoint that call read (for layout-comparison cases, which one). */
+  layout?: string;
+  /** Refusal cases: the defect made and the tensors (or file) it was made on. */
+  defect?: string;
+  /** Where --keep-failures kept the case's files (they exist after the run). */
+  kept?: string;
+  /** The heat map's row labels where they are not 0, 1, 2, ...: the global expert id of each slot. */
+  heatmapRows?: number[];
+  /**
+   * What the loader did wrong, as found by harness/compare/diagnose.ts: one entry per
+   * mismatching tensor (or part of one), most telling first; JSON results carry it as
+   * `failure.diagnosis` (spec/loader-protocol.md §6).
+   */
+  diagnosis?: Diagnosis[];
 }
 
 export interface CaseResult {
@@ -28,6 +52,8 @@ export interface CaseResult {
   /** Why a case warned, was skipped or was expected to fail. */
   note?: string;
   failure?: CaseFailure;
+  /** The tail of the loader's stderr over the case's calls, whatever the outcome (warnings too). */
+  stderr?: string;
 }
 
 /** Statuses that make a run fail. `xfail` is an expected failure and does not. */
@@ -56,16 +82,22 @@ export interface StatusCounts {
   skip: number;
   xfail: number;
   'unexpected-pass': number;
+  inconclusive: number;
 }
 
 export function countStatuses(results: Iterable<CaseResult>): StatusCounts {
-  const c: StatusCounts = { pass: 0, warn: 0, fail: 0, skip: 0, xfail: 0, 'unexpected-pass': 0 };
+  const c: StatusCounts = { pass: 0, warn: 0, fail: 0, skip: 0, xfail: 0, 'unexpected-pass': 0, inconclusive: 0 };
   for (const r of results) c[r.status]++;
   return c;
 }
 
-/** What a case's own code decides; the runner turns it into a CaseResult. */
-export type CaseOutcome = { status: 'pass' } | { status: 'warn'; note: string } | { status: 'fail'; failure: CaseFailure };
+/** What a case's own code decides; the runner turns it into a CaseResult. `stderr`: the loader's stderr tail. */
+export type CaseOutcome = (
+  | { status: 'pass' }
+  | { status: 'warn'; note: string }
+  | { status: 'fail'; failure: CaseFailure }
+  | { status: 'inconclusive'; note: string }
+) & { stderr?: string };
 
 export interface ConformanceCase {
   id: CaseId;

@@ -21,6 +21,8 @@ export type PartName =
   | 'shared_up_proj' // [Is, H]
   | 'shared_down_proj' // [H, Is]
   | 'shared_gate' // [1, H]
+  | 'output_bias' // [H]: added to the block's output (jetmoe)
+  | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -74,12 +76,20 @@ export const EXPERT_PARTS: ReadonlySet<PartName> = new Set<PartName>([
 /** A scale block edge that covers a whole axis (per-tensor and per-channel scales): ceil(n / WHOLE_AXIS) = 1. */
 export const WHOLE_AXIS = Number.MAX_SAFE_INTEGER;
 
+/** Parts a checkpoint stores that no canonical tensor holds: checked for shape, written as zeros, never loaded. */
+export const UNUSED_PARTS: ReadonlySet<PartName> = new Set(['unused_router_bias']);
+
 /** The sizes that fix every part's shape. */
 export interface PartSizes {
   experts: number;
   hidden: number;
   intermediate: number;
   sharedIntermediate: number;
+  /**
+   * Zero-compute (identity) experts `Z` routed after the `experts` real ones (longcat_flash):
+   * the router scores E + Z experts; they hold no weights of their own.
+   */
+  zeroExperts?: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
   quant?: QuantGeometry;
 }
@@ -118,12 +128,14 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'up_bias':
       return [s.intermediate];
     case 'down_bias':
+    case 'output_bias':
       return [s.hidden];
     case 'router':
-      return [s.experts, s.hidden];
+      return [s.experts + (s.zeroExperts ?? 0), s.hidden];
     case 'router_bias':
     case 'correction_bias':
-      return [s.experts];
+    case 'unused_router_bias':
+      return [s.experts + (s.zeroExperts ?? 0)];
     case 'shared_gate_proj':
     case 'shared_up_proj':
       return [s.sharedIntermediate, s.hidden];
@@ -216,11 +228,12 @@ export function part(name: PartName): Op {
 }
 
 /** Stack the E experts along a new leading axis (transformers' MergeModulelist; inverse: split). */
-export function stackExperts(inner: Op): Op {
+export function stackExperts(inner: Op, withZeroExperts = false): Op {
   return (s) => {
     const x = inner(s);
     return {
-      shape: [s.experts, ...x.shape],
+      // With the zero-compute experts: their rows follow the real experts' and hold no part (dead weights).
+      shape: [s.experts + (withZeroExperts ? (s.zeroExperts ?? 0) : 0), ...x.shape],
       placements: x.placements.map((p) => ({
         part: p.part,
         coords: [{ constant: 0, perIndex: zeros(p), perExpert: 1 }, ...p.coords],

@@ -7,7 +7,7 @@ import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
 import { UnknownModelType } from './errors.js';
 import { entryFor, MODEL_TYPES, modelSemanticsOf as semanticsOf } from './registry.js';
-import type { Routing } from './semantics.js';
+import type { ExpertActivation, Routing } from './semantics.js';
 
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
 const fixtures = readdirSync(GOLDEN, { withFileTypes: true })
@@ -38,6 +38,30 @@ const ROUTING: Record<string, Routing> = {
   llama4_text: { kind: 'topk_sigmoid_input' },
   dbrx: { kind: 'softmax_topk_pnorm', p: 1 },
   phimoe: { kind: 'sparsemixer', jitterEps: 0.01 },
+  // Added from transformers 5.17 (golden/tools/make_fixtures.py NEW_SPECS).
+  minimax_m2: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1 },
+  glm4_moe_lite: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.8 },
+  deepseek_v32: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+  glm_moe_dsa: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  exaone_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+  solar_open: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2 },
+  mimo_v2_flash: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  afmoe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  hy_v3: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2.826 },
+  granitemoeshared: { kind: 'topk_softmax' },
+  granitemoehybrid: { kind: 'topk_softmax' },
+  mellum: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  nemotron_h: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2, maskNegInf: true },
+  mistral4: { kind: 'softmax_group_top2', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  // Sigmoid selection with the shared expert averaged in: routed weights × 0.5.
+  cohere2_moe: { kind: 'topk_sigmoid', renormalize: true, scaling: 0.5 },
+  laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, softcap: 2 },
+  qwen3_5_moe_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen3_vl_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  jetmoe: { kind: 'topk_softmax' },
+  longcat_flash: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 2 },
+  kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
+  glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -47,11 +71,36 @@ const ROUTING_BF16: Record<string, Routing> = {
   ernie4_5_moe: { kind: 'softmax_bias_normmin', normMin: 1e-12 },
   flex_olmo: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   qwen3_next: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  glm4_moe_lite: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.8 },
+  deepseek_v32: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2.5 },
+  glm_moe_dsa: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  exaone_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2.5 },
+  solar_open: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2 },
+  // routed_scaling_factor null: 1.
+  mimo_v2_flash: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1 },
+  hy_v3: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.25 },
+  mellum: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  nemotron_h: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2, maskNegInf: true },
+  mistral4: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
+  cohere2_moe: { kind: 'topk_softmax' },
+  laguna: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2.446 },
+  glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
 };
 
+// Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
+const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
+  gpt_oss: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
+  nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
+};
+
+// The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
+const FIRST_20 = new Set(['mixtral', 'minimax', 'hunyuan_v1_moe', 'qwen2_moe', 'qwen3_moe', 'qwen3_next', 'olmoe', 'flex_olmo', 'jamba', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'dots1', 'ernie4_5_moe', 'lfm2_moe', 'gpt_oss', 'granitemoe', 'llama4_text', 'dbrx', 'phimoe']);
+
 describe('semantics of the golden fixtures', () => {
-  it('covers the 20 model types', () => {
+  it('covers every registered model type, each with a fixture', () => {
     expect([...MODEL_TYPES].sort()).toEqual(Object.keys(ROUTING).sort());
+    expect([...new Set(fixtures.map((f) => f.replace(/-(f32|bf16)$/, '')))].sort()).toEqual([...MODEL_TYPES].sort());
   });
   it.each(fixtures)('%s: routing, sizes and MoE layers', (fixture) => {
     const golden = JSON.parse(readFileSync(join(GOLDEN, fixture, 'golden.json'), 'utf8')) as { model_type: string; moe_layers: Record<string, string> };
@@ -59,10 +108,16 @@ describe('semantics of the golden fixtures', () => {
     expect(s.modelType).toBe(golden.model_type);
     expect(s.routing).toEqual((fixture.endsWith('bf16') ? ROUTING_BF16[golden.model_type] : undefined) ?? ROUTING[golden.model_type]);
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
-    expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual({ E: 8, H: 48, I: 20 });
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : 2);
-    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next'].includes(golden.model_type));
-    expect(s.activation).toEqual(golden.model_type === 'gpt_oss' ? { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } : { kind: 'silu_gated' });
+    // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
+    // longcat_flash: its router scores 12 real and 4 zero-compute experts.
+    const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
+    expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
+    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
+    expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
+    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
+    expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
+    expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);
+    expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
   });
 });
 

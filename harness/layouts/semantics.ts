@@ -14,15 +14,25 @@ export type Routing =
   /**
    * deepseek_v3, glm4_moe, dots1: s = σ(l), c = s + correction_bias; group score = sum of
    * the top-2 c of each group; keep topkGroups groups; top-k of c; weights s[idx];
-   * if renormalize divide by (sum + 1e-20); × scaling.
+   * if renormalize divide by (sum + 1e-20); × scaling. Experts of dropped groups score 0.0
+   * (transformers' masked_fill 0.0), or -inf where `maskNegInf` (nemotron_h). With `softcap`
+   * (laguna), the logits are first replaced by tanh(l / softcap) · softcap.
    */
-  | { kind: 'sigmoid_group_limited_bias'; groups: number; topkGroups: number; renormalize: boolean; scaling: number }
+  | { kind: 'sigmoid_group_limited_bias'; groups: number; topkGroups: number; renormalize: boolean; scaling: number; maskNegInf?: true; softcap?: number }
+  /**
+   * mistral4: p = softmax(l); group score = sum of the top-2 p of each group; keep
+   * topkGroups groups (others score 0.0); top-k; weights p[idx], divided by (sum + 1e-20)
+   * if renormalize; × scaling. longcat_flash (one group): the choice is by p + correction bias.
+   */
+  | { kind: 'softmax_group_top2'; groups: number; topkGroups: number; renormalize: boolean; scaling: number }
   /** ernie4_5_moe: p = softmax(l); top-k of p + correction_bias; weights p[idx] / max(sum, normMin). */
   | { kind: 'softmax_bias_normmin'; normMin: number }
   /** lfm2_moe: s = σ(l); top-k of s + expert_bias (correction_bias); weights s[idx], renormalised if asked; × scaling. */
   | { kind: 'sigmoid_bias'; renormalize: boolean; scaling: number }
-  /** gpt_oss, granitemoe: top-k of l; softmax over the k selected. */
-  | { kind: 'topk_softmax' }
+  /** gpt_oss, granitemoe: top-k of l; softmax over the k selected; × scaling where given (cohere2_moe's average). */
+  | { kind: 'topk_softmax'; scaling?: number }
+  /** cohere2_moe (expert_selection_fn sigmoid): top-k of l; σ of the k selected, renormalised if asked; × scaling where given. */
+  | { kind: 'topk_sigmoid'; renormalize: boolean; scaling?: number }
   /** llama4_text: top-k of l; s = σ(l[idx]) multiplies the expert's input, not its output. */
   | { kind: 'topk_sigmoid_input' }
   /** phimoe: sparsemixer in eval mode (top-2), with `jitterEps = router_jitter_noise`. */
@@ -32,7 +42,14 @@ export type ExpertActivation =
   /** down(silu(gate·x) * (up·x)) */
   | { kind: 'silu_gated' }
   /** gpt_oss: g = min(h_gate, limit), u = clamp(h_up, -limit, limit), ((u + 1) · g · σ(alpha·g)) */
-  | { kind: 'gpt_oss_clamped'; alpha: number; limit: number };
+  | { kind: 'gpt_oss_clamped'; alpha: number; limit: number }
+  /** nemotron_h: non-gated, down(relu(up·x)²); the expert has no gate projection (canonical w13 is up only). */
+  | { kind: 'relu2' };
+
+/** Whether the activation multiplies a gate by an up projection (false: up and down only). */
+export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2';
+
+export const SILU_GATED: ExpertActivation = { kind: 'silu_gated' };
 
 export interface MoeSemantics {
   modelType: string;
@@ -46,6 +63,16 @@ export interface MoeSemantics {
   activation: ExpertActivation;
   /** The shared expert's output is multiplied by σ(x · shared.gate). */
   sharedGate: boolean;
+  /** The shared expert's activation where it is not SiLU-gated (nemotron_h: relu², non-gated). */
+  sharedActivation?: ExpertActivation;
+  /** The shared expert's output is multiplied by this (cohere2_moe's "average": 0.5, with routing scaling 0.5). */
+  sharedScale?: number;
+  /**
+   * The last `zeroExperts` of the `experts` the router scores are zero-compute (identity)
+   * experts (longcat_flash): choosing one adds weight · x; no rank holds weights for them, so
+   * canonical expert ids stay below `experts - zeroExperts`.
+   */
+  zeroExperts?: number;
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */

@@ -61,6 +61,8 @@ interface CompiledSpec {
   shape: number[];
   views: PartView[];
   perExpert: boolean;
+  /** How many expert ids a per-expert key takes: E, or E + Z where zero-compute experts store it too. */
+  count: number;
 }
 
 function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[] {
@@ -69,7 +71,8 @@ function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[
     .filter((spec) => !spec.when || spec.when(d.features))
     .map((spec) => {
       const composite = spec.op(d);
-      return { key: `${module}.${spec.key}`, shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}') };
+      const count = d.experts + (spec.zeroExpertsToo ? (d.zeroExperts ?? 0) : 0);
+      return { key: `${module}.${spec.key}`, shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}'), count };
     });
 }
 
@@ -85,7 +88,7 @@ function matchKey(specs: CompiledSpec[], key: string, experts: number): { spec: 
     const [head, tail] = spec.key.split('{e}') as [string, string];
     if (!key.startsWith(head) || !key.endsWith(tail) || key.length <= head.length + tail.length) continue;
     const id = key.slice(head.length, key.length - tail.length);
-    if (/^(0|[1-9]\d{0,8})$/.test(id) && Number(id) < experts) return { spec, expert: Number(id) };
+    if (/^(0|[1-9]\d{0,8})$/.test(id) && Number(id) < spec.count) return { spec, expert: Number(id) };
   }
   return undefined;
 }
@@ -93,7 +96,7 @@ function matchKey(specs: CompiledSpec[], key: string, experts: number): { spec: 
 /** The stored tensors of one layer in one layout, for these dimensions (the writer's list). */
 export function expandLayout(layout: ModuleLayout, layer: number, d: MoeDims): StoredTensor[] {
   return compile(layout, layer, d).flatMap((spec) =>
-    (spec.perExpert ? Array.from({ length: d.experts }, (_, e) => e) : [null]).map((e) => ({ key: keyOf(spec, e), shape: spec.shape, expert: e, views: spec.views })),
+    (spec.perExpert ? Array.from({ length: spec.count }, (_, e) => e) : [null]).map((e) => ({ key: keyOf(spec, e), shape: spec.shape, expert: e, views: spec.views })),
   );
 }
 
@@ -143,12 +146,12 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
       found: `${onlyOriginal[0]} (original) and ${onlyFused[0]} (fused)`,
     });
   }
-  const layout: LayoutName = onlyFused.length > 0 ? 'fused' : 'original';
+  const layout: LayoutName = onlyFused.length > 0 ? 'fused' : onlyOriginal.length > 0 || layoutsIdentical ? 'original' : byShape(dir, original, fused, present);
   const have = new Set(present);
   const locations = new Map<string, PartLocation>();
   const tensors: string[] = [];
   for (const spec of layout === 'fused' ? fused : original) {
-    for (let e = 0; e < (spec.perExpert ? d.experts : 1); e++) {
+    for (let e = 0; e < (spec.perExpert ? spec.count : 1); e++) {
       const expert = spec.perExpert ? e : null;
       const key = keyOf(spec, expert);
       if (!have.has(key)) {
@@ -180,6 +183,22 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
       return found;
     },
   };
+}
+
+/**
+ * The layout of a layer whose key names both layouts share (qwen3_vl_moe: the original
+ * stores the same names transposed): the one whose shapes every stored tensor fits. Where
+ * one of the pair is square (2I == H), the other still tells them apart; transformers'
+ * check_dims conversion looks at each tensor alone and cannot.
+ */
+function byShape(dir: TensorDirectory, original: CompiledSpec[], fused: CompiledSpec[], present: string[]): LayoutName {
+  const fits = (specs: CompiledSpec[]) =>
+    present.every((key) => {
+      const m = matchKey(specs, key, Number.MAX_SAFE_INTEGER);
+      const shape = dir.info(key).shape;
+      return m !== undefined && m.spec.shape.length === shape.length && m.spec.shape.every((n, i) => n === shape[i]);
+    });
+  return !fits(original) && fits(fused) ? 'fused' : 'original';
 }
 
 function refuseUnknown(dir: TensorDirectory, key: string, layer: number, experts: number): never {

@@ -10,6 +10,7 @@ import { DtypeMismatch } from '../layouts/errors.js';
 import { blockEnd, blockOf, gather, gatherInto, type StridedBlock } from '../layouts/ops.js';
 import type { MoeDims } from '../layouts/registry.js';
 import { dtypeBits, type DType } from '../safetensors/dtypes.js';
+import { checkBufferSize } from '../safetensors/read.js';
 import { writeSafetensors, type LazyTensor } from '../safetensors/write.js';
 import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
 import { canonicalName, elementCount, expertIds, type CanonicalSpec } from '../canonical/canonical.js';
@@ -196,6 +197,7 @@ export async function* tensorChunks(dir: CheckpointDir, t: PlannedTensor, option
 export async function materialize(plan: LoadPlan): Promise<Canonical> {
   const out: Canonical = new Map();
   for (const t of plan.tensors) {
+    checkBufferSize(t.byteLength, plan.dir.dir, t.name, 'canonical tensor', 'stream it (writePlan, tensorChunks), or load a TP/EP rank');
     const bytes = new Uint8Array(t.byteLength);
     let at = 0;
     for await (const chunk of tensorChunks(plan.dir, t)) {

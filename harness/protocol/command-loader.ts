@@ -27,10 +27,27 @@ export class LoaderRefused extends MoeConformanceError {
 export class LoaderOutputInvalid extends MoeConformanceError {}
 export class CommandLineError extends MoeConformanceError {}
 
+/** The stderr of the call that produced an output, kept even when the output is readable (warnings). */
+const stderrOfOutput = new WeakMap<Canonical, string>();
+
+/** What the loader wrote on stderr while producing `output` (undefined: not a command loader's output, or nothing). */
+export function loaderStderr(output: Canonical): string | undefined {
+  return stderrOfOutput.get(output);
+}
+
+/**
+ * A refusal in the sense of spec §2.1: a non-zero exit (not a signal, not a timeout) with a
+ * reason on stderr. An exit without a word is not a refusal the harness can count.
+ */
+export function isReasonedRefusal(e: unknown): boolean {
+  return e instanceof LoaderRefused && e.stderr.trim() !== '';
+}
+
 export interface CommandLoaderOptions {
   timeoutMs: number;
   cwd?: string;
-  env?: NodeJS.ProcessEnv;
+  /** The loader's environment (default: this process's). Plain types, so that the published declarations need no @types/node. */
+  env?: Readonly<Record<string, string | undefined>>;
   /** Bytes of stderr kept (the tail: that is where the reason usually is). Default 64 KiB. */
   maxStderrBytes?: number;
   /** Where each call's output folder is made (default the system temp folder); a run removes it when interrupted. */
@@ -108,7 +125,8 @@ export function resolveSelf(words: string[]): string[] {
 
 export interface CommandResult {
   exitCode: number | null;
-  signal: NodeJS.Signals | null;
+  /** The signal that ended the loader (`SIGKILL`, ...), or null. */
+  signal: string | null;
   stderr: string;
   timedOut: boolean;
 }
@@ -173,11 +191,22 @@ function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<Command
   });
 }
 
-export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
+/** What a loader says about itself in its output's metadata (spec §2), for the reports. */
+export interface DeclaredLoader {
+  name?: string;
+  version?: string;
+}
+
+export const LOADER_NAME_KEY = 'moe_conformance.loader_name';
+export const LOADER_VERSION_KEY = 'moe_conformance.loader_version';
+
+export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader & { declared: DeclaredLoader } {
   const argv = resolveSelf(splitCommand(cmd));
   const maxOutput = opts.maxOutputBytes ?? 1024 ** 3;
+  const declared: DeclaredLoader = {};
   return {
     name: cmd,
+    declared,
     async load(dir: string, req: ParallelRequest): Promise<Canonical> {
       const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'moe-cmd-'));
       const out = join(work, 'rank.safetensors');
@@ -193,7 +222,9 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
         if (r.exitCode !== 0) {
           throw new LoaderRefused(`loader exited ${r.exitCode}${tail}`, context, r.stderr, r.exitCode ?? -1);
         }
-        return await readOutput(out, maxOutput, r.stderr);
+        const output = await readOutput(out, maxOutput, r.stderr, declared);
+        if (r.stderr.trim()) stderrOfOutput.set(output, r.stderr);
+        return output;
       } finally {
         await rm(work, { recursive: true, force: true });
       }
@@ -201,7 +232,7 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader {
   };
 }
 
-async function readOutput(out: string, maxOutput: number, stderr: string): Promise<Canonical> {
+async function readOutput(out: string, maxOutput: number, stderr: string, declared: DeclaredLoader): Promise<Canonical> {
   const size = await stat(out).then((s) => s.size, () => undefined);
   if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, expected: 'the --out file', found: stderr.trim() ? `nothing; stderr: ${stderr.trim()}` : 'nothing' });
   if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
@@ -220,6 +251,10 @@ async function readOutput(out: string, maxOutput: number, stderr: string): Promi
     } catch (e) {
       throw new LoaderOutputInvalid(`loader output metadata: ${(e as Error).message}`, { file: out });
     }
+    const name = file.metadata?.get(LOADER_NAME_KEY);
+    const version = file.metadata?.get(LOADER_VERSION_KEY);
+    if (name !== undefined) declared.name = name;
+    if (version !== undefined) declared.version = version;
     const scale = [...file.tensors.keys()].find((n) => splitCompanion(n) !== undefined);
     if (dequantized && scale !== undefined) {
       throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale, *_scale_2 or *_input_scale tensor', found: scale });

@@ -49,5 +49,11 @@ export class InvalidSlice extends SafetensorError {}
 export class InvalidTensorName extends SafetensorError {}
 /** A dtype the float codecs do not decode or encode. */
 export class UnsupportedDtype extends SafetensorError {}
+/**
+ * A tensor (or a range of one) larger than the largest buffer this platform can allocate
+ * (MAX_BUFFER_BYTES: 2^32 bytes in Node 20). Read it in pieces: SafetensorsFile.chunks,
+ * readBytes or readRanges of parts.
+ */
+export class TensorTooLarge extends SafetensorError {}
 /** The operating system refused a read or write, or the file changed under us. */
 export class SafetensorIoError extends SafetensorError {}

@@ -2,7 +2,7 @@
 // on what it must refuse where JSON.parse is lenient.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { JsonDuplicateKey, JsonNumber, JsonSyntaxError, MAX_JSON_DEPTH, parseStrictJson, toPlain, type JsonValue } from './json.js';
+import { JsonCursor, JsonDuplicateKey, JsonNumber, JsonSyntaxError, JsonTooLarge, MAX_JSON_DEPTH, MAX_TREE_FACTOR, parseStrictJson, toPlain, TREE_SLACK_BYTES, type JsonValue } from './json.js';
 
 const seed = Number(process.env.FC_SEED ?? 42);
 
@@ -47,5 +47,68 @@ describe('parseStrictJson', () => {
     const plain = toPlain(v) as Record<string, unknown>;
     expect(Object.getPrototypeOf(plain)).toBe(Object.prototype);
     expect(Object.hasOwn(plain, '__proto__')).toBe(true);
+  });
+});
+
+/** Validate a whole document with JsonCursor.skipValue (what schema-directed parsers do with ignored fields). */
+function skipWhole(text: string): void {
+  const c = new JsonCursor(new TextEncoder().encode(text));
+  c.ws();
+  c.skipValue(0);
+  c.finish();
+}
+
+/** Whether a number in the text is infinite as a double. */
+const infinite = (text: string) => (text.match(/-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/g) ?? []).some((m) => !Number.isFinite(Number(m)));
+
+const outcome = (f: () => unknown): string => {
+  try {
+    f();
+    return 'ok';
+  } catch (e) {
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    return e.constructor.name;
+  }
+};
+
+describe('JsonCursor.skipValue', () => {
+  it('accepts exactly what the tree parser accepts, but for duplicate keys (not looked for) and infinite numbers (refused, as serde_json does)', () => {
+    const jsonish = fc.string({ unit: fc.constantFrom(...'{}[]":,0123-.eE+\\u ntrfalsd8\u00e9'.split('')), maxLength: 40 });
+    fc.assert(
+      fc.property(fc.oneof(fc.json(), jsonish, fc.json().map((j) => j.replace(/[0-9]+/, '1e400'))), (text) => {
+        const tree = outcome(() => parseStrictJson(text));
+        const skip = outcome(() => skipWhole(text));
+        if (tree === 'JsonDuplicateKey') expect(['ok', 'JsonSyntaxError']).toContain(skip);
+        else if (skip === 'JsonSyntaxError' && tree === 'ok') expect(infinite(text), text).toBe(true);
+        else expect(skip, text).toBe(tree);
+      }),
+      { seed, numRuns: 3000 },
+    );
+  });
+
+  it('refuses 1e400 and a 400-digit integer, accepts 1e-400 and the largest double', () => {
+    for (const bad of ['1e400', '-1e400', '1' + '0'.repeat(400), '[1e309]', '{"a":[0.5e999]}']) expect(() => skipWhole(bad), bad).toThrow(JsonSyntaxError);
+    for (const ok of ['1e-400', '1.7976931348623157e308', '-0', '1' + '0'.repeat(300), '"\\ud83d\\ude00"']) expect(() => skipWhole(ok), ok).not.toThrow();
+    for (const bad of ['"\\ud800"', '"a', '"\\q"', '[1,]', '{"a" 1}', '{"a":1 "b":2}', 'tru', '-', '1.', '1e', '01']) expect(() => skipWhole(bad), bad).toThrow(JsonSyntaxError);
+  });
+});
+
+describe('strings', () => {
+  it('escapes of 1 to 4 UTF-8 bytes, mixed with raw multi-byte text, decode like JSON.parse', () => {
+    for (const s of ['"\\u0041\\u00e9\\u20ac\\ud83d\\ude00"', '"é€😀\\n"', '"' + '\\n'.repeat(100) + 'é' + '"', '"a\\"b\\\\c\\/d"']) {
+      expect(parseStrictJson(s), s).toBe(JSON.parse(s));
+    }
+  });
+});
+
+describe('the tree budget', () => {
+  it(`refuses a document that would take more than ${MAX_TREE_FACTOR}x its size (+ ${TREE_SLACK_BYTES} bytes) as a tree`, () => {
+    const objects = `[${'{},'.repeat(400_000)}{}]`;
+    expect(() => parseStrictJson(objects)).toThrow(JsonTooLarge);
+    expect(() => parseStrictJson(`[${'[],'.repeat(400_000)}[]]`)).toThrow(JsonTooLarge);
+    // Small numbers share one JsonNumber: an array of a million 1s is a pointer each.
+    expect((parseStrictJson(`[${'1,'.repeat(1_000_000)}1]`) as JsonValue[]).length).toBe(1_000_001);
+    // Under the slack, any shape passes.
+    expect(() => parseStrictJson(`[${'{},'.repeat(1000)}{}]`)).not.toThrow();
   });
 });

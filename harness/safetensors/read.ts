@@ -3,18 +3,17 @@
 // rule for rule and error kind for error kind; where this reader is stricter the comment
 // says so. Files are read with positional reads of just the ranges asked for, made
 // synchronously (see readRangesInto for why).
+import { constants as bufferConstants, isUtf8 } from 'node:buffer';
 import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Tensor } from '../tensor.js';
-import { dtypeBits, isDType, type DType } from './dtypes.js';
+import { dtypeBits, type DType } from './dtypes.js';
+import { readHeaderEntries, type ExactValues, type TensorInfo } from './header.js';
 import {
-  DuplicateKey,
   HeaderTooLarge,
   HeaderTooSmall,
   InvalidHeader,
-  InvalidHeaderDeserialization,
   InvalidHeaderLength,
-  InvalidHeaderStart,
   InvalidOffset,
   InvalidSlice,
   MetadataIncompleteBuffer,
@@ -22,23 +21,17 @@ import {
   SafetensorIoError,
   TensorInvalidInfo,
   TensorNotFound,
-  UnknownDtype,
+  TensorTooLarge,
   ValidationOverflow,
 } from './errors.js';
-import { JsonDuplicateKey, JsonNumber, JsonSyntaxError, parseStrictJson, U64_MAX, type JsonValue } from './json.js';
+import { U64_MAX } from './json.js';
 
 /** Width of the little-endian u64 header length that starts every file. */
 export const HEADER_LENGTH_BYTES = 8;
 /** The reference's MAX_HEADER_SIZE. */
 export const MAX_HEADER_SIZE = 100_000_000;
 
-export interface TensorInfo {
-  name: string;
-  dtype: DType;
-  shape: number[];
-  /** Byte offsets relative to the start of the data section. */
-  dataOffsets: [number, number];
-}
+export type { TensorInfo } from './header.js';
 
 export interface Header {
   /** N: the JSON header's length in bytes, padding included. */
@@ -50,19 +43,42 @@ export interface Header {
   dataStart: number;
 }
 
-/** Byte length of a tensor, or the typed error the reference raises for its shape. */
-export function tensorByteLength(dtype: DType, shape: readonly (number | bigint)[], file?: string, tensor?: string): number {
-  let elements = 1n;
-  for (const d of shape) {
-    elements *= BigInt(d);
-    if (elements > U64_MAX) throw new ValidationOverflow('element count overflows u64', { file, tensor, found: shape.map(String) });
+/**
+ * Elements times bits of one tensor, checked as the reference's `Metadata::validate` does
+ * (u64 `checked_mul`, one dimension after the other: an overflow before a zero dimension is
+ * still an overflow). Numbers while the product stays a safe integer, BigInt beyond (a shape
+ * of millions of 1s costs no BigInt at all). `exactAt` gives the exact value of a dimension
+ * stored inexactly (above 2^53).
+ */
+function checkedBits(dtype: DType, shape: readonly (number | bigint)[], exactAt: Map<number, bigint> | undefined, file?: string, tensor?: string): bigint {
+  const overflow = (what: string): never => {
+    throw new ValidationOverflow(`${what} overflows u64`, { file, tensor, found: shape.length > 16 ? `${shape.length} dimensions` : shape.map(String) });
+  };
+  let small = 1;
+  let big: bigint | undefined;
+  for (let i = 0; i < shape.length; i++) {
+    const d = exactAt?.get(i) ?? shape[i]!;
+    if (big === undefined && typeof d === 'number') {
+      const p = small * d;
+      if (p <= Number.MAX_SAFE_INTEGER) {
+        small = p;
+        continue;
+      }
+    }
+    big = (big ?? BigInt(small)) * BigInt(d);
+    if (big > U64_MAX) overflow('element count');
   }
-  const bits = elements * BigInt(dtypeBits(dtype));
-  if (bits > U64_MAX) throw new ValidationOverflow('bit count overflows u64', { file, tensor, found: shape.map(String) });
+  const bits = (big ?? BigInt(small)) * BigInt(dtypeBits(dtype));
+  if (bits > U64_MAX) overflow('bit count');
   if (bits % 8n !== 0n) {
     throw new MisalignedSlice(`${dtype} tensor does not end on a byte boundary`, { file, tensor, expected: 'a multiple of 8 bits', found: `${bits} bits` });
   }
-  const bytes = bits / 8n;
+  return bits;
+}
+
+/** Byte length of a tensor, or the typed error the reference raises for its shape. */
+export function tensorByteLength(dtype: DType, shape: readonly (number | bigint)[], file?: string, tensor?: string): number {
+  const bytes = checkedBits(dtype, shape, undefined, file, tensor) / 8n;
   if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new ValidationOverflow('byte length is not a safe integer', { file, tensor, found: bytes.toString() });
   return Number(bytes);
 }
@@ -78,10 +94,12 @@ export function parseHeader(bytes: Uint8Array, file?: string, totalLength: numbe
   if (dataStart > bytes.length) {
     throw new InvalidHeaderLength('the bytes given stop before the end of the header', { file, expected: dataStart, found: bytes.length });
   }
-  const json = decodeUtf8(bytes.subarray(HEADER_LENGTH_BYTES, dataStart), file);
-  const root = parseJson(json, file);
-  const { tensors, metadata } = readEntries(root, file);
-  const dataLength = validateOffsets(tensors, file);
+  const json = bytes.subarray(HEADER_LENGTH_BYTES, dataStart);
+  // Checked in place (no string is made of the header): the reference's `str::from_utf8`.
+  if (!isUtf8(json)) throw new InvalidHeader('header is not valid UTF-8', { file });
+  const { tensors, metadata, exact } = readHeaderEntries(json, file);
+  const ordered = [...tensors.values()];
+  const dataLength = validateOffsets(ordered, exact, file);
   if (BigInt(dataStart) + dataLength !== BigInt(totalLength)) {
     throw new MetadataIncompleteBuffer('tensors do not cover the data section exactly', {
       file,
@@ -89,10 +107,10 @@ export function parseHeader(bytes: Uint8Array, file?: string, totalLength: numbe
       found: totalLength,
     });
   }
-  const out = new Map<string, TensorInfo>();
-  for (const t of tensors) {
-    out.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape.map(Number), dataOffsets: [Number(t.begin), Number(t.end)] });
-  }
+  let i = 0;
+  let inOrder = true;
+  for (const t of tensors.values()) if (t !== ordered[i++]) inOrder = false;
+  const out = inOrder ? tensors : new Map(ordered.map((t) => [t.name, t]));
   return { headerLength, tensors: out, metadata, dataStart };
 }
 
@@ -122,131 +140,41 @@ function textHint(first: Uint8Array): string {
   return `: the file starts with the text ${JSON.stringify(text)}, so it is not a safetensors file (${kind}?)`;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-function decodeUtf8(b: Uint8Array, file?: string): string {
-  try {
-    return utf8.decode(b);
-  } catch {
-    throw new InvalidHeader('header is not valid UTF-8', { file });
-  }
-}
-
-function parseJson(json: string, file?: string): Map<string, JsonValue> {
-  // serde_json skips JSON whitespace before the value (the reference allows padded headers
-  // since #686); anything else before the '{' is refused.
-  const first = /[^ \t\n\r]/.exec(json)?.[0];
-  if (first !== '{') {
-    throw new InvalidHeaderStart("header does not start with '{'", { file, expected: '{', found: first === undefined ? 'end of header' : JSON.stringify(first) });
-  }
-  let root: JsonValue;
-  try {
-    root = parseStrictJson(json);
-  } catch (e) {
-    if (e instanceof JsonDuplicateKey) throw new DuplicateKey(e.message, { file });
-    if (e instanceof JsonSyntaxError) throw new InvalidHeaderDeserialization(e.message, { file });
-    throw e;
-  }
-  return root as Map<string, JsonValue>; // an object: it starts with '{' and parsed
-}
-
-interface RawTensor {
-  name: string;
-  dtype: DType;
-  shape: bigint[];
-  begin: bigint;
-  end: bigint;
-}
-
-function readEntries(root: Map<string, JsonValue>, file?: string): { tensors: RawTensor[]; metadata: Map<string, string> | undefined } {
-  let metadata: Map<string, string> | undefined;
-  const tensors: RawTensor[] = [];
-  for (const [name, value] of root) {
-    if (name === '__metadata__') metadata = readMetadata(value, file);
-    else tensors.push(readTensor(name, value, file));
-  }
-  return { tensors, metadata };
-}
-
-function schema(what: string, file: string | undefined, tensor?: string, found?: unknown): never {
-  throw new InvalidHeaderDeserialization(what, { file, tensor, found });
-}
-
-function kind(v: JsonValue): string {
-  if (v === null) return 'null';
-  if (v instanceof JsonNumber) return `number ${v.text}`;
-  if (Array.isArray(v)) return 'array';
-  if (v instanceof Map) return 'object';
-  return typeof v;
-}
-
-/** `__metadata__`: an optional string-to-string map (null means absent, as serde's Option). */
-function readMetadata(v: JsonValue, file?: string): Map<string, string> | undefined {
-  if (v === null) return undefined;
-  if (!(v instanceof Map)) schema('__metadata__ must be an object of strings', file, '__metadata__', kind(v));
-  const out = new Map<string, string>();
-  for (const [k, x] of v) {
-    if (typeof x !== 'string') schema(`__metadata__ value of ${JSON.stringify(k)} must be a string`, file, '__metadata__', kind(x));
-    out.set(k, x);
-  }
-  return out;
-}
-
-function unsigned(v: JsonValue | undefined, what: string, file: string | undefined, tensor: string): bigint {
-  const u = v instanceof JsonNumber ? v.u64 : undefined;
-  if (u === undefined) schema(`${what} must be an integer in [0, 2^64-1]`, file, tensor, v === undefined ? 'nothing' : kind(v));
-  return u;
-}
-
-/**
- * One tensor entry. Unknown fields are ignored, as the reference's `TensorInfo` (serde
- * without deny_unknown_fields) does; the three known ones are required.
- */
-function readTensor(name: string, v: JsonValue, file?: string): RawTensor {
-  if (!(v instanceof Map)) schema('tensor entry must be an object', file, name, kind(v));
-  const dtype = v.get('dtype');
-  if (typeof dtype !== 'string') schema('dtype must be a string', file, name, dtype === undefined ? 'nothing' : kind(dtype));
-  if (!isDType(dtype)) throw new UnknownDtype('unknown dtype', { file, tensor: name, found: dtype });
-  const shape = v.get('shape');
-  if (!Array.isArray(shape)) schema('shape must be an array', file, name, shape === undefined ? 'nothing' : kind(shape));
-  const offsets = v.get('data_offsets');
-  if (!Array.isArray(offsets) || offsets.length !== 2) {
-    schema('data_offsets must be an array of two integers', file, name, offsets === undefined ? 'nothing' : kind(offsets));
-  }
-  return {
-    name,
-    dtype,
-    shape: shape.map((d) => unsigned(d, 'shape entry', file, name)),
-    begin: unsigned(offsets[0], 'data_offsets entry', file, name),
-    end: unsigned(offsets[1], 'data_offsets entry', file, name),
-  };
-}
+const beginOf = (t: TensorInfo, exact: Map<TensorInfo, ExactValues>): bigint => exact.get(t)?.begin ?? BigInt(t.dataOffsets[0]);
+const endOf = (t: TensorInfo, exact: Map<TensorInfo, ExactValues>): bigint => exact.get(t)?.end ?? BigInt(t.dataOffsets[1]);
 
 /**
  * The reference's `Metadata::validate`: sorted by offsets, each tensor starts where the
  * previous ended, has end >= begin, and exactly the bytes its shape and dtype need.
- * Stricter: every shape entry must also be a safe integer (else ValidationOverflow).
+ * Stricter: every shape entry must also be a safe integer (else ValidationOverflow, spec §5).
  * Sorts `tensors` in place and returns the data section's length.
  */
-function validateOffsets(tensors: RawTensor[], file?: string): bigint {
-  tensors.sort((a, b) => (a.begin !== b.begin ? (a.begin < b.begin ? -1 : 1) : a.end < b.end ? -1 : a.end > b.end ? 1 : 0));
+function validateOffsets(tensors: TensorInfo[], exact: Map<TensorInfo, ExactValues>, file?: string): bigint {
+  const compare = (a: TensorInfo, b: TensorInfo): number => {
+    if (exact.size === 0 || (!exact.has(a) && !exact.has(b))) return a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1];
+    const [ab, bb, ae, be] = [beginOf(a, exact), beginOf(b, exact), endOf(a, exact), endOf(b, exact)];
+    return ab !== bb ? (ab < bb ? -1 : 1) : ae < be ? -1 : ae > be ? 1 : 0;
+  };
+  tensors.sort(compare);
   let start = 0n;
   for (const t of tensors) {
-    if (t.begin !== start || t.end < t.begin) {
+    const [begin, end] = [beginOf(t, exact), endOf(t, exact)];
+    if (begin !== start || end < begin) {
       throw new InvalidOffset('tensor data is not contiguous with the previous tensor', {
         file,
         tensor: t.name,
         expected: `begin ${start}, end >= begin`,
-        found: [t.begin.toString(), t.end.toString()],
+        found: [begin.toString(), end.toString()],
       });
     }
-    start = t.end;
-    const bytes = tensorByteLength(t.dtype, t.shape, file, t.name);
-    if (t.end - t.begin !== BigInt(bytes)) {
-      throw new TensorInvalidInfo('byte length disagrees with shape and dtype', { file, tensor: t.name, expected: bytes, found: (t.end - t.begin).toString() });
+    start = end;
+    const exactShape = exact.get(t)?.shape;
+    const bytes = checkedBits(t.dtype, t.shape, exactShape, file, t.name) / 8n;
+    if (end - begin !== bytes) {
+      throw new TensorInvalidInfo('byte length disagrees with shape and dtype', { file, tensor: t.name, expected: bytes.toString(), found: (end - begin).toString() });
     }
-    if (t.shape.some((d) => d > BigInt(Number.MAX_SAFE_INTEGER))) {
-      throw new ValidationOverflow('shape entry is not a safe integer', { file, tensor: t.name, found: t.shape.map(String) });
+    if (exactShape) {
+      throw new ValidationOverflow('shape entry is not a safe integer', { file, tensor: t.name, found: t.shape.map((d, i) => (exactShape.get(i) ?? d).toString()) });
     }
   }
   return start;
@@ -326,16 +254,34 @@ export class SafetensorsFile {
     return lookup(this.header.tensors, name, this.path);
   }
 
+  /** A whole tensor in one buffer; one larger than MAX_BUFFER_BYTES is a TensorTooLarge (use chunks). */
   async readTensor(name: string): Promise<Tensor> {
     const info = this.info(name);
     const [b, e] = info.dataOffsets;
+    checkBufferSize(e - b, this.path, name, 'whole tensor');
     return { dtype: info.dtype, shape: [...info.shape], bytes: await this.readBytes(name, 0, e - b) };
+  }
+
+  /**
+   * A tensor's bytes [begin, end) (default: all of them) in order, in fresh buffers of at
+   * most `chunkBytes` each: any size the file holds, tensors above MAX_BUFFER_BYTES included.
+   */
+  async *chunks(name: string, o: { chunkBytes?: number; begin?: number; end?: number } = {}): AsyncGenerator<Uint8Array> {
+    const info = this.info(name);
+    const { begin = 0, end = info.dataOffsets[1] - info.dataOffsets[0] } = o;
+    checkRange(info, begin, end, this.path);
+    const step = Math.min(Math.max(1, Math.floor(o.chunkBytes ?? DEFAULT_CHUNK)), MAX_BUFFER_BYTES);
+    for (let at = begin; at < end; at += step) yield this.readBytesSync(info, at, Math.min(end, at + step));
   }
 
   /** Bytes [begin, end) of one tensor, counted from the tensor's first byte. */
   async readBytes(name: string, begin: number, end: number): Promise<Uint8Array> {
-    const info = this.info(name);
+    return this.readBytesSync(this.info(name), begin, end);
+  }
+
+  private readBytesSync(info: TensorInfo, begin: number, end: number): Uint8Array {
     checkRange(info, begin, end, this.path);
+    checkBufferSize(end - begin, this.path, info.name, 'byte range');
     return readExactly(this.handle, this.path, end - begin, this.header.dataStart + info.dataOffsets[0] + begin);
   }
 
@@ -347,6 +293,7 @@ export class SafetensorsFile {
       checkRange(info, b, e, this.path);
       total += e - b;
     }
+    checkBufferSize(total, this.path, name, 'ranges');
     const out = unzeroed(total);
     this.readRangesInto(name, ranges, out);
     return out;
@@ -393,6 +340,21 @@ export class SafetensorsFile {
 
   async close(): Promise<void> {
     await this.handle.close();
+  }
+}
+
+/** The largest buffer Node can allocate (2^32 bytes in Node 20): no single read may exceed it. */
+export const MAX_BUFFER_BYTES: number = bufferConstants.MAX_LENGTH;
+/** SafetensorsFile.chunks' default piece. */
+const DEFAULT_CHUNK = 16 << 20;
+
+/**
+ * One buffer of `length` bytes must be possible, else a typed refusal that says what to do
+ * instead (`instead`: by default, read the tensor in pieces).
+ */
+export function checkBufferSize(length: number, file: string | undefined, tensor: string, what: string, instead = 'read it in pieces (chunks, readBytes, readRanges)'): void {
+  if (length > MAX_BUFFER_BYTES) {
+    throw new TensorTooLarge(`${what} is larger than one buffer can be: ${instead}`, { file, tensor, expected: `<= ${MAX_BUFFER_BYTES} bytes`, found: `${length} bytes` });
   }
 }
 

@@ -5,7 +5,7 @@
 import { writeCheckpointDir, type ShardPlan } from '../checkpoint/write.js';
 import type { ModelConfig } from '../checkpoint/config.js';
 import { expandLayout } from '../loader/detect.js';
-import { blockOf, EXPERT_PARTS, scatter, type PartName } from '../layouts/ops.js';
+import { blockOf, EXPERT_PARTS, scatter, UNUSED_PARTS, type PartName } from '../layouts/ops.js';
 import type { LayoutName, MoeDims } from '../layouts/registry.js';
 import { moeLayoutsOf } from '../quant/layout.js';
 import { canonicalName, elementCount } from '../canonical/canonical.js';
@@ -35,10 +35,13 @@ export function storedTensors(req: Pick<MoeWriteRequest, 'config' | 'layout' | '
     const parts = partsOf(req.canonical, dims, layer);
     for (const stored of expandLayout(layouts[req.layout], layer, dims)) {
       const v0 = stored.views[0]!;
-      const first = parts.get(v0.part, EXPERT_PARTS.has(v0.part) ? (stored.expert ?? 0) : null);
+      // A zero-compute expert's dead weights (expert id >= E) are written as zeros in the dtype of expert 0's.
+      // A part the model never uses (UNUSED_PARTS) is written as zeros in the router's dtype.
+      const dead = (stored.expert !== null && stored.expert >= dims.experts) || stored.views.every((v) => UNUSED_PARTS.has(v.part));
+      const first = UNUSED_PARTS.has(v0.part) ? parts.get('router', null) : parts.get(v0.part, EXPERT_PARTS.has(v0.part) ? (dead ? 0 : (stored.expert ?? 0)) : null);
       const elemBytes = dtypeBits(first.dtype) / 8;
       const bytes = new Uint8Array(elementCount(stored.shape) * elemBytes);
-      for (const view of stored.views) {
+      for (const view of dead ? [] : stored.views) {
         const experts = !EXPERT_PARTS.has(view.part) ? [null] : stored.expert !== null ? [stored.expert] : range(dims.experts);
         for (const e of experts) {
           // Every stored tensor draws on one canonical tensor (w13 for gate and up, ...), so one dtype.

@@ -5,9 +5,11 @@
 // [gate; up] = X_e · W13^T, then Y_e = act(gate, up) · W2^T, scattered back with the
 // routing weights. The per-token float work (activation, scatter) is O(T·k·(I + H)) and
 // stays in JavaScript; the O(T·k·I·H) work is all in the GEMM.
-import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
+import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
+import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
+import { addZeroExperts } from '../routing.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
@@ -53,6 +55,7 @@ export class FastCpuBackend implements MoeBackend {
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     checkForwardInput(sem, layer, ranks, x, tokens);
+    ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (this.keepResident) this.resident.hold(weights.flatMap((w) => (w.shared ? [w.w13, w.w2, w.shared.w13, w.shared.w2] : [w.w13, w.w2])));
     const pool = this.pool;
@@ -107,14 +110,15 @@ export class FastCpuBackend implements MoeBackend {
       // The shared expert: once per TP shard, from EP rank 0 only.
       if (shared && rank.req.epRank === 0) {
         const Rs = shared.w2.cols;
-        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined);
+        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
         const w13m = this.resident.get(shared.w13, 0, pool.alloc(2 * Rs, H));
         const w2m = this.resident.get(shared.w2, 0, pool.alloc(H, Rs));
-        this.gatedMlp(s, H, batch, w13m, w2m, { kind: 'silu_gated' }, undefined);
+        this.gatedMlp(s, H, batch, w13m, w2m, sem.sharedActivation ?? SILU_GATED, undefined);
         this.scatter(s, H, batch, output, undefined);
       }
       pool.release(top);
     });
+    addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
 

@@ -43,37 +43,73 @@ export interface ExpertBatch {
   outputScale: Float32Array;
 }
 
+/**
+ * The routed (token, choice) pairs of one rank grouped by local slot in one counting pass:
+ * slot s owns rows `offsets[s] .. offsets[s+1]` of `token`/`inputScale`/`outputScale`, in
+ * increasing pair order, and `position[t·k + j]` is the row of pair (t, j), or -1 where the
+ * chosen expert is not one of `ids`.
+ */
+export interface ExpertGrouping {
+  offsets: Int32Array;
+  token: Int32Array;
+  inputScale: Float32Array;
+  outputScale: Float32Array;
+  position: Int32Array;
+}
+
+export function groupByExpert(routing: RoutingResult, ids: Int32Array, tokens: number, k: number): ExpertGrouping {
+  const slotOf = new Map<number, number>(Array.from(ids, (id, slot) => [id, slot]));
+  const n = ids.length;
+  const pairs = tokens * k;
+  const slotOfPair = new Int32Array(pairs);
+  const offsets = new Int32Array(n + 1);
+  for (let i = 0; i < pairs; i++) {
+    const slot = slotOf.get(routing.selected[i]!) ?? -1;
+    slotOfPair[i] = slot;
+    if (slot >= 0) offsets[slot + 1]!++;
+  }
+  for (let s = 0; s < n; s++) offsets[s + 1]! += offsets[s]!;
+  const rows = offsets[n]!;
+  const fill = offsets.slice(0, n);
+  const token = new Int32Array(rows);
+  const inputScale = new Float32Array(rows);
+  const outputScale = new Float32Array(rows);
+  const position = new Int32Array(pairs).fill(-1);
+  for (let i = 0; i < pairs; i++) {
+    const slot = slotOfPair[i]!;
+    if (slot < 0) continue;
+    const row = fill[slot]!++;
+    const w = routing.weights[i]!;
+    token[row] = Math.floor(i / k);
+    inputScale[row] = routing.inputScale ? w : 1;
+    outputScale[row] = routing.inputScale ? 1 : w;
+    position[i] = row;
+  }
+  return { offsets, token, inputScale, outputScale, position };
+}
+
 /** Groups the routed (token, choice) pairs by the local slots of `ids`; slots no token chose are left out. */
 export function expertBatches(routing: RoutingResult, ids: Int32Array, tokens: number, k: number): ExpertBatch[] {
-  const slotOf = new Map<number, number>(Array.from(ids, (id, slot) => [id, slot]));
-  const pairs: number[][] = Array.from(ids, () => []);
-  for (let i = 0; i < tokens * k; i++) {
-    const slot = slotOf.get(routing.selected[i]!);
-    if (slot !== undefined) pairs[slot]!.push(i);
-  }
-  return pairs.flatMap((list, slot) => {
-    if (list.length === 0) return [];
-    const w = (i: number) => routing.weights[i]!;
-    return [{
-      slot,
-      tokens: Int32Array.from(list, (i) => Math.floor(i / k)),
-      inputScale: Float32Array.from(list, (i) => (routing.inputScale ? w(i) : 1)),
-      outputScale: Float32Array.from(list, (i) => (routing.inputScale ? 1 : w(i))),
-    }];
+  const g = groupByExpert(routing, ids, tokens, k);
+  return Array.from(ids, (_, slot) => slot).flatMap((slot) => {
+    const from = g.offsets[slot]!;
+    const to = g.offsets[slot + 1]!;
+    if (to === from) return [];
+    return [{ slot, tokens: g.token.subarray(from, to), inputScale: g.inputScale.subarray(from, to), outputScale: g.outputScale.subarray(from, to) }];
   });
 }
 
-/** The shared expert's batch: every token, scaled by σ(x·gate) where the model has that gate. */
-export function sharedBatch(x: Float32Array, tokens: number, hidden: number, gate: Float32Array | undefined): ExpertBatch {
+/** The shared expert's batch: every token, scaled by σ(x·gate) where the model has that gate, and by `scale`. */
+export function sharedBatch(x: Float32Array, tokens: number, hidden: number, gate: Float32Array | undefined, scale = 1): ExpertBatch {
   return {
     slot: 0,
     tokens: Int32Array.from({ length: tokens }, (_, t) => t),
     inputScale: new Float32Array(tokens).fill(1),
     outputScale: Float32Array.from({ length: tokens }, (_, t) => {
-      if (!gate) return 1;
+      if (!gate) return scale;
       let z = 0;
       for (let c = 0; c < hidden; c++) z += x[t * hidden + c]! * gate[c]!;
-      return sigmoid(z);
+      return sigmoid(z) * scale;
     }),
   };
 }

@@ -5,11 +5,12 @@
 // Everything that multiplies weights runs on the device; the host only decodes tensors,
 // routes and lays out the rows. Every kernel run is checked to have run on the mode asked
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
-import type { MoeSemantics } from '../../harness/layouts/semantics.js';
+import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
+import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
-import { route, sigmoid } from '../routing.js';
+import { addZeroExperts, route, sigmoid } from '../routing.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -91,9 +92,9 @@ function rankF32(sem: MoeSemantics, layer: number, rank: RankTensors): RankF32 {
   return out;
 }
 
-function activationConstants(sem: MoeSemantics): ActivationConstants {
-  const a = sem.activation;
-  return a.kind === 'gpt_oss_clamped' ? { act: 1, alpha: a.alpha, limit: a.limit } : SILU_GATED;
+function activationConstants(a: ExpertActivation): ActivationConstants {
+  if (a.kind === 'gpt_oss_clamped') return { act: 1, alpha: a.alpha, limit: a.limit };
+  return a.kind === 'relu2' ? { act: 2, alpha: 0, limit: 0 } : SILU_GATED;
 }
 
 class GpujsMoeBackend implements GpujsBackend {
@@ -123,6 +124,7 @@ class GpujsMoeBackend implements GpujsBackend {
     const { hidden: H, experts: E, topK: k } = sem;
     if (this.disposed) throw new KernelInputError(`${this.name} was disposed`, { layer });
     checkForwardInput(sem, layer, ranks, x, tokens);
+    ranks = kernelForm(sem, ranks);
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0), ranOn: this.mode };
     const decoded = ranks.map((r) => rankF32(sem, layer, r));
 
@@ -157,9 +159,10 @@ class GpujsMoeBackend implements GpujsBackend {
       const slotOf = new Map<number, number>(Array.from(rank.ids, (id, slot) => [id, slot]));
       const rowSlot = Int32Array.from(routing.selected, (id) => slotOf.get(id) ?? -1);
       // The down bias belongs to the whole output: only TP rank 0 adds it.
-      await this.expertsPartial(sem, rank.experts, activationConstants(sem), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
+      await this.expertsPartial(sem, rank.experts, activationConstants(sem.activation), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
       if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
     }
+    addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected, ranOn: this.mode };
   }
 
@@ -197,12 +200,13 @@ class GpujsMoeBackend implements GpujsBackend {
     sem: MoeSemantics, shared: NonNullable<RankF32['shared']>, x: Float32Array, tokens: number,
     layer: number, accumulate: (part: Float32Array) => void,
   ): Promise<void> {
-    let gate = new Float32Array(tokens).fill(1);
+    const scale = sem.sharedScale ?? 1;
+    let gate = new Float32Array(tokens).fill(scale);
     if (shared.gate) {
       const z = await this.kernels.linear(x, tokens, sem.hidden, shared.gate, 1, new Float32Array(1));
-      gate = z.map(sigmoid);
+      gate = z.map((v) => sigmoid(v) * scale);
     }
-    await this.expertsPartial(sem, shared.experts, SILU_GATED, x, new Int32Array(tokens), gate, 1, 0, layer, accumulate);
+    await this.expertsPartial(sem, shared.experts, activationConstants(sem.sharedActivation ?? { kind: 'silu_gated' }), x, new Int32Array(tokens), gate, 1, 0, layer, accumulate);
   }
 
   async dispose(): Promise<void> {

@@ -140,7 +140,9 @@ async function createDawn(backend: string): Promise<DawnGpu> {
   try {
     // Loaded on demand: cpu and webasm modes never touch Dawn's native module.
     const { create } = (await import('webgpu')) as unknown as { create(options: string[]): DawnGpu };
-    return create([`backend=${backend}`]);
+    // MOE_DAWN_FEATURES: Dawn toggles to enable (comma-separated), e.g. for measurements.
+    const features = process.env.MOE_DAWN_FEATURES;
+    return create([`backend=${backend}`, ...(features ? [`enable-dawn-features=${features}`] : [])]);
   } catch (error) {
     throw new WebGpuUnavailableError(`cannot create Dawn: ${(error as Error).message.split('\n')[0]}`, {
       expected: 'a usable Dawn backend',

@@ -16,9 +16,9 @@ import { BackendFallbackError } from './errors.js';
 
 export type GpujsMode = 'cpu' | 'webasm' | 'webgpu';
 
-/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped. */
+/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated). */
 export interface ActivationConstants {
-  act: 0 | 1;
+  act: 0 | 1 | 2;
   alpha: number;
   limit: number;
 }
@@ -61,6 +61,10 @@ function gatedUpBody(
   }
   gate += b13[slot]![i]!;
   up += b13[slot]![i + this.constants.R]!;
+  if (this.constants.act === 2) {
+    const r = Math.max(up, 0);
+    return r * r;
+  }
   let g = gate;
   let u = up;
   let z = gate;

@@ -181,6 +181,7 @@ export function naiveForward(layer: WholeLayer, x: Float32Array, tokens: number,
         let g = round(dot(layer.w13[e]![i]!, xt, round) + (layer.w13Bias?.[e]![i] ?? 0));
         let u = round(dot(layer.w13[e]![I + i]!, xt, round) + (layer.w13Bias?.[e]![I + i] ?? 0));
         if (act.kind === 'silu_gated') return round(round(g * sig(g)) * u);
+        if (act.kind !== 'gpt_oss_clamped') throw new Error(`naiveForward does not do ${act.kind}`);
         g = Math.min(g, act.limit);
         u = Math.min(Math.max(u, -act.limit), act.limit);
         return round(round(u + 1) * round(g * sig(round(act.alpha * g))));

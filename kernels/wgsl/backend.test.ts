@@ -9,6 +9,17 @@ import { gemmShader } from './shaders.js';
 import { ForwardInputError } from '../moe.js';
 import { allRanks, randomInput, randomLayer, type LayerOptions } from '../test/synthetic.js';
 import { expectWithinReferenceBound } from '../test/against-reference.js';
+import type { RankTensors } from '../backend.js';
+import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js';
+
+/** The rank with its expert and shared-expert matrices re-encoded (values rounded to the dtype). */
+function withWeightsAs(rank: RankTensors, dtype: 'BF16' | 'F16'): RankTensors {
+  const tensors = new Map(rank.tensors);
+  for (const [name, t] of rank.tensors) {
+    if (/\.(experts|shared)\.w(13|2)$/.test(name)) tensors.set(name, { ...t, dtype, bytes: encodeFloats(dtype, decodeFloats(t.dtype, t.bytes)) });
+  }
+  return { req: rank.req, tensors };
+}
 
 const skip = process.env.MOE_SKIP_WEBGPU === '1';
 let backend: WgslWebGpuBackend;
@@ -59,14 +70,45 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     }
   });
 
-  it('another tiling (8 × 16 threads, 2 × 8 per thread, 8-deep slabs) gives the same answers', async () => {
-    const other = await WgslWebGpuBackend.create({ tiling: { wx: 8, wy: 16, rm: 2, rn: 8, bk: 8 } });
+  it('another tiling (8 × 4 threads, 4 rows each, 4-deep slabs) gives the same answers; a bad tiling is refused', async () => {
+    const other = await WgslWebGpuBackend.create({ tiling: { wx: 8, wy: 4, rm: 4, bk: 4 } });
     try {
       await expectMatchesReference(28, { experts: 4, topK: 2, hidden: 45, intermediate: 70 }, 33, 1, 2, other);
     } finally {
       await other.dispose();
     }
-    expect(() => gemmShader({ wx: 16, wy: 8, rm: 3, rn: 1, bk: 5 })).toThrow(RangeError);
+    expect(() => gemmShader({ mode: 'up', dtype: 'f32', vec: true, tiling: { wx: 16, wy: 8, rm: 4, bk: 6 } })).toThrow(RangeError);
+  });
+
+  it('bf16 and f16 weights read as stored, vector loads (H, R multiples of 4), weights cut into chunks of 1–2 experts', async () => {
+    const o: LayerOptions = { experts: 5, topK: 2, hidden: 36, intermediate: 24, sharedIntermediate: 8, biases: true };
+    const layer = randomLayer(29, o);
+    const x = randomInput(30, 19, o.hidden);
+    const chunked = await WgslWebGpuBackend.create({ chunkBytes: 2 * 2 * 24 * 36 * 2 });
+    try {
+      for (const dtype of ['BF16', 'F16'] as const) {
+        const ranks = allRanks(layer, 1, 2).map((rank) => withWeightsAs(rank, dtype));
+        await expectWithinReferenceBound(backend, layer.sem, 3, ranks, x, 19);
+        await expectWithinReferenceBound(chunked, layer.sem, 3, ranks, x, 19);
+      }
+      await expectWithinReferenceBound(chunked, layer.sem, 3, allRanks(layer, 2, 1), x, 19);
+    } finally {
+      await chunked.dispose();
+    }
+  });
+
+  it('autotune times the candidate tilings once per shape and keeps the fastest', async () => {
+    const tuned = await WgslWebGpuBackend.create({ autotune: true });
+    try {
+      await expectMatchesReference(31, { experts: 4, topK: 2, hidden: 16, intermediate: 12 }, 9, 1, 1, tuned);
+      await expectMatchesReference(31, { experts: 4, topK: 2, hidden: 16, intermediate: 12 }, 9, 1, 1, tuned);
+      expect(tuned.tunings.size).toBe(1);
+      const [entry] = [...tuned.tunings.values()];
+      expect(Object.keys(entry!.timings).length).toBeGreaterThan(1);
+      expect(Object.keys(entry!.timings)).toContain(JSON.stringify(entry!.tiling));
+    } finally {
+      await tuned.dispose();
+    }
   });
 
   it('refuses a malformed input with a typed error', async () => {

@@ -2,20 +2,33 @@
 // The MoE forward as hand-written WGSL (`wgsl-webgpu`) on the WebGPU device that
 // kernels/gpujs/device.ts acquires through Dawn (one device per process, shared with
 // gpu.js). Two round trips per forward: router logits (selection runs on the CPU with the
-// shared routing code), then every expert of every rank — gather-GEMM, activation, GEMM,
-// weighted scatter-add — encoded in one compute pass and read back once. Same rank-summing
-// semantics and expert grouping as the CPU fast path (kernels/fast/canonical.ts).
+// shared routing code), then, in one compute pass read back once, per rank: one grouped GEMM
+// dispatch for gate/up with the activation fused (all experts of a weight chunk at once, rows
+// grouped by expert in one counting pass), one grouped GEMM for down with the bias and the
+// routing weight fused, the shared expert likewise, and one combine that sums each token's
+// expert rows. Weights are read as stored (f32, bf16, f16; other dtypes decoded to f32 on the
+// CPU). A rank's stacked weights are cut into chunks of whole experts that fit the device's
+// largest storage binding, one dispatch per chunk. Tilings are chosen per shape (a small
+// autotune when asked, cached; otherwise by rows per expert). Same rank-summing semantics as
+// the CPU fast path (kernels/fast/canonical.ts).
 import { createRequire } from 'node:module';
-import type { MoeSemantics } from '../../harness/layouts/semantics.js';
+import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
+import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
 import {
-  expertBatches, expertBiases, matrixBytesF32, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights, type StackedMatrices,
+  expertBiases, groupByExpert, matrixBytesF32, rankWeights, routeLogits, sharedBatch, wholeFloats, type RankWeights, type StackedMatrices,
 } from '../fast/canonical.js';
 import { tensorOf } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
-import { ACTIVATE_SHADER, COMPAT_TILING, DEFAULT_TILING, gemmShader, SCATTER_SHADER, tileCols, tileRows, type GemmTiling } from './shaders.js';
+import { kernelForm } from '../kernel-form.js';
+import { addZeroExperts } from '../routing.js';
+import type { RoutingResult } from '../routing.js';
+import {
+  CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
+  type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
+} from './shaders.js';
 
 /** The device rejected a buffer, pipeline or dispatch, or a readback did not come back. */
 export class WgslKernelError extends MoeConformanceError {}
@@ -27,68 +40,153 @@ const COPY_DST = 0x0008;
 const UNIFORM = 0x0040;
 const STORAGE = 0x0080;
 const READBACK_TIMEOUT_MS = 120_000;
+const NONE = 0xffffffff;
+/** Largest single queue.writeBuffer. */
+const UPLOAD_PIECE = 64 << 20;
 
 export interface WgslOptions extends WebGpuOptions {
+  /** One tiling for every GEMM (no autotune). */
   tiling?: GemmTiling;
+  /** Time the candidate tilings on the first forward of each shape and keep the fastest. */
+  autotune?: boolean;
   /** Keep the last forward's weights on the device across forwards (same contract as the CPU path's). */
   residentWeights?: boolean;
+  /** Largest weight chunk in bytes (default: the device's largest storage binding); for tests of chunking. */
+  chunkBytes?: number;
 }
 
-interface Pipelines {
-  gemm: GPUComputePipeline;
-  activate: GPUComputePipeline;
-  scatter: GPUComputePipeline;
+/** One run of whole experts of a stacked tensor in one device buffer. */
+interface WeightChunk {
+  first: number;
+  count: number;
+  buffer: GPUBuffer;
+}
+
+interface DeviceMatrices {
+  dtype: WeightDtype;
+  chunks: WeightChunk[];
+}
+
+/** One rank's work, independent of the tiling. */
+interface RankPlan {
+  weights: RankWeights;
+  grouping: ReturnType<typeof groupByExpert>;
+  rows: GPUBuffer;
+  b13?: GPUBuffer;
+  b2?: GPUBuffer;
+  shared?: { rows: GPUBuffer; R: number };
+  pos: GPUBuffer;
+  slots: number;
+}
+
+interface TuneEntry {
+  tiling: GemmTiling;
+  timings: Record<string, number>;
 }
 
 const require = createRequire(import.meta.url);
 
+function dtypeOf(w: StackedMatrices): WeightDtype | undefined {
+  if (!LITTLE_ENDIAN_HOST) return undefined;
+  return ({ F32: 'f32', BF16: 'bf16', F16: 'f16' } as Record<string, WeightDtype>)[w.tensor.dtype];
+}
+
 export class WgslWebGpuBackend implements MoeBackend {
   readonly name = 'wgsl-webgpu';
-  private readonly resident = new Map<object, GPUBuffer[]>();
+  private readonly resident = new Map<object, DeviceMatrices>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly scratch = new Map<string, GPUBuffer>();
+  private readonly tuned = new Map<string, TuneEntry>();
+  private combine: GPUComputePipeline;
+  private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  /** Wall-clock ms of the last forward's phases: router round trip, routing and tables on the CPU, experts round trip. */
+  lastPhases: { router: number; routing: number; experts: number } = { router: 0, routing: 0, experts: 0 };
 
   private constructor(
     private readonly session: WebGpuSession,
     private readonly device: GPUDevice,
-    private readonly pipelines: Pipelines,
-    readonly tiling: GemmTiling,
-    private readonly keepResident: boolean,
-  ) {}
+    private readonly options: WgslOptions,
+  ) {
+    this.combine = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: COMBINE_SHADER }), entryPoint: 'main' } });
+  }
 
   get adapter(): AdapterDescription {
     return this.session.adapter;
   }
 
-  describe(): string {
-    const a = this.session.adapter;
-    return `hand-written WGSL, WebGPU adapter via Dawn ${a.backend}: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}`;
+  /** The tilings chosen so far, by shape key, with what each candidate took (ms). */
+  get tunings(): ReadonlyMap<string, TuneEntry> {
+    return this.tuned;
   }
 
-  /** Opens (or joins) the process's WebGPU session and compiles the kernels. */
+  describe(): string {
+    const a = this.session.adapter;
+    return `hand-written WGSL (grouped GEMMs), WebGPU adapter via Dawn ${a.backend}: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}`;
+  }
+
+  /** Opens (or joins) the process's WebGPU session and compiles the combine kernel (GEMM variants compile on first use). */
   static async create(options: WgslOptions = {}): Promise<WgslWebGpuBackend> {
     const session = await openWebGpu(options);
     try {
       const { device } = (await (require('gpu.js') as { WebGPUContext: { acquire(): Promise<{ device: GPUDevice }> } }).WebGPUContext.acquire());
-      const fitsDefault = device.limits.maxComputeInvocationsPerWorkgroup >= DEFAULT_TILING.wx * DEFAULT_TILING.wy;
-      const tiling = options.tiling ?? (fitsDefault ? DEFAULT_TILING : COMPAT_TILING);
+      if (options.tiling && !WgslWebGpuBackend.fits(device, options.tiling)) {
+        throw new WgslKernelError(`tiling ${JSON.stringify(options.tiling)} exceeds this device's workgroup limits`, { expected: `≤ ${device.limits.maxComputeInvocationsPerWorkgroup} invocations, ≤ ${device.limits.maxComputeWorkgroupStorageSize} bytes`, found: JSON.stringify(options.tiling) });
+      }
       device.pushErrorScope('validation');
-      const make = (code: string): GPUComputePipeline =>
-        device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
-      const pipelines = { gemm: make(gemmShader(tiling)), activate: make(ACTIVATE_SHADER), scatter: make(SCATTER_SHADER) };
+      const backend = new WgslWebGpuBackend(session, device, options);
+      backend.pipeline('down', options.tiling ?? backend.candidates()[0]!, 'f32', true);
       const error = await device.popErrorScope();
       if (error) throw new WgslKernelError(`WGSL kernels rejected by the device: ${error.message}`, { expected: 'valid pipelines', found: error.message });
-      return new WgslWebGpuBackend(session, device, pipelines, tiling, options.residentWeights ?? false);
+      return backend;
     } catch (e) {
       await session.dispose();
       throw e;
     }
   }
 
+  private static fits(device: GPUDevice, t: GemmTiling): boolean {
+    return t.wx * t.wy <= device.limits.maxComputeInvocationsPerWorkgroup && t.wx <= device.limits.maxComputeWorkgroupSizeX
+      && t.wy <= device.limits.maxComputeWorkgroupSizeY && workgroupBytes(t) <= device.limits.maxComputeWorkgroupStorageSize;
+  }
+
+  /** The candidate tilings this device can run, largest tile first. */
+  private candidates(): GemmTiling[] {
+    const fit = CANDIDATE_TILINGS.filter((t) => WgslWebGpuBackend.fits(this.device, t));
+    if (fit.length === 0) throw new WgslKernelError('no GEMM tiling fits this device', { expected: 'a candidate within the workgroup limits', found: JSON.stringify(this.device.limits.maxComputeInvocationsPerWorkgroup) });
+    return fit;
+  }
+
+  /** Without autotune: the largest tile whose rows the average expert fills. */
+  private heuristic(rowsPerExpert: number): GemmTiling {
+    const fit = this.candidates();
+    return fit.find((t) => tileRows(t) <= Math.max(16, rowsPerExpert)) ?? fit[fit.length - 1]!;
+  }
+
+  private pipeline(mode: GemmMode, tiling: GemmTiling, dtype: WeightDtype, vec: boolean): GPUComputePipeline {
+    const key = JSON.stringify([mode, tiling, dtype, vec]);
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const code = gemmShader({ mode, tiling, dtype, vec });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module: this.device.createShaderModule({ code }), entryPoint: 'main' } });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
     checkForwardInput(sem, layer, ranks, x, tokens);
+    ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
+    // Forwards share scratch buffers: one at a time.
+    const run = this.queue.then(() => this.guarded(sem, layer, ranks, weights, x, tokens));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async guarded(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     const temp: GPUBuffer[] = [];
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
@@ -111,105 +209,222 @@ export class WgslWebGpuBackend implements MoeBackend {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
     const buffer = (data: ArrayBufferView | number, usage = STORAGE): GPUBuffer => {
-      const size = typeof data === 'number' ? data : data.byteLength;
-      // A mappable buffer may only be a copy destination besides.
-      const b = this.device.createBuffer({ size: Math.max(16, Math.ceil(size / 4) * 4), usage: usage === MAP_READ ? MAP_READ | COPY_DST : usage | COPY_DST | COPY_SRC });
-      if (typeof data !== 'number') this.device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+      const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
+      if (typeof data !== 'number') this.upload(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       temp.push(b);
       return b;
     };
-    if (this.keepResident) this.hold(weights);
-    const xBuf = buffer(x);
+    if (this.options.residentWeights) this.hold(weights);
+    const t0 = performance.now();
+    const xBuf = this.scratchBuffer('x', tokens * H * 4);
+    this.upload(xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    const zeros = buffer(16);
 
-    // Round trip 1: router logits.
+    // Round trip 1: router logits, a one-expert `down` GEMM over every token.
     const r0 = ranks[0]!;
     const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
-    const logitsBuf = buffer(tokens * E * 4);
+    const routerW = this.matrices(router, buffer);
     const all = sharedBatch(x, tokens, H, undefined);
+    const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
+    const logitsBuf = buffer(tokens * E * 4);
+    // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
+    const routerTiling = this.options.tiling ?? this.heuristic(16);
     let encoder = this.device.createCommandEncoder();
     let pass = encoder.beginComputePass();
-    this.gemm(pass, buffer(rowTable(all.tokens, all.inputScale)), xBuf, this.matrix(router, 0, buffer), logitsBuf, tokens, E, H, buffer);
+    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
     pass.end();
     const logits = await this.read(encoder, logitsBuf, tokens * E, buffer);
+    const t1 = performance.now();
     const routing = routeLogits(sem, layer, r0, logits, tokens);
 
-    // Round trip 2: every expert of every rank, scattered into one output.
-    const widest = Math.max(...weights.map((w) => Math.max(w.w2.cols, w.shared?.w2.cols ?? 0)), 1);
-    const hBuf = buffer(tokens * 2 * widest * 4);
-    const actBuf = buffer(tokens * widest * 4);
-    const yBuf = buffer(tokens * H * 4);
-    const outBuf = buffer(tokens * H * 4);
-    const zeros = buffer(Math.max(H, 2 * widest) * 4);
-    encoder = this.device.createCommandEncoder();
-    pass = encoder.beginComputePass();
-    const run = (batch: ExpertBatch, w13: GPUBuffer, w2: GPUBuffer, R: number, clamped: { alpha: number; limit: number } | undefined, b13: GPUBuffer, b2: GPUBuffer) => {
-      const M = batch.tokens.length;
-      this.gemm(pass, buffer(rowTable(batch.tokens, batch.inputScale)), xBuf, w13, hBuf, M, 2 * R, H, buffer);
-      this.elementwise(pass, this.pipelines.activate, [hBuf, b13, actBuf], [M, R, clamped ? 1 : 0], [clamped?.alpha ?? 0, clamped?.limit ?? 0], M * R, buffer);
-      this.gemm(pass, buffer(rowTable(Int32Array.from({ length: M }, (_, i) => i), new Float32Array(M).fill(1))), actBuf, w2, yBuf, M, H, R, buffer);
-      this.elementwise(pass, this.pipelines.scatter, [buffer(rowTable(batch.tokens, batch.outputScale)), yBuf, b2, outBuf], [M, H], [], M * H, buffer);
+    // Round trip 2: every rank's experts, combined into one output.
+    const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, x, tokens, buffer));
+    const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
+    const encodeExperts = (tiling: GemmTiling): GPUCommandEncoder => {
+      const enc = this.device.createCommandEncoder();
+      const ps = enc.beginComputePass();
+      plans.forEach((plan, r) => this.encodeRank(ps, sem, plan, tiling, xBuf, tokens, r, zeros, buffer));
+      ps.end();
+      return enc;
     };
-    const act = sem.activation;
-    const clamped = act.kind === 'gpt_oss_clamped' ? { alpha: act.alpha, limit: act.limit } : undefined;
-    ranks.forEach((rank, r) => {
-      const { ids, w13, w2, shared } = weights[r]!;
-      const n = ids.length;
-      const R = w2.cols;
-      const bias = expertBiases(layer, rank, n, R, H);
-      for (const batch of expertBatches(routing, ids, tokens, k)) {
-        const s = batch.slot;
-        const b13 = bias.w13 ? buffer(bias.w13.subarray(s * 2 * R, (s + 1) * 2 * R)) : zeros;
-        const b2 = bias.w2 ? buffer(bias.w2.subarray(s * H, (s + 1) * H)) : zeros;
-        run(batch, this.matrix(w13, s, buffer), this.matrix(w2, s, buffer), R, clamped, b13, b2);
-      }
-      // The shared expert: once per TP shard, from EP rank 0 only.
-      if (shared && rank.req.epRank === 0) {
-        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined);
-        run(batch, this.matrix(shared.w13, 0, buffer), this.matrix(shared.w2, 0, buffer), shared.w2.cols, undefined, zeros, zeros);
-      }
-    });
-    pass.end();
-    const output = await this.read(encoder, outBuf, tokens * H, buffer);
+    const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((tokens * k) / E));
+    encoder = encodeExperts(tiling);
+    const t2 = performance.now();
+    const output = await this.read(encoder, this.scratchBuffer('out', tokens * H * 4), tokens * H, buffer);
+    this.lastPhases = { router: t1 - t0, routing: t2 - t1, experts: performance.now() - t2 };
+    addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
 
-  /** C[M, N] = rows-gathered A · B^T, with K columns in both (row-major, no padding). */
-  private gemm(
-    pass: GPUComputePassEncoder, rows: GPUBuffer, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer, M: number, N: number, K: number,
-    buffer: (d: ArrayBufferView, usage?: number) => GPUBuffer,
-  ): void {
-    const params = buffer(Uint32Array.from([M, N, K, K, K, N, 0, 0]), UNIFORM);
-    const group = this.device.createBindGroup({
-      layout: this.pipelines.gemm.getBindGroupLayout(0),
-      entries: [params, rows, a, b, c].map((buf, binding) => ({ binding, resource: { buffer: buf } })),
-    });
-    pass.setPipeline(this.pipelines.gemm);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(Math.ceil(N / tileCols(this.tiling)), Math.ceil(M / tileRows(this.tiling)));
+  /** Times every candidate tiling on this forward's work (twice each, the second kept) and caches the fastest. */
+  private async tune(key: string, encode: (t: GemmTiling) => GPUCommandEncoder): Promise<GemmTiling> {
+    const known = this.tuned.get(key);
+    if (known) return known.tiling;
+    const timings: Record<string, number> = {};
+    let best: GemmTiling | undefined;
+    let bestMs = Infinity;
+    for (const t of this.candidates()) {
+      let ms = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const start = performance.now();
+        this.device.queue.submit([encode(t).finish()]);
+        await withTimeout(this.device.queue.onSubmittedWorkDone(), READBACK_TIMEOUT_MS, this.session.adapter.backend);
+        if (i > 0) ms = Math.min(ms, performance.now() - start);
+      }
+      timings[JSON.stringify(t)] = ms;
+      if (ms < bestMs) {
+        bestMs = ms;
+        best = t;
+      }
+    }
+    this.tuned.set(key, { tiling: best!, timings });
+    return best!;
   }
 
-  /** One thread per element (128 per workgroup), over as many rows of 65535 workgroups as `count` needs. */
-  private elementwise(
-    pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, storage: GPUBuffer[], words: number[], floats: number[], count: number,
-    buffer: (d: ArrayBufferView, usage?: number) => GPUBuffer,
+  /** Groups one rank's routed rows by expert and uploads the tables that do not depend on the tiling. */
+  private plan(
+    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, routing: RoutingResult, x: Float32Array, tokens: number,
+    buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
+  ): RankPlan {
+    const { hidden: H, topK: k } = sem;
+    const p = `layers.${layer}.`;
+    const n = weights.ids.length;
+    const R = weights.w2.cols;
+    const grouping = groupByExpert(routing, weights.ids, tokens, k);
+    const routed = grouping.offsets[n]!;
+    const bias = expertBiases(layer, rank, n, R, H);
+    const withShared = weights.shared !== undefined && rank.req.epRank === 0;
+    const slots = k + (withShared ? 1 : 0);
+    const pos = new Uint32Array(tokens * slots).fill(NONE);
+    for (let t = 0; t < tokens; t++) {
+      for (let j = 0; j < k; j++) {
+        const row = grouping.position[t * k + j]!;
+        if (row >= 0) pos[t * slots + j] = row;
+      }
+      if (withShared) pos[t * slots + k] = routed + t;
+    }
+    const plan: RankPlan = {
+      weights, grouping, slots, pos: buffer(pos),
+      rows: buffer(rowTable(grouping.token, grouping.inputScale, grouping.outputScale)),
+      b13: bias.w13 ? buffer(bias.w13) : undefined,
+      b2: bias.w2 ? buffer(bias.w2) : undefined,
+    };
+    if (withShared) {
+      // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
+      const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
+      plan.shared = { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale)), R: weights.shared!.w2.cols };
+    }
+    return plan;
+  }
+
+  private encodeRank(
+    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, tiling: GemmTiling, xBuf: GPUBuffer, tokens: number, r: number, zeros: GPUBuffer,
+    buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): void {
-    const uniform = new ArrayBuffer(32);
-    new Uint32Array(uniform, 0, words.length).set(words);
-    new Float32Array(uniform, 4 * words.length, floats.length).set(floats);
+    const H = sem.hidden;
+    const { w13, w2, shared } = plan.weights;
+    const R = w2.cols;
+    const { mode, alpha, limit } = activationParams(sem.activation);
+    const g = plan.grouping;
+    const routed = g.offsets[g.offsets.length - 1]!;
+    const yRows = routed + (plan.shared ? tokens : 0);
+    const actBuf = this.scratchBuffer(`act${r}`, routed * R * 4);
+    const yBuf = this.scratchBuffer(`y${r}`, yRows * H * 4);
+    if (routed > 0) {
+      const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
+      const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0 };
+      this.grouped(pass, 'up', tiling, this.matrices(w13, buffer), g.offsets, up, plan.rows, xBuf, plan.b13 ?? zeros, actBuf, buffer);
+      this.grouped(pass, 'down', tiling, this.matrices(w2, buffer), g.offsets, down, plan.rows, actBuf, plan.b2 ?? zeros, yBuf, buffer);
+    }
+    if (plan.shared && shared) {
+      const Rs = plan.shared.R;
+      const actS = this.scratchBuffer(`actS${r}`, tokens * Rs * 4);
+      const up: GemmParams = { N: Rs, K: H, rowsB: 2 * Rs, upRow: Rs, ldc: Rs, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
+      const down: GemmParams = { N: H, K: Rs, rowsB: H, upRow: 0, ldc: H, cOff: routed, hasBias: false, mode: 0, alpha: 0, limit: 0 };
+      this.grouped(pass, 'up', tiling, this.matrices(shared.w13, buffer), [0, tokens], up, plan.shared.rows, xBuf, zeros, actS, buffer);
+      this.grouped(pass, 'down', tiling, this.matrices(shared.w2, buffer), [0, tokens], down, plan.shared.rows, actS, zeros, yBuf, buffer);
+    }
+    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0]);
+    this.dispatch(pass, this.combine, [buffer(params, UNIFORM), plan.pos, yBuf, this.scratchBuffer('out', tokens * H * 4)], Math.ceil((tokens * H) / 128));
+  }
+
+  /**
+   * One dispatch per weight chunk: every expert of the chunk that has rows (`offsets[s] ..
+   * offsets[s+1]` for slot s) cut into tiles of the tiling's rows, against every column tile.
+   */
+  private grouped(
+    pass: GPUComputePassEncoder, mode: GemmMode, tiling: GemmTiling, w: DeviceMatrices, offsets: ArrayLike<number>, params: GemmParams,
+    rows: GPUBuffer, a: GPUBuffer, bias: GPUBuffer, c: GPUBuffer, buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
+  ): void {
+    const TM = tileRows(tiling);
+    const columnTiles = Math.ceil(params.N / (mode === 'up' ? tileCols(tiling) / 2 : tileCols(tiling)));
+    const pipeline = this.pipeline(mode, tiling, w.dtype, params.K % 4 === 0);
+    const uniform = buffer(gemmParams(params), UNIFORM);
+    const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
+    for (const chunk of w.chunks) {
+      const tiles: number[] = [];
+      for (let s = chunk.first; s < chunk.first + chunk.count; s++) {
+        for (let m = offsets[s]!; m < offsets[s + 1]!; m += TM) tiles.push(s - chunk.first, m, Math.min(m + TM, offsets[s + 1]!), s);
+      }
+      if (tiles.length === 0) continue;
+      const count = tiles.length / 4;
+      if (count > maxGroups || columnTiles > maxGroups) {
+        throw new WgslKernelError('grouped GEMM larger than one dispatch', { expected: `≤ ${maxGroups} row and column tiles`, found: `${count} × ${columnTiles}` });
+      }
+      const group = this.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [uniform, buffer(Uint32Array.from(tiles)), rows, a, chunk.buffer, bias, c].map((buf, binding) => ({ binding, resource: { buffer: buf } })),
+      });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(count, columnTiles);
+    }
+  }
+
+  /** One thread per element (128 per workgroup), over as many rows of 65535 workgroups as needed. */
+  private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: GPUBuffer[], groups: number): void {
     const group = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [buffer(new Uint8Array(uniform), UNIFORM), ...storage].map((buf, binding) => ({ binding, resource: { buffer: buf } })),
+      entries: buffers.map((buf, binding) => ({ binding, resource: { buffer: buf } })),
     });
-    const groups = Math.ceil(count / 128);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(Math.min(groups, 65535), Math.ceil(groups / 65535));
   }
 
+  private createBuffer(size: number, usage: number): GPUBuffer {
+    // A mappable buffer may only be a copy destination besides; sizes padded for vec4 views.
+    return this.device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage: usage === MAP_READ ? MAP_READ | COPY_DST : usage | COPY_DST | COPY_SRC });
+  }
+
+  /** Copies `bytes` to the start of `b` in pieces, the last one padded to whole words. */
+  private upload(b: GPUBuffer, bytes: Uint8Array, at = 0): void {
+    for (let off = 0; off < bytes.length; off += UPLOAD_PIECE) {
+      let piece = bytes.subarray(off, Math.min(off + UPLOAD_PIECE, bytes.length));
+      // Dawn takes no SharedArrayBuffer views (worker-filled weights): those go through a copy too.
+      if (piece.length % 4 !== 0 || piece.byteOffset % 4 !== 0 || !(piece.buffer instanceof ArrayBuffer)) {
+        const padded = new Uint8Array(Math.ceil(piece.length / 4) * 4);
+        padded.set(piece);
+        piece = padded;
+      }
+      this.device.queue.writeBuffer(b, at + off, piece.buffer, piece.byteOffset, piece.length);
+    }
+  }
+
+  /** A buffer kept across forwards (only grown), for per-forward intermediates. */
+  private scratchBuffer(name: string, size: number): GPUBuffer {
+    const have = this.scratch.get(name);
+    if (have && have.size >= size) return have;
+    have?.destroy();
+    const b = this.createBuffer(Math.max(size, 16), STORAGE);
+    this.scratch.set(name, b);
+    return b;
+  }
+
   /** Submits `encoder` after a copy of `src` into a mappable buffer, and reads `count` floats back. */
   private async read(encoder: GPUCommandEncoder, src: GPUBuffer, count: number, buffer: (d: number, usage?: number) => GPUBuffer): Promise<Float32Array> {
     const staging = buffer(count * 4, MAP_READ);
-    encoder.copyBufferToBuffer(src, 0, staging, 0, Math.max(16, Math.ceil((count * 4) / 4) * 4));
+    encoder.copyBufferToBuffer(src, 0, staging, 0, Math.ceil((count * 4) / 16) * 16);
     this.device.queue.submit([encoder.finish()]);
     try {
       await withTimeout(staging.mapAsync(MAP_READ), READBACK_TIMEOUT_MS, this.session.adapter.backend);
@@ -221,9 +436,34 @@ export class WgslWebGpuBackend implements MoeBackend {
     return out;
   }
 
-  /** Matrix `index` of `w` on the device: resident, or uploaded into a temporary buffer. */
-  private matrix(w: StackedMatrices, index: number, buffer: (d: ArrayBufferView) => GPUBuffer): GPUBuffer {
-    return this.resident.get(w.tensor)?.[index] ?? buffer(matrixBytesF32(w, index));
+  /** The stacked matrices of `w` on the device: resident, or uploaded into temporary buffers. */
+  private matrices(w: StackedMatrices, buffer: (d: ArrayBufferView | number) => GPUBuffer): DeviceMatrices {
+    return this.resident.get(w.tensor) ?? this.toDevice(w, (size) => buffer(size));
+  }
+
+  /** Cuts `w` into chunks of whole matrices within the binding limit and uploads them as stored (f32/bf16/f16) or decoded to f32. */
+  private toDevice(w: StackedMatrices, make: (size: number) => GPUBuffer): DeviceMatrices {
+    const dtype = dtypeOf(w) ?? 'f32';
+    const raw = dtypeOf(w) !== undefined;
+    const elementBytes = dtype === 'f32' ? 4 : 2;
+    const matrixBytes = w.rows * w.cols * elementBytes;
+    const limit = Math.min(this.options.chunkBytes ?? Infinity, this.session.adapter.maxStorageBufferBytes - 16);
+    const perChunk = Math.max(1, Math.min(w.count, Math.floor(limit / Math.max(1, matrixBytes))));
+    if (matrixBytes > this.session.adapter.maxStorageBufferBytes - 16) {
+      throw new WgslKernelError('one expert matrix exceeds the device storage binding limit', { tensor: w.name, expected: `≤ ${this.session.adapter.maxStorageBufferBytes} bytes`, found: matrixBytes });
+    }
+    const chunks: WeightChunk[] = [];
+    for (let first = 0; first < w.count; first += perChunk) {
+      const count = Math.min(perChunk, w.count - first);
+      const b = make(count * matrixBytes);
+      if (raw) {
+        this.upload(b, w.tensor.bytes.subarray(first * matrixBytes, (first + count) * matrixBytes));
+      } else {
+        for (let i = 0; i < count; i++) this.upload(b, matrixBytesF32(w, first + i), i * matrixBytes);
+      }
+      chunks.push({ first, count, buffer: b });
+    }
+    return { dtype, chunks };
   }
 
   /** Makes every expert matrix of these ranks resident, replacing what was, unless it is the same tensors. */
@@ -232,35 +472,42 @@ export class WgslWebGpuBackend implements MoeBackend {
     if (all.every((w) => this.resident.has(w.tensor))) return;
     this.releaseResident();
     for (const w of all) {
-      this.resident.set(w.tensor, Array.from({ length: w.count }, (_, i) => {
-        const bytes = matrixBytesF32(w, i);
-        const b = this.device.createBuffer({ size: Math.max(16, bytes.byteLength), usage: STORAGE | COPY_DST });
-        this.device.queue.writeBuffer(b, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        return b;
-      }));
+      // A tensor shared by ranks (the shared expert, say) goes up once.
+      if (!this.resident.has(w.tensor)) this.resident.set(w.tensor, this.toDevice(w, (size) => this.createBuffer(size, STORAGE)));
     }
   }
 
   private releaseResident(): void {
-    for (const list of this.resident.values()) for (const b of list) b.destroy();
+    for (const m of this.resident.values()) for (const c of m.chunks) c.buffer.destroy();
     this.resident.clear();
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.queue;
     this.releaseResident();
+    for (const b of this.scratch.values()) b.destroy();
+    this.scratch.clear();
     await this.session.dispose();
   }
 }
 
-/** `[2M]` u32: token index, then the bits of its f32 scale, per row. */
-function rowTable(tokens: Int32Array, scale: Float32Array): Uint32Array {
-  const table = new Uint32Array(2 * tokens.length);
-  const bits = new Uint32Array(scale.buffer, scale.byteOffset, scale.length);
+/** `[4M]` u32 (one vec4 a row): row of A, then the bits of its input and output scales. */
+function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Float32Array): Uint32Array {
+  const table = new Uint32Array(4 * tokens.length);
+  const inBits = new Uint32Array(inputScale.buffer, inputScale.byteOffset, inputScale.length);
+  const outBits = new Uint32Array(outputScale.buffer, outputScale.byteOffset, outputScale.length);
   for (let i = 0; i < tokens.length; i++) {
-    table[2 * i] = tokens[i]!;
-    table[2 * i + 1] = bits[i]!;
+    table[4 * i] = tokens[i]!;
+    table[4 * i + 1] = inBits[i]!;
+    table[4 * i + 2] = outBits[i]!;
   }
   return table;
+}
+
+/** The epilogue's activation parameters (shaders.ts GemmParams.mode). */
+function activationParams(a: ExpertActivation): { mode: number; alpha: number; limit: number } {
+  if (a.kind === 'gpt_oss_clamped') return { mode: 1, alpha: a.alpha, limit: a.limit };
+  return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }

@@ -1,156 +1,318 @@
-// The hand-written WGSL of the MoE forward. The GEMM is the classic shared-memory tiling:
-// a WX × WY workgroup computes a (WY·RM) × (WX·RN) tile of C = A·B^T, each thread an
-// RM × RN block held in registers, K walked in BK-wide slabs staged through workgroup
-// memory, so each global value is read once per tile instead of once per product. Rows of
-// A are gathered (and scaled) through a `rows` table, which is how tokens are grouped by
-// expert without a copy. Threads own strided rows/columns (t, t+WX, ...) so that reads of
-// the staged B slab hit distinct banks and reads of the A slab broadcast.
+// The hand-written WGSL of the MoE forward: one grouped GEMM per projection for all the
+// experts of a weight chunk, and one combine.
+//
+// The GEMM computes C = A·Bᵀ for many experts in one dispatch. The rows of A that one expert
+// serves are contiguous in a sorted row table (tokens grouped by expert on the CPU, in one
+// pass); a tile table cuts each expert's rows into tiles of TM rows, and workgroup
+// (x, y) computes tile x against column tile y of that expert's B, whose base the tile names.
+// Inside a tile it is the classic register-blocked shared-memory GEMM: a wx × wy workgroup,
+// each thread an rm × 8 block of C held in named registers (straight-line FMAs the compiler
+// cannot spill through a dynamically indexed array), K walked in bk-deep slabs staged through
+// workgroup memory as vec4 along M and N, the next slab's global loads issued before the
+// current one is multiplied. A thread's rows are 4ty..4ty+3 (and TM/2 + the same), its
+// columns 4tx..4tx+3 and TN/2 + 4tx..4tx+3, so that every workgroup-memory read is one vec4.
+//
+// Two modes:
+// - `up`: A = x gathered through the row table (token, input scale); the tile's two column
+//   halves are the gate and the up rows of w13 for the same TN/2 intermediate columns, so the
+//   activation (SiLU-gated, gpt_oss's clamped form, or relu² of the up half for non-gated
+//   experts; with the w13 bias) runs in the epilogue
+//   and only act = f(gate, up) is written.
+// - `down`: A read directly by row (act, or x for the router); the epilogue adds the w2 bias,
+//   multiplies by the row's output scale (routing weight) and writes y.
+// B is read as stored: f32, or bf16 / f16 pairs unpacked on the GPU (never widened on the
+// CPU). When K is a multiple of 4, loads are 16-byte (f32) or 8-byte (16-bit) vectors;
+// otherwise an element-wise variant with the same structure handles any K.
+
+export type WeightDtype = 'f32' | 'bf16' | 'f16';
+export type GemmMode = 'up' | 'down';
 
 export interface GemmTiling {
-  /** Workgroup size: wx threads along N, wy along M. */
+  /** Workgroup size: wx threads along N (8 columns each), wy along M (rm rows each). */
   wx: number;
   wy: number;
-  /** Rows and columns of C per thread; the tile is wy·rm × wx·rn. */
-  rm: number;
-  rn: number;
-  /** K per staged slab. */
+  /** Rows of C per thread: 4 (one group) or 8 (two groups TM/2 apart). */
+  rm: 4 | 8;
+  /** K per staged slab, a multiple of 4. */
   bk: number;
 }
 
-/** 64 × 64 tiles, 4 × 4 per thread, 16-deep slabs: 8 KiB of workgroup memory, 256 threads. */
-export const DEFAULT_TILING: GemmTiling = { wx: 16, wy: 16, rm: 4, rn: 4, bk: 16 };
-/** For devices capped at 128 invocations per workgroup (WebGPU compatibility mode): 32 × 64 tiles. */
-export const COMPAT_TILING: GemmTiling = { wx: 16, wy: 8, rm: 4, rn: 4, bk: 16 };
+export interface GemmVariant {
+  mode: GemmMode;
+  tiling: GemmTiling;
+  dtype: WeightDtype;
+  /** K % 4 == 0: vector loads. */
+  vec: boolean;
+}
 
-/** The tile of C one workgroup computes. */
-export const tileRows = (t: GemmTiling): number => t.wy * t.rm;
-export const tileCols = (t: GemmTiling): number => t.wx * t.rn;
+/** 128 × 128 tiles, 8 × 8 per thread, 8-deep slabs: 8 KiB of workgroup memory, 256 threads. */
+export const DEFAULT_TILING: GemmTiling = { wx: 16, wy: 16, rm: 8, bk: 8 };
+/** For devices capped at 128 invocations per workgroup (WebGPU compatibility mode): 64 × 128 tiles. */
+export const COMPAT_TILING: GemmTiling = { wx: 16, wy: 8, rm: 8, bk: 8 };
 
 /**
- * `C[m, n] = Σ_k scale_m · A[row_m, k] · B[n, k]` for m < M, n < N, where
- * `rows[2m] = row_m` and `rows[2m+1] = bitcast<u32>(scale_m)`.
+ * The tilings the autotune tries, large tiles for many rows per expert down to thin ones for
+ * the few-token experts of many-expert models (where each weight is read for one or two rows).
  */
-export function gemmShader(t: GemmTiling): string {
+export const CANDIDATE_TILINGS: GemmTiling[] = [
+  { wx: 16, wy: 16, rm: 8, bk: 8 },
+  { wx: 16, wy: 16, rm: 8, bk: 16 },
+  { wx: 16, wy: 8, rm: 8, bk: 16 },
+  { wx: 16, wy: 8, rm: 4, bk: 16 },
+  { wx: 32, wy: 4, rm: 4, bk: 16 },
+  { wx: 16, wy: 4, rm: 4, bk: 16 },
+];
+
+/** The rows of C (tokens) one workgroup computes. */
+export const tileRows = (t: GemmTiling): number => t.wy * t.rm;
+/** The columns of C one workgroup computes (in `up` mode: TN/2 gate and TN/2 up columns). */
+export const tileCols = (t: GemmTiling): number => t.wx * 8;
+
+/** Workgroup memory one tiling needs, in bytes. */
+export const workgroupBytes = (t: GemmTiling): number => 4 * t.bk * (tileRows(t) + tileCols(t));
+
+export function checkTiling(t: GemmTiling): void {
+  const ok = Number.isInteger(t.wx) && Number.isInteger(t.wy) && t.wx > 0 && t.wy > 0 && (t.rm === 4 || t.rm === 8) && Number.isInteger(t.bk) && t.bk > 0 && t.bk % 4 === 0;
+  if (!ok) throw new RangeError(`tiling ${JSON.stringify(t)}: wx, wy positive integers, rm 4 or 8, bk a positive multiple of 4`);
+}
+
+/** Uniform block of the GEMM: 12 words. */
+export interface GemmParams {
+  /** Columns of C that exist: R (intermediate) in `up` mode, the output width in `down` mode. */
+  N: number;
+  K: number;
+  /** Rows of B per expert (2R in `up` mode, N in `down` mode), for the expert's base and bias. */
+  rowsB: number;
+  /** First up row of B within an expert (`up` mode: R). */
+  upRow: number;
+  ldc: number;
+  /** Row offset added to every row of C written. */
+  cOff: number;
+  hasBias: boolean;
+  /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts). */
+  mode: number;
+  alpha: number;
+  limit: number;
+}
+
+export function gemmParams(p: GemmParams): Uint32Array {
+  const words = new Uint32Array(12);
+  words.set([p.N, p.K, p.rowsB, p.upRow, p.ldc, p.cOff, p.hasBias ? 1 : 0, p.mode]);
+  new Float32Array(words.buffer).set([p.alpha, p.limit], 8);
+  return words;
+}
+
+function loadBCode(dtype: WeightDtype, vec: boolean): { decl: string; fn: string } {
+  if (vec) {
+    if (dtype === 'f32') {
+      return { decl: 'array<vec4<f32>>', fn: 'fn loadB(e: u32) -> vec4<f32> { return B[e / 4u]; }' };
+    }
+    const unpack = dtype === 'bf16'
+      ? 'vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u))'
+      : 'vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y))';
+    return { decl: 'array<vec2<u32>>', fn: `fn loadB(e: u32) -> vec4<f32> { let w = B[e / 4u]; return ${unpack}; }` };
+  }
+  // Element-wise: e is the first of 4 consecutive elements; those at or past `end` read as 0.
+  if (dtype === 'f32') {
+    return {
+      decl: 'array<f32>',
+      fn: `fn loadB1(e: u32, end: u32) -> f32 { if (e < end) { return B[e]; } return 0.0; }
+fn loadB(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadB1(e, end), loadB1(e + 1u, end), loadB1(e + 2u, end), loadB1(e + 3u, end)); }`,
+    };
+  }
+  const half = dtype === 'bf16'
+    ? 'let w = B[e / 2u]; if ((e & 1u) == 0u) { return bitcast<f32>(w << 16u); } return bitcast<f32>(w & 0xffff0000u);'
+    : 'let w = unpack2x16float(B[e / 2u]); return w[e & 1u];';
+  return {
+    decl: 'array<u32>',
+    fn: `fn loadB1(e: u32, end: u32) -> f32 { if (e >= end) { return 0.0; } ${half} }
+fn loadB(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadB1(e, end), loadB1(e + 1u, end), loadB1(e + 2u, end), loadB1(e + 3u, end)); }`,
+  };
+}
+
+/**
+ * The grouped GEMM of one variant. Bindings: 0 params, 1 tiles `vec4<u32>` (expert within
+ * the weight chunk, first row, end row, expert slot for the bias), 2 rows `vec4<u32>` (row of
+ * A, input-scale bits, output-scale bits, unused), 3 A (f32), 4 B (the chunk, as stored),
+ * 5 bias (f32, `[slots, rowsB]`), 6 C (f32).
+ */
+export function gemmShader(v: GemmVariant): string {
+  const t = v.tiling;
+  checkTiling(t);
   const TM = tileRows(t);
   const TN = tileCols(t);
   const threads = t.wx * t.wy;
-  const loadsA = (TM * t.bk) / threads;
-  const loadsB = (TN * t.bk) / threads;
-  if (!Number.isInteger(loadsA) || !Number.isInteger(loadsB)) throw new RangeError(`tiling ${JSON.stringify(t)}: the tiles do not divide among ${threads} threads`);
+  const Q = t.bk / 4; // k-quads per slab
+  const unitsA = TM * Q;
+  const unitsB = TN * Q;
+  const perA = Math.ceil(unitsA / threads);
+  const perB = Math.ceil(unitsB / threads);
+  const up = v.mode === 'up';
+  const b = loadBCode(v.dtype, v.vec);
+  const aDecl = v.vec ? 'array<vec4<f32>>' : 'array<f32>';
+  const loadA = v.vec
+    ? 'fn loadA(e: u32, end: u32) -> vec4<f32> { return A[e / 4u]; }'
+    : `fn loadA1(e: u32, end: u32) -> f32 { if (e < end) { return A[e]; } return 0.0; }
+fn loadA(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadA1(e, end), loadA1(e + 1u, end), loadA1(e + 2u, end), loadA1(e + 3u, end)); }`;
+  const callB = (e: string, end: string) => (v.vec ? `loadB(${e})` : `loadB(${e}, ${end})`);
+
+  // Per-thread load units, fixed for the whole K walk: their rows are looked up once.
+  const setup: string[] = [];
+  const fetch: string[] = [];
+  const store: string[] = [];
+  for (let i = 0; i < perA; i++) {
+    const guard = (i + 1) * threads > unitsA ? `li + ${i * threads}u < ${unitsA}u` : 'true';
+    setup.push(`let ua${i} = li + ${i * threads}u;
+  let ra${i} = ua${i} / ${Q}u;
+  let qa${i} = ua${i} % ${Q}u;
+  let okA${i} = ${guard} && m0 + ra${i} < mEnd;
+  var baseA${i} = 0u;
+  var scA${i} = 1.0;
+  if (okA${i}) {
+    ${up ? `let rw = rows[m0 + ra${i}]; baseA${i} = rw.x * p.K; scA${i} = bitcast<f32>(rw.y);` : `baseA${i} = (m0 + ra${i}) * p.K;`}
+  }
+  var va${i} = vec4<f32>(0.0);`);
+    fetch.push(`{ let k = KB + 4u * qa${i}; va${i} = vec4<f32>(0.0); if (okA${i} && k < p.K) { va${i} = scA${i} * loadA(baseA${i} + k, baseA${i} + p.K); } }`);
+    store.push(`if (${guard}) { let s = 4u * qa${i} * ${TM / 4}u + ra${i} / 4u; let c = ra${i} % 4u;
+      As[s][c] = va${i}.x; As[s + ${TM / 4}u][c] = va${i}.y; As[s + ${TM / 2}u][c] = va${i}.z; As[s + ${(3 * TM) / 4}u][c] = va${i}.w; }`);
+  }
+  for (let i = 0; i < perB; i++) {
+    const guard = (i + 1) * threads > unitsB ? `li + ${i * threads}u < ${unitsB}u` : 'true';
+    // Logical column n of the tile → row of B within the expert.
+    const rowOf = up
+      ? `let h${i} = select(0u, 1u, rb${i} >= ${TN / 2}u); let j${i} = n0 + rb${i} - h${i} * ${TN / 2}u; let okN${i} = j${i} < p.N; let brow${i} = j${i} + h${i} * p.upRow;`
+      : `let brow${i} = n0 + rb${i}; let okN${i} = brow${i} < p.N;`;
+    setup.push(`let ub${i} = li + ${i * threads}u;
+  let rb${i} = ub${i} / ${Q}u;
+  let qb${i} = ub${i} % ${Q}u;
+  ${rowOf}
+  let okB${i} = ${guard} && okN${i};
+  let baseB${i} = bBase + brow${i} * p.K;
+  var vb${i} = vec4<f32>(0.0);`);
+    fetch.push(`{ let k = KB + 4u * qb${i}; vb${i} = vec4<f32>(0.0); if (okB${i} && k < p.K) { vb${i} = ${callB(`baseB${i} + k`, `baseB${i} + p.K`)}; } }`);
+    store.push(`if (${guard}) { let s = 4u * qb${i} * ${TN / 4}u + rb${i} / 4u; let c = rb${i} % 4u;
+      Bs[s][c] = vb${i}.x; Bs[s + ${TN / 4}u][c] = vb${i}.y; Bs[s + ${TN / 2}u][c] = vb${i}.z; Bs[s + ${(3 * TN) / 4}u][c] = vb${i}.w; }`);
+  }
+
+  // The multiply of one k: named accumulators acc{row}_{half}, one vec4 of 4 columns each.
+  const groups = t.rm / 4;
+  const accs: string[] = [];
+  const mul: string[] = [`let b0 = Bs[kk * ${TN / 4}u + lid.x];`, `let b1 = Bs[kk * ${TN / 4}u + ${TN / 8}u + lid.x];`];
+  for (let g = 0; g < groups; g++) {
+    mul.push(`let a${g} = As[kk * ${TM / 4}u + ${g * (TM / 8)}u + lid.y];`);
+    for (let c = 0; c < 4; c++) {
+      const r = g * 4 + c;
+      for (let h = 0; h < 2; h++) {
+        accs.push(`var acc${r}_${h} = vec4<f32>(0.0);`);
+        mul.push(`acc${r}_${h} = fma(vec4<f32>(a${g}[${c}]), b${h}, acc${r}_${h});`);
+      }
+    }
+  }
+
+  // Epilogue: tile row r of thread → row m of C.
+  const out: string[] = [];
+  for (let g = 0; g < groups; g++) {
+    for (let c = 0; c < 4; c++) {
+      const r = g * 4 + c;
+      const m = `m0 + ${g * (TM / 2)}u + 4u * lid.y + ${c}u`;
+      if (up) {
+        const cols = [0, 1, 2, 3].map((q) => `{ let j = n0 + 4u * lid.x + ${q}u; if (j < p.N) { C[(m + p.cOff) * p.ldc + j] = activate(acc${r}_0[${q}], acc${r}_1[${q}], slot, j); } }`);
+        out.push(`{ let m = ${m}; if (m < mEnd) { ${cols.join(' ')} } }`);
+      } else {
+        const cols = [0, 1, 2, 3].flatMap((q) => [0, 1].map((h) => `{ let n = n0 + ${h * (TN / 2)}u + 4u * lid.x + ${q}u; if (n < p.N) { C[(m + p.cOff) * p.ldc + n] = s * (acc${r}_${h}[${q}] + biasOf(slot, n)); } }`));
+        out.push(`{ let m = ${m}; if (m < mEnd) { let s = bitcast<f32>(rows[m].z); ${cols.join(' ')} } }`);
+      }
+    }
+  }
+
   return /* wgsl */ `
-struct Params { M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32 }
+struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, mode: u32, alpha: f32, limit: f32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> rows: array<u32>;
-@group(0) @binding(2) var<storage, read> A: array<f32>;
-@group(0) @binding(3) var<storage, read> B: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
-var<workgroup> As: array<f32, ${TM * t.bk}>;
-var<workgroup> Bs: array<f32, ${TN * t.bk}>;
+@group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> rows: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> A: ${aDecl};
+@group(0) @binding(4) var<storage, read> B: ${b.decl};
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> C: array<f32>;
+var<workgroup> As: array<vec4<f32>, ${(t.bk * TM) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(t.bk * TN) / 4}>;
+
+${loadA}
+${b.fn}
+
+fn biasOf(slot: u32, n: u32) -> f32 {
+  if (p.hasBias == 1u) { return bias[slot * p.rowsB + n]; }
+  return 0.0;
+}
+
+fn activate(gate: f32, upv: f32, slot: u32, j: u32) -> f32 {
+  var g = gate + biasOf(slot, j);
+  var u = upv + biasOf(slot, p.upRow + j);
+  if (p.mode == 2u) {
+    let r = max(u, 0.0);
+    return r * r;
+  }
+  if (p.mode == 1u) {
+    g = min(g, p.limit);
+    u = clamp(u, -p.limit, p.limit);
+    return (u + 1.0) * (g / (1.0 + exp(-p.alpha * g)));
+  }
+  return (g / (1.0 + exp(-g))) * u;
+}
 
 @compute @workgroup_size(${t.wx}, ${t.wy})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let m0 = wg.y * ${TM}u;
-  let n0 = wg.x * ${TN}u;
-  var acc: array<f32, ${t.rm * t.rn}>;
-  var a: array<f32, ${t.rm}>;
-  var b: array<f32, ${t.rn}>;
-  for (var k0 = 0u; k0 < p.K; k0 += ${t.bk}u) {
-    for (var i = 0u; i < ${loadsA}u; i++) {
-      let e = li + i * ${threads}u;
-      let r = e / ${t.bk}u;
-      let c = e % ${t.bk}u;
-      let m = m0 + r;
-      let k = k0 + c;
-      var v = 0.0;
-      if (m < p.M && k < p.K) {
-        v = A[rows[2u * m] * p.lda + k] * bitcast<f32>(rows[2u * m + 1u]);
-      }
-      As[c * ${TM}u + r] = v;
-    }
-    for (var i = 0u; i < ${loadsB}u; i++) {
-      let e = li + i * ${threads}u;
-      let r = e / ${t.bk}u;
-      let c = e % ${t.bk}u;
-      let n = n0 + r;
-      let k = k0 + c;
-      var v = 0.0;
-      if (n < p.N && k < p.K) {
-        v = B[n * p.ldb + k];
-      }
-      Bs[c * ${TN}u + r] = v;
-    }
+  let tile = tiles[wg.x];
+  let m0 = tile.y;
+  let mEnd = tile.z;
+  let slot = tile.w;
+  let bBase = tile.x * p.rowsB * p.K;
+  let n0 = wg.y * ${up ? TN / 2 : TN}u;
+  ${setup.join('\n  ')}
+  ${accs.join('\n  ')}
+  var k0 = 0u;
+  ${fetch.join('\n  ').replaceAll('KB', '0u')}
+  for (; k0 < p.K; k0 += ${t.bk}u) {
+    ${store.join('\n    ')}
     workgroupBarrier();
+    if (k0 + ${t.bk}u < p.K) {
+      let kn = k0 + ${t.bk}u;
+      ${fetch.join('\n      ').replaceAll('KB', 'kn')}
+    }
     for (var kk = 0u; kk < ${t.bk}u; kk++) {
-      for (var i = 0u; i < ${t.rm}u; i++) { a[i] = As[kk * ${TM}u + lid.y + ${t.wy}u * i]; }
-      for (var j = 0u; j < ${t.rn}u; j++) { b[j] = Bs[kk * ${TN}u + lid.x + ${t.wx}u * j]; }
-      for (var i = 0u; i < ${t.rm}u; i++) {
-        for (var j = 0u; j < ${t.rn}u; j++) {
-          acc[i * ${t.rn}u + j] = fma(a[i], b[j], acc[i * ${t.rn}u + j]);
-        }
-      }
+      ${mul.join('\n      ')}
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < ${t.rm}u; i++) {
-    let m = m0 + lid.y + ${t.wy}u * i;
-    for (var j = 0u; j < ${t.rn}u; j++) {
-      let n = n0 + lid.x + ${t.wx}u * j;
-      if (m < p.M && n < p.N) { C[m * p.ldc + n] = acc[i * ${t.rn}u + j]; }
-    }
-  }
+  ${out.join('\n  ')}
 }
 `;
 }
 
 /**
- * `act[m, j] = f(h[m, j] + bias[j], h[m, R + j] + bias[R + j])` for the `[M, 2R]` GEMM
- * output `h`: SiLU-gated, or gpt_oss's clamped form when `clamped` is 1.
+ * `out[t, c] = (accumulate ? out[t, c] : 0) + Σ_s y[pos[t·S + s], c]` over the S slots of
+ * token t whose position is not 0xffffffff: the weighted expert outputs (already scaled in
+ * the down GEMM), summed per token in one dispatch, deterministic (no atomics).
  */
-export const ACTIVATE_SHADER = /* wgsl */ `
-struct Params { M: u32, R: u32, clamped: u32, alpha: f32, limit: f32 }
+export const COMBINE_SHADER = /* wgsl */ `
+struct Params { T: u32, H: u32, S: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> h: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> act: array<f32>;
-
-@compute @workgroup_size(128)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 128u;
-  if (i >= p.M * p.R) { return; }
-  let m = i / p.R;
-  let j = i % p.R;
-  var g = h[m * 2u * p.R + j] + bias[j];
-  var u = h[m * 2u * p.R + p.R + j] + bias[p.R + j];
-  if (p.clamped == 1u) {
-    g = min(g, p.limit);
-    u = clamp(u, -p.limit, p.limit);
-    act[i] = (u + 1.0) * (g / (1.0 + exp(-p.alpha * g)));
-  } else {
-    act[i] = (g / (1.0 + exp(-g))) * u;
-  }
-}
-`;
-
-/**
- * `out[token_m, c] += w_m · (y[m, c] + bias[c])` where `pairs[2m] = token_m` and
- * `pairs[2m+1] = bitcast<u32>(w_m)`. One expert's tokens are distinct, so no two threads
- * of a dispatch write the same element.
- */
-export const SCATTER_SHADER = /* wgsl */ `
-struct Params { M: u32, H: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> pairs: array<u32>;
+@group(0) @binding(1) var<storage, read> pos: array<u32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(128)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 128u;
-  if (i >= p.M * p.H) { return; }
-  let m = i / p.H;
+  if (i >= p.T * p.H) { return; }
+  let t = i / p.H;
   let c = i % p.H;
-  let o = pairs[2u * m] * p.H + c;
-  out[o] = out[o] + bitcast<f32>(pairs[2u * m + 1u]) * (y[i] + bias[c]);
+  var s = 0.0;
+  if (p.accumulate == 1u) { s = out[i]; }
+  for (var j = 0u; j < p.S; j++) {
+    let r = pos[t * p.S + j];
+    if (r != 0xffffffffu) { s = s + y[r * p.H + c]; }
+  }
+  out[i] = s;
 }
 `;

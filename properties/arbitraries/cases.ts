@@ -1,18 +1,29 @@
 // Whole conformance cases, composed from the arbitraries above: valid loads over all ranks
 // of a parallel setting, layout invariance, broken checkpoints and invalid requests.
 import fc from 'fast-check';
-import { hasTwoLayouts } from '../materialize.js';
-import { BREAKAGES, CaseSpecError, type Breakage, type CaseSpec } from '../spec.js';
+import { layoutsDifferInNames } from '../materialize.js';
+import { BREAKAGES, CaseSpecError, type BadRequest, type Breakage, type CaseSpec } from '../spec.js';
 import { checkpointArb, type CheckpointFilter } from './checkpoint.js';
 import { badRequestArb, validParallelArb, type ParallelLimits } from './parallel.js';
 
 export interface CaseFilter extends CheckpointFilter, ParallelLimits {
   kinds?: readonly CaseSpec['kind'][];
+  /** Defects to draw from (default all that the model allows). */
+  breakages?: readonly Breakage[];
+  /** Invalid requests to draw from (default all that the model allows). */
+  badRequests?: readonly BadRequest[];
 }
 
-/** A defect this model's checkpoints can have: only models with two layouts can be half fused. */
-export function breakageArb(modelType: string): fc.Arbitrary<Breakage> {
-  return fc.constantFrom(...BREAKAGES.filter((b) => b !== 'quantized-router' && (b !== 'half-fused' || hasTwoLayouts(modelType))));
+/** The defects this model's checkpoints can have: only models with two layouts can be half fused. */
+export function breakagesFor(modelType: string): Breakage[] {
+  return BREAKAGES.filter((b) => b !== 'quantized-router' && (b !== 'half-fused' || layoutsDifferInNames(modelType)));
+}
+
+/** A defect this model's checkpoints can have, among `allowed` when one of them applies. */
+export function breakageArb(modelType: string, allowed?: readonly Breakage[]): fc.Arbitrary<Breakage> {
+  const all = breakagesFor(modelType);
+  const some = all.filter((b) => !allowed || allowed.includes(b));
+  return fc.constantFrom(...(some.length ? some : all));
 }
 
 export function caseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {
@@ -24,7 +35,7 @@ export function caseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {
     layout: { arbitrary: checkpointArb(f).chain((checkpoint) => validParallelArb(checkpoint.model, f).map((parallel): CaseSpec => ({ kind: 'layout', checkpoint, parallel }))), weight: 2 },
     refuse: {
       arbitrary: checkpointArb(f).chain((checkpoint) =>
-        breakageArb(checkpoint.model.modelType).map((broken): CaseSpec => {
+        breakageArb(checkpoint.model.modelType, f.breakages).map((broken): CaseSpec => {
           // A missing shard is a file the index names: make sure there is an index.
           const indexed = broken === 'missing-shard' && checkpoint.shards.kind !== 'scatter' ? { ...checkpoint, shards: { kind: 'scatter' as const, files: 2 } } : checkpoint;
           return { kind: 'refuse', checkpoint: indexed, broken };
@@ -32,7 +43,7 @@ export function caseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {
       ),
       weight: 2,
     },
-    request: { arbitrary: checkpointArb(f).chain((checkpoint) => badRequestArb(checkpoint.model).map(({ parallel, bad }): CaseSpec => ({ kind: 'request', checkpoint, parallel, bad }))), weight: 1 },
+    request: { arbitrary: checkpointArb(f).chain((checkpoint) => badRequestArb(checkpoint.model, f.badRequests).map(({ parallel, bad }): CaseSpec => ({ kind: 'request', checkpoint, parallel, bad }))), weight: 1 },
   };
   if (kinds.length === 0) throw new CaseSpecError('no kind of case is left to generate', { expected: 'load, refuse or request (layout needs both layouts)', found: f.kinds });
   return fc.oneof(...kinds.map((k) => byKind[k]));

@@ -4,6 +4,7 @@
 // 10 sorts before expert 2 as a string), E prime (no EP size but 1 and E divides it), and,
 // rarely because they are big, H or I just past gpu.js's default loop cap of 1000.
 import fc from 'fast-check';
+import { entryFor } from '../../harness/layouts/registry.js';
 import { sharedSizeRule } from '../../harness/writer/config.js';
 import type { ModelSpec } from '../spec.js';
 import { MODEL_TRAITS, type ModelTraits } from './models.js';
@@ -43,6 +44,7 @@ export const coreDims: fc.Arbitrary<Core> = fc.oneof(
 );
 
 function sharedSize(modelType: string, intermediate: number): fc.Arbitrary<number> {
+  const required = entryFor(modelType).constraints?.sharedRequired === true;
   switch (sharedSizeRule(modelType)) {
     case 'none':
       return fc.constant(0);
@@ -51,7 +53,9 @@ function sharedSize(modelType: string, intermediate: number): fc.Arbitrary<numbe
       // so a checkpoint without them is not one transformers would write or load.
       return fc.integer({ min: 1, max: 12 }).map((x) => 2 * x);
     case 'multiple_of_I':
-      return fc.integer({ min: 0, max: 2 }).map((n) => n * intermediate);
+      return fc.integer({ min: required ? 1 : 0, max: 2 }).map((n) => n * intermediate);
+    case 'positive_multiple_of_I':
+      return fc.integer({ min: 1, max: 2 }).map((n) => n * intermediate);
     case 'equals_I':
       return fc.constant(intermediate);
   }
@@ -75,7 +79,9 @@ function groups(t: ModelTraits, experts: number): fc.Arbitrary<{ groups: number;
 export function modelSpecArb(modelType: string, cores: fc.Arbitrary<Core> = coreDims): fc.Arbitrary<ModelSpec> {
   const traits = MODEL_TRAITS[modelType];
   if (!traits) throw new Error(`no traits for model type ${modelType}`);
-  return cores.chain((core) =>
+  // The registry's constraints: sizes transformers would build as something else are never drawn.
+  const minExperts = entryFor(modelType).constraints?.minExperts ?? 1;
+  return cores.map((c) => (c.experts < minExperts ? { ...c, experts: minExperts } : c)).chain((core) =>
     fc
       .record({
         sharedIntermediate: sharedSize(modelType, core.intermediate),

@@ -27,7 +27,7 @@ export function validParallelArb(m: ModelSpec, limits: ParallelLimits = {}): fc.
 }
 
 /** The invalid requests this model allows making (a TP size that divides nothing is not always findable small). */
-export function badRequestArb(m: ModelSpec): fc.Arbitrary<{ parallel: ParallelSpec; bad: BadRequest }> {
+export function badRequestArb(m: ModelSpec, allowed?: readonly BadRequest[]): fc.Arbitrary<{ parallel: ParallelSpec; bad: BadRequest }> {
   const options: fc.Arbitrary<{ parallel: ParallelSpec; bad: BadRequest }>[] = [
     placementArb.map((placement) => ({ parallel: { tp: 1, ep: m.experts + 1, placement }, bad: 'ep-too-large' as const })),
     placementArb.map((placement) => ({ parallel: { tp: 1, ep: 1, placement }, bad: 'tp-rank-out-of-range' as const })),
@@ -37,7 +37,9 @@ export function badRequestArb(m: ModelSpec): fc.Arbitrary<{ parallel: ParallelSp
   if (nonDividing.length) {
     options.push(fc.record({ tp: fc.constantFrom(...nonDividing), placement: placementArb }).map(({ tp, placement }) => ({ parallel: { tp, ep: 1, placement }, bad: 'tp-not-dividing' as const })));
   }
-  return fc.oneof(...options);
+  const kinds: BadRequest[] = ['ep-too-large', 'tp-rank-out-of-range', 'ep-rank-out-of-range', 'tp-not-dividing'];
+  const some = options.filter((_, i) => !allowed || allowed.includes(kinds[i]!));
+  return fc.oneof(...(some.length ? some : options));
 }
 
 function orOne(sizes: number[]): number[] {

@@ -1,12 +1,20 @@
-// Deliberately wrong loaders, one per realistic bug of spec/layouts.md §3. Each wraps the
-// reference loader and corrupts its output exactly the way the bug would, so a test can
-// prove the suite catches it (and count how many generated cases that took).
+// Deliberately wrong loaders, one per realistic bug of spec/layouts.md §3, and wrong
+// forwards (routing mistakes of a kernel). Each wraps the reference loader (or forward) and
+// corrupts its output exactly the way the bug would, so a test can prove the suite catches
+// it, how many generated cases that took, and that the failure's diagnosis names the bug.
 import { ModelConfig } from '../../harness/checkpoint/config.js';
+import { isGated } from '../../harness/layouts/semantics.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
 import { expertsOf, tpSlice } from '../../harness/canonical/cut.js';
 import { referenceLoader } from '../../harness/loader/load.js';
 import { decodeFloats64, encodeFloats } from '../../harness/safetensors/codecs.js';
 import type { Canonical, Loader, ParallelRequest, Tensor } from '../../harness/tensor.js';
+import type { DiagnosisKind } from '../../harness/compare/diagnose.js';
+import { MoeConformanceError } from '../../harness/errors.js';
+import { InvalidParallelRequest } from '../../harness/canonical/errors.js';
+import type { MoeBackend } from '../../kernels/backend.js';
+import { referenceForward } from '../../kernels/moe.js';
+import { route, sigmoid, softmax, topK, type RoutingResult } from '../../kernels/routing.js';
 import { memoLoader, recent } from '../memo.js';
 import { QuantizedRouter } from '../../harness/quant/errors.js';
 import { schemeOf } from '../../harness/quant/scheme.js';
@@ -20,6 +28,12 @@ export interface Mutant {
   /** The bug, as it happens in a real loader. */
   bug: string;
   loader: Loader;
+  /** Kernel-side mutants: the wrong forward (the loader is then the reference). */
+  forward?: MoeBackend;
+  /** The kind harness/compare/diagnose.ts (or properties/diagnose-forward.ts) must name for it. */
+  diagnosis: DiagnosisKind;
+  /** Suite settings other than the default, for a bug that only some sizes show (and why). */
+  suite?: { capabilities: { modelTypes: string[] }; cases: number; why: string };
 }
 
 interface Model {
@@ -28,6 +42,12 @@ interface Model {
   intermediate: number;
   sharedIntermediate: number;
   experts: number;
+  /** Non-gated experts (w13 is up rows only). */
+  nonGated: boolean;
+  /** Zero-compute experts among `experts` (the router's rows), 0 for most. */
+  zeroExperts: number;
+  /** Rows of an FP8 scale block, where the checkpoint has them. */
+  blockRows?: number;
 }
 
 const models = recent<Model>(64);
@@ -37,17 +57,23 @@ const reference = memoLoader(referenceLoader, 256);
 function modelOf(dir: string): Promise<Model> {
   return models(dir, async () => {
     const sem = semanticsOf(await ModelConfig.read(dir));
-    return { modelType: sem.modelType, hidden: sem.hidden, intermediate: sem.intermediate, sharedIntermediate: sem.sharedIntermediate, experts: sem.experts };
+    return {
+      modelType: sem.modelType, hidden: sem.hidden, intermediate: sem.intermediate, sharedIntermediate: sem.sharedIntermediate, experts: sem.experts,
+      nonGated: !isGated(sem.activation), zeroExperts: sem.zeroExperts ?? 0,
+      ...(sem.quant?.method === 'fp8' && { blockRows: sem.quant.scaleBlock.rows }),
+    };
   });
 }
 
 const load = (dir: string, req: ParallelRequest) => reference.load(dir, req);
 const layersOf = (c: Canonical) => [...new Set([...c.keys()].map((k) => Number(/^layers\.(\d+)\./.exec(k)?.[1])))].filter((n) => !Number.isNaN(n));
 
-/** A mutant whose loader is `load` under the mutant's own name. */
+/** A mutant whose loader is `load` under the mutant's own name; its diagnosis comes from the DIAGNOSIS table. */
 function mutant(name: string, bug: string, load: Loader['load']): Mutant {
-  return { name, bug, loader: { name, load } };
+  return { name, bug, loader: { name, load }, diagnosis: 'unknown' };
 }
+
+
 
 /** Applies `fix` to every tensor whose name ends with `suffix`. */
 function mapTensors(c: Canonical, suffix: string, fix: (t: Tensor, name: string) => Tensor): Canonical {
@@ -126,18 +152,35 @@ function oneBlockCut(name: string, bug: string, suffix: string, stacked: boolean
   });
 }
 
+/** The last expert's slot of every expert tensor (where `applies`) overwritten by `fill` over its bytes [from, to). */
+function fillLastExpert(out: Canonical, m: Model, applies: (t: Tensor) => boolean, fill: (bytes: Uint8Array, from: number, to: number, t: Tensor) => void): Canonical {
+  const fixed = new Map(out);
+  for (const L of layersOf(out)) {
+    const slot = int32s(out.get(`layers.${L}.experts.ids`)!).indexOf(m.experts - 1);
+    if (slot < 0) continue;
+    for (const [k, t] of out) {
+      if (!k.startsWith(`layers.${L}.experts.`) || k.endsWith('.ids') || !applies(t)) continue;
+      const bytes = t.bytes.slice();
+      const per = bytes.length / t.shape[0]!;
+      fill(bytes, slot * per, (slot + 1) * per, t);
+      fixed.set(k, { ...t, bytes });
+    }
+  }
+  return fixed;
+}
+
 const swapHalves = (t: Tensor, stacked: boolean) => {
   const rows = t.shape[stacked ? 1 : 0]!;
   return selectRows(t, [[rows / 2, rows], [0, rows / 2]], stacked);
 };
 
-export const MUTANTS: readonly Mutant[] = [
+const LOADER_MUTANTS: readonly Mutant[] = [
   onOutput('swapped-gate-up', 'gate and up halves swapped (up-first stacking, as TensorRT-LLM stores w3_w1, read as gate-first)', (out) =>
     mapTensors(mapTensors(out, 'experts.w13', (t) => swapHalves(t, true)), 'shared.w13', (t) => swapHalves(t, false)),
   ),
   oneBlockCut('fused-axis-cut-in-one-piece', 'TP cuts the fused 2I axis of w13 in one piece instead of cutting gate and up separately', 'experts.w13', true),
   fromTpWhole('transposed-read-when-h-eq-2i', 'a shape-guessing loader reads the transposed [E,H,2I] gate_up_proj as [E,2I,H] when H == 2I (transformers issue 47031)', (whole, m) =>
-    (m.modelType === 'llama4_text' || m.modelType === 'gpt_oss') && m.hidden === 2 * m.intermediate ? mapTensors(whole, 'experts.w13', transposeSquare) : whole,
+    ['llama4_text', 'gpt_oss', 'qwen3_vl_moe'].includes(m.modelType) && m.hidden === 2 * m.intermediate ? mapTensors(whole, 'experts.w13', transposeSquare) : whole,
   ),
   fromTpWhole('interleaved-read-as-concatenated', 'gpt_oss gate/up interleaved on the 2I axis read as two concatenated halves (biases too)', (whole, m) => {
     if (m.modelType !== 'gpt_oss') return whole;
@@ -157,21 +200,9 @@ export const MUTANTS: readonly Mutant[] = [
     // Slot e holds the data of the e-th name in string order; the ids still read 0..E-1.
     return expertsOf(m.experts, req.epSize, req.epRank, req.epPlacement).map((e) => byString[e]!);
   }),
-  onOutput('dropped-expert-as-zeros', 'the last expert of each layer silently loaded as zeros (its key names drifted and were not found)', (out, _req, m) => {
-    const fixed = new Map(out);
-    for (const L of layersOf(out)) {
-      const slot = int32s(out.get(`layers.${L}.experts.ids`)!).indexOf(m.experts - 1);
-      if (slot < 0) continue;
-      for (const [k, t] of out) {
-        if (!k.startsWith(`layers.${L}.experts.`) || k.endsWith('.ids')) continue;
-        const bytes = t.bytes.slice();
-        const per = bytes.length / t.shape[0]!;
-        bytes.fill(0, slot * per, (slot + 1) * per);
-        fixed.set(k, { ...t, bytes });
-      }
-    }
-    return fixed;
-  }),
+  onOutput('dropped-expert-as-zeros', 'the last expert of each layer silently loaded as zeros (its key names drifted and were not found)', (out, _req, m) =>
+    fillLastExpert(out, m, () => true, (bytes, from, to) => bytes.fill(0, from, to)),
+  ),
   onOutput('w2-bias-divided-per-rank', 'w2_bias split over TP ranks (divided by T, for an engine that adds it on every rank) instead of whole on every rank', (out, req) =>
     req.tpSize === 1 ? out : mapTensors(out, 'experts.w2_bias', (t) => ({ ...t, bytes: encodeFloats(t.dtype, decodeFloats64(t.dtype, t.bytes).map((v) => v / req.tpSize)) })),
   ),
@@ -180,6 +211,24 @@ export const MUTANTS: readonly Mutant[] = [
     const fixed = new Map(out);
     for (const k of out.keys()) if (k.endsWith('router.correction_bias')) fixed.delete(k);
     return fixed;
+  }),
+  onOutput('correction-bias-narrowed', 'the F32 correction bias of a 16-bit checkpoint (transformers keeps e_score_correction_bias in float32) narrowed to the weights\' dtype', (out) => {
+    const narrow = out.get([...out.keys()].find((k) => k.endsWith('experts.w13'))!)?.dtype;
+    if (narrow !== 'BF16' && narrow !== 'F16') return out;
+    return mapTensors(out, 'router.correction_bias', (t) => (t.dtype === 'F32' ? { ...t, dtype: narrow, bytes: encodeFloats(narrow, decodeFloats64('F32', t.bytes)) } : t));
+  }),
+  onOutput('non-gated-as-gated', 'non-gated experts (nemotron_h: up and down only) loaded as gated, the up rows standing in for a gate half as well', (out, _req, m) => {
+    if (!m.nonGated) return out;
+    const doubled = (t: Tensor, stacked: boolean) => {
+      const rows = t.shape[stacked ? 1 : 0]!;
+      return selectRows(t, [[0, rows], [0, rows]], stacked);
+    };
+    return mapTensors(mapTensors(out, 'experts.w13', (t) => doubled(t, true)), 'shared.w13', (t) => doubled(t, false));
+  }),
+  onOutput('zero-experts-dropped', 'the router cut to the real experts (longcat_flash\'s zero-compute experts lost from router.weight and the correction bias)', (out, _req, m) => {
+    if (m.zeroExperts === 0) return out;
+    const real = m.experts - m.zeroExperts;
+    return mapTensors(mapTensors(out, 'router.weight', (t) => selectRows(t, [[0, real]], false)), 'router.correction_bias', (t) => ({ ...t, shape: [real], bytes: t.bytes.slice(0, (t.bytes.length / t.shape[0]!) * real) }));
   }),
   onOutput('router-cut-by-ep', 'the router weight cut to the rank\'s own experts, as if EP split it', (out) => {
     const fixed = new Map(out);
@@ -317,3 +366,186 @@ function QUANT_MUTANTS(): Mutant[] {
     }),
   ];
 }
+
+/** The float dtypes' NaN, for a mutant that leaves memory uninitialised. */
+const nanOf = (t: Tensor): Uint8Array => encodeFloats(t.dtype, [NaN]);
+
+class UnsupportedRequest extends MoeConformanceError {}
+
+/** More wrong loaders: one for each diagnosis kind the ones above do not produce. */
+const MORE_LOADER_MUTANTS: readonly Mutant[] = [
+  mutant('tp-rank-off-by-one', 'TP rank r loads the slice of rank r+1 (mod T): the rank index shifted by one', async (dir, req) => {
+    const own = await load(dir, req);
+    if (req.tpSize === 1) return own;
+    const other = await load(dir, { ...req, tpRank: (req.tpRank + 1) % req.tpSize });
+    const out = new Map(own);
+    for (const [k, t] of other) if (/\.(experts\.w13|experts\.w13_bias|experts\.w2|shared\.w13|shared\.w2)$/.test(k)) out.set(k, t);
+    return out;
+  }),
+  mutant('shared-expert-not-cut', 'the shared expert loaded whole on every TP rank (it is cut like the routed experts)', async (dir, req) => {
+    const out = new Map(await load(dir, req));
+    if (req.tpSize === 1) return out;
+    const whole = await load(dir, { ...req, tpSize: 1, tpRank: 0 });
+    for (const k of whole.keys()) if (/\.shared\.w(13|2)$/.test(k)) out.set(k, whole.get(k)!);
+    return out;
+  }),
+  onOutput('rounded-through-bf16', 'F32 weights converted to the engine\'s BF16 compute dtype and back on load', (out) => {
+    const fixed = new Map(out);
+    for (const [k, t] of out) if (t.dtype === 'F32') fixed.set(k, { ...t, bytes: encodeFloats('F32', decodeFloats64('BF16', encodeFloats('BF16', decodeFloats64('F32', t.bytes)))) });
+    return fixed;
+  }),
+  onOutput('missing-expert-as-nan', 'the last expert of each layer left uninitialised (torch.empty: NaN) because its keys were not found', (out, _req, m) =>
+    fillLastExpert(out, m, (t) => ['F32', 'F16', 'BF16'].includes(t.dtype), (bytes, from, to, t) => {
+      const nan = nanOf(t);
+      for (let i = from; i < to; i += nan.length) bytes.set(nan, i);
+    }),
+  ),
+  onOutput('raw-tensor-kept', 'the checkpoint\'s fused gate_up_proj also written under its own name next to the canonical w13', (out) => {
+    const fixed = new Map(out);
+    for (const L of layersOf(out)) fixed.set(`layers.${L}.experts.gate_up_proj`, out.get(`layers.${L}.experts.w13`)!);
+    return fixed;
+  }),
+  mutant('broken-checkpoint-accepted', 'errors reading the checkpoint swallowed: a broken checkpoint loads as whatever was read (nothing)', async (dir, req) => {
+    try {
+      return await load(dir, req);
+    } catch {
+      return new Map();
+    }
+  }),
+  mutant('invalid-request-served', 'request checks skipped: a TP size that does not divide I, or a rank out of range, served as TP 1 / rank 0', async (dir, req) => {
+    try {
+      return await load(dir, req);
+    } catch (e) {
+      if (!(e instanceof InvalidParallelRequest)) throw e;
+      return load(dir, { ...req, tpSize: 1, tpRank: 0, epRank: Math.min(req.epRank, req.epSize - 1) });
+    }
+  }),
+  mutant('ep-refused', 'expert parallelism not implemented: every EP size above 1 refused', async (dir, req) => {
+    if (req.epSize > 1) throw new UnsupportedRequest('expert parallelism is not supported', { expected: 'ep size 1', found: req.epSize });
+    return load(dir, req);
+  }),
+  mutant('fp8-scale-rows-from-rank-start', 'FP8 w13 scales of TP rank r taken from block row r*ceil(Ir/bm), as if every rank started on a block boundary (it starts at floor(r*Ir/bm))', async (dir, req) => {
+    const out = await load(dir, req);
+    const m = await modelOf(dir);
+    if (req.tpSize === 1 || m.blockRows === undefined) return out;
+    const whole = await load(dir, { ...req, tpSize: 1, tpRank: 0 });
+    const Ir = m.intermediate / req.tpSize;
+    const start = req.tpRank * Math.ceil(Ir / m.blockRows);
+    return mapTensors(out, 'experts.w13_scale', (t, name) => {
+      const w = whole.get(name)!;
+      const wholeHalf = w.shape[1]! / 2;
+      const half = t.shape[1]! / 2;
+      const rows = (i: number) => Math.min(start + i, wholeHalf - 1);
+      return selectRows(w, Array.from({ length: 2 * half }, (_, i) => (i < half ? rows(i) : wholeHalf + rows(i - half))).map((r) => [r, r + 1] as const), true);
+    });
+  }),
+];
+
+// ---------------------------------------------------------------------------------------
+// Kernel-side mutants: the weights load right, the forward routes wrong. Each routing is
+// written here on its own (not by editing the semantics), so the diagnosis, which models
+// the mistakes its own way (properties/diagnose-forward.ts), is checked independently.
+
+type RouteFn = typeof route;
+
+function forwardMutant(name: string, bug: string, mutateRoute: RouteFn): Mutant {
+  const forward: MoeBackend = { name, forward: async (sem, layer, ranks, x, tokens) => referenceForward(sem, layer, ranks, x, tokens, { route: mutateRoute }) };
+  return { name, bug, loader: reference, forward, diagnosis: 'unknown' };
+}
+
+/** The top-k weights recomputed from the raw scores of the selected experts (no renormalisation), × scaling. */
+const unrenormalised: RouteFn = (sem, logits, tokens, bias) => {
+  const r = route(sem, logits, tokens, bias);
+  const ro = sem.routing;
+  if (!('renormalize' in ro) || !ro.renormalize) return r;
+  const E = sem.experts;
+  const k = sem.topK;
+  const weights = new Float64Array(r.weights.length);
+  for (let t = 0; t < tokens; t++) {
+    const row = logits.subarray(t * E, (t + 1) * E);
+    const p = ro.kind === 'softmax_topk' ? softmax(row) : Array.from(row, sigmoid);
+    for (let j = 0; j < k; j++) weights[t * k + j] = p[r.selected[t * k + j]!]! * (ro.scaling ?? 1);
+  }
+  return { ...r, weights };
+};
+
+const scaledTwice: RouteFn = (sem, logits, tokens, bias) => {
+  const r = route(sem, logits, tokens, bias);
+  const ro = sem.routing;
+  return 'scaling' in ro ? { ...r, weights: r.weights.map((w) => w * (ro.scaling ?? 1)) } : r;
+};
+
+/** sigmoid_bias, and sigmoid_group_limited_bias without groups, with p = softmax(l) in place of σ(l). */
+const softmaxScores: RouteFn = (sem, logits, tokens, bias) => {
+  const ro = sem.routing;
+  if (!(ro.kind === 'sigmoid_bias' || (ro.kind === 'sigmoid_group_limited_bias' && ro.groups <= 1))) return route(sem, logits, tokens, bias);
+  const E = sem.experts;
+  const k = sem.topK;
+  const out: RoutingResult = { selected: new Int32Array(tokens * k), weights: new Float64Array(tokens * k), scores: new Float64Array(tokens * E), inputScale: false };
+  for (let t = 0; t < tokens; t++) {
+    const p = softmax(logits.subarray(t * E, (t + 1) * E));
+    const c = p.map((v, e) => v + (bias?.[e] ?? 0));
+    const ids = topK(c, k);
+    let w = ids.map((e) => p[e]!);
+    if (ro.renormalize) {
+      const d = w.reduce((a, b) => a + b, 0) + (ro.kind === 'sigmoid_bias' ? 1e-6 : 1e-20);
+      w = w.map((v) => v / d);
+    }
+    out.selected.set(ids, t * k);
+    out.weights.set(w.map((v) => v * ro.scaling), t * k);
+    out.scores.set(c, t * E);
+  }
+  return out;
+};
+
+const FORWARD_MUTANTS: readonly Mutant[] = [
+  forwardMutant('forward-ignores-correction-bias', 'a forward that selects experts without the correction bias (e_score_correction_bias / expert_bias)', (sem, logits, tokens) => route(sem, logits, tokens, undefined)),
+  forwardMutant('forward-skips-renormalisation', 'a forward that skips the renormalisation of the top-k weights (norm_topk_prob)', unrenormalised),
+  forwardMutant('forward-routed-scaling-twice', 'a forward that multiplies by routed_scaling_factor twice (once in the router, once after the experts)', scaledTwice),
+  forwardMutant('forward-softmax-for-sigmoid', 'a forward that scores experts with softmax where the router uses sigmoid (DeepSeek-V3, GLM-4.5, dots1, LFM2)', softmaxScores),
+];
+
+/** The diagnosis kind every mutant's failures must carry. */
+const DIAGNOSIS: Record<string, DiagnosisKind> = {
+  'swapped-gate-up': 'gate-up-swapped',
+  'fused-axis-cut-in-one-piece': 'fused-axis-cut-in-one-piece',
+  'transposed-read-when-h-eq-2i': 'transposed',
+  'interleaved-read-as-concatenated': 'interleave-concat-confusion',
+  'ep-remainder-dropped': 'expert-placement',
+  'ep-ranks-reversed': 'expert-placement',
+  'expert-order-by-string': 'expert-permutation',
+  'dropped-expert-as-zeros': 'zeros-or-constant',
+  'w2-bias-divided-per-rank': 'scaled',
+  'w13-bias-cut-in-one-piece': 'fused-axis-cut-in-one-piece',
+  'correction-bias-ignored': 'missing-tensor',
+  'router-cut-by-ep': 'shape-mismatch',
+  'shared-expert-fused-cut': 'fused-axis-cut-in-one-piece',
+  'tp-rank-off-by-one': 'tp-slice-of-another-rank',
+  'shared-expert-not-cut': 'not-cut',
+  'rounded-through-bf16': 'dtype-conversion',
+  'missing-expert-as-nan': 'nan-or-inf',
+  'raw-tensor-kept': 'unexpected-tensor',
+  'broken-checkpoint-accepted': 'accepted-broken-checkpoint',
+  'ep-refused': 'refused-valid-request',
+  'invalid-request-served': 'accepted-invalid-request',
+  'fp8-scale-rows-from-rank-start': 'scale-block-misaligned',
+  'forward-ignores-correction-bias': 'forward-ignores-correction-bias',
+  'forward-skips-renormalisation': 'forward-skips-renormalisation',
+  'forward-routed-scaling-twice': 'forward-routed-scaling-twice',
+  'forward-softmax-for-sigmoid': 'forward-softmax-for-sigmoid',
+};
+
+/** Mutants the default suite cannot reach in its few cases per property. */
+const SUITE: Record<string, NonNullable<Mutant['suite']>> = {
+  'fp8-scale-rows-from-rank-start': {
+    capabilities: { modelTypes: ['mixtral'] },
+    cases: 15,
+    why: 'the bug shows only where a TP rank starts inside an FP8 scale block (quantized cases with TP > 1 and I/T not a multiple of the block), which the default 5 quantized cases need not draw',
+  },
+};
+
+export const MUTANTS: readonly Mutant[] = [...LOADER_MUTANTS, ...MORE_LOADER_MUTANTS, ...FORWARD_MUTANTS].map((m) => ({
+  ...m,
+  diagnosis: DIAGNOSIS[m.name] ?? 'unknown',
+  ...(SUITE[m.name] && { suite: SUITE[m.name] }),
+}));

@@ -2,7 +2,7 @@
 // generates checkpoints into a temporary folder, calls the command once per rank, checks
 // everything spec §3 asks, and reports. Exit 0 only if every case passed.
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { selfCommand, shellQuote } from '../args.js';
@@ -12,7 +12,8 @@ import { commandLoader, killRunningLoaders } from '../../../harness/protocol/com
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
 import { REPORT_FORMATS } from '../../reporters/files.js';
-import { mergeResults, readResults } from '../../reporters/json.js';
+import { mergeResults, parseRunInfo, readResults } from '../../reporters/json.js';
+import { runInfo } from '../../run-info.js';
 import { reportResults } from '../report-results.js';
 import { runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
@@ -31,7 +32,7 @@ const DEF: CommandDef = {
 npx it would cost about a second more per call).`,
   options: {
     loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
-    cases: { args: ['N'], help: 'generated cases', default: '100' },
+    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100' },
     seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
     'model-types': { args: ['A,B'], help: 'model types', default: 'all' },
     layouts: { args: ['A,B'], help: `layouts: ${LAYOUTS.join(', ')}`, default: 'both' },
@@ -42,8 +43,8 @@ npx it would cost about a second more per call).`,
     jobs: { args: ['N'], help: 'cases at once, >= 1', default: '2' },
     golden: { args: ['DIR...'], help: 'golden fixture folders, or folders holding them (the package ships golden/hf)', default: 'none' },
     report: { args: ['FORMAT', 'FILE'], help: `write a report; FORMAT is one of ${REPORT_FORMATS.join(', ')}`, repeatable: true },
-    'keep-failures': { args: ['DIR'], help: "keep each failing case's checkpoint and loader outputs" },
-    expectations: { args: ['FILE'], help: 'lines "ID-or-pattern fail|skip # reason"' },
+    'keep-failures': { args: ['DIR'], help: "keep each failing or inconclusive case's checkpoints, loader and reference outputs and a reason.txt, one folder per case" },
+    expectations: { args: ['FILE'], help: 'lines "ID-or-pattern fail|skip [reason=/REGEX/] [diagnosis=KIND] # reason"' },
     shard: { args: ['i/n'], help: 'run the i-th of n disjoint parts (1 <= i <= n)' },
     case: { args: ['ID'], help: "replay one case; no sampling. With a * (a pattern like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches", repeatable: true },
     merge: { args: ['FILE...'], help: 'merge JSON results of --shard runs instead of running' },
@@ -59,7 +60,9 @@ export async function run(argv: string[]): Promise<number> {
   if (merge.length) {
     p.problems.check();
     const sets = await Promise.all(merge.map(async (file) => ({ file, results: await readResults(file) })));
-    return reportResults(mergeResults(sets), reports);
+    // The shards ran the same loader and seed: the first file's run information stands for all.
+    const run = parseRunInfo(await readFile(merge[0]!, 'utf8'));
+    return reportResults(mergeResults(sets), reports, { ...(run && { run }) });
   }
   const loaderCommand = one(p, 'loader') ?? '';
   if (!one(p, 'loader')) p.problems.add('--loader "CMD ARGS" is required (or --merge)');
@@ -127,7 +130,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(shard && { shard }),
       progress: createProgress(process.stderr),
     });
-    return await reportResults(results, reports, { ...(expectations && { expectations }) });
+    const run = runInfo(loaderCommand, { seed, declared: loader.declared });
+    return await reportResults(results, reports, { run, ...(expectations && { expectations }) });
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);

@@ -10,6 +10,7 @@ import { REPORT_FORMATS } from '../../reporters/files.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
 import { reportResults } from '../report-results.js';
+import { runInfo } from '../../run-info.js';
 import { runCases } from '../../runner.js';
 import { referenceLoader } from '../../../harness/loader/load.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
@@ -65,7 +66,7 @@ export async function run(argv: string[]): Promise<number> {
       progress: createProgress(process.stderr),
     });
     const preface = `loader: reference (in process); kernel backend ${forward!.name}: ${forward!.describe?.() ?? 'no description'}\n`;
-    return await reportResults(results, reports, { preface, ...(expectations && { expectations }) });
+    return await reportResults(results, reports, { preface, run: runInfo(`reference loader (in process), kernel backend ${forward!.name}`, { seed }), ...(expectations && { expectations }) });
   } finally {
     await forward!.dispose?.();
     await rm(workDir, { recursive: true, force: true });

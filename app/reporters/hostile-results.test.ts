@@ -1,0 +1,32 @@
+// Results files (`check --merge`) are untrusted input: typed errors for every shape, no
+// crash. Each case here crashed or was accepted before: a wrong results file nested deep
+// overflowed the stack in JSON.stringify (RangeError), a heat map that is not an array threw
+// a TypeError, duplicate keys were resolved silently, invalid UTF-8 was replaced.
+import { describe, expect, it } from 'vitest';
+import { parseResults, ResultsFileError } from './json.js';
+
+const record = (over: Record<string, unknown>) => JSON.stringify({ format: 'moe-conformance-results', version: 1, results: [{ id: 'moe:load:m=a', status: 'fail', durationMs: 1, replay: 'x', ...over }] });
+
+describe('results files', () => {
+  it.each([
+    ['not a results file, nested 100,000 deep', `{"format": "x", "a": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`],
+    ['a results file nested 100,000 deep', `{"format": "moe-conformance-results", "version": 1, "results": [], "a": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`],
+    ['a heat map that is a number', record({ failure: { message: 'm', heatmap: 5 } })],
+    ['a heat map row that is a string', record({ failure: { message: 'm', heatmap: ['abc'] } })],
+    ['a failure message that is a number', record({ failure: { message: 5 } })],
+    ['a failure that is an array', record({ failure: [] })],
+    ['heat map axes of three', record({ failure: { message: 'm', heatmapAxes: ['a', 'b', 'c'] } })],
+    ['a note that is an object', record({ note: {} })],
+    ['a duplicate key', record({}).replace('"status":"fail"', '"status":"fail","status":"pass"')],
+    ['invalid UTF-8', Buffer.from([0x7b, 0xff, 0x7d])],
+    ['4.5 MB of empty objects', `{"format": "moe-conformance-results", "version": 1, "results": [], "a": [${'{},'.repeat(1_500_000)}{}]}`],
+  ] as const)('%s: ResultsFileError', (_name, text) => {
+    expect(() => parseResults(text, 'r.json')).toThrow(ResultsFileError);
+  });
+
+  it('a valid record with a heat map of NaN and numbers reads back', () => {
+    const [r] = parseResults(record({ failure: { message: 'm', heatmap: [[1, 'NaN'], [0.5, 'Infinity']], heatmapAxes: ['a', 'b'] } }), 'r.json');
+    expect(r!.failure!.heatmap).toEqual([[1, NaN], [0.5, Infinity]]);
+  });
+});
+

@@ -1,0 +1,159 @@
+"""Build every configuration the harness's generators draw with transformers, and check that
+the MoE module transformers builds is the one the layout registry describes.
+
+The property (issue 18): the generators never produce a configuration that the model type's
+reference implementation cannot build or builds as something else (n_shared_experts 0 in the
+deepseek family makes a zero-width shared module; jamba with one expert is a dense MLP).
+
+    node --import tsx properties/export-generated-configs.ts /tmp/generated-configs.json
+    .venv/bin/python golden/tools/check_generated_configs.py /tmp/generated-configs.json \
+        --record golden/generated-configs.json
+
+For each exported config: build the model (AutoConfig.for_model + AutoModelForCausalLM, tiny
+attention added), save it in the original and the fused (v5) layout, and compare the tensors
+saved under each MoE module (names and shapes) with the ones the harness's writer produces
+for that config. Counterexamples (configs the registry's constraints exclude) must differ.
+The record holds, per config, its id, fingerprint and verdict; properties/generated-configs.test.ts
+checks it without Python (same configs as the generators draw today, every one built as the
+registry says, every counterexample rejected). Exit 1 if any config fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModelForCausalLM
+
+sys.path.insert(0, str(Path(__file__).parent))
+from make_fixtures import BASE_CONFIG  # noqa: E402
+
+# Tiny attention whatever the hidden size (the generators draw H from 4 to 1040).
+ATTENTION = {"num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": 8}
+
+
+def extras(model_type: str, layers: int) -> dict[str, Any]:
+    """Non-MoE fields a tiny model of this type needs to build (its MoE fields come from the harness)."""
+    if model_type == "minimax":
+        return {"layer_types": ["full_attention"] * layers, "block_size": 16}
+    if model_type == "qwen3_next":
+        return {
+            "layer_types": (["linear_attention", "full_attention"] * layers)[:layers],
+            "linear_conv_kernel_dim": 4,
+            "linear_key_head_dim": 8,
+            "linear_value_head_dim": 8,
+            "linear_num_key_heads": 1,
+            "linear_num_value_heads": 1,
+        }
+    if model_type in ("deepseek_v2", "deepseek_v3"):
+        return {"kv_lora_rank": 16, "q_lora_rank": 32, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8}
+    if model_type == "lfm2_moe":
+        return {"layer_types": ["full_attention"] * layers, "intermediate_size": 8}
+    if model_type == "jamba":
+        return {"use_mamba_kernels": False, "attn_layer_period": 1, "attn_layer_offset": 0}
+    if model_type == "dots1":
+        return {"sliding_window": None}
+    if model_type == "dbrx":
+        return {"n_heads": 1, "attn_config": {"kv_n_heads": 1, "rope_theta": 10000.0}, "max_seq_len": 64}
+    return {}
+
+
+def saved_tables(model: torch.nn.Module, folder: Path, original: bool) -> dict[str, list[int]]:
+    model.save_pretrained(folder, save_original_format=original)
+    table: dict[str, list[int]] = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            for name in st.keys():
+                table[name] = list(st.get_slice(name).get_shape())
+    return table
+
+
+def check(sample: dict[str, Any]) -> list[str]:
+    cfg = dict(sample["config"])
+    model_type = cfg.pop("model_type")
+    layers = int(cfg.get("num_hidden_layers", cfg.get("n_layers", 1)))
+    fields = {**BASE_CONFIG, **ATTENTION, **extras(model_type, layers), **cfg}
+    if model_type == "dbrx":
+        for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim"):
+            fields.pop(k, None)
+    torch.manual_seed(0)
+    try:
+        config = AutoConfig.for_model(model_type, **fields)
+        model = AutoModelForCausalLM.from_config(config)
+    except Exception as e:  # a config transformers cannot build at all
+        return [f"transformers cannot build it: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"]
+    problems: list[str] = []
+    for layout, original in (("original", True), ("fused", False)):
+        want: dict[str, list[int]] = sample["layouts"][layout]["tensors"]
+        modules = [m + "." for m in sample["layouts"][layout]["modules"]]
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                saved = saved_tables(model, Path(tmp), original)
+            except Exception as e:
+                problems.append(f"{layout}: transformers cannot save it: {type(e).__name__}: {e}")
+                continue
+        got = {k: v for k, v in saved.items() if any(k.startswith(m) for m in modules)}
+        for k in sorted(set(want) - set(got)):
+            problems.append(f"{layout}: the registry has {k} {want[k]}, transformers does not")
+        for k in sorted(set(got) - set(want)):
+            problems.append(f"{layout}: transformers has {k} {got[k]}, the registry does not")
+        for k in sorted(set(want) & set(got)):
+            if want[k] != got[k]:
+                problems.append(f"{layout}: {k}: registry shape {want[k]}, transformers {got[k]}")
+        for k, shape in sorted(got.items()):
+            if 0 in shape:
+                problems.append(f"{layout}: transformers builds {k} with a zero-width shape {shape}")
+        if not got:
+            problems.append(f"{layout}: transformers saves nothing under {', '.join(modules)}")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("exported", type=Path, help="JSON written by properties/export-generated-configs.ts")
+    ap.add_argument("--record", type=Path, help="write the verdicts here (golden/generated-configs.json)")
+    ap.add_argument("--types", nargs="*", help="only these model types")
+    args = ap.parse_args(argv)
+    transformers.logging.set_verbosity_error()
+    data = json.loads(args.exported.read_text())
+    records = []
+    failed = 0
+    for s in data["samples"]:
+        if args.types and s["modelType"] not in args.types:
+            continue
+        problems = check(s)
+        counter = s.get("excludedBy")
+        ok = bool(problems) if counter else not problems
+        failed += 0 if ok else 1
+        mark = "ok  " if ok else "FAIL"
+        kind = f" (counterexample of {counter}: must differ)" if counter else ""
+        print(f"{mark} {s['id']}{kind}" + "".join(f"\n       {p}" for p in problems[:6]), flush=True)
+        rec: dict[str, Any] = {"id": s["id"], "hash": s["hash"], "ok": ok}
+        if counter:
+            rec["excludedBy"] = counter
+        if problems:
+            rec["transformers"] = problems[:6]
+        records.append(rec)
+    print(f"{len(records)} configs, {failed} failed")
+    if args.record:
+        record = {
+            "what": "generated configs built by transformers: does the MoE module match the layout registry (golden/tools/check_generated_configs.py)",
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "seed": data["seed"],
+            "perType": data["perType"],
+            "samples": records,
+        }
+        args.record.write_text(json.dumps(record, indent=1) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,264 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
+import { encodeFloats, decodeFloats64 } from '../safetensors/codecs.js';
+import { expertsOf, tpSlice } from '../canonical/cut.js';
+import { bitsHex, countKinds, diagnoseCanonical, DIAGNOSIS_KINDS, ranges, type Diagnosis } from './diagnose.js';
+
+// A tiny model by hand: w13 [E, 2I, H], w2 [E, H, I], w2_bias [E, H], router [E, H], cut for a
+// rank here with plain loops (independently of harness/canonical's specs).
+interface Dims { E: number; I: number; H: number }
+
+function rand(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+const f32 = (shape: number[], values: ArrayLike<number>): Tensor => ({ dtype: 'F32', shape, bytes: encodeFloats('F32', values) });
+const i32 = (ids: number[]): Tensor => ({ dtype: 'I32', shape: [ids.length], bytes: new Uint8Array(new Int32Array(ids).buffer) });
+const vals = (t: Tensor) => decodeFloats64(t.dtype, t.bytes);
+
+function wholeModel(d: Dims, seed = 1): Canonical {
+  const r = rand(seed);
+  const n = (k: number) => Array.from({ length: k }, r);
+  return new Map<string, Tensor>([
+    ['layers.0.experts.ids', i32(Array.from({ length: d.E }, (_, i) => i))],
+    ['layers.0.experts.w13', f32([d.E, 2 * d.I, d.H], n(d.E * 2 * d.I * d.H))],
+    ['layers.0.experts.w2', f32([d.E, d.H, d.I], n(d.E * d.H * d.I))],
+    ['layers.0.experts.w2_bias', f32([d.E, d.H], n(d.E * d.H))],
+    ['layers.0.router.weight', f32([d.E, d.H], n(d.E * d.H))],
+  ]);
+}
+
+/** w13 rows of each expert: `rows(e)` lists the whole rows, in order, that the rank holds. */
+function pickRows(t: Tensor, slots: number[], rows: (e: number) => number[]): Tensor {
+  const [, R, H] = t.shape as [number, number, number];
+  const v = vals(t);
+  const out: number[] = [];
+  for (const e of slots) for (const j of rows(e)) for (let c = 0; c < H; c++) out.push(v[(e * R + j) * H + c]!);
+  return f32([slots.length, rows(slots[0]!).length, H], out);
+}
+
+function pickCols(t: Tensor, slots: number[], a: number, b: number): Tensor {
+  const [, H, I] = t.shape as [number, number, number];
+  const v = vals(t);
+  const out: number[] = [];
+  for (const e of slots) for (let h = 0; h < H; h++) for (let c = a; c < b; c++) out.push(v[(e * H + h) * I + c]!);
+  return f32([slots.length, H, b - a], out);
+}
+
+function pickSlotsOf(t: Tensor, slots: number[]): Tensor {
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  const v = vals(t);
+  return f32([slots.length, ...t.shape.slice(1)], slots.flatMap((e) => Array.from(v.subarray(e * per, (e + 1) * per))));
+}
+
+const gateUp = (I: number, T: number, r: number) => {
+  const [a, b] = tpSlice(I, T, r);
+  return (_e: number) => [...Array.from({ length: b - a }, (_, i) => a + i), ...Array.from({ length: b - a }, (_, i) => I + a + i)];
+};
+
+function rankOf(whole: Canonical, d: Dims, req: ParallelRequest, o: { slots?: number[]; w13Rows?: (e: number) => number[]; w2Rank?: number } = {}): Canonical {
+  const slots = o.slots ?? expertsOf(d.E, req.epSize, req.epRank, req.epPlacement);
+  const [a, b] = tpSlice(d.I, req.tpSize, o.w2Rank ?? req.tpRank);
+  return new Map<string, Tensor>([
+    ['layers.0.experts.ids', i32(slots)],
+    ['layers.0.experts.w13', pickRows(whole.get('layers.0.experts.w13')!, slots, o.w13Rows ?? gateUp(d.I, req.tpSize, req.tpRank))],
+    ['layers.0.experts.w2', pickCols(whole.get('layers.0.experts.w2')!, slots, a, b)],
+    ['layers.0.experts.w2_bias', pickSlotsOf(whole.get('layers.0.experts.w2_bias')!, slots)],
+    ['layers.0.router.weight', whole.get('layers.0.router.weight')!],
+  ]);
+}
+
+const req = (tpSize: number, tpRank: number, epSize = 1, epRank = 0, epPlacement: 'linear' | 'round_robin' = 'linear'): ParallelRequest => ({ tpSize, tpRank, epSize, epRank, epPlacement });
+const kinds = (ds: Diagnosis[]) => ds.map((x) => `${x.tensor.replace('layers.0.', '')}:${x.kind}`);
+const set = (c: Canonical, name: string, t: Tensor) => new Map(c).set(name, t);
+
+describe('diagnoseCanonical', () => {
+  const d: Dims = { E: 4, I: 4, H: 6 };
+  const whole = wholeModel(d);
+
+  it('finds nothing in a correct rank', () => {
+    for (const r of [req(1, 0), req(2, 1), req(2, 0, 2, 1), req(1, 0, 3, 2, 'round_robin')]) {
+      const x = rankOf(whole, d, r);
+      expect(diagnoseCanonical(x, rankOf(whole, d, r), { req: r, whole })).toEqual([]);
+    }
+  });
+
+  it('names gate and up halves swapped, on every expert', () => {
+    const r = req(2, 1);
+    const [a, b] = tpSlice(d.I, 2, 1);
+    const found = rankOf(whole, d, r, { w13Rows: () => [...Array.from({ length: b - a }, (_, i) => d.I + a + i), ...Array.from({ length: b - a }, (_, i) => a + i)] });
+    const ds = diagnoseCanonical(rankOf(whole, d, r), found, { req: r, whole });
+    expect(kinds(ds)).toEqual(['experts.w13:gate-up-swapped']);
+    expect(ds[0]!.detail).toBe('experts 0–3: gate and up halves swapped (up rows first)');
+  });
+
+  it('names the fused axis cut in one piece and another rank\'s slice', () => {
+    const r = req(4, 1);
+    const Ir = d.I / 4;
+    const onePiece = rankOf(whole, d, r, { w13Rows: () => Array.from({ length: 2 * Ir }, (_, i) => 2 * Ir + i) });
+    expect(kinds(diagnoseCanonical(rankOf(whole, d, r), onePiece, { req: r, whole }))).toEqual(['experts.w13:fused-axis-cut-in-one-piece']);
+    const other = rankOf(whole, d, r, { w13Rows: gateUp(d.I, 4, 3), w2Rank: 2 });
+    const ds = diagnoseCanonical(rankOf(whole, d, r), other, { req: r, whole });
+    expect(kinds(ds)).toEqual(['experts.w13:tp-slice-of-another-rank', 'experts.w2:tp-slice-of-another-rank']);
+    expect(ds.map((x) => x.detail)).toEqual(['experts 0–3: TP rank 1/4 holds the slice of TP rank 3', 'experts 0–3: TP rank 1/4 holds the columns of TP rank 2']);
+  });
+
+  it('gives the map of permuted experts, and names a wrong placement', () => {
+    const r = req(1, 0, 2, 0);
+    const perm = rankOf(whole, d, r, { slots: [1, 0] });
+    const ds = diagnoseCanonical(rankOf(whole, d, r), perm, { req: r, whole });
+    expect(kinds(ds)).toEqual(['experts.ids:expert-permutation', 'experts.w13:expert-permutation', 'experts.w2:expert-permutation', 'experts.w2_bias:expert-permutation']);
+    expect(ds[1]!.map).toEqual([1, 0]);
+    expect(ds[1]!.detail).toContain('slot 0 holds expert 1, slot 1 holds expert 0');
+    const reversed = rankOf(whole, d, r, { slots: [2, 3] });
+    const rd = diagnoseCanonical(rankOf(whole, d, r), reversed, { req: r, whole });
+    expect(new Set(rd.map((x) => x.kind))).toEqual(new Set(['expert-placement']));
+    expect(rd[1]!.detail).toMatch(/^the experts of EP rank 1 \(ranks reversed\)/);
+    // E = 5 over 2 ranks, linear: rank 0 holds 0..2; dropping the remainder leaves 0..1 (fewer slots).
+    const d5: Dims = { E: 5, I: 4, H: 6 };
+    const w5 = wholeModel(d5, 3);
+    const dropped = rankOf(w5, d5, r, { slots: [0, 1] });
+    const dd = diagnoseCanonical(rankOf(w5, d5, r), dropped, { req: r, whole: w5 });
+    expect(new Set(dd.map((x) => x.kind))).toEqual(new Set(['expert-placement']));
+    expect(dd[1]!.detail).toMatch(/remainder experts dropped/);
+    const rr = rankOf(w5, d5, r, { slots: [0, 2, 4] });
+    expect(diagnoseCanonical(rankOf(w5, d5, r), rr, { req: r, whole: w5 })[1]!.detail).toMatch(/^round_robin placement where linear is due/);
+  });
+
+  it('names zeros, a scale factor, NaN and a rounding through bf16, on the part they cover', () => {
+    const r = req(2, 0);
+    const x = rankOf(whole, d, r);
+    const w13 = x.get('layers.0.experts.w13')!;
+    const zeroed = { ...w13, bytes: w13.bytes.slice() };
+    const per = zeroed.bytes.length / 4;
+    zeroed.bytes.fill(0, 3 * per, 4 * per);
+    const zd = diagnoseCanonical(x, set(x, 'layers.0.experts.w13', zeroed), { req: r, whole });
+    expect(zd).toEqual([{ tensor: 'layers.0.experts.w13', kind: 'zeros-or-constant', detail: 'experts 3: all zeros' }]);
+    // Only the up half of expert 1 zeroed: the part is named.
+    const upZero = { ...w13, bytes: w13.bytes.slice() };
+    upZero.bytes.fill(0, per + per / 2, 2 * per);
+    expect(diagnoseCanonical(x, set(x, 'layers.0.experts.w13', upZero), { req: r, whole })[0]!.detail).toBe('up half of experts 1: all zeros');
+    const bias = x.get('layers.0.experts.w2_bias')!;
+    const halved = f32(bias.shape, vals(bias).map((v) => v / 2));
+    expect(diagnoseCanonical(x, set(x, 'layers.0.experts.w2_bias', halved), { req: r, whole })).toEqual([
+      { tensor: 'layers.0.experts.w2_bias', kind: 'scaled', detail: 'experts 0–3: found = c × expected with c = 1/2 (0.5000)' },
+    ]);
+    const nan = f32(bias.shape, vals(bias).map((v, i) => (i === 7 ? NaN : v)));
+    expect(kinds(diagnoseCanonical(x, set(x, 'layers.0.experts.w2_bias', nan), { req: r, whole }))).toEqual(['experts.w2_bias:nan-or-inf']);
+    const router = x.get('layers.0.router.weight')!;
+    const rounded = f32(router.shape, decodeFloats64('BF16', encodeFloats('BF16', vals(router))));
+    const rd = diagnoseCanonical(x, set(x, 'layers.0.router.weight', rounded), { req: r, whole });
+    expect(rd).toEqual([{ tensor: 'layers.0.router.weight', kind: 'dtype-conversion', detail: 'values rounded through BF16 (stored as F32)' }]);
+    const asBf16: Tensor = { dtype: 'BF16', shape: router.shape, bytes: encodeFloats('BF16', vals(router)) };
+    expect(diagnoseCanonical(x, set(x, 'layers.0.router.weight', asBf16), { req: r, whole })[0]).toMatchObject({ kind: 'dtype-conversion', detail: 'stored as BF16, expected F32: the values rounded to BF16' });
+  });
+
+  it('names a transposed square matrix and interleaved rows read as concatenated', () => {
+    const sq: Dims = { E: 2, I: 3, H: 6 };
+    const w = wholeModel(sq, 5);
+    const t = w.get('layers.0.experts.w13')!;
+    const v = vals(t);
+    const tr = f32(t.shape, v.map((_, k) => { const e = Math.floor(k / 36); const i = Math.floor((k % 36) / 6); const j = k % 6; return v[e * 36 + j * 6 + i]!; }));
+    const wt = set(w, 'layers.0.experts.w13', tr);
+    const r = req(1, 0);
+    expect(kinds(diagnoseCanonical(rankOf(w, sq, r), rankOf(wt, sq, r), { req: r, whole: w }))).toEqual(['experts.w13:transposed']);
+    // Stored g0 u0 g1 u1 ...: row i of the bug's result is stored row i.
+    const inter = rankOf(w, sq, r, { w13Rows: () => Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? i / 2 : 3 + (i - 1) / 2)) });
+    expect(kinds(diagnoseCanonical(rankOf(w, sq, r), inter, { req: r, whole: w }))).toEqual(['experts.w13:interleave-concat-confusion']);
+  });
+
+  it('names missing, unexpected, not-cut and mis-shaped tensors, and an EP-cut router', () => {
+    const r = req(2, 1, 2, 1);
+    const x = rankOf(whole, d, r);
+    const missing = new Map(x);
+    missing.delete('layers.0.experts.w2_bias');
+    missing.set('layers.0.experts.gate_up_proj', x.get('layers.0.experts.w13')!);
+    expect(kinds(diagnoseCanonical(x, missing, { req: r, whole }))).toEqual(['experts.gate_up_proj:unexpected-tensor', 'experts.w2_bias:missing-tensor']);
+    const notCut = set(x, 'layers.0.experts.w13', pickRows(whole.get('layers.0.experts.w13')!, [2, 3], () => Array.from({ length: 8 }, (_, i) => i)));
+    expect(diagnoseCanonical(x, notCut, { req: r, whole })[0]!.kind).toBe('not-cut');
+    const routerCut = set(x, 'layers.0.router.weight', pickSlotsOf(whole.get('layers.0.router.weight')!, [2, 3]));
+    expect(diagnoseCanonical(x, routerCut, { req: r, whole })[0]).toMatchObject({ kind: 'shape-mismatch', detail: expect.stringMatching(/only the rows of this rank's experts \[2, 3\] \(cut by EP/) });
+    const odd = set(x, 'layers.0.router.weight', f32([1, 3], [1, 2, 3]));
+    expect(diagnoseCanonical(x, odd, { req: r, whole })[0]!.kind).toBe('shape-mismatch');
+  });
+
+  it('says unknown, with the rows that differ, rather than guess', () => {
+    const r = req(1, 0);
+    const x = rankOf(whole, d, r);
+    const w2 = x.get('layers.0.experts.w2')!;
+    const noisy = f32(w2.shape, vals(w2).map((v, i) => (i >= 12 && i < 20 ? v + 0.25 * Math.sin(i) : v)));
+    const ds = diagnoseCanonical(x, set(x, 'layers.0.experts.w2', noisy), { req: r, whole });
+    expect(ds).toEqual([{ tensor: 'layers.0.experts.w2', kind: 'unknown', detail: 'experts 0: no known relation to the reference; rows 3..5 differ (of 6)' }]);
+  });
+
+  it('names one relation per bug over random sizes and ranks', () => {
+    const bugs = ['gate-up-swapped', 'tp-slice-of-another-rank', 'expert-permutation', 'zeros-or-constant'] as const;
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 6 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 2, max: 4 }), fc.constantFrom(...bugs), fc.nat(), (E, per, H, T, bug, seed) => {
+        const dd: Dims = { E, I: per * T, H };
+        const w = wholeModel(dd, seed + 1);
+        const r = req(T, seed % T);
+        const x = rankOf(w, dd, r);
+        const Ir = per;
+        const [a] = tpSlice(dd.I, T, r.tpRank);
+        const found =
+          bug === 'gate-up-swapped' ? rankOf(w, dd, r, { w13Rows: () => [...Array.from({ length: Ir }, (_, i) => dd.I + a + i), ...Array.from({ length: Ir }, (_, i) => a + i)] })
+          : bug === 'tp-slice-of-another-rank' ? rankOf(w, dd, r, { w13Rows: gateUp(dd.I, T, (r.tpRank + 1) % T) })
+          : bug === 'expert-permutation' ? rankOf(w, dd, r, { slots: Array.from({ length: E }, (_, i) => E - 1 - i) })
+          : set(x, 'layers.0.experts.w13', { ...x.get('layers.0.experts.w13')!, bytes: new Uint8Array(x.get('layers.0.experts.w13')!.bytes.length) });
+        const ds = diagnoseCanonical(x, found, { req: r, whole: w });
+        const w13 = ds.find((z) => z.tensor === 'layers.0.experts.w13');
+        // E = 1 (or a palindromic order) leaves nothing to permute.
+        if (bug === 'expert-permutation' && E === 1) return;
+        expect(w13?.kind).toBe(bug);
+        expect(ds.every((z) => z.kind !== 'unknown')).toBe(true);
+      }),
+      { seed: 13, numRuns: 120 },
+    );
+  });
+});
+
+describe('hostile input', () => {
+  it('never throws, whatever the found tensors are: odd shapes, dtypes, lengths and names', () => {
+    const d: Dims = { E: 3, I: 2, H: 4 };
+    const whole = wholeModel(d, 9);
+    const r = req(2, 1, 3, 2);
+    const x = rankOf(whole, d, r);
+    const names = [...x.keys(), 'layers.0.shared.w13', 'layers.0.experts.w13_scale', 'other'];
+    const tensor = fc.record({
+      dtype: fc.constantFrom('F32' as const, 'BF16' as const, 'I32' as const, 'U8' as const, 'F4' as const),
+      shape: fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }),
+      bytes: fc.uint8Array({ maxLength: 200 }),
+    });
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom(...names), tensor, { maxKeys: 6 }), (found) => {
+        const ds = diagnoseCanonical(x, new Map(Object.entries(found)), { req: r, whole });
+        for (const z of ds) expect(DIAGNOSIS_KINDS).toContain(z.kind);
+        // Nothing fell through to the safety net: every tensor was examined.
+        expect(ds.filter((z) => z.detail.startsWith('could not be examined'))).toEqual([]);
+      }),
+      { seed: 5, numRuns: 300 },
+    );
+  });
+});
+
+describe('helpers', () => {
+  it('shows a dtype\'s bit pattern, not the little-endian bytes', () => {
+    expect(bitsHex('F16', Uint8Array.of(0x57, 0xb0))).toBe('b057');
+    expect(bitsHex('F32', Uint8Array.of(0x00, 0x00, 0x80, 0x3f))).toBe('3f800000');
+  });
+  it('writes number ranges and counts the kinds of failures', () => {
+    expect(ranges([0, 1, 2, 3, 5, 7, 8])).toBe('0–3, 5, 7, 8');
+    expect(countKinds([[{ tensor: 'a', kind: 'gate-up-swapped', detail: '' }], [{ tensor: 'a', kind: 'gate-up-swapped', detail: '' }], undefined])).toEqual([['gate-up-swapped', 2], ['no diagnosis', 1]]);
+  });
+  it('keeps the names the issue fixed for the JSON format', () => {
+    for (const k of ['gate-up-swapped', 'fused-axis-cut-in-one-piece', 'tp-slice-of-another-rank', 'not-cut', 'expert-permutation', 'expert-placement', 'transposed', 'interleave-concat-confusion', 'scaled', 'zeros-or-constant', 'nan-or-inf', 'dtype-conversion', 'scale-block-misaligned', 'missing-tensor', 'unexpected-tensor', 'shape-mismatch', 'accepted-broken-checkpoint', 'refused-valid-request', 'unknown']) {
+      expect(DIAGNOSIS_KINDS).toContain(k);
+    }
+  });
+});
