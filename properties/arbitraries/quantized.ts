@@ -9,13 +9,12 @@ import { layoutArb, shardArb } from './checkpoint.js';
 import { coreDims, modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
 import { tpKeepsBlocks } from '../../harness/canonical/cut.js';
-import { QUANT_DTYPES } from '../../harness/quant/formats/index.js';
-import { MODEL_TYPES } from '../../harness/layouts/registry.js';
+import { modelTypesFor, QUANT_DTYPES } from '../../harness/quant/formats/index.js';
 
-/** FP8 block scales: every model type, every layout family (transposed, interleaved and flattened included). */
-export const FP8_MODEL_TYPES: readonly string[] = MODEL_TYPES;
-/** NVFP4, static FP8, INT4: every model type whose layouts are per expert or fused [E, 2I, H] (not llama4's transposed, gpt_oss's interleaved or dbrx's flattened experts). */
-export const PER_EXPERT_OR_FUSED_TYPES: readonly string[] = MODEL_TYPES.filter((t) => !['llama4_text', 'gpt_oss', 'dbrx'].includes(t));
+/** FP8 block scales: every gated model type, every layout family (transposed, interleaved and flattened included). */
+export const FP8_MODEL_TYPES: readonly string[] = modelTypesFor(QUANT_DTYPES.fp8);
+/** NVFP4, static FP8, INT4: the gated model types whose layouts are per expert or fused [E, 2I, H] (not llama4's transposed, gpt_oss's interleaved or dbrx's flattened experts). */
+export const PER_EXPERT_OR_FUSED_TYPES: readonly string[] = modelTypesFor(QUANT_DTYPES.nvfp4);
 
 /** Which model types each quantized dtype is drawn for, and the sizes it needs. */
 const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: number[]; intermediate?: number[]; layouts: boolean }> = {

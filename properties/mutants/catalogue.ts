@@ -533,6 +533,18 @@ const DIAGNOSIS: Record<string, DiagnosisKind> = {
   'forward-skips-renormalisation': 'forward-skips-renormalisation',
   'forward-routed-scaling-twice': 'forward-routed-scaling-twice',
   'forward-softmax-for-sigmoid': 'forward-softmax-for-sigmoid',
+  // Quantized formats (spec/layouts.md §4).
+  'fp4-nibble-order-swapped': 'nibble-order',
+  'int4-nibble-order-confused': 'nibble-order',
+  'nvfp4-scale-2-from-expert-0': 'expert-placement',
+  'nvfp4-gate-scale-2-for-up': 'zeros-or-constant',
+  'input-scale-dropped': 'missing-tensor',
+  'k-scales-not-cut': 'not-cut',
+  'quantized-router-accepted': 'accepted-broken-checkpoint',
+  'int4-zero-point-ignored': 'dequantized-differently',
+  'gptq-zeros-without-plus-one': 'dequantized-differently',
+  'int4-g-idx-ignored': 'dequantized-differently',
+  'fp8-w13-requantized-to-max-scale': 'requantized',
 };
 
 /** Mutants the default suite cannot reach in its few cases per property. */
