@@ -533,6 +533,10 @@ const DIAGNOSIS: Record<string, DiagnosisKind> = {
   'forward-skips-renormalisation': 'forward-skips-renormalisation',
   'forward-routed-scaling-twice': 'forward-routed-scaling-twice',
   'forward-softmax-for-sigmoid': 'forward-softmax-for-sigmoid',
+  // The new semantics' mutants (i14): diagnosed by the kinds they produce.
+  'correction-bias-narrowed': 'dtype-conversion',
+  'non-gated-as-gated': 'shape-mismatch',
+  'zero-experts-dropped': 'shape-mismatch',
   // Quantized formats (spec/layouts.md §4).
   'fp4-nibble-order-swapped': 'nibble-order',
   'int4-nibble-order-confused': 'nibble-order',
