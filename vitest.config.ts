@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // the seed and path to replay it.
 export default defineConfig({
   test: {
-    include: ['{app,harness,kernels,properties,golden,scripts}/**/*.test.ts'],
+    include: ['{app,harness,kernels,properties,golden,scripts,kits}/**/*.test.ts'],
     // The consumer project of app/package.test.ts runs in its own folder, against the packed package.
     exclude: ['**/node_modules/**', 'app/test/consumer/**'],
     testTimeout: 120_000,

@@ -11,7 +11,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Lowest first. A path belongs to the first floor whose prefix it starts with. */
 export const FLOORS: ReadonlyArray<{ floor: string; paths: string[] }> = [
   { floor: 'core', paths: ['harness/errors.ts'] },
-  { floor: 'format', paths: ['harness/safetensors/', 'harness/tensor.ts'] },
+  { floor: 'format', paths: ['harness/safetensors/', 'harness/tensor.ts', 'harness/tensor-ops.ts'] },
   { floor: 'checkpoint', paths: ['harness/checkpoint/'] },
   { floor: 'layouts', paths: ['harness/layouts/'] },
   { floor: 'canonical', paths: ['harness/canonical/'] },

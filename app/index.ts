@@ -1,6 +1,7 @@
 // The library entry point (`import ... from 'moe-conformance'`): the pieces a backend
 // implementer or a tool author needs, from the format up to the conformance runner.
-// `moe-conformance/vitest` (properties/vitest.ts) is the test-suite entry point.
+// `moe-conformance/vitest` (properties/vitest.ts) is the test-suite entry point, and
+// `moe-conformance/loader-kit` (harness/protocol/serve.ts) serves a Node loader in both protocol modes.
 
 // Core contracts
 export * from '../harness/errors.js';
@@ -48,6 +49,9 @@ export { discoverFixtures, readGolden, runGolden, DEFAULT_SPLITS } from '../gold
 
 // The conformance runner
 export { commandLoader, LoaderCrashed, LoaderTimedOut, LoaderRefused, LoaderOutputInvalid, isReasonedRefusal, loaderStderr } from '../harness/protocol/command-loader.js';
+export { workerLoader, WorkerCrashed, WorkerTimedOut, WorkerRefused, type WorkerLoader, type WorkerLoaderOptions } from '../harness/protocol/worker-loader.js';
+export { WorkerHandshakeError, WorkerAnswerInvalid, WorkerLineTooLong, type Handshake } from '../harness/protocol/worker-messages.js';
+export { parseCapabilities, parseCapabilitiesJson, undeclaredReason, CapabilitiesError, type Capabilities, type CaseNeeds, type DeclaredLoader } from '../harness/conformance/capabilities.js';
 export { runCases, type RunOptions } from './runner.js';
 export { caseId, formatCaseId, parseCaseId } from '../harness/conformance/case-id.js';
 export { Expectations } from '../harness/conformance/expectations.js';

@@ -4,7 +4,7 @@
 // and up halves fails naming w13 with a replay line that re-runs exactly that case as
 // printed, and a loader limited by its capabilities shows what it left out as skipped.
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -43,7 +43,7 @@ beforeAll(async () => {
   const tarball = join(dir, packed.out.trim().split('\n').at(-1)!);
   project = join(dir, 'consumer');
   await cp(CONSUMER, project, { recursive: true });
-  const vitest = JSON.parse(await (await import('node:fs/promises')).readFile(join(ROOT, 'node_modules/vitest/package.json'), 'utf8')).version as string;
+  const vitest = (JSON.parse(await readFile(join(ROOT, 'node_modules/vitest/package.json'), 'utf8')) as { version: string }).version;
   const installed = await sh(`npm install --no-audit --no-fund --prefer-offline ${tarball} vitest@${vitest} typescript@7.0.2`, project);
   expect(installed.code, installed.out).toBe(0);
   expect(installed.out).not.toMatch(/prepare|install script/i);
@@ -58,6 +58,13 @@ describe('the packed package in a fresh project', () => {
     const tsc = await sh('npx tsc -p tsconfig.json', project);
     expect(tsc.out).toBe('');
     expect(tsc.code).toBe(0);
+  });
+
+  it('a misspelt model type in capabilities fails to compile, naming it', async () => {
+    await writeFile(join(project, 'typo.ts'), "import { referenceLoader } from 'moe-conformance';\nimport { defineMoeConformanceSuite } from 'moe-conformance/vitest';\ndefineMoeConformanceSuite({ name: 'typo', load: referenceLoader, capabilities: { modelTypes: ['mixtrall'] } });\n");
+    const tsc = await sh('npx tsc --strict --noEmit --module NodeNext --moduleResolution NodeNext --target ES2022 --types "" typo.ts', project);
+    expect(tsc.code).not.toBe(0);
+    expect(tsc.out).toContain('"mixtrall"');
   });
 
   it('installs light: no GPU binaries, node_modules without typescript within 80 MB', async () => {
@@ -87,4 +94,9 @@ describe('the packed package in a fresh project', () => {
     expect(again.out).toContain('layers.0.experts.w13');
   });
 
+  it('a limited loader shows what it did not declare as skipped, with the reason', () => {
+    const limited = run.out.slice(run.out.indexOf('test/limited.test.ts'));
+    expect(limited).toMatch(/skip \(not declared: model type qwen3_moe/);
+    expect(limited).toMatch(/skip \(not declared: layout original/);
+  });
 });

@@ -2,7 +2,8 @@
 // harness's version (version.ts), the date, and the machine.
 import { cpus, hostname, totalmem, type, arch, release } from 'node:os';
 import { harnessVersion } from './version.js';
-import type { DeclaredLoader } from '../harness/protocol/command-loader.js';
+import type { OutputMetadata } from '../harness/protocol/command-loader.js';
+import type { DeclaredLoader } from '../harness/conformance/capabilities.js';
 import type { RunInfo } from '../harness/conformance/run-info.js';
 
 export function machineDescription(): string {
@@ -11,11 +12,17 @@ export function machineDescription(): string {
   return `${hostname()}: ${cores[0]?.model.trim() ?? 'unknown CPU'} × ${cores.length}, ${gb} GB, ${type()} ${release()} ${arch()}, Node ${process.versions.node}`;
 }
 
-export function runInfo(loader: string, o: { seed?: number; declared?: DeclaredLoader; date?: Date } = {}): RunInfo {
+/** The run's facts; the loader's name and version come from its declaration (a worker's handshake) or its output's metadata. */
+export function runInfo(loader: string, o: { seed?: number; metadata?: OutputMetadata; declared?: DeclaredLoader; date?: Date } = {}): RunInfo {
+  // A command's declaration names it by its command line: its own name is in its outputs' metadata.
+  const worker = o.declared?.mode === 'worker' ? o.declared : undefined;
+  const name = worker?.name ?? o.metadata?.name;
+  const version = worker?.version ?? o.metadata?.version;
   return {
     loader,
-    ...(o.declared?.name !== undefined && { loaderName: o.declared.name }),
-    ...(o.declared?.version !== undefined && { loaderVersion: o.declared.version }),
+    ...(name !== undefined && { loaderName: name }),
+    ...(version !== undefined && { loaderVersion: version }),
+    ...(o.declared && { declared: o.declared }),
     ...(o.seed !== undefined && { seed: o.seed }),
     harnessVersion: harnessVersion(),
     date: (o.date ?? new Date()).toISOString(),

@@ -3,7 +3,8 @@
 import { MoeConformanceError } from '../harness/errors.js';
 import { caseHash, formatCaseId, type CaseId } from '../harness/conformance/case-id.js';
 import { Expectations } from '../harness/conformance/expectations.js';
-import { failureOf, type CaseOutcome, type CaseResult, type ConformanceCase } from '../harness/conformance/results.js';
+import { undeclaredReason, type Capabilities } from '../harness/conformance/capabilities.js';
+import { failureOf, NOT_DECLARED, type CaseOutcome, type CaseResult, type ConformanceCase } from '../harness/conformance/results.js';
 
 export class CaseTimedOut extends MoeConformanceError {}
 export class ShardSpecError extends MoeConformanceError {}
@@ -40,6 +41,8 @@ export interface RunOptions {
   expectations?: Expectations;
   shard?: Shard;
   progress?: ProgressSink;
+  /** What the loader declares: a case that needs more is skipped as not declared (never run, never a pass). */
+  capabilities?: Capabilities;
 }
 
 export async function runCases(cases: readonly ConformanceCase[], opts: RunOptions = {}): Promise<CaseResult[]> {
@@ -51,7 +54,7 @@ export async function runCases(cases: readonly ConformanceCase[], opts: RunOptio
   const worker = async () => {
     while (next < mine.length) {
       const index = next++;
-      const result = await runOne(mine[index]!, expectations, opts.timeoutMs ?? 120_000);
+      const result = await runOne(mine[index]!, expectations, opts.timeoutMs ?? 120_000, opts.capabilities);
       results[index] = result;
       opts.progress?.done(result);
     }
@@ -62,9 +65,11 @@ export async function runCases(cases: readonly ConformanceCase[], opts: RunOptio
   return results;
 }
 
-async function runOne(c: ConformanceCase, expectations: Expectations, timeoutMs: number): Promise<CaseResult> {
+async function runOne(c: ConformanceCase, expectations: Expectations, timeoutMs: number, capabilities: Capabilities | undefined): Promise<CaseResult> {
   const id = formatCaseId(c.id);
   const base = { id, replay: c.replay, ...(c.seed !== undefined && { seed: c.seed }) };
+  const undeclared = c.needs && undeclaredReason(capabilities, c.needs);
+  if (undeclared !== undefined) return { ...base, status: 'skip', durationMs: 0, note: NOT_DECLARED + undeclared };
   const expected = expectations.lookup(c.id);
   if (expected?.kind === 'skip') return { ...base, status: 'skip', durationMs: 0, note: expected.reason || 'skipped by expectations' };
 

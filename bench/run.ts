@@ -4,7 +4,7 @@
 import { compareBenchmark } from './compare.js';
 import { benchKernels, kernelsTable } from './kernels.js';
 import { benchLoader, loaderTable, LOADER_DEFAULTS } from './loader.js';
-import { benchSuite, suiteTable } from './suite.js';
+import { benchSuite, comparisonTable, suiteTable } from './suite.js';
 import { benchGpu, gpuOptionsFromEnv, gpuTable } from './gpu/gpu.js';
 import { benchDiagnose, diagnoseTable, DIAGNOSE_DEFAULTS } from './diagnose.js';
 
@@ -38,12 +38,13 @@ const BENCHMARKS: Record<string, Benchmark> = {
     },
   },
   suite: {
-    describe: 'conformance cases per second: in process, and through the command protocol with our loader vs the Python transformers example loader',
+    describe: 'conformance cases per second: in process, and through the protocol as a command and as a worker, with our loader and the Python transformers example loader (same cases); the default check of the Python example as a worker',
     async run() {
-      const { rows, file } = await benchSuite({
-        runCases: env('BENCH_SUITE_CASES', 100), checkCases: env('BENCH_CHECK_CASES', 10), seed: env('FC_SEED', 42), jobs: 2,
+      const { rows, comparisons, file } = await benchSuite({
+        runCases: env('BENCH_SUITE_CASES', 100), checkCases: env('BENCH_CHECK_CASES', 30), seed: env('FC_SEED', 42), jobs: 2,
+        defaultCheck: env('BENCH_DEFAULT_CHECK', 1) === 1,
       });
-      return `${suiteTable(rows)}\n\nresults: ${file}`;
+      return `${suiteTable(rows)}\n\n${comparisonTable(comparisons)}\n\nresults: ${file}`;
     },
   },
   compare: compareBenchmark,

@@ -1,8 +1,11 @@
 // Suite throughput: how many conformance cases per second the harness gets through.
 // In process (`moe-conformance run`, the reference loader without process spawns), and
-// through the protocol's command interface (`moe-conformance check`) with two loaders on
-// the same sampled cases: our reference loader as a command, and the Python example
-// loader built on transformers (examples/python/hf_transformers_loader.py) as the peer.
+// through the protocol (`moe-conformance check`) with two loaders on the same sampled cases,
+// each as a command (spec §2, one process per rank) and as a worker (spec §5, one process
+// per job): our reference loader, and the Python example loader built on transformers
+// (examples/python/hf_transformers_loader.py). For each loader: the worker's speed-up per
+// case over the command, and whether both modes gave every case the same status. Last, the
+// default `check` (100 cases, every model type, both layouts) of the Python example as a worker.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -16,6 +19,8 @@ export interface SuiteOptions {
   checkCases: number;
   seed: number;
   jobs: number;
+  /** Also time the default check (100 cases) of the Python example as a worker. */
+  defaultCheck: boolean;
 }
 
 interface SuiteRow {
@@ -28,20 +33,34 @@ interface SuiteRow {
   casesPerSecond?: number;
   exitCode?: number;
   error?: string;
+  /** Case ID to status, to compare the two modes of a loader. */
+  byCase?: Record<string, string>;
+}
+
+interface ModeComparison {
+  loader: string;
+  cases: number;
+  commandSecondsPerCase: number;
+  workerSecondsPerCase: number;
+  /** Command seconds per case / worker seconds per case. */
+  speedup: number;
+  /** Every case got the same status in both modes. */
+  sameStatuses: boolean;
+  differing: string[];
 }
 
 const CLI = ['--import', 'tsx', join(REPO_DIR, 'app', 'cli', 'main.ts')];
 
-async function timedSuite(mode: string, loader: string, args: string[]): Promise<SuiteRow> {
+async function timedSuite(mode: string, loader: string, args: string[], timeoutMs = 30 * 60_000): Promise<SuiteRow> {
   const report = join(tmpdir(), `moe-bench-suite-${process.pid}-${mode}-${loader.replace(/\W+/g, '_')}.json`);
   try {
-    const r = await runProcess(process.execPath, [...CLI, ...args, '--report', 'json', report], 30 * 60_000);
+    const r = await runProcess(process.execPath, [...CLI, ...args, '--report', 'json', report], timeoutMs);
     const results = await readResults(report).catch(() => undefined);
     if (!results) return { mode, loader, exitCode: r.code, error: r.stderr.trim().split('\n').slice(-3).join(' | ') };
     const seconds = r.ms / 1000;
     return {
       mode, loader, cases: results.length, statuses: countBy(results.map((c) => c.status)),
-      seconds, casesPerSecond: results.length / seconds, exitCode: r.code,
+      seconds, casesPerSecond: results.length / seconds, exitCode: r.code, byCase: Object.fromEntries(results.map((c) => [c.id, c.status])),
     };
   } finally {
     await rm(report, { force: true });
@@ -54,23 +73,50 @@ function countBy(values: string[]): Record<string, number> {
   return out;
 }
 
-export async function benchSuite(o: SuiteOptions): Promise<{ rows: SuiteRow[]; file: string }> {
+export async function benchSuite(o: SuiteOptions): Promise<{ rows: SuiteRow[]; comparisons: ModeComparison[]; file: string }> {
   const common = ['--seed', String(o.seed), '--jobs', String(o.jobs)];
-  const check = (loader: string) => ['check', '--loader', loader, '--cases', String(o.checkCases), ...common];
+  // A Python start with torch and transformers takes seconds per rank in command mode: allow it.
+  const check = (loader: string, worker: boolean) => ['check', '--loader', loader, '--cases', String(o.checkCases), '--timeout', '300', ...common, ...(worker ? ['--worker'] : [])];
   const ours = `${process.execPath} ${CLI.join(' ')} load`;
   const peer = `${python()} ${join(REPO_DIR, 'examples', 'python', 'hf_transformers_loader.py')}`;
+  const REF = 'reference (moe-conformance load)';
+  const PY = 'python transformers example';
   const rows: SuiteRow[] = [];
-  for (const [mode, loader, args] of [
+  const runs: Array<[string, string, string[]]> = [
     ['run (in process)', 'reference', ['run', '--cases', String(o.runCases), ...common]],
-    ['check (command)', 'reference (moe-conformance load)', check(ours)],
-    ['check (command)', 'python transformers example', check(peer)],
-  ] as const) {
-    const row = await timedSuite(mode, loader, [...args]);
+    ['check (command)', REF, check(ours, false)],
+    ['check (worker)', REF, check(ours, true)],
+    ['check (worker)', PY, check(peer, true)],
+    ...(o.defaultCheck ? [['check (worker), default 100 cases', PY, ['check', '--loader', peer, '--worker']] as [string, string, string[]]] : []),
+    // Last: the slowest by far (a Python start per rank).
+    ['check (command)', PY, check(peer, false)],
+  ];
+  for (const [mode, loader, args] of runs) {
+    const row = await timedSuite(mode, loader, args, 90 * 60_000);
     rows.push(row);
     console.error(suiteTable([row]).split('\n').pop());
   }
-  const file = await writeResult('suite', { benchmark: 'suite', options: o, host: await hostInfo(), rows });
-  return { rows, file };
+  const comparisons = [REF, PY].flatMap((loader) => {
+    const command = rows.find((r) => r.loader === loader && r.mode === 'check (command)');
+    const worker = rows.find((r) => r.loader === loader && r.mode === 'check (worker)');
+    return command?.byCase && worker?.byCase ? [compareModes(loader, command, worker)] : [];
+  });
+  const file = await writeResult('suite', { benchmark: 'suite', options: o, host: await hostInfo(), rows, comparisons });
+  return { rows, comparisons, file };
+}
+
+function compareModes(loader: string, command: SuiteRow, worker: SuiteRow): ModeComparison {
+  const ids = [...new Set([...Object.keys(command.byCase!), ...Object.keys(worker.byCase!)])].sort();
+  const differing = ids.filter((id) => command.byCase![id] !== worker.byCase![id]).map((id) => `${id}: command ${command.byCase![id] ?? 'absent'}, worker ${worker.byCase![id] ?? 'absent'}`);
+  const commandSecondsPerCase = command.seconds! / command.cases!;
+  const workerSecondsPerCase = worker.seconds! / worker.cases!;
+  return { loader, cases: ids.length, commandSecondsPerCase, workerSecondsPerCase, speedup: commandSecondsPerCase / workerSecondsPerCase, sameStatuses: differing.length === 0, differing };
+}
+
+export function comparisonTable(rows: ModeComparison[]): string {
+  const lines = ['| loader | cases | command s/case | worker s/case | worker speed-up | same statuses |', '| --- | ---: | ---: | ---: | ---: | --- |'];
+  for (const c of rows) lines.push(`| ${c.loader} | ${c.cases} | ${fmt(c.commandSecondsPerCase, 2)} | ${fmt(c.workerSecondsPerCase, 2)} | ${fmt(c.speedup, 1)}× | ${c.sameStatuses ? 'yes' : `no: ${c.differing.join('; ')}`} |`);
+  return lines.join('\n');
 }
 
 export function suiteTable(rows: SuiteRow[]): string {

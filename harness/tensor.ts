@@ -29,4 +29,13 @@ export const WHOLE: ParallelRequest = { tpSize: 1, tpRank: 0, epSize: 1, epRank:
 export interface Loader {
   readonly name: string;
   load(dir: string, req: ParallelRequest): Promise<Canonical>;
+  /**
+   * Several ranks of one checkpoint at once, in the order asked: a loader that reads the
+   * checkpoint once and cuts every rank from it (a worker, spec §7) offers this; callers
+   * that need every rank use it when present, else call `load` per rank.
+   */
+  loadRanks?(dir: string, reqs: readonly ParallelRequest[]): Promise<Canonical[]>;
 }
+
+/** `TP rank 1/2, EP rank 0/3 linear`: one rank of a request, as messages name it. */
+export const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;

@@ -71,3 +71,16 @@ export function errorByExpertAndRow(e: Tensor, f: Tensor): number[][] {
   }
   return map;
 }
+
+/**
+ * A failure in an expert slot that an engine form moved (eplb), with where the loader wrote
+ * that slot: `note(tensor, slot)` says it for the slot of the first differing element.
+ */
+export function notingSlot(f: CaseFailure | undefined, expected: Canonical, found: Canonical, note: (tensor: string, slot: number) => string | undefined): CaseFailure | undefined {
+  if (!f) return f;
+  const d = firstDifference(expected, found);
+  const t = d?.kind === 'bytes' ? expected.get(d.tensor) : undefined;
+  if (d?.kind !== 'bytes' || !t || t.shape.length < 2) return f;
+  const n = note(d.tensor, Math.floor(d.index / t.shape.slice(1).reduce((a, b) => a * b, 1)));
+  return n ? { ...f, message: `${f.message} (${n})` } : f;
+}

@@ -11,11 +11,13 @@ import { referenceLoader } from '../harness/loader/load.js';
 import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
-import { diffCanonical } from './diff.js';
+import { diffCanonical, notingSlot } from './diff.js';
 import { diagnoseCanonical } from '../harness/compare/diagnose.js';
+import { slotOrigin } from '../harness/canonical/forms.js';
 import { WHOLE } from '../harness/tensor.js';
-import { callOf, observed, rankName, stderrTail, type Target } from './properties.js';
+import { callOf, canonicalRanks, formsNote, observed, rankName, stderrTail, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
+import type { CaseNeeds, DtypeName } from '../harness/conformance/capabilities.js';
 
 export class GoldenCaseError extends MoeConformanceError {}
 
@@ -60,8 +62,14 @@ export async function goldenCases(
   }
   return selectors.map((s) => {
     const text = goldenCaseIdText(s);
-    return { id: parseCaseId(text), replay: replay(text), run: () => checkGolden(s, target) };
+    return { id: parseCaseId(text), replay: replay(text), needs: goldenNeeds(s), run: () => checkGolden(s, target) };
   });
+}
+
+/** A fixture is named `<model type>-<dtype>` (golden/hf/README.md). */
+function goldenNeeds(s: GoldenCaseSelector): CaseNeeds {
+  const dtype = s.fixture.name.slice(s.fixture.name.lastIndexOf('-') + 1) as DtypeName;
+  return { modelType: s.fixture.modelType, layouts: [s.layout], dtype, tp: s.parallel.tp, ep: s.parallel.ep, placement: s.parallel.placement };
 }
 
 async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
@@ -80,12 +88,13 @@ async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseO
 async function goldenOutcome(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
   const dir = s.fixture.layouts.find((l) => l.layout === s.layout)!.dir;
   const sem = semanticsOf(await ModelConfig.read(dir));
-  const ranks = await loadRanks(target.loader, dir, s.parallel);
-  for (const { req, tensors } of ranks) {
-    const expected = await referenceLoader.load(dir, req);
-    const d = diffCanonical(expected, tensors, rankName(req));
+  const ranks = canonicalRanks(await loadRanks(target.loader, dir, s.parallel), target.forms, sem);
+  if (!Array.isArray(ranks)) return ranks;
+  for (const r of ranks) {
+    const expected = await referenceLoader.load(dir, r.req);
+    const d = notingSlot(diffCanonical(expected, r.tensors, `${rankName(r.req)}${formsNote(target.forms)}`), expected, r.tensors, (t, slot) => slotOrigin(r, t, slot));
     // The whole reference is read only when there is something to diagnose.
-    if (d) return { status: 'fail', failure: { ...d, rank: rankName(req), layout: s.layout, diagnosis: diagnoseCanonical(expected, tensors, { req, whole: await referenceLoader.load(dir, WHOLE) }) } };
+    if (d) return { status: 'fail', failure: { ...d, rank: rankName(r.req), layout: s.layout, diagnosis: diagnoseCanonical(expected, r.tensors, { req: r.req, whole: await referenceLoader.load(dir, WHOLE) }) } };
   }
   const backend = target.forward ?? referenceBackend;
   let warned: string | undefined;

@@ -17,13 +17,15 @@ import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { inFormOf } from '../harness/quant/dequantize.js';
 import { writeSafetensors } from '../harness/safetensors/write.js';
-import { WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
+import { rankName, WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
 import { xoshiro128ss, normals } from '../harness/canonical/random.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { loadRanks } from '../kernels/ranks.js';
+import { FormMismatch, NO_FORMS, slotOrigin, toCanonicalRanks, type FormDims, type FormSet, type RankOutput } from '../harness/canonical/forms.js';
+import type { RankTensors } from '../kernels/backend.js';
 import { referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import { compareToBounds, findRoutingTies, type RoutingTie } from '../harness/compare/tolerance.js';
-import { diffCanonical } from './diff.js';
+import { diffCanonical, notingSlot } from './diff.js';
 import { diagnoseForward } from './diagnose-forward.js';
 import { writeBroken, writeCheckpoint, type Defect, type Generated } from './materialize.js';
 import { reassemble } from './reassemble.js';
@@ -35,6 +37,24 @@ export interface Target {
   loader: Loader;
   /** A forward backend under test, compared with the float64 reference on the loader's ranks. */
   forward?: MoeBackend;
+  /** The engine forms the loader declares (spec §8): its ranks are mapped to the canonical form before any comparison. */
+  forms?: FormSet;
+}
+
+/** `where` of a comparison, saying when the loader's ranks were mapped from its declared forms. */
+export const formsNote = (forms: FormSet | undefined) => (forms?.names.length ? ` (declared forms ${forms.names.join(', ')} mapped to the canonical form)` : '');
+
+/**
+ * The loader's ranks in the canonical form: as they are without declared forms, else mapped
+ * back (spec §8). A rank that breaks its declared form is a failure naming tensor, rank, expected and found.
+ */
+export function canonicalRanks(raw: RankTensors[], forms: FormSet | undefined, dims: FormDims): RankOutput[] | CaseOutcome {
+  try {
+    return toCanonicalRanks(forms ?? NO_FORMS, raw, dims);
+  } catch (e) {
+    if (e instanceof FormMismatch) return { status: 'fail', failure: failureOf(e) };
+    throw e;
+  }
 }
 
 export interface PropertyContext {
@@ -50,7 +70,7 @@ export interface PropertyContext {
   tokens?: number;
 }
 
-export const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;
+export { rankName };
 const fail = (failure: CaseFailure): CaseOutcome => ({ status: 'fail', failure });
 
 /** Bytes of the loaders' stderr a case keeps (the tail), over all its calls. */
@@ -164,6 +184,10 @@ async function control(spec: CaseSpec, target: Target, c: CaseContext): Promise<
     c.outputs.push(['control-valid-twin', out]);
     return undefined;
   } catch (e) {
+    // A crash, a timeout or garbage on the valid twin is no refusal: the loader failed on valid input.
+    if (e instanceof LoaderCrashed || e instanceof LoaderTimedOut || e instanceof LoaderOutputInvalid || !(e instanceof MoeConformanceError)) {
+      return failedOnValid(new LoaderFailedOnValidInput(e));
+    }
     // The loader's own reason: the last line it wrote on stderr, else the error's first line.
     const said = e instanceof LoaderRefused ? e.stderr.trim().split('\n').at(-1) : undefined;
     const why = `${(e as Error)?.name ?? 'error'}: ${e instanceof Error ? firstLine(e.message) : String(e)}${said ? `: ${said.trim()}` : ''}`;
@@ -196,17 +220,24 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
     case 'layout': {
       const { dir: ckpt, value } = await checkpointOf(spec, c, 'original');
       const { dir: fusedDir } = await checkpointOf(spec, c, 'fused');
-      const original = await loadRanks(target.loader, ckpt, spec.parallel);
-      const fused = await loadRanks(target.loader, fusedDir, spec.parallel);
+      const rawOriginal = await loadRanks(target.loader, ckpt, spec.parallel);
+      const rawFused = await loadRanks(target.loader, fusedDir, spec.parallel);
+      for (const [i, { req, tensors }] of rawOriginal.entries()) {
+        c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, rawFused[i]!.tensors]);
+      }
+      const original = canonicalRanks(rawOriginal, target.forms, value!.dims);
+      if (!Array.isArray(original)) return original;
+      const fused = canonicalRanks(rawFused, target.forms, value!.dims);
+      if (!Array.isArray(fused)) return fused;
+      const note = formsNote(target.forms);
       const whole = await c.reference.load(ckpt, WHOLE);
       for (const [i, { req, tensors }] of original.entries()) {
-        c.outputs.push([`original-tp${req.tpRank}-ep${req.epRank}`, tensors], [`fused-tp${req.tpRank}-ep${req.epRank}`, fused[i]!.tensors]);
         const context = { req, whole: inFormOf(whole, tensors, value?.dims.quant, WHOLE), ...(value?.dims.quant && { quantized: value.dims.quant.method }) };
-        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout`, context);
+        const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout${note}`, context);
         if (d) return fail({ ...d, rank: rankName(req), layout: 'fused (vs original)' });
         const want = inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req);
         c.references.push([`original-tp${req.tpRank}-ep${req.epRank}`, want]);
-        const r = diffCanonical(want, tensors, `${rankName(req)}: vs the reference`, context);
+        const r = notingSlot(diffCanonical(want, tensors, `${rankName(req)}: vs the reference${note}`, context), want, tensors, (t, slot) => slotOrigin(original[i]!, t, slot));
         if (r) return fail({ ...r, rank: rankName(req), layout: 'original' });
       }
       return { status: 'pass' };
@@ -233,15 +264,20 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
 }
 
 async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Target, ctx: CaseContext, seed: number): Promise<CaseOutcome> {
-  const ranks = await loadRanks(target.loader, dir, p);
+  const raw = await loadRanks(target.loader, dir, p);
   const quant = g.dims.quant;
   const layout = ctx.dirLayouts.get(dir) ?? 'unknown layout';
+  for (const { req, tensors } of raw) ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
+  // Everything below compares and sums canonical ranks: declared engine forms are mapped back first.
+  const ranks = canonicalRanks(raw, target.forms, g.dims);
+  if (!Array.isArray(ranks)) return ranks;
+  const note = formsNote(target.forms);
   const whole = await ctx.reference.load(dir, WHOLE);
-  for (const { req, tensors } of ranks) {
-    ctx.outputs.push([`rank-tp${req.tpRank}-ep${req.epRank}`, tensors]);
+  for (const r of ranks) {
+    const { req, tensors } = r;
     const want = inFormOf(await ctx.reference.load(dir, req), tensors, quant, req);
     ctx.references.push([`rank-tp${req.tpRank}-ep${req.epRank}`, want]);
-    const d = diffCanonical(want, tensors, rankName(req), { req, whole: inFormOf(whole, tensors, quant, WHOLE), ...(quant && { quantized: quant.method }) });
+    const d = notingSlot(diffCanonical(want, tensors, `${rankName(req)}${note}`, { req, whole: inFormOf(whole, tensors, quant, WHOLE), ...(quant && { quantized: quant.method }) }), want, tensors, (t, slot) => slotOrigin(r, t, slot));
     if (d) return fail({ ...d, rank: rankName(req), layout });
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
@@ -252,7 +288,7 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
     return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
   }
   const wholeForm = inFormOf(whole, rebuilt, quant, WHOLE);
-  const d = diffCanonical(wholeForm, rebuilt, 'the ranks reassembled (found) vs the whole checkpoint', { req: WHOLE, whole: wholeForm, ...(quant && { quantized: quant.method }) });
+  const d = diffCanonical(wholeForm, rebuilt, `the ranks reassembled (found) vs the whole checkpoint${note}`, { req: WHOLE, whole: wholeForm, ...(quant && { quantized: quant.method }) });
   if (d) return fail({ ...d, rank: `every rank of TP ${p.tp} × EP ${p.ep} ${p.placement}, reassembled`, layout });
 
   // The forward of the summed ranks equals the forward of the whole weights.
@@ -274,9 +310,9 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
     }
   }
   // Loading is a function of its input: a second load gives the same bytes.
-  const again = await target.loader.load(dir, ranks[0]!.req);
-  const twice = diffCanonical(ranks[0]!.tensors, again, `${rankName(ranks[0]!.req)}: first load (expected) vs second load (found)`);
-  if (twice) return fail({ ...twice, rank: rankName(ranks[0]!.req), layout });
+  const again = await target.loader.load(dir, raw[0]!.req);
+  const twice = diffCanonical(raw[0]!.tensors, again, `${rankName(raw[0]!.req)}: first load (expected) vs second load (found)`);
+  if (twice) return fail({ ...twice, rank: rankName(raw[0]!.req), layout });
   return warned ? { status: 'warn', note: warned } : { status: 'pass' };
 }
 

@@ -74,7 +74,8 @@ describe('the quantized case family', () => {
         expect(d.failed, `${p.title}: ${String(d.errorInstance)}`).toBe(false);
       }
     }
-  });
+  }, 600_000);
+
 
   it('catches loaders that get quantized checkpoints wrong', async () => {
     for (const load of [shiftedScales, unscaled]) {

@@ -5,18 +5,13 @@
 import { MoeConformanceError } from '../harness/errors.js';
 import { caseHash, caseId, formatCaseId, param, parseCaseId, type CaseId } from '../harness/conformance/case-id.js';
 import type { EpPlacement } from '../harness/tensor.js';
-import { QUANT_DTYPE_NAMES as QUANT_NAMES, type QuantDtypeName } from '../harness/quant/formats/index.js';
 
 export class CaseSpecError extends MoeConformanceError {}
 
-export type Layout = 'original' | 'fused';
-/** Quantized checkpoints (spec §4): routed experts in one of harness/quant's formats, BF16 elsewhere. */
-export type { QuantDtypeName } from '../harness/quant/formats/index.js';
-export type DtypeName = 'f32' | 'f16' | 'bf16' | QuantDtypeName;
-export const LAYOUTS: readonly Layout[] = ['original', 'fused'];
-/** The float dtypes, drawn by default; the quantized ones have their own case family. */
-export const DTYPE_NAMES: readonly DtypeName[] = ['f32', 'f16', 'bf16'];
-export const QUANT_DTYPE_NAMES: readonly QuantDtypeName[] = QUANT_NAMES;
+// The layout and dtype names are the capabilities' vocabulary (a loader declares them), defined there.
+import { DTYPE_NAMES, LAYOUTS, QUANT_DTYPE_NAMES, type CaseNeeds, type DtypeName, type Layout } from '../harness/conformance/capabilities.js';
+export { DTYPE_NAMES, LAYOUTS, QUANT_DTYPE_NAMES };
+export type { DtypeName, Layout, QuantDtypeName } from '../harness/conformance/capabilities.js';
 
 export interface ModelSpec {
   modelType: string;
@@ -173,6 +168,18 @@ export function parseSpec(text: string): CaseSpec {
     throw new CaseSpecError('case ID has parameters out of order or unknown', { expected: specIdText(spec), found: text });
   }
   return spec;
+}
+
+/**
+ * What a loader must support to be asked this case: the model type, the layouts read, the
+ * dtype and (for loads) the parallel setting. An invalid request must be refused whatever
+ * the loader's TP and EP limits, so it asks none.
+ */
+export function specNeeds(spec: CaseSpec): CaseNeeds {
+  const c = spec.checkpoint;
+  const base = { modelType: c.model.modelType, layouts: spec.kind === 'layout' ? LAYOUTS : [c.layout], dtype: c.dtype };
+  if (spec.kind === 'load' || spec.kind === 'layout') return { ...base, tp: spec.parallel.tp, ep: spec.parallel.ep, placement: spec.parallel.placement };
+  return base;
 }
 
 /** The seed of a case's weights and input: a function of its ID alone. */

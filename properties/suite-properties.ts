@@ -17,16 +17,12 @@ import { caseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
 import { coverageSpecs } from './suite.js';
-import { LAYOUTS, specIdText, type CaseSpec, type DtypeName, type Layout, type QuantDtypeName } from './spec.js';
+import { parseForms } from '../harness/canonical/forms.js';
+import { LAYOUTS, QUANT_DTYPE_NAMES, specIdText, specNeeds, type CaseSpec, type QuantDtypeName } from './spec.js';
+import { parseCapabilities, undeclaredReason, type Capabilities } from '../harness/conformance/capabilities.js';
 import { QUANT_FAMILIES, quantCaseArb, quantModelTypes } from './arbitraries/quantized.js';
 
-export interface Capabilities {
-  dtypes?: readonly DtypeName[];
-  layouts?: readonly Layout[];
-  modelTypes?: readonly string[];
-  maxTp?: number;
-  maxEp?: number;
-}
+export type { Capabilities };
 
 export interface SuiteOptions {
   name: string;
@@ -67,8 +63,28 @@ export function defaultSeed(): number {
   return Number(process.env.FC_SEED ?? 42);
 }
 
+/** The suite's capabilities, checked by the same parser as a worker's handshake and `check --capabilities`. */
+export function capabilitiesOf(opts: Pick<SuiteOptions, 'name' | 'capabilities'>): Capabilities | undefined {
+  return opts.capabilities && parseCapabilities(opts.capabilities, `${opts.name}: capabilities`);
+}
+
+/**
+ * The properties the capabilities leave out, each with why: vitest lists them as skipped
+ * ("not declared"), so a narrow loader's report says what it was not asked.
+ */
+export function undeclaredProperties(opts: SuiteOptions): Array<{ title: string; reason: string }> {
+  const c = capabilitiesOf(opts);
+  if (!c) return [];
+  const out: Array<{ title: string; reason: string }> = [];
+  for (const t of ALL_MODEL_TYPES) if (c.modelTypes && !c.modelTypes.includes(t)) out.push({ title: `${t}: every rank loads bit-exact`, reason: `model type ${t} (declared: ${c.modelTypes.join(', ') || 'none'})` });
+  const missing = LAYOUTS.filter((l) => c.layouts && !c.layouts.includes(l));
+  if (missing.length) out.push({ title: 'original and fused layouts load to the same bytes', reason: `layout ${missing.join(', ')} (declared: ${c.layouts!.join(', ') || 'none'})` });
+  for (const d of QUANT_DTYPE_NAMES) if (c.dtypes && !c.dtypes.includes(d)) out.push({ title: `quantized checkpoints (${d})`, reason: `dtype ${d} (declared: ${c.dtypes.join(', ') || 'none'})` });
+  return out;
+}
+
 export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
-  const c = opts.capabilities ?? {};
+  const c = capabilitiesOf(opts) ?? {};
   const n = opts.cases ?? DEFAULT_CASES;
   const sizes = (max: number | undefined) => Array.from({ length: Math.max(1, max ?? 4) }, (_, i) => i + 1);
   const filter = {
@@ -79,7 +95,7 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   };
   const types = c.modelTypes ?? ALL_MODEL_TYPES;
   // The quantized family, last (so the others draw the same cases): the formats the target accepts and whose models it serves.
-  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => types.includes(t));
+  const served = (d: QuantDtypeName) => (!c.dtypes || c.dtypes.includes(d)) && quantModelTypes(d).some((t) => (types as readonly string[]).includes(t));
   const quantized = QUANT_FAMILIES.map((f) => ({ ...f, dtypes: f.dtypes.filter(served) })).filter((f) => f.dtypes.length > 0);
   // Coverage first (suite.ts): a refusal of each declared type and each invalid request, run
   // as fast-check examples. (Not for loads: an example does not shrink, and a failing load is
@@ -96,9 +112,12 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }
 
-export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward'>): Target {
+/** The target of the options; the capabilities (with their engine forms) are parsed here, so an unknown or conflicting form fails before any case runs. */
+export function targetOf(opts: Pick<SuiteOptions, 'name' | 'load' | 'forward' | 'capabilities'>): Target {
   const loader: Loader = typeof opts.load === 'function' ? { name: opts.name, load: opts.load } : opts.load;
-  return { loader, ...(opts.forward && { forward: opts.forward }) };
+  const declared = capabilitiesOf(opts)?.forms;
+  const forms = declared?.length ? parseForms(declared) : undefined;
+  return { loader, ...(opts.forward && { forward: opts.forward }), ...(forms && { forms }) };
 }
 
 function expectationsOf(e: SuiteOptions['expectations']): Expectations {
@@ -106,8 +125,20 @@ function expectationsOf(e: SuiteOptions['expectations']): Expectations {
 }
 
 /** The fast-check predicate of a property: throws ConformanceCaseFailure naming the case and its replay. */
-export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, replayLine: ReplayLine = checkReplay): (spec: CaseSpec) => Promise<void> {
+/** How a property reports beyond pass and fail: where replay lines point, what the loader declared, and expected failures as they happen. */
+export interface PredicateOptions {
+  replay?: ReplayLine;
+  capabilities?: Capabilities;
+  /** A case failed as an expectation line said it would (a known limit): counted, not hidden. */
+  onExpectedFailure?: (id: string, reason: string) => void;
+}
+
+export function casePredicate(target: Target, context: PropertyContext, expectations: Expectations, o: PredicateOptions = {}): (spec: CaseSpec) => Promise<void> {
+  const replayLine = o.replay ?? checkReplay;
+  const capabilities = o.capabilities;
   return async (spec) => {
+    // Generation already keeps to the capabilities' sizes and names; what it cannot (a placement) is skipped, never passed.
+    fc.pre(undeclaredReason(capabilities, specNeeds(spec)) === undefined);
     const id = specIdText(spec);
     const expected = expectations.lookup(parseCaseId(id));
     if (expected?.kind === 'skip') return;
@@ -119,7 +150,10 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
     }
     const replay = `replay: ${replayLine(id)}`;
     if (expected?.kind === 'fail') {
-      if (outcome.status === 'fail') return;
+      if (outcome.status === 'fail') {
+        o.onExpectedFailure?.(id, expected.reason);
+        return;
+      }
       throw new ConformanceCaseFailure(`case ${id} passed but is expected to fail (${expected.reason}): delete the expectation\n${replay}`);
     }
     if (outcome.status === 'inconclusive') {
@@ -147,12 +181,12 @@ export function casePredicate(target: Target, context: PropertyContext, expectat
 export async function checkSuiteProperty(
   p: SuiteProperty,
   opts: SuiteOptions,
-  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'>; replay?: ReplayLine } = {},
+  params: { path?: string; endOnFailure?: boolean; context?: Pick<PropertyContext, 'checkpoints' | 'reference'> } & Omit<PredicateOptions, 'capabilities'> = {},
 ): Promise<fc.RunDetails<[CaseSpec]>> {
   const seed = opts.seed ?? defaultSeed();
   const workDir = await mkdtemp(join(tmpdir(), 'moe-props-'));
   try {
-    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), params.replay);
+    const predicate = casePredicate(targetOf(opts), { ...params.context, workDir }, expectationsOf(opts.expectations), { ...params, capabilities: capabilitiesOf(opts) });
     return await fc.check(fc.asyncProperty(p.arb, predicate), {
       seed: (seed + p.seedOffset) | 0,
       numRuns: p.numRuns,

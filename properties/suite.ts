@@ -7,7 +7,7 @@ import { breakagesFor, caseArb, type CaseFilter } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { hasTwoLayouts } from './materialize.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
-import { BAD_REQUESTS, LAYOUTS, specIdText, specSeed, type CaseSpec, type Layout } from './spec.js';
+import { BAD_REQUESTS, LAYOUTS, specIdText, specNeeds, specSeed, type CaseSpec, type Layout } from './spec.js';
 
 /**
  * The cases every run holds first, in priority order, so that even a short run spreads over
@@ -68,6 +68,6 @@ export function sampleSpecs(count: number, seed: number, filter: CaseFilter = {}
 export function generatedCases(specs: readonly CaseSpec[], target: Target, ctx: PropertyContext, replay: (id: string) => string): ConformanceCase[] {
   return specs.map((spec) => {
     const text = specIdText(spec);
-    return { id: parseCaseId(text), seed: specSeed(spec), replay: replay(text), run: () => checkCase(spec, target, ctx) };
+    return { id: parseCaseId(text), seed: specSeed(spec), replay: replay(text), needs: specNeeds(spec), run: () => checkCase(spec, target, ctx) };
   });
 }

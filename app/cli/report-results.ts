@@ -11,7 +11,7 @@ export interface ReportResultsOptions {
   preface?: string;
   /** The expectations the run used: lines that matched no case are warned about. */
   expectations?: Expectations;
-  /** What ran (loader, seed, harness, date, machine): every report names it. */
+  /** What ran (loader and its declaration, seed, harness, date, machine): every report names it. */
   run?: RunInfo;
 }
 

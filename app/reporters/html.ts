@@ -10,6 +10,7 @@ import { diagnosisSummary } from './diagnosis.js';
 import { escapeXml as esc } from './junit.js';
 import { summaryRows } from './table.js';
 import { statusColumns } from './terminal.js';
+import { countUndeclared, loaderFacts, undeclaredGroups } from './declared.js';
 import { plural } from '../../harness/errors.js';
 
 /** Larger maps are max-pooled down to this many cells per side, so a page stays small. */
@@ -47,8 +48,8 @@ h3 code{overflow-wrap:anywhere}svg.heatmap{font:12px system-ui,sans-serif}
 ul.diagnosis{background:#fff4d6;border-left:4px solid #e0a000;padding:8px 8px 8px 28px}ul.diagnosis b{color:#a04000}
 </style></head><body>
 <h1>${esc(title)}</h1>
-${facts}${kinds ? `<p id="kinds">${esc(kinds)}</p>
-` : ''}<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes${c.inconclusive ? `, ${c.inconclusive} inconclusive` : ''}</p>
+${facts}${run?.declared ? `<table id="loader"><tbody>\n${loaderFacts(run.declared).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n')}\n</tbody></table>\n` : ''}${kinds ? `<p id="kinds">${esc(kinds)}</p>
+` : ''}<p id="totals">${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${countUndeclared(results) ? ` (${countUndeclared(results)} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes${c.inconclusive ? `, ${c.inconclusive} inconclusive` : ''}</p>
 <ul id="coverage">${coverageLines(results).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>
 <table id="summary"><thead><tr><th>check</th><th>model</th><th>layout</th><th>dtype</th><th>parallel</th>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr></thead>
 <tbody>
@@ -64,8 +65,17 @@ ${failures}
 ${inconclusive.length ? `<h2 id="inconclusive">Inconclusive (${inconclusive.length})</h2>
 <p>The loader refused the valid twin as well, so refusing the broken checkpoint or request proves nothing: not counted as passes.</p>
 ${inconclusive.map((r) => `<section class="inconclusive"><h3>inconclusive <code>${esc(r.id)}</code></h3><pre>${esc(r.note ?? '')}\n\nreplay:   ${esc(r.replay)}</pre></section>`).join('\n')}` : ''}
+${undeclaredSection(results)}
 </body></html>
 `;
+}
+
+/** Cases skipped because the loader does not declare what they need: counted by reason, every ID listed. */
+function undeclaredSection(results: readonly CaseResult[]): string {
+  const groups = undeclaredGroups(results);
+  if (!groups.length) return '';
+  const items = groups.map((g) => `<details><summary>${g.ids.length} × ${esc(g.reason)}</summary><ul>${g.ids.map((id) => `<li><code>${esc(id)}</code></li>`).join('')}</ul></details>`);
+  return `<section id="undeclared"><h2>Skipped, not declared (${countUndeclared(results)})</h2>\n${items.join('\n')}</section>`;
 }
 
 function failureSection(r: CaseResult): string {

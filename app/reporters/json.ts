@@ -7,6 +7,7 @@ import { JsonSyntaxError, parseStrictJson, toPlain } from '../../harness/safeten
 import { CASE_STATUSES, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
 import { countsText, coverageLines, groupRows } from './coverage.js';
 import type { RunInfo } from '../../harness/conformance/run-info.js';
+import { parseCapabilities, type DeclaredLoader } from '../../harness/conformance/capabilities.js';
 
 export class ResultsFileError extends MoeConformanceError {}
 
@@ -85,14 +86,6 @@ export function parseResults(input: string | Uint8Array, file?: string): CaseRes
 }
 
 /** The run information of a results file, where it has one. */
-export function parseRunInfo(text: string): RunInfo | undefined {
-  try {
-    const run = (JSON.parse(text) as Partial<ResultsFile>).run;
-    return run && typeof run.loader === 'string' ? run : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export async function readResults(file: string): Promise<CaseResult[]> {
   let bytes: Uint8Array;
@@ -102,6 +95,39 @@ export async function readResults(file: string): Promise<CaseResult[]> {
     throw new ResultsFileError(`cannot read results: ${(e as Error).message}`, { file });
   }
   return parseResults(bytes, file);
+}
+
+/**
+ * What ran, as a results file records it (absent in older files), for the report of merged
+ * shards: they ran one loader with one seed, so the first file's stands for all. Read with the
+ * same size limit and strict grammar as the results; a declaration is checked by the
+ * capabilities parser.
+ */
+export async function readRunInfo(file: string): Promise<RunInfo | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBoundedFile(file, RESULTS_MAX_BYTES);
+  } catch (e) {
+    throw new ResultsFileError(`cannot read results: ${(e as Error).message}`, { file });
+  }
+  const top = toPlain(parseStrictJson(bytes, { file })) as Partial<ResultsFile> | null;
+  const r = top?.run as Partial<RunInfo> | undefined;
+  if (!r || typeof r.loader !== 'string' || typeof r.harnessVersion !== 'string' || typeof r.date !== 'string' || typeof r.machine !== 'string') return undefined;
+  const d = r.declared as Partial<DeclaredLoader> | undefined;
+  const declared: DeclaredLoader | undefined =
+    d && typeof d.name === 'string' && (d.mode === 'worker' || d.mode === 'command' || d.mode === 'in-process')
+      ? { name: d.name, mode: d.mode, ...(typeof d.version === 'string' && { version: d.version }), ...(d.capabilities !== undefined && { capabilities: parseCapabilities(d.capabilities, `${file}: run.declared.capabilities`) }) }
+      : undefined;
+  return {
+    loader: r.loader,
+    harnessVersion: r.harnessVersion,
+    date: r.date,
+    machine: r.machine,
+    ...(typeof r.loaderName === 'string' && { loaderName: r.loaderName }),
+    ...(typeof r.loaderVersion === 'string' && { loaderVersion: r.loaderVersion }),
+    ...(typeof r.seed === 'number' && { seed: r.seed }),
+    ...(declared && { declared }),
+  };
 }
 
 /**

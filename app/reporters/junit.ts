@@ -8,6 +8,8 @@ import { countsText, coverageLines, groupRows } from './coverage.js';
 import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
 import { diagnosisLine } from './diagnosis.js';
 
+import { loaderFacts } from './declared.js';
+
 export function junitReport(results: readonly CaseResult[], name = 'moe-conformance', run?: RunInfo): string {
   const suites = new Map<string, CaseResult[]>();
   for (const r of results) {
@@ -33,6 +35,7 @@ export function junitReport(results: readonly CaseResult[], name = 'moe-conforma
     // The summary by model type × layout of this kind, and the run's coverage, as properties CI tools show.
     const props = [
       ...(run ? runFacts(run).map(([k, v]) => `      <property${attrs({ name: k, value: v })}/>`) : []),
+      ...(run?.declared ? loaderFacts(run.declared).map(([k, v]) => `      <property${attrs({ name: k, value: v })}/>`) : []),
       ...groupRows(rs).map((g) => `      <property${attrs({ name: `${g.check} ${g.model} ${g.layout}`, value: countsText(g.counts) })}/>`),
       ...coverage.map((l, i) => `      <property${attrs({ name: `coverage.${i + 1}`, value: l })}/>`),
     ];

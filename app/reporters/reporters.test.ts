@@ -1,8 +1,11 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CaseResult } from '../../harness/conformance/results.js';
 import type { RunInfo } from '../../harness/conformance/run-info.js';
 import { heatmapSvg, htmlReport } from './html.js';
-import { jsonReport, mergeResults, parseResults, parseRunInfo, ResultsFileError } from './json.js';
+import { jsonReport, mergeResults, parseResults, readRunInfo, ResultsFileError } from './json.js';
 import { escapeXml, junitReport } from './junit.js';
 import { terminalReport } from './terminal.js';
 
@@ -95,12 +98,19 @@ describe('JUnit report', () => {
 });
 
 describe('JSON results', () => {
-  it('round-trips and merges disjoint shards in ID order', () => {
+  it('round-trips and merges disjoint shards in ID order', async () => {
     const a = parseResults(jsonReport(results.slice(0, 3), run));
     // failure.diagnosis is a list of {tensor, kind, detail}; the run's facts sit beside the results.
     expect(JSON.parse(jsonReport(results.slice(0, 3), run)).results[2].failure.diagnosis).toEqual([{ tensor: 'layers.0.experts.w13', kind: 'gate-up-swapped', detail: 'experts 0–7: gate and up halves swapped (up rows first)' }]);
-    expect(parseRunInfo(jsonReport(results, run))).toEqual(run);
-    expect(parseRunInfo(jsonReport(results))).toBeUndefined();
+    const dir = await mkdtemp(join(tmpdir(), 'moe-runinfo-'));
+    try {
+      await writeFile(join(dir, 'with.json'), jsonReport(results, run));
+      await writeFile(join(dir, 'without.json'), jsonReport(results));
+      expect(await readRunInfo(join(dir, 'with.json'))).toEqual(run);
+      expect(await readRunInfo(join(dir, 'without.json'))).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
     const b = parseResults(jsonReport(results.slice(3)));
     expect(a).toEqual(results.slice(0, 3));
     const merged = mergeResults([{ file: 'b.json', results: b }, { file: 'a.json', results: a }]);

@@ -7,6 +7,7 @@ import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
 import { diagnosisLine, diagnosisSummary } from './diagnosis.js';
 import { countsText, coverageLines, groupRows } from './coverage.js';
 import { summaryRows, type FoldableColumn } from './table.js';
+import { countUndeclared, declaredTerminal } from './declared.js';
 import { plural } from '../../harness/errors.js';
 
 const BASE_COLUMNS: readonly CaseStatus[] = ['pass', 'warn', 'fail', 'skip', 'xfail', 'unexpected-pass'];
@@ -59,10 +60,14 @@ export function terminalReport(results: readonly CaseResult[], run?: RunInfo): s
     for (const r of inconclusive) out.push(`INCONCLUSIVE ${r.id}`, indent(r.note ?? ''), `  replay:   ${r.replay}`);
   }
 
+  const declared = declaredTerminal(results, run);
+  if (declared.length) out.push('', ...declared);
+
   const c = countStatuses(results);
+  const undeclared = countUndeclared(results);
   out.push('');
   out.push(
-    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
+    `${plural(results.length, 'case')}: ${c.pass} passed, ${c.warn} warned, ${c.fail} failed, ${c.skip} skipped${undeclared ? ` (${undeclared} not declared)` : ''}, ${c.xfail} expected failures, ${c['unexpected-pass']} unexpected passes` +
       (c.inconclusive ? `, ${c.inconclusive} inconclusive` : '') +
       ` — ${failing.length === 0 ? 'OK' : 'FAILED'}`,
   );

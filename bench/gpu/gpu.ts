@@ -139,7 +139,9 @@ export async function benchGpu(o: GpuOptions): Promise<{ rows: GpuRow[]; file: s
       const start = performance.now();
       const p = await shapeProblem(s, Math.max(...o.tokens));
       console.error(`${s.name}: weights made in ${fmt((performance.now() - start) / 1000)} s`);
-      const backend = await WgslWebGpuBackend.create({ autotune: true, residentWeights: true });
+      // BENCH_GPU_PART_TOKENS: the pipelined parts (kernels/wgsl, off by default), e.g. 512.
+      const partTokens = process.env.BENCH_GPU_PART_TOKENS ? Number(process.env.BENCH_GPU_PART_TOKENS) : undefined;
+      const backend = await WgslWebGpuBackend.create({ autotune: true, residentWeights: true, partTokens });
       report.adapter = backend.adapter;
       try {
         for (const T of o.tokens) {

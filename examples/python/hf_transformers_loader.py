@@ -5,18 +5,21 @@ own on-disk conversions), then reads each MoE block's in-memory parameters and w
 canonical tensors of spec/loader-protocol.md §1 for one TP/EP rank. The harness therefore
 checks transformers' loading: whatever transformers gets wrong, this loader gets wrong.
 
-Run it under the conformance checker (from the repository root, after the set-up in
-golden/tools/requirements.txt):
+It is written on the Python loader kit (kits/python/moe_conformance_kit.py): one function,
+`load(checkpoint_dir, request)`, returns one rank's tensors; the kit serves both protocol modes
+from this file. Run it under the conformance checker (from the repository root, after the
+set-up in golden/tools/requirements.txt), as a worker (one Python process per job, spec §7):
 
-    npx moe-conformance check --loader ".venv/bin/python examples/python/hf_transformers_loader.py"
+    npx moe-conformance check --loader ".venv/bin/python examples/python/hf_transformers_loader.py" --worker
 
-or by hand, with the protocol's arguments:
+or as a command (one process per rank, spec §2), or by hand with the protocol's arguments:
 
     .venv/bin/python examples/python/hf_transformers_loader.py --checkpoint golden/hf/mixtral-f32/original \
         --out /tmp/rank.safetensors --tp-size 2 --tp-rank 0 --ep-size 2 --ep-rank 1 --ep-placement linear
 
-Exit status: 0 written; 1 the checkpoint or the request cannot be loaded correctly (reason on
-stderr, nothing written); 2 bad command line.
+Exit status (command mode): 0 written; 1 the checkpoint or the request cannot be loaded
+correctly (reason on stderr, nothing written); 2 bad command line. In worker mode the same
+refusal is a `refused` answer with the reason.
 
 In-memory layouts read here (transformers 5.17), per MoE block:
 - most types: `experts.gate_up_proj` [E, 2I, H] (gate rows first), `experts.down_proj` [E, H, I];
@@ -31,15 +34,22 @@ tensor is never silently dropped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+
+# The kit ships in the package's kits/python/ (two folders up from here); an installed copy works too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "kits" / "python"))
+import moe_conformance_kit as kit  # noqa: E402
+
+NAME = "hf_transformers_loader"
+# What the harness is told (spec §7.3): transformers loads float checkpoints of every model type
+# here; FP8/MXFP4 scales are not placed by this example.
+CAPABILITIES = {"dtypes": ["f32", "f16", "bf16"], "forms": []}
 
 TRANSPOSED_INTERLEAVED = {"gpt_oss"}
 TRANSPOSED_CONCATENATED = {"llama4_text", "llama4"}
@@ -64,26 +74,7 @@ class LoaderError(Exception):
     """The checkpoint or the request cannot be turned into correct canonical tensors."""
 
 
-@dataclass(frozen=True)
-class Request:
-    tp_size: int
-    tp_rank: int
-    ep_size: int
-    ep_rank: int
-    ep_placement: str
-
-
-def parse_args(argv: list[str]) -> tuple[Path, Path, Request]:
-    p = argparse.ArgumentParser(description="moe-conformance loader built on transformers")
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--tp-size", type=int, required=True)
-    p.add_argument("--tp-rank", type=int, required=True)
-    p.add_argument("--ep-size", type=int, required=True)
-    p.add_argument("--ep-rank", type=int, required=True)
-    p.add_argument("--ep-placement", choices=["linear", "round_robin"], required=True)
-    a = p.parse_args(argv)
-    return a.checkpoint, a.out, Request(a.tp_size, a.tp_rank, a.ep_size, a.ep_rank, a.ep_placement)
+Request = kit.Request
 
 
 def check_request(req: Request) -> None:
@@ -247,6 +238,8 @@ def canonical_layer(
     if router is None:
         raise LoaderError(f"{path}: no router weight among {sorted(params)}")
     num_experts = router[1].shape[0]
+    if req.ep_size > num_experts:  # spec §1: an EP rank with no expert is an invalid request
+        raise LoaderError(f"EP size {req.ep_size} is larger than the {num_experts} experts")
     experts = split_experts(model_type, params, num_experts)
     ids = expert_ids(num_experts, req)
     index = torch.tensor(ids, dtype=torch.long)
@@ -298,26 +291,29 @@ def canonical_layer(
     return {k: v.contiguous() for k, v in out.items()}
 
 
+@kit.per_request
+def read_checkpoint(checkpoint: Path) -> tuple[torch.nn.Module, dict[str, torch.dtype]]:
+    """The model as transformers loads it, and the stored dtypes: read once per request, whatever the ranks asked."""
+    stored = disk_tensors(checkpoint)
+    model = load_model(checkpoint, stored)
+    return model, {name: dt for name, dt in stored.items() if dt is not None}
+
+
+def load(checkpoint_dir: str, req: Request) -> dict[str, torch.Tensor]:
+    """One rank's canonical tensors (spec §1); a LoaderError (or any exception) is a refusal with its message."""
+    check_request(req)
+    model, on_disk = read_checkpoint(Path(checkpoint_dir))
+    model_type = model.config.model_type
+    tensors: dict[str, torch.Tensor] = {}
+    for layer, path, block in moe_blocks(model):
+        tensors.update(canonical_layer(model_type, layer, path, block, req, on_disk))
+    return tensors
+
+
 def run(argv: list[str]) -> int:
-    checkpoint, out_file, req = parse_args(argv)
-    try:
-        check_request(req)
-        stored = disk_tensors(checkpoint)
-        model = load_model(checkpoint, stored)
-        model_type = model.config.model_type
-        on_disk = {name: dt for name, dt in stored.items() if dt is not None}
-        tensors: dict[str, torch.Tensor] = {}
-        for layer, path, block in moe_blocks(model):
-            tensors.update(canonical_layer(model_type, layer, path, block, req, on_disk))
-        save_file(tensors, str(out_file))
-    except LoaderError as e:
-        print(f"hf_transformers_loader: {e}", file=sys.stderr)
-        return 1
-    except Exception as e:  # anything unforeseen is a refusal with a reason, never a partial file
-        print(f"hf_transformers_loader: unexpected {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    return 0
+    """Command mode (spec §2) in process: the exit status (examples/python/check_hf_loader.py calls this)."""
+    return kit.serve_command(load, argv, NAME)
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
+    kit.main(load, name=NAME, version=f"1 (transformers {version('transformers')}, torch {torch.__version__})", capabilities=CAPABILITIES)

@@ -3,6 +3,7 @@
 import { MoeConformanceError, showValue } from '../errors.js';
 import type { CaseId } from './case-id.js';
 import type { Diagnosis } from '../compare/diagnose.js';
+import type { CaseNeeds } from './capabilities.js';
 
 /**
  * `inconclusive`: a refusal case whose control (the valid twin of the broken checkpoint or
@@ -91,6 +92,14 @@ export function countStatuses(results: Iterable<CaseResult>): StatusCounts {
   return c;
 }
 
+/** The note of a case skipped because the loader does not declare what the case needs (capabilities.ts). */
+export const NOT_DECLARED = 'not declared: ';
+
+/** Why a case was skipped as not declared, or undefined for any other result. */
+export function undeclaredOf(r: CaseResult): string | undefined {
+  return r.status === 'skip' && r.note?.startsWith(NOT_DECLARED) ? r.note.slice(NOT_DECLARED.length) : undefined;
+}
+
 /** What a case's own code decides; the runner turns it into a CaseResult. `stderr`: the loader's stderr tail. */
 export type CaseOutcome = (
   | { status: 'pass' }
@@ -103,6 +112,8 @@ export interface ConformanceCase {
   id: CaseId;
   seed?: number;
   replay: string;
+  /** What the loader must support for this case; a case outside its declared capabilities is skipped. */
+  needs?: CaseNeeds;
   /** Throwing is a failure too; `signal` aborts when the case runs past its time. */
   run(signal: AbortSignal): Promise<CaseOutcome>;
 }

@@ -1,12 +1,16 @@
 // What a report says about the run it comes from, so that a report read later, elsewhere,
 // still names what was checked: the loader command and what the loader declared about
 // itself, the seed, the harness's version, the date and the machine.
+import type { DeclaredLoader } from './capabilities.js';
+
 export interface RunInfo {
   /** The loader command (check), or the in-process loader's name (run). */
   loader: string;
   /** The loader's own name and version, where it declared them (spec §2: output metadata `moe_conformance.loader_name` / `moe_conformance.loader_version`). */
   loaderName?: string;
   loaderVersion?: string;
+  /** The loader's self-declaration (mode, capabilities, forms), from a worker's handshake or `--capabilities FILE` (spec §7). */
+  declared?: DeclaredLoader;
   /** The case sampler's seed. */
   seed?: number;
   /** The moe-conformance package version. */

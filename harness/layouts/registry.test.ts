@@ -170,3 +170,11 @@ describe('config refusals', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, num_local_experts: 1, intermediate_size: 4 }))).toThrow(/top-k/);
   });
 });
+
+describe('the index of model types', () => {
+  it('names each entry by its own model_type (the ModelType union is the index keys)', async () => {
+    const { ENTRIES_BY_TYPE } = await import('./types/index.js');
+    for (const [key, entry] of Object.entries(ENTRIES_BY_TYPE)) expect(entry.modelType, key).toBe(key);
+    expect(MODEL_TYPES).toEqual(Object.keys(ENTRIES_BY_TYPE));
+  });
+});

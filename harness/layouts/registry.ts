@@ -7,14 +7,20 @@ import type { ModelConfig } from '../checkpoint/config.js';
 import type { MoeSemantics } from './semantics.js';
 import type { ModelEntry } from './model-type.js';
 import { UnknownModelType } from './errors.js';
-import { ENTRIES } from './types/index.js';
+import { ENTRIES, ENTRIES_BY_TYPE, type ModelType } from './types/index.js';
+
+export type { ModelType };
 
 export { LAYOUT_NAMES } from './model-type.js';
 export type { Features, GeneratorTraits, LayoutName, ModelEntry, ModelSizes, ModuleLayout, MoeDims, SharedRule, SizeConstraints, TensorSpec } from './model-type.js';
 
 const REGISTRY = new Map<string, ModelEntry>(ENTRIES.map((e) => [e.modelType, e]));
 
-export const MODEL_TYPES: readonly string[] = ENTRIES.map((e) => e.modelType);
+export const MODEL_TYPES = Object.keys(ENTRIES_BY_TYPE) as readonly ModelType[];
+
+export function isModelType(name: string): name is ModelType {
+  return REGISTRY.has(name);
+}
 
 export function entryFor(modelType: string): ModelEntry {
   const entry = REGISTRY.get(modelType);

@@ -134,7 +134,17 @@ export interface CommandResult {
 /** Process groups of loader commands still running, so an interrupted run can end them. */
 const running = new Set<number>();
 
-function killGroup(pgid: number): void {
+/** Records a loader's process group (a worker's too), so killRunningLoaders ends it. */
+export function trackGroup(pgid: number): void {
+  running.add(pgid);
+}
+
+export function untrackGroup(pgid: number): void {
+  running.delete(pgid);
+}
+
+/** SIGKILLs a process group; one already gone is fine. */
+export function killGroup(pgid: number): void {
   try {
     process.kill(-pgid, 'SIGKILL');
   } catch {
@@ -192,7 +202,7 @@ function runBounded(argv: string[], opts: CommandLoaderOptions): Promise<Command
 }
 
 /** What a loader says about itself in its output's metadata (spec §2), for the reports. */
-export interface DeclaredLoader {
+export interface OutputMetadata {
   name?: string;
   version?: string;
 }
@@ -200,13 +210,13 @@ export interface DeclaredLoader {
 export const LOADER_NAME_KEY = 'moe_conformance.loader_name';
 export const LOADER_VERSION_KEY = 'moe_conformance.loader_version';
 
-export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader & { declared: DeclaredLoader } {
+export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader & { metadata: OutputMetadata } {
   const argv = resolveSelf(splitCommand(cmd));
   const maxOutput = opts.maxOutputBytes ?? 1024 ** 3;
-  const declared: DeclaredLoader = {};
+  const metadata: OutputMetadata = {};
   return {
     name: cmd,
-    declared,
+    metadata,
     async load(dir: string, req: ParallelRequest): Promise<Canonical> {
       const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'moe-cmd-'));
       const out = join(work, 'rank.safetensors');
@@ -222,7 +232,7 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader &
         if (r.exitCode !== 0) {
           throw new LoaderRefused(`loader exited ${r.exitCode}${tail}`, context, r.stderr, r.exitCode ?? -1);
         }
-        const output = await readOutput(out, maxOutput, r.stderr, declared);
+        const output = await readOutput(out, maxOutput, r.stderr, metadata);
         if (r.stderr.trim()) stderrOfOutput.set(output, r.stderr);
         return output;
       } finally {
@@ -232,7 +242,8 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader &
   };
 }
 
-async function readOutput(out: string, maxOutput: number, stderr: string, declared: DeclaredLoader): Promise<Canonical> {
+/** Reads a loader's output file with the strict reader (spec §2, §4); every problem is a LoaderOutputInvalid. The loader's self-description in its metadata goes to `metadata`. */
+export async function readOutput(out: string, maxOutput: number, stderr: string, metadata: OutputMetadata = {}): Promise<Canonical> {
   const size = await stat(out).then((s) => s.size, () => undefined);
   if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, expected: 'the --out file', found: stderr.trim() ? `nothing; stderr: ${stderr.trim()}` : 'nothing' });
   if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
@@ -253,8 +264,8 @@ async function readOutput(out: string, maxOutput: number, stderr: string, declar
     }
     const name = file.metadata?.get(LOADER_NAME_KEY);
     const version = file.metadata?.get(LOADER_VERSION_KEY);
-    if (name !== undefined) declared.name = name;
-    if (version !== undefined) declared.version = version;
+    if (name !== undefined) metadata.name = name;
+    if (version !== undefined) metadata.version = version;
     const scale = [...file.tensors.keys()].find((n) => splitCompanion(n) !== undefined);
     if (dequantized && scale !== undefined) {
       throw new LoaderOutputInvalid('loader output declares dequantized weights but holds a scale tensor', { file: out, tensor: scale, expected: 'no *_scale, *_scale_2 or *_input_scale tensor', found: scale });

@@ -2,7 +2,7 @@
 // type, under that type's own names (each type's `generator.config`), with every decoder
 // layer an MoE layer. The test suite reads the result back through the registry and checks
 // it gives the sizes asked for.
-import { entryFor, MODEL_TYPES, type ModelSizes, type SharedRule } from '../layouts/registry.js';
+import { entryFor, isModelType, MODEL_TYPES, type ModelSizes, type SharedRule } from '../layouts/registry.js';
 import { WriterInputError } from './errors.js';
 
 export type { ModelSizes } from '../layouts/registry.js';
@@ -16,7 +16,7 @@ export function sharedSizeRule(modelType: string): SharedRule {
 
 /** A config.json for these sizes; `overrides` (routing parameters, ...) are merged last. */
 export function buildConfig(s: ModelSizes, dtype: ConfigDtype, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  if (!MODEL_TYPES.includes(s.modelType)) {
+  if (!isModelType(s.modelType)) {
     throw new WriterInputError('cannot build a config for this model type', { expected: MODEL_TYPES.join('|'), found: s.modelType });
   }
   const Is = sharedSizeFor(s);

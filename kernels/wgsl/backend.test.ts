@@ -97,6 +97,19 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     }
   });
 
+  it('the experts pass in pipelined parts of 7 tokens (routed, planned and read back part by part) gives the same answers', async () => {
+    const parted = await WgslWebGpuBackend.create({ partTokens: 7, residentWeights: true });
+    try {
+      await expectMatchesReference(32, {
+        experts: 8, topK: 2, hidden: 20, intermediate: 12, sharedIntermediate: 8, correction: true,
+        routing: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+      }, 33, 1, 2, parted);
+      await expectMatchesReference(33, { experts: 6, topK: 2, hidden: 16, intermediate: 10, biases: true, routerBias: true, routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.3 } }, 20, 2, 1, parted);
+    } finally {
+      await parted.dispose();
+    }
+  });
+
   it('autotune times the candidate tilings once per shape and keeps the fastest', async () => {
     const tuned = await WgslWebGpuBackend.create({ autotune: true });
     try {

@@ -24,7 +24,7 @@ import { tensorOf } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { addZeroExperts } from '../routing.js';
-import type { RoutingResult } from '../routing.js';
+import { concatRoutings, type RoutingResult } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
@@ -35,6 +35,7 @@ export class WgslKernelError extends MoeConformanceError {}
 
 // GPUBufferUsage / GPUMapMode values (WebGPU spec), as Node has no such globals.
 const MAP_READ = 0x0001;
+const MAP_WRITE = 0x0002;
 const COPY_SRC = 0x0004;
 const COPY_DST = 0x0008;
 const UNIFORM = 0x0040;
@@ -53,6 +54,12 @@ export interface WgslOptions extends WebGpuOptions {
   residentWeights?: boolean;
   /** Largest weight chunk in bytes (default: the device's largest storage binding); for tests of chunking. */
   chunkBytes?: number;
+  /**
+   * Tokens per pipelined part of the experts pass (default: all in one part): part p+1 is
+   * routed on the CPU while the GPU computes part p, and part p's output is read back while
+   * later parts compute. Not yet measured on a GPU (spec/gpu.md), so off by default.
+   */
+  partTokens?: number;
 }
 
 /** One run of whole experts of a stacked tensor in one device buffer. */
@@ -97,6 +104,15 @@ export class WgslWebGpuBackend implements MoeBackend {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly scratch = new Map<string, GPUBuffer>();
   private readonly tuned = new Map<string, TuneEntry>();
+  /** Resident biases, by the rank's w13 tensor. */
+  private readonly residentBiases = new Map<object, { b13?: GPUBuffer; b2?: GPUBuffer }>();
+  /**
+   * Kept mappable buffers: the upload staging (mapped again right after each submit, so the
+   * next forward writes into it at once) and the readbacks. Fresh mappable buffers per
+   * forward cost a page fault per 4 KiB on the host, which made transfers run at about 1 GB/s.
+   */
+  private upload?: { buffer: GPUBuffer; ready: Promise<unknown> };
+  private readonly readbacks = new Map<string, GPUBuffer>();
   private combine: GPUComputePipeline;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
@@ -210,48 +226,64 @@ export class WgslWebGpuBackend implements MoeBackend {
     const p = `layers.${layer}.`;
     const buffer = (data: ArrayBufferView | number, usage = STORAGE): GPUBuffer => {
       const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
-      if (typeof data !== 'number') this.upload(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      if (typeof data !== 'number') this.writeAt(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       temp.push(b);
       return b;
     };
     if (this.options.residentWeights) this.hold(weights);
     const t0 = performance.now();
     const xBuf = this.scratchBuffer('x', tokens * H * 4);
-    this.upload(xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    let encoder = this.device.createCommandEncoder();
+    await this.staged(encoder, xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
     const zeros = buffer(16);
 
     // Round trip 1: router logits, a one-expert `down` GEMM over every token.
     const r0 = ranks[0]!;
     const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
-    const routerW = this.matrices(router, buffer);
+    const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
     const all = sharedBatch(x, tokens, H, undefined);
     const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
     const logitsBuf = buffer(tokens * E * 4);
     // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
     const routerTiling = this.options.tiling ?? this.heuristic(16);
-    let encoder = this.device.createCommandEncoder();
     let pass = encoder.beginComputePass();
     this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
     pass.end();
-    const logits = await this.read(encoder, logitsBuf, tokens * E, buffer);
+    const logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
     const t1 = performance.now();
-    const routing = routeLogits(sem, layer, r0, logits, tokens);
+    let cpuMs = 0;
 
-    // Round trip 2: every rank's experts, combined into one output.
-    const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, x, tokens, buffer));
-    const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
-    const encodeExperts = (tiling: GemmTiling): GPUCommandEncoder => {
-      const enc = this.device.createCommandEncoder();
-      const ps = enc.beginComputePass();
-      plans.forEach((plan, r) => this.encodeRank(ps, sem, plan, tiling, xBuf, tokens, r, zeros, buffer));
-      ps.end();
-      return enc;
-    };
-    const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((tokens * k) / E));
-    encoder = encodeExperts(tiling);
-    const t2 = performance.now();
-    const output = await this.read(encoder, this.scratchBuffer('out', tokens * H * 4), tokens * H, buffer);
-    this.lastPhases = { router: t1 - t0, routing: t2 - t1, experts: performance.now() - t2 };
+    // Then the experts, in pipelined parts of the tokens: route and plan a part on the CPU,
+    // submit it, and move on while the GPU computes it; each part's rows come back by themselves.
+    const part = Math.max(1, this.options.partTokens ?? tokens);
+    const outBuf = this.scratchBuffer('out', tokens * H * 4);
+    const routings: RoutingResult[] = [];
+    const reads: Promise<Float32Array>[] = [];
+    for (let c0 = 0, index = 0; c0 < tokens; c0 += part, index++) {
+      const n = Math.min(part, tokens - c0);
+      const c = performance.now();
+      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * E, (c0 + n) * E), n);
+      routings.push(routing);
+      const xPart = x.subarray(c0 * H, (c0 + n) * H);
+      const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, xPart, n, c0, buffer));
+      cpuMs += performance.now() - c;
+      const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (n * k) / E)))].join('/');
+      const encodeExperts = (tiling: GemmTiling): GPUCommandEncoder => {
+        const enc = this.device.createCommandEncoder();
+        const ps = enc.beginComputePass();
+        plans.forEach((plan, r) => this.encodeRank(ps, sem, plan, tiling, xBuf, n, part, c0, r, zeros, buffer));
+        ps.end();
+        return enc;
+      };
+      const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((n * k) / E));
+      reads.push(this.submitRead(encodeExperts(tiling), outBuf, c0 * H, n * H, `out${index}`));
+    }
+    const parts = await Promise.all(reads);
+    // One part is the whole output as read; parts are joined in token order.
+    const output = parts.length === 1 ? parts[0]! : new Float32Array(tokens * H);
+    if (parts.length > 1) parts.forEach((values, i) => output.set(values, i * part * H));
+    const routing = concatRoutings(routings);
+    this.lastPhases = { router: t1 - t0, routing: cpuMs, experts: performance.now() - t1 - cpuMs };
     addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
@@ -283,7 +315,7 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   /** Groups one rank's routed rows by expert and uploads the tables that do not depend on the tiling. */
   private plan(
-    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, routing: RoutingResult, x: Float32Array, tokens: number,
+    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, routing: RoutingResult, x: Float32Array, tokens: number, first: number,
     buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): RankPlan {
     const { hidden: H, topK: k } = sem;
@@ -292,7 +324,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const R = weights.w2.cols;
     const grouping = groupByExpert(routing, weights.ids, tokens, k);
     const routed = grouping.offsets[n]!;
-    const bias = expertBiases(layer, rank, n, R, H);
+    const bias = this.biases(layer, rank, weights, R, H, buffer);
     const withShared = weights.shared !== undefined && rank.req.epRank === 0;
     const slots = k + (withShared ? 1 : 0);
     const pos = new Uint32Array(tokens * slots).fill(NONE);
@@ -305,20 +337,20 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
     const plan: RankPlan = {
       weights, grouping, slots, pos: buffer(pos),
-      rows: buffer(rowTable(grouping.token, grouping.inputScale, grouping.outputScale)),
-      b13: bias.w13 ? buffer(bias.w13) : undefined,
-      b2: bias.w2 ? buffer(bias.w2) : undefined,
+      rows: buffer(rowTable(grouping.token, grouping.inputScale, grouping.outputScale, first)),
+      b13: bias.b13,
+      b2: bias.b2,
     };
     if (withShared) {
       // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
       const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
-      plan.shared = { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale)), R: weights.shared!.w2.cols };
+      plan.shared = { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale, first)), R: weights.shared!.w2.cols };
     }
     return plan;
   }
 
   private encodeRank(
-    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, tiling: GemmTiling, xBuf: GPUBuffer, tokens: number, r: number, zeros: GPUBuffer,
+    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, tiling: GemmTiling, xBuf: GPUBuffer, tokens: number, part: number, first: number, r: number, zeros: GPUBuffer,
     buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): void {
     const H = sem.hidden;
@@ -327,9 +359,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     const { mode, alpha, limit } = activationParams(sem.activation);
     const g = plan.grouping;
     const routed = g.offsets[g.offsets.length - 1]!;
-    const yRows = routed + (plan.shared ? tokens : 0);
-    const actBuf = this.scratchBuffer(`act${r}`, routed * R * 4);
-    const yBuf = this.scratchBuffer(`y${r}`, yRows * H * 4);
+    // Sized for the largest part, so that no part's scratch is reallocated under an earlier one's work.
+    const actBuf = this.scratchBuffer(`act${r}`, part * sem.topK * R * 4);
+    const yBuf = this.scratchBuffer(`y${r}`, part * (sem.topK + 1) * H * 4);
     if (routed > 0) {
       const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
       const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0 };
@@ -344,8 +376,8 @@ export class WgslWebGpuBackend implements MoeBackend {
       this.grouped(pass, 'up', tiling, this.matrices(shared.w13, buffer), [0, tokens], up, plan.shared.rows, xBuf, zeros, actS, buffer);
       this.grouped(pass, 'down', tiling, this.matrices(shared.w2, buffer), [0, tokens], down, plan.shared.rows, actS, zeros, yBuf, buffer);
     }
-    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0]);
-    this.dispatch(pass, this.combine, [buffer(params, UNIFORM), plan.pos, yBuf, this.scratchBuffer('out', tokens * H * 4)], Math.ceil((tokens * H) / 128));
+    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0, first, 0, 0, 0]);
+    this.dispatch(pass, this.combine, [buffer(params, UNIFORM), plan.pos, yBuf, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
   }
 
   /**
@@ -398,7 +430,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   /** Copies `bytes` to the start of `b` in pieces, the last one padded to whole words. */
-  private upload(b: GPUBuffer, bytes: Uint8Array, at = 0): void {
+  private writeAt(b: GPUBuffer, bytes: Uint8Array, at = 0): void {
     for (let off = 0; off < bytes.length; off += UPLOAD_PIECE) {
       let piece = bytes.subarray(off, Math.min(off + UPLOAD_PIECE, bytes.length));
       // Dawn takes no SharedArrayBuffer views (worker-filled weights): those go through a copy too.
@@ -421,18 +453,88 @@ export class WgslWebGpuBackend implements MoeBackend {
     return b;
   }
 
-  /** Submits `encoder` after a copy of `src` into a mappable buffer, and reads `count` floats back. */
-  private async read(encoder: GPUCommandEncoder, src: GPUBuffer, count: number, buffer: (d: number, usage?: number) => GPUBuffer): Promise<Float32Array> {
-    const staging = buffer(count * 4, MAP_READ);
-    encoder.copyBufferToBuffer(src, 0, staging, 0, Math.ceil((count * 4) / 16) * 16);
-    this.device.queue.submit([encoder.finish()]);
-    try {
-      await withTimeout(staging.mapAsync(MAP_READ), READBACK_TIMEOUT_MS, this.session.adapter.backend);
-    } catch (e) {
-      throw new WgslKernelError(`readback failed: ${(e as Error).message}`, { expected: 'mapped result', found: 'no mapping' });
+  /** Writes `bytes` into the kept upload staging buffer and records its copy into `dst` on `encoder`. */
+  private async staged(encoder: GPUCommandEncoder, dst: GPUBuffer, bytes: Uint8Array): Promise<void> {
+    const size = Math.max(16, Math.ceil(bytes.length / 16) * 16);
+    if (!this.upload || this.upload.buffer.size < size) {
+      this.upload?.buffer.destroy();
+      this.upload = { buffer: this.device.createBuffer({ size, usage: MAP_WRITE | COPY_SRC, mappedAtCreation: true }), ready: Promise.resolve() };
     }
-    const out = new Float32Array(staging.getMappedRange().slice(0, count * 4));
-    staging.unmap();
+    const up = this.upload;
+    await withTimeout(up.ready, READBACK_TIMEOUT_MS, this.session.adapter.backend);
+    new Uint8Array(up.buffer.getMappedRange(0, size)).set(bytes);
+    up.buffer.unmap();
+    encoder.copyBufferToBuffer(up.buffer, 0, dst, 0, size);
+    this.remapUpload = true;
+  }
+
+  private remapUpload = false;
+
+  /** Submits `encoder` after a copy of `src` into the kept readback buffer `name`, and reads `count` floats back. */
+  private async read(encoder: GPUCommandEncoder, src: GPUBuffer, count: number, name: string): Promise<Float32Array> {
+    return this.submitRead(encoder, src, 0, count, name);
+  }
+
+  /**
+   * Submits `encoder` (now) after a copy of `count` floats of `src` from float `at` into the
+   * kept readback buffer `name`; the promise resolves to those floats.
+   */
+  private submitRead(encoder: GPUCommandEncoder, src: GPUBuffer, at: number, count: number, name: string): Promise<Float32Array> {
+    const size = Math.max(16, Math.ceil((count * 4) / 16) * 16);
+    let staging = this.readbacks.get(name);
+    if (!staging || staging.size < size) {
+      staging?.destroy();
+      staging = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
+      this.readbacks.set(name, staging);
+    }
+    encoder.copyBufferToBuffer(src, at * 4, staging, 0, Math.min(size, src.size - at * 4));
+    this.device.queue.submit([encoder.finish()]);
+    if (this.remapUpload && this.upload) {
+      // Mapped again once this submission's copy out of it is done: ready for the next upload.
+      const up = this.upload;
+      up.ready = up.buffer.mapAsync(MAP_WRITE);
+      up.ready.catch(() => undefined);
+      this.remapUpload = false;
+    }
+    const mapped = staging;
+    return withTimeout(mapped.mapAsync(MAP_READ, 0, size), READBACK_TIMEOUT_MS, this.session.adapter.backend).then(
+      () => {
+        const out = new Float32Array(mapped.getMappedRange(0, size).slice(0, count * 4));
+        mapped.unmap();
+        return out;
+      },
+      (e: Error) => {
+        throw new WgslKernelError(`readback failed: ${e.message}`, { expected: 'mapped result', found: 'no mapping' });
+      },
+    );
+  }
+
+  /** Resident matrices of `w`, uploaded on first use (released with the expert weights). */
+  private residentMatrices(w: StackedMatrices): DeviceMatrices {
+    let m = this.resident.get(w.tensor);
+    if (!m) {
+      m = this.toDevice(w, (size) => this.createBuffer(size, STORAGE));
+      this.resident.set(w.tensor, m);
+    }
+    return m;
+  }
+
+  /** The rank's expert biases on the device (f32), kept with resident weights, else uploaded for this forward. */
+  private biases(
+    layer: number, rank: RankTensors, weights: RankWeights, R: number, H: number, buffer: (d: ArrayBufferView | number) => GPUBuffer,
+  ): { b13?: GPUBuffer; b2?: GPUBuffer } {
+    const kept = this.options.residentWeights ? this.residentBiases.get(weights.w13.tensor) : undefined;
+    if (kept) return kept;
+    const b = expertBiases(layer, rank, weights.ids.length, R, H);
+    const make = this.options.residentWeights
+      ? (d: Float32Array) => {
+        const g = this.createBuffer(d.byteLength, STORAGE);
+        this.writeAt(g, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+        return g;
+      }
+      : (d: Float32Array) => buffer(d);
+    const out = { b13: b.w13 ? make(b.w13) : undefined, b2: b.w2 ? make(b.w2) : undefined };
+    if (this.options.residentWeights) this.residentBiases.set(weights.w13.tensor, out);
     return out;
   }
 
@@ -457,9 +559,9 @@ export class WgslWebGpuBackend implements MoeBackend {
       const count = Math.min(perChunk, w.count - first);
       const b = make(count * matrixBytes);
       if (raw) {
-        this.upload(b, w.tensor.bytes.subarray(first * matrixBytes, (first + count) * matrixBytes));
+        this.writeAt(b, w.tensor.bytes.subarray(first * matrixBytes, (first + count) * matrixBytes));
       } else {
-        for (let i = 0; i < count; i++) this.upload(b, matrixBytesF32(w, first + i), i * matrixBytes);
+        for (let i = 0; i < count; i++) this.writeAt(b, matrixBytesF32(w, first + i), i * matrixBytes);
       }
       chunks.push({ first, count, buffer: b });
     }
@@ -480,6 +582,8 @@ export class WgslWebGpuBackend implements MoeBackend {
   private releaseResident(): void {
     for (const m of this.resident.values()) for (const c of m.chunks) c.buffer.destroy();
     this.resident.clear();
+    for (const b of this.residentBiases.values()) for (const g of [b.b13, b.b2]) g?.destroy();
+    this.residentBiases.clear();
   }
 
   async dispose(): Promise<void> {
@@ -489,17 +593,19 @@ export class WgslWebGpuBackend implements MoeBackend {
     this.releaseResident();
     for (const b of this.scratch.values()) b.destroy();
     this.scratch.clear();
+    for (const b of this.readbacks.values()) b.destroy();
+    this.upload?.buffer.destroy();
     await this.session.dispose();
   }
 }
 
 /** `[4M]` u32 (one vec4 a row): row of A, then the bits of its input and output scales. */
-function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Float32Array): Uint32Array {
+function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Float32Array, first = 0): Uint32Array {
   const table = new Uint32Array(4 * tokens.length);
   const inBits = new Uint32Array(inputScale.buffer, inputScale.byteOffset, inputScale.length);
   const outBits = new Uint32Array(outputScale.buffer, outputScale.byteOffset, outputScale.length);
   for (let i = 0; i < tokens.length; i++) {
-    table[4 * i] = tokens[i]!;
+    table[4 * i] = first + tokens[i]!;
     table[4 * i + 1] = inBits[i]!;
     table[4 * i + 2] = outBits[i]!;
   }

@@ -290,12 +290,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }
 
 /**
- * `out[t, c] = (accumulate ? out[t, c] : 0) + Σ_s y[pos[t·S + s], c]` over the S slots of
+ * `out[first + t, c] = (accumulate ? out[first + t, c] : 0) + Σ_s y[pos[t·S + s], c]` over the S slots of
  * token t whose position is not 0xffffffff: the weighted expert outputs (already scaled in
  * the down GEMM), summed per token in one dispatch, deterministic (no atomics).
  */
 export const COMBINE_SHADER = /* wgsl */ `
-struct Params { T: u32, H: u32, S: u32, accumulate: u32 }
+struct Params { T: u32, H: u32, S: u32, accumulate: u32, first: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pos: array<u32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
@@ -307,12 +307,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (i >= p.T * p.H) { return; }
   let t = i / p.H;
   let c = i % p.H;
+  let o = i + p.first * p.H;
   var s = 0.0;
-  if (p.accumulate == 1u) { s = out[i]; }
+  if (p.accumulate == 1u) { s = out[o]; }
   for (var j = 0u; j < p.S; j++) {
     let r = pos[t * p.S + j];
     if (r != 0xffffffffu) { s = s + y[r * p.H + c]; }
   }
-  out[i] = s;
+  out[o] = s;
 }
 `;

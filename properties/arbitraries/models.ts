@@ -2,7 +2,7 @@
 // registry (each type's `generator` traits): whether routing is group-limited (`n_group`
 // must divide E) and whether top-k is fixed. Which shared-expert sizes a type can express
 // is the same traits' `shared` rule (the writer's sharedSizeRule).
-import { entryFor, MODEL_TYPES } from '../../harness/layouts/registry.js';
+import { entryFor, MODEL_TYPES, type ModelType } from '../../harness/layouts/registry.js';
 
 export interface ModelTraits {
   /** Group-limited routing (deepseek family). */
@@ -18,4 +18,4 @@ export const MODEL_TRAITS: Readonly<Record<string, ModelTraits>> = Object.fromEn
   }),
 );
 
-export const ALL_MODEL_TYPES: readonly string[] = MODEL_TYPES;
+export const ALL_MODEL_TYPES: readonly ModelType[] = MODEL_TYPES;

@@ -2,6 +2,7 @@
 // forwards (routing mistakes of a kernel). Each wraps the reference loader (or forward) and
 // corrupts its output exactly the way the bug would, so a test can prove the suite catches
 // it, how many generated cases that took, and that the failure's diagnosis names the bug.
+import type { ModelType } from '../../harness/layouts/registry.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
 import { isGated } from '../../harness/layouts/semantics.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
@@ -33,10 +34,10 @@ export interface Mutant {
   /** The kind harness/compare/diagnose.ts (or properties/diagnose-forward.ts) must name for it. */
   diagnosis: DiagnosisKind;
   /** Suite settings other than the default, for a bug that only some sizes show (and why). */
-  suite?: { capabilities: { modelTypes: string[] }; cases: number; why: string };
+  suite?: { capabilities: { modelTypes: ModelType[] }; cases: number; why: string };
 }
 
-interface Model {
+export interface Model {
   modelType: string;
   hidden: number;
   intermediate: number;
@@ -54,7 +55,7 @@ const models = recent<Model>(64);
 /** The reference's tensors, shared by all mutants: callers copy a map before changing it. */
 const reference = memoLoader(referenceLoader, 256);
 
-function modelOf(dir: string): Promise<Model> {
+export function modelOf(dir: string): Promise<Model> {
   return models(dir, async () => {
     const sem = semanticsOf(await ModelConfig.read(dir));
     return {
@@ -65,7 +66,7 @@ function modelOf(dir: string): Promise<Model> {
   });
 }
 
-const load = (dir: string, req: ParallelRequest) => reference.load(dir, req);
+export const load = (dir: string, req: ParallelRequest) => reference.load(dir, req);
 const layersOf = (c: Canonical) => [...new Set([...c.keys()].map((k) => Number(/^layers\.(\d+)\./.exec(k)?.[1])))].filter((n) => !Number.isNaN(n));
 
 /** A mutant whose loader is `load` under the mutant's own name; its diagnosis comes from the DIAGNOSIS table. */

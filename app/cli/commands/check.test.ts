@@ -104,6 +104,7 @@ describe('check', () => {
     // A loader that refuses everything proves nothing by refusing broken checkpoints: inconclusive, never pass.
     expect(merged.filter((r) => /^moe:(refuse|request):/.test(r.id) && r.status !== 'skip').every((r) => r.status === 'inconclusive')).toBe(true);
     expect(out).toMatch(/12 cases: /);
+    expect(JSON.parse(await readFile(all, 'utf8')).run.declared).toEqual({ name: fake('refuse.mjs'), mode: 'command' });
   });
 
   it('runs only the sampled cases a --case pattern matches', async () => {
@@ -114,7 +115,50 @@ describe('check', () => {
     expect(results.every((r) => r.id.startsWith('moe:refuse:') || r.id.startsWith('moe:request:model=mixtral;'))).toBe(true);
   });
 
+  it('--forms reaches the cases: the reference passes forms it satisfies as is, and fails w31 (it writes [gate; up])', async () => {
+    const json = join(dir, 'forms.json');
+    // The reference's placement is an EPLB placement without redundancy, and Ir = 2 needs no padding to a multiple of 2.
+    expect(await check(['--loader', 'moe-conformance load', '--forms', 'eplb,pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
+    expect(await check(['--loader', 'moe-conformance load', '--forms', 'w31', '--case', LOAD_ID, '--case', GOLDEN_ID, '--report', 'json', json])).toBe(1);
+    const results = parseResults(await readFile(json, 'utf8'));
+    for (const r of results) {
+      expect(r.status).toBe('fail');
+      expect(r.failure?.message).toMatch(/\(declared forms w31 mapped to the canonical form\): tensor layers\.\d+\.experts\.w13 differs/);
+      expect(r.replay).toContain(`check --loader 'moe-conformance load' --forms w31 --case`);
+    }
+    // Every report shows the declared forms: JSON keeps the declaration, the terminal lists it.
+    expect(JSON.parse(await readFile(json, 'utf8')).run.declared).toEqual({ name: 'moe-conformance load', mode: 'command', capabilities: { forms: ['w31'] } });
+    expect(out).toMatch(/forms: w31\n/);
+    // A capabilities file's forms are declared forms too, and --forms adds to them.
+    const file = join(dir, 'forms-capabilities.json');
+    await writeFile(file, JSON.stringify({ modelTypes: ['qwen2_moe', 'mixtral'], forms: ['eplb'] }));
+    expect(await check(['--loader', 'moe-conformance load', '--capabilities', file, '--forms', 'pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
+    expect(JSON.parse(await readFile(json, 'utf8')).run.declared.capabilities.forms).toEqual(['pad-ir-2', 'eplb']);
+    expect(parseResults(await readFile(json, 'utf8'))[0]!.replay).toContain(`check --loader 'moe-conformance load' --capabilities ${file} --forms pad-ir-2 --case`);
+    await writeFile(file, JSON.stringify({ forms: ['w13'] }));
+    await expect(check(['--loader', 'moe-conformance load', '--capabilities', file, '--case', LOAD_ID])).rejects.toThrow(/capabilities\.forms: unknown engine form/);
+  });
+
+  it('a worker declares its forms in its handshake: the same engine loader passes declared and fails undeclared', async () => {
+    const worker = `${process.execPath} --import tsx ${fileURLToPath(new URL('../../../properties/mutants/test/form-worker.ts', import.meta.url))}`;
+    const json = join(dir, 'forms-worker.json');
+    process.env.FORM_LOADER = 'shared-replicated';
+    try {
+      expect(await check(['--loader', worker, '--worker', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
+      expect(JSON.parse(await readFile(json, 'utf8')).run.declared).toMatchObject({ name: 'form loader shared-replicated', mode: 'worker', capabilities: { forms: ['shared-replicated'] } });
+      process.env.FORM_DECLARE = 'no';
+      expect(await check(['--loader', worker, '--worker', '--case', LOAD_ID, '--report', 'json', json])).toBe(1);
+      expect(parseResults(await readFile(json, 'utf8'))[0]!.failure?.message).toMatch(/shared\.w13 has shape \[12, 8\], expected \[6, 8\]/);
+    } finally {
+      delete process.env.FORM_LOADER;
+      delete process.env.FORM_DECLARE;
+    }
+  });
+
   it('refuses bad usage', async () => {
+    await expect(check(['--loader', 'x', '--forms', 'w13'])).rejects.toThrow(/--forms: unknown engine form \(expected transposed \| pad-ir-N/);
+    await expect(check(['--loader', 'x', '--forms', 'shared-replicated,shared-expert-slots'])).rejects.toThrow(/exclude each other/);
+    await expect(check(['--loader', 'x', '--worker', '--forms', 'w31'])).rejects.toThrow(/--forms is for command loaders/);
     await expect(check([])).rejects.toThrow(UsageError);
     await expect(check(['--loader', 'x', '--report', 'pdf', 'a.pdf'])).rejects.toThrow(/--report takes FORMAT FILE/);
     await expect(check(['--loader', 'x', '--model-types', 'gpt5'])).rejects.toThrow(/unknown "gpt5"/);
@@ -122,6 +166,84 @@ describe('check', () => {
     await expect(check(['--loader', 'x', '--timeout', '0'])).rejects.toThrow(UsageError);
     await expect(check(['--loader', 'x', '--frobnicate'])).rejects.toThrow(UsageError);
     expect(await check(['--help'])).toBe(0);
+  });
+});
+
+const fakeWorker = `${process.execPath} ${fileURLToPath(new URL('../../../harness/protocol/test/fake-workers/worker.mjs', import.meta.url))}`;
+
+describe('check --worker and capabilities', () => {
+  it('passes the reference loader as a worker on the same cases as the command, declaring its name and version', async () => {
+    out = '';
+    const json = join(dir, 'worker.json');
+    const xml = join(dir, 'worker.xml');
+    const code = await check(['--loader', 'moe-conformance load', '--worker', '--case', LOAD_ID, '--case', REFUSE_ID, '--case', GOLDEN_ID, '--report', 'json', json, '--report', 'junit', xml]);
+    expect(code).toBe(0);
+    const file = JSON.parse(await readFile(json, 'utf8'));
+    expect(file.run.declared).toEqual({ name: 'moe-conformance load', version: '1', mode: 'worker' });
+    expect(parseResults(JSON.stringify(file)).map((r) => r.status)).toEqual(['pass', 'pass', 'pass']);
+    expect(file.results.find((r: { id: string }) => r.id === LOAD_ID).replay).toBe(`node --import tsx app/cli/main.ts check --loader 'moe-conformance load' --worker --case '${LOAD_ID}'`);
+    expect(await readFile(xml, 'utf8')).toContain('<property name="loader.mode" value="worker"/>');
+    expect(out).toMatch(/declared: moe-conformance load 1 \(worker\)/);
+  });
+
+  it('skips cases outside a command loader\'s --capabilities as not declared, in every report', async () => {
+    const caps = join(dir, 'caps.json');
+    await writeFile(caps, JSON.stringify({ modelTypes: ['mixtral'], maxTp: 1, forms: ['w31'] }));
+    const [json, xml, html] = ['caps.json.out', 'caps.xml', 'caps.html'].map((f) => join(dir, f)) as [string, string, string];
+    out = '';
+    const code = await check(['--loader', 'moe-conformance load', '--capabilities', caps, '--case', LOAD_ID, '--case', REFUSE_ID, '--report', 'json', json, '--report', 'junit', xml, '--report', 'html', html]);
+    expect(code).toBe(0);
+    const file = JSON.parse(await readFile(json, 'utf8'));
+    expect(file.run.declared).toEqual({ name: 'moe-conformance load', mode: 'command', capabilities: { modelTypes: ['mixtral'], maxTp: 1, forms: ['w31'] } });
+    const byId = new Map(parseResults(await readFile(json, 'utf8')).map((r) => [r.id, r]));
+    expect(byId.get(REFUSE_ID)!.status).toBe('pass');
+    expect(byId.get(LOAD_ID)).toMatchObject({ status: 'skip', note: 'not declared: model type qwen2_moe (declared: mixtral)' });
+    expect(out).toContain(`skip (not declared): 1 cases\n  1 × model type qwen2_moe (declared: mixtral)\n    ${LOAD_ID}`);
+    expect(out).toMatch(/2 cases: 1 passed, 0 warned, 0 failed, 1 skipped \(1 not declared\)/);
+    expect(out).toContain('forms: w31');
+    const junit = await readFile(xml, 'utf8');
+    expect(junit).toContain('<skipped message="not declared: model type qwen2_moe (declared: mixtral)"/>');
+    expect(junit).toContain('<property name="loader.capabilities" value="model types mixtral; max TP 1; forms w31"/>');
+    const page = await readFile(html, 'utf8');
+    expect(page).toContain('<h2>Skipped, not declared (1)</h2>');
+    expect(page).toContain('1 × model type qwen2_moe (declared: mixtral)');
+    await writeFile(caps, JSON.stringify({ modelTypes: 'mixtral' }));
+    await expect(check(['--loader', 'x', '--capabilities', caps])).rejects.toThrow(/capabilities.modelTypes must be a list of strings/);
+    await expect(check(['--loader', 'x', '--worker', '--capabilities', caps])).rejects.toThrow(UsageError);
+  });
+
+  it('a crashing worker fails each case with a typed error and the run goes on', async () => {
+    const json = join(dir, 'crash.json');
+    const code = await check(['--loader', fakeWorker, '--worker', '--cases', '4', '--jobs', '2', '--report', 'json', json]);
+    expect(code).toBe(1);
+    const results = parseResults(await readFile(json, 'utf8'));
+    expect(results).toHaveLength(4);
+    // The fake writes tensors that are not canonical, so loads fail on content; none of them stops the run.
+    for (const r of results) expect(['fail', 'pass', 'inconclusive']).toContain(r.status);
+    const crashing = join(dir, 'crashing.json');
+    process.env.FAKE_WORKER = 'crash';
+    try {
+      expect(await check(['--loader', fakeWorker, '--worker', '--cases', '3', '--report', 'json', crashing])).toBe(1);
+    } finally {
+      delete process.env.FAKE_WORKER;
+    }
+    // A worker that ignores the end of its input is killed when the run ends: nothing is left behind.
+    const pidFile = join(dir, 'worker.pid');
+    Object.assign(process.env, { FAKE_WORKER: 'ignore-eof', FAKE_PID_FILE: pidFile });
+    try {
+      await check(['--loader', fakeWorker, '--worker', '--cases', '2', '--jobs', '1']);
+    } finally {
+      delete process.env.FAKE_WORKER;
+      delete process.env.FAKE_PID_FILE;
+    }
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow();
+    const crashed = parseResults(await readFile(crashing, 'utf8'));
+    expect(crashed).toHaveLength(3);
+    for (const r of crashed) {
+      expect(r.status).toBe('fail');
+      expect(r.failure!.message).toMatch(/^WorkerCrashed: worker killed by SIGSEGV|must be refused with a non-zero exit and a reason, but the loader failed otherwise: WorkerCrashed/);
+    }
   });
 });
 

@@ -6,22 +6,26 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { selfCommand, shellQuote } from '../args.js';
-import { all, choices, int, ints, one, reportsOf, shardOf, startCommand, type CommandDef } from '../options.js';
-import { matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
+import { all, choices, flag, int, ints, one, reportsOf, shardOf, startCommand, type CommandDef, type Parsed } from '../options.js';
+import { formatCaseId, matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../../harness/protocol/command-loader.js';
+import { workerLoader, type WorkerLoader } from '../../../harness/protocol/worker-loader.js';
+import { CapabilitiesError, parseCapabilitiesJson, type Capabilities, type DeclaredLoader } from '../../../harness/conformance/capabilities.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
 import { REPORT_FORMATS } from '../../reporters/files.js';
-import { mergeResults, parseRunInfo, readResults } from '../../reporters/json.js';
+import { mergeResults, readResults, readRunInfo } from '../../reporters/json.js';
 import { runInfo } from '../../run-info.js';
 import { reportResults } from '../report-results.js';
-import { runCases } from '../../runner.js';
+import { inShard, runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
 import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
 import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
+import { ENGINE_FORMS, FormDeclarationError, parseForms, type FormSet } from '../../../harness/canonical/forms.js';
+import type { Target } from '../../../properties/properties.js';
 
 const DEF: CommandDef = {
   name: 'check',
@@ -29,7 +33,10 @@ const DEF: CommandDef = {
   description: `Runs the conformance suite against a loader command. The harness appends
 --checkpoint DIR --out FILE --tp-size T --tp-rank r --ep-size P --ep-rank q --ep-placement X
 (spec §2). "moe-conformance ..." names this package's own CLI, run directly by node (through
-npx it would cost about a second more per call).`,
+npx it would cost about a second more per call). With --worker, "CMD --worker" is started once
+per job and kept alive, answering JSON-line requests (spec §7); its handshake declares its name,
+version and capabilities. A case needing more than the loader declares (--capabilities FILE for
+a command) is skipped as "not declared", with the reason, in every report.`,
   options: {
     loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
     cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100' },
@@ -39,17 +46,65 @@ npx it would cost about a second more per call).`,
     dtypes: { args: ['A,B'], help: `dtypes: ${DTYPE_NAMES.join(', ')}`, default: 'all' },
     tp: { args: ['1,2,4'], help: 'TP sizes to try, each >= 1', default: '1,2,3,4' },
     ep: { args: ['1,2,3'], help: 'EP sizes to try, each >= 1', default: '1,2,3,4' },
-    timeout: { args: ['SECONDS'], help: 'per loader call, >= 1', default: '60' },
-    jobs: { args: ['N'], help: 'cases at once, >= 1', default: '2' },
+    worker: { help: 'run CMD as a worker (spec §7): one process per job, capabilities from its handshake' },
+    capabilities: { args: ['FILE'], help: 'what a command loader supports (JSON, spec §7.3); cases that need more are skipped as not declared' },
+    forms: { args: ['A,B'], help: `engine forms a command loader emits (spec §8): ${ENGINE_FORMS.map((f) => f.name).join(', ')}; its ranks are mapped to the canonical form before comparing (added to the capabilities' forms; a worker declares them in its handshake)`, default: 'none' },
+    timeout: { args: ['SECONDS'], help: 'per loader call and per rank asked (a worker\'s handshake too), >= 1', default: '60' },
+    jobs: { args: ['N'], help: 'cases at once, and workers, >= 1', default: '2' },
     golden: { args: ['DIR...'], help: 'golden fixture folders, or folders holding them (the package ships golden/hf)', default: 'none' },
     report: { args: ['FORMAT', 'FILE'], help: `write a report; FORMAT is one of ${REPORT_FORMATS.join(', ')}`, repeatable: true },
     'keep-failures': { args: ['DIR'], help: "keep each failing or inconclusive case's checkpoints, loader and reference outputs and a reason.txt, one folder per case" },
     expectations: { args: ['FILE'], help: 'lines "ID-or-pattern fail|skip [reason=/REGEX/] [diagnosis=KIND] # reason"' },
     shard: { args: ['i/n'], help: 'run the i-th of n disjoint parts (1 <= i <= n)' },
     case: { args: ['ID'], help: "replay one case; no sampling. With a * (a pattern like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches", repeatable: true },
+    list: { help: 'print the IDs of the cases it would run, one per line, and exit (the loader is not started)' },
     merge: { args: ['FILE...'], help: 'merge JSON results of --shard runs instead of running' },
   },
 };
+
+/** `--forms w31,eplb`: a declaration error (an unknown form, two that exclude each other) is a usage problem. */
+function formsOf(p: Parsed): FormSet | undefined {
+  const text = one(p, 'forms');
+  if (text === undefined) return undefined;
+  try {
+    return parseForms(text.split(',').map((s) => s.trim()).filter(Boolean));
+  } catch (e) {
+    if (!(e instanceof FormDeclarationError)) throw e;
+    p.problems.add(`--forms: ${e.message}`);
+    return undefined;
+  }
+}
+
+/** A command loader's declaration: its command, the capabilities file, and --forms added to the file's forms. */
+function commandDeclared(cmd: string, file: Capabilities | undefined, forms: FormSet | undefined): DeclaredLoader {
+  const all = [...(file?.forms ?? []), ...(forms?.names ?? [])];
+  const capabilities = forms ? { ...file, forms: parseForms([...new Set(all)]).names } : file;
+  return { name: cmd, mode: 'command', ...(capabilities && { capabilities }) };
+}
+
+async function readCapabilities(file: string): Promise<Capabilities> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CapabilitiesError(`cannot read capabilities: ${(e as Error).message}`, { file });
+  }
+  return parseCapabilitiesJson(text, file);
+}
+
+/**
+ * Starts the first worker for its handshake. A worker that fails it is reported and the run
+ * goes on without declared capabilities: every case then fails with that typed error.
+ */
+async function declaredWorker(worker: WorkerLoader, cmd: string): Promise<DeclaredLoader> {
+  try {
+    const h = await worker.handshake();
+    return { name: h.loader.name, version: h.loader.version, mode: 'worker', ...(h.capabilities && { capabilities: h.capabilities }) };
+  } catch (e) {
+    process.stderr.write(`warning: the worker's handshake failed; every case will try a fresh worker: ${(e as Error).name}: ${(e as Error).message}\n`);
+    return { name: cmd, mode: 'worker' };
+  }
+}
 
 export async function run(argv: string[]): Promise<number> {
   const p = startCommand(DEF, argv);
@@ -61,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
     p.problems.check();
     const sets = await Promise.all(merge.map(async (file) => ({ file, results: await readResults(file) })));
     // The shards ran the same loader and seed: the first file's run information stands for all.
-    const run = parseRunInfo(await readFile(merge[0]!, 'utf8'));
+    const run = await readRunInfo(merge[0]!);
     return reportResults(mergeResults(sets), reports, { ...(run && { run }) });
   }
   const loaderCommand = one(p, 'loader') ?? '';
@@ -79,10 +134,20 @@ export async function run(argv: string[]): Promise<number> {
   const caseArgs = all(p, 'case');
   const expectationsFile = one(p, 'expectations');
   const keepFailures = one(p, 'keep-failures');
+  const asWorker = flag(p, 'worker');
+  const capabilitiesFile = one(p, 'capabilities');
+  if (asWorker && capabilitiesFile !== undefined) p.problems.add('--capabilities is for command loaders: a worker declares its capabilities in its handshake');
+  const list = flag(p, 'list');
+  const cliForms = formsOf(p);
+  if (asWorker && cliForms) p.problems.add('--forms is for command loaders: a worker declares its forms in its handshake');
   p.problems.check();
   const expectations = expectationsFile ? await Expectations.read(expectationsFile) : undefined;
+  const fileCapabilities = capabilitiesFile !== undefined ? await readCapabilities(capabilitiesFile) : undefined;
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
-  const loader = commandLoader(loaderCommand, { timeoutMs, workDir });
+  const worker = asWorker ? workerLoader(loaderCommand, { timeoutMs, workDir, workers: jobs }) : undefined;
+  const loader = worker ?? commandLoader(loaderCommand, { timeoutMs, workDir });
+  // The declared engine forms are known after the handshake; every case reads them from here when it runs.
+  const target: Target = { loader };
   // Loaders run in their own process groups: on Ctrl-C or kill, end them and the temporary folder too.
   const interrupted = (signal: NodeJS.Signals) => {
     killRunningLoaders();
@@ -92,7 +157,9 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
-  const replay = (id: string) => `${selfCommand()} check --loader ${shellQuote(loaderCommand)} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
+  // A replay declares what this run declared: the capabilities file and --forms (the forms decide how ranks are compared).
+  const formsArg = `${capabilitiesFile !== undefined ? ` --capabilities ${shellQuote(resolve(capabilitiesFile))}` : ''}${cliForms ? ` --forms ${cliForms.names.join(',')}` : ''}`;
+  const replay = (id: string) => `${selfCommand()} check --loader ${shellQuote(loaderCommand)}${worker ? ' --worker' : ''}${formsArg} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
     const ctx = { workDir, ...(keepFailures && { keepFailures: resolve(keepFailures) }) };
     let cases: ConformanceCase[];
@@ -103,10 +170,10 @@ export async function run(argv: string[]): Promise<number> {
       cases = [];
       for (const id of ids) {
         const g = await parseGoldenCaseId(id, golden);
-        if (g) cases.push(...(await goldenCases([], { loader }, replay, g)));
+        if (g) cases.push(...(await goldenCases([], target, replay, g)));
         else specs.push(parseSpec(id));
       }
-      cases.push(...generatedCases(specs, { loader }, ctx, replay));
+      cases.push(...generatedCases(specs, target, ctx, replay));
     } else {
       const specs = sampleSpecs(caseCount, seed, {
         ...(modelTypes && { modelTypes }),
@@ -117,24 +184,35 @@ export async function run(argv: string[]): Promise<number> {
       });
       // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
-        (f) => (!modelTypes || modelTypes.includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
+        (f) => (!modelTypes || (modelTypes as readonly string[]).includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
       );
-      cases = [...(await goldenCases(fixtures, { loader }, replay, undefined, layouts)), ...generatedCases(specs, { loader }, ctx, replay)];
+      cases = [...(await goldenCases(fixtures, target, replay, undefined, layouts)), ...generatedCases(specs, target, ctx, replay)];
     }
     if (patterns.length) cases = cases.filter((c) => patterns.some((p) => matchesPattern(p, c.id)));
+    if (list) {
+      // The case IDs this run would check, one per line, without starting the loader (the pytest kit collects them).
+      process.stdout.write(cases.filter((c) => inShard(c.id, shard)).map((c) => formatCaseId(c.id) + '\n').join(''));
+      return 0;
+    }
+    const declared = worker ? await declaredWorker(worker, loaderCommand) : commandDeclared(loaderCommand, fileCapabilities, cliForms);
+    const forms = declared.capabilities?.forms?.length ? parseForms(declared.capabilities.forms) : undefined;
+    if (forms) target.forms = forms;
     const results = await runCases(cases, {
       jobs,
+      ...(declared.capabilities && { capabilities: declared.capabilities }),
       // A case calls the loader once per rank and a few times more: bound the whole case too.
       timeoutMs: timeoutMs * 40,
       ...(expectations && { expectations }),
       ...(shard && { shard }),
       progress: createProgress(process.stderr),
     });
-    const run = runInfo(loaderCommand, { seed, declared: loader.declared });
+    // The loader's name and version: from its worker handshake, else from the metadata of its outputs.
+    const run = runInfo(loaderCommand, { seed, declared, ...('metadata' in loader && { metadata: loader.metadata }) });
     return await reportResults(results, reports, { run, ...(expectations && { expectations }) });
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
+    await worker?.close();
     await rm(workDir, { recursive: true, force: true });
   }
 }

@@ -43,7 +43,8 @@ import { qwen3_next } from './qwen3_next.js';
 import { qwen3_vl_moe } from './qwen3_vl_moe.js';
 import { solar_open } from './solar_open.js';
 
-export const ENTRIES: readonly ModelEntry[] = [
+/** Every model type by its model_type name (each key is its entry's modelType: registry.test.ts checks it). */
+export const ENTRIES_BY_TYPE = {
   mixtral,
   minimax,
   phimoe,
@@ -87,4 +88,9 @@ export const ENTRIES: readonly ModelEntry[] = [
   longcat_flash,
   kimi_linear,
   glm4v_moe,
-];
+} satisfies Record<string, ModelEntry>;
+
+/** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */
+export type ModelType = keyof typeof ENTRIES_BY_TYPE;
+
+export const ENTRIES: readonly ModelEntry[] = Object.values(ENTRIES_BY_TYPE);

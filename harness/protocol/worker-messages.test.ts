@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { LineSplitter, parseAnswer, parseHandshake, parseRequest, WorkerAnswerInvalid, WorkerHandshakeError, WorkerLineTooLong, WorkerRequestInvalid } from './worker-messages.js';
+
+describe('LineSplitter', () => {
+  it('joins lines split across chunks and drops a CR before the newline', () => {
+    const s = new LineSplitter(16);
+    expect(s.push(Buffer.from('{"a"'))).toEqual([]);
+    expect(s.rest).toBe(4);
+    expect(s.push(Buffer.from(':1}\r\n{"b":2}\nx'))).toEqual(['{"a":1}', '{"b":2}']);
+    expect(s.rest).toBe(1);
+    expect(s.push(Buffer.from('\n'))).toEqual(['x']);
+  });
+
+  it('refuses a line past the bound before holding it whole, with or without its newline', () => {
+    const s = new LineSplitter(8);
+    expect(() => s.push(Buffer.from('123456789'))).toThrow(WorkerLineTooLong);
+    expect(s.rest).toBe(0);
+    const t = new LineSplitter(8);
+    t.push(Buffer.from('12345'));
+    expect(() => t.push(Buffer.from('6789\n'))).toThrow(/expected ≤ 8 bytes per line, found 9 bytes/);
+    expect(new LineSplitter(8).push(Buffer.from('12345678\n'))).toEqual(['12345678']);
+  });
+});
+
+describe('parseHandshake', () => {
+  const ok = { protocol: 'moe-conformance-worker', version: 1, loader: { name: 'x', version: '1' } };
+  it('reads name, version and capabilities', () => {
+    expect(parseHandshake(JSON.stringify({ ...ok, capabilities: { maxTp: 2 } }))).toEqual({ ...ok, capabilities: { maxTp: 2 } });
+    expect(parseHandshake(JSON.stringify(ok))).toEqual(ok);
+  });
+  it('refuses anything else with a typed error', () => {
+    for (const [line, message] of [
+      ['not json', /handshake is not JSON/],
+      ['[1]', /handshake is not a JSON object/],
+      [JSON.stringify({ ...ok, protocol: 'lsp' }), /names another protocol/],
+      [JSON.stringify({ ...ok, version: '1' }), /version this harness does not know/],
+      [JSON.stringify({ ...ok, loader: { name: 'x' } }), /lacks the loader's name and version/],
+      [JSON.stringify({ ...ok, loader: undefined }), /lacks the loader's name and version/],
+      [JSON.stringify({ ...ok, capabilities: { maxTp: -1 } }), /worker handshake: capabilities.maxTp must be an integer/],
+    ] as const) {
+      expect(() => parseHandshake(line), line).toThrow(WorkerHandshakeError);
+      expect(() => parseHandshake(line), line).toThrow(message);
+    }
+  });
+});
+
+describe('parseAnswer', () => {
+  it('reads ok and refusals of the request asked', () => {
+    expect(parseAnswer('{"id":3,"status":"ok"}', 3)).toEqual({ id: 3, status: 'ok' });
+    expect(parseAnswer('{"id":3,"status":"refused","reason":"I % T"}', 3)).toEqual({ id: 3, status: 'refused', reason: 'I % T' });
+  });
+  it('refuses another id, a missing reason, an unknown status, and long garbage shortened', () => {
+    expect(() => parseAnswer('{"id":4,"status":"ok"}', 3)).toThrow(/answered another request \(expected "id": 3, found "id": 4\)/);
+    expect(() => parseAnswer('{"status":"ok"}', 3)).toThrow(/found "id": none/);
+    expect(() => parseAnswer('{"id":3,"status":"refused","reason":" "}', 3)).toThrow(/refused without a reason/);
+    expect(() => parseAnswer('{"id":3,"status":"done"}', 3)).toThrow(/no valid status/);
+    expect(() => parseAnswer('x'.repeat(500), 3)).toThrow(/… \(500 characters\)/);
+    expect(() => parseAnswer('"ok"', 3)).toThrow(WorkerAnswerInvalid);
+  });
+});
+
+describe('parseRequest', () => {
+  const rank = { out: '/o', tpSize: 2, tpRank: 1, epSize: 1, epRank: 0, epPlacement: 'linear' };
+  it('reads a request of several ranks', () => {
+    expect(parseRequest(JSON.stringify({ id: 1, checkpoint: '/c', ranks: [rank, { ...rank, tpRank: 0 }] }))).toEqual({ id: 1, checkpoint: '/c', ranks: [rank, { ...rank, tpRank: 0 }] });
+  });
+  it('refuses what is not a request', () => {
+    expect(() => parseRequest('{')).toThrow(WorkerRequestInvalid);
+    expect(() => parseRequest(JSON.stringify({ id: 1, checkpoint: '/c', ranks: [] }))).toThrow(/not a request/);
+    expect(() => parseRequest(JSON.stringify({ id: 1, checkpoint: '/c', ranks: [{ ...rank, epPlacement: 'x' }] }))).toThrow(/rank 0 is not a rank job/);
+    expect(() => parseRequest(JSON.stringify({ id: 1, checkpoint: '/c', ranks: [{ ...rank, tpSize: '2' }] }))).toThrow(/rank 0 is not a rank job/);
+    expect(() => parseRequest(JSON.stringify({ id: 1, checkpoint: '/c', ranks: [null] }))).toThrow(/rank 0 is not a rank job/);
+  });
+});

@@ -1,0 +1,171 @@
+// The messages of worker mode (spec/loader-protocol.md §7): JSON lines, each bounded in
+// length and checked field by field, so a worker that writes garbage, a huge line or an
+// answer to another request fails with a typed error instead of confusing the harness.
+// Both sides use this module: the harness (worker-loader.ts) and the TypeScript kit (serve.ts).
+import { MoeConformanceError } from '../errors.js';
+import { parseCapabilities, type Capabilities } from '../conformance/capabilities.js';
+import { LoaderOutputInvalid } from './command-loader.js';
+import type { EpPlacement, ParallelRequest } from '../tensor.js';
+
+export const WORKER_PROTOCOL = 'moe-conformance-worker';
+/** The versions of §7 this harness speaks. */
+export const WORKER_VERSIONS: readonly number[] = [1];
+/** Longest line either side accepts, newline excluded. */
+export const MAX_LINE_BYTES = 1024 * 1024;
+
+/** The worker broke the protocol: its handshake is missing, malformed or of an unknown version. */
+export class WorkerHandshakeError extends LoaderOutputInvalid {}
+/** The worker's answer is not JSON, not an answer, or answers another request. */
+export class WorkerAnswerInvalid extends LoaderOutputInvalid {}
+/** The worker wrote a line longer than MAX_LINE_BYTES. */
+export class WorkerLineTooLong extends WorkerAnswerInvalid {}
+/** A request the worker side cannot read (TypeScript kit). */
+export class WorkerRequestInvalid extends MoeConformanceError {}
+
+export interface LoaderIdentity {
+  name: string;
+  version: string;
+}
+
+export interface Handshake {
+  protocol: typeof WORKER_PROTOCOL;
+  version: number;
+  loader: LoaderIdentity;
+  capabilities?: Capabilities;
+}
+
+export interface RankJob extends ParallelRequest {
+  /** The safetensors file to write this rank's canonical tensors to. */
+  out: string;
+}
+
+export interface WorkerRequest {
+  id: number;
+  checkpoint: string;
+  ranks: RankJob[];
+}
+
+export type WorkerAnswer = { id: number; status: 'ok' } | { id: number; status: 'refused'; reason: string };
+
+/**
+ * Splits a byte stream into lines, refusing any line longer than `maxBytes` before it is
+ * held whole (the pending part is bounded, not the stream).
+ */
+export class LineSplitter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxBytes: number = MAX_LINE_BYTES) {}
+
+  /** The complete lines in `chunk` (plus what was pending). Throws WorkerLineTooLong past the bound. */
+  push(chunk: Buffer): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      const end = nl < 0 ? chunk.length : nl;
+      if (this.pendingBytes + (end - start) > this.maxBytes) {
+        const found = this.pendingBytes + (end - start);
+        this.pending = [];
+        this.pendingBytes = 0;
+        throw new WorkerLineTooLong('worker wrote a line longer than the protocol allows', { expected: `≤ ${this.maxBytes} bytes per line`, found: `${nl < 0 ? 'more than ' : ''}${found} bytes` });
+      }
+      if (nl < 0) {
+        if (end > start) {
+          this.pending.push(chunk.subarray(start, end));
+          this.pendingBytes += end - start;
+        }
+        return lines;
+      }
+      const line = Buffer.concat([...this.pending, chunk.subarray(start, nl)]);
+      this.pending = [];
+      this.pendingBytes = 0;
+      lines.push(line.toString('utf8').replace(/\r$/, ''));
+      start = nl + 1;
+    }
+  }
+
+  /** Bytes of an unfinished line (at end of stream: a last line without newline). */
+  get rest(): number {
+    return this.pendingBytes;
+  }
+}
+
+function preview(line: string): string {
+  return line.length > 200 ? `${JSON.stringify(line.slice(0, 200))}… (${line.length} characters)` : JSON.stringify(line);
+}
+
+function parseObject(line: string, Err: typeof WorkerAnswerInvalid, what: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    throw new Err(`worker ${what} is not JSON: ${(e as Error).message}`, { expected: `one JSON object per line (${what})`, found: preview(line) });
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Err(`worker ${what} is not a JSON object`, { expected: 'a JSON object', found: preview(line) });
+  return v as Record<string, unknown>;
+}
+
+/** The worker's first line. */
+export function parseHandshake(line: string): Handshake {
+  const o = parseObject(line, WorkerHandshakeError, 'handshake');
+  if (o.protocol !== WORKER_PROTOCOL) throw new WorkerHandshakeError('worker handshake names another protocol', { expected: `"protocol": "${WORKER_PROTOCOL}"`, found: preview(line) });
+  if (typeof o.version !== 'number' || !WORKER_VERSIONS.includes(o.version)) {
+    throw new WorkerHandshakeError('worker speaks a protocol version this harness does not know', { expected: `"version": ${WORKER_VERSIONS.join(' | ')}`, found: JSON.stringify(o.version) });
+  }
+  const l = o.loader as Record<string, unknown> | undefined;
+  if (typeof l !== 'object' || l === null || typeof l.name !== 'string' || !l.name || typeof l.version !== 'string') {
+    throw new WorkerHandshakeError('worker handshake lacks the loader\'s name and version', { expected: '"loader": {"name": "...", "version": "..."}', found: JSON.stringify(o.loader) ?? 'nothing' });
+  }
+  let capabilities: Capabilities | undefined;
+  if (o.capabilities !== undefined) {
+    try {
+      capabilities = parseCapabilities(o.capabilities, 'worker handshake');
+    } catch (e) {
+      throw new WorkerHandshakeError(`worker handshake: ${(e as Error).message}`);
+    }
+  }
+  return { protocol: WORKER_PROTOCOL, version: o.version, loader: { name: l.name, version: l.version }, ...(capabilities && { capabilities }) };
+}
+
+/** An answer line, which must answer request `id`. */
+export function parseAnswer(line: string, id: number): WorkerAnswer {
+  const o = parseObject(line, WorkerAnswerInvalid, 'answer');
+  if (o.id !== id) throw new WorkerAnswerInvalid('worker answered another request', { expected: `"id": ${id}`, found: `"id": ${JSON.stringify(o.id) ?? 'none'}` });
+  if (o.status === 'ok') return { id, status: 'ok' };
+  if (o.status === 'refused') {
+    if (typeof o.reason !== 'string' || !o.reason.trim()) throw new WorkerAnswerInvalid('worker refused without a reason', { expected: '"reason": "why"', found: preview(line) });
+    return { id, status: 'refused', reason: o.reason };
+  }
+  throw new WorkerAnswerInvalid('worker answer has no valid status', { expected: '"status": "ok" | "refused"', found: preview(line) });
+}
+
+export function formatRequest(r: WorkerRequest): string {
+  return JSON.stringify(r) + '\n';
+}
+
+const PLACEMENT_NAMES: readonly EpPlacement[] = ['linear', 'round_robin'];
+
+/** A request line as the worker side reads it (the TypeScript kit). */
+export function parseRequest(line: string): WorkerRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    throw new WorkerRequestInvalid(`request is not JSON: ${(e as Error).message}`, { found: preview(line) });
+  }
+  const o = v as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null || !Number.isSafeInteger(o.id) || typeof o.checkpoint !== 'string' || !Array.isArray(o.ranks) || o.ranks.length === 0) {
+    throw new WorkerRequestInvalid('not a request', { expected: '{"id", "checkpoint", "ranks": [...]}', found: preview(line) });
+  }
+  const ranks = o.ranks.map((r: unknown, i): RankJob => {
+    const j = r as Record<string, unknown> | null;
+    const int = (k: string) => (j && Number.isSafeInteger(j[k]) ? (j[k] as number) : undefined);
+    const fields = { tpSize: int('tpSize'), tpRank: int('tpRank'), epSize: int('epSize'), epRank: int('epRank') };
+    if (!j || typeof j.out !== 'string' || Object.values(fields).some((x) => x === undefined) || !PLACEMENT_NAMES.includes(j.epPlacement as EpPlacement)) {
+      throw new WorkerRequestInvalid(`request rank ${i} is not a rank job`, { expected: '{"out", "tpSize", "tpRank", "epSize", "epRank", "epPlacement"}', found: JSON.stringify(r) });
+    }
+    return { out: j.out, ...(fields as Omit<ParallelRequest, 'epPlacement'>), epPlacement: j.epPlacement as EpPlacement };
+  });
+  return { id: o.id as number, checkpoint: o.checkpoint, ranks };
+}
