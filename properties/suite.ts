@@ -52,6 +52,11 @@ export function coverageSpecs(seed: number, filter: CaseFilter = {}): CaseSpec[]
  * cases come first (as many as fit in `count`; the default counts of check and run hold
  * them all), then random ones.
  */
+/** Generated cases a default run draws: `base`, or more where the coverage set (every type × layout, a refusal of every type) needs more. */
+export function defaultCaseCount(seed: number, filter: CaseFilter = {}, base = 100): number {
+  return Math.max(base, coverageSpecs(seed, filter).length);
+}
+
 export function sampleSpecs(count: number, seed: number, filter: CaseFilter = {}): CaseSpec[] {
   const arb = caseArb(filter);
   const byId = new Map<string, CaseSpec>();

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Run before `npm test`: the tests need two things from the system that npm cannot install,
-// Debian's Chromium (the HTML report is rendered in it) and Mesa's EGL/GLES (Dawn's WebGPU
-// adapter on a machine without a GPU). Present: nothing to do. Missing, as root with
+// Run before `npm test`: the tests need what npm cannot install: Debian's Chromium (the HTML
+// report is rendered in it), Mesa's EGL/GLES (Dawn's WebGPU adapter on a machine without a
+// GPU) and python3 (the Python loader kit's own tests). Present: nothing to do. Missing, as root with
 // apt-get: installs them. Otherwise: says exactly what to install and fails, so no test that
 // needs them is ever skipped in silence.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 
 export const PACKAGES = {
   chromium: { why: 'the HTML report test renders the report in headless Chromium', present: () => existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium') },
+  python3: { why: 'the Python loader kit (kits/python) is tested with a plain python3', present: () => spawnSync('python3', ['--version']).status === 0 },
   'libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri': { why: "Dawn's WebGPU adapter on a machine without a GPU (Mesa llvmpipe behind EGL)", present: () => hasLibrary('libEGL_mesa.so.0') && hasLibrary('libGLESv2.so.2') },
 };
 

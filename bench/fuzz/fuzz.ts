@@ -47,6 +47,8 @@ function parse(argv: string[]): Options & { replay?: string; out?: string } {
 }
 
 const GOLDEN = join(REPO_DIR, 'golden/hf');
+/** How long a worker may take to load its seeds before its first input (a shared machine can be slow). */
+const STARTUP_MS = 300_000;
 
 interface Finding {
   kind: 'hang' | 'out of memory' | 'worker error';
@@ -75,14 +77,19 @@ async function runWorker(o: Options, worker: number, deadline: number, findings:
     const init: WorkerInit = { seed: o.seed, worker, start, deadline, goldenDir: GOLDEN, maxAmplified: o.maxAmplified, beat };
     const w = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: init, resourceLimits: { maxOldGenerationSizeMb: o.heapMb } });
     const beats = new Int32Array(beat);
+    Atomics.store(beats, 0, -1); // starting: loading its seeds is not a hang
     let last = report0(worker);
-    const result = await new Promise<{ report: WorkerReport; next?: number }>((resolve) => {
+    const result = await new Promise<{ report: WorkerReport; next?: number }>((resolve, reject) => {
       let seen = -1;
       let since = Date.now();
       const watch = setInterval(() => {
         const now = Atomics.load(beats, 0);
         if (now !== seen) [seen, since] = [now, Date.now()];
-        else if (Date.now() - since > o.hangMs) {
+        else if (now === -1 && Date.now() - since > STARTUP_MS) {
+          clearInterval(watch);
+          void w.terminate();
+          reject(new Error(`fuzz worker ${worker} did not start within ${STARTUP_MS} ms`));
+        } else if (now !== -1 && Date.now() - since > o.hangMs) {
           findings.push({ kind: 'hang', worker, index: now, detail: `no progress for ${o.hangMs} ms` });
           clearInterval(watch);
           void w.terminate();

@@ -8,6 +8,7 @@ import type { EpPlacement } from '../tensor.js';
 import { MODEL_TYPES, type ModelType } from '../layouts/registry.js';
 import { QUANT_DTYPE_NAMES as QUANT_NAMES, type QuantDtypeName } from '../quant/formats/index.js';
 import { FormDeclarationError, parseForms } from '../canonical/forms.js';
+import { JsonSyntaxError, parseStrictJson, toPlain } from '../safetensors/json.js';
 
 export class CapabilitiesError extends MoeConformanceError {}
 
@@ -99,9 +100,10 @@ export function parseCapabilities(value: unknown, where: string): Capabilities {
 export function parseCapabilitiesJson(text: string, where: string): Capabilities {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = toPlain(parseStrictJson(text));
   } catch (e) {
-    throw new CapabilitiesError(`capabilities are not JSON: ${(e as Error).message}`, { file: where });
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new CapabilitiesError(`capabilities are not JSON: ${e.message}`, { file: where });
   }
   return parseCapabilities(value, where);
 }

@@ -6,6 +6,7 @@ import { MoeConformanceError } from '../errors.js';
 import { parseCapabilities, type Capabilities } from '../conformance/capabilities.js';
 import { LoaderOutputInvalid } from './command-loader.js';
 import type { EpPlacement, ParallelRequest } from '../tensor.js';
+import { JsonSyntaxError, parseStrictJson, toPlain } from '../safetensors/json.js';
 
 export const WORKER_PROTOCOL = 'moe-conformance-worker';
 /** The versions of §7 this harness speaks. */
@@ -98,9 +99,12 @@ function preview(line: string): string {
 function parseObject(line: string, Err: typeof WorkerAnswerInvalid, what: string): Record<string, unknown> {
   let v: unknown;
   try {
-    v = JSON.parse(line);
+    // The strict parser: nesting at most 127 deep (a deeper line would overflow the stack
+    // of JSON.stringify in a message), no key twice.
+    v = toPlain(parseStrictJson(line));
   } catch (e) {
-    throw new Err(`worker ${what} is not JSON: ${(e as Error).message}`, { expected: `one JSON object per line (${what})`, found: preview(line) });
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new Err(`worker ${what} is not JSON: ${e.message}`, { expected: `one JSON object per line (${what})`, found: preview(line) });
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Err(`worker ${what} is not a JSON object`, { expected: 'a JSON object', found: preview(line) });
   return v as Record<string, unknown>;
@@ -150,9 +154,10 @@ const PLACEMENT_NAMES: readonly EpPlacement[] = ['linear', 'round_robin'];
 export function parseRequest(line: string): WorkerRequest {
   let v: unknown;
   try {
-    v = JSON.parse(line);
+    v = toPlain(parseStrictJson(line));
   } catch (e) {
-    throw new WorkerRequestInvalid(`request is not JSON: ${(e as Error).message}`, { found: preview(line) });
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new WorkerRequestInvalid(`request is not JSON: ${e.message}`, { found: preview(line) });
   }
   const o = v as Record<string, unknown> | null;
   if (typeof o !== 'object' || o === null || !Number.isSafeInteger(o.id) || typeof o.checkpoint !== 'string' || !Array.isArray(o.ranks) || o.ranks.length === 0) {

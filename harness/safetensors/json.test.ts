@@ -16,13 +16,14 @@ describe('parseStrictJson', () => {
     );
   });
 
-  it('keeps numbers as text: exact u64 values, nothing else', () => {
+  it('integers of up to 15 digits are numbers; other numbers keep their text: exact u64 values, nothing else', () => {
     const n = (t: string) => (parseStrictJson(t) as JsonNumber).u64;
     expect(n('18446744073709551615')).toBe(18446744073709551615n);
     expect(n('18446744073709551616')).toBeUndefined();
-    expect(n('0')).toBe(0n);
-    for (const t of ['-0', '-1', '1.0', '1e2', '100000000000000000000000']) expect(n(t), t).toBeUndefined();
+    expect(n('1000000000000000')).toBe(1000000000000000n);
+    for (const t of ['-1.0', '1.0', '1e2', '100000000000000000000000', '-1000000000000000']) expect(n(t), t).toBeUndefined();
     expect((parseStrictJson('1e-6') as JsonNumber).value).toBe(1e-6);
+    expect(parseStrictJson('[0, -0, 7, -42, 999999999999999]')).toEqual([0, -0, 7, -42, 999999999999999]);
   });
 
   it('refuses what JSON.parse would hide or accept loosely', () => {
@@ -106,8 +107,10 @@ describe('the tree budget', () => {
     const objects = `[${'{},'.repeat(400_000)}{}]`;
     expect(() => parseStrictJson(objects)).toThrow(JsonTooLarge);
     expect(() => parseStrictJson(`[${'[],'.repeat(400_000)}[]]`)).toThrow(JsonTooLarge);
-    // Small numbers share one JsonNumber: an array of a million 1s is a pointer each.
+    // Small integers are plain numbers and short other numbers share one JsonNumber: a slot each.
     expect((parseStrictJson(`[${'1,'.repeat(1_000_000)}1]`) as JsonValue[]).length).toBe(1_000_001);
+    expect((parseStrictJson(`[${'0.5,'.repeat(1_000_000)}1]`) as JsonValue[]).length).toBe(1_000_001);
+    expect((parseStrictJson(`[${Array.from({ length: 500_000 }, (_, i) => i).join(',')}]`) as JsonValue[]).length).toBe(500_000);
     // Under the slack, any shape passes.
     expect(() => parseStrictJson(`[${'{},'.repeat(1000)}{}]`)).not.toThrow();
   });

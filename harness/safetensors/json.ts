@@ -16,8 +16,9 @@
 //   building anything: memory O(nesting), time linear.
 // - parseStrictJson: a generic tree (objects as Maps, numbers kept as text), for files
 //   whose shape is open (config.json). Its memory is bounded: the parser counts what it
-//   builds and refuses (JsonTooLarge) a document that would take more than
-//   MAX_TREE_FACTOR times its size, plus TREE_SLACK_BYTES.
+//   builds (erring high) and refuses (JsonTooLarge) a document whose tree would take more
+//   than MAX_TREE_FACTOR times its size, plus TREE_SLACK_BYTES. With toPlain's copy, a
+//   document costs at most about twice that.
 import { isUtf8 } from 'node:buffer';
 import { MoeConformanceError, type ErrorContext } from '../errors.js';
 
@@ -45,7 +46,11 @@ export class JsonNumber {
   }
 }
 
-export type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | JsonObject;
+/**
+ * A parsed value. Integers of at most 15 digits (exact as doubles) are plain numbers; every
+ * other number is a JsonNumber, its text kept (u64 sizes, floats as written).
+ */
+export type JsonValue = null | boolean | string | number | JsonNumber | JsonValue[] | JsonObject;
 /** Objects keep key order and treat every key (`__proto__` included) as plain data. */
 export type JsonObject = Map<string, JsonValue>;
 
@@ -53,7 +58,7 @@ export const MAX_JSON_DEPTH = 127;
 /** The largest u64 (Rust's `u64::MAX`): the bound of every size and offset in a header. */
 export const U64_MAX = (1n << 64n) - 1n;
 /** parseStrictJson's tree may take at most this many times the document's size... */
-export const MAX_TREE_FACTOR = 16;
+export const MAX_TREE_FACTOR = 8;
 /** ...plus this much, so that small documents are never refused for their shape. */
 export const TREE_SLACK_BYTES = 1 << 20;
 
@@ -427,10 +432,11 @@ export function parseStrictJson(input: string | Uint8Array, context: ErrorContex
 }
 
 /**
- * Rough bytes a V8 heap object of each kind takes (64-bit, no pointer compression), used
- * to keep the tree within its budget. They err on the high side.
+ * Bytes a V8 heap object of each kind takes (64-bit, no pointer compression), used to keep
+ * the tree within its budget, erring on the high side: a Map with its first table, an entry
+ * of a grown table (capacity doubles), an exact-size array and one slot, a string's header.
  */
-const COST = { map: 200, mapEntry: 48, array: 40, element: 12, string: 24, number: 64, scalar: 8 };
+const COST = { map: 200, mapEntry: 64, array: 64, element: 8, string: 24, number: 64 };
 
 class TreeBuilder {
   private spent = 0;
@@ -464,7 +470,14 @@ class TreeBuilder {
     if (k === 0x66) return c.literal('false'), false;
     if (k === 0x6e) return c.literal('null'), null;
     if (k === 0x2d || (k >= 0x30 && k <= 0x39)) {
-      const text = c.text(c.number());
+      const t = c.number();
+      const small = smallInteger(c.bytes, t);
+      if (small !== undefined) {
+        // A slot in its array or map (counted there); above 2^31 also a 16-byte heap number.
+        if (Math.abs(small) > 2 ** 31) this.spend(16);
+        return small;
+      }
+      const text = c.text(t);
       if (text.length > 8) {
         this.spend(COST.number + text.length);
         return new JsonNumber(text);
@@ -498,25 +511,54 @@ class TreeBuilder {
     return out;
   }
 
+  /**
+   * Elements are collected on one shared stack and each array is sliced from it at its
+   * exact size: an array grown by push starts with room for 17 (a 152-byte store for `[1]`).
+   */
+  private readonly stack: JsonValue[] = [];
+
   private array(depth: number): JsonValue[] {
     const c = this.cursor;
     c.open(0x5b, depth);
     this.spend(COST.array);
-    const out: JsonValue[] = [];
-    if (c.closesAt(0x5d)) return out;
+    if (c.closesAt(0x5d)) return [];
+    const from = this.stack.length;
     do {
       this.spend(COST.element);
-      out.push(this.value(depth));
+      this.stack.push(this.value(depth));
     } while (!c.next(0x5d));
+    const out = this.stack.slice(from);
+    this.stack.length = from;
     return out;
   }
 }
 
-/** Turn a parsed value into plain JS data (numbers as doubles, objects as null-free records). */
+/** The value of an integer token of at most 15 digits (sign aside), else undefined. */
+function smallInteger(b: Uint8Array, t: NumberToken): number | undefined {
+  const negative = b[t.start] === 0x2d;
+  const from = negative ? t.start + 1 : t.start;
+  if (t.end - from > 15) return undefined;
+  let v = 0;
+  for (let p = from; p < t.end; p++) {
+    const d = b[p]! - 0x30;
+    if (d < 0 || d > 9) return undefined; // a fraction or an exponent
+    v = v * 10 + d;
+  }
+  return negative ? -v : v;
+}
+
+/** Turn a parsed value into plain JS data (numbers as doubles, objects as records). */
 export function toPlain(v: JsonValue): unknown {
   if (v instanceof JsonNumber) return v.value;
   if (Array.isArray(v)) return v.map(toPlain);
-  // Object.fromEntries defines own properties, so a `__proto__` key stays a plain key.
-  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [k, toPlain(x)]));
+  if (v instanceof Map) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of v) {
+      // Assigning `__proto__` would set the prototype: define it as a plain own property.
+      if (k === '__proto__') Object.defineProperty(out, k, { value: toPlain(x), enumerable: true, writable: true, configurable: true });
+      else out[k] = toPlain(x);
+    }
+    return out;
+  }
   return v;
 }

@@ -21,7 +21,7 @@ import { inShard, runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
-import { generatedCases, sampleSpecs } from '../../../properties/suite.js';
+import { defaultCaseCount, generatedCases, sampleSpecs } from '../../../properties/suite.js';
 import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
 import { ENGINE_FORMS, FormDeclarationError, parseForms, type FormSet } from '../../../harness/canonical/forms.js';
@@ -128,7 +128,8 @@ export async function run(argv: string[]): Promise<number> {
   const dtypes = choices<DtypeName>(p, 'dtypes', DTYPE_NAMES);
   const tpSizes = ints(p, 'tp');
   const epSizes = ints(p, 'ep');
-  const caseCount = int(p, 'cases', 100, 1);
+  // Absent: 100, or as many as the coverage set needs (every type × layout, a refusal of every type).
+  const caseCount = one(p, 'cases') === undefined ? undefined : int(p, 'cases', 100, 1);
   const jobs = int(p, 'jobs', 2, 1);
   const shard = shardOf(p);
   const caseArgs = all(p, 'case');
@@ -175,13 +176,14 @@ export async function run(argv: string[]): Promise<number> {
       }
       cases.push(...generatedCases(specs, target, ctx, replay));
     } else {
-      const specs = sampleSpecs(caseCount, seed, {
+      const filter = {
         ...(modelTypes && { modelTypes }),
         ...(layouts && { layouts }),
         ...(dtypes && { dtypes }),
         ...(tpSizes && { tpSizes }),
         ...(epSizes && { epSizes }),
-      });
+      };
+      const specs = sampleSpecs(caseCount ?? defaultCaseCount(seed, filter), seed, filter);
       // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
         (f) => (!modelTypes || (modelTypes as readonly string[]).includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
