@@ -155,9 +155,11 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
       break;
     case 'quantized-router': {
       // The first MoE layer's router stored as F8_E4M3 with a per-tensor weight_scale beside it, as a quantizer whose ignore list missed it writes.
+      // The stored tensor that holds the first MoE layer's router: the writer stores the canonical router as it is.
       const layer = g.dims.moeLayers[0]!;
-      const key = [...stored.keys()].find((k) => new RegExp(`(^|\\.)(layers|blocks)\\.${layer}\\..*\\.(gate|router|router\\.layer|gate\\.wg)\\.weight$`).test(k) && !/shared/.test(k));
-      if (key === undefined) throw new MaterializeError('no router tensor to quantize', { expected: 'a gate/router weight', found: [...stored.keys()] });
+      const router = g.canonical.get(`layers.${layer}.router.weight`)!;
+      const key = [...stored].find(([, t]) => t.bytes === router.bytes || (t.bytes.length === router.bytes.length && t.bytes.every((b, i) => b === router.bytes[i])))?.[0];
+      if (key === undefined) throw new MaterializeError('no router tensor to quantize', { expected: 'the stored router weight', found: [...stored.keys()] });
       const r = stored.get(key)!;
       const values = decodeFloats64(r.dtype, r.bytes);
       const scale = Math.fround(values.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 448 || 1);

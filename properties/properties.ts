@@ -232,7 +232,7 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
       const note = formsNote(target.forms);
       const whole = await c.reference.load(ckpt, WHOLE);
       for (const [i, { req, tensors }] of original.entries()) {
-        const context = { req, whole: inFormOf(whole, tensors, value?.dims.quant, WHOLE) };
+        const context = { req, whole: inFormOf(whole, tensors, value?.dims.quant, WHOLE), ...(value?.dims.quant && { quantized: value.dims.quant.method }) };
         const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout${note}`, context);
         if (d) return fail({ ...d, rank: rankName(req), layout: 'fused (vs original)' });
         const want = inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req);
@@ -277,7 +277,7 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
     const { req, tensors } = r;
     const want = inFormOf(await ctx.reference.load(dir, req), tensors, quant, req);
     ctx.references.push([`rank-tp${req.tpRank}-ep${req.epRank}`, want]);
-    const d = notingSlot(diffCanonical(want, tensors, `${rankName(req)}${note}`, { req, whole: inFormOf(whole, tensors, quant, WHOLE) }), want, tensors, (t, slot) => slotOrigin(r, t, slot));
+    const d = notingSlot(diffCanonical(want, tensors, `${rankName(req)}${note}`, { req, whole: inFormOf(whole, tensors, quant, WHOLE), ...(quant && { quantized: quant.method }) }), want, tensors, (t, slot) => slotOrigin(r, t, slot));
     if (d) return fail({ ...d, rank: rankName(req), layout });
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
@@ -288,7 +288,7 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
     return fail({ message: `ranks do not reassemble: ${(e as Error).message}` });
   }
   const wholeForm = inFormOf(whole, rebuilt, quant, WHOLE);
-  const d = diffCanonical(wholeForm, rebuilt, `the ranks reassembled (found) vs the whole checkpoint${note}`, { req: WHOLE, whole: wholeForm });
+  const d = diffCanonical(wholeForm, rebuilt, `the ranks reassembled (found) vs the whole checkpoint${note}`, { req: WHOLE, whole: wholeForm, ...(quant && { quantized: quant.method }) });
   if (d) return fail({ ...d, rank: `every rank of TP ${p.tp} × EP ${p.ep} ${p.placement}, reassembled`, layout });
 
   // The forward of the summed ranks equals the forward of the whole weights.

@@ -98,6 +98,7 @@ describe('the quantized case family', () => {
     'int4-zero-point-ignored': 'INT4 groups (compressed',
     'int4-nibble-order-confused': 'INT4 groups (AWQ',
     'gptq-zeros-without-plus-one': 'INT4 groups (GPTQ',
+    'int4-g-idx-ignored': 'INT4 groups (GPTQ',
   };
   for (const [name, family] of Object.entries(families)) {
     it(`catches ${name} in the ${family} family`, async () => {

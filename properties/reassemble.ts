@@ -105,11 +105,12 @@ function reassembleExperts(
     perExpert('w2_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.scaleBlock.cols, 'cols'));
   } else {
     perExpert('w13_scale', joinGateUp);
-    perExpert('w2_scale', joinColumns);
+    // Activation order keeps w2's groups whole on every rank.
+    perExpert('w2_scale', quant?.kScalesWhole ? sameOnAll : joinColumns);
   }
-  // INT4 zero points: w13's packed rows cut like its rows, w2's groups like its columns; recorded shapes whole.
+  // INT4 zero points: w13's packed rows cut like its rows, w2's groups like its columns (whole under activation order); recorded shapes whole.
   perExpert('w13_zero', joinGateUp);
-  perExpert('w2_zero', joinColumns);
+  perExpert('w2_zero', quant?.kScalesWhole ? sameOnAll : joinColumns);
   // g_idx: gate's and up's whole on every rank, w2's cut with its columns.
   perExpert('w13_g_idx', sameOnAll);
   perExpert('w2_g_idx', joinVector);

@@ -587,6 +587,67 @@ def int4_asym_quantize(w: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
     }
 
 
+GPTQ_QUANT = {"quant_method": "gptq", "bits": 4, "group_size": INT4_GROUP, "desc_act": True, "sym": False, "checkpoint_format": "gptq", "true_sequential": True}
+AWQ_QUANT = {"quant_method": "awq", "bits": 4, "group_size": INT4_GROUP, "zero_point": True, "version": "gemm", "modules_to_not_convert": ["gate"]}
+
+
+def f16_bits(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float16).view(np.uint16)
+
+
+def minmax_groups(w: np.ndarray, g_idx: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric 4-bit per (row, group) over the columns of each group: (codes u [out, in], zeros z [out, G] in 1..15, F16 scales [out, G])."""
+    out = w.shape[0]
+    scale = np.zeros((out, groups))
+    zero = np.zeros((out, groups), dtype=np.int64)
+    u = np.zeros(w.shape, dtype=np.int64)
+    for g in range(groups):
+        cols = np.nonzero(g_idx == g)[0]
+        blk = w[:, cols].astype(np.float64)
+        lo = np.minimum(blk.min(axis=1), 0.0)
+        hi = np.maximum(blk.max(axis=1), 0.0)
+        s = np.float16(1.0) * np.maximum((hi - lo) / 14.0, 1e-6)  # 14 steps: the zero stays in 1..15 (GPTQ v1 cannot store 0)
+        s = s.astype(np.float16).astype(np.float64)
+        z = np.clip(np.round(-lo / s) + 1, 1, 15).astype(np.int64)
+        u[:, cols] = np.clip(np.round(blk / s[:, None]) + z[:, None], 0, 15)
+        scale[:, g] = s
+        zero[:, g] = z
+    return u, zero, scale
+
+
+def gptq_desc_act_quantize(w: np.ndarray, rng: np.random.Generator) -> dict[str, tuple[str, np.ndarray]]:
+    """GPTQ v1 with desc_act: columns in a random activation order, groups of 32 in that order; zero stored - 1."""
+    out, cols = w.shape
+    order = rng.permutation(cols)
+    g_idx = np.empty(cols, dtype=np.int32)
+    g_idx[order] = np.arange(cols) // INT4_GROUP
+    u, z, s = minmax_groups(w, g_idx, cols // INT4_GROUP)
+    return {
+        "qweight": ("I32", pack_nibbles(u.T, 0)),  # [in/8, out]: input row 8i+k at bits 4k
+        "qzeros": ("I32", pack_nibbles((z - 1).T, 1)),  # [G, out/8]
+        "scales": ("F16", f16_bits(s.T)),  # [G, out]
+        "g_idx": ("I32", g_idx),
+    }
+
+
+AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def pack_awq(v: np.ndarray) -> np.ndarray:
+    """[r, out] codes -> I32 [r, out/8]: nibble k of word j holds column 8j + AWQ_ORDER[k]."""
+    v = v.astype(np.uint32).reshape(v.shape[0], -1, 8)
+    words = np.zeros(v.shape[:2], dtype=np.uint32)
+    for k, col in enumerate(AWQ_ORDER):
+        words |= v[:, :, col] << np.uint32(4 * k)
+    return words.view(np.int32)
+
+
+def awq_quantize(w: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
+    out, cols = w.shape
+    u, z, s = minmax_groups(w, np.arange(cols) // INT4_GROUP, cols // INT4_GROUP)
+    return {"qweight": ("I32", pack_awq(u.T)), "qzeros": ("I32", pack_awq(z.T)), "scales": ("F16", f16_bits(s.T))}
+
+
 def nvfp4_entry(w: np.ndarray, act_scale: np.float32) -> dict[str, tuple[str, np.ndarray]]:
     packed, bits, s2 = nvfp4_quantize(w)
     return {"weight": ("U8", packed), "weight_scale": ("F8_E4M3", bits), "weight_scale_2": ("F32", np.array(s2, dtype=np.float32)), "input_scale": ("F32", np.array(act_scale, dtype=np.float32))}
@@ -602,7 +663,12 @@ STATIC_FIXTURES = {
     "qwen3_moe-nvfp4": (64, 32, NVFP4_QUANT, nvfp4_entry, 6 * 448),
     "qwen3_moe-fp8-channel": (48, 40, FP8_STATIC_QUANT, fp8_channel_entry, 448),
     "qwen3_moe-int4-g32-asym": (64, 64, INT4_QUANT, lambda w, _a: int4_asym_quantize(w), 1),
+    "qwen3_moe-gptq-desc-act": (64, 64, GPTQ_QUANT, lambda w, _a: gptq_desc_act_quantize(w, GPTQ_RNG), 1),
+    "qwen3_moe-awq": (64, 64, AWQ_QUANT, lambda w, _a: awq_quantize(w), 1),
 }
+GPTQ_RNG = np.random.default_rng(20261207)
+# Stored with the output axis last (GPTQ, AWQ): gate/up are joined along it in the fused form.
+OUT_LAST = {"qweight", "qzeros", "scales"}
 
 
 # Fused tensor suffix -> the per-expert name it stacks.
@@ -614,6 +680,10 @@ FUSED_SUFFIXES = (
     ("_weight_zero_point", "weight_zero_point"),
     ("_weight_shape", "weight_shape"),
     ("_input_scale", "input_scale"),
+    ("_qweight", "qweight"),
+    ("_qzeros", "qzeros"),
+    ("_scales", "scales"),
+    ("_g_idx", "g_idx"),
 )
 
 
@@ -630,6 +700,11 @@ def fused_view(t: dict, p: str, e: int, proj: str, inter: int) -> tuple[dict, st
         a = arr[e]
         if half is not None and name == "weight_zero_point":
             a = a[half * inter // 8 : (half + 1) * inter // 8]  # eight output rows to a word
+        elif half is not None and name in OUT_LAST:  # output axis last; qzeros and AWQ's qweight eight outputs to a word
+            n = a.shape[-1] // 2
+            a = a[..., half * n : (half + 1) * n]
+        elif half is not None and name == "g_idx":
+            a = a[half]
         elif half is not None:
             a = a[half] if a.ndim <= 1 or name == "weight_shape" else a[half * inter : (half + 1) * inter]
         view[f"x.{name}"] = (dt, list(np.shape(a)), np.asarray(a))
@@ -694,6 +769,8 @@ def make_qwen3_static(out: Path, seed: int, name: str) -> dict[str, Any]:
             return t.view(torch.float8_e4m3fn)
         if dt == "BF16":
             return t.view(torch.int16).view(torch.bfloat16)
+        if dt == "F16":
+            return t.view(torch.int16).view(torch.float16)
         return t
 
     def per_expert(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -716,7 +793,10 @@ def make_qwen3_static(out: Path, seed: int, name: str) -> dict[str, Any]:
                 del t[pre + "gate_up_proj"], t[pre + "down_proj"]
             for k, (dt, _) in stored[(layer, 0, "gate_proj")].items():
                 suffix = suffix_of[k]
-                if k == "weight_shape":  # [E, 2, 2] (gate, up) and [E, 2]
+                if k in OUT_LAST:  # output axis last: gate's outputs, then up's
+                    gu = np.stack([np.concatenate([q(e, "gate_proj", k), q(e, "up_proj", k)], axis=-1) for e in range(Q_E)])
+                    dn = np.stack([q(e, "down_proj", k) for e in range(Q_E)])
+                elif k in ("weight_shape", "g_idx"):  # [E, 2, ...] (gate, up) and [E, ...]
                     gu = np.stack([np.stack([q(e, "gate_proj", k), q(e, "up_proj", k)]) for e in range(Q_E)])
                     dn = np.stack([q(e, "down_proj", k) for e in range(Q_E)])
                 elif np.ndim(q(0, "gate_proj", k)) >= 2:  # rows: gate's then up's

@@ -52,6 +52,12 @@ export const DIAGNOSIS_KINDS = [
   'forward-routed-scaling-twice',
   /** Forward-level: softmax scores where the model's router uses sigmoid. */
   'forward-softmax-for-sigmoid',
+  /** Packed 4-bit codes with their nibbles in another order: E2M1 pairs high nibble first, INT4 words in AutoAWQ's order or the reverse. */
+  'nibble-order',
+  /** Quantized routed-expert weights served in the dequantized form (F32) with values the format's dequantization does not give (zero points, group indices or scales misapplied). */
+  'dequantized-differently',
+  /** Quantized routed-expert weights (or their scales) re-quantized: the checkpoint's stored elements not kept. */
+  'requantized',
   'unknown',
 ] as const;
 
@@ -72,6 +78,8 @@ export interface DiagnoseContext {
   req?: ParallelRequest;
   /** The reference at TP 1, EP 1 (in the same form as `expected`): where another rank's or expert's data is searched. */
   whole?: Canonical;
+  /** The quantized format of the checkpoint (QuantGeometry.method), where it is quantized. */
+  quantized?: string;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -260,7 +268,7 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
       if (!expConstant) return { kind: 'zeros-or-constant', what: ev === 0 ? 'all zeros' : `every element the constant ${ev ?? `0x${bitsHex(found.t.dtype, fb.subarray(0, e))}`}` };
     }
   }
-  if (!floats) return undefined;
+  if (!floats) return nibbleOrder(found, exp, s, p);
   // Each relation is tried on a sample first: most fail there, and only one that holds on it is checked everywhere.
   const sample = sampleOf(found, exp, s, p);
   if (!scaledFactor(sample.f, sample.x, found.t.dtype) && !(['BF16', 'F16'] as const).some((d) => roundsThrough(d, found.t.dtype, sample.f, sample.x))) return undefined;
@@ -285,6 +293,36 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
     let ok = true;
     eachChunk(found, exp, s, p, (f, x) => (ok = roundsThrough(d, found.t.dtype, f, x)));
     if (ok) return { kind: 'dtype-conversion', what: `values rounded through ${d} (stored as ${found.t.dtype})` };
+  }
+  return undefined;
+}
+
+/** AutoAWQ's nibble order within an I32 word, and its inverse. */
+const AWQ_ORDERS = [
+  [0, 2, 4, 6, 1, 3, 5, 7],
+  [0, 4, 1, 5, 2, 6, 3, 7],
+] as const;
+
+/** Packed 4-bit codes of part p in another nibble order: U8 pairs swapped, or I32 words permuted by AutoAWQ's order (either way). */
+function nibbleOrder(found: View, exp: View, s: number, p: Part): { kind: DiagnosisKind; what: string } | undefined {
+  const fb = found.t.bytes.subarray((s * found.rows + p.a) * found.rowBytes, (s * found.rows + p.b) * found.rowBytes);
+  const eb = exp.t.bytes.subarray((s * exp.rows + p.a) * exp.rowBytes, (s * exp.rows + p.b) * exp.rowBytes);
+  if (fb.length === 0 || fb.length !== eb.length || sameBytes(fb, eb)) return undefined;
+  if (found.t.dtype === 'U8' || found.t.dtype === 'F4') {
+    for (let i = 0; i < fb.length; i++) if (fb[i] !== (((eb[i]! & 15) << 4) | (eb[i]! >> 4))) return undefined;
+    return { kind: 'nibble-order', what: 'every byte holds the two 4-bit codes swapped (the high nibble read as element 2k)' };
+  }
+  if (found.t.dtype !== 'I32' || fb.length % 4 !== 0) return undefined;
+  const words = (b: Uint8Array) => new Uint32Array(b.slice().buffer);
+  const [fw, ew] = [words(fb), words(eb)];
+  for (const order of AWQ_ORDERS) {
+    let ok = true;
+    for (let i = 0; i < ew.length && ok; i++) {
+      let v = 0;
+      for (let k = 0; k < 8; k++) v |= ((ew[i]! >>> (4 * order[k]!)) & 15) << (4 * k);
+      ok = v >>> 0 === fw[i];
+    }
+    if (ok) return { kind: 'nibble-order', what: `every I32 word's eight 4-bit codes in the order ${order.join(' ')} (AutoAWQ's packing confused with in-order packing)` };
   }
   return undefined;
 }
@@ -530,7 +568,7 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
       const mis = misalignedScale(fv, s, wv, we, role);
       if (mis) found.push({ kind: 'scale-block-misaligned', what: mis, ...(expert !== undefined && { expert }) });
     }
-    if (found.length === 0) found.push(...valueFindings(fv, ev, s, role, expert));
+    if (found.length === 0) found.push(...valueFindings(fv, ev, s, role, expert, quantizedWeight(name, ctx)));
     findings.set(s, found);
   }
   const diagnoses: Diagnosis[] = [];
@@ -556,11 +594,21 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   return diagnoses;
 }
 
-function valueFindings(fv: View, ev: View, s: number, role: Role, expert: number | undefined): SlotFinding[] {
+/** A routed expert weight or scale of a quantized checkpoint: the format's name, else undefined. */
+function quantizedWeight(name: string, ctx: DiagnoseContext): string | undefined {
+  return ctx.quantized !== undefined && /\.experts\.w(13|2)(_scale)?$/.test(name) ? ctx.quantized : undefined;
+}
+
+function valueFindings(fv: View, ev: View, s: number, role: Role, expert: number | undefined, quantized?: string): SlotFinding[] {
   const at = expert !== undefined ? { expert } : {};
   const whole: Part = { a: 0, b: fv.rows, name: '' };
   const rel = valueRelation(fv, ev, s, whole);
   if (rel) return [{ ...rel, ...at }];
+  if (quantized !== undefined) {
+    // No layout or value relation: the loader computed or re-encoded the quantized weights its own way.
+    if (fv.t.dtype === 'F32' && !role.scale) return [{ kind: 'dequantized-differently', what: `F32 weights that are not the ${quantized} dequantization of the checkpoint (zero points, group indices or scales misapplied)`, ...at }];
+    return [{ kind: 'requantized', what: `${fv.t.dtype} values that are not the checkpoint's stored ${quantized} elements (re-quantized or re-scaled)`, ...at }];
+  }
   // A named half of gate/up, or the rows that differ.
   const parts: Part[] = role.cut === 'gate-up' && fv.rows % 2 === 0 ? [{ a: 0, b: fv.rows / 2, name: 'gate half' }, { a: fv.rows / 2, b: fv.rows, name: 'up half' }] : [];
   const out: SlotFinding[] = [];

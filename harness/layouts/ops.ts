@@ -111,6 +111,8 @@ export interface QuantGeometry {
   zeroRows?: number;
   /** Whether `packing` packs the weight along its rows (`[out/8, in]`, AWQ) instead of its columns. */
   packRows?: boolean;
+  /** Whether w2's scales and zeros stay whole along K on every TP rank (activation order scatters groups over K). */
+  kScalesWhole?: boolean;
 }
 
 export function partShape(part: PartName, s: PartSizes): number[] {

@@ -63,9 +63,11 @@ function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: 
       const k: Range = [cols.first, cols.first + cols.count];
       const hn = Math.ceil(H / b.cols);
       const hm = Math.ceil(H / b.rows);
+      // Activation order: every rank holds all of w2's groups (its columns may use any of them).
+      const k2: Range = q.kScalesWhole ? whole(Math.ceil(d.intermediate / b.cols)) : k;
       out.push(
         { name: name('w13_scale'), shape: [n, 2 * rows.count, hn], slices: gateUp((x) => `${x}_scale`, r, whole(hn)) },
-        { name: name('w2_scale'), shape: [n, hm, cols.count], slices: perExpert((e) => [{ part: 'down_scale', expert: e, rows: whole(hm), cols: k }]) },
+        { name: name('w2_scale'), shape: [n, hm, k2[1] - k2[0]], slices: perExpert((e) => [{ part: 'down_scale', expert: e, rows: whole(hm), cols: k2 }]) },
       );
     } else if (c === 'zero') {
       // Zero points: the scale grid's whole groups, `zeroRows` rows packed into one element (w13's rows cut in whole elements: Ir % zeroRows == 0).
@@ -75,7 +77,11 @@ function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: 
       const hz = Math.ceil(H / zr);
       out.push(
         { name: name('w13_zero'), shape: [n, (2 * Ir) / zr, hn], slices: gateUp((x) => `${x}_zero`, [lo / zr, hi / zr], whole(hn)) },
-        { name: name('w2_zero'), shape: [n, hz, Ir / g], slices: perExpert((e) => [{ part: 'down_zero', expert: e, rows: whole(hz), cols: [lo / g, hi / g] }]) },
+        {
+          name: name('w2_zero'),
+          shape: [n, hz, q.kScalesWhole ? Math.ceil(d.intermediate / g) : Ir / g],
+          slices: perExpert((e) => [{ part: 'down_zero', expert: e, rows: whole(hz), cols: q.kScalesWhole ? whole(Math.ceil(d.intermediate / g)) : [lo / g, hi / g] }]),
+        },
       );
     } else if (c === 'g_idx') {
       // The group of each input column: gate's and up's whole (their input is H), w2's for the rank's columns (global group ids).

@@ -26,7 +26,7 @@ export const ROUTER_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64'];
 /** Keys of quantization tensors as the producers name them beside a weight (`.weight_scale`, `.qweight`, ...). */
 const QUANT_TENSOR = /\.(weight_scale(_inv|_2)?|input_scale|weight_packed|weight_zero_point|weight_g_idx|weight_shape|qweight|qzeros|scales|g_idx)$/;
 
-/** Whether `key` is a quantization tensor of a router (`mlp.gate.weight_scale`, `router.layer.qweight`; not shared-expert gates). */
+/** Whether `key` is a quantization tensor of a router (`mlp.gate.weight_scale`, `router.layer.qweight`, `router.classifier.weight_scale`; not shared-expert gates). */
 export function isRouterQuantTensor(key: string): boolean {
-  return QUANT_TENSOR.test(key) && /(^|\.)(gate|router)(\.layer|\.wg)?\.[a-z_0-9]+$/.test(key) && !/experts?\.|shared/.test(key);
+  return QUANT_TENSOR.test(key) && /(^|\.)(gate|router)(\.layer|\.wg|\.classifier)?\.[a-z_0-9]+$/.test(key) && !/experts?\.|shared/.test(key);
 }

@@ -72,6 +72,18 @@ function cat(ts: Tensor[], axis: number): Tensor {
 
 const lead = (t: Tensor): Tensor => ({ ...t, shape: [1, ...t.shape] });
 
+/** The last two axes swapped, element by element. */
+function transpose(t: Tensor): Tensor {
+  const w = dtypeBits(t.dtype) / 8;
+  const [r, c] = t.shape.slice(-2) as [number, number];
+  const outer = t.shape.slice(0, -2).reduce((a, b) => a * b, 1);
+  const out = new Uint8Array(t.bytes.length);
+  for (let o = 0; o < outer; o++)
+    for (let i = 0; i < r; i++)
+      for (let j = 0; j < c; j++) out.set(t.bytes.subarray(((o * r + i) * c + j) * w, ((o * r + i) * c + j + 1) * w), ((o * c + j) * r + i) * w);
+  return { dtype: t.dtype, shape: [...t.shape.slice(0, -2), c, r], bytes: out };
+}
+
 // ---- one rank's quantized canonical tensors, per format ----
 
 interface Source {
@@ -216,6 +228,55 @@ async function quantizedRank(src: Source, layer: number, req: ParallelRequest): 
     put('experts.w13_shape', cat(sh13, 0));
     put('experts.w2_shape', cat(sh2, 0));
     put('router.weight', await dir.read(`${p}gate.weight`));
+  } else if (src.scheme.method === 'int4-gptq' || src.scheme.method === 'int4-awq') {
+    // Stored with the output axis last; transposed back to [out, ...]. GPTQ packs 8 inputs to a
+    // word (canonical [out, in/8]), AWQ 8 outputs (canonical [out/8, in]); zeros 8 outputs to a word.
+    const awq = src.scheme.method === 'int4-awq';
+    const gs = src.scheme.group;
+    const whole2 = src.scheme.method === 'int4-gptq' && src.scheme.descAct;
+    const z13: Tensor[] = [];
+    const z2: Tensor[] = [];
+    const g13: Tensor[] = [];
+    const g2: Tensor[] = [];
+    const gate13 = awq ? range(lo / 8, hi / 8) : range(lo, hi);
+    const w2cols = awq ? range(lo, hi) : range(lo / 8, hi / 8);
+    const groups2 = whole2 ? range(0, I / gs) : range(lo / gs, hi / gs);
+    for (const e of ids) {
+      const per = async (proj: string, k: string): Promise<Tensor | undefined> => {
+        if (!src.fused) return dir.has(`${p}experts.${e}.${proj}.${k}`) ? dir.read(`${p}experts.${e}.${proj}.${k}`) : undefined;
+        const fusedKey = `${p}experts.${proj === 'down_proj' ? 'down_proj' : 'gate_up_proj'}_${k}`;
+        if (!dir.has(fusedKey)) return undefined;
+        const t = take(await dir.read(fusedKey), 0, [e]);
+        const one = { ...t, shape: t.shape.slice(1) };
+        if (proj === 'down_proj') return one;
+        const half = proj === 'gate_proj' ? 0 : 1;
+        if (k === 'g_idx') return { ...take(one, 0, [half]), shape: one.shape.slice(1) };
+        const n = one.shape[one.shape.length - 1]! / 2;
+        return take(one, one.shape.length - 1, range(half * n, (half + 1) * n));
+      };
+      const [gq, uq, dq] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => per(n, 'qweight')));
+      const [gs_, us, ds] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => per(n, 'scales')));
+      const [gz, uz, dz] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => per(n, 'qzeros')));
+      const [gg, ug, dg] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => per(n, 'g_idx')));
+      const T = (t: Tensor | undefined) => transpose(t!);
+      w13.push(lead(cat([take(T(gq), 0, gate13), take(T(uq), 0, gate13)], 0)));
+      s13.push(lead(cat([take(T(gs_), 0, range(lo, hi)), take(T(us), 0, range(lo, hi))], 0)));
+      z13.push(lead(cat([take(T(gz), 0, range(lo / 8, hi / 8)), take(T(uz), 0, range(lo / 8, hi / 8))], 0)));
+      w2.push(lead(take(T(dq), 1, w2cols)));
+      s2.push(lead(take(T(ds), 1, groups2)));
+      z2.push(lead(take(T(dz), 1, groups2)));
+      if (gg) {
+        g13.push(lead(cat([lead(gg), lead(ug!)], 0)));
+        g2.push(lead(take(dg!, 0, range(lo, hi))));
+      }
+    }
+    put('experts.w13_zero', cat(z13, 0));
+    put('experts.w2_zero', cat(z2, 0));
+    if (g13.length) {
+      put('experts.w13_g_idx', cat(g13, 0));
+      put('experts.w2_g_idx', cat(g2, 0));
+    }
+    put('router.weight', await dir.read(`${p}gate.weight`));
   } else {
     const [gub, gus, gubias, dnb, dns, dnbias] = await Promise.all(
       ['gate_up_proj_blocks', 'gate_up_proj_scales', 'gate_up_proj_bias', 'down_proj_blocks', 'down_proj_scales', 'down_proj_bias'].map((n) => dir.read(`${p}experts.${n}`)),
@@ -280,6 +341,17 @@ const SPLITS: Partial<Record<QuantScheme['method'], SplitCase[]>> = {
     { tp: 2, ep: 1, placement: 'linear' },
     { tp: 2, ep: 3, placement: 'round_robin' },
   ],
+  // GPTQ with desc_act and AWQ, groups of 32, I = 64: TP 2 keeps whole groups (GPTQ: w2's groups whole on every rank).
+  'int4-gptq': [
+    { tp: 1, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 3, placement: 'round_robin' },
+  ],
+  'int4-awq': [
+    { tp: 1, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 1, placement: 'linear' },
+    { tp: 2, ep: 3, placement: 'round_robin' },
+  ],
   // Static FP8 per channel, I = 40: any TP size that divides it.
   'fp8-static': [
     { tp: 1, ep: 1, placement: 'linear' },
@@ -291,8 +363,8 @@ const SPLITS: Partial<Record<QuantScheme['method'], SplitCase[]>> = {
 const fixtures: Fixture[] = await discoverFixtures(ROOT);
 
 describe('quantized golden fixtures', () => {
-  it('are the five expected ones: FP8 block, MXFP4, NVFP4, per-channel static FP8 and asymmetric INT4 groups', () => {
-    expect(fixtures.map((f) => f.name)).toEqual(['gpt_oss-mxfp4', 'qwen3_moe-fp8', 'qwen3_moe-fp8-channel', 'qwen3_moe-int4-g32-asym', 'qwen3_moe-nvfp4']);
+  it('are the seven expected ones: FP8 block, MXFP4, NVFP4, per-channel static FP8, and INT4 groups as compressed-tensors, GPTQ (desc_act) and AWQ write them', () => {
+    expect(fixtures.map((f) => f.name)).toEqual(['gpt_oss-mxfp4', 'qwen3_moe-awq', 'qwen3_moe-fp8', 'qwen3_moe-fp8-channel', 'qwen3_moe-gptq-desc-act', 'qwen3_moe-int4-g32-asym', 'qwen3_moe-nvfp4']);
   });
 
   for (const fixture of fixtures) {

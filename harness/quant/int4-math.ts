@@ -35,14 +35,21 @@ export function dequantizeInt4(
   zero: Tensor | undefined,
   group: number,
   name: string,
-  opts: { zeroOffset?: number; gIdx?: { tensor: Tensor; start: number } } = {},
+  /**
+   * `gIdx`: the group of each column. `ordered`: it must be column order (checked), groups
+   * `[start/group ..)` of the scales; otherwise (activation order) any group of the scales,
+   * which then hold every group of the whole projection.
+   */
+  opts: { zeroOffset?: number; gIdx?: { tensor: Tensor; start: number; ordered: boolean } } = {},
 ): Tensor {
   const rank = weight.shape.length;
   check(weight.dtype === 'I32' && rank >= 2, QuantizedWeightError, 'INT4 weight must be I32 words [..., rows, cols/8]', name, 'I32 of rank >= 2', describe(weight));
   const lead = weight.shape.slice(0, -2);
   const R = weight.shape[rank - 2]!;
   const C = weight.shape[rank - 1]! * INT4_PER_WORD;
-  const G = C / group;
+  const actOrder = opts.gIdx !== undefined && !opts.gIdx.ordered;
+  // Under activation order the scales hold every group of the projection, whatever columns this rank holds.
+  const G = actOrder ? (scale.shape[scale.shape.length - 1] ?? 0) : C / group;
   const wantScale = [...lead, R, G];
   check((INT4_SCALE_DTYPES as readonly string[]).includes(scale.dtype) && Number.isInteger(G) && same(scale.shape, wantScale), ScaleMismatch, 'INT4 scale must be BF16/F16/F32, one per group of each row', `${name}_scale`, `${INT4_SCALE_DTYPES.join('|')} ${JSON.stringify(wantScale)}`, describe(scale));
   const wantZero = [...lead, R / INT4_PER_WORD, G];
@@ -52,13 +59,17 @@ export function dequantizeInt4(
   const s = decodeElements(scale, `${name}_scale`);
   const matrices = lead.reduce((a, b) => a * b, 1);
   const zeroOffset = opts.zeroOffset ?? 0;
-  if (opts.gIdx) checkTrivialGroups(opts.gIdx.tensor, C, group, opts.gIdx.start, `${name}_g_idx`);
+  if (opts.gIdx?.ordered) checkTrivialGroups(opts.gIdx.tensor, C, group, opts.gIdx.start, `${name}_g_idx`);
+  const groupOf = actOrder ? groupsOf(opts.gIdx!.tensor, C, G, `${name}_g_idx`) : undefined;
+  // g_idx holds one row of C per stacked projection (w13: gate's, up's) of each matrix.
+  const gParts = groupOf ? groupOf.length / (matrices * C) : 1;
+  if (groupOf && (!Number.isInteger(gParts) || R % gParts !== 0)) throw new ScaleMismatch('g_idx rows do not match the stacked projections', { tensor: `${name}_g_idx`, expected: `${matrices} x parts x ${C}`, found: groupOf.length });
   const prod = new Float64Array(matrices * R * C);
   for (let m = 0; m < matrices; m++) {
     for (let i = 0; i < R; i++) {
       const row = m * R + i;
       for (let j = 0; j < C; j++) {
-        const g = Math.floor(j / group);
+        const g = groupOf ? groupOf[(m * gParts + Math.floor(i / (R / gParts))) * C + j]! : Math.floor(j / group);
         const z = zero === undefined ? INT4_SYMMETRIC_ZERO : nibble(zero.bytes, ((m * (R / INT4_PER_WORD) + Math.floor(i / INT4_PER_WORD)) * G + g) * INT4_PER_WORD + (i % INT4_PER_WORD)) + zeroOffset;
         const at = row * C + j;
         prod[at] = (nibble(weight.bytes, at) - z) * s[row * G + g]!;
@@ -125,4 +136,13 @@ export function dequantizeAwq(weight: Tensor, scale: Tensor, zero: Tensor, group
   }
   const rounded = scale.dtype === 'F32' ? Float32Array.from(prod) : decodeFloats(scale.dtype, encodeFloats(scale.dtype, prod));
   return { dtype: 'F32', shape: [...lead, R, C], bytes: new Uint8Array(rounded.buffer, rounded.byteOffset, rounded.byteLength) };
+}
+
+/** The group of each column under activation order (`g_idx`, one row of C per stacked projection), each checked to be one of the scales' G groups. */
+function groupsOf(gIdx: Tensor, cols: number, groups: number, name: string): Int32Array {
+  check(gIdx.dtype === 'I32' && gIdx.shape[gIdx.shape.length - 1] === cols, ScaleMismatch, 'g_idx must be I32, one group per input column', name, `I32 [..., ${cols}]`, describe(gIdx));
+  const g = new Int32Array(gIdx.bytes.slice().buffer);
+  const bad = g.findIndex((v) => v < 0 || v >= groups);
+  if (bad >= 0) throw new ScaleMismatch('g_idx names a group the scales do not hold', { tensor: name, expected: `0 .. ${groups - 1}`, found: g[bad] });
+  return g;
 }

@@ -49,6 +49,9 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   // GPTQ (v1, zeros stored - 1): symmetric and asymmetric, per expert and fused.
   { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-gptq-g32']), tp: [2] },
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 64, intermediate: 128, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-gptq-g64-asym']), tp: [2] },
+  // Activation order: g_idx carried, w2's groups whole on every rank.
+  { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 128, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-gptq-g32-desc-act']), tp: [2, 4] },
+  { sizes: { modelType: 'mixtral', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-ct-g32-actorder']), tp: [2] },
   // AWQ GEMM: packed along the output axis in AWQ's order, per expert and fused.
   { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-awq-g32']), tp: [2] },
   // Static FP8, every producer's form; no TP constraint.

@@ -9,13 +9,12 @@ import { layoutArb, shardArb } from './checkpoint.js';
 import { coreDims, modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
 import { tpKeepsBlocks } from '../../harness/canonical/cut.js';
-import { QUANT_DTYPES } from '../../harness/quant/formats/index.js';
-import { MODEL_TYPES } from '../../harness/layouts/registry.js';
+import { modelTypesFor, QUANT_DTYPES } from '../../harness/quant/formats/index.js';
 
-/** FP8 block scales: every model type, every layout family (transposed, interleaved and flattened included). */
-export const FP8_MODEL_TYPES: readonly string[] = MODEL_TYPES;
-/** NVFP4, static FP8, INT4: every model type whose layouts are per expert or fused [E, 2I, H] (not llama4's transposed, gpt_oss's interleaved or dbrx's flattened experts). */
-export const PER_EXPERT_OR_FUSED_TYPES: readonly string[] = MODEL_TYPES.filter((t) => !['llama4_text', 'gpt_oss', 'dbrx'].includes(t));
+/** FP8 block scales: every gated model type, every layout family (transposed, interleaved and flattened included). */
+export const FP8_MODEL_TYPES: readonly string[] = modelTypesFor(QUANT_DTYPES.fp8);
+/** NVFP4, static FP8, INT4: the gated model types whose layouts are per expert or fused [E, 2I, H] (not llama4's transposed, gpt_oss's interleaved or dbrx's flattened experts). */
+export const PER_EXPERT_OR_FUSED_TYPES: readonly string[] = modelTypesFor(QUANT_DTYPES.nvfp4);
 
 /** Which model types each quantized dtype is drawn for, and the sizes it needs. */
 const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: number[]; intermediate?: number[]; layouts: boolean }> = {
@@ -32,6 +31,9 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
   'int4-ct-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
   'int4-gptq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
   'int4-gptq-g64-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-gptq-g32-desc-act': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-gptq-v2-g32-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-ct-g32-actorder': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
   'int4-awq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
   'int4-awq-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
 };
@@ -74,7 +76,7 @@ export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly Qua
   { label: 'MXFP4', dtypes: ['mxfp4'] },
   { label: 'NVFP4', dtypes: ['nvfp4'] },
   { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] },
-  { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128'] },
-  { label: 'INT4 groups (GPTQ: groups of 32, 64 asymmetric)', dtypes: ['int4-gptq-g32', 'int4-gptq-g64-asym'] },
+  { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128, actorder)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128', 'int4-ct-g32-actorder'] },
+  { label: 'INT4 groups (GPTQ: groups of 32, 64 asymmetric, desc_act, v2 zeros)', dtypes: ['int4-gptq-g32', 'int4-gptq-g64-asym', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym'] },
   { label: 'INT4 groups (AWQ GEMM: groups of 32, 128)', dtypes: ['int4-awq-g32', 'int4-awq-g128'] },
 ];

@@ -316,6 +316,20 @@ function QUANT_MUTANTS(): Mutant[] {
       if (scheme?.method !== 'int4-gptq' || !scheme.zerosMinusOne) return out;
       return dequantizeCanonical(out, int4GptqScheme(scheme.group, scheme.symmetric, false), req);
     }),
+    mutant('int4-g-idx-ignored', 'activation-order g_idx ignored: each column dequantized with the group of its position (floor(column / group)), as a loader that drops g_idx does', async (dir, req) => {
+      const out = await load(dir, req);
+      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
+      if (!scheme || !((scheme.method === 'int4-gptq' && scheme.descAct) || (scheme.method === 'int4-ct' && scheme.actorder))) return out;
+      const group = scheme.group;
+      // g_idx rewritten to column order (global column ids on w2's rank), then dequantized as the format does.
+      const fixed = mapTensors(out, '_g_idx', (t, name) => {
+        const cols = t.shape[t.shape.length - 1]!;
+        const start = name.endsWith('w2_g_idx') ? req.tpRank * cols : 0;
+        const g = Int32Array.from({ length: t.bytes.length / 4 }, (_, k) => Math.floor((start + (k % cols)) / group));
+        return { ...t, bytes: new Uint8Array(g.buffer) };
+      });
+      return dequantizeCanonical(fixed, scheme, req);
+    }),
     onOutput('int4-nibble-order-confused', 'INT4 words read in the other tool\'s nibble order: AutoAWQ\'s (nibble k holds element 0, 2, 4, 6, 1, 3, 5, 7) for compressed-tensors/GPTQ words packed in order, or the reverse', (out) =>
       mapTensors(out, '', (t, name) => {
         if (t.dtype !== 'I32' || !/experts\.w(13|2)$/.test(name)) return t;
@@ -521,21 +535,22 @@ const DIAGNOSIS: Record<string, DiagnosisKind> = {
   'forward-routed-scaling-twice': 'forward-routed-scaling-twice',
   'forward-softmax-for-sigmoid': 'forward-softmax-for-sigmoid',
   // Mutants of model types and quantized formats added with issues 14 and 15.
+  // (The quantized ones' packed-value kinds, nibble-order, dequantized-differently and requantized, are read by harness/compare/diagnose.ts.)
   'correction-bias-narrowed': 'dtype-conversion',
   'non-gated-as-gated': 'shape-mismatch',
   'zero-experts-dropped': 'shape-mismatch',
+  // Quantized formats (spec/layouts.md §4).
+  'fp4-nibble-order-swapped': 'nibble-order',
+  'int4-nibble-order-confused': 'nibble-order',
   'nvfp4-scale-2-from-expert-0': 'expert-placement',
   'nvfp4-gate-scale-2-for-up': 'zeros-or-constant',
   'input-scale-dropped': 'missing-tensor',
   'k-scales-not-cut': 'not-cut',
   'quantized-router-accepted': 'accepted-broken-checkpoint',
-  // Packed-value bugs of the quantized formats: no diagnosis kind reads packed nibbles or zero
-  // points yet, so these are honestly 'unknown' (UNDIAGNOSED below), never a guess.
-  'fp4-nibble-order-swapped': 'unknown',
-  'int4-zero-point-ignored': 'unknown',
-  'gptq-zeros-without-plus-one': 'unknown',
-  'int4-nibble-order-confused': 'unknown',
-  'fp8-w13-requantized-to-max-scale': 'unknown',
+  'int4-zero-point-ignored': 'dequantized-differently',
+  'gptq-zeros-without-plus-one': 'dequantized-differently',
+  'int4-g-idx-ignored': 'dequantized-differently',
+  'fp8-w13-requantized-to-max-scale': 'requantized',
 };
 
 /** Mutants the default suite cannot reach in its few cases per property. */

@@ -65,7 +65,7 @@ it('catches every mutant loader with the default settings', async () => {
   const table = [
     '# Mutant loaders and how soon the suite catches them',
     '',
-    `Each row is a deliberately wrong loader from [catalogue.ts](catalogue.ts): the reference loader with one realistic bug of [spec/layouts.md](../../spec/layouts.md) §3, or (\`forward-*\`) the reference forward with one routing mistake. "Cases" is how many generated cases the default suite (${DEFAULT_CASES} cases per property, seed ${defaultSeed()}) ran until the first failure; "diagnosis" is the first entry of that failure's \`failure.diagnosis\` (harness/compare/diagnose.ts), which must be the mutant's own kind. Written by mutants.test.ts.`,
+    `Each row is a deliberately wrong loader from [catalogue.ts](catalogue.ts): the reference loader with one realistic bug of [spec/layouts.md](../../spec/layouts.md) §3 (loading) or §4 (quantized formats), or (\`forward-*\`) the reference forward with one routing mistake. "Cases" is how many generated cases the default suite (${DEFAULT_CASES} cases per property, seed ${defaultSeed()}) ran until the first failure; "diagnosis" is the first entry of that failure's \`failure.diagnosis\` (harness/compare/diagnose.ts), which must be the mutant's own kind. Written by mutants.test.ts.`,
     '',
     '| mutant | bug | cases | caught by | diagnosis | first failing case |',
     '| --- | --- | ---: | --- | --- | --- |',

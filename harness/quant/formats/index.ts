@@ -1,7 +1,9 @@
 // Every quantized expert format the harness knows, one module each: config detection, stored
 // tensors, canonical companions and their TP/EP cut, dequantization and random generation
 // (../format.ts). Adding a format is one module and one line here.
-import type { QuantGeometry } from '../../layouts/ops.js';
+import type { PartSizes, QuantGeometry } from '../../layouts/ops.js';
+import { entryFor, MODEL_TYPES } from '../../layouts/registry.js';
+import { MoeConformanceError } from '../../errors.js';
 import { QuantConfigError } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { FP8_BLOCK, type Fp8BlockScheme } from './fp8-block.js';
@@ -47,10 +49,16 @@ export const QUANT_DTYPES = {
   'int4-ct-g64-asym': int4CtScheme(64, false),
   /** symmetric, groups of 128 (llm-compressor's W4A16 default). */
   'int4-ct-g128': int4CtScheme(128, true),
+  /** asymmetric, groups of 32, `actorder: "group"` (weight_g_idx). */
+  'int4-ct-g32-actorder': int4CtScheme(32, false, true),
   /** GPTQ v1 (AutoGPTQ: zeros stored - 1), symmetric, groups of 32, no act order. */
   'int4-gptq-g32': int4GptqScheme(32, true),
   /** GPTQ v1, asymmetric, groups of 64. */
   'int4-gptq-g64-asym': int4GptqScheme(64, false),
+  /** GPTQ v1 with desc_act (g_idx in activation order), symmetric, groups of 32. */
+  'int4-gptq-g32-desc-act': int4GptqScheme(32, true, true, true),
+  /** GPTQModel v2 zeros (stored as is), asymmetric, groups of 32. */
+  'int4-gptq-v2-g32-asym': int4GptqScheme(32, false, false),
   /** AutoAWQ GEMM, groups of 32 (zero points always). */
   'int4-awq-g32': int4AwqScheme(32),
   /** AutoAWQ GEMM, groups of 128 (its default). */
@@ -59,3 +67,25 @@ export const QUANT_DTYPES = {
 
 export type QuantDtypeName = keyof typeof QUANT_DTYPES;
 export const QUANT_DTYPE_NAMES = Object.keys(QUANT_DTYPES) as QuantDtypeName[];
+
+const PROBE: Omit<PartSizes, 'quant'> = { experts: 2, hidden: 256, intermediate: 256, sharedIntermediate: 256 };
+
+/**
+ * The model types whose layouts a scheme can store: the format accepts the type and both its
+ * layouts, and the experts are gated (gate and up: the companions pair a gate and an up half).
+ * The formats refuse the others with a reason.
+ */
+export function modelTypesFor(scheme: QuantScheme): string[] {
+  const format = formatOf(scheme);
+  return MODEL_TYPES.filter((t) => {
+    const entry = entryFor(t);
+    try {
+      format.check(t, { hidden: 1 << 12, intermediate: 1 << 12 }, scheme, 'config.json');
+      const layouts = [entry.layouts.original, entry.layouts.fused].map((l) => format.layout(l, scheme));
+      return layouts.every((l) => l.tensors.some((x) => x.op({ ...PROBE, quant: scheme }).placements.some((p) => p.part === 'gate')));
+    } catch (e) {
+      if (e instanceof MoeConformanceError) return false;
+      throw e;
+    }
+  });
+}

@@ -5,24 +5,36 @@
 // (zp + 8, packed along the output axis), and `X.weight_shape` I64 [2] = [out, in]. Fused
 // (no producer known; the harness's names): `experts.gate_up_proj_packed`, `_weight_scale`,
 // `_weight_zero_point`, `_weight_shape` [E, 2, 2]. A TP rank holds whole groups of w2's K.
-// Activation ordering (`actorder`, `weight_g_idx`) is specified but refused for now.
+// With `actorder: "group"`, `X.weight_g_idx` I32 [in] gives each column's group.
 import type { QuantGeometry } from '../../layouts/ops.js';
 import { ShapeMismatch } from '../../layouts/errors.js';
 import { encodeFloats } from '../../safetensors/codecs.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { dequantizeInt4, INT4_PER_WORD } from '../int4-math.js';
-import { companion, companionKey, gridOp, perExpertOrFused, shapeOp, splitLayout } from '../stored.js';
-import { count, randomBytes } from './random-bytes.js';
+import { companion, companionKey, gIdxOp, gridOp, perExpertOrFused, shapeOp, splitLayout } from '../stored.js';
+import { actOrderGroups, count, randomBytes } from './random-bytes.js';
 
 export interface Int4CtScheme extends QuantGeometry {
   method: 'int4-ct';
   group: number;
   symmetric: boolean;
+  /** `actorder: "group"`: `weight_g_idx` gives each column's group, and w2's groups stay whole on every TP rank. */
+  actorder: boolean;
 }
 
-export function int4CtScheme(group: number, symmetric: boolean): Int4CtScheme {
-  return { method: 'int4-ct', group, symmetric, packing: INT4_PER_WORD, scaleBlock: { rows: 1, cols: group }, splitsBlocks: false, ...(symmetric ? {} : { zeroRows: INT4_PER_WORD }) };
+export function int4CtScheme(group: number, symmetric: boolean, actorder = false): Int4CtScheme {
+  return {
+    method: 'int4-ct',
+    group,
+    symmetric,
+    actorder,
+    packing: INT4_PER_WORD,
+    scaleBlock: { rows: 1, cols: group },
+    splitsBlocks: false,
+    ...(symmetric ? {} : { zeroRows: INT4_PER_WORD }),
+    ...(actorder ? { kScalesWhole: true } : {}),
+  };
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -31,7 +43,7 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
   method: 'int4-ct',
   title: 'INT4 groups (compressed-tensors pack-quantized)',
   stored: (s) => `I32-packed INT4, ${s.symmetric ? 'symmetric' : 'asymmetric'}, groups of ${s.group} with BF16 scales`,
-  companions: (s) => (s.symmetric ? ['scale', 'shape'] : ['scale', 'zero', 'shape']),
+  companions: (s) => ['scale', ...(s.symmetric ? [] : (['zero'] as const)), 'shape', ...(s.actorder ? (['g_idx'] as const) : [])],
   defaultScheme: int4CtScheme(128, true),
   detect(q, file) {
     if (q.quant_method !== 'compressed-tensors') return undefined;
@@ -48,9 +60,10 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
     if (w.strategy !== 'group') bad('weight strategy', 'group', w.strategy);
     const gs = w.group_size;
     if (typeof gs !== 'number' || !Number.isSafeInteger(gs) || gs < INT4_PER_WORD || gs % INT4_PER_WORD !== 0) bad('group_size must be a positive multiple of 8', 'a multiple of 8', gs);
-    if (w.actorder !== undefined && w.actorder !== null && w.actorder !== false) bad('activation ordering (weight_g_idx) is specified but not served yet', 'actorder null', w.actorder);
+    const order = w.actorder ?? null;
+    if (order !== null && order !== false && order !== 'group') bad('activation ordering other than "group" (which stores weight_g_idx) is not served', 'actorder null|"group"', order);
     if (isRecord(g.input_activations)) bad('weight-only (W4A16) only', 'input_activations null', 'configured');
-    return int4CtScheme(gs as number, w.symmetric !== false);
+    return int4CtScheme(gs as number, w.symmetric !== false, order === 'group');
   },
   config: (s) => ({
     quant_method: 'compressed-tensors',
@@ -60,7 +73,7 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
       group_0: {
         targets: ['Linear'],
         format: 'pack-quantized',
-        weights: { num_bits: 4, type: 'int', symmetric: s.symmetric, strategy: 'group', group_size: s.group, actorder: null, dynamic: false },
+        weights: { num_bits: 4, type: 'int', symmetric: s.symmetric, strategy: 'group', group_size: s.group, actorder: s.actorder ? 'group' : null, dynamic: false },
         input_activations: null,
       },
     },
@@ -78,12 +91,14 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
       companion(t, companionKey(t.spec.key, 'weight_scale', 'weight_scale'), gridOp(t.spec, s.scaleBlock)),
       ...(s.symmetric ? [] : [companion(t, companionKey(t.spec.key, 'weight_zero_point', 'weight_zero_point'), gridOp(t.spec, { rows: INT4_PER_WORD, cols: s.group }, 'zero'))]),
       companion(t, companionKey(t.spec.key, 'weight_shape', 'weight_shape'), shapeOp(t)),
+      ...(s.actorder ? [companion(t, companionKey(t.spec.key, 'weight_g_idx', 'weight_g_idx'), gIdxOp(t))] : []),
     ]);
     return { module: float.module, tensors: [...rest, ...tensors] };
   },
   dequantize(w, c, at, s) {
     if (c.scale === undefined) throw new ScaleMismatch('INT4 weight without its scale', { tensor: at.name, expected: `${at.name}_scale`, found: 'absent' });
-    return dequantizeInt4(w, c.scale, c.zero, s.group, at.name);
+    if (s.actorder && c.g_idx === undefined) throw new ScaleMismatch('INT4 weight without its g_idx (actorder "group")', { tensor: at.name, expected: `${at.name}_g_idx`, found: 'absent' });
+    return dequantizeInt4(w, c.scale, c.zero, s.group, at.name, s.actorder ? { gIdx: { tensor: c.g_idx!, start: at.cut === 'cols' ? at.start : 0, ordered: false } } : {});
   },
   random(uniform, s, lead, parts, rows, cols) {
     const R = parts * rows;
@@ -93,6 +108,7 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
     // Scales of about 0.1 / 8: codes -8..7 around the zero give weights of about N(0, 0.1) in size.
     const scale = Float32Array.from({ length: count(grid) }, () => (0.1 / 8) * (0.5 + uniform()));
     const shape = new BigInt64Array(count(lead) * parts * 2);
+    const gIdx = s.actorder ? actOrderGroups(uniform, count(lead) * parts, cols, s.group) : undefined;
     for (let k = 0; k < shape.length; k += 2) [shape[k], shape[k + 1]] = [BigInt(rows), BigInt(cols)];
     return {
       weight: { dtype: 'I32', shape: words, bytes: randomBytes(uniform, count(words) * 4) },
@@ -100,6 +116,7 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
         scale: { dtype: 'BF16', shape: grid, bytes: encodeFloats('BF16', scale) },
         ...(s.symmetric ? {} : { zero: { dtype: 'I32' as const, shape: zeros, bytes: randomBytes(uniform, count(zeros) * 4) } }),
         shape: { dtype: 'I64', shape: parts === 2 ? [...lead, 2, 2] : [...lead, 2], bytes: new Uint8Array(shape.buffer) },
+        ...(gIdx ? { g_idx: { dtype: 'I32' as const, shape: parts === 2 ? [...lead, 2, cols] : [...lead, cols], bytes: new Uint8Array(gIdx.buffer) } } : {}),
       },
     };
   },

@@ -23,3 +23,21 @@ export function f32Around(uniform: () => number, shape: number[], base: number):
 }
 
 export const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Activation-order groups for `rows` projections of `cols` columns: each projection's columns
+ * in a random order, the i-th of them in group floor(i / group), as GPTQ's `desc_act` and
+ * compressed-tensors' `actorder: "group"` assign them (every group holds `group` columns).
+ */
+export function actOrderGroups(uniform: () => number, rows: number, cols: number, group: number): Int32Array {
+  const out = new Int32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const order = Array.from({ length: cols }, (_, i) => i);
+    for (let i = cols - 1; i > 0; i--) {
+      const j = Math.floor(uniform() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    order.forEach((col, i) => (out[r * cols + col] = Math.floor(i / group)));
+  }
+  return out;
+}
