@@ -562,9 +562,6 @@ const SUITE: Record<string, NonNullable<Mutant['suite']>> = {
   },
 };
 
-/** Mutants whose bug no diagnosis kind covers yet (packed quantized values): caught, diagnosed 'unknown'. */
-export const UNDIAGNOSED: ReadonlySet<string> = new Set(Object.entries(DIAGNOSIS).filter(([, k]) => k === 'unknown').map(([n]) => n));
-
 export const MUTANTS: readonly Mutant[] = [...LOADER_MUTANTS, ...MORE_LOADER_MUTANTS, ...FORWARD_MUTANTS].map((m) => ({
   ...m,
   diagnosis: DIAGNOSIS[m.name] ?? 'unknown',
