@@ -144,7 +144,9 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
     case 'duplicate-expert': {
       // An expert stored twice: the other layout's form of it added beside this one's.
       const extra = [...other.keys()].find((k) => !stored.has(k) && /experts|_linear/.test(k));
-      const key = extra ?? victim.replace(/experts\..*$/, 'experts.0.gate_proj.weight');
+      // Where both layouts store the same names (jetmoe's input/output_linear), the other form adds nothing: add a per-expert copy beside the stacked one.
+      let key = extra ?? victim.replace(/experts\..*$/, 'experts.0.gate_proj.weight');
+      if (extra === undefined && stored.has(key)) key = victim.replace(/[^.]+\.weight$/, 'experts.0.gate_proj.weight');
       stored.set(key, extra !== undefined ? other.get(extra)! : { ...t });
       detail = `added ${key}, a second copy of weights that ${extra !== undefined ? 'the layout already stores' : `${victim} holds`}`;
       break;
