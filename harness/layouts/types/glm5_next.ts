@@ -13,7 +13,7 @@ const clamped = (c: ModelConfig): ExpertActivation => ({ kind: 'silu_clamped', l
 const base = dsv3Like('glm5_next_text', {
   firstDense: 3, groups: 1, topkGroups: 1, norm: true, scaling: 2.5,
   moeLayers: layersOfType('mlp_layer_types', 'sparse', (c) => range(c.int('num_hidden_layers')).filter((i) => i >= 3)),
-  generatorConfig: (s) => ({ ...allSparse(s), swiglu_limit: 0.5 + (s.experts % 3) }),
+  generatorConfig: (s) => ({ ...allSparse(s), layer_types: Array.from({ length: s.layers }, () => 'deepseek_sparse_attention'), swiglu_limit: 0.5 + (s.experts % 3) }),
 });
 const text: ModelEntry = {
   ...base,
