@@ -53,13 +53,13 @@ export type WorkerAnswer = { id: number; status: 'ok' } | { id: number; status: 
  * held whole (the pending part is bounded, not the stream).
  */
 export class LineSplitter {
-  private pending: Buffer[] = [];
+  private pending: Uint8Array[] = [];
   private pendingBytes = 0;
 
   constructor(private readonly maxBytes: number = MAX_LINE_BYTES) {}
 
   /** The complete lines in `chunk` (plus what was pending). Throws WorkerLineTooLong past the bound. */
-  push(chunk: Buffer): string[] {
+  push(chunk: Uint8Array): string[] {
     const lines: string[] = [];
     let start = 0;
     for (;;) {
