@@ -186,6 +186,7 @@ export function activation(act: ExpertActivation, g: number, u: number): number 
     const gc = Math.min(g, act.limit);
     return (gc / (1 + Math.exp(-gc))) * Math.min(Math.max(u, -act.limit), act.limit);
   }
+  if (act.kind === 'silu_clamped_after') return Math.min(g / (1 + Math.exp(-g)), act.limit) * Math.min(Math.max(u, -act.limit), act.limit);
   const gc = Math.min(g, act.limit);
   const uc = Math.min(Math.max(u, -act.limit), act.limit);
   return (uc + 1) * (gc / (1 + Math.exp(-act.alpha * gc)));

@@ -3,7 +3,7 @@
 // (spec §1 "Summing the ranks"): w2_bias once per selected expert per token (TP rank 0
 // only), the shared expert once per TP shard (EP rank 0 only). Plain loops over
 // Float64Array, so it is obviously right; every fast path is checked against it.
-import { SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
+import { atLayer, SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
@@ -124,6 +124,7 @@ export function referenceForward(
   sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number,
   options: { bound?: boolean; route?: typeof route } = {},
 ): ReferenceResult {
+  sem = atLayer(sem, layer);
   const { hidden: H, experts: E, topK: k } = sem;
   checkForwardInput(sem, layer, ranks, x, tokens);
   ranks = kernelForm(sem, dequantizeRanks(sem.quant, ranks));

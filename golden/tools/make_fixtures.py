@@ -595,6 +595,59 @@ def _glm5_next(dtype: str) -> dict[str, Any]:
     return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
 
 
+
+# ---- issue 14, types with new semantics (branch s2-i14-b) ----
+
+def _step3p7(dtype: str) -> dict[str, Any]:
+    # Clamp after SiLU with per-layer limits (0: none), so clamped and unclamped routed and
+    # shared experts both occur; stacked gate/up on disk in the original. Text decoder recorded.
+    f32 = dtype == "f32"
+    text = {
+        "vocab_size": 96, "hidden_size": NEW_HIDDEN, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 8, "max_position_embeddings": 64, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+        "intermediate_size": 40, "moe_intermediate_size": NEW_INTERMEDIATE, "n_routed_experts": NEW_EXPERTS,
+        "num_experts_per_tok": TOP_K, "share_expert_dim": 24, "moe_router_scaling_factor": 1.5 if f32 else 2.0,
+        "mlp_layer_types": ["dense", "sparse", "sparse"] if f32 else ["sparse", "dense", "sparse"],
+        "swiglu_limits": [0.0, 0.5, 0.0] if f32 else [0.6, 0.0, 0.6],
+        "swiglu_limits_shared": [0.0, 0.0, 0.7] if f32 else [0.0, 0.0, 0.4],
+    }
+    vision = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14}
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
+def _minimax_m3_vl(dtype: str) -> dict[str, Any]:
+    # gpt_oss's clamped GLU (limit 0.5 so clamping is in play) on plain gate/up halves, a shared
+    # expert whose v5 form fuses gate/up, routed sum x routed_scaling_factor.
+    f32 = dtype == "f32"
+    text = {
+        "vocab_size": 96, "hidden_size": NEW_HIDDEN, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 8, "rotary_dim": 4, "max_position_embeddings": 64, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+        "intermediate_size": NEW_INTERMEDIATE, "dense_intermediate_size": 40, "shared_intermediate_size": 24,
+        "num_local_experts": NEW_EXPERTS, "num_experts_per_tok": TOP_K, "routed_scaling_factor": 1.5 if f32 else 2.0,
+        "swiglu_limit": 0.5 if f32 else 1.0, "swiglu_alpha": 1.702,
+        "mlp_layer_types": ["dense", "sparse", "sparse"] if f32 else ["sparse", "dense", "sparse"],
+        "index_n_heads": 2, "index_head_dim": 8,
+    }
+    vision = {
+        "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "patch_size": 4,
+        "temporal_patch_size": 1, "spatial_merge_size": 1, "image_size": 8,
+    }
+    return {"text_config": text, "vision_config": vision, "projector_hidden_size": NEW_HIDDEN, "tie_word_embeddings": False}
+
+
+ISSUE14_B_SPECS = [
+    FixtureSpec(
+        "step3p7", _step3p7, "gate",
+        ("n_routed_experts", "num_experts_per_tok", "moe_router_scaling_factor", "share_expert_dim", "swiglu_limits", "swiglu_limits_shared", "mlp_layer_types"),
+        lambda d: (1, 2) if d == "f32" else (0, 2), "Step3p7ForConditionalGeneration", nested_config=True,
+    ),
+    FixtureSpec(
+        "minimax_m3_vl", _minimax_m3_vl, "gate",
+        ("num_local_experts", "num_experts_per_tok", "routed_scaling_factor", "shared_intermediate_size", "swiglu_limit", "swiglu_alpha", "mlp_layer_types"),
+        lambda d: (1, 2) if d == "f32" else (0, 2), "MiniMaxM3SparseForConditionalGeneration", nested_config=True,
+    ),
+]
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -694,6 +747,7 @@ SPECS: dict[str, FixtureSpec] = {
         ),
         FixtureSpec("flex_olmo", _flex_olmo, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob")),
         *NEW_SPECS,
+        *ISSUE14_B_SPECS,
     ]
 }
 

@@ -46,7 +46,9 @@ export type ExpertActivation =
   /** nemotron_h: non-gated, down(relu(up·x)²); the expert has no gate projection (canonical w13 is up only). */
   | { kind: 'relu2' }
   /** glm5_next: clamped SwiGLU, clamp before the activation: silu(min(g, limit)) · clamp(u, -limit, limit) (`swiglu_limit`). */
-  | { kind: 'silu_clamped'; limit: number };
+  | { kind: 'silu_clamped'; limit: number }
+  /** step3p7: clamped SwiGLU, clamp after the activation: min(silu(g), limit) · clamp(u, -limit, limit). */
+  | { kind: 'silu_clamped_after'; limit: number };
 
 /** Whether the activation multiplies a gate by an up projection (false: up and down only). */
 export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2';
@@ -75,8 +77,20 @@ export interface MoeSemantics {
    * canonical expert ids stay below `experts - zeroExperts`.
    */
   zeroExperts?: number;
+  /**
+   * Activations that differ by layer (step3p7's per-layer `swiglu_limits`): layer → the
+   * routed (and shared) activation there, replacing `activation` (`sharedActivation`). Every
+   * backend reads a layer's semantics through `atLayer`.
+   */
+  layerActivations?: Record<number, { activation: ExpertActivation; sharedActivation?: ExpertActivation }>;
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */
   quant?: QuantGeometry;
+}
+
+/** The semantics of MoE layer `layer`: `layerActivations` applied where the type has them. */
+export function atLayer(sem: MoeSemantics, layer: number): MoeSemantics {
+  const at = sem.layerActivations?.[layer];
+  return at === undefined ? sem : { ...sem, ...at };
 }

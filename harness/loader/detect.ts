@@ -219,9 +219,10 @@ function locationKey(part: PartName, expert: number | null): string {
 
 /** Tensor names under any MoE module of the model, by decoder layer (one pass over the names). */
 function groupByLayer(names: string[], entry: ModelEntry): Map<number, string[]> {
-  const patterns = [...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map(
-    (m) => new RegExp(`^${m.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}\\.`),
-  );
+  const patterns = [...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n]))].map((l) => {
+    const under = l.children ? `\\.(?:${l.children.map(escapeRegExp).join('|')})` : '';
+    return new RegExp(`^${l.module.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}${under}\\.`);
+  });
   const groups = new Map<number, string[]>();
   for (const name of names) {
     for (const p of patterns) {

@@ -5,7 +5,7 @@
 // [gate; up] = X_e · W13^T, then Y_e = act(gate, up) · W2^T, scattered back with the
 // routing weights. The per-token float work (activation, scatter) is O(T·k·(I + H)) and
 // stays in JavaScript; the O(T·k·I·H) work is all in the GEMM.
-import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
+import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
@@ -54,6 +54,7 @@ export class FastCpuBackend implements MoeBackend {
   }
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+    sem = atLayer(sem, layer);
     checkForwardInput(sem, layer, ranks, x, tokens);
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));

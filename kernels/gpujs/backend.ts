@@ -5,7 +5,7 @@
 // Everything that multiplies weights runs on the device; the host only decodes tensors,
 // routes and lays out the rows. Every kernel run is checked to have run on the mode asked
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
-import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
+import { atLayer, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
@@ -95,6 +95,7 @@ function rankF32(sem: MoeSemantics, layer: number, rank: RankTensors): RankF32 {
 function activationConstants(a: ExpertActivation): ActivationConstants {
   if (a.kind === 'gpt_oss_clamped') return { act: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { act: 3, alpha: 0, limit: a.limit };
+  if (a.kind === 'silu_clamped_after') return { act: 4, alpha: 0, limit: a.limit };
   return a.kind === 'relu2' ? { act: 2, alpha: 0, limit: 0 } : SILU_GATED;
 }
 
@@ -122,6 +123,7 @@ class GpujsMoeBackend implements GpujsBackend {
   }
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<GpujsForwardResult> {
+    sem = atLayer(sem, layer);
     const { hidden: H, experts: E, topK: k } = sem;
     if (this.disposed) throw new KernelInputError(`${this.name} was disposed`, { layer });
     checkForwardInput(sem, layer, ranks, x, tokens);

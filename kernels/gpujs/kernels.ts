@@ -16,9 +16,9 @@ import { BackendFallbackError } from './errors.js';
 
 export type GpujsMode = 'cpu' | 'webasm' | 'webgpu';
 
-/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated), 3 = SiLU-gated clamped at limit. */
+/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated), 3 = SiLU-gated clamped at limit, 4 = clamped after SiLU. */
 export interface ActivationConstants {
-  act: 0 | 1 | 2 | 3;
+  act: 0 | 1 | 2 | 3 | 4;
   alpha: number;
   limit: number;
 }
@@ -83,6 +83,9 @@ function gatedUpBody(
   let sigma = 1 / (1 + e);
   if (z < 0) {
     sigma = e / (1 + e);
+  }
+  if (this.constants.act === 4) {
+    return Math.min(g * sigma, this.constants.limit) * Math.max(Math.min(up, this.constants.limit), -this.constants.limit);
   }
   return g * sigma * u;
 }

@@ -12,7 +12,7 @@
 // autotune when asked, cached; otherwise by rows per expert). Same rank-summing semantics as
 // the CPU fast path (kernels/fast/canonical.ts).
 import { createRequire } from 'node:module';
-import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
+import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
@@ -192,6 +192,7 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
+    sem = atLayer(sem, layer);
     checkForwardInput(sem, layer, ranks, x, tokens);
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
@@ -616,5 +617,6 @@ function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Flo
 function activationParams(a: ExpertActivation): { mode: number; alpha: number; limit: number } {
   if (a.kind === 'gpt_oss_clamped') return { mode: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
+  if (a.kind === 'silu_clamped_after') return { mode: 4, alpha: 0, limit: a.limit };
   return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }

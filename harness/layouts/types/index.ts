@@ -32,6 +32,7 @@ import { longcat_flash } from './longcat_flash.js';
 import { mellum } from './mellum.js';
 import { mimo_v2_flash } from './mimo_v2_flash.js';
 import { minimax_m2 } from './minimax_m2.js';
+import { minimax_m3_vl } from './minimax_m3_vl.js';
 import { mistral4 } from './mistral4.js';
 import { minimax, mixtral } from './mixtral.js';
 import { nemotron_h } from './nemotron_h.js';
@@ -43,6 +44,7 @@ import { qwen3_moe } from './qwen3_moe.js';
 import { qwen3_next } from './qwen3_next.js';
 import { qwen3_vl_moe } from './qwen3_vl_moe.js';
 import { solar_open } from './solar_open.js';
+import { step3p7 } from './step3p7.js';
 
 /** Every model type by its model_type name (each key is its entry's modelType: registry.test.ts checks it). */
 export const ENTRIES_BY_TYPE = {
@@ -90,6 +92,9 @@ export const ENTRIES_BY_TYPE = {
   kimi_linear,
   glm4v_moe,
   glm5_next,
+  // issue 14, new semantics (s2-i14-b)
+  step3p7,
+  minimax_m3_vl,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */
