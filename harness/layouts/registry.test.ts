@@ -7,7 +7,7 @@ import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
 import { UnknownModelType } from './errors.js';
 import { entryFor, MODEL_TYPES, modelSemanticsOf as semanticsOf } from './registry.js';
-import type { ExpertActivation, Routing } from './semantics.js';
+import type { ExpertActivation, MoeSemantics, Routing } from './semantics.js';
 
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
 const fixtures = readdirSync(GOLDEN, { withFileTypes: true })
@@ -63,10 +63,14 @@ const ROUTING: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
+  step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
 const ROUTING_BF16: Record<string, Routing> = {
+  step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2 },
+  minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2 },
   deepseek_v2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
   dots1: { kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: false, scaling: 2 },
   ernie4_5_moe: { kind: 'softmax_bias_normmin', normMin: 1e-12 },
@@ -95,6 +99,17 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   gpt_oss: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
   nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
+  minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.5 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.5 } },
+};
+const ACTIVATION_BF16: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
+  minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 } },
+};
+// Per-layer activations (step3p7's swiglu_limits / swiglu_limits_shared; 0 means no clamp).
+const after = (limit: number): ExpertActivation => ({ kind: 'silu_clamped_after', limit });
+const SILU: ExpertActivation = { kind: 'silu_gated' };
+const LAYER_ACTIVATIONS: Record<string, MoeSemantics['layerActivations']> = {
+  'step3p7-f32': { 1: { activation: after(0.5), sharedActivation: SILU }, 2: { activation: SILU, sharedActivation: after(0.7) } },
+  'step3p7-bf16': { 0: { activation: after(0.6), sharedActivation: SILU }, 2: { activation: after(0.6), sharedActivation: after(0.4) } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
@@ -118,8 +133,10 @@ describe('semantics of the golden fixtures', () => {
     expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
-    expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
-    expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);
+    const act = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];
+    expect(s.activation).toEqual(act?.routed ?? { kind: 'silu_gated' });
+    expect(s.sharedActivation).toEqual(act?.shared);
+    expect(s.layerActivations).toEqual(LAYER_ACTIVATIONS[fixture]);
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
   });
 });

@@ -45,8 +45,13 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const has = (n: string) => dir.has(n);
   const raw = async (n: string) => dir.read(n);
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
-  const modules = ['model', 'backbone', 'model.language_model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`));
-  const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear'))) ?? p;
+  const modules = ['model', 'backbone', 'model.language_model', 'language_model.model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer', 'moe'].map((m) => `${root}.layers.${layer}.${m}`));
+  const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear') || n === `${x}.gate_proj.weight`)) ?? p;
+  if (has(`${m}.gate_proj.weight`)) {
+    // step3p7's original: gate/up/down already stacked per layer, [E, I, H] and [E, H, I].
+    const [g, u, d] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((k) => raw(`${m}.${k}.weight`)));
+    return { w13: (e, row, h) => (row < I ? element(g!, [e, row, h]) : element(u!, [e, row - I, h])), w2: (e, h, i) => element(d!, [e, h, i]) };
+  }
   if (type === 'nemotron_h') {
     // Non-gated: w13 is the up rows alone.
     if (has(`${m}.experts.up_proj`)) {
