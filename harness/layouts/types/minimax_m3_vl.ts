@@ -54,7 +54,8 @@ const text: ModelEntry = {
       shared_intermediate_size: Is,
       num_experts_per_tok: s.topK,
       mlp_layer_types: range(s.layers).map(() => 'sparse'),
-      routed_scaling_factor: 1 + (s.experts % 3) / 2,
+      // Never integral: transformers' strict config refuses an int for a float field.
+      routed_scaling_factor: 1.25 + (s.experts % 3) / 2,
       swiglu_limit: 0.5 + (s.experts % 3),
     }),
   },

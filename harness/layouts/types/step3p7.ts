@@ -85,7 +85,8 @@ const text: ModelEntry = {
       share_expert_dim: Is,
       num_experts_per_tok: s.topK,
       mlp_layer_types: range(s.layers).map(() => 'sparse'),
-      moe_router_scaling_factor: 1 + (s.experts % 3) / 2,
+      // Never integral: transformers' strict config refuses an int for a float field.
+      moe_router_scaling_factor: 1.25 + (s.experts % 3) / 2,
       // Clamped routed experts on even layers, a clamped shared expert on odd ones.
       swiglu_limits: range(s.layers).map((l) => (l % 2 === 0 ? 0.5 + (s.experts % 3) : 0)),
       swiglu_limits_shared: range(s.layers).map((l) => (l % 2 === 1 ? 0.75 : 0)),
