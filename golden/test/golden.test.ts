@@ -167,6 +167,9 @@ describe('engine bugs of the added semantics fail against transformers', () => {
       }])),
     }))],
     ['step3p7\'s per-layer limits dropped', 'step3p7-bf16', dropping('no-layer-limits', (s) => { const { layerActivations: _, ...rest } = s; return rest; })],
+    ['gemma4\'s per-expert output scales ignored', 'gemma4_text-f32', dropping('no-expert-scale', (s) => ({ ...s, expertOutputScale: false }))],
+    ['gemma4\'s normalised router and expert inputs read as the block input', 'gemma4_text-bf16', dropping('no-input-norms', (s) => { const { inputNorms: _, ...rest } = s; return rest; })],
+    ['gemma4\'s GeGLU run as SwiGLU', 'gemma4_text-f32', dropping('swiglu-not-geglu', (s) => ({ ...s, activation: { kind: 'silu_gated' } }))],
     ['minimax_m3_vl\'s shared expert run as plain SwiGLU', 'minimax_m3_vl-f32', dropping('shared-unclamped', (s) => ({ ...s, sharedActivation: { kind: 'silu_gated' } }))],
   ];
   it.each(cases)('%s', async (_what, fixture, backend) => {

@@ -106,6 +106,12 @@ class FixtureSpec:
     # The decoder layer's child that is the MoE block, where another child also holds `experts`
     # (jetmoe's mixture-of-attention); None: the child that holds `experts`.
     block: str | None = None
+    # The MoE branch is the decoder layer's own router and experts (gemma4): the recorded block
+    # is experts(pre_feedforward_layernorm_2(x), router(x)), x the layer's residual stream.
+    in_decoder_layer: bool = False
+    # Tensors (name suffixes) that multiply and are initialised at 1 (gemma4's router scales and
+    # norm weight): redrawn from N(1, 0.5^2) so that the branch's values are not vanishingly small.
+    near_one: tuple[str, ...] = ()
 
 
 def causal_lm(spec: FixtureSpec) -> Any:
@@ -635,7 +641,21 @@ def _minimax_m3_vl(dtype: str) -> dict[str, Any]:
     return {"text_config": text, "vision_config": vision, "projector_hidden_size": NEW_HIDDEN, "tie_word_embeddings": False}
 
 
+def _gemma4_text(dtype: str) -> dict[str, Any]:
+    # Every layer has the MoE branch beside its dense MLP; no per-layer inputs (tiny embeddings).
+    return _new_sizes(
+        num_hidden_layers=2, global_head_dim=8, intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS, top_k_experts=TOP_K if dtype == "f32" else 3, enable_moe_block=True,
+        hidden_size_per_layer_input=0, vocab_size_per_layer_input=96, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"], rms_norm_eps=1e-6 if dtype == "f32" else 1e-5,
+    )
+
+
 ISSUE14_B_SPECS = [
+    FixtureSpec(
+        "gemma4_text", _gemma4_text, "router.proj", ("num_experts", "top_k_experts", "moe_intermediate_size", "enable_moe_block", "rms_norm_eps"),
+        in_decoder_layer=True, near_one=("router.scale", "router.per_expert_scale", "pre_feedforward_layernorm_2.weight"),
+    ),
     FixtureSpec(
         "step3p7", _step3p7, "gate",
         ("n_routed_experts", "num_experts_per_tok", "moe_router_scaling_factor", "share_expert_dim", "swiglu_limits", "swiglu_limits_shared", "mlp_layer_types"),
@@ -771,11 +791,16 @@ def text_config(model: torch.nn.Module) -> Any:
     return model.config.get_text_config()
 
 
-def moe_blocks(model: torch.nn.Module, block: str | None = None) -> dict[int, tuple[str, torch.nn.Module]]:
-    """Each decoder layer's MoE block: the direct child of the layer that holds `experts` (or is named `block`)."""
+def moe_blocks(model: torch.nn.Module, block: str | None = None, in_decoder_layer: bool = False) -> dict[int, tuple[str, torch.nn.Module]]:
+    """Each decoder layer's MoE block: the direct child of the layer that holds `experts` (or is named `block`);
+    with `in_decoder_layer`, the decoder layer that holds `experts` itself."""
     blocks: dict[int, tuple[str, torch.nn.Module]] = {}
     for name, module in model.named_modules():
         parts = name.split(".")
+        if in_decoder_layer:
+            if len(parts) >= 2 and parts[-1].isdigit() and parts[-2] == "layers" and hasattr(module, "experts"):
+                blocks[int(parts[-1])] = (name, module)
+            continue
         if block is not None and not (len(parts) >= 3 and parts[-1] == block and parts[-2].isdigit() and parts[-3] == "layers"):
             continue
         if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] == "layers" and (block is not None or hasattr(module, "experts")):
@@ -827,6 +852,20 @@ def to_checkpoint_dtype(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.
     return model
 
 
+def run_block(spec: FixtureSpec, block: torch.nn.Module, x: torch.Tensor) -> Any:
+    """The block's forward on `x`; for a decoder layer's own router and experts (gemma4), that branch alone."""
+    if not spec.in_decoder_layer:
+        return block(x)
+    flat = x.reshape(-1, x.shape[-1])
+    _, weights, index = block.router(flat)
+    return block.experts(block.pre_feedforward_layernorm_2(flat), index, weights).reshape(x.shape)
+
+
+def router_output(out: Any) -> torch.Tensor:
+    """The raw logits a router module returns: its first output, or the output of a plain projection."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 def capture(
     spec: FixtureSpec, model: torch.nn.Module, gen: torch.Generator
 ) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, str]]:
@@ -834,7 +873,7 @@ def capture(
     golden: dict[str, torch.Tensor] = {}
     paths: dict[str, str] = {}
     classes: dict[str, str] = {}
-    blocks = moe_blocks(model, spec.block)
+    blocks = moe_blocks(model, spec.block, spec.in_decoder_layer)
     expected = list(spec.moe_layers(dtype_of(model)) if spec.moe_layers else range(text_config(model).num_hidden_layers))
     if sorted(blocks) != expected:
         raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected {expected}")
@@ -847,14 +886,16 @@ def capture(
             seen["output"] = (out[0] if isinstance(out, tuple) else out).detach().clone()
 
         def on_router(_m: torch.nn.Module, _args: tuple[Any, ...], out: Any) -> None:
-            seen["router_logits"] = out[0].detach().clone()
+            seen["router_logits"] = router_output(out).detach().clone()
 
-        hooks = [block.register_forward_hook(on_block)]
+        hooks = [] if spec.in_decoder_layer else [block.register_forward_hook(on_block)]
         if spec.router_attr is not None:
-            hooks.append(getattr(block, spec.router_attr).register_forward_hook(on_router))
+            hooks.append(block.get_submodule(spec.router_attr).register_forward_hook(on_router))
         x = torch.randn(1, TOKENS, hidden, generator=gen, dtype=torch.float32)
         with torch.no_grad():
-            block(x)
+            y = run_block(spec, block, x)
+        if spec.in_decoder_layer:
+            seen["input"], seen["output"] = x.clone(), y.detach().clone()
         for h in hooks:
             h.remove()
         golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, hidden).float().contiguous()
@@ -900,6 +941,10 @@ def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
     model = (cls.from_config(config, dtype=torch.float32) if cls is AutoModelForCausalLM else cls._from_config(config, dtype=torch.float32)).eval()
     model._fixture_dtype = dtype
     redraw(model, gen)
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict(keep_vars=True).items()):
+            if name.endswith(spec.near_one) and spec.near_one:
+                tensor.copy_(1 + torch.randn(tensor.shape, generator=gen, dtype=torch.float32) * 0.5)
     if dtype == "bf16":
         round_to_bf16(model)
     golden, paths, classes = capture(spec, model, gen)
@@ -949,7 +994,7 @@ def verify_fixture(folder: Path) -> list[str]:
         if kept:
             raise FixtureError(f"{folder / layout}: transformers narrowed tensors it keeps in float32: {kept}")
         model = model.float().eval()
-        blocks = moe_blocks(model, spec.block)
+        blocks = moe_blocks(model, spec.block, spec.in_decoder_layer)
         for layer, path in meta["moe_layers"].items():
             name, block = blocks[int(layer)]
             if name != path:
@@ -957,11 +1002,11 @@ def verify_fixture(folder: Path) -> list[str]:
             seen: dict[str, torch.Tensor] = {}
             hook = None
             if spec.router_attr is not None:
-                hook = getattr(block, spec.router_attr).register_forward_hook(
-                    lambda _m, _a, out: seen.__setitem__("router_logits", out[0].detach())
+                hook = block.get_submodule(spec.router_attr).register_forward_hook(
+                    lambda _m, _a, out: seen.__setitem__("router_logits", router_output(out).detach())
                 )
             with torch.no_grad():
-                y = block(golden[f"moe.{layer}.input"].unsqueeze(0))
+                y = run_block(spec, block, golden[f"moe.{layer}.input"].unsqueeze(0))
             if hook is not None:
                 hook.remove()
             y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, text_config(model).hidden_size)

@@ -23,6 +23,9 @@ export type PartName =
   | 'shared_gate' // [1, H]
   | 'output_bias' // [H]: added to the block's output (jetmoe)
   | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
+  | 'router_input_scale' // [H]: multiplies the router's normalised input (gemma4 router.scale)
+  | 'expert_input_norm' // [H]: the RMSNorm weight of the experts' input (gemma4 pre_feedforward_layernorm_2)
+  | 'expert_scale' // [E]: multiplies each expert's routing weight (gemma4 router.per_expert_scale)
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -129,7 +132,11 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.intermediate];
     case 'down_bias':
     case 'output_bias':
+    case 'router_input_scale':
+    case 'expert_input_norm':
       return [s.hidden];
+    case 'expert_scale':
+      return [s.experts];
     case 'router':
       return [s.experts + (s.zeroExperts ?? 0), s.hidden];
     case 'router_bias':

@@ -65,6 +65,7 @@ const ROUTING: Record<string, Routing> = {
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
   step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  gemma4_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -100,6 +101,7 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
   minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.5 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.5 } },
+  gemma4_text: { routed: { kind: 'gelu_tanh_gated' } },
 };
 const ACTIVATION_BF16: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
   minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 } },
@@ -130,7 +132,9 @@ describe('semantics of the golden fixtures', () => {
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
     const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
+    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' || fixture === 'gemma4_text-bf16' ? 3 : 2);
+    // gemma4: normalised router and expert inputs, per-expert output scales.
+    expect([s.inputNorms, s.expertOutputScale]).toEqual(golden.model_type === 'gemma4_text' ? [{ eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 }, true] : [undefined, undefined]);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
     const act = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];

@@ -48,7 +48,9 @@ export type ExpertActivation =
   /** glm5_next: clamped SwiGLU, clamp before the activation: silu(min(g, limit)) · clamp(u, -limit, limit) (`swiglu_limit`). */
   | { kind: 'silu_clamped'; limit: number }
   /** step3p7: clamped SwiGLU, clamp after the activation: min(silu(g), limit) · clamp(u, -limit, limit). */
-  | { kind: 'silu_clamped_after'; limit: number };
+  | { kind: 'silu_clamped_after'; limit: number }
+  /** gemma4: GeGLU, gelu_tanh(g) · u with gelu_tanh(g) = g/2 · (1 + tanh(√(2/π) · (g + 0.044715 g³))) (gelu_pytorch_tanh). */
+  | { kind: 'gelu_tanh_gated' };
 
 /** Whether the activation multiplies a gate by an up projection (false: up and down only). */
 export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2';
@@ -83,6 +85,15 @@ export interface MoeSemantics {
    * backend reads a layer's semantics through `atLayer`.
    */
   layerActivations?: Record<number, { activation: ExpertActivation; sharedActivation?: ExpertActivation }>;
+  /**
+   * gemma4's normalised inputs (the block's input x is the decoder layer's residual stream):
+   * the router scores RMSNorm(x) · `router.input_scale` · H^-½ (RMSNorm without weight), the
+   * experts (and a shared expert) run on RMSNorm(x) · `expert_input_norm`; RMSNorm(x) =
+   * x / sqrt(mean(x²) + eps).
+   */
+  inputNorms?: { eps: number };
+  /** gemma4: each routing weight, after renormalisation, × `router.expert_scale[expert]` (per-expert output scales). */
+  expertOutputScale?: boolean;
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */

@@ -10,6 +10,7 @@ import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
 import { addZeroExperts } from '../routing.js';
+import { blockInputsF32 } from '../block-inputs.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
@@ -80,10 +81,12 @@ export class FastCpuBackend implements MoeBackend {
       activated: pool.alloc(tokens, widest),
       y: pool.alloc(tokens, Math.max(H, E)),
     };
-    pool.write(s.x, x);
+    // Router and experts read their own inputs where the block normalises them (gemma4).
+    const r0 = ranks[0]!;
+    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
+    pool.write(s.x, inputs.router);
 
     // Router: logits in float32 on the GEMM; selection by the shared routing code.
-    const r0 = ranks[0]!;
     const router = pool.alloc(E, H);
     pool.write(router, wholeFloats(r0, `${p}router.weight`, [E, H]));
     pool.matmulNT(s.x, router, s.y);
@@ -91,6 +94,8 @@ export class FastCpuBackend implements MoeBackend {
     const logits = new Float32Array(tokens * E);
     for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]!;
     const routing = routeLogits(sem, layer, r0, logits, tokens);
+    if (inputs.experts !== inputs.router) pool.write(s.x, inputs.experts);
+    x = inputs.experts;
 
     const output = new Float32Array(tokens * H);
     ranks.forEach((rank, r) => {

@@ -9,6 +9,7 @@ import { decodeFloats, encodeFloats, LITTLE_ENDIAN_HOST } from '../../harness/sa
 import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError, decodeTensor, expertIds, tensorOf } from '../experts.js';
 import { route, sigmoid, type RoutingResult } from '../routing.js';
+import { scaleByExpert } from '../block-inputs.js';
 
 /** `count` stacked `rows × cols` matrices of a canonical tensor. */
 export interface StackedMatrices {
@@ -132,7 +133,7 @@ export function routeLogits(sem: MoeSemantics, layer: number, rank: RankTensors,
     for (let i = 0; i < logits.length; i++) logits[i]! += bias[i % E]!;
   }
   const correction = rank.tensors.has(`${p}router.correction_bias`) ? wholeFloats(rank, `${p}router.correction_bias`, [E]) : undefined;
-  return route(sem, logits, tokens, correction);
+  return scaleByExpert(sem, layer, rank, route(sem, logits, tokens, correction));
 }
 
 /** A rank's expert biases where the model has them ([n, 2R] and [n, H]) for its `n` local experts of `R` rows. */

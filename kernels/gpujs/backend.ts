@@ -11,6 +11,7 @@ import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
 import { addZeroExperts, route, sigmoid } from '../routing.js';
+import { blockInputsF32, scaleByExpert } from '../block-inputs.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -96,6 +97,7 @@ function activationConstants(a: ExpertActivation): ActivationConstants {
   if (a.kind === 'gpt_oss_clamped') return { act: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { act: 3, alpha: 0, limit: a.limit };
   if (a.kind === 'silu_clamped_after') return { act: 4, alpha: 0, limit: a.limit };
+  if (a.kind === 'gelu_tanh_gated') return { act: 5, alpha: 0, limit: 0 };
   return a.kind === 'relu2' ? { act: 2, alpha: 0, limit: 0 } : SILU_GATED;
 }
 
@@ -138,8 +140,11 @@ class GpujsMoeBackend implements GpujsBackend {
     const routerBias = r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : new Float32Array(E);
     const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
 
-    const logits = await this.kernels.linear(x, tokens, H, routerWeight, E, routerBias);
-    const routing = route(sem, logits, tokens, correction);
+    // Router and experts read their own inputs where the block normalises them (gemma4).
+    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
+    const logits = await this.kernels.linear(inputs.router, tokens, H, routerWeight, E, routerBias);
+    const routing = scaleByExpert(sem, layer, r0, route(sem, logits, tokens, correction));
+    x = inputs.experts;
 
     // Row a = t*k + c: token t's c-th choice. llama4_text scales the expert's input by the
     // routing weight (rounded to f32 like the product on a device); the others its output.

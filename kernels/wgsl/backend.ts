@@ -24,6 +24,7 @@ import { tensorOf } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { addZeroExperts } from '../routing.js';
+import { blockInputsF32 } from '../block-inputs.js';
 import { concatRoutings, type RoutingResult } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
@@ -233,13 +234,18 @@ export class WgslWebGpuBackend implements MoeBackend {
     };
     if (this.options.residentWeights) this.hold(weights);
     const t0 = performance.now();
+    // Router and experts read their own inputs where the block normalises them (gemma4).
+    const r0 = ranks[0]!;
+    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
+    x = inputs.experts;
+    const bytesOf = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     const xBuf = this.scratchBuffer('x', tokens * H * 4);
     let encoder = this.device.createCommandEncoder();
-    await this.staged(encoder, xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    await this.staged(encoder, xBuf, bytesOf(x));
+    const xRouter = inputs.router === x ? xBuf : buffer(bytesOf(inputs.router));
     const zeros = buffer(16);
 
     // Round trip 1: router logits, a one-expert `down` GEMM over every token.
-    const r0 = ranks[0]!;
     const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
     const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
     const all = sharedBatch(x, tokens, H, undefined);
@@ -248,7 +254,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
     const routerTiling = this.options.tiling ?? this.heuristic(16);
     let pass = encoder.beginComputePass();
-    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
+    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xRouter, zeros, logitsBuf, buffer);
     pass.end();
     const logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
     const t1 = performance.now();
@@ -618,5 +624,6 @@ function activationParams(a: ExpertActivation): { mode: number; alpha: number; l
   if (a.kind === 'gpt_oss_clamped') return { mode: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
   if (a.kind === 'silu_clamped_after') return { mode: 4, alpha: 0, limit: a.limit };
+  if (a.kind === 'gelu_tanh_gated') return { mode: 5, alpha: 0, limit: 0 };
   return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }

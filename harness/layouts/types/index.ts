@@ -14,6 +14,7 @@ import { flex_olmo } from './flex_olmo.js';
 import { glm4_moe } from './glm4_moe.js';
 import { glm4_moe_lite } from './glm4_moe_lite.js';
 import { glm4v_moe } from './glm4v_moe.js';
+import { gemma4_text } from './gemma4_text.js';
 import { glm5_next } from './glm5_next.js';
 import { glm_moe_dsa } from './glm_moe_dsa.js';
 import { gpt_oss } from './gpt_oss.js';
@@ -95,6 +96,7 @@ export const ENTRIES_BY_TYPE = {
   // issue 14, new semantics (s2-i14-b)
   step3p7,
   minimax_m3_vl,
+  gemma4_text,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */
