@@ -63,6 +63,9 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
         return {"layer_types": ["attention"] * layers, "mamba_n_heads": 1, "mamba_n_groups": 1}
     if model_type == "dots1":
         return {"sliding_window": None}
+    if model_type == "gemma4_text":
+        # No per-layer input embeddings (262144 x 256 per layer by default), tiny global attention.
+        return {"hidden_size_per_layer_input": 0, "vocab_size_per_layer_input": 96, "global_head_dim": 8, "intermediate_size": 8}
     if model_type == "dbrx":
         return {"n_heads": 1, "attn_config": {"kv_n_heads": 1, "rope_theta": 10000.0}, "max_seq_len": 64}
     return {}
