@@ -9,6 +9,7 @@ import type { RankTensors } from './backend.js';
 import type { RoutingResult } from './routing.js';
 import { decodeFloatTensor } from './experts.js';
 import { U32 } from '../harness/compare/tolerance.js';
+import { MoeConformanceError } from '../harness/errors.js';
 
 export interface BlockInputs {
   /** `[tokens, H]` what the router scores. */
@@ -54,10 +55,30 @@ export function blockInputsF32(sem: MoeSemantics, layer: number, r0: RankTensors
   return { router: Float32Array.from(b.router), experts: Float32Array.from(b.experts) };
 }
 
-/** Each routing weight × `router.expert_scale[expert]`, in place, where the block has per-expert output scales. */
+/**
+ * Routing weights × the block's stored scales, in place: `router.expert_scale[expert]`
+ * (gemma4's per-expert output scales), `router.global_scale` (inkling, the shared experts' weights too).
+ */
 export function scaleByExpert(sem: MoeSemantics, layer: number, r0: RankTensors, routing: RoutingResult): RoutingResult {
-  if (!sem.expertOutputScale) return routing;
-  const scale = decodeFloatTensor(r0, `layers.${layer}.router.expert_scale`, [sem.experts]);
-  for (let i = 0; i < routing.weights.length; i++) routing.weights[i] = routing.weights[i]! * scale[routing.selected[i]!]!;
+  if (sem.expertOutputScale) {
+    const scale = decodeFloatTensor(r0, `layers.${layer}.router.expert_scale`, [sem.experts]);
+    for (let i = 0; i < routing.weights.length; i++) routing.weights[i] = routing.weights[i]! * scale[routing.selected[i]!]!;
+  }
+  if (sem.routerGlobalScale) {
+    const g = decodeFloatTensor(r0, `layers.${layer}.router.global_scale`, [1])[0]!;
+    for (const w of [routing.weights, routing.sharedWeights]) for (let i = 0; w && i < w.length; i++) w[i] = w[i]! * g;
+  }
   return routing;
 }
+
+/** The shared expert's per-token scale where the routing weights it (inkling: one shared expert), else undefined. */
+export function routedSharedScale(sem: MoeSemantics, routing: RoutingResult): Float64Array | undefined {
+  if (!sem.sharedRouted) return undefined;
+  if (sem.sharedRouted !== 1 || routing.sharedWeights === undefined) {
+    throw new BlockSemanticsError('only one router-weighted shared expert can be computed', { expected: 1, found: sem.sharedRouted });
+  }
+  return routing.sharedWeights;
+}
+
+/** Semantics that the kernels cannot compute. */
+export class BlockSemanticsError extends MoeConformanceError {}

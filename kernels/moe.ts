@@ -11,7 +11,7 @@ import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { addZeroExperts, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
-import { blockInputs, INPUT_REL_ERROR, scaleByExpert } from './block-inputs.js';
+import { blockInputs, INPUT_REL_ERROR, routedSharedScale, scaleByExpert } from './block-inputs.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
 export class ForwardInputError extends MoeConformanceError {}
@@ -139,7 +139,7 @@ export function referenceForward(
   // The router and the selection-only bias are whole on every rank: rank 0's are used,
   // after checking that every rank holds the same bytes.
   const r0 = ranks[0]!;
-  for (const name of ['router.weight', 'router.bias', 'router.correction_bias', 'router.input_scale', 'router.expert_scale', 'expert_input_norm'].map((n) => `layers.${layer}.${n}`)) {
+  for (const name of ['router.weight', 'router.bias', 'router.correction_bias', 'router.input_scale', 'router.expert_scale', 'router.global_scale', 'expert_input_norm'].map((n) => `layers.${layer}.${n}`)) {
     const first = r0.tensors.get(name);
     for (const r of ranks) {
       const t = r.tensors.get(name);
@@ -152,7 +152,7 @@ export function referenceForward(
   const decodeWhole = (name: string, shape: number[]) => decodeFloatTensor(r0, `layers.${layer}.${name}`, shape);
   const weight = decodeWhole('router.weight', [E, H]);
   const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [E]) : undefined;
-  const correction = r0.tensors.has(`layers.${layer}.router.correction_bias`) ? decodeWhole('router.correction_bias', [E]) : undefined;
+  const correction = r0.tensors.has(`layers.${layer}.router.correction_bias`) ? decodeWhole('router.correction_bias', [E - (sem.sharedRouted ?? 0)]) : undefined;
 
   // Router and experts read their own inputs where the block normalises them (gemma4).
   const inputs = blockInputs(sem, layer, r0, x, tokens);
@@ -168,6 +168,11 @@ export function referenceForward(
   const weightRelError = Array.from({ length: tokens }, (_, t) => (withBound ? routingWeightRelError(maxOf(logitBound, t * E, (t + 1) * E)) : 0));
   const shared = decoded.map((r) => (r.epRank === 0 ? r.shared : undefined));
   const sharedScale = sharedScales(sem, shared.find((s) => s !== undefined)?.gate, xs, tokens, inputRelError);
+  // inkling: the routing weights the shared expert, token by token.
+  routedSharedScale(sem, routing)?.forEach((w, t) => {
+    sharedScale.scale[t] = w;
+    sharedScale.scaleRelError[t] = weightRelError[t]!;
+  });
 
   for (const [r, rank] of decoded.entries()) {
     const ex = rank.experts;

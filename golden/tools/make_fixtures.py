@@ -651,7 +651,23 @@ def _gemma4_text(dtype: str) -> dict[str, Any]:
     )
 
 
+def _inkling_text(dtype: str) -> dict[str, Any]:
+    # One router-weighted shared expert (the only count the registry supports); three layers,
+    # the first dense; tiny sliding-window attention too.
+    return _new_sizes(
+        num_hidden_layers=3, swa_num_attention_heads=4, swa_num_key_value_heads=2, swa_head_dim=8, sliding_window_size=8,
+        intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS, n_shared_experts=1,
+        num_experts_per_tok=TOP_K, route_scale=1.5 if dtype == "f32" else 2.5,
+        mlp_layer_types=["dense", "sparse", "sparse"] if dtype == "f32" else ["sparse", "dense", "sparse"],
+    )
+
+
 ISSUE14_B_SPECS = [
+    # The router's recorded output is the routed logits only ([E] of its [E + S]): not hooked.
+    FixtureSpec(
+        "inkling_text", _inkling_text, None, ("n_routed_experts", "n_shared_experts", "num_experts_per_tok", "route_scale", "mlp_layer_types"),
+        lambda d: (1, 2) if d == "f32" else (0, 2), near_one=("gate.global_scale",),
+    ),
     FixtureSpec(
         "gemma4_text", _gemma4_text, "router.proj", ("num_experts", "top_k_experts", "moe_intermediate_size", "enable_moe_block", "rms_norm_eps"),
         in_decoder_layer=True, near_one=("router.scale", "router.per_expert_scale", "pre_feedforward_layernorm_2.weight"),

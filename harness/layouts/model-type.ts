@@ -36,6 +36,8 @@ export interface Features {
    * output scales `[E]`: canonical `router.input_scale`, `expert_input_norm`, `router.expert_scale`.
    */
   gemmaRouter?: boolean;
+  /** inkling: a scale `[1]` of every routing weight (`gate.global_scale`): canonical `router.global_scale`. */
+  routerGlobalScale?: boolean;
 }
 
 export interface MoeDims extends PartSizes {

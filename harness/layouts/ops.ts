@@ -26,6 +26,7 @@ export type PartName =
   | 'router_input_scale' // [H]: multiplies the router's normalised input (gemma4 router.scale)
   | 'expert_input_norm' // [H]: the RMSNorm weight of the experts' input (gemma4 pre_feedforward_layernorm_2)
   | 'expert_scale' // [E]: multiplies each expert's routing weight (gemma4 router.per_expert_scale)
+  | 'router_global_scale' // [1]: multiplies every routing weight (inkling gate.global_scale)
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -93,6 +94,8 @@ export interface PartSizes {
    * the router scores E + Z experts; they hold no weights of their own.
    */
   zeroExperts?: number;
+  /** Shared experts the router scores after the routed ones (inkling): router rows E + Z + S; no correction bias for them. */
+  sharedRouted?: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
   quant?: QuantGeometry;
 }
@@ -138,7 +141,9 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'expert_scale':
       return [s.experts];
     case 'router':
-      return [s.experts + (s.zeroExperts ?? 0), s.hidden];
+      return [s.experts + (s.zeroExperts ?? 0) + (s.sharedRouted ?? 0), s.hidden];
+    case 'router_global_scale':
+      return [1];
     case 'router_bias':
     case 'correction_bias':
     case 'unused_router_bias':

@@ -35,6 +35,13 @@ export type Routing =
   | { kind: 'topk_sigmoid'; renormalize: boolean; scaling?: number }
   /** llama4_text: top-k of l; s = σ(l[idx]) multiplies the expert's input, not its output. */
   | { kind: 'topk_sigmoid_input' }
+  /**
+   * inkling: the last `shared` of the experts the router scores are shared experts. s = σ(l);
+   * top-k of the routed s + correction_bias; over the k chosen and the shared logits,
+   * weights σ(l_j) / Σ σ(l) (softmax of logsigmoid) × scaling; the shared ones scale the
+   * shared experts' outputs (RoutingResult.sharedWeights).
+   */
+  | { kind: 'sigmoid_bias_shared'; shared: number; scaling: number }
   /** phimoe: sparsemixer in eval mode (top-2), with `jitterEps = router_jitter_noise`. */
   | { kind: 'sparsemixer'; jitterEps: number };
 
@@ -94,6 +101,13 @@ export interface MoeSemantics {
   inputNorms?: { eps: number };
   /** gemma4: each routing weight, after renormalisation, × `router.expert_scale[expert]` (per-expert output scales). */
   expertOutputScale?: boolean;
+  /** inkling: every routing weight (the shared experts' too) × `router.global_scale`. */
+  routerGlobalScale?: boolean;
+  /**
+   * inkling: the last `sharedRouted` of the `experts` the router scores are the shared experts,
+   * weighted per token by the routing (`sigmoid_bias_shared`) instead of σ(x · shared.gate).
+   */
+  sharedRouted?: number;
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */

@@ -10,7 +10,7 @@ import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
 import { addZeroExperts } from '../routing.js';
-import { blockInputsF32 } from '../block-inputs.js';
+import { blockInputsF32, routedSharedScale } from '../block-inputs.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
@@ -117,6 +117,8 @@ export class FastCpuBackend implements MoeBackend {
       if (shared && rank.req.epRank === 0) {
         const Rs = shared.w2.cols;
         const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
+        const routedShared = routedSharedScale(sem, routing);
+        if (routedShared) batch.outputScale.set(routedShared);
         const w13m = this.resident.get(shared.w13, 0, pool.alloc(2 * Rs, H));
         const w2m = this.resident.get(shared.w2, 0, pool.alloc(H, Rs));
         this.gatedMlp(s, H, batch, w13m, w2m, sem.sharedActivation ?? SILU_GATED, undefined);

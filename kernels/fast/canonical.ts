@@ -132,7 +132,7 @@ export function routeLogits(sem: MoeSemantics, layer: number, rank: RankTensors,
     const bias = wholeFloats(rank, `${p}router.bias`, [E]);
     for (let i = 0; i < logits.length; i++) logits[i]! += bias[i % E]!;
   }
-  const correction = rank.tensors.has(`${p}router.correction_bias`) ? wholeFloats(rank, `${p}router.correction_bias`, [E]) : undefined;
+  const correction = rank.tensors.has(`${p}router.correction_bias`) ? wholeFloats(rank, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
   return scaleByExpert(sem, layer, rank, route(sem, logits, tokens, correction));
 }
 

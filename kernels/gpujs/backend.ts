@@ -11,7 +11,7 @@ import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
 import { addZeroExperts, route, sigmoid } from '../routing.js';
-import { blockInputsF32, scaleByExpert } from '../block-inputs.js';
+import { blockInputsF32, routedSharedScale, scaleByExpert } from '../block-inputs.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -138,7 +138,7 @@ class GpujsMoeBackend implements GpujsBackend {
     const p = `layers.${layer}.`;
     const routerWeight = wholeFloats(r0, `${p}router.weight`, [E, H]);
     const routerBias = r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : new Float32Array(E);
-    const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
+    const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
 
     // Router and experts read their own inputs where the block normalises them (gemma4).
     const inputs = blockInputsF32(sem, layer, r0, x, tokens);
@@ -168,7 +168,7 @@ class GpujsMoeBackend implements GpujsBackend {
       const rowSlot = Int32Array.from(routing.selected, (id) => slotOf.get(id) ?? -1);
       // The down bias belongs to the whole output: only TP rank 0 adds it.
       await this.expertsPartial(sem, rank.experts, activationConstants(sem.activation), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
-      if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
+      if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate, routedSharedScale(sem, routing));
     }
     addZeroExperts(sem, routing, x, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected, ranOn: this.mode };
@@ -206,10 +206,11 @@ class GpujsMoeBackend implements GpujsBackend {
   /** The shared expert over every token (one row each), × σ(x·gate) where the model has that gate. */
   private async sharedPartial(
     sem: MoeSemantics, shared: NonNullable<RankF32['shared']>, x: Float32Array, tokens: number,
-    layer: number, accumulate: (part: Float32Array) => void,
+    layer: number, accumulate: (part: Float32Array) => void, routed?: Float64Array,
   ): Promise<void> {
     const scale = sem.sharedScale ?? 1;
-    let gate = new Float32Array(tokens).fill(scale);
+    // inkling: the routing weights the shared expert, token by token.
+    let gate = routed ? Float32Array.from(routed) : new Float32Array(tokens).fill(scale);
     if (shared.gate) {
       const z = await this.kernels.linear(x, tokens, sem.hidden, shared.gate, 1, new Float32Array(1));
       gate = z.map((v) => sigmoid(v) * scale);

@@ -24,7 +24,7 @@ import { tensorOf } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { addZeroExperts } from '../routing.js';
-import { blockInputsF32 } from '../block-inputs.js';
+import { blockInputsF32, routedSharedScale } from '../block-inputs.js';
 import { concatRoutings, type RoutingResult } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
@@ -351,6 +351,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     if (withShared) {
       // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
       const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
+      const routedShared = routedSharedScale(sem, routing);
+      if (routedShared) batch.outputScale.set(routedShared);
       plan.shared = { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale, first)), R: weights.shared!.w2.cols };
     }
     return plan;

@@ -23,6 +23,7 @@ import { granitemoehybrid } from './granitemoehybrid.js';
 import { granitemoeshared } from './granitemoeshared.js';
 import { hunyuan_v1_moe } from './hunyuan_v1_moe.js';
 import { hy_v3 } from './hy_v3.js';
+import { inkling_text } from './inkling_text.js';
 import { jamba } from './jamba.js';
 import { jetmoe } from './jetmoe.js';
 import { kimi_linear } from './kimi_linear.js';
@@ -97,6 +98,7 @@ export const ENTRIES_BY_TYPE = {
   step3p7,
   minimax_m3_vl,
   gemma4_text,
+  inkling_text,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */
