@@ -170,6 +170,8 @@ describe('engine bugs of the added semantics fail against transformers', () => {
     ['gemma4\'s per-expert output scales ignored', 'gemma4_text-f32', dropping('no-expert-scale', (s) => ({ ...s, expertOutputScale: false }))],
     ['gemma4\'s normalised router and expert inputs read as the block input', 'gemma4_text-bf16', dropping('no-input-norms', (s) => { const { inputNorms: _, ...rest } = s; return rest; })],
     ['gemma4\'s GeGLU run as SwiGLU', 'gemma4_text-f32', dropping('swiglu-not-geglu', (s) => ({ ...s, activation: { kind: 'silu_gated' } }))],
+    ['inkling\'s route_scale dropped', 'inkling_text-f32', dropping('no-route-scale', (s) => ({ ...s, routing: { ...s.routing, scaling: 1 } as MoeSemantics['routing'] }))],
+    ['inkling\'s stored global scale ignored', 'inkling_text-bf16', dropping('no-global-scale', (s) => ({ ...s, routerGlobalScale: false }))],
     ['minimax_m3_vl\'s shared expert run as plain SwiGLU', 'minimax_m3_vl-f32', dropping('shared-unclamped', (s) => ({ ...s, sharedActivation: { kind: 'silu_gated' } }))],
   ];
   it.each(cases)('%s', async (_what, fixture, backend) => {

@@ -66,6 +66,8 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
     if model_type == "gemma4_text":
         # No per-layer input embeddings (262144 x 256 per layer by default), tiny global attention.
         return {"hidden_size_per_layer_input": 0, "vocab_size_per_layer_input": 96, "global_head_dim": 8, "intermediate_size": 8}
+    if model_type == "inkling_text":
+        return {"swa_num_attention_heads": 1, "swa_num_key_value_heads": 1, "swa_head_dim": 8, "intermediate_size": 8}
     if model_type == "dbrx":
         return {"n_heads": 1, "attn_config": {"kv_n_heads": 1, "rope_theta": 10000.0}, "max_seq_len": 64}
     return {}

@@ -66,10 +66,12 @@ const ROUTING: Record<string, Routing> = {
   step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   gemma4_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  inkling_text: { kind: 'sigmoid_bias_shared', shared: 1, scaling: 1.5 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
 const ROUTING_BF16: Record<string, Routing> = {
+  inkling_text: { kind: 'sigmoid_bias_shared', shared: 1, scaling: 2.5 },
   step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2 },
   minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2 },
   deepseek_v2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
@@ -130,10 +132,12 @@ describe('semantics of the golden fixtures', () => {
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
     // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
-    const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
+    // inkling_text: 12 routed and its shared expert.
+    const later = { E: golden.model_type === 'longcat_flash' ? 16 : golden.model_type === 'inkling_text' ? 13 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
     expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' || fixture === 'gemma4_text-bf16' ? 3 : 2);
     // gemma4: normalised router and expert inputs, per-expert output scales.
+    expect([s.sharedRouted, s.routerGlobalScale]).toEqual(golden.model_type === 'inkling_text' ? [1, true] : [undefined, undefined]);
     expect([s.inputNorms, s.expertOutputScale]).toEqual(golden.model_type === 'gemma4_text' ? [{ eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 }, true] : [undefined, undefined]);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
