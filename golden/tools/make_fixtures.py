@@ -12,6 +12,10 @@ Make the eight fixtures added after the first twelve (16 folders, f32 and bf16):
     .venv/bin/python golden/tools/make_fixtures.py --out golden/hf \
         --types minimax phimoe deepseek_v2 ernie4_5_moe hunyuan_v1_moe dots1 qwen3_next flex_olmo
 
+and the 4 with new semantics of issue 14 (ISSUE14_B_SPECS):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types step3p7 minimax_m3_vl gemma4_text inkling_text
+
 and the 23 added for issue 14 (NEW_SPECS below: other sizes, dense layers, F32-kept tensors):
 
     .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types minimax_m2 glm4_moe_lite \
@@ -1105,7 +1109,10 @@ def names_markdown(out: Path, types: list[str]) -> str:
         # The decoder layer's keys, whatever the root (nemotron_h's original saves backbone.).
         in_layer = re.compile(rf"(^|\.)layers\.{first}\.")
         # The block's own child of the layer, and the names the original layouts use for it.
-        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward"}
+        # step3p7's original moe./share_expert.; gemma4's router and experts are the decoder layer's own children.
+        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "moe", "share_expert"}
+        if spec.in_decoder_layer:
+            blocks = {"router", "experts", "pre_feedforward_layernorm_2"}
         lines.append(f"## {t}")
         lines.append("")
         lines.append(f"MoE block `{meta['moe_layers'][first]}` ({meta['moe_class']}, experts {meta['experts_class']}).")
