@@ -34,7 +34,7 @@ function packCanonical(q: number[][], p: NibblePacking): Uint8Array {
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const i = p.alongRows ? ((r >> 3) * cols + c) * 8 + order.indexOf(r & 7) : r * cols + c;
-      out[i >> 1] |= q[r]![c]! << ((i & 1) * 4);
+      out[i >> 1] = out[i >> 1]! | (q[r]![c]! << ((i & 1) * 4));
     }
   }
   return out;

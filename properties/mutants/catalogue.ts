@@ -3,6 +3,7 @@
 // corrupts its output exactly the way the bug would, so a test can prove the suite catches
 // it, how many generated cases that took, and that the failure's diagnosis names the bug.
 import type { ModelType } from '../../harness/layouts/registry.js';
+import type { QuantGeometry } from '../../harness/layouts/ops.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
 import { isGated } from '../../harness/layouts/semantics.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
@@ -49,6 +50,8 @@ export interface Model {
   zeroExperts: number;
   /** Rows of an FP8 scale block, where the checkpoint has them. */
   blockRows?: number;
+  /** The quantization of the routed experts, where they are quantized. */
+  quant?: QuantGeometry;
 }
 
 const models = recent<Model>(64);
@@ -62,6 +65,7 @@ export function modelOf(dir: string): Promise<Model> {
       modelType: sem.modelType, hidden: sem.hidden, intermediate: sem.intermediate, sharedIntermediate: sem.sharedIntermediate, experts: sem.experts,
       nonGated: !isGated(sem.activation), zeroExperts: sem.zeroExperts ?? 0,
       ...(sem.quant?.method === 'fp8' && { blockRows: sem.quant.scaleBlock.rows }),
+      ...(sem.quant && { quant: sem.quant }),
     };
   });
 }

@@ -10,7 +10,7 @@ import { ShapeMismatch } from '../../layouts/errors.js';
 import { encodeFloats } from '../../safetensors/codecs.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
-import { dequantizeAwq, INT4_PER_WORD } from '../int4-math.js';
+import { AWQ_ORDER, dequantizeAwq, INT4_PER_WORD } from '../int4-math.js';
 import { companion, gridOp, perExpertOrFused, splitLayout } from '../stored.js';
 import { count, randomBytes } from './random-bytes.js';
 
@@ -20,7 +20,7 @@ export interface Int4AwqScheme extends QuantGeometry {
 }
 
 export function int4AwqScheme(group: number): Int4AwqScheme {
-  return { method: 'int4-awq', group, packing: INT4_PER_WORD, packRows: true, scaleBlock: { rows: 1, cols: group }, splitsBlocks: false, zeroRows: INT4_PER_WORD };
+  return { method: 'int4-awq', group, packing: INT4_PER_WORD, packRows: true, rowNibbles: AWQ_ORDER, scaleBlock: { rows: 1, cols: group }, splitsBlocks: false, zeroRows: INT4_PER_WORD };
 }
 
 const awqKey = (key: string, name: string) => (key.endsWith('.weight') ? `${key.slice(0, -'.weight'.length)}.${name}` : `${key}_${name}`);
