@@ -284,6 +284,6 @@ export const FORM_MUTANTS: readonly FormLoader[] = [
       return [a, a + Ir];
     }),
   ]),
-  formLoader('marlin-w13-scales-with-wrong-k', 'declares marlin, but chooses w13\'s scale permutation from K = Ir (vLLM\'s Marlin MoE paths call marlin_moe_permute_scales(size_k=intermediate_size_per_partition) for w13, whose K is H): the single-group permutation where H has several groups, wherever Ir <= group < H (e.g. I = 1024, group 128 at TP 8; right at TP 2)', ['marlin'], [emitMarlin((w, K, Ir) => (w === 'w13' ? Ir : K))]),
+  formLoader('marlin-w13-scales-with-wrong-k', 'declares marlin, but chooses w13\'s scale permutation from K = Ir (vLLM\'s Marlin MoE paths call marlin_moe_permute_scales(size_k=intermediate_size_per_partition) for w13, whose K is H): wrong wherever the group size lies between Ir and H: the single-group permutation where H has several groups (Ir <= group < H, e.g. I = 1024, group 128 at TP 8; right at TP 2), or the grouped one where H is one group', ['marlin'], [emitMarlin((w, K, Ir) => (w === 'w13' ? Ir : K))]),
   formLoader('eplb-replica-by-slot-index', 'declares eplb, but fills the redundant slot with the expert numbered like its physical slot index instead of its logical id', ['eplb'], [emitEplb((id, slot, redundant, m) => (redundant ? slot % m.experts : id))]),
 ];
