@@ -1,4 +1,4 @@
-// Marlin's tile order for INT4 expert weights (spec/layouts.md §4.4, loader-protocol §8 form
+// Marlin's tile order for INT4 expert weights (spec/layouts.md §4.5, loader-protocol §8 form
 // `marlin`): where vLLM's gptq_marlin_repack / awq_marlin_repack put each 4-bit code of a
 // `[K, N]` weight (K = the input axis, N = the output axis), where marlin_permute_scales puts
 // each group scale and where marlin_zero_points puts each zero point. Every map here is an

@@ -55,12 +55,12 @@ export const DIAGNOSIS_KINDS = [
   'forward-softmax-for-sigmoid',
   /** Packed 4-bit codes with their nibbles in another order: E2M1 pairs high nibble first, INT4 words in AutoAWQ's order or the reverse. */
   'nibble-order',
+  /** Engine form `marlin`: INT4 scales permuted with Marlin's other scale permutation (single-group for grouped, or the reverse): chosen from the wrong K. */
+  'marlin-scale-permutation',
   /** Quantized routed-expert weights served in the dequantized form (F32) with values the format's dequantization does not give (zero points, group indices or scales misapplied). */
   'dequantized-differently',
   /** Quantized routed-expert weights (or their scales) re-quantized: the checkpoint's stored elements not kept. */
   'requantized',
-  /** Engine form `marlin`: INT4 scales permuted with Marlin's other scale permutation (single-group for grouped, or the reverse): chosen from the wrong K. */
-  'marlin-scale-permutation',
   'unknown',
 ] as const;
 

@@ -10,9 +10,10 @@ import { ShapeMismatch } from '../../layouts/errors.js';
 import { encodeFloats } from '../../safetensors/codecs.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
-import { AWQ_ORDER, dequantizeAwq, INT4_PER_WORD } from '../int4-math.js';
+import { dequantizeAwq, INT4_PER_WORD } from '../int4-math.js';
 import { companion, gridOp, perExpertOrFused, splitLayout } from '../stored.js';
 import { count, randomBytes } from './random-bytes.js';
+import { AWQ_ORDER } from '../int4-math.js';
 
 export interface Int4AwqScheme extends QuantGeometry {
   method: 'int4-awq';
