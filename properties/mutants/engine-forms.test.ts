@@ -101,6 +101,15 @@ describe('mutants that declare a form and get it wrong', () => {
   }
 });
 
+it('marlin with w13\'s scale permutation chosen from K = Ir: right while Ir > group (TP 1 here), wrong once Ir == group (TP 2), as vLLM at TP 2 and TP 8', async () => {
+  const m = FORM_MUTANTS.find((x) => x.name === 'marlin-w13-scales-with-wrong-k')!;
+  const at = (tp: number) => parseSpec(`moe:load:model=qwen3_moe;layout=original;dtype=int4-gptq-g64-asym;e=2;h=128;i=128;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=${tp};ep=1;placement=linear`);
+  expect((await run(m, at(1))).status).toBe('pass');
+  const o = await run(m, at(2));
+  expect(o.status).toBe('fail');
+  if (o.status === 'fail') expect(o.failure.diagnosis?.[0]).toMatchObject({ kind: 'marlin-scale-permutation', tensor: 'layers.0.experts.w13_scale' });
+});
+
 it('the default suite catches every form mutant (how soon: CAUGHT-FORMS.md)', async () => {
   // Each mutant declares its forms; the suite's properties in order, up to the first failure.
   const rows = await Promise.all(
