@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
-import { UnknownModelType } from './errors.js';
+import { LayoutConfigError, UnknownModelType } from './errors.js';
 import { entryFor, MODEL_TYPES, modelSemanticsOf as semanticsOf } from './registry.js';
 import type { ExpertActivation, MoeSemantics, Routing } from './semantics.js';
 
@@ -161,6 +161,9 @@ describe('MoE layer selection', () => {
     ['llama4_text: explicit moe_layers', { model_type: 'llama4_text', ...base, num_hidden_layers: 6, num_local_experts: 4, intermediate_size: 4, moe_layers: [4, 0] }, [0, 4]],
     ['ernie4_5_moe: start index and interval', { model_type: 'ernie4_5_moe', hidden_size: 8, num_hidden_layers: 6, moe_num_experts: 4, moe_intermediate_size: 4, moe_k: 2, moe_layer_start_index: 1, moe_layer_interval: 2 }, [1, 3, 5]],
     ['lfm2_moe: num_dense_layers (default 2)', { model_type: 'lfm2_moe', ...base, num_hidden_layers: 4, num_experts: 4, moe_intermediate_size: 4 }, [2, 3]],
+    ['step3p7: legacy moe_layers_enum', { model_type: 'step3p7', text_config: { ...base, num_hidden_layers: 5, n_routed_experts: 4, moe_intermediate_size: 4, share_expert_dim: 4, moe_layers_enum: '1,3,4' } }, [1, 3, 4]],
+    ['step3p7: from layer 3 without a list', { model_type: 'step3p7', text_config: { ...base, num_hidden_layers: 5, n_routed_experts: 4, moe_intermediate_size: 4, share_expert_dim: 4 } }, [3, 4]],
+    ['gemma4_text: every layer with enable_moe_block', { model_type: 'gemma4_text', ...base, num_hidden_layers: 3, num_experts: 4, top_k_experts: 2, moe_intermediate_size: 4, enable_moe_block: true }, [0, 1, 2]],
     ['dbrx: every block', { model_type: 'dbrx', d_model: 8, n_layers: 3, ffn_config: { moe_num_experts: 4, ffn_hidden_size: 4, moe_top_k: 1 } }, [0, 1, 2]],
   ];
   it.each(cases)('%s', (_why, raw, layers) => {
@@ -196,6 +199,15 @@ describe('config refusals', () => {
   });
   it('top-k above the expert count', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, num_local_experts: 1, intermediate_size: 4 }))).toThrow(/top-k/);
+  });  it('semantics the kernels do not compute: inkling with two router-weighted shared experts, gemma4 experts without tanh GELU', () => {
+    const inkling = { model_type: 'inkling_text', ...base, num_hidden_layers: 1, n_routed_experts: 4, moe_intermediate_size: 4 };
+    expect(() => semanticsOf(config({ ...inkling, n_shared_experts: 2 }))).toThrow(LayoutConfigError);
+    // transformers' default is two shared experts.
+    expect(() => semanticsOf(config(inkling))).toThrow(/n_shared_experts 1/);
+    expect(semanticsOf(config({ ...inkling, n_shared_experts: 1 })).sharedRouted).toBe(1);
+    const gemma = { model_type: 'gemma4_text', ...base, num_hidden_layers: 1, num_experts: 4, top_k_experts: 2, moe_intermediate_size: 4, enable_moe_block: true };
+    expect(() => semanticsOf(config({ ...gemma, hidden_activation: 'gelu' }))).toThrow(LayoutConfigError);
+    expect(semanticsOf(config({ ...gemma, enable_moe_block: false })).moeLayers).toEqual([]);
   });
 });
 
