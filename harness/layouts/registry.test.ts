@@ -63,6 +63,16 @@ const ROUTING: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
+  // Batch a of issue 14 (make_fixtures.py BATCH_A_SPECS).
+  qwen3_omni_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen4_exp_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  deepseek_ocr2: { kind: 'softmax_group_limited', groups: 4, topkGroups: 2, scaling: 1.5 },
+  granitemoe_swa: { kind: 'topk_softmax' },
+  aria_text: { kind: 'topk_softmax' },
+  aria: { kind: 'topk_softmax' },
+  axk2: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
+  llama4: { kind: 'topk_sigmoid_input' },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -88,6 +98,13 @@ const ROUTING_BF16: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, maskNegInf: true },
+  qwen3_omni_moe: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  qwen4_exp_text: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  // topk_method greedy: one group kept whole.
+  deepseek_ocr2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
+  // n_group null (A.X-K2-Light): one group.
+  axk2: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
+  hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5, maskNegInf: true },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
@@ -95,6 +112,11 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   gpt_oss: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
   nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
+  // hy_v4: clamped routed experts, a plain SwiGLU shared MLP (HYV4MLP); bf16 fixture: swiglu_limit 0.75.
+  hy_v4: { routed: { kind: 'silu_clamped', limit: 0.5 } },
+};
+const ACTIVATION_BF16: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
+  hy_v4: { routed: { kind: 'silu_clamped', limit: 0.75 } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
@@ -115,11 +137,12 @@ describe('semantics of the golden fixtures', () => {
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
     const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
+    expect(s.topK).toBe(['llama4_text', 'llama4'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
-    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
-    expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
-    expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);
+    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text', 'qwen4_exp_text'].includes(golden.model_type));
+    const activation = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];
+    expect(s.activation).toEqual(activation?.routed ?? { kind: 'silu_gated' });
+    expect(s.sharedActivation).toEqual(activation?.shared);
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
   });
 });
