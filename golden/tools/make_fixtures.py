@@ -659,6 +659,15 @@ def _aria(dtype: str) -> dict[str, Any]:
     return {"text_config": text, "vision_config": vision, "projector_patch_to_query_dict": {4: 2}, "tie_word_embeddings": False}
 
 
+def _axk1(dtype: str) -> dict[str, Any]:
+    # deepseek_v3's block with an RMSNorm on its output; f32 grouped routing, bf16 one group.
+    return _new_sizes(
+        num_hidden_layers=3, intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1, num_experts_per_tok=TOP_K, routed_scaling_factor=1.5, norm_topk_prob=dtype == "f32",
+        first_k_dense_replace=1, num_key_value_heads=4, rms_norm_eps=1e-6 if dtype == "f32" else 1e-5, **_dsv3_groups(dtype), **_mla(),
+    )
+
+
 def _axk2(dtype: str) -> dict[str, Any]:
     # f32: grouped routing (4 groups of 3, 2 kept); bf16: A.X-K2-Light's ungrouped routing (n_group None).
     groups = {"n_group": 4, "topk_group": 2} if dtype == "f32" else {}
@@ -746,6 +755,7 @@ BATCH_A_SPECS = [
     FixtureSpec("aria_text", _aria_text, "router", ("moe_num_experts", "moe_topk", "moe_num_shared_experts")),
     FixtureSpec("aria", _aria, "router", ("moe_num_experts", "moe_topk", "moe_num_shared_experts"),
                 model_class="AriaForConditionalGeneration", nested_config=True),
+    FixtureSpec("axk1", _axk1, "gate", DSV3_FIELDS + ("first_k_dense_replace", "rms_norm_eps"), lambda _: (1, 2)),
     FixtureSpec("axk2", _axk2, "gate", DSV3_FIELDS, lambda _: (1, 2)),
     FixtureSpec("hy_v4", _hy_v4, "gate", DSV3_FIELDS + ("swiglu_limit",), lambda _: (1, 2)),
     # Llama4Router returns (scores, logits): its raw logits are not hooked (as for llama4_text).

@@ -70,6 +70,7 @@ const ROUTING: Record<string, Routing> = {
   granitemoe_swa: { kind: 'topk_softmax' },
   aria_text: { kind: 'topk_softmax' },
   aria: { kind: 'topk_softmax' },
+  axk1: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   axk2: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
   llama4: { kind: 'topk_sigmoid_input' },
@@ -102,6 +103,7 @@ const ROUTING_BF16: Record<string, Routing> = {
   qwen4_exp_text: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
   // topk_method greedy: one group kept whole.
   deepseek_ocr2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
+  axk1: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
   // n_group null (A.X-K2-Light): one group.
   axk2: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
   hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5, maskNegInf: true },
@@ -144,6 +146,8 @@ describe('semantics of the golden fixtures', () => {
     expect(s.activation).toEqual(activation?.routed ?? { kind: 'silu_gated' });
     expect(s.sharedActivation).toEqual(activation?.shared);
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
+    // axk1's post_mlp_layernorm, eps rms_norm_eps (1e-6 in the f32 fixture, 1e-5 in the bf16 one).
+    expect(s.outputNorm).toEqual(golden.model_type === 'axk1' ? { eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 } : undefined);
   });
 });
 

@@ -48,6 +48,7 @@ import { qwen4_exp_text } from './qwen4_exp_text.js';
 import { deepseek_ocr2 } from './deepseek_ocr2.js';
 import { granitemoe_swa } from './granitemoe_swa.js';
 import { aria, aria_text } from './aria_text.js';
+import { axk1 } from './axk1.js';
 import { axk2 } from './axk2.js';
 import { hy_v4 } from './hy_v4.js';
 import { llama4 } from './llama4.js';
@@ -105,6 +106,7 @@ export const ENTRIES_BY_TYPE = {
   granitemoe_swa,
   aria_text,
   aria,
+  axk1,
   axk2,
   hy_v4,
   llama4,
