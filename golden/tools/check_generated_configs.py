@@ -66,6 +66,8 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
     if model_type == "qwen4_exp_text":
         return {"layer_types": ["linear_attention"] * layers, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 8,
                 "linear_value_head_dim": 8, "linear_num_key_heads": 1, "linear_num_value_heads": 1, "hc_count": 2, "hc_lowrank": 4}
+    if model_type == "axk1":
+        return {"kv_lora_rank": 16, "q_lora_rank": 24, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8}
     if model_type in ("axk2", "hy_v4"):
         return {"kv_lora_rank": 16, "q_lora_rank": 24, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8,
                 "index_n_heads": 1, "index_head_dim": 8, "index_topk": 8, **({"hc_mult": 2} if model_type == "hy_v4" else {"gated_norm_rank": 4})}
