@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
-import { UnknownModelType } from './errors.js';
+import { RefusedModelType, UnknownModelType } from './errors.js';
 import { entryFor, MODEL_TYPES, modelSemanticsOf as semanticsOf } from './registry.js';
 import type { ExpertActivation, Routing } from './semantics.js';
 
@@ -192,6 +192,12 @@ describe('defaults when a config field is absent', () => {
 describe('config refusals', () => {
   it('an unknown model type', () => {
     expect(() => entryFor('mixtral2')).toThrow(UnknownModelType);
+    expect(() => entryFor('mixtral2')).not.toThrow(RefusedModelType);
+  });
+  it('ernie4_5_vl_moe (two expert sets by token type) is refused by name, with the reason', () => {
+    expect(() => entryFor('ernie4_5_vl_moe')).toThrow(RefusedModelType);
+    expect(() => entryFor('ernie4_5_vl_moe')).toThrow(/two routed expert sets per MoE layer/);
+    expect(MODEL_TYPES).not.toContain('ernie4_5_vl_moe');
   });
   it('a missing expert count, naming the field', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, intermediate_size: 4 }))).toThrow(ConfigError);
