@@ -19,6 +19,11 @@ and the 23 added for issue 14 (NEW_SPECS below: other sizes, dense layers, F32-k
         granitemoehybrid mellum nemotron_h mistral4 cohere2_moe laguna qwen3_5_moe_text qwen3_vl_moe \
         jetmoe longcat_flash kimi_linear glm4v_moe glm5_next
 
+and batch a of issue 14's second round (BATCH_A_SPECS):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types qwen3_omni_moe qwen4_exp_text \
+        deepseek_ocr2 granitemoe_swa aria_text aria axk1 axk2 hy_v4 llama4
+
 Regenerate a shipped type into a scratch folder and check that its tensor names, shapes
 and dtypes (checkpoint files and golden.safetensors) and its golden.json match the
 shipped folder (values differ: they depend on the seed):
@@ -1141,6 +1146,7 @@ def names_markdown(out: Path, types: list[str]) -> str:
             lines.append("")
         for dtype in DTYPES:
             cfg = json.loads((out / f"{t}-{dtype}" / "original" / "config.json").read_text())
+            cfg = cfg.get("thinker_config", cfg)  # qwen3_omni_moe
             cfg = cfg.get("text_config", cfg)
             fields = ", ".join(f"{f}={json.dumps(cfg.get(f))}" for f in spec.routing_fields)
             lines.append(f"- routing ({dtype}): {fields}")
