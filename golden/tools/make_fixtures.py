@@ -1121,7 +1121,8 @@ def names_markdown(out: Path, types: list[str]) -> str:
         # The decoder layer's keys, whatever the root (nemotron_h's original saves backbone.).
         in_layer = re.compile(rf"(^|\.)layers\.{first}\.")
         # The block's own child of the layer, and the names the original layouts use for it.
-        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward"}
+        # (axk1's original keeps the block's output norm beside it, at the decoder layer.)
+        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "post_mlp_layernorm"}
         lines.append(f"## {t}")
         lines.append("")
         lines.append(f"MoE block `{meta['moe_layers'][first]}` ({meta['moe_class']}, experts {meta['experts_class']}).")
@@ -1131,6 +1132,7 @@ def names_markdown(out: Path, types: list[str]) -> str:
             layer = sorted(
                 (k, v) for k, v in table.items()
                 if in_layer.search(k) and k[in_layer.search(k).end():].split(".")[0] in blocks
+                and not re.match(r"(model\.)?(vision|audio)", k)  # a multimodal model's towers have layers too
             )
             # Per-expert tensors collapse to one line with `{e}` for the expert index.
             collapsed: dict[str, tuple[str, tuple[int, ...], int]] = {}
