@@ -116,7 +116,10 @@ def saved_tables(model: torch.nn.Module, folder: Path, original: bool, transform
 def fields_of_nested(model_type: str, base: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     """A config with text_config: the fixture's tiny one, the text sizes the harness's; the
     vision (and audio) towers project to that hidden size."""
-    text = {**base.get("text_config", {}), **ATTENTION, **cfg.get("text_config", {})}
+    text_base = base.get("text_config", {})
+    layers = int(cfg.get("text_config", {}).get("num_hidden_layers", text_base.get("num_hidden_layers", 1)))
+    # The text decoder's own tiny extras (qwen4_exp: qwen4_exp_text's layer types for this many layers).
+    text = {**text_base, **ATTENTION, **extras(str(text_base.get("model_type", "")), layers), **cfg.get("text_config", {})}
     if model_type == "deepseek_ocr2":
         text.pop("head_dim", None)  # derived from hidden_size / num_attention_heads
     fields = {**base, **{k: v for k, v in cfg.items() if k != "text_config"}, "text_config": text}

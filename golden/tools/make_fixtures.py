@@ -21,7 +21,7 @@ and the 23 added for issue 14 (NEW_SPECS below: other sizes, dense layers, F32-k
 
 and batch a of issue 14's second round (BATCH_A_SPECS):
 
-    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types qwen3_omni_moe qwen4_exp_text \
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types qwen3_omni_moe qwen4_exp_text qwen4_exp \
         deepseek_ocr2 granitemoe_swa aria_text aria axk1 axk2 hy_v4 llama4
 
 Regenerate a shipped type into a scratch folder and check that its tensor names, shapes
@@ -630,6 +630,15 @@ def _qwen4_exp_text(dtype: str) -> dict[str, Any]:
     )
 
 
+def _qwen4_exp(dtype: str) -> dict[str, Any]:
+    # The vision-language model (Qwen4ExpForConditionalGeneration): qwen4_exp_text's decoder under a tiny vision tower.
+    text = {"model_type": "qwen4_exp_text", "vocab_size": 96, "num_hidden_layers": 2, "max_position_embeddings": 64, "pad_token_id": 0,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]}, **_qwen4_exp_text(dtype)}
+    vision = {"depth": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 16, "out_hidden_size": NEW_HIDDEN,
+              "patch_size": 4, "temporal_patch_size": 1, "spatial_merge_size": 1, "num_position_embeddings": 16}
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
 def _deepseek_ocr2(dtype: str) -> dict[str, Any]:
     # The text decoder (deepseek_v2's softmax routing, greedy or group-limited) is recorded; vision towers minimal.
     routing = {"topk_method": "group_limited_greedy", "n_group": 4, "topk_group": 2} if dtype == "f32" else {"topk_method": "greedy"}
@@ -753,6 +762,8 @@ BATCH_A_SPECS = [
     FixtureSpec("qwen3_omni_moe", _qwen3_omni_moe, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob"),
                 model_class="Qwen3OmniMoeForConditionalGeneration", nested_config=True),
     FixtureSpec("qwen4_exp_text", _qwen4_exp_text, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "shared_expert_intermediate_size")),
+    FixtureSpec("qwen4_exp", _qwen4_exp, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "shared_expert_intermediate_size"),
+                model_class="Qwen4ExpForConditionalGeneration", nested_config=True),
     FixtureSpec("deepseek_ocr2", _deepseek_ocr2, "gate",
                 ("n_routed_experts", "num_experts_per_tok", "topk_method", "n_group", "topk_group", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types"),
                 lambda d: (1, 2) if d == "f32" else (0, 2), "DeepseekOcr2ForConditionalGeneration", nested_config=True),

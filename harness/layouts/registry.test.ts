@@ -66,6 +66,7 @@ const ROUTING: Record<string, Routing> = {
   // Batch a of issue 14 (make_fixtures.py BATCH_A_SPECS).
   qwen3_omni_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   qwen4_exp_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen4_exp: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   deepseek_ocr2: { kind: 'softmax_group_limited', groups: 4, topkGroups: 2, scaling: 1.5 },
   granitemoe_swa: { kind: 'topk_softmax' },
   aria_text: { kind: 'topk_softmax' },
@@ -101,6 +102,7 @@ const ROUTING_BF16: Record<string, Routing> = {
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, maskNegInf: true },
   qwen3_omni_moe: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
   qwen4_exp_text: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  qwen4_exp: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
   // topk_method greedy: one group kept whole.
   deepseek_ocr2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
   axk1: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
@@ -141,7 +143,7 @@ describe('semantics of the golden fixtures', () => {
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
     expect(s.topK).toBe(['llama4_text', 'llama4'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
-    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text', 'qwen4_exp_text'].includes(golden.model_type));
+    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text', 'qwen4_exp_text', 'qwen4_exp'].includes(golden.model_type));
     const activation = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];
     expect(s.activation).toEqual(activation?.routed ?? { kind: 'silu_gated' });
     expect(s.sharedActivation).toEqual(activation?.shared);

@@ -44,7 +44,7 @@ import { qwen3_next } from './qwen3_next.js';
 import { qwen3_vl_moe } from './qwen3_vl_moe.js';
 import { solar_open } from './solar_open.js';
 import { qwen3_omni_moe } from './qwen3_omni_moe.js';
-import { qwen4_exp_text } from './qwen4_exp_text.js';
+import { qwen4_exp, qwen4_exp_text } from './qwen4_exp_text.js';
 import { deepseek_ocr2 } from './deepseek_ocr2.js';
 import { granitemoe_swa } from './granitemoe_swa.js';
 import { aria, aria_text } from './aria_text.js';
@@ -102,6 +102,7 @@ export const ENTRIES_BY_TYPE = {
   // issue 14, batch a (s2-i14-a)
   qwen3_omni_moe,
   qwen4_exp_text,
+  qwen4_exp,
   deepseek_ocr2,
   granitemoe_swa,
   aria_text,
