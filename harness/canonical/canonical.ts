@@ -120,6 +120,10 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
     const vector = (what: string, part: PartName, n: number): CanonicalSpec => ({ name: canonicalName(layer, what), shape: [n], slices: [{ part, expert: null, rows: row, cols: whole(n) }] });
     specs.push(vector('router.input_scale', 'router_input_scale', H), vector('router.expert_scale', 'expert_scale', E), vector('expert_input_norm', 'expert_input_norm', H));
   }
+  if (f.outputNorm) {
+    // Whole on every rank: it normalises the sum of all ranks' outputs, once.
+    specs.push({ name: canonicalName(layer, 'output_norm'), shape: [H], slices: [{ part: 'output_norm', expert: null, rows: row, cols: whole(H) }] });
+  }
   if (f.sharedGate) {
     specs.push({ name: canonicalName(layer, 'shared.gate'), shape: [1, H], slices: [{ part: 'shared_gate', expert: null, rows: row, cols: whole(H) }] });
   }

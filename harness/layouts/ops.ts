@@ -22,6 +22,7 @@ export type PartName =
   | 'shared_down_proj' // [H, Is]
   | 'shared_gate' // [1, H]
   | 'output_bias' // [H]: added to the block's output (jetmoe)
+  | 'output_norm' // [H]: RMSNorm weight applied to the block's output (axk1)
   | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
   | 'router_input_scale' // [H]: multiplies the router's normalised input (gemma4 router.scale)
   | 'expert_input_norm' // [H]: the RMSNorm weight of the experts' input (gemma4 pre_feedforward_layernorm_2)
@@ -139,6 +140,7 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'output_bias':
     case 'router_input_scale':
     case 'expert_input_norm':
+    case 'output_norm':
       return [s.hidden];
     case 'expert_scale':
       return [s.experts];

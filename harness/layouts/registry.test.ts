@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
-import { LayoutConfigError, UnknownModelType } from './errors.js';
+import { LayoutConfigError, RefusedModelType, UnknownModelType } from './errors.js';
 import { entryFor, MODEL_TYPES, modelSemanticsOf as semanticsOf } from './registry.js';
 import type { ExpertActivation, MoeSemantics, Routing } from './semantics.js';
 
@@ -63,6 +63,18 @@ const ROUTING: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
+  // Batch a of issue 14 (make_fixtures.py BATCH_A_SPECS).
+  qwen3_omni_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen4_exp_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen4_exp: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  deepseek_ocr2: { kind: 'softmax_group_limited', groups: 4, topkGroups: 2, scaling: 1.5 },
+  granitemoe_swa: { kind: 'topk_softmax' },
+  aria_text: { kind: 'topk_softmax' },
+  aria: { kind: 'topk_softmax' },
+  axk1: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  axk2: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
+  llama4: { kind: 'topk_sigmoid_input' },
   step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   gemma4_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
@@ -95,6 +107,15 @@ const ROUTING_BF16: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, maskNegInf: true },
+  qwen3_omni_moe: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  qwen4_exp_text: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  qwen4_exp: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  // topk_method greedy: one group kept whole.
+  deepseek_ocr2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
+  axk1: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
+  // n_group null (A.X-K2-Light): one group.
+  axk2: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
+  hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5, maskNegInf: true },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
@@ -104,9 +125,12 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
   minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.5 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.5 } },
   gemma4_text: { routed: { kind: 'gelu_tanh_gated' } },
+  // hy_v4: clamped routed experts, a plain SwiGLU shared MLP (HYV4MLP); bf16 fixture: swiglu_limit 0.75.
+  hy_v4: { routed: { kind: 'silu_clamped', limit: 0.5 } },
 };
 const ACTIVATION_BF16: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
   minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 } },
+  hy_v4: { routed: { kind: 'silu_clamped', limit: 0.75 } },
 };
 // Per-layer activations (step3p7's swiglu_limits / swiglu_limits_shared; 0 means no clamp).
 const after = (limit: number): ExpertActivation => ({ kind: 'silu_clamped_after', limit });
@@ -135,17 +159,19 @@ describe('semantics of the golden fixtures', () => {
     // inkling_text: 12 routed and its shared expert.
     const later = { E: golden.model_type === 'longcat_flash' ? 16 : golden.model_type === 'inkling_text' ? 13 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' || fixture === 'gemma4_text-bf16' ? 3 : 2);
-    // gemma4: normalised router and expert inputs, per-expert output scales.
+    expect(s.topK).toBe(['llama4_text', 'llama4'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' || fixture === 'gemma4_text-bf16' ? 3 : 2);
+    // gemma4: normalised router and expert inputs, per-expert output scales; inkling: a router-weighted shared expert.
     expect([s.sharedRouted, s.routerGlobalScale]).toEqual(golden.model_type === 'inkling_text' ? [1, true] : [undefined, undefined]);
     expect([s.inputNorms, s.expertOutputScale]).toEqual(golden.model_type === 'gemma4_text' ? [{ eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 }, true] : [undefined, undefined]);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
-    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
+    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text', 'qwen4_exp_text', 'qwen4_exp'].includes(golden.model_type));
     const act = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];
     expect(s.activation).toEqual(act?.routed ?? { kind: 'silu_gated' });
     expect(s.sharedActivation).toEqual(act?.shared);
     expect(s.layerActivations).toEqual(LAYER_ACTIVATIONS[fixture]);
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
+    // axk1's post_mlp_layernorm, eps rms_norm_eps (1e-6 in the f32 fixture, 1e-5 in the bf16 one).
+    expect(s.outputNorm).toEqual(golden.model_type === 'axk1' ? { eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 } : undefined);
   });
 });
 
@@ -193,6 +219,12 @@ describe('defaults when a config field is absent', () => {
 describe('config refusals', () => {
   it('an unknown model type', () => {
     expect(() => entryFor('mixtral2')).toThrow(UnknownModelType);
+    expect(() => entryFor('mixtral2')).not.toThrow(RefusedModelType);
+  });
+  it('ernie4_5_vl_moe (two expert sets by token type) is refused by name, with the reason', () => {
+    expect(() => entryFor('ernie4_5_vl_moe')).toThrow(RefusedModelType);
+    expect(() => entryFor('ernie4_5_vl_moe')).toThrow(/two routed expert sets per MoE layer/);
+    expect(MODEL_TYPES).not.toContain('ernie4_5_vl_moe');
   });
   it('a missing expert count, naming the field', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, intermediate_size: 4 }))).toThrow(ConfigError);

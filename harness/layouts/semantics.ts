@@ -108,6 +108,11 @@ export interface MoeSemantics {
    * weighted per token by the routing (`sigmoid_bias_shared`) instead of σ(x · shared.gate).
    */
   sharedRouted?: number;
+  /**
+   * The block's output, routed + shared summed over every rank, goes through an RMSNorm
+   * (axk1): y · w / sqrt(mean(y²) + eps), w = canonical `layers.L.output_norm`, whole on every rank.
+   */
+  outputNorm?: { eps: number };
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */

@@ -9,6 +9,7 @@ import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '.
 import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
+import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts } from '../routing.js';
 import { blockInputsF32, routedSharedScale } from '../block-inputs.js';
 import { checkForwardInput } from '../moe.js';
@@ -127,6 +128,7 @@ export class FastCpuBackend implements MoeBackend {
       pool.release(top);
     });
     addZeroExperts(sem, routing, x, tokens, output);
+    applyOutputNorm(sem, layer, ranks, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
 
