@@ -70,19 +70,7 @@ export interface TensorSpec {
 export interface ModuleLayout {
   module: string;
   tensors: TensorSpec[];
-  /**
-   * Where the block is some children of `module` rather than all of it (gemma4's router and
-   * experts beside the decoder layer's dense MLP; step3p7's original moe and share_expert):
-   * only keys under `module.<child>.` belong to the MoE block.
-   */
-  children?: string[];
 }
-
-/** The key prefixes of one layer's MoE block in a layout: the module, or each of its listed children. */
-export const blockPrefixes = (l: ModuleLayout, layer: number): string[] => {
-  const m = l.module.replace('{L}', String(layer));
-  return l.children ? l.children.map((c) => `${m}.${c}`) : [m];
-};
 
 /** The sizes of a generated checkpoint (the writer's config builder and the generators). */
 export interface ModelSizes {

@@ -12,7 +12,7 @@ import { REFUSED_TYPES } from './types/refused.js';
 
 export type { ModelType };
 
-export { blockPrefixes, LAYOUT_NAMES } from './model-type.js';
+export { LAYOUT_NAMES } from './model-type.js';
 export type { Features, GeneratorTraits, LayoutName, ModelEntry, ModelSizes, ModuleLayout, MoeDims, SharedRule, SizeConstraints, TensorSpec } from './model-type.js';
 
 const REGISTRY = new Map<string, ModelEntry>(ENTRIES.map((e) => [e.modelType, e]));

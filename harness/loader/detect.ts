@@ -226,8 +226,7 @@ function locationKey(part: PartName, expert: number | null): string {
 function groupByLayer(names: string[], entry: ModelEntry): Map<number, string[]> {
   const layerPattern = (prefix: string, end: string) => new RegExp(`^${prefix.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}${end}`);
   const patterns = [
-    // The module, or only its listed children (gemma4's router and experts beside the dense MLP).
-    ...[...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n]))].map((l) => layerPattern(l.module, `${l.children ? `\\.(?:${l.children.map(escapeRegExp).join('|')})` : ''}\\.`)),
+    ...[...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map((m) => layerPattern(m, '\\.')),
     // Tensors a layout stores beside its module (`../` keys): those exact names, not the whole decoder layer.
     ...LAYOUT_NAMES.flatMap((n) => entry.layouts[n].tensors.filter((t) => t.key.startsWith('../')).map((t) => layerPattern(storedKey(entry.layouts[n].module, t.key), '$'))),
   ];

@@ -10,8 +10,8 @@
 import type { ModelConfig } from '../../checkpoint/config.js';
 import type { ModelEntry } from '../model-type.js';
 import { LayoutConfigError } from '../errors.js';
-import { part } from '../ops.js';
-import { dimsFrom, fusedV5, layerCount, range, router, same, t } from './common.js';
+import { concat, part, stackExperts } from '../ops.js';
+import { dimsFrom, layerCount, range, router, same, t } from './common.js';
 
 function geglu(c: ModelConfig) {
   const act = c.str('hidden_activation', 'gelu_pytorch_tanh');
@@ -28,15 +28,16 @@ export const gemma4_text: ModelEntry = {
     moeLayers: (c) => (c.bool('enable_moe_block', false) ? range(layerCount(c)) : []),
     features: () => ({ gemmaRouter: true }),
   }),
+  // The experts module, its siblings router and pre_feedforward_layernorm_2 beside it (`../` keys).
   layouts: same({
-    module: 'model.layers.{L}',
-    children: ['router', 'experts', 'pre_feedforward_layernorm_2'],
+    module: 'model.layers.{L}.experts',
     tensors: [
-      router('router.proj.weight'),
-      t('router.scale', part('router_input_scale')),
-      t('router.per_expert_scale', part('expert_scale')),
-      t('pre_feedforward_layernorm_2.weight', part('expert_input_norm')),
-      ...fusedV5,
+      router('../router.proj.weight'),
+      t('../router.scale', part('router_input_scale')),
+      t('../router.per_expert_scale', part('expert_scale')),
+      t('../pre_feedforward_layernorm_2.weight', part('expert_input_norm')),
+      t('gate_up_proj', stackExperts(concat(0, part('gate'), part('up')))),
+      t('down_proj', stackExperts(part('down'))),
     ],
   }),
   routing: () => ({ kind: 'softmax_topk', renormalize: true, scaling: 1 }),

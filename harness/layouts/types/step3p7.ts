@@ -54,16 +54,16 @@ const text: ModelEntry = {
     features: () => ({ correctionBias: true }),
   }),
   layouts: {
+    // The shared expert beside the block, at the decoder layer (`../` keys).
     original: {
-      module: 'model.layers.{L}',
-      children: ['moe', 'share_expert'],
+      module: 'model.layers.{L}.moe',
       tensors: [
-        router('moe.gate.weight'),
-        correctionBias('moe.router_bias'),
-        t('moe.gate_proj.weight', stackExperts(part('gate'))),
-        t('moe.up_proj.weight', stackExperts(part('up'))),
-        t('moe.down_proj.weight', stackExperts(part('down'))),
-        ...sharedMlp('share_expert'),
+        router('gate.weight'),
+        correctionBias('router_bias'),
+        t('gate_proj.weight', stackExperts(part('gate'))),
+        t('up_proj.weight', stackExperts(part('up'))),
+        t('down_proj.weight', stackExperts(part('down'))),
+        ...sharedMlp('../share_expert'),
       ],
     },
     fused: { module: 'model.language_model.layers.{L}.mlp', tensors: [router('gate.weight'), correctionBias('gate.e_score_correction_bias'), ...fusedV5, ...sharedMlp('shared_experts')] },

@@ -66,7 +66,7 @@ export const FP8_BLOCK: QuantFormat<Fp8BlockScheme> = {
   check() {},
   layout(float, s) {
     const { experts } = splitLayout(float);
-    return { ...float, tensors: [...float.tensors, ...experts.map((t) => companion(t, companionKey(t.spec.key, 'weight_scale_inv', 'scale_inv'), gridOp(t.spec, s.block)))] };
+    return { module: float.module, tensors: [...float.tensors, ...experts.map((t) => companion(t, companionKey(t.spec.key, 'weight_scale_inv', 'scale_inv'), gridOp(t.spec, s.block)))] };
   },
   dequantize: (w, c, at, s) => dequantizeBlocked(s.block)(w, c.scale, at),
   random(uniform, s, lead, parts, rows, cols) {

@@ -93,7 +93,7 @@ export const FP8_STATIC: QuantFormat<Fp8StaticScheme> = {
         ...(s.staticInput ? [companion(t, companionKey(t.spec.key, 'input_scale', 'input_scale'), perProjectionOp(t, 'input_scale', ct ? [1] : []))] : []),
       ];
     });
-    return { ...float, tensors: [...float.tensors, ...extra] };
+    return { module: float.module, tensors: [...float.tensors, ...extra] };
   },
   dequantize(w, c, at, s) {
     if (c.scale === undefined) throw new ScaleMismatch('FP8 weight without its scale', { tensor: at.name, expected: `${at.name}_scale`, found: 'absent' });

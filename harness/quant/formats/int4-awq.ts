@@ -59,7 +59,7 @@ export const INT4_AWQ: QuantFormat<Int4AwqScheme> = {
       companion(t, awqKey(t.spec.key, 'qzeros'), transposeLast(gridOp(t.spec, { rows: INT4_PER_WORD, cols: s.group }, 'zero'))),
       companion(t, awqKey(t.spec.key, 'scales'), transposeLast(gridOp(t.spec, s.scaleBlock))),
     ]);
-    return { ...float, tensors: [...rest, ...tensors] };
+    return { module: float.module, tensors: [...rest, ...tensors] };
   },
   dequantize(w, c, at, s) {
     for (const k of ['scale', 'zero'] as const) {

@@ -93,7 +93,7 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
       companion(t, companionKey(t.spec.key, 'weight_shape', 'weight_shape'), shapeOp(t)),
       ...(s.actorder ? [companion(t, companionKey(t.spec.key, 'weight_g_idx', 'weight_g_idx'), gIdxOp(t))] : []),
     ]);
-    return { ...float, tensors: [...rest, ...tensors] };
+    return { module: float.module, tensors: [...rest, ...tensors] };
   },
   dequantize(w, c, at, s) {
     if (c.scale === undefined) throw new ScaleMismatch('INT4 weight without its scale', { tensor: at.name, expected: `${at.name}_scale`, found: 'absent' });

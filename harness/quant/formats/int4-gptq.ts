@@ -76,7 +76,7 @@ export const INT4_GPTQ: QuantFormat<Int4GptqScheme> = {
       companion(t, gptqKey(t.spec.key, 'scales'), transposeLast(gridOp(t.spec, s.scaleBlock))),
       companion(t, gptqKey(t.spec.key, 'g_idx'), gIdxOp(t)),
     ]);
-    return { ...float, tensors: [...rest, ...tensors] };
+    return { module: float.module, tensors: [...rest, ...tensors] };
   },
   dequantize(w, c, at, s) {
     for (const k of ['scale', 'zero', 'g_idx'] as const) {

@@ -34,7 +34,7 @@ export const MXFP4: QuantFormat<Mxfp4Scheme> = {
   layout(float) {
     const rowsOf = (a: Op, b?: Op) => stackExperts(b ? interleave(0, a, b) : a);
     return {
-      ...float,
+      module: float.module,
       tensors: [
         ...splitLayout(float).rest,
         { key: 'experts.gate_up_proj_blocks', op: stackExperts(splitLast(interleave(0, part('gate'), part('up')), MX_BLOCK_BYTES)) },

@@ -64,7 +64,7 @@ export const NVFP4: QuantFormat<Nvfp4Scheme> = {
         companion(t, companionKey(t.spec.key, 'input_scale', 'input_scale'), perProjectionOp(t, 'input_scale', [])),
       ];
     });
-    return { ...float, tensors: [...float.tensors, ...extra] };
+    return { module: float.module, tensors: [...float.tensors, ...extra] };
   },
   dequantize(w, c, at) {
     for (const k of ['scale', 'scale_2'] as const) {
