@@ -226,12 +226,17 @@ describe('config refusals', () => {
     expect(() => entryFor('ernie4_5_vl_moe')).toThrow(/two routed expert sets per MoE layer/);
     expect(MODEL_TYPES).not.toContain('ernie4_5_vl_moe');
   });
+  it('diffusion_gemma (encoder and decoder stacks of gemma4 MoE layers) is refused by name, with the reason', () => {
+    expect(() => entryFor('diffusion_gemma')).toThrow(RefusedModelType);
+    expect(() => entryFor('diffusion_gemma')).toThrow(/two stacks of MoE layers/);
+  });
   it('a missing expert count, naming the field', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, intermediate_size: 4 }))).toThrow(ConfigError);
   });
   it('top-k above the expert count', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, num_local_experts: 1, intermediate_size: 4 }))).toThrow(/top-k/);
-  });  it('semantics the kernels do not compute: inkling with two router-weighted shared experts, gemma4 experts without tanh GELU', () => {
+  });
+  it('semantics the kernels do not compute: inkling with two router-weighted shared experts, gemma4 experts without tanh GELU', () => {
     const inkling = { model_type: 'inkling_text', ...base, num_hidden_layers: 1, n_routed_experts: 4, moe_intermediate_size: 4 };
     expect(() => semanticsOf(config({ ...inkling, n_shared_experts: 2 }))).toThrow(LayoutConfigError);
     // transformers' default is two shared experts.
