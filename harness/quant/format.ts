@@ -66,6 +66,11 @@ export interface QuantFormat<S extends QuantGeometry = QuantGeometry> {
   config(s: S): Record<string, unknown>;
   /** The default scheme `generate --dtype <method>` writes. */
   readonly defaultScheme: S;
+  /**
+   * Schemes one config can mean, told apart by the stored shapes (NVFP4's shared global
+   * scales), the config's own first: the loader takes the first whose layout the files fit.
+   */
+  variants?(s: S): readonly S[];
   /** Refuse a model type or sizes this format cannot store (typed errors naming the file). */
   check(modelType: string, dims: { hidden: number; intermediate: number }, s: S, file: string): void;
   /** The stored tensors of one MoE module, from its float layout. */

@@ -8,7 +8,7 @@
 import { WHOLE_AXIS, type QuantGeometry } from '../../layouts/ops.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
-import { companion, companionKey, gridOp, perExpertOrFused, perProjectionOp, splitLayout } from '../stored.js';
+import { companion, companionKey, gridOp, perProjectionOp, splitLayout } from '../stored.js';
 import { dequantizeBlocked, randomBlocked } from './fp8-block.js';
 import { f32Around } from './random-bytes.js';
 
@@ -86,7 +86,7 @@ export const FP8_STATIC: QuantFormat<Fp8StaticScheme> = {
   layout(float, s) {
     const ct = s.producer === 'compressed-tensors';
     const { experts } = splitLayout(float);
-    const extra = experts.map((x) => perExpertOrFused(x, 'static FP8')).flatMap((t) => {
+    const extra = experts.flatMap((t) => {
       const scale = s.strategy === 'channel' ? gridOp(t.spec, s.scaleBlock) : perProjectionOp(t, 'scale', ct ? [1] : []);
       return [
         companion(t, companionKey(t.spec.key, 'weight_scale', 'weight_scale'), scale),

@@ -9,7 +9,7 @@ import type { QuantFormat } from '../format.js';
 import { FP8_BLOCK, type Fp8BlockScheme } from './fp8-block.js';
 import { FP8_STATIC, fp8StaticScheme, type Fp8StaticScheme } from './fp8-static.js';
 import { MXFP4, type Mxfp4Scheme } from './mxfp4.js';
-import { NVFP4, type Nvfp4Scheme } from './nvfp4.js';
+import { NVFP4, nvfp4Scheme, type Nvfp4Scheme } from './nvfp4.js';
 import { INT4_CT, int4CtScheme, type Int4CtScheme } from './int4-ct.js';
 import { INT4_GPTQ, int4GptqScheme, type Int4GptqScheme } from './int4-gptq.js';
 import { INT4_AWQ, int4AwqScheme, type Int4AwqScheme } from './int4-awq.js';
@@ -35,6 +35,10 @@ export const QUANT_DTYPES = {
   fp8: FP8_BLOCK.defaultScheme,
   mxfp4: MXFP4.defaultScheme,
   nvfp4: NVFP4.defaultScheme,
+  /** NVFP4 with one global scale (`weight_scale_2`, `input_scale`) per expert that gate and up share: fused `[E]`. */
+  'nvfp4-merged': nvfp4Scheme('expert'),
+  /** NVFP4 with one global scale per stored tensor (`[]`): ModelOpt's llama4 / gpt_oss export. */
+  'nvfp4-tensor': nvfp4Scheme('tensor'),
   /** `quant_method: "fp8"` without `weight_block_size`, static activation scales. */
   'fp8-tensor': fp8StaticScheme('fp8', 'tensor', true),
   /** ModelOpt FP8: per-tensor, static activation scales. */
