@@ -8,7 +8,7 @@ import { quantSchemeOf } from '../harness/quant/scheme.js';
 import { CheckpointDir } from '../harness/checkpoint/directory.js';
 import type { Canonical, Loader } from '../harness/tensor.js';
 import { referenceBackend } from '../kernels/moe.js';
-import { checkSuiteProperty, defaultSeed, suiteProperties } from './suite-properties.js';
+import { checkSuiteProperty, ConformanceCaseFailure, defaultSeed, suiteProperties } from './suite-properties.js';
 import { quantCaseArb } from './arbitraries/quantized.js';
 import { QUANT_DTYPE_NAMES, specIdText } from './spec.js';
 import { MUTANTS } from './mutants/catalogue.js';
@@ -99,6 +99,8 @@ describe('the quantized case family', () => {
     'int4-nibble-order-confused': 'INT4 groups (AWQ',
     'gptq-zeros-without-plus-one': 'INT4 groups (GPTQ',
     'int4-g-idx-ignored': 'INT4 groups (GPTQ',
+    'int4-group-size-assumed-128': 'INT4 groups (GPTQ',
+    'nvfp4-scale-2-applied-twice': 'NVFP4',
   };
   for (const [name, family] of Object.entries(families)) {
     it(`catches ${name} in the ${family} family`, async () => {
@@ -107,6 +109,9 @@ describe('the quantized case family', () => {
       const p = quantizedProperties(opts).find((x) => x.title.includes(family))!;
       const d = await checkSuiteProperty(p, opts, { endOnFailure: true });
       expect(d.failed, name).toBe(true);
+      // Diagnosed with its own kind first (mutants.test.ts checks this over the whole suite).
+      const failure = d.errorInstance instanceof ConformanceCaseFailure ? d.errorInstance.failure : undefined;
+      expect(failure?.diagnosis?.[0]?.kind, name).toBe(m.diagnosis);
     });
   }
 });

@@ -10,6 +10,9 @@
 // Cost: linear in the tensor's size. Experts are found by a fingerprint of one row (a hash
 // map over the whole tensor's experts), row-map hypotheses compare whole rows natively and
 // stop at the first differing row, value hypotheses decode one row at a time.
+import { misreadingOf } from './misreadings.js';
+import { schemeOf } from '../quant/scheme.js';
+import type { QuantGeometry } from '../layouts/ops.js';
 import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
 import type { DType } from '../safetensors/dtypes.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
@@ -58,6 +61,10 @@ export const DIAGNOSIS_KINDS = [
   'dequantized-differently',
   /** Quantized routed-expert weights (or their scales) re-quantized: the checkpoint's stored elements not kept. */
   'requantized',
+  /** INT4 weights dequantized with another group size than config.json's (its group_size ignored, 128 assumed): ./misreadings.ts. */
+  'group-size-mismatch',
+  /** NVFP4 weights dequantized with weight_scale_2 applied twice: ./misreadings.ts. */
+  'global-scale-applied-twice',
   'unknown',
 ] as const;
 
@@ -80,6 +87,8 @@ export interface DiagnoseContext {
   whole?: Canonical;
   /** The quantized format of the checkpoint (QuantGeometry.method), where it is quantized. */
   quantized?: string;
+  /** The checkpoint's scheme and the reference rank in the quantized form, where the loader served it dequantized: known misreadings are redone on it (./misreadings.ts). */
+  stored?: { scheme: QuantGeometry; tensors: Canonical };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -495,6 +504,10 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   }
 
   if (e.dtype !== f.dtype) return [dtypeDiagnosis(name, e, f)];
+  if (ctx.stored && ctx.req && f.dtype === 'F32' && quantizedWeight(name, ctx)) {
+    const m = misreadingOf(name, f, ctx.stored.tensors, ctx.stored.scheme, ctx.req);
+    if (m) return [d(m.kind, m.what(schemeOf(ctx.stored.scheme)!))];
+  }
   const role = roleOf(name);
   const fv = viewOf(f, role);
   const ev = viewOf(e, role);

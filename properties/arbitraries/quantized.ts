@@ -28,16 +28,17 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
   'fp8-modelopt': { types: typesOf('fp8-modelopt'), layouts: true },
   'fp8-ct-tensor': { types: typesOf('fp8-ct-tensor'), layouts: true },
   'fp8-ct-channel': { types: typesOf('fp8-ct-channel'), layouts: true },
-  // INT4 groups: sizes in whole groups, TP in whole groups of w2's K.
-  'int4-ct-g32': { types: typesOf('int4-ct-g32'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  // INT4 groups: sizes in whole groups, TP in whole groups of w2's K; rows of at least two groups, so that a loader
+  // assuming another group size (128) reads the wrong scales on every case of groups of 32 or 64.
+  'int4-ct-g32': { types: typesOf('int4-ct-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
   'int4-ct-g64-asym': { types: typesOf('int4-ct-g64-asym'), hidden: [64], intermediate: [64, 128], layouts: true },
   'int4-ct-g128': { types: typesOf('int4-ct-g128'), hidden: [128], intermediate: [128, 256], layouts: true },
-  'int4-gptq-g32': { types: typesOf('int4-gptq-g32'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-gptq-g32': { types: typesOf('int4-gptq-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
   'int4-gptq-g64-asym': { types: typesOf('int4-gptq-g64-asym'), hidden: [64], intermediate: [64, 128], layouts: true },
-  'int4-gptq-g32-desc-act': { types: typesOf('int4-gptq-g32-desc-act'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-gptq-v2-g32-asym': { types: typesOf('int4-gptq-v2-g32-asym'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-ct-g32-actorder': { types: typesOf('int4-ct-g32-actorder'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-awq-g32': { types: typesOf('int4-awq-g32'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'int4-gptq-g32-desc-act': { types: typesOf('int4-gptq-g32-desc-act'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-gptq-v2-g32-asym': { types: typesOf('int4-gptq-v2-g32-asym'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-ct-g32-actorder': { types: typesOf('int4-ct-g32-actorder'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-awq-g32': { types: typesOf('int4-awq-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
   'int4-awq-g128': { types: typesOf('int4-awq-g128'), hidden: [128], intermediate: [128, 256], layouts: true },
 };
 
