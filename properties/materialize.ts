@@ -30,6 +30,7 @@ const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Rec
   // The scheme rides along: variants of one config (NVFP4's shared global scales) differ in stored shapes only.
   ...(Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, scheme]) => [name, { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(scheme), scheme }])) as Record<QuantDtypeName, { dtype: DType; config: ConfigDtype; quant: Record<string, unknown>; scheme: QuantScheme }>),
   fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })), scheme: fp8Scheme({ rows: 4, cols: 6 }) },
+  'fp8-shared': { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })), scheme: { ...fp8Scheme({ rows: 4, cols: 6 }), sharedQuantized: true } },
 };
 
 /** config.json for the spec: the writer's builder, with the spec's expert groups. */

@@ -609,7 +609,7 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
 
 /** A routed expert weight or scale of a quantized checkpoint: the format's name, else undefined. */
 function quantizedWeight(name: string, ctx: DiagnoseContext): string | undefined {
-  return ctx.quantized !== undefined && /\.experts\.w(13|2)(_scale)?$/.test(name) ? ctx.quantized : undefined;
+  return ctx.quantized !== undefined && (/\.experts\.w(13|2)(_scale)?$/.test(name) || (ctx.stored?.scheme.sharedQuantized === true && /\.shared\.w(13|2)(_scale)?$/.test(name))) ? ctx.quantized : undefined;
 }
 
 function valueFindings(fv: View, ev: View, s: number, role: Role, expert: number | undefined, quantized?: string): SlotFinding[] {

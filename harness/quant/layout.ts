@@ -29,6 +29,8 @@ export function moeLayoutsOf(config: ModelConfig, variant?: QuantScheme): MoeLay
   if (scheme === undefined) return { entry, dims, layouts: entry.layouts };
   const format = formatOf(scheme);
   format.check(config.modelType, dims, scheme, config.file);
+  // A quantized shared expert is held to the routed experts' size rules, Is for I.
+  if (scheme.sharedQuantized && dims.sharedIntermediate > 0) format.check(config.modelType, { ...dims, intermediate: dims.sharedIntermediate }, scheme, config.file);
   // Layouts are data: build each quantized variant once per entry and scheme.
   const byScheme = cache.get(entry) ?? new Map<string, Record<LayoutName, ModuleLayout>>();
   cache.set(entry, byScheme);
@@ -47,15 +49,23 @@ export function moeLayoutsOf(config: ModelConfig, variant?: QuantScheme): MoeLay
 function variantOf(scheme: QuantScheme | undefined, variant: QuantScheme | undefined, file: string): QuantScheme | undefined {
   if (variant === undefined || scheme === undefined) return variant ?? scheme;
   const id = JSON.stringify(variant);
-  const known = formatOf(scheme).variants?.(scheme) ?? [scheme];
+  const known = variantsOf(scheme);
   if (known.some((k) => JSON.stringify(k) === id)) return variant;
   throw new QuantConfigError('the quantization scheme asked for is not one the config can mean', { file, expected: known.map((k) => JSON.stringify(k)).join(' | '), found: id });
 }
 
-/** The config scheme's variants (itself alone where its format has none). */
+/**
+ * The config scheme's variants, the config's own first: its format's (NVFP4's shared global
+ * scales), each with the shared experts float or quantized like the routed ones (which the
+ * config's ignore list may or may not exempt: the stored tensors tell).
+ */
+function variantsOf(scheme: QuantScheme): QuantScheme[] {
+  return (formatOf(scheme).variants?.(scheme) ?? [scheme]).flatMap((v) => [v, { ...v, sharedQuantized: true }]);
+}
+
 export function schemeVariants(config: ModelConfig): QuantScheme[] {
   const scheme = quantSchemeOf(config.raw, config.file);
-  return scheme === undefined ? [] : [...(formatOf(scheme).variants?.(scheme) ?? [scheme])];
+  return scheme === undefined ? [] : variantsOf(scheme);
 }
 
 /** What one MoE block of this checkpoint computes (consumed by kernels/): the model type's semantics with its quantization scheme. */

@@ -1,12 +1,14 @@
 // How quantized formats place their tensors beside a float layout's expert weights, as
 // operation trees (../layouts/ops.ts), so that the loader and the writer handle them like any
 // other layout. The formats (./formats/) compose these; nothing here knows a format.
-import { concat, part, single, stackExperts, unsqueezeLeading, WHOLE_AXIS, type Composite, type Op, type PartName, type PartSizes } from '../layouts/ops.js';
+import { concat, part, single, stackExperts, unsqueezeLeading, WHOLE_AXIS, type Composite, type Op, type PartName, type PartSizes, type QuantGeometry } from '../layouts/ops.js';
 import type { ModuleLayout, TensorSpec } from '../layouts/registry.js';
 import { QuantConfigError } from './errors.js';
 
-type Projection = 'gate' | 'up' | 'down';
+type Projection = 'gate' | 'up' | 'down' | 'shared_gate_proj' | 'shared_up_proj' | 'shared_down_proj';
 const PROJECTIONS: readonly Projection[] = ['gate', 'up', 'down'];
+/** A shared expert's projections: quantized where the scheme says so (`sharedQuantized`). */
+const SHARED_PROJECTIONS: readonly Projection[] = ['shared_gate_proj', 'shared_up_proj', 'shared_down_proj'];
 
 /** One float-layout tensor that holds routed expert weights, by the form the formats know. */
 export type ExpertTensor =
@@ -24,22 +26,23 @@ const same = (a: Composite, b: Composite) => JSON.stringify(a) === JSON.stringif
 const FUSED_GATE_UP = stackExperts(concat(0, part('gate'), part('up')))(PROBE);
 const FUSED_DOWN = stackExperts(part('down'))(PROBE);
 
-/** The tensor's form, or undefined where it holds no routed expert weight (router, biases, shared experts). */
-export function classify(spec: TensorSpec): ExpertTensor | undefined {
+/** The tensor's form, or undefined where it holds no quantized weight (router, biases, and shared experts unless `shared`). */
+export function classify(spec: TensorSpec, shared = false): ExpertTensor | undefined {
   const c = spec.op(PROBE);
-  if (!c.placements.some((p) => (PROJECTIONS as readonly string[]).includes(p.part))) return undefined;
-  for (const p of PROJECTIONS) if (same(c, part(p)(PROBE))) return { kind: 'projection', spec, part: p };
+  const projections = shared ? [...PROJECTIONS, ...SHARED_PROJECTIONS] : PROJECTIONS;
+  if (!c.placements.some((p) => (projections as readonly string[]).includes(p.part))) return undefined;
+  for (const p of projections) if (same(c, part(p)(PROBE))) return { kind: 'projection', spec, part: p };
   if (same(c, FUSED_GATE_UP)) return { kind: 'fused-gate-up', spec };
   if (same(c, FUSED_DOWN)) return { kind: 'fused-down', spec };
   return { kind: 'other', spec };
 }
 
-/** The float layout's expert weight tensors, classified, and its other tensors. */
-export function splitLayout(float: ModuleLayout): { experts: ExpertTensor[]; rest: TensorSpec[] } {
+/** The float layout's quantized weight tensors (the routed experts', and the shared experts' where `s.sharedQuantized`), classified, and its other tensors. */
+export function splitLayout(float: ModuleLayout, s?: QuantGeometry): { experts: ExpertTensor[]; rest: TensorSpec[] } {
   const experts: ExpertTensor[] = [];
   const rest: TensorSpec[] = [];
   for (const t of float.tensors) {
-    const c = classify(t);
+    const c = classify(t, s?.sharedQuantized === true);
     if (c) experts.push(c);
     else rest.push(t);
   }
@@ -64,10 +67,11 @@ const keep = (spec: TensorSpec, key: string, op: Op): TensorSpec => ({ key, op, 
  */
 export function gridOp(spec: TensorSpec, block: { rows: number; cols: number }, suffix: 'scale' | 'zero' | 'scale_2' | 'input_scale' | 'g_idx' | 'shape' = 'scale'): Op {
   return (s) => {
-    const down = spec.op({ ...s, quant: undefined }).placements.some((p) => p.part === 'down');
+    const down = spec.op({ ...s, quant: undefined }).placements.some((p) => p.part === 'down' || p.part === 'shared_down_proj');
+    // I and Is alike (a tensor holds routed or shared projections, never both).
     const grid = down
-      ? { ...s, hidden: Math.ceil(s.hidden / block.rows), intermediate: Math.ceil(s.intermediate / block.cols), quant: undefined }
-      : { ...s, intermediate: Math.ceil(s.intermediate / block.rows), hidden: Math.ceil(s.hidden / block.cols), quant: undefined };
+      ? { ...s, hidden: Math.ceil(s.hidden / block.rows), intermediate: Math.ceil(s.intermediate / block.cols), sharedIntermediate: Math.ceil(s.sharedIntermediate / block.cols), quant: undefined }
+      : { ...s, intermediate: Math.ceil(s.intermediate / block.rows), sharedIntermediate: Math.ceil(s.sharedIntermediate / block.rows), hidden: Math.ceil(s.hidden / block.cols), quant: undefined };
     const c = spec.op(grid);
     return { shape: c.shape, placements: c.placements.map((p) => ({ ...p, part: `${p.part}_${suffix}` as PartName })) };
   };

@@ -62,6 +62,16 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
       .filter((d) => !(modelType === 'gpt_oss' && d.startsWith('int4-awq')))
       .map((d) => ({ sizes: { modelType, experts: 3, hidden: 64, intermediate: 128, sharedIntermediate: modelType === 'llama4_text' ? 128 : 0, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES[d]), scheme: QUANT_DTYPES[d], tp: [2] })),
   ),
+  // Quantized shared experts (every format that quantizes them in its dtypes), cut for TP with their companions: deepseek's
+  // shared_experts (Is = 2I), qwen2_moe's shared_expert beside its float sigmoid gate, hunyuan's shared_mlp, llama4's shared_expert.
+  ...(['fp8-shared', 'nvfp4-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-gptq-g32', 'int4-awq-g32'] as const).flatMap((d) =>
+    (['deepseek_v3', 'qwen2_moe', 'hunyuan_v1_moe', 'llama4_text'] as const).map((modelType) => ({
+      sizes: { modelType, experts: 4, hidden: 64, intermediate: 64, sharedIntermediate: modelType === 'deepseek_v3' ? 128 : 64, topK: 2, layers: 1 },
+      quant: quantizationConfig(QUANT_DTYPES[d]),
+      scheme: QUANT_DTYPES[d],
+      tp: [2],
+    })),
+  ),
   // Static FP8, every producer's form; no TP constraint.
   ...(['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] as const).map((d) => ({
     sizes: { modelType: 'qwen3_moe', experts: 5, hidden: 20, intermediate: 12, topK: 2, layers: 1 },
@@ -127,7 +137,7 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     }
   });
 
-  it('refuses what the formats cannot hold: MXFP4 TP splitting blocks, MXFP4 outside gpt_oss or off 32, FP8 shared-expert scales', async () => {
+  it('refuses what the formats cannot hold: MXFP4 TP splitting blocks, MXFP4 outside gpt_oss or off 32, shared-expert scales that do not fit', async () => {
     const mx = configOf({ modelType: 'gpt_oss', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' });
     const dir = fresh();
     const { dims, scheme } = moeLayoutsOf(mx);
@@ -135,13 +145,19 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     await expect(loadCanonical(dir, { tpSize: 4, tpRank: 0, epSize: 1, epRank: 0, epPlacement: 'linear' })).rejects.toThrow(InvalidParallelRequest);
     expect(() => moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(QuantConfigError);
     expect(() => moeLayoutsOf(configOf({ modelType: 'gpt_oss', experts: 2, hidden: 48, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(ShapeMismatch);
-    // A DeepSeek checkpoint whose shared expert carries FP8 scales: refused, not read unscaled.
+    // A DeepSeek checkpoint whose shared expert carries FP8 scales on one projection only: its shared expert is read as quantized
+    // (the scales say so), and the other projections' missing scales are refused, not read unscaled.
     const ds = configOf({ modelType: 'deepseek_v3', experts: 2, hidden: 20, intermediate: 12, sharedIntermediate: 12, topK: 1, layers: 1 }, FP8);
     const dsDims = moeLayoutsOf(ds);
     const dsDir = fresh();
     const extra = new Map([['model.layers.0.mlp.shared_experts.gate_proj.weight_scale_inv', { dtype: 'F32' as const, shape: [3, 4], bytes: new Uint8Array(48) }]]);
     await writeMoeCheckpoint(dsDir, { config: ds, layout: 'original', canonical: randomQuantizedCanonical(dsDims.dims, dsDims.scheme!, seed), extra });
-    await expect(loadCanonical(dsDir, WHOLE)).rejects.toThrow(UnrecognisedTensor);
+    await expect(loadCanonical(dsDir, WHOLE)).rejects.toThrow(MissingTensor);
+    // A float shared expert with a scale of the wrong grid beside it fits neither form: refused as unrecognised.
+    const odd = new Map([['model.layers.0.mlp.shared_experts.gate_proj.weight_scale_inv', { dtype: 'F32' as const, shape: [5, 5], bytes: new Uint8Array(100) }]]);
+    const oddDir = fresh();
+    await writeMoeCheckpoint(oddDir, { config: ds, layout: 'original', canonical: randomQuantizedCanonical(dsDims.dims, dsDims.scheme!, seed), extra: odd });
+    await expect(loadCanonical(oddDir, WHOLE)).rejects.toThrow(UnrecognisedTensor);
   });
 
   it('NVFP4 and static FP8 are stored under the producers\' names and shapes (spec/layouts.md §4.1, §4.2)', () => {

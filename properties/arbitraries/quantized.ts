@@ -5,7 +5,7 @@
 // (sizes in whole groups); MXFP4 for gpt_oss with sizes in whole 32-element blocks. TP sizes that would split a block of a format that forbids it are left to the
 // invalid-request family.
 import fc from 'fast-check';
-import type { CaseSpec, CheckpointSpec, QuantDtypeName } from '../spec.js';
+import type { CaseSpec, CheckpointSpec, ModelSpec, QuantDtypeName } from '../spec.js';
 import { layoutArb, shardArb } from './checkpoint.js';
 import { coreDims, modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
@@ -20,6 +20,7 @@ const typesOf = (d: QuantDtypeName): readonly string[] => modelTypesFor(QUANT_DT
 /** Which model types each quantized dtype is drawn for, and the sizes it needs. */
 const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: number[]; intermediate?: number[]; layouts: boolean }> = {
   fp8: { types: FP8_MODEL_TYPES, layouts: true },
+  'fp8-shared': { types: typesOf('fp8-shared'), layouts: true },
   mxfp4: { types: ['gpt_oss'], hidden: [32, 64], intermediate: [32, 64, 96], layouts: false },
   nvfp4: { types: typesOf('nvfp4'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
   'nvfp4-merged': { types: typesOf('nvfp4-merged'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
@@ -52,7 +53,10 @@ function checkpointArb(dtype: QuantDtypeName, types: readonly string[]): fc.Arbi
     f.hidden && f.intermediate
       ? coreDims.chain((c) => fc.record({ experts: fc.constant(c.experts), hidden: fc.constantFrom(...f.hidden!), intermediate: fc.constantFrom(...f.intermediate!) }))
       : coreDims;
-  return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores), layout: layoutArb(), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
+  // A quantized shared expert keeps the format's size rules: a free shared size becomes I (whole blocks and groups, on every TP rank I's are).
+  const scheme = QUANT_DTYPES[dtype];
+  const shared = (m: ModelSpec): ModelSpec => (scheme.sharedQuantized && !scheme.splitsBlocks && m.sharedIntermediate % m.intermediate !== 0 ? { ...m, sharedIntermediate: m.intermediate } : m);
+  return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores).map(shared), layout: layoutArb(), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
 }
 
 /** Valid loads of quantized checkpoints over all ranks, and (where a model has two) both layouts agreeing. */
@@ -76,7 +80,7 @@ export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly Quant
 
 /** The quantized case families of the default suite: one per format, so each gets its share of cases. */
 export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly QuantDtypeName[] }> = [
-  { label: 'FP8 block scales', dtypes: ['fp8'] },
+  { label: 'FP8 block scales (shared experts float and quantized)', dtypes: ['fp8', 'fp8-shared'] },
   { label: 'MXFP4', dtypes: ['mxfp4'] },
   { label: 'NVFP4 (global scales per projection, per expert, per tensor)', dtypes: ['nvfp4', 'nvfp4-merged', 'nvfp4-tensor'] },
   { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] },

@@ -85,7 +85,7 @@ export const FP8_STATIC: QuantFormat<Fp8StaticScheme> = {
   check() {},
   layout(float, s) {
     const ct = s.producer === 'compressed-tensors';
-    const { experts } = splitLayout(float);
+    const { experts } = splitLayout(float, s);
     const extra = experts.flatMap((t) => {
       const scale = s.strategy === 'channel' ? gridOp(t.spec, s.scaleBlock) : perProjectionOp(t, 'scale', ct ? [1] : []);
       return [

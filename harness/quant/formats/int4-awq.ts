@@ -52,7 +52,7 @@ export const INT4_AWQ: QuantFormat<Int4AwqScheme> = {
     }
   },
   layout(float, s) {
-    const { experts, rest } = splitLayout(float);
+    const { experts, rest } = splitLayout(float, s);
     const tensors = experts.map((x) => packable(x, 'AWQ', 'out')).flatMap((t) => [
       companion(t, awqKey(t.spec.key, 'qweight'), transposeLast(t.spec.op)),
       companion(t, awqKey(t.spec.key, 'qzeros'), transposeLast(gridOp(t.spec, { rows: INT4_PER_WORD, cols: s.group }, 'zero'))),

@@ -85,7 +85,7 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
     }
   },
   layout(float, s) {
-    const { experts, rest } = splitLayout(float);
+    const { experts, rest } = splitLayout(float, s);
     const tensors = experts.map((x) => packable(x, 'INT4 (compressed-tensors)', 'in')).flatMap((t) => [
       companion(t, companionKey(t.spec.key, 'weight_packed', 'packed'), t.spec.op),
       companion(t, companionKey(t.spec.key, 'weight_scale', 'weight_scale'), gridOp(t.spec, s.scaleBlock)),

@@ -69,7 +69,7 @@ export const INT4_GPTQ: QuantFormat<Int4GptqScheme> = {
     }
   },
   layout(float, s) {
-    const { experts, rest } = splitLayout(float);
+    const { experts, rest } = splitLayout(float, s);
     const tensors = experts.map((x) => packable(x, 'GPTQ', 'in')).flatMap((t) => [
       companion(t, gptqKey(t.spec.key, 'qweight'), transposeLast(t.spec.op)),
       companion(t, gptqKey(t.spec.key, 'qzeros'), transposeLast(gridOp(t.spec, { rows: INT4_PER_WORD, cols: s.group }, 'zero'))),

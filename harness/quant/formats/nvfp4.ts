@@ -67,7 +67,7 @@ export const NVFP4: QuantFormat<Nvfp4Scheme> = {
     }
   },
   layout(float, s) {
-    const { experts } = splitLayout(float);
+    const { experts } = splitLayout(float, s);
     const extra = experts.map((x) => packable(x, 'NVFP4', 'in')).flatMap((t) => {
       return [
         companion(t, companionKey(t.spec.key, 'weight_scale', 'weight_scale'), gridOp(t.spec, s.scaleBlock)),
