@@ -14,7 +14,9 @@ const quantizedWeight = (name: string, g: QuantGeometry) => QUANTIZED_WEIGHTS.fi
 const holdsCompanions = (c: Canonical) => [...c.keys()].some((n) => splitCompanion(n) !== undefined);
 
 /** The dequantized canonical of one rank; a weight without a companion its format needs, or a companion without its weight or not of its format, is refused. */
-export function dequantizeCanonical(tensors: Canonical, geometry: QuantGeometry, req: ParallelRequest): Canonical {
+export function dequantizeCanonical(tensors: Canonical, scheme0: QuantGeometry, req: ParallelRequest): Canonical {
+  // The config's scheme does not say whether the shared experts are quantized (the stored tensors do): their companions here do.
+  const geometry = scheme0.sharedQuantized || ![...tensors.keys()].some((n) => splitCompanion(n)?.weight.endsWith('.shared.w13')) ? scheme0 : { ...scheme0, sharedQuantized: true };
   const scheme = schemeOf(geometry)!;
   const format = formatOf(scheme);
   const wanted = format.companions(scheme);

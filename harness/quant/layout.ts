@@ -59,7 +59,7 @@ function variantOf(scheme: QuantScheme | undefined, variant: QuantScheme | undef
  * scales), each with the shared experts float or quantized like the routed ones (which the
  * config's ignore list may or may not exempt: the stored tensors tell).
  */
-function variantsOf(scheme: QuantScheme): QuantScheme[] {
+export function variantsOf(scheme: QuantScheme): QuantScheme[] {
   return (formatOf(scheme).variants?.(scheme) ?? [scheme]).flatMap((v) => [v, { ...v, sharedQuantized: true }]);
 }
 
