@@ -192,6 +192,12 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     expect(channel).toMatchObject({ 'experts.1.up_proj.weight_scale': 'F32 [16, 1]', 'experts.1.down_proj.weight_scale': 'F32 [32, 1]' });
     expect(Object.keys(channel).some((k) => k.endsWith('input_scale'))).toBe(false);
     expect(shapes('fp8-ct-channel', 'fused')).toMatchObject({ 'experts.gate_up_proj_weight_scale': 'F32 [2, 32, 1]', 'experts.down_proj_weight_scale': 'F32 [2, 32, 1]' });
+    // A quantized shared expert under its module's own names, as DeepSeek-V3's FP8 checkpoints store it.
+    const ds = configOf({ modelType: 'deepseek_v3', experts: 2, hidden: 256, intermediate: 128, sharedIntermediate: 256, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES['fp8-shared']));
+    const scheme = QUANT_DTYPES['fp8-shared'];
+    const stored = storedTensors({ config: ds, layout: 'original', canonical: randomQuantizedCanonical(moeLayoutsOf(ds, scheme).dims, scheme, seed), scheme });
+    const at = (k: string) => `${stored.get(`model.layers.0.mlp.shared_experts.${k}`)?.dtype} [${stored.get(`model.layers.0.mlp.shared_experts.${k}`)?.shape.join(', ')}]`;
+    expect(['gate_proj.weight', 'gate_proj.weight_scale_inv', 'down_proj.weight', 'down_proj.weight_scale_inv'].map(at)).toEqual(['F8_E4M3 [256, 256]', 'F32 [2, 2]', 'F8_E4M3 [256, 256]', 'F32 [2, 2]']);
   });
 
   it('NVFP4 refuses sizes off 16 and TP splitting a 16-element block of w2; AWQ refuses gpt_oss\'s interleaved gate/up', async () => {
