@@ -58,7 +58,7 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   // Transposed (llama4_text; qwen3_vl_moe's original, fused v5 beside it), interleaved (gpt_oss, with biases) and flattened (dbrx):
   // every format that packs along `in` and every static FP8 form; AWQ (packed along `out`) where gate and up are not interleaved.
   ...(['llama4_text', 'qwen3_vl_moe', 'gpt_oss', 'dbrx'] as const).flatMap((modelType) =>
-    (['nvfp4', 'nvfp4-merged', 'nvfp4-tensor', 'fp8-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g32-actorder', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym', 'int4-awq-g32'] as const)
+    (['nvfp4', 'nvfp4-merged', 'nvfp4-tensor', 'fp8-tensor', 'fp8-modelopt-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g32-actorder', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym', 'int4-awq-g32'] as const)
       .filter((d) => !(modelType === 'gpt_oss' && d.startsWith('int4-awq')))
       .map((d) => ({ sizes: { modelType, experts: 3, hidden: 64, intermediate: 128, sharedIntermediate: modelType === 'llama4_text' ? 128 : 0, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES[d]), scheme: QUANT_DTYPES[d], tp: [2] })),
   ),

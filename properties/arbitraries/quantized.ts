@@ -27,6 +27,7 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
   'nvfp4-tensor': { types: typesOf('nvfp4-tensor'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
   'fp8-tensor': { types: typesOf('fp8-tensor'), layouts: true },
   'fp8-modelopt': { types: typesOf('fp8-modelopt'), layouts: true },
+  'fp8-modelopt-tensor': { types: typesOf('fp8-modelopt-tensor'), layouts: true },
   'fp8-ct-tensor': { types: typesOf('fp8-ct-tensor'), layouts: true },
   'fp8-ct-channel': { types: typesOf('fp8-ct-channel'), layouts: true },
   // INT4 groups: sizes in whole groups, TP in whole groups of w2's K; rows of at least two groups, so that a loader
@@ -83,7 +84,7 @@ export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly Qua
   { label: 'FP8 block scales (shared experts float and quantized)', dtypes: ['fp8', 'fp8-shared'] },
   { label: 'MXFP4', dtypes: ['mxfp4'] },
   { label: 'NVFP4 (global scales per projection, per expert, per tensor)', dtypes: ['nvfp4', 'nvfp4-merged', 'nvfp4-tensor'] },
-  { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] },
+  { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-modelopt-tensor', 'fp8-ct-tensor', 'fp8-ct-channel'] },
   { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128, actorder)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128', 'int4-ct-g32-actorder'] },
   { label: 'INT4 groups (GPTQ: groups of 32, 64 asymmetric, desc_act, v2 zeros)', dtypes: ['int4-gptq-g32', 'int4-gptq-g64-asym', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym'] },
   { label: 'INT4 groups (AWQ GEMM: groups of 32, 128)', dtypes: ['int4-awq-g32', 'int4-awq-g128'] },

@@ -48,6 +48,8 @@ export const QUANT_DTYPES = {
   'fp8-tensor': fp8StaticScheme('fp8', 'tensor', true),
   /** ModelOpt FP8: per-tensor, static activation scales. */
   'fp8-modelopt': fp8StaticScheme('modelopt', 'tensor', true),
+  /** ModelOpt FP8 with one weight_scale and input_scale per fused tensor (`[]`), as it exports llama4's and gpt_oss's experts. */
+  'fp8-modelopt-tensor': fp8StaticScheme('modelopt', 'tensor', true, 'tensor'),
   /** compressed-tensors float-quantized, per-tensor, static activation scales. */
   'fp8-ct-tensor': fp8StaticScheme('compressed-tensors', 'tensor', true),
   /** compressed-tensors float-quantized, per-channel, dynamic activations (no input_scale). Shared experts quantized too. */

@@ -11,7 +11,7 @@ import type { QuantFormat } from '../format.js';
 import type { Tensor } from '../../tensor.js';
 import { dequantizeNvfp4, NVFP4_BLOCK } from '../nvfp4-math.js';
 import { companion, companionKey, gridOp, packable, perProjectionOp, splitLayout } from '../stored.js';
-import { count, f32Around, randomBytes } from './random-bytes.js';
+import { count, f32Around, randomBytes, shareValues } from './random-bytes.js';
 
 export interface Nvfp4Scheme extends QuantGeometry {
   method: 'nvfp4';
@@ -101,9 +101,3 @@ export const NVFP4: QuantFormat<Nvfp4Scheme> = {
   },
 };
 
-/** Each run of `run` F32 values set to its first one. */
-function shareValues(t: Tensor, run: number): Tensor {
-  const v = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);
-  for (let i = 0; i < v.length; i++) v[i] = v[i - (i % run)]!;
-  return t;
-}
