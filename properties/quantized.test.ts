@@ -99,7 +99,7 @@ describe('the quantized case family', () => {
     'input-scale-dropped': 'static FP8',
     'k-scales-not-cut': 'FP8 block',
     'fp8-w13-requantized-to-max-scale': 'static FP8',
-    'quantized-router-accepted': 'NVFP4',
+    'quantized-router-accepted': 'FP8 block',
     'int4-zero-point-ignored': 'INT4 groups (compressed',
     'int4-nibble-order-confused': 'INT4 groups (AWQ',
     'gptq-zeros-without-plus-one': 'INT4 groups (GPTQ',

@@ -41,7 +41,7 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
   'int4-gptq-v2-g32-asym': { types: typesOf('int4-gptq-v2-g32-asym'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
   'int4-ct-g32-actorder': { types: typesOf('int4-ct-g32-actorder'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
   'int4-awq-g32': { types: typesOf('int4-awq-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
-  'int4-awq-g128': { types: typesOf('int4-awq-g128'), hidden: [128], intermediate: [128, 256], layouts: true },
+  'int4-awq-g128': { types: typesOf('int4-awq-g128'), hidden: [128], intermediate: [256], layouts: true },
 };
 
 /** The model types a quantized dtype is drawn for. */
