@@ -38,7 +38,10 @@ export const QUANT_DTYPES = {
   fp8: FP8_BLOCK.defaultScheme,
   /** FP8 blocks with the shared experts quantized too, as DeepSeek-V3's published checkpoints store them (`shared_experts.*.weight_scale_inv`). */
   'fp8-shared': withShared(FP8_BLOCK.defaultScheme),
+  /** MXFP4: gpt_oss's published form; every other layout the weight's own tree with `weight_scale` beside it (spec/layouts.md §4.6). */
   mxfp4: MXFP4.defaultScheme,
+  /** MXFP4 with the shared experts quantized too. */
+  'mxfp4-shared': withShared(MXFP4.defaultScheme),
   nvfp4: NVFP4.defaultScheme,
   /** NVFP4 with one global scale (`weight_scale_2`, `input_scale`) per expert that gate and up share: fused `[E]`. */
   'nvfp4-merged': nvfp4Scheme('expert'),
