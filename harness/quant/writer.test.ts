@@ -45,7 +45,7 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 16, intermediate: 48, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES.nvfp4), tp: [3] },
   { sizes: { modelType: 'granitemoe', experts: 3, hidden: 16, intermediate: 32, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES.nvfp4), tp: [2] },
   // MXFP4 beyond gpt_oss: per expert (B, A), fused v5 and granitemoe's input_linear (F), packed U8 with U8 E8M0 weight_scale; TP in whole 32-element blocks.
-  ...(['qwen3_moe', 'mixtral', 'granitemoe'] as const).map((modelType) => ({ sizes: { modelType, experts: 3, hidden: 64, intermediate: 96, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES.mxfp4), tp: [3] })),
+  ...(['qwen3_moe', 'mixtral', 'granitemoe'] as const).flatMap((modelType) => (['mxfp4', 'mxfp4-ct'] as const).map((d) => ({ sizes: { modelType, experts: 3, hidden: 64, intermediate: 96, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES[d]), tp: [3] }))),
   // INT4 groups (compressed-tensors): symmetric and asymmetric, TP in whole groups.
   { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-ct-g32']), tp: [2] },
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 64, intermediate: 128, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-ct-g64-asym']), tp: [2] },
@@ -60,7 +60,7 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   // Transposed (llama4_text; qwen3_vl_moe's original, fused v5 beside it), interleaved (gpt_oss, with biases) and flattened (dbrx):
   // every format that packs along `in` and every static FP8 form; AWQ (packed along `out`) where gate and up are not interleaved.
   ...(['llama4_text', 'qwen3_vl_moe', 'gpt_oss', 'dbrx'] as const).flatMap((modelType) =>
-    (['mxfp4', 'nvfp4', 'nvfp4-merged', 'nvfp4-tensor', 'fp8-tensor', 'fp8-modelopt-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g32-actorder', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym', 'int4-awq-g32'] as const)
+    (['mxfp4', 'mxfp4-ct', 'nvfp4', 'nvfp4-merged', 'nvfp4-tensor', 'fp8-tensor', 'fp8-modelopt-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g32-actorder', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym', 'int4-awq-g32'] as const)
       .filter((d) => !(modelType === 'gpt_oss' && d.startsWith('int4-awq')))
       .map((d) => ({ sizes: { modelType, experts: 3, hidden: 64, intermediate: 128, sharedIntermediate: modelType === 'llama4_text' ? 128 : 0, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES[d]), scheme: QUANT_DTYPES[d], tp: [2] })),
   ),
@@ -164,9 +164,9 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     await expect(loadCanonical(oddDir, WHOLE)).rejects.toThrow(UnrecognisedTensor);
   });
 
-  it('MXFP4 outside gpt_oss: the packed U8 weight where the float one is, U8 E8M0 weight_scale beside it, by the weight\'s tree (spec/layouts.md §4.6)', () => {
-    const shapes = (modelType: string, layout: 'original' | 'fused') => {
-      const config = configOf({ modelType, experts: 2, hidden: 64, intermediate: 32, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES.mxfp4));
+  it('MXFP4 outside gpt_oss: the packed U8 weight where the float one is (compressed-tensors: weight_packed), U8 E8M0 weight_scale beside it, by the weight\'s tree (spec/layouts.md §4.6)', () => {
+    const shapes = (modelType: string, layout: 'original' | 'fused', d: 'mxfp4' | 'mxfp4-ct' = 'mxfp4') => {
+      const config = configOf({ modelType, experts: 2, hidden: 64, intermediate: 32, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES[d]));
       const { dims, scheme } = moeLayoutsOf(config);
       const stored = storedTensors({ config, layout, canonical: randomQuantizedCanonical(dims, scheme!, seed) });
       return Object.fromEntries([...stored].filter(([k]) => /experts\.(1\.|gate_up|down)/.test(k)).map(([k, t]) => [k.replace(/^.*\.(feed_forward|mlp)\./, ''), `${t.dtype} [${t.shape.join(', ')}]`]));
@@ -194,6 +194,15 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     });
     // gpt_oss keeps its published blocks/scales.
     expect(shapes('gpt_oss', 'original')).toMatchObject({ 'experts.gate_up_proj_blocks': 'U8 [2, 64, 2, 16]', 'experts.gate_up_proj_scales': 'U8 [2, 64, 2]' });
+    // compressed-tensors mxfp4-pack-quantized: weight_packed, in every layout (gpt_oss's interleaved tree included).
+    expect(shapes('qwen3_moe', 'original', 'mxfp4-ct')).toMatchObject({ 'experts.1.gate_proj.weight_packed': 'U8 [32, 32]', 'experts.1.gate_proj.weight_scale': 'U8 [32, 2]', 'experts.1.down_proj.weight_packed': 'U8 [64, 16]' });
+    expect(shapes('qwen3_moe', 'fused', 'mxfp4-ct')).toEqual({ 'experts.gate_up_proj_packed': 'U8 [2, 64, 32]', 'experts.gate_up_proj_weight_scale': 'U8 [2, 64, 2]', 'experts.down_proj_packed': 'U8 [2, 64, 16]', 'experts.down_proj_weight_scale': 'U8 [2, 64, 1]' });
+    expect(shapes('gpt_oss', 'original', 'mxfp4-ct')).toMatchObject({ 'experts.gate_up_proj_packed': 'U8 [2, 32, 64]', 'experts.gate_up_proj_weight_scale': 'U8 [2, 2, 64]' });
+    // Its config is detected, and one that is not MXFP4 (groups of 16) is refused, naming what it found.
+    const ct = quantizationConfig(QUANT_DTYPES['mxfp4-ct']);
+    expect(moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 32, topK: 1, layers: 1 }, ct)).scheme).toEqual(QUANT_DTYPES['mxfp4-ct']);
+    const g16 = JSON.parse(JSON.stringify(ct).replace('"group_size":32', '"group_size":16')) as Record<string, unknown>;
+    expect(() => moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 32, topK: 1, layers: 1 }, g16))).toThrow(QuantConfigError);
   });
 
   it('NVFP4 and static FP8 are stored under the producers\' names and shapes (spec/layouts.md §4.1, §4.2)', () => {
