@@ -51,7 +51,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fixtures import BASE_CONFIG, TOKENS, fixture_seed, moe_blocks, redraw, round_to_bf16  # noqa: E402
+from make_fixtures import BASE_CONFIG, TOKENS, _mla, fixture_seed, moe_blocks, redraw, round_to_bf16  # noqa: E402
 
 FP8_MAX = 448.0
 FP8_BLOCK = 128
@@ -494,11 +494,7 @@ def deepseek_fp8_config() -> transformers.PretrainedConfig:
         norm_topk_prob=True,
         routed_scaling_factor=2.5,
         first_k_dense_replace=0,
-        kv_lora_rank=16,
-        q_lora_rank=24,
-        qk_nope_head_dim=8,
-        qk_rope_head_dim=4,
-        v_head_dim=8,
+        **_mla(),
     )
 
 
