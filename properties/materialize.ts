@@ -120,7 +120,8 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
   const g = await generate(spec, seed, dir);
   const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical, scheme: g.scheme });
   const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical, scheme: g.scheme });
-  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(input|output)_linear\./.test(k)); // not shared_experts.
+  // Not shared_experts.; step3p7's original stacks its experts as moe.{gate,up,down}_proj.
+  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(input|output)_linear\.|\.moe\.(gate|up|down)_proj\./.test(k));
   const victim = expertKeys[expertKeys.length - 1];
   if (victim === undefined) throw new MaterializeError('no expert tensor to break', { expected: 'an experts.* tensor', found: [...stored.keys()] });
   const t = stored.get(victim)!;

@@ -11,10 +11,10 @@ import type { QuantGeometry } from '../harness/layouts/ops.js';
 /** The ranks do not fit together into one whole: a weight is missing, repeated or disagrees. */
 export class CoverageError extends MoeConformanceError {}
 
-const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias|output_norm)$/;
+const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias|output_norm|expert_input_norm)$/;
 
 /** Tensors every rank holds whole and identical. */
-const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate', 'output_bias', 'output_norm']);
+const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'router.input_scale', 'router.expert_scale', 'router.global_scale', 'shared.gate', 'output_bias', 'output_norm', 'expert_input_norm']);
 
 /**
  * `gated: false` for non-gated experts (spec §1: w13 and shared.w13 hold the up rows alone,

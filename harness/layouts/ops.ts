@@ -24,6 +24,10 @@ export type PartName =
   | 'output_bias' // [H]: added to the block's output (jetmoe)
   | 'output_norm' // [H]: RMSNorm weight applied to the block's output (axk1)
   | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
+  | 'router_input_scale' // [H]: multiplies the router's normalised input (gemma4 router.scale)
+  | 'expert_input_norm' // [H]: the RMSNorm weight of the experts' input (gemma4 pre_feedforward_layernorm_2)
+  | 'expert_scale' // [E]: multiplies each expert's routing weight (gemma4 router.per_expert_scale)
+  | 'router_global_scale' // [1]: multiplies every routing weight (inkling gate.global_scale)
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -103,6 +107,8 @@ export interface PartSizes {
    * the router scores E + Z experts; they hold no weights of their own.
    */
   zeroExperts?: number;
+  /** Shared experts the router scores after the routed ones (inkling): router rows E + Z + S; no correction bias for them. */
+  sharedRouted?: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
   quant?: QuantGeometry;
 }
@@ -148,10 +154,16 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.intermediate];
     case 'down_bias':
     case 'output_bias':
+    case 'router_input_scale':
+    case 'expert_input_norm':
     case 'output_norm':
       return [s.hidden];
+    case 'expert_scale':
+      return [s.experts];
     case 'router':
-      return [s.experts + (s.zeroExperts ?? 0), s.hidden];
+      return [s.experts + (s.zeroExperts ?? 0) + (s.sharedRouted ?? 0), s.hidden];
+    case 'router_global_scale':
+      return [1];
     case 'router_bias':
     case 'correction_bias':
     case 'unused_router_bias':

@@ -12,7 +12,7 @@
 // autotune when asked, cached; otherwise by rows per expert). Same rank-summing semantics as
 // the CPU fast path (kernels/fast/canonical.ts).
 import { createRequire } from 'node:module';
-import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
+import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
@@ -25,6 +25,7 @@ import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts } from '../routing.js';
+import { blockInputsF32, routedSharedScale } from '../block-inputs.js';
 import { concatRoutings, type RoutingResult } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
@@ -193,6 +194,7 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
+    sem = atLayer(sem, layer);
     checkForwardInput(sem, layer, ranks, x, tokens);
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
@@ -233,13 +235,18 @@ export class WgslWebGpuBackend implements MoeBackend {
     };
     if (this.options.residentWeights) this.hold(weights);
     const t0 = performance.now();
+    // Router and experts read their own inputs where the block normalises them (gemma4).
+    const r0 = ranks[0]!;
+    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
+    x = inputs.experts;
+    const bytesOf = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     const xBuf = this.scratchBuffer('x', tokens * H * 4);
     let encoder = this.device.createCommandEncoder();
-    await this.staged(encoder, xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    await this.staged(encoder, xBuf, bytesOf(x));
+    const xRouter = inputs.router === x ? xBuf : buffer(bytesOf(inputs.router));
     const zeros = buffer(16);
 
     // Round trip 1: router logits, a one-expert `down` GEMM over every token.
-    const r0 = ranks[0]!;
     const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
     const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
     const all = sharedBatch(x, tokens, H, undefined);
@@ -248,7 +255,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
     const routerTiling = this.options.tiling ?? this.heuristic(16);
     let pass = encoder.beginComputePass();
-    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
+    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xRouter, zeros, logitsBuf, buffer);
     pass.end();
     const logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
     const t1 = performance.now();
@@ -346,6 +353,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     if (withShared) {
       // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
       const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
+      const routedShared = routedSharedScale(sem, routing);
+      if (routedShared) batch.outputScale.set(routedShared);
       plan.shared = { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale, first)), R: weights.shared!.w2.cols };
     }
     return plan;
@@ -618,5 +627,7 @@ function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Flo
 function activationParams(a: ExpertActivation): { mode: number; alpha: number; limit: number } {
   if (a.kind === 'gpt_oss_clamped') return { mode: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
+  if (a.kind === 'silu_clamped_after') return { mode: 4, alpha: 0, limit: a.limit };
+  if (a.kind === 'gelu_tanh_gated') return { mode: 5, alpha: 0, limit: 0 };
   return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }
