@@ -18,14 +18,14 @@ import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
 import {
-  expertBiases, groupByExpert, matrixBytesF32, rankWeights, routeLogits, sharedBatch, wholeFloats, type RankWeights, type StackedMatrices,
+  expertBiases, groupByExpert, matrixBytesF32, rankWeights, routeLogits, sharedBatch, sharedPieceMatrices, wholeFloats, type RankWeights, type StackedMatrices,
 } from '../fast/canonical.js';
 import { tensorOf } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts } from '../routing.js';
-import { blockInputsF32, routedSharedScale } from '../block-inputs.js';
+import { blockInputsF32, routedSharedPieces } from '../block-inputs.js';
 import { concatRoutings, type RoutingResult } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
@@ -83,7 +83,8 @@ interface RankPlan {
   rows: GPUBuffer;
   b13?: GPUBuffer;
   b2?: GPUBuffer;
-  shared?: { rows: GPUBuffer; R: number };
+  /** The shared expert, or (inkling) each router-weighted shared expert's rows on this rank: its down output rows start at `cOff`. */
+  shared: { rows: GPUBuffer; w13: StackedMatrices; w2: StackedMatrices; cOff: number }[];
   pos: GPUBuffer;
   slots: number;
 }
@@ -335,28 +336,30 @@ export class WgslWebGpuBackend implements MoeBackend {
     const routed = grouping.offsets[n]!;
     const bias = this.biases(layer, rank, weights, R, H, buffer);
     const withShared = weights.shared !== undefined && rank.req.epRank === 0;
-    const slots = k + (withShared ? 1 : 0);
+    // inkling: one shared slot per router-weighted shared expert's rows on this rank.
+    const pieces = withShared ? (routedSharedPieces(sem, routing, rank.req.tpRank, weights.shared!.w2.cols) ?? [undefined]) : [];
+    const slots = k + pieces.length;
     const pos = new Uint32Array(tokens * slots).fill(NONE);
     for (let t = 0; t < tokens; t++) {
       for (let j = 0; j < k; j++) {
         const row = grouping.position[t * k + j]!;
         if (row >= 0) pos[t * slots + j] = row;
       }
-      if (withShared) pos[t * slots + k] = routed + t;
+      pieces.forEach((_, i) => (pos[t * slots + k + i] = routed + i * tokens + t));
     }
     const plan: RankPlan = {
       weights, grouping, slots, pos: buffer(pos),
       rows: buffer(rowTable(grouping.token, grouping.inputScale, grouping.outputScale, first)),
       b13: bias.b13,
       b2: bias.b2,
-    };
-    if (withShared) {
       // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
-      const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
-      const routedShared = routedSharedScale(sem, routing);
-      if (routedShared) batch.outputScale.set(routedShared);
-      plan.shared = { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale, first)), R: weights.shared!.w2.cols };
-    }
+      shared: pieces.map((piece, i) => {
+        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
+        if (piece) batch.outputScale.set(piece.weights);
+        const w = piece ? sharedPieceMatrices(weights.shared!.w13, weights.shared!.w2, H, weights.shared!.w2.cols, piece.rows) : weights.shared!;
+        return { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale, first)), w13: w.w13, w2: w.w2, cOff: routed + i * tokens };
+      }),
+    };
     return plan;
   }
 
@@ -365,27 +368,27 @@ export class WgslWebGpuBackend implements MoeBackend {
     buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): void {
     const H = sem.hidden;
-    const { w13, w2, shared } = plan.weights;
+    const { w13, w2 } = plan.weights;
     const R = w2.cols;
     const { mode, alpha, limit } = activationParams(sem.activation);
     const g = plan.grouping;
     const routed = g.offsets[g.offsets.length - 1]!;
     // Sized for the largest part, so that no part's scratch is reallocated under an earlier one's work.
     const actBuf = this.scratchBuffer(`act${r}`, part * sem.topK * R * 4);
-    const yBuf = this.scratchBuffer(`y${r}`, part * (sem.topK + 1) * H * 4);
+    const yBuf = this.scratchBuffer(`y${r}`, part * (sem.topK + Math.max(1, plan.shared.length)) * H * 4);
     if (routed > 0) {
       const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
       const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0 };
       this.grouped(pass, 'up', tiling, this.matrices(w13, buffer), g.offsets, up, plan.rows, xBuf, plan.b13 ?? zeros, actBuf, buffer);
       this.grouped(pass, 'down', tiling, this.matrices(w2, buffer), g.offsets, down, plan.rows, actBuf, plan.b2 ?? zeros, yBuf, buffer);
     }
-    if (plan.shared && shared) {
-      const Rs = plan.shared.R;
-      const actS = this.scratchBuffer(`actS${r}`, tokens * Rs * 4);
+    for (const shared of plan.shared) {
+      const Rs = shared.w2.cols;
+      const actS = this.scratchBuffer(`actS${r}`, part * (plan.weights.shared?.w2.cols ?? Rs) * 4);
       const up: GemmParams = { N: Rs, K: H, rowsB: 2 * Rs, upRow: Rs, ldc: Rs, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
-      const down: GemmParams = { N: H, K: Rs, rowsB: H, upRow: 0, ldc: H, cOff: routed, hasBias: false, mode: 0, alpha: 0, limit: 0 };
-      this.grouped(pass, 'up', tiling, this.matrices(shared.w13, buffer), [0, tokens], up, plan.shared.rows, xBuf, zeros, actS, buffer);
-      this.grouped(pass, 'down', tiling, this.matrices(shared.w2, buffer), [0, tokens], down, plan.shared.rows, actS, zeros, yBuf, buffer);
+      const down: GemmParams = { N: H, K: Rs, rowsB: H, upRow: 0, ldc: H, cOff: shared.cOff, hasBias: false, mode: 0, alpha: 0, limit: 0 };
+      this.grouped(pass, 'up', tiling, this.matrices(shared.w13, buffer), [0, tokens], up, shared.rows, xBuf, zeros, actS, buffer);
+      this.grouped(pass, 'down', tiling, this.matrices(shared.w2, buffer), [0, tokens], down, shared.rows, actS, zeros, yBuf, buffer);
     }
     const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0, first, 0, 0, 0]);
     this.dispatch(pass, this.combine, [buffer(params, UNIFORM), plan.pos, yBuf, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
