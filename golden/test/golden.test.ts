@@ -159,7 +159,7 @@ describe('engine bugs of the added semantics fail against transformers', () => {
   // A forward whose routing is changed after the fact, as an engine that misreads it would compute.
   const rerouting = (name: string, change: (shared: Float64Array, S: number) => void): MoeBackend => ({
     name,
-    forward: (sem, layer, ranks, x, tokens) => referenceForward(sem, layer, ranks, x, tokens, {
+    forward: async (sem, layer, ranks, x, tokens) => referenceForward(sem, layer, ranks, x, tokens, {
       route: (...args: Parameters<typeof route>) => {
         const r = route(...args);
         if (r.sharedWeights) change(r.sharedWeights, sem.sharedRouted ?? 1);
