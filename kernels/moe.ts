@@ -4,12 +4,12 @@
 // only), the shared expert once per TP shard (EP rank 0 only). Plain loops over
 // Float64Array, so it is obviously right; every fast path is checked against it.
 import { SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
 import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
-import { addZeroExperts, route, sigmoid, type RoutingResult } from './routing.js';
+import { addZeroExperts, hashChoiceOf, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
@@ -122,7 +122,7 @@ function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Floa
  */
 export function referenceForward(
   sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number,
-  options: { bound?: boolean; route?: typeof route } = {},
+  options: { bound?: boolean; route?: typeof route; inputs?: ForwardInputs } = {},
 ): ReferenceResult {
   const { hidden: H, experts: E, topK: k } = sem;
   checkForwardInput(sem, layer, ranks, x, tokens);
@@ -137,7 +137,7 @@ export function referenceForward(
   // The router and the selection-only bias are whole on every rank: rank 0's are used,
   // after checking that every rank holds the same bytes.
   const r0 = ranks[0]!;
-  for (const name of ['router.weight', 'router.bias', 'router.correction_bias'].map((n) => `layers.${layer}.${n}`)) {
+  for (const name of ['router.weight', 'router.bias', 'router.correction_bias', 'router.tid2eid'].map((n) => `layers.${layer}.${n}`)) {
     const first = r0.tensors.get(name);
     for (const r of ranks) {
       const t = r.tensors.get(name);
@@ -156,7 +156,7 @@ export function referenceForward(
   const withBound = options.bound === true;
   const { logits, bound: logitBound, loose: logitLoose } = routerLogits(sem, weight, bias, xs, tokens, withBound);
   // `options.route` replaces the routing (a deliberately wrong forward, or a hypothesis about one: properties/diagnose-forward.ts).
-  const routing = (options.route ?? route)(sem, logits, tokens, correction);
+  const routing = (options.route ?? route)(sem, logits, tokens, correction, hashChoiceOf(sem, layer, r0, tokens, options.inputs));
 
   const output = new Float64Array(tokens * H);
   const acc: BoundAccumulator | undefined = withBound ? { error: new Float64Array(tokens * H), magnitude: new Float64Array(tokens * H) } : undefined;
@@ -232,5 +232,5 @@ export function referenceForward(
 export const referenceBackend: MoeBackend = {
   name: 'reference-f64',
   describe: () => 'plain TypeScript loops in float64',
-  forward: async (sem, layer, ranks, x, tokens) => referenceForward(sem, layer, ranks, x, tokens),
+  forward: async (sem, layer, ranks, x, tokens, inputs) => referenceForward(sem, layer, ranks, x, tokens, inputs ? { inputs } : {}),
 };

@@ -14,7 +14,7 @@ export class CoverageError extends MoeConformanceError {}
 const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias)$/;
 
 /** Tensors every rank holds whole and identical. */
-const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate', 'output_bias']);
+const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'router.tid2eid', 'shared.gate', 'output_bias']);
 
 /**
  * `gated: false` for non-gated experts (spec §1: w13 and shared.w13 hold the up rows alone,

@@ -43,6 +43,7 @@ Every folder is reloaded from both layouts and recomputed before the script repo
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import re
@@ -595,6 +596,30 @@ def _glm5_next(dtype: str) -> dict[str, Any]:
     return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
 
 
+def _deepseek_v4(dtype: str) -> dict[str, Any]:
+    # Three layers of routed + shared clamped-SwiGLU experts (swiglu_limit 0.5: clamping in
+    # play); f32 hash-routes the first layer and scores with sqrtsoftplus, bf16 hash-routes
+    # the middle one and scores with sigmoid. Attention (MQA, hyper-connections, compressor) tiny.
+    fields = _new_sizes(
+        num_hidden_layers=3,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        mlp_layer_types=["hash_moe", "moe", "moe"] if dtype == "f32" else ["moe", "hash_moe", "moe"],
+        scoring_func="sqrtsoftplus" if dtype == "f32" else "sigmoid",
+        routed_scaling_factor=1.5 if dtype == "f32" else 2.0,
+        swiglu_limit=0.5,
+        q_lora_rank=24, o_groups=2, o_lora_rank=16, hc_mult=2,
+        index_n_heads=2, index_head_dim=8, index_topk=4, sliding_window=8,
+    )
+    return {**fields, "num_key_value_heads": 1, "head_dim": 16}
+
+
+def _published_v4(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """deepseek_v4 as published: the reference implementation's keys have no `model.` prefix."""
+    return {k.removeprefix("model."): v for k, v in tensors.items()}
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -635,6 +660,11 @@ NEW_SPECS = [
     FixtureSpec(
         "glm5_next", _glm5_next, "gate", DSV3_FIELDS + ("swiglu_limit",), lambda d: (1, 2) if d == "f32" else (0, 2),
         "Glm5NextForConditionalGeneration", nested_config=True,
+    ),
+    FixtureSpec(
+        "deepseek_v4", _deepseek_v4, "gate",
+        ("n_routed_experts", "num_experts_per_tok", "mlp_layer_types", "scoring_func", "routed_scaling_factor", "swiglu_limit", "vocab_size"),
+        original_transform=_published_v4,
     ),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
@@ -735,7 +765,11 @@ def moe_blocks(model: torch.nn.Module, block: str | None = None) -> dict[int, tu
 def redraw(model: torch.nn.Module, gen: torch.Generator) -> None:
     """Every saved float tensor from N(0, 0.1^2), 1-D ones from N(0, 0.05^2), so no bias is zero."""
     with torch.no_grad():
-        for _, tensor in sorted(model.state_dict(keep_vars=True).items()):
+        for name, tensor in sorted(model.state_dict(keep_vars=True).items()):
+            if name.endswith(".tid2eid"):
+                # A hash layer's expert ids per token id (deepseek_v4): k distinct experts a row.
+                experts = text_config(model).num_local_experts
+                tensor.copy_(torch.stack([torch.randperm(experts, generator=gen)[: tensor.shape[1]] for _ in range(tensor.shape[0])]))
             if not tensor.is_floating_point():
                 continue
             std = 0.05 if tensor.dim() == 1 else 0.1
@@ -799,8 +833,13 @@ def capture(
         if spec.router_attr is not None:
             hooks.append(getattr(block, spec.router_attr).register_forward_hook(on_router))
         x = torch.randn(1, TOKENS, hidden, generator=gen, dtype=torch.float32)
+        kwargs = {}
+        if takes_token_ids(block):
+            # deepseek_v4: hash layers choose experts by token id; recorded beside the input.
+            kwargs["input_ids"] = torch.randint(0, text_config(model).vocab_size, (1, TOKENS), generator=gen)
+            golden[f"moe.{layer}.token_ids"] = kwargs["input_ids"].reshape(TOKENS).contiguous()
         with torch.no_grad():
-            block(x)
+            block(x, **kwargs)
         for h in hooks:
             h.remove()
         golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, hidden).float().contiguous()
@@ -811,6 +850,11 @@ def capture(
         classes["moe"] = type(block).__name__
         classes["experts"] = type(block.experts).__name__ if hasattr(block, "experts") else type(block.input_linear).__name__
     return golden, paths, classes
+
+
+def takes_token_ids(block: torch.nn.Module) -> bool:
+    """Whether the MoE block's forward takes the token ids (deepseek_v4's hash routing)."""
+    return "input_ids" in inspect.signature(block.forward).parameters
 
 
 def save_layout(model: torch.nn.Module, folder: Path, original: bool, sharded: bool) -> None:
@@ -826,12 +870,25 @@ def save_layout(model: torch.nn.Module, folder: Path, original: bool, sharded: b
 
 
 def rewrite_tensors(folder: Path, transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
-    """Applies `transform` to every safetensors file of a saved folder, keeping names and files."""
+    """Applies `transform` to every safetensors file of a saved folder, keeping files; a renamed
+    tensor is renamed in the shard index too."""
+    renamed: dict[str, str] = {}
     for file in sorted(folder.glob("*.safetensors")):
         with safe_open(str(file), framework="pt") as f:
             meta = f.metadata()
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        save_file({k: v.contiguous() for k, v in transform(tensors).items()}, str(file), metadata=meta)
+        out = transform(tensors)
+        if len(out) != len(tensors):
+            raise FixtureError(f"{file}: the transform changed the number of tensors")
+        for k, v in tensors.items():
+            new = next(n for n, w in out.items() if w is v or (n == k))
+            renamed[k] = new
+        save_file({k: v.contiguous() for k, v in out.items()}, str(file), metadata=meta)
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        data = json.loads(index.read_text())
+        data["weight_map"] = {renamed.get(k, k): v for k, v in data["weight_map"].items()}
+        index.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
@@ -906,8 +963,9 @@ def verify_fixture(folder: Path) -> list[str]:
                 hook = getattr(block, spec.router_attr).register_forward_hook(
                     lambda _m, _a, out: seen.__setitem__("router_logits", out[0].detach())
                 )
+            kwargs = {"input_ids": golden[f"moe.{layer}.token_ids"].unsqueeze(0)} if f"moe.{layer}.token_ids" in golden else {}
             with torch.no_grad():
-                y = block(golden[f"moe.{layer}.input"].unsqueeze(0))
+                y = block(golden[f"moe.{layer}.input"].unsqueeze(0), **kwargs)
             if hook is not None:
                 hook.remove()
             y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, text_config(model).hidden_size)

@@ -30,7 +30,13 @@ export function expertIds(d: MoeDims, req: ParallelRequest): number[] {
   return expertsOf(d.experts, req.epSize, req.epRank, req.epPlacement);
 }
 
-/** The float canonical tensors of layer `layer` for this rank (harness/quant's canonicalSpecs adds scales), except `experts.ids`. */
+/** Whether MoE layer `layer` is routed by a table of expert ids per token id (deepseek_v4's hash_moe). */
+export const isHashLayer = (d: MoeDims, layer: number): boolean => d.features.hashLayers?.includes(layer) === true;
+
+/**
+ * The canonical tensors of layer `layer` for this rank (harness/quant's canonicalSpecs adds
+ * scales), except `experts.ids`: floats, and a hash layer's integer `router.tid2eid`.
+ */
 export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): CanonicalSpec[] {
   const { experts: E, hidden: H, intermediate: I, sharedIntermediate: Is, features: f } = d;
   const ids = expertIds(d, req);
@@ -82,7 +88,11 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   if (f.routerBias) {
     specs.push({ name: canonicalName(layer, 'router.bias'), shape: [Er], slices: [{ part: 'router_bias', expert: null, rows: row, cols: whole(Er) }] });
   }
-  if (f.correctionBias) {
+  if (isHashLayer(d, layer)) {
+    // Whole on every rank (global expert ids), in the stored integer dtype.
+    const [V, K] = [d.hashTable!.vocab, d.hashTable!.topK];
+    specs.push({ name: canonicalName(layer, 'router.tid2eid'), shape: [V, K], slices: [{ part: 'tid2eid', expert: null, rows: whole(V), cols: whole(K) }] });
+  } else if (f.correctionBias) {
     specs.push({
       name: canonicalName(layer, 'router.correction_bias'),
       shape: [Er],

@@ -31,6 +31,11 @@ export interface Features {
   outputBias?: boolean;
   /** A router bias the checkpoint stores but the model never adds (longcat_flash with router_bias): not canonical. */
   unusedRouterBias?: boolean;
+  /**
+   * MoE layers routed by a fixed table of expert ids per token id (deepseek_v4's hash_moe):
+   * they store `tid2eid [vocab, K]` (canonical `layers.L.router.tid2eid`) and no correction bias.
+   */
+  hashLayers?: number[];
 }
 
 export interface MoeDims extends PartSizes {
@@ -46,7 +51,8 @@ export interface MoeDims extends PartSizes {
 export interface TensorSpec {
   key: string;
   op: Op;
-  when?: (f: Features) => boolean;
+  /** Whether the tensor is stored, from the features and the MoE layer (deepseek_v4's hash layers differ). */
+  when?: (f: Features, layer: number) => boolean;
   /**
    * A per-expert tensor (`{e}` key) stored for the zero-compute experts too (longcat_flash's
    * gate/up of experts E..E+Z-1): dead weights, shape-checked, written as zeros, never loaded.

@@ -23,6 +23,7 @@ export type PartName =
   | 'shared_gate' // [1, H]
   | 'output_bias' // [H]: added to the block's output (jetmoe)
   | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
+  | 'tid2eid' // [V, K] integer: a hash layer's expert ids per token id (deepseek_v4)
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -90,6 +91,8 @@ export interface PartSizes {
    * the router scores E + Z experts; they hold no weights of their own.
    */
   zeroExperts?: number;
+  /** Hash routing (deepseek_v4): the `[vocab, topK]` table of expert ids by token id that hash layers store. */
+  hashTable?: { vocab: number; topK: number };
   /** How the expert projections are quantized; absent for float checkpoints. */
   quant?: QuantGeometry;
 }
@@ -143,6 +146,10 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.hidden, s.sharedIntermediate];
     case 'shared_gate':
       return [1, s.hidden];
+    case 'tid2eid':
+      // A registry bug if a layout names it for a type without hash routing.
+      if (s.hashTable === undefined) throw new Error('part tid2eid needs hash routing sizes');
+      return [s.hashTable.vocab, s.hashTable.topK];
     case 'gate_scale_2':
     case 'up_scale_2':
     case 'down_scale_2':

@@ -25,6 +25,12 @@ export type Routing =
    * if renormalize; × scaling. longcat_flash (one group): the choice is by p + correction bias.
    */
   | { kind: 'softmax_group_top2'; groups: number; topkGroups: number; renormalize: boolean; scaling: number }
+  /**
+   * deepseek_v4: s = score(l) (σ, or sqrt(softplus(l)): `scoring_func`); top-k of s +
+   * correction_bias; weights s[idx] / (sum + 1e-20) × scaling (always renormalised). In a
+   * hash layer (`MoeSemantics.hash`) the ids are tid2eid[token id] instead, weights alike.
+   */
+  | { kind: 'score_bias_topk'; score: 'sigmoid' | 'sqrtsoftplus'; scaling: number }
   /** ernie4_5_moe: p = softmax(l); top-k of p + correction_bias; weights p[idx] / max(sum, normMin). */
   | { kind: 'softmax_bias_normmin'; normMin: number }
   /** lfm2_moe: s = σ(l); top-k of s + expert_bias (correction_bias); weights s[idx], renormalised if asked; × scaling. */
@@ -77,6 +83,12 @@ export interface MoeSemantics {
   zeroExperts?: number;
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
+  /**
+   * Hash routing (deepseek_v4's hash_moe layers): in these MoE layers the experts of a token
+   * are `tid2eid[token id]` (canonical `layers.L.router.tid2eid`, `[vocab, topK]`), so their
+   * forward takes the token ids (`ForwardInputs.tokenIds`, each below `vocab`).
+   */
+  hash?: { layers: number[]; vocab: number };
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */
   quant?: QuantGeometry;
 }

@@ -5,7 +5,7 @@
 // here, with the layer and the tensor named.
 import type { DType } from '../safetensors/dtypes.js';
 import type { ModelConfig } from '../checkpoint/config.js';
-import { ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
+import { DtypeMismatch, ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
 import { EXPERT_PARTS, partViews, type PartName, type PartView } from '../layouts/ops.js';
 import { LAYOUT_NAMES, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from '../layouts/registry.js';
 import { moeLayoutsOf } from '../quant/layout.js';
@@ -68,7 +68,7 @@ interface CompiledSpec {
 function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[] {
   const module = moduleOf(layout, layer);
   return layout.tensors
-    .filter((spec) => !spec.when || spec.when(d.features))
+    .filter((spec) => !spec.when || spec.when(d.features, layer))
     .map((spec) => {
       const composite = spec.op(d);
       const count = d.experts + (spec.zeroExpertsToo ? (d.zeroExperts ?? 0) : 0);
@@ -164,6 +164,9 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
       for (const view of spec.views) {
         if (ROUTER_PARTS.has(view.part) && !ROUTER_DTYPES.includes(info.dtype)) {
           throw new QuantizedRouter('the router is stored quantized: routers are never quantized (spec/layouts.md §4)', { layer, tensor: key, file: info.file, expected: ROUTER_DTYPES.join('|'), found: info.dtype });
+        }
+        if (view.part === 'tid2eid' && info.dtype !== 'I64' && info.dtype !== 'I32') {
+          throw new DtypeMismatch('a hash layer\'s tid2eid holds expert ids: an integer tensor', { layer, tensor: key, file: info.file, expected: 'I64|I32', found: info.dtype });
         }
         locations.set(locationKey(view.part, expert), { key, file: info.file, dtype: info.dtype, view });
       }

@@ -7,9 +7,9 @@
 // stays in JavaScript; the O(T·k·I·H) work is all in the GEMM.
 import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
-import { addZeroExperts } from '../routing.js';
+import { addZeroExperts, hashChoiceOf, type HashChoice } from '../routing.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
@@ -53,21 +53,22 @@ export class FastCpuBackend implements MoeBackend {
     return `WebAssembly SIMD GEMM on ${this.pool.threads} thread(s), float32`;
   }
 
-  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<MoeForwardResult> {
     checkForwardInput(sem, layer, ranks, x, tokens);
+    const hash = hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs);
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (this.keepResident) this.resident.hold(weights.flatMap((w) => (w.shared ? [w.w13, w.w2, w.shared.w13, w.shared.w2] : [w.w13, w.w2])));
     const pool = this.pool;
     const base = pool.mark();
     try {
-      return this.forwardIn(sem, layer, ranks, weights, x, tokens);
+      return this.forwardIn(sem, layer, ranks, weights, x, tokens, hash);
     } finally {
       pool.release(base);
     }
   }
 
-  private forwardIn(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number): MoeForwardResult {
+  private forwardIn(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, hash: HashChoice | undefined): MoeForwardResult {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
     const pool = this.pool;
@@ -89,7 +90,7 @@ export class FastCpuBackend implements MoeBackend {
     const yView = pool.view(s.y);
     const logits = new Float32Array(tokens * E);
     for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]!;
-    const routing = routeLogits(sem, layer, r0, logits, tokens);
+    const routing = routeLogits(sem, layer, r0, logits, tokens, hash);
 
     const output = new Float32Array(tokens * H);
     ranks.forEach((rank, r) => {

@@ -7,10 +7,10 @@
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
 import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
-import { addZeroExperts, route, sigmoid } from '../routing.js';
+import { addZeroExperts, hashChoiceOf, route, sigmoid } from '../routing.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -121,7 +121,7 @@ class GpujsMoeBackend implements GpujsBackend {
     return `gpu.js ${this.mode} mode, checked after every kernel${a ? `; WebGPU adapter via Dawn ${a.backend}: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}` : ''}`;
   }
 
-  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<GpujsForwardResult> {
+  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<GpujsForwardResult> {
     const { hidden: H, experts: E, topK: k } = sem;
     if (this.disposed) throw new KernelInputError(`${this.name} was disposed`, { layer });
     checkForwardInput(sem, layer, ranks, x, tokens);
@@ -137,7 +137,7 @@ class GpujsMoeBackend implements GpujsBackend {
     const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
 
     const logits = await this.kernels.linear(x, tokens, H, routerWeight, E, routerBias);
-    const routing = route(sem, logits, tokens, correction);
+    const routing = route(sem, logits, tokens, correction, hashChoiceOf(sem, layer, r0, tokens, inputs));
 
     // Row a = t*k + c: token t's c-th choice. llama4_text scales the expert's input by the
     // routing weight (rounded to f32 like the product on a device); the others its output.

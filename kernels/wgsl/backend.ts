@@ -13,7 +13,7 @@
 // the CPU fast path (kernels/fast/canonical.ts).
 import { createRequire } from 'node:module';
 import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
@@ -24,7 +24,7 @@ import { tensorOf } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { addZeroExperts } from '../routing.js';
-import { concatRoutings, type RoutingResult } from '../routing.js';
+import { concatRoutings, hashChoiceOf, hashPart, type HashChoice, type RoutingResult } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
@@ -190,24 +190,25 @@ export class WgslWebGpuBackend implements MoeBackend {
     return p;
   }
 
-  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<MoeForwardResult> {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
     checkForwardInput(sem, layer, ranks, x, tokens);
+    const hash = hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs);
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
     // Forwards share scratch buffers: one at a time.
-    const run = this.queue.then(() => this.guarded(sem, layer, ranks, weights, x, tokens));
+    const run = this.queue.then(() => this.guarded(sem, layer, ranks, weights, x, tokens, hash));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async guarded(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+  private async guarded(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, hash: HashChoice | undefined): Promise<MoeForwardResult> {
     const temp: GPUBuffer[] = [];
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     try {
-      return await this.forwardOn(sem, layer, ranks, weights, x, tokens, temp);
+      return await this.forwardOn(sem, layer, ranks, weights, x, tokens, temp, hash);
     } finally {
       const oom = await this.device.popErrorScope();
       const invalid = await this.device.popErrorScope();
@@ -220,7 +221,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   private async forwardOn(
-    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, temp: GPUBuffer[],
+    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, temp: GPUBuffer[], hash: HashChoice | undefined,
   ): Promise<MoeForwardResult> {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
@@ -262,7 +263,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     for (let c0 = 0, index = 0; c0 < tokens; c0 += part, index++) {
       const n = Math.min(part, tokens - c0);
       const c = performance.now();
-      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * E, (c0 + n) * E), n);
+      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * E, (c0 + n) * E), n, hashPart(hash, c0, c0 + n));
       routings.push(routing);
       const xPart = x.subarray(c0 * H, (c0 + n) * H);
       const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, xPart, n, c0, buffer));

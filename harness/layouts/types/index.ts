@@ -7,6 +7,7 @@ import { dbrx } from './dbrx.js';
 import { deepseek_v2 } from './deepseek_v2.js';
 import { deepseek_v3 } from './deepseek_v3.js';
 import { deepseek_v32 } from './deepseek_v32.js';
+import { deepseek_v4 } from './deepseek_v4.js';
 import { dots1 } from './dots1.js';
 import { ernie4_5_moe } from './ernie4_5_moe.js';
 import { exaone_moe } from './exaone_moe.js';
@@ -90,6 +91,8 @@ export const ENTRIES_BY_TYPE = {
   kimi_linear,
   glm4v_moe,
   glm5_next,
+  // s2-i14-c
+  deepseek_v4,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */
