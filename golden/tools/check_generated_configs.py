@@ -63,6 +63,8 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
         return {"layer_types": ["attention"] * layers, "mamba_n_heads": 1, "mamba_n_groups": 1}
     if model_type == "dots1":
         return {"sliding_window": None}
+    if model_type == "deepseek_v4":
+        return {"head_dim": 16, "q_lora_rank": 8, "o_groups": 1, "o_lora_rank": 8, "hc_mult": 2, "index_n_heads": 1, "index_head_dim": 8, "index_topk": 4, "sliding_window": 8}
     if model_type == "dbrx":
         return {"n_heads": 1, "attn_config": {"kv_n_heads": 1, "rope_theta": 10000.0}, "max_seq_len": 64}
     return {}

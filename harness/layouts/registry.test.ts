@@ -63,6 +63,7 @@ const ROUTING: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
+  deepseek_v4: { kind: 'score_bias_topk', score: 'sqrtsoftplus', scaling: 1.5 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -88,6 +89,7 @@ const ROUTING_BF16: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, maskNegInf: true },
+  deepseek_v4: { kind: 'score_bias_topk', score: 'sigmoid', scaling: 2 },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
@@ -95,6 +97,7 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   gpt_oss: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
   nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
+  deepseek_v4: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
@@ -121,6 +124,8 @@ describe('semantics of the golden fixtures', () => {
     expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
     expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
+    // deepseek_v4: the hash-routed layer (mlp_layer_types hash_moe) over the 96-token vocabulary.
+    expect(s.hash).toEqual(golden.model_type === 'deepseek_v4' ? { layers: [fixture.endsWith('f32') ? 0 : 1], vocab: 96 } : undefined);
   });
 });
 

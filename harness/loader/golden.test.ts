@@ -45,7 +45,8 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const has = (n: string) => dir.has(n);
   const raw = async (n: string) => dir.read(n);
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
-  const modules = ['model', 'backbone', 'model.language_model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`));
+  // deepseek_v4's published keys have no root: layers.L.ffn.
+  const modules = [...['model', 'backbone', 'model.language_model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`)), `layers.${layer}.ffn`];
   const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear'))) ?? p;
   if (type === 'nemotron_h') {
     // Non-gated: w13 is the up rows alone.
