@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import transformers
 from safetensors import safe_open
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForTokenClassification
 
 sys.path.insert(0, str(Path(__file__).parent))
 from make_fixtures import BASE_CONFIG, SPECS  # noqa: E402
@@ -72,9 +72,10 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
 
 def build_model(config: transformers.PretrainedConfig) -> torch.nn.Module:
     """The model as its checkpoints are saved: a causal LM, else an image-text-to-text model
-    (MoE decoders inside a VL model), else a *ForCausalLM class the auto maps lack, else the base model."""
+    (MoE decoders inside a VL model), else a token classifier, else a *ForCausalLM class the auto maps lack, else the base model."""
     first: Exception | None = None
-    for auto in (AutoModelForCausalLM, AutoModelForImageTextToText):
+    # A token classifier (openai_privacy_filter) is saved with its model. prefix, as published.
+    for auto in (AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForTokenClassification):
         try:
             return auto.from_config(config)
         except ValueError as e:  # no mapping for this config class

@@ -620,6 +620,17 @@ def _published_v4(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): v for k, v in tensors.items()}
 
 
+def _openai_privacy_filter(dtype: str) -> dict[str, Any]:
+    # A token classifier with gpt_oss-like experts (gate/up concatenated, transposed, biased);
+    # bf16 uses top-3, so the router's / k and the block's × k do not cancel exactly.
+    return _new_sizes(
+        intermediate_size=NEW_INTERMEDIATE,
+        num_local_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K if dtype == "f32" else 3,
+        sliding_window=8,
+    )
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -665,6 +676,10 @@ NEW_SPECS = [
         "deepseek_v4", _deepseek_v4, "gate",
         ("n_routed_experts", "num_experts_per_tok", "mlp_layer_types", "scoring_func", "routed_scaling_factor", "swiglu_limit", "vocab_size"),
         original_transform=_published_v4,
+    ),
+    FixtureSpec(
+        "openai_privacy_filter", _openai_privacy_filter, "router", ("num_local_experts", "num_experts_per_tok"),
+        model_class="OpenAIPrivacyFilterForTokenClassification",
     ),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]

@@ -64,6 +64,7 @@ const ROUTING: Record<string, Routing> = {
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
   deepseek_v4: { kind: 'score_bias_topk', score: 'sqrtsoftplus', scaling: 1.5 },
+  openai_privacy_filter: { kind: 'topk_softmax' },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -98,6 +99,7 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
   deepseek_v4: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
+  openai_privacy_filter: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
@@ -118,7 +120,7 @@ describe('semantics of the golden fixtures', () => {
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
     const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
+    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' || fixture === 'openai_privacy_filter-bf16' ? 3 : 2);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
     expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });

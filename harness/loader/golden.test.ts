@@ -76,8 +76,8 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
       w2: (e, h, i) => element(down, transposed ? [e, i, h] : [e, h, i]),
     };
   }
-  if (type === 'gpt_oss' || type === 'llama4_text') {
-    // [E, H, 2I]: gpt_oss interleaves gate (even) and up (odd); llama4 concatenates them.
+  if (type === 'gpt_oss' || type === 'llama4_text' || type === 'openai_privacy_filter') {
+    // [E, H, 2I]: gpt_oss interleaves gate (even) and up (odd); llama4 and openai_privacy_filter concatenate them.
     const gu = await raw(`${m}.experts.gate_up_proj`);
     const down = await raw(`${m}.experts.down_proj`);
     const col = (row: number) => (type === 'gpt_oss' ? (row < I ? 2 * row : 2 * (row - I) + 1) : row);
@@ -125,7 +125,7 @@ describe.each(fixtures)('golden %s', (fixture) => {
     // One layout where transformers has no conversion for the type: both folders hold the same keys.
     const table = (d: CheckpointDir) => [...d.tensorNames()].sort().map((n) => `${n}${JSON.stringify(d.info(n).shape)}`).join();
     const identical = table(dirs.original) === table(dirs.fused);
-    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe'].includes(original.modelType));
+    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'openai_privacy_filter'].includes(original.modelType));
     expect(original.layers.map((l) => [l.layer, l.layout, l.layoutsIdentical])).toEqual(moeLayers.map((l) => [l, 'original', identical]));
     expect(fused.layers.map((l) => [l.layer, l.layout])).toEqual(moeLayers.map((l) => [l, identical ? 'original' : 'fused']));
   });

@@ -37,6 +37,7 @@ import { mistral4 } from './mistral4.js';
 import { minimax, mixtral } from './mixtral.js';
 import { nemotron_h } from './nemotron_h.js';
 import { olmoe } from './olmoe.js';
+import { openai_privacy_filter } from './openai_privacy_filter.js';
 import { phimoe } from './phimoe.js';
 import { qwen2_moe } from './qwen2_moe.js';
 import { qwen3_5_moe_text } from './qwen3_5_moe_text.js';
@@ -93,6 +94,7 @@ export const ENTRIES_BY_TYPE = {
   glm5_next,
   // s2-i14-c
   deepseek_v4,
+  openai_privacy_filter,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */
