@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { writeCheckpointDir, type ShardPlan } from '../harness/checkpoint/write.js';
 import { MoeConformanceError } from '../harness/errors.js';
-import { entryFor, type MoeDims } from '../harness/layouts/registry.js';
+import { entryFor, tensorKey, type MoeDims } from '../harness/layouts/registry.js';
 import type { DType } from '../harness/safetensors/dtypes.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
 import { buildConfig, type ConfigDtype } from '../harness/writer/config.js';
@@ -90,7 +90,7 @@ export function hasTwoLayouts(modelType: string): boolean {
 /** Whether the two layouts name their tensors differently (qwen3_vl_moe's differ in shapes only): a layer can then be half of each. */
 export function layoutsDifferInNames(modelType: string): boolean {
   const l = entryFor(modelType).layouts;
-  const names = (m: { module: string; tensors: Array<{ key: string }> }) => m.tensors.map((t) => `${m.module}.${t.key}`).join();
+  const names = (m: { module: string; tensors: Array<{ key: string }> }) => m.tensors.map((t) => tensorKey(m.module, t.key)).join();
   return names(l.original) !== names(l.fused);
 }
 
@@ -116,7 +116,8 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
   const g = await generate(spec, seed, dir);
   const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical });
   const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical });
-  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(input|output)_linear\./.test(k)); // not shared_experts.
+  // Not shared_experts., nor granitemoeshared's shared_mlp.input_linear.
+  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(^|\.)(block_sparse_moe|mlp)\.(input|output)_linear\./.test(k));
   const victim = expertKeys[expertKeys.length - 1];
   if (victim === undefined) throw new MaterializeError('no expert tensor to break', { expected: 'an experts.* tensor', found: [...stored.keys()] });
   const t = stored.get(victim)!;

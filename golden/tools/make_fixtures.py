@@ -107,6 +107,9 @@ class FixtureSpec:
     # The decoder layer's child that is the MoE block, where another child also holds `experts`
     # (jetmoe's mixture-of-attention); None: the child that holds `experts`.
     block: str | None = None
+    # A child of the decoder layer beside the block, fed the same input, whose output the layer
+    # adds to the block's (granitemoeshared's shared_mlp): recorded as part of the block's output.
+    beside: str | None = None
 
 
 def causal_lm(spec: FixtureSpec) -> Any:
@@ -642,8 +645,8 @@ NEW_SPECS = [
     FixtureSpec("mimo_v2_flash", _mimo_v2_flash, "gate", DSV3_FIELDS, lambda _: (1, 2)),
     FixtureSpec("afmoe", _afmoe, "router", ("num_experts", "num_experts_per_tok", "num_shared_experts", "route_scale"), lambda _: (1, 2)),
     FixtureSpec("hy_v3", _hy_v3, "gate", ("num_experts", "num_experts_per_tok", "num_shared_experts", "router_scaling_factor", "mlp_layer_types"), lambda _: (1, 2)),
-    FixtureSpec("granitemoeshared", _granitemoeshared, None, ("num_local_experts", "num_experts_per_tok")),
-    FixtureSpec("granitemoehybrid", _granitemoehybrid, None, ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("granitemoeshared", _granitemoeshared, None, ("num_local_experts", "num_experts_per_tok", "shared_intermediate_size"), beside="shared_mlp"),
+    FixtureSpec("granitemoehybrid", _granitemoehybrid, None, ("num_local_experts", "num_experts_per_tok", "shared_intermediate_size"), beside="shared_mlp"),
     FixtureSpec("nemotron_h", _nemotron_h, "gate", DSV3_FIELDS + ("layers_block_type",), lambda d: (0, 2) if d == "f32" else (1,)),
     FixtureSpec("mistral4", _mistral4, "gate", DSV3_FIELDS, lambda _: (1, 2), "Mistral4ForCausalLM"),
     FixtureSpec(
@@ -855,6 +858,8 @@ def capture(
             golden[f"moe.{layer}.token_ids"] = kwargs["input_ids"].reshape(TOKENS).contiguous()
         with torch.no_grad():
             block(x, **kwargs)
+            if spec.beside is not None:
+                seen["output"] = seen["output"] + beside_of(model, path, spec.beside)(x)
         for h in hooks:
             h.remove()
         golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, hidden).float().contiguous()
@@ -865,6 +870,11 @@ def capture(
         classes["moe"] = type(block).__name__
         classes["experts"] = type(block.experts).__name__ if hasattr(block, "experts") else type(block.input_linear).__name__
     return golden, paths, classes
+
+
+def beside_of(model: torch.nn.Module, block_path: str, child: str) -> torch.nn.Module:
+    """The decoder layer's `child` beside the MoE block at `block_path`."""
+    return model.get_submodule(f"{block_path.rsplit('.', 1)[0]}.{child}")
 
 
 def takes_token_ids(block: torch.nn.Module) -> bool:
@@ -983,7 +993,11 @@ def verify_fixture(folder: Path) -> list[str]:
                 y = block(golden[f"moe.{layer}.input"].unsqueeze(0), **kwargs)
             if hook is not None:
                 hook.remove()
-            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, text_config(model).hidden_size)
+            y = y[0] if isinstance(y, tuple) else y
+            if spec.beside is not None:
+                with torch.no_grad():
+                    y = y + beside_of(model, name, spec.beside)(golden[f"moe.{layer}.input"].unsqueeze(0))
+            y = y.reshape(TOKENS, text_config(model).hidden_size)
             diffs = {"output": (y - golden[f"moe.{layer}.output"]).abs().max().item()}
             if f"moe.{layer}.router_logits" in golden:
                 diffs["router_logits"] = (

@@ -47,7 +47,11 @@ export interface MoeDims extends PartSizes {
   features: Features;
 }
 
-/** One stored tensor: its key relative to the module (`{e}` stands for the expert id) and how it is composed. */
+/**
+ * One stored tensor: its key relative to the module (`{e}` stands for the expert id), or,
+ * starting with `../`, relative to the module's parent (a shared MLP of the decoder layer
+ * beside the block: granitemoeshared's `../shared_mlp.`), and how it is composed.
+ */
 export interface TensorSpec {
   key: string;
   op: Op;
@@ -64,6 +68,18 @@ export interface TensorSpec {
 export interface ModuleLayout {
   module: string;
   tensors: TensorSpec[];
+}
+
+/** The full name of a layout's tensor `key` in the module `module` (`../` keys: in its parent). */
+export function tensorKey(module: string, key: string): string {
+  return key.startsWith('../') ? `${module.slice(0, module.lastIndexOf('.'))}.${key.slice(3)}` : `${module}.${key}`;
+}
+
+/** The module prefixes a layout's tensors live under: its module, and the siblings its `../` keys name. */
+export function modulePrefixes(layout: ModuleLayout): string[] {
+  const parent = layout.module.slice(0, layout.module.lastIndexOf('.'));
+  const siblings = layout.tensors.filter((t) => t.key.startsWith('../')).map((t) => `${parent}.${t.key.slice(3).split('.')[0]}`);
+  return [...new Set([layout.module, ...siblings])];
 }
 
 /** The sizes of a generated checkpoint (the writer's config builder and the generators). */

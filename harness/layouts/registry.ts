@@ -11,7 +11,7 @@ import { ENTRIES, ENTRIES_BY_TYPE, type ModelType } from './types/index.js';
 
 export type { ModelType };
 
-export { LAYOUT_NAMES } from './model-type.js';
+export { LAYOUT_NAMES, modulePrefixes, tensorKey } from './model-type.js';
 export type { Features, GeneratorTraits, LayoutName, ModelEntry, ModelSizes, ModuleLayout, MoeDims, SharedRule, SizeConstraints, TensorSpec } from './model-type.js';
 
 const REGISTRY = new Map<string, ModelEntry>(ENTRIES.map((e) => [e.modelType, e]));

@@ -7,7 +7,7 @@ import type { DType } from '../safetensors/dtypes.js';
 import type { ModelConfig } from '../checkpoint/config.js';
 import { DtypeMismatch, ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
 import { EXPERT_PARTS, partViews, type PartName, type PartView } from '../layouts/ops.js';
-import { LAYOUT_NAMES, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from '../layouts/registry.js';
+import { LAYOUT_NAMES, modulePrefixes, tensorKey, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from '../layouts/registry.js';
 import { moeLayoutsOf } from '../quant/layout.js';
 import { isRouterQuantTensor, QuantizedRouter, ROUTER_DTYPES } from '../quant/errors.js';
 
@@ -72,7 +72,7 @@ function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[
     .map((spec) => {
       const composite = spec.op(d);
       const count = d.experts + (spec.zeroExpertsToo ? (d.zeroExperts ?? 0) : 0);
-      return { key: `${module}.${spec.key}`, shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}'), count };
+      return { key: tensorKey(module, spec.key), shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}'), count };
     });
 }
 
@@ -222,7 +222,7 @@ function locationKey(part: PartName, expert: number | null): string {
 
 /** Tensor names under any MoE module of the model, by decoder layer (one pass over the names). */
 function groupByLayer(names: string[], entry: ModelEntry): Map<number, string[]> {
-  const patterns = [...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map(
+  const patterns = [...new Set(LAYOUT_NAMES.flatMap((n) => modulePrefixes(entry.layouts[n])))].map(
     (m) => new RegExp(`^${m.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}\\.`),
   );
   const groups = new Map<number, string[]>();
