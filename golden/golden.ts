@@ -94,6 +94,8 @@ export interface GoldenLayer {
   routerLogits?: Float32Array;
   /** `[tokens]` the token ids the block was given (deepseek_v4: hash layers route by them). */
   tokenIds?: number[];
+  /** `[tokens, R]` the router state carried from the previous layer (zaya's MLP router). */
+  routerState?: Float32Array;
 }
 
 /** The recorded input, output and router logits of each MoE layer of `sem`. */
@@ -114,6 +116,7 @@ export async function readGolden(fixture: Fixture, sem: MoeSemantics): Promise<G
       const g: GoldenLayer = { layer, tokens: input.length / sem.hidden, input, output: await read(`moe.${layer}.output`, sem.hidden) };
       if (g.output.length !== input.length) throw new GoldenFixtureError('golden output and input differ in tokens', { file, layer, expected: input.length, found: g.output.length });
       if (st.tensors.has(`moe.${layer}.router_logits`)) g.routerLogits = await read(`moe.${layer}.router_logits`, sem.experts);
+      if (sem.mlpRouter?.stateLayers.includes(layer)) g.routerState = await read(`moe.${layer}.router_state`, sem.mlpRouter.hidden);
       if (st.tensors.has(`moe.${layer}.token_ids`)) g.tokenIds = await readTokenIds(st, file, `moe.${layer}.token_ids`, g.tokens);
       layers.push(g);
     }
@@ -135,7 +138,7 @@ async function readTokenIds(st: SafetensorsFile, file: string, name: string, tok
 }
 
 /** The forward inputs of a golden layer beside its hidden states. */
-export const goldenInputs = (g: GoldenLayer): ForwardInputs => (g.tokenIds ? { tokenIds: g.tokenIds } : {});
+export const goldenInputs = (g: GoldenLayer): ForwardInputs => ({ ...(g.tokenIds && { tokenIds: g.tokenIds }), ...(g.routerState && { routerState: g.routerState }) });
 
 /** TP 1, TP 2, EP 2 linear, TP 2 × EP 3 round-robin (E mod 3 ≠ 0 for every fixture), TP 4 × EP 2. */
 export const DEFAULT_SPLITS: readonly Split[] = [

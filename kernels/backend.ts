@@ -22,6 +22,8 @@ export interface MoeForwardResult {
 export interface ForwardInputs {
   /** `[tokens]` the token ids, which a hash-routed layer (deepseek_v4's hash_moe) needs to choose experts. */
   tokenIds?: ArrayLike<number>;
+  /** `[tokens, R]` the router state carried from the previous layer, which an MLP router's state layers add (zaya). */
+  routerState?: ArrayLike<number>;
 }
 
 export interface MoeBackend {

@@ -11,6 +11,7 @@ import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { addZeroExperts, hashChoiceOf, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
+import { mlpRouterLogits } from './mlp-router.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
 export class ForwardInputError extends MoeConformanceError {}
@@ -137,7 +138,9 @@ export function referenceForward(
   // The router and the selection-only bias are whole on every rank: rank 0's are used,
   // after checking that every rank holds the same bytes.
   const r0 = ranks[0]!;
-  for (const name of ['router.weight', 'router.bias', 'router.correction_bias', 'router.tid2eid'].map((n) => `layers.${layer}.${n}`)) {
+  // Every router tensor (x·Wrᵀ's, a hash table, an MLP router's), as any rank names them.
+  const routerNames = new Set(ranks.flatMap((r) => [...r.tensors.keys()].filter((n) => n.startsWith(`layers.${layer}.router.`))));
+  for (const name of new Set([...['router.weight', 'router.bias', 'router.correction_bias'].map((n) => `layers.${layer}.${n}`), ...routerNames])) {
     const first = r0.tensors.get(name);
     for (const r of ranks) {
       const t = r.tensors.get(name);
@@ -148,13 +151,14 @@ export function referenceForward(
     }
   }
   const decodeWhole = (name: string, shape: number[]) => decodeFloatTensor(r0, `layers.${layer}.${name}`, shape);
-  const weight = decodeWhole('router.weight', [E, H]);
   const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [E]) : undefined;
   const correction = r0.tensors.has(`layers.${layer}.router.correction_bias`) ? decodeWhole('router.correction_bias', [E]) : undefined;
 
   const xs = Float64Array.from(x);
   const withBound = options.bound === true;
-  const { logits, bound: logitBound, loose: logitLoose } = routerLogits(sem, weight, bias, xs, tokens, withBound);
+  const { logits, bound: logitBound, loose: logitLoose } = sem.mlpRouter
+    ? mlpRouterLogits(sem, layer, r0, xs, tokens, options.inputs, withBound)
+    : routerLogits(sem, decodeWhole('router.weight', [E, H]), bias, xs, tokens, withBound);
   // `options.route` replaces the routing (a deliberately wrong forward, or a hypothesis about one: properties/diagnose-forward.ts).
   const routing = (options.route ?? route)(sem, logits, tokens, correction, hashChoiceOf(sem, layer, r0, tokens, options.inputs));
 
@@ -204,7 +208,7 @@ export function referenceForward(
   }
 
   addZeroExperts(sem, routing, xs, tokens, output);
-  if (acc && sem.zeroExperts) {
+  if (acc && sem.zeroExperts && !sem.zeroExpertsSkip) {
     // Each identity share w·x: one product, rounded, with the weight's own error.
     for (let t = 0; t < tokens; t++) {
       for (let j = 0; j < k; j++) {

@@ -352,7 +352,8 @@ export function concatRoutings(parts: RoutingResult[]): RoutingResult {
 
 export function addZeroExperts(sem: MoeSemantics, r: RoutingResult, x: ArrayLike<number>, tokens: number, out: Float32Array | Float64Array): void {
   const Z = sem.zeroExperts ?? 0;
-  if (Z === 0) return;
+  // zaya's skip class adds nothing.
+  if (Z === 0 || sem.zeroExpertsSkip) return;
   const { hidden: H, topK: k } = sem;
   const first = sem.experts - Z;
   for (let t = 0; t < tokens; t++) {

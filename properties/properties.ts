@@ -297,8 +297,12 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   const x = Float32Array.from(normals(xoshiro128ss(seed ^ 0x1f0), tokens * sem.hidden, 1));
   let warned: string | undefined;
   // Hash-routed layers (deepseek_v4) choose experts by token id: random ids inside the table.
+  // zaya's MLP router adds the state carried from the previous layer: N(0, 1) here.
   const ids = xoshiro128ss(seed ^ 0x7a1);
-  const inputs = sem.hash ? { tokenIds: Array.from({ length: tokens }, () => Math.floor(ids() * sem.hash!.vocab)) } : undefined;
+  const inputs = sem.hash || sem.mlpRouter ? {
+    ...(sem.hash && { tokenIds: Array.from({ length: tokens }, () => Math.floor(ids() * sem.hash!.vocab)) }),
+    ...(sem.mlpRouter && { routerState: normals(ids, tokens * sem.mlpRouter.hidden, 1) }),
+  } : undefined;
   const opts = inputs ? { inputs } : {};
   for (const layer of sem.moeLayers) {
     const want = referenceForward(sem, layer, [{ req: WHOLE, tensors: whole }], x, tokens, { bound: true, ...opts });

@@ -11,10 +11,15 @@ import type { QuantGeometry } from '../harness/layouts/ops.js';
 /** The ranks do not fit together into one whole: a weight is missing, repeated or disagrees. */
 export class CoverageError extends MoeConformanceError {}
 
-const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias)$/;
+// The router may have dotted names (zaya: router.down.weight).
+const NAME = /^layers\.(\d+)\.(?:(experts|shared)\.([a-z0-9_]+)|router\.([a-z0-9_.]+)|output_bias)$/;
 
 /** Tensors every rank holds whole and identical. */
-const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'router.tid2eid', 'shared.gate', 'output_bias']);
+const WHOLE_EVERYWHERE = new Set([
+  'router.weight', 'router.bias', 'router.correction_bias', 'router.tid2eid', 'shared.gate', 'output_bias',
+  // zaya's MLP router
+  'router.down.weight', 'router.down.bias', 'router.state_scale', 'router.norm', 'router.fc1.weight', 'router.fc1.bias', 'router.fc2.weight', 'router.fc2.bias',
+]);
 
 /**
  * `gated: false` for non-gated experts (spec §1: w13 and shared.w13 hold the up rows alone,

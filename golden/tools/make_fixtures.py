@@ -634,6 +634,18 @@ def _openai_privacy_filter(dtype: str) -> dict[str, Any]:
     )
 
 
+def _zaya(dtype: str) -> dict[str, Any]:
+    # Top-1 (the only k transformers 5.17 builds) of 12 experts + the skip class; an MLP router
+    # of hidden 24 (f32) / 8 (bf16), three layers (the 2nd and 3rd add the carried router state).
+    return _new_sizes(
+        num_hidden_layers=3,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=1,
+        router_hidden_size=24 if dtype == "f32" else 8,
+    )
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -684,6 +696,7 @@ NEW_SPECS = [
         "openai_privacy_filter", _openai_privacy_filter, "router", ("num_local_experts", "num_experts_per_tok"),
         model_class="OpenAIPrivacyFilterForTokenClassification",
     ),
+    FixtureSpec("zaya", _zaya, "gate", ("num_experts", "num_experts_per_tok", "router_hidden_size")),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 
@@ -856,6 +869,11 @@ def capture(
             # deepseek_v4: hash layers choose experts by token id; recorded beside the input.
             kwargs["input_ids"] = torch.randint(0, text_config(model).vocab_size, (1, TOKENS), generator=gen)
             golden[f"moe.{layer}.token_ids"] = kwargs["input_ids"].reshape(TOKENS).contiguous()
+        if getattr(getattr(block, "gate", None), "use_eda", False):
+            # zaya: the router adds the state carried from the previous layer's router; N(0, 1) here.
+            state = torch.randn(1, TOKENS, block.gate.router_hidden_size, generator=gen, dtype=torch.float32)
+            kwargs["prev_router_hidden_states"] = state
+            golden[f"moe.{layer}.router_state"] = state.reshape(TOKENS, -1).contiguous()
         with torch.no_grad():
             block(x, **kwargs)
             if spec.beside is not None:
@@ -989,6 +1007,8 @@ def verify_fixture(folder: Path) -> list[str]:
                     lambda _m, _a, out: seen.__setitem__("router_logits", out[0].detach())
                 )
             kwargs = {"input_ids": golden[f"moe.{layer}.token_ids"].unsqueeze(0)} if f"moe.{layer}.token_ids" in golden else {}
+            if f"moe.{layer}.router_state" in golden:
+                kwargs["prev_router_hidden_states"] = golden[f"moe.{layer}.router_state"].unsqueeze(0)
             with torch.no_grad():
                 y = block(golden[f"moe.{layer}.input"].unsqueeze(0), **kwargs)
             if hook is not None:

@@ -84,7 +84,16 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   }
   // The router scores the zero-compute experts too (longcat_flash): Er = E + Z rows.
   const Er = E + (d.zeroExperts ?? 0);
-  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Er, H], slices: [{ part: 'router', expert: null, rows: whole(Er), cols: whole(H) }] });
+  const Hr = d.routerHidden ?? H;
+  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Er, Hr], slices: [{ part: 'router', expert: null, rows: whole(Er), cols: whole(Hr) }] });
+  if (f.mlpRouter) {
+    // zaya's MLP router, whole on every rank like router.weight (its out_proj).
+    const vec = (name: string, part: PartName) => ({ name: canonicalName(layer, name), shape: [Hr], slices: [{ part, expert: null, rows: row, cols: whole(Hr) }] });
+    const mat = (name: string, part: PartName, cols: number) => ({ name: canonicalName(layer, name), shape: [Hr, cols], slices: [{ part, expert: null, rows: whole(Hr), cols: whole(cols) }] });
+    specs.push(mat('router.down.weight', 'router_down', H), vec('router.down.bias', 'router_down_bias'));
+    if (f.mlpRouter.stateLayers.includes(layer)) specs.push(vec('router.state_scale', 'router_state_scale'));
+    specs.push(vec('router.norm', 'router_norm'), mat('router.fc1.weight', 'router_fc1', Hr), vec('router.fc1.bias', 'router_fc1_bias'), mat('router.fc2.weight', 'router_fc2', Hr), vec('router.fc2.bias', 'router_fc2_bias'));
+  }
   if (f.routerBias) {
     specs.push({ name: canonicalName(layer, 'router.bias'), shape: [Er], slices: [{ part: 'router_bias', expert: null, rows: row, cols: whole(Er) }] });
   }

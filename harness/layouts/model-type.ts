@@ -36,6 +36,12 @@ export interface Features {
    * they store `tid2eid [vocab, K]` (canonical `layers.L.router.tid2eid`) and no correction bias.
    */
   hashLayers?: number[];
+  /**
+   * An MLP router (zaya): canonical `router.down.*`, `router.norm`, `router.fc1.*`, `router.fc2.*`
+   * beside `router.weight` (its out_proj); these layers' routers also add the state carried
+   * from the previous layer, scaled by `router.state_scale`.
+   */
+  mlpRouter?: { stateLayers: number[] };
 }
 
 export interface MoeDims extends PartSizes {

@@ -24,6 +24,16 @@ export type PartName =
   | 'output_bias' // [H]: added to the block's output (jetmoe)
   | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
   | 'tid2eid' // [V, K] integer: a hash layer's expert ids per token id (deepseek_v4)
+  // zaya's MLP router (R = router hidden size): down [R, H] + bias, the carried state's scale
+  // [R], RMSNorm weight [R], fc1/fc2 [R, R] + biases; 'router' is then its out_proj [E + Z, R].
+  | 'router_down'
+  | 'router_down_bias'
+  | 'router_state_scale'
+  | 'router_norm'
+  | 'router_fc1'
+  | 'router_fc1_bias'
+  | 'router_fc2'
+  | 'router_fc2_bias'
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -93,6 +103,8 @@ export interface PartSizes {
   zeroExperts?: number;
   /** Hash routing (deepseek_v4): the `[vocab, topK]` table of expert ids by token id that hash layers store. */
   hashTable?: { vocab: number; topK: number };
+  /** An MLP router's hidden size R (zaya): the router parts are sized by it, `router` is `[E + Z, R]`. */
+  routerHidden?: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
   quant?: QuantGeometry;
 }
@@ -134,7 +146,18 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'output_bias':
       return [s.hidden];
     case 'router':
-      return [s.experts + (s.zeroExperts ?? 0), s.hidden];
+      return [s.experts + (s.zeroExperts ?? 0), s.routerHidden ?? s.hidden];
+    case 'router_down':
+      return [routerHidden(s), s.hidden];
+    case 'router_down_bias':
+    case 'router_state_scale':
+    case 'router_norm':
+    case 'router_fc1_bias':
+    case 'router_fc2_bias':
+      return [routerHidden(s)];
+    case 'router_fc1':
+    case 'router_fc2':
+      return [routerHidden(s), routerHidden(s)];
     case 'router_bias':
     case 'correction_bias':
     case 'unused_router_bias':
@@ -175,6 +198,12 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'down_g_idx':
       return [s.intermediate];
   }
+}
+
+function routerHidden(s: PartSizes): number {
+  // A registry bug if a layout names an MLP router part for a type without one.
+  if (s.routerHidden === undefined) throw new Error('MLP router parts need the router hidden size');
+  return s.routerHidden;
 }
 
 /**

@@ -65,6 +65,7 @@ const ROUTING: Record<string, Routing> = {
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
   deepseek_v4: { kind: 'score_bias_topk', score: 'sqrtsoftplus', scaling: 1.5 },
   openai_privacy_filter: { kind: 'topk_softmax' },
+  zaya: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 1 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -118,10 +119,13 @@ describe('semantics of the golden fixtures', () => {
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
     // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
-    const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
+    // zaya: 12 experts and the skip class.
+    const later = { E: golden.model_type === 'longcat_flash' ? 16 : golden.model_type === 'zaya' ? 13 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' || fixture === 'openai_privacy_filter-bf16' ? 3 : 2);
-    expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
+    expect(s.topK).toBe(golden.model_type === 'llama4_text' || golden.model_type === 'zaya' ? 1 : golden.model_type === 'longcat_flash' || fixture === 'openai_privacy_filter-bf16' ? 3 : 2);
+    expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : golden.model_type === 'zaya' ? 1 : undefined);
+    expect(s.zeroExpertsSkip).toBe(golden.model_type === 'zaya' ? true : undefined);
+    expect(s.mlpRouter).toEqual(golden.model_type === 'zaya' ? { hidden: fixture.endsWith('f32') ? 24 : 8, eps: 1e-5, stateLayers: [1, 2] } : undefined);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
     expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
     expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);

@@ -81,6 +81,15 @@ export interface MoeSemantics {
    * canonical expert ids stay below `experts - zeroExperts`.
    */
   zeroExperts?: number;
+  /** The zero experts are skip classes (zaya's class E): choosing one adds nothing, not weight · x. */
+  zeroExpertsSkip?: true;
+  /**
+   * The router logits come from an MLP (zaya's ZayaRouter), not x·Wrᵀ: r = down(x) (+ the
+   * carried router state · state_scale in `stateLayers`), logits = out(gelu(fc2(gelu(fc1(
+   * RMSNorm(r)))))) with RMSNorm weight `router.norm` and epsilon `eps`; `hidden` is R. The
+   * forward of a state layer takes that state (`ForwardInputs.routerState`, `[T, R]`).
+   */
+  mlpRouter?: { hidden: number; eps: number; stateLayers: number[] };
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /**

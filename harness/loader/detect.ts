@@ -12,7 +12,10 @@ import { moeLayoutsOf } from '../quant/layout.js';
 import { isRouterQuantTensor, QuantizedRouter, ROUTER_DTYPES } from '../quant/errors.js';
 
 /** The parts that select experts: never quantized. */
-const ROUTER_PARTS: ReadonlySet<PartName> = new Set<PartName>(['router', 'router_bias', 'correction_bias']);
+const ROUTER_PARTS: ReadonlySet<PartName> = new Set<PartName>([
+  'router', 'router_bias', 'correction_bias',
+  'router_down', 'router_down_bias', 'router_state_scale', 'router_norm', 'router_fc1', 'router_fc1_bias', 'router_fc2', 'router_fc2_bias',
+]);
 
 /** What detection needs from a checkpoint: CheckpointDir provides it. */
 export interface TensorDirectory {

@@ -9,7 +9,8 @@ import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harn
 import { kernelForm } from '../kernel-form.js';
 import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
-import { addZeroExperts, hashChoiceOf, type HashChoice } from '../routing.js';
+import { addZeroExperts, hashChoiceOf } from '../routing.js';
+import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
@@ -55,20 +56,20 @@ export class FastCpuBackend implements MoeBackend {
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<MoeForwardResult> {
     checkForwardInput(sem, layer, ranks, x, tokens);
-    const hash = hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs);
+    hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs);
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (this.keepResident) this.resident.hold(weights.flatMap((w) => (w.shared ? [w.w13, w.w2, w.shared.w13, w.shared.w2] : [w.w13, w.w2])));
     const pool = this.pool;
     const base = pool.mark();
     try {
-      return this.forwardIn(sem, layer, ranks, weights, x, tokens, hash);
+      return this.forwardIn(sem, layer, ranks, weights, x, tokens, inputs);
     } finally {
       pool.release(base);
     }
   }
 
-  private forwardIn(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, hash: HashChoice | undefined): MoeForwardResult {
+  private forwardIn(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, inputs: ForwardInputs | undefined): MoeForwardResult {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
     const pool = this.pool;
@@ -84,13 +85,17 @@ export class FastCpuBackend implements MoeBackend {
 
     // Router: logits in float32 on the GEMM; selection by the shared routing code.
     const r0 = ranks[0]!;
-    const router = pool.alloc(E, H);
-    pool.write(router, wholeFloats(r0, `${p}router.weight`, [E, H]));
-    pool.matmulNT(s.x, router, s.y);
-    const yView = pool.view(s.y);
-    const logits = new Float32Array(tokens * E);
-    for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]!;
-    const routing = routeLogits(sem, layer, r0, logits, tokens, hash);
+    let logits: Float32Array;
+    if (sem.mlpRouter) logits = mlpRouterLogitsF32(sem, layer, r0, x, tokens, inputs);
+    else {
+      const router = pool.alloc(E, H);
+      pool.write(router, wholeFloats(r0, `${p}router.weight`, [E, H]));
+      pool.matmulNT(s.x, router, s.y);
+      const yView = pool.view(s.y);
+      logits = new Float32Array(tokens * E);
+      for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]!;
+    }
+    const routing = routeLogits(sem, layer, r0, logits, tokens, hashChoiceOf(sem, layer, r0, tokens, inputs));
 
     const output = new Float32Array(tokens * H);
     ranks.forEach((rank, r) => {

@@ -11,6 +11,7 @@ import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '.
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
 import { addZeroExperts, hashChoiceOf, route, sigmoid } from '../routing.js';
+import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -132,11 +133,11 @@ class GpujsMoeBackend implements GpujsBackend {
     // The router and the selection-only bias are whole on every rank: rank 0's are used.
     const r0 = ranks[0]!;
     const p = `layers.${layer}.`;
-    const routerWeight = wholeFloats(r0, `${p}router.weight`, [E, H]);
-    const routerBias = r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : new Float32Array(E);
     const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
-
-    const logits = await this.kernels.linear(x, tokens, H, routerWeight, E, routerBias);
+    const routerBias = () => (r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : new Float32Array(E));
+    const logits = sem.mlpRouter
+      ? mlpRouterLogitsF32(sem, layer, r0, x, tokens, inputs)
+      : await this.kernels.linear(x, tokens, H, wholeFloats(r0, `${p}router.weight`, [E, H]), E, routerBias());
     const routing = route(sem, logits, tokens, correction, hashChoiceOf(sem, layer, r0, tokens, inputs));
 
     // Row a = t*k + c: token t's c-th choice. llama4_text scales the expert's input by the

@@ -25,6 +25,7 @@ import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { addZeroExperts } from '../routing.js';
 import { concatRoutings, hashChoiceOf, hashPart, type HashChoice, type RoutingResult } from '../routing.js';
+import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
@@ -194,21 +195,23 @@ export class WgslWebGpuBackend implements MoeBackend {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
     checkForwardInput(sem, layer, ranks, x, tokens);
     const hash = hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs);
+    // An MLP router (zaya) is computed by the shared code on the CPU, like the selection.
+    const mlpLogits = sem.mlpRouter && tokens > 0 ? mlpRouterLogitsF32(sem, layer, ranks[0]!, x, tokens, inputs) : undefined;
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
     // Forwards share scratch buffers: one at a time.
-    const run = this.queue.then(() => this.guarded(sem, layer, ranks, weights, x, tokens, hash));
+    const run = this.queue.then(() => this.guarded(sem, layer, ranks, weights, x, tokens, hash, mlpLogits));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async guarded(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, hash: HashChoice | undefined): Promise<MoeForwardResult> {
+  private async guarded(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, hash: HashChoice | undefined, mlpLogits?: Float32Array): Promise<MoeForwardResult> {
     const temp: GPUBuffer[] = [];
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     try {
-      return await this.forwardOn(sem, layer, ranks, weights, x, tokens, temp, hash);
+      return await this.forwardOn(sem, layer, ranks, weights, x, tokens, temp, hash, mlpLogits);
     } finally {
       const oom = await this.device.popErrorScope();
       const invalid = await this.device.popErrorScope();
@@ -221,7 +224,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   private async forwardOn(
-    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, temp: GPUBuffer[], hash: HashChoice | undefined,
+    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, temp: GPUBuffer[], hash: HashChoice | undefined, mlpLogits?: Float32Array,
   ): Promise<MoeForwardResult> {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
@@ -234,23 +237,29 @@ export class WgslWebGpuBackend implements MoeBackend {
     if (this.options.residentWeights) this.hold(weights);
     const t0 = performance.now();
     const xBuf = this.scratchBuffer('x', tokens * H * 4);
-    let encoder = this.device.createCommandEncoder();
+    const encoder = this.device.createCommandEncoder();
     await this.staged(encoder, xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
     const zeros = buffer(16);
 
-    // Round trip 1: router logits, a one-expert `down` GEMM over every token.
+    // Round trip 1: router logits, a one-expert `down` GEMM over every token (an MLP router's come from the CPU).
     const r0 = ranks[0]!;
-    const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
-    const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
-    const all = sharedBatch(x, tokens, H, undefined);
-    const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
-    const logitsBuf = buffer(tokens * E * 4);
-    // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
-    const routerTiling = this.options.tiling ?? this.heuristic(16);
-    let pass = encoder.beginComputePass();
-    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
-    pass.end();
-    const logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
+    let logits: Float32Array;
+    if (mlpLogits) {
+      this.device.queue.submit([encoder.finish()]);
+      logits = mlpLogits;
+    } else {
+      const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
+      const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
+      const all = sharedBatch(x, tokens, H, undefined);
+      const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
+      const logitsBuf = buffer(tokens * E * 4);
+      // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
+      const routerTiling = this.options.tiling ?? this.heuristic(16);
+      const pass = encoder.beginComputePass();
+      this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
+      pass.end();
+      logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
+    }
     const t1 = performance.now();
     let cpuMs = 0;
 

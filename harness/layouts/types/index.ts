@@ -45,6 +45,7 @@ import { qwen3_moe } from './qwen3_moe.js';
 import { qwen3_next } from './qwen3_next.js';
 import { qwen3_vl_moe } from './qwen3_vl_moe.js';
 import { solar_open } from './solar_open.js';
+import { zaya } from './zaya.js';
 
 /** Every model type by its model_type name (each key is its entry's modelType: registry.test.ts checks it). */
 export const ENTRIES_BY_TYPE = {
@@ -95,6 +96,7 @@ export const ENTRIES_BY_TYPE = {
   // s2-i14-c
   deepseek_v4,
   openai_privacy_filter,
+  zaya,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */
