@@ -9,7 +9,7 @@ import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
 import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
-import { addZeroExperts, hashChoiceOf, route, sigmoid, type RoutingResult } from './routing.js';
+import { addZeroExperts, hashChoiceOf, productKeyBounds, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
 import { mlpRouterLogits } from './mlp-router.js';
 
@@ -68,7 +68,8 @@ export function checkForwardInput(sem: MoeSemantics, layer: number, ranks: RankT
 
 /** `[tokens, experts]` x·Wr^T + b, and its float32 error bound when asked for. */
 function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Array | undefined, x: Float64Array, tokens: number, withBound: boolean) {
-  const { hidden: H, experts: E } = sem;
+  const H = sem.hidden;
+  const E = sem.routerRows ?? sem.experts;
   const logits = new Float64Array(tokens * E);
   const bound = new Float64Array(withBound ? tokens * E : 0);
   const loose = new Float64Array(withBound ? tokens * E : 0);
@@ -151,14 +152,20 @@ export function referenceForward(
     }
   }
   const decodeWhole = (name: string, shape: number[]) => decodeFloatTensor(r0, `layers.${layer}.${name}`, shape);
-  const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [E]) : undefined;
+  const rows = sem.routerRows ?? E;
+  const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [rows]) : undefined;
   const correction = r0.tensors.has(`layers.${layer}.router.correction_bias`) ? decodeWhole('router.correction_bias', [E]) : undefined;
 
   const xs = Float64Array.from(x);
   const withBound = options.bound === true;
-  const { logits, bound: logitBound, loose: logitLoose } = sem.mlpRouter
+  const raw = sem.mlpRouter
     ? mlpRouterLogits(sem, layer, r0, xs, tokens, options.inputs, withBound)
-    : routerLogits(sem, decodeWhole('router.weight', [E, H]), bias, xs, tokens, withBound);
+    : routerLogits(sem, decodeWhole('router.weight', [rows, H]), bias, xs, tokens, withBound);
+  const { logits } = raw;
+  // Product keys (doge) rank sums of two logits: their bounds per expert, as every other routing's.
+  const keys = sem.routing.kind === 'product_key' ? sem.routing.keys : 0;
+  const logitBound = keys && withBound ? productKeyBounds(raw.bound, tokens, E, keys) : raw.bound;
+  const logitLoose = keys && withBound ? productKeyBounds(raw.loose, tokens, E, keys) : raw.loose;
   // `options.route` replaces the routing (a deliberately wrong forward, or a hypothesis about one: properties/diagnose-forward.ts).
   const routing = (options.route ?? route)(sem, logits, tokens, correction, hashChoiceOf(sem, layer, r0, tokens, options.inputs));
 

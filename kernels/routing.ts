@@ -319,6 +319,8 @@ function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<
     case 'topk_softmax': return topkSoftmax(l, k, r.scaling);
     case 'topk_sigmoid_input': return topkSigmoidInput(l, k);
     case 'sparsemixer': return sparsemixer(l, k, r.jitterEps);
+    // Routed over the whole [T, 2K] logits at once (route): rows mix tokens.
+    case 'product_key': throw new RoutingError('product-key routing reads every token\'s logits: route them together', { expected: 'route()', found: 'one row' });
   }
 }
 
@@ -379,8 +381,9 @@ export interface HashChoice {
 export function route(sem: MoeSemantics, logits: Logits, tokens: number, correctionBias?: ArrayLike<number>, hash?: HashChoice): RoutingResult {
   const E = sem.experts;
   const k = sem.topK;
-  if (!Number.isSafeInteger(tokens) || tokens < 0 || logits.length !== tokens * E) {
-    throw new RoutingError('router logits do not have the shape [tokens, experts]', { expected: [tokens, E], found: logits.length });
+  const rows = sem.routerRows ?? E;
+  if (!Number.isSafeInteger(tokens) || tokens < 0 || logits.length !== tokens * rows) {
+    throw new RoutingError('router logits do not have the shape [tokens, router rows]', { expected: [tokens, rows], found: logits.length });
   }
   if (k < 1 || k > E) throw new RoutingError('top-k must be between 1 and the number of experts', { expected: `1..${E}`, found: k });
   if (correctionBias !== undefined && correctionBias.length !== E) {
@@ -396,6 +399,7 @@ export function route(sem: MoeSemantics, logits: Logits, tokens: number, correct
   if (hash && hash.tokenIds.length !== tokens) {
     throw new RoutingError('a hash layer needs one token id per token', { expected: tokens, found: hash.tokenIds.length });
   }
+  if (r.kind === 'product_key') return productKeyRoute(logits, tokens, E, k, r.keys, r.renormalize);
   const grouped = (r.kind === 'softmax_group_limited' || r.kind === 'sigmoid_group_limited_bias' || r.kind === 'softmax_group_top2') && r.groups > 1;
   const groups = grouped ? { scores: new Float64Array(tokens * r.groups), count: r.groups, kept: r.topkGroups } : undefined;
   for (let t = 0; t < tokens; t++) {
@@ -408,4 +412,46 @@ export function route(sem: MoeSemantics, logits: Logits, tokens: number, correct
   const result: RoutingResult = { selected, weights, scores, inputScale: r.kind === 'topk_sigmoid_input' };
   if (groups) result.groups = groups;
   return result;
+}
+
+/**
+ * doge's product-key routing over the whole `[T, 2K]` logits (MoeSemantics routing
+ * `product_key`): row t's x-scores are flat[tK, tK + K) and its y-scores flat[TK + tK, ...),
+ * as transformers' view(2, T, K) reads them; expert ix·K + iy scores sx[ix] + sy[iy].
+ */
+export function productKeyRoute(logits: Logits, tokens: number, E: number, k: number, K: number, renormalize: boolean): RoutingResult {
+  if (K * K > E || k > K * K) throw new RoutingError('product keys need K² ≤ experts and top-k ≤ K²', { expected: `K² ≤ ${E}, k ≤ K²`, found: { keys: K, topK: k } });
+  const selected = new Int32Array(tokens * k);
+  const weights = new Float64Array(tokens * k);
+  const scores = new Float64Array(tokens * E).fill(-Infinity);
+  for (let t = 0; t < tokens; t++) {
+    const sx = logits.subarray(t * K, (t + 1) * K);
+    const sy = logits.subarray(tokens * K + t * K, tokens * K + (t + 1) * K);
+    // torch.topk(K) of each half sorts it; the K² sums are ranked in that order (ties: lower position first).
+    const ix = topK(sx, K);
+    const iy = topK(sy, K);
+    const sums = new Array<number>(K * K);
+    for (let a = 0; a < K; a++) for (let b = 0; b < K; b++) sums[a * K + b] = sx[ix[a]!]! + sy[iy[b]!]!;
+    const best = topK(sums, k);
+    const ids = best.map((pos) => ix[Math.floor(pos / K)]! * K + iy[pos % K]!);
+    let w = softmax(pick(sums, best));
+    if (renormalize) {
+      const s = sum(w);
+      w = w.map((v) => v / s);
+    }
+    selected.set(ids, t * k);
+    weights.set(w, t * k);
+    for (let e = 0; e < K * K; e++) scores[t * E + e] = sx[Math.floor(e / K)]! + sy[e % K]!;
+  }
+  return { selected, weights, scores, inputScale: false };
+}
+
+/**
+ * A product-key router's per-logit bounds (`[T, 2K]`, flat as the logits) as per-expert bounds
+ * `[T, E]` of the sums it ranks: the x- and y-score's bounds added (0 beyond K²).
+ */
+export function productKeyBounds(bound: Float64Array, tokens: number, E: number, K: number): Float64Array {
+  const out = new Float64Array(tokens * E);
+  for (let t = 0; t < tokens; t++) for (let e = 0; e < K * K; e++) out[t * E + e] = bound[t * K + Math.floor(e / K)]! + bound[tokens * K + t * K + (e % K)]!;
+  return out;
 }

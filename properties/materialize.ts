@@ -116,8 +116,8 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
   const g = await generate(spec, seed, dir);
   const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical });
   const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical });
-  // Not shared_experts., nor granitemoeshared's shared_mlp.input_linear.
-  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(^|\.)(block_sparse_moe|mlp)\.(input|output)_linear\./.test(k));
+  // Not shared_experts., nor granitemoeshared's shared_mlp.input_linear; doge's experts are down_embed/up_embed.
+  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(^|\.)(block_sparse_moe|mlp)\.(input|output)_linear\.|\.(down|up)_embed\./.test(k));
   const victim = expertKeys[expertKeys.length - 1];
   if (victim === undefined) throw new MaterializeError('no expert tensor to break', { expected: 'an experts.* tensor', found: [...stored.keys()] });
   const t = stored.get(victim)!;

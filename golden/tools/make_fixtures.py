@@ -646,6 +646,19 @@ def _zaya(dtype: str) -> dict[str, Any]:
     )
 
 
+def _doge(dtype: str) -> dict[str, Any]:
+    # CDMoE in every layer: f32 16 experts (4 product keys, all reachable), top-3, renormalised;
+    # bf16 12 experts (3 keys: experts 9..11 unreachable), top-2. The dense MLP is I 16 (2I == H).
+    return _new_sizes(
+        is_moe=True,
+        intermediate_size=NEW_INTERMEDIATE,
+        num_experts=16 if dtype == "f32" else NEW_EXPERTS,
+        num_experts_per_tok=3 if dtype == "f32" else TOP_K,
+        norm_topk_prob=dtype == "f32",
+        keep_window_size=8,
+    )
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -697,6 +710,7 @@ NEW_SPECS = [
         model_class="OpenAIPrivacyFilterForTokenClassification",
     ),
     FixtureSpec("zaya", _zaya, "gate", ("num_experts", "num_experts_per_tok", "router_hidden_size")),
+    FixtureSpec("doge", _doge, None, ("num_experts", "num_experts_per_tok", "norm_topk_prob", "is_moe"), block="mlp"),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 
@@ -886,7 +900,9 @@ def capture(
             golden[f"moe.{layer}.router_logits"] = seen["router_logits"].reshape(TOKENS, -1).float().contiguous()
         paths[str(layer)] = path
         classes["moe"] = type(block).__name__
-        classes["experts"] = type(block.experts).__name__ if hasattr(block, "experts") else type(block.input_linear).__name__
+        # doge's experts are the block's own down_embed/up_embed embeddings.
+        experts = getattr(block, "experts", None) or getattr(block, "input_linear", None) or block.down_embed
+        classes["experts"] = type(experts).__name__
     return golden, paths, classes
 
 

@@ -49,6 +49,8 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   const perExpert = (slice: (e: number) => PartSlice[]) => ids.flatMap(slice);
   // Non-gated experts (up and down only) have no gate half: w13 holds the up rows alone (spec §1).
   const halves = f.nonGated ? 1 : 2;
+  // doge: single-neuron routed experts beside a gated (SwiGLU) shared MLP.
+  const sharedHalves = f.nonGated && !f.gatedShared ? 1 : 2;
   const specs: CanonicalSpec[] = [
     {
       name: canonicalName(layer, 'experts.w13'),
@@ -85,7 +87,8 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   // The router scores the zero-compute experts too (longcat_flash): Er = E + Z rows.
   const Er = E + (d.zeroExperts ?? 0);
   const Hr = d.routerHidden ?? H;
-  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Er, Hr], slices: [{ part: 'router', expert: null, rows: whole(Er), cols: whole(Hr) }] });
+  const Rr = d.routerRows ?? Er;
+  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Rr, Hr], slices: [{ part: 'router', expert: null, rows: whole(Rr), cols: whole(Hr) }] });
   if (f.mlpRouter) {
     // zaya's MLP router, whole on every rank like router.weight (its out_proj).
     const vec = (name: string, part: PartName) => ({ name: canonicalName(layer, name), shape: [Hr], slices: [{ part, expert: null, rows: row, cols: whole(Hr) }] });
@@ -112,9 +115,9 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
     specs.push(
       {
         name: canonicalName(layer, 'shared.w13'),
-        shape: [halves * Isr, H],
+        shape: [sharedHalves * Isr, H],
         slices: [
-          ...(f.nonGated ? [] : [{ part: 'shared_gate_proj' as const, expert: null, rows: isr, cols: whole(H) }]),
+          ...(sharedHalves === 1 ? [] : [{ part: 'shared_gate_proj' as const, expert: null, rows: isr, cols: whole(H) }]),
           { part: 'shared_up_proj', expert: null, rows: isr, cols: whole(H) },
         ],
       },

@@ -61,6 +61,10 @@ export function activationError(act: ExpertActivation, g: number, u: number, eg:
     const silu = gc / (1 + Math.exp(-gc));
     return 1.1 * eg * (Math.abs(uc) + eu) + Math.abs(silu) * eu + 4 * U32 * Math.abs(silu * uc);
   }
+  if (act.kind === 'silu') {
+    const silu = u / (1 + Math.exp(-u));
+    return 1.1 * eu + 4 * U32 * Math.abs(silu);
+  }
   if (act.kind === 'relu2') {
     // relu is 1-Lipschitz; (|u| + eu)² - u² bounds the square's error, plus its own rounding.
     const r = Math.max(u, 0);

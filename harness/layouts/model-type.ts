@@ -27,6 +27,8 @@ export interface Features {
   expertBias: boolean;
   /** Routed and shared experts are non-gated (up and down only, nemotron_h): canonical `w13` holds the up rows only. */
   nonGated?: boolean;
+  /** With nonGated: the shared expert is gated all the same (doge's dense SwiGLU MLP): shared.w13 holds gate and up. */
+  gatedShared?: boolean;
   /** A bias `[H]` added to the block's output once per token (jetmoe): canonical `layers.L.output_bias`. */
   outputBias?: boolean;
   /** A router bias the checkpoint stores but the model never adds (longcat_flash with router_bias): not canonical. */
@@ -114,6 +116,10 @@ export interface GeneratorTraits {
   grouped?: boolean;
   /** A fixed top-k (phimoe's sparsemixer is top-2). */
   topK?: number;
+  /** A fixed expert intermediate size (doge's single-neuron experts: 1). */
+  intermediate?: number;
+  /** The most experts a token can choose among E (doge's product keys reach floor(√E)²). */
+  maxTopK?: (experts: number) => number;
   /**
    * The config.json fields for these sizes under the type's own names, every decoder layer an
    * MoE layer; `shared` is the shared-expert size already checked against the rule.

@@ -105,6 +105,8 @@ export interface PartSizes {
   hashTable?: { vocab: number; topK: number };
   /** An MLP router's hidden size R (zaya): the router parts are sized by it, `router` is `[E + Z, R]`. */
   routerHidden?: number;
+  /** Rows of the router where they are not the experts (doge's product keys: 2·floor(√E)). */
+  routerRows?: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
   quant?: QuantGeometry;
 }
@@ -146,7 +148,7 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'output_bias':
       return [s.hidden];
     case 'router':
-      return [s.experts + (s.zeroExperts ?? 0), s.routerHidden ?? s.hidden];
+      return [s.routerRows ?? s.experts + (s.zeroExperts ?? 0), s.routerHidden ?? s.hidden];
     case 'router_down':
       return [routerHidden(s), s.hidden];
     case 'router_down_bias':

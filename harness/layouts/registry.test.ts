@@ -66,6 +66,7 @@ const ROUTING: Record<string, Routing> = {
   deepseek_v4: { kind: 'score_bias_topk', score: 'sqrtsoftplus', scaling: 1.5 },
   openai_privacy_filter: { kind: 'topk_softmax' },
   zaya: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 1 },
+  doge: { kind: 'product_key', keys: 4, renormalize: true },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -92,6 +93,7 @@ const ROUTING_BF16: Record<string, Routing> = {
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, maskNegInf: true },
   deepseek_v4: { kind: 'score_bias_topk', score: 'sigmoid', scaling: 2 },
+  doge: { kind: 'product_key', keys: 3, renormalize: false },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
@@ -101,6 +103,7 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
   deepseek_v4: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
   openai_privacy_filter: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
+  doge: { routed: { kind: 'silu' } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
@@ -120,9 +123,14 @@ describe('semantics of the golden fixtures', () => {
     // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
     // zaya: 12 experts and the skip class.
-    const later = { E: golden.model_type === 'longcat_flash' ? 16 : golden.model_type === 'zaya' ? 13 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
+    // doge: single-neuron experts, 16 of them in f32.
+    const later = {
+      E: golden.model_type === 'longcat_flash' || fixture === 'doge-f32' ? 16 : golden.model_type === 'zaya' ? 13 : 12,
+      H: 32,
+      I: golden.model_type === 'qwen3_vl_moe' ? 24 : golden.model_type === 'doge' ? 1 : 16,
+    };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' || golden.model_type === 'zaya' ? 1 : golden.model_type === 'longcat_flash' || fixture === 'openai_privacy_filter-bf16' ? 3 : 2);
+    expect(s.topK).toBe(golden.model_type === 'llama4_text' || golden.model_type === 'zaya' ? 1 : golden.model_type === 'longcat_flash' || fixture === 'openai_privacy_filter-bf16' || fixture === 'doge-f32' ? 3 : 2);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : golden.model_type === 'zaya' ? 1 : undefined);
     expect(s.zeroExpertsSkip).toBe(golden.model_type === 'zaya' ? true : undefined);
     expect(s.mlpRouter).toEqual(golden.model_type === 'zaya' ? { hidden: fixture.endsWith('f32') ? 24 : 8, eps: 1e-5, stateLayers: [1, 2] } : undefined);

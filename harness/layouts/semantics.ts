@@ -31,6 +31,14 @@ export type Routing =
    * hash layer (`MoeSemantics.hash`) the ids are tid2eid[token id] instead, weights alike.
    */
   | { kind: 'score_bias_topk'; score: 'sigmoid' | 'sqrtsoftplus'; scaling: number }
+  /**
+   * doge's product keys (DogeCDMoE): the router gives 2·keys logits per token, read the way
+   * transformers views them, `[T, 2K]` as `[2, T, K]` (x-scores of row t = flat[tK, tK + K),
+   * y-scores = flat[TK + tK, ...): rows mix tokens, reproduced on purpose); both sorted, expert
+   * `ix·K + iy` scores sx + sy; top-k of those K² sums; weights softmax over the k, divided by
+   * their sum again if renormalize. Experts from K² on are never chosen.
+   */
+  | { kind: 'product_key'; keys: number; renormalize: boolean }
   /** ernie4_5_moe: p = softmax(l); top-k of p + correction_bias; weights p[idx] / max(sum, normMin). */
   | { kind: 'softmax_bias_normmin'; normMin: number }
   /** lfm2_moe: s = σ(l); top-k of s + expert_bias (correction_bias); weights s[idx], renormalised if asked; × scaling. */
@@ -52,10 +60,12 @@ export type ExpertActivation =
   /** nemotron_h: non-gated, down(relu(up·x)²); the expert has no gate projection (canonical w13 is up only). */
   | { kind: 'relu2' }
   /** glm5_next: clamped SwiGLU, clamp before the activation: silu(min(g, limit)) · clamp(u, -limit, limit) (`swiglu_limit`). */
-  | { kind: 'silu_clamped'; limit: number };
+  | { kind: 'silu_clamped'; limit: number }
+  /** doge: non-gated, down(silu(up·x)) (single-neuron experts: up = down_embed_e, down = up_embed_e). */
+  | { kind: 'silu' };
 
 /** Whether the activation multiplies a gate by an up projection (false: up and down only). */
-export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2';
+export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2' && a.kind !== 'silu';
 
 export const SILU_GATED: ExpertActivation = { kind: 'silu_gated' };
 
@@ -81,6 +91,8 @@ export interface MoeSemantics {
    * canonical expert ids stay below `experts - zeroExperts`.
    */
   zeroExperts?: number;
+  /** Rows of `router.weight` where they are not the experts (doge's product keys: 2·keys). */
+  routerRows?: number;
   /** The zero experts are skip classes (zaya's class E): choosing one adds nothing, not weight · x. */
   zeroExpertsSkip?: true;
   /**

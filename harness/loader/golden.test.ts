@@ -47,7 +47,13 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
   // deepseek_v4's published keys have no root: layers.L.ffn.
   const modules = [...['model', 'backbone', 'model.language_model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`)), `layers.${layer}.ffn`];
-  const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear'))) ?? p;
+  const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear') || n.startsWith(x + '.down_embed'))) ?? p;
+  if (type === 'doge') {
+    // Single neurons: w13[e] is down_embed row e, w2[e] the column up_embed row e.
+    const down = await raw(`${m}.down_embed.weight`);
+    const up = await raw(`${m}.up_embed.weight`);
+    return { w13: (e, _row, h) => element(down, [e, h]), w2: (e, h) => element(up, [e, h]) };
+  }
   if (type === 'nemotron_h') {
     // Non-gated: w13 is the up rows alone.
     if (has(`${m}.experts.up_proj`)) {
@@ -125,14 +131,16 @@ describe.each(fixtures)('golden %s', (fixture) => {
     // One layout where transformers has no conversion for the type: both folders hold the same keys.
     const table = (d: CheckpointDir) => [...d.tensorNames()].sort().map((n) => `${n}${JSON.stringify(d.info(n).shape)}`).join();
     const identical = table(dirs.original) === table(dirs.fused);
-    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'openai_privacy_filter', 'zaya'].includes(original.modelType));
+    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'openai_privacy_filter', 'zaya', 'doge'].includes(original.modelType));
     expect(original.layers.map((l) => [l.layer, l.layout, l.layoutsIdentical])).toEqual(moeLayers.map((l) => [l, 'original', identical]));
     expect(fused.layers.map((l) => [l.layer, l.layout])).toEqual(moeLayers.map((l) => [l, identical ? 'original' : 'fused']));
   });
 
   it('original/ and fused/ load to byte-identical canonical tensors', async () => {
     expectSameCanonical(whole, await load(dirs.fused, WHOLE));
-    expectSameCanonical(await load(dirs.original, { tpSize: 2, tpRank: 1, epSize: 3, epRank: 2, epPlacement: 'round_robin' }), await load(dirs.fused, { tpSize: 2, tpRank: 1, epSize: 3, epRank: 2, epPlacement: 'round_robin' }));
+    // doge's single-neuron experts (I 1) allow TP 1 only.
+    const split = { tpSize: fixture.startsWith('doge-') ? 1 : 2, tpRank: fixture.startsWith('doge-') ? 0 : 1, epSize: 3, epRank: 2, epPlacement: 'round_robin' as const };
+    expectSameCanonical(await load(dirs.original, split), await load(dirs.fused, split));
   });
 
   it('whole w13 and w2 equal an independent derivation from the stored tensors, in both layouts', async () => {

@@ -79,7 +79,7 @@ export class FastCpuBackend implements MoeBackend {
       gathered: pool.alloc(tokens, H),
       hidden13: pool.alloc(tokens, 2 * widest),
       activated: pool.alloc(tokens, widest),
-      y: pool.alloc(tokens, Math.max(H, E)),
+      y: pool.alloc(tokens, Math.max(H, sem.routerRows ?? E)),
     };
     pool.write(s.x, x);
 
@@ -88,12 +88,14 @@ export class FastCpuBackend implements MoeBackend {
     let logits: Float32Array;
     if (sem.mlpRouter) logits = mlpRouterLogitsF32(sem, layer, r0, x, tokens, inputs);
     else {
-      const router = pool.alloc(E, H);
-      pool.write(router, wholeFloats(r0, `${p}router.weight`, [E, H]));
+      // Router rows: the experts, or doge's 2·keys product keys.
+      const rows = sem.routerRows ?? E;
+      const router = pool.alloc(rows, H);
+      pool.write(router, wholeFloats(r0, `${p}router.weight`, [rows, H]));
       pool.matmulNT(s.x, router, s.y);
       const yView = pool.view(s.y);
-      logits = new Float32Array(tokens * E);
-      for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]!;
+      logits = new Float32Array(tokens * rows);
+      for (let t = 0; t < tokens; t++) for (let e = 0; e < rows; e++) logits[t * rows + e] = yView[t * s.y.stride + e]!;
     }
     const routing = routeLogits(sem, layer, r0, logits, tokens, hashChoiceOf(sem, layer, r0, tokens, inputs));
 

@@ -128,8 +128,9 @@ export function routeLogits(sem: MoeSemantics, layer: number, rank: RankTensors,
   const p = `layers.${layer}.`;
   const E = sem.experts;
   if (rank.tensors.has(`${p}router.bias`)) {
-    const bias = wholeFloats(rank, `${p}router.bias`, [E]);
-    for (let i = 0; i < logits.length; i++) logits[i]! += bias[i % E]!;
+    const rows = sem.routerRows ?? E;
+    const bias = wholeFloats(rank, `${p}router.bias`, [rows]);
+    for (let i = 0; i < logits.length; i++) logits[i]! += bias[i % rows]!;
   }
   const correction = rank.tensors.has(`${p}router.correction_bias`) ? wholeFloats(rank, `${p}router.correction_bias`, [E]) : undefined;
   return route(sem, logits, tokens, correction, hash);

@@ -96,6 +96,7 @@ function rankF32(sem: MoeSemantics, layer: number, rank: RankTensors): RankF32 {
 function activationConstants(a: ExpertActivation): ActivationConstants {
   if (a.kind === 'gpt_oss_clamped') return { act: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { act: 3, alpha: 0, limit: a.limit };
+  if (a.kind === 'silu') return { act: 4, alpha: 0, limit: 0 };
   return a.kind === 'relu2' ? { act: 2, alpha: 0, limit: 0 } : SILU_GATED;
 }
 
@@ -134,10 +135,12 @@ class GpujsMoeBackend implements GpujsBackend {
     const r0 = ranks[0]!;
     const p = `layers.${layer}.`;
     const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
-    const routerBias = () => (r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : new Float32Array(E));
+    // Router rows: the experts, or doge's 2·keys product keys.
+    const rows = sem.routerRows ?? E;
+    const routerBias = () => (r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [rows]) : new Float32Array(rows));
     const logits = sem.mlpRouter
       ? mlpRouterLogitsF32(sem, layer, r0, x, tokens, inputs)
-      : await this.kernels.linear(x, tokens, H, wholeFloats(r0, `${p}router.weight`, [E, H]), E, routerBias());
+      : await this.kernels.linear(x, tokens, H, wholeFloats(r0, `${p}router.weight`, [rows, H]), rows, routerBias());
     const routing = route(sem, logits, tokens, correction, hashChoiceOf(sem, layer, r0, tokens, inputs));
 
     // Row a = t*k + c: token t's c-th choice. llama4_text scales the expert's input by the

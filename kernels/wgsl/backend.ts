@@ -248,31 +248,35 @@ export class WgslWebGpuBackend implements MoeBackend {
       this.device.queue.submit([encoder.finish()]);
       logits = mlpLogits;
     } else {
-      const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
+      // Router rows: the experts, or doge's 2·keys product keys.
+      const rows = sem.routerRows ?? E;
+      const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [rows, H]), name: `${p}router.weight`, count: 1, rows, cols: H };
       const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
       const all = sharedBatch(x, tokens, H, undefined);
       const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
-      const logitsBuf = buffer(tokens * E * 4);
+      const logitsBuf = buffer(tokens * rows * 4);
       // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
       const routerTiling = this.options.tiling ?? this.heuristic(16);
       const pass = encoder.beginComputePass();
-      this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
+      this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: rows, K: H, rowsB: rows, upRow: 0, ldc: rows, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xBuf, zeros, logitsBuf, buffer);
       pass.end();
-      logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
+      logits = await this.read(encoder, logitsBuf, tokens * rows, 'logits');
     }
     const t1 = performance.now();
     let cpuMs = 0;
 
     // Then the experts, in pipelined parts of the tokens: route and plan a part on the CPU,
     // submit it, and move on while the GPU computes it; each part's rows come back by themselves.
-    const part = Math.max(1, this.options.partTokens ?? tokens);
+    // Product keys (doge) read every token's logits together: one part.
+    const part = sem.routing.kind === 'product_key' ? tokens : Math.max(1, this.options.partTokens ?? tokens);
     const outBuf = this.scratchBuffer('out', tokens * H * 4);
     const routings: RoutingResult[] = [];
     const reads: Promise<Float32Array>[] = [];
     for (let c0 = 0, index = 0; c0 < tokens; c0 += part, index++) {
       const n = Math.min(part, tokens - c0);
       const c = performance.now();
-      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * E, (c0 + n) * E), n, hashPart(hash, c0, c0 + n));
+      const L = sem.routerRows ?? E;
+      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * L, (c0 + n) * L), n, hashPart(hash, c0, c0 + n));
       routings.push(routing);
       const xPart = x.subarray(c0 * H, (c0 + n) * H);
       const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, xPart, n, c0, buffer));
@@ -626,5 +630,6 @@ function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Flo
 function activationParams(a: ExpertActivation): { mode: number; alpha: number; limit: number } {
   if (a.kind === 'gpt_oss_clamped') return { mode: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
+  if (a.kind === 'silu') return { mode: 4, alpha: 0, limit: 0 };
   return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }

@@ -458,7 +458,8 @@ function forwardMutant(name: string, bug: string, mutateRoute: RouteFn): Mutant 
 const unrenormalised: RouteFn = (sem, logits, tokens, bias) => {
   const r = route(sem, logits, tokens, bias);
   const ro = sem.routing;
-  if (!('renormalize' in ro) || !ro.renormalize) return r;
+  // product_key renormalises weights that softmax already normalised: nothing to undo.
+  if (!('renormalize' in ro) || !ro.renormalize || ro.kind === 'product_key') return r;
   const E = sem.experts;
   const k = sem.topK;
   const weights = new Float64Array(r.weights.length);

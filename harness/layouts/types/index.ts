@@ -9,6 +9,7 @@ import { deepseek_v3 } from './deepseek_v3.js';
 import { deepseek_v32 } from './deepseek_v32.js';
 import { deepseek_v4 } from './deepseek_v4.js';
 import { dots1 } from './dots1.js';
+import { doge } from './doge.js';
 import { ernie4_5_moe } from './ernie4_5_moe.js';
 import { exaone_moe } from './exaone_moe.js';
 import { flex_olmo } from './flex_olmo.js';
@@ -97,6 +98,7 @@ export const ENTRIES_BY_TYPE = {
   deepseek_v4,
   openai_privacy_filter,
   zaya,
+  doge,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */
