@@ -12,11 +12,11 @@ import type { QuantGeometry } from '../harness/layouts/ops.js';
 export class CoverageError extends MoeConformanceError {}
 
 // The router may have dotted names (zaya: router.down.weight).
-const NAME = /^layers\.(\d+)\.(?:(experts|shared)\.([a-z0-9_]+)|router\.([a-z0-9_.]+)|output_bias)$/;
+const NAME = /^layers\.(\d+)\.(?:(experts|shared)\.([a-z0-9_]+)|router\.([a-z0-9_.]+)|latent\.fc[12]|output_bias)$/;
 
 /** Tensors every rank holds whole and identical. */
 const WHOLE_EVERYWHERE = new Set([
-  'router.weight', 'router.bias', 'router.correction_bias', 'router.tid2eid', 'shared.gate', 'output_bias',
+  'router.weight', 'router.bias', 'router.correction_bias', 'router.tid2eid', 'shared.gate', 'output_bias', 'latent.fc1', 'latent.fc2',
   // zaya's MLP router
   'router.down.weight', 'router.down.bias', 'router.state_scale', 'router.norm', 'router.fc1.weight', 'router.fc1.bias', 'router.fc2.weight', 'router.fc2.bias',
 ]);

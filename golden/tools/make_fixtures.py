@@ -397,7 +397,9 @@ def _mellum(dtype: str) -> dict[str, Any]:
 
 def _nemotron_h(dtype: str) -> dict[str, Any]:
     # Hybrid stacks: MoE layers between attention (f32) or mamba (bf16) layers; non-gated relu² experts.
+    # f32: latent MoE (experts in moe_latent_size 24 between fc1/fc2_latent_proj).
     layers = ["moe", "attention", "moe"] if dtype == "f32" else ["mamba", "moe"]
+    latent = {"moe_latent_size": 24} if dtype == "f32" else {}
     return _new_sizes(
         num_hidden_layers=len(layers),
         layers_block_type=layers,
@@ -412,6 +414,7 @@ def _nemotron_h(dtype: str) -> dict[str, Any]:
         ssm_state_size=8,
         n_groups=1,
         chunk_size=16,
+        **latent,
         **_dsv3_groups(dtype),
     )
 

@@ -49,21 +49,23 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   const perExpert = (slice: (e: number) => PartSlice[]) => ids.flatMap(slice);
   // Non-gated experts (up and down only) have no gate half: w13 holds the up rows alone (spec §1).
   const halves = f.nonGated ? 1 : 2;
+  // nemotron_h's latent MoE: the experts work in D = moe_latent_size, between latent.fc1 and latent.fc2.
+  const D = d.expertHidden ?? H;
   // doge: single-neuron routed experts beside a gated (SwiGLU) shared MLP.
   const sharedHalves = f.nonGated && !f.gatedShared ? 1 : 2;
   const specs: CanonicalSpec[] = [
     {
       name: canonicalName(layer, 'experts.w13'),
-      shape: [ids.length, halves * Ir, H],
+      shape: [ids.length, halves * Ir, D],
       slices: perExpert((e) => [
-        ...(f.nonGated ? [] : [{ part: 'gate' as const, expert: e, rows: ir, cols: whole(H) }]),
-        { part: 'up', expert: e, rows: ir, cols: whole(H) },
+        ...(f.nonGated ? [] : [{ part: 'gate' as const, expert: e, rows: ir, cols: whole(D) }]),
+        { part: 'up', expert: e, rows: ir, cols: whole(D) },
       ]),
     },
     {
       name: canonicalName(layer, 'experts.w2'),
-      shape: [ids.length, H, Ir],
-      slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(H), cols: ir }]),
+      shape: [ids.length, D, Ir],
+      slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(D), cols: ir }]),
     },
   ];
   if (f.expertBias) {
@@ -126,6 +128,13 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
         shape: [H, Isr],
         slices: [{ part: 'shared_down_proj', expert: null, rows: whole(H), cols: isr }],
       },
+    );
+  }
+  if (d.expertHidden !== undefined) {
+    // Whole on every rank, like the router.
+    specs.push(
+      { name: canonicalName(layer, 'latent.fc1'), shape: [D, H], slices: [{ part: 'latent_fc1', expert: null, rows: whole(D), cols: whole(H) }] },
+      { name: canonicalName(layer, 'latent.fc2'), shape: [H, D], slices: [{ part: 'latent_fc2', expert: null, rows: whole(H), cols: whole(D) }] },
     );
   }
   if (f.outputBias) {

@@ -27,6 +27,8 @@ export interface Features {
   expertBias: boolean;
   /** Routed and shared experts are non-gated (up and down only, nemotron_h): canonical `w13` holds the up rows only. */
   nonGated?: boolean;
+  /** nemotron_h's latent MoE (moe_latent_size): canonical latent.fc1 [D, H] and latent.fc2 [H, D]; experts in D. */
+  latent?: boolean;
   /** With nonGated: the shared expert is gated all the same (doge's dense SwiGLU MLP): shared.w13 holds gate and up. */
   gatedShared?: boolean;
   /** A bias `[H]` added to the block's output once per token (jetmoe): canonical `layers.L.output_bias`. */

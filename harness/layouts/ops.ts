@@ -26,6 +26,8 @@ export type PartName =
   | 'tid2eid' // [V, K] integer: a hash layer's expert ids per token id (deepseek_v4)
   // zaya's MLP router (R = router hidden size): down [R, H] + bias, the carried state's scale
   // [R], RMSNorm weight [R], fc1/fc2 [R, R] + biases; 'router' is then its out_proj [E + Z, R].
+  | 'latent_fc1' // [D, H]: nemotron_h's projection of the block input into the experts' latent space
+  | 'latent_fc2' // [H, D]: and of the routed sum back
   | 'router_down'
   | 'router_down_bias'
   | 'router_state_scale'
@@ -105,6 +107,8 @@ export interface PartSizes {
   hashTable?: { vocab: number; topK: number };
   /** An MLP router's hidden size R (zaya): the router parts are sized by it, `router` is `[E + Z, R]`. */
   routerHidden?: number;
+  /** The experts' input/output size where it is not `hidden` (nemotron_h's moe_latent_size D). */
+  expertHidden?: number;
   /** Rows of the router where they are not the experts (doge's product keys: 2·floor(√E)). */
   routerRows?: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
@@ -151,6 +155,10 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.routerRows ?? s.experts + (s.zeroExperts ?? 0), s.routerHidden ?? s.hidden];
     case 'router_down':
       return [routerHidden(s), s.hidden];
+    case 'latent_fc1':
+      return [s.expertHidden ?? s.hidden, s.hidden];
+    case 'latent_fc2':
+      return [s.hidden, s.expertHidden ?? s.hidden];
     case 'router_down_bias':
     case 'router_state_scale':
     case 'router_norm':
@@ -214,7 +222,8 @@ function routerHidden(s: PartSizes): number {
  * scale blocks.
  */
 function expertPartShape(part: 'gate' | 'up' | 'down' | 'gate_scale' | 'up_scale' | 'down_scale', s: PartSizes): number[] {
-  const [rows, cols] = part === 'down' || part === 'down_scale' ? [s.hidden, s.intermediate] : [s.intermediate, s.hidden];
+  const D = s.expertHidden ?? s.hidden;
+  const [rows, cols] = part === 'down' || part === 'down_scale' ? [D, s.intermediate] : [s.intermediate, D];
   const q = s.quant;
   const scale = part.endsWith('_scale');
   if (!scale) return q?.packRows ? [rows / q.packing, cols] : [rows, cols / (q?.packing ?? 1)];
