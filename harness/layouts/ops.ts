@@ -132,6 +132,8 @@ export interface QuantGeometry {
   zeroRows?: number;
   /** Whether `packing` packs the weight along its rows (`[out/8, in]`, AWQ) instead of its columns. */
   packRows?: boolean;
+  /** Codes packed along the rows (AWQ's weights, every zero point): the row `8j + rowNibbles[k]` nibble k of word j holds; in order where absent (AutoAWQ: 0 2 4 6 1 3 5 7). */
+  rowNibbles?: readonly number[];
   /** Whether w2's scales and zeros stay whole along K on every TP rank (activation order scatters groups over K). */
   kScalesWhole?: boolean;
 }
