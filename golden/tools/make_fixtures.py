@@ -19,6 +19,14 @@ and the 23 added for issue 14 (NEW_SPECS below: other sizes, dense layers, F32-k
         granitemoehybrid mellum nemotron_h mistral4 cohere2_moe laguna qwen3_5_moe_text qwen3_vl_moe \
         jetmoe longcat_flash kimi_linear glm4v_moe glm5_next
 
+the four added in session 2 by s2-i14-c (deepseek_v4 with token ids, zaya with the carried
+router state, doge, openai_privacy_filter), and the remade granitemoeshared/-hybrid (output
+with the layer's shared_mlp) and nemotron_h f32 (latent MoE):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types deepseek_v4 zaya doge \
+        openai_privacy_filter granitemoeshared granitemoehybrid
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types nemotron_h --dtypes f32
+
 Regenerate a shipped type into a scratch folder and check that its tensor names, shapes
 and dtypes (checkpoint files and golden.safetensors) and its golden.json match the
 shipped folder (values differ: they depend on the seed):

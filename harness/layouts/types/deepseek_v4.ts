@@ -15,7 +15,7 @@ import type { Features, LayoutName, ModelEntry, ModuleLayout, TensorSpec } from 
 import type { ExpertActivation } from '../semantics.js';
 import { LayoutConfigError } from '../errors.js';
 import { part } from '../ops.js';
-import { allLayers, dimsFrom, fusedV5, perExpertW, range, router, stringList, t } from './common.js';
+import { allLayers, deepseekConfig, dimsFrom, fusedV5, perExpertW, range, router, stringList, t } from './common.js';
 
 const hashLayer = (f: Features, layer: number) => f.hashLayers?.includes(layer) === true;
 
@@ -102,12 +102,8 @@ export const deepseek_v4: ModelEntry = {
   }),
   generator: {
     shared: 'equals_I',
-    config: (s) => ({
-      hidden_size: s.hidden,
-      num_hidden_layers: s.layers,
-      num_experts_per_tok: s.topK,
-      n_routed_experts: s.experts,
-      moe_intermediate_size: s.intermediate,
+    config: (s, Is) => ({
+      ...deepseekConfig(s, Is),
       // The first layer hash-routed (over a small vocabulary), the rest by score.
       mlp_layer_types: range(s.layers).map((i) => (i === 0 ? 'hash_moe' : 'moe')),
       vocab_size: 16 + s.experts,
