@@ -182,9 +182,8 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'shared_gate':
       return [1, s.hidden];
     case 'tid2eid':
-      // A registry bug if a layout names it for a type without hash routing.
-      if (s.hashTable === undefined) throw new Error('part tid2eid needs hash routing sizes');
-      return [s.hashTable.vocab, s.hashTable.topK];
+      // Sizes without hash routing (a probe of the layout's operations): one row of one id.
+      return [s.hashTable?.vocab ?? 1, s.hashTable?.topK ?? 1];
     case 'gate_scale_2':
     case 'up_scale_2':
     case 'down_scale_2':
@@ -212,11 +211,8 @@ export function partShape(part: PartName, s: PartSizes): number[] {
   }
 }
 
-function routerHidden(s: PartSizes): number {
-  // A registry bug if a layout names an MLP router part for a type without one.
-  if (s.routerHidden === undefined) throw new Error('MLP router parts need the router hidden size');
-  return s.routerHidden;
-}
+/** An MLP router's hidden size; `hidden` for sizes without one (a probe of the layout's operations). */
+const routerHidden = (s: PartSizes): number => s.routerHidden ?? s.hidden;
 
 /**
  * Expert projections and their scales. A packed format (MXFP4: two values per byte) has
