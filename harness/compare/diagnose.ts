@@ -268,7 +268,9 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
       const eb = exp.t.bytes.subarray((s * exp.rows + p.a) * exp.rowBytes, (s * exp.rows + p.b) * exp.rowBytes);
       let expConstant = true;
       for (let i = e; i < eb.length && expConstant; i++) if (eb[i] !== eb[i % e]) expConstant = false;
-      if (!expConstant) return { kind: 'zeros-or-constant', what: ev === 0 ? 'all zeros' : `every element the constant ${ev ?? `0x${bitsHex(found.t.dtype, fb.subarray(0, e))}`}` };
+      // A part of one element per slot (NVFP4's w2 weight_scale_2) is constant either way: zeros where the reference is not zero still tell.
+      const zerosForValues = ev === 0 && eb.some((v) => v !== 0);
+      if (!expConstant || zerosForValues) return { kind: 'zeros-or-constant', what: ev === 0 ? 'all zeros' : `every element the constant ${ev ?? `0x${bitsHex(found.t.dtype, fb.subarray(0, e))}`}` };
     }
   }
   if (!floats) return nibbleOrder(found, exp, s, p);

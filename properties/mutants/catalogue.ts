@@ -325,7 +325,7 @@ function QUANT_MUTANTS(): Mutant[] {
       const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
       if (scheme?.method !== 'int4-ct' || scheme.symmetric) return out;
       const fixed = new Map([...out].filter(([k]) => !k.endsWith('_zero')));
-      return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true), req);
+      return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true, scheme.actorder), req);
     }),
     mutant('gptq-zeros-without-plus-one', 'GPTQ v1 zeros read as stored (as gptq_v2 stores them): AutoGPTQ writes zero - 1, so every group is off by one scale step', async (dir, req) => {
       const out = await load(dir, req);
