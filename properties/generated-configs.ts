@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { caseHash } from '../harness/conformance/case-id.js';
 import { ModelConfig } from '../harness/checkpoint/config.js';
-import { entryFor, modulePrefixes, MODEL_TYPES, type SizeConstraints } from '../harness/layouts/registry.js';
+import { entryFor, MODEL_TYPES, type SizeConstraints } from '../harness/layouts/registry.js';
 import { randomCanonical } from '../harness/canonical/random.js';
 import { storedTensors } from '../harness/writer/write-checkpoint.js';
 import { sharedSizeRule } from '../harness/writer/config.js';
@@ -53,7 +53,7 @@ export function layoutTables(m: ModelSpec, config: Record<string, unknown>): Rec
   for (const layout of LAYOUTS) {
     const tensors: Record<string, number[]> = {};
     for (const [name, t] of [...storedTensors({ config: c, layout, canonical })].sort(([a], [b]) => (a < b ? -1 : 1))) tensors[name] = [...t.shape];
-    out[layout] = { modules: dims.moeLayers.flatMap((l) => modulePrefixes(entry.layouts[layout]).map((m) => m.replace('{L}', String(l)))), tensors };
+    out[layout] = { modules: dims.moeLayers.map((l) => entry.layouts[layout].module.replace('{L}', String(l))), tensors };
   }
   return out;
 }

@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { writeCheckpointDir, type ShardPlan } from '../harness/checkpoint/write.js';
 import { MoeConformanceError } from '../harness/errors.js';
-import { entryFor, tensorKey, type MoeDims } from '../harness/layouts/registry.js';
+import { entryFor, type MoeDims } from '../harness/layouts/registry.js';
 import type { DType } from '../harness/safetensors/dtypes.js';
 import type { Canonical, Tensor } from '../harness/tensor.js';
 import { buildConfig, type ConfigDtype } from '../harness/writer/config.js';
 import { randomCanonical, xoshiro128ss } from '../harness/canonical/random.js';
 import { moeLayoutsOf } from '../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../harness/quant/random.js';
-import { fp8Scheme, quantizationConfig } from '../harness/quant/scheme.js';
+import { fp8Scheme, quantizationConfig, type QuantScheme } from '../harness/quant/scheme.js';
 import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
 import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
@@ -22,13 +22,15 @@ import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, QuantDtype
 
 export class MaterializeError extends MoeConformanceError {}
 
-const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Record<string, unknown> }> = {
+const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Record<string, unknown>; scheme?: QuantScheme }> = {
   f32: { dtype: 'F32', config: 'float32' },
   f16: { dtype: 'F16', config: 'float16' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
   // Every quantized dtype's config; FP8 blocks small and rectangular, so the generated sizes end in partial blocks and TP ranks start inside them.
-  ...(Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, scheme]) => [name, { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(scheme) }])) as Record<QuantDtypeName, { dtype: DType; config: ConfigDtype; quant: Record<string, unknown> }>),
-  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })) },
+  // The scheme rides along: variants of one config (NVFP4's shared global scales) differ in stored shapes only.
+  ...(Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, scheme]) => [name, { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(scheme), scheme }])) as Record<QuantDtypeName, { dtype: DType; config: ConfigDtype; quant: Record<string, unknown>; scheme: QuantScheme }>),
+  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })), scheme: fp8Scheme({ rows: 4, cols: 6 }) },
+  'fp8-shared': { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })), scheme: { ...fp8Scheme({ rows: 4, cols: 6 }), sharedQuantized: true } },
 };
 
 /** config.json for the spec: the writer's builder, with the spec's expert groups. */
@@ -42,22 +44,24 @@ export interface Generated {
   config: ModelConfig;
   dims: MoeDims;
   canonical: Canonical;
+  /** The quantization scheme (variant) the weights are drawn and stored in. */
+  scheme?: QuantScheme;
 }
 
 /** Writes config.json into `dir` (which must exist) and generates the weights. */
 export async function generate(spec: CheckpointSpec, seed: number, dir: string): Promise<Generated> {
   await writeFile(join(dir, 'config.json'), JSON.stringify(configFor(spec.model, spec.dtype), null, 2));
   const config = await ModelConfig.read(dir);
-  const { dims, scheme } = moeLayoutsOf(config);
-  return { config, dims, canonical: scheme ? randomQuantizedCanonical(dims, scheme, seed) : randomCanonical(dims, DTYPES[spec.dtype].dtype, seed) };
+  const { dims, scheme } = moeLayoutsOf(config, DTYPES[spec.dtype].scheme);
+  return { config, dims, ...(scheme ? { scheme, canonical: randomQuantizedCanonical(dims, scheme, seed) } : { canonical: randomCanonical(dims, DTYPES[spec.dtype].dtype, seed) }) };
 }
 
 /** Writes a valid checkpoint in `layout` (default the spec's) into the empty folder `dir`. */
 export async function writeCheckpoint(spec: CheckpointSpec, seed: number, dir: string, layout: Layout = spec.layout): Promise<Generated> {
   const g = await generate(spec, seed, dir);
-  const keys = [...storedTensors({ config: g.config, layout, canonical: g.canonical }).keys()];
+  const keys = [...storedTensors({ config: g.config, layout, canonical: g.canonical, scheme: g.scheme }).keys()];
   const { plan, order } = shardPlan(spec.shards, keys, seed);
-  await writeMoeCheckpoint(dir, { config: g.config, layout, canonical: g.canonical, plan, order });
+  await writeMoeCheckpoint(dir, { config: g.config, layout, canonical: g.canonical, scheme: g.scheme, plan, order });
   return g;
 }
 
@@ -90,7 +94,7 @@ export function hasTwoLayouts(modelType: string): boolean {
 /** Whether the two layouts name their tensors differently (qwen3_vl_moe's differ in shapes only): a layer can then be half of each. */
 export function layoutsDifferInNames(modelType: string): boolean {
   const l = entryFor(modelType).layouts;
-  const names = (m: { module: string; tensors: Array<{ key: string }> }) => m.tensors.map((t) => tensorKey(m.module, t.key)).join();
+  const names = (m: { module: string; tensors: Array<{ key: string }> }) => m.tensors.map((t) => `${m.module}.${t.key}`).join();
   return names(l.original) !== names(l.fused);
 }
 
@@ -114,8 +118,8 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
     return { broken, detail: `${broken === 'missing-shard' ? 'deleted' : 'cut the last byte off'} shard ${name} (holding ${held})` };
   }
   const g = await generate(spec, seed, dir);
-  const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical });
-  const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical });
+  const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical, scheme: g.scheme });
+  const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical, scheme: g.scheme });
   // Not shared_experts., nor granitemoeshared's shared_mlp.input_linear; doge's experts are down_embed/up_embed.
   const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(^|\.)(block_sparse_moe|mlp)\.(input|output)_linear\.|\.(down|up)_embed\./.test(k));
   const victim = expertKeys[expertKeys.length - 1];

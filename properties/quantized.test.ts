@@ -8,7 +8,7 @@ import { quantSchemeOf } from '../harness/quant/scheme.js';
 import { CheckpointDir } from '../harness/checkpoint/directory.js';
 import type { Canonical, Loader } from '../harness/tensor.js';
 import { referenceBackend } from '../kernels/moe.js';
-import { checkSuiteProperty, defaultSeed, suiteProperties } from './suite-properties.js';
+import { checkSuiteProperty, ConformanceCaseFailure, defaultSeed, suiteProperties } from './suite-properties.js';
 import { quantCaseArb } from './arbitraries/quantized.js';
 import { QUANT_DTYPE_NAMES, specIdText } from './spec.js';
 import { MUTANTS } from './mutants/catalogue.js';
@@ -99,11 +99,13 @@ describe('the quantized case family', () => {
     'input-scale-dropped': 'static FP8',
     'k-scales-not-cut': 'FP8 block',
     'fp8-w13-requantized-to-max-scale': 'static FP8',
-    'quantized-router-accepted': 'NVFP4',
+    'quantized-router-accepted': 'FP8 block',
     'int4-zero-point-ignored': 'INT4 groups (compressed',
     'int4-nibble-order-confused': 'INT4 groups (AWQ',
     'gptq-zeros-without-plus-one': 'INT4 groups (GPTQ',
     'int4-g-idx-ignored': 'INT4 groups (GPTQ',
+    'int4-group-size-assumed-128': 'INT4 groups (GPTQ',
+    'nvfp4-scale-2-applied-twice': 'NVFP4',
   };
   // Issue 15's Why list, in the other families it names: INT4 group scales not cut along K under TP (vllm#41511, W4A16);
   // NVFP4 weight_scale_2 never loaded; compressed-tensors' fused gate_up_proj_packed unmapped (llm-compressor#2939).
@@ -120,6 +122,9 @@ describe('the quantized case family', () => {
       const p = quantizedProperties(opts).find((x) => x.title.includes(family))!;
       const d = await checkSuiteProperty(p, opts, { endOnFailure: true });
       expect(d.failed, name).toBe(true);
+      // Diagnosed with its own kind first (mutants.test.ts checks this over the whole suite).
+      const failure = d.errorInstance instanceof ConformanceCaseFailure ? d.errorInstance.failure : undefined;
+      expect(failure?.diagnosis?.[0]?.kind, name).toBe(m.diagnosis);
     });
   }
 

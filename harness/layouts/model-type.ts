@@ -33,6 +33,8 @@ export interface Features {
   gatedShared?: boolean;
   /** A bias `[H]` added to the block's output once per token (jetmoe): canonical `layers.L.output_bias`. */
   outputBias?: boolean;
+  /** An RMSNorm `[H]` on the block's output, routed + shared (axk1): canonical `layers.L.output_norm`. */
+  outputNorm?: boolean;
   /** A router bias the checkpoint stores but the model never adds (longcat_flash with router_bias): not canonical. */
   unusedRouterBias?: boolean;
   /**
@@ -57,17 +59,16 @@ export interface MoeDims extends PartSizes {
   features: Features;
 }
 
-/**
- * One stored tensor: its key relative to the module (`{e}` stands for the expert id), or,
- * starting with `../`, relative to the module's parent (a shared MLP of the decoder layer
- * beside the block: granitemoeshared's `../shared_mlp.`), and how it is composed.
- */
+/** One stored tensor: its key relative to the module (`{e}` stands for the expert id) and how it is composed. */
 export interface TensorSpec {
   key: string;
   op: Op;
   /** Whether the tensor is stored, from the features and the MoE layer (deepseek_v4's hash layers differ). */
   when?: (f: Features, layer: number) => boolean;
   /**
+   * A key starting with `../` is relative to the module's parent, the decoder layer (axk1's
+   * original stores the block's output norm beside the block: `post_mlp_layernorm.weight`).
+   *
    * A per-expert tensor (`{e}` key) stored for the zero-compute experts too (longcat_flash's
    * gate/up of experts E..E+Z-1): dead weights, shape-checked, written as zeros, never loaded.
    */
@@ -78,18 +79,6 @@ export interface TensorSpec {
 export interface ModuleLayout {
   module: string;
   tensors: TensorSpec[];
-}
-
-/** The full name of a layout's tensor `key` in the module `module` (`../` keys: in its parent). */
-export function tensorKey(module: string, key: string): string {
-  return key.startsWith('../') ? `${module.slice(0, module.lastIndexOf('.'))}.${key.slice(3)}` : `${module}.${key}`;
-}
-
-/** The module prefixes a layout's tensors live under: its module, and the siblings its `../` keys name. */
-export function modulePrefixes(layout: ModuleLayout): string[] {
-  const parent = layout.module.slice(0, layout.module.lastIndexOf('.'));
-  const siblings = layout.tensors.filter((t) => t.key.startsWith('../')).map((t) => `${parent}.${t.key.slice(3).split('.')[0]}`);
-  return [...new Set([layout.module, ...siblings])];
 }
 
 /** The sizes of a generated checkpoint (the writer's config builder and the generators). */

@@ -22,6 +22,7 @@ export type PartName =
   | 'shared_down_proj' // [H, Is]
   | 'shared_gate' // [1, H]
   | 'output_bias' // [H]: added to the block's output (jetmoe)
+  | 'output_norm' // [H]: RMSNorm weight applied to the block's output (axk1)
   | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
   | 'tid2eid' // [V, K] integer: a hash layer's expert ids per token id (deepseek_v4)
   // zaya's MLP router (R = router hidden size): down [R, H] + bias, the carried state's scale
@@ -59,7 +60,19 @@ export type PartName =
   // The group of each input column (GPTQ's `g_idx`): gate/up [H], down [I].
   | 'gate_g_idx'
   | 'up_g_idx'
-  | 'down_g_idx';
+  | 'down_g_idx'
+  // A quantized shared expert's companions: the routed ones' with Is for I (`shared_gate_proj_scale` is `gate_scale`'s shape).
+  | `${SharedProjection}_${'scale' | 'scale_2' | 'input_scale' | 'zero' | 'shape' | 'g_idx'}`;
+
+type SharedProjection = 'shared_gate_proj' | 'shared_up_proj' | 'shared_down_proj';
+const SHARED_ANALOG: Record<SharedProjection, 'gate' | 'up' | 'down'> = { shared_gate_proj: 'gate', shared_up_proj: 'up', shared_down_proj: 'down' };
+
+/** A quantized shared-expert part as its routed analog over sizes with Is for I (`shared_down_proj_scale` -> `down_scale`), or undefined. */
+function sharedAnalog(part: PartName, s: PartSizes): { part: PartName; sizes: PartSizes } | undefined {
+  const m = /^(shared_(?:gate|up|down)_proj)(_.+)?$/.exec(part);
+  if (!m || (m[2] === undefined && !s.quant?.sharedQuantized)) return undefined;
+  return { part: `${SHARED_ANALOG[m[1] as SharedProjection]}${m[2] ?? ''}` as PartName, sizes: { ...s, intermediate: s.sharedIntermediate } };
+}
 
 /** Parts a checkpoint stores that no canonical tensor holds: checked for shape, written as zeros, never loaded. */
 export const UNUSED_PARTS: ReadonlySet<PartName> = new Set(['unused_router_bias']);
@@ -136,9 +149,13 @@ export interface QuantGeometry {
   rowNibbles?: readonly number[];
   /** Whether w2's scales and zeros stay whole along K on every TP rank (activation order scatters groups over K). */
   kScalesWhole?: boolean;
+  /** Whether the shared experts are quantized like the routed ones (else they keep the float form). */
+  sharedQuantized?: boolean;
 }
 
 export function partShape(part: PartName, s: PartSizes): number[] {
+  const shared = sharedAnalog(part, s);
+  if (shared) return partShape(shared.part, shared.sizes);
   switch (part) {
     case 'gate':
     case 'up':
@@ -152,6 +169,7 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.intermediate];
     case 'down_bias':
     case 'output_bias':
+    case 'output_norm':
       return [s.hidden];
     case 'router':
       return [s.routerRows ?? s.experts + (s.zeroExperts ?? 0), s.routerHidden ?? s.hidden];
@@ -208,6 +226,9 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.hidden];
     case 'down_g_idx':
       return [s.intermediate];
+    default:
+      // The shared experts' companions, reached above through sharedAnalog (a quantized scheme's only).
+      throw new Error(`part ${part} needs a scheme that quantizes the shared experts`);
   }
 }
 

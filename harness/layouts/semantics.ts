@@ -102,6 +102,11 @@ export interface MoeSemantics {
    * forward of a state layer takes that state (`ForwardInputs.routerState`, `[T, R]`).
    */
   mlpRouter?: { hidden: number; eps: number; stateLayers: number[] };
+  /**
+   * The block's output, routed + shared summed over every rank, goes through an RMSNorm
+   * (axk1): y · w / sqrt(mean(y²) + eps), w = canonical `layers.L.output_norm`, whole on every rank.
+   */
+  outputNorm?: { eps: number };
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /**

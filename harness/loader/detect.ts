@@ -7,8 +7,8 @@ import type { DType } from '../safetensors/dtypes.js';
 import type { ModelConfig } from '../checkpoint/config.js';
 import { DtypeMismatch, ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
 import { EXPERT_PARTS, partViews, type PartName, type PartView } from '../layouts/ops.js';
-import { LAYOUT_NAMES, modulePrefixes, tensorKey, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from '../layouts/registry.js';
-import { moeLayoutsOf } from '../quant/layout.js';
+import { LAYOUT_NAMES, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from '../layouts/registry.js';
+import { moeLayoutsOf, schemeVariants, type MoeLayouts } from '../quant/layout.js';
 import { isRouterQuantTensor, QuantizedRouter, ROUTER_DTYPES } from '../quant/errors.js';
 
 /** The parts that select experts: never quantized. */
@@ -75,8 +75,13 @@ function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[
     .map((spec) => {
       const composite = spec.op(d);
       const count = d.experts + (spec.zeroExpertsToo ? (d.zeroExperts ?? 0) : 0);
-      return { key: tensorKey(module, spec.key), shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}'), count };
+      return { key: storedKey(module, spec.key), shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}'), count };
     });
+}
+
+/** The full name of a spec's key under `module`; a `../` key is beside the module, under its parent (the decoder layer). */
+function storedKey(module: string, key: string): string {
+  return key.startsWith('../') ? `${module.slice(0, module.lastIndexOf('.'))}.${key.slice(3)}` : `${module}.${key}`;
 }
 
 const keyOf = (spec: CompiledSpec, expert: number | null) => (expert === null ? spec.key : spec.key.replace('{e}', String(expert)));
@@ -109,8 +114,9 @@ export function moduleOf(layout: ModuleLayout, layer: number): string {
 
 /** Detect the model type and the layout of every MoE layer, refusing what cannot be loaded. */
 export function detect(dir: TensorDirectory): Detected {
-  const { entry, dims, layouts } = moeLayoutsOf(dir.config);
-  const byLayer = groupByLayer(dir.tensorNames(), entry);
+  const base = moeLayoutsOf(dir.config);
+  const byLayer = groupByLayer(dir.tensorNames(), base.entry);
+  const { entry, dims, layouts } = variantFitting(dir, base, byLayer);
   const moe = new Set(dims.moeLayers);
   for (const [layer, names] of byLayer) {
     // Dense decoder layers may hold anything but experts. Layers past num_hidden_layers are
@@ -123,6 +129,31 @@ export function detect(dir: TensorDirectory): Detected {
   }
   const layers = dims.moeLayers.map((layer) => detectLayer(dir, entry.modelType, layouts, dims, layer, byLayer.get(layer) ?? []));
   return { modelType: dir.config.modelType, entry, dims, layers };
+}
+
+/**
+ * Where the config's scheme has variants that differ in stored shapes only (NVFP4's shared
+ * global scales, layouts.md §4.1), the first whose layouts every MoE tensor of the first MoE
+ * layer fits (name and shape); the config's own scheme where none does (its errors then say why).
+ */
+function variantFitting(dir: TensorDirectory, base: MoeLayouts, byLayer: Map<number, string[]>): MoeLayouts {
+  const variants = schemeVariants(dir.config);
+  const layer = base.dims.moeLayers[0];
+  if (variants.length < 2 || layer === undefined) return base;
+  const present = byLayer.get(layer) ?? [];
+  for (const v of variants) {
+    const m = moeLayoutsOf(dir.config, v);
+    const specs = [compile(m.layouts.original, layer, m.dims), compile(m.layouts.fused, layer, m.dims)];
+    const fits = present.every((key) => {
+      const shape = dir.info(key).shape;
+      return specs.some((s) => {
+        const hit = matchKey(s, key);
+        return hit !== undefined && hit.spec.shape.length === shape.length && hit.spec.shape.every((n, i) => n === shape[i]);
+      });
+    });
+    if (fits) return m;
+  }
+  return base;
 }
 
 // Per-expert keys are matched, never enumerated up front: a hostile expert count in
@@ -225,9 +256,12 @@ function locationKey(part: PartName, expert: number | null): string {
 
 /** Tensor names under any MoE module of the model, by decoder layer (one pass over the names). */
 function groupByLayer(names: string[], entry: ModelEntry): Map<number, string[]> {
-  const patterns = [...new Set(LAYOUT_NAMES.flatMap((n) => modulePrefixes(entry.layouts[n])))].map(
-    (m) => new RegExp(`^${m.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}\\.`),
-  );
+  const layerPattern = (prefix: string, end: string) => new RegExp(`^${prefix.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}${end}`);
+  const patterns = [
+    ...[...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map((m) => layerPattern(m, '\\.')),
+    // Tensors a layout stores beside its module (`../` keys): those exact names, not the whole decoder layer.
+    ...LAYOUT_NAMES.flatMap((n) => entry.layouts[n].tensors.filter((t) => t.key.startsWith('../')).map((t) => layerPattern(storedKey(entry.layouts[n].module, t.key), '$'))),
+  ];
   const groups = new Map<number, string[]>();
   for (const name of names) {
     for (const p of patterns) {

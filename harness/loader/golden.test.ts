@@ -46,7 +46,10 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const raw = async (n: string) => dir.read(n);
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
   // deepseek_v4's published keys have no root: layers.L.ffn.
-  const modules = [...['model', 'backbone', 'model.language_model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`)), `layers.${layer}.ffn`];
+  const modules = [
+    ...['model', 'backbone', 'model.language_model', 'thinker.model', 'language_model.model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`)),
+    `layers.${layer}.ffn`,
+  ];
   const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear') || n.startsWith(x + '.down_embed'))) ?? p;
   if (type === 'doge') {
     // Single neurons: w13[e] is down_embed row e, w2[e] the column up_embed row e.
@@ -82,7 +85,12 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
       w2: (e, h, i) => element(down, transposed ? [e, i, h] : [e, h, i]),
     };
   }
-  if (type === 'gpt_oss' || type === 'llama4_text' || type === 'openai_privacy_filter') {
+  if (has(`${m}.experts.fc1.weight`)) {
+    // aria: fc1 [E, H, 2I] (x · fc1 = [gate | up]), fc2 [E, I, H].
+    const [fc1, fc2] = await Promise.all([raw(`${m}.experts.fc1.weight`), raw(`${m}.experts.fc2.weight`)]);
+    return { w13: (e, row, h) => element(fc1, [e, h, row]), w2: (e, h, i) => element(fc2, [e, i, h]) };
+  }
+  if (type === 'gpt_oss' || type === 'llama4_text' || type === 'llama4' || type === 'openai_privacy_filter') {
     // [E, H, 2I]: gpt_oss interleaves gate (even) and up (odd); llama4 and openai_privacy_filter concatenate them.
     const gu = await raw(`${m}.experts.gate_up_proj`);
     const down = await raw(`${m}.experts.down_proj`);
@@ -131,7 +139,7 @@ describe.each(fixtures)('golden %s', (fixture) => {
     // One layout where transformers has no conversion for the type: both folders hold the same keys.
     const table = (d: CheckpointDir) => [...d.tensorNames()].sort().map((n) => `${n}${JSON.stringify(d.info(n).shape)}`).join();
     const identical = table(dirs.original) === table(dirs.fused);
-    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'openai_privacy_filter', 'zaya', 'doge'].includes(original.modelType));
+    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'granitemoe_swa', 'aria_text', 'llama4', 'openai_privacy_filter', 'zaya', 'doge'].includes(original.modelType));
     expect(original.layers.map((l) => [l.layer, l.layout, l.layoutsIdentical])).toEqual(moeLayers.map((l) => [l, 'original', identical]));
     expect(fused.layers.map((l) => [l.layer, l.layout])).toEqual(moeLayers.map((l) => [l, identical ? 'original' : 'fused']));
   });

@@ -9,6 +9,7 @@ import { assertBitIdentical } from '../compare/bits.js';
 import { MissingTensor, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
 import { writeCheckpointDir } from '../checkpoint/write.js';
 import { InvalidParallelRequest } from '../canonical/errors.js';
+import { WriterInputError } from '../writer/errors.js';
 import { loadCanonical } from '../loader/load.js';
 import { WHOLE, type ParallelRequest } from '../tensor.js';
 import { buildConfig, type ModelSizes } from '../writer/config.js';
@@ -18,7 +19,7 @@ import { QuantConfigError, QuantizedRouter } from './errors.js';
 import { moeLayoutsOf } from './layout.js';
 import { randomQuantizedCanonical } from './random.js';
 import { QUANT_DTYPES } from './formats/index.js';
-import { quantizationConfig } from './scheme.js';
+import { quantizationConfig, type QuantScheme } from './scheme.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'moe-quant-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -34,7 +35,7 @@ function configOf(sizes: ModelSizes, quant: Record<string, unknown>): ModelConfi
 // Rectangular 4x6 FP8 blocks over H = 20, I = 12: every axis ends in a partial block, and
 // TP 2 and 3 (6 and 4 rows per rank) start ranks inside blocks.
 const FP8 = { quant_method: 'fp8', weight_block_size: [4, 6] };
-const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: number[] }> = [
+const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: number[]; scheme?: QuantScheme }> = [
   { sizes: { modelType: 'qwen3_moe', experts: 5, hidden: 20, intermediate: 12, topK: 2, layers: 2 }, quant: FP8, tp: [2, 3] },
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 20, intermediate: 12, topK: 2, layers: 1 }, quant: FP8, tp: [3] },
   { sizes: { modelType: 'deepseek_v3', experts: 4, hidden: 20, intermediate: 12, sharedIntermediate: 24, topK: 2, layers: 1 }, quant: FP8, tp: [2] },
@@ -54,6 +55,23 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-ct-g32-actorder']), tp: [2] },
   // AWQ GEMM: packed along the output axis in AWQ's order, per expert and fused.
   { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-awq-g32']), tp: [2] },
+  // Transposed (llama4_text; qwen3_vl_moe's original, fused v5 beside it), interleaved (gpt_oss, with biases) and flattened (dbrx):
+  // every format that packs along `in` and every static FP8 form; AWQ (packed along `out`) where gate and up are not interleaved.
+  ...(['llama4_text', 'qwen3_vl_moe', 'gpt_oss', 'dbrx'] as const).flatMap((modelType) =>
+    (['nvfp4', 'nvfp4-merged', 'nvfp4-tensor', 'fp8-tensor', 'fp8-modelopt-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g32-actorder', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym', 'int4-awq-g32'] as const)
+      .filter((d) => !(modelType === 'gpt_oss' && d.startsWith('int4-awq')))
+      .map((d) => ({ sizes: { modelType, experts: 3, hidden: 64, intermediate: 128, sharedIntermediate: modelType === 'llama4_text' ? 128 : 0, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES[d]), scheme: QUANT_DTYPES[d], tp: [2] })),
+  ),
+  // Quantized shared experts (every format that quantizes them in its dtypes), cut for TP with their companions: deepseek's
+  // shared_experts (Is = 2I), qwen2_moe's shared_expert beside its float sigmoid gate, hunyuan's shared_mlp, llama4's shared_expert.
+  ...(['fp8-shared', 'nvfp4-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-gptq-g32', 'int4-awq-g32'] as const).flatMap((d) =>
+    (['deepseek_v3', 'qwen2_moe', 'hunyuan_v1_moe', 'llama4_text'] as const).map((modelType) => ({
+      sizes: { modelType, experts: 4, hidden: 64, intermediate: 64, sharedIntermediate: modelType === 'deepseek_v3' ? 128 : 64, topK: 2, layers: 1 },
+      quant: quantizationConfig(QUANT_DTYPES[d]),
+      scheme: QUANT_DTYPES[d],
+      tp: [2],
+    })),
+  ),
   // Static FP8, every producer's form; no TP constraint.
   ...(['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] as const).map((d) => ({
     sizes: { modelType: 'qwen3_moe', experts: 5, hidden: 20, intermediate: 12, topK: 2, layers: 1 },
@@ -63,14 +81,14 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
 ];
 
 describe('quantized checkpoints through the writer and the reference loader', () => {
-  for (const { sizes, quant, tp } of CASES) {
-    it(`${sizes.modelType} ${String(quant.quant_method)} ${String(quant.quant_algo ?? quant.format ?? '')}: both layouts load back whole and per TP rank, identically`, async () => {
+  for (const { sizes, quant, tp, scheme: variant } of CASES) {
+    it(`${sizes.modelType} ${String(quant.quant_method)} ${String(quant.quant_algo ?? quant.format ?? '')} ${variant ? JSON.stringify(variant) : ''}: both layouts load back whole and per TP rank, identically`, async () => {
       const config = configOf(sizes, quant);
-      const { dims, scheme } = moeLayoutsOf(config);
+      const { dims, scheme } = moeLayoutsOf(config, variant);
       const canonical = randomQuantizedCanonical(dims, scheme!, seed);
       const dirs = { original: fresh(), fused: fresh() };
       for (const layout of ['original', 'fused'] as const) {
-        await writeMoeCheckpoint(dirs[layout], { config, layout, canonical });
+        await writeMoeCheckpoint(dirs[layout], { config, layout, canonical, scheme });
         assertBitIdentical(canonical, await loadCanonical(dirs[layout], WHOLE));
       }
       for (const tpSize of tp) {
@@ -119,7 +137,7 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     }
   });
 
-  it('refuses what the formats cannot hold: MXFP4 TP splitting blocks, MXFP4 outside gpt_oss or off 32, FP8 shared-expert scales', async () => {
+  it('refuses what the formats cannot hold: MXFP4 TP splitting blocks, MXFP4 outside gpt_oss or off 32, shared-expert scales that do not fit', async () => {
     const mx = configOf({ modelType: 'gpt_oss', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' });
     const dir = fresh();
     const { dims, scheme } = moeLayoutsOf(mx);
@@ -127,13 +145,19 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     await expect(loadCanonical(dir, { tpSize: 4, tpRank: 0, epSize: 1, epRank: 0, epPlacement: 'linear' })).rejects.toThrow(InvalidParallelRequest);
     expect(() => moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(QuantConfigError);
     expect(() => moeLayoutsOf(configOf({ modelType: 'gpt_oss', experts: 2, hidden: 48, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(ShapeMismatch);
-    // A DeepSeek checkpoint whose shared expert carries FP8 scales: refused, not read unscaled.
+    // A DeepSeek checkpoint whose shared expert carries FP8 scales on one projection only: its shared expert is read as quantized
+    // (the scales say so), and the other projections' missing scales are refused, not read unscaled.
     const ds = configOf({ modelType: 'deepseek_v3', experts: 2, hidden: 20, intermediate: 12, sharedIntermediate: 12, topK: 1, layers: 1 }, FP8);
     const dsDims = moeLayoutsOf(ds);
     const dsDir = fresh();
     const extra = new Map([['model.layers.0.mlp.shared_experts.gate_proj.weight_scale_inv', { dtype: 'F32' as const, shape: [3, 4], bytes: new Uint8Array(48) }]]);
     await writeMoeCheckpoint(dsDir, { config: ds, layout: 'original', canonical: randomQuantizedCanonical(dsDims.dims, dsDims.scheme!, seed), extra });
-    await expect(loadCanonical(dsDir, WHOLE)).rejects.toThrow(UnrecognisedTensor);
+    await expect(loadCanonical(dsDir, WHOLE)).rejects.toThrow(MissingTensor);
+    // A float shared expert with a scale of the wrong grid beside it fits neither form: refused as unrecognised.
+    const odd = new Map([['model.layers.0.mlp.shared_experts.gate_proj.weight_scale_inv', { dtype: 'F32' as const, shape: [5, 5], bytes: new Uint8Array(100) }]]);
+    const oddDir = fresh();
+    await writeMoeCheckpoint(oddDir, { config: ds, layout: 'original', canonical: randomQuantizedCanonical(dsDims.dims, dsDims.scheme!, seed), extra: odd });
+    await expect(loadCanonical(oddDir, WHOLE)).rejects.toThrow(UnrecognisedTensor);
   });
 
   it('NVFP4 and static FP8 are stored under the producers\' names and shapes (spec/layouts.md §4.1, §4.2)', () => {
@@ -168,17 +192,53 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     expect(channel).toMatchObject({ 'experts.1.up_proj.weight_scale': 'F32 [16, 1]', 'experts.1.down_proj.weight_scale': 'F32 [32, 1]' });
     expect(Object.keys(channel).some((k) => k.endsWith('input_scale'))).toBe(false);
     expect(shapes('fp8-ct-channel', 'fused')).toMatchObject({ 'experts.gate_up_proj_weight_scale': 'F32 [2, 32, 1]', 'experts.down_proj_weight_scale': 'F32 [2, 32, 1]' });
+    // A quantized shared expert under its module's own names, as DeepSeek-V3's FP8 checkpoints store it.
+    const ds = configOf({ modelType: 'deepseek_v3', experts: 2, hidden: 256, intermediate: 128, sharedIntermediate: 256, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES['fp8-shared']));
+    const scheme = QUANT_DTYPES['fp8-shared'];
+    const stored = storedTensors({ config: ds, layout: 'original', canonical: randomQuantizedCanonical(moeLayoutsOf(ds, scheme).dims, scheme, seed), scheme });
+    const at = (k: string) => `${stored.get(`model.layers.0.mlp.shared_experts.${k}`)?.dtype} [${stored.get(`model.layers.0.mlp.shared_experts.${k}`)?.shape.join(', ')}]`;
+    expect(['gate_proj.weight', 'gate_proj.weight_scale_inv', 'down_proj.weight', 'down_proj.weight_scale_inv'].map(at)).toEqual(['F8_E4M3 [256, 256]', 'F32 [2, 2]', 'F8_E4M3 [256, 256]', 'F32 [2, 2]']);
   });
 
-  it('NVFP4 refuses sizes off 16, TP splitting a 16-element block of w2, and the transposed llama4 form', async () => {
+  it('NVFP4 refuses sizes off 16 and TP splitting a 16-element block of w2; AWQ refuses gpt_oss\'s interleaved gate/up', async () => {
     const nv = quantizationConfig(QUANT_DTYPES.nvfp4);
     expect(() => moeLayoutsOf(configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 24, intermediate: 16, topK: 1, layers: 1 }, nv))).toThrow(ShapeMismatch);
-    expect(() => moeLayoutsOf(configOf({ modelType: 'llama4_text', experts: 2, hidden: 16, intermediate: 16, sharedIntermediate: 16, topK: 1, layers: 1 }, nv))).toThrow(QuantConfigError);
+    expect(() => moeLayoutsOf(configOf({ modelType: 'gpt_oss', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES['int4-awq-g32'])))).toThrow(/interleaves/);
     const config = configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 16, intermediate: 32, topK: 1, layers: 1 }, nv);
     const { dims, scheme } = moeLayoutsOf(config);
     const dir = fresh();
     await writeMoeCheckpoint(dir, { config, layout: 'fused', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
     await expect(loadCanonical(dir, { tpSize: 4, tpRank: 1, epSize: 1, epRank: 0, epPlacement: 'linear' })).rejects.toThrow(InvalidParallelRequest);
+  });
+
+  it('NVFP4 in the transposed and interleaved families is ModelOpt\'s BMM export; shared global scales are found by shape and must agree', async () => {
+    const sizes: ModelSizes = { modelType: 'llama4_text', experts: 2, hidden: 32, intermediate: 16, sharedIntermediate: 16, topK: 1, layers: 1 };
+    const config = configOf(sizes, quantizationConfig(QUANT_DTYPES.nvfp4));
+    const scheme = QUANT_DTYPES['nvfp4-tensor'];
+    const { dims } = moeLayoutsOf(config, scheme);
+    const canonical = randomQuantizedCanonical(dims, scheme, seed);
+    const stored = storedTensors({ config, layout: 'original', canonical, scheme });
+    const shape = (k: string) => `${stored.get(`model.layers.0.feed_forward.experts.${k}`)!.dtype} [${stored.get(`model.layers.0.feed_forward.experts.${k}`)!.shape.join(', ')}]`;
+    // modelopt unified_export_hf.py: packed and block-scaled transposed, [E, in/2, out] and [E, in/16, out]; one weight_scale_2 per tensor.
+    expect(['gate_up_proj', 'gate_up_proj_weight_scale', 'gate_up_proj_weight_scale_2', 'gate_up_proj_input_scale', 'down_proj', 'down_proj_weight_scale', 'down_proj_weight_scale_2'].map(shape)).toEqual([
+      'U8 [2, 16, 32]', 'F8_E4M3 [2, 2, 32]', 'F32 []', 'F32 []', 'U8 [2, 8, 32]', 'F8_E4M3 [2, 1, 32]', 'F32 []',
+    ]);
+    // The loader finds the variant by shape and gives every expert and half the one value.
+    const dir = fresh();
+    await writeMoeCheckpoint(dir, { config, layout: 'original', canonical, scheme });
+    const loaded = await loadCanonical(dir, WHOLE);
+    assertBitIdentical(canonical, loaded);
+    const s2 = new Float32Array(loaded.get('layers.0.experts.w13_scale_2')!.bytes.slice().buffer);
+    expect(new Set(s2).size).toBe(1);
+    // Canonical values that one stored value cannot hold are refused by the writer, not averaged or dropped.
+    const merged = QUANT_DTYPES['nvfp4-merged'];
+    const q3 = configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 32, intermediate: 16, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES.nvfp4));
+    const perProjection = randomQuantizedCanonical(moeLayoutsOf(q3).dims, QUANT_DTYPES.nvfp4, seed);
+    expect(() => storedTensors({ config: q3, layout: 'fused', canonical: perProjection, scheme: merged })).toThrow(WriterInputError);
+    expect(storedTensors({ config: q3, layout: 'fused', canonical: randomQuantizedCanonical(moeLayoutsOf(q3).dims, merged, seed), scheme: merged }).get('model.layers.0.mlp.experts.gate_up_proj_weight_scale_2')!.shape).toEqual([2]);
+    // Per expert, gate and up keep one tensor each: the merged variant stores what the per-projection one does.
+    expect(() => storedTensors({ config: q3, layout: 'original', canonical: perProjection, scheme: merged })).not.toThrow();
+    expect(() => moeLayoutsOf(q3, QUANT_DTYPES['int4-ct-g32'])).toThrow(QuantConfigError);
   });
 
   it('static FP8 refuses a missing input_scale where the config declares static activations', async () => {

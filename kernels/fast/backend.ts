@@ -11,6 +11,7 @@ import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '.
 import { activation } from '../experts.js';
 import { addZeroExperts, hashChoiceOf } from '../routing.js';
 import { mlpRouterLogitsF32 } from '../mlp-router.js';
+import { applyOutputNorm } from '../output-norm.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
@@ -127,6 +128,7 @@ export class FastCpuBackend implements MoeBackend {
       pool.release(top);
     });
     addZeroExperts(sem, routing, x, tokens, output);
+    applyOutputNorm(sem, layer, ranks, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
 

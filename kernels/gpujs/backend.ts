@@ -10,11 +10,12 @@ import { kernelForm } from '../kernel-form.js';
 import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
-import { addZeroExperts, hashChoiceOf, route, sigmoid } from '../routing.js';
-import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
+import { applyOutputNorm } from '../output-norm.js';
+import { addZeroExperts, hashChoiceOf, route, sigmoid } from '../routing.js';
+import { mlpRouterLogitsF32 } from '../mlp-router.js';
 
 export type { GpujsMode } from './kernels.js';
 
@@ -168,6 +169,7 @@ class GpujsMoeBackend implements GpujsBackend {
       if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
     }
     addZeroExperts(sem, routing, x, tokens, output);
+    applyOutputNorm(sem, layer, ranks, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected, ranOn: this.mode };
   }
 

@@ -23,6 +23,7 @@ import {
 import { tensorOf } from '../experts.js';
 import { checkForwardInput } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
+import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts } from '../routing.js';
 import { concatRoutings, hashChoiceOf, hashPart, type HashChoice, type RoutingResult } from '../routing.js';
 import { mlpRouterLogitsF32 } from '../mlp-router.js';
@@ -299,6 +300,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const routing = concatRoutings(routings);
     this.lastPhases = { router: t1 - t0, routing: cpuMs, experts: performance.now() - t1 - cpuMs };
     addZeroExperts(sem, routing, x, tokens, output);
+    applyOutputNorm(sem, layer, ranks, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
 
