@@ -591,6 +591,18 @@ const SUITE: Record<string, NonNullable<Mutant['suite']>> = {
     cases: 15,
     why: 'the bug shows only where a TP rank starts inside an FP8 scale block (quantized cases with TP > 1 and I/T not a multiple of the block), which the default 5 quantized cases need not draw',
   },
+  // Both were caught by the default draw until the model types grew to 47; which 5 cases a family
+  // draws moves with every type added, and these bugs show in one dtype of their family only.
+  'int4-zero-point-ignored': {
+    capabilities: { modelTypes: ['mixtral'] },
+    cases: 15,
+    why: 'only the asymmetric dtype of the INT4 compressed-tensors family (one of four) has zero points, which the default 5 quantized cases need not draw',
+  },
+  'nvfp4-gate-scale-2-for-up': {
+    capabilities: { modelTypes: ['mixtral'] },
+    cases: 15,
+    why: 'only NVFP4 with a global scale per projection (one of the family\'s three variants) has gate and up scales that can differ, which the default 5 quantized cases need not draw',
+  },
 };
 
 export const MUTANTS: readonly Mutant[] = [...LOADER_MUTANTS, ...MORE_LOADER_MUTANTS, ...FORWARD_MUTANTS].map((m) => ({
