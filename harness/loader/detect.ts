@@ -259,8 +259,12 @@ function groupByLayer(names: string[], entry: ModelEntry): Map<number, string[]>
   const layerPattern = (prefix: string, end: string) => new RegExp(`^${prefix.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}${end}`);
   const patterns = [
     ...[...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map((m) => layerPattern(m, '\\.')),
-    // Tensors a layout stores beside its module (`../` keys): those exact names, not the whole decoder layer.
-    ...LAYOUT_NAMES.flatMap((n) => entry.layouts[n].tensors.filter((t) => t.key.startsWith('../')).map((t) => layerPattern(storedKey(entry.layouts[n].module, t.key), '$'))),
+    // Tensors a layout stores beside its module (`../` keys): those names, not the whole decoder layer;
+    // an `X.weight` with its quantization companions `X.*` (granitemoeshared's quantized shared_mlp).
+    ...LAYOUT_NAMES.flatMap((n) => entry.layouts[n].tensors.filter((t) => t.key.startsWith('../')).map((t) => {
+      const key = storedKey(entry.layouts[n].module, t.key);
+      return key.endsWith('.weight') ? layerPattern(key.slice(0, -'weight'.length), '') : layerPattern(key, '$');
+    })),
   ];
   const groups = new Map<number, string[]>();
   for (const name of names) {
