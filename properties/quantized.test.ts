@@ -54,6 +54,11 @@ describe('the quantized case family', () => {
     for (const d of ['fp8', 'nvfp4', 'fp8-ct-channel'] as const) expect(specs.some((s) => s.checkpoint.dtype === d && s.kind === 'load' && s.parallel.tp > 1), d).toBe(true);
     // NVFP4 ranks hold whole 16-element blocks of w2.
     for (const s of specs) if (s.checkpoint.dtype === 'nvfp4' && s.kind === 'load') expect((s.checkpoint.model.intermediate / s.parallel.tp) % 16).toBe(0);
+    // MXFP4 beyond gpt_oss, in both layouts, its shared experts quantized too; ranks hold whole 32-element blocks.
+    const mx = specs.filter((s) => s.checkpoint.dtype.startsWith('mxfp4'));
+    expect(new Set(mx.map((s) => s.checkpoint.model.modelType)).size).toBeGreaterThan(2);
+    expect(new Set(mx.map((s) => s.checkpoint.layout))).toEqual(new Set(['original', 'fused']));
+    for (const s of mx) if (s.kind === 'load') expect((s.checkpoint.model.intermediate / s.parallel.tp) % 32).toBe(0);
   });
 
   it('the default suite has one quantized family per format', () => {
@@ -115,6 +120,8 @@ describe('the quantized case family', () => {
     ['k-scales-not-cut', 'INT4 groups (AWQ'],
     ['nvfp4-scale-2-not-loaded', 'NVFP4'],
     ['fused-int4-packed-unmapped', 'INT4 groups (compressed'],
+    // MXFP4 shares E2M1's low-nibble-first order, in every layout family it now serves.
+    ['fp4-nibble-order-swapped', 'MXFP4'],
   ];
   for (const [name, family] of [...Object.entries(families), ...alsoIn]) {
     it(`catches ${name} in the ${family} family`, async () => {

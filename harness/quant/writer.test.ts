@@ -44,6 +44,8 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   { sizes: { modelType: 'qwen3_moe', experts: 5, hidden: 32, intermediate: 32, topK: 2, layers: 2 }, quant: quantizationConfig(QUANT_DTYPES.nvfp4), tp: [2] },
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 16, intermediate: 48, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES.nvfp4), tp: [3] },
   { sizes: { modelType: 'granitemoe', experts: 3, hidden: 16, intermediate: 32, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES.nvfp4), tp: [2] },
+  // MXFP4 beyond gpt_oss: per expert (B, A), fused v5 and granitemoe's input_linear (F), packed U8 with U8 E8M0 weight_scale; TP in whole 32-element blocks.
+  ...(['qwen3_moe', 'mixtral', 'granitemoe'] as const).flatMap((modelType) => (['mxfp4', 'mxfp4-ct'] as const).map((d) => ({ sizes: { modelType, experts: 3, hidden: 64, intermediate: 96, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES[d]), tp: [3] }))),
   // INT4 groups (compressed-tensors): symmetric and asymmetric, TP in whole groups.
   { sizes: { modelType: 'qwen3_moe', experts: 3, hidden: 64, intermediate: 64, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-ct-g32']), tp: [2] },
   { sizes: { modelType: 'mixtral', experts: 3, hidden: 64, intermediate: 128, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES['int4-ct-g64-asym']), tp: [2] },
@@ -58,13 +60,13 @@ const CASES: Array<{ sizes: ModelSizes; quant: Record<string, unknown>; tp: numb
   // Transposed (llama4_text; qwen3_vl_moe's original, fused v5 beside it), interleaved (gpt_oss, with biases) and flattened (dbrx):
   // every format that packs along `in` and every static FP8 form; AWQ (packed along `out`) where gate and up are not interleaved.
   ...(['llama4_text', 'qwen3_vl_moe', 'gpt_oss', 'dbrx'] as const).flatMap((modelType) =>
-    (['nvfp4', 'nvfp4-merged', 'nvfp4-tensor', 'fp8-tensor', 'fp8-modelopt-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g32-actorder', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym', 'int4-awq-g32'] as const)
+    (['mxfp4', 'mxfp4-ct', 'nvfp4', 'nvfp4-merged', 'nvfp4-tensor', 'fp8-tensor', 'fp8-modelopt-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g32-actorder', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym', 'int4-awq-g32'] as const)
       .filter((d) => !(modelType === 'gpt_oss' && d.startsWith('int4-awq')))
       .map((d) => ({ sizes: { modelType, experts: 3, hidden: 64, intermediate: 128, sharedIntermediate: modelType === 'llama4_text' ? 128 : 0, topK: 2, layers: 1 }, quant: quantizationConfig(QUANT_DTYPES[d]), scheme: QUANT_DTYPES[d], tp: [2] })),
   ),
   // Quantized shared experts (every format that quantizes them in its dtypes), cut for TP with their companions: deepseek's
   // shared_experts (Is = 2I), qwen2_moe's shared_expert beside its float sigmoid gate, hunyuan's shared_mlp, llama4's shared_expert.
-  ...(['fp8-shared', 'nvfp4-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-gptq-g32', 'int4-awq-g32'] as const).flatMap((d) =>
+  ...(['fp8-shared', 'mxfp4-shared', 'nvfp4-tensor', 'fp8-ct-channel', 'int4-ct-g32', 'int4-gptq-g32', 'int4-awq-g32'] as const).flatMap((d) =>
     (['deepseek_v3', 'qwen2_moe', 'hunyuan_v1_moe', 'llama4_text'] as const).map((modelType) => ({
       sizes: { modelType, experts: 4, hidden: 64, intermediate: 64, sharedIntermediate: modelType === 'deepseek_v3' ? 128 : 64, topK: 2, layers: 1 },
       quant: quantizationConfig(QUANT_DTYPES[d]),
@@ -137,13 +139,15 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     }
   });
 
-  it('refuses what the formats cannot hold: MXFP4 TP splitting blocks, MXFP4 outside gpt_oss or off 32, shared-expert scales that do not fit', async () => {
+  it('refuses what the formats cannot hold: MXFP4 TP splitting blocks, MXFP4 off 32 (gpt_oss and per expert), shared-expert scales that do not fit', async () => {
     const mx = configOf({ modelType: 'gpt_oss', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' });
     const dir = fresh();
     const { dims, scheme } = moeLayoutsOf(mx);
     await writeMoeCheckpoint(dir, { config: mx, layout: 'original', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
     await expect(loadCanonical(dir, { tpSize: 4, tpRank: 0, epSize: 1, epRank: 0, epPlacement: 'linear' })).rejects.toThrow(InvalidParallelRequest);
-    expect(() => moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(QuantConfigError);
+    expect(() => moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 48, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(ShapeMismatch);
+    // A quantized shared expert is held to 32-element blocks too (Is = 48).
+    expect(() => moeLayoutsOf(configOf({ modelType: 'qwen2_moe', experts: 2, hidden: 64, intermediate: 64, sharedIntermediate: 48, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }), QUANT_DTYPES['mxfp4-shared'])).toThrow(ShapeMismatch);
     expect(() => moeLayoutsOf(configOf({ modelType: 'gpt_oss', experts: 2, hidden: 48, intermediate: 64, topK: 1, layers: 1 }, { quant_method: 'mxfp4' }))).toThrow(ShapeMismatch);
     // A DeepSeek checkpoint whose shared expert carries FP8 scales on one projection only: its shared expert is read as quantized
     // (the scales say so), and the other projections' missing scales are refused, not read unscaled.
@@ -158,6 +162,47 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     const oddDir = fresh();
     await writeMoeCheckpoint(oddDir, { config: ds, layout: 'original', canonical: randomQuantizedCanonical(dsDims.dims, dsDims.scheme!, seed), extra: odd });
     await expect(loadCanonical(oddDir, WHOLE)).rejects.toThrow(UnrecognisedTensor);
+  });
+
+  it('MXFP4 outside gpt_oss: the packed U8 weight where the float one is (compressed-tensors: weight_packed), U8 E8M0 weight_scale beside it, by the weight\'s tree (spec/layouts.md §4.6)', () => {
+    const shapes = (modelType: string, layout: 'original' | 'fused', d: 'mxfp4' | 'mxfp4-ct' = 'mxfp4') => {
+      const config = configOf({ modelType, experts: 2, hidden: 64, intermediate: 32, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES[d]));
+      const { dims, scheme } = moeLayoutsOf(config);
+      const stored = storedTensors({ config, layout, canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+      return Object.fromEntries([...stored].filter(([k]) => /experts\.(1\.|gate_up|down)/.test(k)).map(([k, t]) => [k.replace(/^.*\.(feed_forward|mlp)\./, ''), `${t.dtype} [${t.shape.join(', ')}]`]));
+    };
+    expect(shapes('qwen3_moe', 'original')).toEqual({
+      'experts.1.gate_proj.weight': 'U8 [32, 32]',
+      'experts.1.gate_proj.weight_scale': 'U8 [32, 2]',
+      'experts.1.up_proj.weight': 'U8 [32, 32]',
+      'experts.1.up_proj.weight_scale': 'U8 [32, 2]',
+      'experts.1.down_proj.weight': 'U8 [64, 16]',
+      'experts.1.down_proj.weight_scale': 'U8 [64, 1]',
+    });
+    expect(shapes('qwen3_moe', 'fused')).toEqual({
+      'experts.gate_up_proj': 'U8 [2, 64, 32]',
+      'experts.gate_up_proj_weight_scale': 'U8 [2, 64, 2]',
+      'experts.down_proj': 'U8 [2, 64, 16]',
+      'experts.down_proj_weight_scale': 'U8 [2, 64, 1]',
+    });
+    // Transposed (llama4_text): packed along `in`, which is the stored middle axis.
+    expect(shapes('llama4_text', 'original')).toMatchObject({
+      'experts.gate_up_proj': 'U8 [2, 32, 64]',
+      'experts.gate_up_proj_weight_scale': 'U8 [2, 2, 64]',
+      'experts.down_proj': 'U8 [2, 16, 64]',
+      'experts.down_proj_weight_scale': 'U8 [2, 1, 64]',
+    });
+    // gpt_oss keeps its published blocks/scales.
+    expect(shapes('gpt_oss', 'original')).toMatchObject({ 'experts.gate_up_proj_blocks': 'U8 [2, 64, 2, 16]', 'experts.gate_up_proj_scales': 'U8 [2, 64, 2]' });
+    // compressed-tensors mxfp4-pack-quantized: weight_packed, in every layout (gpt_oss's interleaved tree included).
+    expect(shapes('qwen3_moe', 'original', 'mxfp4-ct')).toMatchObject({ 'experts.1.gate_proj.weight_packed': 'U8 [32, 32]', 'experts.1.gate_proj.weight_scale': 'U8 [32, 2]', 'experts.1.down_proj.weight_packed': 'U8 [64, 16]' });
+    expect(shapes('qwen3_moe', 'fused', 'mxfp4-ct')).toEqual({ 'experts.gate_up_proj_packed': 'U8 [2, 64, 32]', 'experts.gate_up_proj_weight_scale': 'U8 [2, 64, 2]', 'experts.down_proj_packed': 'U8 [2, 64, 16]', 'experts.down_proj_weight_scale': 'U8 [2, 64, 1]' });
+    expect(shapes('gpt_oss', 'original', 'mxfp4-ct')).toMatchObject({ 'experts.gate_up_proj_packed': 'U8 [2, 32, 64]', 'experts.gate_up_proj_weight_scale': 'U8 [2, 2, 64]' });
+    // Its config is detected, and one that is not MXFP4 (groups of 16) is refused, naming what it found.
+    const ct = quantizationConfig(QUANT_DTYPES['mxfp4-ct']);
+    expect(moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 32, topK: 1, layers: 1 }, ct)).scheme).toEqual(QUANT_DTYPES['mxfp4-ct']);
+    const g16 = JSON.parse(JSON.stringify(ct).replace('"group_size":32', '"group_size":16')) as Record<string, unknown>;
+    expect(() => moeLayoutsOf(configOf({ modelType: 'mixtral', experts: 2, hidden: 64, intermediate: 32, topK: 1, layers: 1 }, g16))).toThrow(QuantConfigError);
   });
 
   it('NVFP4 and static FP8 are stored under the producers\' names and shapes (spec/layouts.md §4.1, §4.2)', () => {

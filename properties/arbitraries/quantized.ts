@@ -2,7 +2,7 @@
 // layout family it can store (transposed, interleaved and flattened included; AWQ not
 // interleaved): FP8 block-scaled; static FP8 (every producer's form); NVFP4 (sizes in whole
 // 16-element blocks; global scales per projection, per expert, per tensor); INT4 groups
-// (sizes in whole groups); MXFP4 for gpt_oss with sizes in whole 32-element blocks. TP sizes that would split a block of a format that forbids it are left to the
+// (sizes in whole groups); MXFP4 (sizes in whole 32-element blocks). TP sizes that would split a block of a format that forbids it are left to the
 // invalid-request family.
 import fc from 'fast-check';
 import type { CaseSpec, CheckpointSpec, ModelSpec, QuantDtypeName } from '../spec.js';
@@ -21,7 +21,9 @@ const typesOf = (d: QuantDtypeName): readonly string[] => modelTypesFor(QUANT_DT
 const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: number[]; intermediate?: number[]; layouts: boolean }> = {
   fp8: { types: FP8_MODEL_TYPES, layouts: true },
   'fp8-shared': { types: typesOf('fp8-shared'), layouts: true },
-  mxfp4: { types: ['gpt_oss'], hidden: [32, 64], intermediate: [32, 64, 96], layouts: false },
+  mxfp4: { types: typesOf('mxfp4'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'mxfp4-shared': { types: typesOf('mxfp4-shared'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'mxfp4-ct': { types: typesOf('mxfp4-ct'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
   nvfp4: { types: typesOf('nvfp4'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
   'nvfp4-merged': { types: typesOf('nvfp4-merged'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
   'nvfp4-tensor': { types: typesOf('nvfp4-tensor'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
@@ -82,7 +84,7 @@ export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly Quant
 /** The quantized case families of the default suite: one per format, so each gets its share of cases. */
 export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly QuantDtypeName[] }> = [
   { label: 'FP8 block scales (shared experts float and quantized)', dtypes: ['fp8', 'fp8-shared'] },
-  { label: 'MXFP4', dtypes: ['mxfp4'] },
+  { label: 'MXFP4 (every layout family; shared experts float and quantized; compressed-tensors mxfp4-pack-quantized)', dtypes: ['mxfp4', 'mxfp4-shared', 'mxfp4-ct'] },
   { label: 'NVFP4 (global scales per projection, per expert, per tensor)', dtypes: ['nvfp4', 'nvfp4-merged', 'nvfp4-tensor'] },
   { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-modelopt-tensor', 'fp8-ct-tensor', 'fp8-ct-channel'] },
   { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128, actorder)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128', 'int4-ct-g32-actorder'] },

@@ -8,7 +8,7 @@ import { QuantConfigError } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { FP8_BLOCK, type Fp8BlockScheme } from './fp8-block.js';
 import { FP8_STATIC, fp8StaticScheme, type Fp8StaticScheme } from './fp8-static.js';
-import { MXFP4, type Mxfp4Scheme } from './mxfp4.js';
+import { MXFP4, MXFP4_CT_SCHEME, type Mxfp4Scheme } from './mxfp4.js';
 import { NVFP4, nvfp4Scheme, type Nvfp4Scheme } from './nvfp4.js';
 import { INT4_CT, int4CtScheme, type Int4CtScheme } from './int4-ct.js';
 import { INT4_GPTQ, int4GptqScheme, type Int4GptqScheme } from './int4-gptq.js';
@@ -38,7 +38,12 @@ export const QUANT_DTYPES = {
   fp8: FP8_BLOCK.defaultScheme,
   /** FP8 blocks with the shared experts quantized too, as DeepSeek-V3's published checkpoints store them (`shared_experts.*.weight_scale_inv`). */
   'fp8-shared': withShared(FP8_BLOCK.defaultScheme),
+  /** MXFP4: gpt_oss's published form; every other layout the weight's own tree with `weight_scale` beside it (spec/layouts.md §4.6). */
   mxfp4: MXFP4.defaultScheme,
+  /** MXFP4 with the shared experts quantized too. */
+  'mxfp4-shared': withShared(MXFP4.defaultScheme),
+  /** compressed-tensors `mxfp4-pack-quantized` (llm-compressor): `weight_packed` U8 + `weight_scale` U8 in every layout, gpt_oss's included. */
+  'mxfp4-ct': MXFP4_CT_SCHEME,
   nvfp4: NVFP4.defaultScheme,
   /** NVFP4 with one global scale (`weight_scale_2`, `input_scale`) per expert that gate and up share: fused `[E]`. */
   'nvfp4-merged': nvfp4Scheme('expert'),
