@@ -1266,7 +1266,7 @@ def names_markdown(out: Path, types: list[str]) -> str:
         in_layer = re.compile(rf"(^|\.)layers\.{first}\.")
         # The block's own child of the layer, and the names the original layouts use for it.
         # (axk1's original keeps the block's output norm beside it, at the decoder layer.)
-        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "post_mlp_layernorm"}
+        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "post_mlp_layernorm", "ffn"}
         lines.append(f"## {t}")
         lines.append("")
         lines.append(f"MoE block `{meta['moe_layers'][first]}` ({meta['moe_class']}, experts {meta['experts_class']}).")
