@@ -13,7 +13,7 @@
 // the CPU fast path (kernels/fast/canonical.ts).
 import { createRequire } from 'node:module';
 import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
@@ -26,7 +26,8 @@ import { kernelForm } from '../kernel-form.js';
 import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts } from '../routing.js';
 import { blockInputsF32, routedSharedScale } from '../block-inputs.js';
-import { concatRoutings, type RoutingResult } from '../routing.js';
+import { concatRoutings, hashChoiceOf, hashPart, type HashChoice, type RoutingResult } from '../routing.js';
+import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
@@ -192,25 +193,28 @@ export class WgslWebGpuBackend implements MoeBackend {
     return p;
   }
 
-  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<MoeForwardResult> {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
     sem = atLayer(sem, layer);
     checkForwardInput(sem, layer, ranks, x, tokens);
+    const hash = hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs);
+    // An MLP router (zaya) is computed by the shared code on the CPU, like the selection.
+    const mlpLogits = sem.mlpRouter && tokens > 0 ? mlpRouterLogitsF32(sem, layer, ranks[0]!, x, tokens, inputs) : undefined;
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
     // Forwards share scratch buffers: one at a time.
-    const run = this.queue.then(() => this.guarded(sem, layer, ranks, weights, x, tokens));
+    const run = this.queue.then(() => this.guarded(sem, layer, ranks, weights, x, tokens, hash, mlpLogits));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async guarded(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+  private async guarded(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, hash: HashChoice | undefined, mlpLogits?: Float32Array): Promise<MoeForwardResult> {
     const temp: GPUBuffer[] = [];
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     try {
-      return await this.forwardOn(sem, layer, ranks, weights, x, tokens, temp);
+      return await this.forwardOn(sem, layer, ranks, weights, x, tokens, temp, hash, mlpLogits);
     } finally {
       const oom = await this.device.popErrorScope();
       const invalid = await this.device.popErrorScope();
@@ -223,7 +227,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   private async forwardOn(
-    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, temp: GPUBuffer[],
+    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, temp: GPUBuffer[], hash: HashChoice | undefined, mlpLogits?: Float32Array,
   ): Promise<MoeForwardResult> {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
@@ -237,40 +241,51 @@ export class WgslWebGpuBackend implements MoeBackend {
     const t0 = performance.now();
     // Router and experts read their own inputs where the block normalises them (gemma4).
     const r0 = ranks[0]!;
-    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
-    x = inputs.experts;
+    const normed = blockInputsF32(sem, layer, r0, x, tokens);
+    x = normed.experts;
     const bytesOf = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     const xBuf = this.scratchBuffer('x', tokens * H * 4);
     let encoder = this.device.createCommandEncoder();
     await this.staged(encoder, xBuf, bytesOf(x));
-    const xRouter = inputs.router === x ? xBuf : buffer(bytesOf(inputs.router));
+    const xRouter = normed.router === x ? xBuf : buffer(bytesOf(normed.router));
     const zeros = buffer(16);
 
-    // Round trip 1: router logits, a one-expert `down` GEMM over every token.
-    const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
-    const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
-    const all = sharedBatch(x, tokens, H, undefined);
-    const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
-    const logitsBuf = buffer(tokens * E * 4);
-    // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
-    const routerTiling = this.options.tiling ?? this.heuristic(16);
-    let pass = encoder.beginComputePass();
-    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xRouter, zeros, logitsBuf, buffer);
-    pass.end();
-    const logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
+    // Round trip 1: router logits, a one-expert `down` GEMM over every token (an MLP router's come from the CPU).
+    let logits: Float32Array;
+    if (mlpLogits) {
+      this.device.queue.submit([encoder.finish()]);
+      encoder = this.device.createCommandEncoder();
+      logits = mlpLogits;
+    } else {
+      // Router rows: the experts, or doge's 2·keys product keys.
+      const rows = sem.routerRows ?? E;
+      const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [rows, H]), name: `${p}router.weight`, count: 1, rows, cols: H };
+      const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
+      const all = sharedBatch(x, tokens, H, undefined);
+      const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
+      const logitsBuf = buffer(tokens * rows * 4);
+      // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
+      const routerTiling = this.options.tiling ?? this.heuristic(16);
+      const pass = encoder.beginComputePass();
+      this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: rows, K: H, rowsB: rows, upRow: 0, ldc: rows, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xRouter, zeros, logitsBuf, buffer);
+      pass.end();
+      logits = await this.read(encoder, logitsBuf, tokens * rows, 'logits');
+    }
     const t1 = performance.now();
     let cpuMs = 0;
 
     // Then the experts, in pipelined parts of the tokens: route and plan a part on the CPU,
     // submit it, and move on while the GPU computes it; each part's rows come back by themselves.
-    const part = Math.max(1, this.options.partTokens ?? tokens);
+    // Product keys (doge) read every token's logits together: one part.
+    const part = sem.routing.kind === 'product_key' ? tokens : Math.max(1, this.options.partTokens ?? tokens);
     const outBuf = this.scratchBuffer('out', tokens * H * 4);
     const routings: RoutingResult[] = [];
     const reads: Promise<Float32Array>[] = [];
     for (let c0 = 0, index = 0; c0 < tokens; c0 += part, index++) {
       const n = Math.min(part, tokens - c0);
       const c = performance.now();
-      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * E, (c0 + n) * E), n);
+      const L = sem.routerRows ?? E;
+      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * L, (c0 + n) * L), n, hashPart(hash, c0, c0 + n));
       routings.push(routing);
       const xPart = x.subarray(c0 * H, (c0 + n) * H);
       const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, xPart, n, c0, buffer));
@@ -629,5 +644,6 @@ function activationParams(a: ExpertActivation): { mode: number; alpha: number; l
   if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
   if (a.kind === 'silu_clamped_after') return { mode: 4, alpha: 0, limit: a.limit };
   if (a.kind === 'gelu_tanh_gated') return { mode: 5, alpha: 0, limit: 0 };
+  if (a.kind === 'silu') return { mode: 6, alpha: 0, limit: 0 };
   return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }

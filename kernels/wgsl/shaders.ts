@@ -89,7 +89,7 @@ export interface GemmParams {
   /** Row offset added to every row of C written. */
   cOff: number;
   hasBias: boolean;
-  /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts), 3 SiLU-gated with gate and up clamped at limit (glm5_next), 4 clamped after SiLU (step3p7), 5 GeGLU (gemma4). */
+  /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts), 3 SiLU-gated with gate and up clamped at limit (glm5_next), 4 clamped after SiLU (step3p7), 5 GeGLU (gemma4), 6 SiLU of the up half (doge). */
   mode: number;
   alpha: number;
   limit: number;
@@ -256,6 +256,11 @@ fn activate(gate: f32, upv: f32, slot: u32, j: u32) -> f32 {
     g = min(g, p.limit);
     u = clamp(u, -p.limit, p.limit);
     return (u + 1.0) * (g / (1.0 + exp(-p.alpha * g)));
+  }
+  if (p.mode == 6u) {
+    // doge: SiLU of the up half alone (non-gated single-neuron experts).
+    g = u;
+    u = 1.0;
   }
   if (p.mode == 3u) {
     // glm5_next: SiLU-gated with gate and up clamped first.
