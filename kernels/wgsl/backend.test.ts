@@ -151,6 +151,13 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     for (const [i, routing] of kinds.entries()) {
       await expectMatchesReference(50 + i, { experts: 8, topK: 2, hidden: 20, intermediate: 12, correction: true, routing }, 13, 1, 2);
     }
+    // longcat_flash's zero-compute experts: 4 real experts and 2 identity ones that the router also scores.
+    const real = randomLayer(60, { experts: 4, topK: 3, hidden: 12, intermediate: 8 });
+    const router = randomLayer(61, { experts: 6, topK: 3, hidden: 12, intermediate: 8 }).router;
+    const sem = { ...real.sem, experts: 6, zeroExperts: 2 };
+    const ranks = allRanks(real, 1, 2).map((r) => ({ req: r.req, tensors: new Map(r.tensors).set('layers.3.router.weight', { dtype: 'F32' as const, shape: [6, 12], bytes: encodeFloats('F32', router.flat()) }) }));
+    const { ref } = await expectWithinReferenceBound(backend, sem, 3, ranks, randomInput(62, 17, 12), 17);
+    expect(Array.from(ref.selected).some((id) => id >= 4)).toBe(true);
   });
 
   it('the device-resident forward (x in, output left in GPU buffers) gives the host forward\'s bits', async () => {
