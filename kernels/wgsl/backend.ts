@@ -298,7 +298,8 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   private prepare(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | undefined, tokens: number): { ranks: RankTensors[]; weights: RankWeights[] } {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
-    checkForwardInput(sem, layer, ranks, x ?? new Float32Array(tokens * sem.hidden), tokens);
+    // A device input is sized by forwardOnDevice; only its length is checked here.
+    checkForwardInput(sem, layer, ranks, x ?? { length: tokens * sem.hidden }, tokens);
     const kernelRanks = kernelForm(sem, ranks);
     return { ranks: kernelRanks, weights: kernelRanks.map((rank) => rankWeights(sem, layer, rank)) };
   }
