@@ -266,12 +266,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const { experts: E, topK: k } = sem;
     if (logits.length !== tokens * E) throw new ForwardInputError('router logits do not have the shape [tokens, experts]', { expected: [tokens, E], found: logits.length });
     return this.serialized(async (temp) => {
-      const make = (data: ArrayBufferView | number, usage = STORAGE) => {
-        const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
-        if (typeof data !== 'number') this.writeAt(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-        temp.push(b);
-        return b;
-      };
+      const make = this.temporary(temp);
       const selected = make(tokens * k * 4);
       const weights = make(tokens * k * 4);
       const encoder = this.device.createCommandEncoder();
@@ -339,12 +334,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   ): Promise<{ encoder: GPUCommandEncoder; result: Omit<DeviceForward, 'tokens'> }> {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
-    const buffer = (data: ArrayBufferView | number, usage = STORAGE): GPUBuffer => {
-      const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
-      if (typeof data !== 'number') this.writeAt(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      temp.push(b);
-      return b;
-    };
+    const buffer = this.temporary(temp);
     if (this.options.residentWeights) this.hold(weights);
     const zeros = buffer(Math.max(16, 4 * Math.max(E, H)));
     const r0 = ranks[0]!;
@@ -612,6 +602,16 @@ export class WgslWebGpuBackend implements MoeBackend {
       }
       this.device.queue.writeBuffer(b, at + off, piece.buffer, piece.byteOffset, piece.length);
     }
+  }
+
+  /** A maker of buffers for one forward (a size, or data to copy in), destroyed with `temp` after it. */
+  private temporary(temp: GPUBuffer[]): (data: ArrayBufferView | number, usage?: number) => GPUBuffer {
+    return (data, usage = STORAGE) => {
+      const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
+      if (typeof data !== 'number') this.writeAt(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      temp.push(b);
+      return b;
+    };
   }
 
   /** A buffer kept across forwards (only grown), for per-forward intermediates. */
