@@ -151,6 +151,13 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     for (const [i, routing] of kinds.entries()) {
       await expectMatchesReference(50 + i, { experts: 8, topK: 2, hidden: 20, intermediate: 12, correction: true, routing }, 13, 1, 2);
     }
+    // More experts than the PLAN shader's 128-expert blocks, cut into weight chunks of 50 experts.
+    const many = await WgslWebGpuBackend.create({ chunkBytes: 50 * 2 * 4 * 8 * 4 });
+    try {
+      await expectMatchesReference(59, { experts: 300, topK: 4, hidden: 8, intermediate: 4 }, 150, 1, 1, many);
+    } finally {
+      await many.dispose();
+    }
     // longcat_flash's zero-compute experts: 4 real experts and 2 identity ones that the router also scores.
     const real = randomLayer(60, { experts: 4, topK: 3, hidden: 12, intermediate: 8 });
     const router = randomLayer(61, { experts: 6, topK: 3, hidden: 12, intermediate: 8 }).router;
