@@ -6,11 +6,12 @@
 import { SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
-import { gamma, looseBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
+import { gamma, LOOSE_RELATIVE, looseBound, outputNormBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
 import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { addZeroExperts, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
+import { inverseRms, outputNormWeight } from './output-norm.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
 export class ForwardInputError extends MoeConformanceError {}
@@ -137,7 +138,7 @@ export function referenceForward(
   // The router and the selection-only bias are whole on every rank: rank 0's are used,
   // after checking that every rank holds the same bytes.
   const r0 = ranks[0]!;
-  for (const name of ['router.weight', 'router.bias', 'router.correction_bias'].map((n) => `layers.${layer}.${n}`)) {
+  for (const name of ['router.weight', 'router.bias', 'router.correction_bias', 'output_norm'].map((n) => `layers.${layer}.${n}`)) {
     const first = r0.tensors.get(name);
     for (const r of ranks) {
       const t = r.tensors.get(name);
@@ -225,6 +226,18 @@ export function referenceForward(
     const terms = gamma(k + 2 + ranks.length);
     const strict = acc!.error.map((e, i) => e + terms * acc!.magnitude[i]! + U32 * Math.abs(output[i]!));
     result.bounds = { strict, loose: strict.map((s, i) => looseBound(s, acc!.magnitude[i]!)), logits: logitBound, logitsLoose: logitLoose };
+  }
+  const norm = outputNormWeight(sem, layer, ranks);
+  if (norm) {
+    // The block-output RMSNorm of the summed output (axk1): bounds carried through it first.
+    const eps = sem.outputNorm!.eps;
+    const inv = inverseRms(output, tokens, H, eps);
+    if (result.bounds) {
+      const strict = outputNormBound(output, result.bounds.strict, norm, eps, tokens, H);
+      const loose = outputNormBound(output, result.bounds.loose, norm, eps, tokens, H).map((b, i) => b + LOOSE_RELATIVE * Math.abs(norm[i % H]! * output[i]!) * inv[Math.floor(i / H)]!);
+      result.bounds = { ...result.bounds, strict, loose };
+    }
+    for (let i = 0; i < output.length; i++) output[i] = norm[i % H]! * output[i]! * inv[Math.floor(i / H)]!;
   }
   return result;
 }

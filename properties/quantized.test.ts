@@ -12,6 +12,11 @@ import { checkSuiteProperty, defaultSeed, suiteProperties } from './suite-proper
 import { quantCaseArb } from './arbitraries/quantized.js';
 import { QUANT_DTYPE_NAMES, specIdText } from './spec.js';
 import { MUTANTS } from './mutants/catalogue.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkCase } from './properties.js';
+import { parseSpec } from './spec.js';
 
 const quantizedProperties = (opts: { name: string; load: Loader }) => suiteProperties(opts).filter((p) => p.title.startsWith('quantized'));
 
@@ -100,7 +105,15 @@ describe('the quantized case family', () => {
     'gptq-zeros-without-plus-one': 'INT4 groups (GPTQ',
     'int4-g-idx-ignored': 'INT4 groups (GPTQ',
   };
-  for (const [name, family] of Object.entries(families)) {
+  // Issue 15's Why list, in the other families it names: INT4 group scales not cut along K under TP (vllm#41511, W4A16);
+  // NVFP4 weight_scale_2 never loaded; compressed-tensors' fused gate_up_proj_packed unmapped (llm-compressor#2939).
+  const alsoIn: Array<[string, string]> = [
+    ['k-scales-not-cut', 'INT4 groups (GPTQ'],
+    ['k-scales-not-cut', 'INT4 groups (AWQ'],
+    ['nvfp4-scale-2-not-loaded', 'NVFP4'],
+    ['fused-int4-packed-unmapped', 'INT4 groups (compressed'],
+  ];
+  for (const [name, family] of [...Object.entries(families), ...alsoIn]) {
     it(`catches ${name} in the ${family} family`, async () => {
       const m = MUTANTS.find((x) => x.name === name)!;
       const opts = { name, load: m.loader };
@@ -109,5 +122,23 @@ describe('the quantized case family', () => {
       expect(d.failed, name).toBe(true);
     });
   }
-});
 
+  it('W4A16 (compressed-tensors) group scales left whole along K are caught at every TP > 1, diagnosed not-cut (vllm#41511: right at TP 2, wrong at TP 8)', async () => {
+    const m = MUTANTS.find((x) => x.name === 'k-scales-not-cut')!;
+    const workDir = await mkdtemp(join(tmpdir(), 'moe-k-scales-'));
+    try {
+      for (const tp of [1, 2, 4]) {
+        const spec = parseSpec(`moe:load:model=qwen3_moe;layout=fused;dtype=int4-ct-g32;e=2;h=64;i=128;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=${tp};ep=1;placement=linear`);
+        const o = await checkCase(spec, { loader: m.loader }, { workDir });
+        if (tp === 1) {
+          expect(o.status, 'TP 1 has nothing to cut').toBe('pass');
+          continue;
+        }
+        expect(o.status, `TP ${tp}`).toBe('fail');
+        if (o.status === 'fail') expect(o.failure.diagnosis?.[0]).toMatchObject({ kind: 'not-cut', tensor: 'layers.0.experts.w2_scale' });
+      }
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -11,10 +11,10 @@ import type { QuantGeometry } from '../harness/layouts/ops.js';
 /** The ranks do not fit together into one whole: a weight is missing, repeated or disagrees. */
 export class CoverageError extends MoeConformanceError {}
 
-const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias)$/;
+const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias|output_norm)$/;
 
 /** Tensors every rank holds whole and identical. */
-const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate', 'output_bias']);
+const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate', 'output_bias', 'output_norm']);
 
 /**
  * `gated: false` for non-gated experts (spec §1: w13 and shared.w13 hold the up rows alone,
@@ -38,7 +38,7 @@ export function reassemble(ranks: readonly RankTensors[], quant?: QuantGeometry,
   const layers = new Set<number>();
   for (const n of names) {
     const m = NAME.exec(n);
-    if (!m) throw new CoverageError('tensor name outside the protocol', { tensor: n, expected: 'layers.L.(experts|router|shared).* or layers.L.output_bias' });
+    if (!m) throw new CoverageError('tensor name outside the protocol', { tensor: n, expected: 'layers.L.(experts|router|shared).* or layers.L.output_(bias|norm)' });
     layers.add(Number(m[1]));
   }
   for (const L of [...layers].sort((a, b) => a - b)) {

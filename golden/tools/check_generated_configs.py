@@ -63,14 +63,26 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
         return {"layer_types": ["attention"] * layers, "mamba_n_heads": 1, "mamba_n_groups": 1}
     if model_type == "dots1":
         return {"sliding_window": None}
+    if model_type == "qwen4_exp_text":
+        return {"layer_types": ["linear_attention"] * layers, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 8,
+                "linear_value_head_dim": 8, "linear_num_key_heads": 1, "linear_num_value_heads": 1, "hc_count": 2, "hc_lowrank": 4}
+    if model_type == "axk1":
+        return {"kv_lora_rank": 16, "q_lora_rank": 24, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8}
+    if model_type in ("axk2", "hy_v4"):
+        return {"kv_lora_rank": 16, "q_lora_rank": 24, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8,
+                "index_n_heads": 1, "index_head_dim": 8, "index_topk": 8, **({"hc_mult": 2} if model_type == "hy_v4" else {"gated_norm_rank": 4})}
     if model_type == "dbrx":
         return {"n_heads": 1, "attn_config": {"kv_n_heads": 1, "rope_theta": 10000.0}, "max_seq_len": 64}
     return {}
 
 
 def build_model(config: transformers.PretrainedConfig) -> torch.nn.Module:
-    """The model as its checkpoints are saved: a causal LM, else an image-text-to-text model
+    """The model as its checkpoints are saved: the fixture's class where it names one (llama4,
+    whose causal-LM auto mapping builds the text model alone), else a causal LM, else an image-text-to-text model
     (MoE decoders inside a VL model), else a *ForCausalLM class the auto maps lack, else the base model."""
+    spec = SPECS.get(config.model_type)
+    if spec is not None and spec.model_class is not None:
+        return getattr(transformers, spec.model_class)._from_config(config)
     first: Exception | None = None
     for auto in (AutoModelForCausalLM, AutoModelForImageTextToText):
         try:
@@ -101,6 +113,23 @@ def saved_tables(model: torch.nn.Module, folder: Path, original: bool, transform
     return {k: list(v) for k, v in tensors.items()}
 
 
+def fields_of_nested(model_type: str, base: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """A config with text_config: the fixture's tiny one, the text sizes the harness's; the
+    vision (and audio) towers project to that hidden size."""
+    text_base = base.get("text_config", {})
+    layers = int(cfg.get("text_config", {}).get("num_hidden_layers", text_base.get("num_hidden_layers", 1)))
+    # The text decoder's own tiny extras (qwen4_exp: qwen4_exp_text's layer types for this many layers).
+    text = {**text_base, **ATTENTION, **extras(str(text_base.get("model_type", "")), layers), **cfg.get("text_config", {})}
+    if model_type == "deepseek_ocr2":
+        text.pop("head_dim", None)  # derived from hidden_size / num_attention_heads
+    fields = {**base, **{k: v for k, v in cfg.items() if k != "text_config"}, "text_config": text}
+    for tower, key in (("vision_config", "out_hidden_size"), ("vision_config", "projector_output_dim"), ("audio_config", "output_dim")):
+        sub = fields.get(tower)
+        if isinstance(sub, dict) and key in sub:
+            fields[tower] = {**sub, key: text["hidden_size"]}
+    return fields
+
+
 def fields_of(model_type: str, cfg: dict[str, Any]) -> dict[str, Any]:
     """The config to build: the harness's (MoE) fields over tiny non-MoE ones."""
     spec = SPECS.get(model_type)
@@ -108,12 +137,10 @@ def fields_of(model_type: str, cfg: dict[str, Any]) -> dict[str, Any]:
         # A vision-language model: the fixture's tiny config (vision tower included), its text
         # decoder's sizes replaced by the harness's; the vision tower projects to that hidden size.
         base = spec.config("f32")
-        text = {**base.get("text_config", {}), **ATTENTION, **cfg.get("text_config", {})}
-        fields = {**base, **{k: v for k, v in cfg.items() if k != "text_config"}, "text_config": text}
-        vision = fields.get("vision_config")
-        if isinstance(vision, dict) and "out_hidden_size" in vision:
-            fields["vision_config"] = {**vision, "out_hidden_size": text["hidden_size"]}
-        return fields
+        if "thinker_config" in base:  # qwen3_omni_moe: the text decoder is the thinker's
+            inner = fields_of_nested(model_type, base["thinker_config"], cfg.get("thinker_config", {}))
+            return {**base, **{k: v for k, v in cfg.items() if k != "thinker_config"}, "thinker_config": inner}
+        return fields_of_nested(model_type, base, cfg)
     layers = int(cfg.get("num_hidden_layers", cfg.get("n_layers", 1)))
     fields = {**BASE_CONFIG, **ATTENTION, **extras(model_type, layers), **cfg}
     if model_type == "dbrx":
@@ -143,7 +170,8 @@ def check(sample: dict[str, Any]) -> list[str]:
             except Exception as e:
                 problems.append(f"{layout}: transformers cannot save it: {type(e).__name__}: {e}")
                 continue
-        got = {k: v for k, v in saved.items() if any(k.startswith(m) for m in modules)}
+        # A tensor a layout stores beside its module (axk1's post_mlp_layernorm) is compared by name.
+        got = {k: v for k, v in saved.items() if any(k.startswith(m) for m in modules) or k in want}
         for k in sorted(set(want) - set(got)):
             problems.append(f"{layout}: the registry has {k} {want[k]}, transformers does not")
         for k in sorted(set(got) - set(want)):

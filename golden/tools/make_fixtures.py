@@ -19,6 +19,11 @@ and the 23 added for issue 14 (NEW_SPECS below: other sizes, dense layers, F32-k
         granitemoehybrid mellum nemotron_h mistral4 cohere2_moe laguna qwen3_5_moe_text qwen3_vl_moe \
         jetmoe longcat_flash kimi_linear glm4v_moe glm5_next
 
+and batch a of issue 14's second round (BATCH_A_SPECS):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types qwen3_omni_moe qwen4_exp_text qwen4_exp \
+        deepseek_ocr2 granitemoe_swa aria_text aria axk1 axk2 hy_v4 llama4
+
 Regenerate a shipped type into a scratch folder and check that its tensor names, shapes
 and dtypes (checkpoint files and golden.safetensors) and its golden.json match the
 shipped folder (values differ: they depend on the seed):
@@ -595,6 +600,119 @@ def _glm5_next(dtype: str) -> dict[str, Any]:
     return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
 
 
+
+# ---- issue 14, batch a (s2-i14-a): qwen3_omni_moe, qwen4_exp_text, deepseek_ocr2, granitemoe_swa, aria_text, aria, axk2, hy_v4, llama4 ----
+
+
+def _qwen3_omni_moe(dtype: str) -> dict[str, Any]:
+    # The thinker's text decoder is recorded; audio and vision towers minimal, no talker (enable_audio_output False).
+    text = _new_sizes(
+        vocab_size=96, num_hidden_layers=2, max_position_embeddings=64, intermediate_size=40,
+        moe_intermediate_size=NEW_INTERMEDIATE, num_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K,
+        norm_topk_prob=dtype == "f32", decoder_sparse_step=1, mlp_only_layers=[],
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
+    )
+    audio = {"num_mel_bins": 8, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 16, "d_model": 16,
+             "output_dim": NEW_HIDDEN, "downsample_hidden_size": 8, "max_source_positions": 16, "n_window": 4}
+    vision = {"depth": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 16, "out_hidden_size": NEW_HIDDEN,
+              "patch_size": 4, "temporal_patch_size": 1, "spatial_merge_size": 1, "deepstack_visual_indexes": [], "num_position_embeddings": 16}
+    return {"thinker_config": {"text_config": text, "audio_config": audio, "vision_config": vision}, "enable_audio_output": False}
+
+
+def _qwen4_exp_text(dtype: str) -> dict[str, Any]:
+    # One Gated DeltaNet and one full-attention layer, hyper-connections kept tiny; no PLE layers.
+    return _new_sizes(
+        moe_intermediate_size=NEW_INTERMEDIATE, shared_expert_intermediate_size=24, num_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K, norm_topk_prob=dtype == "f32", layer_types=["linear_attention", "full_attention"],
+        linear_conv_kernel_dim=4, linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2, linear_num_value_heads=4,
+        hc_count=2, hc_lowrank=4, ple_layer_ids=[],
+        indexer_n_heads=2, indexer_kv_heads=1, indexer_head_dim=8, indexer_budget=8, indexer_compress_ratio=4,
+    )
+
+
+def _qwen4_exp(dtype: str) -> dict[str, Any]:
+    # The vision-language model (Qwen4ExpForConditionalGeneration): qwen4_exp_text's decoder under a tiny vision tower.
+    text = {"model_type": "qwen4_exp_text", "vocab_size": 96, "num_hidden_layers": 2, "max_position_embeddings": 64, "pad_token_id": 0,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]}, **_qwen4_exp_text(dtype)}
+    vision = {"depth": 1, "hidden_size": 16, "num_heads": 2, "intermediate_size": 16, "out_hidden_size": NEW_HIDDEN,
+              "patch_size": 4, "temporal_patch_size": 1, "spatial_merge_size": 1, "num_position_embeddings": 16}
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
+def _deepseek_ocr2(dtype: str) -> dict[str, Any]:
+    # The text decoder (deepseek_v2's softmax routing, greedy or group-limited) is recorded; vision towers minimal.
+    routing = {"topk_method": "group_limited_greedy", "n_group": 4, "topk_group": 2} if dtype == "f32" else {"topk_method": "greedy"}
+    text = _new_sizes(
+        vocab_size=96, num_hidden_layers=3, max_position_embeddings=64, intermediate_size=40, num_key_value_heads=4,
+        moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS, n_shared_experts=1 if dtype == "f32" else 2,
+        num_experts_per_tok=TOP_K, routed_scaling_factor=1.5,
+        mlp_layer_types=["dense", "sparse", "sparse"] if dtype == "f32" else ["sparse", "dense", "sparse"], **routing,
+    )
+    del text["head_dim"]
+    sam = {"hidden_size": 16, "output_channels": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32,
+           "patch_size": 8, "window_size": 2, "global_attn_indexes": [0], "downsample_channels": [8, 16], "mlp_dim": 16}
+    encoder = {"vocab_size": 16, "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+               "num_key_value_heads": 2, "max_position_embeddings": 64}
+    return {"text_config": text, "vision_config": {"sam_config": sam, "encoder_config": encoder}, "tie_word_embeddings": False}
+
+
+def _granitemoe_swa(_: str) -> dict[str, Any]:
+    return _new_sizes(intermediate_size=NEW_INTERMEDIATE, num_local_experts=NEW_EXPERTS, num_experts_per_tok=TOP_K, sliding_window=8)
+
+
+def _aria_text(dtype: str) -> dict[str, Any]:
+    # fc1 [E, H, 2I] with 2I == H: the transposed tensor has the untransposed shape.
+    return _new_sizes(intermediate_size=NEW_INTERMEDIATE, moe_num_experts=NEW_EXPERTS, moe_topk=TOP_K, moe_num_shared_experts=1 if dtype == "f32" else 2)
+
+
+def _aria(dtype: str) -> dict[str, Any]:
+    text = {"model_type": "aria_text", "vocab_size": 96, "num_hidden_layers": 2, "max_position_embeddings": 64, "pad_token_id": 0,
+            **_aria_text(dtype)}
+    vision = {"model_type": "idefics3_vision", "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "image_size": 8, "patch_size": 4}
+    return {"text_config": text, "vision_config": vision, "projector_patch_to_query_dict": {4: 2}, "tie_word_embeddings": False}
+
+
+def _axk1(dtype: str) -> dict[str, Any]:
+    # deepseek_v3's block with an RMSNorm on its output; f32 grouped routing, bf16 one group.
+    return _new_sizes(
+        num_hidden_layers=3, intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1, num_experts_per_tok=TOP_K, routed_scaling_factor=1.5, norm_topk_prob=dtype == "f32",
+        first_k_dense_replace=1, num_key_value_heads=4, rms_norm_eps=1e-6 if dtype == "f32" else 1e-5, **_dsv3_groups(dtype), **_mla(),
+    )
+
+
+def _axk2(dtype: str) -> dict[str, Any]:
+    # f32: grouped routing (4 groups of 3, 2 kept); bf16: A.X-K2-Light's ungrouped routing (n_group None).
+    groups = {"n_group": 4, "topk_group": 2} if dtype == "f32" else {}
+    return _new_sizes(
+        num_hidden_layers=3, intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1, num_experts_per_tok=TOP_K, routed_scaling_factor=1.5, norm_topk_prob=dtype == "f32",
+        mlp_layer_types=["dense", "sparse", "sparse"], index_n_heads=2, index_head_dim=8, index_topk=8, gated_norm_rank=4,
+        num_key_value_heads=4, **groups, **_mla(),
+    )
+
+
+def _hy_v4(dtype: str) -> dict[str, Any]:
+    # Clamped routed experts (swiglu_limit small so that clamping is in play), plain shared MLP, -inf group mask.
+    return _new_sizes(
+        num_hidden_layers=3, intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS,
+        n_shared_experts=1, num_experts_per_tok=TOP_K, routed_scaling_factor=1.5, norm_topk_prob=dtype == "f32",
+        swiglu_limit=0.5 if dtype == "f32" else 0.75, num_key_value_heads=4,
+        index_n_heads=2, index_head_dim=8, index_topk=8, hc_mult=2, **_dsv3_groups(dtype), **_mla(),
+    )
+
+
+def _llama4(_: str) -> dict[str, Any]:
+    # The text decoder of Llama4ForConditionalGeneration (language_model.model.layers), every layer MoE.
+    text = _new_sizes(vocab_size=96, num_hidden_layers=2, max_position_embeddings=64, intermediate_size=NEW_INTERMEDIATE,
+                      intermediate_size_mlp=40, num_local_experts=NEW_EXPERTS, num_experts_per_tok=1,
+                      interleave_moe_layer_step=1, pad_token_id=0)
+    vision = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 16,
+              "patch_size": 8, "vision_output_dim": 16, "projector_input_dim": 16, "projector_output_dim": NEW_HIDDEN}
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -638,6 +756,29 @@ NEW_SPECS = [
     ),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
+
+
+BATCH_A_SPECS = [
+    FixtureSpec("qwen3_omni_moe", _qwen3_omni_moe, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob"),
+                model_class="Qwen3OmniMoeForConditionalGeneration", nested_config=True),
+    FixtureSpec("qwen4_exp_text", _qwen4_exp_text, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "shared_expert_intermediate_size")),
+    FixtureSpec("qwen4_exp", _qwen4_exp, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "shared_expert_intermediate_size"),
+                model_class="Qwen4ExpForConditionalGeneration", nested_config=True),
+    FixtureSpec("deepseek_ocr2", _deepseek_ocr2, "gate",
+                ("n_routed_experts", "num_experts_per_tok", "topk_method", "n_group", "topk_group", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types"),
+                lambda d: (1, 2) if d == "f32" else (0, 2), "DeepseekOcr2ForConditionalGeneration", nested_config=True),
+    FixtureSpec("granitemoe_swa", _granitemoe_swa, None, ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("aria_text", _aria_text, "router", ("moe_num_experts", "moe_topk", "moe_num_shared_experts")),
+    FixtureSpec("aria", _aria, "router", ("moe_num_experts", "moe_topk", "moe_num_shared_experts"),
+                model_class="AriaForConditionalGeneration", nested_config=True),
+    FixtureSpec("axk1", _axk1, "gate", DSV3_FIELDS + ("first_k_dense_replace", "rms_norm_eps"), lambda _: (1, 2)),
+    FixtureSpec("axk2", _axk2, "gate", DSV3_FIELDS, lambda _: (1, 2)),
+    FixtureSpec("hy_v4", _hy_v4, "gate", DSV3_FIELDS + ("swiglu_limit",), lambda _: (1, 2)),
+    # Llama4Router returns (scores, logits): its raw logits are not hooked (as for llama4_text).
+    FixtureSpec("llama4", _llama4, None, ("num_local_experts", "num_experts_per_tok"),
+                model_class="Llama4ForConditionalGeneration", nested_config=True),
+]
+
 
 
 SPECS: dict[str, FixtureSpec] = {
@@ -694,6 +835,7 @@ SPECS: dict[str, FixtureSpec] = {
         ),
         FixtureSpec("flex_olmo", _flex_olmo, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob")),
         *NEW_SPECS,
+        *BATCH_A_SPECS,
     ]
 }
 
@@ -793,7 +935,7 @@ def capture(
             seen["output"] = (out[0] if isinstance(out, tuple) else out).detach().clone()
 
         def on_router(_m: torch.nn.Module, _args: tuple[Any, ...], out: Any) -> None:
-            seen["router_logits"] = out[0].detach().clone()
+            seen["router_logits"] = (out[0] if isinstance(out, tuple) else out).detach().clone()  # aria: a plain Linear
 
         hooks = [block.register_forward_hook(on_block)]
         if spec.router_attr is not None:
@@ -904,7 +1046,7 @@ def verify_fixture(folder: Path) -> list[str]:
             hook = None
             if spec.router_attr is not None:
                 hook = getattr(block, spec.router_attr).register_forward_hook(
-                    lambda _m, _a, out: seen.__setitem__("router_logits", out[0].detach())
+                    lambda _m, _a, out: seen.__setitem__("router_logits", (out[0] if isinstance(out, tuple) else out).detach())
                 )
             with torch.no_grad():
                 y = block(golden[f"moe.{layer}.input"].unsqueeze(0))
@@ -990,7 +1132,8 @@ def names_markdown(out: Path, types: list[str]) -> str:
         # The decoder layer's keys, whatever the root (nemotron_h's original saves backbone.).
         in_layer = re.compile(rf"(^|\.)layers\.{first}\.")
         # The block's own child of the layer, and the names the original layouts use for it.
-        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward"}
+        # (axk1's original keeps the block's output norm beside it, at the decoder layer.)
+        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "post_mlp_layernorm"}
         lines.append(f"## {t}")
         lines.append("")
         lines.append(f"MoE block `{meta['moe_layers'][first]}` ({meta['moe_class']}, experts {meta['experts_class']}).")
@@ -1000,6 +1143,7 @@ def names_markdown(out: Path, types: list[str]) -> str:
             layer = sorted(
                 (k, v) for k, v in table.items()
                 if in_layer.search(k) and k[in_layer.search(k).end():].split(".")[0] in blocks
+                and not re.match(r"(model\.)?(vision|audio)", k)  # a multimodal model's towers have layers too
             )
             # Per-expert tensors collapse to one line with `{e}` for the expert index.
             collapsed: dict[str, tuple[str, tuple[int, ...], int]] = {}
@@ -1015,6 +1159,7 @@ def names_markdown(out: Path, types: list[str]) -> str:
             lines.append("")
         for dtype in DTYPES:
             cfg = json.loads((out / f"{t}-{dtype}" / "original" / "config.json").read_text())
+            cfg = cfg.get("thinker_config", cfg)  # qwen3_omni_moe
             cfg = cfg.get("text_config", cfg)
             fields = ", ".join(f"{f}={json.dumps(cfg.get(f))}" for f in spec.routing_fields)
             lines.append(f"- routing ({dtype}): {fields}")

@@ -110,6 +110,10 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
     // Whole on every rank, like the router: the consumer adds it once per token.
     specs.push({ name: canonicalName(layer, 'output_bias'), shape: [H], slices: [{ part: 'output_bias', expert: null, rows: row, cols: whole(H) }] });
   }
+  if (f.outputNorm) {
+    // Whole on every rank: it normalises the sum of all ranks' outputs, once.
+    specs.push({ name: canonicalName(layer, 'output_norm'), shape: [H], slices: [{ part: 'output_norm', expert: null, rows: row, cols: whole(H) }] });
+  }
   if (f.sharedGate) {
     specs.push({ name: canonicalName(layer, 'shared.gate'), shape: [1, H], slices: [{ part: 'shared_gate', expert: null, rows: row, cols: whole(H) }] });
   }

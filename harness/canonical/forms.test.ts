@@ -7,6 +7,7 @@ import type { Canonical, EpPlacement, ParallelRequest, Tensor } from '../tensor.
 import { concatAxis, int32Tensor, pickSlots, selectAxis, transposeLast2 } from '../tensor-ops.js';
 import { expertsOf } from './cut.js';
 import { FormDeclarationError, FormMismatch, NO_FORMS, parseForms, toCanonicalRanks, type RankOutput } from './forms.js';
+import { marlinScaleBytes, marlinWeightBytes, marlinZeroBytes } from './marlin.js';
 
 const E = 3;
 const H = 2;
@@ -180,5 +181,45 @@ describe('toCanonicalRanks', () => {
     const slotsOnly = grid(2).slice(0, 1).map((r) => withTensor(withTensor(withTensor(r, 'layers.0.shared.w13', undefined), 'layers.0.shared.w2', undefined), 'layers.0.experts.ids', int32Tensor([0, 1, 2, 3, 4])));
     const padded = slotsOnly.map((r) => withTensor(withTensor(r, 'layers.0.experts.w13', concatAxis([r.tensors.get('layers.0.experts.w13')!, pickSlots(r.tensors.get('layers.0.experts.w13')!, [0, 1])], 0)), 'layers.0.experts.w2', concatAxis([r.tensors.get('layers.0.experts.w2')!, pickSlots(r.tensors.get('layers.0.experts.w2')!, [0, 1])], 0)));
     expect(mismatch(() => toCanonicalRanks(parseForms(['shared-expert-slots']), padded, dims))).toMatchObject({ expected: 'TP rank 1, EP rank 0', found: 'none' });
+  });
+
+  it('marlin: INT4 weights, scales and zero points come back from Marlin\'s order; a weight left canonical where Marlin tiles is a mismatch; untiled weights stay', () => {
+    const quant = { method: 'int4-ct', packing: 8, scaleBlock: { rows: 1, cols: 32 }, splitsBlocks: false, zeroRows: 8 };
+    const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (Math.imul(i + seed, 2654435761) >>> 11) & 255);
+    const int4 = (H: number, Ir: number): RankOutput => {
+      const S = 2;
+      const t = (shape: number[], dtype: 'I32' | 'BF16', seed: number): Tensor => ({ dtype, shape, bytes: bytes(shape.reduce((a, b) => a * b, 1) * (dtype === 'I32' ? 4 : 2), seed) });
+      return {
+        req: { tpSize: 1, tpRank: 0, epSize: 1, epRank: 0, epPlacement: 'linear' },
+        tensors: new Map([
+          ['layers.0.experts.ids', int32Tensor([0, 1])],
+          ['layers.0.experts.w13', t([S, 2 * Ir, H / 8], 'I32', 1)],
+          ['layers.0.experts.w13_scale', t([S, 2 * Ir, H / 32], 'BF16', 2)],
+          ['layers.0.experts.w13_zero', t([S, (2 * Ir) / 8, H / 32], 'I32', 3)],
+          ['layers.0.experts.w2', t([S, H, Ir / 8], 'I32', 4)],
+          ['layers.0.experts.w2_scale', t([S, H, Ir / 32], 'BF16', 5)],
+          ['layers.0.experts.w2_zero', t([S, H / 8, Ir / 32], 'I32', 6)],
+        ]),
+      };
+    };
+    const toMarlin = (r: RankOutput, w: string, K: number, N: number): RankOutput => {
+      const p = `layers.0.experts.${w}`;
+      const G = K / 32;
+      let out = withTensor(r, p, { dtype: 'I32', shape: [2, K / 16, 2 * N], bytes: marlinWeightBytes(r.tensors.get(p)!.bytes, 2, K, N, { alongRows: false }, true) });
+      out = withTensor(out, `${p}_scale`, { dtype: 'BF16', shape: [2, G, N], bytes: marlinScaleBytes(r.tensors.get(`${p}_scale`)!.bytes, 2, G, N, 2, true) });
+      return withTensor(out, `${p}_zero`, { dtype: 'I32', shape: [2, G, N / 8], bytes: marlinZeroBytes(r.tensors.get(`${p}_zero`)!.bytes, 2, G, N, { alongRows: false }, true) });
+    };
+    const marlin = parseForms(['marlin']);
+    const d = (H: number) => ({ experts: 2, intermediate: 32, sharedIntermediate: 0, hidden: H, quant });
+    // H = 64, Ir = 32: w13 is K = 64 x N = 64 (two groups), w2 K = 32 x N = 64 (one group).
+    const r = int4(64, 32);
+    const engine = toMarlin(toMarlin(r, 'w13', 64, 64), 'w2', 32, 64);
+    expect(same(toCanonicalRanks(marlin, [engine], d(64)), [r])).toBe(true);
+    expect(mismatch(() => toCanonicalRanks(marlin, [r], d(64)))).toMatchObject({ form: 'marlin', tensor: 'layers.0.experts.w13', expected: '[2,4,128]', found: '[2,64,8]' });
+    // H = 32: w2's N = 32 does not tile, so it stays as spec §4 has it; w13 (K = 32, N = 64) is Marlin's.
+    const small = int4(32, 32);
+    expect(same(toCanonicalRanks(marlin, [toMarlin(small, 'w13', 32, 64)], d(32)), [small])).toBe(true);
+    // Not INT4 (no quantization): nothing to undo.
+    expect(same(toCanonicalRanks(marlin, grid(1), dims), grid(1))).toBe(true);
   });
 });

@@ -10,6 +10,8 @@ import { dtypeBits } from '../safetensors/dtypes.js';
 import { rankName, type Canonical, type ParallelRequest, type Tensor } from '../tensor.js';
 import { concatAxis, int32s, int32Tensor, pickSlots, selectAxis, transposeLast2 } from '../tensor-ops.js';
 import { expertsOf } from './cut.js';
+import type { QuantGeometry } from '../layouts/ops.js';
+import { marlinScaleBytes, marlinTiles, marlinWeightBytes, marlinZeroBytes, MARLIN_TILE_K } from './marlin.js';
 
 /** A form list that cannot be honoured: an unknown name, a bad pad, two forms that exclude each other. */
 export class FormDeclarationError extends MoeConformanceError {}
@@ -49,6 +51,10 @@ export interface FormDims {
   experts: number;
   intermediate: number;
   sharedIntermediate: number;
+  /** `marlin` only (INT4 experts): the hidden size, the quantization and whether the experts are non-gated. */
+  hidden?: number;
+  quant?: QuantGeometry;
+  features?: { nonGated?: boolean };
 }
 
 /** A parsed, valid form list. */
@@ -216,6 +222,47 @@ const w31: EngineForm = {
     }),
 };
 
+/**
+ * The Marlin geometry of one INT4 expert weight of a rank (`w13`: N = 2*Ir output rows, K = H;
+ * `w2`: N = H, K = Ir), or undefined where the form leaves it as §4 has it: not INT4 groups,
+ * activation order, or sizes Marlin cannot tile.
+ */
+function marlinGeometry(dims: FormDims, w: 'w13' | 'w2', tpSize: number): { K: number; N: number; G: number; q: QuantGeometry } | undefined {
+  const q = dims.quant;
+  if (!q || q.packing !== 8 || q.scaleBlock.rows !== 1 || q.kScalesWhole || dims.hidden === undefined) return undefined;
+  const Ir = dims.intermediate / tpSize;
+  const [K, N] = w === 'w13' ? [dims.hidden, (dims.features?.nonGated ? 1 : 2) * Ir] : [Ir, dims.hidden];
+  return marlinTiles(K, N) && K % q.scaleBlock.cols === 0 ? { K, N, G: K / q.scaleBlock.cols, q } : undefined;
+}
+
+const marlin: EngineForm = {
+  name: 'marlin',
+  holds: 'INT4 group-quantized experts (compressed-tensors pack-quantized, GPTQ, AWQ; no activation order) in Marlin\'s tile order, wherever a weight\'s K is a multiple of 16 and its N of 64 (`w13`: K = H, N = 2*Ir; `w2`: K = Ir, N = H): `W` I32 `[E_local, K/16, 2N]` as gptq_marlin_repack writes it, `W_scale` `[E_local, G, N]` permuted by marlin_permute_scales (64-blocks where G = K/group > 1, 32-blocks where G = 1), `W_zero` I32 `[E_local, G, N/8]` as marlin_zero_points packs it; codes and zeros keep their stored values, other companions stay as §4 has them',
+  seenIn: 'vLLM\'s Marlin MoE paths (gptq_marlin_moe_repack / awq_marlin_moe_repack, marlin_moe_permute_scales, moe_awq_to_marlin_zero_points) for GPTQ, AWQ and compressed-tensors W4A16 experts; SGLang\'s copies of them',
+  toCanonical: (ranks, { dims }) =>
+    ranks.map((r) =>
+      withTensors(r, (out) => {
+        for (const L of layersOf(r.tensors)) {
+          for (const w of ['w13', 'w2'] as const) {
+            const g = marlinGeometry(dims, w, r.req.tpSize);
+            const name = `layers.${L}.experts.${w}`;
+            const t = out.get(name);
+            if (!g || t?.dtype !== 'I32') continue;
+            const { K, N, G, q } = g;
+            const S = t.shape[0] ?? 0;
+            const packing = { alongRows: q.packRows === true, ...(q.rowNibbles && { rowNibbles: q.rowNibbles }) };
+            checkShape(t, [S, K / MARLIN_TILE_K, 2 * N], 'marlin', r.req, name, `a Marlin-repacked weight [E_local, K/16, 2N] (K = ${K}, N = ${N})`);
+            out.set(name, { dtype: 'I32', shape: q.packRows ? [S, N / 8, K] : [S, N, K / 8], bytes: marlinWeightBytes(t.bytes, S, K, N, packing, false) });
+            const s = checkShape(out.get(`${name}_scale`), [S, G, N], 'marlin', r.req, `${name}_scale`, `Marlin-permuted scales [E_local, G, N] (G = ${G})`);
+            out.set(`${name}_scale`, { dtype: s.dtype, shape: [S, N, G], bytes: marlinScaleBytes(s.bytes, S, G, N, elemBytes(s), false) });
+            const z = out.get(`${name}_zero`);
+            if (z) out.set(`${name}_zero`, { dtype: z.dtype, shape: [S, N / 8, G], bytes: marlinZeroBytes(checkShape(z, [S, G, N / 8], 'marlin', r.req, `${name}_zero`, 'Marlin-packed zero points [E_local, G, N/8]').bytes, S, G, N, packing, false) });
+          }
+        }
+      }),
+    ),
+};
+
 /** How many shared-expert slots of size I the model's shared expert makes (0: the form does not apply). */
 export function sharedSlots(dims: FormDims): number {
   return dims.sharedIntermediate > 0 && dims.sharedIntermediate % dims.intermediate === 0 ? dims.sharedIntermediate / dims.intermediate : 0;
@@ -381,7 +428,7 @@ const eplb: EngineForm = {
 };
 
 /** Every engine form, in the order the harness undoes them (per-slot layout first, then shared experts, then expert placement). */
-export const ENGINE_FORMS: readonly EngineForm[] = [transposed, padIr, w31, sharedExpertSlots, sharedReplicated, eplb];
+export const ENGINE_FORMS: readonly EngineForm[] = [transposed, padIr, marlin, w31, sharedExpertSlots, sharedReplicated, eplb];
 
 const PAD = /^pad-ir-(\d+)$/;
 const EXCLUSIVE: ReadonlyArray<[string, string]> = [['shared-replicated', 'shared-expert-slots']];

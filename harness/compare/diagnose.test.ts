@@ -4,6 +4,7 @@ import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
 import { encodeFloats, decodeFloats64 } from '../safetensors/codecs.js';
 import { expertsOf, tpSlice } from '../canonical/cut.js';
 import { bitsHex, countKinds, diagnoseCanonical, DIAGNOSIS_KINDS, ranges, type Diagnosis } from './diagnose.js';
+import { marlinScaleBytes } from '../canonical/marlin.js';
 
 // A tiny model by hand: w13 [E, 2I, H], w2 [E, H, I], w2_bias [E, H], router [E, H], cut for a
 // rank here with plain loops (independently of harness/canonical's specs).
@@ -170,6 +171,20 @@ describe('diagnoseCanonical', () => {
     // Stored g0 u0 g1 u1 ...: row i of the bug's result is stored row i.
     const inter = rankOf(w, sq, r, { w13Rows: () => Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? i / 2 : 3 + (i - 1) / 2)) });
     expect(kinds(diagnoseCanonical(rankOf(w, sq, r), inter, { req: r, whole: w }))).toEqual(['experts.w13:interleave-concat-confusion']);
+  });
+
+  it('names INT4 scales in the order of Marlin\'s other scale permutation (chosen from the wrong K), either way', () => {
+    const [E, N, G] = [2, 128, 2];
+    const r = rand(7);
+    const bf16 = (bytes: Uint8Array): Tensor => ({ dtype: 'BF16', shape: [E, N, G], bytes });
+    const want = bf16(encodeFloats('BF16', Array.from({ length: E * N * G }, r)));
+    for (const grouped of [true, false]) {
+      // A loader permutes with one Marlin scale permutation; the harness undoes the other.
+      const found = bf16(marlinScaleBytes(marlinScaleBytes(want.bytes, E, G, N, 2, true, !grouped), E, G, N, 2, false, grouped));
+      const ds = diagnoseCanonical(new Map([['layers.0.experts.w13_scale', want]]), new Map([['layers.0.experts.w13_scale', found]]));
+      expect(kinds(ds)).toEqual(['experts.w13_scale:marlin-scale-permutation']);
+      expect(ds[0]!.detail).toMatch(grouped ? /^experts 0, 1: scales in Marlin's single-group \(scale_perm_single\) order where the grouped one is due/ : /grouped \(scale_perm\) order where the single-group one is due/);
+    }
   });
 
   it('names missing, unexpected, not-cut and mis-shaped tensors, and an EP-cut router', () => {

@@ -16,6 +16,7 @@ import { dtypeBits } from '../safetensors/dtypes.js';
 import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
 import { expertsOf } from '../canonical/cut.js';
 import { idsFor, int32Values } from './locate.js';
+import { confusedScaleRow } from '../canonical/marlin.js';
 
 /**
  * The diagnosis kinds, part of the JSON results format (spec/loader-protocol.md §6): tools
@@ -54,6 +55,8 @@ export const DIAGNOSIS_KINDS = [
   'forward-softmax-for-sigmoid',
   /** Packed 4-bit codes with their nibbles in another order: E2M1 pairs high nibble first, INT4 words in AutoAWQ's order or the reverse. */
   'nibble-order',
+  /** Engine form `marlin`: INT4 scales permuted with Marlin's other scale permutation (single-group for grouped, or the reverse): chosen from the wrong K. */
+  'marlin-scale-permutation',
   /** Quantized routed-expert weights served in the dequantized form (F32) with values the format's dequantization does not give (zero points, group indices or scales misapplied). */
   'dequantized-differently',
   /** Quantized routed-expert weights (or their scales) re-quantized: the checkpoint's stored elements not kept. */
@@ -327,6 +330,18 @@ function nibbleOrder(found: View, exp: View, s: number, p: Part): { kind: Diagno
   return undefined;
 }
 
+/** Scale rows in the order one Marlin scale permutation leaves where the other was due (the choice made from a wrong K), or undefined. */
+function marlinScaleOrder(found: View, exp: View, s: number): string | undefined {
+  if (found.rows % 64 !== 0 || found.rowBytes !== exp.rowBytes) return undefined;
+  for (const grouped of [false, true]) {
+    const src = confusedScaleRow(grouped);
+    let ok = true;
+    for (let i = 0; i < found.rows && ok; i++) ok = sameBytes(row(found, s, i), row(exp, s, src(i)));
+    if (ok) return `scales in Marlin's ${grouped ? 'grouped (scale_perm)' : 'single-group (scale_perm_single)'} order where the ${grouped ? 'single-group' : 'grouped'} one is due: the permutation chosen from the wrong K`;
+  }
+  return undefined;
+}
+
 /** Up to 4096 elements of part p of slot s, evenly spread, decoded on both sides. */
 function sampleOf(found: View, exp: View, s: number, p: Part): { f: number[]; x: number[] } {
   const [fe, xe] = [found.elem, exp.elem];
@@ -563,6 +578,10 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
     else if (transposed && exp) {
       const tv = transposed();
       if (tv && matches(fv, s, { ...exp, source: tv }, we)) found.push({ kind: 'transposed', what: `each [${wv!.rows}, ${wv!.rows}] matrix read untransposed (found = the transpose of the expected rows)`, ...(expert !== undefined && { expert }) });
+    }
+    if (found.length === 0 && role.scale) {
+      const mp = marlinScaleOrder(fv, ev, s);
+      if (mp) found.push({ kind: 'marlin-scale-permutation', what: mp, ...(expert !== undefined && { expert }) });
     }
     if (found.length === 0 && role.scale && wv) {
       const mis = misalignedScale(fv, s, wv, we, role);

@@ -251,3 +251,34 @@ export function compareToBounds(found: ArrayLike<number>, expected: ArrayLike<nu
         : 'pass';
   return report;
 }
+
+/**
+ * The bound of an RMSNorm's output n = w · y / r, r = sqrt(mean(y²) + eps), computed in float32
+ * from y whose elements are off by at most `e` (semantics.outputNorm, axk1). With
+ * D = Σ(2|y|e + e²) / H bounding |r̂² − r²|, |r̂ − r| ≤ D / r; r̂ ≥ max(r − Δr, √eps). Then
+ * |n̂ − n| ≤ |w| (e / r̂ + |y| · Δr / (r · r̂)), plus the roundings of the mean of H squares
+ * (γ_{H+2}), the reciprocal square root and the two products.
+ */
+export function outputNormBound(y: ArrayLike<number>, e: ArrayLike<number>, w: ArrayLike<number>, eps: number, tokens: number, hidden: number): Float64Array {
+  const out = new Float64Array(tokens * hidden);
+  for (let t = 0; t < tokens; t++) {
+    let s = 0;
+    let d = 0;
+    for (let h = 0; h < hidden; h++) {
+      const v = Math.abs(y[t * hidden + h]!);
+      const err = e[t * hidden + h]!;
+      s += v * v;
+      d += 2 * v * err + err * err;
+    }
+    const r = Math.sqrt(s / hidden + eps);
+    const rounding = gamma(hidden + 2) + 6 * U32;
+    const dr = d / hidden / r + rounding * r;
+    const rMin = Math.max(r - dr, Math.sqrt(eps));
+    for (let h = 0; h < hidden; h++) {
+      const v = Math.abs(y[t * hidden + h]!);
+      const wh = Math.abs(w[h]!);
+      out[t * hidden + h] = wh * (e[t * hidden + h]! / rMin + (v * dr) / (r * rMin) + (rounding * v) / rMin);
+    }
+  }
+  return out;
+}

@@ -79,7 +79,7 @@ describe('describeCapabilities', () => {
 describe('capabilities.forms', () => {
   it('are the engine forms of spec §8: an unknown one, a repeat or two that exclude each other is refused', () => {
     expect(parseCapabilities({ forms: ['eplb', 'pad-ir-128', 'w31'] }, 'h').forms).toEqual(['eplb', 'pad-ir-128', 'w31']);
-    expect(() => parseCapabilities({ forms: ['w13'] }, 'worker handshake')).toThrow(/^capabilities\.forms: unknown engine form \(expected transposed \| pad-ir-N \| w31 \| shared-expert-slots \| shared-replicated \| eplb, found w13\) \[file worker handshake\]$/);
+    expect(() => parseCapabilities({ forms: ['w13'] }, 'worker handshake')).toThrow(/^capabilities\.forms: unknown engine form \(expected transposed \| pad-ir-N \| marlin \| w31 \| shared-expert-slots \| shared-replicated \| eplb, found w13\) \[file worker handshake\]$/);
     expect(() => parseCapabilities({ forms: ['w31', 'w31'] }, 'h')).toThrow(CapabilitiesError);
     expect(() => parseCapabilities({ forms: ['shared-replicated', 'shared-expert-slots'] }, 'h')).toThrow(/exclude each other/);
   });

@@ -7,6 +7,9 @@ export class LayoutError extends MoeConformanceError {}
 /** config.json names a model_type the registry does not describe. */
 export class UnknownModelType extends LayoutError {}
 
+/** config.json names a known MoE model_type whose blocks the canonical form cannot hold (types/refused.ts): refused with the reason. */
+export class RefusedModelType extends UnknownModelType {}
+
 /** A config field the layout needs is absent or not of the right kind. */
 export class LayoutConfigError extends LayoutError {}
 

@@ -29,6 +29,8 @@ export interface Features {
   nonGated?: boolean;
   /** A bias `[H]` added to the block's output once per token (jetmoe): canonical `layers.L.output_bias`. */
   outputBias?: boolean;
+  /** An RMSNorm `[H]` on the block's output, routed + shared (axk1): canonical `layers.L.output_norm`. */
+  outputNorm?: boolean;
   /** A router bias the checkpoint stores but the model never adds (longcat_flash with router_bias): not canonical. */
   unusedRouterBias?: boolean;
 }
@@ -48,6 +50,9 @@ export interface TensorSpec {
   op: Op;
   when?: (f: Features) => boolean;
   /**
+   * A key starting with `../` is relative to the module's parent, the decoder layer (axk1's
+   * original stores the block's output norm beside the block: `post_mlp_layernorm.weight`).
+   *
    * A per-expert tensor (`{e}` key) stored for the zero-compute experts too (longcat_flash's
    * gate/up of experts E..E+Z-1): dead weights, shape-checked, written as zeros, never loaded.
    */

@@ -22,6 +22,7 @@ export type PartName =
   | 'shared_down_proj' // [H, Is]
   | 'shared_gate' // [1, H]
   | 'output_bias' // [H]: added to the block's output (jetmoe)
+  | 'output_norm' // [H]: RMSNorm weight applied to the block's output (axk1)
   | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
@@ -111,6 +112,8 @@ export interface QuantGeometry {
   zeroRows?: number;
   /** Whether `packing` packs the weight along its rows (`[out/8, in]`, AWQ) instead of its columns. */
   packRows?: boolean;
+  /** Codes packed along the rows (AWQ's weights, every zero point): the row `8j + rowNibbles[k]` nibble k of word j holds; in order where absent (AutoAWQ: 0 2 4 6 1 3 5 7). */
+  rowNibbles?: readonly number[];
   /** Whether w2's scales and zeros stay whole along K on every TP rank (activation order scatters groups over K). */
   kScalesWhole?: boolean;
 }
@@ -129,6 +132,7 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.intermediate];
     case 'down_bias':
     case 'output_bias':
+    case 'output_norm':
       return [s.hidden];
     case 'router':
       return [s.experts + (s.zeroExperts ?? 0), s.hidden];

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
-import { UnknownModelType } from './errors.js';
+import { RefusedModelType, UnknownModelType } from './errors.js';
 import { entryFor, MODEL_TYPES, modelSemanticsOf as semanticsOf } from './registry.js';
 import type { ExpertActivation, Routing } from './semantics.js';
 
@@ -63,6 +63,18 @@ const ROUTING: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
+  // Batch a of issue 14 (make_fixtures.py BATCH_A_SPECS).
+  qwen3_omni_moe: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen4_exp_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  qwen4_exp: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  deepseek_ocr2: { kind: 'softmax_group_limited', groups: 4, topkGroups: 2, scaling: 1.5 },
+  granitemoe_swa: { kind: 'topk_softmax' },
+  aria_text: { kind: 'topk_softmax' },
+  aria: { kind: 'topk_softmax' },
+  axk1: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  axk2: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
+  hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
+  llama4: { kind: 'topk_sigmoid_input' },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -88,6 +100,15 @@ const ROUTING_BF16: Record<string, Routing> = {
   kimi_linear: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 2.446 },
   glm4v_moe: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   glm5_next: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5, maskNegInf: true },
+  qwen3_omni_moe: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  qwen4_exp_text: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  qwen4_exp: { kind: 'softmax_topk', renormalize: false, scaling: 1 },
+  // topk_method greedy: one group kept whole.
+  deepseek_ocr2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
+  axk1: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
+  // n_group null (A.X-K2-Light): one group.
+  axk2: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
+  hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5, maskNegInf: true },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
@@ -95,6 +116,11 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   gpt_oss: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
   nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
+  // hy_v4: clamped routed experts, a plain SwiGLU shared MLP (HYV4MLP); bf16 fixture: swiglu_limit 0.75.
+  hy_v4: { routed: { kind: 'silu_clamped', limit: 0.5 } },
+};
+const ACTIVATION_BF16: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
+  hy_v4: { routed: { kind: 'silu_clamped', limit: 0.75 } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
@@ -115,12 +141,15 @@ describe('semantics of the golden fixtures', () => {
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
     const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(golden.model_type === 'llama4_text' ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
+    expect(s.topK).toBe(['llama4_text', 'llama4'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
-    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text'].includes(golden.model_type));
-    expect(s.activation).toEqual(ACTIVATION[golden.model_type]?.routed ?? { kind: 'silu_gated' });
-    expect(s.sharedActivation).toEqual(ACTIVATION[golden.model_type]?.shared);
+    expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text', 'qwen4_exp_text', 'qwen4_exp'].includes(golden.model_type));
+    const activation = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];
+    expect(s.activation).toEqual(activation?.routed ?? { kind: 'silu_gated' });
+    expect(s.sharedActivation).toEqual(activation?.shared);
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
+    // axk1's post_mlp_layernorm, eps rms_norm_eps (1e-6 in the f32 fixture, 1e-5 in the bf16 one).
+    expect(s.outputNorm).toEqual(golden.model_type === 'axk1' ? { eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 } : undefined);
   });
 });
 
@@ -165,6 +194,12 @@ describe('defaults when a config field is absent', () => {
 describe('config refusals', () => {
   it('an unknown model type', () => {
     expect(() => entryFor('mixtral2')).toThrow(UnknownModelType);
+    expect(() => entryFor('mixtral2')).not.toThrow(RefusedModelType);
+  });
+  it('ernie4_5_vl_moe (two expert sets by token type) is refused by name, with the reason', () => {
+    expect(() => entryFor('ernie4_5_vl_moe')).toThrow(RefusedModelType);
+    expect(() => entryFor('ernie4_5_vl_moe')).toThrow(/two routed expert sets per MoE layer/);
+    expect(MODEL_TYPES).not.toContain('ernie4_5_vl_moe');
   });
   it('a missing expert count, naming the field', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, intermediate_size: 4 }))).toThrow(ConfigError);

@@ -6,8 +6,9 @@
 import type { ModelConfig } from '../checkpoint/config.js';
 import type { MoeSemantics } from './semantics.js';
 import type { ModelEntry } from './model-type.js';
-import { UnknownModelType } from './errors.js';
+import { RefusedModelType, UnknownModelType } from './errors.js';
 import { ENTRIES, ENTRIES_BY_TYPE, type ModelType } from './types/index.js';
+import { REFUSED_TYPES } from './types/refused.js';
 
 export type { ModelType };
 
@@ -24,6 +25,10 @@ export function isModelType(name: string): name is ModelType {
 
 export function entryFor(modelType: string): ModelEntry {
   const entry = REGISTRY.get(modelType);
+  const refused = Object.hasOwn(REFUSED_TYPES, modelType) ? REFUSED_TYPES[modelType] : undefined;
+  if (!entry && refused !== undefined) {
+    throw new RefusedModelType(`model_type ${modelType} is refused: ${refused}`, { file: 'config.json', expected: 'one routed expert set per MoE layer', found: modelType });
+  }
   if (!entry) throw new UnknownModelType('no layout is registered for this model_type', { file: 'config.json', expected: MODEL_TYPES.join('|'), found: modelType });
   return entry;
 }

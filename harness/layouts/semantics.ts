@@ -75,6 +75,11 @@ export interface MoeSemantics {
    * canonical expert ids stay below `experts - zeroExperts`.
    */
   zeroExperts?: number;
+  /**
+   * The block's output, routed + shared summed over every rank, goes through an RMSNorm
+   * (axk1): y · w / sqrt(mean(y²) + eps), w = canonical `layers.L.output_norm`, whole on every rank.
+   */
+  outputNorm?: { eps: number };
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */

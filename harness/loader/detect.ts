@@ -72,8 +72,13 @@ function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[
     .map((spec) => {
       const composite = spec.op(d);
       const count = d.experts + (spec.zeroExpertsToo ? (d.zeroExperts ?? 0) : 0);
-      return { key: `${module}.${spec.key}`, shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}'), count };
+      return { key: storedKey(module, spec.key), shape: composite.shape, views: partViews(composite, d), perExpert: spec.key.includes('{e}'), count };
     });
+}
+
+/** The full name of a spec's key under `module`; a `../` key is beside the module, under its parent (the decoder layer). */
+function storedKey(module: string, key: string): string {
+  return key.startsWith('../') ? `${module.slice(0, module.lastIndexOf('.'))}.${key.slice(3)}` : `${module}.${key}`;
 }
 
 const keyOf = (spec: CompiledSpec, expert: number | null) => (expert === null ? spec.key : spec.key.replace('{e}', String(expert)));
@@ -219,9 +224,12 @@ function locationKey(part: PartName, expert: number | null): string {
 
 /** Tensor names under any MoE module of the model, by decoder layer (one pass over the names). */
 function groupByLayer(names: string[], entry: ModelEntry): Map<number, string[]> {
-  const patterns = [...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map(
-    (m) => new RegExp(`^${m.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}\\.`),
-  );
+  const layerPattern = (prefix: string, end: string) => new RegExp(`^${prefix.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}${end}`);
+  const patterns = [
+    ...[...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map((m) => layerPattern(m, '\\.')),
+    // Tensors a layout stores beside its module (`../` keys): those exact names, not the whole decoder layer.
+    ...LAYOUT_NAMES.flatMap((n) => entry.layouts[n].tensors.filter((t) => t.key.startsWith('../')).map((t) => layerPattern(storedKey(entry.layouts[n].module, t.key), '$'))),
+  ];
   const groups = new Map<number, string[]>();
   for (const name of names) {
     for (const p of patterns) {

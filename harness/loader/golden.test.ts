@@ -45,7 +45,7 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const has = (n: string) => dir.has(n);
   const raw = async (n: string) => dir.read(n);
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
-  const modules = ['model', 'backbone', 'model.language_model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`));
+  const modules = ['model', 'backbone', 'model.language_model', 'thinker.model', 'language_model.model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`));
   const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear'))) ?? p;
   if (type === 'nemotron_h') {
     // Non-gated: w13 is the up rows alone.
@@ -75,7 +75,12 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
       w2: (e, h, i) => element(down, transposed ? [e, i, h] : [e, h, i]),
     };
   }
-  if (type === 'gpt_oss' || type === 'llama4_text') {
+  if (has(`${m}.experts.fc1.weight`)) {
+    // aria: fc1 [E, H, 2I] (x · fc1 = [gate | up]), fc2 [E, I, H].
+    const [fc1, fc2] = await Promise.all([raw(`${m}.experts.fc1.weight`), raw(`${m}.experts.fc2.weight`)]);
+    return { w13: (e, row, h) => element(fc1, [e, h, row]), w2: (e, h, i) => element(fc2, [e, i, h]) };
+  }
+  if (type === 'gpt_oss' || type === 'llama4_text' || type === 'llama4') {
     // [E, H, 2I]: gpt_oss interleaves gate (even) and up (odd); llama4 concatenates them.
     const gu = await raw(`${m}.experts.gate_up_proj`);
     const down = await raw(`${m}.experts.down_proj`);
@@ -124,7 +129,7 @@ describe.each(fixtures)('golden %s', (fixture) => {
     // One layout where transformers has no conversion for the type: both folders hold the same keys.
     const table = (d: CheckpointDir) => [...d.tensorNames()].sort().map((n) => `${n}${JSON.stringify(d.info(n).shape)}`).join();
     const identical = table(dirs.original) === table(dirs.fused);
-    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe'].includes(original.modelType));
+    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'granitemoe_swa', 'aria_text', 'llama4'].includes(original.modelType));
     expect(original.layers.map((l) => [l.layer, l.layout, l.layoutsIdentical])).toEqual(moeLayers.map((l) => [l, 'original', identical]));
     expect(fused.layers.map((l) => [l.layer, l.layout])).toEqual(moeLayers.map((l) => [l, identical ? 'original' : 'fused']));
   });

@@ -8,7 +8,7 @@ import { ModelConfig } from '../checkpoint/config.js';
 import { CheckpointDir } from '../checkpoint/directory.js';
 import { writeCheckpointDir } from '../checkpoint/write.js';
 import { entryFor, type LayoutName } from '../layouts/registry.js';
-import { DtypeMismatch, ExpertOutOfRange, LayoutConfigError, MissingTensor, MixedLayout, ShapeMismatch, UnknownModelType, UnrecognisedTensor } from '../layouts/errors.js';
+import { DtypeMismatch, ExpertOutOfRange, LayoutConfigError, MissingTensor, MixedLayout, RefusedModelType, ShapeMismatch, UnknownModelType, UnrecognisedTensor } from '../layouts/errors.js';
 import { WHOLE, type ParallelRequest, type Tensor } from '../tensor.js';
 import { buildConfig, type ModelSizes } from '../writer/config.js';
 import { randomCanonical } from '../canonical/random.js';
@@ -114,6 +114,12 @@ describe('the reference loader refuses', () => {
   it('an unknown model type', async () => {
     const { raw, tensors } = tensorsOf(mixtral, 'original');
     await expect(loadCanonical(await write({ ...raw, model_type: 'mixtral_v9' }, tensors), WHOLE)).rejects.toThrow(UnknownModelType);
+  });
+
+  it('a model type the canonical form cannot hold (ernie4_5_vl_moe), with the reason', async () => {
+    const { raw, tensors } = tensorsOf(mixtral, 'original');
+    await expect(loadCanonical(await write({ ...raw, model_type: 'ernie4_5_vl_moe' }, tensors), WHOLE)).rejects.toThrow(RefusedModelType);
+    await expect(loadCanonical(await write({ ...raw, model_type: 'ernie4_5_vl_moe' }, tensors), WHOLE)).rejects.toThrow(/two routed expert sets/);
   });
 
   it('I % T != 0, Is % T != 0, P > E and ranks out of range', async () => {

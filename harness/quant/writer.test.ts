@@ -192,6 +192,22 @@ describe('quantized checkpoints through the writer and the reference loader', ()
     await expect(loadCanonical(dir, WHOLE)).rejects.toThrow(MissingTensor);
   });
 
+  it('NVFP4 refuses an expert without its weight_scale_2 or input_scale, naming it (issue 15: never loaded)', async () => {
+    const config = configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 16, intermediate: 16, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES.nvfp4));
+    const { dims, scheme } = moeLayoutsOf(config);
+    const stored = storedTensors({ config, layout: 'original', canonical: randomQuantizedCanonical(dims, scheme!, seed) });
+    for (const suffix of ['.weight_scale_2', '.input_scale']) {
+      const name = [...stored.keys()].filter((k) => k.includes('.experts.1.') && k.endsWith(suffix)).sort()[0]!;
+      const without = new Map(stored);
+      without.delete(name);
+      const dir = fresh();
+      await writeCheckpointDir(dir, config.raw, [...without]);
+      const e = await loadCanonical(dir, WHOLE).then(() => undefined, (x: unknown) => x);
+      expect(e, name).toBeInstanceOf(MissingTensor);
+      expect(String((e as Error).message), name).toContain(name);
+    }
+  });
+
   it('refuses a router stored quantized, or with quantization tensors beside it (QuantizedRouter)', async () => {
     const config = configOf({ modelType: 'qwen3_moe', experts: 2, hidden: 16, intermediate: 16, topK: 1, layers: 1 }, quantizationConfig(QUANT_DTYPES.nvfp4));
     const { dims, scheme } = moeLayoutsOf(config);

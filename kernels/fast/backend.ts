@@ -9,6 +9,7 @@ import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harn
 import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
+import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts } from '../routing.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
@@ -119,6 +120,7 @@ export class FastCpuBackend implements MoeBackend {
       pool.release(top);
     });
     addZeroExperts(sem, routing, x, tokens, output);
+    applyOutputNorm(sem, layer, ranks, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected };
   }
 

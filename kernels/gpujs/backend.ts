@@ -10,6 +10,7 @@ import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
+import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts, route, sigmoid } from '../routing.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
@@ -164,6 +165,7 @@ class GpujsMoeBackend implements GpujsBackend {
       if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
     }
     addZeroExperts(sem, routing, x, tokens, output);
+    applyOutputNorm(sem, layer, ranks, tokens, output);
     return { output, routerLogits: logits, selected: routing.selected, ranOn: this.mode };
   }
 

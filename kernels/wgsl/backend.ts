@@ -23,6 +23,7 @@ import { expertBiases, matrixBytesF32, rankWeights, wholeFloats, type RankWeight
 import { tensorOf } from '../experts.js';
 import { checkForwardInput, ForwardInputError } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
+import { applyOutputNorm } from '../output-norm.js';
 import { route } from '../routing.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
@@ -233,7 +234,10 @@ export class WgslWebGpuBackend implements MoeBackend {
       await this.uploadStaged(xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
       const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, xBuf, tokens, temp);
       const [output, logits, selected] = await this.readBack(encoder, [[result.output, tokens * sem.hidden], [result.logits, tokens * sem.experts], [result.selected, tokens * sem.topK]]);
-      return { output: new Float32Array(output!), routerLogits: new Float32Array(logits!), selected: new Int32Array(selected!) };
+      const out = new Float32Array(output!);
+      // axk1's block-output RMSNorm: on the host, of the sum of the ranks, as every backend does.
+      applyOutputNorm(sem, layer, prepared.ranks, tokens, out);
+      return { output: out, routerLogits: new Float32Array(logits!), selected: new Int32Array(selected!) };
     });
   }
 
@@ -241,10 +245,13 @@ export class WgslWebGpuBackend implements MoeBackend {
    * The forward on device-resident data, as a model would run it between layers: x already in
    * a GPU buffer (`[tokens, hidden]` f32, e.g. from `inputBuffer`), nothing copied to or from the
    * host (except for sparsemixer routing, which runs on the CPU), resolved once the GPU has
-   * finished. The result's buffers belong to the backend and hold until its next forward.
+   * finished. A model with a block-output norm (axk1) is refused: that norm runs on the host. The result's buffers belong to the backend and hold until its next forward.
    */
   async forwardOnDevice(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: GPUBuffer, tokens: number): Promise<DeviceForward> {
     const prepared = this.prepare(sem, layer, ranks, undefined, tokens);
+    if (sem.outputNorm) {
+      throw new WgslKernelError('the block-output norm (axk1) runs on the host: use forward()', { layer, expected: 'no outputNorm', found: JSON.stringify(sem.outputNorm) });
+    }
     if (x.size < tokens * sem.hidden * 4) throw new ForwardInputError('input buffer smaller than [tokens, hidden] f32', { layer, expected: tokens * sem.hidden * 4, found: x.size });
     if (tokens === 0) return { output: this.scratchBuffer('out', 0), logits: this.scratchBuffer('logits', 0), selected: this.scratchBuffer('selected', 0), tokens };
     return this.serialized(async (temp) => {

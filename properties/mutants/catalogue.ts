@@ -3,7 +3,9 @@
 // corrupts its output exactly the way the bug would, so a test can prove the suite catches
 // it, how many generated cases that took, and that the failure's diagnosis names the bug.
 import type { ModelType } from '../../harness/layouts/registry.js';
+import type { QuantGeometry } from '../../harness/layouts/ops.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
+import { CheckpointDir } from '../../harness/checkpoint/directory.js';
 import { isGated } from '../../harness/layouts/semantics.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
 import { expertsOf, tpSlice } from '../../harness/canonical/cut.js';
@@ -49,6 +51,8 @@ export interface Model {
   zeroExperts: number;
   /** Rows of an FP8 scale block, where the checkpoint has them. */
   blockRows?: number;
+  /** The quantization of the routed experts, where they are quantized. */
+  quant?: QuantGeometry;
 }
 
 const models = recent<Model>(64);
@@ -62,6 +66,7 @@ export function modelOf(dir: string): Promise<Model> {
       modelType: sem.modelType, hidden: sem.hidden, intermediate: sem.intermediate, sharedIntermediate: sem.sharedIntermediate, experts: sem.experts,
       nonGated: !isGated(sem.activation), zeroExperts: sem.zeroExperts ?? 0,
       ...(sem.quant?.method === 'fp8' && { blockRows: sem.quant.scaleBlock.rows }),
+      ...(sem.quant && { quant: sem.quant }),
     };
   });
 }
@@ -281,6 +286,18 @@ function QUANT_MUTANTS(): Mutant[] {
         for (let s = 0; s < slots; s++) v[2 * s + 1] = v[2 * s]!;
       }),
     ),
+    onOutput('nvfp4-scale-2-not-loaded', 'NVFP4 weight_scale_2 never loaded (its per-expert name unmapped): the parameter keeps the zeros of its fresh allocation, so every expert computes zero', (out) =>
+      mapPerProjection(mapPerProjection(out, 'experts.w13_scale_2', (v) => v.fill(0)), 'experts.w2_scale_2', (v) => v.fill(0)),
+    ),
+    mutant('fused-int4-packed-unmapped', 'the fused compressed-tensors experts (experts.gate_up_proj_packed, down_proj_packed, as llm-compressor 0.12 wrote them) not mapped by a loader that knows the per-expert weight_packed names: loaded "successfully", the expert weights left at their zero allocation (llm-compressor#2939)', async (dir, req) => {
+      const out = await load(dir, req);
+      const d = await CheckpointDir.open(dir);
+      const fused = d.tensorNames().some((n) => n.endsWith('experts.gate_up_proj_packed'));
+      await d.close();
+      if (!fused) return out;
+      const zero = (t: Tensor): Tensor => ({ ...t, bytes: new Uint8Array(t.bytes.length) });
+      return mapTensors(mapTensors(out, 'experts.w13', zero), 'experts.w2', zero);
+    }),
     onOutput('input-scale-dropped', 'static activation scales (input_scale) not loaded: NVFP4 and static FP8 served without them', (out) => {
       const fixed = new Map(out);
       for (const k of out.keys()) if (k.endsWith('_input_scale')) fixed.delete(k);
@@ -544,6 +561,8 @@ const DIAGNOSIS: Record<string, DiagnosisKind> = {
   'int4-nibble-order-confused': 'nibble-order',
   'nvfp4-scale-2-from-expert-0': 'expert-placement',
   'nvfp4-gate-scale-2-for-up': 'zeros-or-constant',
+  'nvfp4-scale-2-not-loaded': 'zeros-or-constant',
+  'fused-int4-packed-unmapped': 'zeros-or-constant',
   'input-scale-dropped': 'missing-tensor',
   'k-scales-not-cut': 'not-cut',
   'quantized-router-accepted': 'accepted-broken-checkpoint',

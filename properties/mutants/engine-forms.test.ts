@@ -35,6 +35,12 @@ const CASES: CaseSpec[] = [
   'moe:load:model=gpt_oss;layout=fused;dtype=mxfp4;e=7;h=32;i=64;is=0;k=4;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=round_robin',
   'moe:load:model=deepseek_v3;layout=fused;dtype=fp8;e=2;h=20;i=24;is=48;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=round_robin',
   'moe:layout:model=qwen2_moe;layout=both;dtype=f32;e=5;h=8;i=4;is=8;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=round_robin',
+  // INT4 groups for marlin (w31 and eplb carry their companions): Ir = group < H, so w13's scales need the grouped permutation
+  // and w2's the single-group one; AWQ's and GPTQ's zero points; H = 32 leaves w2 untiled (N % 64 != 0), kept as spec §4.
+  'moe:load:model=qwen3_moe;layout=fused;dtype=int4-ct-g32;e=4;h=64;i=64;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=2;placement=linear',
+  'moe:load:model=mixtral;layout=original;dtype=int4-awq-g32;e=3;h=64;i=96;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=3;ep=1;placement=linear',
+  'moe:load:model=qwen3_moe;layout=original;dtype=int4-gptq-g64-asym;e=2;h=128;i=128;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=1;placement=linear',
+  'moe:layout:model=qwen3_moe;layout=both;dtype=int4-gptq-g32;e=2;h=32;i=64;is=0;k=1;g=1;tg=1;layers=1;shards=single;tp=1;ep=1;placement=linear',
 ].map(parseSpec);
 
 let root: string;
@@ -73,13 +79,14 @@ const CAUGHT_BY: Record<string, RegExp> = {
   'pad-ir-16-uninitialized': /FormMismatch: TP rank \d\/\d, EP rank \d\/\d \w+: declared form pad-ir-16: the gate half's padding rows must be zeros \(expected 0x0+ \(zero\) at \[0,\d+,0\], found 0x[0-9a-f]+ \([-\d.e]+\)\) \[tensor "layers\.\d\.experts\.w13"\]/,
   'shared-replicated-own-shard-only': /FormMismatch: TP rank 1\/2, .*declared form shared-replicated: the replicated shared expert differs from TP rank 0\/2, EP rank 0\/\d \w+'s copy at \[\d+,\d+\] \(expected 0x[0-9a-f]+ \([-\d.e]+\), found 0x[0-9a-f]+ \([-\d.e]+\)\) \[layer \d, tensor "layers\.\d\.shared\.w13"\]/,
   'shared-slots-split-after-tp-cut': /declared forms shared-expert-slots mapped .*shared\.w13/,
+  'marlin-w13-scales-with-wrong-k': /declared forms marlin mapped .*experts\.w13_scale differs .*\{diagnosis marlin-scale-permutation\}/,
   'eplb-replica-by-slot-index': /FormMismatch: .*declared form eplb: physical slot \d+ holds expert \d+ but differs from its copy in EP rank \d slot \d+ at \[\d+,\d+\] \(expected 0x[0-9a-f]+ \([-\d.e]+\), found 0x[0-9a-f]+ \([-\d.e]+\)\) \[layer \d, tensor "layers\.\d\.experts\.w13"\]/,
 };
 
 describe('mutants that declare a form and get it wrong', () => {
   it('every form has a correct loader and a mutant', () => {
     const forms = (ls: readonly FormLoader[]) => new Set(ls.flatMap((l) => parseForms(l.forms).names.map((n) => n.replace(/^pad-ir-\d+$/, 'pad-ir-N'))));
-    const all = ['w31', 'transposed', 'pad-ir-N', 'shared-replicated', 'shared-expert-slots', 'eplb'];
+    const all = ['w31', 'transposed', 'pad-ir-N', 'marlin', 'shared-replicated', 'shared-expert-slots', 'eplb'];
     expect([...forms(FORM_LOADERS)].sort()).toEqual([...all].sort());
     expect([...forms(FORM_MUTANTS)].sort()).toEqual([...all].sort());
     expect(Object.keys(CAUGHT_BY).sort()).toEqual(FORM_MUTANTS.map((m) => m.name).sort());
@@ -87,11 +94,20 @@ describe('mutants that declare a form and get it wrong', () => {
   for (const m of FORM_MUTANTS) {
     it(`${m.name} is caught: ${m.bug}`, async () => {
       const outcomes = await Promise.all(CASES.map((s) => run(m, s)));
-      const messages = outcomes.flatMap((o) => (o.status === 'fail' ? [`${o.failure.message}${o.failure.tensor ? ` [tensor ${o.failure.tensor}]` : ''}`] : []));
+      const messages = outcomes.flatMap((o) => (o.status === 'fail' ? [`${o.failure.message}${o.failure.tensor ? ` [tensor ${o.failure.tensor}]` : ''}${o.failure.diagnosis?.[0] ? ` {diagnosis ${o.failure.diagnosis[0].kind}}` : ''}`] : []));
       expect(messages.length, `${m.name} passed every case`).toBeGreaterThan(0);
       expect(messages.join('\n')).toMatch(CAUGHT_BY[m.name]!);
     });
   }
+});
+
+it('marlin with w13\'s scale permutation chosen from K = Ir: right while Ir > group (TP 1 here), wrong once Ir == group (TP 2), as vLLM at TP 2 and TP 8', async () => {
+  const m = FORM_MUTANTS.find((x) => x.name === 'marlin-w13-scales-with-wrong-k')!;
+  const at = (tp: number) => parseSpec(`moe:load:model=qwen3_moe;layout=original;dtype=int4-gptq-g64-asym;e=2;h=128;i=128;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=${tp};ep=1;placement=linear`);
+  expect((await run(m, at(1))).status).toBe('pass');
+  const o = await run(m, at(2));
+  expect(o.status).toBe('fail');
+  if (o.status === 'fail') expect(o.failure.diagnosis?.[0]).toMatchObject({ kind: 'marlin-scale-permutation', tensor: 'layers.0.experts.w13_scale' });
 });
 
 it('the default suite catches every form mutant (how soon: CAUGHT-FORMS.md)', async () => {
@@ -178,7 +194,7 @@ describe('through the suite options', () => {
   });
 
   it('an unknown or conflicting form fails before any case runs', () => {
-    expect(() => targetOf({ name: 'x', load: referenceLoader, capabilities: { forms: ['w13-as-w31'] } })).toThrow(/unknown engine form \(expected transposed \| pad-ir-N \| w31 .*found w13-as-w31\)/);
+    expect(() => targetOf({ name: 'x', load: referenceLoader, capabilities: { forms: ['w13-as-w31'] } })).toThrow(/unknown engine form \(expected transposed \| pad-ir-N \| marlin \| w31 .*found w13-as-w31\)/);
     expect(() => targetOf({ name: 'x', load: referenceLoader, capabilities: { forms: ['shared-replicated', 'shared-expert-slots'] } })).toThrow(/capabilities\.forms: engine forms shared-replicated and shared-expert-slots exclude each other/);
   });
 });

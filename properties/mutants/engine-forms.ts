@@ -8,6 +8,93 @@ import type { Canonical, ParallelRequest, Tensor } from '../../harness/tensor.js
 import { concatAxis, int32s, int32Tensor, pickSlots, selectAxis, transposeLast2 } from '../../harness/tensor-ops.js';
 import { load, modelOf, type Model, type Mutant } from './catalogue.js';
 
+/**
+ * Marlin's INT4 layouts as vLLM's Python test helpers describe them (marlin_utils_test.py
+ * get_weight_perm / marlin_weights, marlin_utils.py get_scale_perms / marlin_zero_points):
+ * 16 x 16 sub-tiles laid out row by row, one 1024-entry permutation per 16 x 64 tile, codes
+ * packed eight to a word in order. Written apart from harness/canonical/marlin.ts, which reads
+ * the same order off the repack kernel as an index formula.
+ */
+const INTERLEAVE = [0, 2, 4, 6, 1, 3, 5, 7];
+const WEIGHT_PERM: number[] = (() => {
+  const perm: number[] = [];
+  for (let t = 0; t < 32; t++) {
+    const rows = [2 * (t % 4), 2 * (t % 4) + 1, 2 * (t % 4 + 4), 2 * (t % 4 + 4) + 1];
+    const one = [0, 1].flatMap((block) => rows.map((row) => 16 * row + Math.floor(t / 4) + 8 * block));
+    for (let warp = 0; warp < 4; warp++) perm.push(...one.map((x) => x + 256 * warp));
+  }
+  return perm.map((_, i) => perm[i - (i % 8) + INTERLEAVE[i % 8]!]!);
+})();
+const SCALE_PERMS = {
+  grouped: Array.from({ length: 8 }, (_, i) => Array.from({ length: 8 }, (_, j) => i + 8 * j)).flat(),
+  single: Array.from({ length: 4 }, (_, i) => [0, 1, 8, 9, 16, 17, 24, 25].map((j) => 2 * i + j)).flat(),
+};
+/** Each run of `perm.length` entries of `xs` gathered by `perm`. */
+const gatherRuns = <T>(xs: T[], perm: number[]) => xs.map((_, i) => xs[i - (i % perm.length) + perm[i % perm.length]!]!);
+const nib = (b: Uint8Array, i: number) => (b[i >> 1]! >> ((i & 1) * 4)) & 15;
+/** Codes packed eight to an I32 word, element 8j + i at bits 4i. */
+function pack8(codes: number[]): Uint8Array {
+  const out = new Uint8Array(codes.length / 2);
+  codes.forEach((c, i) => (out[i >> 1] = out[i >> 1]! | (c << ((i & 1) * 4))));
+  return out;
+}
+
+/** One slot's `[rows, cols]` codes of a canonical INT4 tensor, packed along its columns or (8 rows to a word, in `order`) its rows. */
+function codesOf(bytes: Uint8Array, slot: number, rows: number, cols: number, alongRows: boolean, order: readonly number[]): number[][] {
+  const base = slot * rows * cols;
+  return Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, c) => nib(bytes, base + (alongRows ? (Math.floor(r / 8) * cols + c) * 8 + order.indexOf(r % 8) : r * cols + c))));
+}
+
+/**
+ * vLLM's Marlin MoE post-processing of INT4 experts (no activation order) where the sizes tile:
+ * w13 (K = H, N = 2*Ir) and w2 (K = Ir, N = H). `scaleK(w, K, Ir)` is the K the scale
+ * permutation is chosen from: the weight's own K in a correct loader.
+ */
+export const emitMarlin = (scaleK: (w: 'w13' | 'w2', K: number, Ir: number) => number = (_w, K) => K): Emit => (c, { req, m }) => {
+  const q = m.quant;
+  if (!q || q.packing !== 8 || q.kScalesWhole) return c;
+  const gs = q.scaleBlock.cols;
+  const order = q.rowNibbles ?? [0, 1, 2, 3, 4, 5, 6, 7];
+  const Ir = m.intermediate / req.tpSize;
+  return edit(c, (out, L) => {
+    for (const w of ['w13', 'w2'] as const) {
+      const [K, N] = w === 'w13' ? [m.hidden, 2 * Ir] : [Ir, m.hidden];
+      if (K % 16 !== 0 || N % 64 !== 0) continue;
+      const G = K / gs;
+      const name = `layers.${L}.experts.${w}`;
+      const [t, s, z] = [out.get(name)!, out.get(`${name}_scale`)!, out.get(`${name}_zero`)];
+      const S = t.shape[0]!;
+      const e = s.bytes.length / (S * N * G);
+      const weights: Uint8Array[] = [];
+      const scales: Uint8Array[] = [];
+      const zeros: Uint8Array[] = [];
+      for (let slot = 0; slot < S; slot++) {
+        const nk = codesOf(t.bytes, slot, N, K, q.packRows === true, order); // [N][K]
+        // [K/16, 16, N/16, 16] -> [K/16, N/16, 16, 16] -> [K/16, 16N], then each 16 x 64 tile through WEIGHT_PERM.
+        const tiles: number[] = [];
+        for (let kt = 0; kt < K / 16; kt++) for (let nt = 0; nt < N / 16; nt++) for (let ki = 0; ki < 16; ki++) for (let ni = 0; ni < 16; ni++) tiles.push(nk[nt * 16 + ni]![kt * 16 + ki]!);
+        weights.push(pack8(gatherRuns(tiles, WEIGHT_PERM)));
+        // Scales [N][G] -> [G][N], each row's runs permuted (one group along K: the single permutation).
+        const perm = gs < scaleK(w, K, Ir) ? SCALE_PERMS.grouped : SCALE_PERMS.single;
+        const elems = Array.from({ length: G * N }, (_, i) => { const [g, n] = [Math.floor(i / N), i % N]; return s.bytes.subarray(((slot * N + n) * G + g) * e, ((slot * N + n) * G + g + 1) * e); });
+        const ps = gatherRuns(elems, perm);
+        const sb = new Uint8Array(G * N * e);
+        ps.forEach((x, i) => sb.set(x, i * e));
+        scales.push(sb);
+        if (z) {
+          const ng = codesOf(z.bytes, slot, N, G, true, order); // [N][G]
+          const gn = Array.from({ length: G }, (_, g) => ng.map((row) => row[g]!)).flat();
+          zeros.push(pack8(gatherRuns(gatherRuns(gn, SCALE_PERMS.grouped), INTERLEAVE)));
+        }
+      }
+      const cat = (xs: Uint8Array[]) => { const o = new Uint8Array(xs.reduce((a, x) => a + x.length, 0)); let at = 0; for (const x of xs) { o.set(x, at); at += x.length; } return o; };
+      out.set(name, { dtype: 'I32', shape: [S, K / 16, 2 * N], bytes: cat(weights) });
+      out.set(`${name}_scale`, { dtype: s.dtype, shape: [S, G, N], bytes: cat(scales) });
+      if (z) out.set(`${name}_zero`, { dtype: z.dtype, shape: [S, G, N / 8], bytes: cat(zeros) });
+    }
+  });
+};
+
 /** A loader together with the engine forms it declares. */
 export interface FormLoader extends Omit<Mutant, 'diagnosis'> {
   forms: readonly string[];
@@ -153,8 +240,9 @@ export const FORM_LOADERS: readonly FormLoader[] = [
   formLoader('shared-replicated', 'the shared expert whole on every TP rank', ['shared-replicated'], [emitSharedReplicated()]),
   formLoader('shared-expert-slots', 'the shared expert as n = Is/I extra expert slots', ['shared-expert-slots'], [emitSharedSlots()]),
   formLoader('eplb', 'one redundant expert per EP rank (EPLB)', ['eplb'], [emitEplb()]),
-  formLoader('eplb+shared-expert-slots+w31+pad-ir-8+transposed', 'every form that combines, at once', ['transposed', 'w31', 'eplb', 'pad-ir-8', 'shared-expert-slots'], [
-    emitEplb(), emitSharedSlots(), emitW31, emitPadded(8), emitTransposed(),
+  formLoader('marlin', 'INT4 experts repacked to Marlin\'s tiles, scales and zero points permuted (vLLM\'s gptq/awq Marlin MoE)', ['marlin'], [emitMarlin()]),
+  formLoader('eplb+shared-expert-slots+w31+marlin+pad-ir-8+transposed', 'every form that combines, at once', ['transposed', 'w31', 'eplb', 'marlin', 'pad-ir-8', 'shared-expert-slots'], [
+    emitEplb(), emitSharedSlots(), emitW31, emitMarlin(), emitPadded(8), emitTransposed(),
   ]),
 ];
 
@@ -196,5 +284,6 @@ export const FORM_MUTANTS: readonly FormLoader[] = [
       return [a, a + Ir];
     }),
   ]),
+  formLoader('marlin-w13-scales-with-wrong-k', 'declares marlin, but chooses w13\'s scale permutation from K = Ir (vLLM\'s Marlin MoE paths call marlin_moe_permute_scales(size_k=intermediate_size_per_partition) for w13, whose K is H): wrong wherever the group size lies between Ir and H: the single-group permutation where H has several groups (Ir <= group < H, e.g. I = 1024, group 128 at TP 8; right at TP 2), or the grouped one where H is one group', ['marlin'], [emitMarlin((w, K, Ir) => (w === 'w13' ? Ir : K))]),
   formLoader('eplb-replica-by-slot-index', 'declares eplb, but fills the redundant slot with the expert numbered like its physical slot index instead of its logical id', ['eplb'], [emitEplb((id, slot, redundant, m) => (redundant ? slot % m.experts : id))]),
 ];

@@ -230,31 +230,52 @@ export const sigmoidBiasRenormalized = (scaling: number): Routing => ({ kind: 's
 
 // ---- text decoders of vision-language models ----
 
-/** The text decoder's config (config.json's text_config), read like a config of its own. */
-export function textConfig(c: ModelConfig): ModelConfig {
-  const raw = c.raw['text_config'];
+/**
+ * Where a multimodal model keeps its text decoder: the config.json path of its config
+ * (default text_config; qwen3_omni_moe: thinker_config.text_config), the prefix that replaces
+ * `model.layers.` per layout (default model.language_model.layers.; the original layout's own
+ * where transformers' conversion renames it), and top-level fields of generated configs.
+ */
+export interface TextPlace {
+  config?: string[];
+  layers?: Partial<Record<LayoutName, string>>;
+  generatorFields?: Record<string, unknown>;
+}
+
+/** The text decoder's config (config.json's text_config, or `path`), read like a config of its own. */
+export function textConfig(c: ModelConfig, path: string[] = ['text_config']): ModelConfig {
+  let raw: unknown = c.raw;
+  for (const k of path) raw = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>)[k] : undefined;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new LayoutConfigError('a vision-language config needs a text_config object', { file: c.file, expected: 'text_config {...}', found: raw });
+    throw new LayoutConfigError(`a multimodal config needs a ${path.join('.')} object`, { file: c.file, expected: `${path.join('.')} {...}`, found: raw });
   }
   return new ModelConfig({ model_type: `${c.modelType}_text`, ...(raw as Record<string, unknown>) }, c.file);
 }
 
 /**
- * A vision-language model whose text decoder is `text` (described for the text config, its
- * layers under model.layers): sizes and routing from text_config, layers under
- * model.language_model.layers, generated configs nesting the text fields in text_config.
+ * A vision-language (or omni) model whose text decoder is `text` (described for the text
+ * config, its layers under model.layers): sizes and routing from its text config, layers
+ * under `place.layers` (default model.language_model.layers), generated configs nesting the
+ * text fields where config.json does.
  */
-export function textDecoderOf(modelType: string, text: ModelEntry): ModelEntry {
-  const moved = (l: ModuleLayout): ModuleLayout => ({ ...l, module: l.module.replace(/^model\.layers\./, 'model.language_model.layers.') });
-  const original = moved(text.layouts.original);
+export function textDecoderOf(modelType: string, text: ModelEntry, place: TextPlace = {}): ModelEntry {
+  const path = place.config ?? ['text_config'];
+  const tc = (c: ModelConfig) => textConfig(c, path);
+  const moved = (l: ModuleLayout, n: LayoutName): ModuleLayout => ({ ...l, module: l.module.replace(/^model\.layers\./, place.layers?.[n] ?? 'model.language_model.layers.') });
+  const original = moved(text.layouts.original, 'original');
+  const same = text.layouts.fused === text.layouts.original && (place.layers?.original ?? '') === (place.layers?.fused ?? '');
+  const nest = (v: Record<string, unknown>) => path.reduceRight<Record<string, unknown>>((inner, k) => ({ [k]: inner }), v);
   return {
     modelType,
-    dims: (c) => text.dims(textConfig(c)),
-    layouts: { original, fused: text.layouts.fused === text.layouts.original ? original : moved(text.layouts.fused) },
-    routing: (c) => text.routing(textConfig(c)),
-    activation: (c) => text.activation(textConfig(c)),
-    ...(text.extra ? { extra: (c: ModelConfig, d: MoeDims) => text.extra!(textConfig(c), d) } : {}),
-    generator: { ...text.generator, config: (s, shared) => ({ text_config: { model_type: `${modelType}_text`, ...text.generator.config(s, shared) } }) },
+    dims: (c) => text.dims(tc(c)),
+    layouts: { original, fused: same ? original : moved(text.layouts.fused, 'fused') },
+    routing: (c) => text.routing(tc(c)),
+    activation: (c) => text.activation(tc(c)),
+    ...(text.extra ? { extra: (c: ModelConfig, d: MoeDims) => text.extra!(tc(c), d) } : {}),
+    generator: {
+      ...text.generator,
+      config: (s, shared) => ({ ...nest({ model_type: `${modelType}_text`, ...text.generator.config(s, shared) }), ...place.generatorFields }),
+    },
     // The text decoder's size constraints hold inside the VL model too (glm4v_moe's shared expert).
     ...(text.constraints ? { constraints: text.constraints } : {}),
   };

@@ -43,6 +43,15 @@ import { qwen3_moe } from './qwen3_moe.js';
 import { qwen3_next } from './qwen3_next.js';
 import { qwen3_vl_moe } from './qwen3_vl_moe.js';
 import { solar_open } from './solar_open.js';
+import { qwen3_omni_moe } from './qwen3_omni_moe.js';
+import { qwen4_exp, qwen4_exp_text } from './qwen4_exp_text.js';
+import { deepseek_ocr2 } from './deepseek_ocr2.js';
+import { granitemoe_swa } from './granitemoe_swa.js';
+import { aria, aria_text } from './aria_text.js';
+import { axk1 } from './axk1.js';
+import { axk2 } from './axk2.js';
+import { hy_v4 } from './hy_v4.js';
+import { llama4 } from './llama4.js';
 
 /** Every model type by its model_type name (each key is its entry's modelType: registry.test.ts checks it). */
 export const ENTRIES_BY_TYPE = {
@@ -90,6 +99,18 @@ export const ENTRIES_BY_TYPE = {
   kimi_linear,
   glm4v_moe,
   glm5_next,
+  // issue 14, batch a (s2-i14-a)
+  qwen3_omni_moe,
+  qwen4_exp_text,
+  qwen4_exp,
+  deepseek_ocr2,
+  granitemoe_swa,
+  aria_text,
+  aria,
+  axk1,
+  axk2,
+  hy_v4,
+  llama4,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */

@@ -13,6 +13,7 @@ import type { QuantFormat } from '../format.js';
 import { dequantizeAwq, INT4_PER_WORD } from '../int4-math.js';
 import { companion, gridOp, perExpertOrFused, splitLayout } from '../stored.js';
 import { count, randomBytes } from './random-bytes.js';
+import { AWQ_ORDER } from '../int4-math.js';
 
 export interface Int4AwqScheme extends QuantGeometry {
   method: 'int4-awq';
@@ -20,7 +21,7 @@ export interface Int4AwqScheme extends QuantGeometry {
 }
 
 export function int4AwqScheme(group: number): Int4AwqScheme {
-  return { method: 'int4-awq', group, packing: INT4_PER_WORD, packRows: true, scaleBlock: { rows: 1, cols: group }, splitsBlocks: false, zeroRows: INT4_PER_WORD };
+  return { method: 'int4-awq', group, packing: INT4_PER_WORD, packRows: true, rowNibbles: AWQ_ORDER, scaleBlock: { rows: 1, cols: group }, splitsBlocks: false, zeroRows: INT4_PER_WORD };
 }
 
 const awqKey = (key: string, name: string) => (key.endsWith('.weight') ? `${key.slice(0, -'.weight'.length)}.${name}` : `${key}_${name}`);
