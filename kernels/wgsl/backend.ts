@@ -245,7 +245,8 @@ export class WgslWebGpuBackend implements MoeBackend {
    * The forward on device-resident data, as a model would run it between layers: x already in
    * a GPU buffer (`[tokens, hidden]` f32, e.g. from `inputBuffer`), nothing copied to or from the
    * host (except for sparsemixer routing, which runs on the CPU), resolved once the GPU has
-   * finished. A model with a block-output norm (axk1) is refused: that norm runs on the host. The result's buffers belong to the backend and hold until its next forward.
+   * finished. The result's buffers belong to the backend and hold until its next forward. A
+   * model with a block-output norm (axk1) is refused: that norm runs on the host.
    */
   async forwardOnDevice(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: GPUBuffer, tokens: number): Promise<DeviceForward> {
     const prepared = this.prepare(sem, layer, ranks, undefined, tokens);
