@@ -178,6 +178,9 @@ export interface TokenBatch {
   scaleRelError: number[];
 }
 
+/** gelu_pytorch_tanh: g/2 · (1 + tanh(√(2/π) · (g + 0.044715 g³))). */
+export const geluTanh = (g: number): number => 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g)));
+
 /** act(gate, up) of one intermediate row; a non-gated activation reads `u` only. */
 export function activation(act: ExpertActivation, g: number, u: number): number {
   if (act.kind === 'silu_gated') return (g / (1 + Math.exp(-g))) * u;
@@ -186,6 +189,8 @@ export function activation(act: ExpertActivation, g: number, u: number): number 
     const gc = Math.min(g, act.limit);
     return (gc / (1 + Math.exp(-gc))) * Math.min(Math.max(u, -act.limit), act.limit);
   }
+  if (act.kind === 'gelu_tanh_gated') return geluTanh(g) * u;
+  if (act.kind === 'silu_clamped_after') return Math.min(g / (1 + Math.exp(-g)), act.limit) * Math.min(Math.max(u, -act.limit), act.limit);
   const gc = Math.min(g, act.limit);
   const uc = Math.min(Math.max(u, -act.limit), act.limit);
   return (uc + 1) * (gc / (1 + Math.exp(-act.alpha * gc)));

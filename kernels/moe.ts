@@ -3,7 +3,7 @@
 // (spec §1 "Summing the ranks"): w2_bias once per selected expert per token (TP rank 0
 // only), the shared expert once per TP shard (EP rank 0 only). Plain loops over
 // Float64Array, so it is obviously right; every fast path is checked against it.
-import { SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
+import { atLayer, SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, LOOSE_RELATIVE, looseBound, outputNormBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
@@ -11,6 +11,7 @@ import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { addZeroExperts, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
+import { blockInputs, INPUT_REL_ERROR, routedSharedScale, scaleByExpert } from './block-inputs.js';
 import { inverseRms, outputNormWeight } from './output-norm.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
@@ -66,8 +67,8 @@ export function checkForwardInput(sem: MoeSemantics, layer: number, ranks: RankT
   checkRankSet(sem, layer, ranks);
 }
 
-/** `[tokens, experts]` x·Wr^T + b, and its float32 error bound when asked for. */
-function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Array | undefined, x: Float64Array, tokens: number, withBound: boolean) {
+/** `[tokens, experts]` x·Wr^T + b, and its float32 error bound when asked for (`inputRelError`: of each element of x). */
+function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Array | undefined, x: Float64Array, tokens: number, withBound: boolean, inputRelError: number) {
   const { hidden: H, experts: E } = sem;
   const logits = new Float64Array(tokens * E);
   const bound = new Float64Array(withBound ? tokens * E : 0);
@@ -83,7 +84,7 @@ function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Arra
       const b = bias ? bias[e]! : 0;
       logits[t * E + e] = s + b;
       if (withBound) {
-        bound[t * E + e] = gamma(H + 1) * (m + Math.abs(b));
+        bound[t * E + e] = (gamma(H + 1) + inputRelError) * m + gamma(H + 1) * Math.abs(b);
         loose[t * E + e] = looseBound(bound[t * E + e]!, m + Math.abs(b));
       }
     }
@@ -98,7 +99,7 @@ function maxOf(v: Float64Array, from: number, to: number): number {
 }
 
 /** Every token through the shared expert, scaled by σ(x · gate) where it has a gate. */
-function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Float64Array, tokens: number): TokenBatch {
+function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Float64Array, tokens: number, inputRelError: number): TokenBatch {
   const H = sem.hidden;
   const batch: TokenBatch = { tokens: [], inputScale: [], scale: [], inputScaleRelError: [], scaleRelError: [] };
   for (let t = 0; t < tokens; t++) {
@@ -110,7 +111,7 @@ function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Floa
     }
     batch.tokens.push(t);
     batch.inputScale.push(1);
-    batch.inputScaleRelError.push(0);
+    batch.inputScaleRelError.push(inputRelError);
     batch.scale.push((gate ? sigmoid(z) : 1) * (sem.sharedScale ?? 1));
     batch.scaleRelError.push(gate ? sigmoidRelError(gamma(H) * zAbs) : 0);
   }
@@ -125,6 +126,7 @@ export function referenceForward(
   sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number,
   options: { bound?: boolean; route?: typeof route } = {},
 ): ReferenceResult {
+  sem = atLayer(sem, layer);
   const { hidden: H, experts: E, topK: k } = sem;
   checkForwardInput(sem, layer, ranks, x, tokens);
   ranks = kernelForm(sem, dequantizeRanks(sem.quant, ranks));
@@ -138,7 +140,7 @@ export function referenceForward(
   // The router and the selection-only bias are whole on every rank: rank 0's are used,
   // after checking that every rank holds the same bytes.
   const r0 = ranks[0]!;
-  for (const name of ['router.weight', 'router.bias', 'router.correction_bias', 'output_norm'].map((n) => `layers.${layer}.${n}`)) {
+  for (const name of ['router.weight', 'router.bias', 'router.correction_bias', 'router.input_scale', 'router.expert_scale', 'router.global_scale', 'expert_input_norm', 'output_norm'].map((n) => `layers.${layer}.${n}`)) {
     const first = r0.tensors.get(name);
     for (const r of ranks) {
       const t = r.tensors.get(name);
@@ -151,19 +153,27 @@ export function referenceForward(
   const decodeWhole = (name: string, shape: number[]) => decodeFloatTensor(r0, `layers.${layer}.${name}`, shape);
   const weight = decodeWhole('router.weight', [E, H]);
   const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [E]) : undefined;
-  const correction = r0.tensors.has(`layers.${layer}.router.correction_bias`) ? decodeWhole('router.correction_bias', [E]) : undefined;
+  const correction = r0.tensors.has(`layers.${layer}.router.correction_bias`) ? decodeWhole('router.correction_bias', [E - (sem.sharedRouted ?? 0)]) : undefined;
 
-  const xs = Float64Array.from(x);
+  // Router and experts read their own inputs where the block normalises them (gemma4).
+  const inputs = blockInputs(sem, layer, r0, x, tokens);
+  const xs = inputs.experts;
   const withBound = options.bound === true;
-  const { logits, bound: logitBound, loose: logitLoose } = routerLogits(sem, weight, bias, xs, tokens, withBound);
+  const { logits, bound: logitBound, loose: logitLoose } = routerLogits(sem, weight, bias, inputs.router, tokens, withBound, sem.inputNorms ? INPUT_REL_ERROR : 0);
   // `options.route` replaces the routing (a deliberately wrong forward, or a hypothesis about one: properties/diagnose-forward.ts).
-  const routing = (options.route ?? route)(sem, logits, tokens, correction);
+  const routing = scaleByExpert(sem, layer, r0, (options.route ?? route)(sem, logits, tokens, correction));
+  const inputRelError = sem.inputNorms ? INPUT_REL_ERROR : 0;
 
   const output = new Float64Array(tokens * H);
   const acc: BoundAccumulator | undefined = withBound ? { error: new Float64Array(tokens * H), magnitude: new Float64Array(tokens * H) } : undefined;
   const weightRelError = Array.from({ length: tokens }, (_, t) => (withBound ? routingWeightRelError(maxOf(logitBound, t * E, (t + 1) * E)) : 0));
   const shared = decoded.map((r) => (r.epRank === 0 ? r.shared : undefined));
-  const sharedScale = sharedScales(sem, shared.find((s) => s !== undefined)?.gate, xs, tokens);
+  const sharedScale = sharedScales(sem, shared.find((s) => s !== undefined)?.gate, xs, tokens, inputRelError);
+  // inkling: the routing weights the shared expert, token by token.
+  routedSharedScale(sem, routing)?.forEach((w, t) => {
+    sharedScale.scale[t] = w;
+    sharedScale.scaleRelError[t] = weightRelError[t]!;
+  });
 
   for (const [r, rank] of decoded.entries()) {
     const ex = rank.experts;
@@ -180,7 +190,7 @@ export function referenceForward(
         batch.tokens.push(t);
         batch.inputScale.push(routing.inputScale ? w : 1);
         batch.scale.push(routing.inputScale ? 1 : w);
-        batch.inputScaleRelError.push(routing.inputScale ? weightRelError[t]! : 0);
+        batch.inputScaleRelError.push((routing.inputScale ? weightRelError[t]! : 0) + inputRelError);
         batch.scaleRelError.push(routing.inputScale ? 0 : weightRelError[t]!);
       }
     }

@@ -18,6 +18,8 @@ export interface ScoredChoice {
   score: number[];
   /** Group-limited variants: the score of each expert group, which decided the kept groups. */
   groupScore?: number[];
+  /** sigmoid_bias_shared: the weight of each shared expert. */
+  sharedWeights?: number[];
 }
 
 export interface RoutingResult {
@@ -34,6 +36,8 @@ export interface RoutingResult {
   inputScale: boolean;
   /** Group-limited variants: `[tokens, groups]` group scores, of which the best `keptGroups` were kept. */
   groups?: { scores: Float64Array; count: number; kept: number };
+  /** sigmoid_bias_shared (inkling): `[tokens, S]` the weight of each shared expert's output. */
+  sharedWeights?: Float64Array;
 }
 
 export class RoutingError extends MoeConformanceError {}
@@ -213,6 +217,22 @@ export function topkSigmoid(l: ArrayLike<number>, k: number, renormalize: boolea
   return { ids, weights: w.map((v) => v * scaling), score: mapRow(l, same) };
 }
 
+/**
+ * inkling: the last `shared` logits score the shared experts. s = σ(l); top-k of the routed
+ * s + bias; the k chosen and the shared experts weighted σ(l_j) / Σ σ(l) (the softmax of
+ * logsigmoid over them) × scaling. The shared experts score -inf for the top-k (never chosen
+ * there: they always run).
+ */
+export function sigmoidBiasShared(l: ArrayLike<number>, k: number, shared: number, scaling: number, bias: ArrayLike<number> | undefined): ScoredChoice {
+  const routed = l.length - shared;
+  const c = Array.from({ length: l.length }, (_, i) => (i < routed ? sigmoid(l[i]!) + (bias?.[i] ?? 0) : -Infinity));
+  const ids = topK(c, k);
+  const chosen = [...ids, ...Array.from({ length: shared }, (_, j) => routed + j)].map((i) => sigmoid(l[i]!));
+  const total = sum(chosen);
+  const w = chosen.map((v) => (v / total) * scaling);
+  return { ids, weights: w.slice(0, k), score: c, sharedWeights: w.slice(k) };
+}
+
 /** laguna's logit soft-capping: tanh(l / cap) · cap. */
 export const softcapped = (l: ArrayLike<number>, cap: number): number[] => Array.from(l, (v) => Math.tanh(v / cap) * cap);
 
@@ -256,6 +276,7 @@ function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<
     case 'topk_softmax': return topkSoftmax(l, k, r.scaling);
     case 'topk_sigmoid_input': return topkSigmoidInput(l, k);
     case 'sparsemixer': return sparsemixer(l, k, r.jitterEps);
+    case 'sigmoid_bias_shared': return sigmoidBiasShared(l, k, r.shared, r.scaling, bias);
   }
 }
 
@@ -289,8 +310,10 @@ export function route(sem: MoeSemantics, logits: Logits, tokens: number, correct
     throw new RoutingError('router logits do not have the shape [tokens, experts]', { expected: [tokens, E], found: logits.length });
   }
   if (k < 1 || k > E) throw new RoutingError('top-k must be between 1 and the number of experts', { expected: `1..${E}`, found: k });
-  if (correctionBias !== undefined && correctionBias.length !== E) {
-    throw new RoutingError('correction bias does not have one value per expert', { expected: E, found: correctionBias.length });
+  // Shared experts the router scores (inkling) have no correction bias.
+  const biased = E - (sem.sharedRouted ?? 0);
+  if (correctionBias !== undefined && correctionBias.length !== biased) {
+    throw new RoutingError('correction bias does not have one value per expert', { expected: biased, found: correctionBias.length });
   }
   const selected = new Int32Array(tokens * k);
   const weights = new Float64Array(tokens * k);
@@ -298,14 +321,17 @@ export function route(sem: MoeSemantics, logits: Logits, tokens: number, correct
   const r = sem.routing;
   const grouped = (r.kind === 'softmax_group_limited' || r.kind === 'sigmoid_group_limited_bias' || r.kind === 'softmax_group_top2') && r.groups > 1;
   const groups = grouped ? { scores: new Float64Array(tokens * r.groups), count: r.groups, kept: r.topkGroups } : undefined;
+  const sharedWeights = r.kind === 'sigmoid_bias_shared' ? new Float64Array(tokens * r.shared) : undefined;
   for (let t = 0; t < tokens; t++) {
     const choice = chooseOne(r, logits.subarray(t * E, (t + 1) * E), k, correctionBias);
     selected.set(choice.ids, t * k);
     weights.set(choice.weights, t * k);
     scores.set(choice.score, t * E);
     if (groups && choice.groupScore) groups.scores.set(choice.groupScore, t * groups.count);
+    if (sharedWeights && choice.sharedWeights) sharedWeights.set(choice.sharedWeights, t * choice.sharedWeights.length);
   }
   const result: RoutingResult = { selected, weights, scores, inputScale: r.kind === 'topk_sigmoid_input' };
   if (groups) result.groups = groups;
+  if (sharedWeights) result.sharedWeights = sharedWeights;
   return result;
 }

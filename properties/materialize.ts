@@ -14,7 +14,7 @@ import { buildConfig, type ConfigDtype } from '../harness/writer/config.js';
 import { randomCanonical, xoshiro128ss } from '../harness/canonical/random.js';
 import { moeLayoutsOf } from '../harness/quant/layout.js';
 import { randomQuantizedCanonical } from '../harness/quant/random.js';
-import { fp8Scheme, quantizationConfig } from '../harness/quant/scheme.js';
+import { fp8Scheme, quantizationConfig, type QuantScheme } from '../harness/quant/scheme.js';
 import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
 import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
@@ -22,13 +22,15 @@ import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, QuantDtype
 
 export class MaterializeError extends MoeConformanceError {}
 
-const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Record<string, unknown> }> = {
+const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Record<string, unknown>; scheme?: QuantScheme }> = {
   f32: { dtype: 'F32', config: 'float32' },
   f16: { dtype: 'F16', config: 'float16' },
   bf16: { dtype: 'BF16', config: 'bfloat16' },
   // Every quantized dtype's config; FP8 blocks small and rectangular, so the generated sizes end in partial blocks and TP ranks start inside them.
-  ...(Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, scheme]) => [name, { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(scheme) }])) as Record<QuantDtypeName, { dtype: DType; config: ConfigDtype; quant: Record<string, unknown> }>),
-  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })) },
+  // The scheme rides along: variants of one config (NVFP4's shared global scales) differ in stored shapes only.
+  ...(Object.fromEntries(Object.entries(QUANT_DTYPES).map(([name, scheme]) => [name, { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(scheme), scheme }])) as Record<QuantDtypeName, { dtype: DType; config: ConfigDtype; quant: Record<string, unknown>; scheme: QuantScheme }>),
+  fp8: { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })), scheme: fp8Scheme({ rows: 4, cols: 6 }) },
+  'fp8-shared': { dtype: 'BF16', config: 'bfloat16', quant: quantizationConfig(fp8Scheme({ rows: 4, cols: 6 })), scheme: { ...fp8Scheme({ rows: 4, cols: 6 }), sharedQuantized: true } },
 };
 
 /** config.json for the spec: the writer's builder, with the spec's expert groups. */
@@ -42,22 +44,24 @@ export interface Generated {
   config: ModelConfig;
   dims: MoeDims;
   canonical: Canonical;
+  /** The quantization scheme (variant) the weights are drawn and stored in. */
+  scheme?: QuantScheme;
 }
 
 /** Writes config.json into `dir` (which must exist) and generates the weights. */
 export async function generate(spec: CheckpointSpec, seed: number, dir: string): Promise<Generated> {
   await writeFile(join(dir, 'config.json'), JSON.stringify(configFor(spec.model, spec.dtype), null, 2));
   const config = await ModelConfig.read(dir);
-  const { dims, scheme } = moeLayoutsOf(config);
-  return { config, dims, canonical: scheme ? randomQuantizedCanonical(dims, scheme, seed) : randomCanonical(dims, DTYPES[spec.dtype].dtype, seed) };
+  const { dims, scheme } = moeLayoutsOf(config, DTYPES[spec.dtype].scheme);
+  return { config, dims, ...(scheme ? { scheme, canonical: randomQuantizedCanonical(dims, scheme, seed) } : { canonical: randomCanonical(dims, DTYPES[spec.dtype].dtype, seed) }) };
 }
 
 /** Writes a valid checkpoint in `layout` (default the spec's) into the empty folder `dir`. */
 export async function writeCheckpoint(spec: CheckpointSpec, seed: number, dir: string, layout: Layout = spec.layout): Promise<Generated> {
   const g = await generate(spec, seed, dir);
-  const keys = [...storedTensors({ config: g.config, layout, canonical: g.canonical }).keys()];
+  const keys = [...storedTensors({ config: g.config, layout, canonical: g.canonical, scheme: g.scheme }).keys()];
   const { plan, order } = shardPlan(spec.shards, keys, seed);
-  await writeMoeCheckpoint(dir, { config: g.config, layout, canonical: g.canonical, plan, order });
+  await writeMoeCheckpoint(dir, { config: g.config, layout, canonical: g.canonical, scheme: g.scheme, plan, order });
   return g;
 }
 
@@ -114,9 +118,10 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
     return { broken, detail: `${broken === 'missing-shard' ? 'deleted' : 'cut the last byte off'} shard ${name} (holding ${held})` };
   }
   const g = await generate(spec, seed, dir);
-  const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical });
-  const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical });
-  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(input|output)_linear\./.test(k)); // not shared_experts.
+  const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical, scheme: g.scheme });
+  const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical, scheme: g.scheme });
+  // Not shared_experts.; step3p7's original stacks its experts as moe.{gate,up,down}_proj.
+  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(input|output)_linear\.|\.moe\.(gate|up|down)_proj\./.test(k));
   const victim = expertKeys[expertKeys.length - 1];
   if (victim === undefined) throw new MaterializeError('no expert tensor to break', { expected: 'an experts.* tensor', found: [...stored.keys()] });
   const t = stored.get(victim)!;

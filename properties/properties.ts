@@ -235,9 +235,11 @@ async function dispatch(spec: CaseSpec, target: Target, c: CaseContext): Promise
         const context = { req, whole: inFormOf(whole, tensors, value?.dims.quant, WHOLE), ...(value?.dims.quant && { quantized: value.dims.quant.method }) };
         const d = diffCanonical(tensors, fused[i]!.tensors, `${rankName(req)}: original (expected) vs fused (found) layout${note}`, context);
         if (d) return fail({ ...d, rank: rankName(req), layout: 'fused (vs original)' });
-        const want = inFormOf(await c.reference.load(ckpt, req), tensors, value?.dims.quant, req);
+        const stored = await c.reference.load(ckpt, req);
+        const want = inFormOf(stored, tensors, value?.dims.quant, req);
         c.references.push([`original-tp${req.tpRank}-ep${req.epRank}`, want]);
-        const r = notingSlot(diffCanonical(want, tensors, `${rankName(req)}: vs the reference${note}`, context), want, tensors, (t, slot) => slotOrigin(original[i]!, t, slot));
+        const quant = value?.dims.quant;
+        const r = notingSlot(diffCanonical(want, tensors, `${rankName(req)}: vs the reference${note}`, { ...context, ...(quant && { stored: { scheme: quant, tensors: stored } }) }), want, tensors, (t, slot) => slotOrigin(original[i]!, t, slot));
         if (r) return fail({ ...r, rank: rankName(req), layout: 'original' });
       }
       return { status: 'pass' };
@@ -275,9 +277,10 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   const whole = await ctx.reference.load(dir, WHOLE);
   for (const r of ranks) {
     const { req, tensors } = r;
-    const want = inFormOf(await ctx.reference.load(dir, req), tensors, quant, req);
+    const stored = await ctx.reference.load(dir, req);
+    const want = inFormOf(stored, tensors, quant, req);
     ctx.references.push([`rank-tp${req.tpRank}-ep${req.epRank}`, want]);
-    const d = notingSlot(diffCanonical(want, tensors, `${rankName(req)}${note}`, { req, whole: inFormOf(whole, tensors, quant, WHOLE), ...(quant && { quantized: quant.method }) }), want, tensors, (t, slot) => slotOrigin(r, t, slot));
+    const d = notingSlot(diffCanonical(want, tensors, `${rankName(req)}${note}`, { req, whole: inFormOf(whole, tensors, quant, WHOLE), ...(quant && { quantized: quant.method, stored: { scheme: quant, tensors: stored } }) }), want, tensors, (t, slot) => slotOrigin(r, t, slot));
     if (d) return fail({ ...d, rank: rankName(req), layout });
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.

@@ -8,7 +8,7 @@ import { quantSchemeOf } from '../harness/quant/scheme.js';
 import { CheckpointDir } from '../harness/checkpoint/directory.js';
 import type { Canonical, Loader } from '../harness/tensor.js';
 import { referenceBackend } from '../kernels/moe.js';
-import { checkSuiteProperty, defaultSeed, suiteProperties } from './suite-properties.js';
+import { checkSuiteProperty, ConformanceCaseFailure, defaultSeed, suiteProperties } from './suite-properties.js';
 import { quantCaseArb } from './arbitraries/quantized.js';
 import { QUANT_DTYPE_NAMES, specIdText } from './spec.js';
 import { MUTANTS } from './mutants/catalogue.js';
@@ -47,12 +47,18 @@ const unscaled = mutant('scales dropped', (c) => {
 
 describe('the quantized case family', () => {
   it('draws every quantized dtype, with TP splits, in cases whose IDs parse back', () => {
-    const specs = fc.sample(quantCaseArb({}, QUANT_DTYPE_NAMES), { seed: defaultSeed(), numRuns: 200 });
+    // 400 draws: over some 25 dtypes and 50-odd model types, 200 left fp8 without a TP split at the default seed.
+    const specs = fc.sample(quantCaseArb({}, QUANT_DTYPE_NAMES), { seed: defaultSeed(), numRuns: 400 });
     expect(new Set(specs.map((s) => s.checkpoint.dtype))).toEqual(new Set(QUANT_DTYPE_NAMES));
     for (const s of specs) expect(specIdText(s)).toContain(`dtype=${s.checkpoint.dtype}`);
     for (const d of ['fp8', 'nvfp4', 'fp8-ct-channel'] as const) expect(specs.some((s) => s.checkpoint.dtype === d && s.kind === 'load' && s.parallel.tp > 1), d).toBe(true);
     // NVFP4 ranks hold whole 16-element blocks of w2.
     for (const s of specs) if (s.checkpoint.dtype === 'nvfp4' && s.kind === 'load') expect((s.checkpoint.model.intermediate / s.parallel.tp) % 16).toBe(0);
+    // MXFP4 beyond gpt_oss, in both layouts, its shared experts quantized too; ranks hold whole 32-element blocks.
+    const mx = specs.filter((s) => s.checkpoint.dtype.startsWith('mxfp4'));
+    expect(new Set(mx.map((s) => s.checkpoint.model.modelType)).size).toBeGreaterThan(2);
+    expect(new Set(mx.map((s) => s.checkpoint.layout))).toEqual(new Set(['original', 'fused']));
+    for (const s of mx) if (s.kind === 'load') expect((s.checkpoint.model.intermediate / s.parallel.tp) % 32).toBe(0);
   });
 
   it('the default suite has one quantized family per format', () => {
@@ -99,11 +105,13 @@ describe('the quantized case family', () => {
     'input-scale-dropped': 'static FP8',
     'k-scales-not-cut': 'FP8 block',
     'fp8-w13-requantized-to-max-scale': 'static FP8',
-    'quantized-router-accepted': 'NVFP4',
+    'quantized-router-accepted': 'FP8 block',
     'int4-zero-point-ignored': 'INT4 groups (compressed',
     'int4-nibble-order-confused': 'INT4 groups (AWQ',
     'gptq-zeros-without-plus-one': 'INT4 groups (GPTQ',
     'int4-g-idx-ignored': 'INT4 groups (GPTQ',
+    'int4-group-size-assumed-128': 'INT4 groups (GPTQ',
+    'nvfp4-scale-2-applied-twice': 'NVFP4',
   };
   // Issue 15's Why list, in the other families it names: INT4 group scales not cut along K under TP (vllm#41511, W4A16);
   // NVFP4 weight_scale_2 never loaded; compressed-tensors' fused gate_up_proj_packed unmapped (llm-compressor#2939).
@@ -112,6 +120,8 @@ describe('the quantized case family', () => {
     ['k-scales-not-cut', 'INT4 groups (AWQ'],
     ['nvfp4-scale-2-not-loaded', 'NVFP4'],
     ['fused-int4-packed-unmapped', 'INT4 groups (compressed'],
+    // MXFP4 shares E2M1's low-nibble-first order, in every layout family it now serves.
+    ['fp4-nibble-order-swapped', 'MXFP4'],
   ];
   for (const [name, family] of [...Object.entries(families), ...alsoIn]) {
     it(`catches ${name} in the ${family} family`, async () => {
@@ -120,6 +130,9 @@ describe('the quantized case family', () => {
       const p = quantizedProperties(opts).find((x) => x.title.includes(family))!;
       const d = await checkSuiteProperty(p, opts, { endOnFailure: true });
       expect(d.failed, name).toBe(true);
+      // Diagnosed with its own kind first (mutants.test.ts checks this over the whole suite).
+      const failure = d.errorInstance instanceof ConformanceCaseFailure ? d.errorInstance.failure : undefined;
+      expect(failure?.diagnosis?.[0]?.kind, name).toBe(m.diagnosis);
     });
   }
 

@@ -11,10 +11,10 @@ import type { QuantGeometry } from '../harness/layouts/ops.js';
 /** The ranks do not fit together into one whole: a weight is missing, repeated or disagrees. */
 export class CoverageError extends MoeConformanceError {}
 
-const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias|output_norm)$/;
+const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias|output_norm|expert_input_norm)$/;
 
 /** Tensors every rank holds whole and identical. */
-const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'shared.gate', 'output_bias', 'output_norm']);
+const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'router.input_scale', 'router.expert_scale', 'router.global_scale', 'shared.gate', 'output_bias', 'output_norm', 'expert_input_norm']);
 
 /**
  * `gated: false` for non-gated experts (spec §1: w13 and shared.w13 hold the up rows alone,
@@ -49,11 +49,16 @@ export function reassemble(ranks: readonly RankTensors[], quant?: QuantGeometry,
     }
     const shared13 = p + 'shared.w13';
     if (names.has(shared13)) {
-      // Every EP rank holds the same shared expert; TP cuts it like w13 and w2.
-      for (let q = 1; q < P; q++) for (let r = 0; r < T; r++) sameOnAll([at(r, 0).get(shared13)!, at(r, q).get(shared13)!], shared13);
-      for (let q = 1; q < P; q++) for (let r = 0; r < T; r++) sameOnAll([at(r, 0).get(p + 'shared.w2')!, at(r, q).get(p + 'shared.w2')!], p + 'shared.w2');
-      whole.set(shared13, join13(range(T).map((r) => at(r, 0).get(shared13)!), shared13));
-      whole.set(p + 'shared.w2', joinColumns(range(T).map((r) => at(r, 0).get(p + 'shared.w2')!), p + 'shared.w2'));
+      // Every EP rank holds the same shared expert; TP cuts it like w13 and w2, with its companions where quantized.
+      const each = (suffix: string, join: Join) => {
+        const n = p + 'shared.' + suffix;
+        if (!names.has(n)) return;
+        for (let q = 1; q < P; q++) for (let r = 0; r < T; r++) sameOnAll([at(r, 0).get(n)!, at(r, q).get(n)!], n);
+        whole.set(n, join(range(T).map((r) => at(r, 0).get(n)!), n));
+      };
+      each('w13', join13);
+      each('w2', joinColumns);
+      joinCompanions(each, () => at(0, 0).get(shared13)!.shape[0]! / 2, quant);
     }
     if (names.has(p + 'experts.ids')) reassembleExperts(L, T, P, at, names, whole, quant, join13);
   }
@@ -96,25 +101,33 @@ function reassembleExperts(
   perExpert('w2', joinColumns);
   perExpert('w13_bias', joinGateUp);
   perExpert('w2_bias', sameOnAll); // whole on every TP rank
-  // Quantized checkpoints (spec §4): block scales (FP8) are held by every rank whose slice
-  // touches the block; whole-block scales (MXFP4, NVFP4) are cut like their rows and columns;
-  // one value per projection (`_scale_2`, `_input_scale`) is the same on every TP rank.
+  joinCompanions(perExpert, () => slice(at(0, 0).get(p + 'w13')!, 0, p + 'w13').shape[0]! / 2, quant);
+}
+
+type Join = (parts: Tensor[], name: string) => Tensor;
+
+/**
+ * The companions of a quantized w13/w2 (spec §4), each joined over the TP ranks by `each`:
+ * block scales (FP8) are held by every rank whose slice touches the block; whole-block scales
+ * (MXFP4, NVFP4) are cut like their rows and columns; one value per projection (`_scale_2`,
+ * `_input_scale`) is the same on every TP rank. `Ir`: the rows of one half of a rank's w13.
+ */
+function joinCompanions(each: (suffix: string, join: Join) => void, Ir: () => number, quant: QuantGeometry | undefined): void {
   if (quant?.splitsBlocks) {
-    const Ir = slice(at(0, 0).get(p + 'w13')!, 0, p + 'w13').shape[0]! / 2;
-    perExpert('w13_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.scaleBlock.rows, 'rows'));
-    perExpert('w2_scale', (ts, name) => joinBlocks(ts, name, Ir, quant.scaleBlock.cols, 'cols'));
+    each('w13_scale', (ts, name) => joinBlocks(ts, name, Ir(), quant.scaleBlock.rows, 'rows'));
+    each('w2_scale', (ts, name) => joinBlocks(ts, name, Ir(), quant.scaleBlock.cols, 'cols'));
   } else {
-    perExpert('w13_scale', joinGateUp);
+    each('w13_scale', joinGateUp);
     // Activation order keeps w2's groups whole on every rank.
-    perExpert('w2_scale', quant?.kScalesWhole ? sameOnAll : joinColumns);
+    each('w2_scale', quant?.kScalesWhole ? sameOnAll : joinColumns);
   }
   // INT4 zero points: w13's packed rows cut like its rows, w2's groups like its columns (whole under activation order); recorded shapes whole.
-  perExpert('w13_zero', joinGateUp);
-  perExpert('w2_zero', quant?.kScalesWhole ? sameOnAll : joinColumns);
+  each('w13_zero', joinGateUp);
+  each('w2_zero', quant?.kScalesWhole ? sameOnAll : joinColumns);
   // g_idx: gate's and up's whole on every rank, w2's cut with its columns.
-  perExpert('w13_g_idx', sameOnAll);
-  perExpert('w2_g_idx', joinVector);
-  for (const w of ['w13', 'w2']) for (const c of ['scale_2', 'input_scale', 'shape']) perExpert(`${w}_${c}`, sameOnAll);
+  each('w13_g_idx', sameOnAll);
+  each('w2_g_idx', joinVector);
+  for (const w of ['w13', 'w2']) for (const c of ['scale_2', 'input_scale', 'shape']) each(`${w}_${c}`, sameOnAll);
 }
 
 /**

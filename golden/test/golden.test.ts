@@ -159,6 +159,20 @@ describe('engine bugs of the added semantics fail against transformers', () => {
     ['clamped SwiGLU run without its limit (glm5_next)', 'glm5_next-f32', dropping('no-swiglu-limit', (s) => ({ ...s, activation: { kind: 'silu_gated' }, sharedActivation: { kind: 'silu_gated' } }))],
     ['zero-compute experts weighted as nothing (longcat_flash)', 'longcat_flash-bf16', dropping('no-zero-experts', (s) => ({ ...s, zeroExperts: 0 }))],
     ['cohere2_moe\'s average read as a sum', 'cohere2_moe-f32', dropping('sum-not-average', (s) => ({ ...s, sharedScale: 1, routing: { ...s.routing, scaling: 1 } as MoeSemantics['routing'] }))],
+    ['step3p7\'s clamp taken before SiLU, not after', 'step3p7-f32', dropping('clamp-before', (s) => ({
+      ...s,
+      layerActivations: Object.fromEntries(Object.entries(s.layerActivations ?? {}).map(([l, a]) => [l, {
+        activation: a.activation.kind === 'silu_clamped_after' ? { kind: 'silu_clamped', limit: a.activation.limit } : a.activation,
+        ...(a.sharedActivation ? { sharedActivation: a.sharedActivation.kind === 'silu_clamped_after' ? { kind: 'silu_clamped', limit: a.sharedActivation.limit } : a.sharedActivation } : {}),
+      }])),
+    }))],
+    ['step3p7\'s per-layer limits dropped', 'step3p7-bf16', dropping('no-layer-limits', (s) => { const { layerActivations: _, ...rest } = s; return rest; })],
+    ['gemma4\'s per-expert output scales ignored', 'gemma4_text-f32', dropping('no-expert-scale', (s) => ({ ...s, expertOutputScale: false }))],
+    ['gemma4\'s normalised router and expert inputs read as the block input', 'gemma4_text-bf16', dropping('no-input-norms', (s) => { const { inputNorms: _, ...rest } = s; return rest; })],
+    ['gemma4\'s GeGLU run as SwiGLU', 'gemma4_text-f32', dropping('swiglu-not-geglu', (s) => ({ ...s, activation: { kind: 'silu_gated' } }))],
+    ['inkling\'s route_scale dropped', 'inkling_text-f32', dropping('no-route-scale', (s) => ({ ...s, routing: { ...s.routing, scaling: 1 } as MoeSemantics['routing'] }))],
+    ['inkling\'s stored global scale ignored', 'inkling_text-bf16', dropping('no-global-scale', (s) => ({ ...s, routerGlobalScale: false }))],
+    ['minimax_m3_vl\'s shared expert run as plain SwiGLU', 'minimax_m3_vl-f32', dropping('shared-unclamped', (s) => ({ ...s, sharedActivation: { kind: 'silu_gated' } }))],
   ];
   it.each(cases)('%s', async (_what, fixture, backend) => {
     const fixtures = (await discoverFixtures()).filter((f) => f.name === fixture);

@@ -63,6 +63,11 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
         return {"layer_types": ["attention"] * layers, "mamba_n_heads": 1, "mamba_n_groups": 1}
     if model_type == "dots1":
         return {"sliding_window": None}
+    if model_type == "gemma4_text":
+        # No per-layer input embeddings (262144 x 256 per layer by default), tiny global attention.
+        return {"hidden_size_per_layer_input": 0, "vocab_size_per_layer_input": 96, "global_head_dim": 8, "intermediate_size": 8}
+    if model_type == "inkling_text":
+        return {"swa_num_attention_heads": 1, "swa_num_key_value_heads": 1, "swa_head_dim": 8, "intermediate_size": 8}
     if model_type == "qwen4_exp_text":
         return {"layer_types": ["linear_attention"] * layers, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 8,
                 "linear_value_head_dim": 8, "linear_num_key_heads": 1, "linear_num_value_heads": 1, "hc_count": 2, "hc_lowrank": 4}

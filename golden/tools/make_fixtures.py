@@ -12,6 +12,10 @@ Make the eight fixtures added after the first twelve (16 folders, f32 and bf16):
     .venv/bin/python golden/tools/make_fixtures.py --out golden/hf \
         --types minimax phimoe deepseek_v2 ernie4_5_moe hunyuan_v1_moe dots1 qwen3_next flex_olmo
 
+and the 4 with new semantics of issue 14 (ISSUE14_B_SPECS):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types step3p7 minimax_m3_vl gemma4_text inkling_text
+
 and the 23 added for issue 14 (NEW_SPECS below: other sizes, dense layers, F32-kept tensors):
 
     .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types minimax_m2 glm4_moe_lite \
@@ -111,6 +115,12 @@ class FixtureSpec:
     # The decoder layer's child that is the MoE block, where another child also holds `experts`
     # (jetmoe's mixture-of-attention); None: the child that holds `experts`.
     block: str | None = None
+    # The MoE branch is the decoder layer's own router and experts (gemma4): the recorded block
+    # is experts(pre_feedforward_layernorm_2(x), router(x)), x the layer's residual stream.
+    in_decoder_layer: bool = False
+    # Tensors (name suffixes) that multiply and are initialised at 1 (gemma4's router scales and
+    # norm weight): redrawn from N(1, 0.5^2) so that the branch's values are not vanishingly small.
+    near_one: tuple[str, ...] = ()
 
 
 def causal_lm(spec: FixtureSpec) -> Any:
@@ -601,6 +611,89 @@ def _glm5_next(dtype: str) -> dict[str, Any]:
 
 
 
+# ---- issue 14, types with new semantics (branch s2-i14-b) ----
+
+def _step3p7(dtype: str) -> dict[str, Any]:
+    # Clamp after SiLU with per-layer limits (0: none), so clamped and unclamped routed and
+    # shared experts both occur; stacked gate/up on disk in the original. Text decoder recorded.
+    f32 = dtype == "f32"
+    text = {
+        "vocab_size": 96, "hidden_size": NEW_HIDDEN, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 8, "max_position_embeddings": 64, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+        "intermediate_size": 40, "moe_intermediate_size": NEW_INTERMEDIATE, "n_routed_experts": NEW_EXPERTS,
+        "num_experts_per_tok": TOP_K, "share_expert_dim": 24, "moe_router_scaling_factor": 1.5 if f32 else 2.0,
+        "mlp_layer_types": ["dense", "sparse", "sparse"] if f32 else ["sparse", "dense", "sparse"],
+        "swiglu_limits": [0.0, 0.5, 0.0] if f32 else [0.6, 0.0, 0.6],
+        "swiglu_limits_shared": [0.0, 0.0, 0.7] if f32 else [0.0, 0.0, 0.4],
+    }
+    vision = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14}
+    return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
+
+
+def _minimax_m3_vl(dtype: str) -> dict[str, Any]:
+    # gpt_oss's clamped GLU (limit 0.5 so clamping is in play) on plain gate/up halves, a shared
+    # expert whose v5 form fuses gate/up, routed sum x routed_scaling_factor.
+    f32 = dtype == "f32"
+    text = {
+        "vocab_size": 96, "hidden_size": NEW_HIDDEN, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 8, "rotary_dim": 4, "max_position_embeddings": 64, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+        "intermediate_size": NEW_INTERMEDIATE, "dense_intermediate_size": 40, "shared_intermediate_size": 24,
+        "num_local_experts": NEW_EXPERTS, "num_experts_per_tok": TOP_K, "routed_scaling_factor": 1.5 if f32 else 2.0,
+        "swiglu_limit": 0.5 if f32 else 1.0, "swiglu_alpha": 1.702,
+        "mlp_layer_types": ["dense", "sparse", "sparse"] if f32 else ["sparse", "dense", "sparse"],
+        "index_n_heads": 2, "index_head_dim": 8,
+    }
+    vision = {
+        "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "patch_size": 4,
+        "temporal_patch_size": 1, "spatial_merge_size": 1, "image_size": 8,
+    }
+    return {"text_config": text, "vision_config": vision, "projector_hidden_size": NEW_HIDDEN, "tie_word_embeddings": False}
+
+
+def _gemma4_text(dtype: str) -> dict[str, Any]:
+    # Every layer has the MoE branch beside its dense MLP; no per-layer inputs (tiny embeddings).
+    return _new_sizes(
+        num_hidden_layers=2, global_head_dim=8, intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS, top_k_experts=TOP_K if dtype == "f32" else 3, enable_moe_block=True,
+        hidden_size_per_layer_input=0, vocab_size_per_layer_input=96, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"], rms_norm_eps=1e-6 if dtype == "f32" else 1e-5,
+    )
+
+
+def _inkling_text(dtype: str) -> dict[str, Any]:
+    # One router-weighted shared expert (the only count the registry supports); three layers,
+    # the first dense; tiny sliding-window attention too.
+    return _new_sizes(
+        num_hidden_layers=3, swa_num_attention_heads=4, swa_num_key_value_heads=2, swa_head_dim=8, sliding_window_size=8,
+        intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS, n_shared_experts=1,
+        num_experts_per_tok=TOP_K, route_scale=1.5 if dtype == "f32" else 2.5,
+        mlp_layer_types=["dense", "sparse", "sparse"] if dtype == "f32" else ["sparse", "dense", "sparse"],
+    )
+
+
+ISSUE14_B_SPECS = [
+    # The router's recorded output is the routed logits only ([E] of its [E + S]): not hooked.
+    FixtureSpec(
+        "inkling_text", _inkling_text, None, ("n_routed_experts", "n_shared_experts", "num_experts_per_tok", "route_scale", "mlp_layer_types"),
+        lambda d: (1, 2) if d == "f32" else (0, 2), near_one=("gate.global_scale",),
+    ),
+    FixtureSpec(
+        "gemma4_text", _gemma4_text, "router.proj", ("num_experts", "top_k_experts", "moe_intermediate_size", "enable_moe_block", "rms_norm_eps"),
+        in_decoder_layer=True, near_one=("router.scale", "router.per_expert_scale", "pre_feedforward_layernorm_2.weight"),
+    ),
+    FixtureSpec(
+        "step3p7", _step3p7, "gate",
+        ("n_routed_experts", "num_experts_per_tok", "moe_router_scaling_factor", "share_expert_dim", "swiglu_limits", "swiglu_limits_shared", "mlp_layer_types"),
+        lambda d: (1, 2) if d == "f32" else (0, 2), "Step3p7ForConditionalGeneration", nested_config=True,
+    ),
+    FixtureSpec(
+        "minimax_m3_vl", _minimax_m3_vl, "gate",
+        ("num_local_experts", "num_experts_per_tok", "routed_scaling_factor", "shared_intermediate_size", "swiglu_limit", "swiglu_alpha", "mlp_layer_types"),
+        lambda d: (1, 2) if d == "f32" else (0, 2), "MiniMaxM3SparseForConditionalGeneration", nested_config=True,
+    ),
+]
+
+
 # ---- issue 14, batch a (s2-i14-a): qwen3_omni_moe, qwen4_exp_text, deepseek_ocr2, granitemoe_swa, aria_text, aria, axk2, hy_v4, llama4 ----
 
 
@@ -835,6 +928,7 @@ SPECS: dict[str, FixtureSpec] = {
         ),
         FixtureSpec("flex_olmo", _flex_olmo, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob")),
         *NEW_SPECS,
+        *ISSUE14_B_SPECS,
         *BATCH_A_SPECS,
     ]
 }
@@ -859,11 +953,16 @@ def text_config(model: torch.nn.Module) -> Any:
     return model.config.get_text_config()
 
 
-def moe_blocks(model: torch.nn.Module, block: str | None = None) -> dict[int, tuple[str, torch.nn.Module]]:
-    """Each decoder layer's MoE block: the direct child of the layer that holds `experts` (or is named `block`)."""
+def moe_blocks(model: torch.nn.Module, block: str | None = None, in_decoder_layer: bool = False) -> dict[int, tuple[str, torch.nn.Module]]:
+    """Each decoder layer's MoE block: the direct child of the layer that holds `experts` (or is named `block`);
+    with `in_decoder_layer`, the decoder layer that holds `experts` itself."""
     blocks: dict[int, tuple[str, torch.nn.Module]] = {}
     for name, module in model.named_modules():
         parts = name.split(".")
+        if in_decoder_layer:
+            if len(parts) >= 2 and parts[-1].isdigit() and parts[-2] == "layers" and hasattr(module, "experts"):
+                blocks[int(parts[-1])] = (name, module)
+            continue
         if block is not None and not (len(parts) >= 3 and parts[-1] == block and parts[-2].isdigit() and parts[-3] == "layers"):
             continue
         if len(parts) >= 3 and parts[-2].isdigit() and parts[-3] == "layers" and (block is not None or hasattr(module, "experts")):
@@ -915,6 +1014,20 @@ def to_checkpoint_dtype(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.
     return model
 
 
+def run_block(spec: FixtureSpec, block: torch.nn.Module, x: torch.Tensor) -> Any:
+    """The block's forward on `x`; for a decoder layer's own router and experts (gemma4), that branch alone."""
+    if not spec.in_decoder_layer:
+        return block(x)
+    flat = x.reshape(-1, x.shape[-1])
+    _, weights, index = block.router(flat)
+    return block.experts(block.pre_feedforward_layernorm_2(flat), index, weights).reshape(x.shape)
+
+
+def router_output(out: Any) -> torch.Tensor:
+    """The raw logits a router module returns: its first output, or the output of a plain projection."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 def capture(
     spec: FixtureSpec, model: torch.nn.Module, gen: torch.Generator
 ) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, str]]:
@@ -922,7 +1035,7 @@ def capture(
     golden: dict[str, torch.Tensor] = {}
     paths: dict[str, str] = {}
     classes: dict[str, str] = {}
-    blocks = moe_blocks(model, spec.block)
+    blocks = moe_blocks(model, spec.block, spec.in_decoder_layer)
     expected = list(spec.moe_layers(dtype_of(model)) if spec.moe_layers else range(text_config(model).num_hidden_layers))
     if sorted(blocks) != expected:
         raise FixtureError(f"{spec.model_type}: MoE blocks in layers {sorted(blocks)}, expected {expected}")
@@ -935,14 +1048,16 @@ def capture(
             seen["output"] = (out[0] if isinstance(out, tuple) else out).detach().clone()
 
         def on_router(_m: torch.nn.Module, _args: tuple[Any, ...], out: Any) -> None:
-            seen["router_logits"] = (out[0] if isinstance(out, tuple) else out).detach().clone()  # aria: a plain Linear
+            seen["router_logits"] = router_output(out).detach().clone()
 
-        hooks = [block.register_forward_hook(on_block)]
+        hooks = [] if spec.in_decoder_layer else [block.register_forward_hook(on_block)]
         if spec.router_attr is not None:
-            hooks.append(getattr(block, spec.router_attr).register_forward_hook(on_router))
+            hooks.append(block.get_submodule(spec.router_attr).register_forward_hook(on_router))
         x = torch.randn(1, TOKENS, hidden, generator=gen, dtype=torch.float32)
         with torch.no_grad():
-            block(x)
+            y = run_block(spec, block, x)
+        if spec.in_decoder_layer:
+            seen["input"], seen["output"] = x.clone(), y.detach().clone()
         for h in hooks:
             h.remove()
         golden[f"moe.{layer}.input"] = seen["input"].reshape(TOKENS, hidden).float().contiguous()
@@ -988,6 +1103,10 @@ def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
     model = (cls.from_config(config, dtype=torch.float32) if cls is AutoModelForCausalLM else cls._from_config(config, dtype=torch.float32)).eval()
     model._fixture_dtype = dtype
     redraw(model, gen)
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict(keep_vars=True).items()):
+            if name.endswith(spec.near_one) and spec.near_one:
+                tensor.copy_(1 + torch.randn(tensor.shape, generator=gen, dtype=torch.float32) * 0.5)
     if dtype == "bf16":
         round_to_bf16(model)
     golden, paths, classes = capture(spec, model, gen)
@@ -1037,7 +1156,7 @@ def verify_fixture(folder: Path) -> list[str]:
         if kept:
             raise FixtureError(f"{folder / layout}: transformers narrowed tensors it keeps in float32: {kept}")
         model = model.float().eval()
-        blocks = moe_blocks(model, spec.block)
+        blocks = moe_blocks(model, spec.block, spec.in_decoder_layer)
         for layer, path in meta["moe_layers"].items():
             name, block = blocks[int(layer)]
             if name != path:
@@ -1045,11 +1164,11 @@ def verify_fixture(folder: Path) -> list[str]:
             seen: dict[str, torch.Tensor] = {}
             hook = None
             if spec.router_attr is not None:
-                hook = getattr(block, spec.router_attr).register_forward_hook(
-                    lambda _m, _a, out: seen.__setitem__("router_logits", (out[0] if isinstance(out, tuple) else out).detach())
+                hook = block.get_submodule(spec.router_attr).register_forward_hook(
+                    lambda _m, _a, out: seen.__setitem__("router_logits", router_output(out).detach())
                 )
             with torch.no_grad():
-                y = block(golden[f"moe.{layer}.input"].unsqueeze(0))
+                y = run_block(spec, block, golden[f"moe.{layer}.input"].unsqueeze(0))
             if hook is not None:
                 hook.remove()
             y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, text_config(model).hidden_size)
@@ -1132,8 +1251,11 @@ def names_markdown(out: Path, types: list[str]) -> str:
         # The decoder layer's keys, whatever the root (nemotron_h's original saves backbone.).
         in_layer = re.compile(rf"(^|\.)layers\.{first}\.")
         # The block's own child of the layer, and the names the original layouts use for it.
-        # (axk1's original keeps the block's output norm beside it, at the decoder layer.)
-        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "post_mlp_layernorm"}
+        # step3p7's original moe./share_expert.; axk1's original keeps the block's output norm beside it,
+        # at the decoder layer; gemma4's router and experts are the decoder layer's own children.
+        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "moe", "share_expert", "post_mlp_layernorm"}
+        if spec.in_decoder_layer:
+            blocks = {"router", "experts", "pre_feedforward_layernorm_2"}
         lines.append(f"## {t}")
         lines.append("")
         lines.append(f"MoE block `{meta['moe_layers'][first]}` ({meta['moe_class']}, experts {meta['experts_class']}).")

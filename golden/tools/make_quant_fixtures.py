@@ -51,7 +51,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fixtures import BASE_CONFIG, TOKENS, fixture_seed, moe_blocks, redraw, round_to_bf16  # noqa: E402
+from make_fixtures import BASE_CONFIG, TOKENS, _mla, fixture_seed, moe_blocks, redraw, round_to_bf16  # noqa: E402
 
 FP8_MAX = 448.0
 FP8_BLOCK = 128
@@ -159,7 +159,7 @@ def capture(model: torch.nn.Module, inputs: dict[int, torch.Tensor]) -> dict[str
     for layer, (_, block) in sorted(moe_blocks(model).items()):
         seen: dict[str, torch.Tensor] = {}
         router = getattr(block, "gate", None) or getattr(block, "router")
-        h = router.register_forward_hook(lambda _m, _a, o: seen.__setitem__("logits", o[0].detach().clone()))
+        h = router.register_forward_hook(lambda _m, _a, o: seen.__setitem__("logits", (o[0] if isinstance(o, tuple) else o).detach().clone()))
         with torch.no_grad():
             y = block(inputs[layer].reshape(1, TOKENS, -1))
         h.remove()
@@ -463,6 +463,117 @@ def make_gpt_oss_mxfp4(out: Path, seed: int) -> dict[str, Any]:
             report[layout][str(layer)] = entry
     save_file(golden, str(folder / "golden.safetensors"))
     write_meta(folder, "gpt_oss", blocks, "MXFP4 experts (U8 blocks and E8M0 scales), BF16 elsewhere", report)
+    return report
+
+
+# ---------------------------------------------------------------- deepseek_v3 FP8 with FP8 shared experts
+#
+# DeepSeek-V3 as published: routed and shared experts F8_E4M3 with F32 `weight_scale_inv` per
+# 128x128 block (`mlp.shared_experts.{gate,up,down}_proj.weight_scale_inv`), router and attention
+# float. Sizes are whole 128-blocks, so transformers' own FP8 path (which reads the block size
+# off the grid) dequantizes as the format says; its CPU load of the experts' and the shared
+# expert's weights is compared with this script's numpy dequantizer, element for element.
+
+DS_H = 128
+DS_I = 128
+DS_E = 8
+
+
+def deepseek_fp8_config() -> transformers.PretrainedConfig:
+    return AutoConfig.for_model(
+        "deepseek_v3",
+        **BASE,
+        hidden_size=DS_H,
+        intermediate_size=DS_I,
+        moe_intermediate_size=DS_I,
+        n_routed_experts=DS_E,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        n_group=4,
+        topk_group=2,
+        norm_topk_prob=True,
+        routed_scaling_factor=2.5,
+        first_k_dense_replace=0,
+        **_mla(),
+    )
+
+
+DS_QUANT = {
+    "quant_method": "fp8",
+    "fmt": "e4m3",
+    "activation_scheme": "dynamic",
+    "weight_block_size": [FP8_BLOCK, FP8_BLOCK],
+    # Routed and shared experts quantized; attention, router and head float.
+    "modules_to_not_convert": ["lm_head", "model.embed_tokens", "model.layers.0.self_attn", "model.layers.1.self_attn", "model.layers.0.mlp.gate", "model.layers.1.mlp.gate"],
+}
+
+
+def make_deepseek_fp8_shared(out: Path, seed: int) -> dict[str, Any]:
+    name = "deepseek_v3-fp8-shared"
+    folder = out / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(fixture_seed(seed, "deepseek_v3", "fp8-shared"))
+    torch.manual_seed(fixture_seed(seed, "deepseek_v3", "fp8-shared"))
+    model = AutoModelForCausalLM.from_config(deepseek_fp8_config(), dtype=torch.float32).eval()
+    redraw(model, gen)
+    round_to_bf16(model)
+    quantized: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # stored key (X.weight) -> bits, scale
+    blocks = moe_blocks(model)
+    with torch.no_grad():
+        for layer, (path, block) in blocks.items():
+            gu, dn = block.experts.gate_up_proj, block.experts.down_proj
+            projs = [(f"{path}.experts.{e}.{proj}.weight", w) for e in range(DS_E) for proj, w in (("gate_proj", gu[e, :DS_I]), ("up_proj", gu[e, DS_I:]), ("down_proj", dn[e]))]
+            projs += [(f"{path}.shared_experts.{proj}.weight", getattr(block.shared_experts, proj).weight) for proj in ("gate_proj", "up_proj", "down_proj")]
+            for key, w in projs:
+                bits, scale = fp8_quantize(w.numpy())
+                quantized[key] = (bits, scale)
+                w.copy_(torch.from_numpy(fp8_dequantize(bits, scale, FP8_BLOCK, FP8_BLOCK)))
+    inputs = {layer: torch.randn(TOKENS, DS_H, generator=gen) for layer in blocks}
+    golden = {f"moe.{layer}.input": x for layer, x in inputs.items()}
+    golden.update(capture(model, inputs))
+
+    def per_expert(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for key, (bits, scale) in quantized.items():
+            if key not in t:
+                raise FixtureError(f"original save has no {key}")
+            t[key] = torch.from_numpy(bits).view(torch.float8_e4m3fn)
+            t[key[: -len(".weight")] + ".weight_scale_inv"] = torch.from_numpy(scale)
+        return t
+
+    saved = model.to(torch.bfloat16)
+    saved.save_pretrained(folder / "original", save_original_format=True, max_shard_size="1GB")
+    rewrite(folder / "original", per_expert, DS_QUANT)
+
+    # The independent check: the saved bytes dequantized by numpy are the values the golden
+    # forward ran on, and transformers' own FP8 load (CPU: dequantized) holds the same values.
+    t = read_dir(folder / "original")
+    worst = max(float(np.abs(fp8_dequantize(t[k], t[k[: -len(".weight")] + ".weight_scale_inv"], FP8_BLOCK, FP8_BLOCK) - fp8_dequantize(b, s, FP8_BLOCK, FP8_BLOCK)).max()) for k, (b, s) in quantized.items())
+    if worst != 0.0:
+        raise FixtureError(f"deepseek fp8: saved bytes dequantize to other values (max diff {worst})")
+    report: dict[str, Any] = {"numpy_saved_vs_forward_weights": worst}
+    hf, how, _ = hf_load_forward(folder / "original", inputs)
+    report["transformers_load"] = how
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(str(folder / "original"), dtype=torch.float32).eval()
+        sd = {k: v.float() for k, v in loaded.state_dict().items()}
+        diffs = {}
+        for layer, (path, _) in blocks.items():
+            for proj in ("gate_proj", "up_proj", "down_proj"):
+                key = f"{path}.shared_experts.{proj}.weight"
+                b, s = quantized[key]
+                got = sd.get(key)
+                diffs[key] = None if got is None or tuple(got.shape) != b.shape else float(np.abs(got.numpy() - fp8_dequantize(b, s, FP8_BLOCK, FP8_BLOCK)).max())
+        report["hf_shared_weights_vs_numpy"] = diffs
+    except Exception as e:  # noqa: BLE001 - recorded
+        report["hf_shared_weights_vs_numpy"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    for layer in blocks:
+        ref = golden[f"moe.{layer}.output"].numpy()
+        if hf is not None:
+            report[str(layer)] = {"hf_load_vs_output": rel_err(hf[f"moe.{layer}.output"].numpy(), ref)}
+            golden[f"moe.{layer}.output_hf_load"] = hf[f"moe.{layer}.output"]
+    save_file(golden, str(folder / "golden.safetensors"))
+    write_meta(folder, "deepseek_v3", blocks, "F8_E4M3 routed and shared experts, F32 block scales, BF16 elsewhere", {"original": report})
     return report
 
 
@@ -855,7 +966,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--only", choices=["fp8", "mxfp4", "control", *STATIC_FIXTURES], help="control: FP8 with H = 256, I = 128 (not shipped)")
+    ap.add_argument("--only", choices=["fp8", "mxfp4", "control", "fp8-shared", *STATIC_FIXTURES], help="control: FP8 with H = 256, I = 128 (not shipped)")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     if a.only in (None, "fp8"):
@@ -864,6 +975,8 @@ def main(argv: list[str]) -> int:
         print("control", json.dumps(make_qwen3_fp8(a.out, a.seed, "control"), indent=1))
     if a.only in (None, "mxfp4"):
         print("gpt_oss-mxfp4", json.dumps(make_gpt_oss_mxfp4(a.out, a.seed), indent=1))
+    if a.only in (None, "fp8-shared"):
+        print("deepseek_v3-fp8-shared", json.dumps(make_deepseek_fp8_shared(a.out, a.seed), indent=1))
     for name in STATIC_FIXTURES:
         if a.only in (None, name):
             print(name, json.dumps(make_qwen3_static(a.out, a.seed, name), indent=1))

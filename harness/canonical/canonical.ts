@@ -78,7 +78,12 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   }
   // The router scores the zero-compute experts too (longcat_flash): Er = E + Z rows.
   const Er = E + (d.zeroExperts ?? 0);
-  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Er, H], slices: [{ part: 'router', expert: null, rows: whole(Er), cols: whole(H) }] });
+  // ... and the shared experts it weights (inkling): S more rows, scored after those.
+  const Rr = Er + (d.sharedRouted ?? 0);
+  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Rr, H], slices: [{ part: 'router', expert: null, rows: whole(Rr), cols: whole(H) }] });
+  if (f.routerGlobalScale) {
+    specs.push({ name: canonicalName(layer, 'router.global_scale'), shape: [1], slices: [{ part: 'router_global_scale', expert: null, rows: row, cols: whole(1) }] });
+  }
   if (f.routerBias) {
     specs.push({ name: canonicalName(layer, 'router.bias'), shape: [Er], slices: [{ part: 'router_bias', expert: null, rows: row, cols: whole(Er) }] });
   }
@@ -109,6 +114,11 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   if (f.outputBias) {
     // Whole on every rank, like the router: the consumer adds it once per token.
     specs.push({ name: canonicalName(layer, 'output_bias'), shape: [H], slices: [{ part: 'output_bias', expert: null, rows: row, cols: whole(H) }] });
+  }
+  if (f.gemmaRouter) {
+    // Whole on every rank, like the router.
+    const vector = (what: string, part: PartName, n: number): CanonicalSpec => ({ name: canonicalName(layer, what), shape: [n], slices: [{ part, expert: null, rows: row, cols: whole(n) }] });
+    specs.push(vector('router.input_scale', 'router_input_scale', H), vector('router.expert_scale', 'expert_scale', E), vector('expert_input_norm', 'expert_input_norm', H));
   }
   if (f.outputNorm) {
     // Whole on every rank: it normalises the sum of all ranks' outputs, once.

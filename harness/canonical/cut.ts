@@ -49,6 +49,13 @@ export function checkRequest(req: ParallelRequest, s: CutSizes): void {
       found: `T = ${req.tpSize}`,
     });
   }
+  if (s.quant?.sharedQuantized && s.sharedIntermediate > 0 && !tpKeepsBlocks(s.sharedIntermediate, req.tpSize, s.quant)) {
+    const b = s.quant.scaleBlock;
+    throw new InvalidParallelRequest(`a ${s.quant.method} rank must hold whole ${b.rows}x${b.cols} scale blocks of the quantized shared expert`, {
+      expected: `(Is / T) % ${b.cols} == 0 and (Is / T) % ${b.rows} == 0 (Is = ${s.sharedIntermediate})`,
+      found: `T = ${req.tpSize}`,
+    });
+  }
   if (s.sharedIntermediate % req.tpSize !== 0) {
     throw new InvalidParallelRequest('the shared-expert intermediate size does not divide by the TP size', {
       expected: `Is % T == 0 (Is = ${s.sharedIntermediate})`,

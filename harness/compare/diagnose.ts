@@ -10,6 +10,9 @@
 // Cost: linear in the tensor's size. Experts are found by a fingerprint of one row (a hash
 // map over the whole tensor's experts), row-map hypotheses compare whole rows natively and
 // stop at the first differing row, value hypotheses decode one row at a time.
+import { misreadingOf } from './misreadings.js';
+import { schemeOf } from '../quant/scheme.js';
+import type { QuantGeometry } from '../layouts/ops.js';
 import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
 import type { DType } from '../safetensors/dtypes.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
@@ -61,6 +64,10 @@ export const DIAGNOSIS_KINDS = [
   'dequantized-differently',
   /** Quantized routed-expert weights (or their scales) re-quantized: the checkpoint's stored elements not kept. */
   'requantized',
+  /** INT4 weights dequantized with another group size than config.json's (its group_size ignored, 128 assumed): ./misreadings.ts. */
+  'group-size-mismatch',
+  /** NVFP4 weights dequantized with weight_scale_2 applied twice: ./misreadings.ts. */
+  'global-scale-applied-twice',
   'unknown',
 ] as const;
 
@@ -83,6 +90,8 @@ export interface DiagnoseContext {
   whole?: Canonical;
   /** The quantized format of the checkpoint (QuantGeometry.method), where it is quantized. */
   quantized?: string;
+  /** The checkpoint's scheme and the reference rank in the quantized form, where the loader served it dequantized: known misreadings are redone on it (./misreadings.ts). */
+  stored?: { scheme: QuantGeometry; tensors: Canonical };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -268,7 +277,9 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
       const eb = exp.t.bytes.subarray((s * exp.rows + p.a) * exp.rowBytes, (s * exp.rows + p.b) * exp.rowBytes);
       let expConstant = true;
       for (let i = e; i < eb.length && expConstant; i++) if (eb[i] !== eb[i % e]) expConstant = false;
-      if (!expConstant) return { kind: 'zeros-or-constant', what: ev === 0 ? 'all zeros' : `every element the constant ${ev ?? `0x${bitsHex(found.t.dtype, fb.subarray(0, e))}`}` };
+      // All zeros where the reference is not zero counts even where the reference is one value too (a slot of one scale).
+      const zeroForNonzero = ev === 0 && decodeFloats64(exp.t.dtype, eb).some((v) => v !== 0);
+      if (!expConstant || zeroForNonzero) return { kind: 'zeros-or-constant', what: ev === 0 ? 'all zeros' : `every element the constant ${ev ?? `0x${bitsHex(found.t.dtype, fb.subarray(0, e))}`}` };
     }
   }
   if (!floats) return nibbleOrder(found, exp, s, p);
@@ -510,6 +521,10 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   }
 
   if (e.dtype !== f.dtype) return [dtypeDiagnosis(name, e, f)];
+  if (ctx.stored && ctx.req && f.dtype === 'F32' && quantizedWeight(name, ctx)) {
+    const m = misreadingOf(name, f, ctx.stored.tensors, ctx.stored.scheme, ctx.req);
+    if (m) return [d(m.kind, m.what(schemeOf(ctx.stored.scheme)!))];
+  }
   const role = roleOf(name);
   const fv = viewOf(f, role);
   const ev = viewOf(e, role);
@@ -615,7 +630,7 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
 
 /** A routed expert weight or scale of a quantized checkpoint: the format's name, else undefined. */
 function quantizedWeight(name: string, ctx: DiagnoseContext): string | undefined {
-  return ctx.quantized !== undefined && /\.experts\.w(13|2)(_scale)?$/.test(name) ? ctx.quantized : undefined;
+  return ctx.quantized !== undefined && (/\.experts\.w(13|2)(_scale)?$/.test(name) || (ctx.stored?.scheme.sharedQuantized === true && /\.shared\.w(13|2)(_scale)?$/.test(name))) ? ctx.quantized : undefined;
 }
 
 function valueFindings(fv: View, ev: View, s: number, role: Role, expert: number | undefined, quantized?: string): SlotFinding[] {

@@ -61,6 +61,17 @@ export function activationError(act: ExpertActivation, g: number, u: number, eg:
     const silu = gc / (1 + Math.exp(-gc));
     return 1.1 * eg * (Math.abs(uc) + eu) + Math.abs(silu) * eu + 4 * U32 * Math.abs(silu * uc);
   }
+  if (act.kind === 'silu_clamped_after') {
+    // min(silu(g), limit) is as Lipschitz as silu, the clamp of u 1-Lipschitz.
+    const s = Math.min(g / (1 + Math.exp(-g)), act.limit);
+    const uc = Math.min(Math.max(u, -act.limit), act.limit);
+    return 1.1 * eg * (Math.abs(uc) + eu) + Math.abs(s) * eu + 4 * U32 * Math.abs(s * uc);
+  }
+  if (act.kind === 'gelu_tanh_gated') {
+    // |d gelu_tanh(g)/dg| ≤ 1.13 (its peak near g = 1.5); tanh and the cube add a few roundings.
+    const gelu = 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g)));
+    return 1.13 * eg * (Math.abs(u) + eu) + Math.abs(gelu) * eu + 10 * U32 * (Math.abs(g * u) + Math.abs(gelu * u));
+  }
   if (act.kind === 'relu2') {
     // relu is 1-Lipschitz; (|u| + eu)² - u² bounds the square's error, plus its own rounding.
     const r = Math.max(u, 0);

@@ -33,6 +33,13 @@ export interface Features {
   outputNorm?: boolean;
   /** A router bias the checkpoint stores but the model never adds (longcat_flash with router_bias): not canonical. */
   unusedRouterBias?: boolean;
+  /**
+   * gemma4: the router's input scale `[H]`, the experts' input norm weight `[H]` and per-expert
+   * output scales `[E]`: canonical `router.input_scale`, `expert_input_norm`, `router.expert_scale`.
+   */
+  gemmaRouter?: boolean;
+  /** inkling: a scale `[1]` of every routing weight (`gate.global_scale`): canonical `router.global_scale`. */
+  routerGlobalScale?: boolean;
 }
 
 export interface MoeDims extends PartSizes {

@@ -24,6 +24,10 @@ export type PartName =
   | 'output_bias' // [H]: added to the block's output (jetmoe)
   | 'output_norm' // [H]: RMSNorm weight applied to the block's output (axk1)
   | 'unused_router_bias' // [E (+ Z)]: stored, but the model never adds it (longcat_flash); not canonical
+  | 'router_input_scale' // [H]: multiplies the router's normalised input (gemma4 router.scale)
+  | 'expert_input_norm' // [H]: the RMSNorm weight of the experts' input (gemma4 pre_feedforward_layernorm_2)
+  | 'expert_scale' // [E]: multiplies each expert's routing weight (gemma4 router.per_expert_scale)
+  | 'router_global_scale' // [1]: multiplies every routing weight (inkling gate.global_scale)
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -47,7 +51,19 @@ export type PartName =
   // The group of each input column (GPTQ's `g_idx`): gate/up [H], down [I].
   | 'gate_g_idx'
   | 'up_g_idx'
-  | 'down_g_idx';
+  | 'down_g_idx'
+  // A quantized shared expert's companions: the routed ones' with Is for I (`shared_gate_proj_scale` is `gate_scale`'s shape).
+  | `${SharedProjection}_${'scale' | 'scale_2' | 'input_scale' | 'zero' | 'shape' | 'g_idx'}`;
+
+type SharedProjection = 'shared_gate_proj' | 'shared_up_proj' | 'shared_down_proj';
+const SHARED_ANALOG: Record<SharedProjection, 'gate' | 'up' | 'down'> = { shared_gate_proj: 'gate', shared_up_proj: 'up', shared_down_proj: 'down' };
+
+/** A quantized shared-expert part as its routed analog over sizes with Is for I (`shared_down_proj_scale` -> `down_scale`), or undefined. */
+function sharedAnalog(part: PartName, s: PartSizes): { part: PartName; sizes: PartSizes } | undefined {
+  const m = /^(shared_(?:gate|up|down)_proj)(_.+)?$/.exec(part);
+  if (!m || (m[2] === undefined && !s.quant?.sharedQuantized)) return undefined;
+  return { part: `${SHARED_ANALOG[m[1] as SharedProjection]}${m[2] ?? ''}` as PartName, sizes: { ...s, intermediate: s.sharedIntermediate } };
+}
 
 /** Parts a checkpoint stores that no canonical tensor holds: checked for shape, written as zeros, never loaded. */
 export const UNUSED_PARTS: ReadonlySet<PartName> = new Set(['unused_router_bias']);
@@ -91,6 +107,8 @@ export interface PartSizes {
    * the router scores E + Z experts; they hold no weights of their own.
    */
   zeroExperts?: number;
+  /** Shared experts the router scores after the routed ones (inkling): router rows E + Z + S; no correction bias for them. */
+  sharedRouted?: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
   quant?: QuantGeometry;
 }
@@ -116,9 +134,13 @@ export interface QuantGeometry {
   rowNibbles?: readonly number[];
   /** Whether w2's scales and zeros stay whole along K on every TP rank (activation order scatters groups over K). */
   kScalesWhole?: boolean;
+  /** Whether the shared experts are quantized like the routed ones (else they keep the float form). */
+  sharedQuantized?: boolean;
 }
 
 export function partShape(part: PartName, s: PartSizes): number[] {
+  const shared = sharedAnalog(part, s);
+  if (shared) return partShape(shared.part, shared.sizes);
   switch (part) {
     case 'gate':
     case 'up':
@@ -132,10 +154,16 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.intermediate];
     case 'down_bias':
     case 'output_bias':
+    case 'router_input_scale':
+    case 'expert_input_norm':
     case 'output_norm':
       return [s.hidden];
+    case 'expert_scale':
+      return [s.experts];
     case 'router':
-      return [s.experts + (s.zeroExperts ?? 0), s.hidden];
+      return [s.experts + (s.zeroExperts ?? 0) + (s.sharedRouted ?? 0), s.hidden];
+    case 'router_global_scale':
+      return [1];
     case 'router_bias':
     case 'correction_bias':
     case 'unused_router_bias':
@@ -171,6 +199,9 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.hidden];
     case 'down_g_idx':
       return [s.intermediate];
+    default:
+      // The shared experts' companions, reached above through sharedAnalog (a quantized scheme's only).
+      throw new Error(`part ${part} needs a scheme that quantizes the shared experts`);
   }
 }
 

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelConfig } from '../checkpoint/config.js';
 import { ConfigError } from '../checkpoint/errors.js';
-import { RefusedModelType, UnknownModelType } from './errors.js';
+import { LayoutConfigError, RefusedModelType, UnknownModelType } from './errors.js';
 import { entryFor, MODEL_TYPES, modelSemanticsOf as semanticsOf } from './registry.js';
-import type { ExpertActivation, Routing } from './semantics.js';
+import type { ExpertActivation, MoeSemantics, Routing } from './semantics.js';
 
 const GOLDEN = join(import.meta.dirname, '../../golden/hf');
 const fixtures = readdirSync(GOLDEN, { withFileTypes: true })
@@ -75,10 +75,17 @@ const ROUTING: Record<string, Routing> = {
   axk2: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5 },
   hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.5, maskNegInf: true },
   llama4: { kind: 'topk_sigmoid_input' },
+  step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
+  gemma4_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+  inkling_text: { kind: 'sigmoid_bias_shared', shared: 1, scaling: 1.5 },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
 const ROUTING_BF16: Record<string, Routing> = {
+  inkling_text: { kind: 'sigmoid_bias_shared', shared: 1, scaling: 2.5 },
+  step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2 },
+  minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2 },
   deepseek_v2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
   dots1: { kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: false, scaling: 2 },
   ernie4_5_moe: { kind: 'softmax_bias_normmin', normMin: 1e-12 },
@@ -116,11 +123,21 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   gpt_oss: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
   nemotron_h: { routed: { kind: 'relu2' }, shared: { kind: 'relu2' } },
   glm5_next: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
+  minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.5 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.5 } },
+  gemma4_text: { routed: { kind: 'gelu_tanh_gated' } },
   // hy_v4: clamped routed experts, a plain SwiGLU shared MLP (HYV4MLP); bf16 fixture: swiglu_limit 0.75.
   hy_v4: { routed: { kind: 'silu_clamped', limit: 0.5 } },
 };
 const ACTIVATION_BF16: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
+  minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 } },
   hy_v4: { routed: { kind: 'silu_clamped', limit: 0.75 } },
+};
+// Per-layer activations (step3p7's swiglu_limits / swiglu_limits_shared; 0 means no clamp).
+const after = (limit: number): ExpertActivation => ({ kind: 'silu_clamped_after', limit });
+const SILU: ExpertActivation = { kind: 'silu_gated' };
+const LAYER_ACTIVATIONS: Record<string, MoeSemantics['layerActivations']> = {
+  'step3p7-f32': { 1: { activation: after(0.5), sharedActivation: SILU }, 2: { activation: SILU, sharedActivation: after(0.7) } },
+  'step3p7-bf16': { 0: { activation: after(0.6), sharedActivation: SILU }, 2: { activation: after(0.6), sharedActivation: after(0.4) } },
 };
 
 // The first 20 types' fixtures are E 8, H 48, I 20; the later ones E 12, H 32, I 16 (2I == H, E ≥ 11).
@@ -139,14 +156,19 @@ describe('semantics of the golden fixtures', () => {
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
     // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
-    const later = { E: golden.model_type === 'longcat_flash' ? 16 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
+    // inkling_text: 12 routed and its shared expert.
+    const later = { E: golden.model_type === 'longcat_flash' ? 16 : golden.model_type === 'inkling_text' ? 13 : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(['llama4_text', 'llama4'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' ? 3 : 2);
+    expect(s.topK).toBe(['llama4_text', 'llama4'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' || fixture === 'gemma4_text-bf16' ? 3 : 2);
+    // gemma4: normalised router and expert inputs, per-expert output scales; inkling: a router-weighted shared expert.
+    expect([s.sharedRouted, s.routerGlobalScale]).toEqual(golden.model_type === 'inkling_text' ? [1, true] : [undefined, undefined]);
+    expect([s.inputNorms, s.expertOutputScale]).toEqual(golden.model_type === 'gemma4_text' ? [{ eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 }, true] : [undefined, undefined]);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text', 'qwen4_exp_text', 'qwen4_exp'].includes(golden.model_type));
-    const activation = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];
-    expect(s.activation).toEqual(activation?.routed ?? { kind: 'silu_gated' });
-    expect(s.sharedActivation).toEqual(activation?.shared);
+    const act = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];
+    expect(s.activation).toEqual(act?.routed ?? { kind: 'silu_gated' });
+    expect(s.sharedActivation).toEqual(act?.shared);
+    expect(s.layerActivations).toEqual(LAYER_ACTIVATIONS[fixture]);
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
     // axk1's post_mlp_layernorm, eps rms_norm_eps (1e-6 in the f32 fixture, 1e-5 in the bf16 one).
     expect(s.outputNorm).toEqual(golden.model_type === 'axk1' ? { eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 } : undefined);
@@ -165,6 +187,9 @@ describe('MoE layer selection', () => {
     ['llama4_text: explicit moe_layers', { model_type: 'llama4_text', ...base, num_hidden_layers: 6, num_local_experts: 4, intermediate_size: 4, moe_layers: [4, 0] }, [0, 4]],
     ['ernie4_5_moe: start index and interval', { model_type: 'ernie4_5_moe', hidden_size: 8, num_hidden_layers: 6, moe_num_experts: 4, moe_intermediate_size: 4, moe_k: 2, moe_layer_start_index: 1, moe_layer_interval: 2 }, [1, 3, 5]],
     ['lfm2_moe: num_dense_layers (default 2)', { model_type: 'lfm2_moe', ...base, num_hidden_layers: 4, num_experts: 4, moe_intermediate_size: 4 }, [2, 3]],
+    ['step3p7: legacy moe_layers_enum', { model_type: 'step3p7', text_config: { ...base, num_hidden_layers: 5, n_routed_experts: 4, moe_intermediate_size: 4, share_expert_dim: 4, moe_layers_enum: '1,3,4' } }, [1, 3, 4]],
+    ['step3p7: from layer 3 without a list', { model_type: 'step3p7', text_config: { ...base, num_hidden_layers: 5, n_routed_experts: 4, moe_intermediate_size: 4, share_expert_dim: 4 } }, [3, 4]],
+    ['gemma4_text: every layer with enable_moe_block', { model_type: 'gemma4_text', ...base, num_hidden_layers: 3, num_experts: 4, top_k_experts: 2, moe_intermediate_size: 4, enable_moe_block: true }, [0, 1, 2]],
     ['dbrx: every block', { model_type: 'dbrx', d_model: 8, n_layers: 3, ffn_config: { moe_num_experts: 4, ffn_hidden_size: 4, moe_top_k: 1 } }, [0, 1, 2]],
   ];
   it.each(cases)('%s', (_why, raw, layers) => {
@@ -201,11 +226,25 @@ describe('config refusals', () => {
     expect(() => entryFor('ernie4_5_vl_moe')).toThrow(/two routed expert sets per MoE layer/);
     expect(MODEL_TYPES).not.toContain('ernie4_5_vl_moe');
   });
+  it('diffusion_gemma (encoder and decoder stacks of gemma4 MoE layers) is refused by name, with the reason', () => {
+    expect(() => entryFor('diffusion_gemma')).toThrow(RefusedModelType);
+    expect(() => entryFor('diffusion_gemma')).toThrow(/two stacks of MoE layers/);
+  });
   it('a missing expert count, naming the field', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, intermediate_size: 4 }))).toThrow(ConfigError);
   });
   it('top-k above the expert count', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, num_local_experts: 1, intermediate_size: 4 }))).toThrow(/top-k/);
+  });
+  it('semantics the kernels do not compute: inkling with two router-weighted shared experts, gemma4 experts without tanh GELU', () => {
+    const inkling = { model_type: 'inkling_text', ...base, num_hidden_layers: 1, n_routed_experts: 4, moe_intermediate_size: 4 };
+    expect(() => semanticsOf(config({ ...inkling, n_shared_experts: 2 }))).toThrow(LayoutConfigError);
+    // transformers' default is two shared experts.
+    expect(() => semanticsOf(config(inkling))).toThrow(/n_shared_experts 1/);
+    expect(semanticsOf(config({ ...inkling, n_shared_experts: 1 })).sharedRouted).toBe(1);
+    const gemma = { model_type: 'gemma4_text', ...base, num_hidden_layers: 1, num_experts: 4, top_k_experts: 2, moe_intermediate_size: 4, enable_moe_block: true };
+    expect(() => semanticsOf(config({ ...gemma, hidden_activation: 'gelu' }))).toThrow(LayoutConfigError);
+    expect(semanticsOf(config({ ...gemma, enable_moe_block: false })).moeLayers).toEqual([]);
   });
 });
 

@@ -35,6 +35,13 @@ export type Routing =
   | { kind: 'topk_sigmoid'; renormalize: boolean; scaling?: number }
   /** llama4_text: top-k of l; s = σ(l[idx]) multiplies the expert's input, not its output. */
   | { kind: 'topk_sigmoid_input' }
+  /**
+   * inkling: the last `shared` of the experts the router scores are shared experts. s = σ(l);
+   * top-k of the routed s + correction_bias; over the k chosen and the shared logits,
+   * weights σ(l_j) / Σ σ(l) (softmax of logsigmoid) × scaling; the shared ones scale the
+   * shared experts' outputs (RoutingResult.sharedWeights).
+   */
+  | { kind: 'sigmoid_bias_shared'; shared: number; scaling: number }
   /** phimoe: sparsemixer in eval mode (top-2), with `jitterEps = router_jitter_noise`. */
   | { kind: 'sparsemixer'; jitterEps: number };
 
@@ -46,7 +53,11 @@ export type ExpertActivation =
   /** nemotron_h: non-gated, down(relu(up·x)²); the expert has no gate projection (canonical w13 is up only). */
   | { kind: 'relu2' }
   /** glm5_next: clamped SwiGLU, clamp before the activation: silu(min(g, limit)) · clamp(u, -limit, limit) (`swiglu_limit`). */
-  | { kind: 'silu_clamped'; limit: number };
+  | { kind: 'silu_clamped'; limit: number }
+  /** step3p7: clamped SwiGLU, clamp after the activation: min(silu(g), limit) · clamp(u, -limit, limit). */
+  | { kind: 'silu_clamped_after'; limit: number }
+  /** gemma4: GeGLU, gelu_tanh(g) · u with gelu_tanh(g) = g/2 · (1 + tanh(√(2/π) · (g + 0.044715 g³))) (gelu_pytorch_tanh). */
+  | { kind: 'gelu_tanh_gated' };
 
 /** Whether the activation multiplies a gate by an up projection (false: up and down only). */
 export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2';
@@ -76,6 +87,28 @@ export interface MoeSemantics {
    */
   zeroExperts?: number;
   /**
+   * Activations that differ by layer (step3p7's per-layer `swiglu_limits`): layer → the
+   * routed (and shared) activation there, replacing `activation` (`sharedActivation`). Every
+   * backend reads a layer's semantics through `atLayer`.
+   */
+  layerActivations?: Record<number, { activation: ExpertActivation; sharedActivation?: ExpertActivation }>;
+  /**
+   * gemma4's normalised inputs (the block's input x is the decoder layer's residual stream):
+   * the router scores RMSNorm(x) · `router.input_scale` · H^-½ (RMSNorm without weight), the
+   * experts (and a shared expert) run on RMSNorm(x) · `expert_input_norm`; RMSNorm(x) =
+   * x / sqrt(mean(x²) + eps).
+   */
+  inputNorms?: { eps: number };
+  /** gemma4: each routing weight, after renormalisation, × `router.expert_scale[expert]` (per-expert output scales). */
+  expertOutputScale?: boolean;
+  /** inkling: every routing weight (the shared experts' too) × `router.global_scale`. */
+  routerGlobalScale?: boolean;
+  /**
+   * inkling: the last `sharedRouted` of the `experts` the router scores are the shared experts,
+   * weighted per token by the routing (`sigmoid_bias_shared`) instead of σ(x · shared.gate).
+   */
+  sharedRouted?: number;
+  /**
    * The block's output, routed + shared summed over every rank, goes through an RMSNorm
    * (axk1): y · w / sqrt(mean(y²) + eps), w = canonical `layers.L.output_norm`, whole on every rank.
    */
@@ -84,4 +117,10 @@ export interface MoeSemantics {
   moeLayers: number[];
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */
   quant?: QuantGeometry;
+}
+
+/** The semantics of MoE layer `layer`: `layerActivations` applied where the type has them. */
+export function atLayer(sem: MoeSemantics, layer: number): MoeSemantics {
+  const at = sem.layerActivations?.[layer];
+  return at === undefined ? sem : { ...sem, ...at };
 }

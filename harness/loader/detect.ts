@@ -8,7 +8,8 @@ import type { ModelConfig } from '../checkpoint/config.js';
 import { ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
 import { EXPERT_PARTS, partViews, type PartName, type PartView } from '../layouts/ops.js';
 import { LAYOUT_NAMES, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from '../layouts/registry.js';
-import { moeLayoutsOf } from '../quant/layout.js';
+import { moeLayoutsOf, schemeVariants, type MoeLayouts } from '../quant/layout.js';
+import { MoeConformanceError } from '../errors.js';
 import { isRouterQuantTensor, QuantizedRouter, ROUTER_DTYPES } from '../quant/errors.js';
 
 /** The parts that select experts: never quantized. */
@@ -111,8 +112,12 @@ export function moduleOf(layout: ModuleLayout, layer: number): string {
 
 /** Detect the model type and the layout of every MoE layer, refusing what cannot be loaded. */
 export function detect(dir: TensorDirectory): Detected {
-  const { entry, dims, layouts } = moeLayoutsOf(dir.config);
-  const byLayer = groupByLayer(dir.tensorNames(), entry);
+  const base = moeLayoutsOf(dir.config);
+  // Every scheme variant's layouts that these sizes allow: a quantized tensor stored beside the
+  // module (step3p7's shared expert, `../` keys) has its own names in each.
+  const variants = buildableVariants(dir);
+  const byLayer = groupByLayer(dir.tensorNames(), [base, ...variants].flatMap((m) => LAYOUT_NAMES.map((n) => m.layouts[n])));
+  const { entry, dims, layouts } = variantFitting(dir, base, variants, byLayer);
   const moe = new Set(dims.moeLayers);
   for (const [layer, names] of byLayer) {
     // Dense decoder layers may hold anything but experts. Layers past num_hidden_layers are
@@ -125,6 +130,45 @@ export function detect(dir: TensorDirectory): Detected {
   }
   const layers = dims.moeLayers.map((layer) => detectLayer(dir, entry.modelType, layouts, dims, layer, byLayer.get(layer) ?? []));
   return { modelType: dir.config.modelType, entry, dims, layers };
+}
+
+/**
+ * The layouts of each variant of the config's scheme (layout.ts schemeVariants) that these sizes
+ * allow: a variant whose size rules they break (a shared expert quantized in blocks it does not
+ * fill) is no candidate, not an error.
+ */
+function buildableVariants(dir: TensorDirectory): MoeLayouts[] {
+  return schemeVariants(dir.config).flatMap((v) => {
+    try {
+      return [moeLayoutsOf(dir.config, v)];
+    } catch (e) {
+      if (e instanceof MoeConformanceError) return [];
+      throw e;
+    }
+  });
+}
+
+/**
+ * Where the config's scheme has variants that differ in stored shapes only (NVFP4's shared
+ * global scales, layouts.md §4.1), the first whose layouts every MoE tensor of the first MoE
+ * layer fits (name and shape); the config's own scheme where none does (its errors then say why).
+ */
+function variantFitting(dir: TensorDirectory, base: MoeLayouts, variants: MoeLayouts[], byLayer: Map<number, string[]>): MoeLayouts {
+  const layer = base.dims.moeLayers[0];
+  if (variants.length < 2 || layer === undefined) return base;
+  const present = byLayer.get(layer) ?? [];
+  for (const m of variants) {
+    const specs = [compile(m.layouts.original, layer, m.dims), compile(m.layouts.fused, layer, m.dims)];
+    const fits = present.every((key) => {
+      const shape = dir.info(key).shape;
+      return specs.some((s) => {
+        const hit = matchKey(s, key);
+        return hit !== undefined && hit.spec.shape.length === shape.length && hit.spec.shape.every((n, i) => n === shape[i]);
+      });
+    });
+    if (fits) return m;
+  }
+  return base;
 }
 
 // Per-expert keys are matched, never enumerated up front: a hostile expert count in
@@ -223,12 +267,12 @@ function locationKey(part: PartName, expert: number | null): string {
 }
 
 /** Tensor names under any MoE module of the model, by decoder layer (one pass over the names). */
-function groupByLayer(names: string[], entry: ModelEntry): Map<number, string[]> {
+function groupByLayer(names: string[], layouts: ModuleLayout[]): Map<number, string[]> {
   const layerPattern = (prefix: string, end: string) => new RegExp(`^${prefix.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}${end}`);
   const patterns = [
-    ...[...new Set(LAYOUT_NAMES.map((n) => entry.layouts[n].module))].map((m) => layerPattern(m, '\\.')),
+    ...[...new Set(layouts.map((l) => l.module))].map((m) => layerPattern(m, '\\.')),
     // Tensors a layout stores beside its module (`../` keys): those exact names, not the whole decoder layer.
-    ...LAYOUT_NAMES.flatMap((n) => entry.layouts[n].tensors.filter((t) => t.key.startsWith('../')).map((t) => layerPattern(storedKey(entry.layouts[n].module, t.key), '$'))),
+    ...[...new Set(layouts.flatMap((l) => l.tensors.filter((t) => t.key.startsWith('../')).map((t) => storedKey(l.module, t.key))))].map((k) => layerPattern(k, '$')),
   ];
   const groups = new Map<number, string[]>();
   for (const name of names) {

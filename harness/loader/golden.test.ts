@@ -45,8 +45,14 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const has = (n: string) => dir.has(n);
   const raw = async (n: string) => dir.read(n);
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
-  const modules = ['model', 'backbone', 'model.language_model', 'thinker.model', 'language_model.model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer'].map((m) => `${root}.layers.${layer}.${m}`));
-  const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear'))) ?? p;
+  // gemma4's experts are a child of the decoder layer itself (the last candidate).
+  const modules = [...['model', 'backbone', 'model.language_model', 'thinker.model', 'language_model.model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer', 'moe'].map((m) => `${root}.layers.${layer}.${m}`)), `model.layers.${layer}`];
+  const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear') || (n === `${x}.gate_proj.weight` && dir.info(n).shape.length === 3))) ?? p;
+  if (has(`${m}.gate_proj.weight`) && dir.info(`${m}.gate_proj.weight`).shape.length === 3) {
+    // step3p7's original: gate/up/down already stacked per layer, [E, I, H] and [E, H, I].
+    const [g, u, d] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((k) => raw(`${m}.${k}.weight`)));
+    return { w13: (e, row, h) => (row < I ? element(g!, [e, row, h]) : element(u!, [e, row - I, h])), w2: (e, h, i) => element(d!, [e, h, i]) };
+  }
   if (type === 'nemotron_h') {
     // Non-gated: w13 is the up rows alone.
     if (has(`${m}.experts.up_proj`)) {
@@ -129,7 +135,7 @@ describe.each(fixtures)('golden %s', (fixture) => {
     // One layout where transformers has no conversion for the type: both folders hold the same keys.
     const table = (d: CheckpointDir) => [...d.tensorNames()].sort().map((n) => `${n}${JSON.stringify(d.info(n).shape)}`).join();
     const identical = table(dirs.original) === table(dirs.fused);
-    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'granitemoe_swa', 'aria_text', 'llama4'].includes(original.modelType));
+    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'granitemoe_swa', 'aria_text', 'llama4', 'gemma4_text', 'inkling_text'].includes(original.modelType));
     expect(original.layers.map((l) => [l.layer, l.layout, l.layoutsIdentical])).toEqual(moeLayers.map((l) => [l, 'original', identical]));
     expect(fused.layers.map((l) => [l.layer, l.layout])).toEqual(moeLayers.map((l) => [l, identical ? 'original' : 'fused']));
   });

@@ -15,7 +15,7 @@ import { tpSlice } from '../canonical/cut.js';
 import type { ParallelRequest } from '../tensor.js';
 import { blockSpan } from './fp8-block.js';
 import { formatOf } from './formats/index.js';
-import { schemeOf } from './scheme.js';
+import { schemeOf, type QuantScheme } from './scheme.js';
 
 type Range = [number, number];
 
@@ -23,36 +23,60 @@ type Range = [number, number];
 function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: ParallelRequest, ids: number[]): CanonicalSpec[] {
   const q = schemeOf(d.quant);
   if (q === undefined) return specs;
+  const routed: WeightGroup = { prefix: 'experts', ids, I: d.intermediate, gate: 'gate', up: 'up', down: 'down' };
+  const shared: WeightGroup = { prefix: 'shared', ids: null, I: d.sharedIntermediate, gate: 'shared_gate_proj', up: 'shared_up_proj', down: 'shared_down_proj' };
+  const groups = q.sharedQuantized && d.sharedIntermediate > 0 && d.features.sharedExpert ? [routed, shared] : [routed];
+  const replaced = new Map<string, CanonicalSpec>();
+  const companions: CanonicalSpec[] = [];
+  for (const g of groups) {
+    const { weights, extra } = groupSpecs(g, layer, d, req, q);
+    for (const w of weights) replaced.set(w.name, w);
+    companions.push(...extra);
+  }
+  return [...specs.map((s) => replaced.get(s.name) ?? s), ...companions];
+}
+
+/** Quantized weights of one layer: the routed experts (stacked over the rank's `ids`) or the shared expert (`ids` null: no expert axis). */
+interface WeightGroup {
+  prefix: 'experts' | 'shared';
+  ids: number[] | null;
+  I: number;
+  gate: PartName;
+  up: PartName;
+  down: PartName;
+}
+
+function groupSpecs(grp: WeightGroup, layer: number, d: MoeDims, req: ParallelRequest, q: QuantScheme): { weights: CanonicalSpec[]; extra: CanonicalSpec[] } {
   const format = formatOf(q);
-  const name = (what: string) => `layers.${layer}.experts.${what}`;
-  const [lo, hi] = tpSlice(d.intermediate, req.tpSize, req.tpRank);
+  const name = (what: string) => `layers.${layer}.${grp.prefix}.${what}`;
+  const [lo, hi] = tpSlice(grp.I, req.tpSize, req.tpRank);
   const Ir = hi - lo;
   const H = d.hidden;
-  const n = ids.length;
-  const perExpert = (slice: (e: number) => PartSlice[]) => ids.flatMap(slice);
+  const lead = grp.ids ? [grp.ids.length] : [];
+  const each = (slice: (e: number | null) => PartSlice[]) => (grp.ids ? grp.ids.flatMap(slice) : slice(null));
   const whole = (k: number): Range => [0, k];
-  const gateUp = (part: (p: 'gate' | 'up') => PartName, rows: Range, cols: Range) => perExpert((e) => [
-    { part: part('gate'), expert: e, rows, cols },
-    { part: part('up'), expert: e, rows, cols },
+  const part = (p: PartName, c: string) => `${p}_${c}` as PartName;
+  const gateUp = (c: string | null, rows: Range, cols: Range) => each((e) => [
+    { part: c ? part(grp.gate, c) : grp.gate, expert: e, rows, cols },
+    { part: c ? part(grp.up, c) : grp.up, expert: e, rows, cols },
   ]);
-  const out: CanonicalSpec[] = [];
+  const down = (c: string | null, rows: Range, cols: Range) => each((e) => [{ part: c ? part(grp.down, c) : grp.down, expert: e, rows, cols }]);
 
   // The weights: packed columns, and MXFP4's [..., blocks, 16] view of them.
   const p = q.packing;
-  const wCols: Range = [lo / p, hi / p];
   const split = (cols: number) => (format.blockBytes ? [(cols * p) / (2 * format.blockBytes), format.blockBytes] : [cols]);
-  const weights: Record<string, CanonicalSpec> = q.packRows
-    ? {
+  const weights: CanonicalSpec[] = q.packRows
+    ? [
         // Packed along the output rows (AWQ): w13's rows cut in whole words, w2's columns freely.
-        [name('w13')]: { name: name('w13'), shape: [n, (2 * Ir) / p, H], slices: gateUp((x) => x, [lo / p, hi / p], whole(H)) },
-        [name('w2')]: { name: name('w2'), shape: [n, H / p, Ir], slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(H / p), cols: [lo, hi] }]) },
-      }
-    : {
-        [name('w13')]: { name: name('w13'), shape: [n, 2 * Ir, ...split(H / p)], slices: gateUp((x) => x, [lo, hi], whole(H / p)) },
-        [name('w2')]: { name: name('w2'), shape: [n, H, ...split(Ir / p)], slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(H), cols: wCols }]) },
-      };
-  out.push(...specs.map((s) => weights[s.name] ?? s));
+        { name: name('w13'), shape: [...lead, (2 * Ir) / p, H], slices: gateUp(null, [lo / p, hi / p], whole(H)) },
+        { name: name('w2'), shape: [...lead, H / p, Ir], slices: down(null, whole(H / p), [lo, hi]) },
+      ]
+    : [
+        { name: name('w13'), shape: [...lead, 2 * Ir, ...split(H / p)], slices: gateUp(null, [lo, hi], whole(H / p)) },
+        { name: name('w2'), shape: [...lead, H, ...split(Ir / p)], slices: down(null, whole(H), [lo / p, hi / p]) },
+      ];
 
+  const extra: CanonicalSpec[] = [];
   for (const c of format.companions(q)) {
     if (c === 'scale') {
       const b = q.scaleBlock;
@@ -64,10 +88,10 @@ function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: 
       const hn = Math.ceil(H / b.cols);
       const hm = Math.ceil(H / b.rows);
       // Activation order: every rank holds all of w2's groups (its columns may use any of them).
-      const k2: Range = q.kScalesWhole ? whole(Math.ceil(d.intermediate / b.cols)) : k;
-      out.push(
-        { name: name('w13_scale'), shape: [n, 2 * rows.count, hn], slices: gateUp((x) => `${x}_scale`, r, whole(hn)) },
-        { name: name('w2_scale'), shape: [n, hm, k2[1] - k2[0]], slices: perExpert((e) => [{ part: 'down_scale', expert: e, rows: whole(hm), cols: k2 }]) },
+      const k2: Range = q.kScalesWhole ? whole(Math.ceil(grp.I / b.cols)) : k;
+      extra.push(
+        { name: name('w13_scale'), shape: [...lead, 2 * rows.count, hn], slices: gateUp('scale', r, whole(hn)) },
+        { name: name('w2_scale'), shape: [...lead, hm, k2[1] - k2[0]], slices: down('scale', whole(hm), k2) },
       );
     } else if (c === 'zero') {
       // Zero points: the scale grid's whole groups, `zeroRows` rows packed into one element (w13's rows cut in whole elements: Ir % zeroRows == 0).
@@ -75,34 +99,31 @@ function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: 
       const g = q.scaleBlock.cols;
       const hn = Math.ceil(H / g);
       const hz = Math.ceil(H / zr);
-      out.push(
-        { name: name('w13_zero'), shape: [n, (2 * Ir) / zr, hn], slices: gateUp((x) => `${x}_zero`, [lo / zr, hi / zr], whole(hn)) },
-        {
-          name: name('w2_zero'),
-          shape: [n, hz, q.kScalesWhole ? Math.ceil(d.intermediate / g) : Ir / g],
-          slices: perExpert((e) => [{ part: 'down_zero', expert: e, rows: whole(hz), cols: q.kScalesWhole ? whole(Math.ceil(d.intermediate / g)) : [lo / g, hi / g] }]),
-        },
+      const k2: Range = q.kScalesWhole ? whole(Math.ceil(grp.I / g)) : [lo / g, hi / g];
+      extra.push(
+        { name: name('w13_zero'), shape: [...lead, (2 * Ir) / zr, hn], slices: gateUp('zero', [lo / zr, hi / zr], whole(hn)) },
+        { name: name('w2_zero'), shape: [...lead, hz, k2[1] - k2[0]], slices: down('zero', whole(hz), k2) },
       );
     } else if (c === 'g_idx') {
       // The group of each input column: gate's and up's whole (their input is H), w2's for the rank's columns (global group ids).
-      out.push(
-        { name: name('w13_g_idx'), shape: [n, 2, H], slices: gateUp((x) => `${x}_g_idx`, [0, 1], whole(H)) },
-        { name: name('w2_g_idx'), shape: [n, Ir], slices: perExpert((e) => [{ part: 'down_g_idx', expert: e, rows: [0, 1], cols: [lo, hi] }]) },
+      extra.push(
+        { name: name('w13_g_idx'), shape: [...lead, 2, H], slices: gateUp('g_idx', [0, 1], whole(H)) },
+        { name: name('w2_g_idx'), shape: [...lead, Ir], slices: down('g_idx', [0, 1], [lo, hi]) },
       );
     } else if (c === 'shape') {
       // The recorded [out, in] of each whole projection, the same on every rank.
-      out.push(
-        { name: name('w13_shape'), shape: [n, 2, 2], slices: gateUp((x) => `${x}_shape`, [0, 1], [0, 2]) },
-        { name: name('w2_shape'), shape: [n, 2], slices: perExpert((e) => [{ part: 'down_shape', expert: e, rows: [0, 1], cols: [0, 2] }]) },
+      extra.push(
+        { name: name('w13_shape'), shape: [...lead, 2, 2], slices: gateUp('shape', [0, 1], [0, 2]) },
+        { name: name('w2_shape'), shape: [...lead, 2], slices: down('shape', [0, 1], [0, 2]) },
       );
     } else {
-      out.push(
-        { name: name(`w13_${c}`), shape: [n, 2], slices: gateUp((x) => `${x}_${c}`, [0, 1], [0, 1]) },
-        { name: name(`w2_${c}`), shape: [n], slices: perExpert((e) => [{ part: `down_${c}`, expert: e, rows: [0, 1], cols: [0, 1] }]) },
+      extra.push(
+        { name: name(`w13_${c}`), shape: [...lead, 2], slices: gateUp(c, [0, 1], [0, 1]) },
+        { name: name(`w2_${c}`), shape: lead, slices: down(c, [0, 1], [0, 1]) },
       );
     }
   }
-  return out;
+  return { weights, extra };
 }
 
 /** Every canonical tensor of layer `layer` for this rank (float weights, and companions where quantized), except `experts.ids`. */

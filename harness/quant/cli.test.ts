@@ -50,18 +50,20 @@ describe('load of a quantized checkpoint', () => {
     }
   });
 
-  it('generate --dtype fp8|mxfp4 writes a quantized checkpoint that loads with scales', async () => {
-    for (const [dtype, type, dims] of [['fp8', 'qwen3_moe', ['160', '96']], ['mxfp4', 'gpt_oss', ['64', '64']]] as const) {
-      const out = join(scratch, `gen-${dtype}`);
+  it('generate --dtype fp8|mxfp4|mxfp4-shared writes a quantized checkpoint that loads with scales (MXFP4 beyond gpt_oss too)', async () => {
+    const cases = [['fp8', 'qwen3_moe', ['160', '96']], ['mxfp4', 'gpt_oss', ['64', '64']], ['mxfp4', 'mixtral', ['64', '96']], ['mxfp4-shared', 'deepseek_v3', ['64', '32', '--shared-intermediate', '64']]] as const;
+    for (const [dtype, type, dims] of cases) {
+      const out = join(scratch, `gen-${dtype}-${type}`);
       const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
       try {
-        expect(await generate(['--model-type', type, '--layout', 'fused', '--dtype', dtype, '--experts', '3', '--hidden', dims[0], '--intermediate', dims[1], '--layers', '1', '--seed', '5', '--out', out])).toBe(0);
+        expect(await generate(['--model-type', type, '--layout', 'fused', '--dtype', dtype, '--experts', '3', '--hidden', dims[0], '--intermediate', dims[1], ...dims.slice(2), '--layers', '1', '--seed', '5', '--out', out])).toBe(0);
       } finally {
         o.mockRestore();
       }
       const c = await loadCanonical(out, { tpSize: 1, tpRank: 0, epSize: 1, epRank: 0, epPlacement: 'linear' });
       expect(c.get('layers.0.experts.w13')!.dtype).toBe(dtype === 'fp8' ? 'F8_E4M3' : 'U8');
       expect(c.has('layers.0.experts.w13_scale')).toBe(true);
+      if (dtype === 'mxfp4-shared') expect(c.get('layers.0.shared.w13_scale')?.dtype).toBe('U8');
     }
   });
 });

@@ -9,18 +9,21 @@ import { formatOf } from './formats/index.js';
 import { schemeOf } from './scheme.js';
 import { ScaleMismatch } from './errors.js';
 
-const quantizedWeight = (name: string) => QUANTIZED_WEIGHTS.find((k) => name.endsWith(k.suffix));
+/** The quantized weight `name` is under this scheme: the routed experts', and the shared experts' where it quantizes them. */
+const quantizedWeight = (name: string, g: QuantGeometry) => QUANTIZED_WEIGHTS.find((k) => name.endsWith(k.suffix) && (k.lead === 1 || g.sharedQuantized === true));
 const holdsCompanions = (c: Canonical) => [...c.keys()].some((n) => splitCompanion(n) !== undefined);
 
 /** The dequantized canonical of one rank; a weight without a companion its format needs, or a companion without its weight or not of its format, is refused. */
-export function dequantizeCanonical(tensors: Canonical, geometry: QuantGeometry, req: ParallelRequest): Canonical {
+export function dequantizeCanonical(tensors: Canonical, scheme0: QuantGeometry, req: ParallelRequest): Canonical {
+  // The config's scheme does not say whether the shared experts are quantized (the stored tensors do): their companions here do.
+  const geometry = scheme0.sharedQuantized || ![...tensors.keys()].some((n) => splitCompanion(n)?.weight.endsWith('.shared.w13')) ? scheme0 : { ...scheme0, sharedQuantized: true };
   const scheme = schemeOf(geometry)!;
   const format = formatOf(scheme);
   const wanted = format.companions(scheme);
   const out: Canonical = new Map();
   const used = new Set<string>();
   for (const [name, w] of tensors) {
-    const q = quantizedWeight(name);
+    const q = quantizedWeight(name, geometry);
     if (q === undefined) continue;
     const companions: Companions = {};
     for (const c of wanted) {
@@ -31,7 +34,7 @@ export function dequantizeCanonical(tensors: Canonical, geometry: QuantGeometry,
     }
     // The rank's first row (w13, per half) or column (w2) along I, in elements.
     const [rowPack, colPack] = scheme.packRows ? [scheme.packing, 1] : [1, scheme.packing];
-    const local = q.cut === 'rows' ? ((w.shape[1] ?? 0) / 2) * rowPack : w.shape.slice(2).reduce((a, b) => a * b, 1) * colPack;
+    const local = q.cut === 'rows' ? ((w.shape[q.lead] ?? 0) / 2) * rowPack : w.shape.slice(q.lead + 1).reduce((a, b) => a * b, 1) * colPack;
     out.set(name, format.dequantize(w, companions, { name, parts: q.parts, cut: q.cut, start: req.tpRank * local }, scheme));
   }
   for (const [name, t] of tensors) {
@@ -57,7 +60,7 @@ export function dequantizeRanks<R extends { req: ParallelRequest; tensors: Canon
   return ranks.map((r) => {
     if (holdsCompanions(r.tensors)) return { ...r, tensors: dequantizeCanonical(r.tensors, scheme, r.req) };
     for (const [name, t] of r.tensors) {
-      if (quantizedWeight(name) && t.dtype !== 'F32') {
+      if (quantizedWeight(name, scheme) && t.dtype !== 'F32') {
         throw new ScaleMismatch('quantized weight without its scale tensor (a dequantized rank holds F32 weights)', { tensor: name, expected: `F32, or ${companionName(name, 'scale')}`, found: t.dtype });
       }
     }
@@ -72,6 +75,6 @@ export function dequantizeRanks<R extends { req: ParallelRequest; tensors: Canon
  */
 export function inFormOf(reference: Canonical, found: Canonical, scheme: QuantGeometry | undefined, req: ParallelRequest): Canonical {
   if (scheme === undefined) return reference;
-  const dequantized = !holdsCompanions(found) && [...found].some(([n, t]) => quantizedWeight(n) && t.dtype === 'F32');
+  const dequantized = !holdsCompanions(found) && [...found].some(([n, t]) => quantizedWeight(n, scheme) && t.dtype === 'F32');
   return dequantized ? dequantizeCanonical(reference, scheme, req) : reference;
 }

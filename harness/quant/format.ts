@@ -16,10 +16,12 @@ export type Companion = 'scale' | 'scale_2' | 'input_scale' | 'zero' | 'shape' |
 /** Longest suffix first, so `w13_scale_2` is not read as a `_scale` of `w13_scale`... */
 const COMPANION_SUFFIXES: readonly Companion[] = ['input_scale', 'scale_2', 'scale', 'zero', 'shape', 'g_idx'];
 
-/** Routed-expert weights that may be quantized, and the axis TP cuts (quantized shared experts are refused). */
+/** Weights that may be quantized (the routed experts', stacked over `lead` expert axes, and the shared experts'), and the axis TP cuts. */
 export const QUANTIZED_WEIGHTS = [
-  { suffix: '.experts.w13', cut: 'rows', parts: 2 },
-  { suffix: '.experts.w2', cut: 'cols', parts: 1 },
+  { suffix: '.experts.w13', cut: 'rows', parts: 2, lead: 1 },
+  { suffix: '.experts.w2', cut: 'cols', parts: 1, lead: 1 },
+  { suffix: '.shared.w13', cut: 'rows', parts: 2, lead: 0 },
+  { suffix: '.shared.w2', cut: 'cols', parts: 1, lead: 0 },
 ] as const;
 
 export const companionName = (weight: string, c: Companion) => `${weight}_${c}`;
@@ -66,6 +68,11 @@ export interface QuantFormat<S extends QuantGeometry = QuantGeometry> {
   config(s: S): Record<string, unknown>;
   /** The default scheme `generate --dtype <method>` writes. */
   readonly defaultScheme: S;
+  /**
+   * Schemes one config can mean, told apart by the stored shapes (NVFP4's shared global
+   * scales), the config's own first: the loader takes the first whose layout the files fit.
+   */
+  variants?(s: S): readonly S[];
   /** Refuse a model type or sizes this format cannot store (typed errors naming the file). */
   check(modelType: string, dims: { hidden: number; intermediate: number }, s: S, file: string): void;
   /** The stored tensors of one MoE module, from its float layout. */

@@ -137,6 +137,20 @@ async function quantizedRank(src: Source, layer: number, req: ParallelRequest): 
       }
     }
     put('router.weight', await dir.read(`${p}gate.weight`));
+    if (dir.has(`${p}gate.e_score_correction_bias`)) put('router.correction_bias', await dir.read(`${p}gate.e_score_correction_bias`));
+    // DeepSeek-V3's FP8 shared expert: Is cut like I, its scale rows (columns) those of the blocks the rank's slice touches.
+    if (dir.has(`${p}shared_experts.gate_proj.weight_scale_inv`)) {
+      const Is = sem.sharedIntermediate;
+      const [slo, shi] = [(req.tpRank * Is) / req.tpSize, ((req.tpRank + 1) * Is) / req.tpSize];
+      const rows = range(Math.floor(slo / bm), Math.floor((shi - 1) / bm) + 1);
+      const cols = range(Math.floor(slo / bn), Math.floor((shi - 1) / bn) + 1);
+      const q = (n: string) => dir.read(`${p}shared_experts.${n}`);
+      const [g, u, d, gs, us, ds] = await Promise.all(['gate_proj.weight', 'up_proj.weight', 'down_proj.weight', 'gate_proj.weight_scale_inv', 'up_proj.weight_scale_inv', 'down_proj.weight_scale_inv'].map(q));
+      put('shared.w13', cat([take(g!, 0, range(slo, shi)), take(u!, 0, range(slo, shi))], 0));
+      put('shared.w2', take(d!, 1, range(slo, shi)));
+      put('shared.w13_scale', cat([take(gs!, 0, rows), take(us!, 0, rows)], 0));
+      put('shared.w2_scale', take(ds!, 1, cols));
+    }
   } else if (src.scheme.method === 'nvfp4' || src.scheme.method === 'fp8-static') {
     // Packed columns (NVFP4: two per byte), block-scale columns (NVFP4: one per 16; per-channel FP8: one per row, whole).
     const nv = src.scheme.method === 'nvfp4';
@@ -363,8 +377,8 @@ const SPLITS: Partial<Record<QuantScheme['method'], SplitCase[]>> = {
 const fixtures: Fixture[] = await discoverFixtures(ROOT);
 
 describe('quantized golden fixtures', () => {
-  it('are the seven expected ones: FP8 block, MXFP4, NVFP4, per-channel static FP8, and INT4 groups as compressed-tensors, GPTQ (desc_act) and AWQ write them', () => {
-    expect(fixtures.map((f) => f.name)).toEqual(['gpt_oss-mxfp4', 'qwen3_moe-awq', 'qwen3_moe-fp8', 'qwen3_moe-fp8-channel', 'qwen3_moe-gptq-desc-act', 'qwen3_moe-int4-g32-asym', 'qwen3_moe-nvfp4']);
+  it('are the eight expected ones: FP8 block (and DeepSeek-V3 FP8 with FP8 shared experts), MXFP4, NVFP4, per-channel static FP8, and INT4 groups as compressed-tensors, GPTQ (desc_act) and AWQ write them', () => {
+    expect(fixtures.map((f) => f.name)).toEqual(['deepseek_v3-fp8-shared', 'gpt_oss-mxfp4', 'qwen3_moe-awq', 'qwen3_moe-fp8', 'qwen3_moe-fp8-channel', 'qwen3_moe-gptq-desc-act', 'qwen3_moe-int4-g32-asym', 'qwen3_moe-nvfp4']);
   });
 
   for (const fixture of fixtures) {
@@ -376,7 +390,8 @@ describe('quantized golden fixtures', () => {
           const scheme = quantSchemeOf(dir.config.raw)!;
           const src: Source = { dir, sem, scheme, fused: layout === 'fused' };
           for (const golden of await readGolden(fixture, sem)) {
-            for (const split of SPLITS[scheme.method] ?? [{ tp: 1, ep: 1, placement: 'linear' as const }]) {
+            // The format's splits that the fixture's sizes allow (deepseek_v3-fp8-shared: I = Is = 128, so not TP 5).
+            for (const split of (SPLITS[scheme.method] ?? [{ tp: 1, ep: 1, placement: 'linear' as const }]).filter((x) => sem.intermediate % x.tp === 0 && sem.sharedIntermediate % x.tp === 0)) {
               const ranks: RankTensors[] = [];
               for (const req of requests(split)) {
                 const derived = await quantizedRank(src, golden.layer, req);

@@ -19,7 +19,7 @@ export function schemeOf(g: QuantGeometry | undefined): QuantScheme | undefined 
 }
 
 /** The quant_method values of the formats, for the refusal of an unknown one. */
-const KNOWN = ['fp8', 'mxfp4', 'modelopt (NVFP4, FP8)', 'compressed-tensors (float-quantized)'];
+const KNOWN = ['fp8', 'mxfp4', 'modelopt (NVFP4, FP8)', 'compressed-tensors (float-quantized, pack-quantized, mxfp4-pack-quantized)'];
 
 /** The scheme of a config.json (its raw object), or undefined where it has no quantization_config. */
 export function quantSchemeOf(config: Record<string, unknown>, file = 'config.json'): QuantScheme | undefined {

@@ -4,10 +4,11 @@
 // scattered into the stored tensors through the same views the loader gathers from.
 import { writeCheckpointDir, type ShardPlan } from '../checkpoint/write.js';
 import type { ModelConfig } from '../checkpoint/config.js';
-import { expandLayout } from '../loader/detect.js';
-import { blockOf, EXPERT_PARTS, scatter, UNUSED_PARTS, type PartName } from '../layouts/ops.js';
+import { expandLayout, type StoredTensor } from '../loader/detect.js';
+import { blockOf, EXPERT_PARTS, gather, scatter, UNUSED_PARTS, type PartName, type StridedBlock } from '../layouts/ops.js';
 import type { LayoutName, MoeDims } from '../layouts/registry.js';
 import { moeLayoutsOf } from '../quant/layout.js';
+import type { QuantScheme } from '../quant/scheme.js';
 import { canonicalName, elementCount } from '../canonical/canonical.js';
 import { canonicalSpecs } from '../quant/canonical.js';
 import { dtypeBits, type DType } from '../safetensors/dtypes.js';
@@ -20,6 +21,8 @@ export interface MoeWriteRequest {
   config: ModelConfig;
   layout: LayoutName;
   canonical: Canonical;
+  /** A variant of the config's quantization scheme to store (NVFP4's shared global scales); the config's own by default. */
+  scheme?: QuantScheme;
   /** Tensors outside the MoE blocks (embeddings, attention, norms), written as given. */
   extra?: Map<string, Tensor>;
   plan?: ShardPlan;
@@ -28,8 +31,8 @@ export interface MoeWriteRequest {
 }
 
 /** The stored MoE tensors for whole canonical weights, in the layout's order. */
-export function storedTensors(req: Pick<MoeWriteRequest, 'config' | 'layout' | 'canonical'>): Map<string, Tensor> {
-  const { dims, layouts } = moeLayoutsOf(req.config);
+export function storedTensors(req: Pick<MoeWriteRequest, 'config' | 'layout' | 'canonical' | 'scheme'>): Map<string, Tensor> {
+  const { dims, layouts } = moeLayoutsOf(req.config, req.scheme);
   const out = new Map<string, Tensor>();
   for (const layer of dims.moeLayers) {
     const parts = partsOf(req.canonical, dims, layer);
@@ -41,13 +44,16 @@ export function storedTensors(req: Pick<MoeWriteRequest, 'config' | 'layout' | '
       const first = UNUSED_PARTS.has(v0.part) ? parts.get('router', null) : parts.get(v0.part, EXPERT_PARTS.has(v0.part) ? (dead ? 0 : (stored.expert ?? 0)) : null);
       const elemBytes = dtypeBits(first.dtype) / 8;
       const bytes = new Uint8Array(elementCount(stored.shape) * elemBytes);
+      const shared = sharedElements(stored, dims.experts);
       for (const view of dead ? [] : stored.views) {
         const experts = !EXPERT_PARTS.has(view.part) ? [null] : stored.expert !== null ? [stored.expert] : range(dims.experts);
         for (const e of experts) {
           // Every stored tensor draws on one canonical tensor (w13 for gate and up, ...), so one dtype.
           const values = parts.get(view.part, e);
           const [rows, cols] = view.shape.length === 2 ? view.shape : [1, view.shape[0]!];
-          scatter(bytes, blockOf(view, e ?? 0, [0, rows!], [0, cols!]), values.bytes, elemBytes);
+          const block = blockOf(view, e ?? 0, [0, rows!], [0, cols!]);
+          shared?.check(bytes, block, values.bytes, elemBytes, { layer, tensor: stored.key, part: view.part, expert: e });
+          scatter(bytes, block, values.bytes, elemBytes);
         }
       }
       out.set(stored.key, { dtype: first.dtype, shape: stored.shape, bytes });
@@ -66,6 +72,29 @@ export async function writeMoeCheckpoint(dir: string, req: MoeWriteRequest): Pro
   const keys = (req.order ?? ((k: string[]) => k))([...tensors.keys()]);
   const entries: Array<[string, TensorSource]> = keys.map((k) => [k, tensors.get(k)!]);
   await writeCheckpointDir(dir, req.config.raw, entries, req.plan);
+}
+
+/**
+ * Where one stored element serves several parts (NVFP4's global scale shared by gate and up,
+ * or by every expert), a record of the elements written so far: a part whose value differs
+ * from the one already stored is refused, since the stored form cannot hold both.
+ */
+function sharedElements(stored: StoredTensor, experts: number) {
+  const held = stored.views.reduce((n, v) => n + elementCount(v.shape) * (stored.expert === null && EXPERT_PARTS.has(v.part) ? experts : 1), 0);
+  if (held <= elementCount(stored.shape)) return undefined;
+  const written = new Uint8Array(elementCount(stored.shape));
+  return {
+    check(bytes: Uint8Array, block: StridedBlock, values: Uint8Array, elemBytes: number, at: { layer: number; tensor: string; part: PartName; expert: number | null }) {
+      const before = gather(bytes, 0, block, elemBytes);
+      const seen = gather(written, 0, block, 1);
+      seen.forEach((w, k) => {
+        if (w && before.subarray(k * elemBytes, (k + 1) * elemBytes).some((b, i) => b !== values[k * elemBytes + i])) {
+          throw new WriterInputError('one stored value serves several canonical values that differ (the layout shares it)', { layer: at.layer, tensor: at.tensor, expected: 'equal values for every part it serves', found: `${at.part} of expert ${String(at.expert)} differs` });
+        }
+      });
+      scatter(written, block, new Uint8Array(block.rows * block.cols).fill(1), 1);
+    },
+  };
 }
 
 interface PartBytes {

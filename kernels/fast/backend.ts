@@ -5,12 +5,13 @@
 // [gate; up] = X_e · W13^T, then Y_e = act(gate, up) · W2^T, scattered back with the
 // routing weights. The per-token float work (activation, scatter) is O(T·k·(I + H)) and
 // stays in JavaScript; the O(T·k·I·H) work is all in the GEMM.
-import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
+import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
 import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts } from '../routing.js';
+import { blockInputsF32, routedSharedScale } from '../block-inputs.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
@@ -55,6 +56,7 @@ export class FastCpuBackend implements MoeBackend {
   }
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+    sem = atLayer(sem, layer);
     checkForwardInput(sem, layer, ranks, x, tokens);
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
@@ -80,10 +82,12 @@ export class FastCpuBackend implements MoeBackend {
       activated: pool.alloc(tokens, widest),
       y: pool.alloc(tokens, Math.max(H, E)),
     };
-    pool.write(s.x, x);
+    // Router and experts read their own inputs where the block normalises them (gemma4).
+    const r0 = ranks[0]!;
+    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
+    pool.write(s.x, inputs.router);
 
     // Router: logits in float32 on the GEMM; selection by the shared routing code.
-    const r0 = ranks[0]!;
     const router = pool.alloc(E, H);
     pool.write(router, wholeFloats(r0, `${p}router.weight`, [E, H]));
     pool.matmulNT(s.x, router, s.y);
@@ -91,6 +95,8 @@ export class FastCpuBackend implements MoeBackend {
     const logits = new Float32Array(tokens * E);
     for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]!;
     const routing = routeLogits(sem, layer, r0, logits, tokens);
+    if (inputs.experts !== inputs.router) pool.write(s.x, inputs.experts);
+    x = inputs.experts;
 
     const output = new Float32Array(tokens * H);
     ranks.forEach((rank, r) => {
@@ -112,6 +118,8 @@ export class FastCpuBackend implements MoeBackend {
       if (shared && rank.req.epRank === 0) {
         const Rs = shared.w2.cols;
         const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
+        const routedShared = routedSharedScale(sem, routing);
+        if (routedShared) batch.outputScale.set(routedShared);
         const w13m = this.resident.get(shared.w13, 0, pool.alloc(2 * Rs, H));
         const w2m = this.resident.get(shared.w2, 0, pool.alloc(H, Rs));
         this.gatedMlp(s, H, batch, w13m, w2m, sem.sharedActivation ?? SILU_GATED, undefined);

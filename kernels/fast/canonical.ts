@@ -9,6 +9,7 @@ import { decodeFloats, encodeFloats, LITTLE_ENDIAN_HOST } from '../../harness/sa
 import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError, decodeTensor, expertIds, tensorOf } from '../experts.js';
 import { route, sigmoid, type RoutingResult } from '../routing.js';
+import { scaleByExpert } from '../block-inputs.js';
 
 /** `count` stacked `rows × cols` matrices of a canonical tensor. */
 export interface StackedMatrices {
@@ -131,8 +132,8 @@ export function routeLogits(sem: MoeSemantics, layer: number, rank: RankTensors,
     const bias = wholeFloats(rank, `${p}router.bias`, [E]);
     for (let i = 0; i < logits.length; i++) logits[i]! += bias[i % E]!;
   }
-  const correction = rank.tensors.has(`${p}router.correction_bias`) ? wholeFloats(rank, `${p}router.correction_bias`, [E]) : undefined;
-  return route(sem, logits, tokens, correction);
+  const correction = rank.tensors.has(`${p}router.correction_bias`) ? wholeFloats(rank, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
+  return scaleByExpert(sem, layer, rank, route(sem, logits, tokens, correction));
 }
 
 /** A rank's expert biases where the model has them ([n, 2R] and [n, H]) for its `n` local experts of `R` rows. */

@@ -5,13 +5,14 @@
 // Everything that multiplies weights runs on the device; the host only decodes tensors,
 // routes and lays out the rows. Every kernel run is checked to have run on the mode asked
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
-import type { ExpertActivation, MoeSemantics } from '../../harness/layouts/semantics.js';
+import { atLayer, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
 import { applyOutputNorm } from '../output-norm.js';
 import { addZeroExperts, route, sigmoid } from '../routing.js';
+import { blockInputsF32, routedSharedScale, scaleByExpert } from '../block-inputs.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -96,6 +97,8 @@ function rankF32(sem: MoeSemantics, layer: number, rank: RankTensors): RankF32 {
 function activationConstants(a: ExpertActivation): ActivationConstants {
   if (a.kind === 'gpt_oss_clamped') return { act: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { act: 3, alpha: 0, limit: a.limit };
+  if (a.kind === 'silu_clamped_after') return { act: 4, alpha: 0, limit: a.limit };
+  if (a.kind === 'gelu_tanh_gated') return { act: 5, alpha: 0, limit: 0 };
   return a.kind === 'relu2' ? { act: 2, alpha: 0, limit: 0 } : SILU_GATED;
 }
 
@@ -123,6 +126,7 @@ class GpujsMoeBackend implements GpujsBackend {
   }
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<GpujsForwardResult> {
+    sem = atLayer(sem, layer);
     const { hidden: H, experts: E, topK: k } = sem;
     if (this.disposed) throw new KernelInputError(`${this.name} was disposed`, { layer });
     checkForwardInput(sem, layer, ranks, x, tokens);
@@ -135,10 +139,13 @@ class GpujsMoeBackend implements GpujsBackend {
     const p = `layers.${layer}.`;
     const routerWeight = wholeFloats(r0, `${p}router.weight`, [E, H]);
     const routerBias = r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : new Float32Array(E);
-    const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
+    const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
 
-    const logits = await this.kernels.linear(x, tokens, H, routerWeight, E, routerBias);
-    const routing = route(sem, logits, tokens, correction);
+    // Router and experts read their own inputs where the block normalises them (gemma4).
+    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
+    const logits = await this.kernels.linear(inputs.router, tokens, H, routerWeight, E, routerBias);
+    const routing = scaleByExpert(sem, layer, r0, route(sem, logits, tokens, correction));
+    x = inputs.experts;
 
     // Row a = t*k + c: token t's c-th choice. llama4_text scales the expert's input by the
     // routing weight (rounded to f32 like the product on a device); the others its output.
@@ -162,7 +169,7 @@ class GpujsMoeBackend implements GpujsBackend {
       const rowSlot = Int32Array.from(routing.selected, (id) => slotOf.get(id) ?? -1);
       // The down bias belongs to the whole output: only TP rank 0 adds it.
       await this.expertsPartial(sem, rank.experts, activationConstants(sem.activation), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
-      if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate);
+      if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate, routedSharedScale(sem, routing));
     }
     addZeroExperts(sem, routing, x, tokens, output);
     applyOutputNorm(sem, layer, ranks, tokens, output);
@@ -201,10 +208,11 @@ class GpujsMoeBackend implements GpujsBackend {
   /** The shared expert over every token (one row each), × σ(x·gate) where the model has that gate. */
   private async sharedPartial(
     sem: MoeSemantics, shared: NonNullable<RankF32['shared']>, x: Float32Array, tokens: number,
-    layer: number, accumulate: (part: Float32Array) => void,
+    layer: number, accumulate: (part: Float32Array) => void, routed?: Float64Array,
   ): Promise<void> {
     const scale = sem.sharedScale ?? 1;
-    let gate = new Float32Array(tokens).fill(scale);
+    // inkling: the routing weights the shared expert, token by token.
+    let gate = routed ? Float32Array.from(routed) : new Float32Array(tokens).fill(scale);
     if (shared.gate) {
       const z = await this.kernels.linear(x, tokens, sem.hidden, shared.gate, 1, new Float32Array(1));
       gate = z.map((v) => sigmoid(v) * scale);

@@ -16,9 +16,9 @@ import { BackendFallbackError } from './errors.js';
 
 export type GpujsMode = 'cpu' | 'webasm' | 'webgpu';
 
-/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated), 3 = SiLU-gated clamped at limit. */
+/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated), 3 = SiLU-gated clamped at limit, 4 = clamped after SiLU, 5 = GeGLU (tanh GELU). */
 export interface ActivationConstants {
-  act: 0 | 1 | 2 | 3;
+  act: 0 | 1 | 2 | 3 | 4 | 5;
   alpha: number;
   limit: number;
 }
@@ -65,6 +65,16 @@ function gatedUpBody(
     const r = Math.max(up, 0);
     return r * r;
   }
+  if (this.constants.act === 5) {
+    // tanh from exp(-2|y|), which never overflows.
+    const y = 0.7978845608028654 * (gate + 0.044715 * gate * gate * gate);
+    const ey = Math.exp(-2 * Math.abs(y));
+    let th = (1 - ey) / (1 + ey);
+    if (y < 0) {
+      th = -th;
+    }
+    return 0.5 * gate * (1 + th) * up;
+  }
   let g = gate;
   let u = up;
   let z = gate;
@@ -83,6 +93,9 @@ function gatedUpBody(
   let sigma = 1 / (1 + e);
   if (z < 0) {
     sigma = e / (1 + e);
+  }
+  if (this.constants.act === 4) {
+    return Math.min(g * sigma, this.constants.limit) * Math.max(Math.min(up, this.constants.limit), -this.constants.limit);
   }
   return g * sigma * u;
 }

@@ -14,7 +14,7 @@
 // (host arrays in and out, the MoeBackend contract) and `forwardOnDevice` (x and the output
 // stay in GPU buffers). Same rank-summing semantics as the CPU fast path (kernels/fast/).
 import { createRequire } from 'node:module';
-import { SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
+import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
@@ -25,6 +25,7 @@ import { checkForwardInput, ForwardInputError } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { applyOutputNorm } from '../output-norm.js';
 import { route } from '../routing.js';
+import { blockInputsF32, routedSharedScale, scaleByExpert } from '../block-inputs.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
@@ -94,7 +95,8 @@ interface RankPlan {
   w2: DeviceMatrices;
   b13?: GPUBuffer;
   b2?: GPUBuffer;
-  shared?: { w13: DeviceMatrices; w2: DeviceMatrices; R: number; rowsParams: GPUBuffer; gate?: GPUBuffer };
+  /** The shared expert; its row table made on the GPU (ALL_ROWS), or given where the routing weights it. */
+  shared?: { w13: DeviceMatrices; w2: DeviceMatrices; R: number; rowsParams: GPUBuffer; gate?: GPUBuffer; rows?: GPUBuffer };
 }
 
 /** One rank's scratch at one tiling (see grouping.ts). */
@@ -228,11 +230,16 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
     const prepared = this.prepare(sem, layer, ranks, x, tokens);
+    sem = prepared.sem;
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
     return this.serialized(async (temp) => {
+      // gemma4's normalised router and expert inputs: made on the host, as every backend does.
+      const inputs = blockInputsF32(sem, layer, prepared.ranks[0]!, x, tokens);
+      const bytesOf = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
       const xBuf = this.scratchBuffer('x', tokens * sem.hidden * 4);
-      await this.uploadStaged(xBuf, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, xBuf, tokens, temp);
+      await this.uploadStaged(xBuf, bytesOf(inputs.experts));
+      const xRouter = inputs.router === inputs.experts ? xBuf : this.temporary(temp)(inputs.router);
+      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, xBuf, xRouter, tokens, temp);
       const [output, logits, selected] = await this.readBack(encoder, [[result.output, tokens * sem.hidden], [result.logits, tokens * sem.experts], [result.selected, tokens * sem.topK]]);
       const out = new Float32Array(output!);
       // axk1's block-output RMSNorm: on the host, of the sum of the ranks, as every backend does.
@@ -244,19 +251,21 @@ export class WgslWebGpuBackend implements MoeBackend {
   /**
    * The forward on device-resident data, as a model would run it between layers: x already in
    * a GPU buffer (`[tokens, hidden]` f32, e.g. from `inputBuffer`), nothing copied to or from the
-   * host (except for sparsemixer routing, which runs on the CPU), resolved once the GPU has
-   * finished. The result's buffers belong to the backend and hold until its next forward. A
-   * model with a block-output norm (axk1) is refused: that norm runs on the host.
+   * host (except where routing runs on the CPU: sparsemixer, and the routings that read more
+   * of the block's tensors, see `hostRouting`), resolved once the GPU has finished. The
+   * result's buffers belong to the backend and hold until its next forward. Models whose
+   * block normalises its input or output (gemma4, axk1) are refused: those norms run on the host.
    */
   async forwardOnDevice(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: GPUBuffer, tokens: number): Promise<DeviceForward> {
     const prepared = this.prepare(sem, layer, ranks, undefined, tokens);
-    if (sem.outputNorm) {
-      throw new WgslKernelError('the block-output norm (axk1) runs on the host: use forward()', { layer, expected: 'no outputNorm', found: JSON.stringify(sem.outputNorm) });
+    sem = prepared.sem;
+    if (sem.outputNorm || sem.inputNorms) {
+      throw new WgslKernelError('the block\'s input or output norm (gemma4, axk1) runs on the host: use forward()', { layer, expected: 'no inputNorms or outputNorm', found: JSON.stringify({ inputNorms: sem.inputNorms, outputNorm: sem.outputNorm }) });
     }
     if (x.size < tokens * sem.hidden * 4) throw new ForwardInputError('input buffer smaller than [tokens, hidden] f32', { layer, expected: tokens * sem.hidden * 4, found: x.size });
     if (tokens === 0) return { output: this.scratchBuffer('out', 0), logits: this.scratchBuffer('logits', 0), selected: this.scratchBuffer('selected', 0), tokens };
     return this.serialized(async (temp) => {
-      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, x, tokens, temp);
+      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, x, x, tokens, temp);
       this.device.queue.submit([encoder.finish()]);
       await withTimeout(this.device.queue.onSubmittedWorkDone(), READBACK_TIMEOUT_MS, this.session.adapter.backend);
       return { ...result, tokens };
@@ -299,12 +308,13 @@ export class WgslWebGpuBackend implements MoeBackend {
     return new Float32Array(out!);
   }
 
-  private prepare(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | undefined, tokens: number): { ranks: RankTensors[]; weights: RankWeights[] } {
+  private prepare(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | undefined, tokens: number): { sem: MoeSemantics; ranks: RankTensors[]; weights: RankWeights[] } {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
+    sem = atLayer(sem, layer);
     // A device input is sized by forwardOnDevice; only its length is checked here.
     checkForwardInput(sem, layer, ranks, x ?? { length: tokens * sem.hidden }, tokens);
     const kernelRanks = kernelForm(sem, ranks);
-    return { ranks: kernelRanks, weights: kernelRanks.map((rank) => rankWeights(sem, layer, rank)) };
+    return { sem, ranks: kernelRanks, weights: kernelRanks.map((rank) => rankWeights(sem, layer, rank)) };
   }
 
   /** Runs `body` after every earlier forward (they share scratch buffers), inside the device's error scopes; its temporary buffers are destroyed after. */
@@ -333,12 +343,12 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   /**
    * Encodes the whole forward (router GEMM, routing, grouping, expert GEMMs, combine) on one
-   * command encoder, not yet submitted; for sparsemixer the router's logits make one round
-   * trip first. On the first forward of a shape with `autotune`, every candidate tiling is
+   * command encoder, not yet submitted; where routing runs on the CPU (`hostRouting`) the
+   * router's logits make one round trip first. On the first forward of a shape with `autotune`, every candidate tiling is
    * timed on it first.
    */
   private async encodeForward(
-    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], xBuf: GPUBuffer, tokens: number, temp: GPUBuffer[],
+    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], xBuf: GPUBuffer, xRouter: GPUBuffer, tokens: number, temp: GPUBuffer[],
   ): Promise<{ encoder: GPUCommandEncoder; result: Omit<DeviceForward, 'tokens'> }> {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
@@ -349,34 +359,37 @@ export class WgslWebGpuBackend implements MoeBackend {
     const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
     const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
     const routerBias = r0.tensors.has(`${p}router.bias`) ? buffer(wholeFloats(r0, `${p}router.bias`, [E])) : undefined;
-    const correctionValues = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E]) : undefined;
+    const correctionValues = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
     const logits = this.scratchBuffer('logits', tokens * E * 4);
     const selected = this.scratchBuffer('selected', tokens * k * 4);
     const routeWeights = this.scratchBuffer('weights', tokens * k * 4);
     const allRows = this.scratchBuffer('allRows', tokens * 16);
     const out = this.scratchBuffer('out', tokens * H * 4);
-    const program = routingProgram(sem.routing);
+    const program = hostRouting(sem) ? undefined : routingProgram(sem.routing);
     const correction = correctionValues ? buffer(correctionValues) : zeros;
     // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
     const routerTiling = this.options.tiling ?? this.heuristic(16);
     const encodeRouter = (pass: GPUComputePassEncoder) => {
-      this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [buffer(rowsParams(tokens, H, false, 1), UNIFORM), xBuf, zeros, allRows], Math.ceil(tokens / 64));
-      this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: routerBias !== undefined, mode: 0, alpha: 0, limit: 0 }, allRows, xBuf, routerBias ?? zeros, logits, buffer);
+      this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [buffer(rowsParams(tokens, H, false, 1), UNIFORM), xRouter, zeros, allRows], Math.ceil(tokens / 64));
+      this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: routerBias !== undefined, mode: 0, alpha: 0, limit: 0 }, allRows, xRouter, routerBias ?? zeros, logits, buffer);
       if (program) this.dispatch(pass, this.routingPipeline(program, E, k), [buffer(routingParams(tokens), UNIFORM), logits, correction, selected, routeWeights], Math.ceil(tokens / 64));
     };
+    let sharedScales: Float32Array | undefined;
     if (!program) {
-      // sparsemixer: the router's logits come back and the shared CPU code routes.
+      // The router's logits come back and the shared CPU code routes.
       const encoder = this.device.createCommandEncoder();
       const pass = encoder.beginComputePass();
       encodeRouter(pass);
       pass.end();
       const [l] = await this.readBack(encoder, [[logits, tokens * E]]);
-      const routing = route(sem, new Float32Array(l!), tokens, correctionValues);
+      const routing = scaleByExpert(sem, layer, r0, route(sem, new Float32Array(l!), tokens, correctionValues));
+      const shared = routedSharedScale(sem, routing);
+      if (shared) sharedScales = Float32Array.from(shared);
       this.writeAt(selected, new Uint8Array(routing.selected.buffer));
       this.writeAt(routeWeights, new Uint8Array(Float32Array.from(routing.weights).buffer));
     }
 
-    const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, tokens, buffer));
+    const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, tokens, sharedScales, buffer));
     const encode = (tiling: GemmTiling): GPUCommandEncoder => {
       const encoder = this.device.createCommandEncoder();
       // Sized for every rank before any is encoded: growing a scratch buffer replaces it, which would drop it from under an earlier rank's commands.
@@ -424,7 +437,10 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   /** One rank's device weights and the small tables that depend on neither the tokens' routing nor the tiling. */
-  private plan(sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, tokens: number, buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer): RankPlan {
+  private plan(
+    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, tokens: number, sharedScales: Float32Array | undefined,
+    buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
+  ): RankPlan {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
     const n = weights.ids.length;
@@ -445,6 +461,8 @@ export class WgslWebGpuBackend implements MoeBackend {
         w13: this.matrices(weights.shared.w13, buffer), w2: this.matrices(weights.shared.w2, buffer), R: weights.shared.w2.cols,
         rowsParams: buffer(rowsParams(tokens, H, gate !== undefined, sem.sharedScale ?? 1), UNIFORM), gate,
       };
+      // inkling: the routing weights the shared expert per token (routed on the CPU).
+      if (sharedScales) plan.shared.rows = buffer(sharedRowTable(sharedScales));
     }
     return plan;
   }
@@ -511,9 +529,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
     const shared = plan.shared;
     if (shared) {
-      const sharedRows = this.scratchBuffer('sharedRows', tokens * 16);
+      const sharedRows = shared.rows ?? this.scratchBuffer('sharedRows', tokens * 16);
       const actS = this.scratchBuffer('actS', tokens * shared.R * 4);
-      this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [shared.rowsParams, xBuf, shared.gate ?? zeros, sharedRows], Math.ceil(tokens / 64));
+      if (!shared.rows) this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [shared.rowsParams, xBuf, shared.gate ?? zeros, sharedRows], Math.ceil(tokens / 64));
       const up: GemmParams = { N: shared.R, K: H, rowsB: 2 * shared.R, upRow: shared.R, ldc: shared.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
       const down: GemmParams = { N: H, K: shared.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0 };
       this.grouped(pass, 'up', tiling, shared.w13, [0, tokens], up, sharedRows, xBuf, zeros, actS, buffer);
@@ -769,6 +787,27 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 }
 
+/**
+ * Routing that runs on the CPU with the shared code: sparsemixer (no shader), and the
+ * routings that scale weights by more of the block's tensors (gemma4's per-expert output
+ * scales, inkling's global scale and router-weighted shared experts).
+ */
+function hostRouting(sem: MoeSemantics): boolean {
+  return routingProgram(sem.routing) === undefined || sem.expertOutputScale === true || sem.routerGlobalScale === true || (sem.sharedRouted ?? 0) > 0;
+}
+
+/** The shared expert's row table where the routing weights it: row t is (t, 1, scale_t). */
+function sharedRowTable(scales: Float32Array): Uint32Array {
+  const table = new Uint32Array(4 * scales.length);
+  const bits = new Uint32Array(scales.buffer, scales.byteOffset, scales.length);
+  for (let t = 0; t < scales.length; t++) {
+    table[4 * t] = t;
+    table[4 * t + 1] = 0x3f800000;
+    table[4 * t + 2] = bits[t]!;
+  }
+  return table;
+}
+
 /** The routing shader's uniform: tokens, -inf, +inf (routing.ts). */
 function routingParams(tokens: number): Uint32Array {
   const words = new Uint32Array([tokens, 0, 0, 0]);
@@ -792,5 +831,7 @@ const FIXED_SHADERS: [string, string][] = [
 function activationParams(a: ExpertActivation): { mode: number; alpha: number; limit: number } {
   if (a.kind === 'gpt_oss_clamped') return { mode: 1, alpha: a.alpha, limit: a.limit };
   if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
+  if (a.kind === 'silu_clamped_after') return { mode: 4, alpha: 0, limit: a.limit };
+  if (a.kind === 'gelu_tanh_gated') return { mode: 5, alpha: 0, limit: 0 };
   return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }

@@ -1,7 +1,8 @@
 // Routing on the GPU: one thread per token turns its row of router logits (router bias
 // already added by the router GEMM) into the selected expert ids and their weights, for every
 // `Routing` kind of kernels/routing.ts except phimoe's sparsemixer (two masked softmax rounds,
-// one model), which the backend routes on the CPU. Each kind is described here as data —
+// one model) and inkling's sigmoid_bias_shared (shared experts weighted by the router), which
+// the backend routes on the CPU. Each kind is described here as data —
 // score, selection key, groups, weight source, normalisation — and one generator writes the
 // shader, with the same selection rules as the shared CPU code: a top-k that keeps the best k
 // in one pass with equal keys in index order (NaN ranks first), groups kept by the same top-k
@@ -64,6 +65,7 @@ export function routingProgram(r: Routing): RoutingProgram | undefined {
     case 'topk_sigmoid_input':
       return { score: 'identity', key: 'logit', weight: 'sigmoid-of-chosen', scaling: 1, inputScale: true };
     case 'sparsemixer':
+    case 'sigmoid_bias_shared':
       return undefined;
   }
 }

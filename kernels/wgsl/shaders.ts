@@ -90,7 +90,7 @@ export interface GemmParams {
   /** Row offset added to every row of C written. */
   cOff: number;
   hasBias: boolean;
-  /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts), 3 SiLU-gated with gate and up clamped at limit (glm5_next). */
+  /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts), 3 SiLU-gated with gate and up clamped at limit (glm5_next), 4 clamped after SiLU (step3p7), 5 GeGLU (gemma4). */
   mode: number;
   alpha: number;
   limit: number;
@@ -262,6 +262,17 @@ fn activate(gate: f32, upv: f32, slot: u32, j: u32) -> f32 {
     // glm5_next: SiLU-gated with gate and up clamped first.
     g = min(g, p.limit);
     u = clamp(u, -p.limit, p.limit);
+  }
+  if (p.mode == 5u) {
+    // gemma4's GeGLU: tanh GELU, tanh from exp(-2|y|) (an overflowing exp is undefined in WGSL).
+    let y = 0.7978845608028654 * (g + 0.044715 * g * g * g);
+    let ey = exp(-2.0 * abs(y));
+    let th = sign(y) * (1.0 - ey) / (1.0 + ey);
+    return 0.5 * g * (1.0 + th) * u;
+  }
+  if (p.mode == 4u) {
+    // step3p7: the clamp after SiLU.
+    return min(g / (1.0 + exp(-g)), p.limit) * clamp(u, -p.limit, p.limit);
   }
   return (g / (1.0 + exp(-g))) * u;
 }

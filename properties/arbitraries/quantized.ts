@@ -1,10 +1,11 @@
-// Quantized checkpoints (spec §4), one family per format: FP8 block-scaled for every model
-// type and layout; static FP8 (every producer's form), NVFP4 (sizes in whole 16-element
-// blocks) and INT4 groups (sizes in whole groups) for every model type stored per expert or
-// fused [E, 2I, H]; MXFP4 for gpt_oss with sizes in whole 32-element blocks. TP sizes that would split a block of a format that forbids it are left to the
+// Quantized checkpoints (spec §4), one family per format, each for every gated model type and
+// layout family it can store (transposed, interleaved and flattened included; AWQ not
+// interleaved): FP8 block-scaled; static FP8 (every producer's form); NVFP4 (sizes in whole
+// 16-element blocks; global scales per projection, per expert, per tensor); INT4 groups
+// (sizes in whole groups); MXFP4 (sizes in whole 32-element blocks). TP sizes that would split a block of a format that forbids it are left to the
 // invalid-request family.
 import fc from 'fast-check';
-import type { CaseSpec, CheckpointSpec, QuantDtypeName } from '../spec.js';
+import type { CaseSpec, CheckpointSpec, ModelSpec, QuantDtypeName } from '../spec.js';
 import { layoutArb, shardArb } from './checkpoint.js';
 import { coreDims, modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
@@ -13,29 +14,36 @@ import { modelTypesFor, QUANT_DTYPES } from '../../harness/quant/formats/index.j
 
 /** FP8 block scales: every gated model type, every layout family (transposed, interleaved and flattened included). */
 export const FP8_MODEL_TYPES: readonly string[] = modelTypesFor(QUANT_DTYPES.fp8);
-/** NVFP4, static FP8, INT4: the gated model types whose layouts are per expert or fused [E, 2I, H] (not llama4's transposed, gpt_oss's interleaved or dbrx's flattened experts). */
-export const PER_EXPERT_OR_FUSED_TYPES: readonly string[] = modelTypesFor(QUANT_DTYPES.nvfp4);
+/** The gated model types a quantized dtype can store, every layout family included (AWQ leaves out gpt_oss's interleaved gate/up: spec/layouts.md §4). */
+const typesOf = (d: QuantDtypeName): readonly string[] => modelTypesFor(QUANT_DTYPES[d]);
 
 /** Which model types each quantized dtype is drawn for, and the sizes it needs. */
 const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: number[]; intermediate?: number[]; layouts: boolean }> = {
   fp8: { types: FP8_MODEL_TYPES, layouts: true },
-  mxfp4: { types: ['gpt_oss'], hidden: [32, 64], intermediate: [32, 64, 96], layouts: false },
-  nvfp4: { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
-  'fp8-tensor': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
-  'fp8-modelopt': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
-  'fp8-ct-tensor': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
-  'fp8-ct-channel': { types: PER_EXPERT_OR_FUSED_TYPES, layouts: true },
-  // INT4 groups: sizes in whole groups, TP in whole groups of w2's K.
-  'int4-ct-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-ct-g64-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
-  'int4-ct-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
-  'int4-gptq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-gptq-g64-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [64], intermediate: [64, 128], layouts: true },
-  'int4-gptq-g32-desc-act': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-gptq-v2-g32-asym': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-ct-g32-actorder': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-awq-g32': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
-  'int4-awq-g128': { types: PER_EXPERT_OR_FUSED_TYPES, hidden: [128], intermediate: [128, 256], layouts: true },
+  'fp8-shared': { types: typesOf('fp8-shared'), layouts: true },
+  mxfp4: { types: typesOf('mxfp4'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'mxfp4-shared': { types: typesOf('mxfp4-shared'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  'mxfp4-ct': { types: typesOf('mxfp4-ct'), hidden: [32, 64], intermediate: [32, 64, 96], layouts: true },
+  nvfp4: { types: typesOf('nvfp4'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
+  'nvfp4-merged': { types: typesOf('nvfp4-merged'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
+  'nvfp4-tensor': { types: typesOf('nvfp4-tensor'), hidden: [16, 32, 48], intermediate: [32, 64, 96], layouts: true },
+  'fp8-tensor': { types: typesOf('fp8-tensor'), layouts: true },
+  'fp8-modelopt': { types: typesOf('fp8-modelopt'), layouts: true },
+  'fp8-modelopt-tensor': { types: typesOf('fp8-modelopt-tensor'), layouts: true },
+  'fp8-ct-tensor': { types: typesOf('fp8-ct-tensor'), layouts: true },
+  'fp8-ct-channel': { types: typesOf('fp8-ct-channel'), layouts: true },
+  // INT4 groups: sizes in whole groups, TP in whole groups of w2's K; rows of at least two groups, so that a loader
+  // assuming another group size (128) reads the wrong scales on every case of groups of 32 or 64.
+  'int4-ct-g32': { types: typesOf('int4-ct-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-ct-g64-asym': { types: typesOf('int4-ct-g64-asym'), hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-ct-g128': { types: typesOf('int4-ct-g128'), hidden: [128], intermediate: [128, 256], layouts: true },
+  'int4-gptq-g32': { types: typesOf('int4-gptq-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-gptq-g64-asym': { types: typesOf('int4-gptq-g64-asym'), hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-gptq-g32-desc-act': { types: typesOf('int4-gptq-g32-desc-act'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-gptq-v2-g32-asym': { types: typesOf('int4-gptq-v2-g32-asym'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-ct-g32-actorder': { types: typesOf('int4-ct-g32-actorder'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-awq-g32': { types: typesOf('int4-awq-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
+  'int4-awq-g128': { types: typesOf('int4-awq-g128'), hidden: [128], intermediate: [256], layouts: true },
 };
 
 /** The model types a quantized dtype is drawn for. */
@@ -48,7 +56,10 @@ function checkpointArb(dtype: QuantDtypeName, types: readonly string[]): fc.Arbi
     f.hidden && f.intermediate
       ? coreDims.chain((c) => fc.record({ experts: fc.constant(c.experts), hidden: fc.constantFrom(...f.hidden!), intermediate: fc.constantFrom(...f.intermediate!) }))
       : coreDims;
-  return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores), layout: layoutArb(), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
+  // A quantized shared expert keeps the format's size rules: a free shared size becomes I (whole blocks and groups, on every TP rank I's are).
+  const scheme = QUANT_DTYPES[dtype];
+  const shared = (m: ModelSpec): ModelSpec => (scheme.sharedQuantized && !scheme.splitsBlocks && m.sharedIntermediate % m.intermediate !== 0 ? { ...m, sharedIntermediate: m.intermediate } : m);
+  return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores).map(shared), layout: layoutArb(), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
 }
 
 /** Valid loads of quantized checkpoints over all ranks, and (where a model has two) both layouts agreeing. */
@@ -72,10 +83,10 @@ export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly Quant
 
 /** The quantized case families of the default suite: one per format, so each gets its share of cases. */
 export const QUANT_FAMILIES: ReadonlyArray<{ label: string; dtypes: readonly QuantDtypeName[] }> = [
-  { label: 'FP8 block scales', dtypes: ['fp8'] },
-  { label: 'MXFP4', dtypes: ['mxfp4'] },
-  { label: 'NVFP4', dtypes: ['nvfp4'] },
-  { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-ct-tensor', 'fp8-ct-channel'] },
+  { label: 'FP8 block scales (shared experts float and quantized)', dtypes: ['fp8', 'fp8-shared'] },
+  { label: 'MXFP4 (every layout family; shared experts float and quantized; compressed-tensors mxfp4-pack-quantized)', dtypes: ['mxfp4', 'mxfp4-shared', 'mxfp4-ct'] },
+  { label: 'NVFP4 (global scales per projection, per expert, per tensor)', dtypes: ['nvfp4', 'nvfp4-merged', 'nvfp4-tensor'] },
+  { label: 'static FP8 (fp8, ModelOpt, compressed-tensors per tensor and per channel)', dtypes: ['fp8-tensor', 'fp8-modelopt', 'fp8-modelopt-tensor', 'fp8-ct-tensor', 'fp8-ct-channel'] },
   { label: 'INT4 groups (compressed-tensors pack-quantized: groups of 32, 64 asymmetric, 128, actorder)', dtypes: ['int4-ct-g32', 'int4-ct-g64-asym', 'int4-ct-g128', 'int4-ct-g32-actorder'] },
   { label: 'INT4 groups (GPTQ: groups of 32, 64 asymmetric, desc_act, v2 zeros)', dtypes: ['int4-gptq-g32', 'int4-gptq-g64-asym', 'int4-gptq-g32-desc-act', 'int4-gptq-v2-g32-asym'] },
   { label: 'INT4 groups (AWQ GEMM: groups of 32, 128)', dtypes: ['int4-awq-g32', 'int4-awq-g128'] },

@@ -22,6 +22,7 @@ import { memoLoader, recent } from '../memo.js';
 import { QuantizedRouter } from '../../harness/quant/errors.js';
 import { schemeOf } from '../../harness/quant/scheme.js';
 import { dequantizeCanonical } from '../../harness/quant/dequantize.js';
+import { MISREADINGS } from '../../harness/compare/misreadings.js';
 import { int4CtScheme } from '../../harness/quant/formats/int4-ct.js';
 import { int4GptqScheme } from '../../harness/quant/formats/int4-gptq.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
@@ -331,7 +332,7 @@ function QUANT_MUTANTS(): Mutant[] {
       const out = await load(dir, req);
       const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
       if (scheme?.method !== 'int4-gptq' || !scheme.zerosMinusOne) return out;
-      return dequantizeCanonical(out, int4GptqScheme(scheme.group, scheme.symmetric, false), req);
+      return dequantizeCanonical(out, int4GptqScheme(scheme.group, scheme.symmetric, false, scheme.descAct), req);
     }),
     mutant('int4-g-idx-ignored', 'activation-order g_idx ignored: each column dequantized with the group of its position (floor(column / group)), as a loader that drops g_idx does', async (dir, req) => {
       const out = await load(dir, req);
@@ -347,6 +348,14 @@ function QUANT_MUTANTS(): Mutant[] {
       });
       return dequantizeCanonical(fixed, scheme, req);
     }),
+    // Misreadings the diagnosis recognises by redoing them (harness/compare/misreadings.ts), served in the dequantized form.
+    ...MISREADINGS.map((m) =>
+      mutant(m.kind === 'group-size-mismatch' ? 'int4-group-size-assumed-128' : 'nvfp4-scale-2-applied-twice', m.kind === 'group-size-mismatch' ? 'config.json\'s INT4 group_size (32, 64) ignored and 128 assumed: each column dequantized with the scale and zero of group floor(j / 128); loads cleanly, computes garbage' : 'NVFP4 weight_scale_2 applied twice (folded into the block scales and applied again as the GEMM alpha)', async (dir, req) => {
+        const out = await load(dir, req);
+        const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
+        return scheme && m.applies(scheme) ? m.serve(out, scheme, req) : out;
+      }),
+    ),
     onOutput('int4-nibble-order-confused', 'INT4 words read in the other tool\'s nibble order: AutoAWQ\'s (nibble k holds element 0, 2, 4, 6, 1, 3, 5, 7) for compressed-tensors/GPTQ words packed in order, or the reverse', (out) =>
       mapTensors(out, '', (t, name) => {
         if (t.dtype !== 'I32' || !/experts\.w(13|2)$/.test(name)) return t;
@@ -570,6 +579,8 @@ const DIAGNOSIS: Record<string, DiagnosisKind> = {
   'gptq-zeros-without-plus-one': 'dequantized-differently',
   'int4-g-idx-ignored': 'dequantized-differently',
   'fp8-w13-requantized-to-max-scale': 'requantized',
+  'int4-group-size-assumed-128': 'group-size-mismatch',
+  'nvfp4-scale-2-applied-twice': 'global-scale-applied-twice',
 };
 
 /** Mutants the default suite cannot reach in its few cases per property. */

@@ -73,12 +73,13 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const quant = dtype.quant ? { quantization_config: quantizationConfig(dtype.quant) } : {};
     const config = new ModelConfig(buildConfig({ ...sizes, topK: Math.min(sizes.topK, sizes.experts) }, dtype.config, quant));
-    const { dims, scheme } = moeLayoutsOf(config);
+    const { dims, scheme } = moeLayoutsOf(config, dtype.quant);
     const canonical = scheme ? randomQuantizedCanonical(dims, scheme, seed) : randomCanonical(dims, dtype.dtype, seed);
     await writeMoeCheckpoint(out!, {
       config,
       layout,
       canonical,
+      ...(scheme ? { scheme } : {}),
       ...(maxShardBytes > 0 ? { plan: { maxShardBytes } } : {}),
     });
     process.stdout.write(`wrote ${modelType} (${layout}, ${describeDtype(dtypeName)}) to ${out}\n`);

@@ -14,6 +14,7 @@ import { flex_olmo } from './flex_olmo.js';
 import { glm4_moe } from './glm4_moe.js';
 import { glm4_moe_lite } from './glm4_moe_lite.js';
 import { glm4v_moe } from './glm4v_moe.js';
+import { gemma4_text } from './gemma4_text.js';
 import { glm5_next } from './glm5_next.js';
 import { glm_moe_dsa } from './glm_moe_dsa.js';
 import { gpt_oss } from './gpt_oss.js';
@@ -22,6 +23,7 @@ import { granitemoehybrid } from './granitemoehybrid.js';
 import { granitemoeshared } from './granitemoeshared.js';
 import { hunyuan_v1_moe } from './hunyuan_v1_moe.js';
 import { hy_v3 } from './hy_v3.js';
+import { inkling_text } from './inkling_text.js';
 import { jamba } from './jamba.js';
 import { jetmoe } from './jetmoe.js';
 import { kimi_linear } from './kimi_linear.js';
@@ -32,6 +34,7 @@ import { longcat_flash } from './longcat_flash.js';
 import { mellum } from './mellum.js';
 import { mimo_v2_flash } from './mimo_v2_flash.js';
 import { minimax_m2 } from './minimax_m2.js';
+import { minimax_m3_vl } from './minimax_m3_vl.js';
 import { mistral4 } from './mistral4.js';
 import { minimax, mixtral } from './mixtral.js';
 import { nemotron_h } from './nemotron_h.js';
@@ -43,6 +46,7 @@ import { qwen3_moe } from './qwen3_moe.js';
 import { qwen3_next } from './qwen3_next.js';
 import { qwen3_vl_moe } from './qwen3_vl_moe.js';
 import { solar_open } from './solar_open.js';
+import { step3p7 } from './step3p7.js';
 import { qwen3_omni_moe } from './qwen3_omni_moe.js';
 import { qwen4_exp, qwen4_exp_text } from './qwen4_exp_text.js';
 import { deepseek_ocr2 } from './deepseek_ocr2.js';
@@ -99,6 +103,11 @@ export const ENTRIES_BY_TYPE = {
   kimi_linear,
   glm4v_moe,
   glm5_next,
+  // issue 14, new semantics (s2-i14-b)
+  step3p7,
+  minimax_m3_vl,
+  gemma4_text,
+  inkling_text,
   // issue 14, batch a (s2-i14-a)
   qwen3_omni_moe,
   qwen4_exp_text,

@@ -9,4 +9,8 @@ export const REFUSED_TYPES: Readonly<Record<string, string>> = {
   // gate.weight_1 transposed [H, E], the two biases as one [2, E] tensor.
   ernie4_5_vl_moe:
     'two routed expert sets per MoE layer (text_moe and vision_moe, chosen per token by its modality); the canonical form holds one set per layer, and a text-only reading would drop the vision experts silently',
+  // DiffusionGemmaModel: an encoder and a decoder stack (model.encoder.layers.L,
+  // model.decoder.layers.L), every layer with gemma4_text's router and experts.
+  diffusion_gemma:
+    'a block-diffusion encoder-decoder: two stacks of MoE layers (encoder and decoder) whose layer indices coincide, while canonical names layers.L hold one stack; its blocks are gemma4_text\'s',
 };

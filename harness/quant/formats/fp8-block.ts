@@ -65,7 +65,7 @@ export const FP8_BLOCK: QuantFormat<Fp8BlockScheme> = {
   config: (s) => ({ quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: [s.block.rows, s.block.cols] }),
   check() {},
   layout(float, s) {
-    const { experts } = splitLayout(float);
+    const { experts } = splitLayout(float, s);
     return { module: float.module, tensors: [...float.tensors, ...experts.map((t) => companion(t, companionKey(t.spec.key, 'weight_scale_inv', 'scale_inv'), gridOp(t.spec, s.block)))] };
   },
   dequantize: (w, c, at, s) => dequantizeBlocked(s.block)(w, c.scale, at),

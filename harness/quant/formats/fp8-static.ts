@@ -8,9 +8,10 @@
 import { WHOLE_AXIS, type QuantGeometry } from '../../layouts/ops.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
-import { companion, companionKey, gridOp, perExpertOrFused, perProjectionOp, splitLayout } from '../stored.js';
+import { companion, companionKey, gridOp, perProjectionOp, splitLayout } from '../stored.js';
 import { dequantizeBlocked, randomBlocked } from './fp8-block.js';
-import { f32Around } from './random-bytes.js';
+import { count, f32Around, shareValues } from './random-bytes.js';
+import type { Tensor } from '../../tensor.js';
 
 export type Fp8Producer = 'fp8' | 'modelopt' | 'compressed-tensors';
 
@@ -20,11 +21,14 @@ export interface Fp8StaticScheme extends QuantGeometry {
   strategy: 'tensor' | 'channel';
   /** Whether every projection carries a static `input_scale` (required then, absent otherwise). */
   staticInput: boolean;
+  /** Per tensor: one `weight_scale` and `input_scale` for a whole fused tensor (`[]`), as ModelOpt exports llama4's and gpt_oss's experts; the stored shapes tell. */
+  globalScale?: 'tensor';
 }
 
-export function fp8StaticScheme(producer: Fp8Producer, strategy: 'tensor' | 'channel', staticInput: boolean): Fp8StaticScheme {
+export function fp8StaticScheme(producer: Fp8Producer, strategy: 'tensor' | 'channel', staticInput: boolean, globalScale?: 'tensor'): Fp8StaticScheme {
   if (producer !== 'compressed-tensors' && strategy !== 'tensor') throw new Error(`${producer} FP8 has per-tensor scales only`);
-  return { method: 'fp8-static', producer, strategy, staticInput, packing: 1, scaleBlock: { rows: strategy === 'tensor' ? WHOLE_AXIS : 1, cols: WHOLE_AXIS }, splitsBlocks: true };
+  const s: Fp8StaticScheme = { method: 'fp8-static', producer, strategy, staticInput, packing: 1, scaleBlock: { rows: strategy === 'tensor' ? WHOLE_AXIS : 1, cols: WHOLE_AXIS }, splitsBlocks: true };
+  return globalScale ? { ...s, globalScale } : s;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -52,6 +56,7 @@ export const FP8_STATIC: QuantFormat<Fp8StaticScheme> = {
   stored: (s) => `F8_E4M3 with F32 per-${s.strategy} scales${s.staticInput ? ' and static input_scale' : ''}`,
   companions: (s) => (s.staticInput ? ['scale', 'input_scale'] : ['scale']),
   defaultScheme: fp8StaticScheme('fp8', 'tensor', true),
+  variants: (s) => (s.strategy === 'tensor' ? [s, fp8StaticScheme(s.producer, s.strategy, s.staticInput, 'tensor')] : [s]),
   detect(q, file) {
     if (q.quant_method === 'fp8' && q.weight_block_size === undefined) {
       if (q.fmt !== undefined && q.fmt !== 'e4m3') throw new QuantConfigError('only E4M3 FP8 weights are supported', { file, tensor: 'quantization_config.fmt', expected: 'e4m3', found: q.fmt });
@@ -85,12 +90,12 @@ export const FP8_STATIC: QuantFormat<Fp8StaticScheme> = {
   check() {},
   layout(float, s) {
     const ct = s.producer === 'compressed-tensors';
-    const { experts } = splitLayout(float);
-    const extra = experts.map((x) => perExpertOrFused(x, 'static FP8')).flatMap((t) => {
-      const scale = s.strategy === 'channel' ? gridOp(t.spec, s.scaleBlock) : perProjectionOp(t, 'scale', ct ? [1] : []);
+    const { experts } = splitLayout(float, s);
+    const extra = experts.flatMap((t) => {
+      const scale = s.strategy === 'channel' ? gridOp(t.spec, s.scaleBlock) : perProjectionOp(t, 'scale', ct ? [1] : [], s.globalScale);
       return [
         companion(t, companionKey(t.spec.key, 'weight_scale', 'weight_scale'), scale),
-        ...(s.staticInput ? [companion(t, companionKey(t.spec.key, 'input_scale', 'input_scale'), perProjectionOp(t, 'input_scale', ct ? [1] : []))] : []),
+        ...(s.staticInput ? [companion(t, companionKey(t.spec.key, 'input_scale', 'input_scale'), perProjectionOp(t, 'input_scale', ct ? [1] : [], s.globalScale))] : []),
       ];
     });
     return { module: float.module, tensors: [...float.tensors, ...extra] };
@@ -101,6 +106,8 @@ export const FP8_STATIC: QuantFormat<Fp8StaticScheme> = {
   },
   random(uniform, s, lead, parts, rows, cols) {
     const { weight, scale } = randomBlocked(uniform, s.scaleBlock, lead, parts, rows, cols);
-    return { weight, companions: { scale, ...(s.staticInput ? { input_scale: f32Around(uniform, parts === 2 ? [...lead, 2] : lead, 4 / 448) } : {}) } };
+    // One value per tensor where the stored form holds one (every expert, gate and up).
+    const shared = (t: Tensor) => (s.globalScale ? shareValues(t, count(t.shape)) : t);
+    return { weight, companions: { scale: shared(scale), ...(s.staticInput ? { input_scale: shared(f32Around(uniform, parts === 2 ? [...lead, 2] : lead, 4 / 448)) } : {}) } };
   },
 };

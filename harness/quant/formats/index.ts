@@ -8,8 +8,8 @@ import { QuantConfigError } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { FP8_BLOCK, type Fp8BlockScheme } from './fp8-block.js';
 import { FP8_STATIC, fp8StaticScheme, type Fp8StaticScheme } from './fp8-static.js';
-import { MXFP4, type Mxfp4Scheme } from './mxfp4.js';
-import { NVFP4, type Nvfp4Scheme } from './nvfp4.js';
+import { MXFP4, MXFP4_CT_SCHEME, type Mxfp4Scheme } from './mxfp4.js';
+import { NVFP4, nvfp4Scheme, type Nvfp4Scheme } from './nvfp4.js';
 import { INT4_CT, int4CtScheme, type Int4CtScheme } from './int4-ct.js';
 import { INT4_GPTQ, int4GptqScheme, type Int4GptqScheme } from './int4-gptq.js';
 import { INT4_AWQ, int4AwqScheme, type Int4AwqScheme } from './int4-awq.js';
@@ -31,36 +31,52 @@ export function formatOf(g: QuantGeometry): QuantFormat<QuantScheme> {
  * The quantized dtypes by name (`generate --dtype`, case IDs' `dtype=`), each one scheme: the
  * default of each format, and the static FP8 variants of its three producers.
  */
+/** The same scheme with the shared experts quantized like the routed ones (their config ignore list does not exempt them). */
+const withShared = <S extends QuantScheme>(s: S): S => ({ ...s, sharedQuantized: true });
+
 export const QUANT_DTYPES = {
   fp8: FP8_BLOCK.defaultScheme,
+  /** FP8 blocks with the shared experts quantized too, as DeepSeek-V3's published checkpoints store them (`shared_experts.*.weight_scale_inv`). */
+  'fp8-shared': withShared(FP8_BLOCK.defaultScheme),
+  /** MXFP4: gpt_oss's published form; every other layout the weight's own tree with `weight_scale` beside it (spec/layouts.md §4.6). */
   mxfp4: MXFP4.defaultScheme,
+  /** MXFP4 with the shared experts quantized too. */
+  'mxfp4-shared': withShared(MXFP4.defaultScheme),
+  /** compressed-tensors `mxfp4-pack-quantized` (llm-compressor): `weight_packed` U8 + `weight_scale` U8 in every layout, gpt_oss's included. */
+  'mxfp4-ct': MXFP4_CT_SCHEME,
   nvfp4: NVFP4.defaultScheme,
+  /** NVFP4 with one global scale (`weight_scale_2`, `input_scale`) per expert that gate and up share: fused `[E]`. */
+  'nvfp4-merged': nvfp4Scheme('expert'),
+  /** NVFP4 with one global scale per stored tensor (`[]`): ModelOpt's llama4 / gpt_oss export. Shared experts quantized too. */
+  'nvfp4-tensor': withShared(nvfp4Scheme('tensor')),
   /** `quant_method: "fp8"` without `weight_block_size`, static activation scales. */
   'fp8-tensor': fp8StaticScheme('fp8', 'tensor', true),
   /** ModelOpt FP8: per-tensor, static activation scales. */
   'fp8-modelopt': fp8StaticScheme('modelopt', 'tensor', true),
+  /** ModelOpt FP8 with one weight_scale and input_scale per fused tensor (`[]`), as it exports llama4's and gpt_oss's experts. */
+  'fp8-modelopt-tensor': fp8StaticScheme('modelopt', 'tensor', true, 'tensor'),
   /** compressed-tensors float-quantized, per-tensor, static activation scales. */
   'fp8-ct-tensor': fp8StaticScheme('compressed-tensors', 'tensor', true),
-  /** compressed-tensors float-quantized, per-channel, dynamic activations (no input_scale). */
-  'fp8-ct-channel': fp8StaticScheme('compressed-tensors', 'channel', false),
-  /** compressed-tensors pack-quantized INT4 (W4A16): symmetric, groups of 32. */
-  'int4-ct-g32': int4CtScheme(32, true),
+  /** compressed-tensors float-quantized, per-channel, dynamic activations (no input_scale). Shared experts quantized too. */
+  'fp8-ct-channel': withShared(fp8StaticScheme('compressed-tensors', 'channel', false)),
+  /** compressed-tensors pack-quantized INT4 (W4A16): symmetric, groups of 32. Shared experts quantized too. */
+  'int4-ct-g32': withShared(int4CtScheme(32, true)),
   /** asymmetric (zero points), groups of 64. */
   'int4-ct-g64-asym': int4CtScheme(64, false),
   /** symmetric, groups of 128 (llm-compressor's W4A16 default). */
   'int4-ct-g128': int4CtScheme(128, true),
   /** asymmetric, groups of 32, `actorder: "group"` (weight_g_idx). */
   'int4-ct-g32-actorder': int4CtScheme(32, false, true),
-  /** GPTQ v1 (AutoGPTQ: zeros stored - 1), symmetric, groups of 32, no act order. */
-  'int4-gptq-g32': int4GptqScheme(32, true),
+  /** GPTQ v1 (AutoGPTQ: zeros stored - 1), symmetric, groups of 32, no act order. Shared experts quantized too. */
+  'int4-gptq-g32': withShared(int4GptqScheme(32, true)),
   /** GPTQ v1, asymmetric, groups of 64. */
   'int4-gptq-g64-asym': int4GptqScheme(64, false),
   /** GPTQ v1 with desc_act (g_idx in activation order), symmetric, groups of 32. */
   'int4-gptq-g32-desc-act': int4GptqScheme(32, true, true, true),
   /** GPTQModel v2 zeros (stored as is), asymmetric, groups of 32. */
   'int4-gptq-v2-g32-asym': int4GptqScheme(32, false, false),
-  /** AutoAWQ GEMM, groups of 32 (zero points always). */
-  'int4-awq-g32': int4AwqScheme(32),
+  /** AutoAWQ GEMM, groups of 32 (zero points always). Shared experts quantized too. */
+  'int4-awq-g32': withShared(int4AwqScheme(32)),
   /** AutoAWQ GEMM, groups of 128 (its default). */
   'int4-awq-g128': int4AwqScheme(128),
 } as const satisfies Record<string, QuantScheme>;

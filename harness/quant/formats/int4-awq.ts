@@ -11,7 +11,7 @@ import { encodeFloats } from '../../safetensors/codecs.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { dequantizeAwq, INT4_PER_WORD } from '../int4-math.js';
-import { companion, gridOp, perExpertOrFused, splitLayout } from '../stored.js';
+import { companion, gridOp, packable, splitLayout } from '../stored.js';
 import { count, randomBytes } from './random-bytes.js';
 import { AWQ_ORDER } from '../int4-math.js';
 
@@ -53,8 +53,8 @@ export const INT4_AWQ: QuantFormat<Int4AwqScheme> = {
     }
   },
   layout(float, s) {
-    const { experts, rest } = splitLayout(float);
-    const tensors = experts.map((x) => perExpertOrFused(x, 'AWQ')).flatMap((t) => [
+    const { experts, rest } = splitLayout(float, s);
+    const tensors = experts.map((x) => packable(x, 'AWQ', 'out')).flatMap((t) => [
       companion(t, awqKey(t.spec.key, 'qweight'), transposeLast(t.spec.op)),
       companion(t, awqKey(t.spec.key, 'qzeros'), transposeLast(gridOp(t.spec, { rows: INT4_PER_WORD, cols: s.group }, 'zero'))),
       companion(t, awqKey(t.spec.key, 'scales'), transposeLast(gridOp(t.spec, s.scaleBlock))),

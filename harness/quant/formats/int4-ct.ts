@@ -12,7 +12,7 @@ import { encodeFloats } from '../../safetensors/codecs.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { dequantizeInt4, INT4_PER_WORD } from '../int4-math.js';
-import { companion, companionKey, gIdxOp, gridOp, perExpertOrFused, shapeOp, splitLayout } from '../stored.js';
+import { companion, companionKey, gIdxOp, gridOp, packable, shapeOp, splitLayout } from '../stored.js';
 import { actOrderGroups, count, randomBytes } from './random-bytes.js';
 
 export interface Int4CtScheme extends QuantGeometry {
@@ -85,8 +85,8 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
     }
   },
   layout(float, s) {
-    const { experts, rest } = splitLayout(float);
-    const tensors = experts.map((x) => perExpertOrFused(x, 'INT4 (compressed-tensors)')).flatMap((t) => [
+    const { experts, rest } = splitLayout(float, s);
+    const tensors = experts.map((x) => packable(x, 'INT4 (compressed-tensors)', 'in')).flatMap((t) => [
       companion(t, companionKey(t.spec.key, 'weight_packed', 'packed'), t.spec.op),
       companion(t, companionKey(t.spec.key, 'weight_scale', 'weight_scale'), gridOp(t.spec, s.scaleBlock)),
       ...(s.symmetric ? [] : [companion(t, companionKey(t.spec.key, 'weight_zero_point', 'weight_zero_point'), gridOp(t.spec, { rows: INT4_PER_WORD, cols: s.group }, 'zero'))]),

@@ -13,7 +13,7 @@ import { encodeFloats } from '../../safetensors/codecs.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { dequantizeInt4, INT4_PER_WORD } from '../int4-math.js';
-import { companion, gIdxOp, gridOp, perExpertOrFused, splitLayout } from '../stored.js';
+import { companion, gIdxOp, gridOp, packable, splitLayout } from '../stored.js';
 import { actOrderGroups, count, randomBytes } from './random-bytes.js';
 
 export interface Int4GptqScheme extends QuantGeometry {
@@ -69,8 +69,8 @@ export const INT4_GPTQ: QuantFormat<Int4GptqScheme> = {
     }
   },
   layout(float, s) {
-    const { experts, rest } = splitLayout(float);
-    const tensors = experts.map((x) => perExpertOrFused(x, 'GPTQ')).flatMap((t) => [
+    const { experts, rest } = splitLayout(float, s);
+    const tensors = experts.map((x) => packable(x, 'GPTQ', 'in')).flatMap((t) => [
       companion(t, gptqKey(t.spec.key, 'qweight'), transposeLast(t.spec.op)),
       companion(t, gptqKey(t.spec.key, 'qzeros'), transposeLast(gridOp(t.spec, { rows: INT4_PER_WORD, cols: s.group }, 'zero'))),
       companion(t, gptqKey(t.spec.key, 'scales'), transposeLast(gridOp(t.spec, s.scaleBlock))),

@@ -8,15 +8,25 @@ import type { QuantGeometry } from '../../layouts/ops.js';
 import { ShapeMismatch } from '../../layouts/errors.js';
 import { QuantConfigError, ScaleMismatch } from '../errors.js';
 import type { QuantFormat } from '../format.js';
+import type { Tensor } from '../../tensor.js';
 import { dequantizeNvfp4, NVFP4_BLOCK } from '../nvfp4-math.js';
-import { companion, companionKey, gridOp, perExpertOrFused, perProjectionOp, splitLayout } from '../stored.js';
-import { count, f32Around, randomBytes } from './random-bytes.js';
+import { companion, companionKey, gridOp, packable, perProjectionOp, splitLayout } from '../stored.js';
+import { count, f32Around, randomBytes, shareValues } from './random-bytes.js';
 
 export interface Nvfp4Scheme extends QuantGeometry {
   method: 'nvfp4';
+  /**
+   * How many `weight_scale_2` and `input_scale` values a tensor holding several projections
+   * stores (spec/layouts.md §4.1): absent, one per projection (`[E, 2]` gate, up); `'expert'`,
+   * one per expert that gate and up share (`[E]`, checkpoints fused before quantization);
+   * `'tensor'`, one for the whole tensor (`[]`, ModelOpt's llama4 / gpt_oss export). The
+   * canonical form is `[E_local, 2]` either way. The config does not say: the stored shapes do.
+   */
+  globalScale?: 'expert' | 'tensor';
 }
 
 export const NVFP4_SCHEME: Nvfp4Scheme = { method: 'nvfp4', packing: 2, scaleBlock: { rows: 1, cols: NVFP4_BLOCK }, splitsBlocks: false };
+export const nvfp4Scheme = (globalScale?: 'expert' | 'tensor'): Nvfp4Scheme => (globalScale ? { ...NVFP4_SCHEME, globalScale } : NVFP4_SCHEME);
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -29,6 +39,7 @@ export const NVFP4: QuantFormat<Nvfp4Scheme> = {
   stored: () => 'NVFP4 (U8 E2M1 pairs, F8_E4M3 block scales, F32 weight_scale_2 and input_scale)',
   companions: () => ['scale', 'scale_2', 'input_scale'],
   defaultScheme: NVFP4_SCHEME,
+  variants: () => [NVFP4_SCHEME, nvfp4Scheme('expert'), nvfp4Scheme('tensor')],
   detect(q, file) {
     if (q.quant_method !== 'modelopt') return undefined;
     const algo = q.quant_algo ?? (isRecord(q.quantization) ? q.quantization.quant_algo : undefined);
@@ -56,12 +67,12 @@ export const NVFP4: QuantFormat<Nvfp4Scheme> = {
     }
   },
   layout(float, s) {
-    const { experts } = splitLayout(float);
-    const extra = experts.map((x) => perExpertOrFused(x, 'NVFP4')).flatMap((t) => {
+    const { experts } = splitLayout(float, s);
+    const extra = experts.map((x) => packable(x, 'NVFP4', 'in')).flatMap((t) => {
       return [
         companion(t, companionKey(t.spec.key, 'weight_scale', 'weight_scale'), gridOp(t.spec, s.scaleBlock)),
-        companion(t, companionKey(t.spec.key, 'weight_scale_2', 'weight_scale_2'), perProjectionOp(t, 'scale_2', [])),
-        companion(t, companionKey(t.spec.key, 'input_scale', 'input_scale'), perProjectionOp(t, 'input_scale', [])),
+        companion(t, companionKey(t.spec.key, 'weight_scale_2', 'weight_scale_2'), perProjectionOp(t, 'scale_2', [], s.globalScale)),
+        companion(t, companionKey(t.spec.key, 'input_scale', 'input_scale'), perProjectionOp(t, 'input_scale', [], s.globalScale)),
       ];
     });
     return { module: float.module, tensors: [...float.tensors, ...extra] };
@@ -72,18 +83,21 @@ export const NVFP4: QuantFormat<Nvfp4Scheme> = {
     }
     return dequantizeNvfp4(w, c.scale!, c.scale_2!, { parts: at.parts, name: at.name });
   },
-  random(uniform, _s, lead, parts, rows, cols) {
+  random(uniform, s, lead, parts, rows, cols) {
     const shape = [...lead, parts * rows];
     const blocks = [...shape, cols / NVFP4_BLOCK];
     const perProjection = parts === 2 ? [...lead, 2] : lead;
+    // One value drawn for all the projections that share it, copied to each.
+    const shared = (t: Tensor) => (s.globalScale === undefined ? t : shareValues(t, s.globalScale === 'tensor' ? count(perProjection) : parts));
     return {
       weight: { dtype: 'U8', shape: [...shape, cols / 2], bytes: randomBytes(uniform, count(shape) * (cols / 2)) },
       companions: {
         scale: { dtype: 'F8_E4M3', shape: blocks, bytes: Uint8Array.from({ length: count(blocks) }, () => scaleByte(uniform)) },
         // Weights of about N(0, 0.1) in size like the float generator's; gate and up drawn apart (they differ in real checkpoints).
-        scale_2: f32Around(uniform, perProjection, 0.1 / (6 * 4)),
-        input_scale: f32Around(uniform, perProjection, 4 / (6 * 448)),
+        scale_2: shared(f32Around(uniform, perProjection, 0.1 / (6 * 4))),
+        input_scale: shared(f32Around(uniform, perProjection, 4 / (6 * 448))),
       },
     };
   },
 };
+

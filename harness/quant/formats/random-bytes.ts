@@ -41,3 +41,10 @@ export function actOrderGroups(uniform: () => number, rows: number, cols: number
   }
   return out;
 }
+
+/** Each run of `run` F32 values set to its first one: one value drawn for the projections that share a stored scale. */
+export function shareValues(t: Tensor, run: number): Tensor {
+  const v = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);
+  for (let i = 0; i < v.length; i++) v[i] = v[i - (i % run)]!;
+  return t;
+}
