@@ -350,30 +350,6 @@ function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<
  * (ids ≥ experts - zeroExperts): added once for the whole block, not per rank, since no rank
  * holds them. A no-op for models without them.
  */
-/** The routings of consecutive parts of the tokens as one (same semantics, parts in order). */
-export function concatRoutings(parts: RoutingResult[]): RoutingResult {
-  if (parts.length === 1) return parts[0]!;
-  const cat = <T extends Int32Array | Float64Array>(make: (n: number) => T, pick: (r: RoutingResult) => T): T => {
-    const out = make(parts.reduce((n, r) => n + pick(r).length, 0));
-    let at = 0;
-    for (const r of parts) {
-      out.set(pick(r), at);
-      at += pick(r).length;
-    }
-    return out;
-  };
-  const first = parts[0]!;
-  const result: RoutingResult = {
-    selected: cat((n) => new Int32Array(n), (r) => r.selected),
-    weights: cat((n) => new Float64Array(n), (r) => r.weights),
-    scores: cat((n) => new Float64Array(n), (r) => r.scores),
-    inputScale: first.inputScale,
-  };
-  if (first.groups) result.groups = { ...first.groups, scores: cat((n) => new Float64Array(n), (r) => r.groups!.scores) };
-  if (first.sharedWeights) result.sharedWeights = cat((n) => new Float64Array(n), (r) => r.sharedWeights!);
-  return result;
-}
-
 export function addZeroExperts(sem: MoeSemantics, r: RoutingResult, x: ArrayLike<number>, tokens: number, out: Float32Array | Float64Array): void {
   const Z = sem.zeroExperts ?? 0;
   // zaya's skip class adds nothing.

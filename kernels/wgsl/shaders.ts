@@ -2,9 +2,10 @@
 // experts of a weight chunk, and one combine.
 //
 // The GEMM computes C = A·Bᵀ for many experts in one dispatch. The rows of A that one expert
-// serves are contiguous in a sorted row table (tokens grouped by expert on the CPU, in one
-// pass); a tile table cuts each expert's rows into tiles of TM rows, and workgroup
+// serves are contiguous in a sorted row table (tokens grouped by expert on the GPU:
+// grouping.ts); a tile table cuts each expert's rows into tiles of TM rows, and workgroup
 // (x, y) computes tile x against column tile y of that expert's B, whose base the tile names.
+// The number of row tiles is known only on the GPU, so routed GEMMs are dispatched indirectly.
 // Inside a tile it is the classic register-blocked shared-memory GEMM: a wx × wy workgroup,
 // each thread an rm × 8 block of C held in named registers (straight-line FMAs the compiler
 // cannot spill through a dynamically indexed array), K walked in bk-deep slabs staged through
@@ -311,12 +312,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }
 
 /**
- * `out[first + t, c] = (accumulate ? out[first + t, c] : 0) + Σ_s y[pos[t·S + s], c]` over the S slots of
+ * `out[t, c] = (accumulate ? out[t, c] : 0) + Σ_s y[pos[t·S + s], c]` over the S slots of
  * token t whose position is not 0xffffffff: the weighted expert outputs (already scaled in
  * the down GEMM), summed per token in one dispatch, deterministic (no atomics).
  */
 export const COMBINE_SHADER = /* wgsl */ `
-struct Params { T: u32, H: u32, S: u32, accumulate: u32, first: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { T: u32, H: u32, S: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pos: array<u32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
@@ -328,13 +329,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (i >= p.T * p.H) { return; }
   let t = i / p.H;
   let c = i % p.H;
-  let o = i + p.first * p.H;
   var s = 0.0;
-  if (p.accumulate == 1u) { s = out[o]; }
+  if (p.accumulate == 1u) { s = out[i]; }
   for (var j = 0u; j < p.S; j++) {
     let r = pos[t * p.S + j];
     if (r != 0xffffffffu) { s = s + y[r * p.H + c]; }
   }
-  out[o] = s;
+  out[i] = s;
 }
 `;
