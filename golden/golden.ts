@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MoeSemantics } from '../harness/layouts/semantics.js';
 import type { Loader } from '../harness/tensor.js';
-import type { MoeBackend, RankTensors } from '../kernels/backend.js';
+import type { ForwardInputs, MoeBackend, RankTensors } from '../kernels/backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { semanticsOf } from '../harness/quant/layout.js';
@@ -92,6 +92,10 @@ export interface GoldenLayer {
   input: Float32Array;
   output: Float32Array;
   routerLogits?: Float32Array;
+  /** `[tokens]` the token ids the block was given (deepseek_v4: hash layers route by them). */
+  tokenIds?: number[];
+  /** `[tokens, R]` the router state carried from the previous layer (zaya's MLP router). */
+  routerState?: Float32Array;
 }
 
 /** The recorded input, output and router logits of each MoE layer of `sem`. */
@@ -112,6 +116,8 @@ export async function readGolden(fixture: Fixture, sem: MoeSemantics): Promise<G
       const g: GoldenLayer = { layer, tokens: input.length / sem.hidden, input, output: await read(`moe.${layer}.output`, sem.hidden) };
       if (g.output.length !== input.length) throw new GoldenFixtureError('golden output and input differ in tokens', { file, layer, expected: input.length, found: g.output.length });
       if (st.tensors.has(`moe.${layer}.router_logits`)) g.routerLogits = await read(`moe.${layer}.router_logits`, sem.experts);
+      if (sem.mlpRouter?.stateLayers.includes(layer)) g.routerState = await read(`moe.${layer}.router_state`, sem.mlpRouter.hidden);
+      if (st.tensors.has(`moe.${layer}.token_ids`)) g.tokenIds = await readTokenIds(st, file, `moe.${layer}.token_ids`, g.tokens);
       layers.push(g);
     }
     return layers;
@@ -119,6 +125,20 @@ export async function readGolden(fixture: Fixture, sem: MoeSemantics): Promise<G
     await st.close();
   }
 }
+
+/** A fixture's `[tokens]` token ids, I64 (as torch records them) or I32. */
+async function readTokenIds(st: SafetensorsFile, file: string, name: string, tokens: number): Promise<number[]> {
+  const info = st.tensors.get(name)!;
+  if ((info.dtype !== 'I64' && info.dtype !== 'I32') || info.shape.length !== 1 || info.shape[0] !== tokens) {
+    throw new GoldenFixtureError('golden token ids not I64/I32 [tokens]', { file, tensor: name, expected: `I64 [${tokens}]`, found: `${info.dtype} [${info.shape.join(', ')}]` });
+  }
+  const bytes = (await st.readTensor(name)).bytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Array.from({ length: tokens }, (_, i) => (info.dtype === 'I64' ? Number(view.getBigInt64(8 * i, true)) : view.getInt32(4 * i, true)));
+}
+
+/** The forward inputs of a golden layer beside its hidden states. */
+export const goldenInputs = (g: GoldenLayer): ForwardInputs => ({ ...(g.tokenIds && { tokenIds: g.tokenIds }), ...(g.routerState && { routerState: g.routerState }) });
 
 /** TP 1, TP 2, EP 2 linear, TP 2 × EP 3 round-robin (E mod 3 ≠ 0 for every fixture), TP 4 × EP 2. */
 export const DEFAULT_SPLITS: readonly Split[] = [
@@ -179,7 +199,7 @@ export async function compareLayer(sem: MoeSemantics, ranks: RankTensors[], gold
   const twice = (b: Float64Array) => b.map((v) => 2 * v);
   const ties = findRoutingTies(reference.routing.scores, bounds.logits, golden.tokens, sem.experts, sem.topK, reference.routing.groups);
   // The reference's forward was already computed (with the bounds): no need to run it twice.
-  const result = backend === referenceBackend ? reference : await backend.forward(sem, golden.layer, ranks, golden.input, golden.tokens);
+  const result = backend === referenceBackend ? reference : await backend.forward(sem, golden.layer, ranks, golden.input, golden.tokens, goldenInputs(golden));
   const output = compareToBounds(result.output, golden.output, { strict: twice(bounds.strict), loose: twice(bounds.loose) }, sem.hidden, {
     selected: reference.selected, k: sem.topK, ranksOfExpert: ranksOfExpert(ranks, golden.layer), ties,
   });
@@ -214,7 +234,7 @@ export async function runGolden(options: GoldenOptions): Promise<GoldenRow[]> {
         let references: ReferenceResult[];
         try {
           ranks = await loadRanks(loader, dir, split);
-          references = golden.map((g) => referenceForward(sem, g.layer, ranks, g.input, g.tokens, { bound: true }));
+          references = golden.map((g) => referenceForward(sem, g.layer, ranks, g.input, g.tokens, { bound: true, inputs: goldenInputs(g) }));
         } catch (e) {
           for (const backend of options.backends) rows.push(failedRow(base, backend.name, e, options.onRow));
           continue;

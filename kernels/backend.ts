@@ -18,14 +18,23 @@ export interface MoeForwardResult {
   selected?: Int32Array;
 }
 
+/** What a forward takes besides the hidden states (spec/loader-protocol.md §1, hash routing). */
+export interface ForwardInputs {
+  /** `[tokens]` the token ids, which a hash-routed layer (deepseek_v4's hash_moe) needs to choose experts. */
+  tokenIds?: ArrayLike<number>;
+  /** `[tokens, R]` the router state carried from the previous layer, which an MLP router's state layers add (zaya). */
+  routerState?: ArrayLike<number>;
+}
+
 export interface MoeBackend {
   /** e.g. `reference-f64`, `gpujs-cpu`, `gpujs-webasm`, `gpujs-webgpu`. */
   readonly name: string;
   /**
    * Forward of MoE layer `layer` for `tokens` rows of `x` (`[tokens, hidden]`, float32),
-   * computed rank by rank from each rank's own tensors and summed.
+   * computed rank by rank from each rank's own tensors and summed; `inputs.tokenIds` where
+   * the layer is hash-routed.
    */
-  forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult>;
+  forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<MoeForwardResult>;
   /**
    * What actually runs, for a person reading the output: the mode, the device or adapter
    * and the thread count (a silent fallback must be visible, not just caught).

@@ -69,7 +69,7 @@ export async function createBackends(names: string[]): Promise<MoeBackend[]> {
 function dequantizing(b: MoeBackend): MoeBackend {
   return {
     name: b.name,
-    forward: (sem, layer, ranks, x, tokens) => b.forward(sem, layer, dequantizeRanks(sem.quant, ranks), x, tokens),
+    forward: (sem, layer, ranks, x, tokens, inputs) => b.forward(sem, layer, dequantizeRanks(sem.quant, ranks), x, tokens, inputs),
     ...(b.describe ? { describe: () => b.describe!() } : {}),
     ...(b.dispose ? { dispose: () => b.dispose!() } : {}),
   };

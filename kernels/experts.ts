@@ -185,6 +185,7 @@ export const geluTanh = (g: number): number => 0.5 * g * (1 + Math.tanh(Math.sqr
 export function activation(act: ExpertActivation, g: number, u: number): number {
   if (act.kind === 'silu_gated') return (g / (1 + Math.exp(-g))) * u;
   if (act.kind === 'relu2') return u > 0 ? u * u : 0;
+  if (act.kind === 'silu') return u / (1 + Math.exp(-u));
   if (act.kind === 'silu_clamped') {
     const gc = Math.min(g, act.limit);
     return (gc / (1 + Math.exp(-gc))) * Math.min(Math.max(u, -act.limit), act.limit);

@@ -7,6 +7,7 @@
 import { isGated, SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import type { Tensor } from '../harness/tensor.js';
+import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
 import type { RankTensors } from './backend.js';
 
 /** `rows`-row blocks of `t` (the last two dims `[rows, cols]`) each preceded by as many zero rows. */
@@ -28,18 +29,63 @@ function perExpert(bias: Tensor, n: number): Tensor {
   return { dtype: bias.dtype, shape: [n, ...bias.shape], bytes };
 }
 
+/** `[n, a, c]` = `[n, a, b]` · `[b, c]` (left) or `[a, b]` · `[n, b, c]` (right), in float64, as F32. */
+function product(left: Tensor, right: Tensor, stackedLeft: boolean): Tensor {
+  const A = decodeFloats64(left.dtype, left.bytes);
+  const B = decodeFloats64(right.dtype, right.bytes);
+  const stacked = stackedLeft ? left : right;
+  const n = stacked.shape[0]!;
+  const [a, b] = stackedLeft ? [left.shape[1]!, left.shape[2]!] : [left.shape[0]!, left.shape[1]!];
+  const c = stackedLeft ? right.shape[1]! : right.shape[2]!;
+  const out = new Float64Array(n * a * c);
+  for (let s = 0; s < n; s++) {
+    const ao = stackedLeft ? s * a * b : 0;
+    const bo = stackedLeft ? 0 : s * b * c;
+    for (let i = 0; i < a; i++) {
+      for (let j = 0; j < c; j++) {
+        let v = 0;
+        for (let m = 0; m < b; m++) v += A[ao + i * b + m]! * B[bo + m * c + j]!;
+        out[s * a * c + i * c + j] = v;
+      }
+    }
+  }
+  return { dtype: 'F32', shape: [n, a, c], bytes: encodeFloats('F32', out) };
+}
+
+/**
+ * nemotron_h's latent MoE folded into its experts: w13 · latent.fc1 and latent.fc2 · w2 are the
+ * experts seen from H (the projections are linear and bias-free), so no backend needs a
+ * latent stage. Products in float64, kept as F32.
+ */
+function foldLatent(tensors: Map<string, Tensor>): void {
+  for (const name of [...tensors.keys()].filter((n) => n.endsWith('.latent.fc1'))) {
+    const prefix = name.slice(0, -'latent.fc1'.length);
+    const fc1 = tensors.get(name)!;
+    const fc2 = tensors.get(`${prefix}latent.fc2`);
+    const w13 = tensors.get(`${prefix}experts.w13`);
+    const w2 = tensors.get(`${prefix}experts.w2`);
+    if (!fc2 || !w13 || !w2) throw new KernelFormError('latent projections need latent.fc2, experts.w13 and experts.w2 beside latent.fc1', { tensor: name, expected: `${prefix}latent.fc2, ${prefix}experts.w13/w2`, found: [...tensors.keys()].filter((k) => k.startsWith(prefix)) });
+    tensors.set(`${prefix}experts.w13`, product(w13, fc1, true));
+    tensors.set(`${prefix}experts.w2`, product(fc2, w2, false));
+    tensors.delete(name);
+    tensors.delete(`${prefix}latent.fc2`);
+  }
+}
+
 /** The ranks in kernel form (above); ranks already in it pass unchanged. */
 export function kernelForm<R extends RankTensors>(sem: MoeSemantics, ranks: R[]): R[] {
   const routed = !isGated(sem.activation);
   const shared = !isGated(sem.sharedActivation ?? SILU_GATED);
   const outputBias = ranks.some((r) => [...r.tensors.keys()].some((n) => n.endsWith('.output_bias')));
-  if (!routed && !shared && !outputBias) return ranks;
+  const latent = ranks.some((r) => [...r.tensors.keys()].some((n) => n.endsWith('.latent.fc1')));
+  if (!routed && !shared && !outputBias && !latent) return ranks;
   if (outputBias && !(sem.routing.kind === 'topk_softmax' && (sem.routing.scaling ?? 1) === 1)) {
     throw new KernelFormError('an output bias is computed as per-expert down biases only where routing weights sum to 1', { expected: 'topk_softmax routing', found: sem.routing.kind });
   }
   return ranks.map((r) => {
     const tensors = new Map(r.tensors);
-    for (const [name, t] of r.tensors) {
+    if (latent) foldLatent(tensors);
+    for (const [name, t] of [...tensors]) {
       if ((routed && name.endsWith('.experts.w13')) || (shared && name.endsWith('.shared.w13'))) tensors.set(name, withZeroGate(t));
       if (name.endsWith('.output_bias')) {
         const prefix = name.slice(0, -'output_bias'.length);

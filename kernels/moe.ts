@@ -4,14 +4,15 @@
 // only), the shared expert once per TP shard (EP rank 0 only). Plain loops over
 // Float64Array, so it is obviously right; every fast path is checked against it.
 import { atLayer, SILU_GATED, type MoeSemantics } from '../harness/layouts/semantics.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from './backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { gamma, LOOSE_RELATIVE, looseBound, outputNormBound, routingWeightRelError, sigmoidRelError, U32 } from '../harness/compare/tolerance.js';
 import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
-import { addZeroExperts, route, sigmoid, type RoutingResult } from './routing.js';
+import { addZeroExperts, hashChoiceOf, productKeyBounds, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
 import { blockInputs, INPUT_REL_ERROR, routedSharedPieces, scaleByExpert, sharedRows } from './block-inputs.js';
+import { mlpRouterLogits } from './mlp-router.js';
 import { inverseRms, outputNormWeight } from './output-norm.js';
 
 /** The ranks handed to a forward are not one complete TP × EP set, or the input is malformed. */
@@ -67,9 +68,10 @@ export function checkForwardInput(sem: MoeSemantics, layer: number, ranks: RankT
   checkRankSet(sem, layer, ranks);
 }
 
-/** `[tokens, experts]` x·Wr^T + b, and its float32 error bound when asked for (`inputRelError`: of each element of x). */
+/** `[tokens, router rows]` x·Wr^T + b, and its float32 error bound when asked for (`inputRelError`: of each element of x). */
 function routerLogits(sem: MoeSemantics, weight: Float64Array, bias: Float64Array | undefined, x: Float64Array, tokens: number, withBound: boolean, inputRelError: number) {
-  const { hidden: H, experts: E } = sem;
+  const H = sem.hidden;
+  const E = sem.routerRows ?? sem.experts;
   const logits = new Float64Array(tokens * E);
   const bound = new Float64Array(withBound ? tokens * E : 0);
   const loose = new Float64Array(withBound ? tokens * E : 0);
@@ -124,7 +126,7 @@ function sharedScales(sem: MoeSemantics, gate: Float64Array | undefined, x: Floa
  */
 export function referenceForward(
   sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | Float64Array, tokens: number,
-  options: { bound?: boolean; route?: typeof route } = {},
+  options: { bound?: boolean; route?: typeof route; inputs?: ForwardInputs } = {},
 ): ReferenceResult {
   sem = atLayer(sem, layer);
   const { hidden: H, experts: E, topK: k } = sem;
@@ -140,7 +142,9 @@ export function referenceForward(
   // The router and the selection-only bias are whole on every rank: rank 0's are used,
   // after checking that every rank holds the same bytes.
   const r0 = ranks[0]!;
-  for (const name of ['router.weight', 'router.bias', 'router.correction_bias', 'router.input_scale', 'router.expert_scale', 'router.global_scale', 'expert_input_norm', 'output_norm'].map((n) => `layers.${layer}.${n}`)) {
+  // Every router tensor (x·Wrᵀ's, a hash table, an MLP router's, gemma4's scales) and the norms, as any rank names them.
+  const routerNames = new Set(ranks.flatMap((r) => [...r.tensors.keys()].filter((n) => n.startsWith(`layers.${layer}.router.`))));
+  for (const name of new Set([...['router.weight', 'router.bias', 'router.correction_bias', 'expert_input_norm', 'output_norm'].map((n) => `layers.${layer}.${n}`), ...routerNames])) {
     const first = r0.tensors.get(name);
     for (const r of ranks) {
       const t = r.tensors.get(name);
@@ -151,18 +155,25 @@ export function referenceForward(
     }
   }
   const decodeWhole = (name: string, shape: number[]) => decodeFloatTensor(r0, `layers.${layer}.${name}`, shape);
-  const weight = decodeWhole('router.weight', [E, H]);
-  const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [E]) : undefined;
+  const rows = sem.routerRows ?? E;
+  const bias = r0.tensors.has(`layers.${layer}.router.bias`) ? decodeWhole('router.bias', [rows]) : undefined;
   const correction = r0.tensors.has(`layers.${layer}.router.correction_bias`) ? decodeWhole('router.correction_bias', [E - (sem.sharedRouted ?? 0)]) : undefined;
 
   // Router and experts read their own inputs where the block normalises them (gemma4).
   const inputs = blockInputs(sem, layer, r0, x, tokens);
   const xs = inputs.experts;
   const withBound = options.bound === true;
-  const { logits, bound: logitBound, loose: logitLoose } = routerLogits(sem, weight, bias, inputs.router, tokens, withBound, sem.inputNorms ? INPUT_REL_ERROR : 0);
-  // `options.route` replaces the routing (a deliberately wrong forward, or a hypothesis about one: properties/diagnose-forward.ts).
-  const routing = scaleByExpert(sem, layer, r0, (options.route ?? route)(sem, logits, tokens, correction));
   const inputRelError = sem.inputNorms ? INPUT_REL_ERROR : 0;
+  const raw = sem.mlpRouter
+    ? mlpRouterLogits(sem, layer, r0, inputs.router, tokens, options.inputs, withBound)
+    : routerLogits(sem, decodeWhole('router.weight', [rows, H]), bias, inputs.router, tokens, withBound, inputRelError);
+  const { logits } = raw;
+  // Product keys (doge) rank sums of two logits: their bounds per expert, as every other routing's.
+  const keys = sem.routing.kind === 'product_key' ? sem.routing.keys : 0;
+  const logitBound = keys && withBound ? productKeyBounds(raw.bound, tokens, E, keys) : raw.bound;
+  const logitLoose = keys && withBound ? productKeyBounds(raw.loose, tokens, E, keys) : raw.loose;
+  // `options.route` replaces the routing (a deliberately wrong forward, or a hypothesis about one: properties/diagnose-forward.ts).
+  const routing = scaleByExpert(sem, layer, r0, (options.route ?? route)(sem, logits, tokens, correction, hashChoiceOf(sem, layer, r0, tokens, options.inputs)));
 
   const output = new Float64Array(tokens * H);
   const acc: BoundAccumulator | undefined = withBound ? { error: new Float64Array(tokens * H), magnitude: new Float64Array(tokens * H) } : undefined;
@@ -217,7 +228,7 @@ export function referenceForward(
   }
 
   addZeroExperts(sem, routing, xs, tokens, output);
-  if (acc && sem.zeroExperts) {
+  if (acc && sem.zeroExperts && !sem.zeroExpertsSkip) {
     // Each identity share w·x: one product, rounded, with the weight's own error.
     for (let t = 0; t < tokens; t++) {
       for (let j = 0; j < k; j++) {
@@ -257,5 +268,5 @@ export function referenceForward(
 export const referenceBackend: MoeBackend = {
   name: 'reference-f64',
   describe: () => 'plain TypeScript loops in float64',
-  forward: async (sem, layer, ranks, x, tokens) => referenceForward(sem, layer, ranks, x, tokens),
+  forward: async (sem, layer, ranks, x, tokens, inputs) => referenceForward(sem, layer, ranks, x, tokens, inputs ? { inputs } : {}),
 };

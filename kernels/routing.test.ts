@@ -4,8 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { MoeSemantics, Routing } from '../harness/layouts/semantics.js';
+import { WHOLE } from '../harness/tensor.js';
+import { erf, gelu } from './mlp-router.js';
 import {
-  addZeroExperts, route, RoutingError, sigmoidBias, sigmoidGroupLimitedBias, softmax, softmaxBiasNormmin, softmaxGroupLimited,
+  addZeroExperts, hashChoiceOf, productKeyRoute, route, RoutingError, scoreBiasTopk, sqrtSoftplus, sigmoidBias, sigmoidGroupLimitedBias, softmax, softmaxBiasNormmin, softmaxGroupLimited,
   softmaxTopk, softmaxTopkPnorm, sparsemixer, topK, topkSigmoidInput, topkSoftmax,
 } from './routing.js';
 
@@ -264,5 +266,67 @@ describe('routing added for the transformers 5.17 types', () => {
     const out = new Float64Array([1, 1]);
     addZeroExperts(s, r, [2, -4], 1, out);
     expect(Array.from(out)).toEqual([1.5, 0]);
+  });
+});
+
+describe('routing of the s2-i14-c types', () => {
+  it('sqrtSoftplus is sqrt(log(1 + e^z)), without overflow', () => {
+    for (const z of [-30, -2, 0, 0.5, 3]) expect(sqrtSoftplus(z) / Math.sqrt(Math.log1p(Math.exp(z)))).toBeCloseTo(1, 14);
+    expect(sqrtSoftplus(1000)).toBeCloseTo(Math.sqrt(1000), 10);
+  });
+  it('score_bias_topk (deepseek_v4): choice by score + bias, weights score / (Σ + 1e-20) × scaling', () => {
+    // sigmoid scores [0.2, 0.4, 0.6, 0.8]; bias lifts expert 0 above expert 2.
+    const l = logitOf([0.2, 0.4, 0.6, 0.8]);
+    const c = scoreBiasTopk(l, 2, 'sigmoid', 1.5, [0.5, 0, 0, 0]);
+    expect(c.ids).toEqual([3, 0]);
+    closeTo(c.weights, [(0.8 / 1.0) * 1.5, (0.2 / 1.0) * 1.5]);
+    const s = scoreBiasTopk([0, 1], 1, 'sqrtsoftplus', 1, undefined);
+    expect(s.ids).toEqual([1]);
+    closeTo(s.weights, [1]);
+  });
+  it('a hash layer takes tid2eid[token id] whatever the scores, and refuses a token outside the table', () => {
+    const semantics = { ...sem({ kind: 'score_bias_topk', score: 'sigmoid', scaling: 2 }, 4, 2), hash: { layers: [0], vocab: 3 } };
+    const l = Float64Array.from([...logitOf([0.2, 0.4, 0.6, 0.8]), ...logitOf([0.2, 0.4, 0.6, 0.8])]);
+    const table = [0, 1, 2, 3, 1, 0];
+    const r = route(semantics, l, 2, [9, 9, 9, 9], { table, tokenIds: [2, 1] });
+    expect(Array.from(r.selected)).toEqual([1, 0, 2, 3]);
+    closeTo(Array.from(r.weights), [(0.4 / 0.6) * 2, (0.2 / 0.6) * 2, (0.6 / 1.4) * 2, (0.8 / 1.4) * 2]);
+    expect(() => route(semantics, l, 2, undefined, { table, tokenIds: [3, 0] })).toThrow(RoutingError);
+    expect(() => route(semantics, l, 2, undefined, { table: [0, 4, 0, 1, 1, 0], tokenIds: [0, 1] })).toThrow(/does not exist/);
+    expect(() => route(sem({ kind: 'topk_softmax' }, 4, 2), l, 2, undefined, { table, tokenIds: [0, 1] })).toThrow(RoutingError);
+  });
+  it('hashChoiceOf refuses a hash layer without token ids or without its table', () => {
+    const semantics = { ...sem({ kind: 'score_bias_topk', score: 'sigmoid', scaling: 1 }, 4, 2), hash: { layers: [0], vocab: 3 } };
+    const table = { dtype: 'I64' as const, shape: [3, 2], bytes: new Uint8Array(new BigInt64Array([0n, 1n, 2n, 3n, 1n, 0n]).buffer) };
+    const rank = { req: WHOLE, tensors: new Map([['layers.0.router.tid2eid', table]]) };
+    expect(Array.from(hashChoiceOf(semantics, 0, rank, 2, { tokenIds: [1, 2] })!.table)).toEqual([0, 1, 2, 3, 1, 0]);
+    expect(hashChoiceOf(semantics, 1, rank, 2, undefined)).toBeUndefined();
+    expect(() => hashChoiceOf(semantics, 0, rank, 2, undefined)).toThrow(/needs the token ids/);
+    expect(() => hashChoiceOf(semantics, 0, { req: WHOLE, tensors: new Map() }, 2, { tokenIds: [0, 0] })).toThrow(/tid2eid/);
+  });
+  it('product_key (doge) reads x/y scores the way view(2, T, K) lays out [T, 2K], mixing tokens', () => {
+    // T = 2, K = 2: flat logits [t0: a0 a1 b0 b1, t1: c0 c1 d0 d1]; row 0's x = [a0, a1], y = [c0, c1]; row 1's x = [b0, b1], y = [d0, d1].
+    const logits = Float64Array.from([0, 3, 1, 0, /* t1 */ 2, 0, 0, 5]);
+    const r = productKeyRoute(logits, 2, 4, 1, 2, false);
+    // row 0: best x = index 1 (3), best y = index 0 (2): expert 1·2 + 0 = 2; row 1: x index 0 (1), y index 1 (5): expert 1.
+    expect(Array.from(r.selected)).toEqual([2, 1]);
+    closeTo(Array.from(r.weights), [1, 1]);
+    const two = productKeyRoute(logits, 2, 4, 2, 2, true);
+    // row 0 sums: e0 = 0+2, e1 = 0+0, e2 = 3+2, e3 = 3+0 → experts 2 (5), 3 (3); softmax of [5, 3].
+    expect(Array.from(two.selected.subarray(0, 2))).toEqual([2, 3]);
+    closeTo(Array.from(two.weights.subarray(0, 2)), softmax([5, 3]));
+    expect(() => productKeyRoute(logits, 2, 3, 1, 2, false)).toThrow(RoutingError);
+  });
+  it('addZeroExperts adds nothing for a skip class (zaya)', () => {
+    const s: MoeSemantics = { ...sem({ kind: 'softmax_topk', renormalize: false, scaling: 1 }, 4, 1), hidden: 2, zeroExperts: 1, zeroExpertsSkip: true };
+    const out = new Float64Array([1, 1]);
+    addZeroExperts(s, { selected: Int32Array.from([3]), weights: Float64Array.from([0.5]), scores: new Float64Array(4), inputScale: false }, [2, -4], 1, out);
+    expect(Array.from(out)).toEqual([1, 1]);
+  });
+  it('erf and gelu (zaya\'s router) match known values to 1e-14', () => {
+    expect(erf(0.5)).toBeCloseTo(0.5204998778130465, 14);
+    expect(erf(-2)).toBeCloseTo(-0.9953222650189527, 14);
+    expect(erf(3.5)).toBeCloseTo(0.9999992569016276, 14);
+    expect(gelu(1)).toBeCloseTo(0.8413447460685429, 14);
   });
 });

@@ -5,6 +5,7 @@
 // GPU backend) are accepted and widened exactly.
 import type { MoeSemantics, Routing } from '../harness/layouts/semantics.js';
 import { MoeConformanceError } from '../harness/errors.js';
+import type { ForwardInputs, RankTensors } from './backend.js';
 
 export type Logits = Float32Array | Float64Array;
 
@@ -233,6 +234,26 @@ export function sigmoidBiasShared(l: ArrayLike<number>, k: number, shared: numbe
   return { ids, weights: w.slice(0, k), score: c, sharedWeights: w.slice(k) };
 }
 
+/** sqrt(softplus(z)), deepseek_v4's `sqrtsoftplus`, overflow-safe (softplus(z) = max(z, 0) + log1p(e^-|z|)). */
+export const sqrtSoftplus = (z: number): number => Math.sqrt(Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z))));
+
+/**
+ * deepseek_v4: s = score(l); top-k of s + bias, or the given `fixed` ids (a hash layer's
+ * tid2eid row); weights s[idx] / (sum + 1e-20) × scaling.
+ */
+export function scoreBiasTopk(
+  l: ArrayLike<number>, k: number, score: 'sigmoid' | 'sqrtsoftplus', scaling: number, bias: ArrayLike<number> | undefined, fixed?: number[],
+): ScoredChoice {
+  const s = mapRow(l, score === 'sigmoid' ? sigmoid : sqrtSoftplus);
+  const c = s.map((v, i) => v + (bias?.[i] ?? 0));
+  const ids = fixed ?? topK(c, k);
+  const w = pick(s, ids);
+  const d = sum(w) + 1e-20;
+  // A fixed choice has no ranking to tie: its score row marks the chosen experts.
+  const ranked = fixed ? c.map((_, i) => (fixed.includes(i) ? 1 : 0)) : c;
+  return { ids, weights: w.map((v) => (v / d) * scaling), score: ranked };
+}
+
 /** laguna's logit soft-capping: tanh(l / cap) · cap. */
 export const softcapped = (l: ArrayLike<number>, cap: number): number[] => Array.from(l, (v) => Math.tanh(v / cap) * cap);
 
@@ -262,7 +283,48 @@ export function sparsemixer(l: ArrayLike<number>, k: number, jitterEps: number):
   return { ids, weights, score: mapRow(l, same) };
 }
 
-function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<number> | undefined): ScoredChoice {
+/**
+ * The fixed choice of MoE layer `layer` where it is hash-routed (`sem.hash`): rank 0's
+ * `router.tid2eid` (I64 or I32, `[vocab, k]`) and the forward's token ids; undefined for
+ * other layers. A hash layer without token ids is refused.
+ */
+export function hashChoiceOf(sem: MoeSemantics, layer: number, rank: RankTensors, tokens: number, inputs: ForwardInputs | undefined): HashChoice | undefined {
+  if (!sem.hash?.layers.includes(layer)) return undefined;
+  const name = `layers.${layer}.router.tid2eid`;
+  const t = rank.tensors.get(name);
+  const shape = [sem.hash.vocab, sem.topK];
+  if (!t || (t.dtype !== 'I64' && t.dtype !== 'I32') || t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1] || t.bytes.length !== shape[0]! * shape[1]! * (t.dtype === 'I64' ? 8 : 4)) {
+    throw new RoutingError('a hash layer needs its tid2eid table', { layer, tensor: name, expected: `I64|I32 [${shape.join(', ')}]`, found: t ? `${t.dtype} [${t.shape.join(', ')}]` : 'absent' });
+  }
+  if (inputs?.tokenIds === undefined) {
+    throw new RoutingError('a hash-routed layer chooses experts by token id: the forward needs the token ids', { layer, expected: `tokenIds [${tokens}]`, found: 'none' });
+  }
+  const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
+  const n = shape[0]! * shape[1]!;
+  const table = new Float64Array(n);
+  for (let i = 0; i < n; i++) table[i] = t.dtype === 'I64' ? Number(view.getBigInt64(8 * i, true)) : view.getInt32(4 * i, true);
+  return { table, tokenIds: inputs.tokenIds };
+}
+
+/** The choice of tokens [from, to) of a hash layer (a backend that routes in parts). */
+export function hashPart(hash: HashChoice | undefined, from: number, to: number): HashChoice | undefined {
+  return hash && { table: hash.table, tokenIds: Array.from({ length: to - from }, (_, i) => hash.tokenIds[from + i]!) };
+}
+
+/** Token t's row of a hash table, checked: a token id inside the table, expert ids below E. */
+function hashRow(hash: HashChoice, t: number, k: number, E: number): number[] {
+  const id = hash.tokenIds[t]!;
+  const vocab = hash.table.length / k;
+  if (!Number.isSafeInteger(id) || id < 0 || id >= vocab) {
+    throw new RoutingError('token id outside the hash table', { expected: `0..${vocab - 1}`, found: id });
+  }
+  const row = Array.from({ length: k }, (_, j) => hash.table[id * k + j]!);
+  const bad = row.find((e) => !Number.isSafeInteger(e) || e < 0 || e >= E);
+  if (bad !== undefined) throw new RoutingError('tid2eid names an expert that does not exist', { tensor: 'router.tid2eid', expected: `0..${E - 1}`, found: bad });
+  return row;
+}
+
+function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<number> | undefined, fixed?: number[]): ScoredChoice {
   switch (r.kind) {
     case 'softmax_topk': return softmaxTopk(l, k, r.renormalize, r.scaling);
     case 'softmax_topk_pnorm': return softmaxTopkPnorm(l, k, r.p);
@@ -272,11 +334,14 @@ function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<
     case 'softmax_group_top2': return sigmoidGroupLimitedBias(l, k, r.groups, r.topkGroups, r.renormalize, r.scaling, bias, false, softmax);
     case 'topk_sigmoid': return topkSigmoid(l, k, r.renormalize, r.scaling);
     case 'softmax_bias_normmin': return softmaxBiasNormmin(l, k, r.normMin, bias);
+    case 'score_bias_topk': return scoreBiasTopk(l, k, r.score, r.scaling, bias, fixed);
     case 'sigmoid_bias': return sigmoidBias(l, k, r.renormalize, r.scaling, bias);
     case 'topk_softmax': return topkSoftmax(l, k, r.scaling);
     case 'topk_sigmoid_input': return topkSigmoidInput(l, k);
     case 'sparsemixer': return sparsemixer(l, k, r.jitterEps);
     case 'sigmoid_bias_shared': return sigmoidBiasShared(l, k, r.shared, r.scaling, bias);
+    // Routed over the whole [T, 2K] logits at once (route): rows mix tokens.
+    case 'product_key': throw new RoutingError('product-key routing reads every token\'s logits: route them together', { expected: 'route()', found: 'one row' });
   }
 }
 
@@ -285,33 +350,10 @@ function chooseOne(r: Routing, l: ArrayLike<number>, k: number, bias: ArrayLike<
  * (ids ≥ experts - zeroExperts): added once for the whole block, not per rank, since no rank
  * holds them. A no-op for models without them.
  */
-/** The routings of consecutive parts of the tokens as one (same semantics, parts in order). */
-export function concatRoutings(parts: RoutingResult[]): RoutingResult {
-  if (parts.length === 1) return parts[0]!;
-  const cat = <T extends Int32Array | Float64Array>(make: (n: number) => T, pick: (r: RoutingResult) => T): T => {
-    const out = make(parts.reduce((n, r) => n + pick(r).length, 0));
-    let at = 0;
-    for (const r of parts) {
-      out.set(pick(r), at);
-      at += pick(r).length;
-    }
-    return out;
-  };
-  const first = parts[0]!;
-  const result: RoutingResult = {
-    selected: cat((n) => new Int32Array(n), (r) => r.selected),
-    weights: cat((n) => new Float64Array(n), (r) => r.weights),
-    scores: cat((n) => new Float64Array(n), (r) => r.scores),
-    inputScale: first.inputScale,
-  };
-  if (first.groups) result.groups = { ...first.groups, scores: cat((n) => new Float64Array(n), (r) => r.groups!.scores) };
-  if (first.sharedWeights) result.sharedWeights = cat((n) => new Float64Array(n), (r) => r.sharedWeights!);
-  return result;
-}
-
 export function addZeroExperts(sem: MoeSemantics, r: RoutingResult, x: ArrayLike<number>, tokens: number, out: Float32Array | Float64Array): void {
   const Z = sem.zeroExperts ?? 0;
-  if (Z === 0) return;
+  // zaya's skip class adds nothing.
+  if (Z === 0 || sem.zeroExpertsSkip) return;
   const { hidden: H, topK: k } = sem;
   const first = sem.experts - Z;
   for (let t = 0; t < tokens; t++) {
@@ -323,15 +365,23 @@ export function addZeroExperts(sem: MoeSemantics, r: RoutingResult, x: ArrayLike
   }
 }
 
+/** A hash layer's choice (deepseek_v4): the `[vocab, k]` table of expert ids, row-major, and each token's id. */
+export interface HashChoice {
+  table: ArrayLike<number>;
+  tokenIds: ArrayLike<number>;
+}
+
 /**
  * Routes every token: `logits` is `[tokens, experts]` including the router bias;
- * `correctionBias` (`[experts]`) is the selection-only bias where the model has one.
+ * `correctionBias` (`[experts]`) is the selection-only bias where the model has one; `hash`
+ * the fixed choice of a hash layer.
  */
-export function route(sem: MoeSemantics, logits: Logits, tokens: number, correctionBias?: ArrayLike<number>): RoutingResult {
+export function route(sem: MoeSemantics, logits: Logits, tokens: number, correctionBias?: ArrayLike<number>, hash?: HashChoice): RoutingResult {
   const E = sem.experts;
   const k = sem.topK;
-  if (!Number.isSafeInteger(tokens) || tokens < 0 || logits.length !== tokens * E) {
-    throw new RoutingError('router logits do not have the shape [tokens, experts]', { expected: [tokens, E], found: logits.length });
+  const rows = sem.routerRows ?? E;
+  if (!Number.isSafeInteger(tokens) || tokens < 0 || logits.length !== tokens * rows) {
+    throw new RoutingError('router logits do not have the shape [tokens, router rows]', { expected: [tokens, rows], found: logits.length });
   }
   if (k < 1 || k > E) throw new RoutingError('top-k must be between 1 and the number of experts', { expected: `1..${E}`, found: k });
   // Shared experts the router scores (inkling) have no correction bias.
@@ -343,11 +393,18 @@ export function route(sem: MoeSemantics, logits: Logits, tokens: number, correct
   const weights = new Float64Array(tokens * k);
   const scores = new Float64Array(tokens * E);
   const r = sem.routing;
+  if (hash && r.kind !== 'score_bias_topk') {
+    throw new RoutingError('only score_bias_topk routing (deepseek_v4) has hash layers', { expected: 'score_bias_topk', found: r.kind });
+  }
+  if (hash && hash.tokenIds.length !== tokens) {
+    throw new RoutingError('a hash layer needs one token id per token', { expected: tokens, found: hash.tokenIds.length });
+  }
+  if (r.kind === 'product_key') return productKeyRoute(logits, tokens, E, k, r.keys, r.renormalize);
   const grouped = (r.kind === 'softmax_group_limited' || r.kind === 'sigmoid_group_limited_bias' || r.kind === 'softmax_group_top2') && r.groups > 1;
   const groups = grouped ? { scores: new Float64Array(tokens * r.groups), count: r.groups, kept: r.topkGroups } : undefined;
   const sharedWeights = r.kind === 'sigmoid_bias_shared' ? new Float64Array(tokens * r.shared) : undefined;
   for (let t = 0; t < tokens; t++) {
-    const choice = chooseOne(r, logits.subarray(t * E, (t + 1) * E), k, correctionBias);
+    const choice = chooseOne(r, logits.subarray(t * E, (t + 1) * E), k, correctionBias, hash && hashRow(hash, t, k, E));
     selected.set(choice.ids, t * k);
     weights.set(choice.weights, t * k);
     scores.set(choice.score, t * E);
@@ -358,4 +415,46 @@ export function route(sem: MoeSemantics, logits: Logits, tokens: number, correct
   if (groups) result.groups = groups;
   if (sharedWeights) result.sharedWeights = sharedWeights;
   return result;
+}
+
+/**
+ * doge's product-key routing over the whole `[T, 2K]` logits (MoeSemantics routing
+ * `product_key`): row t's x-scores are flat[tK, tK + K) and its y-scores flat[TK + tK, ...),
+ * as transformers' view(2, T, K) reads them; expert ix·K + iy scores sx[ix] + sy[iy].
+ */
+export function productKeyRoute(logits: Logits, tokens: number, E: number, k: number, K: number, renormalize: boolean): RoutingResult {
+  if (K * K > E || k > K * K) throw new RoutingError('product keys need K² ≤ experts and top-k ≤ K²', { expected: `K² ≤ ${E}, k ≤ K²`, found: { keys: K, topK: k } });
+  const selected = new Int32Array(tokens * k);
+  const weights = new Float64Array(tokens * k);
+  const scores = new Float64Array(tokens * E).fill(-Infinity);
+  for (let t = 0; t < tokens; t++) {
+    const sx = logits.subarray(t * K, (t + 1) * K);
+    const sy = logits.subarray(tokens * K + t * K, tokens * K + (t + 1) * K);
+    // torch.topk(K) of each half sorts it; the K² sums are ranked in that order (ties: lower position first).
+    const ix = topK(sx, K);
+    const iy = topK(sy, K);
+    const sums = new Array<number>(K * K);
+    for (let a = 0; a < K; a++) for (let b = 0; b < K; b++) sums[a * K + b] = sx[ix[a]!]! + sy[iy[b]!]!;
+    const best = topK(sums, k);
+    const ids = best.map((pos) => ix[Math.floor(pos / K)]! * K + iy[pos % K]!);
+    let w = softmax(pick(sums, best));
+    if (renormalize) {
+      const s = sum(w);
+      w = w.map((v) => v / s);
+    }
+    selected.set(ids, t * k);
+    weights.set(w, t * k);
+    for (let e = 0; e < K * K; e++) scores[t * E + e] = sx[Math.floor(e / K)]! + sy[e % K]!;
+  }
+  return { selected, weights, scores, inputScale: false };
+}
+
+/**
+ * A product-key router's per-logit bounds (`[T, 2K]`, flat as the logits) as per-expert bounds
+ * `[T, E]` of the sums it ranks: the x- and y-score's bounds added (0 beyond K²).
+ */
+export function productKeyBounds(bound: Float64Array, tokens: number, E: number, K: number): Float64Array {
+  const out = new Float64Array(tokens * E);
+  for (let t = 0; t < tokens; t++) for (let e = 0; e < K * K; e++) out[t * E + e] = bound[t * K + Math.floor(e / K)]! + bound[tokens * K + t * K + (e % K)]!;
+  return out;
 }

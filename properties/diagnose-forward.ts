@@ -8,7 +8,7 @@
 import type { Diagnosis, DiagnosisKind } from '../harness/compare/diagnose.js';
 import { compareToBounds } from '../harness/compare/tolerance.js';
 import type { MoeSemantics, Routing } from '../harness/layouts/semantics.js';
-import type { RankTensors } from '../kernels/backend.js';
+import type { ForwardInputs, RankTensors } from '../kernels/backend.js';
 import { referenceForward } from '../kernels/moe.js';
 import { route, softmax } from '../kernels/routing.js';
 
@@ -39,10 +39,10 @@ function hypotheses(sem: MoeSemantics, layer: number, ranks: RankTensors[]): Hyp
     out.push({
       kind: 'forward-softmax-for-sigmoid',
       detail: `router scores computed with softmax where ${sem.modelType} uses sigmoid`,
-      route: (s, logits, tokens, correction) => {
+      route: (s, logits, tokens, correction, hash) => {
         const z = new Float64Array(logits.length);
         for (let t = 0; t < tokens; t++) softmax(logits.subarray(t * E, (t + 1) * E)).forEach((p, e) => (z[t * E + e] = logit(p)));
-        return route(s, z, tokens, correction);
+        return route(s, z, tokens, correction, hash);
       },
     });
   }
@@ -53,10 +53,10 @@ function hypotheses(sem: MoeSemantics, layer: number, ranks: RankTensors[]): Hyp
  * What a backend's forward did, given its output `got` on ranks whose weights are right:
  * the routing mistakes whose forward matches it within bound, or `unknown`.
  */
-export function diagnoseForward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, got: ArrayLike<number>, backend: string): Diagnosis[] {
+export function diagnoseForward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, got: ArrayLike<number>, backend: string, inputs?: ForwardInputs): Diagnosis[] {
   const found: Diagnosis[] = [];
   for (const h of hypotheses(sem, layer, ranks)) {
-    const want = referenceForward(h.sem ?? sem, layer, h.ranks ?? ranks, x, tokens, { bound: true, ...(h.route && { route: h.route }) });
+    const want = referenceForward(h.sem ?? sem, layer, h.ranks ?? ranks, x, tokens, { bound: true, ...(inputs && { inputs }), ...(h.route && { route: h.route }) });
     const cols = want.output.length / Math.max(1, tokens);
     const v = compareToBounds(got, want.output, want.bounds!, cols, { selected: want.selected, k: want.selected.length / Math.max(1, tokens) });
     if (v.tier !== 'fail') found.push({ tensor: '', kind: h.kind, detail: `layer ${layer}, ${backend}: ${h.detail}; its output matches that forward (max error ${v.maxAbs.value.toPrecision(3)})` });

@@ -8,7 +8,7 @@ import { ModelConfig } from '../harness/checkpoint/config.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
-import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
+import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, goldenInputs, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { diffCanonical, notingSlot } from './diff.js';
@@ -99,7 +99,7 @@ async function goldenOutcome(s: GoldenCaseSelector, target: Target): Promise<Cas
   const backend = target.forward ?? referenceBackend;
   let warned: string | undefined;
   for (const g of await readGolden(s.fixture, sem)) {
-    const reference = referenceForward(sem, g.layer, ranks, g.input, g.tokens, { bound: true });
+    const reference = referenceForward(sem, g.layer, ranks, g.input, g.tokens, { bound: true, inputs: goldenInputs(g) });
     const c = await compareLayer(sem, ranks, g, backend, reference);
     for (const [what, r] of [['output', c.output], ['router logits', c.routerLogits]] as const) {
       if (!r || r.tier === 'pass') continue;

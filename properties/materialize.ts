@@ -120,8 +120,9 @@ export async function writeBroken(spec: CheckpointSpec, seed: number, broken: Br
   const g = await generate(spec, seed, dir);
   const stored = storedTensors({ config: g.config, layout: spec.layout, canonical: g.canonical, scheme: g.scheme });
   const other = storedTensors({ config: g.config, layout: spec.layout === 'original' ? 'fused' : 'original', canonical: g.canonical, scheme: g.scheme });
-  // Not shared_experts.; step3p7's original stacks its experts as moe.{gate,up,down}_proj.
-  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(input|output)_linear\.|\.moe\.(gate|up|down)_proj\./.test(k));
+  // Not shared_experts., nor granitemoeshared's shared_mlp.input_linear; doge's experts are down_embed/up_embed;
+  // step3p7's original stacks its experts as moe.{gate,up,down}_proj.
+  const expertKeys = [...stored.keys()].filter((k) => /(^|\.)experts\.|(^|\.)(block_sparse_moe|mlp)\.(input|output)_linear\.|\.(down|up)_embed\.|\.moe\.(gate|up|down)_proj\./.test(k));
   const victim = expertKeys[expertKeys.length - 1];
   if (victim === undefined) throw new MaterializeError('no expert tensor to break', { expected: 'an experts.* tensor', found: [...stored.keys()] });
   const t = stored.get(victim)!;

@@ -299,16 +299,24 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   const tokens = ctx.tokens ?? 1 + ((seed >>> 8) % 24);
   const x = Float32Array.from(normals(xoshiro128ss(seed ^ 0x1f0), tokens * sem.hidden, 1));
   let warned: string | undefined;
+  // Hash-routed layers (deepseek_v4) choose experts by token id: random ids inside the table.
+  // zaya's MLP router adds the state carried from the previous layer: N(0, 1) here.
+  const ids = xoshiro128ss(seed ^ 0x7a1);
+  const inputs = sem.hash || sem.mlpRouter ? {
+    ...(sem.hash && { tokenIds: Array.from({ length: tokens }, () => Math.floor(ids() * sem.hash!.vocab)) }),
+    ...(sem.mlpRouter && { routerState: normals(ids, tokens * sem.mlpRouter.hidden, 1) }),
+  } : undefined;
+  const opts = inputs ? { inputs } : {};
   for (const layer of sem.moeLayers) {
-    const want = referenceForward(sem, layer, [{ req: WHOLE, tensors: whole }], x, tokens, { bound: true });
-    const got = referenceForward(sem, layer, ranks, x, tokens);
+    const want = referenceForward(sem, layer, [{ req: WHOLE, tensors: whole }], x, tokens, { bound: true, ...opts });
+    const got = referenceForward(sem, layer, ranks, x, tokens, opts);
     const v = forwardVerdict(want, got.output, tokens, `layer ${layer}: forward of the summed ranks vs the unsharded forward`);
     if (v.status === 'fail') return v;
     if (target.forward) {
-      const fast = await target.forward.forward(sem, layer, ranks, x, tokens);
+      const fast = await target.forward.forward(sem, layer, ranks, x, tokens, inputs);
       const ties = findRoutingTies(want.routing.scores, want.bounds!.logits, tokens, sem.experts, sem.topK);
       const w = forwardVerdict(want, fast.output, tokens, `layer ${layer}: ${target.forward.name} forward of the ranks vs the float64 reference`, ties);
-      if (w.status === 'fail') return fail({ ...w.failure, diagnosis: diagnoseForward(sem, layer, ranks, x, tokens, fast.output, target.forward.name) });
+      if (w.status === 'fail') return fail({ ...w.failure, diagnosis: diagnoseForward(sem, layer, ranks, x, tokens, fast.output, target.forward.name, inputs) });
       if (w.status === 'warn') warned = w.note;
     }
   }

@@ -11,10 +11,17 @@ import type { QuantGeometry } from '../harness/layouts/ops.js';
 /** The ranks do not fit together into one whole: a weight is missing, repeated or disagrees. */
 export class CoverageError extends MoeConformanceError {}
 
-const NAME = /^layers\.(\d+)\.(?:(experts|router|shared)\.([a-z0-9_]+)|output_bias|output_norm|expert_input_norm)$/;
+// The router may have dotted names (zaya: router.down.weight).
+const NAME = /^layers\.(\d+)\.(?:(experts|shared)\.([a-z0-9_]+)|router\.([a-z0-9_.]+)|latent\.fc[12]|output_bias|output_norm|expert_input_norm)$/;
 
 /** Tensors every rank holds whole and identical. */
-const WHOLE_EVERYWHERE = new Set(['router.weight', 'router.bias', 'router.correction_bias', 'router.input_scale', 'router.expert_scale', 'router.global_scale', 'shared.gate', 'output_bias', 'output_norm', 'expert_input_norm']);
+const WHOLE_EVERYWHERE = new Set([
+  'router.weight', 'router.bias', 'router.correction_bias', 'router.tid2eid', 'shared.gate', 'output_bias', 'output_norm', 'latent.fc1', 'latent.fc2',
+  // gemma4's scales and expert input norm, inkling's global scale
+  'router.input_scale', 'router.expert_scale', 'router.global_scale', 'expert_input_norm',
+  // zaya's MLP router
+  'router.down.weight', 'router.down.bias', 'router.state_scale', 'router.norm', 'router.fc1.weight', 'router.fc1.bias', 'router.fc2.weight', 'router.fc2.bias',
+]);
 
 /**
  * `gated: false` for non-gated experts (spec §1: w13 and shared.w13 hold the up rows alone,

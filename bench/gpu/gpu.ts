@@ -6,8 +6,11 @@
 // both sides (bench/gpu/shapes.ts), so nothing large goes through a file.
 //
 // Per shape and T: torch's per-expert loop (what transformers does) and its grouped GEMM
-// where it has one; ours with the tiling autotuned on the first (warm-up) forward and the
-// weights resident. Checked: ours against torch's loop output (max |diff| / max |torch|, and
+// where it has one, timed on the device (x and y stay on the GPU); ours with the tiling
+// autotuned on the first (warm-up) forward and the weights resident, timed the same way
+// (`forwardOnDevice`: x already in a GPU buffer, the output left in one, until the GPU is
+// done), and separately as the host round trip (`forward`: x up, output, logits and ids
+// read back through Dawn), which is reported beside it, never instead. Checked: ours against torch's loop output (max |diff| / max |torch|, and
 // tokens off by more than 1e-3 of that scale, which only a routing flip would give), and each
 // shape's routing and activation at a small size against the float64 reference's strict
 // float32 bound, as the tests do on llvmpipe.
@@ -16,7 +19,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { referenceForward } from '../../kernels/moe.js';
-import { WgslWebGpuBackend } from '../../kernels/wgsl/backend.js';
+import { WgslWebGpuBackend, type DeviceForward } from '../../kernels/wgsl/backend.js';
 import { fmt, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, timeRuns, timing, writeResult, type Timing } from '../common.js';
 import { accuracy, type Accuracy } from '../kernels.js';
 import { flopsOf, MODEL_SHAPES, scales, shapeProblem, smallShape, type ModelShape } from './shapes.js';
@@ -65,13 +68,16 @@ export interface GpuRow {
   flops: number;
   torchLoop?: Timing;
   torchGrouped?: Timing;
+  /** Ours on the device (x in and the output left in GPU buffers), as torch is timed. */
   wgsl?: Timing;
-  /** torch loop's median / ours (≥ 1: we are faster). */
+  /** Ours as a host round trip (x uploaded, output, logits and ids read back). */
+  wgslHost?: Timing;
+  /** torch loop's median / ours on the device (≥ 1: we are faster). */
   vsLoop?: number;
   vsGrouped?: number;
+  /** torch loop's median / our host round trip. */
+  hostVsLoop?: number;
   tiling?: string;
-  /** Our last timed forward's phases (ms): router round trip, routing on the CPU, experts round trip. */
-  phases?: { router: number; routing: number; experts: number };
   agreement?: { maxAbsDiff: number; maxAbsTorch: number; relative: number; tokensOff: number };
   error?: string;
 }
@@ -139,9 +145,7 @@ export async function benchGpu(o: GpuOptions): Promise<{ rows: GpuRow[]; file: s
       const start = performance.now();
       const p = await shapeProblem(s, Math.max(...o.tokens));
       console.error(`${s.name}: weights made in ${fmt((performance.now() - start) / 1000)} s`);
-      // BENCH_GPU_PART_TOKENS: the pipelined parts (kernels/wgsl, off by default), e.g. 512.
-      const partTokens = process.env.BENCH_GPU_PART_TOKENS ? Number(process.env.BENCH_GPU_PART_TOKENS) : undefined;
-      const backend = await WgslWebGpuBackend.create({ autotune: true, residentWeights: true, partTokens });
+      const backend = await WgslWebGpuBackend.create({ autotune: true, residentWeights: true });
       report.adapter = backend.adapter;
       try {
         for (const T of o.tokens) {
@@ -153,20 +157,28 @@ export async function benchGpu(o: GpuOptions): Promise<{ rows: GpuRow[]; file: s
           }
           try {
             const x = p.x.subarray(0, T * s.hidden);
-            let out: Float32Array = new Float32Array(0);
-            const forward = async () => {
-              out = (await backend.forward(p.sem, 0, p.ranks, x, T)).output as Float32Array;
-            };
-            row.wgsl = await timeRuns(o.runs, 2, forward);
-            row.phases = backend.lastPhases;
-            const tuned = [...backend.tunings.entries()].pop();
-            row.tiling = tuned ? JSON.stringify(tuned[1].tiling) : undefined;
-            if (tuned) tunings[`${s.name} T=${T}`] = tuned[1];
-            if (ps) {
-              const torchY = new Float32Array((await readFile(join(dir, `y-${T}.f32`))).buffer.slice(0));
-              row.agreement = agreement(out, torchY, s.hidden);
+            const xBuf = backend.inputBuffer(x);
+            try {
+              let last: DeviceForward | undefined;
+              row.wgsl = await timeRuns(o.runs, 2, async () => {
+                last = await backend.forwardOnDevice(p.sem, 0, p.ranks, xBuf, T);
+              });
+              const out = await backend.readOutput(p.sem, last!);
+              row.wgslHost = await timeRuns(o.runs, 1, () => backend.forward(p.sem, 0, p.ranks, x, T));
+              const tuned = [...backend.tunings.entries()].pop();
+              row.tiling = tuned ? JSON.stringify(tuned[1].tiling) : undefined;
+              if (tuned) tunings[`${s.name} T=${T}`] = tuned[1];
+              if (ps) {
+                const torchY = new Float32Array((await readFile(join(dir, `y-${T}.f32`))).buffer.slice(0));
+                row.agreement = agreement(out, torchY, s.hidden);
+              }
+            } finally {
+              xBuf.destroy();
             }
-            if (row.torchLoop) row.vsLoop = row.torchLoop.medianMs / row.wgsl.medianMs;
+            if (row.torchLoop) {
+              row.vsLoop = row.torchLoop.medianMs / row.wgsl.medianMs;
+              row.hostVsLoop = row.torchLoop.medianMs / row.wgslHost.medianMs;
+            }
             if (row.torchGrouped) row.vsGrouped = row.torchGrouped.medianMs / row.wgsl.medianMs;
           } catch (e) {
             row.error = (e as Error).message;
@@ -192,14 +204,15 @@ const tflops = (flops: number, t?: Timing) => (t ? fmt(flops / t.medianMs / 1e9,
 
 export function gpuTable(rows: GpuRow[]): string {
   const lines = [
-    '| shape | T | torch loop ms | torch grouped ms | WGSL ms (phases) | WGSL TFLOP/s | × torch loop | × torch grouped | WGSL vs torch (max rel diff, tokens off) | tiling |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    '| shape | T | torch loop ms | torch grouped ms | WGSL on device ms | WGSL TFLOP/s | × torch loop | × torch grouped | WGSL host round trip ms (× loop) | WGSL vs torch (max rel diff, tokens off) | tiling |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   ];
   for (const r of rows) {
     const ms = (t?: Timing) => (t ? fmt(t.medianMs, 2) : '–');
+    const x = (v?: number) => (v === undefined ? '–' : fmt(v, 2));
     const a = r.agreement ? `${r.agreement.relative.toExponential(1)}, ${r.agreement.tokensOff}` : '–';
-    const ph = r.phases ? ` (router ${fmt(r.phases.router, 2)}, routing ${fmt(r.phases.routing, 2)}, experts ${fmt(r.phases.experts, 2)})` : '';
-    lines.push(`| ${r.shape} | ${r.tokens} | ${ms(r.torchLoop)} | ${ms(r.torchGrouped)} | ${r.error ? `failed: ${r.error}` : ms(r.wgsl)}${ph} | ${tflops(r.flops, r.wgsl)} | ${r.vsLoop === undefined ? '–' : fmt(r.vsLoop, 2)} | ${r.vsGrouped === undefined ? '–' : fmt(r.vsGrouped, 2)} | ${a} | ${r.tiling ?? ''} |`);
+    const host = r.wgslHost ? `${ms(r.wgslHost)} (${x(r.hostVsLoop)})` : '–';
+    lines.push(`| ${r.shape} | ${r.tokens} | ${ms(r.torchLoop)} | ${ms(r.torchGrouped)} | ${r.error ? `failed: ${r.error}` : ms(r.wgsl)} | ${tflops(r.flops, r.wgsl)} | ${x(r.vsLoop)} | ${x(r.vsGrouped)} | ${host} | ${a} | ${r.tiling ?? ''} |`);
   }
   return lines.join('\n');
 }

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import transformers
 from safetensors import safe_open
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForTokenClassification
 
 sys.path.insert(0, str(Path(__file__).parent))
 from make_fixtures import BASE_CONFIG, SPECS  # noqa: E402
@@ -76,6 +76,8 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
     if model_type in ("axk2", "hy_v4"):
         return {"kv_lora_rank": 16, "q_lora_rank": 24, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8,
                 "index_n_heads": 1, "index_head_dim": 8, "index_topk": 8, **({"hc_mult": 2} if model_type == "hy_v4" else {"gated_norm_rank": 4})}
+    if model_type == "deepseek_v4":
+        return {"head_dim": 16, "q_lora_rank": 8, "o_groups": 1, "o_lora_rank": 8, "hc_mult": 2, "index_n_heads": 1, "index_head_dim": 8, "index_topk": 4, "sliding_window": 8}
     if model_type == "dbrx":
         return {"n_heads": 1, "attn_config": {"kv_n_heads": 1, "rope_theta": 10000.0}, "max_seq_len": 64}
     return {}
@@ -83,13 +85,15 @@ def extras(model_type: str, layers: int) -> dict[str, Any]:
 
 def build_model(config: transformers.PretrainedConfig) -> torch.nn.Module:
     """The model as its checkpoints are saved: the fixture's class where it names one (llama4,
-    whose causal-LM auto mapping builds the text model alone), else a causal LM, else an image-text-to-text model
-    (MoE decoders inside a VL model), else a *ForCausalLM class the auto maps lack, else the base model."""
+    whose causal-LM auto mapping builds the text model alone; openai_privacy_filter's token
+    classifier), else a causal LM, else an image-text-to-text model (MoE decoders inside a VL
+    model), else a token classifier, else a *ForCausalLM class the auto maps lack, else the base model."""
     spec = SPECS.get(config.model_type)
     if spec is not None and spec.model_class is not None:
         return getattr(transformers, spec.model_class)._from_config(config)
     first: Exception | None = None
-    for auto in (AutoModelForCausalLM, AutoModelForImageTextToText):
+    # A token classifier (openai_privacy_filter) is saved with its model. prefix, as published.
+    for auto in (AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForTokenClassification):
         try:
             return auto.from_config(config)
         except ValueError as e:  # no mapping for this config class

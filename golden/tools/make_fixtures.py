@@ -27,6 +27,13 @@ and batch a of issue 14's second round (BATCH_A_SPECS):
 
     .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types qwen3_omni_moe qwen4_exp_text qwen4_exp \
         deepseek_ocr2 granitemoe_swa aria_text aria axk1 axk2 hy_v4 llama4
+the four added in session 2 by s2-i14-c (deepseek_v4 with token ids, zaya with the carried
+router state, doge, openai_privacy_filter), and the remade granitemoeshared/-hybrid (output
+with the layer's shared_mlp) and nemotron_h f32 (latent MoE):
+
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types deepseek_v4 zaya doge \
+        openai_privacy_filter granitemoeshared granitemoehybrid
+    .venv/bin/python golden/tools/make_fixtures.py --out golden/hf --types nemotron_h --dtypes f32
 
 Regenerate a shipped type into a scratch folder and check that its tensor names, shapes
 and dtypes (checkpoint files and golden.safetensors) and its golden.json match the
@@ -52,6 +59,7 @@ Every folder is reloaded from both layouts and recomputed before the script repo
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import re
@@ -121,6 +129,9 @@ class FixtureSpec:
     # Tensors (name suffixes) that multiply and are initialised at 1 (gemma4's router scales and
     # norm weight): redrawn from N(1, 0.5^2) so that the branch's values are not vanishingly small.
     near_one: tuple[str, ...] = ()
+    # A child of the decoder layer beside the block, fed the same input, whose output the layer
+    # adds to the block's (granitemoeshared's shared_mlp): recorded as part of the block's output.
+    beside: str | None = None
 
 
 def causal_lm(spec: FixtureSpec) -> Any:
@@ -408,7 +419,9 @@ def _mellum(dtype: str) -> dict[str, Any]:
 
 def _nemotron_h(dtype: str) -> dict[str, Any]:
     # Hybrid stacks: MoE layers between attention (f32) or mamba (bf16) layers; non-gated relu² experts.
+    # f32: latent MoE (experts in moe_latent_size 24 between fc1/fc2_latent_proj).
     layers = ["moe", "attention", "moe"] if dtype == "f32" else ["mamba", "moe"]
+    latent = {"moe_latent_size": 24} if dtype == "f32" else {}
     return _new_sizes(
         num_hidden_layers=len(layers),
         layers_block_type=layers,
@@ -423,6 +436,7 @@ def _nemotron_h(dtype: str) -> dict[str, Any]:
         ssm_state_size=8,
         n_groups=1,
         chunk_size=16,
+        **latent,
         **_dsv3_groups(dtype),
     )
 
@@ -807,6 +821,66 @@ def _llama4(_: str) -> dict[str, Any]:
     return {"text_config": text, "vision_config": vision, "tie_word_embeddings": False}
 
 
+def _deepseek_v4(dtype: str) -> dict[str, Any]:
+    # Three layers of routed + shared clamped-SwiGLU experts (swiglu_limit 0.5: clamping in
+    # play); f32 hash-routes the first layer and scores with sqrtsoftplus, bf16 hash-routes
+    # the middle one and scores with sigmoid. Attention (MQA, hyper-connections, compressor) tiny.
+    fields = _new_sizes(
+        num_hidden_layers=3,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        n_routed_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K,
+        mlp_layer_types=["hash_moe", "moe", "moe"] if dtype == "f32" else ["moe", "hash_moe", "moe"],
+        scoring_func="sqrtsoftplus" if dtype == "f32" else "sigmoid",
+        routed_scaling_factor=1.5 if dtype == "f32" else 2.0,
+        swiglu_limit=0.5,
+        q_lora_rank=24, o_groups=2, o_lora_rank=16, hc_mult=2,
+        index_n_heads=2, index_head_dim=8, index_topk=4, sliding_window=8,
+    )
+    return {**fields, "num_key_value_heads": 1, "head_dim": 16}
+
+
+def _published_v4(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """deepseek_v4 as published: the reference implementation's keys have no `model.` prefix."""
+    return {k.removeprefix("model."): v for k, v in tensors.items()}
+
+
+def _openai_privacy_filter(dtype: str) -> dict[str, Any]:
+    # A token classifier with gpt_oss-like experts (gate/up concatenated, transposed, biased);
+    # bf16 uses top-3, so the router's / k and the block's × k do not cancel exactly.
+    return _new_sizes(
+        intermediate_size=NEW_INTERMEDIATE,
+        num_local_experts=NEW_EXPERTS,
+        num_experts_per_tok=TOP_K if dtype == "f32" else 3,
+        sliding_window=8,
+    )
+
+
+def _zaya(dtype: str) -> dict[str, Any]:
+    # Top-1 (the only k transformers 5.17 builds) of 12 experts + the skip class; an MLP router
+    # of hidden 24 (f32) / 8 (bf16), three layers (the 2nd and 3rd add the carried router state).
+    return _new_sizes(
+        num_hidden_layers=3,
+        moe_intermediate_size=NEW_INTERMEDIATE,
+        num_experts=NEW_EXPERTS,
+        num_experts_per_tok=1,
+        router_hidden_size=24 if dtype == "f32" else 8,
+    )
+
+
+def _doge(dtype: str) -> dict[str, Any]:
+    # CDMoE in every layer: f32 16 experts (4 product keys, all reachable), top-3, renormalised;
+    # bf16 12 experts (3 keys: experts 9..11 unreachable), top-2. The dense MLP is I 16 (2I == H).
+    return _new_sizes(
+        is_moe=True,
+        intermediate_size=NEW_INTERMEDIATE,
+        num_experts=16 if dtype == "f32" else NEW_EXPERTS,
+        num_experts_per_tok=3 if dtype == "f32" else TOP_K,
+        norm_topk_prob=dtype == "f32",
+        keep_window_size=8,
+    )
+
+
 DSV3_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "n_shared_experts", "mlp_layer_types")
 NEW_SPECS = [
     FixtureSpec("minimax_m2", _minimax_m2, "gate", ("num_local_experts", "num_experts_per_tok")),
@@ -818,8 +892,8 @@ NEW_SPECS = [
     FixtureSpec("mimo_v2_flash", _mimo_v2_flash, "gate", DSV3_FIELDS, lambda _: (1, 2)),
     FixtureSpec("afmoe", _afmoe, "router", ("num_experts", "num_experts_per_tok", "num_shared_experts", "route_scale"), lambda _: (1, 2)),
     FixtureSpec("hy_v3", _hy_v3, "gate", ("num_experts", "num_experts_per_tok", "num_shared_experts", "router_scaling_factor", "mlp_layer_types"), lambda _: (1, 2)),
-    FixtureSpec("granitemoeshared", _granitemoeshared, None, ("num_local_experts", "num_experts_per_tok")),
-    FixtureSpec("granitemoehybrid", _granitemoehybrid, None, ("num_local_experts", "num_experts_per_tok")),
+    FixtureSpec("granitemoeshared", _granitemoeshared, None, ("num_local_experts", "num_experts_per_tok", "shared_intermediate_size"), beside="shared_mlp"),
+    FixtureSpec("granitemoehybrid", _granitemoehybrid, None, ("num_local_experts", "num_experts_per_tok", "shared_intermediate_size"), beside="shared_mlp"),
     FixtureSpec("nemotron_h", _nemotron_h, "gate", DSV3_FIELDS + ("layers_block_type",), lambda d: (0, 2) if d == "f32" else (1,)),
     FixtureSpec("mistral4", _mistral4, "gate", DSV3_FIELDS, lambda _: (1, 2), "Mistral4ForCausalLM"),
     FixtureSpec(
@@ -848,6 +922,17 @@ NEW_SPECS = [
         "glm5_next", _glm5_next, "gate", DSV3_FIELDS + ("swiglu_limit",), lambda d: (1, 2) if d == "f32" else (0, 2),
         "Glm5NextForConditionalGeneration", nested_config=True,
     ),
+    FixtureSpec(
+        "deepseek_v4", _deepseek_v4, "gate",
+        ("n_routed_experts", "num_experts_per_tok", "mlp_layer_types", "scoring_func", "routed_scaling_factor", "swiglu_limit", "vocab_size"),
+        original_transform=_published_v4,
+    ),
+    FixtureSpec(
+        "openai_privacy_filter", _openai_privacy_filter, "router", ("num_local_experts", "num_experts_per_tok"),
+        model_class="OpenAIPrivacyFilterForTokenClassification",
+    ),
+    FixtureSpec("zaya", _zaya, "gate", ("num_experts", "num_experts_per_tok", "router_hidden_size")),
+    FixtureSpec("doge", _doge, None, ("num_experts", "num_experts_per_tok", "norm_topk_prob", "is_moe"), block="mlp"),
     FixtureSpec("mellum", _mellum, "gate", ("num_experts", "num_experts_per_tok", "norm_topk_prob", "mlp_layer_types"), lambda _: (1, 2)),
 ]
 
@@ -977,7 +1062,11 @@ def moe_blocks(model: torch.nn.Module, block: str | None = None, in_decoder_laye
 def redraw(model: torch.nn.Module, gen: torch.Generator) -> None:
     """Every saved float tensor from N(0, 0.1^2), 1-D ones from N(0, 0.05^2), so no bias is zero."""
     with torch.no_grad():
-        for _, tensor in sorted(model.state_dict(keep_vars=True).items()):
+        for name, tensor in sorted(model.state_dict(keep_vars=True).items()):
+            if name.endswith(".tid2eid"):
+                # A hash layer's expert ids per token id (deepseek_v4): k distinct experts a row.
+                experts = text_config(model).num_local_experts
+                tensor.copy_(torch.stack([torch.randperm(experts, generator=gen)[: tensor.shape[1]] for _ in range(tensor.shape[0])]))
             if not tensor.is_floating_point():
                 continue
             std = 0.05 if tensor.dim() == 1 else 0.1
@@ -1015,10 +1104,10 @@ def to_checkpoint_dtype(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.
     return model
 
 
-def run_block(spec: FixtureSpec, block: torch.nn.Module, x: torch.Tensor) -> Any:
-    """The block's forward on `x`; for a decoder layer's own router and experts (gemma4), that branch alone."""
+def run_block(spec: FixtureSpec, block: torch.nn.Module, x: torch.Tensor, **kwargs: Any) -> Any:
+    """The block's forward on `x` (with token ids or a router state where it takes them); for a decoder layer's own router and experts (gemma4), that branch alone."""
     if not spec.in_decoder_layer:
-        return block(x)
+        return block(x, **kwargs)
     flat = x.reshape(-1, x.shape[-1])
     _, weights, index = block.router(flat)
     return block.experts(block.pre_feedforward_layernorm_2(flat), index, weights).reshape(x.shape)
@@ -1055,8 +1144,20 @@ def capture(
         if spec.router_attr is not None:
             hooks.append(block.get_submodule(spec.router_attr).register_forward_hook(on_router))
         x = torch.randn(1, TOKENS, hidden, generator=gen, dtype=torch.float32)
+        kwargs = {}
+        if takes_token_ids(block):
+            # deepseek_v4: hash layers choose experts by token id; recorded beside the input.
+            kwargs["input_ids"] = torch.randint(0, text_config(model).vocab_size, (1, TOKENS), generator=gen)
+            golden[f"moe.{layer}.token_ids"] = kwargs["input_ids"].reshape(TOKENS).contiguous()
+        if getattr(getattr(block, "gate", None), "use_eda", False):
+            # zaya: the router adds the state carried from the previous layer's router; N(0, 1) here.
+            state = torch.randn(1, TOKENS, block.gate.router_hidden_size, generator=gen, dtype=torch.float32)
+            kwargs["prev_router_hidden_states"] = state
+            golden[f"moe.{layer}.router_state"] = state.reshape(TOKENS, -1).contiguous()
         with torch.no_grad():
-            y = run_block(spec, block, x)
+            y = run_block(spec, block, x, **kwargs)
+            if spec.beside is not None:
+                seen["output"] = seen["output"] + beside_of(model, path, spec.beside)(x)
         if spec.in_decoder_layer:
             seen["input"], seen["output"] = x.clone(), y.detach().clone()
         for h in hooks:
@@ -1067,8 +1168,20 @@ def capture(
             golden[f"moe.{layer}.router_logits"] = seen["router_logits"].reshape(TOKENS, -1).float().contiguous()
         paths[str(layer)] = path
         classes["moe"] = type(block).__name__
-        classes["experts"] = type(block.experts).__name__ if hasattr(block, "experts") else type(block.input_linear).__name__
+        # doge's experts are the block's own down_embed/up_embed embeddings.
+        experts = getattr(block, "experts", None) or getattr(block, "input_linear", None) or block.down_embed
+        classes["experts"] = type(experts).__name__
     return golden, paths, classes
+
+
+def beside_of(model: torch.nn.Module, block_path: str, child: str) -> torch.nn.Module:
+    """The decoder layer's `child` beside the MoE block at `block_path`."""
+    return model.get_submodule(f"{block_path.rsplit('.', 1)[0]}.{child}")
+
+
+def takes_token_ids(block: torch.nn.Module) -> bool:
+    """Whether the MoE block's forward takes the token ids (deepseek_v4's hash routing)."""
+    return "input_ids" in inspect.signature(block.forward).parameters
 
 
 def save_layout(model: torch.nn.Module, folder: Path, original: bool, sharded: bool) -> None:
@@ -1084,12 +1197,25 @@ def save_layout(model: torch.nn.Module, folder: Path, original: bool, sharded: b
 
 
 def rewrite_tensors(folder: Path, transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
-    """Applies `transform` to every safetensors file of a saved folder, keeping names and files."""
+    """Applies `transform` to every safetensors file of a saved folder, keeping files; a renamed
+    tensor is renamed in the shard index too."""
+    renamed: dict[str, str] = {}
     for file in sorted(folder.glob("*.safetensors")):
         with safe_open(str(file), framework="pt") as f:
             meta = f.metadata()
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        save_file({k: v.contiguous() for k, v in transform(tensors).items()}, str(file), metadata=meta)
+        out = transform(tensors)
+        if len(out) != len(tensors):
+            raise FixtureError(f"{file}: the transform changed the number of tensors")
+        for k, v in tensors.items():
+            new = next(n for n, w in out.items() if w is v or (n == k))
+            renamed[k] = new
+        save_file({k: v.contiguous() for k, v in out.items()}, str(file), metadata=meta)
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        data = json.loads(index.read_text())
+        data["weight_map"] = {renamed.get(k, k): v for k, v in data["weight_map"].items()}
+        index.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def make_fixture(spec: FixtureSpec, dtype: str, out: Path, seed: int) -> Path:
@@ -1168,11 +1294,18 @@ def verify_fixture(folder: Path) -> list[str]:
                 hook = block.get_submodule(spec.router_attr).register_forward_hook(
                     lambda _m, _a, out: seen.__setitem__("router_logits", router_output(out).detach())
                 )
+            kwargs = {"input_ids": golden[f"moe.{layer}.token_ids"].unsqueeze(0)} if f"moe.{layer}.token_ids" in golden else {}
+            if f"moe.{layer}.router_state" in golden:
+                kwargs["prev_router_hidden_states"] = golden[f"moe.{layer}.router_state"].unsqueeze(0)
             with torch.no_grad():
-                y = run_block(spec, block, golden[f"moe.{layer}.input"].unsqueeze(0))
+                y = run_block(spec, block, golden[f"moe.{layer}.input"].unsqueeze(0), **kwargs)
             if hook is not None:
                 hook.remove()
-            y = (y[0] if isinstance(y, tuple) else y).reshape(TOKENS, text_config(model).hidden_size)
+            y = y[0] if isinstance(y, tuple) else y
+            if spec.beside is not None:
+                with torch.no_grad():
+                    y = y + beside_of(model, name, spec.beside)(golden[f"moe.{layer}.input"].unsqueeze(0))
+            y = y.reshape(TOKENS, text_config(model).hidden_size)
             diffs = {"output": (y - golden[f"moe.{layer}.output"]).abs().max().item()}
             if f"moe.{layer}.router_logits" in golden:
                 diffs["router_logits"] = (
@@ -1253,8 +1386,8 @@ def names_markdown(out: Path, types: list[str]) -> str:
         in_layer = re.compile(rf"(^|\.)layers\.{first}\.")
         # The block's own child of the layer, and the names the original layouts use for it.
         # step3p7's original moe./share_expert.; axk1's original keeps the block's output norm beside it,
-        # at the decoder layer; gemma4's router and experts are the decoder layer's own children.
-        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "moe", "share_expert", "post_mlp_layernorm"}
+        # at the decoder layer; gemma4's router and experts are the decoder layer's own children; deepseek_v4's ffn.
+        blocks = {meta["moe_layers"][first].rsplit(".", 1)[1], "block_sparse_moe", "mlp", "feed_forward", "moe", "share_expert", "post_mlp_layernorm", "ffn"}
         if spec.in_decoder_layer:
             blocks = {"router", "experts", "pre_feedforward_layernorm_2"}
         lines.append(f"## {t}")

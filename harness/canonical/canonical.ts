@@ -49,7 +49,13 @@ export function sharedPieces(range: [number, number], Is: number, S: number): { 
   return out;
 }
 
-/** The float canonical tensors of layer `layer` for this rank (harness/quant's canonicalSpecs adds scales), except `experts.ids`. */
+/** Whether MoE layer `layer` is routed by a table of expert ids per token id (deepseek_v4's hash_moe). */
+export const isHashLayer = (d: MoeDims, layer: number): boolean => d.features.hashLayers?.includes(layer) === true;
+
+/**
+ * The canonical tensors of layer `layer` for this rank (harness/quant's canonicalSpecs adds
+ * scales), except `experts.ids`: floats, and a hash layer's integer `router.tid2eid`.
+ */
 export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): CanonicalSpec[] {
   const { experts: E, hidden: H, intermediate: I, sharedIntermediate: Is, features: f } = d;
   const ids = expertIds(d, req);
@@ -62,19 +68,23 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   const perExpert = (slice: (e: number) => PartSlice[]) => ids.flatMap(slice);
   // Non-gated experts (up and down only) have no gate half: w13 holds the up rows alone (spec §1).
   const halves = f.nonGated ? 1 : 2;
+  // nemotron_h's latent MoE: the experts work in D = moe_latent_size, between latent.fc1 and latent.fc2.
+  const D = d.expertHidden ?? H;
+  // doge: single-neuron routed experts beside a gated (SwiGLU) shared MLP.
+  const sharedHalves = f.nonGated && !f.gatedShared ? 1 : 2;
   const specs: CanonicalSpec[] = [
     {
       name: canonicalName(layer, 'experts.w13'),
-      shape: [ids.length, halves * Ir, H],
+      shape: [ids.length, halves * Ir, D],
       slices: perExpert((e) => [
-        ...(f.nonGated ? [] : [{ part: 'gate' as const, expert: e, rows: ir, cols: whole(H) }]),
-        { part: 'up', expert: e, rows: ir, cols: whole(H) },
+        ...(f.nonGated ? [] : [{ part: 'gate' as const, expert: e, rows: ir, cols: whole(D) }]),
+        { part: 'up', expert: e, rows: ir, cols: whole(D) },
       ]),
     },
     {
       name: canonicalName(layer, 'experts.w2'),
-      shape: [ids.length, H, Ir],
-      slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(H), cols: ir }]),
+      shape: [ids.length, D, Ir],
+      slices: perExpert((e) => [{ part: 'down', expert: e, rows: whole(D), cols: ir }]),
     },
   ];
   if (f.expertBias) {
@@ -97,16 +107,29 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
   }
   // The router scores the zero-compute experts too (longcat_flash): Er = E + Z rows.
   const Er = E + (d.zeroExperts ?? 0);
-  // ... and the shared experts it weights (inkling): S more rows, scored after those.
-  const Rr = Er + (d.sharedRouted ?? 0);
-  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Rr, H], slices: [{ part: 'router', expert: null, rows: whole(Rr), cols: whole(H) }] });
+  // ... and the shared experts it weights (inkling): S more rows, scored after those; doge's product keys have their own rows.
+  const Hr = d.routerHidden ?? H;
+  const Rr = d.routerRows ?? Er + (d.sharedRouted ?? 0);
+  specs.push({ name: canonicalName(layer, 'router.weight'), shape: [Rr, Hr], slices: [{ part: 'router', expert: null, rows: whole(Rr), cols: whole(Hr) }] });
   if (f.routerGlobalScale) {
     specs.push({ name: canonicalName(layer, 'router.global_scale'), shape: [1], slices: [{ part: 'router_global_scale', expert: null, rows: row, cols: whole(1) }] });
+  }
+  if (f.mlpRouter) {
+    // zaya's MLP router, whole on every rank like router.weight (its out_proj).
+    const vec = (name: string, part: PartName) => ({ name: canonicalName(layer, name), shape: [Hr], slices: [{ part, expert: null, rows: row, cols: whole(Hr) }] });
+    const mat = (name: string, part: PartName, cols: number) => ({ name: canonicalName(layer, name), shape: [Hr, cols], slices: [{ part, expert: null, rows: whole(Hr), cols: whole(cols) }] });
+    specs.push(mat('router.down.weight', 'router_down', H), vec('router.down.bias', 'router_down_bias'));
+    if (f.mlpRouter.stateLayers.includes(layer)) specs.push(vec('router.state_scale', 'router_state_scale'));
+    specs.push(vec('router.norm', 'router_norm'), mat('router.fc1.weight', 'router_fc1', Hr), vec('router.fc1.bias', 'router_fc1_bias'), mat('router.fc2.weight', 'router_fc2', Hr), vec('router.fc2.bias', 'router_fc2_bias'));
   }
   if (f.routerBias) {
     specs.push({ name: canonicalName(layer, 'router.bias'), shape: [Er], slices: [{ part: 'router_bias', expert: null, rows: row, cols: whole(Er) }] });
   }
-  if (f.correctionBias) {
+  if (isHashLayer(d, layer)) {
+    // Whole on every rank (global expert ids), in the stored integer dtype.
+    const [V, K] = [d.hashTable!.vocab, d.hashTable!.topK];
+    specs.push({ name: canonicalName(layer, 'router.tid2eid'), shape: [V, K], slices: [{ part: 'tid2eid', expert: null, rows: whole(V), cols: whole(K) }] });
+  } else if (f.correctionBias) {
     specs.push({
       name: canonicalName(layer, 'router.correction_bias'),
       shape: [Er],
@@ -123,9 +146,9 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
     specs.push(
       {
         name: canonicalName(layer, 'shared.w13'),
-        shape: [halves * Isr, H],
+        shape: [sharedHalves * Isr, H],
         slices: [
-          ...(f.nonGated ? [] : pieces.map((p) => ({ part: 'shared_gate_proj' as const, expert: p.expert, rows: p.rows, cols: whole(H) }))),
+          ...(sharedHalves === 1 ? [] : pieces.map((p) => ({ part: 'shared_gate_proj' as const, expert: p.expert, rows: p.rows, cols: whole(H) }))),
           ...pieces.map((p) => ({ part: 'shared_up_proj' as const, expert: p.expert, rows: p.rows, cols: whole(H) })),
         ],
       },
@@ -134,6 +157,13 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
         shape: [H, Isr],
         slices: downSlices,
       },
+    );
+  }
+  if (d.expertHidden !== undefined) {
+    // Whole on every rank, like the router.
+    specs.push(
+      { name: canonicalName(layer, 'latent.fc1'), shape: [D, H], slices: [{ part: 'latent_fc1', expert: null, rows: whole(D), cols: whole(H) }] },
+      { name: canonicalName(layer, 'latent.fc2'), shape: [H, D], slices: [{ part: 'latent_fc2', expert: null, rows: whole(H), cols: whole(D) }] },
     );
   }
   if (f.outputBias) {

@@ -58,6 +58,10 @@ export function randomCanonical(dims: MoeDims, dtype: DType, seed: number): Cano
     const ids = expertIds(dims, WHOLE);
     out.set(canonicalName(layer, 'experts.ids'), { dtype: 'I32', shape: [ids.length], bytes: new Uint8Array(new Int32Array(ids).buffer) });
     for (const spec of floatSpecs(layer, dims, WHOLE)) {
+      if (spec.name.endsWith('.router.tid2eid')) {
+        out.set(spec.name, { dtype: 'I64', shape: spec.shape, bytes: randomExpertTable(uniform, spec.shape[0]!, spec.shape[1]!, dims.experts) });
+        continue;
+      }
       const std = spec.shape.length === 1 || spec.name.endsWith('_bias') ? 0.05 : 0.1;
       // A bias the model keeps in float32 stays F32 in a 16-bit checkpoint (transformers saves it so).
       const t = dims.features.correctionBiasF32 && spec.name.endsWith('.router.correction_bias') ? 'F32' : dtype;
@@ -65,4 +69,21 @@ export function randomCanonical(dims: MoeDims, dtype: DType, seed: number): Cano
     }
   }
   return out;
+}
+
+/**
+ * A hash layer's `tid2eid` `[vocab, k]` as transformers stores it (I64): each row k distinct
+ * expert ids below `experts`, drawn by a partial Fisher-Yates shuffle.
+ */
+export function randomExpertTable(uniform: () => number, vocab: number, k: number, experts: number): Uint8Array {
+  const out = new BigInt64Array(vocab * k);
+  const ids = Array.from({ length: experts }, (_, e) => e);
+  for (let v = 0; v < vocab; v++) {
+    for (let j = 0; j < k; j++) {
+      const pick = j + Math.floor(uniform() * (experts - j));
+      [ids[j], ids[pick]] = [ids[pick]!, ids[j]!];
+      out[v * k + j] = BigInt(ids[j]!);
+    }
+  }
+  return new Uint8Array(out.buffer);
 }

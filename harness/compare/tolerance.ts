@@ -72,6 +72,10 @@ export function activationError(act: ExpertActivation, g: number, u: number, eg:
     const gelu = 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g)));
     return 1.13 * eg * (Math.abs(u) + eu) + Math.abs(gelu) * eu + 10 * U32 * (Math.abs(g * u) + Math.abs(gelu * u));
   }
+  if (act.kind === 'silu') {
+    const silu = u / (1 + Math.exp(-u));
+    return 1.1 * eu + 4 * U32 * Math.abs(silu);
+  }
   if (act.kind === 'relu2') {
     // relu is 1-Lipschitz; (|u| + eu)² - u² bounds the square's error, plus its own rounding.
     const r = Math.max(u, 0);

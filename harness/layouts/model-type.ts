@@ -27,6 +27,10 @@ export interface Features {
   expertBias: boolean;
   /** Routed and shared experts are non-gated (up and down only, nemotron_h): canonical `w13` holds the up rows only. */
   nonGated?: boolean;
+  /** nemotron_h's latent MoE (moe_latent_size): canonical latent.fc1 [D, H] and latent.fc2 [H, D]; experts in D. */
+  latent?: boolean;
+  /** With nonGated: the shared expert is gated all the same (doge's dense SwiGLU MLP): shared.w13 holds gate and up. */
+  gatedShared?: boolean;
   /** A bias `[H]` added to the block's output once per token (jetmoe): canonical `layers.L.output_bias`. */
   outputBias?: boolean;
   /** An RMSNorm `[H]` on the block's output, routed + shared (axk1): canonical `layers.L.output_norm`. */
@@ -40,6 +44,17 @@ export interface Features {
   gemmaRouter?: boolean;
   /** inkling: a scale `[1]` of every routing weight (`gate.global_scale`): canonical `router.global_scale`. */
   routerGlobalScale?: boolean;
+  /**
+   * MoE layers routed by a fixed table of expert ids per token id (deepseek_v4's hash_moe):
+   * they store `tid2eid [vocab, K]` (canonical `layers.L.router.tid2eid`) and no correction bias.
+   */
+  hashLayers?: number[];
+  /**
+   * An MLP router (zaya): canonical `router.down.*`, `router.norm`, `router.fc1.*`, `router.fc2.*`
+   * beside `router.weight` (its out_proj); these layers' routers also add the state carried
+   * from the previous layer, scaled by `router.state_scale`.
+   */
+  mlpRouter?: { stateLayers: number[] };
 }
 
 export interface MoeDims extends PartSizes {
@@ -55,7 +70,8 @@ export interface MoeDims extends PartSizes {
 export interface TensorSpec {
   key: string;
   op: Op;
-  when?: (f: Features) => boolean;
+  /** Whether the tensor is stored, from the features and the MoE layer (deepseek_v4's hash layers differ). */
+  when?: (f: Features, layer: number) => boolean;
   /**
    * A key starting with `../` is relative to the module's parent, the decoder layer (axk1's
    * original stores the block's output norm beside the block: `post_mlp_layernorm.weight`).
@@ -98,6 +114,10 @@ export interface GeneratorTraits {
   grouped?: boolean;
   /** A fixed top-k (phimoe's sparsemixer is top-2). */
   topK?: number;
+  /** A fixed expert intermediate size (doge's single-neuron experts: 1). */
+  intermediate?: number;
+  /** The most experts a token can choose among E (doge's product keys reach floor(√E)²). */
+  maxTopK?: (experts: number) => number;
   /**
    * The config.json fields for these sizes under the type's own names, every decoder layer an
    * MoE layer; `shared` is the shared-expert size already checked against the rule.

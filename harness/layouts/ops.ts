@@ -28,6 +28,19 @@ export type PartName =
   | 'expert_input_norm' // [H]: the RMSNorm weight of the experts' input (gemma4 pre_feedforward_layernorm_2)
   | 'expert_scale' // [E]: multiplies each expert's routing weight (gemma4 router.per_expert_scale)
   | 'router_global_scale' // [1]: multiplies every routing weight (inkling gate.global_scale)
+  | 'tid2eid' // [V, K] integer: a hash layer's expert ids per token id (deepseek_v4)
+  // zaya's MLP router (R = router hidden size): down [R, H] + bias, the carried state's scale
+  // [R], RMSNorm weight [R], fc1/fc2 [R, R] + biases; 'router' is then its out_proj [E + Z, R].
+  | 'latent_fc1' // [D, H]: nemotron_h's projection of the block input into the experts' latent space
+  | 'latent_fc2' // [H, D]: and of the routed sum back
+  | 'router_down'
+  | 'router_down_bias'
+  | 'router_state_scale'
+  | 'router_norm'
+  | 'router_fc1'
+  | 'router_fc1_bias'
+  | 'router_fc2'
+  | 'router_fc2_bias'
   // Quantized checkpoints (../quant): per expert, FP8 block scales [ceil(I/bm), ceil(H/bn)]
   // (down: [ceil(H/bm), ceil(I/bn)]), or MXFP4 E8M0 scales [I, H/32] (down: [H, I/32]).
   | 'gate_scale'
@@ -109,6 +122,14 @@ export interface PartSizes {
   zeroExperts?: number;
   /** Shared experts the router scores after the routed ones (inkling): router rows E + Z + S; no correction bias for them. */
   sharedRouted?: number;
+  /** Hash routing (deepseek_v4): the `[vocab, topK]` table of expert ids by token id that hash layers store. */
+  hashTable?: { vocab: number; topK: number };
+  /** An MLP router's hidden size R (zaya): the router parts are sized by it, `router` is `[E + Z, R]`. */
+  routerHidden?: number;
+  /** The experts' input/output size where it is not `hidden` (nemotron_h's moe_latent_size D). */
+  expertHidden?: number;
+  /** Rows of the router where they are not the experts (doge's product keys: 2·floor(√E)). */
+  routerRows?: number;
   /** How the expert projections are quantized; absent for float checkpoints. */
   quant?: QuantGeometry;
 }
@@ -161,9 +182,24 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'expert_scale':
       return [s.experts];
     case 'router':
-      return [s.experts + (s.zeroExperts ?? 0) + (s.sharedRouted ?? 0), s.hidden];
+      return [s.routerRows ?? s.experts + (s.zeroExperts ?? 0) + (s.sharedRouted ?? 0), s.routerHidden ?? s.hidden];
     case 'router_global_scale':
       return [1];
+    case 'router_down':
+      return [routerHidden(s), s.hidden];
+    case 'latent_fc1':
+      return [s.expertHidden ?? s.hidden, s.hidden];
+    case 'latent_fc2':
+      return [s.hidden, s.expertHidden ?? s.hidden];
+    case 'router_down_bias':
+    case 'router_state_scale':
+    case 'router_norm':
+    case 'router_fc1_bias':
+    case 'router_fc2_bias':
+      return [routerHidden(s)];
+    case 'router_fc1':
+    case 'router_fc2':
+      return [routerHidden(s), routerHidden(s)];
     case 'router_bias':
     case 'correction_bias':
     case 'unused_router_bias':
@@ -176,6 +212,9 @@ export function partShape(part: PartName, s: PartSizes): number[] {
       return [s.hidden, s.sharedIntermediate / (s.sharedRouted ?? 1)];
     case 'shared_gate':
       return [1, s.hidden];
+    case 'tid2eid':
+      // Sizes without hash routing (a probe of the layout's operations): one row of one id.
+      return [s.hashTable?.vocab ?? 1, s.hashTable?.topK ?? 1];
     case 'gate_scale_2':
     case 'up_scale_2':
     case 'down_scale_2':
@@ -206,13 +245,17 @@ export function partShape(part: PartName, s: PartSizes): number[] {
   }
 }
 
+/** An MLP router's hidden size; `hidden` for sizes without one (a probe of the layout's operations). */
+const routerHidden = (s: PartSizes): number => s.routerHidden ?? s.hidden;
+
 /**
  * Expert projections and their scales. A packed format (MXFP4: two values per byte) has
  * gate/up/down parts of `cols / packing` stored elements; a scale part is the weight's grid of
  * scale blocks.
  */
 function expertPartShape(part: 'gate' | 'up' | 'down' | 'gate_scale' | 'up_scale' | 'down_scale', s: PartSizes): number[] {
-  const [rows, cols] = part === 'down' || part === 'down_scale' ? [s.hidden, s.intermediate] : [s.intermediate, s.hidden];
+  const D = s.expertHidden ?? s.hidden;
+  const [rows, cols] = part === 'down' || part === 'down_scale' ? [D, s.intermediate] : [s.intermediate, D];
   const q = s.quant;
   const scale = part.endsWith('_scale');
   if (!scale) return q?.packRows ? [rows / q.packing, cols] : [rows, cols / (q?.packing ?? 1)];

@@ -79,6 +79,10 @@ const ROUTING: Record<string, Routing> = {
   minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   gemma4_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
   inkling_text: { kind: 'sigmoid_bias_shared', shared: 3, scaling: 1.5 },
+  deepseek_v4: { kind: 'score_bias_topk', score: 'sqrtsoftplus', scaling: 1.5 },
+  openai_privacy_filter: { kind: 'topk_softmax' },
+  zaya: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 1 },
+  doge: { kind: 'product_key', keys: 4, renormalize: true },
 };
 
 // The bf16 fixtures of these types were made with other routing options.
@@ -116,6 +120,8 @@ const ROUTING_BF16: Record<string, Routing> = {
   // n_group null (A.X-K2-Light): one group.
   axk2: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5 },
   hy_v4: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: false, scaling: 1.5, maskNegInf: true },
+  deepseek_v4: { kind: 'score_bias_topk', score: 'sigmoid', scaling: 2 },
+  doge: { kind: 'product_key', keys: 3, renormalize: false },
 };
 
 // Expert activations other than SiLU-gated, routed and shared (read from each modeling file).
@@ -127,6 +133,9 @@ const ACTIVATION: Record<string, { routed: ExpertActivation; shared?: ExpertActi
   gemma4_text: { routed: { kind: 'gelu_tanh_gated' } },
   // hy_v4: clamped routed experts, a plain SwiGLU shared MLP (HYV4MLP); bf16 fixture: swiglu_limit 0.75.
   hy_v4: { routed: { kind: 'silu_clamped', limit: 0.5 } },
+  deepseek_v4: { routed: { kind: 'silu_clamped', limit: 0.5 }, shared: { kind: 'silu_clamped', limit: 0.5 } },
+  openai_privacy_filter: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 7 } },
+  doge: { routed: { kind: 'silu' } },
 };
 const ACTIVATION_BF16: Record<string, { routed: ExpertActivation; shared?: ExpertActivation }> = {
   minimax_m3_vl: { routed: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 }, shared: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 1 } },
@@ -156,16 +165,23 @@ describe('semantics of the golden fixtures', () => {
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
     // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
-    // inkling_text: 12 routed and its shared experts (3 in f32, 2 in bf16).
+    // inkling_text: 12 routed and its shared experts (3 in f32, 2 in bf16); zaya: 12 experts and the skip class.
     const inklingShared = fixture.endsWith('f32') ? 3 : 2;
-    const later = { E: golden.model_type === 'longcat_flash' ? 16 : golden.model_type === 'inkling_text' ? 12 + inklingShared : 12, H: 32, I: golden.model_type === 'qwen3_vl_moe' ? 24 : 16 };
+    // doge: single-neuron experts, 16 of them in f32.
+    const later = {
+      E: golden.model_type === 'longcat_flash' || fixture === 'doge-f32' ? 16 : golden.model_type === 'zaya' ? 13 : golden.model_type === 'inkling_text' ? 12 + inklingShared : 12,
+      H: 32,
+      I: golden.model_type === 'qwen3_vl_moe' ? 24 : golden.model_type === 'doge' ? 1 : 16,
+    };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
-    expect(s.topK).toBe(['llama4_text', 'llama4'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' || fixture === 'gemma4_text-bf16' ? 3 : 2);
+    expect(s.topK).toBe(['llama4_text', 'llama4', 'zaya'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' || ['gemma4_text-bf16', 'openai_privacy_filter-bf16', 'doge-f32'].includes(fixture) ? 3 : 2);
     // gemma4: normalised router and expert inputs, per-expert output scales; inkling: router-weighted shared experts, I each.
     expect([s.sharedRouted, s.routerGlobalScale]).toEqual(golden.model_type === 'inkling_text' ? [inklingShared, true] : [undefined, undefined]);
     if (golden.model_type === 'inkling_text') expect(s.sharedIntermediate).toBe(inklingShared * 16);
     expect([s.inputNorms, s.expertOutputScale]).toEqual(golden.model_type === 'gemma4_text' ? [{ eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 }, true] : [undefined, undefined]);
-    expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : undefined);
+    expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : golden.model_type === 'zaya' ? 1 : undefined);
+    expect(s.zeroExpertsSkip).toBe(golden.model_type === 'zaya' ? true : undefined);
+    expect(s.mlpRouter).toEqual(golden.model_type === 'zaya' ? { hidden: fixture.endsWith('f32') ? 24 : 8, eps: 1e-5, stateLayers: [1, 2] } : undefined);
     expect(s.sharedGate).toBe(['qwen2_moe', 'qwen3_next', 'qwen3_5_moe_text', 'qwen4_exp_text', 'qwen4_exp'].includes(golden.model_type));
     const act = (fixture.endsWith('bf16') ? ACTIVATION_BF16[golden.model_type] : undefined) ?? ACTIVATION[golden.model_type];
     expect(s.activation).toEqual(act?.routed ?? { kind: 'silu_gated' });
@@ -174,6 +190,8 @@ describe('semantics of the golden fixtures', () => {
     expect(s.sharedScale).toEqual(fixture === 'cohere2_moe-f32' ? 0.5 : undefined);
     // axk1's post_mlp_layernorm, eps rms_norm_eps (1e-6 in the f32 fixture, 1e-5 in the bf16 one).
     expect(s.outputNorm).toEqual(golden.model_type === 'axk1' ? { eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 } : undefined);
+    // deepseek_v4: the hash-routed layer (mlp_layer_types hash_moe) over the 96-token vocabulary.
+    expect(s.hash).toEqual(golden.model_type === 'deepseek_v4' ? { layers: [fixture.endsWith('f32') ? 0 : 1], vocab: 96 } : undefined);
   });
 });
 

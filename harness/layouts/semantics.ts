@@ -25,6 +25,20 @@ export type Routing =
    * if renormalize; × scaling. longcat_flash (one group): the choice is by p + correction bias.
    */
   | { kind: 'softmax_group_top2'; groups: number; topkGroups: number; renormalize: boolean; scaling: number }
+  /**
+   * deepseek_v4: s = score(l) (σ, or sqrt(softplus(l)): `scoring_func`); top-k of s +
+   * correction_bias; weights s[idx] / (sum + 1e-20) × scaling (always renormalised). In a
+   * hash layer (`MoeSemantics.hash`) the ids are tid2eid[token id] instead, weights alike.
+   */
+  | { kind: 'score_bias_topk'; score: 'sigmoid' | 'sqrtsoftplus'; scaling: number }
+  /**
+   * doge's product keys (DogeCDMoE): the router gives 2·keys logits per token, read the way
+   * transformers views them, `[T, 2K]` as `[2, T, K]` (x-scores of row t = flat[tK, tK + K),
+   * y-scores = flat[TK + tK, ...): rows mix tokens, reproduced on purpose); both sorted, expert
+   * `ix·K + iy` scores sx + sy; top-k of those K² sums; weights softmax over the k, divided by
+   * their sum again if renormalize. Experts from K² on are never chosen.
+   */
+  | { kind: 'product_key'; keys: number; renormalize: boolean }
   /** ernie4_5_moe: p = softmax(l); top-k of p + correction_bias; weights p[idx] / max(sum, normMin). */
   | { kind: 'softmax_bias_normmin'; normMin: number }
   /** lfm2_moe: s = σ(l); top-k of s + expert_bias (correction_bias); weights s[idx], renormalised if asked; × scaling. */
@@ -57,10 +71,12 @@ export type ExpertActivation =
   /** step3p7: clamped SwiGLU, clamp after the activation: min(silu(g), limit) · clamp(u, -limit, limit). */
   | { kind: 'silu_clamped_after'; limit: number }
   /** gemma4: GeGLU, gelu_tanh(g) · u with gelu_tanh(g) = g/2 · (1 + tanh(√(2/π) · (g + 0.044715 g³))) (gelu_pytorch_tanh). */
-  | { kind: 'gelu_tanh_gated' };
+  | { kind: 'gelu_tanh_gated' }
+  /** doge: non-gated, down(silu(up·x)) (single-neuron experts: up = down_embed_e, down = up_embed_e). */
+  | { kind: 'silu' };
 
 /** Whether the activation multiplies a gate by an up projection (false: up and down only). */
-export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2';
+export const isGated = (a: ExpertActivation): boolean => a.kind !== 'relu2' && a.kind !== 'silu';
 
 export const SILU_GATED: ExpertActivation = { kind: 'silu_gated' };
 
@@ -86,6 +102,17 @@ export interface MoeSemantics {
    * canonical expert ids stay below `experts - zeroExperts`.
    */
   zeroExperts?: number;
+  /** Rows of `router.weight` where they are not the experts (doge's product keys: 2·keys). */
+  routerRows?: number;
+  /** The zero experts are skip classes (zaya's class E): choosing one adds nothing, not weight · x. */
+  zeroExpertsSkip?: true;
+  /**
+   * The router logits come from an MLP (zaya's ZayaRouter), not x·Wrᵀ: r = down(x) (+ the
+   * carried router state · state_scale in `stateLayers`), logits = out(gelu(fc2(gelu(fc1(
+   * RMSNorm(r)))))) with RMSNorm weight `router.norm` and epsilon `eps`; `hidden` is R. The
+   * forward of a state layer takes that state (`ForwardInputs.routerState`, `[T, R]`).
+   */
+  mlpRouter?: { hidden: number; eps: number; stateLayers: number[] };
   /**
    * Activations that differ by layer (step3p7's per-layer `swiglu_limits`): layer → the
    * routed (and shared) activation there, replacing `activation` (`sharedActivation`). Every
@@ -115,6 +142,12 @@ export interface MoeSemantics {
   outputNorm?: { eps: number };
   /** Decoder layer indices `L` that hold an MoE block, ascending. */
   moeLayers: number[];
+  /**
+   * Hash routing (deepseek_v4's hash_moe layers): in these MoE layers the experts of a token
+   * are `tid2eid[token id]` (canonical `layers.L.router.tid2eid`, `[vocab, topK]`), so their
+   * forward takes the token ids (`ForwardInputs.tokenIds`, each below `vocab`).
+   */
+  hash?: { layers: number[]; vocab: number };
   /** Quantized checkpoints (spec §4): ranks hold quantized `w13`/`w2` with scales, dequantized before the float forward. */
   quant?: QuantGeometry;
 }

@@ -5,7 +5,7 @@
 // here, with the layer and the tensor named.
 import type { DType } from '../safetensors/dtypes.js';
 import type { ModelConfig } from '../checkpoint/config.js';
-import { ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
+import { DtypeMismatch, ExpertOutOfRange, MissingTensor, MixedLayout, ShapeMismatch, UnrecognisedTensor } from '../layouts/errors.js';
 import { EXPERT_PARTS, partViews, type PartName, type PartView } from '../layouts/ops.js';
 import { LAYOUT_NAMES, type LayoutName, type ModelEntry, type ModuleLayout, type MoeDims } from '../layouts/registry.js';
 import { moeLayoutsOf, schemeVariants, type MoeLayouts } from '../quant/layout.js';
@@ -13,7 +13,10 @@ import { MoeConformanceError } from '../errors.js';
 import { isRouterQuantTensor, QuantizedRouter, ROUTER_DTYPES } from '../quant/errors.js';
 
 /** The parts that select experts: never quantized. */
-const ROUTER_PARTS: ReadonlySet<PartName> = new Set<PartName>(['router', 'router_bias', 'correction_bias']);
+const ROUTER_PARTS: ReadonlySet<PartName> = new Set<PartName>([
+  'router', 'router_bias', 'correction_bias',
+  'router_down', 'router_down_bias', 'router_state_scale', 'router_norm', 'router_fc1', 'router_fc1_bias', 'router_fc2', 'router_fc2_bias',
+]);
 
 /** What detection needs from a checkpoint: CheckpointDir provides it. */
 export interface TensorDirectory {
@@ -69,7 +72,7 @@ interface CompiledSpec {
 function compile(layout: ModuleLayout, layer: number, d: MoeDims): CompiledSpec[] {
   const module = moduleOf(layout, layer);
   return layout.tensors
-    .filter((spec) => !spec.when || spec.when(d.features))
+    .filter((spec) => !spec.when || spec.when(d.features, layer))
     .map((spec) => {
       const composite = spec.op(d);
       const count = d.experts + (spec.zeroExpertsToo ? (d.zeroExperts ?? 0) : 0);
@@ -214,6 +217,9 @@ function detectLayer(dir: TensorDirectory, modelType: string, layouts: Record<La
         if (ROUTER_PARTS.has(view.part) && !ROUTER_DTYPES.includes(info.dtype)) {
           throw new QuantizedRouter('the router is stored quantized: routers are never quantized (spec/layouts.md §4)', { layer, tensor: key, file: info.file, expected: ROUTER_DTYPES.join('|'), found: info.dtype });
         }
+        if (view.part === 'tid2eid' && info.dtype !== 'I64' && info.dtype !== 'I32') {
+          throw new DtypeMismatch('a hash layer\'s tid2eid holds expert ids: an integer tensor', { layer, tensor: key, file: info.file, expected: 'I64|I32', found: info.dtype });
+        }
         locations.set(locationKey(view.part, expert), { key, file: info.file, dtype: info.dtype, view });
       }
       tensors.push(key);
@@ -271,8 +277,10 @@ function groupByLayer(names: string[], layouts: ModuleLayout[]): Map<number, str
   const layerPattern = (prefix: string, end: string) => new RegExp(`^${prefix.split('{L}').map(escapeRegExp).join('(0|[1-9]\\d{0,8})')}${end}`);
   const patterns = [
     ...[...new Set(layouts.map((l) => l.module))].map((m) => layerPattern(m, '\\.')),
-    // Tensors a layout stores beside its module (`../` keys): those exact names, not the whole decoder layer.
-    ...[...new Set(layouts.flatMap((l) => l.tensors.filter((t) => t.key.startsWith('../')).map((t) => storedKey(l.module, t.key))))].map((k) => layerPattern(k, '$')),
+    // Tensors a layout stores beside its module (`../` keys): those names, not the whole decoder layer;
+    // an `X.weight` with its quantization companions `X.*` (granitemoeshared's quantized shared_mlp).
+    ...[...new Set(layouts.flatMap((l) => l.tensors.filter((t) => t.key.startsWith('../')).map((t) => storedKey(l.module, t.key))))]
+      .map((key) => (key.endsWith('.weight') ? layerPattern(key.slice(0, -'weight'.length), '') : layerPattern(key, '$'))),
   ];
   const groups = new Map<number, string[]>();
   for (const name of names) {

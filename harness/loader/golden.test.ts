@@ -45,9 +45,19 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
   const has = (n: string) => dir.has(n);
   const raw = async (n: string) => dir.read(n);
   const p = type === 'dbrx' ? `transformer.blocks.${layer}.ffn` : `model.layers.${layer}`;
-  // gemma4's experts are a child of the decoder layer itself (the last candidate).
-  const modules = [...['model', 'backbone', 'model.language_model', 'thinker.model', 'language_model.model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer', 'moe'].map((m) => `${root}.layers.${layer}.${m}`)), `model.layers.${layer}`];
-  const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear') || (n === `${x}.gate_proj.weight` && dir.info(n).shape.length === 3))) ?? p;
+  // gemma4's experts are a child of the decoder layer itself (the last candidate); deepseek_v4's published keys have no root: layers.L.ffn.
+  const modules = [
+    ...['model', 'backbone', 'model.language_model', 'thinker.model', 'language_model.model'].flatMap((root) => ['mlp', 'block_sparse_moe', 'feed_forward', 'mixer', 'moe'].map((m) => `${root}.layers.${layer}.${m}`)),
+    `layers.${layer}.ffn`,
+    `model.layers.${layer}`,
+  ];
+  const m = modules.find((x) => dir.tensorNames().some((n) => n.startsWith(x + '.experts') || n.startsWith(x + '.input_linear') || n.startsWith(x + '.down_embed') || (n === `${x}.gate_proj.weight` && dir.info(n).shape.length === 3))) ?? p;
+  if (type === 'doge') {
+    // Single neurons: w13[e] is down_embed row e, w2[e] the column up_embed row e.
+    const down = await raw(`${m}.down_embed.weight`);
+    const up = await raw(`${m}.up_embed.weight`);
+    return { w13: (e, _row, h) => element(down, [e, h]), w2: (e, h) => element(up, [e, h]) };
+  }
   if (has(`${m}.gate_proj.weight`) && dir.info(`${m}.gate_proj.weight`).shape.length === 3) {
     // step3p7's original: gate/up/down already stacked per layer, [E, I, H] and [E, H, I].
     const [g, u, d] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((k) => raw(`${m}.${k}.weight`)));
@@ -86,8 +96,8 @@ async function oracle(dir: CheckpointDir, type: string, layer: number, I: number
     const [fc1, fc2] = await Promise.all([raw(`${m}.experts.fc1.weight`), raw(`${m}.experts.fc2.weight`)]);
     return { w13: (e, row, h) => element(fc1, [e, h, row]), w2: (e, h, i) => element(fc2, [e, i, h]) };
   }
-  if (type === 'gpt_oss' || type === 'llama4_text' || type === 'llama4') {
-    // [E, H, 2I]: gpt_oss interleaves gate (even) and up (odd); llama4 concatenates them.
+  if (type === 'gpt_oss' || type === 'llama4_text' || type === 'llama4' || type === 'openai_privacy_filter') {
+    // [E, H, 2I]: gpt_oss interleaves gate (even) and up (odd); llama4 and openai_privacy_filter concatenate them.
     const gu = await raw(`${m}.experts.gate_up_proj`);
     const down = await raw(`${m}.experts.down_proj`);
     const col = (row: number) => (type === 'gpt_oss' ? (row < I ? 2 * row : 2 * (row - I) + 1) : row);
@@ -135,14 +145,16 @@ describe.each(fixtures)('golden %s', (fixture) => {
     // One layout where transformers has no conversion for the type: both folders hold the same keys.
     const table = (d: CheckpointDir) => [...d.tensorNames()].sort().map((n) => `${n}${JSON.stringify(d.info(n).shape)}`).join();
     const identical = table(dirs.original) === table(dirs.fused);
-    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'granitemoe_swa', 'aria_text', 'llama4', 'gemma4_text', 'inkling_text'].includes(original.modelType));
+    expect(identical).toBe(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4', 'jetmoe', 'granitemoe_swa', 'aria_text', 'llama4', 'gemma4_text', 'inkling_text', 'openai_privacy_filter', 'zaya', 'doge'].includes(original.modelType));
     expect(original.layers.map((l) => [l.layer, l.layout, l.layoutsIdentical])).toEqual(moeLayers.map((l) => [l, 'original', identical]));
     expect(fused.layers.map((l) => [l.layer, l.layout])).toEqual(moeLayers.map((l) => [l, identical ? 'original' : 'fused']));
   });
 
   it('original/ and fused/ load to byte-identical canonical tensors', async () => {
     expectSameCanonical(whole, await load(dirs.fused, WHOLE));
-    expectSameCanonical(await load(dirs.original, { tpSize: 2, tpRank: 1, epSize: 3, epRank: 2, epPlacement: 'round_robin' }), await load(dirs.fused, { tpSize: 2, tpRank: 1, epSize: 3, epRank: 2, epPlacement: 'round_robin' }));
+    // doge's single-neuron experts (I 1) allow TP 1 only.
+    const split = { tpSize: fixture.startsWith('doge-') ? 1 : 2, tpRank: fixture.startsWith('doge-') ? 0 : 1, epSize: 3, epRank: 2, epPlacement: 'round_robin' as const };
+    expectSameCanonical(await load(dirs.original, split), await load(dirs.fused, split));
   });
 
   it('whole w13 and w2 equal an independent derivation from the stored tensors, in both layouts', async () => {
@@ -204,7 +216,8 @@ function reassemble(ranks: Array<{ r: number; c: Canonical }>, T: number, gated:
   const first = ranks[0]!.c;
   for (const name of first.keys()) {
     // layers.L.group.what, or layers.L.what for a block-wide tensor (jetmoe's output_bias).
-    const [, layer, group, what] = /^layers\.(\d+)\.(?:(\w+)\.)?(\w+)$/.exec(name)!;
+    // zaya's MLP router has dotted names (router.down.weight): whole on every rank.
+    const [, layer, group, what] = /^layers\.(\d+)\.(?:(\w+)\.)?([\w.]+)$/.exec(name)!;
     const dtype = first.get(name)!.dtype;
     if (group === 'experts') {
       if (what === 'ids') continue;

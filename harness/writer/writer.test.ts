@@ -95,8 +95,12 @@ const caseArb = fc
   })
   .map((c) => {
     const rule = sharedSizeRule(c.modelType);
-    const sharedIntermediate = rule === 'none' ? 0 : rule === 'equals_I' ? c.intermediate : c.intermediate * c.sharedFactor;
-    return { ...c, sharedIntermediate, topK: Math.min(2, c.experts) };
+    // zaya's generator fixes top-1 (the only k transformers builds).
+    // doge: single-neuron experts (I 1), product keys reaching floor(√E)² experts.
+    const g = entryFor(c.modelType).generator;
+    const intermediate = g.intermediate ?? c.intermediate;
+    const shared = rule === 'none' ? 0 : rule === 'equals_I' ? intermediate : c.intermediate * c.sharedFactor;
+    return { ...c, intermediate, sharedIntermediate: shared, topK: Math.min(g.topK === 1 ? 1 : 2, c.experts, g.maxTopK?.(c.experts) ?? 2) };
   });
 
 describe('write then load', () => {

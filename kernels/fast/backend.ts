@@ -7,10 +7,11 @@
 // stays in JavaScript; the O(T·k·I·H) work is all in the GEMM.
 import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { activation } from '../experts.js';
+import { addZeroExperts, hashChoiceOf } from '../routing.js';
+import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { applyOutputNorm } from '../output-norm.js';
-import { addZeroExperts } from '../routing.js';
 import { blockInputsF32, routedSharedPieces } from '../block-inputs.js';
 import { checkForwardInput } from '../moe.js';
 import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, sharedPieceMatrices, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
@@ -55,22 +56,23 @@ export class FastCpuBackend implements MoeBackend {
     return `WebAssembly SIMD GEMM on ${this.pool.threads} thread(s), float32`;
   }
 
-  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<MoeForwardResult> {
     sem = atLayer(sem, layer);
     checkForwardInput(sem, layer, ranks, x, tokens);
+    hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs);
     ranks = kernelForm(sem, ranks);
     const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
     if (this.keepResident) this.resident.hold(weights.flatMap((w) => (w.shared ? [w.w13, w.w2, w.shared.w13, w.shared.w2] : [w.w13, w.w2])));
     const pool = this.pool;
     const base = pool.mark();
     try {
-      return this.forwardIn(sem, layer, ranks, weights, x, tokens);
+      return this.forwardIn(sem, layer, ranks, weights, x, tokens, inputs);
     } finally {
       pool.release(base);
     }
   }
 
-  private forwardIn(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number): MoeForwardResult {
+  private forwardIn(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, inputs: ForwardInputs | undefined): MoeForwardResult {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
     const pool = this.pool;
@@ -80,23 +82,29 @@ export class FastCpuBackend implements MoeBackend {
       gathered: pool.alloc(tokens, H),
       hidden13: pool.alloc(tokens, 2 * widest),
       activated: pool.alloc(tokens, widest),
-      y: pool.alloc(tokens, Math.max(H, E)),
+      y: pool.alloc(tokens, Math.max(H, sem.routerRows ?? E)),
     };
     // Router and experts read their own inputs where the block normalises them (gemma4).
     const r0 = ranks[0]!;
-    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
-    pool.write(s.x, inputs.router);
+    const normed = blockInputsF32(sem, layer, r0, x, tokens);
+    pool.write(s.x, normed.router);
 
     // Router: logits in float32 on the GEMM; selection by the shared routing code.
-    const router = pool.alloc(E, H);
-    pool.write(router, wholeFloats(r0, `${p}router.weight`, [E, H]));
-    pool.matmulNT(s.x, router, s.y);
-    const yView = pool.view(s.y);
-    const logits = new Float32Array(tokens * E);
-    for (let t = 0; t < tokens; t++) for (let e = 0; e < E; e++) logits[t * E + e] = yView[t * s.y.stride + e]!;
-    const routing = routeLogits(sem, layer, r0, logits, tokens);
-    if (inputs.experts !== inputs.router) pool.write(s.x, inputs.experts);
-    x = inputs.experts;
+    let logits: Float32Array;
+    if (sem.mlpRouter) logits = mlpRouterLogitsF32(sem, layer, r0, x, tokens, inputs);
+    else {
+      // Router rows: the experts, or doge's 2·keys product keys.
+      const rows = sem.routerRows ?? E;
+      const router = pool.alloc(rows, H);
+      pool.write(router, wholeFloats(r0, `${p}router.weight`, [rows, H]));
+      pool.matmulNT(s.x, router, s.y);
+      const yView = pool.view(s.y);
+      logits = new Float32Array(tokens * rows);
+      for (let t = 0; t < tokens; t++) for (let e = 0; e < rows; e++) logits[t * rows + e] = yView[t * s.y.stride + e]!;
+    }
+    const routing = routeLogits(sem, layer, r0, logits, tokens, hashChoiceOf(sem, layer, r0, tokens, inputs));
+    if (normed.experts !== normed.router) pool.write(s.x, normed.experts);
+    x = normed.experts;
 
     const output = new Float32Array(tokens * H);
     ranks.forEach((rank, r) => {

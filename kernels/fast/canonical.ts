@@ -8,7 +8,7 @@ import type { RankTensors } from '../backend.js';
 import { decodeFloats, encodeFloats, LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError, decodeTensor, expertIds, tensorOf } from '../experts.js';
-import { route, sigmoid, type RoutingResult } from '../routing.js';
+import { route, sigmoid, type HashChoice, type RoutingResult } from '../routing.js';
 import { scaleByExpert, sharedRows } from '../block-inputs.js';
 
 /** `count` stacked `rows × cols` matrices of a canonical tensor. */
@@ -140,15 +140,16 @@ export function wholeFloats(rank: RankTensors, name: string, shape: number[]): F
  * added here (in place) and `router.correction_bias` passed on, both read from `rank` where
  * the model has them, so every fast path routes exactly as the shared routing code says.
  */
-export function routeLogits(sem: MoeSemantics, layer: number, rank: RankTensors, logits: Float32Array, tokens: number): RoutingResult {
+export function routeLogits(sem: MoeSemantics, layer: number, rank: RankTensors, logits: Float32Array, tokens: number, hash?: HashChoice): RoutingResult {
   const p = `layers.${layer}.`;
   const E = sem.experts;
   if (rank.tensors.has(`${p}router.bias`)) {
-    const bias = wholeFloats(rank, `${p}router.bias`, [E]);
-    for (let i = 0; i < logits.length; i++) logits[i]! += bias[i % E]!;
+    const rows = sem.routerRows ?? E;
+    const bias = wholeFloats(rank, `${p}router.bias`, [rows]);
+    for (let i = 0; i < logits.length; i++) logits[i]! += bias[i % rows]!;
   }
   const correction = rank.tensors.has(`${p}router.correction_bias`) ? wholeFloats(rank, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
-  return scaleByExpert(sem, layer, rank, route(sem, logits, tokens, correction));
+  return scaleByExpert(sem, layer, rank, route(sem, logits, tokens, correction, hash));
 }
 
 /** A rank's expert biases where the model has them ([n, 2R] and [n, H]) for its `n` local experts of `R` rows. */

@@ -7,15 +7,16 @@
 // for: a silent gpu.js fallback throws BackendFallbackError instead of passing as a result.
 import { atLayer, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
 import { kernelForm } from '../kernel-form.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
-import { applyOutputNorm } from '../output-norm.js';
-import { addZeroExperts, route, sigmoid } from '../routing.js';
 import { blockInputsF32, routedSharedPieces, scaleByExpert, sharedRows, type RoutedSharedPiece } from '../block-inputs.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
+import { applyOutputNorm } from '../output-norm.js';
+import { addZeroExperts, hashChoiceOf, route, sigmoid } from '../routing.js';
+import { mlpRouterLogitsF32 } from '../mlp-router.js';
 
 export type { GpujsMode } from './kernels.js';
 
@@ -99,6 +100,7 @@ function activationConstants(a: ExpertActivation): ActivationConstants {
   if (a.kind === 'silu_clamped') return { act: 3, alpha: 0, limit: a.limit };
   if (a.kind === 'silu_clamped_after') return { act: 4, alpha: 0, limit: a.limit };
   if (a.kind === 'gelu_tanh_gated') return { act: 5, alpha: 0, limit: 0 };
+  if (a.kind === 'silu') return { act: 6, alpha: 0, limit: 0 };
   return a.kind === 'relu2' ? { act: 2, alpha: 0, limit: 0 } : SILU_GATED;
 }
 
@@ -125,7 +127,7 @@ class GpujsMoeBackend implements GpujsBackend {
     return `gpu.js ${this.mode} mode, checked after every kernel${a ? `; WebGPU adapter via Dawn ${a.backend}: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}` : ''}`;
   }
 
-  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<GpujsForwardResult> {
+  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<GpujsForwardResult> {
     sem = atLayer(sem, layer);
     const { hidden: H, experts: E, topK: k } = sem;
     if (this.disposed) throw new KernelInputError(`${this.name} was disposed`, { layer });
@@ -137,15 +139,17 @@ class GpujsMoeBackend implements GpujsBackend {
     // The router and the selection-only bias are whole on every rank: rank 0's are used.
     const r0 = ranks[0]!;
     const p = `layers.${layer}.`;
-    const routerWeight = wholeFloats(r0, `${p}router.weight`, [E, H]);
-    const routerBias = r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [E]) : new Float32Array(E);
     const correction = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
-
+    // Router rows: the experts, or doge's 2·keys product keys.
+    const rows = sem.routerRows ?? E;
+    const routerBias = () => (r0.tensors.has(`${p}router.bias`) ? wholeFloats(r0, `${p}router.bias`, [rows]) : new Float32Array(rows));
     // Router and experts read their own inputs where the block normalises them (gemma4).
-    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
-    const logits = await this.kernels.linear(inputs.router, tokens, H, routerWeight, E, routerBias);
-    const routing = scaleByExpert(sem, layer, r0, route(sem, logits, tokens, correction));
-    x = inputs.experts;
+    const normed = blockInputsF32(sem, layer, r0, x, tokens);
+    const logits = sem.mlpRouter
+      ? mlpRouterLogitsF32(sem, layer, r0, normed.router, tokens, inputs)
+      : await this.kernels.linear(normed.router, tokens, H, wholeFloats(r0, `${p}router.weight`, [rows, H]), rows, routerBias());
+    const routing = scaleByExpert(sem, layer, r0, route(sem, logits, tokens, correction, hashChoiceOf(sem, layer, r0, tokens, inputs)));
+    x = normed.experts;
 
     // Row a = t*k + c: token t's c-th choice. llama4_text scales the expert's input by the
     // routing weight (rounded to f32 like the product on a device); the others its output.

@@ -16,9 +16,9 @@ import { BackendFallbackError } from './errors.js';
 
 export type GpujsMode = 'cpu' | 'webasm' | 'webgpu';
 
-/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated), 3 = SiLU-gated clamped at limit, 4 = clamped after SiLU, 5 = GeGLU (tanh GELU). */
+/** Expert activation as a kernel constant: 0 = SiLU-gated, 1 = gpt_oss clamped, 2 = relu² of up (non-gated), 3 = SiLU-gated clamped at limit, 4 = clamped after SiLU, 5 = GeGLU (tanh GELU), 6 = SiLU of up (non-gated, doge). */
 export interface ActivationConstants {
-  act: 0 | 1 | 2 | 3 | 4 | 5;
+  act: 0 | 1 | 2 | 3 | 4 | 5 | 6;
   alpha: number;
   limit: number;
 }
@@ -82,6 +82,11 @@ function gatedUpBody(
     g = Math.min(gate, this.constants.limit);
     u = Math.max(Math.min(up, this.constants.limit), -this.constants.limit);
     z = g;
+  }
+  if (this.constants.act === 6) {
+    g = up;
+    u = 1;
+    z = up;
   }
   if (this.constants.act === 1) {
     g = Math.min(gate, this.constants.limit);

@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WgslWebGpuBackend } from './backend.js';
 import { gemmShader } from './shaders.js';
 import { ForwardInputError } from '../moe.js';
-import { allRanks, randomInput, randomLayer, type LayerOptions } from '../test/synthetic.js';
+import { allRanks, randomInput, randomLayer, rng, type LayerOptions } from '../test/synthetic.js';
+import { route } from '../routing.js';
+import type { Routing } from '../../harness/layouts/semantics.js';
 import { expectWithinReferenceBound } from '../test/against-reference.js';
 import type { RankTensors } from '../backend.js';
 import { decodeFloats, encodeFloats } from '../../harness/safetensors/codecs.js';
@@ -97,16 +99,90 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     }
   });
 
-  it('the experts pass in pipelined parts of 7 tokens (routed, planned and read back part by part) gives the same answers', async () => {
-    const parted = await WgslWebGpuBackend.create({ partTokens: 7, residentWeights: true });
+  it('routes on the GPU as kernels/routing.ts does, for every routing kind it runs (ids exact, weights within 2e-6 relative)', async () => {
+    const kinds: Routing[] = [
+      { kind: 'softmax_topk', renormalize: true, scaling: 1 },
+      { kind: 'softmax_topk', renormalize: false, scaling: 1.5 },
+      { kind: 'softmax_topk_pnorm', p: 2 },
+      { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 16 },
+      { kind: 'softmax_group_limited', groups: 4, topkGroups: 2, scaling: 2 },
+      { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+      { kind: 'sigmoid_group_limited_bias', groups: 8, topkGroups: 3, renormalize: false, scaling: 1, maskNegInf: true },
+      { kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: true, scaling: 1, softcap: 3 },
+      { kind: 'softmax_group_top2', groups: 4, topkGroups: 2, renormalize: true, scaling: 1.2 },
+      { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 1 },
+      { kind: 'softmax_bias_normmin', normMin: 1e-12 },
+      { kind: 'sigmoid_bias', renormalize: true, scaling: 1 },
+      { kind: 'topk_softmax' },
+      { kind: 'topk_softmax', scaling: 0.5 },
+      { kind: 'topk_sigmoid', renormalize: true, scaling: 2 },
+      { kind: 'topk_sigmoid_input' },
+    ];
+    const E = 32;
+    const tokens = 70;
+    const r = rng(41);
+    for (const [i, routing] of kinds.entries()) {
+      const k = i % 2 === 0 ? 8 : 3;
+      const sem = { ...randomLayer(40, { experts: E, topK: k, hidden: 4, intermediate: 4 }).sem, routing };
+      const logits = Float32Array.from({ length: tokens * E }, () => 4 * r());
+      // Exact ties: the lower id first, on both sides.
+      logits.copyWithin(5, 3, 4);
+      const correction = Float32Array.from({ length: E }, () => 0.05 * r());
+      const want = route(sem, logits, tokens, correction);
+      const got = await backend.routeOnDevice(sem, logits, tokens, correction);
+      expect(Array.from(got.selected), routing.kind).toEqual(Array.from(want.selected));
+      for (let j = 0; j < want.weights.length; j++) {
+        expect(Math.abs(got.weights[j]! - want.weights[j]!), `${JSON.stringify(routing)} weight ${j}`).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(want.weights[j]!)));
+      }
+    }
+    await expect(backend.routeOnDevice({ ...randomLayer(40, { experts: 4, topK: 2, hidden: 4, intermediate: 4 }).sem, routing: { kind: 'sparsemixer', jitterEps: 0.01 } }, new Float32Array(8), 2)).rejects.toThrow(/runs on the CPU/);
+  });
+
+  it('whole forwards with GPU routing of several kinds, and sparsemixer routed on the CPU, match the reference', async () => {
+    const kinds: Routing[] = [
+      { kind: 'softmax_topk_pnorm', p: 2 },
+      { kind: 'softmax_group_limited', groups: 4, topkGroups: 2, scaling: 2 },
+      { kind: 'softmax_group_top2', groups: 2, topkGroups: 1, renormalize: true, scaling: 1.2 },
+      { kind: 'softmax_bias_normmin', normMin: 1e-12 },
+      { kind: 'sigmoid_bias', renormalize: true, scaling: 1 },
+      { kind: 'topk_sigmoid', renormalize: false },
+      { kind: 'sparsemixer', jitterEps: 0.01 },
+    ];
+    for (const [i, routing] of kinds.entries()) {
+      await expectMatchesReference(50 + i, { experts: 8, topK: 2, hidden: 20, intermediate: 12, correction: true, routing }, 13, 1, 2);
+    }
+    // More experts than the PLAN shader's 128-expert blocks, cut into weight chunks of 50 experts.
+    const many = await WgslWebGpuBackend.create({ chunkBytes: 50 * 2 * 4 * 8 * 4 });
     try {
-      await expectMatchesReference(32, {
-        experts: 8, topK: 2, hidden: 20, intermediate: 12, sharedIntermediate: 8, correction: true,
-        routing: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
-      }, 33, 1, 2, parted);
-      await expectMatchesReference(33, { experts: 6, topK: 2, hidden: 16, intermediate: 10, biases: true, routerBias: true, routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.3 } }, 20, 2, 1, parted);
+      await expectMatchesReference(59, { experts: 300, topK: 4, hidden: 8, intermediate: 4 }, 150, 1, 1, many);
     } finally {
-      await parted.dispose();
+      await many.dispose();
+    }
+    // longcat_flash's zero-compute experts: 4 real experts and 2 identity ones that the router also scores.
+    const real = randomLayer(60, { experts: 4, topK: 3, hidden: 12, intermediate: 8 });
+    const router = randomLayer(61, { experts: 6, topK: 3, hidden: 12, intermediate: 8 }).router;
+    const sem = { ...real.sem, experts: 6, zeroExperts: 2 };
+    const ranks = allRanks(real, 1, 2).map((r) => ({ req: r.req, tensors: new Map(r.tensors).set('layers.3.router.weight', { dtype: 'F32' as const, shape: [6, 12], bytes: encodeFloats('F32', router.flat()) }) }));
+    const { ref } = await expectWithinReferenceBound(backend, sem, 3, ranks, randomInput(62, 17, 12), 17);
+    expect(Array.from(ref.selected).some((id) => id >= 4)).toBe(true);
+  });
+
+  it('the device-resident forward (x in, output left in GPU buffers) gives the host forward\'s bits', async () => {
+    const o: LayerOptions = {
+      experts: 8, topK: 2, hidden: 20, intermediate: 12, sharedIntermediate: 8, sharedGate: true, correction: true,
+      routing: { kind: 'sigmoid_group_limited_bias', groups: 4, topkGroups: 2, renormalize: true, scaling: 2.5 },
+    };
+    const layer = randomLayer(32, o);
+    const ranks = allRanks(layer, 1, 2);
+    const x = randomInput(33, 33, o.hidden);
+    const host = await expectWithinReferenceBound(backend, layer.sem, 3, ranks, x, 33);
+    const xBuf = backend.inputBuffer(x);
+    try {
+      const onDevice = await backend.forwardOnDevice(layer.sem, 3, ranks, xBuf, 33);
+      expect(await backend.readOutput(layer.sem, onDevice)).toEqual(host.got.output);
+      await expect(backend.forwardOnDevice(layer.sem, 3, ranks, xBuf, 34)).rejects.toBeInstanceOf(ForwardInputError);
+    } finally {
+      xBuf.destroy();
     }
   });
 

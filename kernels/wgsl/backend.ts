@@ -1,36 +1,38 @@
 /// <reference types="@webgpu/types" />
 // The MoE forward as hand-written WGSL (`wgsl-webgpu`) on the WebGPU device that
 // kernels/gpujs/device.ts acquires through Dawn (one device per process, shared with
-// gpu.js). Two round trips per forward: router logits (selection runs on the CPU with the
-// shared routing code), then, in one compute pass read back once, per rank: one grouped GEMM
-// dispatch for gate/up with the activation fused (all experts of a weight chunk at once, rows
-// grouped by expert in one counting pass), one grouped GEMM for down with the bias and the
-// routing weight fused, the shared expert likewise, and one combine that sums each token's
-// expert rows. Weights are read as stored (f32, bf16, f16; other dtypes decoded to f32 on the
-// CPU). A rank's stacked weights are cut into chunks of whole experts that fit the device's
-// largest storage binding, one dispatch per chunk. Tilings are chosen per shape (a small
-// autotune when asked, cached; otherwise by rows per expert). Same rank-summing semantics as
-// the CPU fast path (kernels/fast/canonical.ts).
+// gpu.js). The whole forward is one command buffer with no host round trip inside: the
+// router as a one-expert GEMM (its bias fused), routing on the GPU (routing.ts; sparsemixer
+// alone routes on the CPU), then per rank: tokens grouped by expert on the GPU (grouping.ts),
+// one grouped GEMM dispatch for gate/up with the activation fused (all experts of a weight
+// chunk at once, dispatched indirectly with the tile counts the GPU wrote), one for down with
+// the bias and the routing weight fused, the shared expert likewise, and one combine that sums
+// each token's expert rows. Weights are read as stored (f32, bf16, f16; other dtypes decoded
+// to f32 on the CPU). A rank's stacked weights are cut into chunks of whole experts that fit
+// the device's largest storage binding, one dispatch per chunk. Tilings are chosen per shape
+// (a small autotune when asked, cached; otherwise by rows per expert). Two entries: `forward`
+// (host arrays in and out, the MoeBackend contract) and `forwardOnDevice` (x and the output
+// stay in GPU buffers). Same rank-summing semantics as the CPU fast path (kernels/fast/).
 import { createRequire } from 'node:module';
 import { atLayer, SILU_GATED, type ExpertActivation, type MoeSemantics } from '../../harness/layouts/semantics.js';
-import type { MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
+import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
-import {
-  expertBiases, groupByExpert, matrixBytesF32, rankWeights, routeLogits, sharedBatch, sharedPieceMatrices, wholeFloats, type RankWeights, type StackedMatrices,
-} from '../fast/canonical.js';
+import { expertBiases, matrixBytesF32, rankWeights, sharedPieceMatrices, wholeFloats, type RankWeights, type StackedMatrices } from '../fast/canonical.js';
 import { tensorOf } from '../experts.js';
-import { checkForwardInput } from '../moe.js';
+import { checkForwardInput, ForwardInputError } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { applyOutputNorm } from '../output-norm.js';
-import { addZeroExperts } from '../routing.js';
-import { blockInputsF32, routedSharedPieces } from '../block-inputs.js';
-import { concatRoutings, type RoutingResult } from '../routing.js';
+import { hashChoiceOf, route, type HashChoice, type RoutingResult } from '../routing.js';
+import { mlpRouterLogitsF32 } from '../mlp-router.js';
+import { blockInputsF32, routedSharedPieces, scaleByExpert } from '../block-inputs.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
 } from './shaders.js';
+import { routingProgram, routingShader, type RoutingProgram } from './routing.js';
+import { ALL_ROWS_SHADER, COUNT_SHADER, PLAN_SHADER, planParams, SCATTER_SHADER, ZERO_EXPERTS_SHADER } from './grouping.js';
 
 /** The device rejected a buffer, pipeline or dispatch, or a readback did not come back. */
 export class WgslKernelError extends MoeConformanceError {}
@@ -42,8 +44,8 @@ const COPY_SRC = 0x0004;
 const COPY_DST = 0x0008;
 const UNIFORM = 0x0040;
 const STORAGE = 0x0080;
+const INDIRECT = 0x0100;
 const READBACK_TIMEOUT_MS = 120_000;
-const NONE = 0xffffffff;
 /** Largest single queue.writeBuffer. */
 const UPLOAD_PIECE = 64 << 20;
 
@@ -56,12 +58,17 @@ export interface WgslOptions extends WebGpuOptions {
   residentWeights?: boolean;
   /** Largest weight chunk in bytes (default: the device's largest storage binding); for tests of chunking. */
   chunkBytes?: number;
-  /**
-   * Tokens per pipelined part of the experts pass (default: all in one part): part p+1 is
-   * routed on the CPU while the GPU computes part p, and part p's output is read back while
-   * later parts compute. Not yet measured on a GPU (spec/gpu.md), so off by default.
-   */
-  partTokens?: number;
+}
+
+/** A forward's results in device buffers, owned by the backend: valid until its next forward. */
+export interface DeviceForward {
+  /** `[tokens, hidden]` f32. */
+  output: GPUBuffer;
+  /** `[tokens, experts]` f32 router logits, router bias included. */
+  logits: GPUBuffer;
+  /** `[tokens, topK]` i32 selected expert ids, best first. */
+  selected: GPUBuffer;
+  tokens: number;
 }
 
 /** One run of whole experts of a stacked tensor in one device buffer. */
@@ -76,17 +83,50 @@ interface DeviceMatrices {
   chunks: WeightChunk[];
 }
 
-/** One rank's work, independent of the tiling. */
+/** One rank's device weights and tables, independent of the routing and the tiling. */
 interface RankPlan {
   weights: RankWeights;
-  grouping: ReturnType<typeof groupByExpert>;
-  rows: GPUBuffer;
+  /** Local experts. */
+  n: number;
+  /** Combine slots per token: k, and the shared expert's where this rank computes it. */
+  slots: number;
+  /** `[E]` i32: the local slot of each global expert id, -1 where not local. */
+  slotOf: GPUBuffer;
+  w13: DeviceMatrices;
+  w2: DeviceMatrices;
   b13?: GPUBuffer;
   b2?: GPUBuffer;
-  /** The shared expert, or (inkling) each router-weighted shared expert's rows on this rank: its down output rows start at `cOff`. */
-  shared: { rows: GPUBuffer; w13: StackedMatrices; w2: StackedMatrices; cOff: number }[];
+  /** The shared expert; its row table made on the GPU (ALL_ROWS), or given where the routing weights it. */
+  shared?: { w13: DeviceMatrices; w2: DeviceMatrices; R: number; rowsParams: GPUBuffer; gate?: GPUBuffer; rows?: GPUBuffer; more?: SharedPiecePlan[] };
+}
+
+/**
+ * inkling: a further run of a rank's shared rows that another router-weighted shared expert
+ * owns, computed after the rank's combine into the shared expert's rows of `y` and added to
+ * the output by a combine of its own (`pos` row t: the shared row of token t).
+ */
+interface SharedPiecePlan {
+  w13: DeviceMatrices;
+  w2: DeviceMatrices;
+  R: number;
+  rows: GPUBuffer;
   pos: GPUBuffer;
-  slots: number;
+}
+
+/** One rank's scratch at one tiling (see grouping.ts). */
+interface RankScratch {
+  counts: GPUBuffer;
+  offsets: GPUBuffer;
+  tilesA: GPUBuffer;
+  tilesB: GPUBuffer;
+  args: GPUBuffer;
+  rows: GPUBuffer;
+  pos: GPUBuffer;
+  act: GPUBuffer;
+  y: GPUBuffer;
+  capA: number;
+  capB: number;
+  plan: Uint32Array;
 }
 
 interface TuneEntry {
@@ -115,20 +155,15 @@ export class WgslWebGpuBackend implements MoeBackend {
    * forward cost a page fault per 4 KiB on the host, which made transfers run at about 1 GB/s.
    */
   private upload?: { buffer: GPUBuffer; ready: Promise<unknown> };
-  private readonly readbacks = new Map<string, GPUBuffer>();
-  private combine: GPUComputePipeline;
+  private readback?: GPUBuffer;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
-  /** Wall-clock ms of the last forward's phases: router round trip, routing and tables on the CPU, experts round trip. */
-  lastPhases: { router: number; routing: number; experts: number } = { router: 0, routing: 0, experts: 0 };
 
   private constructor(
     private readonly session: WebGpuSession,
     private readonly device: GPUDevice,
     private readonly options: WgslOptions,
-  ) {
-    this.combine = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: COMBINE_SHADER }), entryPoint: 'main' } });
-  }
+  ) {}
 
   get adapter(): AdapterDescription {
     return this.session.adapter;
@@ -144,7 +179,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     return `hand-written WGSL (grouped GEMMs), WebGPU adapter via Dawn ${a.backend}: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}`;
   }
 
-  /** Opens (or joins) the process's WebGPU session and compiles the combine kernel (GEMM variants compile on first use). */
+  /** Opens (or joins) the process's WebGPU session and compiles the fixed kernels (GEMM and routing variants compile on first use). */
   static async create(options: WgslOptions = {}): Promise<WgslWebGpuBackend> {
     const session = await openWebGpu(options);
     try {
@@ -155,6 +190,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       device.pushErrorScope('validation');
       const backend = new WgslWebGpuBackend(session, device, options);
       backend.pipeline('down', options.tiling ?? backend.candidates()[0]!, 'f32', true);
+      for (const [name, code] of FIXED_SHADERS) backend.fixed(name, code);
       const error = await device.popErrorScope();
       if (error) throw new WgslKernelError(`WGSL kernels rejected by the device: ${error.message}`, { expected: 'valid pipelines', found: error.message });
       return backend;
@@ -182,36 +218,138 @@ export class WgslWebGpuBackend implements MoeBackend {
     return fit.find((t) => tileRows(t) <= Math.max(16, rowsPerExpert)) ?? fit[fit.length - 1]!;
   }
 
-  private pipeline(mode: GemmMode, tiling: GemmTiling, dtype: WeightDtype, vec: boolean): GPUComputePipeline {
-    const key = JSON.stringify([mode, tiling, dtype, vec]);
+  private compile(key: string, code: string): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
-      const code = gemmShader({ mode, tiling, dtype, vec });
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module: this.device.createShaderModule({ code }), entryPoint: 'main' } });
       this.pipelines.set(key, p);
     }
     return p;
   }
 
-  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+  /** One of the shaders that have no variants. */
+  private fixed(name: string, code: string): GPUComputePipeline {
+    return this.compile(name, code);
+  }
+
+  private routingPipeline(program: RoutingProgram, E: number, k: number): GPUComputePipeline {
+    const key = JSON.stringify(['routing', program, E, k]);
+    return this.pipelines.get(key) ?? this.compile(key, routingShader(program, E, k));
+  }
+
+  private pipeline(mode: GemmMode, tiling: GemmTiling, dtype: WeightDtype, vec: boolean): GPUComputePipeline {
+    const key = JSON.stringify([mode, tiling, dtype, vec]);
+    return this.pipelines.get(key) ?? this.compile(key, gemmShader({ mode, tiling, dtype, vec }));
+  }
+
+  async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<MoeForwardResult> {
+    const prepared = this.prepare(sem, layer, ranks, x, tokens);
+    sem = prepared.sem;
+    // A hash layer's fixed choice (deepseek_v4) and an MLP router's logits (zaya): from the shared CPU code, routed on the CPU.
+    const host: HostRouterInputs = { hash: hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs) };
+    if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
+    if (sem.mlpRouter) host.logits = mlpRouterLogitsF32(sem, layer, ranks[0]!, x, tokens, inputs);
+    return this.serialized(async (temp) => {
+      // gemma4's normalised router and expert inputs: made on the host, as every backend does.
+      const inputs = blockInputsF32(sem, layer, prepared.ranks[0]!, x, tokens);
+      const bytesOf = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+      const xBuf = this.scratchBuffer('x', tokens * sem.hidden * 4);
+      await this.uploadStaged(xBuf, bytesOf(inputs.experts));
+      const xRouter = inputs.router === inputs.experts ? xBuf : this.temporary(temp)(inputs.router);
+      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, xBuf, xRouter, tokens, temp, host);
+      const [output, logits, selected] = await this.readBack(encoder, [[result.output, tokens * sem.hidden], [result.logits, tokens * routerRows(sem)], [result.selected, tokens * sem.topK]]);
+      const out = new Float32Array(output!);
+      // axk1's block-output RMSNorm: on the host, of the sum of the ranks, as every backend does.
+      applyOutputNorm(sem, layer, prepared.ranks, tokens, out);
+      return { output: out, routerLogits: new Float32Array(logits!), selected: new Int32Array(selected!) };
+    });
+  }
+
+  /**
+   * The forward on device-resident data, as a model would run it between layers: x already in
+   * a GPU buffer (`[tokens, hidden]` f32, e.g. from `inputBuffer`), nothing copied to or from the
+   * host (except where routing runs on the CPU: sparsemixer, and the routings that read more
+   * of the block's tensors, see `hostRouting`), resolved once the GPU has finished. The
+   * result's buffers belong to the backend and hold until its next forward. Models whose
+   * block normalises its input or output (gemma4, axk1) are refused: those norms run on the host.
+   */
+  async forwardOnDevice(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: GPUBuffer, tokens: number): Promise<DeviceForward> {
+    const prepared = this.prepare(sem, layer, ranks, undefined, tokens);
+    sem = prepared.sem;
+    if (sem.mlpRouter || sem.hash?.layers.includes(layer)) {
+      throw new WgslKernelError('an MLP router (zaya) or hash-routed layers (deepseek_v4) take inputs beside x: use forward()', { layer, expected: 'no mlpRouter or hash layers', found: sem.mlpRouter ? 'mlpRouter' : 'hash' });
+    }
+    if (sem.outputNorm || sem.inputNorms) {
+      throw new WgslKernelError('the block\'s input or output norm (gemma4, axk1) runs on the host: use forward()', { layer, expected: 'no inputNorms or outputNorm', found: JSON.stringify({ inputNorms: sem.inputNorms, outputNorm: sem.outputNorm }) });
+    }
+    if (x.size < tokens * sem.hidden * 4) throw new ForwardInputError('input buffer smaller than [tokens, hidden] f32', { layer, expected: tokens * sem.hidden * 4, found: x.size });
+    if (tokens === 0) return { output: this.scratchBuffer('out', 0), logits: this.scratchBuffer('logits', 0), selected: this.scratchBuffer('selected', 0), tokens };
+    return this.serialized(async (temp) => {
+      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, x, x, tokens, temp);
+      this.device.queue.submit([encoder.finish()]);
+      await withTimeout(this.device.queue.onSubmittedWorkDone(), READBACK_TIMEOUT_MS, this.session.adapter.backend);
+      return { ...result, tokens };
+    });
+  }
+
+  /**
+   * The routing shader alone on `[tokens, experts]` logits (router bias included) and the
+   * correction bias where the model has one: what every forward routes with, for checking
+   * against kernels/routing.ts. Refused for the kinds routed on the CPU.
+   */
+  async routeOnDevice(sem: MoeSemantics, logits: Float32Array, tokens: number, correction?: Float32Array): Promise<{ selected: Int32Array; weights: Float32Array }> {
+    const program = routingProgram(sem.routing);
+    if (!program) throw new WgslKernelError(`${sem.routing.kind} routing runs on the CPU`, { expected: 'a routing kind the GPU runs', found: sem.routing.kind });
+    const { experts: E, topK: k } = sem;
+    if (logits.length !== tokens * E) throw new ForwardInputError('router logits do not have the shape [tokens, experts]', { expected: [tokens, E], found: logits.length });
+    return this.serialized(async (temp) => {
+      const make = this.temporary(temp);
+      const selected = make(tokens * k * 4);
+      const weights = make(tokens * k * 4);
+      const encoder = this.device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      this.dispatch(pass, this.routingPipeline(program, E, k), [make(routingParams(tokens), UNIFORM), make(logits), make(correction ?? new Float32Array(E)), selected, weights], Math.ceil(tokens / 64));
+      pass.end();
+      const [ids, w] = await this.readBack(encoder, [[selected, tokens * k], [weights, tokens * k]]);
+      return { selected: new Int32Array(ids!), weights: new Float32Array(w!) };
+    });
+  }
+
+  /** A new device buffer holding `x` (the caller destroys it), for `forwardOnDevice`. */
+  inputBuffer(x: Float32Array): GPUBuffer {
+    const b = this.createBuffer(x.byteLength, STORAGE);
+    this.writeAt(b, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    return b;
+  }
+
+  /** The output of a device forward, read back to the host. */
+  async readOutput(sem: MoeSemantics, d: DeviceForward): Promise<Float32Array> {
+    const [out] = await this.readBack(this.device.createCommandEncoder(), [[d.output, d.tokens * sem.hidden]]);
+    return new Float32Array(out!);
+  }
+
+  private prepare(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array | undefined, tokens: number): { sem: MoeSemantics; ranks: RankTensors[]; weights: RankWeights[] } {
     if (this.disposed) throw new WgslKernelError('wgsl-webgpu backend used after dispose');
     sem = atLayer(sem, layer);
-    checkForwardInput(sem, layer, ranks, x, tokens);
-    ranks = kernelForm(sem, ranks);
-    const weights = ranks.map((rank) => rankWeights(sem, layer, rank));
-    if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
-    // Forwards share scratch buffers: one at a time.
-    const run = this.queue.then(() => this.guarded(sem, layer, ranks, weights, x, tokens));
+    // A device input is sized by forwardOnDevice; only its length is checked here.
+    checkForwardInput(sem, layer, ranks, x ?? { length: tokens * sem.hidden }, tokens);
+    const kernelRanks = kernelForm(sem, ranks);
+    return { sem, ranks: kernelRanks, weights: kernelRanks.map((rank) => rankWeights(sem, layer, rank)) };
+  }
+
+  /** Runs `body` after every earlier forward (they share scratch buffers), inside the device's error scopes; its temporary buffers are destroyed after. */
+  private serialized<T>(body: (temp: GPUBuffer[]) => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => this.guarded(body));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async guarded(sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number): Promise<MoeForwardResult> {
+  private async guarded<T>(body: (temp: GPUBuffer[]) => Promise<T>): Promise<T> {
     const temp: GPUBuffer[] = [];
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     try {
-      return await this.forwardOn(sem, layer, ranks, weights, x, tokens, temp);
+      return await body(temp);
     } finally {
       const oom = await this.device.popErrorScope();
       const invalid = await this.device.popErrorScope();
@@ -219,86 +357,90 @@ export class WgslWebGpuBackend implements MoeBackend {
       const error = oom ?? invalid;
       // Thrown from finally on purpose: a forward the device rejected has no valid output.
       // eslint-disable-next-line no-unsafe-finally
-      if (error) throw new WgslKernelError(`device rejected the forward: ${error.message}`, { layer, expected: 'no device error', found: error.message });
+      if (error) throw new WgslKernelError(`device rejected the forward: ${error.message}`, { expected: 'no device error', found: error.message });
     }
   }
 
-  private async forwardOn(
-    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], x: Float32Array, tokens: number, temp: GPUBuffer[],
-  ): Promise<MoeForwardResult> {
+  /**
+   * Encodes the whole forward (router GEMM, routing, grouping, expert GEMMs, combine) on one
+   * command encoder, not yet submitted; where routing runs on the CPU (`hostRouting`) the
+   * router's logits make one round trip first. On the first forward of a shape with `autotune`, every candidate tiling is
+   * timed on it first.
+   */
+  private async encodeForward(
+    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], xBuf: GPUBuffer, xRouter: GPUBuffer, tokens: number, temp: GPUBuffer[],
+    host: HostRouterInputs = {},
+  ): Promise<{ encoder: GPUCommandEncoder; result: Omit<DeviceForward, 'tokens'> }> {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
-    const buffer = (data: ArrayBufferView | number, usage = STORAGE): GPUBuffer => {
-      const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
-      if (typeof data !== 'number') this.writeAt(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      temp.push(b);
-      return b;
-    };
+    const buffer = this.temporary(temp);
     if (this.options.residentWeights) this.hold(weights);
-    const t0 = performance.now();
-    // Router and experts read their own inputs where the block normalises them (gemma4).
+    const zeros = buffer(Math.max(16, 4 * Math.max(E, H)));
     const r0 = ranks[0]!;
-    const inputs = blockInputsF32(sem, layer, r0, x, tokens);
-    x = inputs.experts;
-    const bytesOf = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    const xBuf = this.scratchBuffer('x', tokens * H * 4);
-    let encoder = this.device.createCommandEncoder();
-    await this.staged(encoder, xBuf, bytesOf(x));
-    const xRouter = inputs.router === x ? xBuf : buffer(bytesOf(inputs.router));
-    const zeros = buffer(16);
-
-    // Round trip 1: router logits, a one-expert `down` GEMM over every token.
-    const router: StackedMatrices = { tensor: tensorOf(r0, `${p}router.weight`, [E, H]), name: `${p}router.weight`, count: 1, rows: E, cols: H };
-    const routerW = this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer);
-    const all = sharedBatch(x, tokens, H, undefined);
-    const routerRows = buffer(rowTable(all.tokens, all.inputScale, all.outputScale));
-    const logitsBuf = buffer(tokens * E * 4);
+    // Router rows: the experts, or doge's 2·keys product keys; an MLP router's logits come from the host.
+    const R = routerRows(sem);
+    const router: StackedMatrices | undefined = host.logits ? undefined : { tensor: tensorOf(r0, `${p}router.weight`, [R, H]), name: `${p}router.weight`, count: 1, rows: R, cols: H };
+    const routerW = router && (this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer));
+    const routerBias = r0.tensors.has(`${p}router.bias`) ? buffer(wholeFloats(r0, `${p}router.bias`, [R])) : undefined;
+    const correctionValues = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
+    const logits = this.scratchBuffer('logits', tokens * R * 4);
+    const selected = this.scratchBuffer('selected', tokens * k * 4);
+    const routeWeights = this.scratchBuffer('weights', tokens * k * 4);
+    const allRows = this.scratchBuffer('allRows', tokens * 16);
+    const out = this.scratchBuffer('out', tokens * H * 4);
+    const program = hostRouting(sem) || host.hash ? undefined : routingProgram(sem.routing);
+    const correction = correctionValues ? buffer(correctionValues) : zeros;
     // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
     const routerTiling = this.options.tiling ?? this.heuristic(16);
-    let pass = encoder.beginComputePass();
-    this.grouped(pass, 'down', routerTiling, routerW, [0, tokens], { N: E, K: H, rowsB: E, upRow: 0, ldc: E, cOff: 0, hasBias: false, mode: 0, alpha: 0, limit: 0 }, routerRows, xRouter, zeros, logitsBuf, buffer);
-    pass.end();
-    const logits = await this.read(encoder, logitsBuf, tokens * E, 'logits');
-    const t1 = performance.now();
-    let cpuMs = 0;
-
-    // Then the experts, in pipelined parts of the tokens: route and plan a part on the CPU,
-    // submit it, and move on while the GPU computes it; each part's rows come back by themselves.
-    const part = Math.max(1, this.options.partTokens ?? tokens);
-    const outBuf = this.scratchBuffer('out', tokens * H * 4);
-    const routings: RoutingResult[] = [];
-    const reads: Promise<Float32Array>[] = [];
-    for (let c0 = 0, index = 0; c0 < tokens; c0 += part, index++) {
-      const n = Math.min(part, tokens - c0);
-      const c = performance.now();
-      const routing = routeLogits(sem, layer, r0, logits.subarray(c0 * E, (c0 + n) * E), n);
-      routings.push(routing);
-      const xPart = x.subarray(c0 * H, (c0 + n) * H);
-      const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, routing, xPart, n, c0, buffer));
-      cpuMs += performance.now() - c;
-      const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (n * k) / E)))].join('/');
-      const encodeExperts = (tiling: GemmTiling): GPUCommandEncoder => {
-        const enc = this.device.createCommandEncoder();
-        const ps = enc.beginComputePass();
-        plans.forEach((plan, r) => this.encodeRank(ps, sem, plan, tiling, xBuf, n, part, c0, r, zeros, buffer));
-        ps.end();
-        return enc;
-      };
-      const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encodeExperts) : this.heuristic((n * k) / E));
-      reads.push(this.submitRead(encodeExperts(tiling), outBuf, c0 * H, n * H, `out${index}`));
+    const encodeRouter = (pass: GPUComputePassEncoder) => {
+      this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [buffer(rowsParams(tokens, H, false, 1), UNIFORM), xRouter, zeros, allRows], Math.ceil(tokens / 64));
+      this.grouped(pass, 'down', routerTiling, routerW!, [0, tokens], { N: R, K: H, rowsB: R, upRow: 0, ldc: R, cOff: 0, hasBias: routerBias !== undefined, mode: 0, alpha: 0, limit: 0 }, allRows, xRouter, routerBias ?? zeros, logits, buffer);
+      if (program) this.dispatch(pass, this.routingPipeline(program, E, k), [buffer(routingParams(tokens), UNIFORM), logits, correction, selected, routeWeights], Math.ceil(tokens / 64));
+    };
+    let hostRouted: RoutingResult | undefined;
+    if (!program) {
+      // The router's logits come back (or come from the host: an MLP router's) and the shared CPU code routes.
+      let l: Float32Array;
+      if (host.logits) {
+        l = host.logits;
+        this.writeAt(logits, new Uint8Array(l.buffer, l.byteOffset, l.byteLength));
+      } else {
+        const encoder = this.device.createCommandEncoder();
+        const pass = encoder.beginComputePass();
+        encodeRouter(pass);
+        pass.end();
+        l = new Float32Array((await this.readBack(encoder, [[logits, tokens * R]]))[0]!);
+      }
+      const routing = scaleByExpert(sem, layer, r0, route(sem, l, tokens, correctionValues, host.hash));
+      hostRouted = routing;
+      this.writeAt(selected, new Uint8Array(routing.selected.buffer));
+      this.writeAt(routeWeights, new Uint8Array(Float32Array.from(routing.weights).buffer));
     }
-    const parts = await Promise.all(reads);
-    // One part is the whole output as read; parts are joined in token order.
-    const output = parts.length === 1 ? parts[0]! : new Float32Array(tokens * H);
-    if (parts.length > 1) parts.forEach((values, i) => output.set(values, i * part * H));
-    const routing = concatRoutings(routings);
-    this.lastPhases = { router: t1 - t0, routing: cpuMs, experts: performance.now() - t1 - cpuMs };
-    addZeroExperts(sem, routing, x, tokens, output);
-    applyOutputNorm(sem, layer, ranks, tokens, output);
-    return { output, routerLogits: logits, selected: routing.selected };
+
+    const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, tokens, hostRouted, buffer));
+    const encode = (tiling: GemmTiling): GPUCommandEncoder => {
+      const encoder = this.device.createCommandEncoder();
+      // Sized for every rank before any is encoded: growing a scratch buffer replaces it, which would drop it from under an earlier rank's commands.
+      plans.forEach((plan, r) => this.rankScratch(sem, plan, tiling, tokens, r));
+      const scratch = plans.map((plan, r) => this.rankScratch(sem, plan, tiling, tokens, r));
+      for (const s of scratch) encoder.clearBuffer(s.counts);
+      const pass = encoder.beginComputePass();
+      if (program) encodeRouter(pass);
+      plans.forEach((plan, r) => this.encodeRank(pass, sem, plan, scratch[r]!, tiling, xBuf, selected, routeWeights, tokens, r, zeros, buffer));
+      const Z = sem.zeroExperts ?? 0;
+      // Skip classes (zaya) add nothing; zero-compute experts add weight · x.
+      if (Z > 0 && !sem.zeroExpertsSkip) {
+        this.dispatch(pass, this.fixed('zero', ZERO_EXPERTS_SHADER), [buffer(new Uint32Array([tokens, H, k, E - Z]), UNIFORM), selected, routeWeights, xBuf, out], Math.ceil((tokens * H) / 128));
+      }
+      pass.end();
+      return encoder;
+    };
+    const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
+    const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encode) : this.heuristic((tokens * k) / E));
+    return { encoder: encode(tiling), result: { output: out, logits, selected } };
   }
 
-  /** Times every candidate tiling on this forward's work (twice each, the second kept) and caches the fastest. */
+  /** Times every candidate tiling on this forward (three times each, the best of the last two kept) and caches the fastest. */
   private async tune(key: string, encode: (t: GemmTiling) => GPUCommandEncoder): Promise<GemmTiling> {
     const known = this.tuned.get(key);
     if (known) return known.tiling;
@@ -323,75 +465,153 @@ export class WgslWebGpuBackend implements MoeBackend {
     return best!;
   }
 
-  /** Groups one rank's routed rows by expert and uploads the tables that do not depend on the tiling. */
+  /** One rank's device weights and the small tables that depend on neither the tokens' routing nor the tiling. */
   private plan(
-    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, routing: RoutingResult, x: Float32Array, tokens: number, first: number,
+    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, tokens: number, routing: RoutingResult | undefined,
     buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): RankPlan {
-    const { hidden: H, topK: k } = sem;
+    const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
     const n = weights.ids.length;
-    const R = weights.w2.cols;
-    const grouping = groupByExpert(routing, weights.ids, tokens, k);
-    const routed = grouping.offsets[n]!;
-    const bias = this.biases(layer, rank, weights, R, H, buffer);
+    const slotOf = new Int32Array(E).fill(-1);
+    weights.ids.forEach((id, s) => {
+      slotOf[id] = s;
+    });
     const withShared = weights.shared !== undefined && rank.req.epRank === 0;
-    // inkling: one shared slot per router-weighted shared expert's rows on this rank.
-    const pieces = withShared ? (routedSharedPieces(sem, routing, rank.req.tpRank, weights.shared!.w2.cols) ?? [undefined]) : [];
-    const slots = k + pieces.length;
-    const pos = new Uint32Array(tokens * slots).fill(NONE);
-    for (let t = 0; t < tokens; t++) {
-      for (let j = 0; j < k; j++) {
-        const row = grouping.position[t * k + j]!;
-        if (row >= 0) pos[t * slots + j] = row;
-      }
-      pieces.forEach((_, i) => (pos[t * slots + k + i] = routed + i * tokens + t));
-    }
     const plan: RankPlan = {
-      weights, grouping, slots, pos: buffer(pos),
-      rows: buffer(rowTable(grouping.token, grouping.inputScale, grouping.outputScale, first)),
-      b13: bias.b13,
-      b2: bias.b2,
-      // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
-      shared: pieces.map((piece, i) => {
-        const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
-        if (piece) batch.outputScale.set(piece.weights);
-        const w = piece ? sharedPieceMatrices(weights.shared!.w13, weights.shared!.w2, H, weights.shared!.w2.cols, piece.rows) : weights.shared!;
-        return { rows: buffer(rowTable(batch.tokens, batch.inputScale, batch.outputScale, first)), w13: w.w13, w2: w.w2, cOff: routed + i * tokens };
-      }),
+      weights, n, slots: k + (withShared ? 1 : 0), slotOf: buffer(slotOf),
+      w13: this.matrices(weights.w13, buffer), w2: this.matrices(weights.w2, buffer),
+      ...this.biases(layer, rank, weights, weights.w2.cols, H, buffer),
     };
+    if (withShared && weights.shared) {
+      // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
+      const gate = sem.sharedGate ? buffer(wholeFloats(rank, `${p}shared.gate`, [1, H])) : undefined;
+      const rowsParamsBuf = buffer(rowsParams(tokens, H, gate !== undefined, sem.sharedScale ?? 1), UNIFORM);
+      const Rs = weights.shared.w2.cols;
+      // inkling: each router-weighted shared expert's rows on this rank, weighted per token by its routing weight (routed on the CPU).
+      const pieces = routing ? routedSharedPieces(sem, routing, rank.req.tpRank, Rs) : undefined;
+      if (pieces) {
+        const pos = buffer(Uint32Array.from({ length: tokens }, (_, t) => tokens * k + t));
+        const [first, ...more] = pieces.map((piece): SharedPiecePlan => {
+          const w = sharedPieceMatrices(weights.shared!.w13, weights.shared!.w2, H, Rs, piece.rows);
+          return { w13: this.matrices(w.w13, buffer), w2: this.matrices(w.w2, buffer), R: w.w2.cols, rows: buffer(sharedRowTable(Float32Array.from(piece.weights))), pos };
+        });
+        plan.shared = { w13: first!.w13, w2: first!.w2, R: first!.R, rows: first!.rows, rowsParams: rowsParamsBuf, gate, more };
+      } else {
+        plan.shared = { w13: this.matrices(weights.shared.w13, buffer), w2: this.matrices(weights.shared.w2, buffer), R: Rs, rowsParams: rowsParamsBuf, gate };
+      }
+    }
     return plan;
   }
 
+  /**
+   * The scratch buffers of rank r's experts pass at this tiling: shared by the ranks, which run
+   * one after the other, except the counts, which are cleared before the pass.
+   */
+  private rankScratch(sem: MoeSemantics, plan: RankPlan, tiling: GemmTiling, tokens: number, r: number): RankScratch {
+    const { hidden: H, topK: k } = sem;
+    const pairs = tokens * k;
+    const TM = tileRows(tiling);
+    const align = Math.max(1, this.device.limits.minStorageBufferOffsetAlignment / 16);
+    // A chunk's tiles: Σ ceil(rows_s / TM) ≤ rows / TM + experts of the chunk.
+    const cap = (per: number) => Math.ceil((Math.ceil(pairs / TM) + per) / align) * align;
+    const perA = plan.w13.chunks[0]?.count ?? 1;
+    const perB = plan.w2.chunks[0]?.count ?? 1;
+    const capA = cap(perA);
+    const capB = cap(perB);
+    const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (capA > maxGroups || capB > maxGroups) {
+      throw new WgslKernelError('grouped GEMM larger than one dispatch', { expected: `≤ ${maxGroups} row tiles`, found: Math.max(capA, capB) });
+    }
+    const R = plan.weights.w2.cols;
+    return {
+      counts: this.scratchBuffer(`counts${r}`, plan.n * 4),
+      offsets: this.scratchBuffer('offsets', (2 * plan.n + 2) * 4),
+      tilesA: this.scratchBuffer('tilesA', plan.w13.chunks.length * capA * 16),
+      tilesB: this.scratchBuffer('tilesB', plan.w2.chunks.length * capB * 16),
+      args: this.scratchBuffer('args', (plan.w13.chunks.length + plan.w2.chunks.length) * 12, STORAGE | INDIRECT),
+      rows: this.scratchBuffer('rows', pairs * 16),
+      pos: this.scratchBuffer('pos', tokens * plan.slots * 4),
+      act: this.scratchBuffer('act', pairs * R * 4),
+      y: this.scratchBuffer('y', (pairs + (plan.shared ? tokens : 0)) * H * 4),
+      capA, capB,
+      plan: planParams({
+        n: plan.n, TM, perA, capA, colsA: Math.ceil(R / (tileCols(tiling) / 2)), chunksA: plan.w13.chunks.length,
+        perB, capB, colsB: Math.ceil(H / tileCols(tiling)), chunksB: plan.w2.chunks.length,
+      }),
+    };
+  }
+
   private encodeRank(
-    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, tiling: GemmTiling, xBuf: GPUBuffer, tokens: number, part: number, first: number, r: number, zeros: GPUBuffer,
-    buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
+    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, s: RankScratch, tiling: GemmTiling, xBuf: GPUBuffer, selected: GPUBuffer, routeWeights: GPUBuffer,
+    tokens: number, r: number, zeros: GPUBuffer, buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): void {
-    const H = sem.hidden;
-    const { w13, w2 } = plan.weights;
-    const R = w2.cols;
+    const { hidden: H, experts: E, topK: k } = sem;
+    const pairs = tokens * k;
+    const R = plan.weights.w2.cols;
     const { mode, alpha, limit } = activationParams(sem.activation);
-    const g = plan.grouping;
-    const routed = g.offsets[g.offsets.length - 1]!;
-    // Sized for the largest part, so that no part's scratch is reallocated under an earlier one's work.
-    const actBuf = this.scratchBuffer(`act${r}`, part * sem.topK * R * 4);
-    const yBuf = this.scratchBuffer(`y${r}`, part * (sem.topK + Math.max(1, plan.shared.length)) * H * 4);
-    if (routed > 0) {
+    if (plan.n > 0) {
+      const groups = Math.ceil(pairs / 128);
+      this.dispatch(pass, this.fixed('count', COUNT_SHADER), [buffer(new Uint32Array([pairs, E, 0, 0]), UNIFORM), selected, plan.slotOf, s.counts], groups);
+      this.dispatch(pass, this.fixed('plan', PLAN_SHADER), [buffer(s.plan, UNIFORM), s.counts, s.offsets, s.tilesA, s.tilesB, s.args], 1);
+      const inputScale = sem.routing.kind === 'topk_sigmoid_input' ? 1 : 0;
+      this.dispatch(pass, this.fixed('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, inputScale, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, s.offsets, s.rows, s.pos], groups);
       const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
       const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0 };
-      this.grouped(pass, 'up', tiling, this.matrices(w13, buffer), g.offsets, up, plan.rows, xBuf, plan.b13 ?? zeros, actBuf, buffer);
-      this.grouped(pass, 'down', tiling, this.matrices(w2, buffer), g.offsets, down, plan.rows, actBuf, plan.b2 ?? zeros, yBuf, buffer);
+      this.groupedIndirect(pass, 'up', tiling, plan.w13, up, s.rows, xBuf, plan.b13 ?? zeros, s.act, s.tilesA, s.capA, s.args, 0, buffer);
+      this.groupedIndirect(pass, 'down', tiling, plan.w2, down, s.rows, s.act, plan.b2 ?? zeros, s.y, s.tilesB, s.capB, s.args, 3 * plan.w13.chunks.length, buffer);
+    } else {
+      // No local experts: every routed slot of the combine is empty.
+      this.dispatch(pass, this.fixed('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, 0, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, zeros, s.rows, s.pos], Math.ceil(pairs / 128));
     }
-    for (const shared of plan.shared) {
-      const Rs = shared.w2.cols;
-      const actS = this.scratchBuffer(`actS${r}`, part * (plan.weights.shared?.w2.cols ?? Rs) * 4);
-      const up: GemmParams = { N: Rs, K: H, rowsB: 2 * Rs, upRow: Rs, ldc: Rs, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
-      const down: GemmParams = { N: H, K: Rs, rowsB: H, upRow: 0, ldc: H, cOff: shared.cOff, hasBias: false, mode: 0, alpha: 0, limit: 0 };
-      this.grouped(pass, 'up', tiling, this.matrices(shared.w13, buffer), [0, tokens], up, shared.rows, xBuf, zeros, actS, buffer);
-      this.grouped(pass, 'down', tiling, this.matrices(shared.w2, buffer), [0, tokens], down, shared.rows, actS, zeros, yBuf, buffer);
+    const shared = plan.shared;
+    if (shared) {
+      const sharedRows = shared.rows ?? this.scratchBuffer('sharedRows', tokens * 16);
+      // Sized for the rank's whole shared expert (the same on every rank): a run of it (inkling) never grows it under earlier commands.
+      const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? shared.R) * 4);
+      if (!shared.rows) this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [shared.rowsParams, xBuf, shared.gate ?? zeros, sharedRows], Math.ceil(tokens / 64));
+      const up: GemmParams = { N: shared.R, K: H, rowsB: 2 * shared.R, upRow: shared.R, ldc: shared.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
+      const down: GemmParams = { N: H, K: shared.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0 };
+      this.grouped(pass, 'up', tiling, shared.w13, [0, tokens], up, sharedRows, xBuf, zeros, actS, buffer);
+      this.grouped(pass, 'down', tiling, shared.w2, [0, tokens], down, sharedRows, actS, zeros, s.y, buffer);
     }
-    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0, first, 0, 0, 0]);
-    this.dispatch(pass, this.combine, [buffer(params, UNIFORM), plan.pos, yBuf, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0]);
+    this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(params, UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+    // inkling: the other router-weighted shared experts' runs, each into the shared rows of y and added by a combine of its own.
+    for (const more of shared?.more ?? []) {
+      const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? more.R) * 4);
+      const up: GemmParams = { N: more.R, K: H, rowsB: 2 * more.R, upRow: more.R, ldc: more.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
+      const down: GemmParams = { N: H, K: more.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0 };
+      this.grouped(pass, 'up', tiling, more.w13, [0, tokens], up, more.rows, xBuf, zeros, actS, buffer);
+      this.grouped(pass, 'down', tiling, more.w2, [0, tokens], down, more.rows, actS, zeros, s.y, buffer);
+      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(new Uint32Array([tokens, H, 1, 1]), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+    }
+  }
+
+  /**
+   * The routed GEMM: one indirect dispatch per weight chunk, whose row tiles and their count
+   * the PLAN shader wrote (chunk c's tiles at c·cap of `tiles`, its arguments at word
+   * `argsAt + 3c` of `args`).
+   */
+  private groupedIndirect(
+    pass: GPUComputePassEncoder, mode: GemmMode, tiling: GemmTiling, w: DeviceMatrices, params: GemmParams, rows: GPUBuffer, a: GPUBuffer, bias: GPUBuffer, c: GPUBuffer,
+    tiles: GPUBuffer, cap: number, args: GPUBuffer, argsAt: number, buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
+  ): void {
+    const pipeline = this.pipeline(mode, tiling, w.dtype, params.K % 4 === 0);
+    const uniform = buffer(gemmParams(params), UNIFORM);
+    w.chunks.forEach((chunk, i) => {
+      const group = this.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: uniform } },
+          { binding: 1, resource: { buffer: tiles, offset: i * cap * 16, size: cap * 16 } },
+          ...[rows, a, chunk.buffer, bias, c].map((buf, j) => ({ binding: j + 2, resource: { buffer: buf } })),
+        ],
+      });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroupsIndirect(args, (argsAt + 3 * i) * 4);
+    });
   }
 
   /**
@@ -457,18 +677,28 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
   }
 
+  /** A maker of buffers for one forward (a size, or data to copy in), destroyed with `temp` after it. */
+  private temporary(temp: GPUBuffer[]): (data: ArrayBufferView | number, usage?: number) => GPUBuffer {
+    return (data, usage = STORAGE) => {
+      const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
+      if (typeof data !== 'number') this.writeAt(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      temp.push(b);
+      return b;
+    };
+  }
+
   /** A buffer kept across forwards (only grown), for per-forward intermediates. */
-  private scratchBuffer(name: string, size: number): GPUBuffer {
+  private scratchBuffer(name: string, size: number, usage = STORAGE): GPUBuffer {
     const have = this.scratch.get(name);
     if (have && have.size >= size) return have;
     have?.destroy();
-    const b = this.createBuffer(Math.max(size, 16), STORAGE);
+    const b = this.createBuffer(Math.max(size, 16), usage);
     this.scratch.set(name, b);
     return b;
   }
 
-  /** Writes `bytes` into the kept upload staging buffer and records its copy into `dst` on `encoder`. */
-  private async staged(encoder: GPUCommandEncoder, dst: GPUBuffer, bytes: Uint8Array): Promise<void> {
+  /** Writes `bytes` into the kept upload staging buffer, copies it into `dst` (submitted now) and maps the staging buffer again for the next upload. */
+  private async uploadStaged(dst: GPUBuffer, bytes: Uint8Array): Promise<void> {
     const size = Math.max(16, Math.ceil(bytes.length / 16) * 16);
     if (!this.upload || this.upload.buffer.size < size) {
       this.upload?.buffer.destroy();
@@ -478,49 +708,40 @@ export class WgslWebGpuBackend implements MoeBackend {
     await withTimeout(up.ready, READBACK_TIMEOUT_MS, this.session.adapter.backend);
     new Uint8Array(up.buffer.getMappedRange(0, size)).set(bytes);
     up.buffer.unmap();
+    const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(up.buffer, 0, dst, 0, size);
-    this.remapUpload = true;
-  }
-
-  private remapUpload = false;
-
-  /** Submits `encoder` after a copy of `src` into the kept readback buffer `name`, and reads `count` floats back. */
-  private async read(encoder: GPUCommandEncoder, src: GPUBuffer, count: number, name: string): Promise<Float32Array> {
-    return this.submitRead(encoder, src, 0, count, name);
+    this.device.queue.submit([encoder.finish()]);
+    up.ready = up.buffer.mapAsync(MAP_WRITE);
+    up.ready.catch(() => undefined);
   }
 
   /**
-   * Submits `encoder` (now) after a copy of `count` floats of `src` from float `at` into the
-   * kept readback buffer `name`; the promise resolves to those floats.
+   * Submits `encoder` after copies of `[buffer, words]` pairs into the kept readback buffer
+   * (one after the other, 16-byte aligned), maps it once and returns each one's bytes.
    */
-  private submitRead(encoder: GPUCommandEncoder, src: GPUBuffer, at: number, count: number, name: string): Promise<Float32Array> {
-    const size = Math.max(16, Math.ceil((count * 4) / 16) * 16);
-    let staging = this.readbacks.get(name);
-    if (!staging || staging.size < size) {
-      staging?.destroy();
-      staging = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
-      this.readbacks.set(name, staging);
+  private async readBack(encoder: GPUCommandEncoder, parts: [GPUBuffer, number][]): Promise<ArrayBuffer[]> {
+    const at: number[] = [];
+    let size = 0;
+    for (const [, words] of parts) {
+      at.push(size);
+      size += Math.max(16, Math.ceil((words * 4) / 16) * 16);
     }
-    encoder.copyBufferToBuffer(src, at * 4, staging, 0, Math.min(size, src.size - at * 4));
+    if (!this.readback || this.readback.size < size) {
+      this.readback?.destroy();
+      this.readback = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
+    }
+    const staging = this.readback;
+    parts.forEach(([src, words], i) => encoder.copyBufferToBuffer(src, 0, staging, at[i]!, Math.min(src.size, Math.ceil((words * 4) / 16) * 16)));
     this.device.queue.submit([encoder.finish()]);
-    if (this.remapUpload && this.upload) {
-      // Mapped again once this submission's copy out of it is done: ready for the next upload.
-      const up = this.upload;
-      up.ready = up.buffer.mapAsync(MAP_WRITE);
-      up.ready.catch(() => undefined);
-      this.remapUpload = false;
+    try {
+      await withTimeout(staging.mapAsync(MAP_READ, 0, size), READBACK_TIMEOUT_MS, this.session.adapter.backend);
+    } catch (e) {
+      throw new WgslKernelError(`readback failed: ${(e as Error).message}`, { expected: 'mapped result', found: 'no mapping' });
     }
-    const mapped = staging;
-    return withTimeout(mapped.mapAsync(MAP_READ, 0, size), READBACK_TIMEOUT_MS, this.session.adapter.backend).then(
-      () => {
-        const out = new Float32Array(mapped.getMappedRange(0, size).slice(0, count * 4));
-        mapped.unmap();
-        return out;
-      },
-      (e: Error) => {
-        throw new WgslKernelError(`readback failed: ${e.message}`, { expected: 'mapped result', found: 'no mapping' });
-      },
-    );
+    const mapped = staging.getMappedRange(0, size);
+    const out = parts.map(([, words], i) => mapped.slice(at[i]!, at[i]! + words * 4));
+    staging.unmap();
+    return out;
   }
 
   /** Resident matrices of `w`, uploaded on first use (released with the expert weights). */
@@ -607,24 +828,61 @@ export class WgslWebGpuBackend implements MoeBackend {
     this.releaseResident();
     for (const b of this.scratch.values()) b.destroy();
     this.scratch.clear();
-    for (const b of this.readbacks.values()) b.destroy();
+    this.readback?.destroy();
     this.upload?.buffer.destroy();
     await this.session.dispose();
   }
 }
 
-/** `[4M]` u32 (one vec4 a row): row of A, then the bits of its input and output scales. */
-function rowTable(tokens: Int32Array, inputScale: Float32Array, outputScale: Float32Array, first = 0): Uint32Array {
-  const table = new Uint32Array(4 * tokens.length);
-  const inBits = new Uint32Array(inputScale.buffer, inputScale.byteOffset, inputScale.length);
-  const outBits = new Uint32Array(outputScale.buffer, outputScale.byteOffset, outputScale.length);
-  for (let i = 0; i < tokens.length; i++) {
-    table[4 * i] = first + tokens[i]!;
-    table[4 * i + 1] = inBits[i]!;
-    table[4 * i + 2] = outBits[i]!;
+/** What a forward's routing takes from the host: a hash layer's fixed choice, an MLP router's logits. */
+interface HostRouterInputs {
+  hash?: HashChoice;
+  logits?: Float32Array;
+}
+
+/** The router's rows: the experts, or doge's 2·keys product keys. */
+const routerRows = (sem: MoeSemantics): number => sem.routerRows ?? sem.experts;
+
+/**
+ * Routing that runs on the CPU with the shared code: sparsemixer, hash and product-key routing (no shader), an MLP router, and the
+ * routings that scale weights by more of the block's tensors (gemma4's per-expert output
+ * scales, inkling's global scale and router-weighted shared experts).
+ */
+function hostRouting(sem: MoeSemantics): boolean {
+  if (sem.mlpRouter) return true;
+  return routingProgram(sem.routing) === undefined || sem.expertOutputScale === true || sem.routerGlobalScale === true || (sem.sharedRouted ?? 0) > 0;
+}
+
+/** The shared expert's row table where the routing weights it: row t is (t, 1, scale_t). */
+function sharedRowTable(scales: Float32Array): Uint32Array {
+  const table = new Uint32Array(4 * scales.length);
+  const bits = new Uint32Array(scales.buffer, scales.byteOffset, scales.length);
+  for (let t = 0; t < scales.length; t++) {
+    table[4 * t] = t;
+    table[4 * t + 1] = 0x3f800000;
+    table[4 * t + 2] = bits[t]!;
   }
   return table;
 }
+
+/** The routing shader's uniform: tokens, -inf, +inf (routing.ts). */
+function routingParams(tokens: number): Uint32Array {
+  const words = new Uint32Array([tokens, 0, 0, 0]);
+  new Float32Array(words.buffer).set([-Infinity, Infinity], 1);
+  return words;
+}
+
+/** The ALL_ROWS uniform (grouping.ts). */
+function rowsParams(tokens: number, hidden: number, gated: boolean, scale: number): Uint32Array {
+  const words = new Uint32Array([tokens, hidden, gated ? 1 : 0, 0]);
+  new Float32Array(words.buffer).set([scale], 3);
+  return words;
+}
+
+/** The shaders without variants, compiled when the backend is made. */
+const FIXED_SHADERS: [string, string][] = [
+  ['rows', ALL_ROWS_SHADER], ['count', COUNT_SHADER], ['plan', PLAN_SHADER], ['scatter', SCATTER_SHADER], ['combine', COMBINE_SHADER], ['zero', ZERO_EXPERTS_SHADER],
+];
 
 /** The epilogue's activation parameters (shaders.ts GemmParams.mode). */
 function activationParams(a: ExpertActivation): { mode: number; alpha: number; limit: number } {
@@ -632,5 +890,6 @@ function activationParams(a: ExpertActivation): { mode: number; alpha: number; l
   if (a.kind === 'silu_clamped') return { mode: 3, alpha: 0, limit: a.limit };
   if (a.kind === 'silu_clamped_after') return { mode: 4, alpha: 0, limit: a.limit };
   if (a.kind === 'gelu_tanh_gated') return { mode: 5, alpha: 0, limit: 0 };
+  if (a.kind === 'silu') return { mode: 6, alpha: 0, limit: 0 };
   return { mode: a.kind === 'relu2' ? 2 : 0, alpha: 0, limit: 0 };
 }

@@ -2,9 +2,10 @@
 // experts of a weight chunk, and one combine.
 //
 // The GEMM computes C = A·Bᵀ for many experts in one dispatch. The rows of A that one expert
-// serves are contiguous in a sorted row table (tokens grouped by expert on the CPU, in one
-// pass); a tile table cuts each expert's rows into tiles of TM rows, and workgroup
+// serves are contiguous in a sorted row table (tokens grouped by expert on the GPU:
+// grouping.ts); a tile table cuts each expert's rows into tiles of TM rows, and workgroup
 // (x, y) computes tile x against column tile y of that expert's B, whose base the tile names.
+// The number of row tiles is known only on the GPU, so routed GEMMs are dispatched indirectly.
 // Inside a tile it is the classic register-blocked shared-memory GEMM: a wx × wy workgroup,
 // each thread an rm × 8 block of C held in named registers (straight-line FMAs the compiler
 // cannot spill through a dynamically indexed array), K walked in bk-deep slabs staged through
@@ -61,6 +62,9 @@ export const CANDIDATE_TILINGS: GemmTiling[] = [
   { wx: 16, wy: 8, rm: 4, bk: 16 },
   { wx: 32, wy: 4, rm: 4, bk: 16 },
   { wx: 16, wy: 4, rm: 4, bk: 16 },
+  // Deeper slabs for one or two rows per expert, where only the weights' bandwidth counts.
+  { wx: 8, wy: 4, rm: 4, bk: 32 },
+  { wx: 16, wy: 2, rm: 4, bk: 24 },
 ];
 
 /** The rows of C (tokens) one workgroup computes. */
@@ -89,7 +93,7 @@ export interface GemmParams {
   /** Row offset added to every row of C written. */
   cOff: number;
   hasBias: boolean;
-  /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts), 3 SiLU-gated with gate and up clamped at limit (glm5_next), 4 clamped after SiLU (step3p7), 5 GeGLU (gemma4). */
+  /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts), 3 SiLU-gated with gate and up clamped at limit (glm5_next), 4 clamped after SiLU (step3p7), 5 GeGLU (gemma4), 6 SiLU of the up half (doge). */
   mode: number;
   alpha: number;
   limit: number;
@@ -257,6 +261,11 @@ fn activate(gate: f32, upv: f32, slot: u32, j: u32) -> f32 {
     u = clamp(u, -p.limit, p.limit);
     return (u + 1.0) * (g / (1.0 + exp(-p.alpha * g)));
   }
+  if (p.mode == 6u) {
+    // doge: SiLU of the up half alone (non-gated single-neuron experts).
+    g = u;
+    u = 1.0;
+  }
   if (p.mode == 3u) {
     // glm5_next: SiLU-gated with gate and up clamped first.
     g = min(g, p.limit);
@@ -306,12 +315,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }
 
 /**
- * `out[first + t, c] = (accumulate ? out[first + t, c] : 0) + Σ_s y[pos[t·S + s], c]` over the S slots of
+ * `out[t, c] = (accumulate ? out[t, c] : 0) + Σ_s y[pos[t·S + s], c]` over the S slots of
  * token t whose position is not 0xffffffff: the weighted expert outputs (already scaled in
  * the down GEMM), summed per token in one dispatch, deterministic (no atomics).
  */
 export const COMBINE_SHADER = /* wgsl */ `
-struct Params { T: u32, H: u32, S: u32, accumulate: u32, first: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { T: u32, H: u32, S: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pos: array<u32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
@@ -323,13 +332,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (i >= p.T * p.H) { return; }
   let t = i / p.H;
   let c = i % p.H;
-  let o = i + p.first * p.H;
   var s = 0.0;
-  if (p.accumulate == 1u) { s = out[o]; }
+  if (p.accumulate == 1u) { s = out[i]; }
   for (var j = 0u; j < p.S; j++) {
     let r = pos[t * p.S + j];
     if (r != 0xffffffffu) { s = s + y[r * p.H + c]; }
   }
-  out[o] = s;
+  out[i] = s;
 }
 `;

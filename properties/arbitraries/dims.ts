@@ -81,7 +81,8 @@ export function modelSpecArb(modelType: string, cores: fc.Arbitrary<Core> = core
   if (!traits) throw new Error(`no traits for model type ${modelType}`);
   // The registry's constraints: sizes transformers would build as something else are never drawn.
   const minExperts = entryFor(modelType).constraints?.minExperts ?? 1;
-  return cores.map((c) => (c.experts < minExperts ? { ...c, experts: minExperts } : c)).chain((core) =>
+  const fixedI = traits.intermediate;
+  return cores.map((c) => (c.experts < minExperts ? { ...c, experts: minExperts } : c)).map((c) => (fixedI ? { ...c, intermediate: fixedI } : c)).chain((core) =>
     fc
       .record({
         sharedIntermediate: sharedSize(modelType, core.intermediate),
@@ -92,7 +93,7 @@ export function modelSpecArb(modelType: string, cores: fc.Arbitrary<Core> = core
       .map(({ sharedIntermediate, k, g, layers }) => {
         // Grouped routing keeps topkGroups groups of E/groups experts: top-k must fit in them.
         const fits = (g.topkGroups * core.experts) / g.groups;
-        return { modelType, ...core, sharedIntermediate, topK: Math.min(k, fits), groups: g.groups, topkGroups: g.topkGroups, layers };
+        return { modelType, ...core, sharedIntermediate, topK: Math.min(k, fits, traits.maxTopK?.(core.experts) ?? k), groups: g.groups, topkGroups: g.topkGroups, layers };
       }),
   );
 }

@@ -9,12 +9,16 @@ export interface ModelTraits {
   grouped: boolean;
   /** A fixed top-k (phimoe's sparsemixer is top-2). */
   topK?: number;
+  /** A fixed expert intermediate size (doge: 1). */
+  intermediate?: number;
+  /** The most experts a token can choose among E (doge). */
+  maxTopK?: (experts: number) => number;
 }
 
 export const MODEL_TRAITS: Readonly<Record<string, ModelTraits>> = Object.fromEntries(
   MODEL_TYPES.map((t) => {
     const g = entryFor(t).generator;
-    return [t, { grouped: g.grouped === true, ...(g.topK !== undefined ? { topK: g.topK } : {}) }];
+    return [t, { grouped: g.grouped === true, ...(g.topK !== undefined ? { topK: g.topK } : {}), ...(g.intermediate !== undefined ? { intermediate: g.intermediate } : {}), ...(g.maxTopK ? { maxTopK: g.maxTopK } : {}) }];
   }),
 );
 

@@ -326,7 +326,7 @@ function QUANT_MUTANTS(): Mutant[] {
       const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
       if (scheme?.method !== 'int4-ct' || scheme.symmetric) return out;
       const fixed = new Map([...out].filter(([k]) => !k.endsWith('_zero')));
-      return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true), req);
+      return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true, scheme.actorder), req);
     }),
     mutant('gptq-zeros-without-plus-one', 'GPTQ v1 zeros read as stored (as gptq_v2 stores them): AutoGPTQ writes zero - 1, so every group is off by one scale step', async (dir, req) => {
       const out = await load(dir, req);
@@ -484,7 +484,8 @@ function forwardMutant(name: string, bug: string, mutateRoute: RouteFn): Mutant 
 const unrenormalised: RouteFn = (sem, logits, tokens, bias) => {
   const r = route(sem, logits, tokens, bias);
   const ro = sem.routing;
-  if (!('renormalize' in ro) || !ro.renormalize) return r;
+  // product_key renormalises weights that softmax already normalised: nothing to undo.
+  if (!('renormalize' in ro) || !ro.renormalize || ro.kind === 'product_key') return r;
   const E = sem.experts;
   const k = sem.topK;
   const weights = new Float64Array(r.weights.length);
@@ -589,6 +590,18 @@ const SUITE: Record<string, NonNullable<Mutant['suite']>> = {
     capabilities: { modelTypes: ['mixtral'] },
     cases: 15,
     why: 'the bug shows only where a TP rank starts inside an FP8 scale block (quantized cases with TP > 1 and I/T not a multiple of the block), which the default 5 quantized cases need not draw',
+  },
+  // Both were caught by the default draw until the model types grew to 47; which 5 cases a family
+  // draws moves with every type added, and these bugs show in one dtype of their family only.
+  'int4-zero-point-ignored': {
+    capabilities: { modelTypes: ['mixtral'] },
+    cases: 15,
+    why: 'only the asymmetric dtype of the INT4 compressed-tensors family (one of four) has zero points, which the default 5 quantized cases need not draw',
+  },
+  'nvfp4-gate-scale-2-for-up': {
+    capabilities: { modelTypes: ['mixtral'] },
+    cases: 15,
+    why: 'only NVFP4 with a global scale per projection (one of the family\'s three variants) has gate and up scales that can differ, which the default 5 quantized cases need not draw',
   },
 };
 

@@ -6,7 +6,7 @@ import type { Features, LayoutName, ModelEntry, ModuleLayout, MoeDims, TensorSpe
 import { LayoutConfigError } from '../errors.js';
 import { concat, flattenLeading, interleave, part, stackExperts, transposeLast, type Op } from '../ops.js';
 
-export const t = (key: string, op: Op, when?: (f: Features) => boolean): TensorSpec => ({ key, op, ...(when ? { when } : {}) });
+export const t = (key: string, op: Op, when?: (f: Features, layer: number) => boolean): TensorSpec => ({ key, op, ...(when ? { when } : {}) });
 export const shared = (f: Features) => f.sharedExpert;
 
 // ---- tensors, by layout family ----

@@ -7,7 +7,9 @@ import { dbrx } from './dbrx.js';
 import { deepseek_v2 } from './deepseek_v2.js';
 import { deepseek_v3 } from './deepseek_v3.js';
 import { deepseek_v32 } from './deepseek_v32.js';
+import { deepseek_v4 } from './deepseek_v4.js';
 import { dots1 } from './dots1.js';
+import { doge } from './doge.js';
 import { ernie4_5_moe } from './ernie4_5_moe.js';
 import { exaone_moe } from './exaone_moe.js';
 import { flex_olmo } from './flex_olmo.js';
@@ -39,6 +41,7 @@ import { mistral4 } from './mistral4.js';
 import { minimax, mixtral } from './mixtral.js';
 import { nemotron_h } from './nemotron_h.js';
 import { olmoe } from './olmoe.js';
+import { openai_privacy_filter } from './openai_privacy_filter.js';
 import { phimoe } from './phimoe.js';
 import { qwen2_moe } from './qwen2_moe.js';
 import { qwen3_5_moe_text } from './qwen3_5_moe_text.js';
@@ -56,6 +59,7 @@ import { axk1 } from './axk1.js';
 import { axk2 } from './axk2.js';
 import { hy_v4 } from './hy_v4.js';
 import { llama4 } from './llama4.js';
+import { zaya } from './zaya.js';
 
 /** Every model type by its model_type name (each key is its entry's modelType: registry.test.ts checks it). */
 export const ENTRIES_BY_TYPE = {
@@ -120,6 +124,11 @@ export const ENTRIES_BY_TYPE = {
   axk2,
   hy_v4,
   llama4,
+  // s2-i14-c
+  deepseek_v4,
+  openai_privacy_filter,
+  zaya,
+  doge,
 } satisfies Record<string, ModelEntry>;
 
 /** A model_type the registry describes: a literal union, so that a typo in a capability fails to compile. */

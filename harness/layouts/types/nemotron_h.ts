@@ -4,9 +4,11 @@
 // backbone.; v5 stacks them as experts.up_proj [E, I, H] and down_proj [E, H, I] under
 // model.. The shared expert is non-gated relu² too, plain add. Routing is deepseek_v3's
 // sigmoid group-limited rule, except that dropped groups' experts score -inf, not 0
-// (NemotronHTopkRouter). The latent projections (moe_latent_size) are not supported.
+// (NemotronHTopkRouter). With moe_latent_size D, the routed experts work in D: fc1_latent_proj
+// [D, H] projects the block input, fc2_latent_proj [H, D] the weighted expert sum back
+// (canonical latent.fc1/fc2; experts [E, I, D] / [E, D, I]); mlp_bias (biased projections) refused.
 import type { ModelConfig } from '../../checkpoint/config.js';
-import type { LayoutName, ModelEntry, ModuleLayout, TensorSpec } from '../model-type.js';
+import type { Features, LayoutName, ModelEntry, ModuleLayout, TensorSpec } from '../model-type.js';
 import { LayoutConfigError } from '../errors.js';
 import { part, stackExperts } from '../ops.js';
 import { correctionBias, dimsFrom, layersOfType, range, router, shared, t } from './common.js';
@@ -15,29 +17,50 @@ const sharedUpDown = [
   t('shared_experts.up_proj.weight', part('shared_up_proj'), shared),
   t('shared_experts.down_proj.weight', part('shared_down_proj'), shared),
 ];
+const latent = (f: Features) => f.latent === true;
 const block = (l: LayoutName, experts: TensorSpec[]): ModuleLayout => ({
   module: `${l === 'original' ? 'backbone' : 'model'}.layers.{L}.mixer`,
-  tensors: [router('gate.weight'), correctionBias('gate.e_score_correction_bias'), ...experts, ...sharedUpDown],
+  tensors: [
+    router('gate.weight'),
+    correctionBias('gate.e_score_correction_bias'),
+    ...experts,
+    ...sharedUpDown,
+    t('fc1_latent_proj.weight', part('latent_fc1'), latent),
+    t('fc2_latent_proj.weight', part('latent_fc2'), latent),
+  ],
 });
 
 function relu2(c: ModelConfig) {
   const act = c.str('mlp_hidden_act', 'relu2');
   if (act !== 'relu2') throw new LayoutConfigError('nemotron_h experts are supported with relu2 only', { file: 'config.json', expected: 'mlp_hidden_act relu2', found: act });
-  if (c.has('moe_latent_size')) throw new LayoutConfigError('MoE latent projections are not supported', { file: 'config.json', expected: 'moe_latent_size null', found: c.raw['moe_latent_size'] });
+  if (latentSize(c) !== undefined && c.bool('mlp_bias', false)) throw new LayoutConfigError('biased MoE latent projections are not supported', { file: 'config.json', expected: 'mlp_bias false', found: true });
   return { kind: 'relu2' } as const;
 }
 
-export const nemotron_h: ModelEntry = {
-  modelType: 'nemotron_h',
-  dims: dimsFrom({
+/** moe_latent_size, or undefined where absent or null. */
+function latentSize(c: ModelConfig): number | undefined {
+  if (!c.has('moe_latent_size') || c.raw['moe_latent_size'] === null) return undefined;
+  const D = c.int('moe_latent_size');
+  if (!(D >= 1)) throw new LayoutConfigError('config gives an invalid moe_latent_size', { file: 'config.json', expected: 'a positive integer or null', found: D });
+  return D;
+}
+
+const base = dimsFrom({
     experts: ['n_routed_experts', 'num_local_experts'],
     intermediate: 'moe_intermediate_size',
     topK: 'num_experts_per_tok',
     // NemotronHMLP falls back to intermediate_size when the shared size is 0: it always exists.
     shared: (c) => c.int('moe_shared_expert_intermediate_size') || c.int('intermediate_size'),
     moeLayers: layersOfType('layers_block_type', 'moe', () => []),
-    features: () => ({ correctionBias: true, correctionBiasF32: true, nonGated: true }),
-  }),
+    features: (c) => ({ correctionBias: true, correctionBiasF32: true, nonGated: true, ...(latentSize(c) !== undefined ? { latent: true } : {}) }),
+});
+
+export const nemotron_h: ModelEntry = {
+  modelType: 'nemotron_h',
+  dims: (c) => {
+    const D = latentSize(c);
+    return D === undefined ? base(c) : { ...base(c), expertHidden: D };
+  },
   layouts: {
     original: block('original', [t('experts.{e}.up_proj.weight', part('up')), t('experts.{e}.down_proj.weight', part('down'))]),
     fused: block('fused', [t('experts.up_proj', stackExperts(part('up'))), t('experts.down_proj', stackExperts(part('down')))]),
@@ -65,6 +88,8 @@ export const nemotron_h: ModelEntry = {
       moe_shared_expert_intermediate_size: Is,
       n_group: s.groups,
       topk_group: s.topkGroups,
+      // Every other drawn size works in a latent space of its own size.
+      moe_latent_size: s.experts % 2 === 0 ? s.hidden + 2 : null,
     }),
   },
 };
