@@ -29,6 +29,7 @@ export const aria_text: ModelEntry = {
   routing: () => ({ kind: 'topk_softmax' }),
   activation: siluGated,
   generator: {
+    // Never 0 (transformers always builds aria's shared MLP): the rule itself, no sharedRequired constraint.
     shared: 'positive_multiple_of_I',
     config: (s, Is) => ({
       hidden_size: s.hidden,
@@ -39,7 +40,6 @@ export const aria_text: ModelEntry = {
       moe_num_shared_experts: Is / s.intermediate,
     }),
   },
-  constraints: { sharedRequired: true },
 };
 
 // transformers 5.17's llava mapping saves the original with language_model.model.layers.
