@@ -10,6 +10,7 @@ import type { RoutingResult } from './routing.js';
 import { decodeFloatTensor } from './experts.js';
 import { U32 } from '../harness/compare/tolerance.js';
 import { MoeConformanceError } from '../harness/errors.js';
+import { sharedPieces } from '../harness/canonical/canonical.js';
 
 export interface BlockInputs {
   /** `[tokens, H]` what the router scores. */
@@ -71,13 +72,44 @@ export function scaleByExpert(sem: MoeSemantics, layer: number, r0: RankTensors,
   return routing;
 }
 
-/** The shared expert's per-token scale where the routing weights it (inkling: one shared expert), else undefined. */
-export function routedSharedScale(sem: MoeSemantics, routing: RoutingResult): Float64Array | undefined {
-  if (!sem.sharedRouted) return undefined;
-  if (sem.sharedRouted !== 1 || routing.sharedWeights === undefined) {
-    throw new BlockSemanticsError('only one router-weighted shared expert can be computed', { expected: 1, found: sem.sharedRouted });
+/** Rows [lo, hi) of a rank's shared expert that one router-weighted shared expert owns, with its weight for every token. */
+export interface RoutedSharedPiece {
+  rows: [number, number];
+  weights: Float64Array;
+}
+
+/**
+ * inkling: the rank's `Rs` shared-expert rows cut into the runs each of the S router-weighted
+ * shared experts owns (spec/loader-protocol.md §1: canonically one shared MLP of intermediate
+ * S·I, cut contiguously for TP, so rank `tpRank` holds rows tpRank·Rs .. (tpRank+1)·Rs), each
+ * with that shared expert's routing weights; undefined where the routing weights no shared expert.
+ * A run is a shared MLP of its own: its weight scales its output, as inkling scales its activations.
+ */
+export function routedSharedPieces(sem: MoeSemantics, routing: RoutingResult, tpRank: number, Rs: number): RoutedSharedPiece[] | undefined {
+  const S = sem.sharedRouted;
+  if (!S) return undefined;
+  const w = routing.sharedWeights;
+  if (w === undefined || w.length % S !== 0) {
+    throw new BlockSemanticsError('the routing gives no weight for every router-weighted shared expert and token', { expected: `a multiple of ${S} weights`, found: w?.length ?? 'none' });
   }
-  return routing.sharedWeights;
+  const tokens = w.length / S;
+  const first = tpRank * Rs;
+  return sharedPieces([first, first + Rs], sem.sharedIntermediate, S).map((p) => {
+    const s = p.expert ?? 0;
+    const start = s * (sem.sharedIntermediate / S) + p.rows[0] - first;
+    return { rows: [start, start + p.rows[1] - p.rows[0]], weights: Float64Array.from({ length: tokens }, (_, t) => w[t * S + s]!) };
+  });
+}
+
+/** Rows [lo, hi) of a shared MLP, `w13` `[2·Rs, H]` (gate rows, then up rows) and `w2` `[H, Rs]`, as an MLP of their own. */
+export function sharedRows<T extends Float32Array | Float64Array>(w13: T, w2: T, H: number, Rs: number, [lo, hi]: [number, number]): { w13: T; w2: T } {
+  const n = hi - lo;
+  const a = w13.slice(0, 2 * n * H) as T;
+  a.set(w13.subarray(lo * H, hi * H), 0);
+  a.set(w13.subarray((Rs + lo) * H, (Rs + hi) * H), n * H);
+  const b = w2.slice(0, H * n) as T;
+  for (let h = 0; h < H; h++) b.set(w2.subarray(h * Rs + lo, h * Rs + hi), h * n);
+  return { w13: a, w2: b };
 }
 
 /** Semantics that the kernels cannot compute. */

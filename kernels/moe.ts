@@ -11,7 +11,7 @@ import { dequantizeRanks } from '../harness/quant/dequantize.js';
 import { addGatedMlp, decodeFloatTensor, decodeRank, type BoundAccumulator, type GatedMlp, type RankWeights, type TokenBatch } from './experts.js';
 import { addZeroExperts, hashChoiceOf, productKeyBounds, route, sigmoid, type RoutingResult } from './routing.js';
 import { kernelForm } from './kernel-form.js';
-import { blockInputs, INPUT_REL_ERROR, routedSharedScale, scaleByExpert } from './block-inputs.js';
+import { blockInputs, INPUT_REL_ERROR, routedSharedPieces, scaleByExpert, sharedRows } from './block-inputs.js';
 import { mlpRouterLogits } from './mlp-router.js';
 import { inverseRms, outputNormWeight } from './output-norm.js';
 
@@ -180,11 +180,6 @@ export function referenceForward(
   const weightRelError = Array.from({ length: tokens }, (_, t) => (withBound ? routingWeightRelError(maxOf(logitBound, t * E, (t + 1) * E)) : 0));
   const shared = decoded.map((r) => (r.epRank === 0 ? r.shared : undefined));
   const sharedScale = sharedScales(sem, shared.find((s) => s !== undefined)?.gate, xs, tokens, inputRelError);
-  // inkling: the routing weights the shared expert, token by token.
-  routedSharedScale(sem, routing)?.forEach((w, t) => {
-    sharedScale.scale[t] = w;
-    sharedScale.scaleRelError[t] = weightRelError[t]!;
-  });
 
   for (const [r, rank] of decoded.entries()) {
     const ex = rank.experts;
@@ -220,8 +215,15 @@ export function referenceForward(
     // The shared expert: every EP rank holds it, so only EP rank 0's TP shards count.
     const s = shared[r];
     if (s) {
-      const mlp: GatedMlp = { act: sem.sharedActivation ?? SILU_GATED, hidden: H, rows: s.rows, w13: s.w13, w13Offset: 0, w2: s.w2, w2Offset: 0 };
-      addGatedMlp(mlp, xs, sharedScale, output, acc);
+      const act = sem.sharedActivation ?? SILU_GATED;
+      // inkling: each router-weighted shared expert's rows, weighted token by token by its routing weight.
+      const pieces = routedSharedPieces(sem, routing, rank.tpRank, s.rows);
+      for (const piece of pieces ?? [undefined]) {
+        const rows = piece ? piece.rows[1] - piece.rows[0] : s.rows;
+        const w = piece ? sharedRows(s.w13, s.w2, H, s.rows, piece.rows) : s;
+        const batch = piece ? { ...sharedScale, scale: Array.from(piece.weights), scaleRelError: weightRelError.slice() } : sharedScale;
+        addGatedMlp({ act, hidden: H, rows, w13: w.w13, w13Offset: 0, w2: w.w2, w2Offset: 0 }, xs, batch, output, acc);
+      }
     }
   }
 

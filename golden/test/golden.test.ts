@@ -11,7 +11,8 @@ import { writeMoeCheckpoint } from '../../harness/writer/write-checkpoint.js';
 import { referenceLoader } from '../../harness/loader/load.js';
 import { ModelConfig } from '../../harness/checkpoint/config.js';
 import { semanticsOf } from '../../harness/quant/layout.js';
-import { referenceBackend } from '../../kernels/moe.js';
+import { referenceBackend, referenceForward } from '../../kernels/moe.js';
+import { route } from '../../kernels/routing.js';
 import type { MoeBackend } from '../../kernels/backend.js';
 import type { MoeSemantics } from '../../harness/layouts/semantics.js';
 import { DEFAULT_SPLITS, defaultGoldenRoot, discoverFixtures, GoldenFixtureError, readGolden, runGolden, splitAllowed, type GoldenRow } from '../golden.js';
@@ -155,6 +156,17 @@ describe('engine bugs of the added semantics fail against transformers', () => {
     name,
     forward: (sem, layer, ranks, x, tokens) => referenceBackend.forward(drop(sem), layer, ranks, x, tokens),
   });
+  // A forward whose routing is changed after the fact, as an engine that misreads it would compute.
+  const rerouting = (name: string, change: (shared: Float64Array, S: number) => void): MoeBackend => ({
+    name,
+    forward: async (sem, layer, ranks, x, tokens) => referenceForward(sem, layer, ranks, x, tokens, {
+      route: (...args: Parameters<typeof route>) => {
+        const r = route(...args);
+        if (r.sharedWeights) change(r.sharedWeights, sem.sharedRouted ?? 1);
+        return r;
+      },
+    }),
+  });
   const cases: Array<[string, string, MoeBackend]> = [
     ['clamped SwiGLU run without its limit (glm5_next)', 'glm5_next-f32', dropping('no-swiglu-limit', (s) => ({ ...s, activation: { kind: 'silu_gated' }, sharedActivation: { kind: 'silu_gated' } }))],
     ['zero-compute experts weighted as nothing (longcat_flash)', 'longcat_flash-bf16', dropping('no-zero-experts', (s) => ({ ...s, zeroExperts: 0 }))],
@@ -172,6 +184,11 @@ describe('engine bugs of the added semantics fail against transformers', () => {
     ['gemma4\'s GeGLU run as SwiGLU', 'gemma4_text-f32', dropping('swiglu-not-geglu', (s) => ({ ...s, activation: { kind: 'silu_gated' } }))],
     ['inkling\'s route_scale dropped', 'inkling_text-f32', dropping('no-route-scale', (s) => ({ ...s, routing: { ...s.routing, scaling: 1 } as MoeSemantics['routing'] }))],
     ['inkling\'s stored global scale ignored', 'inkling_text-bf16', dropping('no-global-scale', (s) => ({ ...s, routerGlobalScale: false }))],
+    // S router-weighted shared experts: each its own weight, not the first one's for all, nor their sum for each.
+    ['inkling\'s shared experts all weighted by the first one\'s weight', 'inkling_text-f32', rerouting('first-shared-weight', (w, S) => w.forEach((_, i) => (w[i] = w[i - (i % S)]!)))],
+    ['inkling\'s shared experts each weighted by the sum of their weights', 'inkling_text-bf16', rerouting('summed-shared-weights', (w, S) => {
+      for (let t = 0; t < w.length; t += S) w.fill(w.subarray(t, t + S).reduce((a, b) => a + b, 0), t, t + S);
+    })],
     ['minimax_m3_vl\'s shared expert run as plain SwiGLU', 'minimax_m3_vl-f32', dropping('shared-unclamped', (s) => ({ ...s, sharedActivation: { kind: 'silu_gated' } }))],
   ];
   it.each(cases)('%s', async (_what, fixture, backend) => {

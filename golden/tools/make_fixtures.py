@@ -675,11 +675,12 @@ def _gemma4_text(dtype: str) -> dict[str, Any]:
 
 
 def _inkling_text(dtype: str) -> dict[str, Any]:
-    # One router-weighted shared expert (the only count the registry supports); three layers,
-    # the first dense; tiny sliding-window attention too.
+    # Several router-weighted shared experts: three in f32, so that a TP rank's shared rows
+    # (3I/2 at TP 2, 3I/4 at TP 4) span two shared experts, two in bf16; three layers, the
+    # first dense; tiny sliding-window attention too.
     return _new_sizes(
         num_hidden_layers=3, swa_num_attention_heads=4, swa_num_key_value_heads=2, swa_head_dim=8, sliding_window_size=8,
-        intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS, n_shared_experts=1,
+        intermediate_size=40, moe_intermediate_size=NEW_INTERMEDIATE, n_routed_experts=NEW_EXPERTS, n_shared_experts=3 if dtype == "f32" else 2,
         num_experts_per_tok=TOP_K, route_scale=1.5 if dtype == "f32" else 2.5,
         mlp_layer_types=["dense", "sparse", "sparse"] if dtype == "f32" else ["sparse", "dense", "sparse"],
     )

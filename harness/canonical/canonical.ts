@@ -30,6 +30,25 @@ export function expertIds(d: MoeDims, req: ParallelRequest): number[] {
   return expertsOf(d.experts, req.epSize, req.epRank, req.epPlacement);
 }
 
+/**
+ * The rows [lo, hi) of the canonical shared intermediate (`Is`, cut contiguously for TP) as
+ * pieces of the stored shared experts: with S router-weighted shared experts (inkling) the
+ * canonical intermediate is theirs one after another, `Is / S` each, so a rank's rows may
+ * span several; `expert` is the stored shared expert (null: one stored shared expert) and
+ * `rows` the piece's rows within it.
+ */
+export function sharedPieces(range: [number, number], Is: number, S: number): { expert: number | null; rows: [number, number] }[] {
+  if (S <= 1) return [{ expert: null, rows: range }];
+  const each = Is / S;
+  const out: { expert: number | null; rows: [number, number] }[] = [];
+  for (let s = 0; s < S; s++) {
+    const lo = Math.max(range[0], s * each);
+    const hi = Math.min(range[1], (s + 1) * each);
+    if (lo < hi) out.push({ expert: s, rows: [lo - s * each, hi - s * each] });
+  }
+  return out;
+}
+
 /** Whether MoE layer `layer` is routed by a table of expert ids per token id (deepseek_v4's hash_moe). */
 export const isHashLayer = (d: MoeDims, layer: number): boolean => d.features.hashLayers?.includes(layer) === true;
 
@@ -118,19 +137,25 @@ export function floatSpecs(layer: number, d: MoeDims, req: ParallelRequest): Can
     });
   }
   if (f.sharedExpert) {
+    const pieces = sharedPieces(isr, Is, d.sharedRouted ?? 1);
+    // Down's columns: one slice where one stored shared expert holds them all, else row by row (a slice's bytes are row-major).
+    const downSlices: PartSlice[] =
+      pieces.length === 1 && pieces[0]!.expert === null
+        ? [{ part: 'shared_down_proj', expert: null, rows: whole(H), cols: isr }]
+        : Array.from({ length: H }, (_, h) => pieces.map((p) => ({ part: 'shared_down_proj' as const, expert: p.expert, rows: [h, h + 1] as [number, number], cols: p.rows }))).flat();
     specs.push(
       {
         name: canonicalName(layer, 'shared.w13'),
         shape: [sharedHalves * Isr, H],
         slices: [
-          ...(sharedHalves === 1 ? [] : [{ part: 'shared_gate_proj' as const, expert: null, rows: isr, cols: whole(H) }]),
-          { part: 'shared_up_proj', expert: null, rows: isr, cols: whole(H) },
+          ...(sharedHalves === 1 ? [] : pieces.map((p) => ({ part: 'shared_gate_proj' as const, expert: p.expert, rows: p.rows, cols: whole(H) }))),
+          ...pieces.map((p) => ({ part: 'shared_up_proj' as const, expert: p.expert, rows: p.rows, cols: whole(H) })),
         ],
       },
       {
         name: canonicalName(layer, 'shared.w2'),
         shape: [H, Isr],
-        slices: [{ part: 'shared_down_proj', expert: null, rows: whole(H), cols: isr }],
+        slices: downSlices,
       },
     );
   }

@@ -204,11 +204,12 @@ export function partShape(part: PartName, s: PartSizes): number[] {
     case 'correction_bias':
     case 'unused_router_bias':
       return [s.experts + (s.zeroExperts ?? 0)];
+    // One shared expert's own projection: the S router-weighted shared experts (inkling) are S stored slices of Is / S each.
     case 'shared_gate_proj':
     case 'shared_up_proj':
-      return [s.sharedIntermediate, s.hidden];
+      return [s.sharedIntermediate / (s.sharedRouted ?? 1), s.hidden];
     case 'shared_down_proj':
-      return [s.hidden, s.sharedIntermediate];
+      return [s.hidden, s.sharedIntermediate / (s.sharedRouted ?? 1)];
     case 'shared_gate':
       return [1, s.hidden];
     case 'tid2eid':
@@ -392,6 +393,20 @@ export function splitLast(inner: Op, size: number): Op {
     return {
       shape: [...x.shape.slice(0, -1), n / size, size],
       placements: x.placements.map((p) => ({ part: p.part, coords: [...p.coords.slice(0, -1), { constant: 0, perIndex: zeros(p), perExpert: 0 }, p.coords[p.coords.length - 1]!] })),
+    };
+  };
+}
+
+/**
+ * Stack the S router-weighted shared experts along a new leading axis (inkling's `[S, Is/S, H]`):
+ * shared expert `s` is the part's expert index `s` (inverse: split). Without them, one.
+ */
+export function stackSharedRouted(inner: Op): Op {
+  return (s) => {
+    const x = inner(s);
+    return {
+      shape: [s.sharedRouted ?? 1, ...x.shape],
+      placements: x.placements.map((p) => ({ part: p.part, coords: [{ constant: 0, perIndex: zeros(p), perExpert: 1 }, ...p.coords] })),
     };
   };
 }

@@ -78,7 +78,7 @@ const ROUTING: Record<string, Routing> = {
   step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 1.5 },
   gemma4_text: { kind: 'softmax_topk', renormalize: true, scaling: 1 },
-  inkling_text: { kind: 'sigmoid_bias_shared', shared: 1, scaling: 1.5 },
+  inkling_text: { kind: 'sigmoid_bias_shared', shared: 3, scaling: 1.5 },
   deepseek_v4: { kind: 'score_bias_topk', score: 'sqrtsoftplus', scaling: 1.5 },
   openai_privacy_filter: { kind: 'topk_softmax' },
   zaya: { kind: 'softmax_group_top2', groups: 1, topkGroups: 1, renormalize: false, scaling: 1 },
@@ -87,7 +87,7 @@ const ROUTING: Record<string, Routing> = {
 
 // The bf16 fixtures of these types were made with other routing options.
 const ROUTING_BF16: Record<string, Routing> = {
-  inkling_text: { kind: 'sigmoid_bias_shared', shared: 1, scaling: 2.5 },
+  inkling_text: { kind: 'sigmoid_bias_shared', shared: 2, scaling: 2.5 },
   step3p7: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2 },
   minimax_m3_vl: { kind: 'sigmoid_group_limited_bias', groups: 1, topkGroups: 1, renormalize: true, scaling: 2 },
   deepseek_v2: { kind: 'softmax_group_limited', groups: 1, topkGroups: 1, scaling: 1.5 },
@@ -165,17 +165,19 @@ describe('semantics of the golden fixtures', () => {
     expect(s.moeLayers).toEqual(Object.keys(golden.moe_layers).map(Number));
     // qwen3_vl_moe: I 24, so that its published transposed shapes differ from v5's.
     // longcat_flash: its router scores 12 real and 4 zero-compute experts.
-    // inkling_text: 12 routed and its shared expert; zaya: 12 experts and the skip class.
+    // inkling_text: 12 routed and its shared experts (3 in f32, 2 in bf16); zaya: 12 experts and the skip class.
+    const inklingShared = fixture.endsWith('f32') ? 3 : 2;
     // doge: single-neuron experts, 16 of them in f32.
     const later = {
-      E: golden.model_type === 'longcat_flash' || fixture === 'doge-f32' ? 16 : golden.model_type === 'zaya' || golden.model_type === 'inkling_text' ? 13 : 12,
+      E: golden.model_type === 'longcat_flash' || fixture === 'doge-f32' ? 16 : golden.model_type === 'zaya' ? 13 : golden.model_type === 'inkling_text' ? 12 + inklingShared : 12,
       H: 32,
       I: golden.model_type === 'qwen3_vl_moe' ? 24 : golden.model_type === 'doge' ? 1 : 16,
     };
     expect({ E: s.experts, H: s.hidden, I: s.intermediate }).toEqual(FIRST_20.has(golden.model_type) ? { E: 8, H: 48, I: 20 } : later);
     expect(s.topK).toBe(['llama4_text', 'llama4', 'zaya'].includes(golden.model_type) ? 1 : golden.model_type === 'longcat_flash' || ['gemma4_text-bf16', 'openai_privacy_filter-bf16', 'doge-f32'].includes(fixture) ? 3 : 2);
-    // gemma4: normalised router and expert inputs, per-expert output scales; inkling: a router-weighted shared expert.
-    expect([s.sharedRouted, s.routerGlobalScale]).toEqual(golden.model_type === 'inkling_text' ? [1, true] : [undefined, undefined]);
+    // gemma4: normalised router and expert inputs, per-expert output scales; inkling: router-weighted shared experts, I each.
+    expect([s.sharedRouted, s.routerGlobalScale]).toEqual(golden.model_type === 'inkling_text' ? [inklingShared, true] : [undefined, undefined]);
+    if (golden.model_type === 'inkling_text') expect(s.sharedIntermediate).toBe(inklingShared * 16);
     expect([s.inputNorms, s.expertOutputScale]).toEqual(golden.model_type === 'gemma4_text' ? [{ eps: fixture.endsWith('f32') ? 1e-6 : 1e-5 }, true] : [undefined, undefined]);
     expect(s.zeroExperts).toBe(golden.model_type === 'longcat_flash' ? 4 : golden.model_type === 'zaya' ? 1 : undefined);
     expect(s.zeroExpertsSkip).toBe(golden.model_type === 'zaya' ? true : undefined);
@@ -254,11 +256,12 @@ describe('config refusals', () => {
   it('top-k above the expert count', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, num_local_experts: 1, intermediate_size: 4 }))).toThrow(/top-k/);
   });
-  it('semantics the kernels do not compute: inkling with two router-weighted shared experts, gemma4 experts without tanh GELU', () => {
+  it('semantics the kernels do not compute: inkling without a router-weighted shared expert, gemma4 experts without tanh GELU', () => {
     const inkling = { model_type: 'inkling_text', ...base, num_hidden_layers: 1, n_routed_experts: 4, moe_intermediate_size: 4 };
-    expect(() => semanticsOf(config({ ...inkling, n_shared_experts: 2 }))).toThrow(LayoutConfigError);
-    // transformers' default is two shared experts.
-    expect(() => semanticsOf(config(inkling))).toThrow(/n_shared_experts 1/);
+    expect(() => semanticsOf(config({ ...inkling, n_shared_experts: 0 }))).toThrow(LayoutConfigError);
+    expect(() => semanticsOf(config({ ...inkling, n_shared_experts: 0 }))).toThrow(/n_shared_experts >= 1/);
+    // transformers' default is two shared experts: one shared MLP of intermediate 2I.
+    expect([semanticsOf(config(inkling)).sharedRouted, semanticsOf(config(inkling)).sharedIntermediate]).toEqual([2, 8]);
     expect(semanticsOf(config({ ...inkling, n_shared_experts: 1 })).sharedRouted).toBe(1);
     const gemma = { model_type: 'gemma4_text', ...base, num_hidden_layers: 1, num_experts: 4, top_k_experts: 2, moe_intermediate_size: 4, enable_moe_block: true };
     expect(() => semanticsOf(config({ ...gemma, hidden_activation: 'gelu' }))).toThrow(LayoutConfigError);

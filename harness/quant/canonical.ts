@@ -8,6 +8,7 @@
 //   on both; otherwise (MXFP4, NVFP4) its own whole blocks;
 // - `W_scale_2` / `W_input_scale` hold one value per projection: `[E_local, 2]` (gate, up)
 //   and `[E_local]`, the same on every TP rank.
+import { QuantConfigError } from './errors.js';
 import { expertIds, floatSpecs, type CanonicalSpec, type PartSlice } from '../canonical/canonical.js';
 import type { MoeDims } from '../layouts/registry.js';
 import type { PartName } from '../layouts/ops.js';
@@ -26,6 +27,10 @@ function quantizedSpecs(specs: CanonicalSpec[], layer: number, d: MoeDims, req: 
   const routed: WeightGroup = { prefix: 'experts', ids, I: d.intermediate, gate: 'gate', up: 'up', down: 'down' };
   const shared: WeightGroup = { prefix: 'shared', ids: null, I: d.sharedIntermediate, gate: 'shared_gate_proj', up: 'shared_up_proj', down: 'shared_down_proj' };
   const groups = q.sharedQuantized && d.sharedIntermediate > 0 && d.features.sharedExpert ? [routed, shared] : [routed];
+  if (groups.includes(shared) && (d.sharedRouted ?? 1) > 1) {
+    // Their canonical rows are cut from S stored tensors (harness/canonical's sharedPieces); quantized, their scale blocks are not yet.
+    throw new QuantConfigError('quantized shared experts are supported for one stored shared expert only', { expected: 'n_shared_experts 1', found: d.sharedRouted });
+  }
   const replaced = new Map<string, CanonicalSpec>();
   const companions: CanonicalSpec[] = [];
   for (const g of groups) {

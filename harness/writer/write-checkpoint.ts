@@ -41,13 +41,15 @@ export function storedTensors(req: Pick<MoeWriteRequest, 'config' | 'layout' | '
       // A zero-compute expert's dead weights (expert id >= E) are written as zeros in the dtype of expert 0's.
       // A part the model never uses (UNUSED_PARTS) is written as zeros in the router's dtype.
       const dead = (stored.expert !== null && stored.expert >= dims.experts) || stored.views.every((v) => UNUSED_PARTS.has(v.part));
-      const first = UNUSED_PARTS.has(v0.part) ? parts.get('router', null) : parts.get(v0.part, EXPERT_PARTS.has(v0.part) ? (dead ? 0 : (stored.expert ?? 0)) : null);
+      // inkling's S router-weighted shared experts are the shared parts' expert indices 0..S-1.
+      const sharedExperts = (dims.sharedRouted ?? 1) > 1 ? range(dims.sharedRouted!) : [null];
+      const expertsOfView = (part: PartName) => (!EXPERT_PARTS.has(part) ? (SHARED_PARTS.has(part) ? sharedExperts : [null]) : stored.expert !== null ? [stored.expert] : range(dims.experts));
+      const first = UNUSED_PARTS.has(v0.part) ? parts.get('router', null) : parts.get(v0.part, EXPERT_PARTS.has(v0.part) ? (dead ? 0 : (stored.expert ?? 0)) : expertsOfView(v0.part)[0]!);
       const elemBytes = dtypeBits(first.dtype) / 8;
       const bytes = new Uint8Array(elementCount(stored.shape) * elemBytes);
       const shared = sharedElements(stored, dims.experts);
       for (const view of dead ? [] : stored.views) {
-        const experts = !EXPERT_PARTS.has(view.part) ? [null] : stored.expert !== null ? [stored.expert] : range(dims.experts);
-        for (const e of experts) {
+        for (const e of expertsOfView(view.part)) {
           // Every stored tensor draws on one canonical tensor (w13 for gate and up, ...), so one dtype.
           const values = parts.get(view.part, e);
           const [rows, cols] = view.shape.length === 2 ? view.shape : [1, view.shape[0]!];
@@ -109,7 +111,7 @@ function partsOf(canonical: Canonical, dims: MoeDims, layer: number): { get(part
   if (!ids || ids.dtype !== 'I32' || !sameBytes(ids.bytes, new Uint8Array(expectIds.buffer))) {
     throw new WriterInputError('experts.ids must list every expert 0..E-1 (whole weights, EP 1)', { layer, tensor: canonicalName(layer, 'experts.ids'), expected: `0..${dims.experts - 1}`, found: ids ? 'other ids' : 'absent' });
   }
-  const parts = new Map<string, PartBytes>();
+  const pieces = new Map<string, { dtype: DType; bytes: Uint8Array[] }>();
   for (const spec of canonicalSpecs(layer, dims, WHOLE)) {
     const t = canonical.get(spec.name);
     if (!t) throw new WriterInputError('canonical tensor missing', { layer, tensor: spec.name, expected: spec.shape, found: 'absent' });
@@ -120,10 +122,14 @@ function partsOf(canonical: Canonical, dims: MoeDims, layer: number): { get(part
     let at = 0;
     for (const s of spec.slices) {
       const length = (s.rows[1] - s.rows[0]) * (s.cols[1] - s.cols[0]) * elemBytes;
-      parts.set(key(s.part, s.expert), { dtype: t.dtype, bytes: t.bytes.subarray(at, at + length) });
+      // A part cut into several slices (a shared expert's down projection, row by row) is their bytes in order.
+      const k = key(s.part, s.expert);
+      if (!pieces.has(k)) pieces.set(k, { dtype: t.dtype, bytes: [] });
+      pieces.get(k)!.bytes.push(t.bytes.subarray(at, at + length));
       at += length;
     }
   }
+  const parts = new Map<string, PartBytes>([...pieces].map(([k, p]) => [k, { dtype: p.dtype, bytes: p.bytes.length === 1 ? p.bytes[0]! : concatBytes(p.bytes) }]));
   return {
     get(part, expert) {
       const found = parts.get(key(part, expert));
@@ -132,6 +138,18 @@ function partsOf(canonical: Canonical, dims: MoeDims, layer: number): { get(part
       return found;
     },
   };
+}
+
+const SHARED_PARTS: ReadonlySet<PartName> = new Set<PartName>(['shared_gate_proj', 'shared_up_proj', 'shared_down_proj']);
+
+function concatBytes(list: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(list.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  for (const b of list) {
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
 }
 
 const key = (part: PartName, expert: number | null) => (expert === null ? part : `${part}#${expert}`);

@@ -12,9 +12,9 @@ import { activation } from '../experts.js';
 import { addZeroExperts, hashChoiceOf } from '../routing.js';
 import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { applyOutputNorm } from '../output-norm.js';
-import { blockInputsF32, routedSharedScale } from '../block-inputs.js';
+import { blockInputsF32, routedSharedPieces } from '../block-inputs.js';
 import { checkForwardInput } from '../moe.js';
-import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
+import { expertBatches, expertBiases, rankWeights, routeLogits, sharedBatch, sharedPieceMatrices, wholeFloats, type ExpertBatch, type RankWeights } from './canonical.js';
 import { GemmPool, type MatrixRef } from './gemm-pool.js';
 import { ResidentWeights } from './weights.js';
 
@@ -126,12 +126,15 @@ export class FastCpuBackend implements MoeBackend {
       if (shared && rank.req.epRank === 0) {
         const Rs = shared.w2.cols;
         const batch = sharedBatch(x, tokens, H, sem.sharedGate ? wholeFloats(rank, `${p}shared.gate`, [1, H]) : undefined, sem.sharedScale);
-        const routedShared = routedSharedScale(sem, routing);
-        if (routedShared) batch.outputScale.set(routedShared);
-        const w13m = this.resident.get(shared.w13, 0, pool.alloc(2 * Rs, H));
-        const w2m = this.resident.get(shared.w2, 0, pool.alloc(H, Rs));
-        this.gatedMlp(s, H, batch, w13m, w2m, sem.sharedActivation ?? SILU_GATED, undefined);
-        this.scatter(s, H, batch, output, undefined);
+        // inkling: each router-weighted shared expert's rows, weighted token by token by its routing weight.
+        for (const piece of routedSharedPieces(sem, routing, rank.req.tpRank, Rs) ?? [undefined]) {
+          const w = piece ? sharedPieceMatrices(shared.w13, shared.w2, H, Rs, piece.rows) : shared;
+          if (piece) batch.outputScale.set(piece.weights);
+          const w13m = this.resident.get(w.w13, 0, pool.alloc(w.w13.rows, H));
+          const w2m = this.resident.get(w.w2, 0, pool.alloc(H, w.w2.cols));
+          this.gatedMlp(s, H, batch, w13m, w2m, sem.sharedActivation ?? SILU_GATED, undefined);
+          this.scatter(s, H, batch, output, undefined);
+        }
       }
       pool.release(top);
     });

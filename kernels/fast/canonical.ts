@@ -9,7 +9,7 @@ import { decodeFloats, encodeFloats, LITTLE_ENDIAN_HOST } from '../../harness/sa
 import { dtypeBits, isDType } from '../../harness/safetensors/dtypes.js';
 import { CanonicalTensorError, decodeTensor, expertIds, tensorOf } from '../experts.js';
 import { route, sigmoid, type HashChoice, type RoutingResult } from '../routing.js';
-import { scaleByExpert } from '../block-inputs.js';
+import { scaleByExpert, sharedRows } from '../block-inputs.js';
 
 /** `count` stacked `rows × cols` matrices of a canonical tensor. */
 export interface StackedMatrices {
@@ -18,6 +18,21 @@ export interface StackedMatrices {
   count: number;
   rows: number;
   cols: number;
+}
+
+/** Rows [lo, hi) of a rank's shared MLP (`w13` `[2·Rs, H]`, `w2` `[H, Rs]`) as float32 matrices of their own (block-inputs' sharedRows). */
+export function sharedPieceMatrices(w13: StackedMatrices, w2: StackedMatrices, H: number, Rs: number, rows: [number, number]): { w13: StackedMatrices; w2: StackedMatrices } {
+  const f32 = (w: StackedMatrices) => new Float32Array(matrixBytesF32(w, 0).slice().buffer);
+  const part = sharedRows(f32(w13), f32(w2), H, Rs, rows);
+  const n = rows[1] - rows[0];
+  const matrices = (values: Float32Array, name: string, r: number, c: number): StackedMatrices => ({
+    tensor: { dtype: 'F32', shape: [r, c], bytes: new Uint8Array(values.buffer) },
+    name: `${name} rows ${rows[0]}..${rows[1]}`,
+    count: 1,
+    rows: r,
+    cols: c,
+  });
+  return { w13: matrices(part.w13, w13.name, 2 * n, H), w2: matrices(part.w2, w2.name, H, n) };
 }
 
 /** Matrix `index` of `w` as little-endian f32 bytes: F32 data as stored, other dtypes decoded. */

@@ -10,7 +10,7 @@ import { kernelForm } from '../kernel-form.js';
 import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '../backend.js';
 import { matrixBytesF32, rankWeights, wholeFloats, type StackedMatrices } from '../fast/canonical.js';
 import { checkForwardInput } from '../moe.js';
-import { blockInputsF32, routedSharedScale, scaleByExpert } from '../block-inputs.js';
+import { blockInputsF32, routedSharedPieces, scaleByExpert, sharedRows, type RoutedSharedPiece } from '../block-inputs.js';
 import { openWebGpu, type AdapterDescription, type WebGpuSession } from './device.js';
 import { KernelInputError } from './errors.js';
 import { GpujsKernels, SILU_GATED, type ActivationConstants, type GpujsMode } from './kernels.js';
@@ -173,7 +173,7 @@ class GpujsMoeBackend implements GpujsBackend {
       const rowSlot = Int32Array.from(routing.selected, (id) => slotOf.get(id) ?? -1);
       // The down bias belongs to the whole output: only TP rank 0 adds it.
       await this.expertsPartial(sem, rank.experts, activationConstants(sem.activation), rowInput, rowSlot, rowWeight, k, rank.tpRank === 0 ? 1 : 0, layer, accumulate);
-      if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate, routedSharedScale(sem, routing));
+      if (rank.shared) await this.sharedPartial(sem, rank.shared, x, tokens, layer, accumulate, routedSharedPieces(sem, routing, rank.tpRank, rank.shared.experts.rows));
     }
     addZeroExperts(sem, routing, x, tokens, output);
     applyOutputNorm(sem, layer, ranks, tokens, output);
@@ -212,16 +212,27 @@ class GpujsMoeBackend implements GpujsBackend {
   /** The shared expert over every token (one row each), × σ(x·gate) where the model has that gate. */
   private async sharedPartial(
     sem: MoeSemantics, shared: NonNullable<RankF32['shared']>, x: Float32Array, tokens: number,
-    layer: number, accumulate: (part: Float32Array) => void, routed?: Float64Array,
+    layer: number, accumulate: (part: Float32Array) => void, routed?: RoutedSharedPiece[],
   ): Promise<void> {
+    const act = activationConstants(sem.sharedActivation ?? { kind: 'silu_gated' });
+    if (routed) {
+      // inkling: each router-weighted shared expert's rows, weighted token by token by its routing weight.
+      const { rows: Rs, w13, w2 } = shared.experts;
+      for (const piece of routed) {
+        const n = piece.rows[1] - piece.rows[0];
+        const part = sharedRows(w13, w2, sem.hidden, Rs, piece.rows);
+        const experts: Experts = { slots: 1, rows: n, w13: part.w13, w2: part.w2, b13: new Float32Array(2 * n), b2: new Float32Array(sem.hidden) };
+        await this.expertsPartial(sem, experts, act, x, new Int32Array(tokens), Float32Array.from(piece.weights), 1, 0, layer, accumulate);
+      }
+      return;
+    }
     const scale = sem.sharedScale ?? 1;
-    // inkling: the routing weights the shared expert, token by token.
-    let gate = routed ? Float32Array.from(routed) : new Float32Array(tokens).fill(scale);
+    let gate = new Float32Array(tokens).fill(scale);
     if (shared.gate) {
       const z = await this.kernels.linear(x, tokens, sem.hidden, shared.gate, 1, new Float32Array(1));
       gate = z.map((v) => sigmoid(v) * scale);
     }
-    await this.expertsPartial(sem, shared.experts, activationConstants(sem.sharedActivation ?? { kind: 'silu_gated' }), x, new Int32Array(tokens), gate, 1, 0, layer, accumulate);
+    await this.expertsPartial(sem, shared.experts, act, x, new Int32Array(tokens), gate, 1, 0, layer, accumulate);
   }
 
   async dispose(): Promise<void> {

@@ -19,14 +19,14 @@ import type { ForwardInputs, MoeBackend, MoeForwardResult, RankTensors } from '.
 import { MoeConformanceError } from '../../harness/errors.js';
 import { LITTLE_ENDIAN_HOST } from '../../harness/safetensors/codecs.js';
 import { openWebGpu, withTimeout, type AdapterDescription, type WebGpuOptions, type WebGpuSession } from '../gpujs/device.js';
-import { expertBiases, matrixBytesF32, rankWeights, wholeFloats, type RankWeights, type StackedMatrices } from '../fast/canonical.js';
+import { expertBiases, matrixBytesF32, rankWeights, sharedPieceMatrices, wholeFloats, type RankWeights, type StackedMatrices } from '../fast/canonical.js';
 import { tensorOf } from '../experts.js';
 import { checkForwardInput, ForwardInputError } from '../moe.js';
 import { kernelForm } from '../kernel-form.js';
 import { applyOutputNorm } from '../output-norm.js';
-import { hashChoiceOf, route, type HashChoice } from '../routing.js';
+import { hashChoiceOf, route, type HashChoice, type RoutingResult } from '../routing.js';
 import { mlpRouterLogitsF32 } from '../mlp-router.js';
-import { blockInputsF32, routedSharedScale, scaleByExpert } from '../block-inputs.js';
+import { blockInputsF32, routedSharedPieces, scaleByExpert } from '../block-inputs.js';
 import {
   CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
@@ -97,7 +97,20 @@ interface RankPlan {
   b13?: GPUBuffer;
   b2?: GPUBuffer;
   /** The shared expert; its row table made on the GPU (ALL_ROWS), or given where the routing weights it. */
-  shared?: { w13: DeviceMatrices; w2: DeviceMatrices; R: number; rowsParams: GPUBuffer; gate?: GPUBuffer; rows?: GPUBuffer };
+  shared?: { w13: DeviceMatrices; w2: DeviceMatrices; R: number; rowsParams: GPUBuffer; gate?: GPUBuffer; rows?: GPUBuffer; more?: SharedPiecePlan[] };
+}
+
+/**
+ * inkling: a further run of a rank's shared rows that another router-weighted shared expert
+ * owns, computed after the rank's combine into the shared expert's rows of `y` and added to
+ * the output by a combine of its own (`pos` row t: the shared row of token t).
+ */
+interface SharedPiecePlan {
+  w13: DeviceMatrices;
+  w2: DeviceMatrices;
+  R: number;
+  rows: GPUBuffer;
+  pos: GPUBuffer;
 }
 
 /** One rank's scratch at one tiling (see grouping.ts). */
@@ -384,7 +397,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       this.grouped(pass, 'down', routerTiling, routerW!, [0, tokens], { N: R, K: H, rowsB: R, upRow: 0, ldc: R, cOff: 0, hasBias: routerBias !== undefined, mode: 0, alpha: 0, limit: 0 }, allRows, xRouter, routerBias ?? zeros, logits, buffer);
       if (program) this.dispatch(pass, this.routingPipeline(program, E, k), [buffer(routingParams(tokens), UNIFORM), logits, correction, selected, routeWeights], Math.ceil(tokens / 64));
     };
-    let sharedScales: Float32Array | undefined;
+    let hostRouted: RoutingResult | undefined;
     if (!program) {
       // The router's logits come back (or come from the host: an MLP router's) and the shared CPU code routes.
       let l: Float32Array;
@@ -399,13 +412,12 @@ export class WgslWebGpuBackend implements MoeBackend {
         l = new Float32Array((await this.readBack(encoder, [[logits, tokens * R]]))[0]!);
       }
       const routing = scaleByExpert(sem, layer, r0, route(sem, l, tokens, correctionValues, host.hash));
-      const shared = routedSharedScale(sem, routing);
-      if (shared) sharedScales = Float32Array.from(shared);
+      hostRouted = routing;
       this.writeAt(selected, new Uint8Array(routing.selected.buffer));
       this.writeAt(routeWeights, new Uint8Array(Float32Array.from(routing.weights).buffer));
     }
 
-    const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, tokens, sharedScales, buffer));
+    const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, tokens, hostRouted, buffer));
     const encode = (tiling: GemmTiling): GPUCommandEncoder => {
       const encoder = this.device.createCommandEncoder();
       // Sized for every rank before any is encoded: growing a scratch buffer replaces it, which would drop it from under an earlier rank's commands.
@@ -455,7 +467,7 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   /** One rank's device weights and the small tables that depend on neither the tokens' routing nor the tiling. */
   private plan(
-    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, tokens: number, sharedScales: Float32Array | undefined,
+    sem: MoeSemantics, layer: number, rank: RankTensors, weights: RankWeights, tokens: number, routing: RoutingResult | undefined,
     buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): RankPlan {
     const { hidden: H, experts: E, topK: k } = sem;
@@ -474,12 +486,20 @@ export class WgslWebGpuBackend implements MoeBackend {
     if (withShared && weights.shared) {
       // The shared expert: once per TP shard, from EP rank 0 only, scaled by its gate where the model has one.
       const gate = sem.sharedGate ? buffer(wholeFloats(rank, `${p}shared.gate`, [1, H])) : undefined;
-      plan.shared = {
-        w13: this.matrices(weights.shared.w13, buffer), w2: this.matrices(weights.shared.w2, buffer), R: weights.shared.w2.cols,
-        rowsParams: buffer(rowsParams(tokens, H, gate !== undefined, sem.sharedScale ?? 1), UNIFORM), gate,
-      };
-      // inkling: the routing weights the shared expert per token (routed on the CPU).
-      if (sharedScales) plan.shared.rows = buffer(sharedRowTable(sharedScales));
+      const rowsParamsBuf = buffer(rowsParams(tokens, H, gate !== undefined, sem.sharedScale ?? 1), UNIFORM);
+      const Rs = weights.shared.w2.cols;
+      // inkling: each router-weighted shared expert's rows on this rank, weighted per token by its routing weight (routed on the CPU).
+      const pieces = routing ? routedSharedPieces(sem, routing, rank.req.tpRank, Rs) : undefined;
+      if (pieces) {
+        const pos = buffer(Uint32Array.from({ length: tokens }, (_, t) => tokens * k + t));
+        const [first, ...more] = pieces.map((piece): SharedPiecePlan => {
+          const w = sharedPieceMatrices(weights.shared!.w13, weights.shared!.w2, H, Rs, piece.rows);
+          return { w13: this.matrices(w.w13, buffer), w2: this.matrices(w.w2, buffer), R: w.w2.cols, rows: buffer(sharedRowTable(Float32Array.from(piece.weights))), pos };
+        });
+        plan.shared = { w13: first!.w13, w2: first!.w2, R: first!.R, rows: first!.rows, rowsParams: rowsParamsBuf, gate, more };
+      } else {
+        plan.shared = { w13: this.matrices(weights.shared.w13, buffer), w2: this.matrices(weights.shared.w2, buffer), R: Rs, rowsParams: rowsParamsBuf, gate };
+      }
     }
     return plan;
   }
@@ -547,7 +567,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     const shared = plan.shared;
     if (shared) {
       const sharedRows = shared.rows ?? this.scratchBuffer('sharedRows', tokens * 16);
-      const actS = this.scratchBuffer('actS', tokens * shared.R * 4);
+      // Sized for the rank's whole shared expert (the same on every rank): a run of it (inkling) never grows it under earlier commands.
+      const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? shared.R) * 4);
       if (!shared.rows) this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [shared.rowsParams, xBuf, shared.gate ?? zeros, sharedRows], Math.ceil(tokens / 64));
       const up: GemmParams = { N: shared.R, K: H, rowsB: 2 * shared.R, upRow: shared.R, ldc: shared.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
       const down: GemmParams = { N: H, K: shared.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0 };
@@ -556,6 +577,15 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
     const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0]);
     this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(params, UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+    // inkling: the other router-weighted shared experts' runs, each into the shared rows of y and added by a combine of its own.
+    for (const more of shared?.more ?? []) {
+      const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? more.R) * 4);
+      const up: GemmParams = { N: more.R, K: H, rowsB: 2 * more.R, upRow: more.R, ldc: more.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
+      const down: GemmParams = { N: H, K: more.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0 };
+      this.grouped(pass, 'up', tiling, more.w13, [0, tokens], up, more.rows, xBuf, zeros, actS, buffer);
+      this.grouped(pass, 'down', tiling, more.w2, [0, tokens], down, more.rows, actS, zeros, s.y, buffer);
+      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(new Uint32Array([tokens, H, 1, 1]), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+    }
   }
 
   /**

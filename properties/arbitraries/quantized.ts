@@ -11,6 +11,9 @@ import { coreDims, modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
 import { tpKeepsBlocks } from '../../harness/canonical/cut.js';
 import { modelTypesFor, QUANT_DTYPES } from '../../harness/quant/formats/index.js';
+import { ModelConfig } from '../../harness/checkpoint/config.js';
+import { entryFor } from '../../harness/layouts/registry.js';
+import { buildConfig } from '../../harness/writer/config.js';
 
 /** FP8 block scales: every gated model type, every layout family (transposed, interleaved and flattened included). */
 export const FP8_MODEL_TYPES: readonly string[] = modelTypesFor(QUANT_DTYPES.fp8);
@@ -58,7 +61,10 @@ function checkpointArb(dtype: QuantDtypeName, types: readonly string[]): fc.Arbi
       : coreDims;
   // A quantized shared expert keeps the format's size rules: a free shared size becomes I (whole blocks and groups, on every TP rank I's are).
   const scheme = QUANT_DTYPES[dtype];
-  const shared = (m: ModelSpec): ModelSpec => (scheme.sharedQuantized && !scheme.splitsBlocks && m.sharedIntermediate % m.intermediate !== 0 ? { ...m, sharedIntermediate: m.intermediate } : m);
+  // Quantized shared experts are defined for one stored shared expert (spec/loader-protocol.md §1): inkling's S router-weighted ones are then one, Is = I.
+  const severalStored = (m: ModelSpec) => m.sharedIntermediate > 0 && (entryFor(m.modelType).dims(new ModelConfig(buildConfig(m, 'bfloat16'))).sharedRouted ?? 1) > 1;
+  const shared = (m: ModelSpec): ModelSpec =>
+    scheme.sharedQuantized && ((!scheme.splitsBlocks && m.sharedIntermediate % m.intermediate !== 0) || severalStored(m)) ? { ...m, sharedIntermediate: m.intermediate } : m;
   return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores).map(shared), layout: layoutArb(), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
 }
 

@@ -1,23 +1,22 @@
 // inkling_text: a router over E routed + S shared experts (gate.weight [E+S, H]). s = σ(l);
 // top-k of the routed s + e_score_correction_bias; the k chosen and the S shared experts are
 // weighted σ(l_j) / Σ σ(l) (softmax of logsigmoid) × route_scale × gate.global_scale (a stored
-// [1] tensor: canonical router.global_scale); the shared experts' weights (their "gammas")
-// scale their outputs token by token (InklingTopkRouter, InklingSharedExperts). The shared
-// experts are stored 3-D, [S, I, H] / [S, H, I]. One layout: transformers 5.17 has no
-// conversion for inkling_text. Only S = 1 is supported: with several router-weighted shared
-// experts each would need its own TP cut of shared.w13, which the canonical form does not
-// define yet (refused with LayoutConfigError).
+// [1] tensor: canonical router.global_scale); each shared expert's weight (its "gamma")
+// scales its intermediate activations token by token before its down projection
+// (InklingTopkRouter, InklingSharedExperts). The shared experts are stored 3-D,
+// [S, I, H] / [S, H, I]: canonically one shared MLP of intermediate S·I, shared expert s its
+// rows s·I .. (s+1)·I, cut contiguously for TP like any shared expert (spec/loader-protocol.md §1).
+// One layout: transformers 5.17 has no conversion for inkling_text.
 import type { ModelConfig } from '../../checkpoint/config.js';
 import type { ModelEntry } from '../model-type.js';
 import { LayoutConfigError } from '../errors.js';
-import { part, unsqueezeLeading } from '../ops.js';
+import { part, stackSharedRouted } from '../ops.js';
 import { correctionBias, dimsFrom, fusedV5, layersOfType, range, router, same, shared, siluGated, t } from './common.js';
 
 function sharedCount(c: ModelConfig): number {
   const S = c.int('n_shared_experts', 2);
-  if (S !== 1) {
-    throw new LayoutConfigError('inkling with other than one router-weighted shared expert is not supported (each would need its own TP cut of shared.w13)', { file: 'config.json', expected: 'n_shared_experts 1', found: S });
-  }
+  // The router's softmax runs over the chosen and the shared experts: inkling always has some.
+  if (S < 1) throw new LayoutConfigError('inkling needs at least one router-weighted shared expert', { file: 'config.json', expected: 'n_shared_experts >= 1', found: S });
   return S;
 }
 
@@ -41,23 +40,23 @@ export const inkling_text: ModelEntry = {
       correctionBias('gate.e_score_correction_bias'),
       t('gate.global_scale', part('router_global_scale'), (f) => f.routerGlobalScale === true),
       ...fusedV5,
-      t('shared_experts.gate_proj', unsqueezeLeading(part('shared_gate_proj')), shared),
-      t('shared_experts.up_proj', unsqueezeLeading(part('shared_up_proj')), shared),
-      t('shared_experts.down_proj', unsqueezeLeading(part('shared_down_proj')), shared),
+      t('shared_experts.gate_proj', stackSharedRouted(part('shared_gate_proj')), shared),
+      t('shared_experts.up_proj', stackSharedRouted(part('shared_up_proj')), shared),
+      t('shared_experts.down_proj', stackSharedRouted(part('shared_down_proj')), shared),
     ],
   }),
   routing: (c) => ({ kind: 'sigmoid_bias_shared', shared: sharedCount(c), scaling: c.num('route_scale', 8) }),
   activation: siluGated,
   extra: (c, d) => ({ experts: d.experts + sharedCount(c), sharedRouted: sharedCount(c), routerGlobalScale: true }),
   generator: {
-    shared: 'equals_I',
-    config: (s) => ({
+    shared: 'positive_multiple_of_I',
+    config: (s, Is) => ({
       hidden_size: s.hidden,
       num_hidden_layers: s.layers,
       n_routed_experts: s.experts,
       moe_intermediate_size: s.intermediate,
       num_experts_per_tok: s.topK,
-      n_shared_experts: 1,
+      n_shared_experts: Is / s.intermediate,
       mlp_layer_types: range(s.layers).map(() => 'sparse'),
       // Never integral: transformers' strict config refuses an int for a float field.
       route_scale: 1.25 + (s.experts % 3) / 2,
