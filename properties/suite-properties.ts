@@ -107,7 +107,12 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
     ...(LAYOUTS.every((l) => (c.layouts ?? LAYOUTS).includes(l)) ? [{ title: 'original and fused layouts load to the same bytes', arb: caseArb({ ...filter, modelTypes: types, kinds: ['layout'] }), numRuns: 2 * n }] : []),
     { title: 'broken checkpoints are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['refuse'] }), numRuns: 2 * n, examples: covered('refuse', types) },
     { title: 'invalid requests are refused', arb: caseArb({ ...filter, modelTypes: types, kinds: ['request'] }), numRuns: n, examples: covered('request', types) },
-    ...quantized.map((f) => ({ title: `quantized checkpoints, ${f.label}: every rank loads bit-exact, reassembles and computes the unsharded forward; layouts agree`, arb: quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, f.dtypes, types), numRuns: n })),
+    ...quantized.map((f) => {
+      const arb = quantCaseArb({ tpSizes: filter.tpSizes, epSizes: filter.epSizes }, f.dtypes, types);
+      // Coverage first here too: every family refuses a checkpoint that quantizes its router, whatever the draw (spec/layouts.md §4).
+      const routerRefusal = fc.sample(arb.filter((s) => s.kind === 'refuse'), { seed, numRuns: 1 });
+      return { title: `quantized checkpoints, ${f.label}: every rank loads bit-exact, reassembles and computes the unsharded forward; layouts agree`, arb, numRuns: n, examples: routerRefusal };
+    }),
   ];
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }
