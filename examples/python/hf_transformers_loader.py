@@ -55,9 +55,12 @@ TRANSPOSED_INTERLEAVED = {"gpt_oss"}
 TRANSPOSED_CONCATENATED = {"llama4_text", "llama4"}
 FLATTENED = {"dbrx"}
 # In-memory names (relative to the MoE block) of the tensors around the experts.
-ROUTER_WEIGHT = ("gate.weight", "router.weight", "gate.wg.weight", "router.layer.weight")
+ROUTER_WEIGHT = ("gate.weight", "router.weight", "gate.wg.weight", "router.layer.weight", "router.gate.weight")
 ROUTER_BIAS = ("router.bias",)
-CORRECTION_BIAS = ("gate.e_score_correction_bias", "gate.moe_statics.e_score_correction_bias", "expert_bias")
+CORRECTION_BIAS = (
+    "gate.e_score_correction_bias", "gate.moe_statics.e_score_correction_bias", "expert_bias", "e_score_correction_bias",
+)
+OUTPUT_NORM = ("post_mlp_layernorm.weight",)  # axk1 (spec §1, block output norm)
 SHARED_PREFIXES = ("shared_experts.", "shared_expert.", "shared_mlp.")
 SHARED_GATE = ("shared_expert_gate.weight",)
 SAFETENSORS_TO_TORCH = {
@@ -113,7 +116,8 @@ def disk_tensors(checkpoint: Path) -> dict[str, torch.dtype | None]:
 
 def is_moe_only(stored: dict[str, torch.dtype | None]) -> bool:
     """A checkpoint of MoE blocks alone (what the conformance generator writes): no embeddings, no head."""
-    return not any("embed" in name or "lm_head" in name or ".wte." in name for name in stored)
+    # Whole names: doge's experts are `down_embed`/`up_embed`, which are not embeddings.
+    return not any("embed_tokens" in name or "lm_head" in name or ".wte." in name or "word_embeddings" in name for name in stored)
 
 
 # Sizes of the layers around the MoE blocks, for an MoE-only checkpoint (see load_model).
@@ -121,7 +125,7 @@ SMALL_NON_MOE = {
     "num_attention_heads": 1, "num_key_value_heads": 1, "n_heads": 1, "head_dim": 2, "vocab_size": 2,
     "pad_token_id": None, "q_lora_rank": 2, "kv_lora_rank": 2, "qk_rope_head_dim": 2, "qk_nope_head_dim": 2,
     "v_head_dim": 2, "linear_num_key_heads": 1, "linear_num_value_heads": 1, "linear_key_head_dim": 2,
-    "linear_value_head_dim": 2, "mamba_d_state": 2, "mamba_expand": 1,
+    "linear_value_head_dim": 2, "mamba_d_state": 2, "mamba_expand": 1, "mamba_n_heads": 1,
 }
 
 
@@ -146,7 +150,7 @@ def small_config(checkpoint: Path):
 
 
 def load_model(checkpoint: Path, stored: dict[str, torch.dtype | None]) -> torch.nn.Module:
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
     from transformers.utils import logging
 
     logging.disable_progress_bar()
@@ -155,9 +159,9 @@ def load_model(checkpoint: Path, stored: dict[str, torch.dtype | None]) -> torch
     moe_only = is_moe_only(stored)
     try:
         config = small_config(checkpoint) if moe_only else AutoConfig.from_pretrained(checkpoint)
-        model, info = AutoModelForCausalLM.from_pretrained(
-            checkpoint, config=config, dtype="auto", output_loading_info=True
-        )
+        # Multimodal types (qwen3_vl_moe, glm4v_moe, ...) have no causal-LM class: their base model holds the text layers.
+        auto = AutoModelForCausalLM if type(config) in AutoModelForCausalLM._model_mapping else AutoModel
+        model, info = auto.from_pretrained(checkpoint, config=config, dtype="auto", output_loading_info=True)
     except LoaderError:
         raise
     except Exception as e:  # transformers' own refusal (shape mismatch, missing shard, bad header, ...)
@@ -283,6 +287,9 @@ def canonical_layer(
         srows = rows_of_rank(sg.shape[0], req, "shared-expert")
         out[pre + "shared.w13"] = torch.cat([as_stored(sp + "gate_proj.weight", sg)[srows], as_stored(sp + "up_proj.weight", su)[srows]], dim=0)
         out[pre + "shared.w2"] = as_stored(sp + "down_proj.weight", sd)[:, srows]
+    output_norm = take_one(params, OUTPUT_NORM)
+    if output_norm is not None:
+        out[pre + "output_norm"] = as_stored(*output_norm)
     shared_gate = take_one(params, SHARED_GATE)
     if shared_gate is not None:
         out[pre + "shared.gate"] = as_stored(*shared_gate)
