@@ -35,6 +35,7 @@ tensor is never silently dropped.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -85,6 +86,7 @@ NOT_SERVED = {
     "qwen3_omni_moe": "transformers has no AutoModel class for its config (the thinker is nested)",
     "glm4v_moe": "transformers cannot build the tiny config (rope: ZeroDivisionError)",
     "deepseek_ocr2": "transformers' config validator refuses the tiny attention sizes",
+    "qwen3_vl_moe": "transformers cannot build the tiny config for some drawn sizes (rope: ZeroDivisionError)",
     "step3p7": "building the model takes longer than the harness's time limit",
     # transformers keeps e_score_correction_bias in F32 and its in-memory values are not the stored F16
     # ones: the example refuses rather than write other values (a real difference, not hidden).
@@ -156,6 +158,22 @@ def disk_tensors(checkpoint: Path) -> dict[str, torch.dtype | None]:
             for name in f.keys():
                 tensors[name] = SAFETENSORS_TO_TORCH.get(f.get_slice(name).get_dtype())
     return tensors
+
+
+def check_no_second_copy(stored: dict[str, torch.dtype | None]) -> None:
+    """Refuse a checkpoint that stores a decoder layer's experts both per expert (`experts.N.`) and
+    fused (`experts.gate_up_proj` / `experts.down_proj`, possibly under the block's other name, e.g.
+    `mlp.` beside `block_sparse_moe.`): transformers loads both into one parameter and silently
+    keeps one of them, so which weights the model holds would be a guess."""
+    layer = re.compile(r"^(.*?(?:layers|blocks)\.\d+)\.")
+
+    def layers_of(pattern: str) -> dict[str, str]:
+        return {m.group(1): name for name in stored if re.search(pattern, name) and (m := layer.match(name))}
+
+    per_expert = layers_of(r"\.experts\.\d+\.")
+    for key, name in layers_of(r"\.experts\.(gate_up_proj|down_proj)$").items():
+        if key in per_expert:
+            raise LoaderError(f"{name}: the same layer's experts are also stored one by one ({per_expert[key]}, ...)")
 
 
 def is_moe_only(stored: dict[str, torch.dtype | None]) -> bool:
@@ -346,6 +364,7 @@ def canonical_layer(
 def read_checkpoint(checkpoint: Path) -> tuple[torch.nn.Module, dict[str, torch.dtype]]:
     """The model as transformers loads it, and the stored dtypes: read once per request, whatever the ranks asked."""
     stored = disk_tensors(checkpoint)
+    check_no_second_copy(stored)
     model = load_model(checkpoint, stored)
     return model, {name: dt for name, dt in stored.items() if dt is not None}
 
