@@ -91,11 +91,6 @@ NOT_SERVED = {
     "deepseek_ocr2": "transformers' config validator refuses the tiny attention sizes",
     "qwen3_vl_moe": "transformers cannot build the tiny config for some drawn sizes (rope: ZeroDivisionError)",
     "step3p7": "building the model takes longer than the harness's time limit",
-    # transformers keeps e_score_correction_bias in F32 and its in-memory values are not the stored F16
-    # ones: the example refuses rather than write other values (a real difference, not hidden).
-    "exaone_moe": "f16 checkpoints: transformers' in-memory e_score_correction_bias is not the stored F16 value",
-    "glm5_next": "f16 checkpoints: transformers' in-memory e_score_correction_bias is not the stored F16 value",
-    "hy_v3": "f16 checkpoints: transformers' in-memory e_score_correction_bias is not the stored F16 value",
 }
 assert set(NOT_SERVED) <= set(KNOWN_TYPES)
 CAPABILITIES = {"modelTypes": [t for t in KNOWN_TYPES if t not in NOT_SERVED], "dtypes": ["f32", "f16", "bf16"], "forms": []}
@@ -304,6 +299,30 @@ def split_experts(model_type: str, params: dict[str, torch.Tensor], num_experts:
     return out
 
 
+# Stored names of a tensor that transformers renames on loading (hy_v3's original `expert_bias`).
+STORED_NAMES = {"e_score_correction_bias": ("expert_bias",)}
+
+
+def stored_dtype_renamed(name: str, on_disk: dict[str, torch.dtype]) -> torch.dtype | None:
+    """The stored dtype of a tensor transformers renamed on loading (exaone_moe, glm5_next store
+    `mlp.e_score_correction_bias`, loaded as `mlp.gate.e_score_correction_bias`; hy_v3 `mlp.expert_bias`): the one stored tensor of
+    the same decoder layer with the same distinctive last name; None where there is none, an error where several."""
+    last = name.rsplit(".", 1)[-1]
+    if last in ("weight", "bias") or layer_key(name) is None:  # not distinctive: the caller's default applies
+        return None
+    lasts = {last, *STORED_NAMES.get(last, ())}
+    found = [n for n in on_disk if n.rsplit(".", 1)[-1] in lasts and layer_key(n) == layer_key(name)]
+    if len(found) > 1:
+        raise LoaderError(f"{name}: several stored tensors could be it: {sorted(found)}")
+    return on_disk[found[0]] if found else None
+
+
+def layer_key(name: str) -> str | None:
+    """`layers.L` / `blocks.L` of a name, without the prefix around it (model., language_model., ...)."""
+    m = re.search(r"(?:layers|blocks)\.\d+(?=\.)", name)
+    return m.group(0) if m else None
+
+
 def take_one(params: dict[str, torch.Tensor], names: tuple[str, ...]) -> tuple[str, torch.Tensor] | None:
     present = [n for n in names if n in params]
     if len(present) > 1:
@@ -344,7 +363,7 @@ def canonical_layer(
 
     def as_stored(name: str, t: torch.Tensor) -> torch.Tensor:
         # Back to the on-disk dtype where transformers upcast (e.g. routers kept in f32); must be exact.
-        target = on_disk.get(full_names[name], expert_dtype)
+        target = on_disk.get(full_names[name]) or stored_dtype_renamed(full_names[name], on_disk) or expert_dtype
         cast = t.to(target)
         if not torch.equal(cast.to(t.dtype), t):
             raise LoaderError(f"{full_names[name]}: in-memory {t.dtype} values do not fit the stored {target}")
