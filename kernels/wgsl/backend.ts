@@ -526,7 +526,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const R = plan.weights.w2.cols;
     return {
       counts: this.scratchBuffer(`counts${r}`, plan.n * 4),
-      offsets: this.scratchBuffer('offsets', (plan.n + 1) * 4),
+      offsets: this.scratchBuffer('offsets', (2 * plan.n + 2) * 4),
       tilesA: this.scratchBuffer('tilesA', plan.w13.chunks.length * capA * 16),
       tilesB: this.scratchBuffer('tilesB', plan.w2.chunks.length * capB * 16),
       args: this.scratchBuffer('args', (plan.w13.chunks.length + plan.w2.chunks.length) * 12, STORAGE | INDIRECT),

@@ -4,9 +4,9 @@
 //
 // 1. COUNT: one thread per routed (token, choice) pair adds 1 to its local expert's count
 //    (atomics; the counts are cleared before the pass).
-// 2. PLAN: one thread turns the counts into row offsets (a prefix sum over at most a few
-//    hundred experts) and writes, for each of up to two ways of cutting the rank's experts into
-//    weight chunks (w13's and w2's), each chunk's tile table — (expert within the chunk, first
+// 2. PLAN: one workgroup turns the counts into row offsets and first tiles (prefix sums) and
+//    writes, for each of up to two ways of cutting the rank's experts into weight chunks
+//    (w13's and w2's), each chunk's tile table — (expert within the chunk, first
 //    row, end row, expert slot) per tile of TM rows — and the chunk's indirect dispatch
 //    arguments (tiles, column tiles, 1), so the grouped GEMMs are dispatched with the counts
 //    they need without the host ever seeing them.
@@ -58,9 +58,12 @@ export function planParams(p: PlanParams): Uint32Array {
 }
 
 /**
- * Bindings: 0 params, 1 counts, 2 offsets `[n + 1]` (then the scatter's fill counters), 3 tiles
- * of A (`chunksA × capA` vec4), 4 tiles of B, 5 indirect arguments (3 words per chunk of A,
- * then of B). One thread: the work is a few hundred experts and about rows / TM tiles.
+ * Bindings: 0 params, 1 counts, 2 offsets `[2n + 2]`: the row offsets `[n + 1]` (then the
+ * scatter's fill counters), then each expert's first tile `[n + 1]`; 3 tiles of A (`chunksA ×
+ * capA` vec4), 4 tiles of B, 5 indirect arguments (3 words per chunk of A, then of B). One
+ * workgroup: the prefix sums of the row and tile counts 128 experts at a time (Hillis–Steele
+ * in workgroup memory), then one thread per expert writes its tiles into its chunk's table,
+ * and the first expert of each chunk the chunk's arguments.
  */
 export const PLAN_SHADER = /* wgsl */ `
 struct Params { n: u32, TM: u32, perA: u32, capA: u32, colsA: u32, chunksA: u32, perB: u32, capB: u32, colsB: u32, chunksB: u32, pad0: u32, pad1: u32 }
@@ -70,28 +73,71 @@ struct Params { n: u32, TM: u32, perA: u32, capA: u32, colsA: u32, chunksA: u32,
 @group(0) @binding(3) var<storage, read_write> tilesA: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> tilesB: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> args: array<u32>;
+var<workgroup> sh: array<u32, 128>;
 
-@compute @workgroup_size(1)
-fn main() {
-  var off = 0u;
-  for (var s = 0u; s < p.n; s++) { offsets[s] = off; off += counts[s]; }
-  offsets[p.n] = off;
-  for (var c = 0u; c < p.chunksA; c++) {
-    var count = 0u;
-    for (var s = c * p.perA; s < min(p.n, (c + 1u) * p.perA); s++) {
-      let end = offsets[s] + counts[s];
-      for (var m = offsets[s]; m < end; m += p.TM) { tilesA[c * p.capA + count] = vec4<u32>(s - c * p.perA, m, min(m + p.TM, end), s); count++; }
-    }
-    args[3u * c] = count; args[3u * c + 1u] = p.colsA; args[3u * c + 2u] = 1u;
+// Inclusive prefix sum of v over the workgroup; the block's total is then sh[127] until the next call.
+fn scan(li: u32, v: u32) -> u32 {
+  workgroupBarrier();
+  sh[li] = v;
+  workgroupBarrier();
+  for (var d = 1u; d < 128u; d = d * 2u) {
+    var add = 0u;
+    if (li >= d) { add = sh[li - d]; }
+    workgroupBarrier();
+    sh[li] = sh[li] + add;
+    workgroupBarrier();
   }
-  let b0 = 3u * p.chunksA;
-  for (var c = 0u; c < p.chunksB; c++) {
-    var count = 0u;
-    for (var s = c * p.perB; s < min(p.n, (c + 1u) * p.perB); s++) {
-      let end = offsets[s] + counts[s];
-      for (var m = offsets[s]; m < end; m += p.TM) { tilesB[c * p.capB + count] = vec4<u32>(s - c * p.perB, m, min(m + p.TM, end), s); count++; }
+  return sh[li];
+}
+
+fn writeTiles(s: u32, per: u32, cap: u32, cols: u32, argsAt: u32, isA: bool) {
+  let T0 = p.n + 1u;
+  let c = s / per;
+  let first = c * per;
+  let local = offsets[T0 + s] - offsets[T0 + first];
+  let end = offsets[s] + counts[s];
+  var q = 0u;
+  for (var m = offsets[s]; m < end; m += p.TM) {
+    let tile = vec4<u32>(s - first, m, min(m + p.TM, end), s);
+    if (isA) { tilesA[c * cap + local + q] = tile; } else { tilesB[c * cap + local + q] = tile; }
+    q++;
+  }
+  if (s == first) {
+    let last = min(p.n, first + per);
+    args[argsAt + 3u * c] = offsets[T0 + last] - offsets[T0 + first];
+    args[argsAt + 3u * c + 1u] = cols;
+    args[argsAt + 3u * c + 2u] = 1u;
+  }
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_index) li: u32) {
+  var rows = 0u;
+  var tiles = 0u;
+  for (var b = 0u; b < p.n; b += 128u) {
+    let s = b + li;
+    var c = 0u;
+    if (s < p.n) { c = counts[s]; }
+    let t = (c + p.TM - 1u) / p.TM;
+    let r = scan(li, c);
+    let blockRows = sh[127];
+    let q = scan(li, t);
+    let blockTiles = sh[127];
+    if (s < p.n) {
+      offsets[s] = rows + r - c;
+      offsets[p.n + 1u + s] = tiles + q - t;
     }
-    args[b0 + 3u * c] = count; args[b0 + 3u * c + 1u] = p.colsB; args[b0 + 3u * c + 2u] = 1u;
+    rows += blockRows;
+    tiles += blockTiles;
+  }
+  if (li == 0u) {
+    offsets[p.n] = rows;
+    offsets[2u * p.n + 1u] = tiles;
+  }
+  storageBarrier();
+  for (var s = li; s < p.n; s += 128u) {
+    writeTiles(s, p.perA, p.capA, p.colsA, 0u, true);
+    writeTiles(s, p.perB, p.capB, p.colsB, 3u * p.chunksA, false);
   }
 }
 `;

@@ -62,6 +62,9 @@ export const CANDIDATE_TILINGS: GemmTiling[] = [
   { wx: 16, wy: 8, rm: 4, bk: 16 },
   { wx: 32, wy: 4, rm: 4, bk: 16 },
   { wx: 16, wy: 4, rm: 4, bk: 16 },
+  // Deeper slabs for one or two rows per expert, where only the weights' bandwidth counts.
+  { wx: 8, wy: 4, rm: 4, bk: 32 },
+  { wx: 16, wy: 2, rm: 4, bk: 24 },
 ];
 
 /** The rows of C (tokens) one workgroup computes. */
