@@ -330,6 +330,13 @@ interface SplitCase {
 const requests = (s: SplitCase): ParallelRequest[] =>
   range(0, s.tp).flatMap((tpRank) => range(0, s.ep).map((epRank) => ({ tpSize: s.tp, tpRank, epSize: s.ep, epRank, epPlacement: s.placement })));
 
+// The formats whose fixtures keep whole blocks or groups at TP 2: whole, TP 2, and TP 2 × EP 3.
+const WHOLE_AT_TP2: SplitCase[] = [
+  { tp: 1, ep: 1, placement: 'linear' },
+  { tp: 2, ep: 1, placement: 'linear' },
+  { tp: 2, ep: 3, placement: 'round_robin' },
+];
+
 // FP8, I = 160: TP 2 and 5 give 80 and 32 rows per rank, so blocks straddle ranks.
 const SPLITS: Partial<Record<QuantScheme['method'], SplitCase[]>> = {
   fp8: [
@@ -338,34 +345,14 @@ const SPLITS: Partial<Record<QuantScheme['method'], SplitCase[]>> = {
     { tp: 5, ep: 2, placement: 'linear' },
     { tp: 2, ep: 3, placement: 'round_robin' },
   ],
-  mxfp4: [
-    { tp: 1, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 3, placement: 'round_robin' },
-  ],
+  mxfp4: WHOLE_AT_TP2,
   // NVFP4, I = 32: TP 2 keeps whole 16-element blocks.
-  nvfp4: [
-    { tp: 1, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 3, placement: 'round_robin' },
-  ],
+  nvfp4: WHOLE_AT_TP2,
   // INT4 groups of 32, I = 64: TP 2 keeps whole groups.
-  'int4-ct': [
-    { tp: 1, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 3, placement: 'round_robin' },
-  ],
+  'int4-ct': WHOLE_AT_TP2,
   // GPTQ with desc_act and AWQ, groups of 32, I = 64: TP 2 keeps whole groups (GPTQ: w2's groups whole on every rank).
-  'int4-gptq': [
-    { tp: 1, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 3, placement: 'round_robin' },
-  ],
-  'int4-awq': [
-    { tp: 1, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 1, placement: 'linear' },
-    { tp: 2, ep: 3, placement: 'round_robin' },
-  ],
+  'int4-gptq': WHOLE_AT_TP2,
+  'int4-awq': WHOLE_AT_TP2,
   // Static FP8 per channel, I = 40: any TP size that divides it.
   'fp8-static': [
     { tp: 1, ep: 1, placement: 'linear' },

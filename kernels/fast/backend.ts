@@ -91,7 +91,7 @@ export class FastCpuBackend implements MoeBackend {
 
     // Router: logits in float32 on the GEMM; selection by the shared routing code.
     let logits: Float32Array;
-    if (sem.mlpRouter) logits = mlpRouterLogitsF32(sem, layer, r0, x, tokens, inputs);
+    if (sem.mlpRouter) logits = mlpRouterLogitsF32(sem, layer, r0, normed.router, tokens, inputs);
     else {
       // Router rows: the experts, or doge's 2·keys product keys.
       const rows = sem.routerRows ?? E;
