@@ -388,7 +388,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     const routeWeights = this.scratchBuffer('weights', tokens * k * 4);
     const allRows = this.scratchBuffer('allRows', tokens * 16);
     const out = this.scratchBuffer('out', tokens * H * 4);
-    const program = hostRouting(sem) || host.hash ? undefined : routingProgram(sem.routing);
+    // Hash layers (score_bias_topk) have no shader: hostRouting covers them.
+    const program = hostRouting(sem) ? undefined : routingProgram(sem.routing);
     const correction = correctionValues ? buffer(correctionValues) : zeros;
     // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
     const routerTiling = this.options.tiling ?? this.heuristic(16);
@@ -849,8 +850,7 @@ const routerRows = (sem: MoeSemantics): number => sem.routerRows ?? sem.experts;
  * scales, inkling's global scale and router-weighted shared experts).
  */
 function hostRouting(sem: MoeSemantics): boolean {
-  if (sem.mlpRouter) return true;
-  return routingProgram(sem.routing) === undefined || sem.expertOutputScale === true || sem.routerGlobalScale === true || (sem.sharedRouted ?? 0) > 0;
+  return sem.mlpRouter !== undefined || routingProgram(sem.routing) === undefined || sem.expertOutputScale === true || sem.routerGlobalScale === true || (sem.sharedRouted ?? 0) > 0;
 }
 
 /** The shared expert's row table where the routing weights it: row t is (t, 1, scale_t). */
