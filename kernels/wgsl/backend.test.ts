@@ -82,6 +82,28 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     expect(() => gemmShader({ mode: 'up', dtype: 'f32', vec: true, tiling: { wx: 16, wy: 8, rm: 4, bk: 6 } })).toThrow(RangeError);
   });
 
+  it('the few-rows (skinny) kernels: f32, bf16 and f16, vector and element-wise loads, biases, a shared expert, tiles cut at tm rows', async () => {
+    // H 40 and R 24 are multiples of 8 (16-byte bf16 loads); H 45 / R 70 take the element-wise loads.
+    const vectorShape: LayerOptions = { experts: 5, topK: 2, hidden: 40, intermediate: 24, sharedIntermediate: 16, biases: true, routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.3 } };
+    const oddShape: LayerOptions = { experts: 4, topK: 2, hidden: 45, intermediate: 70, sharedIntermediate: 12 };
+    for (const tiling of [{ kind: 'skinny', lanes: 4, pairs: 3, tm: 3 }, { kind: 'skinny', lanes: 8, pairs: 2, tm: 8 }] as const) {
+      const skinny = await WgslWebGpuBackend.create({ tiling });
+      try {
+        for (const [seed, o, tokens] of [[34, vectorShape, 23], [35, oddShape, 17]] as const) {
+          const layer = randomLayer(seed, o);
+          const x = randomInput(seed + 1, tokens, o.hidden);
+          await expectWithinReferenceBound(skinny, layer.sem, 3, allRanks(layer, 2, 2), x, tokens);
+          for (const dtype of ['BF16', 'F16'] as const) {
+            await expectWithinReferenceBound(skinny, layer.sem, 3, allRanks(layer, 1, 2).map((rank) => withWeightsAs(rank, dtype)), x, tokens);
+          }
+        }
+      } finally {
+        await skinny.dispose();
+      }
+    }
+    expect(() => gemmShader({ mode: 'down', dtype: 'bf16', vec: true, tiling: { kind: 'skinny', lanes: 8, pairs: 2, tm: 9 } })).toThrow(RangeError);
+  });
+
   it('bf16 and f16 weights read as stored, vector loads (H, R multiples of 4), weights cut into chunks of 1–2 experts', async () => {
     const o: LayerOptions = { experts: 5, topK: 2, hidden: 36, intermediate: 24, sharedIntermediate: 8, biases: true };
     const layer = randomLayer(29, o);

@@ -28,7 +28,7 @@ import { hashChoiceOf, route, type HashChoice, type RoutingResult } from '../rou
 import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { blockInputsF32, routedSharedPieces, scaleByExpert } from '../block-inputs.js';
 import {
-  CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, workgroupBytes,
+  CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, vecLoads, workgroupBytes, workgroupSize,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
 } from './shaders.js';
 import { routingProgram, routingShader, type RoutingProgram } from './routing.js';
@@ -201,8 +201,9 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   private static fits(device: GPUDevice, t: GemmTiling): boolean {
-    return t.wx * t.wy <= device.limits.maxComputeInvocationsPerWorkgroup && t.wx <= device.limits.maxComputeWorkgroupSizeX
-      && t.wy <= device.limits.maxComputeWorkgroupSizeY && workgroupBytes(t) <= device.limits.maxComputeWorkgroupStorageSize;
+    const [x, y] = workgroupSize(t);
+    return x * y <= device.limits.maxComputeInvocationsPerWorkgroup && x <= device.limits.maxComputeWorkgroupSizeX
+      && y <= device.limits.maxComputeWorkgroupSizeY && workgroupBytes(t) <= device.limits.maxComputeWorkgroupStorageSize;
   }
 
   /** The candidate tilings this device can run, largest tile first. */
@@ -598,7 +599,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     pass: GPUComputePassEncoder, mode: GemmMode, tiling: GemmTiling, w: DeviceMatrices, params: GemmParams, rows: GPUBuffer, a: GPUBuffer, bias: GPUBuffer, c: GPUBuffer,
     tiles: GPUBuffer, cap: number, args: GPUBuffer, argsAt: number, buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): void {
-    const pipeline = this.pipeline(mode, tiling, w.dtype, params.K % 4 === 0);
+    const pipeline = this.pipeline(mode, tiling, w.dtype, vecLoads(tiling, params.K));
     const uniform = buffer(gemmParams(params), UNIFORM);
     w.chunks.forEach((chunk, i) => {
       const group = this.device.createBindGroup({
@@ -625,7 +626,7 @@ export class WgslWebGpuBackend implements MoeBackend {
   ): void {
     const TM = tileRows(tiling);
     const columnTiles = Math.ceil(params.N / (mode === 'up' ? tileCols(tiling) / 2 : tileCols(tiling)));
-    const pipeline = this.pipeline(mode, tiling, w.dtype, params.K % 4 === 0);
+    const pipeline = this.pipeline(mode, tiling, w.dtype, vecLoads(tiling, params.K));
     const uniform = buffer(gemmParams(params), UNIFORM);
     const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
     for (const chunk of w.chunks) {

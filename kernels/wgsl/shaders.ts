@@ -28,7 +28,9 @@
 export type WeightDtype = 'f32' | 'bf16' | 'f16';
 export type GemmMode = 'up' | 'down';
 
-export interface GemmTiling {
+/** The register-blocked shared-memory GEMM (see above). */
+export interface TiledTiling {
+  kind?: 'tiled';
   /** Workgroup size: wx threads along N (8 columns each), wy along M (rm rows each). */
   wx: number;
   wy: number;
@@ -38,18 +40,37 @@ export interface GemmTiling {
   bk: number;
 }
 
+/**
+ * The few-rows GEMM (`skinny`): for experts that get a handful of tokens each, where only the
+ * weights' bandwidth counts. A workgroup owns `pairs` pairs of B rows (in `up` mode the gate
+ * and the up row of one intermediate column; in `down` mode output columns n and n + pairs)
+ * and one tile of at most `tm` rows of A; `lanes` threads walk K for each pair, 8 elements a
+ * step (one 16-byte load of bf16 / f16, two of f32, consecutive lanes on consecutive bytes),
+ * each B load multiplied into every row of the tile, and sum their partial dots through
+ * workgroup memory at the end. No slab staging, one barrier.
+ */
+export interface SkinnyTiling {
+  kind: 'skinny';
+  lanes: number;
+  pairs: number;
+  /** Rows of A per tile, 1 to 8. */
+  tm: number;
+}
+
+export type GemmTiling = TiledTiling | SkinnyTiling;
+
 export interface GemmVariant {
   mode: GemmMode;
   tiling: GemmTiling;
   dtype: WeightDtype;
-  /** K % 4 == 0: vector loads. */
+  /** Vector loads (`vecLoads`). */
   vec: boolean;
 }
 
 /** 128 × 128 tiles, 8 × 8 per thread, 8-deep slabs: 8 KiB of workgroup memory, 256 threads. */
-export const DEFAULT_TILING: GemmTiling = { wx: 16, wy: 16, rm: 8, bk: 8 };
+export const DEFAULT_TILING: TiledTiling = { wx: 16, wy: 16, rm: 8, bk: 8 };
 /** For devices capped at 128 invocations per workgroup (WebGPU compatibility mode): 64 × 128 tiles. */
-export const COMPAT_TILING: GemmTiling = { wx: 16, wy: 8, rm: 8, bk: 8 };
+export const COMPAT_TILING: TiledTiling = { wx: 16, wy: 8, rm: 8, bk: 8 };
 
 /**
  * The tilings the autotune tries, large tiles for many rows per expert down to thin ones for
@@ -65,19 +86,41 @@ export const CANDIDATE_TILINGS: GemmTiling[] = [
   // Deeper slabs for one or two rows per expert, where only the weights' bandwidth counts.
   { wx: 8, wy: 4, rm: 4, bk: 32 },
   { wx: 16, wy: 2, rm: 4, bk: 24 },
+  // Few rows per expert: weights streamed once per tile of tm rows.
+  { kind: 'skinny', lanes: 32, pairs: 8, tm: 4 },
+  { kind: 'skinny', lanes: 16, pairs: 16, tm: 4 },
+  { kind: 'skinny', lanes: 16, pairs: 8, tm: 8 },
 ];
 
 /** The rows of C (tokens) one workgroup computes. */
-export const tileRows = (t: GemmTiling): number => t.wy * t.rm;
+export const tileRows = (t: GemmTiling): number => (t.kind === 'skinny' ? t.tm : t.wy * t.rm);
 /** The columns of C one workgroup computes (in `up` mode: TN/2 gate and TN/2 up columns). */
-export const tileCols = (t: GemmTiling): number => t.wx * 8;
+export const tileCols = (t: GemmTiling): number => (t.kind === 'skinny' ? 2 * t.pairs : t.wx * 8);
+/** The workgroup's size (x, y). */
+export const workgroupSize = (t: GemmTiling): [number, number] => (t.kind === 'skinny' ? [t.lanes * t.pairs, 1] : [t.wx, t.wy]);
 
 /** Workgroup memory one tiling needs, in bytes. */
-export const workgroupBytes = (t: GemmTiling): number => 4 * t.bk * (tileRows(t) + tileCols(t));
+export const workgroupBytes = (t: GemmTiling): number => (t.kind === 'skinny' ? 4 * t.lanes * skinnyStride(t) : 4 * t.bk * (tileRows(t) + tileCols(t)));
+
+/** Words per lane of the skinny reduction buffer: 2 rows × tm per pair, padded to an odd count (no bank conflicts when lanes write). */
+const skinnyStride = (t: SkinnyTiling): number => 2 * t.pairs * t.tm + 1;
+
+/**
+ * Whether a GEMM of depth K takes the vector loads: every row of A and B then starts on a
+ * vector boundary and no vector crosses its end (the tiled kernel's 4 elements; the skinny
+ * kernel's steps of 8).
+ */
+export const vecLoads = (t: GemmTiling, K: number): boolean => K % (t.kind === 'skinny' ? 8 : 4) === 0;
 
 export function checkTiling(t: GemmTiling): void {
-  const ok = Number.isInteger(t.wx) && Number.isInteger(t.wy) && t.wx > 0 && t.wy > 0 && (t.rm === 4 || t.rm === 8) && Number.isInteger(t.bk) && t.bk > 0 && t.bk % 4 === 0;
-  if (!ok) throw new RangeError(`tiling ${JSON.stringify(t)}: wx, wy positive integers, rm 4 or 8, bk a positive multiple of 4`);
+  const int = (v: number) => Number.isInteger(v) && v > 0;
+  const ok = t.kind === 'skinny'
+    ? int(t.lanes) && int(t.pairs) && int(t.tm) && t.tm <= 8
+    : int(t.wx) && int(t.wy) && (t.rm === 4 || t.rm === 8) && int(t.bk) && t.bk % 4 === 0;
+  if (!ok) {
+    const rule = t.kind === 'skinny' ? 'lanes, pairs positive integers, tm 1 to 8' : 'wx, wy positive integers, rm 4 or 8, bk a positive multiple of 4';
+    throw new RangeError(`tiling ${JSON.stringify(t)}: ${rule}`);
+  }
 }
 
 /** Uniform block of the GEMM: 12 words. */
@@ -134,6 +177,62 @@ fn loadB(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadB1(e, end), loadB
   };
 }
 
+/** The GEMM's uniform and bindings (see `gemmShader`), with A and B declared as the variant reads them. */
+function gemmBindings(aDecl: string, bDecl: string): string {
+  return /* wgsl */ `struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, mode: u32, alpha: f32, limit: f32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> rows: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> A: ${aDecl};
+@group(0) @binding(4) var<storage, read> B: ${bDecl};
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> C: array<f32>;`;
+}
+
+/** The epilogue's bias and activation (GemmParams.hasBias, mode, alpha, limit). */
+const EPILOGUE_FNS = /* wgsl */ `
+fn biasOf(slot: u32, n: u32) -> f32 {
+  if (p.hasBias == 1u) { return bias[slot * p.rowsB + n]; }
+  return 0.0;
+}
+
+fn activate(gate: f32, upv: f32, slot: u32, j: u32) -> f32 {
+  var g = gate + biasOf(slot, j);
+  var u = upv + biasOf(slot, p.upRow + j);
+  if (p.mode == 2u) {
+    let r = max(u, 0.0);
+    return r * r;
+  }
+  if (p.mode == 1u) {
+    g = min(g, p.limit);
+    u = clamp(u, -p.limit, p.limit);
+    return (u + 1.0) * (g / (1.0 + exp(-p.alpha * g)));
+  }
+  if (p.mode == 6u) {
+    // doge: SiLU of the up half alone (non-gated single-neuron experts).
+    g = u;
+    u = 1.0;
+  }
+  if (p.mode == 3u) {
+    // glm5_next: SiLU-gated with gate and up clamped first.
+    g = min(g, p.limit);
+    u = clamp(u, -p.limit, p.limit);
+  }
+  if (p.mode == 5u) {
+    // gemma4's GeGLU: tanh GELU, tanh from exp(-2|y|) (an overflowing exp is undefined in WGSL).
+    let y = 0.7978845608028654 * (g + 0.044715 * g * g * g);
+    let ey = exp(-2.0 * abs(y));
+    let th = sign(y) * (1.0 - ey) / (1.0 + ey);
+    return 0.5 * g * (1.0 + th) * u;
+  }
+  if (p.mode == 4u) {
+    // step3p7: the clamp after SiLU.
+    return min(g / (1.0 + exp(-g)), p.limit) * clamp(u, -p.limit, p.limit);
+  }
+  return (g / (1.0 + exp(-g))) * u;
+}
+`;
+
 /**
  * The grouped GEMM of one variant. Bindings: 0 params, 1 tiles `vec4<u32>` (expert within
  * the weight chunk, first row, end row, expert slot for the bias), 2 rows `vec4<u32>` (row of
@@ -143,6 +242,21 @@ fn loadB(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadB1(e, end), loadB
 export function gemmShader(v: GemmVariant): string {
   const t = v.tiling;
   checkTiling(t);
+  return t.kind === 'skinny' ? skinnyShader(v, t) : tiledShader(v, t);
+}
+
+/** A (f32) as vec4s from element e (the first of 4; those at or past `end` read as 0 without vector loads). */
+function loadACode(vec: boolean): { decl: string; fn: string } {
+  return vec
+    ? { decl: 'array<vec4<f32>>', fn: 'fn loadA(e: u32, end: u32) -> vec4<f32> { return A[e / 4u]; }' }
+    : {
+      decl: 'array<f32>',
+      fn: `fn loadA1(e: u32, end: u32) -> f32 { if (e < end) { return A[e]; } return 0.0; }
+fn loadA(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadA1(e, end), loadA1(e + 1u, end), loadA1(e + 2u, end), loadA1(e + 3u, end)); }`,
+    };
+}
+
+function tiledShader(v: GemmVariant, t: TiledTiling): string {
   const TM = tileRows(t);
   const TN = tileCols(t);
   const threads = t.wx * t.wy;
@@ -153,11 +267,7 @@ export function gemmShader(v: GemmVariant): string {
   const perB = Math.ceil(unitsB / threads);
   const up = v.mode === 'up';
   const b = loadBCode(v.dtype, v.vec);
-  const aDecl = v.vec ? 'array<vec4<f32>>' : 'array<f32>';
-  const loadA = v.vec
-    ? 'fn loadA(e: u32, end: u32) -> vec4<f32> { return A[e / 4u]; }'
-    : `fn loadA1(e: u32, end: u32) -> f32 { if (e < end) { return A[e]; } return 0.0; }
-fn loadA(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadA1(e, end), loadA1(e + 1u, end), loadA1(e + 2u, end), loadA1(e + 3u, end)); }`;
+  const a = loadACode(v.vec);
   const callB = (e: string, end: string) => (v.vec ? `loadB(${e})` : `loadB(${e}, ${end})`);
 
   // Per-thread load units, fixed for the whole K walk: their rows are looked up once.
@@ -230,61 +340,13 @@ fn loadA(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadA1(e, end), loadA
   }
 
   return /* wgsl */ `
-struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, mode: u32, alpha: f32, limit: f32, pad0: u32, pad1: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> rows: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> A: ${aDecl};
-@group(0) @binding(4) var<storage, read> B: ${b.decl};
-@group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read_write> C: array<f32>;
+${gemmBindings(a.decl, b.decl)}
 var<workgroup> As: array<vec4<f32>, ${(t.bk * TM) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(t.bk * TN) / 4}>;
 
-${loadA}
+${a.fn}
 ${b.fn}
-
-fn biasOf(slot: u32, n: u32) -> f32 {
-  if (p.hasBias == 1u) { return bias[slot * p.rowsB + n]; }
-  return 0.0;
-}
-
-fn activate(gate: f32, upv: f32, slot: u32, j: u32) -> f32 {
-  var g = gate + biasOf(slot, j);
-  var u = upv + biasOf(slot, p.upRow + j);
-  if (p.mode == 2u) {
-    let r = max(u, 0.0);
-    return r * r;
-  }
-  if (p.mode == 1u) {
-    g = min(g, p.limit);
-    u = clamp(u, -p.limit, p.limit);
-    return (u + 1.0) * (g / (1.0 + exp(-p.alpha * g)));
-  }
-  if (p.mode == 6u) {
-    // doge: SiLU of the up half alone (non-gated single-neuron experts).
-    g = u;
-    u = 1.0;
-  }
-  if (p.mode == 3u) {
-    // glm5_next: SiLU-gated with gate and up clamped first.
-    g = min(g, p.limit);
-    u = clamp(u, -p.limit, p.limit);
-  }
-  if (p.mode == 5u) {
-    // gemma4's GeGLU: tanh GELU, tanh from exp(-2|y|) (an overflowing exp is undefined in WGSL).
-    let y = 0.7978845608028654 * (g + 0.044715 * g * g * g);
-    let ey = exp(-2.0 * abs(y));
-    let th = sign(y) * (1.0 - ey) / (1.0 + ey);
-    return 0.5 * g * (1.0 + th) * u;
-  }
-  if (p.mode == 4u) {
-    // step3p7: the clamp after SiLU.
-    return min(g / (1.0 + exp(-g)), p.limit) * clamp(u, -p.limit, p.limit);
-  }
-  return (g / (1.0 + exp(-g))) * u;
-}
-
+${EPILOGUE_FNS}
 @compute @workgroup_size(${t.wx}, ${t.wy})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
   let tile = tiles[wg.x];
@@ -310,6 +372,95 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     workgroupBarrier();
   }
   ${out.join('\n  ')}
+}
+`;
+}
+
+/**
+ * Eight consecutive weights of B from element e as two vec4s: one 16-byte load of bf16 / f16
+ * (vector variant, e a multiple of 8), else two of the tiled kernel's 4-element loads.
+ */
+function loadB8Code(dtype: WeightDtype, vec: boolean): { decl: string; fn: string } {
+  if (vec && dtype !== 'f32') {
+    const half = (w: string) => (dtype === 'bf16'
+      ? `vec4<f32>(bitcast<f32>(${w}.x << 16u), bitcast<f32>(${w}.x & 0xffff0000u), bitcast<f32>(${w}.y << 16u), bitcast<f32>(${w}.y & 0xffff0000u))`
+      : `vec4<f32>(unpack2x16float(${w}.x), unpack2x16float(${w}.y))`);
+    return { decl: 'array<vec4<u32>>', fn: `fn loadB8(e: u32, end: u32) -> V8 { let w = B[e / 8u]; return V8(${half('w')}, ${half('w.zw')}); }` };
+  }
+  const b = loadBCode(dtype, vec);
+  const call = (e: string) => (vec ? `loadB(${e})` : `loadB(${e}, end)`);
+  return { decl: b.decl, fn: `${b.fn}\nfn loadB8(e: u32, end: u32) -> V8 { return V8(${call('e')}, ${call('e + 4u')}); }` };
+}
+
+/** The few-rows GEMM (SkinnyTiling): same bindings, tile table and epilogue as the tiled one. */
+function skinnyShader(v: GemmVariant, t: SkinnyTiling): string {
+  const { lanes: L, pairs: P, tm: TM } = t;
+  const threads = L * P;
+  const stride = skinnyStride(t);
+  const up = v.mode === 'up';
+  const a = loadACode(v.vec);
+  const b = loadB8Code(v.dtype, v.vec);
+  const rows = Array.from({ length: TM }, (_, r) => r);
+  // Pair g's two rows of B within the expert, and whether each exists.
+  const rowsOfPair = up
+    ? `let j = wg.y * ${P}u + g; let row0 = j; let row1 = p.upRow + j; let ok0 = j < p.N; let ok1 = ok0;`
+    : `let row0 = wg.y * ${2 * P}u + g; let row1 = row0 + ${P}u; let ok0 = row0 < p.N; let ok1 = row1 < p.N;`;
+  const aSetup = rows.map((r) => `var aB${r} = 0u;
+  if (${r}u < nr) { ${up ? `aB${r} = rows[m0 + ${r}u].x * p.K;` : `aB${r} = (m0 + ${r}u) * p.K;`} }
+  var c0_${r} = 0.0;
+  var c1_${r} = 0.0;`);
+  const step = rows.map((r) => `if (${r}u < nr) { let x = V8(loadA(aB${r} + k, aB${r} + p.K), loadA(aB${r} + k + 4u, aB${r} + p.K)); c0_${r} += dot8(x, w0); c1_${r} += dot8(x, w1); }`);
+  const park = rows.map((r) => `red[lane * ${stride}u + ${2 * TM}u * g + ${r}u] = c0_${r}; red[lane * ${stride}u + ${2 * TM}u * g + ${TM + r}u] = c1_${r};`);
+  const epilogue = up
+    ? `let jj = wg.y * ${P}u + gg; if (jj < p.N) { let sc = bitcast<f32>(rows[m].y); C[(m + p.cOff) * p.ldc + jj] = activate(sc * s0, sc * s1, slot, jj); }`
+    : `let n = wg.y * ${2 * P}u + gg; let sc = bitcast<f32>(rows[m].z);
+      if (n < p.N) { C[(m + p.cOff) * p.ldc + n] = sc * (s0 + biasOf(slot, n)); }
+      if (n + ${P}u < p.N) { C[(m + p.cOff) * p.ldc + n + ${P}u] = sc * (s1 + biasOf(slot, n + ${P}u)); }`;
+  return /* wgsl */ `
+${gemmBindings(a.decl, b.decl)}
+struct V8 { lo: vec4<f32>, hi: vec4<f32> }
+var<workgroup> red: array<f32, ${L * stride}>;
+
+${a.fn}
+${b.fn}
+fn dot8(x: V8, w: V8) -> f32 { return dot(x.lo, w.lo) + dot(x.hi, w.hi); }
+${EPILOGUE_FNS}
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let tile = tiles[wg.x];
+  let m0 = tile.y;
+  let nr = tile.z - tile.y;
+  let slot = tile.w;
+  let bBase = tile.x * p.rowsB * p.K;
+  let g = li / ${L}u;
+  let lane = li % ${L}u;
+  ${rowsOfPair}
+  let b0 = bBase + row0 * p.K;
+  let b1 = bBase + row1 * p.K;
+  ${aSetup.join('\n  ')}
+  for (var k = 8u * lane; k < p.K; k += ${8 * L}u) {
+    var w0 = V8(vec4<f32>(0.0), vec4<f32>(0.0));
+    var w1 = w0;
+    if (ok0) { w0 = loadB8(b0 + k, b0 + p.K); }
+    if (ok1) { w1 = loadB8(b1 + k, b1 + p.K); }
+    ${step.join('\n    ')}
+  }
+  ${park.join('\n  ')}
+  workgroupBarrier();
+  for (var o = li; o < ${P * TM}u; o += ${threads}u) {
+    let gg = o / ${TM}u;
+    let r = o % ${TM}u;
+    if (r < nr) {
+      var s0 = 0.0;
+      var s1 = 0.0;
+      for (var l = 0u; l < ${L}u; l++) {
+        s0 += red[l * ${stride}u + ${2 * TM}u * gg + r];
+        s1 += red[l * ${stride}u + ${2 * TM}u * gg + ${TM}u + r];
+      }
+      let m = m0 + r;
+      ${epilogue}
+    }
+  }
 }
 `;
 }
