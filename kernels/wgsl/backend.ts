@@ -46,6 +46,8 @@ const UNIFORM = 0x0040;
 const STORAGE = 0x0080;
 const INDIRECT = 0x0100;
 const READBACK_TIMEOUT_MS = 120_000;
+/** Router GEMMs of up to this many tokens take the few-rows kernel (`routerTiling`). */
+const ROUTER_SKINNY_TOKENS = 256;
 /** Largest single queue.writeBuffer. */
 const UPLOAD_PIECE = 64 << 20;
 
@@ -217,6 +219,18 @@ export class WgslWebGpuBackend implements MoeBackend {
   private heuristic(rowsPerExpert: number): GemmTiling {
     const fit = this.candidates();
     return fit.find((t) => tileRows(t) <= Math.max(16, rowsPerExpert)) ?? fit[fit.length - 1]!;
+  }
+
+  /**
+   * The router GEMM's tiling: it has few columns (E) against a long K (H), so a tiled GEMM
+   * puts a few workgroups on the whole device (one at DeepSeek-V3's E 256 and 16 tokens).
+   * Up to ROUTER_SKINNY_TOKENS rows, the few-rows kernel with the deepest tiles (router
+   * weights re-read once per tm rows); past that, thin tiles.
+   */
+  private routerTiling(tokens: number): GemmTiling {
+    const fit = this.candidates();
+    const skinny = fit.filter((t) => t.kind === 'skinny').sort((a, b) => tileRows(b) - tileRows(a))[0];
+    return tokens <= ROUTER_SKINNY_TOKENS && skinny ? skinny : this.heuristic(16);
   }
 
   private compile(key: string, code: string): GPUComputePipeline {
@@ -392,8 +406,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     // Hash layers (score_bias_topk) have no shader: hostRouting covers them.
     const program = hostRouting(sem) ? undefined : routingProgram(sem.routing);
     const correction = correctionValues ? buffer(correctionValues) : zeros;
-    // Thin tiles: the router has few columns (E), so many row tiles keep the multiprocessors busy.
-    const routerTiling = this.options.tiling ?? this.heuristic(16);
+    const routerTiling = this.options.tiling ?? this.routerTiling(tokens);
     const encodeRouter = (pass: GPUComputePassEncoder) => {
       this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [buffer(rowsParams(tokens, H, false, 1), UNIFORM), xRouter, zeros, allRows], Math.ceil(tokens / 64));
       this.grouped(pass, 'down', routerTiling, routerW!, [0, tokens], { N: R, K: H, rowsB: R, upRow: 0, ldc: R, cOff: 0, hasBias: routerBias !== undefined, mode: 0, alpha: 0, limit: 0 }, allRows, xRouter, routerBias ?? zeros, logits, buffer);
