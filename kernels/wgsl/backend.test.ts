@@ -208,6 +208,38 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     }
   });
 
+  it('a forward of a shape already run makes no buffer and no bind group (pool.ts) and gives the same bits', async () => {
+    const o: LayerOptions = { experts: 6, topK: 2, hidden: 24, intermediate: 16, sharedIntermediate: 8, correction: true, routing: { kind: 'sigmoid_group_limited_bias', groups: 3, topkGroups: 2, renormalize: true, scaling: 2 } };
+    const layer = randomLayer(36, o);
+    const ranks = allRanks(layer, 1, 2);
+    const x = randomInput(37, 11, o.hidden);
+    for (const residentWeights of [true, false]) {
+      const b = await WgslWebGpuBackend.create({ residentWeights });
+      const device = b['device'];
+      const made = { buffers: 0, groups: 0 };
+      const createBuffer = device.createBuffer.bind(device);
+      const createBindGroup = device.createBindGroup.bind(device);
+      device.createBuffer = (d) => (made.buffers++, createBuffer(d));
+      device.createBindGroup = (d) => (made.groups++, createBindGroup(d));
+      try {
+        const first = await b.forward(layer.sem, 3, ranks, x, 11);
+        const before = { ...made };
+        const second = await b.forward(layer.sem, 3, ranks, x, 11);
+        expect(second.output).toEqual(first.output);
+        expect(made, `residentWeights ${residentWeights}`).toEqual(before);
+        expect(before.buffers).toBeGreaterThan(0);
+        // Another token count is another shape: new tables, then kept again.
+        await b.forward(layer.sem, 3, ranks, x.subarray(0, 5 * o.hidden), 5);
+        expect(made.groups).toBeGreaterThan(before.groups);
+        await expectWithinReferenceBound(b, layer.sem, 3, ranks, x, 11);
+      } finally {
+        device.createBuffer = createBuffer;
+        device.createBindGroup = createBindGroup;
+        await b.dispose();
+      }
+    }
+  });
+
   it('autotune times the candidate tilings once per shape and keeps the fastest', async () => {
     const tuned = await WgslWebGpuBackend.create({ autotune: true });
     try {

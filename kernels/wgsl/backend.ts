@@ -32,6 +32,7 @@ import {
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
 } from './shaders.js';
 import { routingProgram, routingShader, type RoutingProgram } from './routing.js';
+import { ForwardPool } from './pool.js';
 import { ALL_ROWS_SHADER, COUNT_SHADER, PLAN_SHADER, planParams, SCATTER_SHADER, ZERO_EXPERTS_SHADER } from './grouping.js';
 
 /** The device rejected a buffer, pipeline or dispatch, or a readback did not come back. */
@@ -46,6 +47,8 @@ const UNIFORM = 0x0040;
 const STORAGE = 0x0080;
 const INDIRECT = 0x0100;
 const READBACK_TIMEOUT_MS = 120_000;
+/** Forwards the autotune times per candidate tiling (the first dropped). */
+const TUNE_RUNS = 4;
 /** Router GEMMs of up to this many tokens take the few-rows kernel (`routerTiling`). */
 const ROUTER_SKINNY_TOKENS = 256;
 /** Largest single queue.writeBuffer. */
@@ -149,6 +152,8 @@ export class WgslWebGpuBackend implements MoeBackend {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly scratch = new Map<string, GPUBuffer>();
   private readonly tuned = new Map<string, TuneEntry>();
+  /** The small per-forward buffers and the bind groups, kept for the next forward of the shape. */
+  private readonly pool: ForwardPool;
   /** Resident biases, by the rank's w13 tensor. */
   private readonly residentBiases = new Map<object, { b13?: GPUBuffer; b2?: GPUBuffer }>();
   /**
@@ -165,7 +170,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     private readonly session: WebGpuSession,
     private readonly device: GPUDevice,
     private readonly options: WgslOptions,
-  ) {}
+  ) {
+    this.pool = new ForwardPool(device);
+  }
 
   get adapter(): AdapterDescription {
     return this.session.adapter;
@@ -264,14 +271,14 @@ export class WgslWebGpuBackend implements MoeBackend {
     const host: HostRouterInputs = { hash: hashChoiceOf(sem, layer, ranks[0]!, tokens, inputs) };
     if (tokens === 0) return { output: new Float32Array(0), routerLogits: new Float32Array(0), selected: new Int32Array(0) };
     if (sem.mlpRouter) host.logits = mlpRouterLogitsF32(sem, layer, ranks[0]!, x, tokens, inputs);
-    return this.serialized(async (temp) => {
+    return this.serialized(async () => {
       // gemma4's normalised router and expert inputs: made on the host, as every backend does.
       const inputs = blockInputsF32(sem, layer, prepared.ranks[0]!, x, tokens);
       const bytesOf = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
       const xBuf = this.scratchBuffer('x', tokens * sem.hidden * 4);
       await this.uploadStaged(xBuf, bytesOf(inputs.experts));
-      const xRouter = inputs.router === inputs.experts ? xBuf : this.temporary(temp)(inputs.router);
-      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, xBuf, xRouter, tokens, temp, host);
+      const xRouter = inputs.router === inputs.experts ? xBuf : this.temporary()(inputs.router);
+      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, xBuf, xRouter, tokens, host);
       const [output, logits, selected] = await this.readBack(encoder, [[result.output, tokens * sem.hidden], [result.logits, tokens * routerRows(sem)], [result.selected, tokens * sem.topK]]);
       const out = new Float32Array(output!);
       // axk1's block-output RMSNorm: on the host, of the sum of the ranks, as every backend does.
@@ -299,8 +306,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
     if (x.size < tokens * sem.hidden * 4) throw new ForwardInputError('input buffer smaller than [tokens, hidden] f32', { layer, expected: tokens * sem.hidden * 4, found: x.size });
     if (tokens === 0) return { output: this.scratchBuffer('out', 0), logits: this.scratchBuffer('logits', 0), selected: this.scratchBuffer('selected', 0), tokens };
-    return this.serialized(async (temp) => {
-      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, x, x, tokens, temp);
+    return this.serialized(async () => {
+      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, x, x, tokens);
       this.device.queue.submit([encoder.finish()]);
       await withTimeout(this.device.queue.onSubmittedWorkDone(), READBACK_TIMEOUT_MS, this.session.adapter.backend);
       return { ...result, tokens };
@@ -317,8 +324,8 @@ export class WgslWebGpuBackend implements MoeBackend {
     if (!program) throw new WgslKernelError(`${sem.routing.kind} routing runs on the CPU`, { expected: 'a routing kind the GPU runs', found: sem.routing.kind });
     const { experts: E, topK: k } = sem;
     if (logits.length !== tokens * E) throw new ForwardInputError('router logits do not have the shape [tokens, experts]', { expected: [tokens, E], found: logits.length });
-    return this.serialized(async (temp) => {
-      const make = this.temporary(temp);
+    return this.serialized(async () => {
+      const make = this.temporary();
       const selected = make(tokens * k * 4);
       const weights = make(tokens * k * 4);
       const encoder = this.device.createCommandEncoder();
@@ -353,22 +360,21 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   /** Runs `body` after every earlier forward (they share scratch buffers), inside the device's error scopes; its temporary buffers are destroyed after. */
-  private serialized<T>(body: (temp: GPUBuffer[]) => Promise<T>): Promise<T> {
+  private serialized<T>(body: () => Promise<T>): Promise<T> {
     const run = this.queue.then(() => this.guarded(body));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async guarded<T>(body: (temp: GPUBuffer[]) => Promise<T>): Promise<T> {
-    const temp: GPUBuffer[] = [];
+  private async guarded<T>(body: () => Promise<T>): Promise<T> {
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     try {
-      return await body(temp);
+      return await body();
     } finally {
       const oom = await this.device.popErrorScope();
       const invalid = await this.device.popErrorScope();
-      for (const b of temp) b.destroy();
+      this.pool.settle();
       const error = oom ?? invalid;
       // Thrown from finally on purpose: a forward the device rejected has no valid output.
       // eslint-disable-next-line no-unsafe-finally
@@ -383,12 +389,12 @@ export class WgslWebGpuBackend implements MoeBackend {
    * timed on it first.
    */
   private async encodeForward(
-    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], xBuf: GPUBuffer, xRouter: GPUBuffer, tokens: number, temp: GPUBuffer[],
+    sem: MoeSemantics, layer: number, ranks: RankTensors[], weights: RankWeights[], xBuf: GPUBuffer, xRouter: GPUBuffer, tokens: number,
     host: HostRouterInputs = {},
   ): Promise<{ encoder: GPUCommandEncoder; result: Omit<DeviceForward, 'tokens'> }> {
     const { hidden: H, experts: E, topK: k } = sem;
     const p = `layers.${layer}.`;
-    const buffer = this.temporary(temp);
+    const buffer = this.temporary();
     if (this.options.residentWeights) this.hold(weights);
     const zeros = buffer(Math.max(16, 4 * Math.max(E, H)));
     const r0 = ranks[0]!;
@@ -455,7 +461,11 @@ export class WgslWebGpuBackend implements MoeBackend {
     return { encoder: encode(tiling), result: { output: out, logits, selected } };
   }
 
-  /** Times every candidate tiling on this forward (three times each, the best of the last two kept) and caches the fastest. */
+  /**
+   * Times every candidate tiling on this forward (TUNE_RUNS times each; the first, which may
+   * compile and page in, dropped; the fastest of the rest kept, as a stray slow run must not
+   * pick the tiling) and caches the fastest.
+   */
   private async tune(key: string, encode: (t: GemmTiling) => GPUCommandEncoder): Promise<GemmTiling> {
     const known = this.tuned.get(key);
     if (known) return known.tiling;
@@ -464,7 +474,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     let bestMs = Infinity;
     for (const t of this.candidates()) {
       let ms = Infinity;
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < TUNE_RUNS; i++) {
         const start = performance.now();
         this.device.queue.submit([encode(t).finish()]);
         await withTimeout(this.device.queue.onSubmittedWorkDone(), READBACK_TIMEOUT_MS, this.session.adapter.backend);
@@ -615,14 +625,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const pipeline = this.pipeline(mode, tiling, w.dtype, vecLoads(tiling, params.K));
     const uniform = buffer(gemmParams(params), UNIFORM);
     w.chunks.forEach((chunk, i) => {
-      const group = this.device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: uniform } },
-          { binding: 1, resource: { buffer: tiles, offset: i * cap * 16, size: cap * 16 } },
-          ...[rows, a, chunk.buffer, bias, c].map((buf, j) => ({ binding: j + 2, resource: { buffer: buf } })),
-        ],
-      });
+      const group = this.pool.bindGroup(pipeline, [{ buffer: uniform }, { buffer: tiles, offset: i * cap * 16, size: cap * 16 }, ...[rows, a, chunk.buffer, bias, c].map((b) => ({ buffer: b }))]);
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, group);
       pass.dispatchWorkgroupsIndirect(args, (argsAt + 3 * i) * 4);
@@ -652,10 +655,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       if (count > maxGroups || columnTiles > maxGroups) {
         throw new WgslKernelError('grouped GEMM larger than one dispatch', { expected: `≤ ${maxGroups} row and column tiles`, found: `${count} × ${columnTiles}` });
       }
-      const group = this.device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [uniform, buffer(Uint32Array.from(tiles)), rows, a, chunk.buffer, bias, c].map((buf, binding) => ({ binding, resource: { buffer: buf } })),
-      });
+      const group = this.pool.bindGroup(pipeline, [uniform, buffer(Uint32Array.from(tiles)), rows, a, chunk.buffer, bias, c].map((b) => ({ buffer: b })));
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, group);
       pass.dispatchWorkgroups(count, columnTiles);
@@ -664,10 +664,7 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   /** One thread per element (128 per workgroup), over as many rows of 65535 workgroups as needed. */
   private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: GPUBuffer[], groups: number): void {
-    const group = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.map((buf, binding) => ({ binding, resource: { buffer: buf } })),
-    });
+    const group = this.pool.bindGroup(pipeline, buffers.map((buffer) => ({ buffer })));
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(Math.min(groups, 65535), Math.ceil(groups / 65535));
@@ -675,7 +672,7 @@ export class WgslWebGpuBackend implements MoeBackend {
 
   private createBuffer(size: number, usage: number): GPUBuffer {
     // A mappable buffer may only be a copy destination besides; sizes padded for vec4 views.
-    return this.device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage: usage === MAP_READ ? MAP_READ | COPY_DST : usage | COPY_DST | COPY_SRC });
+    return this.device.createBuffer({ size: paddedSize(size), usage: usage === MAP_READ ? MAP_READ | COPY_DST : usage | COPY_DST | COPY_SRC });
   }
 
   /** Copies `bytes` to the start of `b` in pieces, the last one padded to whole words. */
@@ -692,12 +689,12 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
   }
 
-  /** A maker of buffers for one forward (a size, or data to copy in), destroyed with `temp` after it. */
-  private temporary(temp: GPUBuffer[]): (data: ArrayBufferView | number, usage?: number) => GPUBuffer {
+  /** A maker of buffers for one forward (a size: zeroed, or data to copy in), from the pool of the forwards before (pool.ts). */
+  private temporary(): (data: ArrayBufferView | number, usage?: number) => GPUBuffer {
     return (data, usage = STORAGE) => {
-      const b = this.createBuffer(typeof data === 'number' ? data : data.byteLength, usage);
+      const size = typeof data === 'number' ? data : data.byteLength;
+      const b = this.pool.take(size, usage, typeof data !== 'number', () => this.createBuffer(size, usage));
       if (typeof data !== 'number') this.writeAt(b, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      temp.push(b);
       return b;
     };
   }
@@ -843,6 +840,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     this.releaseResident();
     for (const b of this.scratch.values()) b.destroy();
     this.scratch.clear();
+    this.pool.dispose();
     this.readback?.destroy();
     this.upload?.buffer.destroy();
     await this.session.dispose();
@@ -878,6 +876,9 @@ function sharedRowTable(scales: Float32Array): Uint32Array {
   }
   return table;
 }
+
+/** A buffer's size as made: whole 16-byte units (vec4 views), at least one. */
+const paddedSize = (size: number): number => Math.max(16, Math.ceil(size / 16) * 16);
 
 /** The routing shader's uniform: tokens, -inf, +inf (routing.ts). */
 function routingParams(tokens: number): Uint32Array {
