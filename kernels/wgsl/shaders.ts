@@ -80,6 +80,10 @@ export const CANDIDATE_TILINGS: GemmTiling[] = [
   { wx: 16, wy: 16, rm: 8, bk: 8 },
   { wx: 16, wy: 16, rm: 8, bk: 16 },
   { wx: 16, wy: 8, rm: 8, bk: 16 },
+  // About 64 rows per expert (Mixtral at 256 tokens, DeepSeek-V3 at 2048): 64- and 32-row tiles
+  // with less workgroup memory, or 8 rows a thread, for more workgroups per multiprocessor.
+  { wx: 16, wy: 8, rm: 8, bk: 8 },
+  { wx: 16, wy: 4, rm: 8, bk: 16 },
   { wx: 16, wy: 8, rm: 4, bk: 16 },
   { wx: 32, wy: 4, rm: 4, bk: 16 },
   { wx: 16, wy: 4, rm: 4, bk: 16 },
