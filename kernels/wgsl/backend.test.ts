@@ -5,7 +5,7 @@
 // FAILS this file unless MOE_SKIP_WEBGPU=1 is set explicitly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WgslWebGpuBackend } from './backend.js';
-import { gemmShader } from './shaders.js';
+import { DEFAULT_SKINNY, gemmShader } from './shaders.js';
 import { ForwardInputError } from '../moe.js';
 import { allRanks, randomInput, randomLayer, rng, type LayerOptions } from '../test/synthetic.js';
 import { route } from '../routing.js';
@@ -102,6 +102,20 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
       }
     }
     expect(() => gemmShader({ mode: 'down', dtype: 'bf16', vec: true, tiling: { kind: 'skinny', lanes: 8, pairs: 2, tm: 9 } })).toThrow(RangeError);
+    // Without autotune, up to SKINNY_ROWS rows per expert the experts take DEFAULT_SKINNY, above it a tiled GEMM.
+    const fresh = await WgslWebGpuBackend.create();
+    try {
+      const expertPipelines = () => [...fresh['pipelines'].keys()].filter((key) => key.startsWith('["up"'));
+      await expectMatchesReference(38, { experts: 8, topK: 2, hidden: 16, intermediate: 8 }, 12, 1, 1, fresh);
+      // DEFAULT_SKINNY has 256 threads; a device capped at 128 (llvmpipe here) takes the skinny candidate that fits.
+      expect(expertPipelines()).toHaveLength(1);
+      expect(expertPipelines()[0]).toContain('"kind":"skinny"');
+      if (fresh['device'].limits.maxComputeInvocationsPerWorkgroup >= 256) expect(expertPipelines()).toEqual([JSON.stringify(['up', DEFAULT_SKINNY, 'f32', true])]);
+      await expectMatchesReference(39, { experts: 2, topK: 2, hidden: 16, intermediate: 8 }, 40, 1, 1, fresh);
+      expect(expertPipelines().filter((key) => !key.includes('skinny'))).toHaveLength(1);
+    } finally {
+      await fresh.dispose();
+    }
   });
 
   it('bf16 and f16 weights read as stored, vector loads (H, R multiples of 4), weights cut into chunks of 1–2 experts', async () => {

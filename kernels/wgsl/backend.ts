@@ -28,7 +28,7 @@ import { hashChoiceOf, route, type HashChoice, type RoutingResult } from '../rou
 import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { blockInputsF32, routedSharedPieces, scaleByExpert } from '../block-inputs.js';
 import {
-  CANDIDATE_TILINGS, COMBINE_SHADER, gemmParams, gemmShader, tileCols, tileRows, vecLoads, workgroupBytes, workgroupSize,
+  CANDIDATE_TILINGS, COMBINE_SHADER, DEFAULT_SKINNY, gemmParams, SKINNY_ROWS, gemmShader, tileCols, tileRows, vecLoads, workgroupBytes, workgroupSize,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
 } from './shaders.js';
 import { routingProgram, routingShader, type RoutingProgram } from './routing.js';
@@ -222,10 +222,17 @@ export class WgslWebGpuBackend implements MoeBackend {
     return fit;
   }
 
-  /** Without autotune: the largest tile whose rows the average expert fills. */
+  /**
+   * Without autotune: the few-rows kernel up to SKINNY_ROWS rows per expert (DEFAULT_SKINNY,
+   * else the first skinny candidate within this device's limits), else the largest tiled tile
+   * whose rows the average expert fills.
+   */
   private heuristic(rowsPerExpert: number): GemmTiling {
     const fit = this.candidates();
-    return fit.find((t) => tileRows(t) <= Math.max(16, rowsPerExpert)) ?? fit[fit.length - 1]!;
+    const skinny = WgslWebGpuBackend.fits(this.device, DEFAULT_SKINNY) ? DEFAULT_SKINNY : fit.find((t) => t.kind === 'skinny');
+    if (rowsPerExpert <= SKINNY_ROWS && skinny) return skinny;
+    const tiled = fit.filter((t) => t.kind !== 'skinny');
+    return tiled.find((t) => tileRows(t) <= Math.max(16, rowsPerExpert)) ?? tiled[tiled.length - 1] ?? fit[0]!;
   }
 
   /**

@@ -71,6 +71,15 @@ export interface GemmVariant {
 export const DEFAULT_TILING: TiledTiling = { wx: 16, wy: 16, rm: 8, bk: 8 };
 /** For devices capped at 128 invocations per workgroup (WebGPU compatibility mode): 64 × 128 tiles. */
 export const COMPAT_TILING: TiledTiling = { wx: 16, wy: 8, rm: 8, bk: 8 };
+/**
+ * The few-rows tiling taken without autotune up to SKINNY_ROWS rows per expert: on the H100
+ * (bench/results/gpu/gpu-h100-2026-12-07T17-50-31Z.json) the autotune's best or within 10% of it
+ * at 16 tokens of every shape, within 30% at DeepSeek-V3's 256 (8 rows per expert), where
+ * every tiled candidate took 1.5× longer or more.
+ */
+export const DEFAULT_SKINNY: SkinnyTiling = { kind: 'skinny', lanes: 16, pairs: 16, tm: 4 };
+/** Rows per expert up to which the heuristic takes DEFAULT_SKINNY. */
+export const SKINNY_ROWS = 8;
 
 /**
  * The tilings the autotune tries, large tiles for many rows per expert down to thin ones for
