@@ -93,14 +93,14 @@ export function lastJsonLine<T>(r: ProcessResult, what: string): T {
   return JSON.parse(line) as T;
 }
 
-/** Writes `bench/results/<name>-<timestamp>.json` (or under MOE_BENCH_RESULTS) and returns its path. */
-export async function writeResult(name: string, result: unknown): Promise<string> {
+/** Writes `bench/results/<name>-<timestamp>.json` (or under MOE_BENCH_RESULTS), or over `file` when given (a result written again as it grows), and returns its path. */
+export async function writeResult(name: string, result: unknown, file?: string): Promise<string> {
   const dir = process.env.MOE_BENCH_RESULTS ?? join(BENCH_DIR, 'results');
   await mkdir(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const file = join(dir, `${name}-${stamp}.json`);
-  await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
-  return file;
+  const out = file ?? join(dir, `${name}-${stamp}.json`);
+  await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+  return out;
 }
 
 function freeBytes(dir: string): number {

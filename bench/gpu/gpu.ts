@@ -34,13 +34,18 @@ export interface GpuOptions {
 export function gpuOptionsFromEnv(runs: number): GpuOptions {
   const names = process.env.BENCH_GPU_SHAPES?.split(',');
   const small = process.env.BENCH_GPU_SMALL === '1';
-  const shapes = MODEL_SHAPES.filter((s) => !names || names.includes(s.name)).map((s) => (small ? smallShape(s) : s));
+  // In the order BENCH_GPU_SHAPES names them (the shape most at stake first, on a machine that may not last).
+  const shapes = (names ? names.map((n) => MODEL_SHAPES.find((s) => s.name === n) ?? unknownShape(n)) : MODEL_SHAPES).map((s) => (small ? smallShape(s) : s));
   return {
     shapes,
     tokens: (process.env.BENCH_GPU_TOKENS ?? '16,256,2048').split(',').map(Number),
     runs,
     peerDevice: process.env.BENCH_GPU_PEER_DEVICE ?? 'cuda',
   };
+}
+
+function unknownShape(name: string): never {
+  throw new Error(`BENCH_GPU_SHAPES: unknown shape ${JSON.stringify(name)} (known: ${MODEL_SHAPES.map((s) => s.name).join(', ')})`);
 }
 
 interface PeerSize {
@@ -131,6 +136,12 @@ export async function benchGpu(o: GpuOptions): Promise<{ rows: GpuRow[]; file: s
   report.referenceChecks = checks;
   const peers: Record<string, unknown> = {};
   const tunings: Record<string, unknown> = {};
+  report.peers = peers;
+  report.tunings = tunings;
+  report.rows = rows;
+  // Written after every shape (`complete: false` until the last), so that a run cut short by
+  // the GPU machine's limits still leaves the shapes it measured.
+  let file: string | undefined;
   for (const s of o.shapes) {
     const dir = await mkdtemp(join(tmpdir(), 'moe-bench-gpu-'));
     try {
@@ -192,12 +203,9 @@ export async function benchGpu(o: GpuOptions): Promise<{ rows: GpuRow[]; file: s
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+    file = await writeResult('gpu', { ...report, complete: s === o.shapes[o.shapes.length - 1] }, file);
   }
-  report.peers = peers;
-  report.tunings = tunings;
-  report.rows = rows;
-  const file = await writeResult('gpu', report);
-  return { rows, file };
+  return { rows, file: file ?? await writeResult('gpu', { ...report, complete: true }) };
 }
 
 const tflops = (flops: number, t?: Timing) => (t ? fmt(flops / t.medianMs / 1e9, 1) : '–');
