@@ -268,6 +268,28 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     }
   });
 
+  it('autotune skips the tilings whose row tiles would not fit one dispatch, and a given one is refused with the counts', async () => {
+    const tuned = await WgslWebGpuBackend.create({ autotune: true });
+    const limited = await WgslWebGpuBackend.create({ tiling: { wx: 16, wy: 2, rm: 4, bk: 24 } });
+    // As if the device granted 40 workgroups per dimension: 400 routed rows in tiles of 8 rows would need 50.
+    for (const b of [tuned, limited]) {
+      const device = b['device'];
+      const limits = device.limits as unknown as Record<string | symbol, unknown>;
+      Object.defineProperty(device, 'limits', { value: new Proxy(limits, { get: (l, name) => (name === 'maxComputeWorkgroupsPerDimension' ? 40 : l[name]) }) });
+    }
+    try {
+      await expectMatchesReference(42, { experts: 2, topK: 2, hidden: 8, intermediate: 8 }, 200, 1, 1, tuned);
+      const [entry] = [...tuned.tunings.values()];
+      const timed = Object.keys(entry!.timings).map((t) => JSON.parse(t) as { wx?: number; wy?: number; rm?: number; tm?: number });
+      expect(timed.length).toBeGreaterThan(0);
+      for (const t of timed) expect(Math.ceil(400 / (t.tm ?? t.wy! * t.rm!)) + 1).toBeLessThanOrEqual(40);
+      await expect(expectMatchesReference(42, { experts: 2, topK: 2, hidden: 8, intermediate: 8 }, 200, 1, 1, limited)).rejects.toThrow(/larger than one dispatch/);
+    } finally {
+      await tuned.dispose();
+      await limited.dispose();
+    }
+  });
+
   it('refuses a malformed input with a typed error', async () => {
     const layer = randomLayer(27, { experts: 3, topK: 2, hidden: 8, intermediate: 4 });
     await expect(backend.forward(layer.sem, 3, allRanks(layer, 1, 1), new Float32Array(5), 1)).rejects.toBeInstanceOf(ForwardInputError);

@@ -464,7 +464,10 @@ export class WgslWebGpuBackend implements MoeBackend {
       return encoder;
     };
     const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
-    const tiling = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encode) : this.heuristic((tokens * k) / E));
+    // A tiling whose row tiles would not fit one dispatch (very many rows, thin tiles) is never tried or kept; a given one is refused by rankScratch.
+    const usable = (t: GemmTiling) => this.fitsDispatch(plans, t, tokens, k);
+    const chosen = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encode, usable) : this.heuristic((tokens * k) / E));
+    const tiling = this.options.tiling || usable(chosen) ? chosen : (this.candidates().find(usable) ?? chosen);
     return { encoder: encode(tiling), result: { output: out, logits, selected } };
   }
 
@@ -473,13 +476,13 @@ export class WgslWebGpuBackend implements MoeBackend {
    * compile and page in, dropped; the fastest of the rest kept, as a stray slow run must not
    * pick the tiling) and caches the fastest.
    */
-  private async tune(key: string, encode: (t: GemmTiling) => GPUCommandEncoder): Promise<GemmTiling> {
+  private async tune(key: string, encode: (t: GemmTiling) => GPUCommandEncoder, usable: (t: GemmTiling) => boolean): Promise<GemmTiling> {
     const known = this.tuned.get(key);
     if (known) return known.tiling;
     const timings: Record<string, number> = {};
     let best: GemmTiling | undefined;
     let bestMs = Infinity;
-    for (const t of this.candidates()) {
+    for (const t of this.candidates().filter(usable)) {
       let ms = Infinity;
       for (let i = 0; i < TUNE_RUNS; i++) {
         const start = performance.now();
@@ -493,8 +496,10 @@ export class WgslWebGpuBackend implements MoeBackend {
         best = t;
       }
     }
-    this.tuned.set(key, { tiling: best!, timings });
-    return best!;
+    // No candidate fits one dispatch: the largest tile, which rankScratch refuses with the counts.
+    if (!best) return this.candidates()[0]!;
+    this.tuned.set(key, { tiling: best, timings });
+    return best;
   }
 
   /** One rank's device weights and the small tables that depend on neither the tokens' routing nor the tiling. */
@@ -544,13 +549,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     const { hidden: H, topK: k } = sem;
     const pairs = tokens * k;
     const TM = tileRows(tiling);
-    const align = Math.max(1, this.device.limits.minStorageBufferOffsetAlignment / 16);
-    // A chunk's tiles: Σ ceil(rows_s / TM) ≤ rows / TM + experts of the chunk.
-    const cap = (per: number) => Math.ceil((Math.ceil(pairs / TM) + per) / align) * align;
     const perA = plan.w13.chunks[0]?.count ?? 1;
     const perB = plan.w2.chunks[0]?.count ?? 1;
-    const capA = cap(perA);
-    const capB = cap(perB);
+    const [capA, capB] = this.tileCapacities(plan, tiling, pairs);
     const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (capA > maxGroups || capB > maxGroups) {
       throw new WgslKernelError('grouped GEMM larger than one dispatch', { expected: `≤ ${maxGroups} row tiles`, found: Math.max(capA, capB) });
@@ -572,6 +573,19 @@ export class WgslWebGpuBackend implements MoeBackend {
         perB, capB, colsB: Math.ceil(H / tileCols(tiling)), chunksB: plan.w2.chunks.length,
       }),
     };
+  }
+
+  /** Entries of one weight chunk's tile table (w13's, w2's): Σ ceil(rows_s / TM) ≤ rows / TM + experts of the chunk, rounded up to the binding alignment. */
+  private tileCapacities(plan: RankPlan, tiling: GemmTiling, pairs: number): [number, number] {
+    const align = Math.max(1, this.device.limits.minStorageBufferOffsetAlignment / 16);
+    const cap = (per: number) => Math.ceil((Math.ceil(pairs / tileRows(tiling)) + per) / align) * align;
+    return [cap(plan.w13.chunks[0]?.count ?? 1), cap(plan.w2.chunks[0]?.count ?? 1)];
+  }
+
+  /** Whether every GEMM of this forward at `tiling` fits one dispatch: its row tiles within the device's workgroups per dimension. */
+  private fitsDispatch(plans: RankPlan[], tiling: GemmTiling, tokens: number, k: number): boolean {
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    return Math.ceil(tokens / tileRows(tiling)) <= max && plans.every((plan) => this.tileCapacities(plan, tiling, tokens * k).every((c) => c <= max));
   }
 
   private encodeRank(
