@@ -10,9 +10,11 @@
 // autotuned on the first (warm-up) forward and the weights resident, timed the same way
 // (`forwardOnDevice`: x already in a GPU buffer, the output left in one, until the GPU is
 // done), and separately as the host round trip (`forward`: x up, output, logits and ids
-// read back through Dawn), which is reported beside it, never instead. Checked: ours against torch's loop output (max |diff| / max |torch|, and
-// tokens off by more than 1e-3 of that scale, which only a routing flip would give), and each
-// shape's routing and activation at a small size against the float64 reference's strict
+// read back through Dawn), which is reported beside it, never instead; and the GPU's work per
+// forward with ten forwards in one submission (the host's encoding and waiting between
+// forwards left out), which says how much of a forward's time is the host's. Checked: ours
+// against torch's loop output (max |diff| / max |torch|, and tokens off by more than 1e-3
+// of that scale, which only a routing flip would give), and each shape's routing and activation at a small size against the float64 reference's strict
 // float32 bound, as the tests do on llvmpipe.
 //   node --import tsx bench/run.ts gpu      (options through BENCH_GPU_*; see gpuOptionsFromEnv)
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -23,6 +25,9 @@ import { WgslWebGpuBackend, type DeviceForward } from '../../kernels/wgsl/backen
 import { fmt, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, timeRuns, timing, writeResult, type Timing } from '../common.js';
 import { accuracy, type Accuracy } from '../kernels.js';
 import { flopsOf, MODEL_SHAPES, scales, shapeProblem, smallShape, type ModelShape } from './shapes.js';
+
+/** Forwards per submission for the GPU-work column. */
+const QUEUED = 10;
 
 export interface GpuOptions {
   shapes: ModelShape[];
@@ -75,6 +80,8 @@ export interface GpuRow {
   torchGrouped?: Timing;
   /** Ours on the device (x in and the output left in GPU buffers), as torch is timed. */
   wgsl?: Timing;
+  /** Ours per forward with QUEUED forwards in one submission: the GPU's work without the host's encoding and waiting between forwards. */
+  wgslQueued?: Timing;
   /** Ours as a host round trip (x uploaded, output, logits and ids read back). */
   wgslHost?: Timing;
   /** torch loop's median / ours on the device (≥ 1: we are faster). */
@@ -175,6 +182,9 @@ export async function benchGpu(o: GpuOptions): Promise<{ rows: GpuRow[]; file: s
                 last = await backend.forwardOnDevice(p.sem, 0, p.ranks, xBuf, T);
               });
               const out = await backend.readOutput(p.sem, last!);
+              // The GPU's time per forward: QUEUED forwards in one submission, so the host's encoding and waiting between forwards drop out.
+              const queued = await timeRuns(3, 1, () => backend.forwardOnDevice(p.sem, 0, p.ranks, xBuf, T, QUEUED));
+              row.wgslQueued = timing(queued.runsMs.map((ms) => ms / QUEUED));
               row.wgslHost = await timeRuns(o.runs, 1, () => backend.forward(p.sem, 0, p.ranks, x, T));
               const tuned = [...backend.tunings.entries()].pop();
               row.tiling = tuned ? JSON.stringify(tuned[1].tiling) : undefined;
@@ -212,15 +222,15 @@ const tflops = (flops: number, t?: Timing) => (t ? fmt(flops / t.medianMs / 1e9,
 
 export function gpuTable(rows: GpuRow[]): string {
   const lines = [
-    '| shape | T | torch loop ms | torch grouped ms | WGSL on device ms | WGSL TFLOP/s | × torch loop | × torch grouped | WGSL host round trip ms (× loop) | WGSL vs torch (max rel diff, tokens off) | tiling |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    `| shape | T | torch loop ms | torch grouped ms | WGSL on device ms | WGSL GPU work ms (${QUEUED} queued) | WGSL TFLOP/s | × torch loop | × torch grouped | WGSL host round trip ms (× loop) | WGSL vs torch (max rel diff, tokens off) | tiling |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   ];
   for (const r of rows) {
     const ms = (t?: Timing) => (t ? fmt(t.medianMs, 2) : '–');
     const x = (v?: number) => (v === undefined ? '–' : fmt(v, 2));
     const a = r.agreement ? `${r.agreement.relative.toExponential(1)}, ${r.agreement.tokensOff}` : '–';
     const host = r.wgslHost ? `${ms(r.wgslHost)} (${x(r.hostVsLoop)})` : '–';
-    lines.push(`| ${r.shape} | ${r.tokens} | ${ms(r.torchLoop)} | ${ms(r.torchGrouped)} | ${r.error ? `failed: ${r.error}` : ms(r.wgsl)} | ${tflops(r.flops, r.wgsl)} | ${x(r.vsLoop)} | ${x(r.vsGrouped)} | ${host} | ${a} | ${r.tiling ?? ''} |`);
+    lines.push(`| ${r.shape} | ${r.tokens} | ${ms(r.torchLoop)} | ${ms(r.torchGrouped)} | ${r.error ? `failed: ${r.error}` : ms(r.wgsl)} | ${ms(r.wgslQueued)} | ${tflops(r.flops, r.wgsl)} | ${x(r.vsLoop)} | ${x(r.vsGrouped)} | ${host} | ${a} | ${r.tiling ?? ''} |`);
   }
   return lines.join('\n');
 }

@@ -216,6 +216,10 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     try {
       const onDevice = await backend.forwardOnDevice(layer.sem, 3, ranks, xBuf, 33);
       expect(await backend.readOutput(layer.sem, onDevice)).toEqual(host.got.output);
+      // Repeated in one submission (the benchmark's GPU time per forward): the same bits.
+      const repeated = await backend.forwardOnDevice(layer.sem, 3, ranks, xBuf, 33, 3);
+      expect(await backend.readOutput(layer.sem, repeated)).toEqual(host.got.output);
+      await expect(backend.forwardOnDevice(layer.sem, 3, ranks, xBuf, 33, 0)).rejects.toBeInstanceOf(ForwardInputError);
       await expect(backend.forwardOnDevice(layer.sem, 3, ranks, xBuf, 34)).rejects.toBeInstanceOf(ForwardInputError);
     } finally {
       xBuf.destroy();

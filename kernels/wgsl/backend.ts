@@ -301,8 +301,11 @@ export class WgslWebGpuBackend implements MoeBackend {
    * of the block's tensors, see `hostRouting`), resolved once the GPU has finished. The
    * result's buffers belong to the backend and hold until its next forward. Models whose
    * block normalises its input or output (gemma4, axk1) are refused: those norms run on the host.
+   * `repeat` > 1 encodes the same forward that many times, one after the other, into one
+   * submission (as a model submits its layers): the GPU's time per forward without the host's
+   * encoding and waiting between forwards, which the GPU benchmark reports beside one forward.
    */
-  async forwardOnDevice(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: GPUBuffer, tokens: number): Promise<DeviceForward> {
+  async forwardOnDevice(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: GPUBuffer, tokens: number, repeat = 1): Promise<DeviceForward> {
     const prepared = this.prepare(sem, layer, ranks, undefined, tokens);
     sem = prepared.sem;
     if (sem.mlpRouter || sem.hash?.layers.includes(layer)) {
@@ -312,10 +315,18 @@ export class WgslWebGpuBackend implements MoeBackend {
       throw new WgslKernelError('the block\'s input or output norm (gemma4, axk1) runs on the host: use forward()', { layer, expected: 'no inputNorms or outputNorm', found: JSON.stringify({ inputNorms: sem.inputNorms, outputNorm: sem.outputNorm }) });
     }
     if (x.size < tokens * sem.hidden * 4) throw new ForwardInputError('input buffer smaller than [tokens, hidden] f32', { layer, expected: tokens * sem.hidden * 4, found: x.size });
+    if (!Number.isSafeInteger(repeat) || repeat < 1) throw new ForwardInputError('repeat must be a positive integer', { layer, expected: '≥ 1', found: repeat });
     if (tokens === 0) return { output: this.scratchBuffer('out', 0), logits: this.scratchBuffer('logits', 0), selected: this.scratchBuffer('selected', 0), tokens };
     return this.serialized(async () => {
-      const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, x, x, tokens);
-      this.device.queue.submit([encoder.finish()]);
+      const commands: GPUCommandBuffer[] = [];
+      let last: Omit<DeviceForward, 'tokens'> | undefined;
+      for (let i = 0; i < repeat; i++) {
+        const { encoder, result } = await this.encodeForward(sem, layer, prepared.ranks, prepared.weights, x, x, tokens);
+        commands.push(encoder.finish());
+        last = result;
+      }
+      const result = last!;
+      this.device.queue.submit(commands);
       await withTimeout(this.device.queue.onSubmittedWorkDone(), READBACK_TIMEOUT_MS, this.session.adapter.backend);
       return { ...result, tokens };
     });
