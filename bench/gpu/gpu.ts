@@ -14,8 +14,9 @@
 // forward with ten forwards in one submission (the host's encoding and waiting between
 // forwards left out), which says how much of a forward's time is the host's. Checked: ours
 // against torch's loop output (max |diff| / max |torch|, and tokens off by more than 1e-3
-// of that scale, which only a routing flip would give), and each shape's routing and activation at a small size against the float64 reference's strict
-// float32 bound, as the tests do on llvmpipe.
+// of that scale, which only a routing flip would give), and each shape's routing and
+// activation at a small size against the float64 reference's strict float32 bound, as the
+// tests do on llvmpipe.
 //   node --import tsx bench/run.ts gpu      (options through BENCH_GPU_*; see gpuOptionsFromEnv)
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
