@@ -5,7 +5,7 @@
 // FAILS this file unless MOE_SKIP_WEBGPU=1 is set explicitly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WgslWebGpuBackend } from './backend.js';
-import { DEFAULT_SKINNY, gemmShader } from './shaders.js';
+import { DEFAULT_SKINNY, gemmShader, kChunkOf } from './shaders.js';
 import { ForwardInputError } from '../moe.js';
 import { allRanks, randomInput, randomLayer, rng, type LayerOptions } from '../test/synthetic.js';
 import { route } from '../routing.js';
@@ -116,6 +116,31 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     } finally {
       await fresh.dispose();
     }
+  });
+
+  it('split-K of the down GEMM (parts summed by the combine, the bias once, parts past K zero) matches the reference, tiled and skinny', async () => {
+    const shapes: [number, LayerOptions, number][] = [
+      // R 80 (vector loads, three parts of 32, 32, 16), biases, a shared expert of 40 (two parts), TP 1 × EP 2.
+      [43, { experts: 5, topK: 2, hidden: 40, intermediate: 80, sharedIntermediate: 40, biases: true }, 19],
+      // R 70 (element-wise loads); at TP 2, R 35 leaves the third part empty.
+      [44, { experts: 4, topK: 2, hidden: 45, intermediate: 70, sharedIntermediate: 12, sharedGate: true, correction: true, routing: { kind: 'sigmoid_group_limited_bias', groups: 2, topkGroups: 1, renormalize: true, scaling: 2.5 } }, 13],
+    ];
+    for (const tiling of [{ wx: 8, wy: 4, rm: 4, bk: 4, splitK: 3 }, { kind: 'skinny', lanes: 4, pairs: 3, tm: 3, splitK: 3 }] as const) {
+      const split = await WgslWebGpuBackend.create({ tiling });
+      try {
+        for (const [seed, o, tokens] of shapes) {
+          const layer = randomLayer(seed, o);
+          const x = randomInput(seed + 1, tokens, o.hidden);
+          await expectWithinReferenceBound(split, layer.sem, 3, allRanks(layer, 1, 2), x, tokens);
+          await expectWithinReferenceBound(split, layer.sem, 3, allRanks(layer, 2, 1).map((rank) => withWeightsAs(rank, 'BF16')), x, tokens);
+        }
+      } finally {
+        await split.dispose();
+      }
+    }
+    expect(kChunkOf(80, 3)).toBe(32);
+    expect(kChunkOf(14336, 4)).toBe(3584);
+    expect(() => gemmShader({ mode: 'down', dtype: 'f32', vec: true, tiling: { wx: 8, wy: 4, rm: 4, bk: 4, splitK: 0 } })).toThrow(RangeError);
   });
 
   it('bf16 and f16 weights read as stored, vector loads (H, R multiples of 4), weights cut into chunks of 1–2 experts', async () => {

@@ -28,7 +28,7 @@ import { hashChoiceOf, route, type HashChoice, type RoutingResult } from '../rou
 import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { blockInputsF32, routedSharedPieces, scaleByExpert } from '../block-inputs.js';
 import {
-  CANDIDATE_TILINGS, COMBINE_SHADER, DEFAULT_SKINNY, gemmParams, SKINNY_ROWS, gemmShader, tileCols, tileRows, vecLoads, workgroupBytes, workgroupSize,
+  CANDIDATE_TILINGS, COMBINE_SHADER, DEFAULT_SKINNY, gemmParams, kChunkOf, SKINNY_ROWS, gemmShader, tileCols, tileRows, vecLoads, workgroupBytes, workgroupSize,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
 } from './shaders.js';
 import { routingProgram, routingShader, type RoutingProgram } from './routing.js';
@@ -475,8 +475,8 @@ export class WgslWebGpuBackend implements MoeBackend {
       return encoder;
     };
     const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
-    // A tiling whose row tiles would not fit one dispatch (very many rows, thin tiles) is never tried or kept; a given one is refused by rankScratch.
-    const usable = (t: GemmTiling) => this.fitsDispatch(plans, t, tokens, k);
+    // A tiling this forward cannot run at (row tiles past one dispatch, split-K parts past one binding) is never tried or kept; a given one is refused by the device or rankScratch.
+    const usable = (t: GemmTiling) => this.fitsDevice(plans, t, sem, tokens);
     const chosen = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encode, usable) : this.heuristic((tokens * k) / E));
     const tiling = this.options.tiling || usable(chosen) ? chosen : (this.candidates().find(usable) ?? chosen);
     return { encoder: encode(tiling), result: { output: out, logits, selected } };
@@ -577,11 +577,11 @@ export class WgslWebGpuBackend implements MoeBackend {
       rows: this.scratchBuffer('rows', pairs * 16),
       pos: this.scratchBuffer('pos', tokens * plan.slots * 4),
       act: this.scratchBuffer('act', pairs * R * 4),
-      y: this.scratchBuffer('y', (pairs + (plan.shared ? tokens : 0)) * H * 4),
+      y: this.scratchBuffer('y', (pairs + (plan.shared ? tokens : 0)) * splitsOf(tiling) * H * 4),
       capA, capB,
       plan: planParams({
         n: plan.n, TM, perA, capA, colsA: Math.ceil(R / (tileCols(tiling) / 2)), chunksA: plan.w13.chunks.length,
-        perB, capB, colsB: Math.ceil(H / tileCols(tiling)), chunksB: plan.w2.chunks.length,
+        perB, capB, colsB: Math.ceil(H / tileCols(tiling)), chunksB: plan.w2.chunks.length, splitsB: splitsOf(tiling),
       }),
     };
   }
@@ -593,10 +593,18 @@ export class WgslWebGpuBackend implements MoeBackend {
     return [cap(plan.w13.chunks[0]?.count ?? 1), cap(plan.w2.chunks[0]?.count ?? 1)];
   }
 
-  /** Whether every GEMM of this forward at `tiling` fits one dispatch: its row tiles within the device's workgroups per dimension. */
-  private fitsDispatch(plans: RankPlan[], tiling: GemmTiling, tokens: number, k: number): boolean {
-    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
-    return Math.ceil(tokens / tileRows(tiling)) <= max && plans.every((plan) => this.tileCapacities(plan, tiling, tokens * k).every((c) => c <= max));
+  /**
+   * Whether this forward can run at `tiling`: every GEMM's row tiles within one dispatch (the
+   * device's workgroups per dimension) and the expert outputs (split-K parts included) within
+   * one storage binding.
+   */
+  private fitsDevice(plans: RankPlan[], tiling: GemmTiling, sem: MoeSemantics, tokens: number): boolean {
+    const { limits } = this.device;
+    const max = limits.maxComputeWorkgroupsPerDimension;
+    const pairs = tokens * sem.topK;
+    const yBytes = (pairs + tokens) * splitsOf(tiling) * sem.hidden * 4;
+    return Math.ceil(tokens / tileRows(tiling)) <= max && yBytes <= Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)
+      && plans.every((plan) => this.tileCapacities(plan, tiling, pairs).every((c) => c <= max));
   }
 
   private encodeRank(
@@ -614,7 +622,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       const inputScale = sem.routing.kind === 'topk_sigmoid_input' ? 1 : 0;
       this.dispatch(pass, this.fixed('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, inputScale, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, s.offsets, s.rows, s.pos], groups);
       const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
-      const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0 };
+      const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0, ...splitK(tiling, R) };
       this.groupedIndirect(pass, 'up', tiling, plan.w13, up, s.rows, xBuf, plan.b13 ?? zeros, s.act, s.tilesA, s.capA, s.args, 0, buffer);
       this.groupedIndirect(pass, 'down', tiling, plan.w2, down, s.rows, s.act, plan.b2 ?? zeros, s.y, s.tilesB, s.capB, s.args, 3 * plan.w13.chunks.length, buffer);
     } else {
@@ -628,20 +636,20 @@ export class WgslWebGpuBackend implements MoeBackend {
       const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? shared.R) * 4);
       if (!shared.rows) this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [shared.rowsParams, xBuf, shared.gate ?? zeros, sharedRows], Math.ceil(tokens / 64));
       const up: GemmParams = { N: shared.R, K: H, rowsB: 2 * shared.R, upRow: shared.R, ldc: shared.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
-      const down: GemmParams = { N: H, K: shared.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0 };
+      const down: GemmParams = { N: H, K: shared.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling, shared.R) };
       this.grouped(pass, 'up', tiling, shared.w13, [0, tokens], up, sharedRows, xBuf, zeros, actS, buffer);
       this.grouped(pass, 'down', tiling, shared.w2, [0, tokens], down, sharedRows, actS, zeros, s.y, buffer);
     }
-    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0]);
+    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0, splitsOf(tiling), 0, 0, 0]);
     this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(params, UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
     // inkling: the other router-weighted shared experts' runs, each into the shared rows of y and added by a combine of its own.
     for (const more of shared?.more ?? []) {
       const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? more.R) * 4);
       const up: GemmParams = { N: more.R, K: H, rowsB: 2 * more.R, upRow: more.R, ldc: more.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
-      const down: GemmParams = { N: H, K: more.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0 };
+      const down: GemmParams = { N: H, K: more.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling, more.R) };
       this.grouped(pass, 'up', tiling, more.w13, [0, tokens], up, more.rows, xBuf, zeros, actS, buffer);
       this.grouped(pass, 'down', tiling, more.w2, [0, tokens], down, more.rows, actS, zeros, s.y, buffer);
-      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(new Uint32Array([tokens, H, 1, 1]), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(new Uint32Array([tokens, H, 1, 1, splitsOf(tiling), 0, 0, 0]), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
     }
   }
 
@@ -690,7 +698,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       const group = this.pool.bindGroup(pipeline, [uniform, buffer(Uint32Array.from(tiles)), rows, a, chunk.buffer, bias, c].map((b) => ({ buffer: b })));
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(count, columnTiles);
+      pass.dispatchWorkgroups(count, columnTiles, params.splits ?? 1);
     }
   }
 
@@ -907,6 +915,15 @@ function sharedRowTable(scales: Float32Array): Uint32Array {
     table[4 * t + 2] = bits[t]!;
   }
   return table;
+}
+
+/** The down GEMM's split-K parts at this tiling (shaders.ts kChunkOf). */
+const splitsOf = (t: GemmTiling): number => t.splitK ?? 1;
+
+/** A down GEMM's split-K parameters at this tiling. */
+function splitK(t: GemmTiling, K: number): { splits: number; kChunk: number } {
+  const splits = splitsOf(t);
+  return { splits, kChunk: splits > 1 ? kChunkOf(K, splits) : K };
 }
 
 /** A buffer's size as made: whole 16-byte units (vec4 views), at least one. */

@@ -8,7 +8,7 @@
 //    writes, for each of up to two ways of cutting the rank's experts into weight chunks
 //    (w13's and w2's), each chunk's tile table — (expert within the chunk, first
 //    row, end row, expert slot) per tile of TM rows — and the chunk's indirect dispatch
-//    arguments (tiles, column tiles, 1), so the grouped GEMMs are dispatched with the counts
+//    arguments (tiles, column tiles, split-K parts), so the grouped GEMMs are dispatched with the counts
 //    they need without the host ever seeing them.
 // 3. SCATTER: one thread per pair takes the next row of its expert (atomic) and writes the row
 //    table entry (token, input scale, output scale) and the pair's row for the combine.
@@ -51,10 +51,12 @@ export interface PlanParams {
   capB: number;
   colsB: number;
   chunksB: number;
+  /** The down GEMM's split-K parts: the z of w2's dispatches. */
+  splitsB: number;
 }
 
 export function planParams(p: PlanParams): Uint32Array {
-  return new Uint32Array([p.n, p.TM, p.perA, p.capA, p.colsA, p.chunksA, p.perB, p.capB, p.colsB, p.chunksB, 0, 0]);
+  return new Uint32Array([p.n, p.TM, p.perA, p.capA, p.colsA, p.chunksA, p.perB, p.capB, p.colsB, p.chunksB, p.splitsB, 0]);
 }
 
 /**
@@ -66,7 +68,7 @@ export function planParams(p: PlanParams): Uint32Array {
  * and the first expert of each chunk the chunk's arguments.
  */
 export const PLAN_SHADER = /* wgsl */ `
-struct Params { n: u32, TM: u32, perA: u32, capA: u32, colsA: u32, chunksA: u32, perB: u32, capB: u32, colsB: u32, chunksB: u32, pad0: u32, pad1: u32 }
+struct Params { n: u32, TM: u32, perA: u32, capA: u32, colsA: u32, chunksA: u32, perB: u32, capB: u32, colsB: u32, chunksB: u32, splitsB: u32, pad0: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> counts: array<u32>;
 @group(0) @binding(2) var<storage, read_write> offsets: array<u32>;
@@ -106,7 +108,7 @@ fn writeTiles(s: u32, per: u32, cap: u32, cols: u32, argsAt: u32, isA: bool) {
     let last = min(p.n, first + per);
     args[argsAt + 3u * c] = offsets[T0 + last] - offsets[T0 + first];
     args[argsAt + 3u * c + 1u] = cols;
-    args[argsAt + 3u * c + 2u] = 1u;
+    args[argsAt + 3u * c + 2u] = select(p.splitsB, 1u, isA);
   }
 }
 

@@ -38,6 +38,8 @@ export interface TiledTiling {
   rm: 4 | 8;
   /** K per staged slab, a multiple of 4. */
   bk: number;
+  /** The down GEMM's K cut into this many parts (SPLIT_K), summed by the combine. */
+  splitK?: number;
 }
 
 /**
@@ -55,9 +57,23 @@ export interface SkinnyTiling {
   pairs: number;
   /** Rows of A per tile, 1 to 8. */
   tm: number;
+  /** The down GEMM's K cut into this many parts (SPLIT_K), summed by the combine. */
+  splitK?: number;
 }
 
 export type GemmTiling = TiledTiling | SkinnyTiling;
+
+/**
+ * Split-K of the down GEMM: where its output has few tiles against a long K (Mixtral's down,
+ * 4096 columns against K 14336, at a few hundred rows), the K walk is cut into `splitK` parts,
+ * one dispatch z each, every part writing its own partial row of y (row r's part z at
+ * r·splits + z; the bias in part 0 only), and the combine sums the parts with the slots.
+ * Parts are kChunk long (a multiple of 32, so no vector load straddles a cut); parts past K
+ * write zeros.
+ */
+export function kChunkOf(K: number, splits: number): number {
+  return Math.max(32, Math.ceil(K / splits / 32) * 32);
+}
 
 export interface GemmVariant {
   mode: GemmMode;
@@ -99,6 +115,9 @@ export const CANDIDATE_TILINGS: GemmTiling[] = [
   // Deeper slabs for one or two rows per expert, where only the weights' bandwidth counts.
   { wx: 8, wy: 4, rm: 4, bk: 32 },
   { wx: 16, wy: 2, rm: 4, bk: 24 },
+  // A few hundred rows against a long down K (Mixtral's 14336): the down GEMM's K in 4 parts.
+  { wx: 16, wy: 8, rm: 8, bk: 16, splitK: 4 },
+  { wx: 16, wy: 4, rm: 4, bk: 16, splitK: 4 },
   // Few rows per expert: weights streamed once per tile of tm rows.
   { kind: 'skinny', lanes: 32, pairs: 8, tm: 4 },
   { kind: 'skinny', lanes: 16, pairs: 16, tm: 4 },
@@ -130,8 +149,9 @@ export function checkTiling(t: GemmTiling): void {
   const ok = t.kind === 'skinny'
     ? int(t.lanes) && int(t.pairs) && int(t.tm) && t.tm <= 8
     : int(t.wx) && int(t.wy) && (t.rm === 4 || t.rm === 8) && int(t.bk) && t.bk % 4 === 0;
-  if (!ok) {
-    const rule = t.kind === 'skinny' ? 'lanes, pairs positive integers, tm 1 to 8' : 'wx, wy positive integers, rm 4 or 8, bk a positive multiple of 4';
+  const splitOk = t.splitK === undefined || (int(t.splitK) && t.splitK <= 64);
+  if (!ok || !splitOk) {
+    const rule = `${t.kind === 'skinny' ? 'lanes, pairs positive integers, tm 1 to 8' : 'wx, wy positive integers, rm 4 or 8, bk a positive multiple of 4'}, splitK 1 to 64`;
     throw new RangeError(`tiling ${JSON.stringify(t)}: ${rule}`);
   }
 }
@@ -149,6 +169,9 @@ export interface GemmParams {
   /** Row offset added to every row of C written. */
   cOff: number;
   hasBias: boolean;
+  /** `down` only: K cut into `splits` parts of kChunk (kChunkOf), part z of row m written to C row (m + cOff)·splits + z. */
+  splits?: number;
+  kChunk?: number;
   /** The activation: 0 SiLU-gated, 1 gpt_oss's clamped form, 2 relu² of the up half (non-gated experts), 3 SiLU-gated with gate and up clamped at limit (glm5_next), 4 clamped after SiLU (step3p7), 5 GeGLU (gemma4), 6 SiLU of the up half (doge). */
   mode: number;
   alpha: number;
@@ -159,6 +182,7 @@ export function gemmParams(p: GemmParams): Uint32Array {
   const words = new Uint32Array(12);
   words.set([p.N, p.K, p.rowsB, p.upRow, p.ldc, p.cOff, p.hasBias ? 1 : 0, p.mode]);
   new Float32Array(words.buffer).set([p.alpha, p.limit], 8);
+  words.set([p.kChunk ?? p.K, p.splits ?? 1], 10);
   return words;
 }
 
@@ -192,7 +216,7 @@ fn loadB(e: u32, end: u32) -> vec4<f32> { return vec4<f32>(loadB1(e, end), loadB
 
 /** The GEMM's uniform and bindings (see `gemmShader`), with A and B declared as the variant reads them. */
 function gemmBindings(aDecl: string, bDecl: string): string {
-  return /* wgsl */ `struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, mode: u32, alpha: f32, limit: f32, pad0: u32, pad1: u32 }
+  return /* wgsl */ `struct Params { N: u32, K: u32, rowsB: u32, upRow: u32, ldc: u32, cOff: u32, hasBias: u32, mode: u32, alpha: f32, limit: f32, kChunk: u32, splits: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> rows: array<vec4<u32>>;
@@ -206,6 +230,12 @@ function gemmBindings(aDecl: string, bDecl: string): string {
 const EPILOGUE_FNS = /* wgsl */ `
 fn biasOf(slot: u32, n: u32) -> f32 {
   if (p.hasBias == 1u) { return bias[slot * p.rowsB + n]; }
+  return 0.0;
+}
+
+// A split-K part's share of the bias: all of it in part 0.
+fn partBias(z: u32, slot: u32, n: u32) -> f32 {
+  if (z == 0u) { return biasOf(slot, n); }
   return 0.0;
 }
 
@@ -299,7 +329,7 @@ function tiledShader(v: GemmVariant, t: TiledTiling): string {
     ${up ? `let rw = rows[m0 + ra${i}]; baseA${i} = rw.x * p.K; scA${i} = bitcast<f32>(rw.y);` : `baseA${i} = (m0 + ra${i}) * p.K;`}
   }
   var va${i} = vec4<f32>(0.0);`);
-    fetch.push(`{ let k = KB + 4u * qa${i}; va${i} = vec4<f32>(0.0); if (okA${i} && k < p.K) { va${i} = scA${i} * loadA(baseA${i} + k, baseA${i} + p.K); } }`);
+    fetch.push(`{ let k = KB + 4u * qa${i}; va${i} = vec4<f32>(0.0); if (okA${i} && k < kEnd) { va${i} = scA${i} * loadA(baseA${i} + k, baseA${i} + p.K); } }`);
     store.push(`if (${guard}) { let s = 4u * qa${i} * ${TM / 4}u + ra${i} / 4u; let c = ra${i} % 4u;
       As[s][c] = va${i}.x; As[s + ${TM / 4}u][c] = va${i}.y; As[s + ${TM / 2}u][c] = va${i}.z; As[s + ${(3 * TM) / 4}u][c] = va${i}.w; }`);
   }
@@ -316,7 +346,7 @@ function tiledShader(v: GemmVariant, t: TiledTiling): string {
   let okB${i} = ${guard} && okN${i};
   let baseB${i} = bBase + brow${i} * p.K;
   var vb${i} = vec4<f32>(0.0);`);
-    fetch.push(`{ let k = KB + 4u * qb${i}; vb${i} = vec4<f32>(0.0); if (okB${i} && k < p.K) { vb${i} = ${callB(`baseB${i} + k`, `baseB${i} + p.K`)}; } }`);
+    fetch.push(`{ let k = KB + 4u * qb${i}; vb${i} = vec4<f32>(0.0); if (okB${i} && k < kEnd) { vb${i} = ${callB(`baseB${i} + k`, `baseB${i} + p.K`)}; } }`);
     store.push(`if (${guard}) { let s = 4u * qb${i} * ${TN / 4}u + rb${i} / 4u; let c = rb${i} % 4u;
       Bs[s][c] = vb${i}.x; Bs[s + ${TN / 4}u][c] = vb${i}.y; Bs[s + ${TN / 2}u][c] = vb${i}.z; Bs[s + ${(3 * TN) / 4}u][c] = vb${i}.w; }`);
   }
@@ -346,7 +376,7 @@ function tiledShader(v: GemmVariant, t: TiledTiling): string {
         const cols = [0, 1, 2, 3].map((q) => `{ let j = n0 + 4u * lid.x + ${q}u; if (j < p.N) { C[(m + p.cOff) * p.ldc + j] = activate(acc${r}_0[${q}], acc${r}_1[${q}], slot, j); } }`);
         out.push(`{ let m = ${m}; if (m < mEnd) { ${cols.join(' ')} } }`);
       } else {
-        const cols = [0, 1, 2, 3].flatMap((q) => [0, 1].map((h) => `{ let n = n0 + ${h * (TN / 2)}u + 4u * lid.x + ${q}u; if (n < p.N) { C[(m + p.cOff) * p.ldc + n] = s * (acc${r}_${h}[${q}] + biasOf(slot, n)); } }`));
+        const cols = [0, 1, 2, 3].flatMap((q) => [0, 1].map((h) => `{ let n = n0 + ${h * (TN / 2)}u + 4u * lid.x + ${q}u; if (n < p.N) { C[((m + p.cOff) * p.splits + wg.z) * p.ldc + n] = s * (acc${r}_${h}[${q}] + partBias(wg.z, slot, n)); } }`));
         out.push(`{ let m = ${m}; if (m < mEnd) { let s = bitcast<f32>(rows[m].z); ${cols.join(' ')} } }`);
       }
     }
@@ -370,12 +400,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let n0 = wg.y * ${up ? TN / 2 : TN}u;
   ${setup.join('\n  ')}
   ${accs.join('\n  ')}
-  var k0 = 0u;
-  ${fetch.join('\n  ').replaceAll('KB', '0u')}
-  for (; k0 < p.K; k0 += ${t.bk}u) {
+  let kBegin = wg.z * p.kChunk;
+  let kEnd = min(p.K, kBegin + p.kChunk);
+  var k0 = kBegin;
+  ${fetch.join('\n  ').replaceAll('KB', 'kBegin')}
+  for (; k0 < kEnd; k0 += ${t.bk}u) {
     ${store.join('\n    ')}
     workgroupBarrier();
-    if (k0 + ${t.bk}u < p.K) {
+    if (k0 + ${t.bk}u < kEnd) {
       let kn = k0 + ${t.bk}u;
       ${fetch.join('\n      ').replaceAll('KB', 'kn')}
     }
@@ -427,8 +459,9 @@ function skinnyShader(v: GemmVariant, t: SkinnyTiling): string {
   const epilogue = up
     ? `let jj = wg.y * ${P}u + gg; if (jj < p.N) { let sc = bitcast<f32>(rows[m].y); C[(m + p.cOff) * p.ldc + jj] = activate(sc * s0, sc * s1, slot, jj); }`
     : `let n = wg.y * ${2 * P}u + gg; let sc = bitcast<f32>(rows[m].z);
-      if (n < p.N) { C[(m + p.cOff) * p.ldc + n] = sc * (s0 + biasOf(slot, n)); }
-      if (n + ${P}u < p.N) { C[(m + p.cOff) * p.ldc + n + ${P}u] = sc * (s1 + biasOf(slot, n + ${P}u)); }`;
+      let c = ((m + p.cOff) * p.splits + wg.z) * p.ldc;
+      if (n < p.N) { C[c + n] = sc * (s0 + partBias(wg.z, slot, n)); }
+      if (n + ${P}u < p.N) { C[c + n + ${P}u] = sc * (s1 + partBias(wg.z, slot, n + ${P}u)); }`;
   return /* wgsl */ `
 ${gemmBindings(a.decl, b.decl)}
 struct V8 { lo: vec4<f32>, hi: vec4<f32> }
@@ -451,7 +484,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let b0 = bBase + row0 * p.K;
   let b1 = bBase + row1 * p.K;
   ${aSetup.join('\n  ')}
-  for (var k = 8u * lane; k < p.K; k += ${8 * L}u) {
+  let kEnd = min(p.K, wg.z * p.kChunk + p.kChunk);
+  for (var k = wg.z * p.kChunk + 8u * lane; k < kEnd; k += ${8 * L}u) {
     var w0 = V8(vec4<f32>(0.0), vec4<f32>(0.0));
     var w1 = w0;
     if (ok0) { w0 = loadB8(b0 + k, b0 + p.K); }
@@ -479,12 +513,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 }
 
 /**
- * `out[t, c] = (accumulate ? out[t, c] : 0) + Σ_s y[pos[t·S + s], c]` over the S slots of
- * token t whose position is not 0xffffffff: the weighted expert outputs (already scaled in
- * the down GEMM), summed per token in one dispatch, deterministic (no atomics).
+ * `out[t, c] = (accumulate ? out[t, c] : 0) + Σ_s Σ_z y[pos[t·S + s]·splits + z, c]` over the
+ * S slots of token t whose position is not 0xffffffff and the down GEMM's split-K parts: the
+ * weighted expert outputs (already scaled in the down GEMM), summed per token in one
+ * dispatch, deterministic (no atomics).
  */
 export const COMBINE_SHADER = /* wgsl */ `
-struct Params { T: u32, H: u32, S: u32, accumulate: u32 }
+struct Params { T: u32, H: u32, S: u32, accumulate: u32, splits: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pos: array<u32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
@@ -500,7 +535,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (p.accumulate == 1u) { s = out[i]; }
   for (var j = 0u; j < p.S; j++) {
     let r = pos[t * p.S + j];
-    if (r != 0xffffffffu) { s = s + y[r * p.H + c]; }
+    if (r != 0xffffffffu) {
+      for (var z = 0u; z < p.splits; z++) { s = s + y[(r * p.splits + z) * p.H + c]; }
+    }
   }
   out[i] = s;
 }
