@@ -52,6 +52,6 @@ export function defineMoeConformanceSuite(opts: SuiteOptions): void {
     }
     // What the loader does not declare shows as skipped tests, with the reason, never as passes.
     // Skipped on purpose, reason in the title: the loader's capabilities do not declare this property's cases (spec §7.3), so it is listed as skipped, never run as a pass.
-    for (const u of undeclaredProperties(opts)) it.skip(`${u.title} — skip (not declared: ${u.reason})`, () => {});
+    for (const u of undeclaredProperties(opts)) it.skip(`${u.title} — skip (not declared: ${u.reason})`, () => {}); // skip reason: not declared by the loader (spec §7.3)
   });
 }

@@ -377,7 +377,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     return { sem, ranks: kernelRanks, weights: kernelRanks.map((rank) => rankWeights(sem, layer, rank)) };
   }
 
-  /** Runs `body` after every earlier forward (they share scratch buffers), inside the device's error scopes; its temporary buffers are destroyed after. */
+  /** Runs `body` after every earlier forward (they share scratch buffers), inside the device's error scopes; the per-forward pool settles after it. */
   private serialized<T>(body: () => Promise<T>): Promise<T> {
     const run = this.queue.then(() => this.guarded(body));
     this.queue = run.catch(() => undefined);
@@ -640,8 +640,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       this.grouped(pass, 'up', tiling, shared.w13, [0, tokens], up, sharedRows, xBuf, zeros, actS, buffer);
       this.grouped(pass, 'down', tiling, shared.w2, [0, tokens], down, sharedRows, actS, zeros, s.y, buffer);
     }
-    const params = new Uint32Array([tokens, H, plan.slots, r > 0 ? 1 : 0, splitsOf(tiling), 0, 0, 0]);
-    this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(params, UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+    this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, plan.slots, r > 0, tiling), UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
     // inkling: the other router-weighted shared experts' runs, each into the shared rows of y and added by a combine of its own.
     for (const more of shared?.more ?? []) {
       const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? more.R) * 4);
@@ -649,7 +648,7 @@ export class WgslWebGpuBackend implements MoeBackend {
       const down: GemmParams = { N: H, K: more.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling, more.R) };
       this.grouped(pass, 'up', tiling, more.w13, [0, tokens], up, more.rows, xBuf, zeros, actS, buffer);
       this.grouped(pass, 'down', tiling, more.w2, [0, tokens], down, more.rows, actS, zeros, s.y, buffer);
-      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(new Uint32Array([tokens, H, 1, 1, splitsOf(tiling), 0, 0, 0]), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, 1, true, tiling), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
     }
   }
 
@@ -702,7 +701,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
   }
 
-  /** One thread per element (128 per workgroup), over as many rows of 65535 workgroups as needed. */
+  /** One thread per element (128 per workgroup; a flat shader, flat.ts), over as many rows of 65535 workgroups as needed. */
   private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: GPUBuffer[], groups: number): void {
     const group = this.pool.bindGroup(pipeline, buffers.map((buffer) => ({ buffer })));
     pass.setPipeline(pipeline);
@@ -915,6 +914,11 @@ function sharedRowTable(scales: Float32Array): Uint32Array {
     table[4 * t + 2] = bits[t]!;
   }
   return table;
+}
+
+/** The COMBINE uniform (shaders.ts): tokens, hidden, slots per token, whether to add to the output, split-K parts. */
+function combineParams(tokens: number, hidden: number, slots: number, accumulate: boolean, tiling: GemmTiling): Uint32Array {
+  return new Uint32Array([tokens, hidden, slots, accumulate ? 1 : 0, splitsOf(tiling), 0, 0, 0]);
 }
 
 /** The down GEMM's split-K parts at this tiling (shaders.ts kChunkOf). */

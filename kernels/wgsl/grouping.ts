@@ -17,6 +17,8 @@
 // of C is computed from its own row of A alone, and the combine sums a token's rows in choice
 // order, so the output is the same bits run to run.
 
+import { flatEntry } from './flat.js';
+
 /** Bindings: 0 params (pairs), 1 selected i32, 2 slot of each global expert id (i32, -1: not local), 3 counts (atomic). */
 export const COUNT_SHADER = /* wgsl */ `
 struct Params { pairs: u32, E: u32, pad0: u32, pad1: u32 }
@@ -25,9 +27,7 @@ struct Params { pairs: u32, E: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(2) var<storage, read> slotOf: array<i32>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
 
-@compute @workgroup_size(128)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 128u;
+${flatEntry(128, 'i')}
   if (i >= p.pairs) { return; }
   let id = selected[i];
   if (id < 0 || u32(id) >= p.E) { return; }
@@ -160,9 +160,7 @@ struct Params { pairs: u32, k: u32, slots: u32, inputScale: u32, sharedRow0: u32
 @group(0) @binding(5) var<storage, read_write> rows: array<vec4<u32>>;
 @group(0) @binding(6) var<storage, read_write> pos: array<u32>;
 
-@compute @workgroup_size(128)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 128u;
+${flatEntry(128, 'i')}
   if (i >= p.pairs) { return; }
   let t = i / p.k;
   let j = i % p.k;
@@ -195,9 +193,7 @@ struct Params { T: u32, H: u32, gated: u32, scale: f32 }
 @group(0) @binding(2) var<storage, read> gate: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rows: array<vec4<u32>>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = gid.x + gid.y * nwg.x * 64u;
+${flatEntry(64, 't')}
   if (t >= p.T) { return; }
   var s = p.scale;
   if (p.gated == 1u) {
@@ -222,9 +218,7 @@ struct Params { T: u32, H: u32, k: u32, firstZero: u32 }
 @group(0) @binding(3) var<storage, read> x: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(128)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 128u;
+${flatEntry(128, 'i')}
   if (i >= p.T * p.H) { return; }
   let t = i / p.H;
   var s = out[i];

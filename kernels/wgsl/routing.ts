@@ -12,6 +12,7 @@
 // the logit alone (softmax or sigmoid without a bias, group score = max), the key is the
 // logit itself, so that the choice is exactly the float64 one; the weights differ from
 // float64's by a few float32 roundings, inside the forward's float32 bound (tested).
+import { flatEntry } from './flat.js';
 import type { Routing } from '../../harness/layouts/semantics.js';
 
 /** One routing kind as the shader computes it. */
@@ -157,9 +158,7 @@ ${g ? `fn insert_group(ids: ptr<function, array<u32, KG>>, keys: ptr<function, a
   if (*n < KG) { *n += 1u; }
 }` : ''}
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = gid.x + gid.y * nwg.x * 64u;
+${flatEntry(64, 't')}
   if (t >= p.T) { return; }
   // Bound whether or not this kind reads it, so that every kind has the same bindings.
   _ = bias[0];

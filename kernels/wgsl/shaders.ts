@@ -25,11 +25,18 @@
 // CPU). When K is a multiple of 4, loads are 16-byte (f32) or 8-byte (16-bit) vectors;
 // otherwise an element-wise variant with the same structure handles any K.
 
+import { flatEntry } from './flat.js';
+
 export type WeightDtype = 'f32' | 'bf16' | 'f16';
 export type GemmMode = 'up' | 'down';
 
+/** What every tiling may add: the down GEMM's K cut into `splitK` parts (kChunkOf), summed by the combine. */
+interface SplitK {
+  splitK?: number;
+}
+
 /** The register-blocked shared-memory GEMM (see above). */
-export interface TiledTiling {
+export interface TiledTiling extends SplitK {
   kind?: 'tiled';
   /** Workgroup size: wx threads along N (8 columns each), wy along M (rm rows each). */
   wx: number;
@@ -38,8 +45,6 @@ export interface TiledTiling {
   rm: 4 | 8;
   /** K per staged slab, a multiple of 4. */
   bk: number;
-  /** The down GEMM's K cut into this many parts (SPLIT_K), summed by the combine. */
-  splitK?: number;
 }
 
 /**
@@ -51,14 +56,12 @@ export interface TiledTiling {
  * each B load multiplied into every row of the tile, and sum their partial dots through
  * workgroup memory at the end. No slab staging, one barrier.
  */
-export interface SkinnyTiling {
+export interface SkinnyTiling extends SplitK {
   kind: 'skinny';
   lanes: number;
   pairs: number;
   /** Rows of A per tile, 1 to 8. */
   tm: number;
-  /** The down GEMM's K cut into this many parts (SPLIT_K), summed by the combine. */
-  splitK?: number;
 }
 
 export type GemmTiling = TiledTiling | SkinnyTiling;
@@ -83,10 +86,6 @@ export interface GemmVariant {
   vec: boolean;
 }
 
-/** 128 × 128 tiles, 8 × 8 per thread, 8-deep slabs: 8 KiB of workgroup memory, 256 threads. */
-export const DEFAULT_TILING: TiledTiling = { wx: 16, wy: 16, rm: 8, bk: 8 };
-/** For devices capped at 128 invocations per workgroup (WebGPU compatibility mode): 64 × 128 tiles. */
-export const COMPAT_TILING: TiledTiling = { wx: 16, wy: 8, rm: 8, bk: 8 };
 /**
  * The few-rows tiling taken without autotune up to SKINNY_ROWS rows per expert: on the H100
  * (bench/results/gpu/gpu-h100-2026-12-07T17-50-31Z.json) the autotune's best or within 10% of it
@@ -525,9 +524,7 @@ struct Params { T: u32, H: u32, S: u32, accumulate: u32, splits: u32, pad0: u32,
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(128)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 128u;
+${flatEntry(128, 'i')}
   if (i >= p.T * p.H) { return; }
   let t = i / p.H;
   let c = i % p.H;

@@ -53,10 +53,11 @@ export const dbrxFlattened = [
 ];
 
 export const router = (key: string) => t(key, part('router'));
-export const sharedMlp = (name: string) => [
-  t(`${name}.gate_proj.weight`, part('shared_gate_proj'), shared),
-  t(`${name}.up_proj.weight`, part('shared_up_proj'), shared),
-  t(`${name}.down_proj.weight`, part('shared_down_proj'), shared),
+/** A shared expert stored as three projections under `name` (gate, up, down: `gate_proj`/`up_proj`/`down_proj`, or the reference's w1/w3/w2). */
+export const sharedMlp = (name: string, [gate, up, down] = ['gate_proj', 'up_proj', 'down_proj']) => [
+  t(`${name}.${gate}.weight`, part('shared_gate_proj'), shared),
+  t(`${name}.${up}.weight`, part('shared_up_proj'), shared),
+  t(`${name}.${down}.weight`, part('shared_down_proj'), shared),
 ];
 export const correctionBias = (key: string, op: Op = part('correction_bias')) => t(key, op, (f) => f.correctionBias);
 

@@ -15,7 +15,7 @@ import type { Features, LayoutName, ModelEntry, ModuleLayout, TensorSpec } from 
 import type { ExpertActivation } from '../semantics.js';
 import { LayoutConfigError } from '../errors.js';
 import { part } from '../ops.js';
-import { allLayers, deepseekConfig, dimsFrom, fusedV5, perExpertW, range, router, stringList, t } from './common.js';
+import { allLayers, deepseekConfig, dimsFrom, fusedV5, perExpertW, range, router, sharedMlp, stringList, t } from './common.js';
 
 const hashLayer = (f: Features, layer: number) => f.hashLayers?.includes(layer) === true;
 
@@ -43,9 +43,7 @@ const BLOCK: Record<LayoutName, ModuleLayout> = {
     tensors: [
       ...routerTensors('gate.bias'),
       ...perExpertW,
-      t('shared_experts.w1.weight', part('shared_gate_proj')),
-      t('shared_experts.w3.weight', part('shared_up_proj')),
-      t('shared_experts.w2.weight', part('shared_down_proj')),
+      ...sharedMlp('shared_experts', ['w1', 'w3', 'w2']),
     ],
   },
   fused: {
@@ -53,9 +51,7 @@ const BLOCK: Record<LayoutName, ModuleLayout> = {
     tensors: [
       ...routerTensors('gate.e_score_correction_bias'),
       ...fusedV5,
-      t('shared_experts.gate_proj.weight', part('shared_gate_proj')),
-      t('shared_experts.up_proj.weight', part('shared_up_proj')),
-      t('shared_experts.down_proj.weight', part('shared_down_proj')),
+      ...sharedMlp('shared_experts'),
     ],
   },
 };
