@@ -22,7 +22,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { referenceForward } from '../../kernels/moe.js';
-import { WgslWebGpuBackend, type DeviceForward } from '../../kernels/wgsl/backend.js';
+import { tilingKey, WgslWebGpuBackend, type DeviceForward } from '../../kernels/wgsl/backend.js';
 import { fmt, hostInfo, lastJsonLine, python, REPO_DIR, runProcess, timeRuns, timing, writeResult, type Timing } from '../common.js';
 import { accuracy, type Accuracy } from '../kernels.js';
 import { flopsOf, MODEL_SHAPES, scales, shapeProblem, smallShape, type ModelShape } from './shapes.js';
@@ -188,7 +188,7 @@ export async function benchGpu(o: GpuOptions): Promise<{ rows: GpuRow[]; file: s
               row.wgslQueued = timing(queued.runsMs.map((ms) => ms / QUEUED));
               row.wgslHost = await timeRuns(o.runs, 1, () => backend.forward(p.sem, 0, p.ranks, x, T));
               const tuned = [...backend.tunings.entries()].pop();
-              row.tiling = tuned ? JSON.stringify(tuned[1].tiling) : undefined;
+              row.tiling = tuned ? tilingKey(tuned[1].tiling) : undefined;
               if (tuned) tunings[`${s.name} T=${T}`] = tuned[1];
               if (ps) {
                 const torchY = new Float32Array((await readFile(join(dir, `y-${T}.f32`))).buffer.slice(0));

@@ -43,9 +43,11 @@ export const MODEL_SHAPES: ModelShape[] = [
   { name: 'mixtral-8x7b', hidden: 4096, intermediate: 14336, experts: 8, topK: 2, sharedIntermediate: 0, routing: SOFTMAX_RENORM, activation: { kind: 'silu_gated' }, biases: false, correction: false, ep: 1 },
 ];
 
-/** The same routing and activation at a size the float64 reference computes in a moment. */
+const SMALL = ' (small)';
+
+/** The same routing and activation at a size the float64 reference computes in a moment (a small shape stays as it is). */
 export function smallShape(s: ModelShape): ModelShape {
-  return { ...s, name: `${s.name} (small)`, hidden: 96, intermediate: 64, experts: Math.min(s.experts, 32), sharedIntermediate: s.sharedIntermediate ? 64 : 0, topK: Math.min(s.topK, 8), ep: Math.min(s.ep, 2) };
+  return { ...s, name: s.name.endsWith(SMALL) ? s.name : `${s.name}${SMALL}`, hidden: 96, intermediate: 64, experts: Math.min(s.experts, 32), sharedIntermediate: s.sharedIntermediate ? 64 : 0, topK: Math.min(s.topK, 8), ep: Math.min(s.ep, 2) };
 }
 
 /** Seeds of the tensors, shared with the torch peer. */

@@ -4,7 +4,7 @@
 // (llvmpipe is a CPU) but cross the 64 × 64 tile and 16-deep slab edges. A missing adapter
 // FAILS this file unless MOE_SKIP_WEBGPU=1 is set explicitly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WgslWebGpuBackend } from './backend.js';
+import { tilingKey, WgslWebGpuBackend, type ForwardTiling } from './backend.js';
 import { DEFAULT_SKINNY, gemmShader, kChunkOf } from './shaders.js';
 import { ForwardInputError } from '../moe.js';
 import { allRanks, randomInput, randomLayer, rng, type LayerOptions } from '../test/synthetic.js';
@@ -141,6 +141,33 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     expect(kChunkOf(80, 3)).toBe(32);
     expect(kChunkOf(14336, 4)).toBe(3584);
     expect(() => gemmShader({ mode: 'down', dtype: 'f32', vec: true, tiling: { wx: 8, wy: 4, rm: 4, bk: 4, splitK: 0 } })).toThrow(RangeError);
+  });
+
+  it('the up and the down GEMMs at different tilings (tiles of 16 rows against 3, either way round; split-K on down) match the reference', async () => {
+    // The PLAN cuts w13's tile tables at the up tiling's rows and w2's at the down tiling's: a table cut at the other's rows
+    // leaves rows uncomputed where its tiles are longer than the kernel's, in one order or the other.
+    const tiled = { wx: 8, wy: 4, rm: 4, bk: 4 } as const;
+    const skinny = { kind: 'skinny', lanes: 4, pairs: 3, tm: 3 } as const;
+    const o: LayerOptions = { experts: 5, topK: 2, hidden: 40, intermediate: 24, sharedIntermediate: 16, biases: true, routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.3 } };
+    const layer = randomLayer(46, o);
+    const x = randomInput(47, 37, o.hidden);
+    for (const tiling of [{ up: tiled, down: { ...skinny, splitK: 2 } }, { up: skinny, down: tiled }] satisfies ForwardTiling[]) {
+      // Weights cut into chunks of one or two experts: w13 and w2 chunks differ in experts per chunk.
+      const pair = await WgslWebGpuBackend.create({ tiling, chunkBytes: 2 * 2 * 24 * 40 * 2 });
+      try {
+        await expectWithinReferenceBound(pair, layer.sem, 3, allRanks(layer, 1, 2), x, 37);
+        await expectWithinReferenceBound(pair, layer.sem, 3, allRanks(layer, 2, 1).map((rank) => withWeightsAs(rank, 'BF16')), x, 37);
+        const keys = [...pair['pipelines'].keys()];
+        expect(keys).toContain(JSON.stringify(['up', tiling.up, 'f32', true]));
+        expect(keys).toContain(JSON.stringify(['down', tiling.down, 'f32', true]));
+      } finally {
+        await pair.dispose();
+      }
+    }
+    const tooLarge = { wx: 64, wy: 64, rm: 8, bk: 8 } as const;
+    await expect(WgslWebGpuBackend.create({ tiling: { up: tiled, down: tooLarge } })).rejects.toThrow(/exceeds this device's workgroup limits/);
+    expect(tilingKey({ up: tiled, down: tiled })).toBe(JSON.stringify(tiled));
+    expect(JSON.parse(tilingKey({ up: tiled, down: skinny }))).toEqual({ up: tiled, down: skinny });
   });
 
   it('bf16 and f16 weights read as stored, vector loads (H, R multiples of 4), weights cut into chunks of 1–2 experts', async () => {
@@ -291,7 +318,13 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
       expect(tuned.tunings.size).toBe(1);
       const [entry] = [...tuned.tunings.values()];
       expect(Object.keys(entry!.timings).length).toBeGreaterThan(1);
-      expect(Object.keys(entry!.timings)).toContain(JSON.stringify(entry!.tiling));
+      expect(Object.keys(entry!.timings)).toContain(tilingKey(entry!.tiling));
+      // Then the down GEMMs alone at every other candidate, the up GEMMs at the first round's winner.
+      const pairs = Object.keys(entry!.timings).map((key) => JSON.parse(key) as object).filter((t): t is ForwardTiling => 'up' in t);
+      expect(pairs.length).toBeGreaterThan(0);
+      expect(new Set(pairs.map((t) => JSON.stringify(t.up))).size).toBe(1);
+      const fastest = Math.min(...Object.values(entry!.timings));
+      expect(entry!.timings[tilingKey(entry!.tiling)]).toBe(fastest);
     } finally {
       await tuned.dispose();
     }
@@ -309,7 +342,11 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     try {
       await expectMatchesReference(42, { experts: 2, topK: 2, hidden: 8, intermediate: 8 }, 200, 1, 1, tuned);
       const [entry] = [...tuned.tunings.values()];
-      const timed = Object.keys(entry!.timings).map((t) => JSON.parse(t) as { wx?: number; wy?: number; rm?: number; tm?: number });
+      type Rows = { wx?: number; wy?: number; rm?: number; tm?: number };
+      const timed = Object.keys(entry!.timings).flatMap((key) => {
+        const t = JSON.parse(key) as Rows | { up: Rows; down: Rows };
+        return 'up' in t ? [t.up, t.down] : [t];
+      });
       expect(timed.length).toBeGreaterThan(0);
       for (const t of timed) expect(Math.ceil(400 / (t.tm ?? t.wy! * t.rm!)) + 1).toBeLessThanOrEqual(40);
       await expect(expectMatchesReference(42, { experts: 2, topK: 2, hidden: 8, intermediate: 8 }, 200, 1, 1, limited)).rejects.toThrow(/larger than one dispatch/);

@@ -9,8 +9,9 @@
 // the bias and the routing weight fused, the shared expert likewise, and one combine that sums
 // each token's expert rows. Weights are read as stored (f32, bf16, f16; other dtypes decoded
 // to f32 on the CPU). A rank's stacked weights are cut into chunks of whole experts that fit
-// the device's largest storage binding, one dispatch per chunk. Tilings are chosen per shape
-// (a small autotune when asked, cached; otherwise by rows per expert). Two entries: `forward`
+// the device's largest storage binding, one dispatch per chunk. Tilings are chosen per shape,
+// one for the up GEMMs and one for the down GEMMs (a small autotune when asked, cached;
+// otherwise by rows per expert). Two entries: `forward`
 // (host arrays in and out, the MoeBackend contract) and `forwardOnDevice` (x and the output
 // stay in GPU buffers). Same rank-summing semantics as the CPU fast path (kernels/fast/).
 import { createRequire } from 'node:module';
@@ -54,9 +55,15 @@ const ROUTER_SKINNY_TOKENS = 256;
 /** Largest single queue.writeBuffer. */
 const UPLOAD_PIECE = 64 << 20;
 
+/** A forward's tilings: the up (gate/up) GEMMs take `up`, the down GEMMs `down` (whose split-K the combine sums). */
+export interface ForwardTiling {
+  up: GemmTiling;
+  down: GemmTiling;
+}
+
 export interface WgslOptions extends WebGpuOptions {
-  /** One tiling for every GEMM (no autotune). */
-  tiling?: GemmTiling;
+  /** One tiling for every GEMM, router included, or one for the up and one for the down GEMMs (the router's then down's); no autotune. */
+  tiling?: GemmTiling | ForwardTiling;
   /** Time the candidate tilings on the first forward of each shape and keep the fastest. */
   autotune?: boolean;
   /** Keep the last forward's weights on the device across forwards (same contract as the CPU path's). */
@@ -135,9 +142,16 @@ interface RankScratch {
 }
 
 interface TuneEntry {
-  tiling: GemmTiling;
+  tiling: ForwardTiling;
+  /** ms by `tilingKey`. */
   timings: Record<string, number>;
 }
+
+/** A tiling as one ForwardTiling. */
+const forwardTiling = (t: GemmTiling | ForwardTiling): ForwardTiling => ('up' in t ? t : { up: t, down: t });
+
+/** How a forward tiling is named in the autotune's timings: the one tiling's JSON where both GEMMs take it, else the pair's. */
+export const tilingKey = (f: ForwardTiling): string => (JSON.stringify(f.up) === JSON.stringify(f.down) ? JSON.stringify(f.up) : JSON.stringify(f));
 
 const require = createRequire(import.meta.url);
 
@@ -193,12 +207,20 @@ export class WgslWebGpuBackend implements MoeBackend {
     const session = await openWebGpu(options);
     try {
       const { device } = (await (require('gpu.js') as { WebGPUContext: { acquire(): Promise<{ device: GPUDevice }> } }).WebGPUContext.acquire());
-      if (options.tiling && !WgslWebGpuBackend.fits(device, options.tiling)) {
-        throw new WgslKernelError(`tiling ${JSON.stringify(options.tiling)} exceeds this device's workgroup limits`, { expected: `≤ ${device.limits.maxComputeInvocationsPerWorkgroup} invocations, ≤ ${device.limits.maxComputeWorkgroupStorageSize} bytes`, found: JSON.stringify(options.tiling) });
+      const given = options.tiling && forwardTiling(options.tiling);
+      for (const t of given ? [given.up, given.down] : []) {
+        if (!WgslWebGpuBackend.fits(device, t)) {
+          throw new WgslKernelError(`tiling ${JSON.stringify(t)} exceeds this device's workgroup limits`, { expected: `≤ ${device.limits.maxComputeInvocationsPerWorkgroup} invocations, ≤ ${device.limits.maxComputeWorkgroupStorageSize} bytes`, found: JSON.stringify(t) });
+        }
       }
       device.pushErrorScope('validation');
       const backend = new WgslWebGpuBackend(session, device, options);
-      backend.pipeline('down', options.tiling ?? backend.candidates()[0]!, 'f32', true);
+      if (given) {
+        backend.pipeline('up', given.up, 'f32', true);
+        backend.pipeline('down', given.down, 'f32', true);
+      } else {
+        backend.pipeline('down', backend.candidates()[0]!, 'f32', true);
+      }
       for (const [name, code] of FIXED_SHADERS) backend.fixed(name, code);
       const error = await device.popErrorScope();
       if (error) throw new WgslKernelError(`WGSL kernels rejected by the device: ${error.message}`, { expected: 'valid pipelines', found: error.message });
@@ -430,7 +452,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     // Hash layers (score_bias_topk) have no shader: hostRouting covers them.
     const program = hostRouting(sem) ? undefined : routingProgram(sem.routing);
     const correction = correctionValues ? buffer(correctionValues) : zeros;
-    const routerTiling = this.options.tiling ?? this.routerTiling(tokens);
+    const routerTiling = this.options.tiling ? forwardTiling(this.options.tiling).down : this.routerTiling(tokens);
     const encodeRouter = (pass: GPUComputePassEncoder) => {
       this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [buffer(rowsParams(tokens, H, false, 1), UNIFORM), xRouter, zeros, allRows], Math.ceil(tokens / 64));
       this.grouped(pass, 'down', routerTiling, routerW!, [0, tokens], { N: R, K: H, rowsB: R, upRow: 0, ldc: R, cOff: 0, hasBias: routerBias !== undefined, mode: 0, alpha: 0, limit: 0 }, allRows, xRouter, routerBias ?? zeros, logits, buffer);
@@ -457,7 +479,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
 
     const plans = ranks.map((rank, r) => this.plan(sem, layer, rank, weights[r]!, tokens, hostRouted, buffer));
-    const encode = (tiling: GemmTiling): GPUCommandEncoder => {
+    const encode = (tiling: ForwardTiling): GPUCommandEncoder => {
       const encoder = this.device.createCommandEncoder();
       // Sized for every rank before any is encoded: growing a scratch buffer replaces it, which would drop it from under an earlier rank's commands.
       plans.forEach((plan, r) => this.rankScratch(sem, plan, tiling, tokens, r));
@@ -476,39 +498,47 @@ export class WgslWebGpuBackend implements MoeBackend {
     };
     const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
     // A tiling this forward cannot run at (row tiles past one dispatch, split-K parts past one binding) is never tried or kept; a given one is refused by the device or rankScratch.
-    const usable = (t: GemmTiling) => this.fitsDevice(plans, t, sem, tokens);
-    const chosen = this.options.tiling ?? (this.options.autotune ? await this.tune(key, encode, usable) : this.heuristic((tokens * k) / E));
-    const tiling = this.options.tiling || usable(chosen) ? chosen : (this.candidates().find(usable) ?? chosen);
+    const usable = (t: ForwardTiling) => this.fitsDevice(plans, t, sem, tokens);
+    const given = this.options.tiling && forwardTiling(this.options.tiling);
+    const chosen = given ?? (this.options.autotune ? await this.tune(key, encode, usable) : forwardTiling(this.heuristic((tokens * k) / E)));
+    const tiling = given || usable(chosen) ? chosen : (this.candidates().map(forwardTiling).find(usable) ?? chosen);
     return { encoder: encode(tiling), result: { output: out, logits, selected } };
   }
 
   /**
-   * Times every candidate tiling on this forward (TUNE_RUNS times each; the first, which may
+   * Times candidate tilings on this forward (TUNE_RUNS times each; the first, which may
    * compile and page in, dropped; the fastest of the rest kept, as a stray slow run must not
-   * pick the tiling) and caches the fastest.
+   * pick the tiling) and caches the fastest. First every candidate for both GEMMs, then, with
+   * the up GEMMs at the winner's, every other candidate for the down GEMMs alone: the two
+   * are different shapes (Mixtral's up is 28672 columns over K 4096, its down 4096 over K 14336).
    */
-  private async tune(key: string, encode: (t: GemmTiling) => GPUCommandEncoder, usable: (t: GemmTiling) => boolean): Promise<GemmTiling> {
+  private async tune(key: string, encode: (t: ForwardTiling) => GPUCommandEncoder, usable: (t: ForwardTiling) => boolean): Promise<ForwardTiling> {
     const known = this.tuned.get(key);
     if (known) return known.tiling;
     const timings: Record<string, number> = {};
-    let best: GemmTiling | undefined;
-    let bestMs = Infinity;
-    for (const t of this.candidates().filter(usable)) {
+    const tried: { tiling: ForwardTiling; ms: number }[] = [];
+    const time = async (tiling: ForwardTiling) => {
       let ms = Infinity;
       for (let i = 0; i < TUNE_RUNS; i++) {
         const start = performance.now();
-        this.device.queue.submit([encode(t).finish()]);
+        this.device.queue.submit([encode(tiling).finish()]);
         await withTimeout(this.device.queue.onSubmittedWorkDone(), READBACK_TIMEOUT_MS, this.session.adapter.backend);
         if (i > 0) ms = Math.min(ms, performance.now() - start);
       }
-      timings[JSON.stringify(t)] = ms;
-      if (ms < bestMs) {
-        bestMs = ms;
-        best = t;
-      }
-    }
+      timings[tilingKey(tiling)] = ms;
+      tried.push({ tiling, ms });
+    };
+    const fastest = () => tried.reduce((a, b) => (b.ms < a.ms ? b : a)).tiling;
+    const candidates = this.candidates();
+    for (const t of candidates.map(forwardTiling).filter(usable)) await time(t);
     // No candidate fits one dispatch: the largest tile, which rankScratch refuses with the counts.
-    if (!best) return this.candidates()[0]!;
+    if (tried.length === 0) return forwardTiling(candidates[0]!);
+    const { up } = fastest();
+    for (const down of candidates) {
+      const t = { up, down };
+      if (!(tilingKey(t) in timings) && usable(t)) await time(t);
+    }
+    const best = fastest();
     this.tuned.set(key, { tiling: best, timings });
     return best;
   }
@@ -556,10 +586,9 @@ export class WgslWebGpuBackend implements MoeBackend {
    * The scratch buffers of rank r's experts pass at this tiling: shared by the ranks, which run
    * one after the other, except the counts, which are cleared before the pass.
    */
-  private rankScratch(sem: MoeSemantics, plan: RankPlan, tiling: GemmTiling, tokens: number, r: number): RankScratch {
+  private rankScratch(sem: MoeSemantics, plan: RankPlan, tiling: ForwardTiling, tokens: number, r: number): RankScratch {
     const { hidden: H, topK: k } = sem;
     const pairs = tokens * k;
-    const TM = tileRows(tiling);
     const perA = plan.w13.chunks[0]?.count ?? 1;
     const perB = plan.w2.chunks[0]?.count ?? 1;
     const [capA, capB] = this.tileCapacities(plan, tiling, pairs);
@@ -570,27 +599,27 @@ export class WgslWebGpuBackend implements MoeBackend {
     const R = plan.weights.w2.cols;
     return {
       counts: this.scratchBuffer(`counts${r}`, plan.n * 4),
-      offsets: this.scratchBuffer('offsets', (2 * plan.n + 2) * 4),
+      offsets: this.scratchBuffer('offsets', (3 * plan.n + 3) * 4),
       tilesA: this.scratchBuffer('tilesA', plan.w13.chunks.length * capA * 16),
       tilesB: this.scratchBuffer('tilesB', plan.w2.chunks.length * capB * 16),
       args: this.scratchBuffer('args', (plan.w13.chunks.length + plan.w2.chunks.length) * 12, STORAGE | INDIRECT),
       rows: this.scratchBuffer('rows', pairs * 16),
       pos: this.scratchBuffer('pos', tokens * plan.slots * 4),
       act: this.scratchBuffer('act', pairs * R * 4),
-      y: this.scratchBuffer('y', (pairs + (plan.shared ? tokens : 0)) * splitsOf(tiling) * H * 4),
+      y: this.scratchBuffer('y', (pairs + (plan.shared ? tokens : 0)) * splitsOf(tiling.down) * H * 4),
       capA, capB,
       plan: planParams({
-        n: plan.n, TM, perA, capA, colsA: Math.ceil(R / (tileCols(tiling) / 2)), chunksA: plan.w13.chunks.length,
-        perB, capB, colsB: Math.ceil(H / tileCols(tiling)), chunksB: plan.w2.chunks.length, splitsB: splitsOf(tiling),
+        n: plan.n, TMA: tileRows(tiling.up), perA, capA, colsA: Math.ceil(R / (tileCols(tiling.up) / 2)), chunksA: plan.w13.chunks.length,
+        TMB: tileRows(tiling.down), perB, capB, colsB: Math.ceil(H / tileCols(tiling.down)), chunksB: plan.w2.chunks.length, splitsB: splitsOf(tiling.down),
       }),
     };
   }
 
-  /** Entries of one weight chunk's tile table (w13's, w2's): Σ ceil(rows_s / TM) ≤ rows / TM + experts of the chunk, rounded up to the binding alignment. */
-  private tileCapacities(plan: RankPlan, tiling: GemmTiling, pairs: number): [number, number] {
+  /** Entries of one weight chunk's tile table (w13's at the up tiling, w2's at the down one): Σ ceil(rows_s / TM) ≤ rows / TM + experts of the chunk, rounded up to the binding alignment. */
+  private tileCapacities(plan: RankPlan, tiling: ForwardTiling, pairs: number): [number, number] {
     const align = Math.max(1, this.device.limits.minStorageBufferOffsetAlignment / 16);
-    const cap = (per: number) => Math.ceil((Math.ceil(pairs / tileRows(tiling)) + per) / align) * align;
-    return [cap(plan.w13.chunks[0]?.count ?? 1), cap(plan.w2.chunks[0]?.count ?? 1)];
+    const cap = (t: GemmTiling, per: number) => Math.ceil((Math.ceil(pairs / tileRows(t)) + per) / align) * align;
+    return [cap(tiling.up, plan.w13.chunks[0]?.count ?? 1), cap(tiling.down, plan.w2.chunks[0]?.count ?? 1)];
   }
 
   /**
@@ -598,17 +627,17 @@ export class WgslWebGpuBackend implements MoeBackend {
    * device's workgroups per dimension) and the expert outputs (split-K parts included) within
    * one storage binding.
    */
-  private fitsDevice(plans: RankPlan[], tiling: GemmTiling, sem: MoeSemantics, tokens: number): boolean {
+  private fitsDevice(plans: RankPlan[], tiling: ForwardTiling, sem: MoeSemantics, tokens: number): boolean {
     const { limits } = this.device;
     const max = limits.maxComputeWorkgroupsPerDimension;
     const pairs = tokens * sem.topK;
-    const yBytes = (pairs + tokens) * splitsOf(tiling) * sem.hidden * 4;
-    return Math.ceil(tokens / tileRows(tiling)) <= max && yBytes <= Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)
+    const yBytes = (pairs + tokens) * splitsOf(tiling.down) * sem.hidden * 4;
+    return [tiling.up, tiling.down].every((t) => Math.ceil(tokens / tileRows(t)) <= max) && yBytes <= Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)
       && plans.every((plan) => this.tileCapacities(plan, tiling, pairs).every((c) => c <= max));
   }
 
   private encodeRank(
-    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, s: RankScratch, tiling: GemmTiling, xBuf: GPUBuffer, selected: GPUBuffer, routeWeights: GPUBuffer,
+    pass: GPUComputePassEncoder, sem: MoeSemantics, plan: RankPlan, s: RankScratch, tiling: ForwardTiling, xBuf: GPUBuffer, selected: GPUBuffer, routeWeights: GPUBuffer,
     tokens: number, r: number, zeros: GPUBuffer, buffer: (d: ArrayBufferView | number, usage?: number) => GPUBuffer,
   ): void {
     const { hidden: H, experts: E, topK: k } = sem;
@@ -622,9 +651,9 @@ export class WgslWebGpuBackend implements MoeBackend {
       const inputScale = sem.routing.kind === 'topk_sigmoid_input' ? 1 : 0;
       this.dispatch(pass, this.fixed('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, inputScale, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, s.offsets, s.rows, s.pos], groups);
       const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
-      const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0, ...splitK(tiling, R) };
-      this.groupedIndirect(pass, 'up', tiling, plan.w13, up, s.rows, xBuf, plan.b13 ?? zeros, s.act, s.tilesA, s.capA, s.args, 0, buffer);
-      this.groupedIndirect(pass, 'down', tiling, plan.w2, down, s.rows, s.act, plan.b2 ?? zeros, s.y, s.tilesB, s.capB, s.args, 3 * plan.w13.chunks.length, buffer);
+      const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0, ...splitK(tiling.down, R) };
+      this.groupedIndirect(pass, 'up', tiling.up, plan.w13, up, s.rows, xBuf, plan.b13 ?? zeros, s.act, s.tilesA, s.capA, s.args, 0, buffer);
+      this.groupedIndirect(pass, 'down', tiling.down, plan.w2, down, s.rows, s.act, plan.b2 ?? zeros, s.y, s.tilesB, s.capB, s.args, 3 * plan.w13.chunks.length, buffer);
     } else {
       // No local experts: every routed slot of the combine is empty.
       this.dispatch(pass, this.fixed('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, 0, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, zeros, s.rows, s.pos], Math.ceil(pairs / 128));
@@ -636,19 +665,19 @@ export class WgslWebGpuBackend implements MoeBackend {
       const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? shared.R) * 4);
       if (!shared.rows) this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [shared.rowsParams, xBuf, shared.gate ?? zeros, sharedRows], Math.ceil(tokens / 64));
       const up: GemmParams = { N: shared.R, K: H, rowsB: 2 * shared.R, upRow: shared.R, ldc: shared.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
-      const down: GemmParams = { N: H, K: shared.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling, shared.R) };
-      this.grouped(pass, 'up', tiling, shared.w13, [0, tokens], up, sharedRows, xBuf, zeros, actS, buffer);
-      this.grouped(pass, 'down', tiling, shared.w2, [0, tokens], down, sharedRows, actS, zeros, s.y, buffer);
+      const down: GemmParams = { N: H, K: shared.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling.down, shared.R) };
+      this.grouped(pass, 'up', tiling.up, shared.w13, [0, tokens], up, sharedRows, xBuf, zeros, actS, buffer);
+      this.grouped(pass, 'down', tiling.down, shared.w2, [0, tokens], down, sharedRows, actS, zeros, s.y, buffer);
     }
-    this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, plan.slots, r > 0, tiling), UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+    this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, plan.slots, r > 0, tiling.down), UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
     // inkling: the other router-weighted shared experts' runs, each into the shared rows of y and added by a combine of its own.
     for (const more of shared?.more ?? []) {
       const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? more.R) * 4);
       const up: GemmParams = { N: more.R, K: H, rowsB: 2 * more.R, upRow: more.R, ldc: more.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
-      const down: GemmParams = { N: H, K: more.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling, more.R) };
-      this.grouped(pass, 'up', tiling, more.w13, [0, tokens], up, more.rows, xBuf, zeros, actS, buffer);
-      this.grouped(pass, 'down', tiling, more.w2, [0, tokens], down, more.rows, actS, zeros, s.y, buffer);
-      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, 1, true, tiling), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+      const down: GemmParams = { N: H, K: more.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling.down, more.R) };
+      this.grouped(pass, 'up', tiling.up, more.w13, [0, tokens], up, more.rows, xBuf, zeros, actS, buffer);
+      this.grouped(pass, 'down', tiling.down, more.w2, [0, tokens], down, more.rows, actS, zeros, s.y, buffer);
+      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, 1, true, tiling.down), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
     }
   }
 
@@ -916,9 +945,9 @@ function sharedRowTable(scales: Float32Array): Uint32Array {
   return table;
 }
 
-/** The COMBINE uniform (shaders.ts): tokens, hidden, slots per token, whether to add to the output, split-K parts. */
-function combineParams(tokens: number, hidden: number, slots: number, accumulate: boolean, tiling: GemmTiling): Uint32Array {
-  return new Uint32Array([tokens, hidden, slots, accumulate ? 1 : 0, splitsOf(tiling), 0, 0, 0]);
+/** The COMBINE uniform (shaders.ts): tokens, hidden, slots per token, whether to add to the output, split-K parts of the down tiling. */
+function combineParams(tokens: number, hidden: number, slots: number, accumulate: boolean, down: GemmTiling): Uint32Array {
+  return new Uint32Array([tokens, hidden, slots, accumulate ? 1 : 0, splitsOf(down), 0, 0, 0]);
 }
 
 /** The down GEMM's split-K parts at this tiling (shaders.ts kChunkOf). */

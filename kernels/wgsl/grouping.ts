@@ -7,7 +7,8 @@
 // 2. PLAN: one workgroup turns the counts into row offsets and first tiles (prefix sums) and
 //    writes, for each of up to two ways of cutting the rank's experts into weight chunks
 //    (w13's and w2's), each chunk's tile table — (expert within the chunk, first
-//    row, end row, expert slot) per tile of TM rows — and the chunk's indirect dispatch
+//    row, end row, expert slot) per tile of that GEMM's rows (TMA for up, TMB for down: the
+//    two GEMMs may take different tilings) — and the chunk's indirect dispatch
 //    arguments (tiles, column tiles, split-K parts), so the grouped GEMMs are dispatched with the counts
 //    they need without the host ever seeing them.
 // 3. SCATTER: one thread per pair takes the next row of its expert (atomic) and writes the row
@@ -40,8 +41,9 @@ ${flatEntry(128, 'i')}
 export interface PlanParams {
   /** Local experts. */
   n: number;
-  /** Rows per tile. */
-  TM: number;
+  /** Rows per tile of the up GEMM (w13) and of the down GEMM (w2). */
+  TMA: number;
+  TMB: number;
   /** Experts per weight chunk, tile-table capacity per chunk (entries), column tiles, chunks: of w13 (A) and w2 (B). */
   perA: number;
   capA: number;
@@ -56,19 +58,19 @@ export interface PlanParams {
 }
 
 export function planParams(p: PlanParams): Uint32Array {
-  return new Uint32Array([p.n, p.TM, p.perA, p.capA, p.colsA, p.chunksA, p.perB, p.capB, p.colsB, p.chunksB, p.splitsB, 0]);
+  return new Uint32Array([p.n, p.TMA, p.perA, p.capA, p.colsA, p.chunksA, p.perB, p.capB, p.colsB, p.chunksB, p.splitsB, p.TMB]);
 }
 
 /**
- * Bindings: 0 params, 1 counts, 2 offsets `[2n + 2]`: the row offsets `[n + 1]` (then the
- * scatter's fill counters), then each expert's first tile `[n + 1]`; 3 tiles of A (`chunksA ×
- * capA` vec4), 4 tiles of B, 5 indirect arguments (3 words per chunk of A, then of B). One
- * workgroup: the prefix sums of the row and tile counts 128 experts at a time (Hillis–Steele
+ * Bindings: 0 params, 1 counts, 2 offsets `[3n + 3]`: the row offsets `[n + 1]` (then the
+ * scatter's fill counters), then each expert's first tile of A `[n + 1]` and of B `[n + 1]`;
+ * 3 tiles of A (`chunksA × capA` vec4), 4 tiles of B, 5 indirect arguments (3 words per chunk
+ * of A, then of B). One workgroup: the prefix sums of the row and tile counts 128 experts at a time (Hillis–Steele
  * in workgroup memory), then one thread per expert writes its tiles into its chunk's table,
  * and the first expert of each chunk the chunk's arguments.
  */
 export const PLAN_SHADER = /* wgsl */ `
-struct Params { n: u32, TM: u32, perA: u32, capA: u32, colsA: u32, chunksA: u32, perB: u32, capB: u32, colsB: u32, chunksB: u32, splitsB: u32, pad0: u32 }
+struct Params { n: u32, TMA: u32, perA: u32, capA: u32, colsA: u32, chunksA: u32, perB: u32, capB: u32, colsB: u32, chunksB: u32, splitsB: u32, TMB: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> counts: array<u32>;
 @group(0) @binding(2) var<storage, read_write> offsets: array<u32>;
@@ -92,15 +94,15 @@ fn scan(li: u32, v: u32) -> u32 {
   return sh[li];
 }
 
-fn writeTiles(s: u32, per: u32, cap: u32, cols: u32, argsAt: u32, isA: bool) {
-  let T0 = p.n + 1u;
+// T0: where this GEMM's first tiles start in offsets.
+fn writeTiles(s: u32, TM: u32, T0: u32, per: u32, cap: u32, cols: u32, argsAt: u32, isA: bool) {
   let c = s / per;
   let first = c * per;
   let local = offsets[T0 + s] - offsets[T0 + first];
   let end = offsets[s] + counts[s];
   var q = 0u;
-  for (var m = offsets[s]; m < end; m += p.TM) {
-    let tile = vec4<u32>(s - first, m, min(m + p.TM, end), s);
+  for (var m = offsets[s]; m < end; m += TM) {
+    let tile = vec4<u32>(s - first, m, min(m + TM, end), s);
     if (isA) { tilesA[c * cap + local + q] = tile; } else { tilesB[c * cap + local + q] = tile; }
     q++;
   }
@@ -114,32 +116,41 @@ fn writeTiles(s: u32, per: u32, cap: u32, cols: u32, argsAt: u32, isA: bool) {
 
 @compute @workgroup_size(128)
 fn main(@builtin(local_invocation_index) li: u32) {
+  let TA0 = p.n + 1u;
+  let TB0 = 2u * p.n + 2u;
   var rows = 0u;
-  var tiles = 0u;
+  var tilesA = 0u;
+  var tilesB = 0u;
   for (var b = 0u; b < p.n; b += 128u) {
     let s = b + li;
     var c = 0u;
     if (s < p.n) { c = counts[s]; }
-    let t = (c + p.TM - 1u) / p.TM;
+    let tA = (c + p.TMA - 1u) / p.TMA;
+    let tB = (c + p.TMB - 1u) / p.TMB;
     let r = scan(li, c);
     let blockRows = sh[127];
-    let q = scan(li, t);
-    let blockTiles = sh[127];
+    let qA = scan(li, tA);
+    let blockA = sh[127];
+    let qB = scan(li, tB);
+    let blockB = sh[127];
     if (s < p.n) {
       offsets[s] = rows + r - c;
-      offsets[p.n + 1u + s] = tiles + q - t;
+      offsets[TA0 + s] = tilesA + qA - tA;
+      offsets[TB0 + s] = tilesB + qB - tB;
     }
     rows += blockRows;
-    tiles += blockTiles;
+    tilesA += blockA;
+    tilesB += blockB;
   }
   if (li == 0u) {
     offsets[p.n] = rows;
-    offsets[2u * p.n + 1u] = tiles;
+    offsets[TA0 + p.n] = tilesA;
+    offsets[TB0 + p.n] = tilesB;
   }
   storageBarrier();
   for (var s = li; s < p.n; s += 128u) {
-    writeTiles(s, p.perA, p.capA, p.colsA, 0u, true);
-    writeTiles(s, p.perB, p.capB, p.colsB, 3u * p.chunksA, false);
+    writeTiles(s, p.TMA, TA0, p.perA, p.capA, p.colsA, 0u, true);
+    writeTiles(s, p.TMB, TB0, p.perB, p.capB, p.colsB, 3u * p.chunksA, false);
   }
 }
 `;
