@@ -5,7 +5,7 @@
 // FAILS this file unless MOE_SKIP_WEBGPU=1 is set explicitly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tilingKey, WgslWebGpuBackend, type ForwardTiling } from './backend.js';
-import { DEFAULT_SKINNY, gemmShader, kChunkOf } from './shaders.js';
+import { DEFAULT_SKINNY, gemmShader, kChunkOf, type GemmTiling } from './shaders.js';
 import { ForwardInputError } from '../moe.js';
 import { allRanks, randomInput, randomLayer, rng, type LayerOptions } from '../test/synthetic.js';
 import { route } from '../routing.js';
@@ -143,29 +143,35 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     expect(() => gemmShader({ mode: 'down', dtype: 'f32', vec: true, tiling: { wx: 8, wy: 4, rm: 4, bk: 4, splitK: 0 } })).toThrow(RangeError);
   });
 
-  it('the up and the down GEMMs at different tilings (tiles of 16 rows against 3, either way round; split-K on down) match the reference', async () => {
+  it('the up and the down GEMMs at different tilings (tiles of 16 rows against 3, either way round; split-K on down only) match the reference', async () => {
     // The PLAN cuts w13's tile tables at the up tiling's rows and w2's at the down tiling's: a table cut at the other's rows
     // leaves rows uncomputed where its tiles are longer than the kernel's, in one order or the other.
     const tiled = { wx: 8, wy: 4, rm: 4, bk: 4 } as const;
     const skinny = { kind: 'skinny', lanes: 4, pairs: 3, tm: 3 } as const;
-    const o: LayerOptions = { experts: 5, topK: 2, hidden: 40, intermediate: 24, sharedIntermediate: 16, biases: true, routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.3 } };
+    // R 80 (40 at TP 2): the down GEMMs' K really splits (parts of 64 + 16, 32 + 8; 32 + 32 + 16), so a down GEMM dispatched
+    // with the up tiling's parts (one) or a combine summing the wrong count of parts fails.
+    const o: LayerOptions = { experts: 5, topK: 2, hidden: 40, intermediate: 80, sharedIntermediate: 40, biases: true, routing: { kind: 'topk_softmax' }, activation: { kind: 'gpt_oss_clamped', alpha: 1.702, limit: 0.3 } };
     const layer = randomLayer(46, o);
     const x = randomInput(47, 37, o.hidden);
-    for (const tiling of [{ up: tiled, down: { ...skinny, splitK: 2 } }, { up: skinny, down: tiled }] satisfies ForwardTiling[]) {
-      // Weights cut into chunks of one or two experts: w13 and w2 chunks differ in experts per chunk.
-      const pair = await WgslWebGpuBackend.create({ tiling, chunkBytes: 2 * 2 * 24 * 40 * 2 });
+    for (const tiling of [{ up: tiled, down: { ...skinny, splitK: 2 } }, { up: skinny, down: { ...tiled, splitK: 3 } }] satisfies ForwardTiling[]) {
+      // Weights cut into chunks (f32: one w13 or two w2 matrices each): w13 and w2 chunks differ in experts per chunk.
+      const pair = await WgslWebGpuBackend.create({ tiling, chunkBytes: 2 * 80 * 40 * 4 });
       try {
         await expectWithinReferenceBound(pair, layer.sem, 3, allRanks(layer, 1, 2), x, 37);
         await expectWithinReferenceBound(pair, layer.sem, 3, allRanks(layer, 2, 1).map((rank) => withWeightsAs(rank, 'BF16')), x, 37);
+        // Pipelines are keyed without split-K (the shader is the same; the parts come in the uniform).
         const keys = [...pair['pipelines'].keys()];
+        const { splitK: _split, ...down } = tiling.down;
         expect(keys).toContain(JSON.stringify(['up', tiling.up, 'f32', true]));
-        expect(keys).toContain(JSON.stringify(['down', tiling.down, 'f32', true]));
+        expect(keys).toContain(JSON.stringify(['down', down, 'f32', true]));
+        expect(keys.filter((key) => key.includes('splitK'))).toEqual([]);
       } finally {
         await pair.dispose();
       }
     }
     const tooLarge = { wx: 64, wy: 64, rm: 8, bk: 8 } as const;
     await expect(WgslWebGpuBackend.create({ tiling: { up: tiled, down: tooLarge } })).rejects.toThrow(/exceeds this device's workgroup limits/);
+    await expect(WgslWebGpuBackend.create({ tiling: { up: { ...tiled, splitK: 2 }, down: tiled } })).rejects.toThrow(/never split K/);
     expect(tilingKey({ up: tiled, down: tiled })).toBe(JSON.stringify(tiled));
     expect(JSON.parse(tilingKey({ up: tiled, down: skinny }))).toEqual({ up: tiled, down: skinny });
   });
@@ -317,14 +323,22 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
       await expectMatchesReference(31, { experts: 4, topK: 2, hidden: 16, intermediate: 12 }, 9, 1, 1, tuned);
       expect(tuned.tunings.size).toBe(1);
       const [entry] = [...tuned.tunings.values()];
-      expect(Object.keys(entry!.timings).length).toBeGreaterThan(1);
-      expect(Object.keys(entry!.timings)).toContain(tilingKey(entry!.tiling));
-      // Then the down GEMMs alone at every other candidate, the up GEMMs at the first round's winner.
-      const pairs = Object.keys(entry!.timings).map((key) => JSON.parse(key) as object).filter((t): t is ForwardTiling => 'up' in t);
-      expect(pairs.length).toBeGreaterThan(0);
-      expect(new Set(pairs.map((t) => JSON.stringify(t.up))).size).toBe(1);
-      const fastest = Math.min(...Object.values(entry!.timings));
-      expect(entry!.timings[tilingKey(entry!.tiling)]).toBe(fastest);
+      const keys = Object.keys(entry!.timings);
+      expect(keys.length).toBeGreaterThan(1);
+      expect(keys).toContain(tilingKey(entry!.tiling));
+      expect(entry!.timings[tilingKey(entry!.tiling)]).toBe(Math.min(...Object.values(entry!.timings)));
+      // The up GEMMs never split K, so no up tiling is timed with a splitK it would not use.
+      const timed = keys.map((key) => JSON.parse(key) as GemmTiling | ForwardTiling).map((t) => ('up' in t ? t : { up: t, down: t }));
+      expect(timed.filter((t) => t.up.splitK !== undefined)).toEqual([]);
+      // Second round: the down GEMMs alone at every candidate, the up GEMMs at one tiling (the first round's winner).
+      const candidates: GemmTiling[] = tuned['candidates']();
+      const ups = new Set(timed.map((t) => JSON.stringify(t.up)));
+      const secondRound = [...ups].filter((up) => candidates.every((down) => tilingKey({ up: JSON.parse(up) as GemmTiling, down }) in entry!.timings));
+      expect(secondRound).toHaveLength(1);
+      // TP 2 and EP 2 of the same layer are other shapes (per-rank R, or experts per rank), tuned apart.
+      await expectMatchesReference(31, { experts: 4, topK: 2, hidden: 16, intermediate: 12 }, 9, 2, 1, tuned);
+      await expectMatchesReference(31, { experts: 4, topK: 2, hidden: 16, intermediate: 12 }, 9, 1, 2, tuned);
+      expect(tuned.tunings.size).toBe(3);
     } finally {
       await tuned.dispose();
     }
@@ -353,6 +367,30 @@ describe.skipIf(skip)('wgsl-webgpu against reference-f64', () => {
     } finally {
       await tuned.dispose();
       await limited.dispose();
+    }
+  });
+
+  it('a malformed tiling is refused before any pipeline compiles, and leaves no error scope open on the shared device', async () => {
+    const device = backend['device'];
+    // Balanced: nothing to pop.
+    await expect(device.popErrorScope()).rejects.toThrow();
+    await expect(WgslWebGpuBackend.create({ tiling: { wx: 16, wy: 8, rm: 4, bk: 6 } })).rejects.toThrow(RangeError);
+    await expect(WgslWebGpuBackend.create({ tiling: { up: { wx: 8, wy: 4, rm: 4, bk: 4 }, down: { kind: 'skinny', lanes: 8, pairs: 2, tm: 9 } } })).rejects.toThrow(RangeError);
+    await expect(device.popErrorScope()).rejects.toThrow();
+  });
+
+  it('expert activations or outputs larger than one storage binding are refused with the sizes, not left to the device', async () => {
+    const small = await WgslWebGpuBackend.create();
+    // As if the device's bindings held 4 KiB: 40 routed rows × R 64 × 4 bytes of activations is 10 KiB.
+    const device = small['device'];
+    const limits = device.limits as unknown as Record<string | symbol, unknown>;
+    Object.defineProperty(device, 'limits', { value: new Proxy(limits, { get: (l, name) => (name === 'maxStorageBufferBindingSize' ? 4096 : l[name]) }) });
+    try {
+      const failure = expectMatchesReference(48, { experts: 4, topK: 2, hidden: 8, intermediate: 64 }, 20, 1, 1, small);
+      await expect(failure).rejects.toThrow(/expert activations \(routed rows × R\) larger than one storage binding at 20 tokens/);
+      await expect(failure).rejects.toMatchObject({ expected: '≤ 4096 bytes', found: 40 * 64 * 4 });
+    } finally {
+      await small.dispose();
     }
   });
 

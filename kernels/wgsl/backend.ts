@@ -29,7 +29,7 @@ import { hashChoiceOf, route, type HashChoice, type RoutingResult } from '../rou
 import { mlpRouterLogitsF32 } from '../mlp-router.js';
 import { blockInputsF32, routedSharedPieces, scaleByExpert } from '../block-inputs.js';
 import {
-  CANDIDATE_TILINGS, COMBINE_SHADER, DEFAULT_SKINNY, gemmParams, kChunkOf, SKINNY_ROWS, gemmShader, tileCols, tileRows, vecLoads, workgroupBytes, workgroupSize,
+  CANDIDATE_TILINGS, checkTiling, COMBINE_SHADER, DEFAULT_SKINNY, gemmParams, kChunkOf, SKINNY_ROWS, gemmShader, tileCols, tileRows, vecLoads, workgroupBytes, workgroupSize,
   type GemmMode, type GemmParams, type GemmTiling, type WeightDtype,
 } from './shaders.js';
 import { routingProgram, routingShader, type RoutingProgram } from './routing.js';
@@ -147,8 +147,15 @@ interface TuneEntry {
   timings: Record<string, number>;
 }
 
-/** A tiling as one ForwardTiling. */
-const forwardTiling = (t: GemmTiling | ForwardTiling): ForwardTiling => ('up' in t ? t : { up: t, down: t });
+/** A tiling without split-K: what the up GEMMs and the router run at (their epilogues need whole sums), and the pipelines' key (the shader is the same). */
+function unsplit(t: GemmTiling): GemmTiling {
+  if (t.splitK === undefined) return t;
+  const { splitK: _split, ...whole } = t;
+  return whole;
+}
+
+/** A tiling as one ForwardTiling: one tiling for every GEMM, its split-K (if any) the down GEMMs'. */
+const forwardTiling = (t: GemmTiling | ForwardTiling): ForwardTiling => ('up' in t ? t : { up: unsplit(t), down: t });
 
 /** How a forward tiling is named in the autotune's timings: the one tiling's JSON where both GEMMs take it, else the pair's. */
 export const tilingKey = (f: ForwardTiling): string => (JSON.stringify(f.up) === JSON.stringify(f.down) ? JSON.stringify(f.up) : JSON.stringify(f));
@@ -208,21 +215,25 @@ export class WgslWebGpuBackend implements MoeBackend {
     try {
       const { device } = (await (require('gpu.js') as { WebGPUContext: { acquire(): Promise<{ device: GPUDevice }> } }).WebGPUContext.acquire());
       const given = options.tiling && forwardTiling(options.tiling);
+      if (given && (given.up.splitK ?? 1) > 1) throw new RangeError(`tiling ${JSON.stringify(given.up)}: the up GEMMs never split K (the activation needs whole sums); splitK belongs to down`);
       for (const t of given ? [given.up, given.down] : []) {
+        checkTiling(t);
         if (!WgslWebGpuBackend.fits(device, t)) {
           throw new WgslKernelError(`tiling ${JSON.stringify(t)} exceeds this device's workgroup limits`, { expected: `≤ ${device.limits.maxComputeInvocationsPerWorkgroup} invocations, ≤ ${device.limits.maxComputeWorkgroupStorageSize} bytes`, found: JSON.stringify(t) });
         }
       }
-      device.pushErrorScope('validation');
       const backend = new WgslWebGpuBackend(session, device, options);
-      if (given) {
-        backend.pipeline('up', given.up, 'f32', true);
-        backend.pipeline('down', given.down, 'f32', true);
-      } else {
-        backend.pipeline('down', backend.candidates()[0]!, 'f32', true);
+      // The device is the process's (shared with gpu.js): the scope is popped whatever the compiles throw.
+      device.pushErrorScope('validation');
+      let thrown: unknown;
+      try {
+        for (const [mode, t] of given ? [['up', given.up], ['down', given.down]] as const : [['down', backend.candidates()[0]!]] as const) backend.pipeline(mode, t, 'f32', true);
+        for (const [name, code] of FIXED_SHADERS) backend.compile(name, code);
+      } catch (e) {
+        thrown = e;
       }
-      for (const [name, code] of FIXED_SHADERS) backend.fixed(name, code);
       const error = await device.popErrorScope();
+      if (thrown) throw thrown;
       if (error) throw new WgslKernelError(`WGSL kernels rejected by the device: ${error.message}`, { expected: 'valid pipelines', found: error.message });
       return backend;
     } catch (e) {
@@ -269,6 +280,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     return tokens <= ROUTER_SKINNY_TOKENS && skinny ? skinny : this.heuristic(16);
   }
 
+  /** The pipeline of `code`, compiled once per key (a GEMM variant, or a fixed shader's name). */
   private compile(key: string, code: string): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
@@ -278,10 +290,6 @@ export class WgslWebGpuBackend implements MoeBackend {
     return p;
   }
 
-  /** One of the shaders that have no variants. */
-  private fixed(name: string, code: string): GPUComputePipeline {
-    return this.compile(name, code);
-  }
 
   private routingPipeline(program: RoutingProgram, E: number, k: number): GPUComputePipeline {
     const key = JSON.stringify(['routing', program, E, k]);
@@ -289,8 +297,9 @@ export class WgslWebGpuBackend implements MoeBackend {
   }
 
   private pipeline(mode: GemmMode, tiling: GemmTiling, dtype: WeightDtype, vec: boolean): GPUComputePipeline {
-    const key = JSON.stringify([mode, tiling, dtype, vec]);
-    return this.pipelines.get(key) ?? this.compile(key, gemmShader({ mode, tiling, dtype, vec }));
+    const whole = unsplit(tiling);
+    const key = JSON.stringify([mode, whole, dtype, vec]);
+    return this.pipelines.get(key) ?? this.compile(key, gemmShader({ mode, tiling: whole, dtype, vec }));
   }
 
   async forward(sem: MoeSemantics, layer: number, ranks: RankTensors[], x: Float32Array, tokens: number, inputs?: ForwardInputs): Promise<MoeForwardResult> {
@@ -441,7 +450,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     // Router rows: the experts, or doge's 2·keys product keys; an MLP router's logits come from the host.
     const R = routerRows(sem);
     const router: StackedMatrices | undefined = host.logits ? undefined : { tensor: tensorOf(r0, `${p}router.weight`, [R, H]), name: `${p}router.weight`, count: 1, rows: R, cols: H };
-    const routerW = router && (this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router, buffer));
+    const routerW = router && (this.options.residentWeights ? this.residentMatrices(router) : this.matrices(router));
     const routerBias = r0.tensors.has(`${p}router.bias`) ? buffer(wholeFloats(r0, `${p}router.bias`, [R])) : undefined;
     const correctionValues = r0.tensors.has(`${p}router.correction_bias`) ? wholeFloats(r0, `${p}router.correction_bias`, [E - (sem.sharedRouted ?? 0)]) : undefined;
     const logits = this.scratchBuffer('logits', tokens * R * 4);
@@ -452,9 +461,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     // Hash layers (score_bias_topk) have no shader: hostRouting covers them.
     const program = hostRouting(sem) ? undefined : routingProgram(sem.routing);
     const correction = correctionValues ? buffer(correctionValues) : zeros;
-    const routerTiling = this.options.tiling ? forwardTiling(this.options.tiling).down : this.routerTiling(tokens);
+    const routerTiling = this.options.tiling ? unsplit(forwardTiling(this.options.tiling).down) : this.routerTiling(tokens);
     const encodeRouter = (pass: GPUComputePassEncoder) => {
-      this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [buffer(rowsParams(tokens, H, false, 1), UNIFORM), xRouter, zeros, allRows], Math.ceil(tokens / 64));
+      this.dispatch(pass, this.compile('rows', ALL_ROWS_SHADER), [buffer(rowsParams(tokens, H, false, 1), UNIFORM), xRouter, zeros, allRows], Math.ceil(tokens / 64));
       this.grouped(pass, 'down', routerTiling, routerW!, [0, tokens], { N: R, K: H, rowsB: R, upRow: 0, ldc: R, cOff: 0, hasBias: routerBias !== undefined, mode: 0, alpha: 0, limit: 0 }, allRows, xRouter, routerBias ?? zeros, logits, buffer);
       if (program) this.dispatch(pass, this.routingPipeline(program, E, k), [buffer(routingParams(tokens), UNIFORM), logits, correction, selected, routeWeights], Math.ceil(tokens / 64));
     };
@@ -491,12 +500,12 @@ export class WgslWebGpuBackend implements MoeBackend {
       const Z = sem.zeroExperts ?? 0;
       // Skip classes (zaya) add nothing; zero-compute experts add weight · x.
       if (Z > 0 && !sem.zeroExpertsSkip) {
-        this.dispatch(pass, this.fixed('zero', ZERO_EXPERTS_SHADER), [buffer(new Uint32Array([tokens, H, k, E - Z]), UNIFORM), selected, routeWeights, xBuf, out], Math.ceil((tokens * H) / 128));
+        this.dispatch(pass, this.compile('zero', ZERO_EXPERTS_SHADER), [buffer(new Uint32Array([tokens, H, k, E - Z]), UNIFORM), selected, routeWeights, xBuf, out], Math.ceil((tokens * H) / 128));
       }
       pass.end();
       return encoder;
     };
-    const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
+    const key = [H, sem.intermediate, sem.sharedIntermediate, E, k, ranks.length, `tp${r0.req.tpSize}ep${r0.req.epSize}`, weights[0]!.w13.tensor.dtype, Math.round(Math.log2(Math.max(1, (tokens * k) / E)))].join('/');
     // A tiling this forward cannot run at (row tiles past one dispatch, split-K parts past one binding) is never tried or kept; a given one is refused by the device or rankScratch.
     const usable = (t: ForwardTiling) => this.fitsDevice(plans, t, sem, tokens);
     const given = this.options.tiling && forwardTiling(this.options.tiling);
@@ -558,7 +567,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     const withShared = weights.shared !== undefined && rank.req.epRank === 0;
     const plan: RankPlan = {
       weights, n, slots: k + (withShared ? 1 : 0), slotOf: buffer(slotOf),
-      w13: this.matrices(weights.w13, buffer), w2: this.matrices(weights.w2, buffer),
+      w13: this.matrices(weights.w13), w2: this.matrices(weights.w2),
       ...this.biases(layer, rank, weights, weights.w2.cols, H, buffer),
     };
     if (withShared && weights.shared) {
@@ -572,11 +581,11 @@ export class WgslWebGpuBackend implements MoeBackend {
         const pos = buffer(Uint32Array.from({ length: tokens }, (_, t) => tokens * k + t));
         const [first, ...more] = pieces.map((piece): SharedPiecePlan => {
           const w = sharedPieceMatrices(weights.shared!.w13, weights.shared!.w2, H, Rs, piece.rows);
-          return { w13: this.matrices(w.w13, buffer), w2: this.matrices(w.w2, buffer), R: w.w2.cols, rows: buffer(sharedRowTable(Float32Array.from(piece.weights))), pos };
+          return { w13: this.matrices(w.w13), w2: this.matrices(w.w2), R: w.w2.cols, rows: buffer(sharedRowTable(Float32Array.from(piece.weights))), pos };
         });
         plan.shared = { w13: first!.w13, w2: first!.w2, R: first!.R, rows: first!.rows, rowsParams: rowsParamsBuf, gate, more };
       } else {
-        plan.shared = { w13: this.matrices(weights.shared.w13, buffer), w2: this.matrices(weights.shared.w2, buffer), R: Rs, rowsParams: rowsParamsBuf, gate };
+        plan.shared = { w13: this.matrices(weights.shared.w13), w2: this.matrices(weights.shared.w2), R: Rs, rowsParams: rowsParamsBuf, gate };
       }
     }
     return plan;
@@ -597,6 +606,11 @@ export class WgslWebGpuBackend implements MoeBackend {
       throw new WgslKernelError('grouped GEMM larger than one dispatch', { expected: `≤ ${maxGroups} row tiles`, found: Math.max(capA, capB) });
     }
     const R = plan.weights.w2.cols;
+    const binding = Math.min(this.device.limits.maxStorageBufferBindingSize, this.device.limits.maxBufferSize);
+    const bytes = { 'expert activations (routed rows × R)': pairs * R * 4, 'expert outputs (rows × split-K parts × H)': (pairs + (plan.shared ? tokens : 0)) * splitsOf(tiling.down) * H * 4 };
+    for (const [what, size] of Object.entries(bytes)) {
+      if (size > binding) throw new WgslKernelError(`${what} larger than one storage binding at ${tokens} tokens`, { expected: `≤ ${binding} bytes`, found: size });
+    }
     return {
       counts: this.scratchBuffer(`counts${r}`, plan.n * 4),
       offsets: this.scratchBuffer('offsets', (3 * plan.n + 3) * 4),
@@ -605,8 +619,8 @@ export class WgslWebGpuBackend implements MoeBackend {
       args: this.scratchBuffer('args', (plan.w13.chunks.length + plan.w2.chunks.length) * 12, STORAGE | INDIRECT),
       rows: this.scratchBuffer('rows', pairs * 16),
       pos: this.scratchBuffer('pos', tokens * plan.slots * 4),
-      act: this.scratchBuffer('act', pairs * R * 4),
-      y: this.scratchBuffer('y', (pairs + (plan.shared ? tokens : 0)) * splitsOf(tiling.down) * H * 4),
+      act: this.scratchBuffer('act', bytes['expert activations (routed rows × R)']),
+      y: this.scratchBuffer('y', bytes['expert outputs (rows × split-K parts × H)']),
       capA, capB,
       plan: planParams({
         n: plan.n, TMA: tileRows(tiling.up), perA, capA, colsA: Math.ceil(R / (tileCols(tiling.up) / 2)), chunksA: plan.w13.chunks.length,
@@ -646,38 +660,39 @@ export class WgslWebGpuBackend implements MoeBackend {
     const { mode, alpha, limit } = activationParams(sem.activation);
     if (plan.n > 0) {
       const groups = Math.ceil(pairs / 128);
-      this.dispatch(pass, this.fixed('count', COUNT_SHADER), [buffer(new Uint32Array([pairs, E, 0, 0]), UNIFORM), selected, plan.slotOf, s.counts], groups);
-      this.dispatch(pass, this.fixed('plan', PLAN_SHADER), [buffer(s.plan, UNIFORM), s.counts, s.offsets, s.tilesA, s.tilesB, s.args], 1);
+      this.dispatch(pass, this.compile('count', COUNT_SHADER), [buffer(new Uint32Array([pairs, E, 0, 0]), UNIFORM), selected, plan.slotOf, s.counts], groups);
+      this.dispatch(pass, this.compile('plan', PLAN_SHADER), [buffer(s.plan, UNIFORM), s.counts, s.offsets, s.tilesA, s.tilesB, s.args], 1);
       const inputScale = sem.routing.kind === 'topk_sigmoid_input' ? 1 : 0;
-      this.dispatch(pass, this.fixed('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, inputScale, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, s.offsets, s.rows, s.pos], groups);
+      this.dispatch(pass, this.compile('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, inputScale, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, s.offsets, s.rows, s.pos], groups);
       const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: plan.b13 !== undefined, mode, alpha, limit };
       const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: 0, hasBias: plan.b2 !== undefined, mode: 0, alpha: 0, limit: 0, ...splitK(tiling.down, R) };
       this.groupedIndirect(pass, 'up', tiling.up, plan.w13, up, s.rows, xBuf, plan.b13 ?? zeros, s.act, s.tilesA, s.capA, s.args, 0, buffer);
       this.groupedIndirect(pass, 'down', tiling.down, plan.w2, down, s.rows, s.act, plan.b2 ?? zeros, s.y, s.tilesB, s.capB, s.args, 3 * plan.w13.chunks.length, buffer);
     } else {
       // No local experts: every routed slot of the combine is empty.
-      this.dispatch(pass, this.fixed('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, 0, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, zeros, s.rows, s.pos], Math.ceil(pairs / 128));
+      this.dispatch(pass, this.compile('scatter', SCATTER_SHADER), [buffer(new Uint32Array([pairs, k, plan.slots, 0, pairs, E, 0, 0]), UNIFORM), selected, routeWeights, plan.slotOf, zeros, s.rows, s.pos], Math.ceil(pairs / 128));
     }
     const shared = plan.shared;
+    // The shared expert, or one run of it (inkling), over every token: its rows of y from `pairs` on.
+    const sharedGemms = (piece: { w13: DeviceMatrices; w2: DeviceMatrices; R: number }, rows: GPUBuffer) => {
+      // Sized for the rank's whole shared expert (the same on every rank): a run of it (inkling) never grows it under earlier commands.
+      const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? piece.R) * 4);
+      const R = piece.R;
+      const up: GemmParams = { N: R, K: H, rowsB: 2 * R, upRow: R, ldc: R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
+      const down: GemmParams = { N: H, K: R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling.down, R) };
+      this.grouped(pass, 'up', tiling.up, piece.w13, [0, tokens], up, rows, xBuf, zeros, actS, buffer);
+      this.grouped(pass, 'down', tiling.down, piece.w2, [0, tokens], down, rows, actS, zeros, s.y, buffer);
+    };
     if (shared) {
       const sharedRows = shared.rows ?? this.scratchBuffer('sharedRows', tokens * 16);
-      // Sized for the rank's whole shared expert (the same on every rank): a run of it (inkling) never grows it under earlier commands.
-      const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? shared.R) * 4);
-      if (!shared.rows) this.dispatch(pass, this.fixed('rows', ALL_ROWS_SHADER), [shared.rowsParams, xBuf, shared.gate ?? zeros, sharedRows], Math.ceil(tokens / 64));
-      const up: GemmParams = { N: shared.R, K: H, rowsB: 2 * shared.R, upRow: shared.R, ldc: shared.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
-      const down: GemmParams = { N: H, K: shared.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling.down, shared.R) };
-      this.grouped(pass, 'up', tiling.up, shared.w13, [0, tokens], up, sharedRows, xBuf, zeros, actS, buffer);
-      this.grouped(pass, 'down', tiling.down, shared.w2, [0, tokens], down, sharedRows, actS, zeros, s.y, buffer);
+      if (!shared.rows) this.dispatch(pass, this.compile('rows', ALL_ROWS_SHADER), [shared.rowsParams, xBuf, shared.gate ?? zeros, sharedRows], Math.ceil(tokens / 64));
+      sharedGemms(shared, sharedRows);
     }
-    this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, plan.slots, r > 0, tiling.down), UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+    this.dispatch(pass, this.compile('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, plan.slots, r > 0, tiling.down), UNIFORM), s.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
     // inkling: the other router-weighted shared experts' runs, each into the shared rows of y and added by a combine of its own.
     for (const more of shared?.more ?? []) {
-      const actS = this.scratchBuffer('actS', tokens * (plan.weights.shared?.w2.cols ?? more.R) * 4);
-      const up: GemmParams = { N: more.R, K: H, rowsB: 2 * more.R, upRow: more.R, ldc: more.R, cOff: 0, hasBias: false, ...activationParams(sem.sharedActivation ?? SILU_GATED) };
-      const down: GemmParams = { N: H, K: more.R, rowsB: H, upRow: 0, ldc: H, cOff: pairs, hasBias: false, mode: 0, alpha: 0, limit: 0, ...splitK(tiling.down, more.R) };
-      this.grouped(pass, 'up', tiling.up, more.w13, [0, tokens], up, more.rows, xBuf, zeros, actS, buffer);
-      this.grouped(pass, 'down', tiling.down, more.w2, [0, tokens], down, more.rows, actS, zeros, s.y, buffer);
-      this.dispatch(pass, this.fixed('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, 1, true, tiling.down), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
+      sharedGemms(more, more.rows);
+      this.dispatch(pass, this.compile('combine', COMBINE_SHADER), [buffer(combineParams(tokens, H, 1, true, tiling.down), UNIFORM), more.pos, s.y, this.scratch.get('out')!], Math.ceil((tokens * H) / 128));
     }
   }
 
@@ -730,12 +745,13 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
   }
 
-  /** One thread per element (128 per workgroup; a flat shader, flat.ts), over as many rows of 65535 workgroups as needed. */
+  /** One thread per element (128 per workgroup; a flat shader, flat.ts), over as many rows of the device's workgroups per dimension as needed. */
   private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: GPUBuffer[], groups: number): void {
     const group = this.pool.bindGroup(pipeline, buffers.map((buffer) => ({ buffer })));
+    const row = this.device.limits.maxComputeWorkgroupsPerDimension;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(Math.min(groups, 65535), Math.ceil(groups / 65535));
+    pass.dispatchWorkgroups(Math.min(groups, row), Math.ceil(groups / row));
   }
 
   private createBuffer(size: number, usage: number): GPUBuffer {
@@ -853,9 +869,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     return out;
   }
 
-  /** The stacked matrices of `w` on the device: resident, or uploaded into temporary buffers. */
-  private matrices(w: StackedMatrices, buffer: (d: ArrayBufferView | number) => GPUBuffer): DeviceMatrices {
-    return this.resident.get(w.tensor) ?? this.toDevice(w, (size) => buffer(size));
+  /** The stacked matrices of `w` on the device: resident, or uploaded into this forward's buffers (taken as with contents: toDevice writes every byte, so a kept one is not zeroed first). */
+  private matrices(w: StackedMatrices): DeviceMatrices {
+    return this.resident.get(w.tensor) ?? this.toDevice(w, (size) => this.pool.take(size, STORAGE, true, () => this.createBuffer(size, STORAGE)));
   }
 
   /** Cuts `w` into chunks of whole matrices within the binding limit and uploads them as stored (f32/bf16/f16) or decoded to f32. */

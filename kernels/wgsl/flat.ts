@@ -1,6 +1,7 @@
 // The entry point of the shaders that run one thread per element (or per token), dispatched by
-// the backend's `dispatch()`: its workgroups come as rows of at most 65,535 (x) and as many
-// rows as needed (y), so a thread's flat index is gid.x + gid.y · (workgroups in x) · (size).
+// the backend's `dispatch()`: its workgroups come as rows of at most the device's workgroups
+// per dimension (x, 65,535 or more) and as many rows as needed (y), so a thread's flat index
+// is gid.x + gid.y · (workgroups in x) · (size).
 
 /** `@compute fn main(...)` of a flat shader of `size` threads per workgroup, opened with its flat index bound to `index`. */
 export function flatEntry(size: number, index: string): string {

@@ -119,8 +119,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
   let TA0 = p.n + 1u;
   let TB0 = 2u * p.n + 2u;
   var rows = 0u;
-  var tilesA = 0u;
-  var tilesB = 0u;
+  var totalA = 0u;
+  var totalB = 0u;
   for (var b = 0u; b < p.n; b += 128u) {
     let s = b + li;
     var c = 0u;
@@ -135,17 +135,17 @@ fn main(@builtin(local_invocation_index) li: u32) {
     let blockB = sh[127];
     if (s < p.n) {
       offsets[s] = rows + r - c;
-      offsets[TA0 + s] = tilesA + qA - tA;
-      offsets[TB0 + s] = tilesB + qB - tB;
+      offsets[TA0 + s] = totalA + qA - tA;
+      offsets[TB0 + s] = totalB + qB - tB;
     }
     rows += blockRows;
-    tilesA += blockA;
-    tilesB += blockB;
+    totalA += blockA;
+    totalB += blockB;
   }
   if (li == 0u) {
     offsets[p.n] = rows;
-    offsets[TA0 + p.n] = tilesA;
-    offsets[TB0 + p.n] = tilesB;
+    offsets[TA0 + p.n] = totalA;
+    offsets[TB0 + p.n] = totalB;
   }
   storageBarrier();
   for (var s = li; s < p.n; s += 128u) {
