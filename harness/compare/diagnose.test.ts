@@ -173,6 +173,22 @@ describe('diagnoseCanonical', () => {
     expect(kinds(diagnoseCanonical(rankOf(w, sq, r), inter, { req: r, whole: w }))).toEqual(['experts.w13:interleave-concat-confusion']);
   });
 
+  it('names a transposed square w2 (H == I), at TP 1 and on a TP rank\'s columns of the transposed matrix', () => {
+    const sq: Dims = { E: 3, I: 4, H: 4 };
+    const w = wholeModel(sq, 9);
+    const t = w.get('layers.0.experts.w2')!;
+    const v = vals(t);
+    const n = 4;
+    // Each expert's [H, I] matrix transposed (the loader read down_proj the other way round).
+    const tr = f32(t.shape, v.map((_, k) => { const e = Math.floor(k / (n * n)); const i = Math.floor((k % (n * n)) / n); const j = k % n; return v[e * n * n + j * n + i]!; }));
+    const wt = set(w, 'layers.0.experts.w2', tr);
+    for (const r of [req(1, 0), req(2, 1), req(2, 0, 2, 1)]) {
+      const ds = diagnoseCanonical(rankOf(w, sq, r), rankOf(wt, sq, r), { req: r, whole: w });
+      expect(kinds(ds), `TP ${r.tpRank}/${r.tpSize} EP ${r.epRank}/${r.epSize}`).toEqual(['experts.w2:transposed']);
+      expect(ds[0]!.detail).toMatch(/^experts [\d–, ]+: each \[4, 4\] matrix read untransposed/);
+    }
+  });
+
   it('names INT4 scales in the order of Marlin\'s other scale permutation (chosen from the wrong K), either way', () => {
     const [E, N, G] = [2, 128, 2];
     const r = rand(7);

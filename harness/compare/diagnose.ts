@@ -568,7 +568,8 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   const exp = wv && g ? expectedSource(role, g, wv) : undefined;
   // A scale tensor's rows follow blocks, not weight rows: beyond a swap, where they come from is searched (misalignedScale).
   const hyps = wv && g ? layoutHypotheses(role, g, wv).filter((h) => !role.scale || h.kind === 'gate-up-swapped') : [];
-  const transposed = wv && g && role.cut === 'gate-up' ? lazy(() => transposedView(wv)) : undefined;
+  // Every square matrix (w13 where 2I == H, w2 where I == H, ...): spec §6's `transposed` is each square matrix transposed. Scales keep their own search.
+  const transposed = wv && g && !role.scale ? lazy(() => transposedView(wv)) : undefined;
   const expertIndex = role.stacked && wv && exp ? fingerprintIndex(fv, wv, exp) : undefined;
   const findings = new Map<number, SlotFinding[]>();
   const holds: number[] = [];
