@@ -98,8 +98,29 @@ describe('toCanonicalRanks', () => {
     const r = canonical(1, 0);
     const odd = withTensor(r, 'layers.0.experts.w13', f32([E, 3, H], 0));
     expect(mismatch(() => toCanonicalRanks(parseForms(['w31']), [odd], dims))).toMatchObject({ form: 'w31', tensor: 'layers.0.experts.w13', expected: '[E_local, 2*Ir, ...]', found: '[3,3,2]' });
-    const flat = withTensor(r, 'layers.0.experts.w2', f32([E * H, I], 0));
+    const flat = withTensor(withTensor(r, 'layers.0.experts.w13', transposeLast2(r.tensors.get('layers.0.experts.w13')!)), 'layers.0.experts.w2', f32([E * H, I], 0));
     expect(mismatch(() => toCanonicalRanks(parseForms(['transposed']), [flat], dims))).toMatchObject({ form: 'transposed', tensor: 'layers.0.experts.w2', found: '[6,4]' });
+  });
+
+  it('transposed: a 3-D tensor left untransposed is a FormMismatch with the shape the loader wrote, not a shape mismatch after transposing', () => {
+    // H = 2, Ir = 2 at TP 2: w2 [E, H, Ir] is square, so w13 [E, 2*Ir, H] = [3, 4, 2] and w2 of TP 1 [3, 2, 4] carry the test.
+    const withH = { ...dims, hidden: H };
+    const r1 = canonical(1, 0);
+    const w2 = r1.tensors.get('layers.0.experts.w2')!;
+    const only13 = withTensor(r1, 'layers.0.experts.w13', transposeLast2(r1.tensors.get('layers.0.experts.w13')!)); // w2 kept as [E, H, Ir]
+    const e = mismatch(() => toCanonicalRanks(parseForms(['transposed']), [only13], withH));
+    expect(e).toMatchObject({ form: 'transposed', tensor: 'layers.0.experts.w2', expected: `[${E},${I},${H}]`, found: `[${w2.shape}]` });
+    expect(e.message).toMatch(/declared form transposed: a transposed w2 is \[E_local, Ir, H\]/);
+    // Without the hidden size the Ir side still tells; w13 left [E, 2*Ir, H] too.
+    expect(mismatch(() => toCanonicalRanks(parseForms(['transposed']), [r1], dims))).toMatchObject({ form: 'transposed', tensor: 'layers.0.experts.w13', expected: `[${E},H,${2 * I}]`, found: `[${E},${2 * I},${H}]` });
+    // With pad-ir-N the declared width is the padded one: Ir 4 -> 6 under pad-ir-3.
+    const zeros = (shape: number[]): Tensor => ({ dtype: 'F32', shape, bytes: new Uint8Array(4 * shape.reduce((a, b) => a * b, 1)) });
+    const w13 = r1.tensors.get('layers.0.experts.w13')!;
+    const p13 = concatAxis([selectAxis(w13, 1, [[0, I]]), zeros([E, 2, H]), selectAxis(w13, 1, [[I, 2 * I]]), zeros([E, 2, H])], 1);
+    const p2 = concatAxis([w2, zeros([E, H, 2])], 2);
+    const padded = withTensor(withTensor(r1, 'layers.0.experts.w13', transposeLast2(p13)), 'layers.0.experts.w2', p2);
+    expect(mismatch(() => toCanonicalRanks(parseForms(['transposed', 'pad-ir-3']), [padded], withH))).toMatchObject({ form: 'transposed', tensor: 'layers.0.experts.w2', expected: `[${E},6,${H}]`, found: `[${E},${H},6]` });
+    expect(same(toCanonicalRanks(parseForms(['transposed', 'pad-ir-3']), [withTensor(padded, 'layers.0.experts.w2', transposeLast2(p2))], withH), [r1])).toBe(true);
   });
 
   it('pad-ir-N: non-zero padding names the rank, the tensor, the element and its bytes', () => {

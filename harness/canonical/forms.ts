@@ -51,8 +51,10 @@ export interface FormDims {
   experts: number;
   intermediate: number;
   sharedIntermediate: number;
-  /** `marlin` only (INT4 experts): the hidden size, the quantization and whether the experts are non-gated. */
+  /** The hidden size (`marlin`; `transposed` checks it where given), the quantization and whether the experts are non-gated. */
   hidden?: number;
+  /** The experts' input/output size where it is not `hidden` (nemotron_h's latent size). */
+  expertHidden?: number;
   quant?: QuantGeometry;
   features?: { nonGated?: boolean };
 }
@@ -179,9 +181,22 @@ const transposed: EngineForm = {
   name: 'transposed',
   holds: '`experts.w13` as `[E_local, H, 2*Ir]` and `experts.w2` as `[E_local, Ir, H]`: each expert\'s matrices transposed (input dimension first)',
   seenIn: 'engines whose grouped GEMM takes `[K, N]` operands (llama4\'s and gpt-oss\'s own `[E, H, 2I]` checkpoint layout kept as is)',
-  toCanonical: (ranks) =>
-    eachExpertTensor(ranks, ['w13', 'w2'], true, (t, name, req) => {
+  toCanonical: (ranks, { set, dims }) =>
+    eachExpertTensor(ranks, ['w13', 'w2'], true, (t, name, req, w) => {
       if (t.shape.length !== 3) throw new FormMismatch('transposed', req, 'a transposed expert tensor is stacked 3-D', { tensor: name, expected: '[E_local, a, b]', found: `[${t.shape}]` });
+      // The shape the form declares, checked before transposing: a tensor left untransposed is named as the loader wrote it.
+      // Ir is padded where pad-ir-N is declared too (undone after this form); H where the sizes give it.
+      const Ir = dims.intermediate / req.tpSize;
+      const Irf = set.padIr !== undefined ? Math.ceil(Ir / set.padIr) * set.padIr : Ir;
+      const H = dims.expertHidden ?? dims.hidden;
+      const n13 = (dims.features?.nonGated ? 1 : 2) * Irf;
+      const [a, b] = w === 'w13' ? [H, n13] : [Irf, H];
+      const fits = (want: number | undefined, got: number | undefined) => want === undefined || want === got;
+      if (!fits(a, t.shape[1]) || !fits(b, t.shape[2])) {
+        const expected = `[${[t.shape[0], a ?? 'H', b ?? 'H']}]`;
+        const declared = w === 'w13' ? `[E_local, H, ${n13 === Irf ? '' : '2*'}${Irf === Ir ? 'Ir' : 'Irp'}]` : `[E_local, ${Irf === Ir ? 'Ir' : 'Irp'}, H]`;
+        throw new FormMismatch('transposed', req, `a transposed ${w} is ${declared}`, { tensor: name, expected, found: `[${t.shape}]` });
+      }
       return transposeLast2(t);
     }),
 };

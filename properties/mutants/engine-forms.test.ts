@@ -75,7 +75,7 @@ describe('correct form loaders', () => {
 /** What each mutant's failure must say: the form or the tensor it broke. */
 const CAUGHT_BY: Record<string, RegExp> = {
   'w31-declared-gate-first': /\(declared forms w31 mapped to the canonical form\): tensor layers\.\d\.experts\.w13 differs at expert \d+ \(slot \d+\), gate row \d+, column \d+: found 0x[0-9a-f]+/,
-  'transposed-w2-untransposed': /declared forms transposed mapped .*experts\.w2/,
+  'transposed-w2-untransposed': /FormMismatch: TP rank \d\/\d, EP rank \d\/\d \w+: declared form transposed: a transposed w2 is \[E_local, Ir, H\] \(expected \[\d+,\d+,\d+\], found \[\d+,\d+,\d+\]\) \[tensor "layers\.\d\.experts\.w2"\]/,
   'pad-ir-16-uninitialized': /FormMismatch: TP rank \d\/\d, EP rank \d\/\d \w+: declared form pad-ir-16: the gate half's padding rows must be zeros \(expected 0x0+ \(zero\) at \[0,\d+,0\], found 0x[0-9a-f]+ \([-\d.e]+\)\) \[tensor "layers\.\d\.experts\.w13"\]/,
   'shared-replicated-own-shard-only': /FormMismatch: TP rank 1\/2, .*declared form shared-replicated: the replicated shared expert differs from TP rank 0\/2, EP rank 0\/\d \w+'s copy at \[\d+,\d+\] \(expected 0x[0-9a-f]+ \([-\d.e]+\), found 0x[0-9a-f]+ \([-\d.e]+\)\) \[layer \d, tensor "layers\.\d\.shared\.w13"\]/,
   'shared-slots-split-after-tp-cut': /declared forms shared-expert-slots mapped .*shared\.w13/,
