@@ -120,13 +120,20 @@ describe('diagnoseCanonical', () => {
     const rd = diagnoseCanonical(rankOf(whole, d, r), reversed, { req: r, whole });
     expect(new Set(rd.map((x) => x.kind))).toEqual(new Set(['expert-placement']));
     expect(rd[1]!.detail).toMatch(/^the experts of EP rank 1 \(ranks reversed\)/);
-    // E = 5 over 2 ranks, linear: rank 0 holds 0..2; dropping the remainder leaves 0..1 (fewer slots).
+    // E = 5 over 2 ranks, linear: rank 0 holds 0..2; ignoring the remainder leaves 0..1 (fewer slots).
     const d5: Dims = { E: 5, I: 4, H: 6 };
     const w5 = wholeModel(d5, 3);
     const dropped = rankOf(w5, d5, r, { slots: [0, 1] });
     const dd = diagnoseCanonical(rankOf(w5, d5, r), dropped, { req: r, whole: w5 });
     expect(new Set(dd.map((x) => x.kind))).toEqual(new Set(['expert-placement']));
-    expect(dd[1]!.detail).toMatch(/remainder experts dropped/);
+    // Rank 0 alone cannot tell whether another rank holds the remainder: it says what it holds and what is due, no more.
+    expect(dd[1]!.detail).toBe('linear placement ignoring E mod P = 1: this rank holds floor(E/P) = 2 experts from 0·2, where EP rank 0 holds 3: holds experts [0, 1], expected [0, 1, 2]');
+    expect(dd.map((x) => x.detail).join('\n')).not.toMatch(/dropped|lost/);
+    // The last rank taking the remainder (floor(E/P) from q·floor(E/P), then the rest): named from what it holds.
+    const r1 = req(1, 0, 2, 1);
+    const last = diagnoseCanonical(rankOf(w5, d5, r1), rankOf(w5, d5, r1, { slots: [2, 3, 4] }), { req: r1, whole: w5 });
+    expect(new Set(last.map((x) => x.kind))).toEqual(new Set(['expert-placement']));
+    expect(last[1]!.detail).toBe('linear placement with the E mod P = 1 remainder on the last rank: this rank holds experts 1·2 to 4, where EP rank 0 holds 3: holds experts [2, 3, 4], expected [3, 4]');
     const rr = rankOf(w5, d5, r, { slots: [0, 2, 4] });
     expect(diagnoseCanonical(rankOf(w5, d5, r), rr, { req: r, whole: w5 })[1]!.detail).toMatch(/^round_robin placement where linear is due/);
   });

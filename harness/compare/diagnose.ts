@@ -463,8 +463,12 @@ export function describePlacement(found: readonly number[], expected: readonly n
   if (same(found, expertsOf(experts, P, P - 1 - q, pl))) return { kind: 'expert-placement', what: `the experts of EP rank ${P - 1 - q} (ranks reversed): ${base}` };
   const other = pl === 'linear' ? 'round_robin' : 'linear';
   if (same(found, expertsOf(experts, P, q, other))) return { kind: 'expert-placement', what: `${other} placement where ${pl} is due: ${base}` };
+  // E mod P ignored: what this rank holds against what is due, no guess at the other ranks (they may hold the remainder, or none may).
   const b = Math.floor(experts / P);
-  if (pl === 'linear' && same(found, Array.from({ length: b }, (_, i) => q * b + i))) return { kind: 'expert-placement', what: `linear placement ignoring E mod P = ${experts % P} (the remainder experts dropped): ${base}` };
+  const rem = experts % P;
+  const dueMore = rem > 1 ? `EP ranks 0–${rem - 1} hold ${b + 1} each` : `EP rank 0 holds ${b + 1}`;
+  if (pl === 'linear' && same(found, Array.from({ length: b }, (_, i) => q * b + i))) return { kind: 'expert-placement', what: `linear placement ignoring E mod P = ${rem}: this rank holds floor(E/P) = ${b} experts from ${q}·${b}, where ${dueMore}: ${base}` };
+  if (pl === 'linear' && q === P - 1 && rem > 0 && same(found, Array.from({ length: experts - q * b }, (_, i) => q * b + i))) return { kind: 'expert-placement', what: `linear placement with the E mod P = ${rem} remainder on the last rank: this rank holds experts ${q}·${b} to ${experts - 1}, where ${dueMore}: ${base}` };
   for (let o = 0; o < P; o++) if (o !== q && same(found, expertsOf(experts, P, o, pl))) return { kind: 'expert-placement', what: `the experts of EP rank ${o}: ${base}` };
   // No placement explains it, but every slot holds a distinct expert: the expert order itself is permuted.
   if (found.length === expected.length && new Set(found).size === found.length && found.every((e) => e >= 0 && e < experts)) {
