@@ -212,6 +212,26 @@ describe('check --worker and capabilities', () => {
     await expect(check(['--loader', 'x', '--worker', '--capabilities', caps])).rejects.toThrow(UsageError);
   });
 
+  it('asks a worker for every rank of a TP 2 or EP 2 case in one request, timed by the ranks it lists (spec §7.4)', async () => {
+    const log = join(dir, 'requests.log');
+    const tp2 = 'moe:load:model=mixtral;layout=fused;dtype=f32;e=4;h=16;i=8;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=1;placement=linear';
+    const ep2 = 'moe:load:model=mixtral;layout=fused;dtype=f32;e=4;h=16;i=8;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=1;ep=2;placement=linear';
+    Object.assign(process.env, { FAKE_REQUEST_LOG: log });
+    try {
+      // The fake's tensors are not canonical: each case fails after its first request.
+      for (const id of [tp2, ep2]) expect(await check(['--loader', fakeWorker, '--worker', '--jobs', '1', '--case', id])).toBe(1);
+      expect((await readFile(log, 'utf8')).trim().split('\n')).toEqual(['tp0/2 ep0/1 + tp1/2 ep0/1', 'tp0/1 ep0/2 + tp0/1 ep1/2']);
+      // A hanging worker is given --timeout per rank listed: 2 s for the two ranks of TP 2.
+      process.env.FAKE_WORKER = 'hang';
+      const json = join(dir, 'hang.json');
+      expect(await check(['--loader', fakeWorker, '--worker', '--jobs', '1', '--timeout', '1', '--case', tp2, '--report', 'json', json])).toBe(1);
+      expect(parseResults(await readFile(json, 'utf8'))[0]!.failure!.message).toMatch(/^WorkerTimedOut: worker gave no answer to request 1 within 2000 ms/);
+    } finally {
+      delete process.env.FAKE_REQUEST_LOG;
+      delete process.env.FAKE_WORKER;
+    }
+  });
+
   it('a crashing worker fails each case with a typed error and the run goes on', async () => {
     const json = join(dir, 'crash.json');
     const code = await check(['--loader', fakeWorker, '--worker', '--cases', '4', '--jobs', '2', '--report', 'json', json]);

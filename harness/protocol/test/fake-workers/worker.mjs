@@ -5,8 +5,9 @@
 //   garbage | huge-line | wrong-id | early-exit (exits 3 before the handshake) |
 //   unknown-version | crash-first (crashes on its first request if FAKE_MARKER does not exist yet)
 //   ignore-eof (keeps running after stdin ends)
+// FAKE_REQUEST_LOG: a file to which every request's ranks are appended, one request a line.
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { writeRankFile } from '../fake-loaders/args.mjs';
 
@@ -31,6 +32,7 @@ const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   const r = JSON.parse(line);
   process.stderr.write(`request ${r.id}: ${r.ranks.length} ranks of ${r.checkpoint}\n`);
+  if (process.env.FAKE_REQUEST_LOG) appendFileSync(process.env.FAKE_REQUEST_LOG, r.ranks.map((j) => `tp${j.tpRank}/${j.tpSize} ep${j.epRank}/${j.epSize}`).join(' + ') + '\n');
   switch (mode) {
     case 'crash':
       process.kill(process.pid, 'SIGSEGV');
