@@ -4,7 +4,7 @@
 //   ok | refuse | crash (dies by SIGSEGV mid-request) | hang (and a hanging grandchild) |
 //   garbage | huge-line | wrong-id | early-exit (exits 3 before the handshake) |
 //   unknown-version | crash-first (crashes on its first request if FAKE_MARKER does not exist yet)
-//   ignore-eof (keeps running after stdin ends)
+//   ignore-eof (keeps running after stdin ends) | no-output (answers ok, writes no file)
 // FAKE_REQUEST_LOG: a file to which every request's ranks are appended, one request a line.
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
@@ -57,6 +57,9 @@ lines.on('line', (line) => {
       return;
     case 'wrong-id':
       send({ id: r.id + 1000, status: 'ok' });
+      return;
+    case 'no-output':
+      send({ id: r.id, status: 'ok' });
       return;
     case 'refuse':
       send({ id: r.id, status: 'refused', reason: `I % T != 0 for TP ${r.ranks[0].tpSize}` });
