@@ -146,6 +146,17 @@ describe('workerLoader', () => {
     expect(version).toBeInstanceOf(LoaderOutputInvalid);
   });
 
+  it('a refused handshake (an unknown capability) fails every request with the same error, naming the field and the allowed ones, and starts no other worker', async () => {
+    const starts = join(dir, 'badcap-starts.log');
+    const w = worker('ok', { env: { FAKE_CAPABILITIES: JSON.stringify({ modelTypes: ['mixtral'], dtype: ['bf16'] }), FAKE_START_LOG: starts } });
+    const errors: Error[] = [];
+    for (let i = 0; i < 3; i++) errors.push(await failsWith(w, WorkerHandshakeError, /^worker handshake: unknown capabilities field "dtype" \(expected modelTypes \| layouts \| dtypes \| quantization \| maxTp \| maxEp \| placements \| forms, found dtype\)\n  --- worker stderr \(last lines\) ---\n    fake worker ok starting$/));
+    await expect(w.handshake()).rejects.toThrow(WorkerHandshakeError);
+    expect(new Set(errors.map((e) => e.message)).size).toBe(1);
+    expect(errors[0]).not.toBe(errors[1]); // each failure its own object (the case that met it is recorded on it)
+    expect((await readFile(starts, 'utf8')).trim().split('\n')).toHaveLength(1);
+  });
+
   it('a command that cannot start is a WorkerCrashed naming it', async () => {
     const w = workerLoader('/nonexistent/loader --flag', { timeoutMs: 5000, workDir: dir });
     open.push(w);

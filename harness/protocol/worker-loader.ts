@@ -14,7 +14,7 @@ import { rankName, type Canonical, type Loader, type ParallelRequest } from '../
 import {
   killGroup, LoaderCrashed, LoaderRefused, LoaderTimedOut, readOutput, resolveSelf, splitCommand, trackGroup, untrackGroup, type CommandLoaderOptions,
 } from './command-loader.js';
-import { formatRequest, LineSplitter, MAX_LINE_BYTES, parseAnswer, parseHandshake, type Handshake, type RankJob } from './worker-messages.js';
+import { formatRequest, LineSplitter, MAX_LINE_BYTES, parseAnswer, parseHandshake, WorkerHandshakeError, type Handshake, type RankJob } from './worker-messages.js';
 
 /** The worker exited or died (before its handshake, or while a request was pending). */
 export class WorkerCrashed extends LoaderCrashed {}
@@ -202,6 +202,12 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
   const live = new Set<WorkerProcess>();
   const queue: Array<() => void> = [];
   let declared: Handshake | undefined;
+  /**
+   * A handshake the harness refused (spec §7.5): the worker's own declaration, so every worker
+   * would send it again. No worker is started after it; every request fails with it.
+   */
+  let refused: WorkerHandshakeError | undefined;
+  const refusedAgain = (e: WorkerHandshakeError) => new WorkerHandshakeError(e.reason, { expected: e.expected, found: e.found, ...(e.log && { log: e.log }) });
   let nextId = 1;
 
   const start = async (): Promise<WorkerProcess> => {
@@ -213,6 +219,10 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
     } catch (e) {
       await discard(w);
       if (e instanceof WorkerCrashed || e instanceof WorkerTimedOut) throw e;
+      if (e instanceof WorkerHandshakeError) {
+        refused ??= new WorkerHandshakeError(e.reason, { expected: e.expected, found: e.found, ...w.logged() });
+        throw refusedAgain(refused);
+      }
       throw Object.assign(e as Error, { message: `${(e as Error).message}${formatLog(w.log())}` });
     }
     declared ??= w.handshake;
@@ -228,6 +238,7 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
 
   const acquire = async (): Promise<WorkerProcess> => {
     for (;;) {
+      if (refused) throw refusedAgain(refused);
       const w = idle.pop();
       if (w?.dead) {
         await discard(w);

@@ -232,6 +232,29 @@ describe('check --worker and capabilities', () => {
     }
   });
 
+  it('a worker whose handshake declares an unknown capability is started once: every case fails with that error, said once up front', async () => {
+    const starts = join(dir, 'badcap-starts.log');
+    const json = join(dir, 'badcap.json');
+    Object.assign(process.env, { FAKE_CAPABILITIES: JSON.stringify({ modelTypes: ['mixtral'], dtype: ['bf16'] }), FAKE_START_LOG: starts });
+    const said = vi.mocked(process.stderr.write);
+    said.mockClear();
+    try {
+      expect(await check(['--loader', fakeWorker, '--worker', '--cases', '4', '--jobs', '2', '--report', 'json', json])).toBe(1);
+    } finally {
+      delete process.env.FAKE_CAPABILITIES;
+      delete process.env.FAKE_START_LOG;
+    }
+    const results = parseResults(await readFile(json, 'utf8'));
+    expect(results).toHaveLength(4);
+    for (const r of results) {
+      expect(r.status).toBe('fail');
+      expect(r.failure!.message).toMatch(/WorkerHandshakeError: worker handshake: unknown capabilities field "dtype" \(expected modelTypes \| layouts \| dtypes \| quantization \| maxTp \| maxEp \| placements \| forms, found dtype\)\n/);
+    }
+    expect((await readFile(starts, 'utf8')).trim().split('\n')).toHaveLength(1);
+    const warnings = said.mock.calls.map(([s]) => String(s)).filter((s) => s.includes('handshake'));
+    expect(warnings).toEqual([expect.stringMatching(/^error: the worker's handshake is invalid; no worker is started again and every case fails with it: WorkerHandshakeError: worker handshake: unknown capabilities field "dtype"/)]);
+  });
+
   it('a crashing worker fails each case with a typed error and the run goes on', async () => {
     const json = join(dir, 'crash.json');
     const code = await check(['--loader', fakeWorker, '--worker', '--cases', '4', '--jobs', '2', '--report', 'json', json]);

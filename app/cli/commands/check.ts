@@ -10,6 +10,7 @@ import { all, choices, flag, int, ints, one, reportsOf, shardOf, startCommand, t
 import { formatCaseId, matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../../harness/protocol/command-loader.js';
 import { workerLoader, type WorkerLoader } from '../../../harness/protocol/worker-loader.js';
+import { WorkerHandshakeError } from '../../../harness/protocol/worker-messages.js';
 import { CapabilitiesError, parseCapabilitiesJson, type Capabilities, type DeclaredLoader } from '../../../harness/conformance/capabilities.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
@@ -93,15 +94,19 @@ async function readCapabilities(file: string): Promise<Capabilities> {
 }
 
 /**
- * Starts the first worker for its handshake. A worker that fails it is reported and the run
- * goes on without declared capabilities: every case then fails with that typed error.
+ * Starts the first worker for its handshake. A worker that fails it is reported once and the
+ * run goes on without declared capabilities: every case then fails with that typed error. A
+ * refused handshake (spec §7.5) starts no other worker; a crash or a timeout is tried again.
  */
 async function declaredWorker(worker: WorkerLoader, cmd: string): Promise<DeclaredLoader> {
   try {
     const h = await worker.handshake();
     return { name: h.loader.name, version: h.loader.version, mode: 'worker', ...(h.capabilities && { capabilities: h.capabilities }) };
   } catch (e) {
-    process.stderr.write(`warning: the worker's handshake failed; every case will try a fresh worker: ${(e as Error).name}: ${(e as Error).message}\n`);
+    const what = e instanceof WorkerHandshakeError
+      ? 'error: the worker\'s handshake is invalid; no worker is started again and every case fails with it'
+      : 'warning: the worker\'s handshake failed; every case will try a fresh worker';
+    process.stderr.write(`${what}: ${(e as Error).name}: ${(e as Error).message}\n`);
     return { name: cmd, mode: 'worker' };
   }
 }

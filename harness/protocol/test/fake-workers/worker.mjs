@@ -6,6 +6,7 @@
 //   unknown-version | crash-first (crashes on its first request if FAKE_MARKER does not exist yet)
 //   ignore-eof (keeps running after stdin ends) | no-output (answers ok, writes no file)
 // FAKE_REQUEST_LOG: a file to which every request's ranks are appended, one request a line.
+// FAKE_START_LOG: a file to which every start of a worker appends a line.
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -20,6 +21,7 @@ function writeRank(job, request) {
 
 process.stderr.write(`fake worker ${mode} starting\n`);
 if (process.env.FAKE_PID_FILE) writeFileSync(process.env.FAKE_PID_FILE, String(process.pid));
+if (process.env.FAKE_START_LOG) appendFileSync(process.env.FAKE_START_LOG, `${process.pid}\n`);
 if (mode === 'early-exit') {
   process.stderr.write('cannot import torch\n');
   process.exit(3);
