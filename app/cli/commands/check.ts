@@ -40,7 +40,7 @@ version and capabilities. A case needing more than the loader declares (--capabi
 a command) is skipped as "not declared", with the reason, in every report.`,
   options: {
     loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
-    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100' },
+    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100, or as many as that coverage takes (--list counts them)' },
     seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
     'model-types': { args: ['A,B'], help: 'model types', default: 'all' },
     layouts: { args: ['A,B'], help: `layouts: ${LAYOUTS.join(', ')}`, default: 'both' },
