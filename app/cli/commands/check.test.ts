@@ -119,12 +119,13 @@ describe('check', () => {
     const json = join(dir, 'forms.json');
     // The reference's placement is an EPLB placement without redundancy, and Ir = 2 needs no padding to a multiple of 2.
     expect(await check(['--loader', 'moe-conformance load', '--forms', 'eplb,pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
-    expect(await check(['--loader', 'moe-conformance load', '--forms', 'w31', '--case', LOAD_ID, '--case', GOLDEN_ID, '--report', 'json', json])).toBe(1);
+    // A --timeout other than the default is replayed too: a replayed hang is cut where it was.
+    expect(await check(['--loader', 'moe-conformance load', '--forms', 'w31', '--timeout', '45', '--case', LOAD_ID, '--case', GOLDEN_ID, '--report', 'json', json])).toBe(1);
     const results = parseResults(await readFile(json, 'utf8'));
     for (const r of results) {
       expect(r.status).toBe('fail');
       expect(r.failure?.message).toMatch(/\(declared forms w31 mapped to the canonical form\): tensor layers\.\d+\.experts\.w13 differs/);
-      expect(r.replay).toContain(`check --loader 'moe-conformance load' --forms w31 --case`);
+      expect(r.replay).toContain(`check --loader 'moe-conformance load' --forms w31 --timeout 45 --case`);
     }
     // Every report shows the declared forms: JSON keeps the declaration, the terminal lists it.
     expect(JSON.parse(await readFile(json, 'utf8')).run.declared).toEqual({ name: 'moe-conformance load', mode: 'command', capabilities: { forms: ['w31'] } });
@@ -165,6 +166,12 @@ describe('check', () => {
     await expect(check(['--loader', 'x', '--golden'])).rejects.toThrow(/takes at least one DIR/);
     await expect(check(['--loader', 'x', '--timeout', '0'])).rejects.toThrow(UsageError);
     await expect(check(['--loader', 'x', '--frobnicate'])).rejects.toThrow(UsageError);
+    // A case ID edited by hand into an impossible case is the user's mistake, not the loader's: refused before any loader runs.
+    const edited = (from: string, to: string) => LOAD_ID.replace(from, to);
+    await expect(check(['--loader', 'x', '--case', edited('tp=2', 'tp=3')])).rejects.toThrow(/--case .*TP 3 × EP 1 is not a request every loader must serve.*I % T == 0 \(I = 4\), found T = 3/);
+    await expect(check(['--loader', 'x', '--case', edited('tp=2;ep=1', 'tp=1;ep=12')])).rejects.toThrow(/more EP ranks than experts \(expected epSize <= E = 11, found 12\)/);
+    await expect(check(['--loader', 'x', '--case', edited('model=qwen2_moe', 'model=nosuch')])).rejects.toThrow(/no nosuch checkpoint can be made with these sizes: cannot build a config for this model type/);
+    await expect(check(['--loader', 'x', '--case', edited(';placement=linear', '')])).rejects.toThrow(UsageError);
     expect(await check(['--help'])).toBe(0);
   });
 });
