@@ -3,6 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ALL_MODEL_TYPES } from '../properties/arbitraries/models.js';
+import { defaultCaseCount } from '../properties/suite.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -29,6 +31,17 @@ describe('README', () => {
         expect(existsSync(join(ROOT, p)), p).toBe(true);
       }
     }
+  });
+
+  it('the counts the READMEs give are the registry\'s and the sampler\'s', () => {
+    const types = ALL_MODEL_TYPES.length;
+    expect(readme).toContain(`the layouts of ${types} MoE model types`);
+    const suite = readFileSync(join(ROOT, 'properties/README.md'), 'utf8').replace(/\s+/g, ' ');
+    expect(suite).toContain(`generated checkpoints of all ${types} model types`);
+    // check's default run at its default seed (42).
+    const cases = defaultCaseCount(42);
+    expect(suite).toContain(`(${cases} for the ${types} types)`);
+    expect(readme.replace(/\s+/g, ' ')).toContain(`(${cases} generated — 100, or more where loading every one of the ${types} types`);
   });
 
   it('the check can fail: a path that exists nowhere is caught', () => {

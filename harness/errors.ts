@@ -7,6 +7,25 @@ export interface ErrorContext {
   layer?: number;
   expected?: unknown;
   found?: unknown;
+  /** What the program under test wrote on stderr (its tail): shown after the sentence and the context, on its own indented lines. */
+  log?: ProgramLog;
+}
+
+/** A program's stderr, and whose it is (`loader stderr`, `worker stderr`). */
+export interface ProgramLog {
+  from: string;
+  text: string;
+}
+
+/**
+ * A program's stderr as an error message ends with it: a header line, then each of its lines
+ * indented, so that it never reads as part of the harness's sentence (or the file after it).
+ * Empty: nothing.
+ */
+export function formatLog(log: ProgramLog | undefined): string {
+  const text = log?.text.trimEnd();
+  if (!log || !text?.trim()) return '';
+  return `\n  --- ${log.from} (last lines) ---\n${text.split('\n').map((l) => `    ${l}`).join('\n')}`;
 }
 
 export class MoeConformanceError extends Error {
@@ -15,6 +34,7 @@ export class MoeConformanceError extends Error {
   readonly layer?: number;
   readonly expected?: unknown;
   readonly found?: unknown;
+  readonly log?: ProgramLog;
   /** The message without the context (file, tensor, expected, found) that `message` adds. */
   readonly reason: string;
 
@@ -27,6 +47,7 @@ export class MoeConformanceError extends Error {
     this.layer = context.layer;
     this.expected = context.expected;
     this.found = context.found;
+    this.log = context.log;
   }
 
   private static describe(message: string, c: ErrorContext): string {
@@ -37,7 +58,7 @@ export class MoeConformanceError extends Error {
     // Only what is known: a missing side is left out, never shown as "undefined".
     const sides = [c.expected !== undefined ? `expected ${showValue(c.expected)}` : '', c.found !== undefined ? `found ${showValue(c.found)}` : ''].filter(Boolean);
     const wants = sides.length ? ` (${sides.join(', ')})` : '';
-    return `${message}${wants}${where.length ? ` [${where.join(', ')}]` : ''}`;
+    return `${message}${wants}${where.length ? ` [${where.join(', ')}]` : ''}${formatLog(c.log)}`;
   }
 }
 

@@ -37,5 +37,39 @@ export interface Loader {
   loadRanks?(dir: string, reqs: readonly ParallelRequest[]): Promise<Canonical[]>;
 }
 
+/**
+ * What a wrapper does around each call of the loader it wraps: `reqs` are the ranks the call
+ * serves (one for `load`, every rank asked at once for `loadRanks`), `call` makes it.
+ */
+export type AroundLoad = (dir: string, reqs: readonly ParallelRequest[], call: () => Promise<Canonical[]>) => Promise<Canonical[]>;
+
+/**
+ * `inner` with `around` run around each of its calls. The result offers `loadRanks` exactly
+ * when `inner` does: a wrapper built here cannot turn a worker's one request per case
+ * (spec/loader-protocol.md §7.4) into one request per rank. Every wrapper of a Loader is
+ * built with it.
+ */
+export function wrapLoader(inner: Loader, around: AroundLoad): Loader {
+  const loader: Loader = {
+    name: inner.name,
+    load: async (dir, req) => (await around(dir, [req], async () => [await inner.load(dir, req)]))[0]!,
+  };
+  const many = inner.loadRanks?.bind(inner);
+  if (many) loader.loadRanks = (dir, reqs) => around(dir, reqs, () => many(dir, reqs));
+  return loader;
+}
+
 /** `TP rank 1/2, EP rank 0/3 linear`: one rank of a request, as messages name it. */
 export const rankName = (req: ParallelRequest) => `TP rank ${req.tpRank}/${req.tpSize}, EP rank ${req.epRank}/${req.epSize} ${req.epPlacement}`;
+
+/** The ranks of one loader call, as messages name them: one rank by `rankName`, several as `TP ranks 0, 1/2, EP rank 0/1 linear`-like lists. */
+export const ranksName = (reqs: readonly ParallelRequest[]): string => {
+  if (reqs.length === 1) return rankName(reqs[0]!);
+  const [first] = reqs;
+  if (!first) return 'no rank';
+  const sameSplit = reqs.every((r) => r.tpSize === first.tpSize && r.epSize === first.epSize && r.epPlacement === first.epPlacement);
+  if (!sameSplit) return reqs.map(rankName).join('; ');
+  const tp = [...new Set(reqs.map((r) => r.tpRank))].join(', ');
+  const ep = [...new Set(reqs.map((r) => r.epRank))].join(', ');
+  return `TP rank${tp.includes(',') ? 's' : ''} ${tp}/${first.tpSize}, EP rank${ep.includes(',') ? 's' : ''} ${ep}/${first.epSize} ${first.epPlacement}`;
+};

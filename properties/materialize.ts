@@ -18,7 +18,9 @@ import { fp8Scheme, quantizationConfig, type QuantScheme } from '../harness/quan
 import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
 import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
-import type { Breakage, CheckpointSpec, DtypeName, Layout, ModelSpec, QuantDtypeName, ShardSpec } from './spec.js';
+import { CaseSpecError, type Breakage, type CaseSpec, type CheckpointSpec, type DtypeName, type Layout, type ModelSpec, type QuantDtypeName, type ShardSpec } from './spec.js';
+import { checkRequest } from '../harness/canonical/cut.js';
+import { InvalidParallelRequest } from '../harness/canonical/errors.js';
 
 export class MaterializeError extends MoeConformanceError {}
 
@@ -37,6 +39,31 @@ const DTYPES: Record<DtypeName, { dtype: DType; config: ConfigDtype; quant?: Rec
 export function configFor(m: ModelSpec, dtype: DtypeName): Record<string, unknown> {
   const quant = DTYPES[dtype].quant;
   return buildConfig({ ...m }, DTYPES[dtype].config, quant ? { quantization_config: quant } : {});
+}
+
+/**
+ * Refuses a generated-case spec that no checkpoint or request can be made for — a case ID
+ * edited by hand: a model type that does not exist, sizes the type does not allow, a TP size
+ * that does not divide I, more EP ranks than experts — before any loader runs, so that a
+ * correct loader is never blamed for the harness's impossible case. Request cases carry an
+ * invalid request on purpose: only their checkpoint is checked.
+ */
+export function checkSpec(spec: CaseSpec): void {
+  const { model, dtype } = spec.checkpoint;
+  let dims: MoeDims;
+  try {
+    dims = moeLayoutsOf(new ModelConfig(configFor(model, dtype)), DTYPES[dtype].scheme).dims;
+  } catch (e) {
+    throw new CaseSpecError(`no ${model.modelType} checkpoint can be made with these sizes: ${(e as Error).message}`);
+  }
+  if (spec.kind !== 'load' && spec.kind !== 'layout') return;
+  const { tp, ep, placement } = spec.parallel;
+  try {
+    for (let tpRank = 0; tpRank < tp; tpRank++) for (let epRank = 0; epRank < ep; epRank++) checkRequest({ tpSize: tp, tpRank, epSize: ep, epRank, epPlacement: placement }, dims);
+  } catch (e) {
+    if (!(e instanceof InvalidParallelRequest)) throw e;
+    throw new CaseSpecError(`TP ${tp} × EP ${ep} is not a request every loader must serve for this checkpoint: ${e.message}`);
+  }
 }
 
 /** The model's config, its sizes as the registry reads them, and its whole weights. */

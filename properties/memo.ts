@@ -1,6 +1,6 @@
 // Remembering a few recent results, for the mutant test: a mutant asks for the same whole
 // tensors once per rank, and twelve mutants are checked on the same cases.
-import type { Canonical, Loader } from '../harness/tensor.js';
+import { wrapLoader, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
 
 /** The last `size` results by key (promises, so concurrent askers share one computation). */
 export function recent<T>(size: number): (key: string, make: () => Promise<T>) => Promise<T> {
@@ -16,11 +16,9 @@ export function recent<T>(size: number): (key: string, make: () => Promise<T>) =
   };
 }
 
-/** A loader that remembers its last `size` outputs; callers must not change the maps it returns. */
+/** A loader that remembers its last `size` outputs (a call for several ranks at once is one entry); callers must not change the maps it returns. */
 export function memoLoader(loader: Loader, size: number): Loader {
-  const loads = recent<Canonical>(size);
-  return {
-    name: loader.name,
-    load: (dir, req) => loads(`${dir}|${req.tpSize}/${req.tpRank}/${req.epSize}/${req.epRank}/${req.epPlacement}`, () => loader.load(dir, req)),
-  };
+  const loads = recent<Canonical[]>(size);
+  const rank = (r: ParallelRequest) => `${r.tpSize}/${r.tpRank}/${r.epSize}/${r.epRank}/${r.epPlacement}`;
+  return wrapLoader(loader, (dir, reqs, call) => loads(`${dir}|${reqs.map(rank).join(';')}`, call));
 }

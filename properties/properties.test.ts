@@ -6,13 +6,14 @@ import { LoaderCrashed, LoaderTimedOut } from '../harness/protocol/command-loade
 import { MoeConformanceError } from '../harness/errors.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { encodeFloats } from '../harness/safetensors/codecs.js';
-import { WHOLE, type Canonical, type Loader, type Tensor } from '../harness/tensor.js';
+import { WHOLE, type Canonical, type Loader, type ParallelRequest, type Tensor } from '../harness/tensor.js';
 import { loadRanks } from '../kernels/ranks.js';
 import { referenceBackend, referenceForward, type ReferenceResult } from '../kernels/moe.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { diffCanonical, errorByExpertAndRow } from './diff.js';
 import { hasTwoLayouts, layoutsDifferInNames } from './materialize.js';
 import { checkCase, forwardVerdict } from './properties.js';
+import { goldenCases, parseGoldenCaseId } from './golden-cases.js';
 import { CoverageError, reassemble } from './reassemble.js';
 import { BREAKAGES, parseSpec, type CaseSpec } from './spec.js';
 
@@ -168,5 +169,41 @@ describe('broken checkpoints', () => {
     expect(hasTwoLayouts('mixtral')).toBe(true);
     expect(['gpt_oss', 'llama4_text', 'dbrx', 'mistral4'].map(hasTwoLayouts)).toEqual([false, false, false, false]);
     expect(hasTwoLayouts('qwen3_vl_moe') && !layoutsDifferInNames('qwen3_vl_moe')).toBe(true);
+  });
+});
+
+/** The reference loader as a worker offers it (spec §7.4): `loadRanks` serves several ranks per call; every call is logged by its ranks. */
+function severalRanksLoader(): { loader: Loader; calls: string[] } {
+  const calls: string[] = [];
+  const name = (reqs: readonly ParallelRequest[]) => reqs.map((r) => `tp${r.tpRank}/${r.tpSize} ep${r.epRank}/${r.epSize}`).join(' + ');
+  return {
+    calls,
+    loader: {
+      name: 'several-ranks',
+      load: (dir, req) => (calls.push(`load ${name([req])}`), referenceLoader.load(dir, req)),
+      loadRanks: (dir, reqs) => (calls.push(`loadRanks ${name(reqs)}`), Promise.all(reqs.map((r) => referenceLoader.load(dir, r)))),
+    },
+  };
+}
+
+describe('a loader that serves several ranks per call (a worker, spec §7.4)', () => {
+  it.each([
+    ['TP 2', 'moe:load:model=mixtral;layout=fused;dtype=f32;e=4;h=16;i=8;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=1;placement=linear', ['loadRanks tp0/2 ep0/1 + tp1/2 ep0/1']],
+    ['EP 2', 'moe:load:model=mixtral;layout=fused;dtype=f32;e=4;h=16;i=8;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=1;ep=2;placement=linear', ['loadRanks tp0/1 ep0/2 + tp0/1 ep1/2']],
+    ['layout, TP 2', 'moe:layout:model=mixtral;layout=both;dtype=f32;e=4;h=16;i=8;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=1;placement=linear', ['loadRanks tp0/2 ep0/1 + tp1/2 ep0/1', 'loadRanks tp0/2 ep0/1 + tp1/2 ep0/1']],
+  ])('is asked for every rank of a %s case in one call, as the case is checked', async (_what, id, want) => {
+    const { loader, calls } = severalRanksLoader();
+    expect(await checkCase(parseSpec(id), { loader }, { workDir: work })).toEqual({ status: 'pass' });
+    // Only the repeat load (loading twice gives the same bytes) asks for one rank alone.
+    expect(calls.filter((c) => c.startsWith('loadRanks'))).toEqual(want);
+    expect(calls.filter((c) => c.startsWith('load ')).length).toBeLessThanOrEqual(1);
+  });
+
+  it('is asked for every rank of a golden case in one call', async () => {
+    const { loader, calls } = severalRanksLoader();
+    const only = await parseGoldenCaseId('moe:golden:fixture=mixtral-f32;layout=fused;tp=2;ep=1;placement=linear');
+    const [golden] = await goldenCases([], { loader }, (x) => x, only);
+    expect(await golden!.run(new AbortController().signal)).toMatchObject({ status: 'pass' });
+    expect(calls).toEqual(['loadRanks tp0/2 ep0/1 + tp1/2 ep0/1']);
   });
 });

@@ -17,7 +17,7 @@ import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { inFormOf } from '../harness/quant/dequantize.js';
 import { writeSafetensors } from '../harness/safetensors/write.js';
-import { rankName, WHOLE, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
+import { rankName, ranksName, WHOLE, wrapLoader, type Canonical, type Loader, type ParallelRequest } from '../harness/tensor.js';
 import { xoshiro128ss, normals } from '../harness/canonical/random.js';
 import type { MoeBackend } from '../kernels/backend.js';
 import { loadRanks } from '../kernels/ranks.js';
@@ -128,24 +128,22 @@ export function callOf(e: unknown): { rank?: string; layout?: string } {
 
 /** The target's loader, adding each call's stderr to `stderr` and naming the call (rank, layout of `dir`) in any error it throws. */
 export function observed(target: Target, layoutOf: (dir: string) => string | undefined, stderr: string[]): Target {
-  const inner = target.loader;
-  const loader: Loader = {
-    name: inner.name,
-    async load(dir, req) {
-      const layout = layoutOf(dir) ?? 'unknown layout';
-      const where = `[${layout}, ${rankName(req)}]`;
-      try {
-        const out = await inner.load(dir, req);
+  const loader = wrapLoader(target.loader, async (dir, reqs, call) => {
+    const layout = layoutOf(dir) ?? 'unknown layout';
+    const rank = ranksName(reqs);
+    try {
+      const outs = await call();
+      for (const [i, out] of outs.entries()) {
         const err = loaderStderr(out);
-        if (err) stderr.push(`${where} ${err.trimEnd()}`);
-        return out;
-      } catch (e) {
-        if (e instanceof LoaderRefused && e.stderr.trim()) stderr.push(`${where} ${e.stderr.trimEnd()}`);
-        if (typeof e === 'object' && e !== null && !calls.has(e)) calls.set(e, { rank: rankName(req), layout });
-        throw e;
+        if (err) stderr.push(`[${layout}, ${rankName(reqs[i]!)}] ${err.trimEnd()}`);
       }
-    },
-  };
+      return outs;
+    } catch (e) {
+      if (e instanceof LoaderRefused && e.stderr.trim()) stderr.push(`[${layout}, ${rank}] ${e.stderr.trimEnd()}`);
+      if (typeof e === 'object' && e !== null && !calls.has(e)) calls.set(e, { rank, layout });
+      throw e;
+    }
+  });
   return { ...target, loader };
 }
 
@@ -435,16 +433,13 @@ class LoaderFailedOnValidInput extends Error {
 
 /** The loader under test, with its errors on valid input marked as its own (not the harness's). */
 function marked(loader: Loader): Loader {
-  return {
-    name: loader.name,
-    load: async (dir, req) => {
-      try {
-        return await loader.load(dir, req);
-      } catch (e) {
-        throw new LoaderFailedOnValidInput(e);
-      }
-    },
-  };
+  return wrapLoader(loader, async (_dir, _reqs, call) => {
+    try {
+      return await call();
+    } catch (e) {
+      throw new LoaderFailedOnValidInput(e);
+    }
+  });
 }
 
 /** A valid checkpoint and request the loader did not serve: refused, or crashed. */

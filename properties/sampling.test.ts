@@ -4,8 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { breakagesFor } from './arbitraries/cases.js';
-import { hasTwoLayouts } from './materialize.js';
-import { BAD_REQUESTS, BREAKAGES, type CaseSpec } from './spec.js';
+import { checkSpec, hasTwoLayouts } from './materialize.js';
+import { BAD_REQUESTS, BREAKAGES, specIdText, type CaseSpec } from './spec.js';
 import { coverageSpecs, defaultCaseCount, sampleSpecs } from './suite.js';
 import { suiteProperties } from './suite-properties.js';
 
@@ -32,6 +32,10 @@ describe('sampling covers the loader’s model types and layouts', () => {
     expect([...BAD_REQUESTS].filter((b) => !bad.has(b))).toEqual([]);
     expect(coverageSpecs(42).length).toBeLessThanOrEqual(n);
   });
+  it('every sampled case passes checkSpec (what a hand-edited --case ID is held to): the generator never makes an impossible case', () => {
+    for (const seed of [42, 7, 3]) for (const spec of sampleSpecs(defaultCaseCount(seed), seed)) expect(() => checkSpec(spec), specIdText(spec)).not.toThrow();
+  });
+
   it('a run of two cases per type still loads and refuses every type', () => {
     const specs = sampleSpecs(2 * ALL_MODEL_TYPES.length, 7);
     expect([...ALL_MODEL_TYPES].filter((t) => !types(specs, 'load').has(t))).toEqual([]);

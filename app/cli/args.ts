@@ -40,12 +40,15 @@ const sameFile = (a: string, b: string): boolean => {
 
 /**
  * How to run this CLI from the current folder, as a replay line prints it so that it runs as
- * printed: `moe-conformance` where that name on PATH is this CLI, `npx moe-conformance` where
- * the project's node_modules/.bin has it, else node with this CLI's path.
+ * printed: `moe-conformance` where that name on the user's PATH is this CLI, `npx
+ * moe-conformance` where the project's node_modules/.bin has it, else node with this CLI's
+ * path. A node_modules/.bin folder on PATH does not count: npx and npm scripts put it there for
+ * their own child only, so the bare name would not run in the user's shell afterwards.
  */
 export function selfCommand(cwd = process.cwd(), path = process.env.PATH ?? ''): string {
   const main = mainFile();
-  if (path.split(delimiter).some((d) => d && sameFile(join(d, 'moe-conformance'), main))) return 'moe-conformance';
+  const onUsersPath = (d: string) => d !== '' && !/(^|[\\/])node_modules[\\/]\.bin[\\/]?$/.test(d);
+  if (path.split(delimiter).some((d) => onUsersPath(d) && sameFile(join(d, 'moe-conformance'), main))) return 'moe-conformance';
   if (sameFile(join(cwd, 'node_modules', '.bin', 'moe-conformance'), main)) return 'npx moe-conformance';
   const rel = relative(cwd, main);
   const shown = rel.startsWith('..') || rel === '' ? main : rel;

@@ -1,6 +1,6 @@
 // The CLI as a person runs it: a separate process, its exit code and what it prints.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,6 +57,24 @@ describe('moe-conformance (the process)', () => {
     expect(r.err).toContain('--shard');
     // `--cases` is the next option, not the report's file name.
     expect(r.err).toContain('--report takes FORMAT FILE, got --cases for FILE');
+  });
+
+  it('a replay names the CLI as the user\'s shell can run it: not the bare name that npx put on PATH for its own child', async () => {
+    const main = join(ROOT, 'app/cli/main.ts');
+    const project = join(dir, 'project');
+    const bin = join(project, 'node_modules', '.bin');
+    await mkdir(bin, { recursive: true });
+    await symlink(main, join(bin, 'moe-conformance'));
+    // Under `npx moe-conformance` (or an npm script) PATH starts with the project's node_modules/.bin.
+    expect(selfCommand(project, `${bin}:/usr/bin`)).toBe('npx moe-conformance');
+    expect(selfCommand(project, `${bin}/:/usr/bin`)).toBe('npx moe-conformance');
+    // Installed on the user's PATH (npm install -g, a link in ~/bin): the bare name runs.
+    const userBin = join(dir, 'user-bin');
+    await mkdir(userBin, { recursive: true });
+    await symlink(main, join(userBin, 'moe-conformance'));
+    expect(selfCommand(project, `${bin}:${userBin}`)).toBe('moe-conformance');
+    // Elsewhere, node with the CLI's path.
+    expect(selfCommand(dir, bin)).toBe(`node --import tsx ${main}`);
   });
 
   it('a replay line printed by a failing check runs as printed and re-runs exactly that case', async () => {

@@ -48,6 +48,7 @@ function reasonOf(r: CaseResult | undefined): string {
   if (f?.layout) parts.push(`layout: ${f.layout}`);
   if (f?.tensor) parts.push(`tensor: ${f.tensor}`);
   if (f?.defect) parts.push(`defect: ${f.defect}`);
+  if (f?.diagnosis?.length) parts.push(`diagnosis: ${[...new Set(f.diagnosis.map((d) => d.kind))].join(', ')}`);
   return parts.filter((p) => p !== '').join('; ');
 }
 

@@ -83,7 +83,7 @@ describe('failure facts, summary by kind × type × layout, coverage', () => {
 
 describe('moe-conformance diff', () => {
   const after: CaseResult[] = [
-    { ...results[0]!, status: 'fail', failure: { message: 'bytes differ', rank: 'TP rank 1/2, EP rank 0/1 linear', tensor: 'layers.0.experts.w13' } },
+    { ...results[0]!, status: 'fail', failure: { message: 'bytes differ', rank: 'TP rank 1/2, EP rank 0/1 linear', tensor: 'layers.0.experts.w13', diagnosis: [{ tensor: 'layers.0.experts.w13', kind: 'gate-up-swapped', detail: 'experts 0, 3' }, { tensor: 'layers.0.experts.w2', kind: 'not-cut', detail: '' }] } },
     { ...results[1]!, status: 'pass', failure: undefined },
     results[2]!,
     { id: `moe:load:model=olmoe;layout=fused;dtype=f32;${m};tp=1;ep=1;placement=linear`, status: 'pass', durationMs: 1, replay: 'r5' },
@@ -95,7 +95,8 @@ describe('moe-conformance diff', () => {
     const text = diffText(d, 'a.json', 'b.json');
     expect(text).toContain('a.json → b.json: 3 cases in both, 2 changed status (1 worse, 1 better), 1 only in a.json, 1 only in b.json');
     expect(text).toContain('load mixtral fused: 1 changed (1 worse)\n  pass → fail  WORSE  moe:load:model=mixtral');
-    expect(text).toContain('      bytes differ; rank: TP rank 1/2, EP rank 0/1 linear; tensor: layers.0.experts.w13');
+    // The diagnosis kinds say what the loader did wrong, as every report does.
+    expect(text).toContain('      bytes differ; rank: TP rank 1/2, EP rank 0/1 linear; tensor: layers.0.experts.w13; diagnosis: gate-up-swapped, not-cut');
     expect(text).toContain('  fail → pass  moe:refuse:model=mixtral');
     expect(text).toContain('      was: a checkpoint with a missing-expert defect was silently accepted; rank: TP rank 0/1, EP rank 0/1 linear; layout: original; defect: removed');
     expect(text).toContain('  pass → (absent)  moe:request:model=olmoe');

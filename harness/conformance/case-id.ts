@@ -138,7 +138,7 @@ function validate(id: CaseId, text: string): void {
  * time is O(pattern × value) whatever the stars: a regular expression of `.*`s backtracks
  * exponentially on `*a*a*a...b` from an expectations file.
  */
-function globMatch(pattern: string, value: string): boolean {
+export function globMatch(pattern: string, value: string): boolean {
   let [p, v, star, mark] = [0, 0, -1, 0];
   while (v < value.length) {
     if (p < pattern.length && pattern[p] !== '*' && pattern[p] === value[v]) [p, v] = [p + 1, v + 1];

@@ -31,8 +31,8 @@ describe('expectations', () => {
     const e = Expectations.parse(
       [
         'moe:*:*                fail reason=/FP8\\sis\\snot\\ssupported/i  # no FP8 yet',
-        'moe:load:model=*;*     fail diagnosis=swapped-*                    # gate/up order',
-        'moe:refuse:*           fail reason=/never/ diagnosis=never         # stale',
+        'moe:load:model=*;*     fail diagnosis=*-swapped                    # gate/up order',
+        'moe:refuse:*           fail reason=/never/ diagnosis=nan-or-inf    # stale',
       ].join('\n'),
       'engine.txt',
     );
@@ -40,15 +40,25 @@ describe('expectations', () => {
     // Conditional lines never apply before a case runs: it is neither skipped nor expected to fail.
     expect(e.lookup(id)).toBeUndefined();
     expect(e.lookupFailure(id, { message: 'LoaderRefused: loader exited 1\nfp8 is not supported' })).toMatchObject({ line: 1, reason: 'no FP8 yet' });
-    expect(e.lookupFailure(id, { message: 'bytes differ', diagnosis: [{ tensor: 'layers.0.experts.w13', kind: 'swapped-halves', detail: '' }] } as never)).toMatchObject({ line: 2 });
+    expect(e.lookupFailure(id, { message: 'bytes differ', diagnosis: [{ tensor: 'layers.0.experts.w13', kind: 'gate-up-swapped', detail: '' }] } as never)).toMatchObject({ line: 2 });
     expect(e.lookupFailure(id, { message: 'bytes differ', diagnosis: [{ tensor: 'x', kind: 'transposed', detail: '' }] } as never)).toBeUndefined();
     expect(e.lookupFailure(id, { message: 'bytes differ' })).toBeUndefined();
-    expect(e.lookupFailure(parseCaseId('moe:refuse:model=mixtral'), { message: 'never', diagnosis: [{ kind: 'other' }] } as never)).toBeUndefined();
+    expect(e.lookupFailure(parseCaseId('moe:refuse:model=mixtral'), { message: 'never', diagnosis: [{ kind: 'unknown' }] } as never)).toBeUndefined();
     expect(e.unused()).toEqual(['engine.txt:3: moe:refuse:* fail (with a failure condition) matched no failure']);
     expect(() => Expectations.parse('moe:*:* skip reason=/x/')).toThrow(/a skip cannot depend on how the case fails/);
     expect(() => Expectations.parse('moe:*:* fail because=x')).toThrow(/unknown condition/);
     expect(() => Expectations.parse('moe:*:* fail reason=x')).toThrow(/reason takes \/REGEX\//);
     expect(() => Expectations.parse('moe:*:* fail reason=/(/')).toThrow(/bad regular expression/);
+    // A diagnosis pattern that no kind matches (a guessed name) is refused with the kinds, not left to match nothing.
+    expect(() => Expectations.parse('moe:load:model=*;* fail diagnosis=swapped-*', 'e.txt')).toThrow(/line 1: diagnosis=swapped-\* matches no diagnosis kind \(expected gate-up-swapped \| .*transposed.*, found swapped-\*\)/);
+    // A malformed pattern says its expected and found once.
+    let thrown: Error | undefined;
+    try {
+      Expectations.parse('moe:layout:*;* fail', 'e.txt');
+    } catch (err) {
+      thrown = err as Error;
+    }
+    expect(thrown?.message).toMatch(/^line 1: parameter "\*" is not key=value \(expected key=value, found moe:layout:\*;\*\) \[file e\.txt\]$/);
   });
 
   it('reads a file, and says so when it cannot', async () => {

@@ -12,14 +12,16 @@
 // A `fail` line may also say which failure it expects, so an engine's known limits fit in a
 // few broad lines:
 //   moe:*:*              fail reason=/FP8\sis\snot\ssupported/   # no FP8 yet
-//   moe:load:model=*;*   fail diagnosis=swapped-halves             # kind of failure.diagnosis
+//   moe:load:model=*;*   fail diagnosis=*-swapped                  # kind of failure.diagnosis
 // `reason=/REGEX/` matches the failure's message (no whitespace in it: use \s), and
-// `diagnosis=KIND` (with * wildcards) the kind of any entry of the failure's diagnosis. Such
+// `diagnosis=KIND` (with * wildcards; one that matches no kind the diagnosis gives is refused)
+// the kind of any entry of the failure's diagnosis. Such
 // a line applies only to a case that fails that way: other failures stay failures, and
 // cases that pass are not unexpected passes.
 import { MoeConformanceError } from '../errors.js';
+import { DIAGNOSIS_KINDS } from '../compare/diagnose.js';
 import { readBoundedFile } from '../safetensors/bounded-read.js';
-import { formatCasePattern, matchesPattern, parseCasePattern, type CaseId, type CasePattern } from './case-id.js';
+import { formatCasePattern, globMatch, matchesPattern, parseCasePattern, type CaseId, type CasePattern } from './case-id.js';
 import type { CaseFailure } from './results.js';
 
 export class ExpectationsError extends MoeConformanceError {}
@@ -56,8 +58,8 @@ function diagnosisKinds(f: CaseFailure): string[] {
 export function failureMatches(c: FailureCondition, f: CaseFailure): boolean {
   if (c.reason && !c.reason.test(f.message)) return false;
   if (c.diagnosis !== undefined) {
-    const re = new RegExp(`^${c.diagnosis.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\/-]/g, '\\$&')).join('.*')}$`);
-    if (!diagnosisKinds(f).some((k) => re.test(k))) return false;
+    const pattern = c.diagnosis;
+    if (!diagnosisKinds(f).some((k) => globMatch(pattern, k))) return false;
   }
   return true;
 }
@@ -68,8 +70,11 @@ function parseCondition(fields: readonly string[], line: number, file: string | 
   for (const f of fields) {
     const m = /^(reason|diagnosis)=(.+)$/.exec(f);
     if (!m) throw new ExpectationsError(`line ${line}: unknown condition`, { file, expected: 'reason=/REGEX/ or diagnosis=KIND', found: f });
-    if (m[1] === 'diagnosis') c.diagnosis = m[2]!;
-    else {
+    if (m[1] === 'diagnosis') {
+      // A kind the diagnosis never gives (a typo, a guessed name) would match nothing, silently.
+      if (!DIAGNOSIS_KINDS.some((k) => globMatch(m[2]!, k))) throw new ExpectationsError(`line ${line}: diagnosis=${m[2]} matches no diagnosis kind`, { file, expected: DIAGNOSIS_KINDS.join(' | '), found: m[2] });
+      c.diagnosis = m[2]!;
+    } else {
       const r = /^\/(.*)\/([a-z]*)$/.exec(m[2]!);
       if (!r) throw new ExpectationsError(`line ${line}: reason takes /REGEX/`, { file, expected: 'reason=/REGEX/flags', found: f });
       try {
@@ -113,7 +118,9 @@ export class Expectations {
       try {
         pattern = parseCasePattern(patternText);
       } catch (e) {
-        throw new ExpectationsError(`line ${line}: ${(e as Error).message}`, { file, expected: 'suite:test:k=v;... (with * wildcards)', found: patternText });
+        // The pattern parser's own expected and found are the ones to show (once).
+        const inner = e instanceof MoeConformanceError ? e : undefined;
+        throw new ExpectationsError(`line ${line}: ${inner?.reason ?? (e as Error).message}`, { file, expected: inner?.expected ?? 'suite:test:k=v;... (with * wildcards)', found: inner?.found ?? patternText });
       }
       entries.push({ pattern, kind, reason, line, ...(when && { when }) });
     });

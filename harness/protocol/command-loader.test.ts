@@ -127,6 +127,8 @@ describe('commandLoader', () => {
     expect(err).toBeInstanceOf(LoaderRefused);
     expect((err as LoaderRefused).exitCode).toBe(3);
     expect((err as LoaderRefused).stderr).toMatch(/expert 3 of layer 0 is missing/);
+    // The checkpoint closes the harness's sentence; the loader's stderr follows on its own indented lines.
+    expect((err as Error).message).toBe(`loader exited 3 [file ${dir}]\n  --- loader stderr (last lines) ---\n    refused: expert 3 of layer 0 is missing`);
   });
 
   it('keeps a bounded tail of stderr', async () => {

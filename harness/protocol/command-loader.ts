@@ -7,7 +7,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MoeConformanceError, type ErrorContext } from '../errors.js';
+import { MoeConformanceError, type ErrorContext, type ProgramLog } from '../errors.js';
 import { SafetensorsFile } from '../safetensors/read.js';
 import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
 import { declaresDequantized } from '../quant/scheme.js';
@@ -222,17 +222,17 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader &
       const out = join(work, 'rank.safetensors');
       try {
         const r = await runBounded([...argv, ...protocolArgs(dir, out, req)], opts);
-        const context = { file: dir };
-        const tail = r.stderr.trim() ? `\n--- loader stderr ---\n${r.stderr.trimEnd()}` : '';
-        if (r.timedOut) throw new LoaderTimedOut(`loader ran past ${opts.timeoutMs} ms and was killed${tail}`, context);
+        const log = { from: 'loader stderr', text: r.stderr };
+        const context = { file: dir, log };
+        if (r.timedOut) throw new LoaderTimedOut(`loader ran past ${opts.timeoutMs} ms and was killed`, context);
         // A shell reports death by signal n as exit 128+n.
         if (r.signal !== null || (r.exitCode !== null && r.exitCode > 128)) {
-          throw new LoaderCrashed(`loader crashed (${r.signal ?? `exit ${r.exitCode}`})${tail}`, context);
+          throw new LoaderCrashed(`loader crashed (${r.signal ?? `exit ${r.exitCode}`})`, context);
         }
         if (r.exitCode !== 0) {
-          throw new LoaderRefused(`loader exited ${r.exitCode}${tail}`, context, r.stderr, r.exitCode ?? -1);
+          throw new LoaderRefused(`loader exited ${r.exitCode}`, context, r.stderr, r.exitCode ?? -1);
         }
-        const output = await readOutput(out, maxOutput, r.stderr, metadata);
+        const output = await readOutput(out, maxOutput, { missing: 'loader exited 0 without writing its output file', expected: 'the --out file', log }, metadata);
         if (r.stderr.trim()) stderrOfOutput.set(output, r.stderr);
         return output;
       } finally {
@@ -242,10 +242,17 @@ export function commandLoader(cmd: string, opts: CommandLoaderOptions): Loader &
   };
 }
 
+/** Whose output file is read, to say so when it is missing: the sentence, what was expected at the path, the loader's stderr. */
+export interface OutputSource {
+  missing: string;
+  expected: string;
+  log?: ProgramLog;
+}
+
 /** Reads a loader's output file with the strict reader (spec §2, §4); every problem is a LoaderOutputInvalid. The loader's self-description in its metadata goes to `metadata`. */
-export async function readOutput(out: string, maxOutput: number, stderr: string, metadata: OutputMetadata = {}): Promise<Canonical> {
+export async function readOutput(out: string, maxOutput: number, source: OutputSource, metadata: OutputMetadata = {}): Promise<Canonical> {
   const size = await stat(out).then((s) => s.size, () => undefined);
-  if (size === undefined) throw new LoaderOutputInvalid('loader exited 0 without writing its output file', { file: out, expected: 'the --out file', found: stderr.trim() ? `nothing; stderr: ${stderr.trim()}` : 'nothing' });
+  if (size === undefined) throw new LoaderOutputInvalid(source.missing, { file: out, expected: source.expected, found: 'nothing', ...(source.log && { log: source.log }) });
   if (size > maxOutput) throw new LoaderOutputInvalid('loader output is larger than allowed', { file: out, expected: `≤ ${maxOutput} bytes`, found: size });
   let file: SafetensorsFile;
   try {

@@ -50,7 +50,7 @@ describe('serveWorker', () => {
     expect(parseAnswer(lines[1]!, 1)).toEqual({ id: 1, status: 'ok' });
     expect(parseAnswer(lines[2]!, 2)).toEqual({ id: 2, status: 'refused', reason: 'Error: I % T != 0 for TP 3' });
     for (const r of [0, 1]) {
-      const t = (await readOutput(rank(r).out, 1024, '')).get('rank')!;
+      const t = (await readOutput(rank(r).out, 1024, { missing: 'no output', expected: 'an output' })).get('rank')!;
       expect(new Int32Array(t.bytes.slice().buffer)[0]).toBe(r);
     }
   });
@@ -58,7 +58,7 @@ describe('serveWorker', () => {
   it('writes metadata a loader returns, and a writer may write its own file', async () => {
     const meta: LoaderKitOptions = { ...kit, load: (d, req) => ({ tensors: load(d, req), metadata: { 'moe_conformance.dequantized': 'false' } }) };
     await exchange(meta, [JSON.stringify({ id: 1, checkpoint: '/c', ranks: [rank(1)] })]);
-    expect((await readOutput(rank(1).out, 1024, '')).size).toBe(1);
+    expect((await readOutput(rank(1).out, 1024, { missing: 'no output', expected: 'an output' })).size).toBe(1);
     const written: string[] = [];
     const writer: LoaderKitOptions = { name: 'w', version: '1', write: async (_d, _r, out) => void written.push(out) };
     const lines = await exchange(writer, [JSON.stringify({ id: 5, checkpoint: '/c', ranks: [rank(0)] })]);
@@ -107,7 +107,7 @@ describe('serveCommand and serveLoader', () => {
     const out = join(dir, 'cmd.safetensors');
     const log = sink();
     expect(await serveCommand({ ...kit, log: log.s }, ['--checkpoint', '/c', '--out', out, '--tp-size', '2', '--tp-rank', '1', '--ep-size', '1', '--ep-rank', '0', '--ep-placement', 'linear'])).toBe(0);
-    expect(new Int32Array((await readOutput(out, 1024, '')).get('rank')!.bytes.slice().buffer)[0]).toBe(1);
+    expect(new Int32Array((await readOutput(out, 1024, { missing: 'no output', expected: 'an output' })).get('rank')!.bytes.slice().buffer)[0]).toBe(1);
     expect(await serveCommand({ ...kit, log: log.s }, ['--checkpoint', '/c', '--out', out, '--tp-size', '3'])).toBe(1);
     expect(log.text()).toContain('kit-test: Error: I % T != 0 for TP 3');
     expect(await serveCommand({ ...kit, log: log.s }, ['--checkpoint', '/c'])).toBe(2);

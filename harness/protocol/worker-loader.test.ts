@@ -81,6 +81,26 @@ describe('workerLoader', () => {
     expect(w.pids.length).toBe(1);
   });
 
+  it('an ok without an output file names the request, the rank and the file the request named (no --out, no exit), and keeps the worker', async () => {
+    const w = worker('no-output');
+    const err = (await w.loadRanks('/ckpt', [req(0), req(1)]).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(LoaderOutputInvalid);
+    const [sentence, ...log] = err.message.split('\n');
+    expect(sentence).toMatch(/^worker answered "ok" to request \d+ \(2 ranks of \/ckpt\) without writing the output file of TP rank 0\/2, EP rank 0\/1 linear \(expected a safetensors file at the path the request named for that rank, found nothing\) \[file \S+\/tp0-of-2-ep0-of-1\.safetensors\]$/);
+    expect(err.message).not.toMatch(/--out|exited/);
+    expect(log).toEqual(['  --- worker stderr (last lines) ---', expect.stringMatching(/^    request \d+: 2 ranks of \/ckpt$/)]);
+    expect(w.pids).toHaveLength(1);
+  });
+
+  it('the worker\'s stderr follows the sentence and the file on its own indented lines; the file is the checkpoint, never the command', async () => {
+    const refused = (await worker('refuse').load('/c', req(0, 3)).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(refused.message.split('\n')).toEqual(['worker refused: I % T != 0 for TP 3 [file /c]', '  --- worker stderr (last lines) ---', '    request 1: 1 ranks of /c']);
+    const crashed = await failsWith(worker('crash'), WorkerCrashed, /^worker killed by SIGSEGV while a request was pending \[file \/ckpt\]\n  --- worker stderr \(last lines\) ---\n    request \d+: 1 ranks of \/ckpt$/);
+    expect(crashed.message).not.toContain(process.execPath);
+    const early = await failsWith(worker('early-exit'), WorkerCrashed, /^worker exited 3 before its handshake \(started as \S+ \S+worker\.mjs --worker\)\n  --- worker stderr \(last lines\) ---\n    fake worker early-exit starting\n    cannot import torch$/);
+    expect(early.message).not.toContain('[file');
+  });
+
   it('a crash mid-request fails that request with its stderr; the next request gets a fresh worker', async () => {
     const marker = join(dir, 'crashed-once');
     const w = worker('crash-first', { env: { FAKE_MARKER: marker } });
@@ -124,6 +144,17 @@ describe('workerLoader', () => {
     await failsWith(worker('early-exit'), WorkerCrashed, /exited 3 before its handshake[\s\S]*cannot import torch/);
     const version = await failsWith(worker('unknown-version'), WorkerHandshakeError, /version this harness does not know \(expected "version": 1, found 99\)/);
     expect(version).toBeInstanceOf(LoaderOutputInvalid);
+  });
+
+  it('a refused handshake (an unknown capability) fails every request with the same error, naming the field and the allowed ones, and starts no other worker', async () => {
+    const starts = join(dir, 'badcap-starts.log');
+    const w = worker('ok', { env: { FAKE_CAPABILITIES: JSON.stringify({ modelTypes: ['mixtral'], dtype: ['bf16'] }), FAKE_START_LOG: starts } });
+    const errors: Error[] = [];
+    for (let i = 0; i < 3; i++) errors.push(await failsWith(w, WorkerHandshakeError, /^worker handshake: unknown capabilities field "dtype" \(expected modelTypes \| layouts \| dtypes \| quantization \| maxTp \| maxEp \| placements \| forms, found dtype\)\n  --- worker stderr \(last lines\) ---\n    fake worker ok starting$/));
+    await expect(w.handshake()).rejects.toThrow(WorkerHandshakeError);
+    expect(new Set(errors.map((e) => e.message)).size).toBe(1);
+    expect(errors[0]).not.toBe(errors[1]); // each failure its own object (the case that met it is recorded on it)
+    expect((await readFile(starts, 'utf8')).trim().split('\n')).toHaveLength(1);
   });
 
   it('a command that cannot start is a WorkerCrashed naming it', async () => {

@@ -9,11 +9,12 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Canonical, Loader, ParallelRequest } from '../tensor.js';
+import { formatLog, plural, type ProgramLog } from '../errors.js';
+import { rankName, type Canonical, type Loader, type ParallelRequest } from '../tensor.js';
 import {
   killGroup, LoaderCrashed, LoaderRefused, LoaderTimedOut, readOutput, resolveSelf, splitCommand, trackGroup, untrackGroup, type CommandLoaderOptions,
 } from './command-loader.js';
-import { formatRequest, LineSplitter, MAX_LINE_BYTES, parseAnswer, parseHandshake, type Handshake, type RankJob } from './worker-messages.js';
+import { formatRequest, LineSplitter, MAX_LINE_BYTES, parseAnswer, parseHandshake, WorkerHandshakeError, type Handshake, type RankJob } from './worker-messages.js';
 
 /** The worker exited or died (before its handshake, or while a request was pending). */
 export class WorkerCrashed extends LoaderCrashed {}
@@ -55,6 +56,8 @@ class WorkerProcess {
   private truncated = false;
   readonly exited: Promise<void>;
   handshake: Handshake | undefined;
+  /** The checkpoint of the request being served: what a crash or a timeout is about. */
+  checkpoint: string | undefined;
 
   constructor(private readonly argv: string[], private readonly opts: WorkerLoaderOptions) {
     this.child = spawn(argv[0]!, [...argv.slice(1), '--worker'], {
@@ -92,7 +95,8 @@ class WorkerProcess {
       this.child.on('close', (code, signal) => {
         if (this.child.pid !== undefined) untrackGroup(this.child.pid);
         const how = signal !== null ? `killed by ${signal}` : `exited ${code}`;
-        this.fail(new WorkerCrashed(`worker ${how} ${this.handshake ? 'while a request was pending' : 'before its handshake'}${this.tail()}`, { file: argv[0] }));
+        const when = this.handshake ? 'while a request was pending' : `before its handshake (started as ${[...argv, '--worker'].join(' ')})`;
+        this.fail(new WorkerCrashed(`worker ${how} ${when}`, { ...this.where(), ...this.logged() }));
         resolveExit();
       });
     });
@@ -125,10 +129,21 @@ class WorkerProcess {
     }
   }
 
-  /** The worker's stderr since the last request began, for error messages. */
-  tail(): string {
+  /** The worker's stderr since the last request began, for error messages (absent: it wrote nothing). */
+  log(): ProgramLog | undefined {
     const text = this.stderr.toString('utf8').trimEnd();
-    return text ? `\n--- worker stderr ---\n${this.truncated ? '[... stderr truncated ...]\n' : ''}${text}` : '';
+    return text ? { from: 'worker stderr', text: `${this.truncated ? '[... stderr truncated ...]\n' : ''}${text}` } : undefined;
+  }
+
+  /** The error context of its log: `{ log }`, or nothing. */
+  logged(): { log?: ProgramLog } {
+    const log = this.log();
+    return log ? { log } : {};
+  }
+
+  /** The file a failure is about: the checkpoint of the pending request (none before the handshake). */
+  where(): { file?: string } {
+    return this.checkpoint !== undefined ? { file: this.checkpoint } : {};
   }
 
   clearTail(): void {
@@ -142,7 +157,7 @@ class WorkerProcess {
       const timer = setTimeout(() => {
         this.waiter = undefined;
         this.kill();
-        reject(new WorkerTimedOut(`worker gave no ${what} within ${timeoutMs} ms and was killed${this.tail()}`, { file: this.argv[0] }));
+        reject(new WorkerTimedOut(`worker gave no ${what} within ${timeoutMs} ms and was killed`, { ...this.where(), ...this.logged() }));
       }, timeoutMs);
       this.waiter = {
         resolve: (l) => {
@@ -187,6 +202,12 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
   const live = new Set<WorkerProcess>();
   const queue: Array<() => void> = [];
   let declared: Handshake | undefined;
+  /**
+   * A handshake the harness refused (spec §7.5): the worker's own declaration, so every worker
+   * would send it again. No worker is started after it; every request fails with it.
+   */
+  let refused: WorkerHandshakeError | undefined;
+  const refusedAgain = (e: WorkerHandshakeError) => new WorkerHandshakeError(e.reason, { expected: e.expected, found: e.found, ...(e.log && { log: e.log }) });
   let nextId = 1;
 
   const start = async (): Promise<WorkerProcess> => {
@@ -198,7 +219,11 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
     } catch (e) {
       await discard(w);
       if (e instanceof WorkerCrashed || e instanceof WorkerTimedOut) throw e;
-      throw Object.assign(e as Error, { message: `${(e as Error).message}${w.tail()}` });
+      if (e instanceof WorkerHandshakeError) {
+        refused ??= new WorkerHandshakeError(e.reason, { expected: e.expected, found: e.found, ...w.logged() });
+        throw refusedAgain(refused);
+      }
+      throw Object.assign(e as Error, { message: `${(e as Error).message}${formatLog(w.log())}` });
     }
     declared ??= w.handshake;
     return w;
@@ -213,6 +238,7 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
 
   const acquire = async (): Promise<WorkerProcess> => {
     for (;;) {
+      if (refused) throw refusedAgain(refused);
       const w = idle.pop();
       if (w?.dead) {
         await discard(w);
@@ -237,23 +263,28 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
       const id = nextId++;
       const ranks: RankJob[] = reqs.map((r) => ({ out: join(work, `tp${r.tpRank}-of-${r.tpSize}-ep${r.epRank}-of-${r.epSize}.safetensors`), ...r }));
       w.clearTail();
+      w.checkpoint = dir;
       w.send(formatRequest({ id, checkpoint: dir, ranks }));
       const line = await w.nextLine(opts.timeoutMs * reqs.length, `answer to request ${id}`);
       let answer;
       try {
         answer = parseAnswer(line, id);
       } catch (e) {
-        throw Object.assign(e as Error, { message: `${(e as Error).message}${w.tail()}` });
+        throw Object.assign(e as Error, { message: `${(e as Error).message} [file ${dir}]${formatLog(w.log())}` });
       }
       healthy = true;
-      if (answer.status === 'refused') {
-        const stderr = w.tail();
-        throw new WorkerRefused(`worker refused: ${answer.reason}${stderr}`, { file: dir }, answer.reason, 1);
-      }
+      if (answer.status === 'refused') throw new WorkerRefused(`worker refused: ${answer.reason}`, { file: dir, ...w.logged() }, answer.reason, 1);
       const out: Canonical[] = [];
-      for (const r of ranks) out.push(await readOutput(r.out, maxOutput, w.tail()));
+      for (const r of ranks) {
+        out.push(await readOutput(r.out, maxOutput, {
+          missing: `worker answered "ok" to request ${id} (${plural(ranks.length, 'rank')} of ${dir}) without writing the output file of ${rankName(r)}`,
+          expected: 'a safetensors file at the path the request named for that rank',
+          ...w.logged(),
+        }));
+      }
       return out;
     } finally {
+      w.checkpoint = undefined;
       if (healthy) release(w);
       else await discard(w);
       await rm(work, { recursive: true, force: true });

@@ -126,7 +126,9 @@ export function parseHandshake(line: string): Handshake {
     try {
       capabilities = parseCapabilities(o.capabilities, 'worker handshake');
     } catch (e) {
-      throw new WorkerHandshakeError(`worker handshake: ${(e as Error).message}`);
+      // The handshake is no file: the capability's reason, expected and found, without the parser's `file`.
+      if (!(e instanceof MoeConformanceError)) throw e;
+      throw new WorkerHandshakeError(`worker handshake: ${e.reason}`, { expected: e.expected, found: e.found });
     }
   }
   return { protocol: WORKER_PROTOCOL, version: o.version, loader: { name: l.name, version: l.version }, ...(capabilities && { capabilities }) };

@@ -12,8 +12,9 @@ In your engine's test suite (e.g. tests/test_moe_conformance.py):
 
 ``pytest`` collects one test per case (``moe-conformance check --list``), runs the whole suite
 once, as workers (``--worker``), when the first of them runs, and gives each test its case's
-verdict: passed; failed with the harness's message, tensor, expected/found and the command that
-replays it; skipped with the reason (``not declared: ...`` for a case outside the loader's
+verdict: passed; failed with the harness's message, its diagnosis (what the loader did wrong,
+e.g. ``[gate-up-swapped] layers.0.experts.w13: ...``), tensor, expected/found and the command
+that replays it; skipped with the reason (``not declared: ...`` for a case outside the loader's
 capabilities, or an expectations line); xfail for an expected failure; a warning for a forward
 within the loose tolerance only.
 
@@ -65,6 +66,22 @@ def run_cases(loader: str, args: Sequence[str] = (), worker: bool = True, harnes
             return json.load(f)
 
 
+def failure_text(result: Dict[str, Any]) -> str:
+    """A failed case as the harness's terminal report gives it: message, diagnosis, tensor, expected/found, seed, replay."""
+    f = result.get("failure") or {}
+    lines = [f.get("message", result["status"])]
+    for d in f.get("diagnosis") or []:
+        tensor = f"{d['tensor']}: " if d.get("tensor") else ""
+        lines.append(f"[{d['kind']}] {tensor}{d.get('detail', '')}")
+    for key in ("tensor", "expected", "found"):
+        if key in f:
+            lines.append(f"{key}: {f[key]}")
+    if "seed" in result:
+        lines.append(f"seed: {result['seed']}")
+    lines.append(f"replay: {result.get('replay', '')}")
+    return "\n".join(lines)
+
+
 def verdict(result: Optional[Dict[str, Any]], case_id: str) -> None:
     """Turns one case's record into pytest's outcome (returns on pass)."""
     import pytest
@@ -82,15 +99,7 @@ def verdict(result: Optional[Dict[str, Any]], case_id: str) -> None:
         pytest.skip(note or "skipped")
     if status == "xfail":
         pytest.xfail(f"expected failure: {note}")
-    f = result.get("failure") or {}
-    lines = [f.get("message", status)]
-    for key in ("tensor", "expected", "found"):
-        if key in f:
-            lines.append(f"{key}: {f[key]}")
-    if "seed" in result:
-        lines.append(f"seed: {result['seed']}")
-    lines.append(f"replay: {result.get('replay', '')}")
-    pytest.fail("\n".join(lines), pytrace=False)
+    pytest.fail(failure_text(result), pytrace=False)
 
 
 def conformance_tests(loader: str, args: Sequence[str] = (), worker: bool = True, harness: Optional[str] = None, cwd: Optional[str] = None, timeout: Optional[float] = None) -> Callable:

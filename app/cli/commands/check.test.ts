@@ -119,12 +119,13 @@ describe('check', () => {
     const json = join(dir, 'forms.json');
     // The reference's placement is an EPLB placement without redundancy, and Ir = 2 needs no padding to a multiple of 2.
     expect(await check(['--loader', 'moe-conformance load', '--forms', 'eplb,pad-ir-2', '--case', LOAD_ID, '--report', 'json', json])).toBe(0);
-    expect(await check(['--loader', 'moe-conformance load', '--forms', 'w31', '--case', LOAD_ID, '--case', GOLDEN_ID, '--report', 'json', json])).toBe(1);
+    // A --timeout other than the default is replayed too: a replayed hang is cut where it was.
+    expect(await check(['--loader', 'moe-conformance load', '--forms', 'w31', '--timeout', '45', '--case', LOAD_ID, '--case', GOLDEN_ID, '--report', 'json', json])).toBe(1);
     const results = parseResults(await readFile(json, 'utf8'));
     for (const r of results) {
       expect(r.status).toBe('fail');
       expect(r.failure?.message).toMatch(/\(declared forms w31 mapped to the canonical form\): tensor layers\.\d+\.experts\.w13 differs/);
-      expect(r.replay).toContain(`check --loader 'moe-conformance load' --forms w31 --case`);
+      expect(r.replay).toContain(`check --loader 'moe-conformance load' --forms w31 --timeout 45 --case`);
     }
     // Every report shows the declared forms: JSON keeps the declaration, the terminal lists it.
     expect(JSON.parse(await readFile(json, 'utf8')).run.declared).toEqual({ name: 'moe-conformance load', mode: 'command', capabilities: { forms: ['w31'] } });
@@ -165,6 +166,12 @@ describe('check', () => {
     await expect(check(['--loader', 'x', '--golden'])).rejects.toThrow(/takes at least one DIR/);
     await expect(check(['--loader', 'x', '--timeout', '0'])).rejects.toThrow(UsageError);
     await expect(check(['--loader', 'x', '--frobnicate'])).rejects.toThrow(UsageError);
+    // A case ID edited by hand into an impossible case is the user's mistake, not the loader's: refused before any loader runs.
+    const edited = (from: string, to: string) => LOAD_ID.replace(from, to);
+    await expect(check(['--loader', 'x', '--case', edited('tp=2', 'tp=3')])).rejects.toThrow(/--case .*TP 3 × EP 1 is not a request every loader must serve.*I % T == 0 \(I = 4\), found T = 3/);
+    await expect(check(['--loader', 'x', '--case', edited('tp=2;ep=1', 'tp=1;ep=12')])).rejects.toThrow(/more EP ranks than experts \(expected epSize <= E = 11, found 12\)/);
+    await expect(check(['--loader', 'x', '--case', edited('model=qwen2_moe', 'model=nosuch')])).rejects.toThrow(/no nosuch checkpoint can be made with these sizes: cannot build a config for this model type/);
+    await expect(check(['--loader', 'x', '--case', edited(';placement=linear', '')])).rejects.toThrow(UsageError);
     expect(await check(['--help'])).toBe(0);
   });
 });
@@ -210,6 +217,49 @@ describe('check --worker and capabilities', () => {
     await writeFile(caps, JSON.stringify({ modelTypes: 'mixtral' }));
     await expect(check(['--loader', 'x', '--capabilities', caps])).rejects.toThrow(/capabilities.modelTypes must be a list of strings/);
     await expect(check(['--loader', 'x', '--worker', '--capabilities', caps])).rejects.toThrow(UsageError);
+  });
+
+  it('asks a worker for every rank of a TP 2 or EP 2 case in one request, timed by the ranks it lists (spec §7.4)', async () => {
+    const log = join(dir, 'requests.log');
+    const tp2 = 'moe:load:model=mixtral;layout=fused;dtype=f32;e=4;h=16;i=8;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=2;ep=1;placement=linear';
+    const ep2 = 'moe:load:model=mixtral;layout=fused;dtype=f32;e=4;h=16;i=8;is=0;k=2;g=1;tg=1;layers=1;shards=single;tp=1;ep=2;placement=linear';
+    Object.assign(process.env, { FAKE_REQUEST_LOG: log });
+    try {
+      // The fake's tensors are not canonical: each case fails after its first request.
+      for (const id of [tp2, ep2]) expect(await check(['--loader', fakeWorker, '--worker', '--jobs', '1', '--case', id])).toBe(1);
+      expect((await readFile(log, 'utf8')).trim().split('\n')).toEqual(['tp0/2 ep0/1 + tp1/2 ep0/1', 'tp0/1 ep0/2 + tp0/1 ep1/2']);
+      // A hanging worker is given --timeout per rank listed: 2 s for the two ranks of TP 2.
+      process.env.FAKE_WORKER = 'hang';
+      const json = join(dir, 'hang.json');
+      expect(await check(['--loader', fakeWorker, '--worker', '--jobs', '1', '--timeout', '1', '--case', tp2, '--report', 'json', json])).toBe(1);
+      expect(parseResults(await readFile(json, 'utf8'))[0]!.failure!.message).toMatch(/^WorkerTimedOut: worker gave no answer to request 1 within 2000 ms/);
+    } finally {
+      delete process.env.FAKE_REQUEST_LOG;
+      delete process.env.FAKE_WORKER;
+    }
+  });
+
+  it('a worker whose handshake declares an unknown capability is started once: every case fails with that error, said once up front', async () => {
+    const starts = join(dir, 'badcap-starts.log');
+    const json = join(dir, 'badcap.json');
+    Object.assign(process.env, { FAKE_CAPABILITIES: JSON.stringify({ modelTypes: ['mixtral'], dtype: ['bf16'] }), FAKE_START_LOG: starts });
+    const said = vi.mocked(process.stderr.write);
+    said.mockClear();
+    try {
+      expect(await check(['--loader', fakeWorker, '--worker', '--cases', '4', '--jobs', '2', '--report', 'json', json])).toBe(1);
+    } finally {
+      delete process.env.FAKE_CAPABILITIES;
+      delete process.env.FAKE_START_LOG;
+    }
+    const results = parseResults(await readFile(json, 'utf8'));
+    expect(results).toHaveLength(4);
+    for (const r of results) {
+      expect(r.status).toBe('fail');
+      expect(r.failure!.message).toMatch(/WorkerHandshakeError: worker handshake: unknown capabilities field "dtype" \(expected modelTypes \| layouts \| dtypes \| quantization \| maxTp \| maxEp \| placements \| forms, found dtype\)\n/);
+    }
+    expect((await readFile(starts, 'utf8')).trim().split('\n')).toHaveLength(1);
+    const warnings = said.mock.calls.map(([s]) => String(s)).filter((s) => s.includes('handshake'));
+    expect(warnings).toEqual([expect.stringMatching(/^error: the worker's handshake is invalid; no worker is started again and every case fails with it: WorkerHandshakeError: worker handshake: unknown capabilities field "dtype"/)]);
   });
 
   it('a crashing worker fails each case with a typed error and the run goes on', async () => {

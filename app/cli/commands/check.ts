@@ -5,11 +5,12 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { selfCommand, shellQuote } from '../args.js';
+import { selfCommand, shellQuote, UsageError } from '../args.js';
 import { all, choices, flag, int, ints, one, reportsOf, shardOf, startCommand, type CommandDef, type Parsed } from '../options.js';
 import { formatCaseId, matchesPattern, parseCasePattern } from '../../../harness/conformance/case-id.js';
 import { commandLoader, killRunningLoaders } from '../../../harness/protocol/command-loader.js';
 import { workerLoader, type WorkerLoader } from '../../../harness/protocol/worker-loader.js';
+import { WorkerHandshakeError } from '../../../harness/protocol/worker-messages.js';
 import { CapabilitiesError, parseCapabilitiesJson, type Capabilities, type DeclaredLoader } from '../../../harness/conformance/capabilities.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
@@ -22,7 +23,8 @@ import type { ConformanceCase } from '../../../harness/conformance/results.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
 import { defaultCaseCount, generatedCases, sampleSpecs } from '../../../properties/suite.js';
-import { DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
+import { CaseSpecError, DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
+import { checkSpec } from '../../../properties/materialize.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
 import { ENGINE_FORMS, FormDeclarationError, parseForms, type FormSet } from '../../../harness/canonical/forms.js';
 import type { Target } from '../../../properties/properties.js';
@@ -39,7 +41,7 @@ version and capabilities. A case needing more than the loader declares (--capabi
 a command) is skipped as "not declared", with the reason, in every report.`,
   options: {
     loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
-    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100' },
+    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100, or as many as that coverage takes (--list counts them)' },
     seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
     'model-types': { args: ['A,B'], help: 'model types', default: 'all' },
     layouts: { args: ['A,B'], help: `layouts: ${LAYOUTS.join(', ')}`, default: 'both' },
@@ -76,6 +78,18 @@ function formsOf(p: Parsed): FormSet | undefined {
 }
 
 /** A command loader's declaration: its command, the capabilities file, and --forms added to the file's forms. */
+/** A generated case's spec from a `--case` ID, refused as a usage error (exit 2) where it is malformed or names an impossible checkpoint or request. */
+function caseSpecOf(id: string): CaseSpec {
+  try {
+    const spec = parseSpec(id);
+    checkSpec(spec);
+    return spec;
+  } catch (e) {
+    if (e instanceof CaseSpecError) throw new UsageError(`--case ${shellQuote(id)}: ${e.message}`);
+    throw e;
+  }
+}
+
 function commandDeclared(cmd: string, file: Capabilities | undefined, forms: FormSet | undefined): DeclaredLoader {
   const all = [...(file?.forms ?? []), ...(forms?.names ?? [])];
   const capabilities = forms ? { ...file, forms: parseForms([...new Set(all)]).names } : file;
@@ -93,15 +107,19 @@ async function readCapabilities(file: string): Promise<Capabilities> {
 }
 
 /**
- * Starts the first worker for its handshake. A worker that fails it is reported and the run
- * goes on without declared capabilities: every case then fails with that typed error.
+ * Starts the first worker for its handshake. A worker that fails it is reported once and the
+ * run goes on without declared capabilities: every case then fails with that typed error. A
+ * refused handshake (spec §7.5) starts no other worker; a crash or a timeout is tried again.
  */
 async function declaredWorker(worker: WorkerLoader, cmd: string): Promise<DeclaredLoader> {
   try {
     const h = await worker.handshake();
     return { name: h.loader.name, version: h.loader.version, mode: 'worker', ...(h.capabilities && { capabilities: h.capabilities }) };
   } catch (e) {
-    process.stderr.write(`warning: the worker's handshake failed; every case will try a fresh worker: ${(e as Error).name}: ${(e as Error).message}\n`);
+    const what = e instanceof WorkerHandshakeError
+      ? 'error: the worker\'s handshake is invalid; no worker is started again and every case fails with it'
+      : 'warning: the worker\'s handshake failed; every case will try a fresh worker';
+    process.stderr.write(`${what}: ${(e as Error).name}: ${(e as Error).message}\n`);
     return { name: cmd, mode: 'worker' };
   }
 }
@@ -160,7 +178,9 @@ export async function run(argv: string[]): Promise<number> {
   const goldenArgs = golden.length ? ` --golden ${golden.map((g) => shellQuote(resolve(g))).join(' ')}` : '';
   // A replay declares what this run declared: the capabilities file and --forms (the forms decide how ranks are compared).
   const formsArg = `${capabilitiesFile !== undefined ? ` --capabilities ${shellQuote(resolve(capabilitiesFile))}` : ''}${cliForms ? ` --forms ${cliForms.names.join(',')}` : ''}`;
-  const replay = (id: string) => `${selfCommand()} check --loader ${shellQuote(loaderCommand)}${worker ? ' --worker' : ''}${formsArg} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
+  // ... and the time it gave the loader, so that a replayed hang is cut where it was.
+  const timeoutArg = timeoutMs !== 60_000 ? ` --timeout ${timeoutMs / 1000}` : '';
+  const replay = (id: string) => `${selfCommand()} check --loader ${shellQuote(loaderCommand)}${worker ? ' --worker' : ''}${formsArg}${timeoutArg} --case ${shellQuote(id)}${id.startsWith('moe:golden:') ? goldenArgs : ''}`;
   try {
     const ctx = { workDir, ...(keepFailures && { keepFailures: resolve(keepFailures) }) };
     let cases: ConformanceCase[];
@@ -172,7 +192,7 @@ export async function run(argv: string[]): Promise<number> {
       for (const id of ids) {
         const g = await parseGoldenCaseId(id, golden);
         if (g) cases.push(...(await goldenCases([], target, replay, g)));
-        else specs.push(parseSpec(id));
+        else specs.push(caseSpecOf(id));
       }
       cases.push(...generatedCases(specs, target, ctx, replay));
     } else {

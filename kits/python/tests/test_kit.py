@@ -80,6 +80,36 @@ class SafetensorsTest(unittest.TestCase):
         self.assertEqual(tensors["s"], ("I32", [], struct.pack("<i", 7)))
 
 
+class PytestEntryTest(unittest.TestCase):
+    def test_a_failure_shows_its_diagnosis_evidence_and_replay(self):
+        import moe_conformance_pytest as entry
+
+        result = {
+            "status": "fail",
+            "seed": 7,
+            "replay": "npx moe-conformance check --loader x --case moe:load:model=mixtral",
+            "failure": {
+                "message": "tensor layers.0.experts.w13 differs",
+                "tensor": "layers.0.experts.w13",
+                "diagnosis": [
+                    {"tensor": "layers.0.experts.w13", "kind": "gate-up-swapped", "detail": "experts 0, 3: gate and up halves swapped"},
+                    {"tensor": "", "kind": "unknown", "detail": "no known relation"},
+                ],
+            },
+        }
+        self.assertEqual(
+            entry.failure_text(result).splitlines(),
+            [
+                "tensor layers.0.experts.w13 differs",
+                "[gate-up-swapped] layers.0.experts.w13: experts 0, 3: gate and up halves swapped",
+                "[unknown] no known relation",
+                "tensor: layers.0.experts.w13",
+                "seed: 7",
+                "replay: npx moe-conformance check --loader x --case moe:load:model=mixtral",
+            ],
+        )
+
+
 class CommandModeTest(unittest.TestCase):
     def test_writes_refuses_and_rejects_bad_usage(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,9 +4,11 @@
 //   ok | refuse | crash (dies by SIGSEGV mid-request) | hang (and a hanging grandchild) |
 //   garbage | huge-line | wrong-id | early-exit (exits 3 before the handshake) |
 //   unknown-version | crash-first (crashes on its first request if FAKE_MARKER does not exist yet)
-//   ignore-eof (keeps running after stdin ends)
+//   ignore-eof (keeps running after stdin ends) | no-output (answers ok, writes no file)
+// FAKE_REQUEST_LOG: a file to which every request's ranks are appended, one request a line.
+// FAKE_START_LOG: a file to which every start of a worker appends a line.
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { writeRankFile } from '../fake-loaders/args.mjs';
 
@@ -19,6 +21,7 @@ function writeRank(job, request) {
 
 process.stderr.write(`fake worker ${mode} starting\n`);
 if (process.env.FAKE_PID_FILE) writeFileSync(process.env.FAKE_PID_FILE, String(process.pid));
+if (process.env.FAKE_START_LOG) appendFileSync(process.env.FAKE_START_LOG, `${process.pid}\n`);
 if (mode === 'early-exit') {
   process.stderr.write('cannot import torch\n');
   process.exit(3);
@@ -31,6 +34,7 @@ const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   const r = JSON.parse(line);
   process.stderr.write(`request ${r.id}: ${r.ranks.length} ranks of ${r.checkpoint}\n`);
+  if (process.env.FAKE_REQUEST_LOG) appendFileSync(process.env.FAKE_REQUEST_LOG, r.ranks.map((j) => `tp${j.tpRank}/${j.tpSize} ep${j.epRank}/${j.epSize}`).join(' + ') + '\n');
   switch (mode) {
     case 'crash':
       process.kill(process.pid, 'SIGSEGV');
@@ -55,6 +59,9 @@ lines.on('line', (line) => {
       return;
     case 'wrong-id':
       send({ id: r.id + 1000, status: 'ok' });
+      return;
+    case 'no-output':
+      send({ id: r.id, status: 'ok' });
       return;
     case 'refuse':
       send({ id: r.id, status: 'refused', reason: `I % T != 0 for TP ${r.ranks[0].tpSize}` });
