@@ -196,6 +196,25 @@ describe('diagnoseCanonical', () => {
     }
   });
 
+  it('names a transposed non-square w2 (H != I) by its swapped shape and bytes; another tensor of that shape stays a shape mismatch', () => {
+    const rect: Dims = { E: 3, I: 6, H: 4 };
+    const w = wholeModel(rect, 11);
+    for (const r of [req(1, 0), req(2, 1)]) {
+      const want = rankOf(w, rect, r);
+      const t = want.get('layers.0.experts.w2')!;
+      const [E, H, Ir] = t.shape as [number, number, number];
+      const v = vals(t);
+      // Each expert's [H, Ir] matrix written as [Ir, H] (down_proj without the transpose).
+      const tr = f32([E, Ir, H], v.map((_, k) => { const e = Math.floor(k / (H * Ir)); const i = Math.floor((k % (H * Ir)) / H); const j = k % H; return v[e * H * Ir + j * Ir + i]!; }));
+      const ds = diagnoseCanonical(want, set(want, 'layers.0.experts.w2', tr), { req: r, whole: w });
+      expect(kinds(ds), `TP ${r.tpRank}/${r.tpSize}`).toEqual(['experts.w2:transposed']);
+      expect(ds[0]!.detail).toBe(`every [${H}, ${Ir}] matrix stored transposed: [${E}, ${Ir}, ${H}], expected [${E}, ${H}, ${Ir}]`);
+      // The same shape with other values: not a transpose.
+      const other = f32([E, Ir, H], v.map((x) => x + 1));
+      expect(kinds(diagnoseCanonical(want, set(want, 'layers.0.experts.w2', other), { req: r, whole: w }))).toEqual(['experts.w2:shape-mismatch']);
+    }
+  });
+
   it('names INT4 scales in the order of Marlin\'s other scale permutation (chosen from the wrong K), either way', () => {
     const [E, N, G] = [2, 128, 2];
     const r = rand(7);

@@ -222,13 +222,31 @@ function layoutHypotheses(role: Role, g: TpGeometry, whole: View): RowSource[] {
 function transposedView(v: View): View | undefined {
   const n = v.rows;
   if (v.rowBytes !== n * v.elem || dtypeBits(v.t.dtype) < 8) return undefined;
-  const e = v.elem;
-  const out = new Uint8Array(v.t.bytes.length);
-  for (let s = 0; s < v.slots; s++) {
-    const base = s * n * n * e;
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out.set(v.t.bytes.subarray(base + (i * n + j) * e, base + (i * n + j + 1) * e), base + (j * n + i) * e);
+  return { ...v, t: { ...v.t, bytes: transposeMatrices(v.t.bytes, v.slots, n, n, v.elem) } };
+}
+
+/** `slots` [rows, cols] matrices of `elem`-byte elements, each transposed to [cols, rows]. */
+function transposeMatrices(bytes: Uint8Array, slots: number, rows: number, cols: number, elem: number): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  for (let s = 0; s < slots; s++) {
+    const base = s * rows * cols * elem;
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out.set(bytes.subarray(base + (i * cols + j) * elem, base + (i * cols + j + 1) * elem), base + (j * rows + i) * elem);
   }
-  return { ...v, t: { ...v.t, bytes: out } };
+  return out;
+}
+
+/**
+ * Whether `f` is `e` with every matrix (its last two axes) transposed: a loader that wrote a
+ * non-square weight without the transpose the canonical form takes (down_proj read as
+ * [Ir, H]). Byte-sized dtypes only (a packed 4-bit tensor's elements are not bytes).
+ */
+function matricesTransposed(e: Tensor, f: Tensor): boolean {
+  const n = e.shape.length;
+  if (n < 2 || e.dtype !== f.dtype || dtypeBits(e.dtype) < 8 || f.bytes.length !== e.bytes.length) return false;
+  const [rows, cols] = [e.shape[n - 2]!, e.shape[n - 1]!];
+  if (!sameShape(f.shape, [...e.shape.slice(0, n - 2), cols, rows]) || rows === cols) return false;
+  const slots = e.shape.slice(0, n - 2).reduce((a, b) => a * b, 1);
+  return sameBytes(transposeMatrices(e.bytes, slots, rows, cols, dtypeBits(e.dtype) / 8), f.bytes);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -563,6 +581,9 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
     }
     if (!role.stacked && wv && sameShape(wholeT!.shape, f.shape)) {
       return [d('not-cut', `holds a tensor of the whole's shape [${f.shape.join(', ')}] where the rank's slice [${e.shape.join(', ')}] is due`)];
+    }
+    if (matricesTransposed(e, f)) {
+      return [d('transposed', `every [${e.shape.slice(-2).join(', ')}] matrix stored transposed: [${f.shape.join(', ')}], expected [${e.shape.join(', ')}]`)];
     }
     return [d('shape-mismatch', `shape [${f.shape.join(', ')}], expected [${e.shape.join(', ')}]`)];
   }
