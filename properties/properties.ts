@@ -94,7 +94,7 @@ export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyCon
     const stderr = stderrTail(c.stderr);
     if (stderr) outcome = { ...outcome, stderr };
     if (ctx.keepFailures && outcome.status === 'fail') outcome = await keep(spec, c, ctx.keepFailures, outcome);
-    else if (outcome.status === 'fail') outcome = { ...outcome, failure: { ...outcome.failure, message: unkept(outcome.failure.message, c.used) } };
+    else if (outcome.status === 'fail') outcome = { ...outcome, failure: retext(outcome.failure, (text) => unkept(text, c.used)) };
     return outcome;
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -375,6 +375,17 @@ async function expectRefusal(load: () => Promise<Canonical>, what: string, outpu
   });
 }
 
+/** A failure with `edit` applied to every text a report prints of it: the message, expected and found, the diagnosis' details. */
+function retext(f: CaseFailure, edit: (text: string) => string): CaseFailure {
+  return {
+    ...f,
+    message: edit(f.message),
+    ...(f.expected !== undefined && { expected: edit(f.expected) }),
+    ...(f.found !== undefined && { found: edit(f.found) }),
+    ...(f.diagnosis && { diagnosis: f.diagnosis.map((d) => ({ ...d, detail: edit(d.detail) })) }),
+  };
+}
+
 /** Paths of the case's checkpoints in a failure, which the run removes: said so, with how to keep them. */
 function unkept(message: string, used: ReadonlyArray<[string, string]>): string {
   return used.reduce((m, [name, dir]) => m.split(dir).join(`<${name}: removed after the run; --keep-failures DIR keeps it>`), message);
@@ -421,7 +432,7 @@ async function keep(spec: CaseSpec, c: CaseContext, root: string, outcome: Extra
     ...(outcome.stderr ? ['--- loader stderr (tail) ---', outcome.stderr] : []),
   ];
   await writeFile(join(target, 'reason.txt'), lines.join('\n') + '\n');
-  return { ...outcome, failure: { ...f, message: relocate(f.message), kept: target } };
+  return { ...outcome, failure: { ...retext(f, relocate), kept: target } };
 }
 
 /** Thrown by the target's loader on a valid case: a refusal (or crash) where tensors are due. */

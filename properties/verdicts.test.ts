@@ -120,6 +120,11 @@ describe('a failure names its facts', () => {
     expect(r.status === 'fail' && [r.failure.rank, r.failure.layout]).toEqual(['TP rank 1/2, EP rank 0/1 linear', 'fused']);
     // Without --keep-failures the checkpoint is gone after the run, and the failure says so instead of naming a dead path.
     expect(r.status === 'fail' && r.failure.message).toMatch(/\[file <checkpoint-fused: removed after the run; --keep-failures DIR keeps it>\]/);
+    // So does every other text a report prints of it: the diagnosis line above the message too.
+    const details = r.status === 'fail' ? (r.failure.diagnosis ?? []).map((d) => d.detail) : [];
+    expect(details.length).toBeGreaterThan(0);
+    for (const detail of details) expect(detail).not.toMatch(/\/moe-(case|check)-|tmp/);
+    expect(details.join('\n')).toContain('<checkpoint-fused: removed after the run; --keep-failures DIR keeps it>');
     const layoutCase: CaseSpec = { kind: 'layout', checkpoint: checkpoint('olmoe'), parallel: { tp: 1, ep: 2, placement: 'linear' } };
     const fusedFails = loader('fused fails', async (dir, req) => {
       if (readFileSync(join(dir, 'model.safetensors')).includes('gate_up_proj')) throw new CannotLoad('fused not supported', { file: dir });
