@@ -244,6 +244,18 @@ describe('diagnoseCanonical', () => {
     expect(diagnoseCanonical(x, odd, { req: r, whole })[0]!.kind).toBe('shape-mismatch');
   });
 
+  it('dequantized weights that differ only in the sign of zero are named so, not as misapplied scales', () => {
+    const values = [0, 0.5, -1, 0, 6, -0.5, 1.5, 0];
+    const want = new Map([['layers.0.experts.w13', f32([1, 4, 2], values)]]);
+    const negZero = new Map([['layers.0.experts.w13', f32([1, 4, 2], values.map((v) => (v === 0 ? -0 : v)))]]);
+    const [d] = diagnoseCanonical(want, negZero, { quantized: 'nvfp4' });
+    expect(d).toMatchObject({ kind: 'dequantized-differently', detail: expect.stringMatching(/F32 weights equal to the expected values but for the sign of zero .*E2M1 code 0x8/) });
+    // Float weights too: not "rounded through BF16" (which -0 === 0 let through before).
+    expect(diagnoseCanonical(want, negZero)[0]).toMatchObject({ kind: 'unknown', detail: expect.stringMatching(/^experts 0: values equal to the expected values but for the sign of zero/) });
+    const scaled = new Map([['layers.0.experts.w13', f32([1, 4, 2], values.map((v, i) => (i === 1 ? 0.75 : v)))]]);
+    expect(diagnoseCanonical(want, scaled, { quantized: 'nvfp4' })[0]!.detail).toMatch(/not the nvfp4 dequantization/);
+  });
+
   it('a tensor of the due shape in another dtype is a dtype conversion, not a shape mismatch: FP8 e4m3 bytes labelled e5m2 named so', () => {
     const bytes = Uint8Array.from([0x38, 0x40, 0xb8, 0x00, 0x7e, 0x01]);
     const want = new Map([['layers.0.experts.w2', { dtype: 'F8_E4M3' as const, shape: [1, 2, 3], bytes }]]);

@@ -659,14 +659,30 @@ function quantizedWeight(name: string, ctx: DiagnoseContext): string | undefined
   return ctx.quantized !== undefined && (/\.experts\.w(13|2)(_scale)?$/.test(name) || (ctx.stored?.scheme.sharedQuantized === true && /\.shared\.w(13|2)(_scale)?$/.test(name))) ? ctx.quantized : undefined;
 }
 
+/** Whether two F32 byte runs hold the same numbers and differ only where one has -0.0 and the other +0.0. */
+function signOfZeroOnly(a: Uint8Array, b: Uint8Array): boolean {
+  const x = decodeFloats64('F32', a);
+  const y = decodeFloats64('F32', b);
+  return x.length === y.length && Array.prototype.every.call(x, (v: number, i: number) => v === y[i]);
+}
+
 function valueFindings(fv: View, ev: View, s: number, role: Role, expert: number | undefined, quantized?: string): SlotFinding[] {
   const at = expert !== undefined ? { expert } : {};
   const whole: Part = { a: 0, b: fv.rows, name: '' };
+  // The same numbers but for zeros of the other sign (no value relation says more): an E2M1 decoder that gives code 0x8
+  // -0.0 (vLLM's table) where NVFP4's gives +0.0 (spec/layouts.md §4.1), or the reverse. Not a rounding, not a scale.
+  if (fv.t.dtype === 'F32' && ev.t.dtype === 'F32' && signOfZeroOnly(slotBytes(fv, s), slotBytes(ev, s))) {
+    const what = 'equal to the expected values but for the sign of zero (-0.0 against +0.0';
+    if (quantized !== undefined && !role.scale) return [{ kind: 'dequantized-differently', what: `F32 weights ${what}: E2M1 code 0x8 is +0.0 in NVFP4's table, -0.0 in MXFP4's; spec/layouts.md §4.1)`, ...at }];
+    return [{ kind: 'unknown', what: `values ${what})`, ...at }];
+  }
   const rel = valueRelation(fv, ev, s, whole);
   if (rel) return [{ ...rel, ...at }];
   if (quantized !== undefined) {
     // No layout or value relation: the loader computed or re-encoded the quantized weights its own way.
-    if (fv.t.dtype === 'F32' && !role.scale) return [{ kind: 'dequantized-differently', what: `F32 weights that are not the ${quantized} dequantization of the checkpoint (zero points, group indices or scales misapplied)`, ...at }];
+    if (fv.t.dtype === 'F32' && !role.scale) {
+      return [{ kind: 'dequantized-differently', what: `F32 weights that are not the ${quantized} dequantization of the checkpoint (zero points, group indices or scales misapplied)`, ...at }];
+    }
     return [{ kind: 'requantized', what: `${fv.t.dtype} values that are not the checkpoint's stored ${quantized} elements (re-quantized or re-scaled)`, ...at }];
   }
   // A named half of gate/up, or the rows that differ.
