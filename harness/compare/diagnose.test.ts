@@ -256,6 +256,24 @@ describe('diagnoseCanonical', () => {
     expect(diagnoseCanonical(want, scaled, { quantized: 'nvfp4' })[0]!.detail).toMatch(/not the nvfp4 dequantization/);
   });
 
+  it('a square grid of block scales read transposed is named transposed', () => {
+    const v = [1, 2, 3, 4, 5, 6, 7, 8].map((x) => x / 64);
+    const want = new Map([['layers.0.experts.w2_scale', f32([2, 2, 2], v)]]);
+    const tr = new Map([['layers.0.experts.w2_scale', f32([2, 2, 2], [v[0]!, v[2]!, v[1]!, v[3]!, v[4]!, v[6]!, v[5]!, v[7]!])]]);
+    expect(kinds(diagnoseCanonical(want, tr, { req: req(1, 0), whole: want }))).toEqual(['experts.w2_scale:transposed']);
+  });
+
+  it('a scale stored as its inverse (NVFP4 weight_scale_2 as 1/x) is named the reciprocal, not a different factor c per expert', () => {
+    const scales = [0.0023, 0.0041, 0.0017];
+    const want = new Map([['layers.0.experts.w2_scale_2', f32([3], scales)]]);
+    const inverted = new Map([['layers.0.experts.w2_scale_2', f32([3], scales.map((v) => Math.fround(1 / Math.fround(v))))]]);
+    const ds = diagnoseCanonical(want, inverted);
+    expect(ds).toEqual([{ tensor: 'layers.0.experts.w2_scale_2', kind: 'scaled', detail: 'experts 0–2: found = 1 / expected: the reciprocal of every value (a scale stored or applied as its inverse)' }]);
+    // A true common factor is still 'scaled' with its c.
+    const doubled = new Map([['layers.0.experts.w2_scale_2', f32([3], scales.map((v) => 2 * Math.fround(v)))]]);
+    expect(diagnoseCanonical(want, doubled)[0]!.detail).toMatch(/c = 2/);
+  });
+
   it('a tensor of the due shape in another dtype is a dtype conversion, not a shape mismatch: FP8 e4m3 bytes labelled e5m2 named so', () => {
     const bytes = Uint8Array.from([0x38, 0x40, 0xb8, 0x00, 0x7e, 0x01]);
     const want = new Map([['layers.0.experts.w2', { dtype: 'F8_E4M3' as const, shape: [1, 2, 3], bytes }]]);

@@ -301,6 +301,15 @@ function valueRelation(found: View, exp: View, s: number, p: Part): { kind: Diag
     }
   }
   if (!floats) return nibbleOrder(found, exp, s, p);
+  // found = 1 / expected, element by element (rounded to the dtype): a global scale stored or read as its inverse
+  // (NVFP4's weight_scale_2 against ModelOpt's amax / (6 · 448) convention). Before `scaled`, which any one-element slot fits.
+  let reciprocal = true;
+  eachChunk(found, exp, s, p, (f, x) => {
+    const r = decodeFloats64(found.t.dtype, encodeFloats(found.t.dtype, Array.from(x, (v) => 1 / v)));
+    for (let i = 0; i < x.length && reciprocal; i++) reciprocal = x[i] !== 0 && Number.isFinite(x[i]!) && r[i] === f[i];
+    return reciprocal;
+  });
+  if (reciprocal) return { kind: 'scaled', what: 'found = 1 / expected: the reciprocal of every value (a scale stored or applied as its inverse)' };
   // Each relation is tried on a sample first: most fail there, and only one that holds on it is checked everywhere.
   const sample = sampleOf(found, exp, s, p);
   if (!scaledFactor(sample.f, sample.x, found.t.dtype) && !(['BF16', 'F16'] as const).some((d) => roundsThrough(d, found.t.dtype, sample.f, sample.x))) return undefined;
@@ -593,8 +602,8 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   const exp = wv && g ? expectedSource(role, g, wv) : undefined;
   // A scale tensor's rows follow blocks, not weight rows: beyond a swap, where they come from is searched (misalignedScale).
   const hyps = wv && g ? layoutHypotheses(role, g, wv).filter((h) => !role.scale || h.kind === 'gate-up-swapped') : [];
-  // Every square matrix (w13 where 2I == H, w2 where I == H, ...): spec §6's `transposed` is each square matrix transposed. Scales keep their own search.
-  const transposed = wv && g && !role.scale ? lazy(() => transposedView(wv)) : undefined;
+  // Every square matrix (w13 where 2I == H, w2 where I == H, a square grid of block scales, ...): spec §6's `transposed` is each square matrix transposed.
+  const transposed = wv && g ? lazy(() => transposedView(wv)) : undefined;
   const expertIndex = role.stacked && wv && exp ? fingerprintIndex(fv, wv, exp) : undefined;
   const findings = new Map<number, SlotFinding[]>();
   const holds: number[] = [];
