@@ -16,7 +16,7 @@ import { diffCanonical, notingSlot } from './diff.js';
 import { diagnoseCanonical } from '../harness/compare/diagnose.js';
 import { slotOrigin } from '../harness/canonical/forms.js';
 import { WHOLE } from '../harness/tensor.js';
-import { callOf, canonicalRanks, formsNote, observed, rankName, stderrTail, type Target } from './properties.js';
+import { callOf, canonicalRanks, diagnosed, formsNote, observed, rankName, stderrTail, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
 import { DTYPE_NAMES, QUANT_DTYPE_NAMES, type CaseNeeds, type DtypeName } from '../harness/conformance/capabilities.js';
 import { QUANT_DTYPES, type QuantDtypeName, type QuantScheme } from '../harness/quant/formats/index.js';
@@ -107,6 +107,7 @@ async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseO
     // A loader error names the call (rank, layout) it came from.
     outcome = { status: 'fail', failure: { ...failureOf(e), ...callOf(e) } };
   }
+  outcome = diagnosed(outcome);
   const tail = stderrTail(stderr);
   return tail ? { ...outcome, stderr: tail } : outcome;
 }
