@@ -2,7 +2,7 @@
 // ('ffn_config.moe_num_experts'); a list of paths means aliases, the first present wins.
 // A field set to null counts as absent (Python's None: "not set"), so a fallback applies.
 import { join } from 'node:path';
-import { readBoundedFile } from '../safetensors/bounded-read.js';
+import { readBoundedFileAs } from '../safetensors/bounded-read.js';
 import { JsonSyntaxError, parseStrictJson, toPlain } from '../safetensors/json.js';
 import { ConfigError } from './errors.js';
 
@@ -25,12 +25,7 @@ export class ModelConfig {
 
   static async read(dir: string): Promise<ModelConfig> {
     const file = join(dir, CONFIG_FILE);
-    let bytes: Uint8Array;
-    try {
-      bytes = await readBoundedFile(file, CONFIG_MAX_BYTES);
-    } catch (e) {
-      throw new ConfigError(`cannot read: ${(e as Error).message}`, { file });
-    }
+    const bytes = await readBoundedFileAs(file, CONFIG_MAX_BYTES, ConfigError);
     let raw: unknown;
     try {
       raw = toPlain(parseStrictJson(bytes, { file }));

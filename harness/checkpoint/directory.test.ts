@@ -2,7 +2,9 @@
 import { mkdtemp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { NotARegularFile } from '../safetensors/open-file.js';
+import { mkfifo, releaseFifos } from '../safetensors/test/fifo.js';
 import { MetadataIncompleteBuffer, SafetensorError, TensorNotFound } from '../safetensors/errors.js';
 import { parseSafetensors } from '../safetensors/read.js';
 import { serializeSafetensors } from '../safetensors/write.js';
@@ -158,5 +160,77 @@ describe('CheckpointDir', () => {
     expect(e).toBeInstanceOf(error);
     expect((e as Error).constructor).toBe(error);
     expect((e as SafetensorError).file).toBeTypeOf('string');
+  });
+});
+
+describe('CheckpointDir: an entry that is not a regular file is refused, saying what it is', () => {
+  // Before the fix a FIFO blocked open(2) forever (afterEach releases such an open) and a
+  // directory or FIFO index was passed over as if absent.
+  const QUICK = { timeout: 3000 };
+  afterEach(releaseFifos);
+  const FIFO = 'FIFO (named pipe)';
+
+  async function withFifo(name: string, over: Record<string, string | Uint8Array> = {}, make = sharded): Promise<string> {
+    const dir = await make(over);
+    await rm(join(dir, name), { force: true });
+    mkfifo(join(dir, name));
+    return dir;
+  }
+  async function withDir(name: string): Promise<string> {
+    const dir = await sharded();
+    await rm(join(dir, name), { force: true });
+    await mkdir(join(dir, name));
+    return dir;
+  }
+  const single = (over: Record<string, string | Uint8Array> = {}) => folder({ 'config.json': CONFIG, 'model.safetensors': shard([['a', u8(1)]]), ...over });
+
+  it('config.json a FIFO: ConfigError', QUICK, async () => {
+    const dir = await withFifo('config.json');
+    const e = (await refusal(Promise.resolve(dir))) as ConfigError;
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.message).toBe(`cannot read: not a regular file (expected a regular file, found ${FIFO}) [file ${join(dir, 'config.json')}]`);
+  });
+
+  it('the index a directory or a FIFO: InvalidIndex, not a folder of un-indexed shards', QUICK, async () => {
+    for (const dir of [await withDir('model.safetensors.index.json'), await withFifo('model.safetensors.index.json')]) {
+      const e = (await refusal(Promise.resolve(dir))) as InvalidIndex;
+      expect(e).toBeInstanceOf(InvalidIndex);
+      expect(e.message).toMatch(/^cannot read: not a regular file \(expected a regular file, found (directory|FIFO \(named pipe\))\) \[file [^\]]*model\.safetensors\.index\.json\]$/);
+    }
+  });
+
+  it('a shard the index names that is a directory or a FIFO: what it is, not "not in the folder"', QUICK, async () => {
+    for (const [dir, kind] of [[await withDir(S2), 'directory'], [await withFifo(S2), FIFO]] as const) {
+      const e = await refusal(Promise.resolve(dir));
+      expect(e).toBeInstanceOf(NotARegularFile);
+      expect(e).toMatchObject({ file: join(dir, S2), found: kind });
+    }
+  });
+
+  it('an un-indexed shard that is a FIFO, or a symbolic link to one', QUICK, async () => {
+    const dir = await withFifo('model.safetensors', {}, single);
+    expect(await refusal(Promise.resolve(dir))).toMatchObject({ name: 'NotARegularFile', file: join(dir, 'model.safetensors'), found: FIFO });
+    const linked = await single();
+    await rm(join(linked, 'model.safetensors'));
+    await symlink(join(dir, 'model.safetensors'), join(linked, 'model.safetensors'));
+    expect(await refusal(Promise.resolve(linked))).toMatchObject({ name: 'NotARegularFile', file: join(linked, 'model.safetensors'), found: FIFO });
+  });
+});
+
+describe('CheckpointDir: index messages', () => {
+  it('an empty weight_map says the index lists no tensors (both it and the shards exist)', async () => {
+    const dir = await sharded({ 'model.safetensors.index.json': index('', 0) });
+    const e = (await refusal(Promise.resolve(dir))) as NoWeights;
+    expect(e).toBeInstanceOf(NoWeights);
+    expect(e.message).toBe(`the index lists no tensors (its weight_map is empty) (expected at least one tensor, found 0 tensors) [file ${join(dir, 'model.safetensors.index.json')}]`);
+  });
+
+  it('a JSON syntax or duplicate-key error names the index once', async () => {
+    for (const [text, error] of [['{"weight_map": {', InvalidIndex], [`{"weight_map": {${GOOD_MAP}}, "weight_map": {}}`, DuplicateIndexKey]] as const) {
+      const dir = await sharded({ 'model.safetensors.index.json': text });
+      const e = (await refusal(Promise.resolve(dir))) as Error;
+      expect(e).toBeInstanceOf(error);
+      expect(e.message.split(`file ${join(dir, 'model.safetensors.index.json')}`)).toHaveLength(2);
+    }
   });
 });

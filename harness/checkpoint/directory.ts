@@ -10,7 +10,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Tensor } from '../tensor.js';
 import { TensorNotFound } from '../safetensors/errors.js';
-import { readBoundedFile } from '../safetensors/bounded-read.js';
+import { readBoundedFileAs } from '../safetensors/bounded-read.js';
 import { SafetensorsFile, type TensorInfo } from '../safetensors/read.js';
 import { ModelConfig } from './config.js';
 import { INDEX_FILE, INDEX_MAX_BYTES, parseIndex, type Index } from './index-json.js';
@@ -45,11 +45,14 @@ export class CheckpointDir {
 
   static async open(dir: string): Promise<CheckpointDir> {
     const config = await ModelConfig.read(dir);
-    // Symbolic links count as files: the Hugging Face hub cache links every file to a blob.
-    const present = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() || e.isSymbolicLink()).map((e) => e.name);
+    // Every entry, whatever its type: an index or a shard that is a directory or a FIFO is
+    // refused when opened (NotARegularFile: what it is), never passed over. Symbolic links are
+    // followed (the Hugging Face hub cache links every file to a blob).
+    const present = await readdir(dir);
     const index = present.includes(INDEX_FILE) ? await readIndex(join(dir, INDEX_FILE)) : undefined;
     const weightFiles = present.filter((n) => n.endsWith('.safetensors')).sort();
     const files = index ? [...new Set(index.weightMap.values())].sort() : weightFiles;
+    if (index && files.length === 0) throw new NoWeights('the index lists no tensors (its weight_map is empty)', { file: index.file, expected: 'at least one tensor', found: '0 tensors' });
     if (files.length === 0) throw new NoWeights('no *.safetensors file and no index', { file: dir });
     if (index) checkShardNames(dir, files, weightFiles);
 
@@ -103,13 +106,7 @@ export class CheckpointDir {
 }
 
 async function readIndex(file: string): Promise<Index> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readBoundedFile(file, INDEX_MAX_BYTES);
-  } catch (e) {
-    throw new InvalidIndex(`cannot read: ${(e as Error).message}`, { file });
-  }
-  return parseIndex(bytes, file);
+  return parseIndex(await readBoundedFileAs(file, INDEX_MAX_BYTES, InvalidIndex), file);
 }
 
 /** A shard name must be a plain file name in the folder, ending in .safetensors. */

@@ -34,8 +34,12 @@ describe('bounded reads', () => {
     await expect(readBoundedFile(path, 1000)).rejects.toThrow(/1000-byte limit.*1073741824 bytes/);
   });
 
-  it('a file that never ends (size 0 in stat: /dev/zero) is refused one byte past the limit', async () => {
-    await expect(readBoundedFile('/dev/zero', 3 << 20)).rejects.toThrow(/more than 3145728 bytes/);
+  it('a regular file whose size in stat says less than it holds (/proc: size 0) is refused one byte past the limit', async () => {
+    await expect(readBoundedFile('/proc/self/maps', 100)).rejects.toThrow(/more than 100 bytes/);
+  });
+
+  it('a file that never ends (a device, size 0 in stat: /dev/zero) is refused before it is read', async () => {
+    await expect(readBoundedFile('/dev/zero', 3 << 20)).rejects.toThrow(/not a regular file \(expected a regular file, found character device\)/);
   });
 
   it('config.json over 16 MiB is a ConfigError naming the limit', async () => {

@@ -23,8 +23,8 @@ export function parseIndex(input: Uint8Array | string, file: string): Index {
   try {
     return read(new JsonCursor(jsonBytes(input, { file }), { file }), file);
   } catch (e) {
-    if (e instanceof JsonDuplicateKey) throw new DuplicateIndexKey(e.message, { file });
-    if (e instanceof JsonSyntaxError) throw new InvalidIndex(e.message, { file });
+    if (e instanceof JsonDuplicateKey) throw new DuplicateIndexKey(e.reason, { file, expected: e.expected, found: e.found });
+    if (e instanceof JsonSyntaxError) throw new InvalidIndex(e.reason, { file, expected: e.expected, found: e.found });
     throw e;
   }
 }

@@ -9,6 +9,7 @@ import { MODEL_TYPES, type ModelType } from '../layouts/registry.js';
 import { QUANT_DTYPE_NAMES as QUANT_NAMES, type QuantDtypeName } from '../quant/formats/index.js';
 import { FormDeclarationError, parseForms } from '../canonical/forms.js';
 import { JsonSyntaxError, parseStrictJson, toPlain } from '../safetensors/json.js';
+import { readBoundedFileAs } from '../safetensors/bounded-read.js';
 
 export class CapabilitiesError extends MoeConformanceError {}
 
@@ -96,8 +97,16 @@ export function parseCapabilities(value: unknown, where: string): Capabilities {
   });
 }
 
+/** The largest capabilities file read (a few hundred bytes in practice). */
+export const CAPABILITIES_MAX_BYTES = 1 << 20;
+
+/** Reads and parses a capabilities file (`check --capabilities FILE`): a regular file of at most CAPABILITIES_MAX_BYTES. */
+export async function readCapabilitiesFile(file: string): Promise<Capabilities> {
+  return parseCapabilitiesJson(await readBoundedFileAs(file, CAPABILITIES_MAX_BYTES, CapabilitiesError, 'cannot read capabilities'), file);
+}
+
 /** Parses the text of a capabilities file (`check --capabilities FILE`). */
-export function parseCapabilitiesJson(text: string, where: string): Capabilities {
+export function parseCapabilitiesJson(text: string | Uint8Array, where: string): Capabilities {
   let value: unknown;
   try {
     value = toPlain(parseStrictJson(text));

@@ -20,7 +20,7 @@
 // cases that pass are not unexpected passes.
 import { MoeConformanceError } from '../errors.js';
 import { DIAGNOSIS_KINDS } from '../compare/diagnose.js';
-import { readBoundedFile } from '../safetensors/bounded-read.js';
+import { readBoundedFileAs } from '../safetensors/bounded-read.js';
 import { formatCasePattern, globMatch, matchesPattern, parseCasePattern, type CaseId, type CasePattern } from './case-id.js';
 import type { CaseFailure } from './results.js';
 
@@ -128,9 +128,10 @@ export class Expectations {
   }
 
   static async read(file: string): Promise<Expectations> {
+    const bytes = await readBoundedFileAs(file, EXPECTATIONS_MAX_BYTES, ExpectationsError, 'cannot read expectations');
     let text: string;
     try {
-      text = utf8.decode(await readBoundedFile(file, EXPECTATIONS_MAX_BYTES));
+      text = utf8.decode(bytes);
     } catch (e) {
       throw new ExpectationsError(`cannot read expectations: ${(e as Error).message}`, { file });
     }

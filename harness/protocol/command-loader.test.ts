@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mkfifo, releaseFifos } from '../safetensors/test/fifo.js';
 import { WHOLE, type ParallelRequest } from '../tensor.js';
 import {
   CommandLineError,
@@ -14,6 +15,7 @@ import {
   commandLoader,
   killRunningLoaders,
   protocolArgs,
+  readOutput,
   resolveSelf,
   splitCommand,
 } from './command-loader.js';
@@ -148,5 +150,20 @@ describe('commandLoader', () => {
     const err = await commandLoader('/nonexistent/loader --flag', { timeoutMs: 20_000 }).load(dir, WHOLE).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LoaderCrashed);
     expect((err as Error).message).toMatch(/could not start/);
+  });
+});
+
+describe('readOutput', () => {
+  afterEach(releaseFifos);
+  it('a loader output that is a FIFO is refused at once (it blocked the harness before), saying what it is', { timeout: 3000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'read-output-'));
+    try {
+      const out = mkfifo(join(dir, 'rank.safetensors'));
+      const e = await readOutput(out, 1024, { missing: 'no output', expected: 'an output' }).then(() => undefined, (x: unknown) => x);
+      expect(e).toBeInstanceOf(LoaderOutputInvalid);
+      expect((e as Error).message).toBe(`loader output is not valid safetensors: NotARegularFile: not a regular file (expected a regular file, found FIFO (named pipe)) [file ${out}]`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,12 +3,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Canonical, ParallelRequest } from '../tensor.js';
 import { readOutput } from './command-loader.js';
 import { serveCommand, serveLoader, serveWorker, type LoaderKitOptions } from './serve.js';
-import { parseAnswer, parseHandshake, WorkerRequestInvalid } from './worker-messages.js';
+import { MAX_LINE_BYTES, parseAnswer, parseHandshake, WorkerRequestInvalid } from './worker-messages.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -40,6 +40,37 @@ async function exchange(o: LoaderKitOptions, requests: string[]): Promise<string
 }
 
 describe('serveWorker', () => {
+  it('refuses a request line past MAX_LINE_BYTES as soon as it passes the bound, without reading or holding the rest', async () => {
+    // 32 MiB of 'a' without a newline, 64 KiB a read: the worker must stop one chunk past
+    // the bound (before the fix it held the whole line, and 1.1 GB overflowed a string).
+    const CHUNK = 64 * 1024;
+    const TOTAL = 32 * 1024 * 1024;
+    let given = 0;
+    const input = new Readable({
+      highWaterMark: CHUNK,
+      read() {
+        if (given >= TOTAL) return void this.push(null);
+        given += CHUNK;
+        this.push(Buffer.alloc(CHUNK, 0x61));
+      },
+    });
+    const output = new PassThrough().resume();
+    const e = await serveWorker({ ...kit, input, output }).then(() => undefined, (x: unknown) => x);
+    expect(e).toBeInstanceOf(WorkerRequestInvalid);
+    expect((e as Error).message).toBe(`request line too long (expected ≤ ${MAX_LINE_BYTES} bytes per line, found more than ${MAX_LINE_BYTES + CHUNK} bytes)`);
+    expect(given).toBeLessThanOrEqual(MAX_LINE_BYTES + 3 * CHUNK);
+  });
+
+  it('serves a last request without its newline, and one split across reads', async () => {
+    const request = Buffer.from(JSON.stringify({ id: 7, checkpoint: '/c', ranks: [rank(0)] }));
+    const input = Readable.from([request.subarray(0, 5), request.subarray(5)], { objectMode: false });
+    const output = new PassThrough();
+    const chunks: Buffer[] = [];
+    output.on('data', (c: Buffer) => chunks.push(c));
+    await serveWorker({ ...kit, input, output });
+    expect(parseAnswer(Buffer.concat(chunks).toString().trimEnd().split('\n')[1]!, 7)).toEqual({ id: 7, status: 'ok' });
+  });
+
   it('handshakes, answers each request for all its ranks, and refuses with the error message', async () => {
     const lines = await exchange(kit, [
       JSON.stringify({ id: 1, checkpoint: '/c', ranks: [rank(0), rank(1)] }),

@@ -5,14 +5,13 @@
 // one JSON line per request). It writes the safetensors output itself and turns a thrown
 // error into a refusal with its message. Protocol lines go to the real stdout; anything the
 // loader prints (console.log included) goes to stderr, its log, so it cannot corrupt them.
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { Readable, Writable } from 'node:stream';
 import type { Capabilities } from '../conformance/capabilities.js';
 import { parseCapabilities } from '../conformance/capabilities.js';
 import { writeSafetensors, type Metadata } from '../safetensors/write.js';
 import type { Canonical, EpPlacement, ParallelRequest } from '../tensor.js';
-import { MAX_LINE_BYTES, parseRequest, WorkerRequestInvalid, WORKER_PROTOCOL, WORKER_VERSIONS, type Handshake, type WorkerAnswer } from './worker-messages.js';
+import { LineSplitter, MAX_LINE_BYTES, parseRequest, WorkerRequestInvalid, WORKER_PROTOCOL, WORKER_VERSIONS, type Handshake, type WorkerAnswer } from './worker-messages.js';
 
 /** What a loaded rank may come with: the tensors, and __metadata__ (spec §4's dequantized declaration). */
 export interface LoadedRank {
@@ -54,6 +53,19 @@ async function writeRank(o: LoaderKitOptions, dir: string, req: ParallelRequest,
 
 const message = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
+/**
+ * The request lines of `input`, read a chunk at a time as they are served: a line longer than
+ * MAX_LINE_BYTES is refused (WorkerRequestInvalid) as soon as it passes the bound, never held
+ * whole (the same LineSplitter reads the worker's answers on the harness side).
+ */
+async function* requestLines(input: Readable): AsyncGenerator<string> {
+  const splitter = new LineSplitter(MAX_LINE_BYTES, (c) => new WorkerRequestInvalid('request line too long', c));
+  for await (const chunk of input as AsyncIterable<Uint8Array | string>) {
+    yield* splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  }
+  yield* splitter.end();
+}
+
 /** Serves worker mode until the input ends. Each request is answered in order. */
 export async function serveWorker(o: LoaderKitOptions): Promise<void> {
   const input = o.input ?? process.stdin;
@@ -69,10 +81,8 @@ export async function serveWorker(o: LoaderKitOptions): Promise<void> {
   }
   try {
     await send(handshakeOf(o));
-    const lines = createInterface({ input, crlfDelay: Infinity });
-    for await (const line of lines) {
+    for await (const line of requestLines(input)) {
       if (!line.trim()) continue;
-      if (Buffer.byteLength(line) > MAX_LINE_BYTES) throw new WorkerRequestInvalid('request line too long', { expected: `≤ ${MAX_LINE_BYTES} bytes`, found: Buffer.byteLength(line) });
       const r = parseRequest(line); // an unreadable request ends the worker: the harness starts a fresh one
       let answer: WorkerAnswer;
       try {

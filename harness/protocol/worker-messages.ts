@@ -56,7 +56,11 @@ export class LineSplitter {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
 
-  constructor(private readonly maxBytes: number = MAX_LINE_BYTES) {}
+  /** `tooLong` makes the error for a line past the bound (default: the worker's WorkerLineTooLong). */
+  constructor(
+    private readonly maxBytes: number = MAX_LINE_BYTES,
+    private readonly tooLong: (context: { expected: string; found: string }) => Error = (c) => new WorkerLineTooLong('worker wrote a line longer than the protocol allows', c),
+  ) {}
 
   /** The complete lines in `chunk` (plus what was pending). Throws WorkerLineTooLong past the bound. */
   push(chunk: Uint8Array): string[] {
@@ -69,7 +73,7 @@ export class LineSplitter {
         const found = this.pendingBytes + (end - start);
         this.pending = [];
         this.pendingBytes = 0;
-        throw new WorkerLineTooLong('worker wrote a line longer than the protocol allows', { expected: `≤ ${this.maxBytes} bytes per line`, found: `${nl < 0 ? 'more than ' : ''}${found} bytes` });
+        throw this.tooLong({ expected: `≤ ${this.maxBytes} bytes per line`, found: `${nl < 0 ? 'more than ' : ''}${found} bytes` });
       }
       if (nl < 0) {
         if (end > start) {
@@ -89,6 +93,14 @@ export class LineSplitter {
   /** Bytes of an unfinished line (at end of stream: a last line without newline). */
   get rest(): number {
     return this.pendingBytes;
+  }
+
+  /** At the end of the stream: the last line if it had no newline (within the bound: push checked it), else nothing. */
+  end(): string[] {
+    const last = this.pendingBytes > 0 ? [Buffer.concat(this.pending).toString('utf8').replace(/\r$/, '')] : [];
+    this.pending = [];
+    this.pendingBytes = 0;
+    return last;
   }
 }
 

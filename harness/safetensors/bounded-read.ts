@@ -1,18 +1,19 @@
 // Reading a whole untrusted file (config.json, an index, a results or expectations file)
-// with a size limit: a 10 GB "config.json", or a FIFO that never ends, must not be read
-// into memory. The size is checked before reading, and the read stops one byte past the
-// limit whatever the size said (special files report 0, files grow).
-import { open } from 'node:fs/promises';
-import { MoeConformanceError } from '../errors.js';
+// with a size limit: a 10 GB "config.json" must not be read into memory. Only a regular
+// file is opened (open-file.ts: a FIFO, a directory or a device is refused without blocking).
+// The size is checked before reading, and the read stops one byte past the limit whatever
+// the size said (a file may grow while it is read).
+import { openRegularFile } from './open-file.js';
+import { MoeConformanceError, type ErrorContext } from '../errors.js';
 
 /** A file above the limit its kind has (spec §5); the reader names the file and both sizes. */
 export class FileTooLarge extends MoeConformanceError {}
 
 const STEP = 1 << 20;
 
-/** The bytes of `path`, at most `maxBytes` of them, else FileTooLarge; I/O errors are thrown as they come. */
+/** The bytes of `path`, at most `maxBytes` of them, else FileTooLarge; not a regular file: NotARegularFile; I/O errors are thrown as they come. */
 export async function readBoundedFile(path: string, maxBytes: number): Promise<Uint8Array> {
-  const handle = await open(path, 'r');
+  const handle = await openRegularFile(path);
   try {
     const size = (await handle.stat()).size;
     const tooLarge = (found: string): never => {
@@ -36,5 +37,24 @@ export async function readBoundedFile(path: string, maxBytes: number): Promise<U
     return out.subarray(0, n);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * readBoundedFile for a caller with its own error kind: any failure (too large, not a regular
+ * file, an I/O error) becomes one `Err` saying `${what}: <why>`, naming the file once and
+ * keeping what was expected and found.
+ */
+export async function readBoundedFileAs(
+  path: string,
+  maxBytes: number,
+  Err: new (message: string, context: ErrorContext) => MoeConformanceError,
+  what = 'cannot read',
+): Promise<Uint8Array> {
+  try {
+    return await readBoundedFile(path, maxBytes);
+  } catch (e) {
+    if (e instanceof MoeConformanceError) throw new Err(`${what}: ${e.reason}`, { file: path, expected: e.expected, found: e.found });
+    throw new Err(`${what}: ${(e as Error).message}`, { file: path });
   }
 }

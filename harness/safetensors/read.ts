@@ -5,7 +5,8 @@
 // synchronously (see readRangesInto for why).
 import { constants as bufferConstants, isUtf8 } from 'node:buffer';
 import { readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { NotARegularFile, openRegularFile } from './open-file.js';
 import type { Tensor } from '../tensor.js';
 import { dtypeBits, type DType } from './dtypes.js';
 import { readHeaderEntries, type ExactValues, type TensorInfo } from './header.js';
@@ -232,8 +233,9 @@ export class SafetensorsFile {
   static async open(path: string): Promise<SafetensorsFile> {
     let handle: FileHandle;
     try {
-      handle = await open(path, 'r');
+      handle = await openRegularFile(path);
     } catch (e) {
+      if (e instanceof NotARegularFile) throw e;
       throw new SafetensorIoError(`cannot open: ${(e as Error).message}`, { file: path });
     }
     try {

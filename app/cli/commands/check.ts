@@ -2,7 +2,7 @@
 // generates checkpoints into a temporary folder, calls the command once per rank, checks
 // everything spec §3 asks, and reports. Exit 0 only if every case passed.
 import { rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { selfCommand, shellQuote, UsageError } from '../args.js';
@@ -11,7 +11,7 @@ import { formatCaseId, matchesPattern, parseCasePattern } from '../../../harness
 import { commandLoader, killRunningLoaders } from '../../../harness/protocol/command-loader.js';
 import { workerLoader, type WorkerLoader } from '../../../harness/protocol/worker-loader.js';
 import { WorkerHandshakeError } from '../../../harness/protocol/worker-messages.js';
-import { CapabilitiesError, parseCapabilitiesJson, type Capabilities, type DeclaredLoader } from '../../../harness/conformance/capabilities.js';
+import { readCapabilitiesFile, type Capabilities, type DeclaredLoader } from '../../../harness/conformance/capabilities.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
 import { REPORT_FORMATS } from '../../reporters/files.js';
@@ -96,16 +96,6 @@ function commandDeclared(cmd: string, file: Capabilities | undefined, forms: For
   return { name: cmd, mode: 'command', ...(capabilities && { capabilities }) };
 }
 
-async function readCapabilities(file: string): Promise<Capabilities> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new CapabilitiesError(`cannot read capabilities: ${(e as Error).message}`, { file });
-  }
-  return parseCapabilitiesJson(text, file);
-}
-
 /**
  * Starts the first worker for its handshake. A worker that fails it is reported once and the
  * run goes on without declared capabilities: every case then fails with that typed error. A
@@ -161,7 +151,7 @@ export async function run(argv: string[]): Promise<number> {
   if (asWorker && cliForms) p.problems.add('--forms is for command loaders: a worker declares its forms in its handshake');
   p.problems.check();
   const expectations = expectationsFile ? await Expectations.read(expectationsFile) : undefined;
-  const fileCapabilities = capabilitiesFile !== undefined ? await readCapabilities(capabilitiesFile) : undefined;
+  const fileCapabilities = capabilitiesFile !== undefined ? await readCapabilitiesFile(capabilitiesFile) : undefined;
   const workDir = await mkdtemp(join(tmpdir(), 'moe-check-'));
   const worker = asWorker ? workerLoader(loaderCommand, { timeoutMs, workDir, workers: jobs }) : undefined;
   const loader = worker ?? commandLoader(loaderCommand, { timeoutMs, workDir });
