@@ -117,6 +117,19 @@ export function quantizedSpecs(seed: number, dtypes: readonly QuantDtypeName[], 
   return [...new Map(out.map((s) => [specIdText(s), s])).values()];
 }
 
+/**
+ * The generated cases of a CLI run (`check`, `run`): `count` float cases (default: `base`, or
+ * as many as the coverage set takes), none where `filter.dtypes` names only quantized dtypes,
+ * then the quantized cases of each of `quantized` (see quantizedSpecs).
+ */
+export function runSpecs(o: { seed: number; filter?: CaseFilter; count?: number; base?: number; quantized: readonly QuantDtypeName[]; declared?: Capabilities }): CaseSpec[] {
+  const { dtypes, ...rest } = o.filter ?? {};
+  const floatDtypes = dtypes && splitDtypes(dtypes).float;
+  const filter: CaseFilter = { ...rest, ...(floatDtypes && { dtypes: floatDtypes }) };
+  const floats = floatDtypes?.length === 0 ? [] : sampleSpecs(o.count ?? defaultCaseCount(o.seed, filter, o.base), o.seed, filter);
+  return [...floats, ...quantizedSpecs(o.seed, o.quantized, filter, o.declared)];
+}
+
 export function generatedCases(specs: readonly CaseSpec[], target: Target, ctx: PropertyContext, replay: (id: string) => string): ConformanceCase[] {
   return specs.map((spec) => {
     const text = specIdText(spec);
