@@ -108,9 +108,14 @@ export function quantizedSpecs(seed: number, dtypes: readonly QuantDtypeName[], 
   for (const d of dtypes) {
     const served = quantModelTypes(d).filter((t) => !types || types.includes(t));
     if (served.length === 0 || layouts.length === 0) continue;
-    const one = (kind: CaseSpec['kind'], tpSizes: readonly number[], epSizes: readonly number[], tag: string) =>
-      fc.sample(quantCaseArb({ tpSizes, epSizes, layouts }, [d], served).filter((s) => s.kind === kind), { numRuns: 1, seed: (seed ^ caseHash(`quantized/${d}/${tag}`)) | 0 })[0]!;
-    out.push(one('load', tps.filter((t) => t > 1), eps, 'tp'), one('load', tps, eps.filter((p) => p > 1), 'ep'), one('load', tps, eps, 'free'));
+    // The first of a few draws that splits as asked (some sizes of a format keep no TP split), else the first.
+    const one = (kind: CaseSpec['kind'], tpSizes: readonly number[], epSizes: readonly number[], tag: string, split: (s: CaseSpec) => boolean = () => true) => {
+      const drawn = fc.sample(quantCaseArb({ tpSizes, epSizes, layouts }, [d], served).filter((s) => s.kind === kind), { numRuns: 16, seed: (seed ^ caseHash(`quantized/${d}/${tag}`)) | 0 });
+      return drawn.find(split) ?? drawn[0]!;
+    };
+    const tp = (s: CaseSpec) => s.kind === 'load' && s.parallel.tp > 1;
+    const ep = (s: CaseSpec) => s.kind === 'load' && s.parallel.ep > 1;
+    out.push(one('load', tps.filter((t) => t > 1), eps, 'tp', tp), one('load', tps, eps.filter((p) => p > 1), 'ep', ep), one('load', tps, eps, 'free'));
     if (layouts.length === LAYOUTS.length) out.push(one('layout', tps, eps, 'layout'));
     out.push(one('refuse', tps, eps, 'router'));
   }
