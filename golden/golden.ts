@@ -5,7 +5,7 @@
 // bounds of harness/compare/tolerance.ts.
 import { tpKeepsBlocks } from '../harness/canonical/cut.js';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MoeSemantics } from '../harness/layouts/semantics.js';
@@ -16,6 +16,11 @@ import { ModelConfig } from '../harness/checkpoint/config.js';
 import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { SafetensorsFile } from '../harness/safetensors/read.js';
+import { readBoundedFile } from '../harness/safetensors/bounded-read.js';
+import { parseStrictJson, toPlain } from '../harness/safetensors/json.js';
+
+/** The largest golden.json read (a few hundred bytes in practice). */
+const GOLDEN_JSON_MAX_BYTES = 1 << 20;
 import { decodeFloats } from '../harness/safetensors/codecs.js';
 import { compareToBounds, findRoutingTies, worstTier, type MismatchReport, type Tier } from '../harness/compare/tolerance.js';
 import { referenceBackend, referenceForward, type ReferenceResult } from '../kernels/moe.js';
@@ -67,15 +72,22 @@ export async function discoverFixtures(root: string = defaultGoldenRoot()): Prom
   }
   const fixtures: Fixture[] = [];
   for (const dir of dirs) {
-    let meta: { model_type?: unknown };
+    const file = join(dir, 'golden.json');
+    let meta: unknown;
     try {
-      meta = JSON.parse(await readFile(join(dir, 'golden.json'), 'utf8')) as { model_type?: unknown };
+      // Bounded and strict, like every JSON file the harness reads (spec §5): a fixture folder may come from anyone.
+      meta = toPlain(parseStrictJson(await readBoundedFile(file, GOLDEN_JSON_MAX_BYTES), { file }));
     } catch (e) {
-      throw new GoldenFixtureError(`golden.json is not readable JSON: ${(e as Error).message}`, { file: join(dir, 'golden.json') });
+      throw new GoldenFixtureError(`golden.json is not readable JSON: ${e instanceof MoeConformanceError ? e.reason : (e as Error).message}`, { file });
     }
+    const modelType = meta !== null && typeof meta === 'object' && !Array.isArray(meta) ? (meta as { model_type?: unknown }).model_type : undefined;
+    const name = dir.split(/[\\/]/).pop()!;
+    if (typeof modelType !== 'string' || modelType === '') throw new GoldenFixtureError('golden.json names no model_type', { file, expected: 'an object with a model_type string', found: JSON.stringify(modelType ?? meta) });
+    // The folder is named <model type>-<dtype> (golden/hf/README.md): the dtype a loader declares for it is read from the name.
+    if (!name.startsWith(`${modelType}-`)) throw new GoldenFixtureError('the fixture folder is not named after its model_type', { file, expected: `${modelType}-<dtype>`, found: name });
     const layouts = LAYOUTS.filter((l) => existsSync(join(dir, l, 'config.json'))).map((layout) => ({ layout, dir: join(dir, layout) }));
     if (layouts.length === 0) throw new GoldenFixtureError('fixture has neither original/ nor fused/', { file: dir });
-    fixtures.push({ name: dir.split(/[\\/]/).pop()!, dir, modelType: String(meta.model_type), layouts });
+    fixtures.push({ name, dir, modelType, layouts });
   }
   return fixtures;
 }

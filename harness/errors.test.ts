@@ -17,5 +17,8 @@ describe('MoeConformanceError', () => {
     expect(new MoeConformanceError('bad path', { file: 'f', found: '../x' }).message).toBe('bad path (found ../x) [file f]');
     expect(new MoeConformanceError('too big', { expected: '<= 8' }).message).toBe('too big (expected <= 8)');
     expect(new MoeConformanceError('plain', { file: 'f' }).reason).toBe('plain');
+    // JSON would print Infinity and NaN as null.
+    expect(new MoeConformanceError('huge', { found: Infinity }).message).toBe('huge (found Infinity)');
+    expect(new MoeConformanceError('odd', { found: [1, NaN, -Infinity] }).message).toBe('odd (found [1,"NaN","-Infinity"])');
   });
 });

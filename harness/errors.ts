@@ -65,8 +65,10 @@ export class MoeConformanceError extends Error {
 /** An expected or found value as one line of text: strings as they are, anything else as JSON (bigints as digits). */
 export function showValue(v: unknown): string {
   if (typeof v === 'string') return v;
+  // JSON has no Infinity or NaN (it would print null): those, and bigints, as their digits.
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   try {
-    return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+    return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' || (typeof x === 'number' && !Number.isFinite(x)) ? String(x) : x)) ?? String(v);
   } catch {
     return String(v);
   }

@@ -6,7 +6,8 @@ import { caseId, formatCaseId, param, parseCaseId } from '../harness/conformance
 import { failureOf, type CaseOutcome, type ConformanceCase } from '../harness/conformance/results.js';
 import { ModelConfig } from '../harness/checkpoint/config.js';
 import { MoeConformanceError } from '../harness/errors.js';
-import { semanticsOf } from '../harness/quant/layout.js';
+import { moeLayoutsOf, semanticsOf } from '../harness/quant/layout.js';
+import { inFormOf } from '../harness/quant/dequantize.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { compareLayer, defaultGoldenRoots, DEFAULT_SPLITS, fixturesIn, goldenInputs, readGolden, splitAllowed, type Fixture, type GoldenLayout } from '../golden/golden.js';
 import { referenceBackend, referenceForward } from '../kernels/moe.js';
@@ -15,9 +16,12 @@ import { diffCanonical, notingSlot } from './diff.js';
 import { diagnoseCanonical } from '../harness/compare/diagnose.js';
 import { slotOrigin } from '../harness/canonical/forms.js';
 import { WHOLE } from '../harness/tensor.js';
-import { callOf, canonicalRanks, formsNote, observed, rankName, stderrTail, type Target } from './properties.js';
+import { callOf, canonicalRanks, diagnosed, formsNote, observed, rankName, stderrTail, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
-import type { CaseNeeds, DtypeName } from '../harness/conformance/capabilities.js';
+import { DTYPE_NAMES, QUANT_DTYPE_NAMES, type CaseNeeds, type DtypeName } from '../harness/conformance/capabilities.js';
+import { QUANT_DTYPES, type QuantDtypeName, type QuantScheme } from '../harness/quant/formats/index.js';
+
+const ALL_DTYPE_NAMES: readonly string[] = [...DTYPE_NAMES, ...QUANT_DTYPE_NAMES];
 
 export class GoldenCaseError extends MoeConformanceError {}
 
@@ -60,16 +64,38 @@ export async function goldenCases(
       for (const parallel of DEFAULT_SPLITS.filter((s) => splitAllowed(sem, s))) selectors.push({ fixture, layout, parallel });
     }
   }
-  return selectors.map((s) => {
+  return Promise.all(selectors.map(async (s) => {
     const text = goldenCaseIdText(s);
-    return { id: parseCaseId(text), replay: replay(text), needs: goldenNeeds(s), run: () => checkGolden(s, target) };
-  });
+    return { id: parseCaseId(text), replay: replay(text), needs: await goldenNeeds(s), run: () => checkGolden(s, target) };
+  }));
 }
 
-/** A fixture is named `<model type>-<dtype>` (golden/hf/README.md). */
-function goldenNeeds(s: GoldenCaseSelector): CaseNeeds {
-  const dtype = s.fixture.name.slice(s.fixture.name.lastIndexOf('-') + 1) as DtypeName;
+/** What a golden case asks of a loader: the fixture's model type, the layout, the split, and the fixture's dtype (fixtureDtype). */
+async function goldenNeeds(s: GoldenCaseSelector): Promise<CaseNeeds> {
+  const dir = s.fixture.layouts.find((l) => l.layout === s.layout)!.dir;
+  const dtype = fixtureDtype(s.fixture, moeLayoutsOf(await ModelConfig.read(dir)).scheme);
   return { modelType: s.fixture.modelType, layouts: [s.layout], dtype, tp: s.parallel.tp, ep: s.parallel.ep, placement: s.parallel.placement };
+}
+
+/**
+ * The dtype a fixture is declared under: a fixture is named `<model type>-<dtype>`
+ * (golden/hf/README.md), and where the rest of its name is no dtype name
+ * (`qwen3_moe-gptq-desc-act`), the quantized dtype name of the same format whose scheme is
+ * the fixture's (as its config reads), else the closest (most fields equal: group, symmetry,
+ * activation order, ...).
+ */
+export function fixtureDtype(fixture: Fixture, scheme: QuantScheme | undefined): DtypeName {
+  const rest = fixture.name.slice(fixture.modelType.length + 1);
+  if (ALL_DTYPE_NAMES.includes(rest)) return rest as DtypeName;
+  if (!scheme) throw new GoldenCaseError('a float fixture must be named <model type>-<f32|f16|bf16>', { file: fixture.name, expected: DTYPE_NAMES.join('|'), found: rest });
+  const fields = Object.entries(scheme).map(([k, v]) => [k, JSON.stringify(v)] as const);
+  const score = (name: QuantDtypeName) => {
+    const other = QUANT_DTYPES[name] as unknown as Record<string, unknown>;
+    return fields.filter(([k, v]) => JSON.stringify(other[k]) === v).length;
+  };
+  const same = QUANT_DTYPE_NAMES.filter((n) => QUANT_DTYPES[n].method === scheme.method);
+  if (same.length === 0) throw new GoldenCaseError('no quantized dtype name of the fixture\'s format', { file: fixture.name, expected: QUANT_DTYPE_NAMES.join('|'), found: scheme.method });
+  return same.reduce((best, n) => (score(n) > score(best) ? n : best));
 }
 
 async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
@@ -81,20 +107,29 @@ async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseO
     // A loader error names the call (rank, layout) it came from.
     outcome = { status: 'fail', failure: { ...failureOf(e), ...callOf(e) } };
   }
+  outcome = diagnosed(outcome);
   const tail = stderrTail(stderr);
   return tail ? { ...outcome, stderr: tail } : outcome;
 }
 
 async function goldenOutcome(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {
   const dir = s.fixture.layouts.find((l) => l.layout === s.layout)!.dir;
-  const sem = semanticsOf(await ModelConfig.read(dir));
+  const config = await ModelConfig.read(dir);
+  const sem = semanticsOf(config);
+  // A quantized fixture's ranks are compared in the form the loader gave (spec §4): its stored bytes and scales, or the harness's own dequantization.
+  const quant = moeLayoutsOf(config).dims.quant;
   const ranks = canonicalRanks(await loadRanks(target.loader, dir, s.parallel), target.forms, sem);
   if (!Array.isArray(ranks)) return ranks;
   for (const r of ranks) {
-    const expected = await referenceLoader.load(dir, r.req);
+    const stored = await referenceLoader.load(dir, r.req);
+    const expected = inFormOf(stored, r.tensors, quant, r.req);
     const d = notingSlot(diffCanonical(expected, r.tensors, `${rankName(r.req)}${formsNote(target.forms)}`), expected, r.tensors, (t, slot) => slotOrigin(r, t, slot));
     // The whole reference is read only when there is something to diagnose.
-    if (d) return { status: 'fail', failure: { ...d, rank: rankName(r.req), layout: s.layout, diagnosis: diagnoseCanonical(expected, r.tensors, { req: r.req, whole: await referenceLoader.load(dir, WHOLE) }) } };
+    if (d) {
+      const whole = inFormOf(await referenceLoader.load(dir, WHOLE), r.tensors, quant, WHOLE);
+      const context = { req: r.req, whole, ...(quant && { quantized: quant.method, stored: { scheme: quant, tensors: stored } }) };
+      return { status: 'fail', failure: { ...d, rank: rankName(r.req), layout: s.layout, diagnosis: diagnoseCanonical(expected, r.tensors, context) } };
+    }
   }
   const backend = target.forward ?? referenceBackend;
   let warned: string | undefined;

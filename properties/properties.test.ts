@@ -14,6 +14,10 @@ import { diffCanonical, errorByExpertAndRow } from './diff.js';
 import { hasTwoLayouts, layoutsDifferInNames } from './materialize.js';
 import { checkCase, forwardVerdict } from './properties.js';
 import { goldenCases, parseGoldenCaseId } from './golden-cases.js';
+import { defaultGoldenRoots, fixturesIn } from '../golden/golden.js';
+import { dequantizeCanonical } from '../harness/quant/dequantize.js';
+import { schemeOf } from '../harness/quant/scheme.js';
+import { planLoad } from '../harness/loader/load.js';
 import { CoverageError, reassemble } from './reassemble.js';
 import { BREAKAGES, parseSpec, type CaseSpec } from './spec.js';
 
@@ -197,6 +201,29 @@ describe('a loader that serves several ranks per call (a worker, spec §7.4)', (
     // Only the repeat load (loading twice gives the same bytes) asks for one rank alone.
     expect(calls.filter((c) => c.startsWith('loadRanks'))).toEqual(want);
     expect(calls.filter((c) => c.startsWith('load ')).length).toBeLessThanOrEqual(1);
+  });
+
+  it('quantized golden fixtures: each is declared under a dtype a loader can name, and a dequantizing loader passes (spec §4)', async () => {
+    const fixtures = (await fixturesIn(defaultGoldenRoots())).filter((f) => f.layouts.some((l) => l.dir.includes('hf-quant')));
+    const cases = await goldenCases(fixtures, { loader: referenceLoader }, (x) => x);
+    const dtypes = Object.fromEntries(cases.map((c) => [c.id.params.find(([k]) => k === 'fixture')![1], c.needs!.dtype]));
+    expect(dtypes).toEqual({
+      'deepseek_v3-fp8-shared': 'fp8-shared', 'gpt_oss-mxfp4': 'mxfp4', 'qwen3_moe-awq': 'int4-awq-g32', 'qwen3_moe-fp8': 'fp8', 'qwen3_moe-fp8-channel': 'fp8-ct-channel',
+      'qwen3_moe-gptq-desc-act': 'int4-gptq-g32-desc-act', 'qwen3_moe-int4-g32-asym': 'int4-ct-g32-asym', 'qwen3_moe-nvfp4': 'nvfp4',
+    });
+    // The dequantized form: F32 expert weights, no scales, compared with the harness's own dequantization.
+    const dequantizing: Loader = {
+      name: 'dequantizing',
+      load: async (dir, req) => {
+        const plan = await planLoad(dir, req);
+        await plan.dir.close();
+        return dequantizeCanonical(await referenceLoader.load(dir, req), schemeOf(plan.dims.quant)!, req);
+      },
+    };
+    for (const text of ['moe:golden:fixture=qwen3_moe-fp8;layout=fused;tp=1;ep=1;placement=linear', 'moe:golden:fixture=qwen3_moe-fp8;layout=fused;tp=2;ep=1;placement=linear']) {
+      const [c] = await goldenCases([], { loader: dequantizing }, (x) => x, await parseGoldenCaseId(text));
+      expect(await c!.run(new AbortController().signal), text).toMatchObject({ status: 'pass' });
+    }
   });
 
   it('is asked for every rank of a golden case in one call', async () => {

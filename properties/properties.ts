@@ -91,6 +91,7 @@ export async function checkCase(spec: CaseSpec, target: Target, ctx: PropertyCon
     } catch (e) {
       outcome = e instanceof LoaderFailedOnValidInput ? failedOnValid(e) : fail({ ...failureOf(e), ...callOf(e), ...(c.defect && { defect: c.defect.detail }) });
     }
+    outcome = diagnosed(outcome);
     const stderr = stderrTail(c.stderr);
     if (stderr) outcome = { ...outcome, stderr };
     if (ctx.keepFailures && outcome.status === 'fail') outcome = await keep(spec, c, ctx.keepFailures, outcome);
@@ -373,6 +374,17 @@ async function expectRefusal(load: () => Promise<Canonical>, what: string, outpu
     found: plural(tensors.size, 'tensor'),
     diagnosis: [{ tensor: '', kind: accepted, detail: `${what} answered with ${plural(tensors.size, 'tensor')} and exit 0` }],
   });
+}
+
+/**
+ * Every failure carries a diagnosis (README "What a failure says"): one that no search
+ * explained — a loader output refused before any comparison, a forward that differs with
+ * every tensor exact — gets `unknown` with what happened (spec §6: the harness never guesses).
+ */
+export function diagnosed(outcome: CaseOutcome): CaseOutcome {
+  if (outcome.status !== 'fail' || outcome.failure.diagnosis?.length) return outcome;
+  const f = outcome.failure;
+  return { ...outcome, failure: { ...f, diagnosis: [{ tensor: f.tensor ?? '', kind: 'unknown', detail: firstLine(f.message) }] } };
 }
 
 /** A failure with `edit` applied to every text a report prints of it: the message, expected and found, the diagnosis' details. */

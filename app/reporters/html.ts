@@ -105,13 +105,13 @@ ${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes, f.heatmapRows) : ''}</sectio
 export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [string, string] = ['expert', 'row'], rowLabels?: readonly number[]): string {
   const pooled = pool(map);
   const rows = pooled.length;
-  const cols = Math.max(0, ...pooled.map((r) => r.length));
+  const cols = widthOf(pooled);
   if (rows === 0 || cols === 0) return '';
-  const width = Math.max(0, ...map.map((r) => r.length));
+  const width = widthOf(map);
   const rowStep = Math.ceil(map.length / MAX_CELLS) || 1;
   const colStep = Math.ceil(width / MAX_CELLS) || 1;
-  const finite = pooled.flat().filter((v) => Number.isFinite(v));
-  const max = Math.max(0, ...finite.map(Math.abs));
+  let max = 0;
+  for (const row of pooled) for (const v of row) if (Number.isFinite(v)) max = Math.max(max, Math.abs(v));
   const px = cellPx(rows, cols);
   const [left, top, bottom, legendGap, legendW, legendText] = [64, 8, 44, 24, 16, 72];
   const w = cols * px;
@@ -149,9 +149,16 @@ export function heatmapSvg(map: readonly (readonly number[])[], axes: readonly [
 <figcaption>error by ${esc(axes[0])} (rows, ${map.length}) × ${esc(axes[1])} (columns, ${width}); max ${max.toPrecision(3)}${rowStep > 1 || colStep > 1 ? ', max-pooled' : ''}</figcaption></figure>`;
 }
 
+/** The longest row's length, by a loop: a spread of a results file's hundred thousand rows overflows the stack. */
+function widthOf(map: readonly (readonly number[])[]): number {
+  let width = 0;
+  for (const row of map) width = Math.max(width, row.length);
+  return width;
+}
+
 function pool(map: readonly (readonly number[])[]): number[][] {
   const rowStep = Math.ceil(map.length / MAX_CELLS) || 1;
-  const width = Math.max(0, ...map.map((r) => r.length));
+  const width = widthOf(map);
   const colStep = Math.ceil(width / MAX_CELLS) || 1;
   const out: number[][] = [];
   for (let y = 0; y < map.length; y += rowStep) {

@@ -156,6 +156,9 @@ describe('HTML report', () => {
     expect(cells(pooled).match(/<rect /g)).toHaveLength(8 * 63);
     expect(pooled).toContain('max-pooled');
     expect(cells(pooled).match(/fill="rgb\(255,0,0\)"/g)).toHaveLength(1);
+    // A results file's heat map of 200,000 rows (merged from anyone's JSON) is pooled, not spread onto the stack.
+    const tall = Array.from({ length: 200_000 }, (_, i) => [i === 7 ? 3 : 0, 0]);
+    expect(cells(heatmapSvg(tall)).match(/fill="rgb\(255,0,0\)"/g)).toHaveLength(1);
     // Rows can be labelled with the experts the slots hold (an EP rank's slots 0, 1 hold experts 5, 7).
     expect(heatmapSvg([[0, 1], [1, 0]], ['expert', 'row'], [5, 7])).toMatch(/text-anchor="end">5<\/text>.*text-anchor="end">7<\/text>/);
     // Column ticks name the map's own indices, not the pooled ones.

@@ -139,6 +139,17 @@ describe('broken weights fail', () => {
       await writeFile(join(dir, 'golden.json'), '{"model_type": ');
       await writeFile(join(dir, 'original', 'config.json'), '{}');
       await expect(discoverFixtures(dir)).rejects.toThrow(GoldenFixtureError);
+      // Valid JSON is not enough: an object with a model_type (null crashed the golden command), once (no repeated key),
+      // and the folder named after it (the dtype a loader declares is read from the name).
+      for (const [text, message] of [
+        ['null', /golden\.json names no model_type \(expected an object with a model_type string, found null\)/],
+        ['{"model_type": 3}', /names no model_type/],
+        ['{"model_type": "mixtral", "model_type": "olmoe"}', /golden\.json is not readable JSON: .*model_type/],
+        ['{"model_type": "mixtral"}', /not named after its model_type \(expected mixtral-<dtype>, found golden-bad-/],
+      ] as const) {
+        await writeFile(join(dir, 'golden.json'), text);
+        await expect(discoverFixtures(dir), text).rejects.toThrow(message);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

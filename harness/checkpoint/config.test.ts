@@ -58,6 +58,8 @@ describe('ModelConfig', () => {
       expect((e as ConfigError).expected).toBeDefined();
     }
     expect(() => new ModelConfig({ hidden_size: 1 })).toThrow(ConfigError);
+    // A string is shown as a string: "silu" with its quotes, so that a "4" never reads as the number 4.
+    expect(() => cfg.int('act', 1)).toThrow(/found "silu"\)/);
   });
 
   describe('read', () => {

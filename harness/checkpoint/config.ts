@@ -72,7 +72,8 @@ export class ModelConfig {
       if (fallback !== undefined) return fallback;
       throw new ConfigError(`missing field ${aliases(path).join(' or ')}`, { file: this.file, expected, found: 'nothing' });
     }
-    if (!ok(hit.value)) throw new ConfigError(`field ${hit.path} has the wrong type`, { file: this.file, expected, found: hit.value });
+    // As JSON, so that a string "4" does not read as the number 4.
+    if (!ok(hit.value)) throw new ConfigError(`field ${hit.path} has the wrong type`, { file: this.file, expected, found: JSON.stringify(hit.value) });
     return hit.value;
   }
 

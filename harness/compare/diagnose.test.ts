@@ -244,6 +244,15 @@ describe('diagnoseCanonical', () => {
     expect(diagnoseCanonical(x, odd, { req: r, whole })[0]!.kind).toBe('shape-mismatch');
   });
 
+  it('a tensor of the due shape in another dtype is a dtype conversion, not a shape mismatch: FP8 e4m3 bytes labelled e5m2 named so', () => {
+    const bytes = Uint8Array.from([0x38, 0x40, 0xb8, 0x00, 0x7e, 0x01]);
+    const want = new Map([['layers.0.experts.w2', { dtype: 'F8_E4M3' as const, shape: [1, 2, 3], bytes }]]);
+    const relabelled = new Map([['layers.0.experts.w2', { dtype: 'F8_E5M2' as const, shape: [1, 2, 3], bytes }]]);
+    expect(diagnoseCanonical(want, relabelled)).toEqual([{ tensor: 'layers.0.experts.w2', kind: 'dtype-conversion', detail: 'stored as F8_E5M2, expected F8_E4M3, shape [1, 2, 3] as due: the expected bytes labelled F8_E5M2 (read as another format of the same width)' }]);
+    const other = new Map([['layers.0.experts.w2', { dtype: 'I32' as const, shape: [1, 2, 3], bytes: new Uint8Array(24) }]]);
+    expect(diagnoseCanonical(want, other)[0]).toMatchObject({ kind: 'dtype-conversion', detail: expect.stringMatching(/shape \[1, 2, 3\] as due: other values in I32$/) });
+  });
+
   it('says unknown, with the rows that differ, rather than guess', () => {
     const r = req(1, 0);
     const x = rankOf(whole, d, r);

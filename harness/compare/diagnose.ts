@@ -783,6 +783,12 @@ function dtypeDiagnosis(name: string, e: Tensor, f: Tensor): Diagnosis {
     if (exact) return { tensor: name, kind: 'dtype-conversion', detail: `${base}: the same values converted to ${f.dtype}` };
     if (rounded) return { tensor: name, kind: 'dtype-conversion', detail: `${base}: the values rounded to ${f.dtype}` };
   }
+  // The shape is right and only the dtype is not (spec §6: stored in another dtype): the same bytes under another label
+  // (FP8 e4m3 read as e5m2), or other bytes of that dtype.
+  if (sameShape(e.shape, f.shape)) {
+    const relabelled = elemBytes(e.dtype) === elemBytes(f.dtype) && sameBytes(e.bytes, f.bytes);
+    return { tensor: name, kind: 'dtype-conversion', detail: `${base}, shape [${f.shape.join(', ')}] as due: ${relabelled ? `the expected bytes labelled ${f.dtype} (read as another format of the same width)` : `other values in ${f.dtype}`}` };
+  }
   return { tensor: name, kind: 'shape-mismatch', detail: `${base}, shape [${f.shape.join(', ')}]` };
 }
 

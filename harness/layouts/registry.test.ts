@@ -253,6 +253,12 @@ describe('config refusals', () => {
   it('a missing expert count, naming the field', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, intermediate_size: 4 }))).toThrow(ConfigError);
   });
+  it('an invalid size names the config\'s own field and the file it came from', () => {
+    const bad = new ModelConfig({ model_type: 'mixtral', ...base, num_hidden_layers: 1, num_local_experts: -4, intermediate_size: 4 }, '/ckpt/config.json');
+    expect(() => semanticsOf(bad)).toThrow('config gives an invalid num_local_experts (expected a positive integer, found -4) [file /ckpt/config.json]');
+    const qwen = new ModelConfig({ model_type: 'qwen3_moe', ...base, num_hidden_layers: 1, num_experts: 0, moe_intermediate_size: 4 }, '/q/config.json');
+    expect(() => semanticsOf(qwen)).toThrow(/invalid num_experts \/ num_local_experts .*\[file \/q\/config\.json\]/);
+  });
   it('top-k above the expert count', () => {
     expect(() => semanticsOf(config({ model_type: 'mixtral', ...base, num_hidden_layers: 1, num_local_experts: 1, intermediate_size: 4 }))).toThrow(/top-k/);
   });

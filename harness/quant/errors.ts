@@ -7,6 +7,11 @@ export class QuantError extends MoeConformanceError {}
 /** `quantization_config` in config.json is absent where needed, of an unknown method, or malformed. */
 export class QuantConfigError extends QuantError {}
 
+/** Fields of a config object as an error shows what it found: `num_bits 8, type "int"`, `absent` where missing (never "undefined" or "[object Object]"). */
+export function showFields(o: Record<string, unknown>, keys: readonly string[]): string {
+  return keys.map((k) => `${k} ${o[k] === undefined ? 'absent' : JSON.stringify(o[k])}`).join(', ');
+}
+
 /** A scale tensor's shape or dtype does not match the weight it scales. */
 export class ScaleMismatch extends QuantError {}
 

@@ -41,6 +41,18 @@ describe('quantization_config', () => {
     for (const q of ['fp8', [1], { quant_method: 'awq' }, { quant_method: 'fp8', fmt: 'e5m2' }, { quant_method: 'fp8', weight_block_size: [128] }, { quant_method: 'modelopt', quant_algo: 'NVFP4', group_size: 32 }, { quant_method: 'modelopt', quant_algo: 'W4A8_AWQ' }]) {
       expect(() => quantSchemeOf({ quantization_config: q })).toThrow(QuantConfigError);
     }
+    // What was found is shown field by field as JSON: never "undefined" or "[object Object]".
+    const ct = (weights: Record<string, unknown>) => ({ quant_method: 'compressed-tensors', format: 'pack-quantized', config_groups: { group_0: { weights } } });
+    for (const q of [ct({}), { quant_method: { a: 1 } }, { quant_method: 'compressed-tensors', format: {} }, ct({ num_bits: 8, type: 'int' })]) {
+      let message = '';
+      try {
+        quantSchemeOf({ quantization_config: q });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message, JSON.stringify(q)).toMatch(/found /);
+      expect(message, JSON.stringify(q)).not.toMatch(/undefined|\[object Object\]/);
+    }
   });
 });
 

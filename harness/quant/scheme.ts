@@ -3,7 +3,7 @@
 // dequantized by the `__metadata__` key below. Each format detects its own configs
 // (./formats/).
 import type { QuantGeometry } from '../layouts/ops.js';
-import { QuantConfigError } from './errors.js';
+import { QuantConfigError, showFields } from './errors.js';
 import { FORMATS, formatOf, QUANT_METHODS, type QuantScheme } from './formats/index.js';
 
 export type { QuantScheme } from './formats/index.js';
@@ -37,7 +37,7 @@ export function quantSchemeOf(config: Record<string, unknown>, file = 'config.js
     file,
     tensor: 'quantization_config.quant_method',
     expected: `${KNOWN.join('|')} (formats ${QUANT_METHODS.join(', ')})`,
-    found: [c.quant_method, c.quant_algo, c.format].filter((v) => v !== undefined).join(' '),
+    found: showFields(c, ['quant_method', 'quant_algo', 'format'].filter((k) => c[k] !== undefined)),
   });
 }
 

@@ -39,6 +39,7 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
   // assuming another group size (128) reads the wrong scales on every case of groups of 32 or 64.
   'int4-ct-g32': { types: typesOf('int4-ct-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
   'int4-ct-g64-asym': { types: typesOf('int4-ct-g64-asym'), hidden: [64], intermediate: [64, 128], layouts: true },
+  'int4-ct-g32-asym': { types: typesOf('int4-ct-g32-asym'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
   'int4-ct-g128': { types: typesOf('int4-ct-g128'), hidden: [128], intermediate: [128, 256], layouts: true },
   'int4-gptq-g32': { types: typesOf('int4-gptq-g32'), hidden: [64, 128], intermediate: [64, 128, 192], layouts: true },
   'int4-gptq-g64-asym': { types: typesOf('int4-gptq-g64-asym'), hidden: [64], intermediate: [64, 128], layouts: true },

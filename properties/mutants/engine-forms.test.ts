@@ -97,6 +97,8 @@ describe('mutants that declare a form and get it wrong', () => {
       const messages = outcomes.flatMap((o) => (o.status === 'fail' ? [`${o.failure.message}${o.failure.tensor ? ` [tensor ${o.failure.tensor}]` : ''}${o.failure.diagnosis?.[0] ? ` {diagnosis ${o.failure.diagnosis[0].kind}}` : ''}`] : []));
       expect(messages.length, `${m.name} passed every case`).toBeGreaterThan(0);
       expect(messages.join('\n')).toMatch(CAUGHT_BY[m.name]!);
+      // Every failure is diagnosed, a form mismatch refused before any comparison included ('unknown' with what happened).
+      for (const o of outcomes) if (o.status === 'fail') expect(o.failure.diagnosis?.length, `${m.name}: ${o.failure.message}`).toBeGreaterThan(0);
     });
   }
 });

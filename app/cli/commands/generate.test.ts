@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,19 @@ describe('generate', () => {
     for (const want of ['--model-type is required', '--hidden is required', '--intermediate is required', '--layers is required', '--out is required', '--dtype takes one of', '--experts takes an integer >= 1']) {
       expect(m).toContain(want);
     }
+  });
+
+  it('refuses sizes it cannot build in memory before drawing anything, and a top-k above the experts', async () => {
+    const out = join(tmpdir(), 'moe-generate-never-written');
+    // 4 experts of 100,000 × 100,000: 1.2e11 weights (a typed-array RangeError before); a million experts: 3.8e8 (minutes and gigabytes before).
+    for (const sizes of [['--experts', '4', '--hidden', '100000', '--intermediate', '100000'], ['--experts', '1000000', '--hidden', '16', '--intermediate', '8']]) {
+      await expect(run(['--model-type', 'mixtral', ...sizes, '--layers', '1', '--out', out])).rejects.toThrow(/weights, more than generate builds in memory \(2\.68e\+8\)/);
+    }
+    expect(existsSync(out)).toBe(false);
+    await expect(run(['--model-type', 'mixtral', '--experts', '4', '--top-k', '9', '--hidden', '16', '--intermediate', '8', '--layers', '1', '--out', out])).rejects.toThrow(/--top-k 9 exceeds --experts 4/);
+    // The default top-k (2) follows a single expert.
+    expect(await capture(run, ['--model-type', 'mixtral', '--experts', '1', '--hidden', '16', '--intermediate', '8', '--layers', '1', '--out', out])).toMatchObject({ code: 0 });
+    await rm(out, { recursive: true, force: true });
   });
 
   it.each([

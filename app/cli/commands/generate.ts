@@ -1,6 +1,8 @@
 // moe-conformance generate: a random checkpoint of a model type in a layout, loadable by
 // the reference loader (and laid out as transformers writes it). Deterministic from --seed.
-import { commandFailure } from '../args.js';
+import { commandFailure, UsageError } from '../args.js';
+import { canonicalSpecs } from '../../../harness/quant/canonical.js';
+import { WHOLE } from '../../../harness/tensor.js';
 import { choice, int, one, startCommand, type CommandDef } from '../options.js';
 import { ModelConfig } from '../../../harness/checkpoint/config.js';
 import { LAYOUT_NAMES, MODEL_TYPES } from '../../../harness/layouts/registry.js';
@@ -12,6 +14,13 @@ import { quantizationConfig, type QuantScheme } from '../../../harness/quant/sch
 import { formatOf, QUANT_DTYPES } from '../../../harness/quant/formats/index.js';
 import { writeMoeCheckpoint } from '../../../harness/writer/write-checkpoint.js';
 import type { DType } from '../../../harness/safetensors/dtypes.js';
+
+/**
+ * The most weights `generate` makes: it draws every canonical tensor in memory (float64)
+ * before writing, so a checkpoint past this (2 GiB of draws) is refused before anything is
+ * drawn. bench/big-checkpoint.ts streams the multi-gigabyte benchmark checkpoints instead.
+ */
+export const MAX_GENERATED_WEIGHTS = 2 ** 28;
 
 const DTYPES: Record<string, { dtype: DType; config: ConfigDtype; quant?: QuantScheme }> = {
   f32: { dtype: 'F32', config: 'float32' },
@@ -69,11 +78,20 @@ export async function run(argv: string[]): Promise<number> {
   };
   const seed = int(p, 'seed', 0);
   const maxShardBytes = int(p, 'max-shard-bytes', 0);
+  // The default top-k (2) follows a single expert down; one asked for above the experts is refused, not clamped.
+  if (sizes.topK > sizes.experts) {
+    if (p.values.has('top-k')) p.problems.add(`--top-k ${sizes.topK} exceeds --experts ${sizes.experts}`);
+    else sizes.topK = sizes.experts;
+  }
   p.problems.check();
   try {
     const quant = dtype.quant ? { quantization_config: quantizationConfig(dtype.quant) } : {};
-    const config = new ModelConfig(buildConfig({ ...sizes, topK: Math.min(sizes.topK, sizes.experts) }, dtype.config, quant));
+    const config = new ModelConfig(buildConfig(sizes, dtype.config, quant));
     const { dims, scheme } = moeLayoutsOf(config, dtype.quant);
+    const weights = dims.moeLayers.reduce((n, l) => n + canonicalSpecs(l, dims, WHOLE).reduce((m, s) => m + s.shape.reduce((a, b) => a * b, 1), 0), 0);
+    if (weights > MAX_GENERATED_WEIGHTS) {
+      throw new UsageError(`these sizes make ${weights.toExponential(2)} weights, more than generate builds in memory (${MAX_GENERATED_WEIGHTS.toExponential(2)}): use smaller --experts, --hidden, --intermediate or --layers`);
+    }
     const canonical = scheme ? randomQuantizedCanonical(dims, scheme, seed) : randomCanonical(dims, dtype.dtype, seed);
     await writeMoeCheckpoint(out!, {
       config,

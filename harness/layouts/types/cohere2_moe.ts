@@ -14,7 +14,7 @@ const sharedCount = (c: ModelConfig) => c.int('num_shared_experts', 0);
 function combineScale(c: ModelConfig): number {
   if (sharedCount(c) === 0) return 1;
   const how = c.str('shared_expert_combination_strategy', 'average');
-  if (how !== 'average' && how !== 'sum') throw new LayoutConfigError('unknown shared_expert_combination_strategy', { file: 'config.json', expected: 'average|sum', found: how });
+  if (how !== 'average' && how !== 'sum') throw new LayoutConfigError('unknown shared_expert_combination_strategy', { file: c.file, expected: 'average|sum', found: how });
   return how === 'average' ? 0.5 : 1;
 }
 
@@ -24,7 +24,7 @@ function routing(c: ModelConfig): Routing {
   const scaling = scale === 1 ? {} : { scaling: scale };
   if (fn === 'softmax') return { kind: 'topk_softmax', ...scaling };
   if (fn === 'sigmoid') return { kind: 'topk_sigmoid', renormalize: c.bool('norm_topk_prob', true), ...scaling };
-  throw new LayoutConfigError('unknown expert_selection_fn', { file: 'config.json', expected: 'softmax|sigmoid', found: fn });
+  throw new LayoutConfigError('unknown expert_selection_fn', { file: c.file, expected: 'softmax|sigmoid', found: fn });
 }
 
 export const cohere2_moe: ModelEntry = {

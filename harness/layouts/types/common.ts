@@ -71,7 +71,7 @@ export function list(c: ModelConfig, key: string): number[] | undefined {
   const v = c.raw[key];
   if (v === null) return undefined;
   if (!Array.isArray(v) || !v.every((x) => Number.isSafeInteger(x))) {
-    throw new LayoutConfigError(`config field ${key} must be a list of integers`, { file: 'config.json', expected: 'integer list', found: v });
+    throw new LayoutConfigError(`config field ${key} must be a list of integers`, { file: c.file, expected: 'integer list', found: v });
   }
   return v as number[];
 }
@@ -82,7 +82,7 @@ export function stringList(c: ModelConfig, key: string): string[] | undefined {
   const v = c.raw[key];
   if (v === null) return undefined;
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
-    throw new LayoutConfigError(`config field ${key} must be a list of strings`, { file: 'config.json', expected: 'string list', found: v });
+    throw new LayoutConfigError(`config field ${key} must be a list of strings`, { file: c.file, expected: 'string list', found: v });
   }
   return v as string[];
 }
@@ -114,7 +114,7 @@ export const layersOfType = (key: string, value: string, fallback: (c: ModelConf
   if (types === undefined) return fallback(c);
   const n = layerCount(c);
   if (types.length !== n) {
-    throw new LayoutConfigError(`config field ${key} must name every decoder layer`, { file: 'config.json', expected: `${n} entries`, found: types.length });
+    throw new LayoutConfigError(`config field ${key} must name every decoder layer`, { file: c.file, expected: `${n} entries`, found: types.length });
   }
   return range(n).filter((i) => types[i] === value);
 };
@@ -141,7 +141,7 @@ export function dimsFrom(f: DimFields): (c: ModelConfig) => MoeDims {
     // Layer lists are built from num_hidden_layers: bound it before anything is allocated.
     const layers = f.layers ? f.layers(c) : layerCount(c);
     if (layers > MAX_LAYERS) {
-      throw new LayoutConfigError('implausible number of layers', { file: 'config.json', expected: `<= ${MAX_LAYERS}`, found: layers });
+      throw new LayoutConfigError('implausible number of layers', { file: c.file, expected: `<= ${MAX_LAYERS}`, found: layers });
     }
     const sharedIntermediate = f.shared ? f.shared(c) : 0;
     const features: Features = {
@@ -163,13 +163,17 @@ export function dimsFrom(f: DimFields): (c: ModelConfig) => MoeDims {
       features,
       ...(f.zeroExperts ? { zeroExperts: f.zeroExperts(c) } : {}),
     };
+    // The config's own field names in the message (num_local_experts, not experts).
+    const fields: Partial<Record<keyof MoeDims, string | string[]>> = { experts: f.experts, hidden: f.hidden ?? 'hidden_size', intermediate: f.intermediate, topK: f.topK, layers: 'num_hidden_layers' };
     for (const [k, v] of Object.entries(dims)) {
       if (typeof v === 'number' && (v < (k === 'sharedIntermediate' ? 0 : 1) || !Number.isSafeInteger(v))) {
-        throw new LayoutConfigError(`config gives an invalid ${k}`, { file: 'config.json', expected: 'a positive integer', found: v });
+        const field = fields[k as keyof MoeDims];
+        const named = field === undefined ? k : [field].flat().join(' / ');
+        throw new LayoutConfigError(`config gives an invalid ${named}`, { file: c.file, expected: k === 'sharedIntermediate' ? 'an integer >= 0' : 'a positive integer', found: v });
       }
     }
     if (dims.topK > dims.experts) {
-      throw new LayoutConfigError('top-k exceeds the number of experts', { file: 'config.json', expected: `<= ${dims.experts}`, found: dims.topK });
+      throw new LayoutConfigError('top-k exceeds the number of experts', { file: c.file, expected: `<= ${dims.experts}`, found: dims.topK });
     }
     return dims;
   };

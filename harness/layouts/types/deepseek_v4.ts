@@ -25,7 +25,7 @@ function mlpLayerTypes(c: ModelConfig): string[] {
   const types = stringList(c, 'mlp_layer_types') ?? range(n).map((i) => (i < c.int('num_hash_layers', 3) ? 'hash_moe' : 'moe'));
   const bad = types.find((x) => x !== 'hash_moe' && x !== 'moe');
   if (types.length < n || bad !== undefined) {
-    throw new LayoutConfigError('mlp_layer_types must name every layer hash_moe or moe', { file: 'config.json', expected: `${n} of hash_moe|moe`, found: bad ?? types.length });
+    throw new LayoutConfigError('mlp_layer_types must name every layer hash_moe or moe', { file: c.file, expected: `${n} of hash_moe|moe`, found: bad ?? types.length });
   }
   return types.slice(0, n);
 }
@@ -58,7 +58,7 @@ const BLOCK: Record<LayoutName, ModuleLayout> = {
 
 function clampedSwiglu(c: ModelConfig): ExpertActivation {
   const act = c.str('hidden_act', 'silu');
-  if (act !== 'silu') throw new LayoutConfigError('deepseek_v4 experts are supported with silu only', { file: 'config.json', expected: 'hidden_act silu', found: act });
+  if (act !== 'silu') throw new LayoutConfigError('deepseek_v4 experts are supported with silu only', { file: c.file, expected: 'hidden_act silu', found: act });
   return { kind: 'silu_clamped', limit: c.num('swiglu_limit', 10) };
 }
 
@@ -66,7 +66,7 @@ function score(c: ModelConfig): 'sigmoid' | 'sqrtsoftplus' {
   const f = c.str('scoring_func', 'sqrtsoftplus');
   if (f !== 'sigmoid' && f !== 'sqrtsoftplus') {
     // DeepseekV4TopKRouter scores with ACT2FN[scoring_func]: "softmax" is not an activation there.
-    throw new LayoutConfigError('deepseek_v4 routers score with sqrtsoftplus or sigmoid (transformers 5.17 builds no other)', { file: 'config.json', expected: 'scoring_func sqrtsoftplus|sigmoid', found: f });
+    throw new LayoutConfigError('deepseek_v4 routers score with sqrtsoftplus or sigmoid (transformers 5.17 builds no other)', { file: c.file, expected: 'scoring_func sqrtsoftplus|sigmoid', found: f });
   }
   return f;
 }
@@ -86,7 +86,7 @@ export const deepseek_v4: ModelEntry = {
     const d = base(c);
     if (!d.features.hashLayers?.length) return d;
     const vocab = c.int('vocab_size');
-    if (!(vocab >= 1)) throw new LayoutConfigError('config gives an invalid vocab_size', { file: 'config.json', expected: 'a positive integer', found: vocab });
+    if (!(vocab >= 1)) throw new LayoutConfigError('config gives an invalid vocab_size', { file: c.file, expected: 'a positive integer', found: vocab });
     return { ...d, hashTable: { vocab, topK: d.topK } };
   },
   layouts: BLOCK,

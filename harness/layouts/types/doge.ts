@@ -16,8 +16,8 @@ const keys = (experts: number) => Math.floor(Math.sqrt(experts));
 
 function silu(c: ModelConfig) {
   const act = c.str('hidden_act', 'silu');
-  if (act !== 'silu') throw new LayoutConfigError('doge experts are supported with silu only', { file: 'config.json', expected: 'hidden_act silu', found: act });
-  if (c.bool('mlp_bias', false)) throw new LayoutConfigError('doge MLP biases are not supported', { file: 'config.json', expected: 'mlp_bias false', found: true });
+  if (act !== 'silu') throw new LayoutConfigError('doge experts are supported with silu only', { file: c.file, expected: 'hidden_act silu', found: act });
+  if (c.bool('mlp_bias', false)) throw new LayoutConfigError('doge MLP biases are not supported', { file: c.file, expected: 'mlp_bias false', found: true });
   return { kind: 'silu' } as const;
 }
 
@@ -35,7 +35,7 @@ export const doge: ModelEntry = {
   modelType: 'doge',
   dims: (c) => {
     const d = base(c);
-    if (d.topK > keys(d.experts) ** 2) throw new LayoutConfigError('product keys reach floor(√E)² experts: top-k exceeds them', { file: 'config.json', expected: `<= ${keys(d.experts) ** 2}`, found: d.topK });
+    if (d.topK > keys(d.experts) ** 2) throw new LayoutConfigError('product keys reach floor(√E)² experts: top-k exceeds them', { file: c.file, expected: `<= ${keys(d.experts) ** 2}`, found: d.topK });
     return { ...d, intermediate: 1, routerRows: 2 * keys(d.experts) };
   },
   layouts: same({

@@ -15,7 +15,7 @@ import { dimsFrom, layerCount, range, router, same, t } from './common.js';
 
 function geglu(c: ModelConfig) {
   const act = c.str('hidden_activation', 'gelu_pytorch_tanh');
-  if (act !== 'gelu_pytorch_tanh') throw new LayoutConfigError('gemma4 experts are supported with gelu_pytorch_tanh only', { file: 'config.json', expected: 'hidden_activation gelu_pytorch_tanh', found: act });
+  if (act !== 'gelu_pytorch_tanh') throw new LayoutConfigError('gemma4 experts are supported with gelu_pytorch_tanh only', { file: c.file, expected: 'hidden_activation gelu_pytorch_tanh', found: act });
   return { kind: 'gelu_tanh_gated' } as const;
 }
 

@@ -16,7 +16,7 @@ import { correctionBias, dimsFrom, fusedV5, layersOfType, range, router, same, s
 function sharedCount(c: ModelConfig): number {
   const S = c.int('n_shared_experts', 2);
   // The router's softmax runs over the chosen and the shared experts: inkling always has some.
-  if (S < 1) throw new LayoutConfigError('inkling needs at least one router-weighted shared expert', { file: 'config.json', expected: 'n_shared_experts >= 1', found: S });
+  if (S < 1) throw new LayoutConfigError('inkling needs at least one router-weighted shared expert', { file: c.file, expected: 'n_shared_experts >= 1', found: S });
   return S;
 }
 

@@ -32,8 +32,8 @@ const block = (l: LayoutName, experts: TensorSpec[]): ModuleLayout => ({
 
 function relu2(c: ModelConfig) {
   const act = c.str('mlp_hidden_act', 'relu2');
-  if (act !== 'relu2') throw new LayoutConfigError('nemotron_h experts are supported with relu2 only', { file: 'config.json', expected: 'mlp_hidden_act relu2', found: act });
-  if (latentSize(c) !== undefined && c.bool('mlp_bias', false)) throw new LayoutConfigError('biased MoE latent projections are not supported', { file: 'config.json', expected: 'mlp_bias false', found: true });
+  if (act !== 'relu2') throw new LayoutConfigError('nemotron_h experts are supported with relu2 only', { file: c.file, expected: 'mlp_hidden_act relu2', found: act });
+  if (latentSize(c) !== undefined && c.bool('mlp_bias', false)) throw new LayoutConfigError('biased MoE latent projections are not supported', { file: c.file, expected: 'mlp_bias false', found: true });
   return { kind: 'relu2' } as const;
 }
 
@@ -41,7 +41,7 @@ function relu2(c: ModelConfig) {
 function latentSize(c: ModelConfig): number | undefined {
   if (!c.has('moe_latent_size') || c.raw['moe_latent_size'] === null) return undefined;
   const D = c.int('moe_latent_size');
-  if (!(D >= 1)) throw new LayoutConfigError('config gives an invalid moe_latent_size', { file: 'config.json', expected: 'a positive integer or null', found: D });
+  if (!(D >= 1)) throw new LayoutConfigError('config gives an invalid moe_latent_size', { file: c.file, expected: 'a positive integer or null', found: D });
   return D;
 }
 

@@ -20,7 +20,7 @@ function moeLayers(c: ModelConfig): number[] {
   const n = c.int('num_hidden_layers');
   const types = stringList(c, 'mlp_layer_types');
   if (types !== undefined) {
-    if (types.length < n) throw new LayoutConfigError('config field mlp_layer_types must name every decoder layer', { file: 'config.json', expected: `${n} entries`, found: types.length });
+    if (types.length < n) throw new LayoutConfigError('config field mlp_layer_types must name every decoder layer', { file: c.file, expected: `${n} entries`, found: types.length });
     return range(n).filter((i) => types[i] === 'sparse');
   }
   const legacy = c.raw['moe_layers_enum'];
@@ -36,7 +36,7 @@ function limitAt(c: ModelConfig, key: string, layer: number): number | undefined
   const v = c.raw[key];
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || !v.every((x) => x === null || typeof x === 'number')) {
-    throw new LayoutConfigError(`config field ${key} must be a list of numbers`, { file: 'config.json', expected: 'number list', found: v });
+    throw new LayoutConfigError(`config field ${key} must be a list of numbers`, { file: c.file, expected: 'number list', found: v });
   }
   const limit = v[layer] as number | null | undefined;
   return limit ? limit : undefined;

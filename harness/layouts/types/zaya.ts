@@ -25,7 +25,7 @@ export const zaya: ModelEntry = {
   modelType: 'zaya',
   dims: (c) => {
     const routerHidden = c.int('router_hidden_size', 256);
-    if (!(routerHidden >= 1)) throw new LayoutConfigError('config gives an invalid router_hidden_size', { file: 'config.json', expected: 'a positive integer', found: routerHidden });
+    if (!(routerHidden >= 1)) throw new LayoutConfigError('config gives an invalid router_hidden_size', { file: c.file, expected: 'a positive integer', found: routerHidden });
     return { ...base(c), routerHidden };
   },
   layouts: same({

@@ -6,7 +6,7 @@
 // The canonical scales are the FP8 block grid with blocks covering whole axes, so the
 // arithmetic and the TP cut are FP8 block's.
 import { WHOLE_AXIS, type QuantGeometry } from '../../layouts/ops.js';
-import { QuantConfigError, ScaleMismatch } from '../errors.js';
+import { QuantConfigError, ScaleMismatch, showFields } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { companion, companionKey, gridOp, perProjectionOp, splitLayout } from '../stored.js';
 import { dequantizeBlocked, randomBlocked } from './fp8-block.js';
@@ -42,7 +42,7 @@ function compressedTensorsScheme(q: Record<string, unknown>, file: string): Fp8S
   };
   if (groups.length !== 1 || !isRecord(g) || !isRecord(g.weights)) return bad('one config group with weights', '1 group', groups.length);
   const w = g.weights;
-  if (w.num_bits !== 8 || w.type !== 'float') bad('weights must be 8-bit float', 'num_bits 8, type float', `${String(w.num_bits)} ${String(w.type)}`);
+  if (w.num_bits !== 8 || w.type !== 'float') bad('weights must be 8-bit float', 'num_bits 8, type float', showFields(w, ['num_bits', 'type']));
   if (w.strategy !== 'tensor' && w.strategy !== 'channel') bad('weight strategy', 'tensor|channel (block: use quant_method fp8 with weight_block_size)', w.strategy);
   const a = g.input_activations;
   const staticInput = isRecord(a) && a.dynamic === false;

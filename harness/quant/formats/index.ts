@@ -63,6 +63,8 @@ export const QUANT_DTYPES = {
   'int4-ct-g32': withShared(int4CtScheme(32, true)),
   /** asymmetric (zero points), groups of 64. */
   'int4-ct-g64-asym': int4CtScheme(64, false),
+  /** asymmetric, groups of 32, no act order: the golden fixture qwen3_moe-int4-g32-asym's scheme. */
+  'int4-ct-g32-asym': int4CtScheme(32, false),
   /** symmetric, groups of 128 (llm-compressor's W4A16 default). */
   'int4-ct-g128': int4CtScheme(128, true),
   /** asymmetric, groups of 32, `actorder: "group"` (weight_g_idx). */

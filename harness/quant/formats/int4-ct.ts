@@ -9,7 +9,7 @@
 import type { QuantGeometry } from '../../layouts/ops.js';
 import { ShapeMismatch } from '../../layouts/errors.js';
 import { encodeFloats } from '../../safetensors/codecs.js';
-import { QuantConfigError, ScaleMismatch } from '../errors.js';
+import { QuantConfigError, ScaleMismatch, showFields } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { dequantizeInt4, INT4_PER_WORD } from '../int4-math.js';
 import { companion, companionKey, gIdxOp, gridOp, packable, shapeOp, splitLayout } from '../stored.js';
@@ -56,7 +56,7 @@ export const INT4_CT: QuantFormat<Int4CtScheme> = {
     };
     if (groups.length !== 1 || !isRecord(g) || !isRecord(g.weights)) return bad('one config group with weights', '1 group', groups.length);
     const w = g.weights;
-    if (w.num_bits !== 4 || w.type !== 'int') bad('weights must be 4-bit integers', 'num_bits 4, type int', `${String(w.num_bits)} ${String(w.type)}`);
+    if (w.num_bits !== 4 || w.type !== 'int') bad('weights must be 4-bit integers', 'num_bits 4, type int', showFields(w, ['num_bits', 'type']));
     if (w.strategy !== 'group') bad('weight strategy', 'group', w.strategy);
     const gs = w.group_size;
     if (typeof gs !== 'number' || !Number.isSafeInteger(gs) || gs < INT4_PER_WORD || gs % INT4_PER_WORD !== 0) bad('group_size must be a positive multiple of 8', 'a multiple of 8', gs);

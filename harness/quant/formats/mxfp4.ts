@@ -12,7 +12,7 @@ import type { ModuleLayout } from '../../layouts/registry.js';
 import { fusedInterleavedWithBias } from '../../layouts/types/common.js';
 import { ShapeMismatch } from '../../layouts/errors.js';
 import { dequantizeMxfp4, MX_BLOCK, MX_BLOCK_BYTES } from '../mxfp4.js';
-import { QuantConfigError, ScaleMismatch } from '../errors.js';
+import { QuantConfigError, ScaleMismatch, showFields } from '../errors.js';
 import type { QuantFormat } from '../format.js';
 import { companion, companionKey, gridOp, packable, splitLayout } from '../stored.js';
 import { count, randomBytes } from './random-bytes.js';
@@ -36,7 +36,7 @@ function detectCt(q: Record<string, unknown>, file: string): Mxfp4Scheme | undef
   const g = groups[0];
   if ((q.format ?? (isRecord(g) ? g.format : undefined)) !== CT_FORMAT) return undefined;
   const w = isRecord(g) && isRecord(g.weights) ? g.weights : {};
-  const found = `${String(w.num_bits)} ${String(w.type)} ${String(w.strategy)} ${String(w.group_size)} symmetric=${String(w.symmetric)}`;
+  const found = showFields(w, ['num_bits', 'type', 'strategy', 'group_size', 'symmetric']);
   if (groups.length !== 1 || w.num_bits !== 4 || w.type !== 'float' || w.strategy !== 'group' || w.group_size !== MX_BLOCK || w.symmetric === false) {
     throw new QuantConfigError(`compressed-tensors ${CT_FORMAT}: one group of 4-bit float weights, symmetric groups of 32`, { file, tensor: 'quantization_config.config_groups', expected: '4 float group 32 symmetric=true', found });
   }
