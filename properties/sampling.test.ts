@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { breakagesFor } from './arbitraries/cases.js';
 import { checkSpec, hasTwoLayouts } from './materialize.js';
-import { BAD_REQUESTS, BREAKAGES, specIdText, type CaseSpec } from './spec.js';
-import { coverageSpecs, defaultCaseCount, sampleSpecs } from './suite.js';
+import { BAD_REQUESTS, BREAKAGES, QUANT_DTYPE_NAMES, specIdText, type CaseSpec } from './spec.js';
+import { coverageSpecs, defaultCaseCount, quantDtypesOf, quantizedSpecs, runSpecs, sampleSpecs } from './suite.js';
+import { quantModelTypes } from './arbitraries/quantized.js';
 import { suiteProperties } from './suite-properties.js';
 
 const pairs = (specs: CaseSpec[], kind: CaseSpec['kind']) => new Set(specs.filter((s) => s.kind === kind).map((s) => `${s.checkpoint.model.modelType}/${s.checkpoint.layout}`));
@@ -61,5 +62,52 @@ describe('sampling covers the loader’s model types and layouts', () => {
     expect(refuse.examples!.every((s) => s.checkpoint.layout === 'fused')).toBe(true);
     const request = props.find((p) => p.title === 'invalid requests are refused')!;
     expect(new Set(request.examples!.map((s) => (s.kind === 'request' ? s.bad : '')))).toEqual(new Set(BAD_REQUESTS));
+  });
+});
+
+describe('the CLI draws quantized cases for the quantized dtypes a run asks for or the loader declares', () => {
+  it('each quantized dtype gets loads with a TP split and an EP split, both layouts agreeing and a quantized router to refuse', () => {
+    for (const seed of [42, 7, 3]) {
+      const specs = quantizedSpecs(seed, QUANT_DTYPE_NAMES);
+      for (const d of QUANT_DTYPE_NAMES) {
+        const of = specs.filter((s) => s.checkpoint.dtype === d);
+        const loads = of.flatMap((s) => (s.kind === 'load' ? [s.parallel] : []));
+        expect(loads.length, `${seed} ${d}`).toBeGreaterThanOrEqual(2);
+        expect(loads.some((p) => p.tp > 1), `${seed} ${d}: a TP split`).toBe(true);
+        expect(loads.some((p) => p.ep > 1), `${seed} ${d}: an EP split`).toBe(true);
+        expect(of.some((s) => s.kind === 'layout'), `${seed} ${d}: both layouts`).toBe(true);
+        expect(of.filter((s) => s.kind === 'refuse').map((s) => s.kind === 'refuse' && s.broken), `${seed} ${d}`).toEqual(['quantized-router']);
+        for (const s of of) expect(quantModelTypes(d)).toContain(s.checkpoint.model.modelType);
+      }
+      for (const s of specs) expect(() => checkSpec(s), specIdText(s)).not.toThrow();
+    }
+  });
+  it('keeps to the filter and to what the loader declares (model types, layouts, largest TP and EP), so the cases run rather than skip', () => {
+    const specs = quantizedSpecs(42, ['fp8', 'mxfp4'], { modelTypes: ['mixtral', 'qwen3_moe', 'dbrx'] }, { modelTypes: ['mixtral', 'qwen3_moe'], layouts: ['fused'], maxTp: 2, maxEp: 2 });
+    expect(new Set(specs.map((s) => s.checkpoint.dtype))).toEqual(new Set(['fp8', 'mxfp4']));
+    for (const s of specs) {
+      expect(['mixtral', 'qwen3_moe']).toContain(s.checkpoint.model.modelType);
+      expect(s.checkpoint.layout).toBe('fused');
+      expect(s.kind).not.toBe('layout');
+      if (s.kind === 'load') expect(s.parallel.tp <= 2 && s.parallel.ep <= 2).toBe(true);
+    }
+  });
+  it('which quantized dtypes: those --dtypes names, else those declared; none for a loader that declares none', () => {
+    expect(quantDtypesOf(undefined, undefined)).toEqual([]);
+    expect(quantDtypesOf(undefined, { modelTypes: ['mixtral'] })).toEqual([]);
+    expect(quantDtypesOf(undefined, { dtypes: ['bf16', 'fp8-shared', 'fp8'] })).toEqual(['fp8', 'fp8-shared']);
+    expect(quantDtypesOf(['f32', 'nvfp4'], { dtypes: ['fp8'] })).toEqual(['nvfp4']);
+  });
+  it('a run that asks for no quantized dtype is the float run it always was; one naming only quantized dtypes has no float cases', () => {
+    const float = runSpecs({ seed: 42, quantized: [] });
+    expect(float.map(specIdText)).toEqual(sampleSpecs(defaultCaseCount(42), 42).map(specIdText));
+    const filter = { modelTypes: ['mixtral'], dtypes: ['bf16' as const] };
+    expect(runSpecs({ seed: 7, filter, count: 9, quantized: [] }).map(specIdText)).toEqual(sampleSpecs(9, 7, filter).map(specIdText));
+    const quantOnly = runSpecs({ seed: 42, filter: { dtypes: ['fp8'] }, count: 9, quantized: ['fp8'] });
+    expect(quantOnly.length).toBeGreaterThan(0);
+    expect(quantOnly.every((s) => s.checkpoint.dtype === 'fp8')).toBe(true);
+    const both = runSpecs({ seed: 42, filter: { dtypes: ['bf16', 'fp8'] }, count: 9, quantized: ['fp8'] });
+    expect(both.filter((s) => s.checkpoint.dtype === 'bf16')).toHaveLength(9);
+    expect(both.filter((s) => s.checkpoint.dtype === 'fp8').map(specIdText)).toEqual(quantOnly.map(specIdText));
   });
 });

@@ -5,7 +5,7 @@
 // (sizes in whole groups); MXFP4 (sizes in whole 32-element blocks). TP sizes that would split a block of a format that forbids it are left to the
 // invalid-request family.
 import fc from 'fast-check';
-import type { CaseSpec, CheckpointSpec, ModelSpec, QuantDtypeName } from '../spec.js';
+import { CaseSpecError, type CaseSpec, type CheckpointSpec, type Layout, type ModelSpec, type QuantDtypeName } from '../spec.js';
 import { layoutArb, shardArb } from './checkpoint.js';
 import { coreDims, modelSpecArb } from './dims.js';
 import { validParallelArb, type ParallelLimits } from './parallel.js';
@@ -53,7 +53,7 @@ const FAMILIES: Record<QuantDtypeName, { types: readonly string[]; hidden?: numb
 /** The model types a quantized dtype is drawn for. */
 export const quantModelTypes = (d: QuantDtypeName): readonly string[] => FAMILIES[d].types;
 
-function checkpointArb(dtype: QuantDtypeName, types: readonly string[]): fc.Arbitrary<CheckpointSpec> {
+function checkpointArb(dtype: QuantDtypeName, types: readonly string[], layouts?: readonly Layout[]): fc.Arbitrary<CheckpointSpec> {
   const f = FAMILIES[dtype];
   // Sizes a format constrains are drawn from its list, with the default generator's experts.
   const cores =
@@ -66,15 +66,22 @@ function checkpointArb(dtype: QuantDtypeName, types: readonly string[]): fc.Arbi
   const severalStored = (m: ModelSpec) => m.sharedIntermediate > 0 && (entryFor(m.modelType).dims(new ModelConfig(buildConfig(m, 'bfloat16'))).sharedRouted ?? 1) > 1;
   const shared = (m: ModelSpec): ModelSpec =>
     scheme.sharedQuantized && ((!scheme.splitsBlocks && m.sharedIntermediate % m.intermediate !== 0) || severalStored(m)) ? { ...m, sharedIntermediate: m.intermediate } : m;
-  return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores).map(shared), layout: layoutArb(), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
+  return fc.constantFrom(...types).chain((t) => fc.record({ model: modelSpecArb(t, cores).map(shared), layout: layoutArb(layouts), shards: shardArb }).map(({ model, layout, shards }) => ({ model, layout, dtype, shards })));
 }
 
-/** Valid loads of quantized checkpoints over all ranks, and (where a model has two) both layouts agreeing. */
-export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly QuantDtypeName[] = ['fp8', 'mxfp4'], modelTypes?: readonly string[]): fc.Arbitrary<CaseSpec> {
+/** What a quantized family is drawn within: TP and EP sizes, and the layouts (default both). */
+export interface QuantLimits extends ParallelLimits {
+  layouts?: readonly Layout[];
+}
+
+/** Valid loads of quantized checkpoints over all ranks, (where both layouts are allowed) both layouts agreeing, and the refusal of a quantized router. */
+export function quantCaseArb(limits: QuantLimits = {}, dtypes: readonly QuantDtypeName[] = ['fp8', 'mxfp4'], modelTypes?: readonly string[]): fc.Arbitrary<CaseSpec> {
   const checkpoints = dtypes.flatMap((d) => {
     const types = FAMILIES[d].types.filter((t) => !modelTypes || modelTypes.includes(t));
-    return types.length ? [checkpointArb(d, types)] : [];
+    return types.length ? [checkpointArb(d, types, limits.layouts)] : [];
   });
+  if (checkpoints.length === 0) throw new CaseSpecError('no quantized checkpoint is left to generate', { expected: `a model type ${dtypes.join(', ')} can store`, found: modelTypes });
+  const bothLayouts = !limits.layouts || (limits.layouts.includes('original') && limits.layouts.includes('fused'));
   return fc.oneof(...checkpoints).chain((checkpoint) => {
     const m = checkpoint.model;
     const scheme = QUANT_DTYPES[checkpoint.dtype as QuantDtypeName];
@@ -84,7 +91,7 @@ export function quantCaseArb(limits: ParallelLimits = {}, dtypes: readonly Quant
     const layout = { arbitrary: parallel.map((p): CaseSpec => ({ kind: 'layout', checkpoint, parallel: p })), weight: 1 };
     // The router is never quantized (spec/layouts.md §4): a checkpoint that quantizes it is refused.
     const router = { arbitrary: fc.constant<CaseSpec>({ kind: 'refuse', checkpoint, broken: 'quantized-router' }), weight: 1 };
-    return FAMILIES[checkpoint.dtype as QuantDtypeName].layouts ? fc.oneof(load, layout, router) : fc.oneof(load, router);
+    return FAMILIES[checkpoint.dtype as QuantDtypeName].layouts && bothLayouts ? fc.oneof(load, layout, router) : fc.oneof(load, router);
   });
 }
 

@@ -9,6 +9,9 @@ import { UsageError } from '../args.js';
 import { parseResults } from '../../reporters/json.js';
 import { run as check } from './check.js';
 import { run as runAll } from './run.js';
+import { formatCaseId, parseCaseId } from '../../../harness/conformance/case-id.js';
+import { specIdText } from '../../../properties/spec.js';
+import { defaultCaseCount, sampleSpecs } from '../../../properties/suite.js';
 
 const fakes = fileURLToPath(new URL('../../../harness/protocol/test/fake-loaders/', import.meta.url));
 const fake = (name: string) => `${process.execPath} ${join(fakes, name)}`;
@@ -297,22 +300,92 @@ describe('check --worker and capabilities', () => {
   });
 });
 
+describe('check: quantized cases', () => {
+  const listed = async (args: string[]) => {
+    out = '';
+    expect(await check(['--list', ...args])).toBe(0);
+    return out.split('\n').filter(Boolean);
+  };
+  const dtypeOf = (id: string) => /;dtype=([^;]+);/.exec(id)![1];
+
+  it('a loader declaring fp8 in its capabilities file is given fp8 cases: the reference passes them, one that drops a scale fails them', async () => {
+    const caps = join(dir, 'caps-fp8.json');
+    await writeFile(caps, JSON.stringify({ dtypes: ['fp8'], modelTypes: ['mixtral'], maxTp: 2, maxEp: 2 }));
+    const json = join(dir, 'fp8.json');
+    expect(await check(['--loader', 'moe-conformance load', '--capabilities', caps, '--cases', '2', '--report', 'json', json])).toBe(0);
+    const results = parseResults(await readFile(json, 'utf8'));
+    const fp8 = results.filter((r) => dtypeOf(r.id) === 'fp8');
+    expect(fp8.length).toBeGreaterThanOrEqual(4);
+    expect(fp8.every((r) => r.status === 'pass')).toBe(true);
+    expect(fp8.some((r) => r.id.startsWith('moe:load:') && /;tp=2;/.test(r.id))).toBe(true);
+    expect(fp8.some((r) => r.id.startsWith('moe:load:') && /;ep=2;/.test(r.id))).toBe(true);
+    expect(fp8.some((r) => r.id.startsWith('moe:refuse:') && r.id.endsWith(';broken=quantized-router'))).toBe(true);
+    // The float cases are drawn as before, and skipped as not declared.
+    expect(results.filter((r) => dtypeOf(r.id) !== 'fp8').map((r) => r.status)).toEqual(['skip', 'skip']);
+    const broken = join(dir, 'fp8-drop-scale.json');
+    // The fake spawns the reference per rank: its loads and its refusal are enough (a layout case fails as its loads do).
+    expect(await check(['--loader', fake('drop-scale.mjs'), '--capabilities', caps, '--cases', '2', '--case', 'moe:load:*', '--case', 'moe:refuse:*', '--report', 'json', broken])).toBe(1);
+    const verdicts = parseResults(await readFile(broken, 'utf8')).filter((r) => dtypeOf(r.id) === 'fp8');
+    const failed = verdicts.filter((r) => r.status === 'fail');
+    expect(failed.map((r) => r.id).sort()).toEqual(fp8.filter((r) => r.id.startsWith('moe:load:')).map((r) => r.id).sort());
+    expect(verdicts.filter((r) => r.status !== 'fail').map((r) => [r.id.endsWith(';broken=quantized-router'), r.status])).toEqual([[true, 'pass']]);
+    for (const r of failed) expect(r.failure!.diagnosis).toContainEqual(expect.objectContaining({ kind: 'missing-tensor', tensor: expect.stringMatching(/experts\.w2_scale$/) }));
+  });
+
+  it('--dtypes takes the quantized names too and draws their cases (a pattern then finds them); a loader declaring nothing keeps the float run it had', async () => {
+    const fp8 = await listed(['--loader', 'x', '--dtypes', 'fp8']);
+    expect(fp8.length).toBeGreaterThanOrEqual(4);
+    expect(fp8.every((id) => dtypeOf(id) === 'fp8')).toBe(true);
+    expect(fp8.some((id) => id.startsWith('moe:refuse:') && id.endsWith(';broken=quantized-router'))).toBe(true);
+    expect(await listed(['--loader', 'x', '--dtypes', 'fp8', '--model-types', 'mixtral', '--layouts', 'fused', '--case', 'moe:load:model=mixtral;layout=fused;dtype=fp8;*'])).not.toEqual([]);
+    const mixed = await listed(['--loader', 'x', '--dtypes', 'bf16,nvfp4', '--cases', '3']);
+    expect(mixed.filter((id) => dtypeOf(id) === 'bf16')).toHaveLength(3);
+    expect(mixed.filter((id) => dtypeOf(id) === 'nvfp4').length).toBeGreaterThanOrEqual(4);
+    await expect(check(['--loader', 'x', '--dtypes', 'fp9', '--list'])).rejects.toThrow(/--dtypes: unknown "fp9"/);
+    // Declaring nothing, or only float dtypes: the default run's float cases, as sampled before quantized ones were drawn.
+    const floats = sampleSpecs(defaultCaseCount(42), 42).map((s) => formatCaseId(parseCaseId(specIdText(s))));
+    expect(await listed(['--loader', 'x'])).toEqual(floats);
+    const caps = join(dir, 'caps-float.json');
+    await writeFile(caps, JSON.stringify({ dtypes: ['bf16', 'f32'], maxTp: 2 }));
+    expect(await listed(['--loader', 'x', '--capabilities', caps])).toEqual(floats);
+  });
+
+  it('a worker\'s handshake comes before sampling: the quantized dtypes it declares are drawn, --list included', async () => {
+    const starts = join(dir, 'fp8-worker-starts.log');
+    Object.assign(process.env, { FAKE_CAPABILITIES: JSON.stringify({ dtypes: ['fp8-shared'], modelTypes: ['mixtral', 'olmoe'] }), FAKE_START_LOG: starts });
+    try {
+      const ids = await listed(['--loader', fakeWorker, '--worker', '--cases', '2']);
+      const quantized = ids.filter((id) => dtypeOf(id) === 'fp8-shared');
+      expect(quantized.length).toBeGreaterThanOrEqual(4);
+      expect(quantized.every((id) => /model=(mixtral|olmoe);/.test(id))).toBe(true);
+      expect(ids.length - quantized.length).toBe(2);
+    } finally {
+      delete process.env.FAKE_CAPABILITIES;
+      delete process.env.FAKE_START_LOG;
+    }
+    expect((await readFile(starts, 'utf8')).trim().split('\n')).toHaveLength(1);
+  });
+});
+
 describe('run', () => {
   it('runs golden and generated cases against the reference in process', async () => {
     const json = join(dir, 'run.json');
     out = '';
-    const code = await runAll(['--cases', '6', '--golden', fileURLToPath(new URL('../../../golden/hf/gpt_oss-bf16', import.meta.url)), '--report', 'json', json]);
+    const code = await runAll(['--cases', '6', '--dtypes', 'f32,f16,bf16,mxfp4', '--golden', fileURLToPath(new URL('../../../golden/hf/gpt_oss-bf16', import.meta.url)), '--report', 'json', json]);
     expect(code).toBe(0);
     const results = parseResults(await readFile(json, 'utf8'));
     expect(results.filter((r) => r.id.startsWith('moe:golden:fixture=gpt_oss-bf16;')).length).toBeGreaterThanOrEqual(4);
-    expect(results.filter((r) => !r.id.startsWith('moe:golden:'))).toHaveLength(6);
+    const generated = results.filter((r) => !r.id.startsWith('moe:golden:'));
+    // Six float cases, and the cases of the quantized dtype asked for (run draws every format by default).
+    expect(generated.filter((r) => !r.id.includes(';dtype=mxfp4;'))).toHaveLength(6);
+    expect(generated.filter((r) => r.id.includes(';dtype=mxfp4;')).length).toBeGreaterThanOrEqual(4);
     expect(results.every((r) => r.status === 'pass')).toBe(true);
     expect(out).toMatch(/ — OK\n$/);
     // A shard of the same run, with a skip line, holds part of the cases, and only those.
     const expectations = join(dir, 'run-expect.txt');
     await writeFile(expectations, 'moe:golden:* skip # not this time\n');
     const part = join(dir, 'run-part.json');
-    expect(await runAll(['--cases', '6', '--golden', fileURLToPath(new URL('../../../golden/hf/gpt_oss-bf16', import.meta.url)), '--shard', '1/2', '--expectations', expectations, '--report', 'json', part])).toBe(0);
+    expect(await runAll(['--cases', '6', '--dtypes', 'f32,f16,bf16,mxfp4', '--golden', fileURLToPath(new URL('../../../golden/hf/gpt_oss-bf16', import.meta.url)), '--shard', '1/2', '--expectations', expectations, '--report', 'json', part])).toBe(0);
     const partial = parseResults(await readFile(part, 'utf8'));
     expect(partial.length).toBeLessThan(results.length);
     expect(partial.every((r) => results.some((x) => x.id === r.id))).toBe(true);

@@ -22,8 +22,8 @@ import { inShard, runCases } from '../../runner.js';
 import type { ConformanceCase } from '../../../harness/conformance/results.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases, parseGoldenCaseId } from '../../../properties/golden-cases.js';
-import { defaultCaseCount, generatedCases, sampleSpecs } from '../../../properties/suite.js';
-import { CaseSpecError, DTYPE_NAMES, LAYOUTS, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
+import { generatedCases, quantDtypesOf, runSpecs } from '../../../properties/suite.js';
+import { CaseSpecError, DTYPE_NAMES, LAYOUTS, QUANT_DTYPE_NAMES, parseSpec, type CaseSpec, type DtypeName, type Layout } from '../../../properties/spec.js';
 import { checkSpec } from '../../../properties/materialize.js';
 import { ALL_MODEL_TYPES } from '../../../properties/arbitraries/models.js';
 import { ENGINE_FORMS, FormDeclarationError, parseForms, type FormSet } from '../../../harness/canonical/forms.js';
@@ -38,14 +38,17 @@ const DEF: CommandDef = {
 npx it would cost about a second more per call). With --worker, "CMD --worker" is started once
 per job and kept alive, answering JSON-line requests (spec §7); its handshake declares its name,
 version and capabilities. A case needing more than the loader declares (--capabilities FILE for
-a command) is skipped as "not declared", with the reason, in every report.`,
+a command) is skipped as "not declared", with the reason, in every report. Quantized checkpoints
+are drawn for the quantized dtypes --dtypes names, or else those the loader declares (a worker
+is asked for its handshake first): for each, loads with TP and EP splits, both layouts and a
+quantized router to refuse. A loader that declares no dtypes gets the float cases only.`,
   options: {
     loader: { args: ['"CMD ARGS"'], help: 'the loader command (required unless --merge)' },
-    cases: { args: ['N'], help: 'generated cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran)', default: '100, or as many as that coverage takes (--list counts them)' },
+    cases: { args: ['N'], help: 'generated f32/f16/bf16 cases; the first ones load every model type in each of its layouts and refuse a broken checkpoint of each type (the report says what ran). Each quantized dtype asked for or declared adds its own few cases', default: '100, or as many as that coverage takes (--list counts them)' },
     seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
     'model-types': { args: ['A,B'], help: 'model types', default: 'all' },
     layouts: { args: ['A,B'], help: `layouts: ${LAYOUTS.join(', ')}`, default: 'both' },
-    dtypes: { args: ['A,B'], help: `dtypes: ${DTYPE_NAMES.join(', ')}`, default: 'all' },
+    dtypes: { args: ['A,B'], help: `dtypes: ${DTYPE_NAMES.join(', ')}, and the quantized ${QUANT_DTYPE_NAMES.join(', ')}`, default: 'the float ones, and the quantized ones the loader declares' },
     tp: { args: ['1,2,4'], help: 'TP sizes to try, each >= 1', default: '1,2,3,4' },
     ep: { args: ['1,2,3'], help: 'EP sizes to try, each >= 1', default: '1,2,3,4' },
     worker: { help: 'run CMD as a worker (spec §7): one process per job, capabilities from its handshake' },
@@ -59,7 +62,7 @@ a command) is skipped as "not declared", with the reason, in every report.`,
     expectations: { args: ['FILE'], help: 'lines "ID-or-pattern fail|skip [reason=/REGEX/] [diagnosis=KIND] # reason"' },
     shard: { args: ['i/n'], help: 'run the i-th of n disjoint parts (1 <= i <= n)' },
     case: { args: ['ID'], help: "replay one case; no sampling. With a * (a pattern like 'moe:load:model=gpt_oss;*'), run only the sampled cases it matches", repeatable: true },
-    list: { help: 'print the IDs of the cases it would run, one per line, and exit (the loader is not started)' },
+    list: { help: 'print the IDs of the cases it would run, one per line, and exit (a command loader is not started; a worker is, for its handshake only: the quantized dtypes it declares are drawn)' },
     merge: { args: ['FILE...'], help: 'merge JSON results of --shard runs instead of running' },
   },
 };
@@ -133,7 +136,7 @@ export async function run(argv: string[]): Promise<number> {
   const seed = int(p, 'seed', Number(process.env.FC_SEED ?? 42));
   const modelTypes = choices(p, 'model-types', ALL_MODEL_TYPES);
   const layouts = choices<Layout>(p, 'layouts', LAYOUTS);
-  const dtypes = choices<DtypeName>(p, 'dtypes', DTYPE_NAMES);
+  const dtypes = choices<DtypeName>(p, 'dtypes', [...DTYPE_NAMES, ...QUANT_DTYPE_NAMES]);
   const tpSizes = ints(p, 'tp');
   const epSizes = ints(p, 'ep');
   // Absent: 100, or as many as the coverage set needs (every type × layout, a refusal of every type).
@@ -176,6 +179,9 @@ export async function run(argv: string[]): Promise<number> {
     let cases: ConformanceCase[];
     const patterns = caseArgs.filter((c) => c.includes('*')).map(parseCasePattern);
     const ids = caseArgs.filter((c) => !c.includes('*'));
+    // What the loader declares decides the quantized cases a sampled run draws: a worker's handshake comes first then (for --list too).
+    let declared: DeclaredLoader | undefined = worker ? undefined : commandDeclared(loaderCommand, fileCapabilities, cliForms);
+    if (worker && !ids.length) declared = await declaredWorker(worker, loaderCommand);
     if (ids.length) {
       const specs: CaseSpec[] = [];
       cases = [];
@@ -193,7 +199,8 @@ export async function run(argv: string[]): Promise<number> {
         ...(tpSizes && { tpSizes }),
         ...(epSizes && { epSizes }),
       };
-      const specs = sampleSpecs(caseCount ?? defaultCaseCount(seed, filter), seed, filter);
+      const capabilities = declared?.capabilities;
+      const specs = runSpecs({ seed, filter, ...(caseCount !== undefined && { count: caseCount }), quantized: quantDtypesOf(dtypes, capabilities), ...(capabilities && { declared: capabilities }) });
       // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
         (f) => (!modelTypes || (modelTypes as readonly string[]).includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
@@ -206,7 +213,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(cases.filter((c) => inShard(c.id, shard)).map((c) => formatCaseId(c.id) + '\n').join(''));
       return 0;
     }
-    const declared = worker ? await declaredWorker(worker, loaderCommand) : commandDeclared(loaderCommand, fileCapabilities, cliForms);
+    declared ??= await declaredWorker(worker!, loaderCommand);
     const forms = declared.capabilities?.forms?.length ? parseForms(declared.capabilities.forms) : undefined;
     if (forms) target.forms = forms;
     const results = await runCases(cases, {

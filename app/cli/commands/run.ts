@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selfCommand, shellQuote } from '../args.js';
-import { backends, int, one, reportsOf, shardOf, startCommand, type CommandDef } from '../options.js';
+import { backends, choices, int, one, reportsOf, shardOf, startCommand, type CommandDef } from '../options.js';
 import { REPORT_FORMATS } from '../../reporters/files.js';
 import { Expectations } from '../../../harness/conformance/expectations.js';
 import { createProgress } from '../../progress.js';
@@ -16,15 +16,18 @@ import { referenceLoader } from '../../../harness/loader/load.js';
 import { backendNames, createBackends } from '../../../kernels/backends.js';
 import { fixturesIn } from '../../../golden/golden.js';
 import { goldenCases } from '../../../properties/golden-cases.js';
-import { defaultCaseCount, generatedCases, sampleSpecs } from '../../../properties/suite.js';
+import { generatedCases, quantDtypesOf, runSpecs } from '../../../properties/suite.js';
+import { DTYPE_NAMES, QUANT_DTYPE_NAMES, type DtypeName } from '../../../properties/spec.js';
 
 const DEF: CommandDef = {
   name: 'run',
   synopsis: ['[options]'],
   description: `The whole suite against the built-in reference loader (in process): every golden fixture,
-in both layouts and every split it allows, and generated cases of every model type.`,
+in both layouts and every split it allows, generated cases of every model type, and the quantized
+cases of every quantized dtype (loads with TP and EP splits, both layouts, a quantized router to refuse).`,
   options: {
-    cases: { args: ['N'], help: 'generated cases', default: '300' },
+    cases: { args: ['N'], help: 'generated f32/f16/bf16 cases (each quantized dtype adds its own few)', default: '300' },
+    dtypes: { args: ['A,B'], help: `dtypes of the generated cases: ${DTYPE_NAMES.join(', ')}, and the quantized ${QUANT_DTYPE_NAMES.join(', ')}`, default: 'all' },
     seed: { args: ['S'], help: 'seed of the case sampler', default: '$FC_SEED or 42' },
     backend: { args: ['NAME'], help: `kernel backend whose forward is checked: ${backendNames().join(', ')}`, default: 'reference-f64' },
     golden: { args: ['DIR'], help: "golden fixtures", default: "this package's golden/" },
@@ -45,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   const shard = shardOf(p);
   const [backend] = backends(p, 'backend', ['reference-f64']);
   const golden = one(p, 'golden');
+  const dtypes = choices<DtypeName>(p, 'dtypes', [...DTYPE_NAMES, ...QUANT_DTYPE_NAMES]);
   const expectationsFile = one(p, 'expectations');
   p.problems.check();
   const [forward] = await createBackends([backend!]);
@@ -56,7 +60,8 @@ export async function run(argv: string[]): Promise<number> {
     const fixtures = await fixturesIn(golden ? [golden] : []);
     const cases = [
       ...(await goldenCases(fixtures, target, replay)),
-      ...generatedCases(sampleSpecs(one(p, 'cases') === undefined ? defaultCaseCount(seed, {}, caseCount) : caseCount, seed), target, { workDir }, replay),
+      // The reference loader reads every quantized format: it is given each one's cases (or those --dtypes names).
+      ...generatedCases(runSpecs({ seed, ...(dtypes && { filter: { dtypes } }), ...(one(p, 'cases') === undefined ? { base: caseCount } : { count: caseCount }), quantized: quantDtypesOf(dtypes ?? QUANT_DTYPE_NAMES, undefined) }), target, { workDir }, replay),
     ];
     const results = await runCases(cases, {
       jobs,
