@@ -24,6 +24,22 @@ describe('results files', () => {
     expect(() => parseResults(text, 'r.json')).toThrow(ResultsFileError);
   });
 
+  it('a file that is not JSON, or not a regular file, is named once', async () => {
+    let message = '';
+    try {
+      parseResults('{"format": ', 'r.json');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^not JSON: .*\[file r\.json\]$/);
+    expect(message.match(/\[file r\.json\]/g)).toHaveLength(1);
+    const { readResults } = await import('./json.js');
+    await expect(readResults('/dev/null/..')).rejects.toThrow(ResultsFileError);
+    const dir = await readResults('/tmp').catch((e: Error) => e.message);
+    expect(String(dir)).toMatch(/cannot read results.*directory/);
+    expect(String(dir).match(/\[file \/tmp\]/g)).toHaveLength(1);
+  });
+
   it('a valid record with a heat map of NaN and numbers reads back', () => {
     const [r] = parseResults(record({ failure: { message: 'm', heatmap: [[1, 'NaN'], [0.5, 'Infinity']], heatmapAxes: ['a', 'b'] } }), 'r.json');
     expect(r!.failure!.heatmap).toEqual([[1, NaN], [0.5, Infinity]]);

@@ -2,7 +2,7 @@
 // one set (`check --merge a.json b.json --report html out.html`).
 import { MoeConformanceError } from '../../harness/errors.js';
 import { parseCaseId } from '../../harness/conformance/case-id.js';
-import { readBoundedFile } from '../../harness/safetensors/bounded-read.js';
+import { readBoundedFileAs } from '../../harness/safetensors/bounded-read.js';
 import { JsonSyntaxError, parseStrictJson, toPlain } from '../../harness/safetensors/json.js';
 import { CASE_STATUSES, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
 import { countsText, coverageLines, groupRows } from './coverage.js';
@@ -64,7 +64,7 @@ export function parseResults(input: string | Uint8Array, file?: string): CaseRes
     data = toPlain(parseStrictJson(input, { file }));
   } catch (e) {
     if (!(e instanceof JsonSyntaxError)) throw e;
-    throw new ResultsFileError(`not JSON: ${e.message}`, { file });
+    throw new ResultsFileError(`not JSON: ${e.reason}`, { file, ...(e.expected !== undefined && { expected: e.expected }), ...(e.found !== undefined && { found: e.found }) });
   }
   const f = data as Partial<ResultsFile> | null;
   if (f?.format !== RESULTS_FORMAT || f.version !== RESULTS_VERSION || !Array.isArray(f.results)) {
@@ -88,12 +88,7 @@ export function parseResults(input: string | Uint8Array, file?: string): CaseRes
 /** The run information of a results file, where it has one. */
 
 export async function readResults(file: string): Promise<CaseResult[]> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readBoundedFile(file, RESULTS_MAX_BYTES);
-  } catch (e) {
-    throw new ResultsFileError(`cannot read results: ${(e as Error).message}`, { file });
-  }
+  const bytes = await readBoundedFileAs(file, RESULTS_MAX_BYTES, ResultsFileError, 'cannot read results');
   return parseResults(bytes, file);
 }
 
@@ -104,12 +99,7 @@ export async function readResults(file: string): Promise<CaseResult[]> {
  * capabilities parser.
  */
 export async function readRunInfo(file: string): Promise<RunInfo | undefined> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readBoundedFile(file, RESULTS_MAX_BYTES);
-  } catch (e) {
-    throw new ResultsFileError(`cannot read results: ${(e as Error).message}`, { file });
-  }
+  const bytes = await readBoundedFileAs(file, RESULTS_MAX_BYTES, ResultsFileError, 'cannot read results');
   const top = toPlain(parseStrictJson(bytes, { file })) as Partial<ResultsFile> | null;
   const r = top?.run as Partial<RunInfo> | undefined;
   if (!r || typeof r.loader !== 'string' || typeof r.harnessVersion !== 'string' || typeof r.date !== 'string' || typeof r.machine !== 'string') return undefined;
