@@ -4,7 +4,7 @@
 // so it works on merged shard outputs and on results files of older runs.
 import { param, parseCaseId, type CaseId } from '../../harness/conformance/case-id.js';
 import { CASE_STATUSES, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
-import { summaryRows, type SummaryRow } from './table.js';
+import { fixtureParts, summaryRows, type SummaryRow } from './table.js';
 
 /** The axes of a case a team groups by: its kind (load, layout, refuse, request, golden), model type and layout. */
 export interface CaseGroup {
@@ -14,8 +14,7 @@ export interface CaseGroup {
 }
 
 export function groupOf(id: CaseId): CaseGroup {
-  const fixture = /^(.+)-([a-z0-9]+)$/.exec(param(id, 'fixture') ?? '');
-  return { kind: id.test, model: param(id, 'model') ?? fixture?.[1] ?? '-', layout: param(id, 'layout') ?? '-' };
+  return { kind: id.test, model: param(id, 'model') ?? fixtureParts(param(id, 'fixture'))?.model ?? '-', layout: param(id, 'layout') ?? '-' };
 }
 
 export const groupLabel = (g: CaseGroup): string => `${g.kind} ${g.model} ${g.layout}`;

@@ -2,6 +2,18 @@
 // layout × dtype × parallel setting, with a count per status. Read from the case IDs, so
 // it works the same on merged shard outputs.
 import { param, parseCaseId, type CaseId } from '../../harness/conformance/case-id.js';
+import { MODEL_TYPES } from '../../harness/layouts/registry.js';
+
+/**
+ * A golden fixture's model type and dtype from its name `<model type>-<dtype>`, whose dtype may
+ * hold dashes (`qwen3_moe-gptq-desc-act`): the longest registered model type it starts with
+ * (else the last dash), the rest the dtype.
+ */
+export function fixtureParts(name: string | undefined): { model: string; dtype: string } | undefined {
+  if (name === undefined) return undefined;
+  const model = MODEL_TYPES.filter((m) => name.startsWith(`${m}-`)).sort((a, b) => b.length - a.length)[0] ?? /^(.+)-[^-]+$/.exec(name)?.[1];
+  return model === undefined ? undefined : { model, dtype: name.slice(model.length + 1) };
+}
 import { countStatuses, type CaseResult, type StatusCounts } from '../../harness/conformance/results.js';
 
 export interface SummaryRow {
@@ -37,14 +49,13 @@ export function summaryRows(results: readonly CaseResult[], fold: ReadonlySet<Fo
   const groups = new Map<string, { key: Omit<SummaryRow, 'counts'>; results: CaseResult[]; seen: Record<FoldableColumn, Set<string>> }>();
   for (const r of results) {
     const id = parseCaseId(r.id);
-    // Golden fixtures are named `<model_type>-<dtype>`.
-    const fixture = /^(.+)-([a-z0-9]+)$/.exec(param(id, 'fixture') ?? '');
+    const fixture = fixtureParts(param(id, 'fixture'));
     const values: Record<FoldableColumn, string> = {
       layout: param(id, 'layout') ?? '-',
-      dtype: param(id, 'dtype') ?? fixture?.[2] ?? '-',
+      dtype: param(id, 'dtype') ?? fixture?.dtype ?? '-',
       parallel: parallelSetting(id),
     };
-    const key = { check: id.test, model: param(id, 'model') ?? fixture?.[1] ?? '-', ...values };
+    const key = { check: id.test, model: param(id, 'model') ?? fixture?.model ?? '-', ...values };
     for (const c of fold) key[c] = '';
     const k = JSON.stringify(key);
     const g = groups.get(k) ?? { key, results: [], seen: { layout: new Set<string>(), dtype: new Set<string>(), parallel: new Set<string>() } };

@@ -69,6 +69,10 @@ describe('failure facts, summary by kind × type × layout, coverage', () => {
       'request: 1 model types × 1 layouts (1 type × layout pairs), 1 invalid requests (ep-too-large)',
       'no refuse case for: olmoe',
     ]);
+    // A golden fixture's model type is read off its name even where the dtype holds dashes.
+    const golden = (fixture: string): CaseResult => ({ id: `moe:golden:fixture=${fixture};layout=fused;tp=1;ep=1;placement=linear`, status: 'pass', durationMs: 1, replay: 'r' });
+    const groups = JSON.parse(jsonReport([golden('qwen3_moe-gptq-desc-act'), golden('deepseek_v3-fp8-shared'), golden('mixtral-bf16')])) as { summary: Array<{ model: string }> };
+    expect(groups.summary.map((r) => r.model).sort()).toEqual(['deepseek_v3', 'mixtral', 'qwen3_moe']);
     const json = JSON.parse(jsonReport(results)) as { summary: unknown[]; coverage: string[] };
     expect(json.summary).toContainEqual({ kind: 'refuse', model: 'dbrx', layout: 'original', cases: '1 inconclusive' });
     expect(json.coverage[0]).toMatch(/^load: 1 model types/);
