@@ -13,10 +13,12 @@ import type { Loader } from '../harness/tensor.js';
 import type { ForwardInputs, MoeBackend, RankTensors } from '../kernels/backend.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { ModelConfig } from '../harness/checkpoint/config.js';
-import { semanticsOf } from '../harness/quant/layout.js';
+import { moeLayoutsOf, semanticsOf } from '../harness/quant/layout.js';
+import { DTYPE_NAMES, QUANT_DTYPE_NAMES, type DtypeName } from '../harness/conformance/capabilities.js';
+import { QUANT_DTYPES, type QuantDtypeName, type QuantScheme } from '../harness/quant/formats/index.js';
 import { referenceLoader } from '../harness/loader/load.js';
 import { SafetensorsFile } from '../harness/safetensors/read.js';
-import { readBoundedFile } from '../harness/safetensors/bounded-read.js';
+import { readBoundedFileAs } from '../harness/safetensors/bounded-read.js';
 import { parseStrictJson, toPlain } from '../harness/safetensors/json.js';
 
 /** The largest golden.json read (a few hundred bytes in practice). */
@@ -48,7 +50,32 @@ export interface Fixture {
   name: string;
   dir: string;
   modelType: string;
+  /** The dtype a loader declares to be given this fixture (fixtureDtype). */
+  dtype: DtypeName;
   layouts: Array<{ layout: GoldenLayout; dir: string }>;
+}
+
+const ALL_DTYPE_NAMES: readonly string[] = [...DTYPE_NAMES, ...QUANT_DTYPE_NAMES];
+
+/**
+ * The dtype a fixture is declared under: a fixture is named `<model type>-<dtype>`
+ * (golden/hf/README.md), and where the rest of its name is no dtype name
+ * (`qwen3_moe-gptq-desc-act`), the quantized dtype name of the same format whose scheme is
+ * the fixture's (as its config reads), else the closest (most fields equal: group, symmetry,
+ * activation order, ...).
+ */
+export function fixtureDtype(name: string, modelType: string, scheme: QuantScheme | undefined): DtypeName {
+  const rest = name.slice(modelType.length + 1);
+  if (ALL_DTYPE_NAMES.includes(rest)) return rest as DtypeName;
+  if (!scheme) throw new GoldenFixtureError('a float fixture must be named <model type>-<f32|f16|bf16>', { file: name, expected: DTYPE_NAMES.join('|'), found: rest });
+  const fields = Object.entries(scheme).map(([k, v]) => [k, JSON.stringify(v)] as const);
+  const score = (n: QuantDtypeName) => {
+    const other = QUANT_DTYPES[n] as unknown as Record<string, unknown>;
+    return fields.filter(([k, v]) => JSON.stringify(other[k]) === v).length;
+  };
+  const same = QUANT_DTYPE_NAMES.filter((n) => QUANT_DTYPES[n].method === scheme.method);
+  if (same.length === 0) throw new GoldenFixtureError('no quantized dtype name of the fixture\'s format', { file: name, expected: QUANT_DTYPE_NAMES.join('|'), found: scheme.method });
+  return same.reduce((best, n) => (score(n) > score(best) ? n : best));
 }
 
 const isFixtureDir = (dir: string) => existsSync(join(dir, 'golden.safetensors')) && existsSync(join(dir, 'golden.json'));
@@ -73,12 +100,14 @@ export async function discoverFixtures(root: string = defaultGoldenRoot()): Prom
   const fixtures: Fixture[] = [];
   for (const dir of dirs) {
     const file = join(dir, 'golden.json');
+    // Bounded and strict, like every JSON file the harness reads (spec §5): a fixture folder may come from anyone.
+    const bytes = await readBoundedFileAs(file, GOLDEN_JSON_MAX_BYTES, GoldenFixtureError, 'cannot read golden.json');
     let meta: unknown;
     try {
-      // Bounded and strict, like every JSON file the harness reads (spec §5): a fixture folder may come from anyone.
-      meta = toPlain(parseStrictJson(await readBoundedFile(file, GOLDEN_JSON_MAX_BYTES), { file }));
+      meta = toPlain(parseStrictJson(bytes, { file }));
     } catch (e) {
-      throw new GoldenFixtureError(`golden.json is not readable JSON: ${e instanceof MoeConformanceError ? e.reason : (e as Error).message}`, { file });
+      if (!(e instanceof MoeConformanceError)) throw e;
+      throw new GoldenFixtureError(`golden.json is not valid JSON: ${e.reason}`, { file, ...(e.expected !== undefined && { expected: e.expected }), ...(e.found !== undefined && { found: e.found }) });
     }
     const modelType = meta !== null && typeof meta === 'object' && !Array.isArray(meta) ? (meta as { model_type?: unknown }).model_type : undefined;
     const name = dir.split(/[\\/]/).pop()!;
@@ -87,7 +116,8 @@ export async function discoverFixtures(root: string = defaultGoldenRoot()): Prom
     if (!name.startsWith(`${modelType}-`)) throw new GoldenFixtureError('the fixture folder is not named after its model_type', { file, expected: `${modelType}-<dtype>`, found: name });
     const layouts = LAYOUTS.filter((l) => existsSync(join(dir, l, 'config.json'))).map((layout) => ({ layout, dir: join(dir, layout) }));
     if (layouts.length === 0) throw new GoldenFixtureError('fixture has neither original/ nor fused/', { file: dir });
-    fixtures.push({ name, dir, modelType, layouts });
+    const dtype = fixtureDtype(name, modelType, moeLayoutsOf(await ModelConfig.read(layouts[0]!.dir)).scheme);
+    fixtures.push({ name, dir, modelType, dtype, layouts });
   }
   return fixtures;
 }

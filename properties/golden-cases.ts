@@ -18,10 +18,7 @@ import { slotOrigin } from '../harness/canonical/forms.js';
 import { WHOLE } from '../harness/tensor.js';
 import { callOf, canonicalRanks, diagnosed, formsNote, observed, rankName, stderrTail, type Target } from './properties.js';
 import type { ParallelSpec } from './spec.js';
-import { DTYPE_NAMES, QUANT_DTYPE_NAMES, type CaseNeeds, type DtypeName } from '../harness/conformance/capabilities.js';
-import { QUANT_DTYPES, type QuantDtypeName, type QuantScheme } from '../harness/quant/formats/index.js';
-
-const ALL_DTYPE_NAMES: readonly string[] = [...DTYPE_NAMES, ...QUANT_DTYPE_NAMES];
+import type { CaseNeeds } from '../harness/conformance/capabilities.js';
 
 export class GoldenCaseError extends MoeConformanceError {}
 
@@ -64,38 +61,15 @@ export async function goldenCases(
       for (const parallel of DEFAULT_SPLITS.filter((s) => splitAllowed(sem, s))) selectors.push({ fixture, layout, parallel });
     }
   }
-  return Promise.all(selectors.map(async (s) => {
+  return selectors.map((s) => {
     const text = goldenCaseIdText(s);
-    return { id: parseCaseId(text), replay: replay(text), needs: await goldenNeeds(s), run: () => checkGolden(s, target) };
-  }));
+    return { id: parseCaseId(text), replay: replay(text), needs: goldenNeeds(s), run: () => checkGolden(s, target) };
+  });
 }
 
-/** What a golden case asks of a loader: the fixture's model type, the layout, the split, and the fixture's dtype (fixtureDtype). */
-async function goldenNeeds(s: GoldenCaseSelector): Promise<CaseNeeds> {
-  const dir = s.fixture.layouts.find((l) => l.layout === s.layout)!.dir;
-  const dtype = fixtureDtype(s.fixture, moeLayoutsOf(await ModelConfig.read(dir)).scheme);
-  return { modelType: s.fixture.modelType, layouts: [s.layout], dtype, tp: s.parallel.tp, ep: s.parallel.ep, placement: s.parallel.placement };
-}
-
-/**
- * The dtype a fixture is declared under: a fixture is named `<model type>-<dtype>`
- * (golden/hf/README.md), and where the rest of its name is no dtype name
- * (`qwen3_moe-gptq-desc-act`), the quantized dtype name of the same format whose scheme is
- * the fixture's (as its config reads), else the closest (most fields equal: group, symmetry,
- * activation order, ...).
- */
-export function fixtureDtype(fixture: Fixture, scheme: QuantScheme | undefined): DtypeName {
-  const rest = fixture.name.slice(fixture.modelType.length + 1);
-  if (ALL_DTYPE_NAMES.includes(rest)) return rest as DtypeName;
-  if (!scheme) throw new GoldenCaseError('a float fixture must be named <model type>-<f32|f16|bf16>', { file: fixture.name, expected: DTYPE_NAMES.join('|'), found: rest });
-  const fields = Object.entries(scheme).map(([k, v]) => [k, JSON.stringify(v)] as const);
-  const score = (name: QuantDtypeName) => {
-    const other = QUANT_DTYPES[name] as unknown as Record<string, unknown>;
-    return fields.filter(([k, v]) => JSON.stringify(other[k]) === v).length;
-  };
-  const same = QUANT_DTYPE_NAMES.filter((n) => QUANT_DTYPES[n].method === scheme.method);
-  if (same.length === 0) throw new GoldenCaseError('no quantized dtype name of the fixture\'s format', { file: fixture.name, expected: QUANT_DTYPE_NAMES.join('|'), found: scheme.method });
-  return same.reduce((best, n) => (score(n) > score(best) ? n : best));
+/** What a golden case asks of a loader: the fixture's model type and dtype, the layout, the split. */
+function goldenNeeds(s: GoldenCaseSelector): CaseNeeds {
+  return { modelType: s.fixture.modelType, layouts: [s.layout], dtype: s.fixture.dtype, tp: s.parallel.tp, ep: s.parallel.ep, placement: s.parallel.placement };
 }
 
 async function checkGolden(s: GoldenCaseSelector, target: Target): Promise<CaseOutcome> {

@@ -73,7 +73,7 @@ export function sampleSpecs(count: number, seed: number, filter: CaseFilter = {}
 }
 
 /** The float dtypes (f32, f16, bf16) and the quantized ones (harness/quant's formats) of a list. */
-export function splitDtypes(dtypes: readonly DtypeName[]): { float: DtypeName[]; quantized: QuantDtypeName[] } {
+function splitDtypes(dtypes: readonly DtypeName[]): { float: DtypeName[]; quantized: QuantDtypeName[] } {
   return {
     float: dtypes.filter((d) => DTYPE_NAMES.includes(d)),
     quantized: QUANT_DTYPE_NAMES.filter((d) => dtypes.includes(d)),

@@ -144,7 +144,7 @@ describe('broken weights fail', () => {
       for (const [text, message] of [
         ['null', /golden\.json names no model_type \(expected an object with a model_type string, found null\)/],
         ['{"model_type": 3}', /names no model_type/],
-        ['{"model_type": "mixtral", "model_type": "olmoe"}', /golden\.json is not readable JSON: .*model_type/],
+        ['{"model_type": "mixtral", "model_type": "olmoe"}', /golden\.json is not valid JSON: .*model_type/],
         ['{"model_type": "mixtral"}', /not named after its model_type \(expected mixtral-<dtype>, found golden-bad-/],
       ] as const) {
         await writeFile(join(dir, 'golden.json'), text);

@@ -98,7 +98,7 @@ export function parseCapabilities(value: unknown, where: string): Capabilities {
 }
 
 /** The largest capabilities file read (a few hundred bytes in practice). */
-export const CAPABILITIES_MAX_BYTES = 1 << 20;
+const CAPABILITIES_MAX_BYTES = 1 << 20;
 
 /** Reads and parses a capabilities file (`check --capabilities FILE`): a regular file of at most CAPABILITIES_MAX_BYTES. */
 export async function readCapabilitiesFile(file: string): Promise<Capabilities> {

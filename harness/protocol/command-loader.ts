@@ -258,8 +258,9 @@ export async function readOutput(out: string, maxOutput: number, source: OutputS
   try {
     file = await SafetensorsFile.open(out);
   } catch (e) {
-    // The reader's message already names the file.
-    throw new LoaderOutputInvalid(`loader output is not valid safetensors: ${(e as Error).name}: ${(e as Error).message}`);
+    // The reader's own reason, expected and found, with the output file named once.
+    if (!(e instanceof MoeConformanceError)) throw new LoaderOutputInvalid(`loader output cannot be read: ${(e as Error).message}`, { file: out });
+    throw new LoaderOutputInvalid(`loader output is not valid safetensors: ${e.name}: ${e.reason}`, { file: out, ...(e.expected !== undefined && { expected: e.expected }), ...(e.found !== undefined && { found: e.found }), ...(e.tensor !== undefined && { tensor: e.tensor }) });
   }
   try {
     // A loader declaring the dequantized form (spec §4) must not also write scales.

@@ -37,7 +37,7 @@ export function quantSchemeOf(config: Record<string, unknown>, file = 'config.js
     file,
     tensor: 'quantization_config.quant_method',
     expected: `${KNOWN.join('|')} (formats ${QUANT_METHODS.join(', ')})`,
-    found: showFields(c, ['quant_method', 'quant_algo', 'format'].filter((k) => c[k] !== undefined)),
+    found: showFields(c, ['quant_method', 'quant_algo', 'format']),
   });
 }
 

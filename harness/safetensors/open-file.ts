@@ -15,7 +15,7 @@ export class NotARegularFile extends MoeConformanceError {}
 const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
 /** What a non-regular file is, in words. */
-export function fileKind(s: Stats | undefined): string {
+function fileKind(s: Stats | undefined): string {
   if (!s) return 'special file';
   if (s.isFile()) return 'regular file';
   if (s.isDirectory()) return 'directory';

@@ -215,7 +215,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     try {
       const { device } = (await (require('gpu.js') as { WebGPUContext: { acquire(): Promise<{ device: GPUDevice }> } }).WebGPUContext.acquire());
       const given = options.tiling && forwardTiling(options.tiling);
-      if (given && (given.up.splitK ?? 1) > 1) throw new RangeError(`tiling ${JSON.stringify(given.up)}: the up GEMMs never split K (the activation needs whole sums); splitK belongs to down`);
+      if (given && (given.up.splitK ?? 1) > 1) throw new WgslKernelError(`tiling ${JSON.stringify(given.up)}: the up GEMMs never split K (the activation needs whole sums); splitK belongs to down`, { expected: 'no splitK on up', found: given.up.splitK });
       for (const t of given ? [given.up, given.down] : []) {
         checkTiling(t);
         if (!WgslWebGpuBackend.fits(device, t)) {
@@ -607,7 +607,7 @@ export class WgslWebGpuBackend implements MoeBackend {
     }
     const R = plan.weights.w2.cols;
     const binding = Math.min(this.device.limits.maxStorageBufferBindingSize, this.device.limits.maxBufferSize);
-    const bytes = { 'expert activations (routed rows × R)': pairs * R * 4, 'expert outputs (rows × split-K parts × H)': (pairs + (plan.shared ? tokens : 0)) * splitsOf(tiling.down) * H * 4 };
+    const bytes = { 'expert activations (routed rows × R)': pairs * R * 4, 'expert outputs (rows × split-K parts × H)': outputBytes(plan, tiling, tokens, pairs, H) };
     for (const [what, size] of Object.entries(bytes)) {
       if (size > binding) throw new WgslKernelError(`${what} larger than one storage binding at ${tokens} tokens`, { expected: `≤ ${binding} bytes`, found: size });
     }
@@ -645,9 +645,9 @@ export class WgslWebGpuBackend implements MoeBackend {
     const { limits } = this.device;
     const max = limits.maxComputeWorkgroupsPerDimension;
     const pairs = tokens * sem.topK;
-    const yBytes = (pairs + tokens) * splitsOf(tiling.down) * sem.hidden * 4;
-    return [tiling.up, tiling.down].every((t) => Math.ceil(tokens / tileRows(t)) <= max) && yBytes <= Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)
-      && plans.every((plan) => this.tileCapacities(plan, tiling, pairs).every((c) => c <= max));
+    const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    return [tiling.up, tiling.down].every((t) => Math.ceil(tokens / tileRows(t)) <= max)
+      && plans.every((plan) => outputBytes(plan, tiling, tokens, pairs, sem.hidden) <= binding && this.tileCapacities(plan, tiling, pairs).every((c) => c <= max));
   }
 
   private encodeRank(
@@ -964,6 +964,11 @@ function sharedRowTable(scales: Float32Array): Uint32Array {
 /** The COMBINE uniform (shaders.ts): tokens, hidden, slots per token, whether to add to the output, split-K parts of the down tiling. */
 function combineParams(tokens: number, hidden: number, slots: number, accumulate: boolean, down: GemmTiling): Uint32Array {
   return new Uint32Array([tokens, hidden, slots, accumulate ? 1 : 0, splitsOf(down), 0, 0, 0]);
+}
+
+/** Bytes of a rank's expert outputs y: its routed rows and, where it computes the shared expert, a row per token, each in the down tiling's split-K parts. */
+function outputBytes(plan: RankPlan, tiling: ForwardTiling, tokens: number, pairs: number, hidden: number): number {
+  return (pairs + (plan.shared ? tokens : 0)) * splitsOf(tiling.down) * hidden * 4;
 }
 
 /** The down GEMM's split-K parts at this tiling (shaders.ts kChunkOf). */

@@ -70,7 +70,7 @@ function checkpointArb(dtype: QuantDtypeName, types: readonly string[], layouts?
 }
 
 /** What a quantized family is drawn within: TP and EP sizes, and the layouts (default both). */
-export interface QuantLimits extends ParallelLimits {
+interface QuantLimits extends ParallelLimits {
   layouts?: readonly Layout[];
 }
 

@@ -342,6 +342,11 @@ describe('check: quantized cases', () => {
     expect(mixed.filter((id) => dtypeOf(id) === 'bf16')).toHaveLength(3);
     expect(mixed.filter((id) => dtypeOf(id) === 'nvfp4').length).toBeGreaterThanOrEqual(4);
     await expect(check(['--loader', 'x', '--dtypes', 'fp9', '--list'])).rejects.toThrow(/--dtypes: unknown "fp9"/);
+    // Golden fixtures are selected by the dtype they are declared under, not by their folder name's last word.
+    const quantGolden = fileURLToPath(new URL('../../../golden/hf-quant', import.meta.url));
+    const awq = await listed(['--loader', 'x', '--dtypes', 'int4-awq-g32', '--model-types', 'qwen3_moe', '--golden', quantGolden, '--cases', '1']);
+    expect(awq.filter((id) => id.startsWith('moe:golden:')).every((id) => id.startsWith('moe:golden:fixture=qwen3_moe-awq;'))).toBe(true);
+    expect(awq.some((id) => id.startsWith('moe:golden:fixture=qwen3_moe-awq;'))).toBe(true);
     // Declaring nothing, or only float dtypes: the default run's float cases, as sampled before quantized ones were drawn.
     const floats = sampleSpecs(defaultCaseCount(42), 42).map((s) => formatCaseId(parseCaseId(specIdText(s))));
     expect(await listed(['--loader', 'x'])).toEqual(floats);

@@ -201,9 +201,9 @@ export async function run(argv: string[]): Promise<number> {
       };
       const capabilities = declared?.capabilities;
       const specs = runSpecs({ seed, filter, ...(caseCount !== undefined && { count: caseCount }), quantized: quantDtypesOf(dtypes, capabilities), ...(capabilities && { declared: capabilities }) });
-      // The fixtures follow the same filters: model types, dtypes (the `-bf16` of their name) and layouts.
+      // The fixtures follow the same filters: model types, dtypes (the dtype each fixture is declared under) and layouts.
       const fixtures = (golden.length ? await fixturesIn(golden) : []).filter(
-        (f) => (!modelTypes || (modelTypes as readonly string[]).includes(f.modelType)) && (!dtypes || dtypes.some((d) => f.name.endsWith(`-${d}`))),
+        (f) => (!modelTypes || (modelTypes as readonly string[]).includes(f.modelType)) && (!dtypes || dtypes.includes(f.dtype)),
       );
       cases = [...(await goldenCases(fixtures, target, replay, undefined, layouts)), ...generatedCases(specs, target, ctx, replay)];
     }
