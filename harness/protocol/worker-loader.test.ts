@@ -136,7 +136,11 @@ describe('workerLoader', () => {
   it('garbage, a huge line and an answer for another request are typed failures of the request', async () => {
     const garbage = await failsWith(worker('garbage'), WorkerAnswerInvalid, /answer is not JSON[\s\S]*this is not JSON/);
     expect(garbage).toBeInstanceOf(LoaderOutputInvalid);
-    await failsWith(worker('huge-line', { maxLineBytes: 64 * 1024 }), WorkerLineTooLong, /longer than the protocol allows.*≤ 65536 bytes/);
+    // Typed context, not text pasted onto the message: the checkpoint and the stderr tail are fields.
+    expect(garbage).toMatchObject({ file: '/ckpt', log: { from: 'worker stderr', text: expect.stringMatching(/request \d+: 1 ranks of \/ckpt/) } });
+    expect(garbage.message).toMatch(/\[file \/ckpt\]\n  --- worker stderr/);
+    const huge = await failsWith(worker('huge-line', { maxLineBytes: 64 * 1024 }), WorkerLineTooLong, /longer than the protocol allows.*≤ 65536 bytes.*\[file \/ckpt\]/);
+    expect(huge).toMatchObject({ file: '/ckpt', expected: '≤ 65536 bytes per line' });
     await failsWith(worker('wrong-id'), WorkerAnswerInvalid, /answered another request \(expected "id": \d+, found "id": \d+\)/);
   });
 

@@ -9,12 +9,12 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatLog, plural, type ProgramLog } from '../errors.js';
+import { plural, type ProgramLog } from '../errors.js';
 import { rankName, type Canonical, type Loader, type ParallelRequest } from '../tensor.js';
 import {
   killGroup, LoaderCrashed, LoaderRefused, LoaderTimedOut, readOutput, resolveSelf, splitCommand, trackGroup, untrackGroup, type CommandLoaderOptions,
 } from './command-loader.js';
-import { formatRequest, LineSplitter, MAX_LINE_BYTES, parseAnswer, parseHandshake, WorkerHandshakeError, type Handshake, type RankJob } from './worker-messages.js';
+import { formatRequest, LineSplitter, MAX_LINE_BYTES, parseAnswer, parseHandshake, WorkerAnswerInvalid, WorkerHandshakeError, WorkerLineTooLong, type Handshake, type RankJob } from './worker-messages.js';
 
 /** The worker exited or died (before its handshake, or while a request was pending). */
 export class WorkerCrashed extends LoaderCrashed {}
@@ -67,7 +67,7 @@ class WorkerProcess {
       detached: true, // its own process group: killing it ends its children too
     });
     if (this.child.pid !== undefined) trackGroup(this.child.pid);
-    const splitter = new LineSplitter(opts.maxLineBytes ?? MAX_LINE_BYTES);
+    const splitter = new LineSplitter(opts.maxLineBytes ?? MAX_LINE_BYTES, (c) => new WorkerLineTooLong('worker wrote a line longer than the protocol allows', { ...c, ...this.where(), ...this.logged() }));
     this.child.stdout.on('data', (chunk: Buffer) => {
       if (this.failure) return;
       try {
@@ -218,12 +218,9 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
       w.handshake = parseHandshake(line);
     } catch (e) {
       await discard(w);
-      if (e instanceof WorkerCrashed || e instanceof WorkerTimedOut) throw e;
-      if (e instanceof WorkerHandshakeError) {
-        refused ??= new WorkerHandshakeError(e.reason, { expected: e.expected, found: e.found, ...w.logged() });
-        throw refusedAgain(refused);
-      }
-      throw Object.assign(e as Error, { message: `${(e as Error).message}${formatLog(w.log())}` });
+      if (!(e instanceof WorkerHandshakeError)) throw e; // crashed, timed out, a line too long: each carries its log
+      refused ??= new WorkerHandshakeError(e.reason, { expected: e.expected, found: e.found, ...w.logged() });
+      throw refusedAgain(refused);
     }
     declared ??= w.handshake;
     return w;
@@ -270,7 +267,8 @@ export function workerLoader(cmd: string, opts: WorkerLoaderOptions): WorkerLoad
       try {
         answer = parseAnswer(line, id);
       } catch (e) {
-        throw Object.assign(e as Error, { message: `${(e as Error).message} [file ${dir}]${formatLog(w.log())}` });
+        if (!(e instanceof WorkerAnswerInvalid)) throw e;
+        throw new WorkerAnswerInvalid(e.reason, { expected: e.expected, found: e.found, file: dir, ...w.logged() });
       }
       healthy = true;
       if (answer.status === 'refused') throw new WorkerRefused(`worker refused: ${answer.reason}`, { file: dir, ...w.logged() }, answer.reason, 1);

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { LineSplitter, parseAnswer, parseHandshake, parseRequest, WorkerAnswerInvalid, WorkerHandshakeError, WorkerLineTooLong, WorkerRequestInvalid } from './worker-messages.js';
 
+const tooLong = (c: { expected: string; found: string }) => new WorkerLineTooLong('line too long', c);
+
 describe('LineSplitter', () => {
   it('joins lines split across chunks and drops a CR before the newline', () => {
-    const s = new LineSplitter(16);
+    const s = new LineSplitter(16, tooLong);
     expect(s.push(Buffer.from('{"a"'))).toEqual([]);
     expect(s.rest).toBe(4);
     expect(s.push(Buffer.from(':1}\r\n{"b":2}\nx'))).toEqual(['{"a":1}', '{"b":2}']);
@@ -12,13 +14,13 @@ describe('LineSplitter', () => {
   });
 
   it('refuses a line past the bound before holding it whole, with or without its newline', () => {
-    const s = new LineSplitter(8);
+    const s = new LineSplitter(8, tooLong);
     expect(() => s.push(Buffer.from('123456789'))).toThrow(WorkerLineTooLong);
     expect(s.rest).toBe(0);
-    const t = new LineSplitter(8);
+    const t = new LineSplitter(8, tooLong);
     t.push(Buffer.from('12345'));
     expect(() => t.push(Buffer.from('6789\n'))).toThrow(/expected ≤ 8 bytes per line, found 9 bytes/);
-    expect(new LineSplitter(8).push(Buffer.from('12345678\n'))).toEqual(['12345678']);
+    expect(new LineSplitter(8, tooLong).push(Buffer.from('12345678\n'))).toEqual(['12345678']);
   });
 });
 

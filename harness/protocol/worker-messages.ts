@@ -56,13 +56,13 @@ export class LineSplitter {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
 
-  /** `tooLong` makes the error for a line past the bound (default: the worker's WorkerLineTooLong). */
+  /** `tooLong` makes the error for a line past the bound (each side its own: the worker's, the harness's request). */
   constructor(
-    private readonly maxBytes: number = MAX_LINE_BYTES,
-    private readonly tooLong: (context: { expected: string; found: string }) => Error = (c) => new WorkerLineTooLong('worker wrote a line longer than the protocol allows', c),
+    private readonly maxBytes: number,
+    private readonly tooLong: (context: { expected: string; found: string }) => Error,
   ) {}
 
-  /** The complete lines in `chunk` (plus what was pending). Throws WorkerLineTooLong past the bound. */
+  /** The complete lines in `chunk` (plus what was pending). Throws `tooLong`'s error past the bound. */
   push(chunk: Uint8Array): string[] {
     const lines: string[] = [];
     let start = 0;
