@@ -241,6 +241,11 @@ describe('config refusals', () => {
     expect(() => entryFor('mixtral2')).toThrow(UnknownModelType);
     expect(() => entryFor('mixtral2')).not.toThrow(RefusedModelType);
   });
+  it('names the config file the model_type was read from, unknown or refused', () => {
+    const read = (model_type: string) => new ModelConfig({ model_type, ...base, num_hidden_layers: 1 }, '/ckpts/m/config.json');
+    expect(() => semanticsOf(read('mixtral2'))).toThrow(expect.objectContaining({ file: '/ckpts/m/config.json', found: 'mixtral2' }));
+    expect(() => semanticsOf(read('ernie4_5_vl_moe'))).toThrow(expect.objectContaining({ file: '/ckpts/m/config.json', found: 'ernie4_5_vl_moe' }));
+  });
   it('ernie4_5_vl_moe (two expert sets by token type) is refused by name, with the reason', () => {
     expect(() => entryFor('ernie4_5_vl_moe')).toThrow(RefusedModelType);
     expect(() => entryFor('ernie4_5_vl_moe')).toThrow(/two routed expert sets per MoE layer/);

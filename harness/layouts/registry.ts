@@ -3,7 +3,7 @@
 // checkpoint's MoE block from its config.json.
 // Sources: spec/layouts.md, transformers 5.17 modeling_*.py, configuration_*.py
 // and conversion_mapping.py, and the golden fixtures' headers.
-import type { ModelConfig } from '../checkpoint/config.js';
+import { CONFIG_FILE, type ModelConfig } from '../checkpoint/config.js';
 import type { MoeSemantics } from './semantics.js';
 import type { ModelEntry } from './model-type.js';
 import { RefusedModelType, UnknownModelType } from './errors.js';
@@ -23,13 +23,14 @@ export function isModelType(name: string): name is ModelType {
   return REGISTRY.has(name);
 }
 
-export function entryFor(modelType: string): ModelEntry {
+/** `file`: the config the model_type was read from, named in the error (config.json by default). */
+export function entryFor(modelType: string, file: string = CONFIG_FILE): ModelEntry {
   const entry = REGISTRY.get(modelType);
   const refused = Object.hasOwn(REFUSED_TYPES, modelType) ? REFUSED_TYPES[modelType] : undefined;
   if (!entry && refused !== undefined) {
-    throw new RefusedModelType(`model_type ${modelType} is refused: ${refused}`, { file: 'config.json', expected: 'one routed expert set per MoE layer', found: modelType });
+    throw new RefusedModelType(`model_type ${modelType} is refused: ${refused}`, { file, expected: 'one routed expert set per MoE layer', found: modelType });
   }
-  if (!entry) throw new UnknownModelType('no layout is registered for this model_type', { file: 'config.json', expected: MODEL_TYPES.join('|'), found: modelType });
+  if (!entry) throw new UnknownModelType('no layout is registered for this model_type', { file, expected: MODEL_TYPES.join('|'), found: modelType });
   return entry;
 }
 
@@ -38,7 +39,7 @@ export function entryFor(modelType: string): ModelEntry {
  * harness/quant's semanticsOf adds the checkpoint's quantization scheme (what kernels/ read).
  */
 export function modelSemanticsOf(c: ModelConfig): MoeSemantics {
-  const entry = entryFor(c.modelType);
+  const entry = entryFor(c.modelType, c.file);
   const d = entry.dims(c);
   return {
     modelType: c.modelType,

@@ -23,7 +23,7 @@ const cache = new WeakMap<ModelEntry, Map<string, Record<LayoutName, ModuleLayou
  * shapes), which the writer is asked for and the loader finds by the shapes (loader/detect.ts).
  */
 export function moeLayoutsOf(config: ModelConfig, variant?: QuantScheme): MoeLayouts {
-  const entry = entryFor(config.modelType);
+  const entry = entryFor(config.modelType, config.file);
   const scheme = variantOf(quantSchemeOf(config.raw, config.file), variant, config.file);
   const dims = entry.dims(config);
   if (scheme === undefined) return { entry, dims, layouts: entry.layouts };
