@@ -22,3 +22,25 @@ describe('MoeConformanceError', () => {
     expect(new MoeConformanceError('odd', { found: [1, NaN, -Infinity] }).message).toBe('odd (found [1,"NaN","-Infinity"])');
   });
 });
+
+describe('showValue', () => {
+  it('clips a long value and names its length; the message stays short whatever the input', async () => {
+    const { MoeConformanceError, MAX_SHOWN_CHARS, showValue } = await import('./errors.js');
+    const long = 'x'.repeat(1_000_000);
+    expect(showValue(long)).toBe(`${'x'.repeat(MAX_SHOWN_CHARS)}… (1000000 characters)`);
+    expect(showValue(Array.from({ length: 100_000 }, (_, i) => i))).toMatch(/^\[0,1,2,.*… \(\d+ characters\)$/);
+    const e = new MoeConformanceError('bad name', { tensor: long, file: long, expected: long, found: long });
+    expect(e.message.length).toBeLessThan(5 * MAX_SHOWN_CHARS);
+    expect(showValue('w'.repeat(MAX_SHOWN_CHARS))).toBe('w'.repeat(MAX_SHOWN_CHARS));
+  });
+
+  it('escapes control characters (a newline, a terminal escape) so that a value stays on one line and cannot drive the terminal', async () => {
+    const { MoeConformanceError, showValue } = await import('./errors.js');
+    expect(showValue('a\nb')).toBe('"a\\nb"');
+    expect(showValue('\u001b[2Jgone')).toBe('"\\u001b[2Jgone"');
+    expect(showValue('plain name')).toBe('plain name');
+    const e = new MoeConformanceError('bad', { file: 'dir/\u001b]0;title\u0007x', tensor: 'w\r\n', found: 'line1\nline2' });
+    expect(e.message).not.toMatch(/[\u0000-\u001f]/);
+    expect(e.message).toBe('bad (found "line1\\nline2") [file "dir/\\u001b]0;title\\u0007x", tensor "w\\r\\n"]');
+  });
+});

@@ -52,9 +52,9 @@ export class MoeConformanceError extends Error {
 
   private static describe(message: string, c: ErrorContext): string {
     const where: string[] = [];
-    if (c.file !== undefined) where.push(`file ${c.file}`);
+    if (c.file !== undefined) where.push(`file ${showValue(c.file)}`);
     if (c.layer !== undefined) where.push(`layer ${c.layer}`);
-    if (c.tensor !== undefined) where.push(`tensor ${JSON.stringify(c.tensor)}`);
+    if (c.tensor !== undefined) where.push(`tensor ${clip(JSON.stringify(c.tensor))}`);
     // Only what is known: a missing side is left out, never shown as "undefined".
     const sides = [c.expected !== undefined ? `expected ${showValue(c.expected)}` : '', c.found !== undefined ? `found ${showValue(c.found)}` : ''].filter(Boolean);
     const wants = sides.length ? ` (${sides.join(', ')})` : '';
@@ -62,16 +62,34 @@ export class MoeConformanceError extends Error {
   }
 }
 
-/** An expected or found value as one line of text: strings as they are, anything else as JSON (bigints as digits). */
+/** The most characters of one value an error shows (a tensor name, a file, an expected or found value). */
+export const MAX_SHOWN_CHARS = 300;
+
+/** At most MAX_SHOWN_CHARS characters, then how many there were: a hostile name cannot make a megabyte message. */
+function clip(text: string): string {
+  return text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS)}… (${text.length} characters)` : text;
+}
+
+// C0 and C1 controls, DEL, and the line and paragraph separators: a value holding one (a
+// newline, an ESC that starts a terminal sequence) is shown escaped, as JSON.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
+ * An expected or found value as one line of text, clipped to MAX_SHOWN_CHARS: strings as they
+ * are (quoted and escaped where they hold control characters), anything else as JSON (bigints
+ * as digits).
+ */
 export function showValue(v: unknown): string {
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') return clip(CONTROL.test(v) ? JSON.stringify(v) : v);
   // JSON has no Infinity or NaN (it would print null): those, and bigints, as their digits.
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
+  let text: string;
   try {
-    return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' || (typeof x === 'number' && !Number.isFinite(x)) ? String(x) : x)) ?? String(v);
+    text = JSON.stringify(v, (_k, x) => (typeof x === 'bigint' || (typeof x === 'number' && !Number.isFinite(x)) ? String(x) : x)) ?? String(v);
   } catch {
-    return String(v);
+    text = String(v);
   }
+  return clip(text);
 }
 
 /** `1 rank`, `2 ranks`: a count with its noun in the right number. */
