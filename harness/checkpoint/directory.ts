@@ -109,17 +109,19 @@ async function readIndex(file: string): Promise<Index> {
   return parseIndex(await readBoundedFileAs(file, INDEX_MAX_BYTES, InvalidIndex), file);
 }
 
-/** A shard name must be a plain file name in the folder, ending in .safetensors. */
-function checkShardNames(dir: string, named: string[], present: string[]): void {
+/** A shard name must be a plain file name in the folder, ending in .safetensors. Linear in the names (sets, not lists: a folder of many files cannot make it hang). */
+function checkShardNames(dir: string, named: string[], presentNames: string[]): void {
+  const present = new Set(presentNames);
+  const indexed = new Set(named);
   for (const name of named) {
     if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name) || /^[A-Za-z]:/.test(name)) {
       throw new UnsafeShardPath('shard path leaves the folder or is not a plain file name', { file: join(dir, INDEX_FILE), found: name });
     }
     if (!name.endsWith('.safetensors')) throw new BadShardName('shard name does not end in .safetensors', { file: join(dir, INDEX_FILE), found: name });
-    if (!present.includes(name)) throw new MissingShard('index names a shard that is not in the folder', { file: join(dir, name) });
+    if (!present.has(name)) throw new MissingShard('index names a shard that is not in the folder', { file: join(dir, name) });
   }
-  for (const name of present) {
-    if (!named.includes(name)) throw new UnreferencedShard('a .safetensors file the index does not name', { file: join(dir, name) });
+  for (const name of presentNames) {
+    if (!indexed.has(name)) throw new UnreferencedShard('a .safetensors file the index does not name', { file: join(dir, name) });
   }
 }
 
