@@ -4,6 +4,7 @@
 import { describeCapabilities, type DeclaredLoader } from '../../harness/conformance/capabilities.js';
 import { undeclaredOf, type CaseResult } from '../../harness/conformance/results.js';
 import type { RunInfo } from '../../harness/conformance/run-info.js';
+import { groupBy } from './group.js';
 
 
 export interface UndeclaredGroup {
@@ -13,12 +14,11 @@ export interface UndeclaredGroup {
 
 /** Cases skipped as not declared, by reason, largest group first. */
 export function undeclaredGroups(results: readonly CaseResult[]): UndeclaredGroup[] {
-  const by = new Map<string, string[]>();
-  for (const r of results) {
+  const skipped = results.flatMap((r) => {
     const reason = undeclaredOf(r);
-    if (reason !== undefined) by.set(reason, [...(by.get(reason) ?? []), r.id]);
-  }
-  return [...by].map(([reason, ids]) => ({ reason, ids })).sort((a, b) => b.ids.length - a.ids.length || (a.reason < b.reason ? -1 : 1));
+    return reason === undefined ? [] : [{ reason, id: r.id }];
+  });
+  return [...groupBy(skipped, (s) => s.reason)].map(([reason, s]) => ({ reason, ids: s.map((x) => x.id) })).sort((a, b) => b.ids.length - a.ids.length || (a.reason < b.reason ? -1 : 1));
 }
 
 export function countUndeclared(results: readonly CaseResult[]): number {

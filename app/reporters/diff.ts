@@ -4,6 +4,7 @@
 import { parseCaseId } from '../../harness/conformance/case-id.js';
 import { isFailing, type CaseResult, type CaseStatus } from '../../harness/conformance/results.js';
 import { groupLabel, groupOf } from './coverage.js';
+import { groupBy } from './group.js';
 
 export interface StatusChange {
   id: string;
@@ -66,11 +67,7 @@ export function diffResults(base: readonly CaseResult[], next: readonly CaseResu
     changes.push({ id, ...(b && { before: b.status }), after: a.status, reason, worse });
   }
   for (const [id, b] of before) if (!after.has(id)) changes.push({ id, before: b.status, reason: reasonOf(b), worse: false });
-  const groups = new Map<string, StatusChange[]>();
-  for (const c of changes) {
-    const label = groupLabel(groupOf(parseCaseId(c.id)));
-    groups.set(label, [...(groups.get(label) ?? []), c]);
-  }
+  const groups = groupBy(changes, (c) => groupLabel(groupOf(parseCaseId(c.id))));
   const inBoth = changes.filter((c) => c.before !== undefined && c.after !== undefined);
   return {
     common,

@@ -9,14 +9,13 @@ import { runFacts, type RunInfo } from '../../harness/conformance/run-info.js';
 import { diagnosisLine } from './diagnosis.js';
 
 import { loaderFacts } from './declared.js';
+import { groupBy } from './group.js';
 
 export function junitReport(results: readonly CaseResult[], name = 'moe-conformance', run?: RunInfo): string {
-  const suites = new Map<string, CaseResult[]>();
-  for (const r of results) {
+  const suites = groupBy(results, (r) => {
     const id = parseCaseId(r.id);
-    const key = `${id.suite}.${id.test}`;
-    suites.set(key, [...(suites.get(key) ?? []), r]);
-  }
+    return `${id.suite}.${id.test}`;
+  });
   const count = (rs: readonly CaseResult[]) => ({
     tests: rs.length,
     failures: rs.filter((r) => r.status === 'fail' || r.status === 'unexpected-pass').length,
