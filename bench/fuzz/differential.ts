@@ -37,6 +37,7 @@ function ruleOf(e: MoeConformanceError): string | undefined {
   if (/one-key object form/.test(e.message)) return '5.2 dtype as an object';
   if (e.name === 'DuplicateKey') return '5.3 duplicate key';
   if (/shape entry is not a safe integer/.test(e.message)) return '5.4 shape entry above 2^53';
+  if (/key of \d+ characters/.test(e.message)) return '5.5 key longer than 16,383 characters';
   return undefined;
 }
 

@@ -9,7 +9,7 @@
 // `HashMetadata { #[serde(rename = "__metadata__")] metadata: Option<HashMap<String,
 // String>>, #[serde(flatten)] tensors: HashMap<String, TensorInfo> }` with serde_json, and
 // `TensorInfo { dtype: Dtype, shape: Vec<usize>, data_offsets: (usize, usize) }`. The rules
-// below follow it; the four places where this reader is deliberately stricter are spec §5.
+// below follow it; the five places where this reader is deliberately stricter are spec §5.
 import { isDType, type DType } from './dtypes.js';
 import { DuplicateKey, InvalidHeaderDeserialization, InvalidHeaderStart, UnknownDtype } from './errors.js';
 import { JsonCursor, JsonDuplicateKey, JsonSyntaxError, U64_MAX } from './json.js';

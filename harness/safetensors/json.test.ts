@@ -2,7 +2,7 @@
 // on what it must refuse where JSON.parse is lenient.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { JsonCursor, JsonDuplicateKey, JsonNumber, JsonSyntaxError, JsonTooLarge, MAX_JSON_DEPTH, MAX_TREE_FACTOR, parseStrictJson, toPlain, TREE_SLACK_BYTES, type JsonValue } from './json.js';
+import { JsonCursor, JsonDuplicateKey, JsonKeyTooLong, JsonNumber, JsonSyntaxError, JsonTooLarge, MAX_JSON_DEPTH, MAX_KEY_LENGTH, MAX_TREE_FACTOR, parseStrictJson, toPlain, TREE_SLACK_BYTES, type JsonValue } from './json.js';
 
 const seed = Number(process.env.FC_SEED ?? 42);
 
@@ -40,6 +40,17 @@ describe('parseStrictJson', () => {
     expect(() => parseStrictJson(deep(MAX_JSON_DEPTH))).not.toThrow();
     expect(() => parseStrictJson(deep(MAX_JSON_DEPTH + 1))).toThrow(JsonSyntaxError);
     expect(() => parseStrictJson('{"a":'.repeat(1_000_000))).toThrow(JsonSyntaxError);
+  });
+
+  it(`keys are at most ${MAX_KEY_LENGTH} characters after unescaping (longer ones all hash alike in V8), refused with JsonKeyTooLong`, () => {
+    const doc = (key: string) => `{"a":1,"${key}":[{"${key}":2}]}`;
+    expect(parseStrictJson(doc('k'.repeat(MAX_KEY_LENGTH)))).toBeInstanceOf(Map);
+    expect(() => parseStrictJson(doc('k'.repeat(MAX_KEY_LENGTH + 1)))).toThrow(JsonKeyTooLong);
+    expect(() => parseStrictJson(doc('\\n'.repeat(MAX_KEY_LENGTH + 1)))).toThrow(JsonKeyTooLong);
+    expect(() => parseStrictJson(doc('k'.repeat(MAX_KEY_LENGTH + 1)))).toThrow(/at byte 7: key of 16384 characters/);
+    // A string value, and a key inside a skipped value, may be longer: neither is hashed.
+    expect(parseStrictJson(`["${'v'.repeat(MAX_KEY_LENGTH + 1)}"]`)).toHaveLength(1);
+    expect(() => skipWhole(doc('k'.repeat(MAX_KEY_LENGTH + 1)))).not.toThrow();
   });
 
   it('objects are Maps in key order, so __proto__ is a plain key', () => {

@@ -7,7 +7,8 @@
 // safetensors reader): no BOM, no comments, no trailing commas, no raw control characters
 // in strings, no lone surrogate escapes (serde_json refuses them when the target is a Rust
 // String), nesting at most 127 deep (serde_json's recursion limit of 128 refuses the 128th
-// level). In addition a key repeated in one object is an error.
+// level). In addition a key repeated in one object is an error, and so is a key longer
+// than MAX_KEY_LENGTH characters (see there).
 //
 // Two ways to use it:
 // - JsonCursor: a position in the bytes with one method per token. Schema-directed
@@ -26,6 +27,8 @@ export class JsonSyntaxError extends MoeConformanceError {}
 export class JsonDuplicateKey extends JsonSyntaxError {}
 /** A document whose tree would take more than MAX_TREE_FACTOR × its size in memory. */
 export class JsonTooLarge extends JsonSyntaxError {}
+/** An object key longer than MAX_KEY_LENGTH characters. */
+export class JsonKeyTooLong extends JsonSyntaxError {}
 
 /** A number kept as its source text, so integers up to 2^64-1 stay exact. */
 export class JsonNumber {
@@ -57,6 +60,16 @@ export type JsonObject = Map<string, JsonValue>;
 export const MAX_JSON_DEPTH = 127;
 /** The largest u64 (Rust's `u64::MAX`): the bound of every size and offset in a header. */
 export const U64_MAX = (1n << 64n) - 1n;
+/**
+ * The longest object key read, in UTF-16 code units (a JS string's length). V8 hashes a
+ * longer string by its length alone (String::kMaxHashCalcLength), so every such key of one
+ * length lands in one bucket of each Map, Set, object and string table it enters, and n of
+ * them cost n²/2 comparisons there: a 95 MB header of 5,800 tensor names of 16,392
+ * characters took 68 s to parse, against 0.6 s for names of 16,383. Keys are names (tensors,
+ * config fields, metadata): none real comes near. Keys inside a value that is skipped are
+ * not held anywhere and are not checked.
+ */
+export const MAX_KEY_LENGTH = 16_383;
 /** parseStrictJson's tree may take at most this many times the document's size... */
 export const MAX_TREE_FACTOR = 8;
 /** ...plus this much, so that small documents are never refused for their shape. */
@@ -150,10 +163,12 @@ export class JsonCursor {
     return false;
   }
 
-  /** `"key"` then `:` and whitespace; returns the key. */
+  /** `"key"` then `:` and whitespace; returns the key (at most MAX_KEY_LENGTH long, else JsonKeyTooLong). */
   key(): string {
     if (this.peek() !== QUOTE) this.fail('expected a string key');
+    const at = this.pos;
     const k = this.string();
+    if (k.length > MAX_KEY_LENGTH) this.failAt(at, `key of ${k.length} characters: at most ${MAX_KEY_LENGTH} (a longer one hashes by its length alone)`, JsonKeyTooLong);
     this.ws();
     if (this.peek() !== COLON) this.fail("expected ':'");
     this.pos++;
@@ -203,9 +218,9 @@ export class JsonCursor {
     return { start, end: p, unsigned };
   }
 
-  private failAt(p: number, what: string): never {
+  private failAt(p: number, what: string, ErrorClass?: new (m: string, c: ErrorContext) => JsonSyntaxError): never {
     this.pos = p;
-    return this.fail(what);
+    return this.fail(what, ErrorClass);
   }
 
   /** The token's text (ASCII). */

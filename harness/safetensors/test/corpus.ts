@@ -15,7 +15,7 @@ export interface CorpusCase {
   prefix?: string;
   ours: 'accept' | string;
   /** The rule of spec §5 under which we refuse what the reference accepts. */
-  difference?: '5.1' | '5.2' | '5.3' | '5.4';
+  difference?: '5.1' | '5.2' | '5.3' | '5.4' | '5.5';
 }
 
 const W = '"dtype":"F32","shape":[2],"data_offsets":[0,8]';
@@ -31,6 +31,11 @@ export const CORPUS: readonly CorpusCase[] = [
   { name: 'tensors out of offset order', header: '{"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', data: 4, ours: 'accept' },
   { name: 'empty tensor name', header: `{"":{${W}}}`, data: 8, ours: 'accept' },
   { name: 'tensor named __proto__', header: `{"__proto__":{${W}}}`, data: 8, ours: 'accept' },
+  { name: 'tensor name of 16,383 characters', header: `{"${'n'.repeat(16_383)}":{${W}}}`, data: 8, ours: 'accept' },
+  { name: 'tensor name of 16,384 characters', header: `{"${'n'.repeat(16_384)}":{${W}}}`, data: 8, ours: 'InvalidHeaderDeserialization', difference: '5.5' },
+  { name: 'tensor name of 16,384 characters, escaped', header: `{"${'\\n'.repeat(16_384)}":{${W}}}`, data: 8, ours: 'InvalidHeaderDeserialization', difference: '5.5' },
+  { name: '__metadata__ key of 16,384 characters', header: `{"__metadata__":{"${'k'.repeat(16_384)}":"v"}}`, ours: 'InvalidHeaderDeserialization', difference: '5.5' },
+  { name: 'key of 16,384 characters inside an ignored field', header: U(`"zz":{"${'k'.repeat(16_384)}":1}`), data: 1, ours: 'accept' },
   { name: 'escaped name with a surrogate pair', header: `{"\\ud83d\\ude00\\n":{${W}}}`, data: 8, ours: 'accept' },
   { name: '__metadata__ null', header: '{"__metadata__":null}', ours: 'accept' },
   { name: '__metadata__ spelled with an escape', header: '{"__metadata\\u005f_":{"format":"pt"}}', ours: 'accept' },
