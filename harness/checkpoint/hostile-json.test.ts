@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileTooLarge, readBoundedFile } from '../safetensors/bounded-read.js';
-import { JsonTooLarge, parseStrictJson } from '../safetensors/json.js';
+import { JsonTooLarge, MAX_KEY_LENGTH, parseStrictJson } from '../safetensors/json.js';
 import { CONFIG_MAX_BYTES, ModelConfig } from './config.js';
-import { ConfigError, DuplicateIndexKey, InvalidIndex } from './errors.js';
-import { INDEX_MAX_BYTES, parseIndex } from './index-json.js';
+import { BadShardName, ConfigError, DuplicateIndexKey, InvalidIndex } from './errors.js';
+import { INDEX_MAX_BYTES, MAX_SHARD_NAME, parseIndex } from './index-json.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -76,6 +76,14 @@ describe('config.json', () => {
     expect((e as Error).message).toMatch(/8× its size/);
   });
 
+  it(`a key longer than ${MAX_KEY_LENGTH} characters is a ConfigError (V8 hashes such keys by their length alone)`, async () => {
+    const sub = join(dir, 'long-key');
+    await import('node:fs/promises').then((fs) => fs.mkdir(sub, { recursive: true }));
+    await writeFile(join(sub, 'config.json'), `{"model_type": "mixtral", "${'k'.repeat(MAX_KEY_LENGTH + 1)}": 1}`);
+    await expect(ModelConfig.read(sub)).rejects.toThrow(ConfigError);
+    await expect(ModelConfig.read(sub)).rejects.toThrow(/key of 16384 characters/);
+  });
+
   it('invalid UTF-8 is a ConfigError (it was replaced by U+FFFD silently)', async () => {
     const sub = join(dir, 'utf8');
     await import('node:fs/promises').then((fs) => fs.mkdir(sub, { recursive: true }));
@@ -109,6 +117,9 @@ describe('the index', () => {
     ['an ignored field 200 deep', `{"x": ${'['.repeat(200)}${']'.repeat(200)}, "weight_map": {}}`, InvalidIndex],
     ['trailing characters', '{"weight_map": {}} x', InvalidIndex],
     ['invalid UTF-8', Buffer.from([0x7b, 0xff, 0x7d]), InvalidIndex],
+    // Names V8 would hash by their length alone (json.ts MAX_KEY_LENGTH): refused as read, before they are map keys.
+    ['a tensor name of 16,384 characters', `{"weight_map": {"${'t'.repeat(MAX_KEY_LENGTH + 1)}": "x.safetensors"}}`, InvalidIndex],
+    [`a shard name longer than ${MAX_SHARD_NAME} characters`, `{"weight_map": {"t": "${'s'.repeat(MAX_SHARD_NAME - 11)}.safetensors"}}`, BadShardName],
   ] as const)('%s: refused with its typed error', (_name, text, error) => {
     const e = (() => {
       try {
@@ -119,6 +130,11 @@ describe('the index', () => {
     })();
     expect(e).toBeInstanceOf(error);
     expect((e as InvalidIndex).file).toBe('i.json');
+  });
+
+  it(`a shard name of ${MAX_SHARD_NAME} characters is read`, () => {
+    const name = `${'s'.repeat(MAX_SHARD_NAME - 12)}.safetensors`;
+    expect([...parseIndex(`{"weight_map": {"t": "${name}"}}`, 'i.json').weightMap.values()]).toEqual([name]);
   });
 
   it('an index of 4 MB of ignored empty objects, and one of 100,000 entries, parse (no tree is built)', () => {
