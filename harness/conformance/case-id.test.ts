@@ -7,6 +7,7 @@ import {
   formatCaseId,
   formatCasePattern,
   matchesPattern,
+  MAX_CASE_ID_LENGTH,
   param,
   parseCaseId,
   parseCasePattern,
@@ -41,6 +42,14 @@ describe('case IDs', () => {
       expect(() => parseCaseId(bad), bad).toThrow(CaseIdError);
     }
     expect(() => caseId('moe', 'load', { model: 'a;b' })).toThrow(CaseIdError);
+  });
+
+  it(`refuses an ID longer than ${MAX_CASE_ID_LENGTH} characters (results files' IDs are map keys; V8 hashes very long strings by their length alone)`, () => {
+    const of = (n: number) => `moe:load:v=${'x'.repeat(n - 'moe:load:v='.length)}`;
+    expect(formatCaseId(parseCaseId(of(MAX_CASE_ID_LENGTH)))).toHaveLength(MAX_CASE_ID_LENGTH);
+    expect(() => parseCaseId(of(MAX_CASE_ID_LENGTH + 1))).toThrow(CaseIdError);
+    expect(() => parseCaseId(of(MAX_CASE_ID_LENGTH + 1))).toThrow(/too long.*4097 characters/);
+    expect(() => caseId('moe', 'load', { v: 'x'.repeat(MAX_CASE_ID_LENGTH) })).toThrow(CaseIdError);
   });
 
   it('hashes stably (FNV-1a) for sharding', () => {

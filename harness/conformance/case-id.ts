@@ -34,6 +34,14 @@ export interface CasePattern {
   readonly openEnded: boolean;
 }
 
+/**
+ * The longest case ID. IDs from results files are map keys (merge, diff, reports), and V8
+ * hashes a string of more than 16,383 characters by its length alone: n such IDs of one
+ * length would cost n² comparisons (safetensors/json.ts MAX_KEY_LENGTH). Real ones are a
+ * few dozen characters.
+ */
+export const MAX_CASE_ID_LENGTH = 4096;
+
 const NAME = /^[a-z][a-z0-9_]*$/;
 const VALUE = /^[A-Za-z0-9_.+\-/]+$/;
 const VALUE_PATTERN = /^[A-Za-z0-9_.+\-/*]+$/;
@@ -123,6 +131,7 @@ function split(text: string, allowWildcard: boolean): CasePattern {
 }
 
 function validate(id: CaseId, text: string): void {
+  if (text.length > MAX_CASE_ID_LENGTH) throw new CaseIdError('case ID too long', { expected: `<= ${MAX_CASE_ID_LENGTH} characters`, found: `${text.length} characters` });
   if (!NAME.test(id.suite) || !NAME.test(id.test)) throw new CaseIdError('bad suite or test name', { expected: '[a-z][a-z0-9_]*', found: text });
   const seen = new Set<string>();
   for (const [k, v] of id.params) {
