@@ -22,6 +22,21 @@ describe('LineSplitter', () => {
     expect(() => t.push(Buffer.from('6789\n'))).toThrow(/expected ≤ 8 bytes per line, found 9 bytes/);
     expect(new LineSplitter(8, tooLong).push(Buffer.from('12345678\n'))).toEqual(['12345678']);
   });
+
+  it('copies an unfinished line instead of holding the chunks it came in (a line sent a byte at a time held ~250 bytes per byte)', () => {
+    const s = new LineSplitter(1 << 20, tooLong);
+    const chunks = Array.from({ length: 1000 }, () => Buffer.from('a'));
+    for (const c of chunks) expect(s.push(c)).toEqual([]);
+    // The stream may reuse its buffers: what was pushed must not change with them.
+    for (const c of chunks) c[0] = 0x7a;
+    const tail = Buffer.from('bc');
+    s.push(tail);
+    tail.fill(0x7a);
+    expect(s.push(Buffer.from('\n'))).toEqual(['a'.repeat(1000) + 'bc']);
+    expect(s.rest).toBe(0);
+    s.push(Buffer.from('x\r'));
+    expect(s.end()).toEqual(['x']);
+  });
 });
 
 describe('parseHandshake', () => {
