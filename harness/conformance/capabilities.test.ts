@@ -24,6 +24,9 @@ describe('parseCapabilities', () => {
       [{ forms: 'w31' }, /capabilities.forms must be a list of strings/],
       [{ maxTp: 0 }, /capabilities.maxTp must be an integer ≥ 1/],
       [{ maxEp: 1.5 }, /capabilities.maxEp must be an integer ≥ 1/],
+      // Every skip note quotes the list: a value repeated 100,000 times made 0.9 MB notes.
+      [{ modelTypes: ['mixtral', 'olmoe', 'mixtral'] }, /capabilities.modelTypes: a value given twice \(expected each value once, found mixtral\)/],
+      [{ layouts: ['fused', 'fused'] }, /capabilities.layouts: a value given twice/],
     ];
     for (const [value, message] of bad) {
       const err = (() => {

@@ -66,6 +66,13 @@ export function parseCapabilities(value: unknown, where: string): Capabilities {
       const bad = v.find((x) => !(allowed as readonly string[]).includes(x));
       if (bad !== undefined) throw new CapabilitiesError(`capabilities.${k}: unknown value`, { file: where, expected: allowed.join(' | '), found: bad });
     }
+    // Each value once, so a list is no longer than the values there are: every skip note quotes
+    // it, and a 1 MB file of one model type repeated made 1,713 notes of 0.9 MB each (1.5 GB).
+    const seen = new Set<string>();
+    for (const x of v as string[]) {
+      if (seen.has(x)) throw new CapabilitiesError(`capabilities.${k}: a value given twice`, { file: where, expected: 'each value once', found: x });
+      seen.add(x);
+    }
     return v as T[];
   };
   const size = (k: string): number | undefined => {
