@@ -86,6 +86,23 @@ export interface EngineForm {
 }
 
 const layersOf = (c: Canonical) => [...new Set([...c.keys()].map((k) => /^layers\.(\d+)\.experts\.ids$/.exec(k)?.[1]).filter((x): x is string => x !== undefined).map(Number))].sort((a, b) => a - b);
+/**
+ * The names of each layer's `layers.L.experts.*` tensors (by L as written), in the rank's
+ * order: one pass over a loader's names, so that a step per layer costs that layer's tensors,
+ * not the whole rank's. Scanning the rank for each layer was quadratic in the loader's
+ * output: 20,000 layers of `experts.ids` alone took 32 s in `w31`.
+ */
+function expertNamesByLayer(c: Canonical): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const k of c.keys()) {
+    const L = /^layers\.(\d+)\.experts\./.exec(k)?.[1];
+    if (L === undefined) continue;
+    const names = out.get(L);
+    if (names) names.push(k);
+    else out.set(L, [k]);
+  }
+  return out;
+}
 const quantized = (c: Canonical, L: number) => c.has(`layers.${L}.experts.w13_scale`);
 const elemBytes = (t: Tensor) => dtypeBits(t.dtype) / 8;
 const hex = (b: Uint8Array) => `0x${Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')}`;
@@ -164,10 +181,11 @@ function checkZero(t: Tensor, axis: number, a: number, b: number, form: string, 
 function eachExpertTensor(ranks: RankOutput[], which: readonly string[] | RegExp, floatOnly: boolean, fix: (t: Tensor, name: string, req: ParallelRequest, w: string) => Tensor): RankOutput[] {
   return ranks.map((r) =>
     withTensors(r, (out) => {
+      const names = which instanceof RegExp ? expertNamesByLayer(r.tensors) : undefined;
       for (const L of layersOf(r.tensors)) {
         if (floatOnly && quantized(r.tensors, L)) continue;
         const p = `layers.${L}.experts.`;
-        const ws = which instanceof RegExp ? [...r.tensors.keys()].filter((k) => k.startsWith(p) && which.test(k.slice(p.length))).map((k) => k.slice(p.length)) : which;
+        const ws = which instanceof RegExp ? (names!.get(String(L)) ?? []).map((k) => k.slice(p.length)).filter((w) => which.test(w)) : which;
         for (const w of ws) {
           const t = out.get(p + w);
           if (t) out.set(p + w, fix(t, p + w, r.req, w));
@@ -395,13 +413,14 @@ const eplb: EngineForm = {
     // For each TP rank, per layer, the first physical copy of every logical expert, its slices by tensor.
     const home = new Map<string, { q: number; slot: number; slices: Map<string, Tensor> }>();
     for (const r of ranks) {
+      const names = expertNamesByLayer(r.tensors);
       for (const L of layersOf(r.tensors)) {
         const p = `layers.${L}.experts.`;
         const ids = int32s(r.tensors.get(p + 'ids')!);
         ids.forEach((e, slot) => {
           if (!(e >= 0 && e < E)) throw new FormMismatch(form, r.req, `physical slot ${slot} names no logical expert`, { tensor: p + 'ids', layer: L, expected: `an id in 0..${E - 1}`, found: e });
           const slices = new Map<string, Tensor>();
-          for (const [k, t] of r.tensors) if (k.startsWith(p) && k !== p + 'ids') slices.set(k, pickSlots(t, [slot]));
+          for (const k of names.get(String(L)) ?? []) if (k !== p + 'ids') slices.set(k, pickSlots(r.tensors.get(k)!, [slot]));
           const key = `${r.req.tpRank}|${L}|${e}`;
           const prev = home.get(key);
           if (!prev) {
@@ -417,6 +436,7 @@ const eplb: EngineForm = {
     }
     return ranks.map((r) => {
       const origins = new Map<number, Array<{ epRank: number; slot: number }>>();
+      const names = expertNamesByLayer(r.tensors);
       const mapped = withTensors(r, (out) => {
         for (const L of layersOf(r.tensors)) {
           const p = `layers.${L}.experts.`;
@@ -429,8 +449,8 @@ const eplb: EngineForm = {
             }
             return c;
           });
-          for (const k of r.tensors.keys()) {
-            if (!k.startsWith(p) || k === p + 'ids') continue;
+          for (const k of names.get(String(L)) ?? []) {
+            if (k === p + 'ids') continue;
             out.set(k, concatAxis(copies.map((c) => c.slices.get(k)!), 0));
           }
           out.set(p + 'ids', int32Tensor(want));
