@@ -80,7 +80,7 @@ export function parseCommand(def: CommandDef, argv: readonly string[]): Parsed {
     }
     const eq = word.indexOf('=');
     const name = word.slice(2, eq < 0 ? undefined : eq);
-    const def = options[name];
+    const def = Object.hasOwn(options, name) ? options[name] : undefined; // not `--constructor`, `--__proto__`: the prototype's
     if (def === undefined) {
       problems.add(`unknown option --${name}`);
       continue;
