@@ -18,7 +18,7 @@ export function undeclaredGroups(results: readonly CaseResult[]): UndeclaredGrou
     const reason = undeclaredOf(r);
     return reason === undefined ? [] : [{ reason, id: r.id }];
   });
-  return [...groupBy(skipped, (s) => s.reason)].map(([reason, s]) => ({ reason, ids: s.map((x) => x.id) })).sort((a, b) => b.ids.length - a.ids.length || (a.reason < b.reason ? -1 : 1));
+  return groupBy(skipped, (s) => s.reason).map(([reason, s]) => ({ reason, ids: s.map((x) => x.id) })).sort((a, b) => b.ids.length - a.ids.length || (a.reason < b.reason ? -1 : 1));
 }
 
 export function countUndeclared(results: readonly CaseResult[]): number {

@@ -76,7 +76,7 @@ export function diffResults(base: readonly CaseResult[], next: readonly CaseResu
     better: inBoth.filter((c) => rank(c.after!) > rank(c.before!)).length,
     onlyBase: changes.filter((c) => c.after === undefined).length,
     onlyNew: changes.filter((c) => c.before === undefined).length,
-    groups: [...groups.entries()]
+    groups: groups
       .map(([label, cs]) => ({ label, changes: cs.sort((x, y) => Number(y.worse) - Number(x.worse) || (x.id < y.id ? -1 : 1)) }))
       .sort((x, y) => Number(y.changes.some((c) => c.worse)) - Number(x.changes.some((c) => c.worse)) || (x.label < y.label ? -1 : 1)),
   };

@@ -8,6 +8,7 @@ import { undeclaredGroups } from './declared.js';
 import { diffResults } from './diff.js';
 import { junitReport } from './junit.js';
 import type { CaseResult } from '../../harness/conformance/results.js';
+import { MAX_KEY_LENGTH } from '../../harness/safetensors/json.js';
 
 const record = (over: Record<string, unknown>) => JSON.stringify({ format: 'moe-conformance-results', version: 1, results: [{ id: 'moe:load:m=a', status: 'fail', durationMs: 1, replay: 'x', ...over }] });
 
@@ -84,5 +85,38 @@ describe('reports of a results file grow linearly with it', () => {
   ] as const)('%s', (_name, report) => {
     // Linear: a few dozen reads per result (JUnit); copying groups: n²/2, 2,000 per result here.
     expect(arrayReads(report)).toBeLessThan(100 * n);
+  });
+});
+
+describe('grouping by a long string', () => {
+  /** The longest string `f` uses as a key of any Map (get, set, has). */
+  function longestMapKey(f: () => unknown): number {
+    const proto = Map.prototype as unknown as Record<'get' | 'set' | 'has', (this: Map<unknown, unknown>, k: unknown, v?: unknown) => unknown>;
+    const original = { get: proto.get, set: proto.set, has: proto.has };
+    let longest = 0;
+    for (const m of ['get', 'set', 'has'] as const) {
+      proto[m] = function (this: Map<unknown, unknown>, k: unknown, v?: unknown) {
+        if (typeof k === 'string') longest = Math.max(longest, k.length);
+        return original[m].call(this, k, v);
+      };
+    }
+    try {
+      f();
+    } finally {
+      Object.assign(proto, original);
+    }
+    return longest;
+  }
+
+  it(`groups undeclared skips by notes longer than ${MAX_KEY_LENGTH} characters without making them map keys (V8 hashes them by their length alone: 3,000 such notes took 13 s)`, () => {
+    const note = (c: string) => `not declared: ${c.repeat(MAX_KEY_LENGTH + 1)}`;
+    const rs: CaseResult[] = ['a', 'b', 'a'].map((c, i) => ({ id: `moe:load:k=${i}`, status: 'skip', durationMs: 0, replay: '', note: note(c) }));
+    let groups: ReturnType<typeof undeclaredGroups> = [];
+    expect(longestMapKey(() => (groups = undeclaredGroups(rs)))).toBeLessThanOrEqual(MAX_KEY_LENGTH);
+    expect(groups.map((g) => [g.reason.length, g.ids])).toEqual([
+      [MAX_KEY_LENGTH + 1, ['moe:load:k=0', 'moe:load:k=2']],
+      [MAX_KEY_LENGTH + 1, ['moe:load:k=1']],
+    ]);
+    expect(groups.map((g) => g.reason[0])).toEqual(['a', 'b']);
   });
 });
