@@ -24,6 +24,14 @@ describe('results files', () => {
     ['a note that is an object', record({ note: {} })],
     ['a duplicate key', record({}).replace('"status":"fail"', '"status":"fail","status":"pass"')],
     ['invalid UTF-8', Buffer.from([0x7b, 0xff, 0x7d])],
+    // Fields every report reads: a number or an object where a string or a list belongs crashed them (TypeError).
+    ['a diagnosis that is a number', record({ failure: { message: 'm', diagnosis: 5 } })],
+    ['a diagnosis entry that is null', record({ failure: { message: 'm', diagnosis: [null] } })],
+    ['a diagnosis kind that is a number', record({ failure: { message: 'm', diagnosis: [{ tensor: 't', kind: 5, detail: 'd' }] } })],
+    ['a diagnosis detail that is an object', record({ failure: { message: 'm', diagnosis: [{ tensor: 't', kind: 'k', detail: {} }] } })],
+    ['stderr that is a number', record({ stderr: 5 })],
+    ['a failure rank that is a number', record({ failure: { message: 'm', rank: 5 } })],
+    ['heat map rows that are a string', record({ failure: { message: 'm', heatmap: [[1]], heatmapRows: 'x' } })],
     ['4.5 MB of empty objects', `{"format": "moe-conformance-results", "version": 1, "results": [], "a": [${'{},'.repeat(1_500_000)}{}]}`],
   ] as const)('%s: ResultsFileError', (_name, text) => {
     expect(() => parseResults(text, 'r.json')).toThrow(ResultsFileError);
@@ -43,6 +51,13 @@ describe('results files', () => {
     const dir = await readResults('/tmp').catch((e: Error) => e.message);
     expect(String(dir)).toMatch(/cannot read results.*directory/);
     expect(String(dir).match(/\[file \/tmp\]/g)).toHaveLength(1);
+  });
+
+  it('a record with every field reads back and is reported', () => {
+    const failure = { message: 'm', tensor: 't', expected: 'e', found: 'f', rank: 'TP rank 0/1', layout: 'fused', defect: 'd', kept: '/k', heatmap: [[1]], heatmapAxes: ['a', 'b'], heatmapRows: [3], diagnosis: [{ tensor: 't', kind: 'gate-up-swapped', detail: 'x', map: [1, 0] }] };
+    const rs = parseResults(record({ stderr: 'warning', failure }), 'r.json');
+    expect(rs[0]!.failure).toEqual(failure);
+    expect(junitReport(rs)).toContain('[gate-up-swapped] t: x');
   });
 
   it('a valid record with a heat map of NaN and numbers reads back', () => {

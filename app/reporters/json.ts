@@ -42,16 +42,22 @@ const optional = (v: unknown, ok: (v: unknown) => boolean) => v === undefined ||
 /** Heat map cells are numbers, or the strings jsonReport writes for NaN and infinities. */
 const isHeatmap = (v: unknown) => Array.isArray(v) && v.every((row) => Array.isArray(row) && row.every((x) => typeof x === 'number' || x === 'NaN' || x === 'Infinity' || x === '-Infinity'));
 
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isNumbers = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number');
+/** A diagnosis entry (harness/compare/diagnose.ts Diagnosis): every report prints its kind, tensor and detail. */
+const isDiagnosis = (d: unknown) => isRecord(d) && isStr(d.tensor) && isStr(d.kind) && isStr(d.detail) && optional(d.map, isNumbers);
+
+/** Every field of a CaseFailure with its type: a report reads each, and a number where a string belongs crashed them (TypeError). */
 function isFailure(v: unknown): boolean {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const f = v as Record<string, unknown>;
+  if (!isRecord(v)) return false;
+  const f = v;
   return (
     isStr(f.message) &&
-    optional(f.tensor, isStr) &&
-    optional(f.expected, isStr) &&
-    optional(f.found, isStr) &&
+    [f.tensor, f.expected, f.found, f.rank, f.layout, f.defect, f.kept].every((x) => optional(x, isStr)) &&
     optional(f.heatmap, isHeatmap) &&
-    optional(f.heatmapAxes, (a) => Array.isArray(a) && a.length === 2 && a.every(isStr))
+    optional(f.heatmapAxes, (a) => Array.isArray(a) && a.length === 2 && a.every(isStr)) &&
+    optional(f.heatmapRows, isNumbers) &&
+    optional(f.diagnosis, (d) => Array.isArray(d) && d.every(isDiagnosis))
   );
 }
 
@@ -72,8 +78,12 @@ export function parseResults(input: string | Uint8Array, file?: string): CaseRes
   }
   f.results.forEach((r: unknown, i) => {
     const c = r as Partial<CaseResult> | null;
-    if (typeof c?.id !== 'string' || !STATUSES.has(c.status as CaseStatus) || typeof c.durationMs !== 'number' || typeof c.replay !== 'string' || !optional(c.seed, (s) => typeof s === 'number') || !optional(c.note, isStr) || !optional(c.failure, isFailure)) {
-      throw new ResultsFileError(`record ${i} is not a case result`, { file, expected: '{id, status, durationMs, replay, seed?, note?, failure?: {message, tensor?, expected?, found?, heatmap?, heatmapAxes?}}', found: preview(r, 120) });
+    if (typeof c?.id !== 'string' || !STATUSES.has(c.status as CaseStatus) || typeof c.durationMs !== 'number' || typeof c.replay !== 'string' || !optional(c.seed, (s) => typeof s === 'number') || !optional(c.note, isStr) || !optional(c.stderr, isStr) || !optional(c.failure, isFailure)) {
+      throw new ResultsFileError(`record ${i} is not a case result`, {
+        file,
+        expected: '{id, status, durationMs, replay, seed?, note?, stderr?, failure?: {message, tensor?, expected?, found?, rank?, layout?, defect?, kept?, heatmap?, heatmapAxes?, heatmapRows?, diagnosis?: [{tensor, kind, detail, map?}]}}',
+        found: preview(r, 120),
+      });
     }
     if (c.failure?.heatmap) c.failure.heatmap = c.failure.heatmap.map((row) => row.map(Number));
     try {
