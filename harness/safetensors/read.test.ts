@@ -133,6 +133,28 @@ describe('bad input: each malformed file raises its exact error class', () => {
   });
 });
 
+describe('what a refusal holds', () => {
+  // The error of a shape of a million entries listed them all (a 20 MB header's took 500 MiB).
+  it.each([
+    ['a shape entry above 2^53', [...Array(1_000_000).fill(1), '1152921504606846976', 0], /^ValidationOverflow: shape entry is not a safe integer \(found 1000002 dimensions\)/],
+    ['an element count above 2^64', [...Array(1_000_000).fill(1), 4294967296, 4294967296], /^ValidationOverflow: element count overflows u64 \(found 1000002 dimensions\)/],
+  ])('%s in a shape of a million entries: the count of entries, not the list', (_label, shape, message) => {
+    const e = (() => {
+      try {
+        parseSafetensors(file(one('U8', shape, [0, 0])), 'big.safetensors');
+      } catch (x) {
+        return x as SafetensorError;
+      }
+    })();
+    expect(`${e?.name}: ${e?.message}`).toMatch(message);
+    expect(e?.found).toBe('1000002 dimensions');
+  });
+
+  it('a short shape is listed, with the exact value of an entry above 2^53', () => {
+    expect(() => parseSafetensors(file(one('U8', ['9007199254740993', 0], [0, 0])))).toThrow(/found \["9007199254740993","0"\]/);
+  });
+});
+
 describe('edge cases the reference accepts', () => {
   it('leading whitespace before the object, padding after it', () => {
     expect(parseSafetensors(file(` \n\t\r${one('U8', [1], [0, 1])}   `, 1)).tensors.get('w')?.shape).toEqual([1]);

@@ -53,7 +53,7 @@ export interface Header {
  */
 function checkedBits(dtype: DType, shape: readonly (number | bigint)[], exactAt: Map<number, bigint> | undefined, file?: string, tensor?: string): bigint {
   const overflow = (what: string): never => {
-    throw new ValidationOverflow(`${what} overflows u64`, { file, tensor, found: shape.length > 16 ? `${shape.length} dimensions` : shape.map(String) });
+    throw new ValidationOverflow(`${what} overflows u64`, { file, tensor, found: shownShape(shape, exactAt) });
   };
   let small = 1;
   let big: bigint | undefined;
@@ -75,6 +75,15 @@ function checkedBits(dtype: DType, shape: readonly (number | bigint)[], exactAt:
     throw new MisalignedSlice(`${dtype} tensor does not end on a byte boundary`, { file, tensor, expected: 'a multiple of 8 bits', found: `${bits} bits` });
   }
   return bits;
+}
+
+/**
+ * A shape as an error shows it: its entries (exact where stored inexactly), or past 16 their
+ * count. Listed whole, a hostile shape of 10 million entries (a 20 MB header) took 500 MiB in
+ * its error before the message clipped it.
+ */
+function shownShape(shape: readonly (number | bigint)[], exactAt: Map<number, bigint> | undefined): string | string[] {
+  return shape.length > 16 ? `${shape.length} dimensions` : shape.map((d, i) => String(exactAt?.get(i) ?? d));
 }
 
 /** Byte length of a tensor, or the typed error the reference raises for its shape. */
@@ -175,7 +184,7 @@ function validateOffsets(tensors: TensorInfo[], exact: Map<TensorInfo, ExactValu
       throw new TensorInvalidInfo('byte length disagrees with shape and dtype', { file, tensor: t.name, expected: bytes.toString(), found: (end - begin).toString() });
     }
     if (exactShape) {
-      throw new ValidationOverflow('shape entry is not a safe integer', { file, tensor: t.name, found: t.shape.map((d, i) => (exactShape.get(i) ?? d).toString()) });
+      throw new ValidationOverflow('shape entry is not a safe integer', { file, tensor: t.name, found: shownShape(t.shape, exactShape) });
     }
   }
   return start;
