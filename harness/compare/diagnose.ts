@@ -20,6 +20,7 @@ import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
 import { expertsOf } from '../canonical/cut.js';
 import { idsFor, int32Values, ranges } from './locate.js';
 import { requantizedToScale, scalePairFinding } from './scale-pairs.js';
+import { int4CompanionFinding } from './int4-companions.js';
 import { confusedScaleRow } from '../canonical/marlin.js';
 
 /**
@@ -561,6 +562,9 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
     if (pair) return [d(pair.kind, pair.detail)];
     const requantized = requantizedToScale(name, expected, found);
     if (requantized) return requantized.map((x) => d(x.kind, x.detail));
+    // INT4 zero points and group indices rewritten (./int4-companions.ts).
+    const int4 = int4CompanionFinding(name, expected, found, { ...(ctx.req && { req: ctx.req }), ...(ctx.whole && { whole: ctx.whole }), ...(ctx.stored && { scheme: schemeOf(ctx.stored.scheme)! }) });
+    if (int4) return [d(int4.kind, int4.detail)];
   }
   const role = roleOf(name);
   const fv = viewOf(f, role);

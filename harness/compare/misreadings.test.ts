@@ -32,6 +32,9 @@ describe('misreadings of quantized checkpoints', () => {
     // Activation order ignored: consecutive groups where g_idx names others.
     ['int4-gptq-g32-desc-act', 'int4-g-idx-ignored', 'group-index-misapplied'],
     ['int4-ct-g32-actorder', 'int4-g-idx-ignored', 'group-index-misapplied'],
+    // One w13 g_idx per expert (vLLM's fused MoE): up's, loaded last, used for gate's columns too; or gate's for up's.
+    ['int4-gptq-g32-desc-act', 'up-g-idx-for-both', 'group-index-misapplied'],
+    ['int4-ct-g32-actorder', 'gate-g-idx-for-both', 'group-index-misapplied'],
     // Gate's and up's per-projection scales swapped or merged (FP8 per tensor, NVFP4 weight_scale_2 per projection), FP8 requantized to their max.
     ['fp8-tensor', 'gate-up-scales-swapped', 'gate-up-swapped'],
     ['fp8-ct-tensor', 'gate-scale-for-both', 'gate-up-scales-merged'],

@@ -89,6 +89,14 @@ export function requantizedToMaxScale(c: Canonical): Canonical {
   return out;
 }
 
+/** A [..., 2, n] tensor (gate's, up's) with half `h` in both. */
+function oneHalfForBoth(t: Tensor, h: 0 | 1): Tensor {
+  const half = t.bytes.length / (t.shape.slice(0, -1).reduce((a, b) => a * b, 1) / 2) / 2;
+  const out = t.bytes.slice();
+  for (let at = 0; at < out.length; at += 2 * half) out.copyWithin(at + (1 - h) * half, at + h * half, at + (h + 1) * half);
+  return { ...t, bytes: out };
+}
+
 /** Every `_g_idx` rewritten to column order (w2's as the rank's global columns): what a loader that drops g_idx uses. */
 export function gIdxInColumnOrder(c: Canonical, group: number, req: ParallelRequest): Canonical {
   return mapSuffix(c, ['_g_idx'], (t, name) => {
@@ -134,6 +142,16 @@ export const MISREADINGS: readonly Misreading[] = [
     applies: (s) => actOrder(s),
     serve: (c, s, req) => dequantizeCanonical(gIdxInColumnOrder(c, groupOf(s)!, req), s, req),
   },
+  // vLLM's fused MoE keeps one w13_g_idx per expert: the projection loaded last (up) gives gate's columns their groups too.
+  ...(['gate', 'up'] as const).map(
+    (how): Misreading => ({
+      id: `${how}-g-idx-for-both`,
+      kind: 'group-index-misapplied',
+      what: () => `${how}'s activation-order g_idx used for ${how === 'gate' ? 'up' : 'gate'} too (one w13 g_idx per expert): the ${how === 'gate' ? 'up' : 'gate'} rows' columns dequantized with ${how}'s groups`,
+      applies: (s) => actOrder(s),
+      serve: (c, s, req) => dequantizeCanonical(mapSuffix(c, ['.w13_g_idx'], (t) => oneHalfForBoth(t, how === 'gate' ? 0 : 1)), s, req),
+    }),
+  ),
   ...(['swapped', 'gate', 'up'] as const).map(
     (how): Misreading => ({
       id: `${how === 'swapped' ? 'gate-up-scales-swapped' : `${how}-scale-for-both`}`,
