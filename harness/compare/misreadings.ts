@@ -9,12 +9,13 @@ import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
 import { isScalePair } from './scale-pairs.js';
+import { int4CtScheme } from '../quant/formats/int4-ct.js';
 
 export interface Misreading {
   /** A stable name of the misreading (the mutant catalogue's name for the loader that makes it). */
   id: string;
   /** The diagnosis kind that names it (harness/compare/diagnose.ts). */
-  kind: 'group-size-mismatch' | 'global-scale-applied-twice' | 'zero-point-off-by-one' | 'group-index-misapplied' | 'gate-up-swapped' | 'gate-up-scales-merged' | 'requantized';
+  kind: 'group-size-mismatch' | 'global-scale-applied-twice' | 'dequantized-differently' | 'zero-point-off-by-one' | 'group-index-misapplied' | 'gate-up-swapped' | 'gate-up-scales-merged' | 'requantized';
   what: (s: QuantScheme) => string;
   applies: (s: QuantScheme) => boolean;
   /** The F32 rank such a loader serves, from the rank's quantized canonical. */
@@ -124,6 +125,13 @@ export const MISREADINGS: readonly Misreading[] = [
     applies: (s) => s.method === 'nvfp4',
     serve: (c, s, req) =>
       dequantizeCanonical(mapSuffix(c, ['experts.w13_scale_2', 'experts.w2_scale_2'], (t) => ({ ...t, bytes: encodeFloats('F32', decodeFloats64('F32', t.bytes).map((v) => Math.fround(v * v))) })), s, req),
+  },
+  {
+    id: 'int4-zero-point-ignored',
+    kind: 'dequantized-differently',
+    what: () => 'asymmetric INT4 dequantized as if symmetric: the zero points (weight_zero_point) ignored, zero 8 for every group',
+    applies: (s) => s.method === 'int4-ct' && !s.symmetric,
+    serve: (c, s, req) => dequantizeCanonical(new Map([...c].filter(([k]) => !k.endsWith('_zero'))), s.method === 'int4-ct' ? int4CtScheme(s.group, true, s.actorder) : s, req),
   },
   {
     id: 'gptq-zero-convention-confused',

@@ -21,10 +21,8 @@ import { route, sigmoid, softmax, topK, type RoutingResult } from '../../kernels
 import { memoLoader, recent } from '../memo.js';
 import { QuantizedRouter } from '../../harness/quant/errors.js';
 import { schemeOf } from '../../harness/quant/scheme.js';
-import { dequantizeCanonical } from '../../harness/quant/dequantize.js';
 import { MISREADINGS, requantizedToMaxScale } from '../../harness/compare/misreadings.js';
 import type { QuantScheme } from '../../harness/quant/scheme.js';
-import { int4CtScheme } from '../../harness/quant/formats/int4-ct.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
 
 export interface Mutant {
@@ -181,6 +179,15 @@ const swapHalves = (t: Tensor, stacked: boolean) => {
   return selectRows(t, [[rows / 2, rows], [0, rows / 2]], stacked);
 };
 
+/** The misreadings of harness/compare/misreadings.ts served as mutants: mutant name, misreading, bug; `only`: the schemes it is served on (default: every one it applies to). */
+const MISREADING_MUTANTS: ReadonlyArray<{ name: string; id: string; bug: string; only?: (s: QuantScheme) => boolean }> = [
+  { name: 'int4-zero-point-ignored', id: 'int4-zero-point-ignored', bug: 'asymmetric INT4 dequantized as if symmetric (zero 8 for every group): the zero points loaded but never applied' },
+  { name: 'gptq-zeros-without-plus-one', id: 'gptq-zero-convention-confused', bug: 'GPTQ v1 zeros read as stored (as gptq_v2 stores them): AutoGPTQ writes zero - 1, so every group is off by one scale step', only: (s) => s.method === 'int4-gptq' && s.zerosMinusOne },
+  { name: 'int4-g-idx-ignored', id: 'int4-g-idx-ignored', bug: 'activation-order g_idx ignored: each column dequantized with the group of its position (floor(column / group)), as a loader that drops g_idx does' },
+  { name: 'int4-group-size-assumed-128', id: 'int4-group-size-assumed-128', bug: 'config.json\'s INT4 group_size (32, 64) ignored and 128 assumed: each column dequantized with the scale and zero of group floor(j / 128); loads cleanly, computes garbage' },
+  { name: 'nvfp4-scale-2-applied-twice', id: 'nvfp4-scale-2-applied-twice', bug: 'NVFP4 weight_scale_2 applied twice (folded into the block scales and applied again as the GEMM alpha)' },
+];
+
 const LOADER_MUTANTS: readonly Mutant[] = [
   onOutput('swapped-gate-up', 'gate and up halves swapped (up-first stacking, as TensorRT-LLM stores w3_w1, read as gate-first)', (out) =>
     mapTensors(mapTensors(out, 'experts.w13', (t) => swapHalves(t, true)), 'shared.w13', (t) => swapHalves(t, false)),
@@ -259,14 +266,6 @@ function mapPerProjection(c: Canonical, suffix: string, f: (v: Float32Array, slo
   });
 }
 
-/** The misreadings of harness/compare/misreadings.ts served as mutants: mutant name, misreading, bug; `only`: the schemes it is served on (default: every one it applies to). */
-const MISREADING_MUTANTS: ReadonlyArray<{ name: string; id: string; bug: string; only?: (s: QuantScheme) => boolean }> = [
-  { name: 'gptq-zeros-without-plus-one', id: 'gptq-zero-convention-confused', bug: 'GPTQ v1 zeros read as stored (as gptq_v2 stores them): AutoGPTQ writes zero - 1, so every group is off by one scale step', only: (s) => s.method === 'int4-gptq' && s.zerosMinusOne },
-  { name: 'int4-g-idx-ignored', id: 'int4-g-idx-ignored', bug: 'activation-order g_idx ignored: each column dequantized with the group of its position (floor(column / group)), as a loader that drops g_idx does' },
-  { name: 'int4-group-size-assumed-128', id: 'int4-group-size-assumed-128', bug: 'config.json\'s INT4 group_size (32, 64) ignored and 128 assumed: each column dequantized with the scale and zero of group floor(j / 128); loads cleanly, computes garbage' },
-  { name: 'nvfp4-scale-2-applied-twice', id: 'nvfp4-scale-2-applied-twice', bug: 'NVFP4 weight_scale_2 applied twice (folded into the block scales and applied again as the GEMM alpha)' },
-];
-
 /** Bugs of quantized formats (spec/layouts.md §4): each changes only quantized ranks. */
 function QUANT_MUTANTS(): Mutant[] {
   const swapNibbles = (t: Tensor): Tensor => (t.dtype !== 'U8' ? t : { ...t, bytes: t.bytes.map((b) => ((b & 15) << 4) | (b >> 4)) });
@@ -328,13 +327,6 @@ function QUANT_MUTANTS(): Mutant[] {
         // What it serves does not matter: accepting the checkpoint is the bug.
         return new Map();
       }
-    }),
-    mutant('int4-zero-point-ignored', 'asymmetric INT4 dequantized as if symmetric (zero 8 for every group): the zero points loaded but never applied', async (dir, req) => {
-      const out = await load(dir, req);
-      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
-      if (scheme?.method !== 'int4-ct' || scheme.symmetric) return out;
-      const fixed = new Map([...out].filter(([k]) => !k.endsWith('_zero')));
-      return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true, scheme.actorder), req);
     }),
     // Misreadings the diagnosis recognises by redoing them (harness/compare/misreadings.ts), served in the dequantized form.
     ...MISREADING_MUTANTS.map(({ name, id, bug, only }) => {
