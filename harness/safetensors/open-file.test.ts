@@ -18,6 +18,7 @@ let dir: string;
 let fifo: string;
 let linkToFifo: string;
 let regular: string;
+let linkToRegular: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'open-file-'));
   fifo = mkfifo(join(dir, 'fifo'));
@@ -25,6 +26,8 @@ beforeAll(async () => {
   await symlink(fifo, linkToFifo);
   regular = join(dir, 'w.safetensors');
   await writeFile(regular, serializeSafetensors([['w', { dtype: 'U8', shape: [2], bytes: Uint8Array.from([1, 2]) }]]));
+  linkToRegular = join(dir, 'link-to-w.safetensors');
+  await symlink(regular, linkToRegular);
   await mkdir(join(dir, 'sub'));
 });
 afterEach(releaseFifos);
@@ -40,9 +43,11 @@ async function refusal(p: Promise<unknown>): Promise<MoeConformanceError> {
 
 describe('openRegularFile', () => {
   it('opens a regular file, and a symbolic link to one', QUICK, async () => {
-    const h = await openRegularFile(regular);
-    expect((await h.stat()).size).toBeGreaterThan(8);
-    await h.close();
+    for (const path of [regular, linkToRegular]) {
+      const h = await openRegularFile(path);
+      expect((await h.stat()).size).toBeGreaterThan(8);
+      await h.close();
+    }
   });
 
   it('refuses a FIFO, a link to a FIFO, a directory and a device without blocking, saying what each is', QUICK, async () => {
