@@ -7,7 +7,7 @@ import { dequantizeCanonical } from '../quant/dequantize.js';
 import { schemeOf, type QuantScheme } from '../quant/scheme.js';
 import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
-import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
+import { rankName, type Canonical, type ParallelRequest, type Tensor } from '../tensor.js';
 import { isScalePair } from './scale-pairs.js';
 import { int4CtScheme } from '../quant/formats/int4-ct.js';
 
@@ -181,6 +181,9 @@ export const MISREADINGS: readonly Misreading[] = [
   },
 ];
 
+/** The F32 ranks the misreadings served from one stored rank, by misreading and request (held while the stored rank is). */
+const served = new WeakMap<Canonical, Map<string, Canonical>>();
+
 /**
  * The misreadings whose output `found` (an F32 routed-expert weight of a dequantized rank) is,
  * given the reference rank's quantized canonical: usually one; more where they give the same
@@ -188,9 +191,15 @@ export const MISREADINGS: readonly Misreading[] = [
  */
 export function misreadingsOf(name: string, found: Tensor, stored: Canonical, geometry: QuantGeometry, req: ParallelRequest): Misreading[] {
   const scheme = schemeOf(geometry)!;
+  // Each misreading dequantizes the whole rank once: every differing tensor of the rank (w13, w2, the shared expert's) reads it.
+  const cache = served.get(stored) ?? new Map<string, Canonical>();
+  served.set(stored, cache);
   return MISREADINGS.filter((m) => {
     if (!m.applies(scheme)) return false;
-    const t = m.serve(stored, scheme, req).get(name);
+    const key = `${m.id} ${rankName(req)}`;
+    const rank = cache.get(key) ?? m.serve(stored, scheme, req);
+    cache.set(key, rank);
+    const t = rank.get(name);
     return t !== undefined && t.dtype === found.dtype && t.bytes.length === found.bytes.length && t.bytes.every((b, i) => b === found.bytes[i]);
   });
 }
