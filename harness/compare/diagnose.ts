@@ -19,7 +19,7 @@ import { dtypeBits } from '../safetensors/dtypes.js';
 import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
 import { expertsOf } from '../canonical/cut.js';
 import { idsFor, int32Values, ranges } from './locate.js';
-import { requantizedToScale, scalePairFinding } from './scale-pairs.js';
+import { dequantizedAfterMaxRequant, requantizedToScale, scalePairFinding } from './scale-pairs.js';
 import { int4CompanionFinding } from './int4-companions.js';
 import { confusedScaleRow } from '../canonical/marlin.js';
 
@@ -551,10 +551,14 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
 
   if (e.dtype !== f.dtype) return [dtypeDiagnosis(name, e, f)];
   if (ctx.stored && ctx.req && f.dtype === 'F32' && quantizedWeight(name, ctx)) {
-    const ms = misreadingsOf(name, f, ctx.stored.tensors, ctx.stored.scheme, ctx.req);
-    // Two misreadings that give the same values here are both said: the evidence cannot tell them apart.
     const scheme = schemeOf(ctx.stored.scheme)!;
-    if (ms.length) return [d(ms[0]!.kind, ms.map((m) => m.what(scheme)).join('; or, giving the same values here: '))];
+    // Misreadings redone exactly, and per-tensor FP8 requantized to max(gate, up) with any rounding (./scale-pairs.ts).
+    const ms = misreadingsOf(name, f, ctx.stored.tensors, ctx.stored.scheme, ctx.req);
+    const requantized = dequantizedAfterMaxRequant(name, f, ctx.stored.tensors) ?? [];
+    // Several that give the same values here are all said: the evidence cannot tell them apart.
+    const or = [...ms.map((m) => m.what(scheme)), ...(ms.length && requantized.length ? [requantized.map((x) => x.detail).join('; ')] : [])];
+    if (ms.length) return [d(ms[0]!.kind, or.join('; or, giving the same values here: '))];
+    if (requantized.length) return requantized.map((x) => d(x.kind, x.detail));
   }
   if (sameShape(e.shape, f.shape)) {
     // Gate's and up's scales swapped or merged, and F8 weights requantized to a merged scale (./scale-pairs.ts).

@@ -15,7 +15,7 @@ export interface Misreading {
   /** A stable name of the misreading (the mutant catalogue's name for the loader that makes it). */
   id: string;
   /** The diagnosis kind that names it (harness/compare/diagnose.ts). */
-  kind: 'group-size-mismatch' | 'global-scale-applied-twice' | 'dequantized-differently' | 'zero-point-off-by-one' | 'group-index-misapplied' | 'gate-up-swapped' | 'gate-up-scales-merged' | 'requantized';
+  kind: 'group-size-mismatch' | 'global-scale-applied-twice' | 'dequantized-differently' | 'zero-point-off-by-one' | 'group-index-misapplied' | 'gate-up-swapped' | 'gate-up-scales-merged';
   what: (s: QuantScheme) => string;
   applies: (s: QuantScheme) => boolean;
   /** The F32 rank such a loader serves, from the rank's quantized canonical. */
@@ -62,6 +62,8 @@ export function mapPairs(c: Canonical, suffix: string, f: (gate: number, up: num
 }
 
 /**
+ * (A mutant's and the tests' loader: the diagnosis recognises its output by a relation that
+ * allows any rounding, ./scale-pairs.ts, rather than by redoing this one rounding.)
  * Per-tensor FP8 `w13` with gate and up requantized to the larger of their two scales (vLLM's
  * "Fp8 moe kernel needs single weight scale for w13 per expert. We take the max then dequant and
  * requant each expert"): each code q of a half with scale s becomes E4M3(q * s / max), and both
@@ -172,13 +174,6 @@ export const MISREADINGS: readonly Misreading[] = [
       serve: (c, s, req) => dequantizeCanonical(mapPairs(c, pairSuffix(s), (g, u) => (how === 'swapped' ? [u, g] : how === 'gate' ? [g, g] : [u, u])), s, req),
     }),
   ),
-  {
-    id: 'fp8-w13-requantized-to-max-scale',
-    kind: 'requantized',
-    what: () => 'per-tensor FP8 gate and up requantized to max(gate, up) (one w13 weight_scale per expert, as vLLM\'s per-tensor FP8 MoE does), then dequantized: the half with the smaller scale re-rounded',
-    applies: (s) => pairedScales(s) && s.method === 'fp8-static',
-    serve: (c, s, req) => dequantizeCanonical(requantizedToMaxScale(c), s, req),
-  },
 ];
 
 /** The F32 ranks the misreadings served from one stored rank, by misreading and request (held while the stored rank is). */

@@ -13,6 +13,7 @@ import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
 import { WHOLE } from '../tensor.js';
 import { diagnoseCanonical, type Diagnosis } from './diagnose.js';
 import { mapPairs, requantizedToMaxScale } from './misreadings.js';
+import { dequantizeCanonical } from '../quant/dequantize.js';
 
 const EXPERTS = 4;
 
@@ -108,5 +109,43 @@ describe('gate and up scale pairs', () => {
     const equal = withPairs(expected, name, PAIRS.map(([g]) => [g, g]));
     expect(diagnoseCanonical(equal, mapPairs(equal, '.w13_scale_2', (g) => [g, g]), { req: WHOLE, quantized: 'nvfp4' })).toEqual([]);
     expect(decodeFloats64('F32', equal.get(name)!.bytes).length).toBe(2 * EXPERTS);
+  });
+
+  it('dequantized form: weights from FP8 codes requantized to max(gate, up), with any rounding, are named; gate\'s scale for both is told apart, or both are said where the values agree', () => {
+    const w13 = 'layers.0.experts.w13';
+    const { scheme, stored } = whole('fp8-tensor');
+    const ref = withPairs(stored, `${w13}_scale`, PAIRS);
+    const ctx = { req: WHOLE, quantized: scheme.method, stored: { scheme, tensors: ref } };
+    const right = dequantizeCanonical(ref, scheme, WHOLE);
+    // Requantized with round-to-nearest-even, and with the quotient rounded toward zero (another engine's rounding): both named so.
+    const towardZero = requantizedToMaxScale(new Map(ref).set(w13, { ...ref.get(w13)! }));
+    const q = decodeFloats64('F8_E4M3', ref.get(w13)!.bytes);
+    const s = decodeFloats64('F32', ref.get(`${w13}_scale`)!.bytes);
+    const half = q.length / s.length;
+    const truncated = Uint8Array.from(q, (v, i) => {
+      const p = Math.floor(i / half);
+      const x = (v * s[p]!) / Math.max(s[p]!, s[p ^ 1]!);
+      const code = encodeFloats('F8_E4M3', [x])[0]!;
+      // E4M3 codes grow with the magnitude: one code down is the next value toward zero.
+      return Math.abs(decodeFloats64('F8_E4M3', Uint8Array.of(code))[0]!) > Math.abs(x) && (code & 0x7f) > 0 ? code - 1 : code;
+    });
+    towardZero.set(w13, { ...ref.get(w13)!, bytes: truncated });
+    expect(truncated).not.toEqual(requantizedToMaxScale(ref).get(w13)!.bytes);
+    for (const wrong of [requantizedToMaxScale(ref), towardZero]) {
+      const ds = diagnoseCanonical(right, dequantizeCanonical(wrong, scheme, WHOLE), ctx);
+      expect(kinds(ds)).toEqual([[w13, 'requantized'], [w13, 'requantized']]);
+      expect(ds[0]!.detail).toMatch(/^experts 0, 1: the up half dequantized from its F8_E4M3 codes requantized to max\(gate, up\)/);
+      expect(ds[1]!.detail).toMatch(/^experts 2, 3: the gate half dequantized from its F8_E4M3 codes requantized to max\(gate, up\)/);
+    }
+    // Gate's scale for up: the up codes kept, dequantized with gate's scale: not a requantization.
+    const gate = diagnoseCanonical(right, dequantizeCanonical(mapPairs(ref, '.w13_scale', (g) => [g, g]), scheme, WHOLE), ctx);
+    expect(kinds(gate)).toEqual([[w13, 'gate-up-scales-merged']]);
+    expect(gate[0]!.detail).not.toMatch(/requantized/);
+    // Up's scale within 1 % of gate's: requantizing to gate's gives back every up code, so both fit, and both are said.
+    const close = withPairs(stored, `${w13}_scale`, PAIRS.map(([g]) => [g, g * 0.99]));
+    const closeRight = dequantizeCanonical(close, scheme, WHOLE);
+    const both = diagnoseCanonical(closeRight, dequantizeCanonical(requantizedToMaxScale(close), scheme, WHOLE), { ...ctx, stored: { scheme, tensors: close } });
+    expect(kinds(both)).toEqual([[w13, 'gate-up-scales-merged']]);
+    expect(both[0]!.detail).toMatch(/^gate's weight_scale used for up too.*; or, giving the same values here: experts 0–3: the up half dequantized from its F8_E4M3 codes requantized to max\(gate, up\)/);
   });
 });

@@ -9,7 +9,7 @@
 // shows is named: where gate's scale is also the larger in every such slot, gate's and the
 // maximum both fit, and both are said unless the weights tell them apart.
 import type { Canonical, Tensor } from '../tensor.js';
-import { decodeFloats64 } from '../safetensors/codecs.js';
+import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
 import { idsFor, ranges } from './locate.js';
 
 /** A tensor of one gate/up pair per slot: per-tensor FP8 `w13_scale`, NVFP4 `w13_scale_2`, `w13_input_scale` (routed or shared). */
@@ -90,6 +90,13 @@ export function scalePairFinding(name: string, expected: Canonical, found: Canon
   return undefined;
 }
 
+/** Slots grouped by which halves a relation holds for ("up", "gate", "gate and up"). */
+function byHalves(halvesOf: Map<number, Array<'gate' | 'up'>>): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  for (const [slot, halves] of halvesOf) groups.set(halves.join(' and '), [...(groups.get(halves.join(' and ')) ?? []), slot]);
+  return groups;
+}
+
 /** E4M3's spacing at |x|: a value requantized by any rounding lands within one step of the exact quotient. */
 function e4m3Step(x: number): number {
   const a = Math.abs(x);
@@ -146,11 +153,43 @@ export function requantizedToScale(name: string, expected: Canonical, found: Can
   const es = pairsOf(`${name}_scale`, expected.get(`${name}_scale`))!;
   const fs = pairsOf(`${name}_scale`, found.get(`${name}_scale`))!;
   const toMax = [...r.keys()].every((s) => fs[2 * s] === fs[2 * s + 1] && fs[2 * s] === Math.max(es[2 * s]!, es[2 * s + 1]!));
-  const groups = new Map<string, number[]>();
-  for (const [s, halves] of r) groups.set(halves.join(' and '), [...(groups.get(halves.join(' and ')) ?? []), s]);
   const to = toMax ? 'max(gate, up), the one w13 scale per expert the loader wrote (vLLM\'s per-tensor FP8 MoE requantizes so)' : 'the w13_scale the loader wrote';
-  return [...groups].map(([halves, slots]) => ({
+  return [...byHalves(r)].map(([halves, slots]) => ({
     kind: 'requantized' as const,
     detail: `${where(name, slots, expected)}the ${halves} ${halves.includes(' and ') ? 'halves\'' : 'half\'s'} F8_E4M3 codes requantized to ${to}: each is the stored q · s / s' within one E4M3 step (lossy; the canonical form keeps the stored codes and both scales)`,
+  }));
+}
+
+/**
+ * An F32 `w13` (the dequantized form) whose halves are the checkpoint's per-tensor FP8 codes
+ * requantized to max(gate, up) and dequantized with it, as vLLM's FP8 MoE computes with: each
+ * found value is fround(c · max) for an E4M3 value c within one E4M3 step of q · s / max (any
+ * rounding of the requantization), and the half whose scale is the maximum is the exact
+ * dequantization. One finding per set of requantized halves, or undefined.
+ */
+export function dequantizedAfterMaxRequant(name: string, found: Tensor, stored: Canonical): PairFinding[] | undefined {
+  const [w, s] = [stored.get(name), pairsOf(`${name}_scale`, stored.get(`${name}_scale`))];
+  if (!/\.(experts|shared)\.w13$/.test(name) || !w || !s || w.dtype !== 'F8_E4M3' || found.dtype !== 'F32' || found.bytes.length !== 4 * w.bytes.length) return undefined;
+  const q = decodeFloats64('F8_E4M3', w.bytes);
+  const v = decodeFloats64('F32', found.bytes);
+  const half = q.length / s.length;
+  const requantized = new Map<number, Array<'gate' | 'up'>>();
+  for (let p = 0; p < s.length; p++) {
+    const max = Math.max(s[p]!, s[p ^ 1]!);
+    let exact = true;
+    for (let i = p * half; i < (p + 1) * half; i++) {
+      if (v[i] === Math.fround(q[i]! * s[p]!)) continue;
+      exact = false;
+      // Not the exact dequantization: some E4M3 c with fround(c · max) = v near q · s / max, and only where this half's scale was not the maximum.
+      const c = decodeFloats64('F8_E4M3', encodeFloats('F8_E4M3', [v[i]! / max]))[0]!;
+      const x = (q[i]! * s[p]!) / max;
+      if (s[p] === max || Math.fround(c * max) !== v[i] || Math.abs(c - x) > e4m3Step(x)) return undefined;
+    }
+    if (!exact) requantized.set(Math.floor(p / 2), [...(requantized.get(Math.floor(p / 2)) ?? []), p % 2 === 0 ? 'gate' : 'up']);
+  }
+  if (requantized.size === 0) return undefined;
+  return [...byHalves(requantized)].map(([halves, slots]) => ({
+    kind: 'requantized' as const,
+    detail: `${where(name, slots, stored)}the ${halves} half dequantized from its F8_E4M3 codes requantized to max(gate, up) (one w13 weight_scale per expert, as vLLM's per-tensor FP8 MoE computes): each value is an E4M3 value within one step of q · s / max, times max (lossy; the dequantized form is q · s with the checkpoint's codes and scales)`,
   }));
 }
