@@ -10,7 +10,7 @@
 // Cost: linear in the tensor's size. Experts are found by a fingerprint of one row (a hash
 // map over the whole tensor's experts), row-map hypotheses compare whole rows natively and
 // stop at the first differing row, value hypotheses decode one row at a time.
-import { misreadingOf } from './misreadings.js';
+import { misreadingsOf } from './misreadings.js';
 import { schemeOf } from '../quant/scheme.js';
 import type { QuantGeometry } from '../layouts/ops.js';
 import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
@@ -18,7 +18,9 @@ import type { DType } from '../safetensors/dtypes.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
 import { expertsOf } from '../canonical/cut.js';
-import { idsFor, int32Values } from './locate.js';
+import { idsFor, int32Values, ranges } from './locate.js';
+import { dequantizedAfterMaxRequant, requantizedToScale, scalePairFinding } from './scale-pairs.js';
+import { int4CompanionFinding } from './int4-companions.js';
 import { confusedScaleRow } from '../canonical/marlin.js';
 
 /**
@@ -68,8 +70,16 @@ export const DIAGNOSIS_KINDS = [
   'group-size-mismatch',
   /** NVFP4 weights dequantized with weight_scale_2 applied twice: ./misreadings.ts. */
   'global-scale-applied-twice',
+  /** GPTQ zero points read in the other checkpoint_format's convention (v1 stores z - 1, v2 z): every weight one scale step off (./misreadings.ts). */
+  'zero-point-off-by-one',
+  /** INT4 activation-order group indices (g_idx) not applied as stored: ignored (consecutive groups), or cut or rebased wrongly (./misreadings.ts, ./int4-companions.ts). */
+  'group-index-misapplied',
+  /** Gate's and up's per-projection scales (per-tensor FP8 weight_scale, NVFP4 weight_scale_2, input_scale) merged into one: gate's, up's or their maximum in both entries (./scale-pairs.ts). */
+  'gate-up-scales-merged',
   'unknown',
 ] as const;
+
+export { ranges } from './locate.js';
 
 export type DiagnosisKind = (typeof DIAGNOSIS_KINDS)[number];
 
@@ -463,18 +473,6 @@ export function bitsHex(dtype: DType, bytes: Uint8Array): string {
 }
 
 
-/** "0–3, 5, 7" */
-export function ranges(ns: readonly number[]): string {
-  const out: string[] = [];
-  for (let i = 0; i < ns.length; ) {
-    let j = i;
-    while (j + 1 < ns.length && ns[j + 1] === ns[j]! + 1) j++;
-    out.push(j > i + 1 ? `${ns[i]}–${ns[j]}` : j === i + 1 ? `${ns[i]}, ${ns[j]}` : String(ns[i]));
-    i = j + 1;
-  }
-  return out.join(', ');
-}
-
 /** What a list of experts held by EP rank q is, measured against the placements a loader may confuse. */
 export function describePlacement(found: readonly number[], expected: readonly number[], experts: number | undefined, req: ParallelRequest | undefined): { kind: DiagnosisKind; what: string } {
   const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
@@ -553,8 +551,24 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
 
   if (e.dtype !== f.dtype) return [dtypeDiagnosis(name, e, f)];
   if (ctx.stored && ctx.req && f.dtype === 'F32' && quantizedWeight(name, ctx)) {
-    const m = misreadingOf(name, f, ctx.stored.tensors, ctx.stored.scheme, ctx.req);
-    if (m) return [d(m.kind, m.what(schemeOf(ctx.stored.scheme)!))];
+    const scheme = schemeOf(ctx.stored.scheme)!;
+    // Misreadings redone exactly, and per-tensor FP8 requantized to max(gate, up) with any rounding (./scale-pairs.ts).
+    const ms = misreadingsOf(name, f, ctx.stored.tensors, ctx.stored.scheme, ctx.req);
+    const requantized = dequantizedAfterMaxRequant(name, f, ctx.stored.tensors) ?? [];
+    // Several that give the same values here are all said: the evidence cannot tell them apart.
+    const or = [...ms.map((m) => m.what(scheme)), ...(ms.length && requantized.length ? [requantized.map((x) => x.detail).join('; ')] : [])];
+    if (ms.length) return [d(ms[0]!.kind, or.join('; or, giving the same values here: '))];
+    if (requantized.length) return requantized.map((x) => d(x.kind, x.detail));
+  }
+  if (sameShape(e.shape, f.shape)) {
+    // Gate's and up's scales swapped or merged, and F8 weights requantized to a merged scale (./scale-pairs.ts).
+    const pair = scalePairFinding(name, expected, found);
+    if (pair) return [d(pair.kind, pair.detail)];
+    const requantized = requantizedToScale(name, expected, found);
+    if (requantized) return requantized.map((x) => d(x.kind, x.detail));
+    // INT4 zero points and group indices rewritten (./int4-companions.ts).
+    const int4 = int4CompanionFinding(name, expected, found, { ...(ctx.req && { req: ctx.req }), ...(ctx.whole && { whole: ctx.whole }), ...(ctx.stored && { scheme: schemeOf(ctx.stored.scheme)! }) });
+    if (int4) return [d(int4.kind, int4.detail)];
   }
   const role = roleOf(name);
   const fv = viewOf(f, role);

@@ -59,3 +59,15 @@ export function idsFor(name: string, tensors: ReadonlyMap<string, Tensor>): numb
   const layer = /^(layers\.\d+)\./.exec(name)?.[1];
   return int32Values(layer ? tensors.get(`${layer}.experts.ids`) : undefined);
 }
+
+/** "0–3, 5, 7" */
+export function ranges(ns: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < ns.length; ) {
+    let j = i;
+    while (j + 1 < ns.length && ns[j + 1] === ns[j]! + 1) j++;
+    out.push(j > i + 1 ? `${ns[i]}–${ns[j]}` : j === i + 1 ? `${ns[i]}, ${ns[j]}` : String(ns[i]));
+    i = j + 1;
+  }
+  return out.join(', ');
+}

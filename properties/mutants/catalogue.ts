@@ -21,10 +21,8 @@ import { route, sigmoid, softmax, topK, type RoutingResult } from '../../kernels
 import { memoLoader, recent } from '../memo.js';
 import { QuantizedRouter } from '../../harness/quant/errors.js';
 import { schemeOf } from '../../harness/quant/scheme.js';
-import { dequantizeCanonical } from '../../harness/quant/dequantize.js';
-import { MISREADINGS } from '../../harness/compare/misreadings.js';
-import { int4CtScheme } from '../../harness/quant/formats/int4-ct.js';
-import { int4GptqScheme } from '../../harness/quant/formats/int4-gptq.js';
+import { MISREADINGS, requantizedToMaxScale } from '../../harness/compare/misreadings.js';
+import type { QuantScheme } from '../../harness/quant/scheme.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
 
 export interface Mutant {
@@ -181,6 +179,15 @@ const swapHalves = (t: Tensor, stacked: boolean) => {
   return selectRows(t, [[rows / 2, rows], [0, rows / 2]], stacked);
 };
 
+/** The misreadings of harness/compare/misreadings.ts served as mutants: mutant name, misreading, bug; `only`: the schemes it is served on (default: every one it applies to). */
+const MISREADING_MUTANTS: ReadonlyArray<{ name: string; id: string; bug: string; only?: (s: QuantScheme) => boolean }> = [
+  { name: 'int4-zero-point-ignored', id: 'int4-zero-point-ignored', bug: 'asymmetric INT4 dequantized as if symmetric (zero 8 for every group): the zero points loaded but never applied' },
+  { name: 'gptq-zeros-without-plus-one', id: 'gptq-zero-convention-confused', bug: 'GPTQ v1 zeros read as stored (as gptq_v2 stores them): AutoGPTQ writes zero - 1, so every group is off by one scale step', only: (s) => s.method === 'int4-gptq' && s.zerosMinusOne },
+  { name: 'int4-g-idx-ignored', id: 'int4-g-idx-ignored', bug: 'activation-order g_idx ignored: each column dequantized with the group of its position (floor(column / group)), as a loader that drops g_idx does' },
+  { name: 'int4-group-size-assumed-128', id: 'int4-group-size-assumed-128', bug: 'config.json\'s INT4 group_size (32, 64) ignored and 128 assumed: each column dequantized with the scale and zero of group floor(j / 128); loads cleanly, computes garbage' },
+  { name: 'nvfp4-scale-2-applied-twice', id: 'nvfp4-scale-2-applied-twice', bug: 'NVFP4 weight_scale_2 applied twice (folded into the block scales and applied again as the GEMM alpha)' },
+];
+
 const LOADER_MUTANTS: readonly Mutant[] = [
   onOutput('swapped-gate-up', 'gate and up halves swapped (up-first stacking, as TensorRT-LLM stores w3_w1, read as gate-first)', (out) =>
     mapTensors(mapTensors(out, 'experts.w13', (t) => swapHalves(t, true)), 'shared.w13', (t) => swapHalves(t, false)),
@@ -321,41 +328,15 @@ function QUANT_MUTANTS(): Mutant[] {
         return new Map();
       }
     }),
-    mutant('int4-zero-point-ignored', 'asymmetric INT4 dequantized as if symmetric (zero 8 for every group): the zero points loaded but never applied', async (dir, req) => {
-      const out = await load(dir, req);
-      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
-      if (scheme?.method !== 'int4-ct' || scheme.symmetric) return out;
-      const fixed = new Map([...out].filter(([k]) => !k.endsWith('_zero')));
-      return dequantizeCanonical(fixed, int4CtScheme(scheme.group, true, scheme.actorder), req);
-    }),
-    mutant('gptq-zeros-without-plus-one', 'GPTQ v1 zeros read as stored (as gptq_v2 stores them): AutoGPTQ writes zero - 1, so every group is off by one scale step', async (dir, req) => {
-      const out = await load(dir, req);
-      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
-      if (scheme?.method !== 'int4-gptq' || !scheme.zerosMinusOne) return out;
-      return dequantizeCanonical(out, int4GptqScheme(scheme.group, scheme.symmetric, false, scheme.descAct), req);
-    }),
-    mutant('int4-g-idx-ignored', 'activation-order g_idx ignored: each column dequantized with the group of its position (floor(column / group)), as a loader that drops g_idx does', async (dir, req) => {
-      const out = await load(dir, req);
-      const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
-      if (!scheme || !((scheme.method === 'int4-gptq' && scheme.descAct) || (scheme.method === 'int4-ct' && scheme.actorder))) return out;
-      const group = scheme.group;
-      // g_idx rewritten to column order (global column ids on w2's rank), then dequantized as the format does.
-      const fixed = mapTensors(out, '_g_idx', (t, name) => {
-        const cols = t.shape[t.shape.length - 1]!;
-        const start = name.endsWith('w2_g_idx') ? req.tpRank * cols : 0;
-        const g = Int32Array.from({ length: t.bytes.length / 4 }, (_, k) => Math.floor((start + (k % cols)) / group));
-        return { ...t, bytes: new Uint8Array(g.buffer) };
-      });
-      return dequantizeCanonical(fixed, scheme, req);
-    }),
     // Misreadings the diagnosis recognises by redoing them (harness/compare/misreadings.ts), served in the dequantized form.
-    ...MISREADINGS.map((m) =>
-      mutant(m.kind === 'group-size-mismatch' ? 'int4-group-size-assumed-128' : 'nvfp4-scale-2-applied-twice', m.kind === 'group-size-mismatch' ? 'config.json\'s INT4 group_size (32, 64) ignored and 128 assumed: each column dequantized with the scale and zero of group floor(j / 128); loads cleanly, computes garbage' : 'NVFP4 weight_scale_2 applied twice (folded into the block scales and applied again as the GEMM alpha)', async (dir, req) => {
+    ...MISREADING_MUTANTS.map(({ name, id, bug, only }) => {
+      const m = MISREADINGS.find((x) => x.id === id)!;
+      return mutant(name, bug, async (dir, req) => {
         const out = await load(dir, req);
         const scheme = schemeOf(semanticsOf(await ModelConfig.read(dir)).quant);
-        return scheme && m.applies(scheme) ? m.serve(out, scheme, req) : out;
-      }),
-    ),
+        return scheme && m.applies(scheme) && (only?.(scheme) ?? true) ? m.serve(out, scheme, req) : out;
+      });
+    }),
     onOutput('int4-nibble-order-confused', 'INT4 words read in the other tool\'s nibble order: AutoAWQ\'s (nibble k holds element 0, 2, 4, 6, 1, 3, 5, 7) for compressed-tensors/GPTQ words packed in order, or the reverse', (out) =>
       mapTensors(out, '', (t, name) => {
         if (t.dtype !== 'I32' || !/experts\.w(13|2)$/.test(name)) return t;
@@ -369,28 +350,7 @@ function QUANT_MUTANTS(): Mutant[] {
         return { ...t, bytes: new Uint8Array(words.buffer) };
       }),
     ),
-    onOutput('fp8-w13-requantized-to-max-scale', 'per-tensor FP8 gate and up requantized to the larger of their two scales (vLLM\'s "Fp8 moe kernel needs single weight scale for w13 per expert"): lossy where they differ', (out) => {
-      const fixed = new Map(out);
-      for (const [k, scale] of out) {
-        if (!k.endsWith('experts.w13_scale') || scale.dtype !== 'F32' || scale.shape.join() !== `${scale.shape[0]},2,1`) continue;
-        const wName = k.slice(0, -'_scale'.length);
-        const w = out.get(wName)!;
-        if (w.dtype !== 'F8_E4M3') continue;
-        const s = new Float32Array(scale.bytes.slice().buffer);
-        const q = decodeFloats64('F8_E4M3', w.bytes);
-        const half = q.length / scale.shape[0]! / 2;
-        for (let e = 0; e < scale.shape[0]!; e++) {
-          const max = Math.max(s[2 * e]!, s[2 * e + 1]!);
-          for (let h = 0; h < 2; h++) {
-            for (let i = 0; i < half; i++) q[(2 * e + h) * half + i] = (q[(2 * e + h) * half + i]! * s[2 * e + h]!) / max;
-            s[2 * e + h] = max;
-          }
-        }
-        fixed.set(wName, { ...w, bytes: encodeFloats('F8_E4M3', q) });
-        fixed.set(k, { ...scale, bytes: new Uint8Array(s.buffer) });
-      }
-      return fixed;
-    }),
+    onOutput('fp8-w13-requantized-to-max-scale', 'per-tensor FP8 gate and up requantized to the larger of their two scales (vLLM\'s "Fp8 moe kernel needs single weight scale for w13 per expert"): lossy where they differ', requantizedToMaxScale),
   ];
 }
 
@@ -570,15 +530,15 @@ const DIAGNOSIS: Record<string, DiagnosisKind> = {
   'fp4-nibble-order-swapped': 'nibble-order',
   'int4-nibble-order-confused': 'nibble-order',
   'nvfp4-scale-2-from-expert-0': 'expert-placement',
-  'nvfp4-gate-scale-2-for-up': 'zeros-or-constant',
+  'nvfp4-gate-scale-2-for-up': 'gate-up-scales-merged',
   'nvfp4-scale-2-not-loaded': 'zeros-or-constant',
   'fused-int4-packed-unmapped': 'zeros-or-constant',
   'input-scale-dropped': 'missing-tensor',
   'k-scales-not-cut': 'not-cut',
   'quantized-router-accepted': 'accepted-broken-checkpoint',
   'int4-zero-point-ignored': 'dequantized-differently',
-  'gptq-zeros-without-plus-one': 'dequantized-differently',
-  'int4-g-idx-ignored': 'dequantized-differently',
+  'gptq-zeros-without-plus-one': 'zero-point-off-by-one',
+  'int4-g-idx-ignored': 'group-index-misapplied',
   'fp8-w13-requantized-to-max-scale': 'requantized',
   'int4-group-size-assumed-128': 'group-size-mismatch',
   'nvfp4-scale-2-applied-twice': 'global-scale-applied-twice',
