@@ -7,6 +7,7 @@ import { parseResults, ResultsFileError } from './json.js';
 import { undeclaredGroups } from './declared.js';
 import { diffResults } from './diff.js';
 import { junitReport } from './junit.js';
+import { htmlReport, MAX_REPORT_CELLS } from './html.js';
 import type { CaseResult } from '../../harness/conformance/results.js';
 import { MAX_KEY_LENGTH } from '../../harness/safetensors/json.js';
 
@@ -133,5 +134,18 @@ describe('grouping by a long string', () => {
       [MAX_KEY_LENGTH + 1, ['moe:load:k=1']],
     ]);
     expect(groups.map((g) => g.reason[0])).toEqual(['a', 'b']);
+  });
+});
+
+describe('the HTML report of many heat maps', () => {
+  it(`draws at most ${MAX_REPORT_CELLS} heat-map cells, then says a map is left out (2,000 failures with 64 × 64 maps overflowed the longest string: RangeError)`, () => {
+    const heatmap = Array.from({ length: 64 }, () => Array.from({ length: 64 }, () => 1));
+    const n = Math.ceil((MAX_REPORT_CELLS / 4096) * 1.2);
+    const rs: CaseResult[] = Array.from({ length: n }, (_, i) => ({ id: `moe:load:k=${i}`, status: 'fail', durationMs: 0, replay: '', failure: { message: 'm', heatmap } }));
+    const html = htmlReport(rs);
+    const cells = html.match(/<rect [^>]*><title>/g)?.length ?? 0;
+    expect(cells).toBeLessThanOrEqual(MAX_REPORT_CELLS);
+    expect(cells).toBeGreaterThan(MAX_REPORT_CELLS - 4096);
+    expect(html.match(/heat map left out/g)?.length).toBe(n - Math.floor(MAX_REPORT_CELLS / 4096));
   });
 });

@@ -18,6 +18,13 @@ const MAX_CELLS = 64;
 /** Cells are 10 to 40 px and the map at least 320 px on its longer side, so a small map is big enough to read. */
 export const cellPx = (rows: number, cols: number) => Math.max(10, Math.min(40, Math.floor(640 / Math.max(rows, cols))));
 
+/**
+ * Heat-map cells one report draws at most (about 110 bytes each, 28 MB in all): each map is
+ * pooled to 64 × 64, but a results file of 2,000 failures with such maps (16.9 MB) made an
+ * HTML string past V8's longest (RangeError). Past it, a failure says its map is left out.
+ */
+export const MAX_REPORT_CELLS = 250_000;
+
 export function htmlReport(results: readonly CaseResult[], title = 'moe-conformance report', run?: RunInfo): string {
   const COLUMNS = statusColumns(results);
   const c = countStatuses(results);
@@ -33,7 +40,8 @@ export function htmlReport(results: readonly CaseResult[], title = 'moe-conforma
       return `<tr class="${cls}"><td>${esc(r.check)}</td><td>${esc(r.model)}</td><td>${esc(r.layout)}</td><td>${esc(r.dtype)}</td><td>${esc(r.parallel)}</td>${cells}</tr>`;
     })
     .join('\n');
-  const failures = failing.map(failureSection).join('\n');
+  const heat = { left: MAX_REPORT_CELLS };
+  const failures = failing.map((r) => failureSection(r, heat)).join('\n');
   const kinds = diagnosisSummary(results);
   const facts = run ? `<table id="run">${runFacts(run).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>\n` : '';
   return `<!doctype html>
@@ -78,7 +86,7 @@ function undeclaredSection(results: readonly CaseResult[]): string {
   return `<section id="undeclared"><h2>Skipped, not declared (${countUndeclared(results)})</h2>\n${items.join('\n')}</section>`;
 }
 
-function failureSection(r: CaseResult): string {
+function failureSection(r: CaseResult, heat: { left: number }): string {
   const f = r.failure;
   const facts = [
     f?.tensor !== undefined ? `tensor:   ${f.tensor}` : '',
@@ -94,7 +102,15 @@ function failureSection(r: CaseResult): string {
   const diagnosis = (f?.diagnosis ?? []).map((d) => `<li><b>${esc(d.kind)}</b>${d.tensor ? ` <code>${esc(d.tensor)}</code>` : ''}: ${esc(d.detail)}</li>`).join('');
   return `<section class="failure"><h3>${esc(r.status)} <code>${esc(r.id)}</code></h3>
 ${diagnosis ? `<ul class="diagnosis">${diagnosis}</ul>\n` : ''}<pre>${esc(f?.message ?? '')}\n\n${esc(facts.join('\n'))}</pre>${r.stderr ? `\n<pre class="stderr">loader stderr (tail):\n${esc(r.stderr)}</pre>` : ''}
-${f?.heatmap ? heatmapSvg(f.heatmap, f.heatmapAxes, f.heatmapRows) : ''}</section>`;
+${f?.heatmap ? heatmapWithin(heat, f.heatmap, f.heatmapAxes, f.heatmapRows) : ''}</section>`;
+}
+
+/** The heat map while the report's cell budget lasts, else a line saying it is left out. */
+function heatmapWithin(heat: { left: number }, map: readonly (readonly number[])[], axes?: readonly [string, string], rowLabels?: readonly number[]): string {
+  const cells = Math.min(map.length, MAX_CELLS) * Math.min(widthOf(map), MAX_CELLS);
+  if (cells > heat.left) return `<p class="heatmap-left-out">heat map left out: this report already draws ${MAX_REPORT_CELLS} cells</p>`;
+  heat.left -= cells;
+  return heatmapSvg(map, axes, rowLabels);
 }
 
 /**
