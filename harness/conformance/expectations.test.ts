@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCaseId } from './case-id.js';
-import { Expectations, ExpectationsError } from './expectations.js';
+import { Expectations, ExpectationsError, unpadded } from './expectations.js';
 
 const text = `# known problems
 moe:load:model=gpt_oss;*          fail   # interleaved biases
@@ -70,5 +70,35 @@ describe('expectations', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('reason=/REGEX/', () => {
+  const id = parseCaseId('moe:load:model=mixtral');
+  it('refuses the flags g and y, which would make the same message match one case and not the next', () => {
+    expect(() => Expectations.parse('moe:*:* fail reason=/FP8/g', 'e.txt')).toThrow(/line 1: reason's regular expression cannot take the flags g or y .*found reason=\/FP8\/g\) \[file e\.txt\]/);
+    expect(() => Expectations.parse('moe:*:* fail reason=/FP8/iy')).toThrow(ExpectationsError);
+    const e = Expectations.parse('moe:*:* fail reason=/FP8/i');
+    for (let i = 0; i < 3; i++) expect(e.lookupFailure(id, { message: 'fp8 is not supported' })).toMatchObject({ line: 1 });
+  });
+
+  it('drops a leading or trailing .* (it never changes whether a search matches) so that /.*FP8.*/ is linear in a long message', () => {
+    expect(unpadded('.*FP8.*')).toBe('FP8');
+    expect(unpadded('.*?FP8\\s.*?')).toBe('FP8\\s');
+    expect(unpadded('a\\.*')).toBe('a\\.*'); // an escaped dot, then *: kept
+    expect(unpadded('a\\\\.*')).toBe('a\\\\'); // an escaped backslash, then .*
+    expect(unpadded('.**')).toBe('.**'); // not a .* followed by nothing: left for RegExp to refuse
+    expect(unpadded('[.*]')).toBe('[.*]');
+    // The same verdicts, padded or not, on messages that match and messages that do not.
+    const messages = ['LoaderRefused: FP8 is not supported', 'fp8', 'no', 'line one\nFP8 on line two', ''];
+    for (const [padded, flags] of [['.*FP8.*', ''], ['.*?FP8', 'i'], ['FP8.*', 'm'], ['.*', ''], ['.*^FP8.*', 'm'], ['.*x|.*FP8', 's']] as const) {
+      const bare = new RegExp(unpadded(padded), flags);
+      for (const m of messages) expect(bare.test(m), `${padded} on ${JSON.stringify(m)}`).toBe(new RegExp(padded, flags).test(m));
+    }
+    // What the line holds is the bare pattern: a megabyte message is one linear scan, not a scan from every start.
+    const e = Expectations.parse('moe:*:* fail reason=/.*FP8\\sis\\snot.*/');
+    const long = `${'x'.repeat(1 << 20)} FP8 is not supported`;
+    expect(e.lookupFailure(id, { message: long })).toMatchObject({ line: 1 });
+    expect(e.lookupFailure(id, { message: 'x'.repeat(1 << 20) })).toBeUndefined();
   });
 });

@@ -13,7 +13,7 @@
 // few broad lines:
 //   moe:*:*              fail reason=/FP8\sis\snot\ssupported/   # no FP8 yet
 //   moe:load:model=*;*   fail diagnosis=*-swapped                  # kind of failure.diagnosis
-// `reason=/REGEX/` matches the failure's message (no whitespace in it: use \s), and
+// `reason=/REGEX/` matches the failure's message (no whitespace in it: use \s; no flag g or y), and
 // `diagnosis=KIND` (with * wildcards; one that matches no kind the diagnosis gives is refused)
 // the kind of any entry of the failure's diagnosis. Such
 // a line applies only to a case that fails that way: other failures stay failures, and
@@ -64,6 +64,19 @@ export function failureMatches(c: FailureCondition, f: CaseFailure): boolean {
   return true;
 }
 
+/**
+ * The pattern without a leading or trailing `.*` (or `.*?`): a search finds a match with them
+ * exactly where it finds one without, but `.*FP8.*` tries every start and scans to the end
+ * from each: quadratic in a message that holds a loader's 64 KiB stderr tail.
+ */
+export function unpadded(source: string): string {
+  let s = source.replace(/^\.\*\??(?![*+?{])/, '');
+  const tail = /\.\*\??$/.exec(s);
+  // Not an escaped dot (an odd run of backslashes before it), and not one a quantifier follows.
+  if (tail && (/\\*$/.exec(s.slice(0, tail.index))![0].length % 2 === 0)) s = s.slice(0, tail.index);
+  return s;
+}
+
 function parseCondition(fields: readonly string[], line: number, file: string | undefined): FailureCondition | undefined {
   if (fields.length === 0) return undefined;
   const c: FailureCondition = {};
@@ -77,8 +90,10 @@ function parseCondition(fields: readonly string[], line: number, file: string | 
     } else {
       const r = /^\/(.*)\/([a-z]*)$/.exec(m[2]!);
       if (!r) throw new ExpectationsError(`line ${line}: reason takes /REGEX/`, { file, expected: 'reason=/REGEX/flags', found: f });
+      // g and y make test() start where the last match ended: the same message would match one case and not the next.
+      if (/[gy]/.test(r[2]!)) throw new ExpectationsError(`line ${line}: reason's regular expression cannot take the flags g or y (they make a match depend on the case before)`, { file, expected: 'flags among i, m, s, u', found: f });
       try {
-        c.reason = new RegExp(r[1]!, r[2]);
+        c.reason = new RegExp(unpadded(r[1]!), r[2]);
       } catch (e) {
         throw new ExpectationsError(`line ${line}: bad regular expression: ${(e as Error).message}`, { file, found: f });
       }
