@@ -43,4 +43,22 @@ describe('showValue', () => {
     expect(e.message).not.toMatch(/[\u0000-\u001f]/);
     expect(e.message).toBe('bad (found "line1\\nline2") [file "dir/\\u001b]0;title\\u0007x", tensor "w\\r\\n"]');
   });
+
+  it('escapes the C1 controls, DEL and U+2028/2029 too, which JSON.stringify leaves as they are (U+009B is a terminal\'s CSI)', async () => {
+    const { MoeConformanceError, showValue } = await import('./errors.js');
+    expect(showValue('a\u009b2Jb')).toBe('"a\\u009b2Jb"');
+    expect(showValue('x\u2028y\u2029\u007f')).toBe('"x\\u2028y\\u2029\\u007f"');
+    expect(showValue(['a\u0085', 'b\n'])).toBe('["a\\u0085","b\\n"]');
+    const e = new MoeConformanceError('bad', { tensor: 'w\u009b31m', file: 'f\u2028', found: { k: '\u009c' } });
+    expect(e.message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+    expect(e.message).toBe('bad (found {"k":"\\u009c"}) [file "f\\u2028", tensor "w\\u009b31m"]');
+  });
+
+  it('never cuts a surrogate pair in two where it clips', async () => {
+    const { MAX_SHOWN_CHARS, showValue } = await import('./errors.js');
+    const shown = showValue(`x${'\u{1F600}'.repeat(MAX_SHOWN_CHARS)}`);
+    expect(shown).toBe(`x${'\u{1F600}'.repeat((MAX_SHOWN_CHARS - 2) / 2)}… (${2 * MAX_SHOWN_CHARS + 1} characters)`);
+    // No lone surrogate: a high one not followed by a low one, or a low one not after a high one.
+    expect(shown).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+  });
 });

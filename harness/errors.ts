@@ -54,7 +54,7 @@ export class MoeConformanceError extends Error {
     const where: string[] = [];
     if (c.file !== undefined) where.push(`file ${showValue(c.file)}`);
     if (c.layer !== undefined) where.push(`layer ${c.layer}`);
-    if (c.tensor !== undefined) where.push(`tensor ${clip(JSON.stringify(c.tensor))}`);
+    if (c.tensor !== undefined) where.push(`tensor ${clip(quoted(c.tensor))}`);
     // Only what is known: a missing side is left out, never shown as "undefined".
     const sides = [c.expected !== undefined ? `expected ${showValue(c.expected)}` : '', c.found !== undefined ? `found ${showValue(c.found)}` : ''].filter(Boolean);
     const wants = sides.length ? ` (${sides.join(', ')})` : '';
@@ -65,14 +65,32 @@ export class MoeConformanceError extends Error {
 /** The most characters of one value an error shows (a tensor name, a file, an expected or found value). */
 export const MAX_SHOWN_CHARS = 300;
 
-/** At most MAX_SHOWN_CHARS characters, then how many there were: a hostile name cannot make a megabyte message. */
+/**
+ * At most MAX_SHOWN_CHARS characters, then how many there were: a hostile name cannot make a
+ * megabyte message. A surrogate pair is never cut in two (a lone half is no character).
+ */
 function clip(text: string): string {
-  return text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS)}… (${text.length} characters)` : text;
+  if (text.length <= MAX_SHOWN_CHARS) return text;
+  const cut = /[\ud800-\udbff]/.test(text[MAX_SHOWN_CHARS - 1]!) ? MAX_SHOWN_CHARS - 1 : MAX_SHOWN_CHARS;
+  return `${text.slice(0, cut)}… (${text.length} characters)`;
 }
 
 // C0 and C1 controls, DEL, and the line and paragraph separators: a value holding one (a
-// newline, an ESC that starts a terminal sequence) is shown escaped, as JSON.
+// newline, an ESC or a C1 CSI that starts a terminal sequence) is shown escaped, as JSON.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const CONTROLS = new RegExp(CONTROL.source, 'g');
+
+/**
+ * A string as a JSON string literal with every CONTROL character escaped: JSON.stringify
+ * escapes C0 controls only, and leaves DEL, the C1 controls (U+009B is CSI) and U+2028/2029 as
+ * they are.
+ */
+function quoted(text: string): string {
+  return escapeControls(JSON.stringify(text));
+}
+
+/** Every CONTROL character as a `\uXXXX` escape. */
+const escapeControls = (text: string) => text.replace(CONTROLS, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /**
  * An expected or found value as one line of text, clipped to MAX_SHOWN_CHARS: strings as they
@@ -80,7 +98,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
  * as digits).
  */
 export function showValue(v: unknown): string {
-  if (typeof v === 'string') return clip(CONTROL.test(v) ? JSON.stringify(v) : v);
+  if (typeof v === 'string') return clip(CONTROL.test(v) ? quoted(v) : v);
   // JSON has no Infinity or NaN (it would print null): those, and bigints, as their digits.
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   let text: string;
@@ -89,7 +107,7 @@ export function showValue(v: unknown): string {
   } catch {
     text = String(v);
   }
-  return clip(text);
+  return clip(escapeControls(text));
 }
 
 /** `1 rank`, `2 ranks`: a count with its noun in the right number. */
