@@ -562,7 +562,7 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   }
   if (sameShape(e.shape, f.shape)) {
     // Gate's and up's scales swapped or merged, and F8 weights requantized to a merged scale (./scale-pairs.ts).
-    const pair = scalePairFinding(name, expected, found);
+    const pair = scalePairFinding(name, expected, found, ctx.whole);
     if (pair) return [d(pair.kind, pair.detail)];
     const requantized = requantizedToScale(name, expected, found);
     if (requantized) return requantized.map((x) => d(x.kind, x.detail));

@@ -97,6 +97,22 @@ describe('gate and up scale pairs', () => {
     expect(ds[0]!.detail).toMatch(/^every entry holds 0.75, the largest input_scale of the rank's experts/);
   });
 
+  it('static input scales replaced by the layer\'s largest on an EP rank that does not hold it (the maximum over every expert, found in the whole reference)', () => {
+    const name = 'layers.0.experts.w13_input_scale';
+    const wholeRef = only(withPairs(whole('fp8-tensor').stored, name, PAIRS), ['layers.0.experts.ids', name]);
+    // EP rank 1 of 2 (linear) holds experts 2 and 3, whose largest is 0.625; the layer's is expert 1's 0.75.
+    const rank: Canonical = new Map<string, Tensor>([
+      ['layers.0.experts.ids', { dtype: 'I32', shape: [2], bytes: new Uint8Array(Int32Array.of(2, 3).buffer) }],
+      [name, { ...wholeRef.get(name)!, shape: [2, 2], bytes: encodeFloats('F32', PAIRS.slice(2).flat()) }],
+    ]);
+    const req: ParallelRequest = { ...WHOLE, epSize: 2, epRank: 1 };
+    for (const [top, what] of [[0.75, /^every entry holds 0.75, the largest input_scale of the layer's experts /], [0.625, /^every entry holds 0.625, the largest input_scale of the rank's experts/]] as const) {
+      const ds = diagnoseCanonical(rank, withPairs(rank, name, [[top, top], [top, top]]), { req, whole: wholeRef, quantized: 'fp8-static' });
+      expect(kinds(ds), String(top)).toEqual([[name, 'gate-up-scales-merged']]);
+      expect(ds[0]!.detail).toMatch(what);
+    }
+  });
+
   it('claims nothing it cannot show: another expert\'s pair, a pair of other values, a mix of swaps and merges', () => {
     const name = 'layers.0.experts.w13_scale_2';
     const expected = only(withPairs(whole('nvfp4').stored, name, PAIRS), ['layers.0.experts.ids', name]);

@@ -59,10 +59,10 @@ function mergesOf(e: Float64Array, f: Float64Array): { differ: number[]; merges:
 
 /**
  * A gate/up scale pair tensor whose differing slots all hold the pair swapped, or one value for
- * both (gate's, up's, or the larger); or whose every entry is the largest of the rank's (one
- * scale per layer). Undefined where nothing of the kind explains every differing slot.
+ * both (gate's, up's, or the larger); or whose every entry is the largest of the layer's (one
+ * scale per layer: over every expert, in `whole` where given, else over the rank's). Undefined where nothing of the kind explains every differing slot.
  */
-export function scalePairFinding(name: string, expected: Canonical, found: Canonical): PairFinding | undefined {
+export function scalePairFinding(name: string, expected: Canonical, found: Canonical, whole?: Canonical): PairFinding | undefined {
   const e = pairsOf(name, expected.get(name));
   const f = pairsOf(name, found.get(name));
   if (!e || !f || e.length !== f.length) return undefined;
@@ -84,9 +84,15 @@ export function scalePairFinding(name: string, expected: Canonical, found: Canon
     return { kind: 'gate-up-scales-merged', detail: `${at}${one(which)}, or ${max} (${which}'s is the larger in every expert that differs: these slots cannot tell the two apart)${kept}` };
   }
   if (m.merges.has('max')) return { kind: 'gate-up-scales-merged', detail: `${at}${max}${kept}` };
-  // One value in every entry of every slot: the largest of the rank's (vLLM's static input scales, one per MoE layer).
-  const top = Math.max(...e);
-  if (e.length > 2 && f.every((v) => v === top)) return { kind: 'gate-up-scales-merged', detail: `every entry holds ${top}, the largest ${what} of the rank's experts (one per layer, the maximum over experts and gate/up)${kept}` };
+  // One value in every entry of every slot: the largest of the layer's (vLLM's static input scales, one per MoE layer,
+  // the maximum over every expert: on an EP rank it may be another rank's, found in the whole reference), or of the rank's.
+  const all = pairsOf(name, whole?.get(name));
+  const tops: Array<[Float64Array | undefined, string]> = [[all, 'layer\'s experts'], [e, 'rank\'s experts']];
+  for (const [pairs, of] of tops) {
+    if (pairs === undefined || pairs.length <= 2) continue;
+    const top = pairs.reduce((a, b) => Math.max(a, b), -Infinity);
+    if (f.every((v) => v === top)) return { kind: 'gate-up-scales-merged', detail: `every entry holds ${top}, the largest ${what} of the ${of} (one per layer, the maximum over experts and gate/up)${kept}` };
+  }
   return undefined;
 }
 
