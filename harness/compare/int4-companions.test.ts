@@ -54,6 +54,9 @@ describe('INT4 zero points rewritten', () => {
     ['int4-gptq-g32', 1, /^every 4-bit zero point one more .*GPTQ v1 zeros .* converted to v2's z/],
     ['int4-gptq-v2-g32-asym', -1, /^every 4-bit zero point one less than the checkpoint's \(mod 16\): GPTQ v2 zeros \(stored z, checkpoint_format "gptq_v2"\) written in v1's z - 1/],
     ['int4-ct-g64-asym', 1, /^every 4-bit zero point one more than the checkpoint's \(mod 16\)$/],
+    // The same conventions moved the other way: a loader that takes v1 zeros for v2 and lowers them, or v2 zeros for v1 and raises them.
+    ['int4-gptq-g64-asym', -1, /^every 4-bit zero point one less than the checkpoint's \(mod 16\): GPTQ v1 zeros \(stored z - 1\) lowered once more$/],
+    ['int4-gptq-v2-g32-asym', 1, /^every 4-bit zero point one more than the checkpoint's \(mod 16\): GPTQ v2 zeros \(stored z\) raised by one$/],
   ] as const) {
     it(`${d}: zeros ${delta > 0 ? '+' : '-'}1 named, with GPTQ's conventions where the checkpoint is GPTQ`, () => {
       const { stored } = whole(d);
