@@ -42,6 +42,9 @@ describe('misreadings of quantized checkpoints', () => {
     ['fp8-modelopt', 'up-scale-for-both', 'gate-up-scales-merged'],
     ['nvfp4', 'gate-scale-for-both', 'gate-up-scales-merged'],
     ['nvfp4', 'gate-up-scales-swapped', 'gate-up-swapped'],
+    // The maximum of the two for both, the codes not requantized to it.
+    ['fp8-tensor', 'max-scale-for-both', 'gate-up-scales-merged'],
+    ['nvfp4', 'max-scale-for-both', 'gate-up-scales-merged'],
   ] as const) {
     it(`${d}: ${id} changes the dequantized weights and is diagnosed as ${kind}`, () => {
       const { scheme, stored } = rank(d);

@@ -162,16 +162,19 @@ export const MISREADINGS: readonly Misreading[] = [
       serve: (c, s, req) => dequantizeCanonical(mapSuffix(c, ['.w13_g_idx'], (t) => oneHalfForBoth(t, how === 'gate' ? 0 : 1)), s, req),
     }),
   ),
-  ...(['swapped', 'gate', 'up'] as const).map(
+  // The maximum without the codes requantized to it: where gate's (up's) is the larger in every expert, the same values as gate's (up's) for both.
+  ...(['swapped', 'gate', 'up', 'max'] as const).map(
     (how): Misreading => ({
-      id: `${how === 'swapped' ? 'gate-up-scales-swapped' : `${how}-scale-for-both`}`,
+      id: how === 'swapped' ? 'gate-up-scales-swapped' : how === 'max' ? 'max-scale-for-both' : `${how}-scale-for-both`,
       kind: how === 'swapped' ? 'gate-up-swapped' : 'gate-up-scales-merged',
       what: (s) => {
         const which = s.method === 'nvfp4' ? 'weight_scale_2' : 'weight_scale';
-        return how === 'swapped' ? `gate's and up's ${which} swapped: each half dequantized with the other's` : `${how}'s ${which} used for ${how === 'gate' ? 'up' : 'gate'} too: the ${how === 'gate' ? 'up' : 'gate'} rows dequantized with ${how}'s scale`;
+        if (how === 'swapped') return `gate's and up's ${which} swapped: each half dequantized with the other's`;
+        if (how === 'max') return `max(gate, up) of the ${which} in both entries, the codes not requantized to it: the rows of the smaller one's half dequantized with the larger scale`;
+        return `${how}'s ${which} used for ${how === 'gate' ? 'up' : 'gate'} too: the ${how === 'gate' ? 'up' : 'gate'} rows dequantized with ${how}'s scale`;
       },
       applies: pairedScales,
-      serve: (c, s, req) => dequantizeCanonical(mapPairs(c, pairSuffix(s), (g, u) => (how === 'swapped' ? [u, g] : how === 'gate' ? [g, g] : [u, u])), s, req),
+      serve: (c, s, req) => dequantizeCanonical(mapPairs(c, pairSuffix(s), (g, u) => (how === 'swapped' ? [u, g] : how === 'gate' ? [g, g] : how === 'up' ? [u, u] : [Math.max(g, u), Math.max(g, u)])), s, req),
     }),
   ),
 ];

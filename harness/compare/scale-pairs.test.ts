@@ -85,7 +85,9 @@ describe('gate and up scale pairs', () => {
     expect(requantized.find((x) => x.tensor === `${w13}_scale`)!.detail).toMatch(/^experts 0–3: max\(gate, up\) in both entries \(one weight_scale per expert\), the other half's codes requantized to it/);
     const kept = diagnoseCanonical(gateLarger, mapPairs(gateLarger, '.w13_scale', (g) => [g, g]), { req: WHOLE, quantized: 'fp8-static' });
     expect(kinds(kept)).toEqual([[`${w13}_scale`, 'gate-up-scales-merged']]);
-    expect(kept[0]!.detail).toMatch(/^experts 0–3: gate's weight_scale used for up too: the up rows' codes kept as stored/);
+    // Gate's is the larger everywhere: the maximum taken without requantizing is the same bytes, so both are said.
+    expect(kept[0]!.detail).toMatch(/^experts 0–3: gate's weight_scale used for up too, or max\(gate, up\) in both entries \(one weight_scale per expert\) without the codes requantized to it \(gate's is the larger in every expert that differs\): the up rows' codes kept as stored/);
+    expect(diagnoseCanonical(gateLarger, mapPairs(gateLarger, '.w13_scale', (g, u) => [Math.max(g, u), Math.max(g, u)]), { req: WHOLE, quantized: 'fp8-static' })).toEqual(kept);
   });
 
   it('static input scales replaced by the largest of the layer (one per MoE layer)', () => {
@@ -157,6 +159,16 @@ describe('gate and up scale pairs', () => {
     const gate = diagnoseCanonical(right, dequantizeCanonical(mapPairs(ref, '.w13_scale', (g) => [g, g]), scheme, WHOLE), ctx);
     expect(kinds(gate)).toEqual([[w13, 'gate-up-scales-merged']]);
     expect(gate[0]!.detail).not.toMatch(/requantized/);
+    // The maximum for both without requantizing the codes: named so where gate's and up's differ in which is larger; where gate's is
+    // the larger in every expert, the same values as gate's for both, and both are said.
+    const maxKept = diagnoseCanonical(right, dequantizeCanonical(mapPairs(ref, '.w13_scale', (g, u) => [Math.max(g, u), Math.max(g, u)]), scheme, WHOLE), ctx);
+    expect(maxKept).toEqual([{ tensor: w13, kind: 'gate-up-scales-merged', detail: "max(gate, up) of the weight_scale in both entries, the codes not requantized to it: the rows of the smaller one's half dequantized with the larger scale" }]);
+    const gateLarger = withPairs(stored, `${w13}_scale`, PAIRS.map(([g, u]) => [Math.max(g, u), Math.min(g, u)]));
+    const gateLargerCtx = { ...ctx, stored: { scheme, tensors: gateLarger } };
+    const gateLargerRight = dequantizeCanonical(gateLarger, scheme, WHOLE);
+    const [gateOrMax, ...none] = diagnoseCanonical(gateLargerRight, dequantizeCanonical(mapPairs(gateLarger, '.w13_scale', (g) => [g, g]), scheme, WHOLE), gateLargerCtx);
+    expect(none).toEqual([]);
+    expect(gateOrMax!.detail).toMatch(/^gate's weight_scale used for up too: .*; or, giving the same values here: max\(gate, up\) of the weight_scale in both entries, the codes not requantized to it/);
     // Up's scale within 1 % of gate's: requantizing to gate's gives back every up code, so both fit, and both are said.
     const close = withPairs(stored, `${w13}_scale`, PAIRS.map(([g]) => [g, g * 0.99]));
     const closeRight = dequantizeCanonical(close, scheme, WHOLE);

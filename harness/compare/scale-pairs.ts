@@ -77,9 +77,10 @@ export function scalePairFinding(name: string, expected: Canonical, found: Canon
   for (const which of ['gate', 'up'] as const) {
     if (!m.merges.has(which)) continue;
     if (!m.merges.has('max')) return { kind: 'gate-up-scales-merged', detail: `${at}${one(which)}${which === 'gate' && what === 'weight_scale_2' ? ' (one kept per expert, as vLLM keeps w13_weight_scale_2[:, 0])' : ''}${kept}` };
-    // Gate's (up's) is also the larger in every differing slot: an FP8 weight scale's weights may tell which (a maximum is requantized to, one kept scale is not).
+    // Gate's (up's) is also the larger in every differing slot: an FP8 weight scale's weights may tell which where they were
+    // requantized (to the maximum); codes kept as stored fit either, the maximum taken without requantizing to it.
     const w = suffixOf(name) === 'scale' ? requantizedWeights(name.slice(0, -'_scale'.length), expected, found) : undefined;
-    if (w === 'kept') return { kind: 'gate-up-scales-merged', detail: `${at}${one(which)}: the ${which === 'gate' ? 'up' : 'gate'} rows' codes kept as stored${kept}` };
+    if (w === 'kept') return { kind: 'gate-up-scales-merged', detail: `${at}${one(which)}, or ${max} without the codes requantized to it (${which}'s is the larger in every expert that differs): the ${which === 'gate' ? 'up' : 'gate'} rows' codes kept as stored${kept}` };
     if (w !== undefined) return { kind: 'gate-up-scales-merged', detail: `${at}${max}, the other half's codes requantized to it (vLLM's per-tensor FP8 MoE: one w13 scale per expert)${kept}` };
     return { kind: 'gate-up-scales-merged', detail: `${at}${one(which)}, or ${max} (${which}'s is the larger in every expert that differs: these slots cannot tell the two apart)${kept}` };
   }
