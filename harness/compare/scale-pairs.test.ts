@@ -90,6 +90,23 @@ describe('gate and up scale pairs', () => {
     expect(diagnoseCanonical(gateLarger, mapPairs(gateLarger, '.w13_scale', (g, u) => [Math.max(g, u), Math.max(g, u)]), { req: WHOLE, quantized: 'fp8-static' })).toEqual(kept);
   });
 
+  it('per-tensor FP8 codes requantized to a scale that is not max(gate, up): named as requantized to the scale the loader wrote, not to the maximum', () => {
+    const w13 = 'layers.0.experts.w13';
+    const ref = withPairs(whole('fp8-tensor').stored, `${w13}_scale`, PAIRS);
+    // Both halves of every expert requantized to twice the larger scale (codes halved, within E4M3's range).
+    const s = decodeFloats64('F32', ref.get(`${w13}_scale`)!.bytes);
+    const q = decodeFloats64('F8_E4M3', ref.get(w13)!.bytes);
+    const half = q.length / s.length;
+    const to = Array.from(s, (_, p) => 2 * Math.max(s[p]!, s[p ^ 1]!));
+    const found = new Map(ref)
+      .set(w13, { ...ref.get(w13)!, bytes: encodeFloats('F8_E4M3', Array.from(q, (v, i) => (v * s[Math.floor(i / half)]!) / to[Math.floor(i / half)]!)) })
+      .set(`${w13}_scale`, { ...ref.get(`${w13}_scale`)!, bytes: encodeFloats('F32', to) });
+    const ds = diagnoseCanonical(ref, found, { req: WHOLE, whole: ref, quantized: 'fp8-static' });
+    const w = ds.filter((x) => x.tensor === w13);
+    expect(w.map((x) => x.kind)).toEqual(['requantized']);
+    expect(w[0]!.detail).toMatch(/^experts 0–3: the gate and up halves' F8_E4M3 codes requantized to the w13_scale the loader wrote: each is the stored q · s \/ s' within one E4M3 step/);
+  });
+
   it('static input scales replaced by the largest of the layer (one per MoE layer)', () => {
     const name = 'layers.0.experts.w13_input_scale';
     const expected = only(withPairs(whole('fp8-tensor').stored, name, PAIRS), ['layers.0.experts.ids', name]);
