@@ -10,6 +10,7 @@ import { junitReport } from './junit.js';
 import { htmlReport, MAX_REPORT_CELLS } from './html.js';
 import type { CaseResult } from '../../harness/conformance/results.js';
 import { DIAGNOSIS_KINDS } from '../../harness/compare/diagnose.js';
+import { MAX_CASE_ID_LENGTH } from '../../harness/conformance/case-id.js';
 import { MAX_KEY_LENGTH } from '../../harness/safetensors/json.js';
 
 const record = (over: Record<string, unknown>) => JSON.stringify({ format: 'moe-conformance-results', version: 1, results: [{ id: 'moe:load:m=a', status: 'fail', durationMs: 1, replay: 'x', ...over }] });
@@ -56,6 +57,19 @@ describe('results files', () => {
     const dir = await readResults('/tmp').catch((e: Error) => e.message);
     expect(String(dir)).toMatch(/cannot read results.*directory/);
     expect(String(dir).match(/\[file \/tmp\]/g)).toHaveLength(1);
+  });
+
+  it('a record whose case ID is refused names the record, the file, and what was expected and found as fields', () => {
+    const e = (() => {
+      try {
+        parseResults(record({ id: `moe:load:v=${'x'.repeat(MAX_CASE_ID_LENGTH)}` }), 'r.json');
+      } catch (x) {
+        return x as ResultsFileError;
+      }
+    })();
+    expect(e).toBeInstanceOf(ResultsFileError);
+    expect(e).toMatchObject({ file: 'r.json', expected: `<= ${MAX_CASE_ID_LENGTH} characters`, found: `${MAX_CASE_ID_LENGTH + 11} characters` });
+    expect(e!.message).toBe(`record 0: case ID too long (expected <= ${MAX_CASE_ID_LENGTH} characters, found ${MAX_CASE_ID_LENGTH + 11} characters) [file r.json]`);
   });
 
   it('a record with every field reads back and is reported', () => {

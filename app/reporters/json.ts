@@ -95,7 +95,9 @@ export function parseResults(input: string | Uint8Array, file?: string): CaseRes
     try {
       parseCaseId(c.id);
     } catch (e) {
-      throw new ResultsFileError(`record ${i}: ${(e as Error).message}`, { file });
+      if (!(e instanceof MoeConformanceError)) throw e;
+      // The ID's refusal as fields (expected, found), the file and record added.
+      throw new ResultsFileError(`record ${i}: ${e.reason}`, { file, ...(e.expected !== undefined && { expected: e.expected }), ...(e.found !== undefined && { found: e.found }) });
     }
   });
   return f.results;
