@@ -5,7 +5,8 @@
 //   minute per report;
 // - a key longer than V8 hashes whole (json.ts MAX_KEY_LENGTH: longer strings hash by their
 //   length alone) is looked up by its SHA-256 instead: 3,000 undeclared-skip notes of 16,400
-//   characters took 13 s to group, all in one hash bucket.
+//   characters took 13 s to group, all in one hash bucket. Hashed as UTF-16 code units, so
+//   that keys differing only in a lone surrogate (UTF-8 writes each as U+FFFD) stay apart.
 import { createHash } from 'node:crypto';
 import { MAX_KEY_LENGTH } from '../../harness/safetensors/json.js';
 
@@ -17,7 +18,7 @@ export function groupBy<T, K>(items: Iterable<T>, keyOf: (item: T) => K): Array<
   for (const item of items) {
     const key = keyOf(item);
     const long = typeof key === 'string' && key.length > MAX_KEY_LENGTH;
-    const [map, slot]: [Map<unknown, [K, T[]]>, unknown] = long ? [byDigest, createHash('sha256').update(key).digest('base64')] : [byKey, key];
+    const [map, slot]: [Map<unknown, [K, T[]]>, unknown] = long ? [byDigest, createHash('sha256').update(key, 'utf16le').digest('base64')] : [byKey, key];
     const group = map.get(slot);
     if (group) group[1].push(item);
     else {

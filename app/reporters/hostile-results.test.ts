@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseResults, ResultsFileError } from './json.js';
 import { undeclaredGroups } from './declared.js';
+import { groupBy } from './group.js';
 import { diffResults } from './diff.js';
 import { junitReport } from './junit.js';
 import { htmlReport, MAX_REPORT_CELLS } from './html.js';
@@ -158,6 +159,14 @@ describe('grouping by a long string', () => {
       [MAX_KEY_LENGTH + 1, ['moe:load:k=1']],
     ]);
     expect(groups.map((g) => g.reason[0])).toEqual(['a', 'b']);
+  });
+});
+
+describe('groupBy', () => {
+  it('keeps apart long keys that differ only in a lone surrogate (UTF-8 would encode both as U+FFFD before hashing)', () => {
+    const long = 'k'.repeat(MAX_KEY_LENGTH + 1);
+    const keys = [`${long}\ud800`, `${long}\ud801`, `${long}\ud800`];
+    expect(groupBy(keys, (k) => k).map(([k, items]) => [k.at(-1), items.length])).toEqual([['\ud800', 2], ['\ud801', 1]]);
   });
 });
 
