@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LineSplitter, parseAnswer, parseHandshake, parseRequest, WorkerAnswerInvalid, WorkerHandshakeError, WorkerLineTooLong, WorkerRequestInvalid } from './worker-messages.js';
+import { LineSplitter, MAX_REASON_CHARS, parseAnswer, parseHandshake, parseRequest, WorkerAnswerInvalid, WorkerHandshakeError, WorkerLineTooLong, WorkerRequestInvalid } from './worker-messages.js';
 
 const tooLong = (c: { expected: string; found: string }) => new WorkerLineTooLong('line too long', c);
 
@@ -65,6 +65,12 @@ describe('parseAnswer', () => {
   it('reads ok and refusals of the request asked', () => {
     expect(parseAnswer('{"id":3,"status":"ok"}', 3)).toEqual({ id: 3, status: 'ok' });
     expect(parseAnswer('{"id":3,"status":"refused","reason":"I % T"}', 3)).toEqual({ id: 3, status: 'refused', reason: 'I % T' });
+    // A reason up to the line's megabyte is kept to its first 64 KiB (a command loader's stderr tail is as long), the rest counted.
+    const long = `no FP8\n${'x'.repeat(1 << 20)}`;
+    const refused = parseAnswer(JSON.stringify({ id: 3, status: 'refused', reason: long }), 3);
+    expect(refused).toEqual({ id: 3, status: 'refused', reason: `${long.slice(0, MAX_REASON_CHARS)}… (${long.length} characters)` });
+    const edge = 'y'.repeat(MAX_REASON_CHARS);
+    expect(parseAnswer(JSON.stringify({ id: 3, status: 'refused', reason: edge }), 3)).toEqual({ id: 3, status: 'refused', reason: edge });
   });
   it('refuses another id, a missing reason, an unknown status, and long garbage shortened', () => {
     expect(() => parseAnswer('{"id":4,"status":"ok"}', 3)).toThrow(/answered another request \(expected "id": 3, found "id": 4\)/);

@@ -161,6 +161,9 @@ export function parseHandshake(line: string): Handshake {
   return { protocol: WORKER_PROTOCOL, version: o.version, loader: { name: l.name, version: l.version }, ...(capabilities && { capabilities }) };
 }
 
+/** The most of a worker's refusal reason kept (as much as a command loader's stderr tail): the rest is counted, not kept. */
+export const MAX_REASON_CHARS = 64 * 1024;
+
 /** An answer line, which must answer request `id`. */
 export function parseAnswer(line: string, id: number): WorkerAnswer {
   const o = parseObject(line, WorkerAnswerInvalid, 'answer');
@@ -168,7 +171,8 @@ export function parseAnswer(line: string, id: number): WorkerAnswer {
   if (o.status === 'ok') return { id, status: 'ok' };
   if (o.status === 'refused') {
     if (typeof o.reason !== 'string' || !o.reason.trim()) throw new WorkerAnswerInvalid('worker refused without a reason', { expected: '"reason": "why"', found: preview(line) });
-    return { id, status: 'refused', reason: o.reason };
+    const reason = o.reason.length > MAX_REASON_CHARS ? `${o.reason.slice(0, MAX_REASON_CHARS)}… (${o.reason.length} characters)` : o.reason;
+    return { id, status: 'refused', reason };
   }
   throw new WorkerAnswerInvalid('worker answer has no valid status', { expected: '"status": "ok" | "refused"', found: preview(line) });
 }
