@@ -21,7 +21,6 @@ import {
   TensorMissingFromShard,
   TensorNotIndexed,
   TotalSizeMismatch,
-  UnreferencedShard,
   UnsafeShardPath,
 } from './errors.js';
 
@@ -127,6 +126,30 @@ describe('CheckpointDir', () => {
     await c.close();
   });
 
+  // transformers and vLLM's default loader read only the files the index names; Mistral's
+  // repos ship consolidated.safetensors (Mistral-native names) beside the HF shards.
+  it('with an index, a .safetensors file the index does not name is ignored and listed', async () => {
+    const dir = await sharded({
+      'consolidated.safetensors': shard([['a', u8(9, 9)], ['z', u8(7)]]),
+      'model.safetensors': shard([]),
+    });
+    const c = await CheckpointDir.open(dir);
+    expect(c.files).toEqual([S1, S2]);
+    expect(c.ignored).toEqual(['consolidated.safetensors', 'model.safetensors']);
+    expect(c.tensorNames()).toEqual(['a', 'b', 'c']);
+    expect([...(await c.read('a')).bytes]).toEqual([1, 2]);
+    await c.close();
+  });
+
+  it('without an index every *.safetensors file is read, and none is ignored', async () => {
+    const dir = await folder({ 'config.json': CONFIG, 'x.safetensors': shard([['a', u8(1)]]), 'y.safetensors': shard([['b', u8(2)]]) });
+    const c = await CheckpointDir.open(dir);
+    expect(c.files).toEqual(['x.safetensors', 'y.safetensors']);
+    expect(c.ignored).toEqual([]);
+    expect(c.tensorNames()).toEqual(['a', 'b']);
+    await c.close();
+  });
+
   const REFUSALS: Array<[string, () => Promise<string>, new (...a: never[]) => Error]> = [
     ['index names a missing shard', () => sharded({ 'model.safetensors.index.json': index(`${GOOD_MAP}, "d": "model-00003-of-00003.safetensors"`) }), MissingShard],
     ['shard path with ..', () => sharded({ 'model.safetensors.index.json': index(`${GOOD_MAP}, "d": "../x.safetensors"`) }), UnsafeShardPath],
@@ -146,7 +169,6 @@ describe('CheckpointDir', () => {
     ['weight_map value not a string', () => sharded({ 'model.safetensors.index.json': index(`${GOOD_MAP}, "d": 1`) }), InvalidIndex],
     ['index not JSON', () => sharded({ 'model.safetensors.index.json': '{"weight_map": {' }), InvalidIndex],
     ['index an array', () => sharded({ 'model.safetensors.index.json': '[]' }), InvalidIndex],
-    ['unreferenced extra shard', () => sharded({ 'model.safetensors': shard([]) }), UnreferencedShard],
     ['same tensor in two files without an index', () => folder({ 'config.json': CONFIG, 'x.safetensors': shard([['a', u8(1)]]), 'y.safetensors': shard([['a', u8(1)]]) }), DuplicateTensor],
     ['no weights at all', () => folder({ 'config.json': CONFIG }), NoWeights],
     ['no config.json', () => folder({ 'model.safetensors': shard([]) }), ConfigError],
@@ -183,6 +205,14 @@ describe('CheckpointDir: an entry that is not a regular file is refused, saying 
     return dir;
   }
   const single = (over: Record<string, string | Uint8Array> = {}) => folder({ 'config.json': CONFIG, 'model.safetensors': shard([['a', u8(1)]]), ...over });
+
+  it('an unindexed file beside an index is never opened: a corrupt one or a FIFO is ignored', QUICK, async () => {
+    const dir = await sharded({ 'stale.safetensors': Uint8Array.from([1, 2, 3]) });
+    mkfifo(join(dir, 'pipe.safetensors'));
+    const c = await CheckpointDir.open(dir);
+    expect(c.ignored).toEqual(['pipe.safetensors', 'stale.safetensors']);
+    await c.close();
+  });
 
   it('config.json a FIFO: ConfigError', QUICK, async () => {
     const dir = await withFifo('config.json');

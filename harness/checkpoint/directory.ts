@@ -3,9 +3,13 @@
 // Opening validates every shard's header and that shards and index agree exactly; after
 // that, tensors are read by byte range from whichever shard holds them.
 //
-// An extra *.safetensors file that the index does not name is refused (UnreferencedShard).
-// transformers ignores such files when loading, but a conformance check should not: it is
-// usually a stale shard of an earlier save, and another loader may well pick it up.
+// With an index, a *.safetensors file that the index does not name is ignored, never opened,
+// as transformers and vLLM's default loader do; it is listed in `ignored` so that a report can
+// say so. Real repositories hold such files: Mistral's ship `consolidated.safetensors`
+// (Mistral-native names) beside the HF shards, quantized ones at times a stray
+// `model.safetensors`. A loader that globs `*.safetensors` loads them too (vLLM issue #40765,
+// mlx-vlm PR #1464 / issue #1329).
+// Without an index every *.safetensors file is read.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Tensor } from '../tensor.js';
@@ -23,7 +27,6 @@ import {
   TensorMissingFromShard,
   TensorNotIndexed,
   TotalSizeMismatch,
-  UnreferencedShard,
   UnsafeShardPath,
 } from './errors.js';
 
@@ -39,6 +42,8 @@ export class CheckpointDir {
     readonly config: ModelConfig,
     /** Shard file names (relative to `dir`), sorted. */
     readonly files: string[],
+    /** *.safetensors file names beside an index that it does not name (never opened), sorted. */
+    readonly ignored: string[],
     private readonly shards: Map<string, SafetensorsFile>,
     private readonly where: Map<string, SafetensorsFile>,
   ) {}
@@ -55,13 +60,15 @@ export class CheckpointDir {
     if (index && files.length === 0) throw new NoWeights('the index lists no tensors (its weight_map is empty)', { file: index.file, expected: 'at least one tensor', found: '0 tensors' });
     if (files.length === 0) throw new NoWeights('no *.safetensors file and no index', { file: dir });
     if (index) checkShardNames(dir, files, weightFiles);
+    const indexed = new Set(files);
+    const ignored = weightFiles.filter((n) => !indexed.has(n));
 
     const shards = new Map<string, SafetensorsFile>();
     try {
       for (const name of files) shards.set(name, await SafetensorsFile.open(join(dir, name)));
       const where = locate(shards);
       if (index) checkIndex(dir, index, shards, where);
-      return new CheckpointDir(dir, config, files, shards, where);
+      return new CheckpointDir(dir, config, files, ignored, shards, where);
     } catch (e) {
       await Promise.all([...shards.values()].map((s) => s.close()));
       throw e;
@@ -109,19 +116,15 @@ async function readIndex(file: string): Promise<Index> {
   return parseIndex(await readBoundedFileAs(file, INDEX_MAX_BYTES, InvalidIndex), file);
 }
 
-/** A shard name must be a plain file name in the folder, ending in .safetensors. Linear in the names (sets, not lists: a folder of many files cannot make it hang). */
+/** A shard name must be a plain file name in the folder, ending in .safetensors. Linear in the names (a set, not a list: a folder of many files cannot make it hang). */
 function checkShardNames(dir: string, named: string[], presentNames: string[]): void {
   const present = new Set(presentNames);
-  const indexed = new Set(named);
   for (const name of named) {
     if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name) || /^[A-Za-z]:/.test(name)) {
       throw new UnsafeShardPath('shard path leaves the folder or is not a plain file name', { file: join(dir, INDEX_FILE), found: name });
     }
     if (!name.endsWith('.safetensors')) throw new BadShardName('shard name does not end in .safetensors', { file: join(dir, INDEX_FILE), found: name });
     if (!present.has(name)) throw new MissingShard('index names a shard that is not in the folder', { file: join(dir, name) });
-  }
-  for (const name of presentNames) {
-    if (!indexed.has(name)) throw new UnreferencedShard('a .safetensors file the index does not name', { file: join(dir, name) });
   }
 }
 

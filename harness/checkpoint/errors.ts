@@ -16,8 +16,6 @@ export class UnsafeShardPath extends CheckpointError {}
 export class BadShardName extends CheckpointError {}
 /** The index names a shard that is not in the folder. */
 export class MissingShard extends CheckpointError {}
-/** A `*.safetensors` file in an indexed folder that the index never names. */
-export class UnreferencedShard extends CheckpointError {}
 /** One tensor name stored in two files. */
 export class DuplicateTensor extends CheckpointError {}
 /** The index maps a tensor to a shard whose header does not hold it. */

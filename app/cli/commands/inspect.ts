@@ -32,6 +32,7 @@ export async function run(argv: string[]): Promise<number> {
     out.push(`model_type: ${dir.config.modelType}`);
     out.push(`dtypes:     ${[...dtypes].map(([d, n]) => `${d} (${plural(n, 'tensor')})`).join(', ')}`);
     out.push(`files:      ${dir.files.join(', ')}`);
+    if (dir.ignored.length > 0) out.push(`ignored:    ${dir.ignored.join(', ')} (not in the index)`);
     const found = detect(dir);
     const d = found.dims;
     out.push(

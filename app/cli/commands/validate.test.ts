@@ -85,6 +85,15 @@ describe('validate: messages a person can act on', () => {
     expect(r.err).not.toContain('undefined');
   });
 
+  it('a .safetensors file the index does not name is ignored, as transformers does, and said so', async () => {
+    const m = await copyOf('consolidated');
+    await writeFile(join(m, 'consolidated.safetensors'), Uint8Array.from([1, 2, 3]));
+    const r = await capture(run, [m]);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(`ok ${m}\n${m}: ignored: consolidated.safetensors (not in the index)\n`);
+    expect(r.err).toBe('');
+  });
+
   it('config.json given as a safetensors file: says it is not one, and what it looks like', async () => {
     const r = await capture(run, [join(GOLDEN, 'mixtral-f32/original/config.json')]);
     expect(r.code).toBe(1);

@@ -1,7 +1,9 @@
 // moe-conformance validate PATH...: every safetensors file, and every model folder (its
 // config.json, index and each shard), checked against all the format rules. One line per
-// input: `ok PATH` on stdout, or `PATH: ErrorClass: message` on stderr. Exit 0 when all are
-// valid, 1 when any is not, 2 for a usage error.
+// input: `ok PATH` on stdout, or `PATH: ErrorClass: message` on stderr; after `ok`, one
+// `PATH: ignored: NAME (not in the index)` line per *.safetensors file beside an index that
+// it does not name (never read, as transformers does). Exit 0 when all are valid, 1 when any
+// is not, 2 for a usage error.
 import { stat } from 'node:fs/promises';
 import { startCommand, type CommandDef } from '../options.js';
 import { MoeConformanceError } from '../../../harness/errors.js';
@@ -13,7 +15,9 @@ const DEF: CommandDef = {
   synopsis: ['PATH...'],
   description: `Checks each PATH: a .safetensors file, or a model folder (config.json plus model.safetensors
 or shards with model.safetensors.index.json). Prints "ok PATH" for each valid input and
-"PATH: ErrorClass: message" for each invalid one. Exit 0 if all are valid, 1 otherwise.`,
+"PATH: ErrorClass: message" for each invalid one. A .safetensors file beside an index that the
+index does not name is not read (as transformers does): "PATH: ignored: NAME (not in the index)".
+Exit 0 if all are valid, 1 otherwise.`,
   options: {},
   positionals: { name: 'file or folder to validate', min: 1, max: Infinity },
 };
@@ -26,8 +30,9 @@ export async function run(argv: string[]): Promise<number> {
   let failures = 0;
   for (const path of positionals) {
     try {
-      await validate(path);
+      const ignored = await validate(path);
       process.stdout.write(`ok ${path}\n`);
+      for (const name of ignored) process.stdout.write(`${path}: ignored: ${oneLine(name)} (not in the index)\n`);
     } catch (e) {
       if (!(e instanceof MoeConformanceError)) throw e;
       failures++;
@@ -37,13 +42,15 @@ export async function run(argv: string[]): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
-async function validate(path: string): Promise<void> {
+/** Validates one input; returns the file names it did not read (beside an index that does not name them). */
+async function validate(path: string): Promise<string[]> {
   const isDir = await stat(path).then(
     (s) => s.isDirectory(),
     () => false, // let the file open below report what is wrong with the path
   );
   const opened = isDir ? await CheckpointDir.open(path) : await SafetensorsFile.open(path);
   await opened.close();
+  return opened instanceof CheckpointDir ? opened.ignored : [];
 }
 
 /** Names and found values may hold line breaks; the report keeps one line per input. */
