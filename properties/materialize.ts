@@ -18,7 +18,9 @@ import { fp8Scheme, quantizationConfig, type QuantScheme } from '../harness/quan
 import { decodeFloats64, encodeFloats } from '../harness/safetensors/codecs.js';
 import { QUANT_DTYPES } from '../harness/quant/formats/index.js';
 import { storedTensors, writeMoeCheckpoint } from '../harness/writer/write-checkpoint.js';
-import { CaseSpecError, type Breakage, type CaseSpec, type CheckpointSpec, type DtypeName, type Layout, type ModelSpec, type QuantDtypeName, type ShardSpec } from './spec.js';
+import { writeSafetensors } from '../harness/safetensors/write.js';
+import { INDEX_FILE } from '../harness/checkpoint/directory.js';
+import { CaseSpecError, shardText, type Breakage, type CaseSpec, type CheckpointSpec, type DtypeName, type Layout, type ModelSpec, type QuantDtypeName, type ShardSpec } from './spec.js';
 import { checkRequest } from '../harness/canonical/cut.js';
 import { InvalidParallelRequest } from '../harness/canonical/errors.js';
 
@@ -56,6 +58,10 @@ export function checkSpec(spec: CaseSpec): void {
   } catch (e) {
     throw new CaseSpecError(`no ${model.modelType} checkpoint can be made with these sizes: ${(e as Error).message}`);
   }
+  const { shards, decoy } = spec.checkpoint;
+  if (decoy && (spec.kind !== 'load' || shards.kind !== 'scatter' || shards.files < 2)) {
+    throw new CaseSpecError('decoy files are written beside an index, for loads: decoy=1 needs a load case with shards=scatter-N, N ≥ 2', { expected: 'moe:load:...;shards=scatter-N;decoy=1', found: `${spec.kind} case with shards=${shardText(shards)}` });
+  }
   if (spec.kind !== 'load' && spec.kind !== 'layout') return;
   const { tp, ep, placement } = spec.parallel;
   try {
@@ -73,14 +79,30 @@ export interface Generated {
   canonical: Canonical;
   /** The quantization scheme (variant) the weights are drawn and stored in. */
   scheme?: QuantScheme;
+  /** The decoy files written beside the index (spec.decoy). */
+  decoy?: { files: readonly string[] };
 }
+
+/**
+ * The decoys of a `decoy=1` case, beside `model-0000k-of-0000N.safetensors` and the index:
+ * Mistral's `consolidated.safetensors` (its repositories ship it beside the HF shards) sorts
+ * before the shards, a stray `model.safetensors` (as quantized repositories hold beside the
+ * bf16 shards) after them, so a globbing loader reads a decoy last or first, whichever file wins.
+ * Both hold the same tensors (see writeDecoys).
+ */
+export const DECOY_FILES = ['consolidated.safetensors', 'model.safetensors'] as const;
 
 /** Writes config.json into `dir` (which must exist) and generates the weights. */
 export async function generate(spec: CheckpointSpec, seed: number, dir: string): Promise<Generated> {
   await writeFile(join(dir, 'config.json'), JSON.stringify(configFor(spec.model, spec.dtype), null, 2));
   const config = await ModelConfig.read(dir);
   const { dims, scheme } = moeLayoutsOf(config, DTYPES[spec.dtype].scheme);
-  return { config, dims, ...(scheme ? { scheme, canonical: randomQuantizedCanonical(dims, scheme, seed) } : { canonical: randomCanonical(dims, DTYPES[spec.dtype].dtype, seed) }) };
+  return { config, dims, ...(scheme && { scheme }), canonical: drawWeights(spec.dtype, dims, scheme, seed) };
+}
+
+/** Whole canonical weights of the model, drawn from `seed`: quantized in `scheme` where there is one. */
+function drawWeights(dtype: DtypeName, dims: MoeDims, scheme: QuantScheme | undefined, seed: number): Canonical {
+  return scheme ? randomQuantizedCanonical(dims, scheme, seed) : randomCanonical(dims, DTYPES[dtype].dtype, seed);
 }
 
 /** Writes a valid checkpoint in `layout` (default the spec's) into the empty folder `dir`. */
@@ -89,7 +111,22 @@ export async function writeCheckpoint(spec: CheckpointSpec, seed: number, dir: s
   const keys = [...storedTensors({ config: g.config, layout, canonical: g.canonical, scheme: g.scheme }).keys()];
   const { plan, order } = shardPlan(spec.shards, keys, seed);
   await writeMoeCheckpoint(dir, { config: g.config, layout, canonical: g.canonical, scheme: g.scheme, plan, order });
-  return g;
+  return spec.decoy ? { ...g, decoy: await writeDecoys(dir, spec.dtype, g, layout, seed) } : g;
+}
+
+/**
+ * Writes DECOY_FILES beside the index: every stored tensor of the checkpoint, same names,
+ * dtypes and shapes, with the values of another draw of the weights (seed ^ 0xdec0). The
+ * index names none of them, so a loader that honours it never reads them (spec §2).
+ */
+async function writeDecoys(dir: string, dtype: DtypeName, g: Generated, layout: Layout, seed: number): Promise<NonNullable<Generated['decoy']>> {
+  const indexed = await stat(join(dir, INDEX_FILE)).then(() => true, () => false);
+  if (!indexed) throw new MaterializeError('decoy files need an index beside them', { file: join(dir, INDEX_FILE), expected: 'an index (a checkpoint of several shards)', found: 'none' });
+  const decoySeed = (seed ^ 0xdec0) >>> 0;
+  const canonical = drawWeights(dtype, g.dims, g.scheme, decoySeed);
+  const stored = storedTensors({ config: g.config, layout, canonical, scheme: g.scheme });
+  for (const name of DECOY_FILES) await writeSafetensors(join(dir, name), stored, { format: 'pt' });
+  return { files: DECOY_FILES };
 }
 
 function shardPlan(s: ShardSpec, keys: string[], seed: number): { plan?: ShardPlan; order?: (k: string[]) => string[] } {

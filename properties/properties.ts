@@ -7,11 +7,13 @@
 //   layout  original and fused saves of the same weights load to the same bytes
 //   refuse  a broken checkpoint is refused (exiting 0 with tensors is the worst failure)
 //   request an invalid request (I % T != 0, P > E, rank out of range) is refused
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isReasonedRefusal, LoaderCrashed, LoaderOutputInvalid, LoaderRefused, LoaderTimedOut, loaderStderr } from '../harness/protocol/command-loader.js';
 import { failureOf, type CaseFailure, type CaseOutcome } from '../harness/conformance/results.js';
 import type { Diagnosis } from '../harness/compare/diagnose.js';
+import { unindexedFileRead } from '../harness/compare/unindexed-file.js';
+import type { QuantGeometry } from '../harness/layouts/ops.js';
 import { MoeConformanceError } from '../harness/errors.js';
 import { semanticsOf } from '../harness/quant/layout.js';
 import { referenceLoader } from '../harness/loader/load.js';
@@ -280,7 +282,7 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
     const want = inFormOf(stored, tensors, quant, req);
     ctx.references.push([`rank-tp${req.tpRank}-ep${req.epRank}`, want]);
     const d = notingSlot(diffCanonical(want, tensors, `${rankName(req)}${note}`, { req, whole: inFormOf(whole, tensors, quant, WHOLE), ...(quant && { quantized: quant.method, stored: { scheme: quant, tensors: stored } }) }), want, tensors, (t, slot) => slotOrigin(r, t, slot));
-    if (d) return fail({ ...d, rank: rankName(req), layout });
+    if (d) return fail({ ...(g.decoy ? await decoyDiagnosis(d, want, tensors, dir, g.decoy.files, req, ctx, quant) : d), rank: rankName(req), layout });
   }
   // The ranks together hold every weight once: rebuilt, they are the whole checkpoint.
   let rebuilt: Canonical;
@@ -324,6 +326,24 @@ async function checkLoad(g: Generated, dir: string, p: ParallelSpec, target: Tar
   const twice = diffCanonical(raw[0]!.tensors, again, `${rankName(raw[0]!.req)}: first load (expected) vs second load (found)`);
   if (twice) return fail({ ...twice, rank: rankName(raw[0]!.req), layout });
   return warned ? { status: 'warn', note: warned } : { status: 'pass' };
+}
+
+/**
+ * A rank of a decoy case (spec.decoy) that differs from the reference: where its tensors are
+ * those of the decoy files the index does not name, the diagnosis says so
+ * (`unindexed-file-read`, first, in place of what the search found for those tensors). The
+ * decoy's rank is what the reference loads from a folder of config.json and one decoy file.
+ */
+async function decoyDiagnosis(f: CaseFailure, want: Canonical, found: Canonical, dir: string, files: readonly string[], req: ParallelRequest, ctx: CaseContext, quant: QuantGeometry | undefined): Promise<CaseFailure> {
+  const { dir: view } = await ctx.store.checkpoint(`decoy-view|${dir}`, async (v) => {
+    await symlink(join(dir, 'config.json'), join(v, 'config.json'));
+    await symlink(join(dir, files[0]!), join(v, 'model.safetensors'));
+  });
+  const decoy = inFormOf(await ctx.reference.load(view, req), found, quant, req);
+  const read = unindexedFileRead(want, found, decoy, files);
+  if (read.length === 0) return f;
+  const explained = new Set(read.map((x) => x.tensor));
+  return { ...f, diagnosis: [...read, ...(f.diagnosis ?? []).filter((x) => !explained.has(x.tensor))] };
 }
 
 /**

@@ -39,6 +39,14 @@ export interface CheckpointSpec {
   layout: Layout;
   dtype: DtypeName;
   shards: ShardSpec;
+  /**
+   * Beside the indexed shards, `.safetensors` files the index does not name, holding every
+   * tensor of the checkpoint under the same names with other values (materialize.ts
+   * DECOY_FILES): a loader that reads only the files the index names, as transformers does,
+   * loads the checkpoint; one that globs `*.safetensors` loads the decoy. `decoy=1` in the
+   * case ID; drawn only by the suite's decoy property, for loads of an indexed checkpoint.
+   */
+  decoy?: true;
 }
 
 export interface ParallelSpec {
@@ -91,6 +99,7 @@ export function specId(spec: CaseSpec): CaseId {
     tg: m.topkGroups,
     layers: m.layers,
     shards: shardText(c.shards),
+    ...(c.decoy && { decoy: 1 }),
   };
   switch (spec.kind) {
     case 'load':
@@ -148,6 +157,7 @@ export function parseSpec(text: string): CaseSpec {
     layout: id.test === 'layout' ? (oneOf('layout', ['both']), 'original') : oneOf('layout', LAYOUTS),
     dtype: oneOf('dtype', [...DTYPE_NAMES, ...QUANT_DTYPE_NAMES]),
     shards: parseShards(get('shards')),
+    ...(param(id, 'decoy') !== undefined && { decoy: (oneOf('decoy', ['1']), true as const) }),
   };
   const parallel = (): ParallelSpec => ({ tp: int('tp'), ep: int('ep'), placement: oneOf('placement', ['linear', 'round_robin'] as const) });
   let spec: CaseSpec;

@@ -13,7 +13,7 @@ import type { CaseFailure, CaseOutcome } from '../harness/conformance/results.js
 import { describeDiagnosis } from '../harness/compare/diagnose.js';
 import type { Canonical, Loader, ParallelRequest } from '../harness/tensor.js';
 import type { MoeBackend } from '../kernels/backend.js';
-import { caseArb } from './arbitraries/cases.js';
+import { caseArb, decoyCaseArb } from './arbitraries/cases.js';
 import { ALL_MODEL_TYPES } from './arbitraries/models.js';
 import { checkCase, type PropertyContext, type Target } from './properties.js';
 import { coverageSpecs } from './suite.js';
@@ -113,6 +113,8 @@ export function suiteProperties(opts: SuiteOptions): SuiteProperty[] {
       const routerRefusal = fc.sample(arb.filter((s) => s.kind === 'refuse'), { seed, numRuns: 1 });
       return { title: `quantized checkpoints, ${f.label}: every rank loads bit-exact, reassembles and computes the unsharded forward; layouts agree`, arb, numRuns: n, examples: routerRefusal };
     }),
+    // Last, so that every property above runs as it did before it was added (spec §2: a file the index does not name is not read).
+    { title: 'a .safetensors file beside the index that the index does not name is not read (decoy=1)', arb: decoyCaseArb({ ...filter, modelTypes: types }), numRuns: n },
   ];
   return properties.map((p) => ({ ...p, seedOffset: caseHash(p.title) }));
 }

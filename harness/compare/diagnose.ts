@@ -74,6 +74,8 @@ export const DIAGNOSIS_KINDS = [
   'zero-point-off-by-one',
   /** INT4 activation-order group indices (g_idx) not applied as stored: ignored (consecutive groups), or cut or rebased wrongly (./misreadings.ts, ./int4-companions.ts). */
   'group-index-misapplied',
+  /** The tensor of a `.safetensors` file beside the index that the index does not name (a loader that globs *.safetensors): ./unindexed-file.ts. */
+  'unindexed-file-read',
   /** Gate's and up's per-projection scales (per-tensor FP8 weight_scale, NVFP4 weight_scale_2, input_scale) merged into one: gate's, up's or their maximum in both entries (./scale-pairs.ts). */
   'gate-up-scales-merged',
   'unknown',

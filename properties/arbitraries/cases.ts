@@ -48,3 +48,17 @@ export function caseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {
   if (kinds.length === 0) throw new CaseSpecError('no kind of case is left to generate', { expected: 'load, refuse or request (layout needs both layouts)', found: f.kinds });
   return fc.oneof(...kinds.map((k) => byKind[k]));
 }
+
+/**
+ * Loads of an indexed checkpoint with decoy files beside the index that it does not name
+ * (spec.decoy, materialize.ts DECOY_FILES): the loads of caseArb, their shards scattered over
+ * files (two where the draw had another plan) so that there is an index. Drawn only by the
+ * suite's own decoy property: the other properties' draws stay as they were.
+ */
+export function decoyCaseArb(f: CaseFilter = {}): fc.Arbitrary<CaseSpec> {
+  return caseArb({ ...f, kinds: ['load'] }).map((s): CaseSpec => {
+    const c = s.checkpoint;
+    const shards = c.shards.kind === 'scatter' && c.shards.files >= 2 ? c.shards : { kind: 'scatter' as const, files: 2 };
+    return { ...s, checkpoint: { ...c, shards, decoy: true } };
+  });
+}

@@ -24,6 +24,11 @@ import { schemeOf } from '../../harness/quant/scheme.js';
 import { MISREADINGS, requantizedToMaxScale } from '../../harness/compare/misreadings.js';
 import type { QuantScheme } from '../../harness/quant/scheme.js';
 import { int32s, int32Tensor, permuteRows, pickSlots, selectRows, transposeSquare } from './tensor-ops.js';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SafetensorsFile } from '../../harness/safetensors/read.js';
+import { writeSafetensors } from '../../harness/safetensors/write.js';
 
 export interface Mutant {
   name: string;
@@ -426,7 +431,38 @@ const MORE_LOADER_MUTANTS: readonly Mutant[] = [
       return selectRows(w, Array.from({ length: 2 * half }, (_, i) => (i < half ? rows(i) : wholeHalf + rows(i - half))).map((r) => [r, r + 1] as const), true);
     });
   }),
+  mutant(
+    'safetensors-globbed',
+    'every *.safetensors file of the folder read in name order, a later file\'s tensor replacing an earlier one\'s, not only the files the index names (vLLM issue #40765: runai_streamer loads both Ministral consolidated and HF sharded safetensors; mlx-vlm issue #1329)',
+    async (dir, req) => {
+      const c = await CheckpointDir.open(dir);
+      const ignored = c.ignored;
+      await c.close();
+      return ignored.length === 0 ? load(dir, req) : globbed(dir, req);
+    },
+  ),
 ];
+
+/** What a loader that globs *.safetensors loads: every file's tensors merged in name order (the last file wins), cut by the reference. */
+async function globbed(dir: string, req: ParallelRequest): Promise<Canonical> {
+  const view = await mkdtemp(join(tmpdir(), 'moe-globbed-'));
+  try {
+    const merged = new Map<string, Tensor>();
+    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.safetensors')).sort()) {
+      const f = await SafetensorsFile.open(join(dir, name));
+      try {
+        for (const t of f.tensors.keys()) merged.set(t, await f.readTensor(t));
+      } finally {
+        await f.close();
+      }
+    }
+    await copyFile(join(dir, 'config.json'), join(view, 'config.json'));
+    await writeSafetensors(join(view, 'model.safetensors'), merged);
+    return await referenceLoader.load(view, req);
+  } finally {
+    await rm(view, { recursive: true, force: true });
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // Kernel-side mutants: the weights load right, the forward routes wrong. Each routing is
@@ -542,6 +578,7 @@ const DIAGNOSIS: Record<string, DiagnosisKind> = {
   'fp8-w13-requantized-to-max-scale': 'requantized',
   'int4-group-size-assumed-128': 'group-size-mismatch',
   'nvfp4-scale-2-applied-twice': 'global-scale-applied-twice',
+  'safetensors-globbed': 'unindexed-file-read',
 };
 
 /** Mutants the default suite cannot reach in its few cases per property. */
