@@ -106,7 +106,7 @@ describe('checkCase on the decoy case', () => {
     expect(o.status).toBe('fail');
     if (o.status !== 'fail') return;
     const d = o.failure.diagnosis!;
-    expect(d[0]).toMatchObject({ kind: 'unindexed-file-read', detail: expect.stringContaining('consolidated.safetensors and model.safetensors, which the index does not name') });
+    expect(d[0]).toMatchObject({ kind: 'unindexed-file-read', detail: expect.stringContaining('consolidated.safetensors and model-stale.safetensors, which the index does not name') });
     expect(d.some((x) => x.kind === 'unknown')).toBe(false);
     expect(globbing.diagnosis).toBe('unindexed-file-read');
   });

@@ -86,11 +86,12 @@ export interface Generated {
 /**
  * The decoys of a `decoy=1` case, beside `model-0000k-of-0000N.safetensors` and the index:
  * Mistral's `consolidated.safetensors` (its repositories ship it beside the HF shards) sorts
- * before the shards, a stray `model.safetensors` (as quantized repositories hold beside the
- * bf16 shards) after them, so a globbing loader reads a decoy last or first, whichever file wins.
- * Both hold the same tensors (see writeDecoys).
+ * before the shards, `model-stale.safetensors` (a stale shard of an earlier save) after them,
+ * so a globbing loader reads a decoy last or first, whichever file wins. Both hold the same
+ * tensors (see writeDecoys). Never `model.safetensors`: transformers reads that one instead of
+ * the index, so a checkpoint holding both is refused as ambiguous (spec §2), not a decoy.
  */
-export const DECOY_FILES = ['consolidated.safetensors', 'model.safetensors'] as const;
+export const DECOY_FILES = ['consolidated.safetensors', 'model-stale.safetensors'] as const;
 
 /** Writes config.json into `dir` (which must exist) and generates the weights. */
 export async function generate(spec: CheckpointSpec, seed: number, dir: string): Promise<Generated> {

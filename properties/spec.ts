@@ -42,7 +42,7 @@ export interface CheckpointSpec {
   /**
    * Beside the indexed shards, `.safetensors` files the index does not name, holding every
    * tensor of the checkpoint under the same names with other values (materialize.ts
-   * DECOY_FILES): a loader that reads only the files the index names, as transformers does,
+   * DECOY_FILES): a loader that reads only the files the index names, as transformers and vLLM do,
    * loads the checkpoint; one that globs `*.safetensors` loads the decoy. `decoy=1` in the
    * case ID; drawn only by the suite's decoy property, for loads of an indexed checkpoint.
    */

@@ -11,6 +11,7 @@ import { serializeSafetensors } from '../safetensors/write.js';
 import type { Tensor } from '../tensor.js';
 import { CheckpointDir } from './directory.js';
 import {
+  AmbiguousCheckpoint,
   BadShardName,
   ConfigError,
   DuplicateIndexKey,
@@ -131,13 +132,27 @@ describe('CheckpointDir', () => {
   it('with an index, a .safetensors file the index does not name is ignored and listed', async () => {
     const dir = await sharded({
       'consolidated.safetensors': shard([['a', u8(9, 9)], ['z', u8(7)]]),
-      'model.safetensors': shard([]),
+      'model-stale.safetensors': shard([]),
     });
     const c = await CheckpointDir.open(dir);
     expect(c.files).toEqual([S1, S2]);
-    expect(c.ignored).toEqual(['consolidated.safetensors', 'model.safetensors']);
+    expect(c.ignored).toEqual(['consolidated.safetensors', 'model-stale.safetensors']);
     expect(c.tensorNames()).toEqual(['a', 'b', 'c']);
     expect([...(await c.read('a')).bytes]).toEqual([1, 2]);
+    await c.close();
+  });
+
+  // transformers 5.17 reads model.safetensors whenever it exists (the index only without it);
+  // vLLM and mlx-vlm read the files the index names: neither reading is the checkpoint's.
+  it('an index beside a model.safetensors it does not name is refused as ambiguous, naming both', async () => {
+    const e = await refusal(sharded({ 'model.safetensors': shard([['a', u8(9, 9)]]) }));
+    expect(e).toBeInstanceOf(AmbiguousCheckpoint);
+    expect(e).toMatchObject({ found: 'both', expected: 'model.safetensors or model.safetensors.index.json, or an index that names model.safetensors' });
+    expect((e as Error).message).toMatch(/transformers reads model\.safetensors, vLLM and others the files the index names .*\[file .*model\.safetensors\]$/);
+    // An index that names model.safetensors itself is no ambiguity.
+    const dir = await folder({ 'config.json': CONFIG, 'model.safetensors': shard([['a', u8(1)]]), 'model.safetensors.index.json': index('"a": "model.safetensors"', 1) });
+    const c = await CheckpointDir.open(dir);
+    expect(c.files).toEqual(['model.safetensors']);
     await c.close();
   });
 

@@ -9,6 +9,8 @@
 // (Mistral-native names) beside the HF shards, quantized ones at times a stray
 // `model.safetensors`. A loader that globs `*.safetensors` loads them too (vLLM issue #40765,
 // mlx-vlm PR #1464 / issue #1329).
+// The exception: a `model.safetensors` the index does not name, which transformers reads
+// instead of the index, is refused as ambiguous (AmbiguousCheckpoint).
 // Without an index every *.safetensors file is read.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,6 +21,7 @@ import { SafetensorsFile, type TensorInfo } from '../safetensors/read.js';
 import { ModelConfig } from './config.js';
 import { INDEX_FILE, INDEX_MAX_BYTES, parseIndex, type Index } from './index-json.js';
 import {
+  AmbiguousCheckpoint,
   BadShardName,
   DuplicateTensor,
   InvalidIndex,
@@ -61,6 +64,10 @@ export class CheckpointDir {
     if (files.length === 0) throw new NoWeights('no *.safetensors file and no index', { file: dir });
     if (index) checkShardNames(dir, files, weightFiles);
     const indexed = new Set(files);
+    // transformers reads model.safetensors whenever it exists, the index only without it; vLLM the index.
+    if (index && weightFiles.includes(SINGLE_FILE) && !indexed.has(SINGLE_FILE)) {
+      throw new AmbiguousCheckpoint(`both ${SINGLE_FILE} and an index that does not name it: transformers reads ${SINGLE_FILE}, vLLM and others the files the index names`, { file: join(dir, SINGLE_FILE), expected: `${SINGLE_FILE} or ${INDEX_FILE}, or an index that names ${SINGLE_FILE}`, found: 'both' });
+    }
     const ignored = weightFiles.filter((n) => !indexed.has(n));
 
     const shards = new Map<string, SafetensorsFile>();

@@ -16,6 +16,8 @@ export class UnsafeShardPath extends CheckpointError {}
 export class BadShardName extends CheckpointError {}
 /** The index names a shard that is not in the folder. */
 export class MissingShard extends CheckpointError {}
+/** An index beside a model.safetensors it does not name: transformers reads the one, other loaders the other. */
+export class AmbiguousCheckpoint extends CheckpointError {}
 /** One tensor name stored in two files. */
 export class DuplicateTensor extends CheckpointError {}
 /** The index maps a tensor to a shard whose header does not hold it. */
