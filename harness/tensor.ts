@@ -10,6 +10,11 @@ export interface Tensor {
   bytes: Uint8Array;
 }
 
+/** The same tensor bit for bit: dtype, shape and bytes. */
+export function sameTensor(a: Tensor, b: Tensor): boolean {
+  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((n, i) => n === b.shape[i]) && a.bytes.length === b.bytes.length && Buffer.compare(a.bytes, b.bytes) === 0;
+}
+
 /** Protocol tensor name (`layers.L.experts.w13`, ...) to tensor, for one TP/EP rank. */
 export type Canonical = Map<string, Tensor>;
 

@@ -13,7 +13,7 @@
 import { misreadingsOf } from './misreadings.js';
 import { schemeOf } from '../quant/scheme.js';
 import type { QuantGeometry } from '../layouts/ops.js';
-import type { Canonical, ParallelRequest, Tensor } from '../tensor.js';
+import { sameTensor, type Canonical, type ParallelRequest, type Tensor } from '../tensor.js';
 import type { DType } from '../safetensors/dtypes.js';
 import { dtypeBits } from '../safetensors/dtypes.js';
 import { decodeFloats64, encodeFloats } from '../safetensors/codecs.js';
@@ -538,7 +538,7 @@ export function diagnoseTensor(name: string, expected: Canonical, found: Canonic
   if (!f && !e) return [];
   if (!f) return [d('missing-tensor', `the loader did not return it (expected ${e!.dtype} [${e!.shape.join(', ')}])`)];
   if (!e) return [d('unexpected-tensor', `not in the canonical form of this model and rank (found ${f.dtype} [${f.shape.join(', ')}])`)];
-  if (e.dtype === f.dtype && sameShape(e.shape, f.shape) && sameBytes(e.bytes, f.bytes)) return [];
+  if (sameTensor(e, f)) return [];
 
   const wholeT = ctx.whole?.get(name);
   const expIds = idsFor(name, expected);

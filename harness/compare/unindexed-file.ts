@@ -2,11 +2,8 @@
 // index names (vLLM issue #40765, mlx-vlm issue #1329): its tensors are those of a file the
 // index does not name. Given the rank as the reference loads it from that file alone, every
 // tensor the loader got wrong and that equals the file's, byte for byte, is named.
-import type { Canonical, Tensor } from '../tensor.js';
+import { sameTensor as same, type Canonical } from '../tensor.js';
 import type { Diagnosis } from './diagnose.js';
-
-const same = (a: Tensor, b: Tensor): boolean =>
-  a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((n, i) => n === b.shape[i]) && Buffer.compare(a.bytes, b.bytes) === 0;
 
 /**
  * `unindexed-file-read` for each tensor of `found` that differs from `expected` and is the
